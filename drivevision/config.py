@@ -1,0 +1,62 @@
+"""Small frozen settings objects. Only ``Detector.from_config`` reads DetectorConfig."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MODELS = ("r50-fpn-v2", "r50-fpn", "tiny-fpn")
+ENGINES = ("auto", "torch", "compiled", "onnx", "tensorrt")
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("fp32", "fp16", "bf16")
+
+
+def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices and not (what == "device" and value.startswith("cuda:")):
+        raise ValueError(f"Expected {what} to be one of {', '.join(choices)}, but got {value!r}")
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """What to detect with.
+
+    ``weights`` None means torchvision's COCO weights for ``model``; a path means a local
+    checkpoint. ``classes`` is "driving", "all", a comma list of names or ids, or a tuple.
+    ``min_size``/``max_size`` None keep the model's own resize rule (800/1333 for COCO).
+    """
+
+    model: str = "r50-fpn-v2"
+    weights: str | None = None
+    engine: str = "torch"
+    device: str = "auto"
+    precision: str = "fp32"
+    conf: float = 0.5
+    classes: str | tuple[str, ...] = "driving"
+    min_size: int | None = None
+    max_size: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_choice("model", self.model, MODELS)
+        _check_choice("engine", self.engine, ENGINES)
+        _check_choice("device", self.device, DEVICES)
+        _check_choice("precision", self.precision, PRECISIONS)
+        if not 0.0 <= self.conf <= 1.0:
+            raise ValueError(f"Expected conf in [0, 1], but got {self.conf}")
+        for name in ("min_size", "max_size"):
+            value = getattr(self, name)
+            if value is not None and value < 32:
+                raise ValueError(f"Expected {name} >= 32 pixels, but got {value}")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """How frames flow. ``live`` keeps only the newest frame instead of blocking the source."""
+
+    batch_size: int = 1
+    queue_size: int = 8
+    live: bool = False
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"Expected batch size >= 1, but got {self.batch_size}")
+        if self.queue_size < 1:
+            raise ValueError(f"Expected queue size >= 1, but got {self.queue_size}")

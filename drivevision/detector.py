@@ -1,0 +1,168 @@
+"""Detector = shared preprocess -> engine (dense A, torchvision ops, dense B) -> postprocess.
+
+The split follows torchvision's ``GeneralizedRCNN.forward`` step by step, with the model's
+own transform, anchor generator, proposal filter, RoIAlign and box decoding between the two
+dense pieces, so every engine yields the same detections as ``model(images)``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+from torchvision.models.detection.image_list import ImageList
+from torchvision.models.detection.rpn import concat_box_prediction_layers
+
+from drivevision.config import DetectorConfig
+from drivevision.detections import Detections
+from drivevision.engines import Engine, create_engine
+from drivevision.labels import resolve_classes
+from drivevision.model import LoadedModel, load_model
+
+STAGES = ("preprocess", "dense_a", "proposals", "dense_b", "postprocess")
+
+
+def resolve_device(device: str) -> torch.device:
+    """"auto" picks CUDA when torch sees a GPU, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("Expected a CUDA GPU for --device cuda, but torch sees none; "
+                         "use --device cpu")
+    return torch.device(device)
+
+
+def as_bgr(frame: np.ndarray) -> np.ndarray:
+    """A frame as (H, W, 3) uint8 BGR: grayscale is repeated, BGRA drops its alpha."""
+    if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8:
+        kind = frame.dtype if isinstance(frame, np.ndarray) else type(frame).__name__
+        raise TypeError(f"Expected a uint8 numpy image (H, W[, C]), but found {kind}")
+    if frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 1):
+        return np.repeat(frame.reshape(frame.shape[0], frame.shape[1], 1), 3, axis=2)
+    if frame.ndim == 3 and frame.shape[2] in (3, 4):
+        return frame[:, :, :3]
+    raise ValueError(f"Expected an image of shape (H, W), (H, W, 3) or (H, W, 4), "
+                     f"but found shape {frame.shape}")
+
+
+class Detector:
+    """Finds objects in BGR frames.
+
+    Args:
+        loaded: the model and its class names (``drivevision.model.load_model``).
+        engine: name of the engine that runs the dense pieces ("torch", ...).
+        device: "auto", "cpu", "cuda" or "cuda:N".
+        precision: "fp32", "fp16" (CUDA) or "bf16"; boxes are always decoded in fp32.
+        conf: keep detections scoring at least this.
+        classes: "driving", "all", comma list of names or ids (see ``labels.resolve_classes``).
+    """
+
+    def __init__(self, loaded: LoadedModel, *, engine: str = "torch", device: str = "auto",
+                 precision: str = "fp32", conf: float = 0.5, classes="driving"):
+        self.device = resolve_device(device)
+        if precision == "fp16" and self.device.type != "cuda":
+            raise ValueError("Expected fp16 on a CUDA device; on the CPU use bf16 or fp32")
+        self.model = loaded.module.to(self.device).eval()
+        self.loaded = loaded
+        self.names = loaded.class_names
+        self.precision = precision
+        self.conf = conf
+        self.class_ids = resolve_classes(classes, self.names)
+        self.engine: Engine = create_engine(engine, loaded, device=self.device,
+                                            precision=precision)
+
+    @classmethod
+    def from_config(cls, config: DetectorConfig, *, progress: bool = True) -> Detector:
+        """The one place that turns settings into a detector (weights resolved here)."""
+        loaded = load_model(config.model, config.weights, progress=progress,
+                            min_size=config.min_size, max_size=config.max_size)
+        return cls(loaded, engine=config.engine, device=config.device,
+                   precision=config.precision, conf=config.conf, classes=config.classes)
+
+    def __call__(self, frame: np.ndarray) -> Detections:
+        return self.infer([frame])[0]
+
+    def infer(self, frames: Sequence[np.ndarray]) -> list[Detections]:
+        """Detections for each (H, W, 3) uint8 BGR frame, boxes in that frame's pixels."""
+        return self.infer_timed(frames)[0]
+
+    @torch.inference_mode()
+    def infer_timed(self, frames: Sequence[np.ndarray]) -> tuple[list[Detections], dict]:
+        """Like ``infer``, plus milliseconds spent in each of ``STAGES`` for the whole batch."""
+        clock = _StageClock(self.device)
+        images, original_sizes = self.preprocess(frames)
+        clock.lap("preprocess")
+        features, objectness, deltas = self.engine.dense_a(images.tensors)
+        clock.lap("dense_a")
+        proposals, pooled = self._proposals(images, features, objectness, deltas)
+        clock.lap("proposals")
+        logits, box_deltas = self.engine.dense_b(pooled)
+        clock.lap("dense_b")
+        results = self.postprocess(logits, box_deltas, proposals, images.image_sizes,
+                                   original_sizes)
+        clock.lap("postprocess")
+        return results, clock.ms
+
+    def preprocess(self, frames: Sequence[np.ndarray]) -> tuple[ImageList, list]:
+        """BGR uint8 frames -> the model's normalized, resized, padded RGB batch."""
+        if len(frames) == 0:
+            raise ValueError("Expected at least one frame")
+        tensors, sizes = [], []
+        for frame in frames:
+            bgr = torch.from_numpy(np.ascontiguousarray(as_bgr(frame))).to(self.device)
+            tensors.append(bgr.permute(2, 0, 1).flip(0).float().div_(255))
+            sizes.append(tuple(frame.shape[:2]))
+        images, _ = self.model.transform(tensors)
+        return images, sizes
+
+    def _proposals(self, images: ImageList, features: list[Tensor], objectness: list[Tensor],
+                   deltas: list[Tensor]) -> tuple[list[Tensor], Tensor]:
+        rpn = self.model.rpn
+        anchors = rpn.anchor_generator(images, features)
+        per_level = [o[0].numel() for o in objectness]
+        obj, pred = concat_box_prediction_layers(objectness, deltas)
+        boxes = rpn.box_coder.decode(pred, anchors).view(len(anchors), -1, 4)
+        proposals, _ = rpn.filter_proposals(boxes, obj, images.image_sizes, per_level)
+        roi_pool = self.model.roi_heads.box_roi_pool
+        # The pooled FPN levels ("0".."3") lead the backbone's outputs; "pool" is not pooled.
+        feature_map = dict(zip(roi_pool.featmap_names, features))
+        pooled = roi_pool(feature_map, proposals, images.image_sizes)
+        return proposals, pooled
+
+    def postprocess(self, logits: Tensor, box_deltas: Tensor, proposals: list[Tensor],
+                    image_sizes: list, original_sizes: list) -> list[Detections]:
+        """Decode boxes, per-class NMS, scale to the original frames, apply conf/classes."""
+        roi_heads = self.model.roi_heads
+        boxes, scores, labels = roi_heads.postprocess_detections(
+            logits, box_deltas, proposals, image_sizes)
+        raw = [{"boxes": b, "scores": s, "labels": lab}
+               for b, s, lab in zip(boxes, scores, labels)]
+        raw = self.model.transform.postprocess(raw, image_sizes, original_sizes)
+        return [self._select(r) for r in raw]
+
+    def _select(self, raw: dict) -> Detections:
+        det = Detections(raw["boxes"].cpu().numpy(), raw["scores"].cpu().numpy(),
+                         raw["labels"].cpu().numpy())
+        keep = det.scores >= self.conf
+        if self.class_ids is not None:
+            keep &= np.isin(det.class_ids, self.class_ids)
+        return det[keep]
+
+
+class _StageClock:
+    """Milliseconds between laps; waits for the GPU so each stage gets its own time."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.ms: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
+        now = time.perf_counter()
+        self.ms[stage] = (now - self._t) * 1000.0
+        self._t = now

@@ -1,0 +1,61 @@
+"""Class names of torchvision's COCO detectors, the driving subset, and per-class colours."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torchvision.models.detection import FasterRCNN_ResNet50_FPN_Weights as _COCO_WEIGHTS
+
+# torchvision's 91-entry COCO category list (index == label id the detectors emit), taken
+# from its weights metadata, which ships with the code (no download).
+COCO_NAMES: tuple[str, ...] = tuple(_COCO_WEIGHTS.COCO_V1.meta["categories"])
+
+DRIVING_CLASSES: tuple[str, ...] = (
+    "person", "bicycle", "car", "motorcycle", "bus", "truck", "traffic light", "stop sign",
+)
+
+# BGR colours for the driving classes; other classes get a stable colour from their id.
+_COLOURS: dict[str, tuple[int, int, int]] = {
+    "person": (60, 20, 220), "bicycle": (0, 170, 255), "car": (255, 140, 0),
+    "motorcycle": (180, 0, 180), "bus": (0, 200, 200), "truck": (40, 200, 40),
+    "traffic light": (0, 230, 255), "stop sign": (30, 30, 255),
+}
+
+
+def colour_for(class_id: int, names: Sequence[str]) -> tuple[int, int, int]:
+    """BGR colour of a class, the same in every frame, video and viewer."""
+    name = names[class_id] if 0 <= class_id < len(names) else ""
+    if name in _COLOURS:
+        return _COLOURS[name]
+    h = (class_id * 2654435761) & 0xFFFFFF  # Knuth hash: spreads neighbouring ids apart
+    return (64 + (h & 0xBF), 64 + ((h >> 8) & 0xBF), 64 + ((h >> 16) & 0xBF))
+
+
+def name_of(class_id: int, names: Sequence[str]) -> str:
+    return names[class_id] if 0 <= class_id < len(names) else f"class {class_id}"
+
+
+def resolve_classes(spec: str | Sequence[str] | None,
+                    names: Sequence[str]) -> tuple[int, ...] | None:
+    """Turn a class selection into label ids of ``names``; None means keep every class.
+
+    ``spec`` is "all", "driving" (the default), a comma list of names or ids, or a sequence.
+    The driving subset of a model that knows none of those classes keeps every class.
+    """
+    if spec is None or spec == "all":
+        return None
+    if spec == "driving":
+        ids = tuple(i for i, n in enumerate(names) if n in DRIVING_CLASSES)
+        return ids or None
+    items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
+    lookup = {n: i for i, n in enumerate(names) if n not in ("N/A", "__background__")}
+    ids = []
+    for item in items:
+        if str(item).isdigit() and 0 < int(item) < len(names):
+            ids.append(int(item))
+        elif item in lookup:
+            ids.append(lookup[item])
+        else:
+            known = ", ".join(n for n in lookup)
+            raise ValueError(f"Unknown class {item!r}; expected one of: {known}")
+    return tuple(sorted(set(ids)))

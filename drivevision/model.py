@@ -1,0 +1,200 @@
+"""Builds torchvision Faster R-CNN detectors and resolves their weights.
+
+Weights come from torchvision's own weights API (COCO, downloaded once into torch's hub
+cache) or from a local checkpoint loaded with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import urllib.error
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchvision.models import resnet
+from torchvision.models.detection import (
+    FasterRCNN,
+    FasterRCNN_ResNet50_FPN_V2_Weights,
+    FasterRCNN_ResNet50_FPN_Weights,
+    fasterrcnn_resnet50_fpn,
+    fasterrcnn_resnet50_fpn_v2,
+)
+from torchvision.models.detection.backbone_utils import BackboneWithFPN
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
+
+from drivevision.errors import WeightsError
+from drivevision.labels import COCO_NAMES
+
+COCO_WEIGHTS = {
+    "r50-fpn-v2": FasterRCNN_ResNet50_FPN_V2_Weights.COCO_V1,
+    "r50-fpn": FasterRCNN_ResNet50_FPN_Weights.COCO_V1,
+}
+_CLS_KEY = "roi_heads.box_predictor.cls_score.weight"
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A detector module in eval mode with what is known about its weights.
+
+    ``weights_id`` identifies the weights (a file hash); compiled engines key caches on it.
+    """
+
+    module: FasterRCNN
+    name: str
+    class_names: tuple[str, ...]
+    weights_id: str
+
+
+def tiny_fpn(*, num_classes: int, min_size: int = 360, max_size: int = 640) -> FasterRCNN:
+    """A small ResNet-FPN Faster R-CNN (about 1M parameters) for tests and demo weights.
+
+    Same structure as the ResNet-50-FPN detectors (residual body, FPN, RPN, RoIAlign, box
+    head), only narrower, so every engine path runs on it at a fraction of the cost.
+    """
+    widths = (16, 32, 64, 128)
+    layers: OrderedDict[str, nn.Module] = OrderedDict(
+        stem=nn.Sequential(
+            nn.Conv2d(3, widths[0], 7, 2, 3, bias=False), nn.BatchNorm2d(widths[0]),
+            nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1),
+        )
+    )
+    in_ch = widths[0]
+    for i, width in enumerate(widths):
+        stride = 1 if i == 0 else 2
+        down = None if stride == 1 and in_ch == width else nn.Sequential(
+            nn.Conv2d(in_ch, width, 1, stride, bias=False), nn.BatchNorm2d(width))
+        layers[f"layer{i + 1}"] = resnet.BasicBlock(in_ch, width, stride, down)
+        in_ch = width
+    body = nn.Sequential(layers)
+    backbone = BackboneWithFPN(
+        body, {f"layer{i + 1}": str(i) for i in range(4)}, list(widths), 64,
+        extra_blocks=LastLevelMaxPool(),
+    )
+    return FasterRCNN(
+        backbone, num_classes=None, min_size=min_size, max_size=max_size,
+        box_head=TwoMLPHead(64 * 7 * 7, 128), box_predictor=FastRCNNPredictor(128, num_classes),
+    )
+
+
+def build_model(name: str, *, num_classes: int = 91, **transform: int) -> FasterRCNN:
+    """A detector of architecture ``name`` with random weights (no download), in eval mode."""
+    kwargs = {k: v for k, v in transform.items() if v is not None}
+    if name == "tiny-fpn":
+        model = tiny_fpn(num_classes=num_classes, **kwargs)
+    else:
+        builder = {"r50-fpn-v2": fasterrcnn_resnet50_fpn_v2, "r50-fpn": fasterrcnn_resnet50_fpn}
+        if name not in builder:
+            raise ValueError(f"Unknown model {name!r}; expected r50-fpn-v2, r50-fpn or tiny-fpn")
+        model = builder[name](weights=None, weights_backbone=None, num_classes=num_classes,
+                              **kwargs)
+    return model.eval()
+
+
+def load_model(name: str, weights: str | os.PathLike | None = None, *, progress: bool = True,
+               min_size: int | None = None, max_size: int | None = None) -> LoadedModel:
+    """Build ``name`` and load weights: torchvision's COCO weights, or a local checkpoint.
+
+    A checkpoint is a state dict, or a dict with ``model`` (the state dict) and optionally
+    ``arch``, ``class_names``, ``min_size``, ``max_size``. Class names may also come from a
+    sidecar file beside it (``<checkpoint>.names`` or ``.txt``, one name per line, or ``.json``).
+    """
+    if weights is None:
+        return _load_coco(name, progress, min_size, max_size)
+    return _load_checkpoint(name, Path(weights), min_size, max_size)
+
+
+def _load_coco(name: str, progress: bool, min_size: int | None,
+               max_size: int | None) -> LoadedModel:
+    if name not in COCO_WEIGHTS:
+        raise WeightsError(f"Model {name} has no published weights; pass --weights PATH")
+    spec = COCO_WEIGHTS[name]
+    folder = Path(torch.hub.get_dir()) / "checkpoints"
+    file = os.path.basename(spec.url)
+    try:
+        state = spec.get_state_dict(progress=progress, check_hash=True)
+    except (urllib.error.URLError, OSError, RuntimeError) as e:
+        raise WeightsError(
+            f"Cannot get the COCO weights for {name} ({_reason(e)}). Download {spec.url} and put "
+            f"{file} in {folder}, or pass --weights PATH to a local checkpoint"
+        ) from e
+    model = build_model(name, num_classes=91, min_size=min_size, max_size=max_size)
+    model.load_state_dict(state)
+    return LoadedModel(model, name, COCO_NAMES, file.rsplit(".", 1)[0])
+
+
+def _reason(error: BaseException) -> str:
+    reason = getattr(error, "reason", None) or error
+    return str(reason).splitlines()[0] if str(reason) else type(error).__name__
+
+
+def _load_checkpoint(name: str, path: Path, min_size: int | None,
+                     max_size: int | None) -> LoadedModel:
+    if not path.is_file():
+        raise WeightsError(f"Checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a damaged or foreign file
+        raise WeightsError(f"Cannot read checkpoint {path}: {_reason(e)}") from e
+    state = ckpt.get("model", ckpt.get("state_dict", ckpt)) if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict) or _CLS_KEY not in state:
+        raise WeightsError(f"{path} is not a Faster R-CNN checkpoint (no {_CLS_KEY})")
+    arch = ckpt.get("arch", name)
+    num_classes = int(state[_CLS_KEY].shape[0])
+    model = build_model(arch, num_classes=num_classes, min_size=min_size or ckpt.get("min_size"),
+                        max_size=max_size or ckpt.get("max_size"))
+    try:
+        model.load_state_dict(
+            {k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    except RuntimeError as e:
+        raise WeightsError(f"Checkpoint {path} does not fit model {arch}: {_mismatch(e)}") from e
+    names = _class_names(path, ckpt, num_classes)
+    return LoadedModel(model, arch, names, _file_hash(path))
+
+
+def _mismatch(error: RuntimeError) -> str:
+    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+    detail = lines[1] if len(lines) > 1 else lines[0]
+    return (detail[:200] + "...") if len(detail) > 200 else detail
+
+
+def _class_names(path: Path, ckpt: dict, num_classes: int) -> tuple[str, ...]:
+    names = ckpt.get("class_names")
+    for sidecar in (path.with_suffix(".names"), path.with_suffix(".txt")):
+        if names is None and sidecar.is_file():
+            names = [ln.strip() for ln in sidecar.read_text().splitlines() if ln.strip()]
+    json_file = path.with_suffix(".json")
+    if names is None and json_file.is_file():
+        names = json.loads(json_file.read_text()).get("class_names")
+    if names is None:
+        names = COCO_NAMES if num_classes == len(COCO_NAMES) else \
+            ["__background__"] + [f"class {i}" for i in range(1, num_classes)]
+    names = tuple(names)
+    if len(names) == num_classes - 1:
+        names = ("__background__",) + names
+    if len(names) != num_classes:
+        raise WeightsError(
+            f"{path} has {num_classes} classes but its names list has {len(names)} entries")
+    return names
+
+
+def _file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def save_checkpoint(loaded: LoadedModel, path: str | os.PathLike, *, half: bool = False) -> None:
+    """Write a checkpoint ``load_model`` reads back, with architecture and class names inside."""
+    state = {k: (v.half() if half and v.is_floating_point() else v)
+             for k, v in loaded.module.state_dict().items()}
+    transform = loaded.module.transform
+    torch.save({"model": state, "arch": loaded.name, "class_names": list(loaded.class_names),
+                "min_size": int(transform.min_size[0]), "max_size": int(transform.max_size)}, path)

@@ -1,0 +1,74 @@
+"""``detect_video``: everything ``drivevision detect`` does, callable from Python."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+
+from drivevision.config import DetectorConfig, PipelineConfig
+from drivevision.detector import Detector
+from drivevision.labels import name_of
+from drivevision.pipeline import Pipeline, Result
+from drivevision.sinks import CsvSink, JsonlSink, Sink, VideoSink
+from drivevision.sources import Source, open_source
+from drivevision.stats import RunSummary, StageStats
+
+PathLike = str | os.PathLike
+
+
+def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
+                 jsonl: PathLike | None = None, csv: PathLike | None = None,
+                 detector: Detector | DetectorConfig | None = None, batch: int = 1,
+                 on_result: Callable[[Result], None] | None = None) -> RunSummary:
+    """Detect objects in a video, image or folder; write the annotated video and detections.
+
+    Args:
+        source: a path or URI (see ``open_source``) or an opened ``Source``.
+        output: annotated video file (.mp4, .mkv, .avi, .mov), or None.
+        jsonl / csv: detection files, or None.
+        detector: a ``Detector``, a ``DetectorConfig`` to build one, or None for the default.
+        batch: frames per detector call.
+        on_result: called on this thread with every ``Result``, in order.
+
+    Returns the run's summary. Outputs appear under their names only when the run completes
+    (or is stopped with Ctrl-C); a failed run leaves ``<name>.partial<suffix>`` files.
+    """
+    if not isinstance(detector, Detector):
+        detector = Detector.from_config(detector or DetectorConfig())
+    with ExitStack() as stack:
+        src = source if isinstance(source, Source) else stack.enter_context(open_source(source))
+        sinks = [stack.enter_context(s) for s in _sinks(src, detector, output, jsonl, csv)]
+        # (a generator: each sink is entered before the next is made, so none leaks)
+        pipeline = Pipeline(src, detector, sinks, config=PipelineConfig(batch_size=batch))
+        summary = _run(pipeline, detector, on_result)
+        summary.notes.extend(src.notes)
+    summary.notes.extend(n for s in sinks for n in s.notes)
+    return summary
+
+
+def _sinks(src: Source, detector: Detector, output, jsonl, csv) -> Iterator[Sink]:
+    if output is not None:
+        yield VideoSink(output, src.fps or 30.0)
+    if jsonl is not None:
+        yield JsonlSink(jsonl, detector.names)
+    if csv is not None:
+        yield CsvSink(csv, detector.names)
+
+
+def _run(pipeline: Pipeline, detector: Detector,
+         on_result: Callable[[Result], None] | None) -> RunSummary:
+    stats, counts = StageStats(), Counter()
+    start = time.perf_counter()
+
+    def collect(result: Result) -> None:
+        stats.add(result.timings)
+        counts.update(name_of(int(c), detector.names) for c in result.detections.class_ids)
+        if on_result is not None:
+            on_result(result)
+
+    frames = pipeline.run(collect)
+    return RunSummary(frames, time.perf_counter() - start, dict(counts), stats, [],
+                      interrupted=pipeline.interrupted)

@@ -1,0 +1,196 @@
+"""Outputs of a run: annotated video, JSONL, CSV. Each is a context manager.
+
+Every sink writes to a temporary file beside its target and moves it into place only when
+closed, so an existing file is never clobbered by a failed run. A run that fails leaves
+what it wrote as ``<name>.partial<suffix>``; one stopped with Ctrl-C is complete and kept.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from drivevision.detections import Detections
+from drivevision.errors import SinkError
+from drivevision.labels import name_of
+from drivevision.sources import Frame
+
+
+class Sink:
+    """Writes results to ``path``; ``needs_annotated`` asks the pipeline to render frames."""
+
+    needs_annotated = False
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise SinkError(f"Output {path} is a folder; give a file name")
+        if not self.path.parent.is_dir():
+            raise SinkError(f"Output folder {self.path.parent} does not exist")
+        self.tmp = self.path.with_name(f".{self.path.stem}.part{self.path.suffix}")
+        self.notes: list[str] = []
+        self.final_path: Path | None = None
+        self.frames = 0
+
+    def write(self, frame: Frame, detections: Detections, annotated: np.ndarray | None) -> None:
+        """Write one frame's result (``annotated`` is the drawn frame, or None)."""
+        self._write(frame, detections, annotated)
+        self.frames += 1
+
+    def _write(self, frame: Frame, detections: Detections, annotated: np.ndarray | None) -> None:
+        raise NotImplementedError
+
+    def _finish(self) -> None:
+        """Flush and close the temporary file."""
+
+    def close(self, complete: bool = True) -> None:
+        """Move the output into place, or keep it as ``.partial`` when ``complete`` is False.
+
+        An incomplete output with no frame in it is deleted.
+        """
+        if self.final_path is not None:
+            return
+        self._finish()
+        if not self.tmp.exists() or (not complete and self.frames == 0):
+            self.tmp.unlink(missing_ok=True)
+            return
+        target = self.path if complete else self.path.with_name(
+            f"{self.path.stem}.partial{self.path.suffix}")
+        os.replace(self.tmp, target)
+        self.final_path = target
+
+    def __enter__(self) -> Sink:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(complete=exc_type is None or issubclass(exc_type, KeyboardInterrupt))
+
+
+class VideoSink(Sink):
+    """Annotated video at the input's size and frame rate.
+
+    H.264 (yuv420p) in MP4 plays in browsers; it needs even frame sizes, so odd sizes and
+    machines without an H.264 encoder fall back to MPEG-4 Part 2, with a note.
+    """
+
+    needs_annotated = True
+
+    def __init__(self, path: str | os.PathLike, fps: float, codec: str = "libx264"):
+        super().__init__(path)
+        self.fps = Fraction(fps).limit_denominator(1001)
+        self.codec = codec
+        self._container = None
+        self._stream = None
+        self.size: tuple[int, int] | None = None
+
+    def _open(self, width: int, height: int) -> None:
+        codec = self.codec
+        if codec == "libx264" and (width % 2 or height % 2 or not _has_encoder(codec)):
+            codec = "mpeg4"
+            self.notes.append(
+                f"{self.path}: written as MPEG-4 Part 2, not H.264 (H.264 needs even frame "
+                f"sizes and an encoder; size {width}x{height}); it plays in VLC or ffplay, "
+                "not in browsers")
+        try:
+            self._container = av.open(str(self.tmp), "w",
+                                      options={"movflags": "+faststart"})
+            stream = self._container.add_stream(codec, rate=self.fps)
+        except (av.FFmpegError, ValueError) as e:
+            raise SinkError(f"Cannot write video {self.path}: {e}") from e
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        if codec == "libx264":
+            stream.options = {"crf": "23", "preset": "veryfast"}
+        else:
+            stream.bit_rate = 4_000_000
+        self._stream, self.size = stream, (width, height)
+
+    def _write(self, frame: Frame, detections: Detections, annotated: np.ndarray | None) -> None:
+        image = frame.image if annotated is None else annotated
+        if self._stream is None:
+            self._open(image.shape[1], image.shape[0])
+        if (image.shape[1], image.shape[0]) != self.size:
+            image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
+        video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+        self._container.mux(self._stream.encode(video_frame))
+
+    def _finish(self) -> None:
+        if self._container is not None:
+            self._container.mux(self._stream.encode(None))
+            self._container.close()
+            self._container = None
+
+
+def _has_encoder(name: str) -> bool:
+    try:
+        av.codec.Codec(name, "w")
+    except (av.FFmpegError, ValueError):
+        return False
+    return True
+
+
+def detection_records(detections: Detections, names: Sequence[str]) -> list[dict]:
+    """Detections as plain dicts: class id and name, score, box xyxy in original pixels."""
+    records = []
+    for i in range(len(detections)):
+        record = {
+            "class_id": int(detections.class_ids[i]),
+            "class_name": name_of(int(detections.class_ids[i]), names),
+            "score": round(float(detections.scores[i]), 4),
+            "box": [round(float(v), 2) for v in detections.xyxy[i]],
+        }
+        if detections.track_ids is not None:
+            record["track_id"] = int(detections.track_ids[i])
+        records.append(record)
+    return records
+
+
+class JsonlSink(Sink):
+    """One JSON object per input frame, in order, also for frames with no detections."""
+
+    def __init__(self, path: str | os.PathLike, names: Sequence[str]):
+        super().__init__(path)
+        self.names = names
+        self._file = self.tmp.open("w", encoding="utf-8")
+
+    def _write(self, frame: Frame, detections: Detections, annotated: np.ndarray | None) -> None:
+        line = {"frame": frame.index, "timestamp_ms": round(frame.timestamp_ms, 3),
+                "detections": detection_records(detections, self.names)}
+        if frame.source_id:
+            line["source"] = frame.source_id
+        self._file.write(json.dumps(line) + "\n")
+
+    def _finish(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+
+
+class CsvSink(Sink):
+    """One row per detection: frame, timestamp_ms, track_id, class, score, x1, y1, x2, y2."""
+
+    HEADER = ("frame", "timestamp_ms", "track_id", "class_id", "class_name", "score",
+              "x1", "y1", "x2", "y2")
+
+    def __init__(self, path: str | os.PathLike, names: Sequence[str]):
+        super().__init__(path)
+        self.names = names
+        self._file = self.tmp.open("w", newline="", encoding="utf-8")
+        self._writer = csv.writer(self._file)
+        self._writer.writerow(self.HEADER)
+
+    def _write(self, frame: Frame, detections: Detections, annotated: np.ndarray | None) -> None:
+        for record in detection_records(detections, self.names):
+            self._writer.writerow([frame.index, round(frame.timestamp_ms, 3),
+                                   record.get("track_id", -1), record["class_id"],
+                                   record["class_name"], record["score"], *record["box"]])
+
+    def _finish(self) -> None:
+        if not self._file.closed:
+            self._file.close()

@@ -1,0 +1,146 @@
+"""Frame sources by URI: a video file, an image file or a folder of images.
+
+``open_source(uri)`` is the one entry point every command uses. Every source yields
+``Frame`` objects whose image is (H, W, 3) uint8 BGR, grayscale and BGRA already converted.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from drivevision.errors import SourceError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One captured frame.
+
+    ``timestamp_ms`` is the frame's position in its stream; ``captured_at`` is
+    ``time.monotonic()`` when it was read, the start of its capture-to-render latency.
+    """
+
+    index: int
+    timestamp_ms: float
+    image: np.ndarray
+    captured_at: float
+    source_id: int = 0
+
+
+@dataclass
+class Source:
+    """Base of every source: iterate for frames, ``close()`` when done (or use ``with``).
+
+    ``notes`` collects what the user should hear at the end (e.g. a truncated file).
+    """
+
+    uri: str
+    fps: float | None = None
+    frame_count: int | None = None
+    live: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def natural_key(path: Path) -> list:
+    """Sort key that puts frame2.png before frame10.png."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
+
+
+def read_image(path: Path) -> np.ndarray:
+    """An image file as (H, W, 3) uint8 BGR (grayscale, 16-bit and alpha converted)."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise SourceError(f"Cannot decode image {path} (damaged or not an image)")
+    return image
+
+
+class ImageSource(Source):
+    """Still images, one frame each, in natural order; ``fps`` spaces their timestamps."""
+
+    def __init__(self, uri: str, paths: list[Path], fps: float = 10.0):
+        super().__init__(uri, fps=fps, frame_count=len(paths))
+        self.paths = paths
+
+    def __iter__(self) -> Iterator[Frame]:
+        for i, path in enumerate(self.paths):
+            yield Frame(i, i * 1000.0 / self.fps, read_image(path), time.monotonic())
+
+
+class VideoFileSource(Source):
+    """A video file decoded by OpenCV's FFmpeg backend."""
+
+    def __init__(self, uri: str, path: Path):
+        cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+        if not cap.isOpened():
+            raise SourceError(f"Cannot open {path} as a video (not a video file, or a codec "
+                              "this OpenCV cannot decode)")
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        super().__init__(uri, fps=fps if 0 < fps < 1000 else 30.0,
+                         frame_count=count if count > 0 else None)
+        self._cap = cap
+
+    def __iter__(self) -> Iterator[Frame]:
+        index = 0
+        while True:
+            ok, image = self._cap.read()
+            if not ok:
+                break
+            timestamp = self._cap.get(cv2.CAP_PROP_POS_MSEC)
+            if index > 0 and timestamp <= 0:
+                timestamp = index * 1000.0 / self.fps
+            yield Frame(index, timestamp, image, time.monotonic())
+            index += 1
+        self._check_complete(index)
+
+    def _check_complete(self, read: int) -> None:
+        if read == 0:
+            raise SourceError(f"{self.uri}: no frame could be decoded (damaged or empty video)")
+        if self.frame_count and read < self.frame_count:
+            self.notes.append(f"{self.uri}: decoding stopped after {read} of {self.frame_count} "
+                              "frames; the file looks truncated or damaged")
+
+    def close(self) -> None:
+        self._cap.release()
+
+
+def open_source(uri: str | Path, *, fps: float = 10.0) -> Source:
+    """The source for ``uri``: a video file, an image file or a folder of images.
+
+    ``fps`` is the frame rate given to image inputs, which have none of their own.
+    """
+    path = Path(uri)
+    if not path.exists():
+        raise SourceError(f"No such file or directory: {uri}")
+    if path.is_dir():
+        images = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
+                         and p.is_file()), key=natural_key)
+        if not images:
+            raise SourceError(f"No images ({', '.join(sorted(IMAGE_SUFFIXES))}) in folder {uri}")
+        return ImageSource(str(uri), images, fps)
+    if path.stat().st_size == 0:
+        raise SourceError(f"{uri} is empty (0 bytes)")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        read_image(path)  # fail now, not in the capture thread
+        return ImageSource(str(uri), [path], fps)
+    return VideoFileSource(str(uri), path)
