@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     add_detector_args(detect)
     detect.set_defaults(func=cmd_detect)
+    from drivevision.live import add_parser as add_live_parser
+
+    add_live_parser(commands)
     return parser
 
 
@@ -115,7 +118,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     config = detector_config(args)
     source = open_source(args.input, fps=args.fps)
     with source, Progress(source.frame_count, quiet=args.quiet) as progress:
-        progress.status(f"loading {config.model} ({config.weights or 'COCO weights'})")
+        progress.status(f"loading {config.weights or config.model + ' COCO weights'}")
         detector = Detector.from_config(config, progress=not args.quiet)
         progress.status(f"{args.input}: {detector.engine.name} on {detector.device}, "
                         f"{detector.precision}")

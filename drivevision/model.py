@@ -140,7 +140,8 @@ def _load_checkpoint(name: str, path: Path, min_size: int | None,
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a damaged or foreign file
-        raise WeightsError(f"Cannot read checkpoint {path}: {_reason(e)}") from e
+        raise WeightsError(f"Cannot read checkpoint {path}: not a PyTorch checkpoint, or "
+                           f"damaged ({_reason(e)})") from e
     state = ckpt.get("model", ckpt.get("state_dict", ckpt)) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict) or _CLS_KEY not in state:
         raise WeightsError(f"{path} is not a Faster R-CNN checkpoint (no {_CLS_KEY})")

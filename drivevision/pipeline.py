@@ -33,12 +33,24 @@ class _Aborted(Exception):
 
 @dataclass
 class Result:
-    """One frame's outcome; ``timings`` holds ms per stage (decode ... encode) for it."""
+    """One frame's outcome; ``timings`` holds ms per stage (decode ... encode) for it.
+
+    ``rendered_at`` is ``time.monotonic()`` when the frame was rendered (or passed the render
+    stage undrawn): its capture-to-render latency is ``rendered_at - frame.captured_at``.
+    """
 
     frame: Frame
     detections: Detections
     timings: dict[str, float] = field(default_factory=dict)
     annotated: np.ndarray | None = None
+    rendered_at: float | None = None
+
+    @property
+    def latency_ms(self) -> float | None:
+        """Milliseconds from capture to render, or None before the render stage."""
+        if self.rendered_at is None:
+            return None
+        return (self.rendered_at - self.frame.captured_at) * 1000.0
 
 
 class Pipeline:
@@ -79,11 +91,13 @@ class Pipeline:
     def stop(self) -> None:
         """Stop reading the source; frames already detected still reach the sinks."""
         self._stop.set()
+        _interrupt(self.source)
 
     def abort(self) -> None:
         """Stop every stage now."""
         self._stop.set()
         self._abort.set()
+        _interrupt(self.source)
 
     def join(self, timeout: float = 10.0) -> bool:
         """Wait for every stage thread; True when all have ended."""
@@ -129,7 +143,7 @@ class Pipeline:
         if self._stop.is_set():
             self.abort()
         self.interrupted = True
-        self._stop.set()
+        self.stop()
 
     # -- queue helpers ---------------------------------------------------------------------
 
@@ -226,6 +240,7 @@ class Pipeline:
                 start = time.perf_counter()
                 result.annotated = self.render(result.frame.image, result.detections)
                 result.timings["render"] = (time.perf_counter() - start) * 1000.0
+            result.rendered_at = time.monotonic()
             self._put(2, result)
 
     def _write(self) -> None:
@@ -236,6 +251,13 @@ class Pipeline:
             if self.sinks:
                 result.timings["encode"] = (time.perf_counter() - start) * 1000.0
             self._put(3, result)
+
+
+def _interrupt(source) -> None:
+    """Wake a source blocked in its iterator (sources that are plain iterables have no hook)."""
+    hook = getattr(source, "interrupt", None)
+    if hook is not None:
+        hook()
 
 
 def _group(ms: dict[str, float]) -> dict[str, float]:

@@ -1,0 +1,72 @@
+"""Shared fixtures: small models with weights made here (random), generated clips, gpu marker.
+
+Nothing here downloads. Models are the tiny ResNet-FPN Faster R-CNN unless a test needs the
+real ResNet-50-FPN structure.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from drivevision.labels import COCO_NAMES
+from drivevision.model import LoadedModel, build_model, save_checkpoint
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def tiny_loaded() -> LoadedModel:
+    """Tiny ResNet-FPN Faster R-CNN, 91 COCO classes, random weights (seed 0).
+
+    Random weights score every class near 1/91, under torchvision's default 0.05 floor, so
+    the floor is 0 here: the model then returns its top 100 boxes, which tests can compare.
+    """
+    torch.manual_seed(0)
+    model = build_model("tiny-fpn", num_classes=91)
+    model.roi_heads.score_thresh = 0.0
+    return LoadedModel(model, "tiny-fpn", COCO_NAMES, "seed0")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, tiny_loaded) -> str:
+    path = tmp_path_factory.mktemp("weights") / "tiny.pt"
+    save_checkpoint(tiny_loaded, path)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def clip_path(tmp_path_factory) -> str:
+    """A generated dashcam-like H.264 MP4: 12 frames, 160x96, 10 fps."""
+    from drivevision.synthetic import write_clip
+
+    path = tmp_path_factory.mktemp("clips") / "clip.mp4"
+    write_clip(path, 12, width=160, height=96, fps=10.0, seed=1)
+    return str(path)
+
+
+@pytest.fixture
+def no_thread_leak():
+    """Fail a test that leaves a Python thread running after it ends."""
+    before = set(threading.enumerate())
+    yield
+    for _ in range(50):
+        extra = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+        if not extra:
+            return
+        threading.Event().wait(0.1)
+    pytest.fail(f"threads left running: {[t.name for t in extra]}")
+
+
+def random_frame(h: int, w: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)

@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+
+from drivevision.detections import Detections
+
+
+def make(n: int) -> Detections:
+    xyxy = np.stack([np.arange(n), np.arange(n), np.arange(n) + 10, np.arange(n) + 5], 1)
+    return Detections(xyxy, np.linspace(0.1, 0.9, n), np.arange(n))
+
+
+def test_fields_are_converted_to_the_documented_dtypes():
+    d = make(3)
+    assert d.xyxy.dtype == np.float32 and d.xyxy.shape == (3, 4)
+    assert d.scores.dtype == np.float32 and d.class_ids.dtype == np.int32
+    assert len(d) == 3
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(xyxy=np.zeros((2, 3)), scores=np.zeros(2), class_ids=np.zeros(2)), "xyxy of shape"),
+    (dict(xyxy=np.zeros((2, 4)), scores=np.zeros(3), class_ids=np.zeros(2)), "scores of shape"),
+    (dict(xyxy=np.zeros((2, 4)), scores=np.zeros(2), class_ids=np.zeros((2, 1))), "class_ids"),
+    (dict(xyxy=np.zeros((2, 4)), scores=np.zeros(2), class_ids=np.zeros(2),
+          track_ids=np.zeros(1)), "track_ids"),
+])
+def test_mismatched_shapes_are_rejected_with_what_was_expected(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Detections(**kwargs)
+
+
+def test_empty_has_zero_rows_of_each_field():
+    d = Detections.empty()
+    assert len(d) == 0 and d.xyxy.shape == (0, 4) and d.scores.shape == (0,)
+    assert Detections([], [], []) == d
+
+
+def test_mask_slice_and_index_return_new_detections():
+    d = make(4)
+    high = d[d.scores > 0.5]
+    assert len(high) == 2 and np.all(high.scores > 0.5)
+    assert np.array_equal(d[1:3].class_ids, [1, 2])
+    assert np.array_equal(d[np.array([3, 0])].class_ids, [3, 0])
+    assert len(d[2]) == 1 and d[2].class_ids[0] == 2
+    assert len(d) == 4  # the original is untouched
+
+
+def test_track_ids_follow_indexing_and_area_is_per_box():
+    d = Detections([[0, 0, 10, 5], [2, 2, 4, 4]], [0.9, 0.8], [3, 1], track_ids=[7, 8])
+    assert d[d.class_ids == 1].track_ids.tolist() == [8]
+    assert d.area.tolist() == [50.0, 4.0]
+
+
+def test_detections_are_frozen():
+    with pytest.raises(AttributeError):
+        make(1).scores = np.zeros(1)

@@ -1,0 +1,118 @@
+"""The split detector (preprocess -> engine -> torchvision ops -> postprocess) equals
+torchvision's own ``model(images)`` for the same weights and frame."""
+
+import numpy as np
+import pytest
+import torch
+
+from drivevision.detector import Detector, as_bgr
+from drivevision.labels import COCO_NAMES
+from drivevision.model import LoadedModel, build_model
+
+
+def reference(model, frame_bgr: np.ndarray) -> dict:
+    rgb = torch.from_numpy(frame_bgr[:, :, ::-1].copy()).permute(2, 0, 1).float() / 255
+    with torch.inference_mode():
+        return model([rgb])[0]
+
+
+def scene(h: int, w: int, seed: int) -> np.ndarray:
+    from drivevision.synthetic import SceneGenerator
+
+    return SceneGenerator(width=w, height=h, seed=seed).frame(5).image
+
+
+@pytest.mark.parametrize("name, size", [("r50-fpn-v2", (200, 320)), ("r50-fpn", (359, 641)),
+                                        ("tiny-fpn", (359, 641))])
+def test_fp32_cpu_detections_equal_torchvision(name, size):
+    torch.manual_seed(0)
+    model = build_model(name, num_classes=91, min_size=size[0], max_size=size[1])
+    model.roi_heads.score_thresh = 0.0  # random weights score ~1/91: keep the top 100
+    model.rpn._post_nms_top_n["testing"] = 200  # fewer proposals: same code path, faster
+    detector = Detector(LoadedModel(model, name, COCO_NAMES, "random"), device="cpu",
+                        conf=0.0, classes="all")
+    frame = scene(*size, seed=3)
+    ours, ref = detector(frame), reference(model, frame)
+    assert len(ours) == len(ref["boxes"]) > 0
+    np.testing.assert_allclose(ours.xyxy, ref["boxes"].numpy(), atol=1e-4)
+    np.testing.assert_allclose(ours.scores, ref["scores"].numpy(), atol=1e-6)
+    assert np.array_equal(ours.class_ids, ref["labels"].numpy())
+
+
+def test_batch_gives_the_same_as_one_frame_at_a_time(tiny_loaded):
+    detector = Detector(tiny_loaded, device="cpu", conf=0.0, classes="all")
+    frames = [scene(120, 200, seed=s) for s in range(3)]
+    one_by_one = [detector(f) for f in frames]
+    batched = detector.infer(frames)
+    for a, b in zip(one_by_one, batched):
+        assert len(a) == len(b)
+        np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1e-3)
+
+
+def test_conf_and_classes_filter_the_output(tiny_loaded):
+    frame = scene(120, 200, seed=1)
+    everything = Detector(tiny_loaded, device="cpu", conf=0.0, classes="all")(frame)
+    cars = Detector(tiny_loaded, device="cpu", conf=0.0, classes="car")(frame)
+    confident = Detector(tiny_loaded, device="cpu", conf=0.07, classes="all")(frame)
+    assert len(everything) > 0
+    assert set(cars.class_ids.tolist()) <= {3}
+    assert len(cars) == int(np.sum(everything.class_ids == 3))
+    assert len(confident) == int(np.sum(everything.scores >= 0.07))
+
+
+def test_boxes_are_in_original_frame_pixels(tiny_loaded):
+    frame = scene(359, 641, seed=2)
+    det = Detector(tiny_loaded, device="cpu", conf=0.0, classes="all")(frame)
+    assert len(det) > 0
+    assert det.xyxy[:, [0, 2]].max() <= 641 and det.xyxy[:, [1, 3]].max() <= 359
+    assert np.all(det.xyxy[:, 2] >= det.xyxy[:, 0]) and np.all(det.xyxy[:, 3] >= det.xyxy[:, 1])
+
+
+def test_grayscale_and_bgra_frames_are_accepted(tiny_loaded):
+    detector = Detector(tiny_loaded, device="cpu", conf=0.0, classes="all")
+    bgr = scene(96, 160, seed=0)
+    gray = bgr.mean(axis=2).astype(np.uint8)
+    bgra = np.dstack([bgr, np.full(bgr.shape[:2], 255, np.uint8)])
+    assert detector(bgra) == detector(bgr)
+    assert np.array_equal(as_bgr(gray)[:, :, 1], gray)
+    assert isinstance(len(detector(gray)), int)
+
+
+@pytest.mark.parametrize("frame, error", [
+    (np.zeros((10, 10, 3), np.float32), TypeError),
+    (np.zeros((10, 10, 2), np.uint8), ValueError),
+    ("not an image", TypeError),
+])
+def test_bad_frames_fail_with_a_clear_error(tiny_loaded, frame, error):
+    with pytest.raises(error, match="Expected"):
+        Detector(tiny_loaded, device="cpu")(frame)
+
+
+def test_fp16_on_cpu_is_refused(tiny_loaded):
+    with pytest.raises(ValueError, match="fp16"):
+        Detector(tiny_loaded, device="cpu", precision="fp16")
+
+
+def test_bf16_cpu_path_stays_close_to_fp32(tiny_loaded):
+    frame = scene(120, 200, seed=4)
+    fp32 = Detector(tiny_loaded, device="cpu", precision="fp32", conf=0.0, classes="all")
+    bf16 = Detector(tiny_loaded, device="cpu", precision="bf16", conf=0.0, classes="all")
+    images, _ = fp32.preprocess([frame])
+    a, b = fp32.engine.dense_a(images.tensors), bf16.engine.dense_a(images.tensors)
+    for x, y in zip(a[0], b[0]):
+        assert y.dtype == torch.float32  # boxes are decoded in fp32
+        assert torch.linalg.norm(x - y) / torch.linalg.norm(x) < 5e-2
+
+
+def test_fp32_weights_are_not_changed_by_a_bf16_detector(tiny_loaded):
+    before = next(tiny_loaded.module.parameters()).dtype
+    Detector(tiny_loaded, device="cpu", precision="bf16")
+    assert next(tiny_loaded.module.parameters()).dtype == before == torch.float32
+
+
+@pytest.mark.gpu
+def test_fp16_cuda_detections_match_fp32(tiny_loaded):
+    frame = scene(240, 400, seed=4)
+    ref = Detector(tiny_loaded, device="cuda", conf=0.0, classes="all")(frame)
+    half = Detector(tiny_loaded, device="cuda", precision="fp16", conf=0.0, classes="all")(frame)
+    assert abs(len(ref) - len(half)) <= max(2, len(ref) // 10)
