@@ -1,0 +1,352 @@
+"""The main window: video with overlay and HUD, transport bar, side panel, menus, dialogs.
+
+Widgets only paint and send commands; detection runs on the worker thread (``gui.worker``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from PyQt6.QtCore import QSettings, Qt
+from PyQt6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QImage
+from PyQt6.QtWidgets import (
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QScrollArea,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from drivevision.config import DetectorConfig
+from drivevision.labels import resolve_classes
+from gui import actions
+from gui.overlay import OverlaySettings, draw, to_qimage, visible
+from gui.panel import SidePanel
+from gui.settings import ViewerSettings
+from gui.transport import TransportBar
+from gui.video_view import VideoView
+from gui.worker import MediaInfo, Packet, Worker
+
+
+class MainWindow(QMainWindow):
+    """The viewer.
+
+    Args:
+        config: detector settings (the same as ``drivevision detect``'s options); ``conf``
+            and ``classes`` set the overlay's initial threshold and class toggles.
+        detector: an already built detector (then ``config`` does not load one).
+        settings: where to remember things; default the user's QSettings.
+    """
+
+    def __init__(self, config: DetectorConfig | None = None, *, detector=None,
+                 settings: QSettings | None = None):
+        super().__init__()
+        self.config = config or DetectorConfig()
+        self.settings = ViewerSettings(settings)
+        self.packet: Packet | None = None
+        self.media: MediaInfo | None = None
+        self.names: tuple[str, ...] = ()
+        self.is_playing = False
+        self.highlight: int | None = None
+        self._dialog_open = False
+        self._build()
+        self.worker = Worker(detector)
+        self._connect_worker()
+        self.worker.start()
+        self._restore()
+        if detector is not None:
+            self._detector_ready(detector.names)
+        else:
+            self.load_detector(self.config)
+
+    # -- building --------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        self.setWindowTitle("DriveVision")
+        self.setAcceptDrops(True)
+        self.view = VideoView()
+        self.transport = TransportBar()
+        self.panel = SidePanel()
+        left = QWidget()
+        column = QVBoxLayout(left)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.view, 1)
+        column.addWidget(self.transport)
+        scroll = QScrollArea()
+        scroll.setWidget(self.panel)
+        scroll.setWidgetResizable(True)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(left)
+        self.splitter.addWidget(scroll)
+        self.splitter.setStretchFactor(0, 1)
+        self.setCentralWidget(self.splitter)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 0)
+        self.progress.setMaximumWidth(120)
+        self.progress.hide()
+        self.statusBar().addPermanentWidget(self.progress)
+        self.panel.overlay.set_conf(self.config.conf)
+        self.panel.detector.set_values(self.config.model, self.config.weights,
+                                       self.config.engine, self.config.device,
+                                       self.config.precision)
+        actions.install(self)
+        self.panel.overlay.changed.connect(self._overlay_changed)
+        self.panel.detection_selected.connect(self._select_detection)
+        self.panel.detector.apply_clicked.connect(self._apply_detector)
+        self.view.clicked.connect(self._clicked_at)
+        t = self.transport
+        t.play.clicked.connect(self.toggle_play)
+        t.back.clicked.connect(lambda: self.step(-1))
+        t.forward.clicked.connect(lambda: self.step(1))
+        t.seek.valueChanged.connect(self._seek_moved)
+        t.seek.sliderReleased.connect(lambda: self._seek_moved(t.seek.value()))
+        t.speed.currentIndexChanged.connect(self._playback_changed)
+        t.every_frame.toggled.connect(self._playback_changed)
+        t.record.toggled.connect(self._record_toggled)
+
+    def _connect_worker(self) -> None:
+        w = self.worker
+        w.frame_ready.connect(self._frame_ready)
+        w.opened.connect(self._opened)
+        w.playing.connect(self._playing)
+        w.ended.connect(lambda: self.statusBar().showMessage("end of input", 5000))
+        w.failed.connect(self.show_error)
+        w.status.connect(lambda text: self.statusBar().showMessage(text, 10000))
+        w.busy.connect(self.progress.setVisible)
+        w.detector_ready.connect(self._detector_ready)
+        w.recorded.connect(self._recorded)
+
+    def _restore(self) -> None:
+        s = self.settings
+        geometry = s.geometry()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            screen = self.screen().availableGeometry()
+            self.resize(min(1440, screen.width()), min(900, screen.height()))
+        self.panel.overlay.labels_box.setChecked(s.get("overlay/labels", True, bool))
+        self.panel.overlay.thickness.setValue(s.get("overlay/thickness", 0, int))
+        self.transport.speed.setCurrentIndex(s.get("playback/speed_index", 2, int))
+        self.transport.every_frame.setChecked(s.get("playback/every_frame", False, bool))
+        actions.refresh_recent(self)
+
+    def _save(self) -> None:
+        s = self.settings
+        s.set("window/geometry", self.saveGeometry())
+        s.set("overlay/labels", self.panel.overlay.labels_box.isChecked())
+        s.set("overlay/thickness", self.panel.overlay.thickness.value())
+        s.set("playback/speed_index", self.transport.speed.currentIndex())
+        s.set("playback/every_frame", self.transport.every_frame.isChecked())
+        s.sync()
+
+    # -- commands (also used by menus, shortcuts and tests) --------------------------------
+
+    def open_source(self, uri: str) -> None:
+        """Open a file, folder, camera index or stream URL (the worker reports errors)."""
+        uri = str(uri).strip()
+        if not uri:
+            return
+        self.statusBar().showMessage(f"opening {uri} ...")
+        self.worker.send("open", uri)
+
+    def load_detector(self, config: DetectorConfig) -> None:
+        self.config = config
+        self.worker.send("load", config)
+        if self.media is not None and self.media.seekable and self.packet is not None:
+            self.worker.send("seek", self.packet.frame.index, False)
+
+    def toggle_play(self) -> None:
+        self.pause() if self.is_playing else self.play()
+
+    def play(self) -> None:
+        self.worker.send("play", self.transport.speed_value(),
+                         self.transport.every_frame.isChecked())
+
+    def pause(self) -> None:
+        self.worker.send("pause")
+
+    def step(self, delta: int) -> None:
+        if self.media is not None and self.media.seekable:
+            self.worker.send("step", delta)
+
+    def seek(self, index: int) -> None:
+        if self.media is not None and self.media.seekable:
+            self.worker.send("seek", index, self.is_playing)
+
+    def start_recording(self, video: str | None, jsonl: str | None) -> None:
+        self.worker.send("record", video, jsonl)
+
+    def stop_recording(self) -> None:
+        self.worker.send("stop_record")
+
+    def save_screenshot(self, path: str | Path) -> bool:
+        """Save the current frame with its overlay at the frame's own resolution."""
+        image = self.rendered_frame()
+        if image.isNull():
+            self.statusBar().showMessage("no frame to save yet", 5000)
+            return False
+        if not image.save(str(path)):
+            self.show_error(f"Cannot save a screenshot to {path} (expected a writable .png "
+                            "or .jpg path)")
+            return False
+        self.statusBar().showMessage(f"saved {path}", 10000)
+        return True
+
+    def rendered_frame(self) -> QImage:
+        """The frame as painted: current overlay on the current packet, RGB888."""
+        return self.view.image()
+
+    def show_error(self, message: str) -> None:
+        """Status bar and a dialog; while one dialog is open, later errors go to the bar."""
+        self.statusBar().showMessage(f"error: {message}")
+        if self._dialog_open:
+            return
+        self._dialog_open = True
+        try:
+            QMessageBox.critical(self, "DriveVision", message)
+        finally:
+            self._dialog_open = False
+
+    # -- worker results --------------------------------------------------------------------
+
+    def _frame_ready(self) -> None:
+        packet = self.worker.take()
+        if packet is None:
+            return
+        self.packet, self.highlight = packet, None
+        overlay = self.overlay_settings()
+        if overlay == packet.overlay:
+            self.view.set_image(packet.image)
+        else:
+            self._redraw()
+        latency = (time.monotonic() - packet.frame.captured_at) * 1000.0
+        self._show_panel(packet, latency)
+
+    def _show_panel(self, packet: Packet, latency: float) -> None:
+        frame, stats = packet.frame, packet.stats
+        shown = visible(packet.detections, self.overlay_settings())
+        count = int(stats.get("frame_count", 0))
+        fps = self.media.fps if self.media else None
+        self.transport.set_position(frame.index, count, frame.timestamp_ms, fps)
+        self.panel.show_stats(stats, packet.timings, latency)
+        self.panel.show_counts(shown, packet.run_counts, self.names)
+        self.panel.show_detections(shown, self.names)
+        self.view.set_hud([
+            f"frame {frame.index + 1}/{count or '-'}  {len(shown)} objects",
+            f"in {stats['input_fps']:.1f} fps  det {stats['detector_fps']:.1f} fps",
+            f"latency {latency:.0f} ms  dropped {int(stats['dropped'])}"])
+
+    def overlay_settings(self) -> OverlaySettings:
+        return self.panel.overlay.settings()
+
+    def _redraw(self) -> None:
+        if self.packet is None:
+            return
+        overlay = self.panel.overlay.settings(self.highlight)
+        shown = visible(self.packet.detections, overlay)
+        self.view.set_image(to_qimage(draw(self.packet.frame.image, shown, self.names, overlay)))
+
+    def _overlay_changed(self) -> None:
+        self.worker.overlay = self.overlay_settings()
+        self.highlight = None
+        self._redraw()
+        if self.packet is not None:
+            shown = visible(self.packet.detections, self.overlay_settings())
+            self.panel.show_detections(shown, self.names)
+            self.panel.show_counts(shown, self.packet.run_counts, self.names)
+
+    def _select_detection(self, row: int) -> None:
+        self.highlight = row if row >= 0 else None
+        self._redraw()
+
+    def _clicked_at(self, x: float, y: float) -> None:
+        if self.packet is None:
+            return
+        shown = visible(self.packet.detections, self.overlay_settings())
+        inside = [(float((b[2] - b[0]) * (b[3] - b[1])), i) for i, b in enumerate(shown.xyxy)
+                  if b[0] <= x <= b[2] and b[1] <= y <= b[3]]
+        self.panel.detections.setCurrentRow(min(inside)[1] if inside else -1)
+
+    def _opened(self, info: MediaInfo) -> None:
+        self.media, self.packet = info, None
+        self.transport.seek.setEnabled(info.seekable)
+        self.transport.back.setEnabled(info.seekable)
+        self.transport.forward.setEnabled(info.seekable)
+        self.setWindowTitle(f"DriveVision - {info.uri}")
+        self.settings.add_recent(info.uri)
+        actions.refresh_recent(self)
+        kind = "live" if info.live else f"{info.frame_count or '?'} frames"
+        self.statusBar().showMessage(f"opened {info.uri} ({kind}, {info.fps or 0:.1f} fps)", 10000)
+        if not info.seekable:
+            self.play()
+
+    def _playing(self, playing: bool) -> None:
+        self.is_playing = playing
+        self.transport.set_playing(playing)
+
+    def _detector_ready(self, names) -> None:
+        self.names = tuple(names)
+        try:
+            enabled = resolve_classes(self.config.classes, self.names)
+        except ValueError as e:
+            self.show_error(str(e))
+            enabled = None
+        self.panel.overlay.set_classes(self.names, enabled)
+
+    def _recorded(self, message: str) -> None:
+        self.statusBar().showMessage(message, 15000)
+        self.transport.record.blockSignals(True)
+        self.transport.record.setChecked(False)
+        self.transport.record.blockSignals(False)
+
+    # -- control callbacks -----------------------------------------------------------------
+
+    def _seek_moved(self, value: int) -> None:
+        moved = self.packet is None or value != self.packet.frame.index
+        if moved and not self.transport.seek.isSliderDown():
+            self.seek(value)
+
+    def _playback_changed(self) -> None:
+        if self.is_playing:
+            self.play()  # restarts from the current frame at the new speed
+
+    def _record_toggled(self, on: bool) -> None:
+        if on:
+            if not actions.ask_recording(self):
+                self.transport.record.blockSignals(True)
+                self.transport.record.setChecked(False)
+                self.transport.record.blockSignals(False)
+        else:
+            self.stop_recording()
+
+    def _apply_detector(self) -> None:
+        try:
+            config = replace(self.config, **self.panel.detector.values())
+        except ValueError as e:
+            self.show_error(str(e))
+            return
+        self.load_detector(config)
+
+    # -- window events ---------------------------------------------------------------------
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt's name
+        if event.mimeData().hasUrls() or event.mimeData().hasText():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt's name
+        data = event.mimeData()
+        if data.hasUrls() and data.urls():
+            url = data.urls()[0]
+            self.open_source(url.toLocalFile() if url.isLocalFile() else url.toString())
+        elif data.hasText():
+            self.open_source(data.text())
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        self._save()
+        if not self.worker.stop():
+            self.statusBar().showMessage("the worker is still finishing a detector call")
+        event.accept()

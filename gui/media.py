@@ -1,0 +1,126 @@
+"""Seekable file media for the viewer, and paced playback of it through the pipeline.
+
+``drivevision.sources`` reads a file once from start to end; the viewer also needs to show
+any single frame (seek, step back) and to start playing from it. Live sources (cameras,
+streams) are passed through unchanged and are never seekable.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+
+from drivevision.errors import SourceError
+from drivevision.sources import Frame, ImageSource, Source, VideoFileSource, open_source, read_image
+
+
+class SeekableSource(Source):
+    """A file source with random access. ``read(i)`` returns frame i (image (H, W, 3) BGR)."""
+
+    def read(self, index: int) -> Frame:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[Frame]:
+        return self.frames_from(0)
+
+    def frames_from(self, start: int) -> Iterator[Frame]:
+        index = start
+        while self.frame_count is None or index < self.frame_count:
+            try:
+                yield self.read(index)
+            except IndexError:
+                return
+            index += 1
+
+
+class SeekableVideo(SeekableSource):
+    """A video file through OpenCV's FFmpeg backend; seeks with ``CAP_PROP_POS_FRAMES``."""
+
+    def __init__(self, uri: str):
+        cap = cv2.VideoCapture(uri, cv2.CAP_FFMPEG)
+        if not cap.isOpened():
+            raise SourceError(f"Cannot open {uri} as a video (not a video file, or a codec "
+                              "this OpenCV cannot decode)")
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        super().__init__(uri, fps=fps if 0 < fps < 1000 else 30.0,
+                         frame_count=count if count > 0 else None)
+        self._cap = cap
+        self._next = 0
+        self._lock = threading.Lock()  # a frame may be read by the pipeline or the worker
+
+    def read(self, index: int) -> Frame:
+        """Frame ``index``; IndexError past the end (or where the file stops decoding)."""
+        if index < 0:
+            raise IndexError(f"Expected a frame index >= 0, but got {index}")
+        with self._lock:
+            if index != self._next:
+                self._cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+            ok, image = self._cap.read()
+            self._next = index + 1 if ok else -1
+            timestamp = self._cap.get(cv2.CAP_PROP_POS_MSEC) if ok else 0.0
+        if not ok:
+            if index == 0:
+                raise SourceError(f"{self.uri}: no frame could be decoded (damaged or empty "
+                                  "video)")
+            raise IndexError(f"{self.uri} has no frame {index}")
+        if index > 0 and timestamp <= 0:
+            timestamp = index * 1000.0 / self.fps
+        return Frame(index, timestamp, image, time.monotonic())
+
+    def close(self) -> None:
+        with self._lock:
+            self._cap.release()
+
+
+class SeekableImages(SeekableSource):
+    """Image files shown as frames at ``fps``, in the order given."""
+
+    def __init__(self, uri: str, paths: list[Path], fps: float):
+        super().__init__(uri, fps=fps, frame_count=len(paths))
+        self.paths = paths
+
+    def read(self, index: int) -> Frame:
+        if not 0 <= index < len(self.paths):
+            raise IndexError(f"{self.uri} has no frame {index}")
+        return Frame(index, index * 1000.0 / self.fps, read_image(self.paths[index]),
+                     time.monotonic())
+
+
+def open_media(uri: str, *, fps: float = 10.0) -> Source:
+    """The viewer's source for ``uri``: seekable for files and folders, else the library's."""
+    source = open_source(uri, fps=fps)
+    if isinstance(source, VideoFileSource):
+        source.close()
+        return SeekableVideo(str(uri))
+    if isinstance(source, ImageSource):
+        return SeekableImages(str(uri), list(source.paths), source.fps or fps)
+    return source
+
+
+class Paced(Source):
+    """Frames of ``media`` from ``start``, released no faster than ``speed`` x real time.
+
+    Waiting happens on ``stop`` so that pausing never waits out a frame interval.
+    """
+
+    def __init__(self, media: SeekableSource, start: int, speed: float, stop: threading.Event):
+        super().__init__(media.uri, fps=media.fps, frame_count=media.frame_count)
+        if speed <= 0:
+            raise ValueError(f"Expected a playback speed > 0, but got {speed}")
+        self.media, self.start, self.speed, self.stop = media, start, speed, stop
+
+    def __iter__(self) -> Iterator[Frame]:
+        t0 = first_ms = None
+        for frame in self.media.frames_from(self.start):
+            if t0 is None:
+                t0, first_ms = time.monotonic(), frame.timestamp_ms
+            due = t0 + (frame.timestamp_ms - first_ms) / 1000.0 / self.speed
+            if self.stop.wait(max(0.0, due - time.monotonic())):
+                return
+            yield Frame(frame.index, frame.timestamp_ms, frame.image, time.monotonic(),
+                        frame.source_id)

@@ -1,0 +1,66 @@
+"""What the overlay shows and how it is drawn: filter detections, draw them, make a QImage.
+
+The detector runs with a low internal threshold; these functions apply the user's threshold
+and class toggles afterwards, so moving a slider redraws at once without new inference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from PyQt6.QtGui import QImage
+
+from drivevision.detections import Detections
+from drivevision.render import annotate
+
+INTERNAL_CONF = 0.05  # the detector keeps everything scoring at least this
+
+
+@dataclass(frozen=True)
+class OverlaySettings:
+    """The overlay controls. ``hidden`` holds class ids switched off; ``thickness`` 0 = auto."""
+
+    conf: float = 0.5
+    hidden: frozenset[int] = frozenset()
+    labels: bool = True
+    thickness: int = 0
+    highlight: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.conf <= 1.0:
+            raise ValueError(f"Expected conf in [0, 1], but got {self.conf}")
+        if self.thickness < 0:
+            raise ValueError(f"Expected thickness >= 0 (0 = auto), but got {self.thickness}")
+
+
+def visible(detections: Detections, settings: OverlaySettings) -> Detections:
+    """The detections the overlay shows: score >= ``conf`` and class not hidden."""
+    keep = detections.scores >= settings.conf
+    if settings.hidden:
+        keep &= ~np.isin(detections.class_ids, list(settings.hidden))
+    return detections[keep]
+
+
+def draw(image: np.ndarray, detections: Detections, names: Sequence[str],
+         settings: OverlaySettings) -> np.ndarray:
+    """A copy of ``image`` ((H, W, 3) uint8 BGR) with ``detections`` (already filtered) drawn."""
+    highlight = settings.highlight
+    if highlight is not None and not 0 <= highlight < len(detections):
+        highlight = None
+    return annotate(image, detections, names, labels=settings.labels,
+                    thickness=settings.thickness or None, highlight=highlight)
+
+
+def to_qimage(image: np.ndarray) -> QImage:
+    """An (H, W, 3) uint8 BGR array as a QImage that owns a copy of the pixels.
+
+    The copy matters: the QImage crosses threads, the numpy buffer may not outlive it.
+    """
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"Expected a uint8 (H, W, 3) BGR image, but found {image.dtype} "
+                         f"{image.shape}")
+    rgb = np.ascontiguousarray(image[:, :, ::-1])
+    h, w = rgb.shape[:2]
+    return QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()

@@ -1,0 +1,216 @@
+"""The side panel: overlay controls, run statistics, class counts, detections, detector choice."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from PyQt6.QtCore import Qt, pyqtSignal
+from PyQt6.QtGui import QColor, QIcon, QPixmap
+from PyQt6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from drivevision.config import DEVICES, ENGINES, MODELS, PRECISIONS
+from drivevision.detections import Detections
+from drivevision.labels import DRIVING_CLASSES, colour_for, name_of
+from drivevision.stats import PIPELINE_STAGES
+from gui.overlay import OverlaySettings
+
+_SKIP_NAMES = {"N/A", "__background__"}
+
+
+def swatch(class_id: int, names: Sequence[str]) -> QIcon:
+    """A small square in the class's overlay colour (colour_for gives BGR)."""
+    b, g, r = colour_for(class_id, names)
+    pixmap = QPixmap(12, 12)
+    pixmap.fill(QColor(r, g, b))
+    return QIcon(pixmap)
+
+
+class OverlayControls(QGroupBox):
+    """Confidence slider, labels, box thickness, per-class toggles; emits ``changed``."""
+
+    changed = pyqtSignal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__("Overlay", parent)
+        self.conf_slider = QSlider(Qt.Orientation.Horizontal)
+        self.conf_slider.setRange(0, 100)
+        self.conf_label = QLabel()
+        self.labels_box = QCheckBox("Labels")
+        self.labels_box.setChecked(True)
+        self.thickness = QSpinBox()
+        self.thickness.setRange(0, 12)
+        self.thickness.setSpecialValueText("auto")
+        self.classes = QListWidget()
+        self.classes.setMaximumHeight(110)
+        form = QFormLayout(self)
+        row = QHBoxLayout()
+        row.addWidget(self.conf_slider)
+        row.addWidget(self.conf_label)
+        form.addRow("Confidence", row)
+        form.addRow(self.labels_box)
+        form.addRow("Box width", self.thickness)
+        form.addRow(self.classes)
+        self.conf_slider.valueChanged.connect(self._conf_moved)
+        self.labels_box.toggled.connect(self.changed)
+        self.thickness.valueChanged.connect(self.changed)
+        self.classes.itemChanged.connect(self.changed)
+        self._conf_moved(self.conf_slider.value())
+
+    def _conf_moved(self, value: int) -> None:
+        self.conf_label.setText(f"{value / 100:.2f}")
+        self.changed.emit()
+
+    def set_conf(self, conf: float) -> None:
+        self.conf_slider.setValue(round(conf * 100))
+
+    def set_classes(self, names: Sequence[str], enabled: Sequence[int] | None) -> None:
+        """One checkable row per class of the model, driving classes first."""
+        self.classes.blockSignals(True)
+        self.classes.clear()
+        ids = [i for i, n in enumerate(names) if n not in _SKIP_NAMES]
+        ids.sort(key=lambda i: (names[i] not in DRIVING_CLASSES, i))
+        for i in ids:
+            item = QListWidgetItem(swatch(i, names), name_of(i, names))
+            item.setData(Qt.ItemDataRole.UserRole, i)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            on = enabled is None or i in enabled
+            item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+            self.classes.addItem(item)
+        self.classes.blockSignals(False)
+        self.changed.emit()
+
+    def class_item(self, class_id: int) -> QListWidgetItem | None:
+        for row in range(self.classes.count()):
+            item = self.classes.item(row)
+            if item.data(Qt.ItemDataRole.UserRole) == class_id:
+                return item
+        return None
+
+    def settings(self, highlight: int | None = None) -> OverlaySettings:
+        hidden = frozenset(
+            self.classes.item(r).data(Qt.ItemDataRole.UserRole)
+            for r in range(self.classes.count())
+            if self.classes.item(r).checkState() != Qt.CheckState.Checked)
+        return OverlaySettings(conf=self.conf_slider.value() / 100, hidden=hidden,
+                               labels=self.labels_box.isChecked(),
+                               thickness=self.thickness.value(), highlight=highlight)
+
+
+class DetectorControls(QGroupBox):
+    """Model, engine, device, precision and weights; ``apply_clicked`` restarts the worker."""
+
+    apply_clicked = pyqtSignal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__("Detector", parent)
+        self.model, self.engine = QComboBox(), QComboBox()
+        self.device, self.precision = QComboBox(), QComboBox()
+        self.model.addItems(MODELS)
+        self.engine.addItems(ENGINES)
+        self.device.addItems(DEVICES)
+        self.device.setEditable(True)  # cuda:N
+        self.precision.addItems(PRECISIONS)
+        self.weights = QLineEdit()
+        self.weights.setPlaceholderText("COCO weights")
+        self.apply = QPushButton("Apply")
+        form = QFormLayout(self)
+        for label, widget in (("Model", self.model), ("Weights", self.weights),
+                              ("Engine", self.engine), ("Device", self.device),
+                              ("Precision", self.precision)):
+            form.addRow(label, widget)
+        form.addRow(self.apply)
+        self.apply.clicked.connect(self.apply_clicked)
+
+    def set_values(self, model: str, weights: str | None, engine: str, device: str,
+                   precision: str) -> None:
+        self.model.setCurrentText(model)
+        self.weights.setText(weights or "")
+        self.engine.setCurrentText(engine)
+        self.device.setCurrentText(device)
+        self.precision.setCurrentText(precision)
+
+    def values(self) -> dict:
+        return {"model": self.model.currentText(), "weights": self.weights.text() or None,
+                "engine": self.engine.currentText(), "device": self.device.currentText(),
+                "precision": self.precision.currentText()}
+
+
+class SidePanel(QWidget):
+    """Everything right of the video. ``detection_selected(index or -1)`` on a list click."""
+
+    detection_selected = pyqtSignal(int)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.overlay = OverlayControls()
+        self.stats = QLabel("-")
+        self.stats.setWordWrap(True)
+        self.stats.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.counts = QTableWidget(0, 3)
+        self.counts.setHorizontalHeaderLabels(["class", "frame", "run"])
+        self.counts.verticalHeader().setVisible(False)
+        self.counts.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.counts.setMaximumHeight(150)
+        self.detections = QListWidget()
+        self.detector = DetectorControls()
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.overlay)
+        layout.addWidget(_boxed("Statistics", self.stats))
+        layout.addWidget(_boxed("Classes (shown)", self.counts))
+        layout.addWidget(_boxed("Detections in this frame", self.detections), 1)
+        layout.addWidget(self.detector)
+        self.detections.currentRowChanged.connect(self.detection_selected)
+        self.setMinimumWidth(260)
+
+    def show_stats(self, stats: dict, timings: dict, latency_ms: float) -> None:
+        stages = "  ".join(f"{s} {timings[s]:.0f}" for s in PIPELINE_STAGES if s in timings)
+        self.stats.setText(
+            f"input {stats.get('input_fps', 0):.1f} fps, detector "
+            f"{stats.get('detector_fps', 0):.1f} fps\nlatency {latency_ms:.0f} ms, dropped "
+            f"{int(stats.get('dropped', 0))}\nms: {stages or '-'}")
+
+    def show_counts(self, shown: Detections, run: Counter, names: Sequence[str]) -> None:
+        frame = Counter(int(c) for c in shown.class_ids)
+        ids = sorted(set(frame) | set(run), key=lambda i: (-run.get(i, 0), i))
+        self.counts.setRowCount(len(ids))
+        for row, class_id in enumerate(ids):
+            name = QTableWidgetItem(swatch(class_id, names), name_of(class_id, names))
+            self.counts.setItem(row, 0, name)
+            self.counts.setItem(row, 1, QTableWidgetItem(str(frame.get(class_id, 0))))
+            self.counts.setItem(row, 2, QTableWidgetItem(str(run.get(class_id, 0))))
+
+    def show_detections(self, shown: Detections, names: Sequence[str]) -> None:
+        self.detections.blockSignals(True)
+        self.detections.clear()
+        for i in range(len(shown)):
+            x1, y1, x2, y2 = (round(float(v)) for v in shown.xyxy[i])
+            track = "" if shown.track_ids is None else f"#{shown.track_ids[i]} "
+            text = (f"{track}{name_of(int(shown.class_ids[i]), names)} "
+                    f"{shown.scores[i]:.2f}  ({x1}, {y1}, {x2}, {y2})")
+            self.detections.addItem(QListWidgetItem(swatch(int(shown.class_ids[i]), names), text))
+        self.detections.blockSignals(False)
+
+
+def _boxed(title: str, widget: QWidget) -> QGroupBox:
+    box = QGroupBox(title)
+    QVBoxLayout(box).addWidget(widget)
+    return box

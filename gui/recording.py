@@ -1,0 +1,54 @@
+"""Recording what the viewer shows: the annotated stream to video, the detections to JSONL."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from drivevision.detections import Detections
+from drivevision.sinks import JsonlSink, Sink, VideoSink
+from drivevision.sources import Frame
+
+
+class Recorder:
+    """Writes each shown frame: annotated (H, W, 3) BGR to ``video``, detections to ``jsonl``.
+
+    Either path may be None. The detections written are the ones the overlay shows (after the
+    confidence slider and class toggles), in original-frame pixels xyxy.
+    """
+
+    def __init__(self, video: str | Path | None, jsonl: str | Path | None, *, fps: float,
+                 names: Sequence[str]):
+        if video is None and jsonl is None:
+            raise ValueError("Expected a video path, a JSONL path or both to record to")
+        self._sinks: list[Sink] = []
+        self._lock = threading.Lock()
+        try:
+            if video is not None:
+                self._sinks.append(VideoSink(video, fps))
+            if jsonl is not None:
+                self._sinks.append(JsonlSink(jsonl, names))
+        except BaseException:
+            self.close()
+            raise
+        self.frames = 0
+
+    @property
+    def paths(self) -> list[Path]:
+        return [s.final_path or s.path for s in self._sinks]
+
+    def write(self, frame: Frame, shown: Detections, annotated: np.ndarray) -> None:
+        with self._lock:
+            for sink in self._sinks:
+                sink.write(frame, shown, annotated)
+            self.frames += 1
+
+    def close(self) -> list[str]:
+        """Finish every file; returns the notes the sinks left (e.g. a codec fallback)."""
+        with self._lock:
+            for sink in self._sinks:
+                sink.close(complete=True)
+            return [note for sink in self._sinks for note in sink.notes]

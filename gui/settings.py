@@ -1,0 +1,49 @@
+"""What the viewer remembers between runs (QSettings): recent sources, overlay, playback, window.
+
+Tests pass their own ``QSettings`` (an INI file in a temporary folder) so nothing they do
+reaches the user's settings.
+"""
+
+from __future__ import annotations
+
+from PyQt6.QtCore import QByteArray, QSettings
+
+MAX_RECENT = 10
+
+
+class ViewerSettings:
+    def __init__(self, qsettings: QSettings | None = None):
+        self.q = qsettings if qsettings is not None else QSettings("DriveVision", "viewer")
+
+    def recent(self) -> list[str]:
+        value = self.q.value("recent", [])
+        if isinstance(value, str):  # QSettings returns a one-item list as a plain string
+            value = [value]
+        return [str(v) for v in value or []][:MAX_RECENT]
+
+    def add_recent(self, uri: str) -> list[str]:
+        recent = [uri] + [r for r in self.recent() if r != uri]
+        self.q.setValue("recent", recent[:MAX_RECENT])
+        return recent[:MAX_RECENT]
+
+    def clear_recent(self) -> None:
+        self.q.remove("recent")
+
+    def get(self, key: str, default, kind: type):
+        value = self.q.value(key, default)
+        try:
+            if kind is bool and isinstance(value, str):
+                return value.lower() in ("true", "1")
+            return kind(value)
+        except (TypeError, ValueError):
+            return default
+
+    def set(self, key: str, value) -> None:
+        self.q.setValue(key, value)
+
+    def geometry(self) -> QByteArray | None:
+        value = self.q.value("window/geometry")
+        return value if isinstance(value, QByteArray) else None
+
+    def sync(self) -> None:
+        self.q.sync()

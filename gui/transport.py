@@ -1,0 +1,90 @@
+"""The bar under the video: play/pause, step, seek slider with time, speed, record, screenshot."""
+
+from __future__ import annotations
+
+from PyQt6.QtCore import Qt
+from PyQt6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QSlider,
+    QStyle,
+    QToolButton,
+    QWidget,
+)
+
+SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0)
+
+
+def format_time(ms: float) -> str:
+    seconds = max(ms, 0.0) / 1000.0
+    return f"{int(seconds // 60):02d}:{seconds % 60:04.1f}"
+
+
+class TransportBar(QWidget):
+    """Controls only; the main window connects them to the worker."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        style = self.style()
+        self.play = self._button(style.standardIcon(QStyle.StandardPixmap.SP_MediaPlay),
+                                 "Play / pause (Space)")
+        self.back = self._button(style.standardIcon(QStyle.StandardPixmap.SP_MediaSeekBackward),
+                                 "One frame back (Left)")
+        self.forward = self._button(
+            style.standardIcon(QStyle.StandardPixmap.SP_MediaSeekForward),
+            "One frame forward (Right)")
+        self.seek = QSlider(Qt.Orientation.Horizontal)
+        self.seek.setEnabled(False)
+        self.time = QLabel("--:--.- / --:--.-")
+        self.frame = QLabel("frame - / -")
+        self.speed = QComboBox()
+        self.speed.addItems([f"{s:g}x" for s in SPEEDS])
+        self.speed.setCurrentIndex(SPEEDS.index(1.0))
+        self.speed.setToolTip("Playback speed (+ / -)")
+        self.every_frame = QCheckBox("Every frame")
+        self.every_frame.setToolTip("Show every frame (waits for the detector) instead of "
+                                    "keeping real time and skipping frames")
+        self.record = self._button(style.standardIcon(QStyle.StandardPixmap.SP_DialogSaveButton),
+                                   "Record the annotated stream and detections")
+        self.record.setCheckable(True)
+        self.record.setText("Rec")
+        self.record.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(4, 2, 4, 2)
+        for widget in (self.back, self.play, self.forward):
+            layout.addWidget(widget)
+        layout.addWidget(self.seek, 1)
+        for widget in (self.time, self.frame, self.speed, self.every_frame, self.record):
+            layout.addWidget(widget)
+
+    def _button(self, icon, tip: str) -> QToolButton:
+        button = QToolButton()
+        button.setIcon(icon)
+        button.setToolTip(tip)
+        return button
+
+    def set_playing(self, playing: bool) -> None:
+        icons = QStyle.StandardPixmap
+        pixmap = icons.SP_MediaPause if playing else icons.SP_MediaPlay
+        self.play.setIcon(self.style().standardIcon(pixmap))
+
+    def speed_value(self) -> float:
+        return SPEEDS[self.speed.currentIndex()]
+
+    def change_speed(self, steps: int) -> None:
+        index = min(max(self.speed.currentIndex() + steps, 0), len(SPEEDS) - 1)
+        self.speed.setCurrentIndex(index)
+
+    def set_position(self, index: int, count: int, ms: float, fps: float | None) -> None:
+        """Move the slider without emitting seeks, and update the time and frame labels."""
+        self.seek.blockSignals(True)
+        if count > 0:
+            self.seek.setRange(0, count - 1)
+        if not self.seek.isSliderDown():
+            self.seek.setValue(index)
+        self.seek.blockSignals(False)
+        total = format_time(count * 1000.0 / fps) if count and fps else "live"
+        self.time.setText(f"{format_time(ms)} / {total}")
+        self.frame.setText(f"frame {index + 1} / {count or '-'}")

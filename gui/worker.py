@@ -1,0 +1,323 @@
+"""The viewer's worker: one Python thread that owns the detector, the media and the pipeline.
+
+The GUI thread only sends commands (``open``, ``play``, ``seek`` ...) and paints what comes
+back. Results cross threads as ``Packet`` objects holding copies (a numpy frame and a QImage
+that owns its pixels); only the newest packet is kept, so repaints never pile up. Commands
+that change what plays interrupt the running pipeline through its abort event; ``stop()``
+ends the thread with an event and waits for it (no thread is ever killed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field, replace
+
+from PyQt6.QtCore import QObject, pyqtSignal
+from PyQt6.QtGui import QImage
+
+from drivevision.config import DetectorConfig, PipelineConfig
+from drivevision.detections import Detections
+from drivevision.pipeline import Pipeline, Result
+from drivevision.sources import Frame, Source
+from drivevision.stats import RateMeter
+from gui.media import Paced, SeekableSource, open_media
+from gui.overlay import INTERNAL_CONF, OverlaySettings, draw, to_qimage, visible
+from gui.recording import Recorder
+
+TRANSPORT = frozenset({"open", "load", "play", "pause", "seek", "step"})
+
+
+@dataclass
+class Packet:
+    """One frame ready to show.
+
+    ``frame.image`` is an (H, W, 3) uint8 BGR copy; ``detections`` are all the detector kept
+    (xyxy in original pixels), ``shown`` those the overlay showed when it was drawn into
+    ``image`` (RGB888 QImage that owns its pixels) with ``overlay``. ``stats``: input_fps,
+    detector_fps, dropped, frame_count; ``run_counts``: shown detections per class id since
+    opening.
+    """
+
+    frame: Frame
+    detections: Detections
+    shown: Detections
+    image: QImage
+    timings: dict[str, float]
+    stats: dict[str, float]
+    overlay: OverlaySettings
+    run_counts: Counter = field(default_factory=Counter)
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    uri: str
+    fps: float | None
+    frame_count: int | None
+    seekable: bool
+    live: bool
+
+
+class Worker(QObject):
+    """Runs detection off the GUI thread. Create it on the GUI thread; ``start()``, ``stop()``.
+
+    Signals: ``frame_ready`` (take the packet with ``take()``), ``opened(MediaInfo)``,
+    ``playing(bool)``, ``ended``, ``failed(str)`` (one line), ``status(str)``,
+    ``busy(bool)`` (detector loading), ``detector_ready(names)``, ``recorded(str)``.
+    """
+
+    frame_ready = pyqtSignal()
+    opened = pyqtSignal(object)
+    playing = pyqtSignal(bool)
+    ended = pyqtSignal()
+    failed = pyqtSignal(str)
+    status = pyqtSignal(str)
+    busy = pyqtSignal(bool)
+    detector_ready = pyqtSignal(object)
+    recorded = pyqtSignal(str)
+
+    def __init__(self, detector=None, parent: QObject | None = None):
+        super().__init__(parent)
+        self.detector = detector
+        self.overlay = OverlaySettings()  # replaced whole by the GUI; read by the worker
+        self._cond = threading.Condition()
+        self._pending: deque[tuple[str, tuple]] = deque()
+        self._quit = threading.Event()
+        self._pipeline: Pipeline | None = None
+        self._pace_stop: threading.Event | None = None
+        self._mail_lock = threading.Lock()
+        self._latest: Packet | None = None
+        self._posted = False
+        self._thread = threading.Thread(target=self._run, name="drivevision-viewer-worker",
+                                        daemon=True)
+        self.media: Source | None = None
+        self.position = -1
+        self.display_drops = 0
+        self._recorder: Recorder | None = None
+        self._reset_run()
+
+    # -- GUI thread ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 15.0) -> bool:
+        """Ask the thread to end and wait for it; True when it has ended."""
+        self._quit.set()
+        self._interrupt()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def is_running(self) -> bool:
+        return self._thread.is_alive()
+
+    def send(self, name: str, *args) -> None:
+        """Queue a command; one in ``TRANSPORT`` also interrupts what is playing."""
+        with self._cond:
+            self._pending.append((name, args))
+            self._cond.notify_all()
+            if name in TRANSPORT:
+                self._interrupt_locked()
+
+    def take(self) -> Packet | None:
+        """The newest packet, or None when it was already taken."""
+        with self._mail_lock:
+            packet, self._latest, self._posted = self._latest, None, False
+            return packet
+
+    def _interrupt(self) -> None:
+        with self._cond:
+            self._interrupt_locked()
+
+    def _interrupt_locked(self) -> None:
+        if self._pace_stop is not None:
+            self._pace_stop.set()
+        if self._pipeline is not None:
+            self._pipeline.abort()
+
+    # -- worker thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while not self._quit.is_set():
+                command = self._next_command()
+                if command is not None:
+                    self._execute(*command)
+        finally:
+            self._close_recorder()
+            if self.media is not None:
+                self.media.close()
+
+    def _next_command(self, inline_only: bool = False) -> tuple[str, tuple] | None:
+        with self._cond:
+            if not inline_only:
+                self._cond.wait_for(lambda: self._pending or self._quit.is_set(), 0.2)
+            if not self._pending or self._quit.is_set():
+                return None
+            if inline_only and self._pending[0][0] in TRANSPORT:
+                return None
+            return self._pending.popleft()
+
+    def _execute(self, name: str, args: tuple) -> None:
+        try:
+            getattr(self, f"_do_{name}")(*args)
+        except Exception as e:  # noqa: BLE001 - every failure goes to the user as one line
+            lines = str(e).strip().splitlines()
+            self.failed.emit(lines[0] if lines else type(e).__name__)
+
+    def _do_load(self, config: DetectorConfig) -> None:
+        from drivevision.detector import Detector
+
+        self.busy.emit(True)
+        self.status.emit(f"loading {config.model} ({config.weights or 'COCO weights'}) on "
+                         f"{config.engine}/{config.device}/{config.precision} ...")
+        try:
+            internal = replace(config, conf=min(config.conf, INTERNAL_CONF), classes="all")
+            self.detector = Detector.from_config(internal, progress=False)
+        finally:
+            self.busy.emit(False)
+        self._reset_run()
+        self.detector_ready.emit(self.detector.names)
+        self.status.emit(f"detector ready: {config.model}, {self.detector.engine.name} on "
+                         f"{self.detector.device}, {self.detector.precision}")
+
+    def _do_open(self, uri: str) -> None:
+        self._close_recorder()
+        if self.media is not None:
+            self.media.close()
+            self.media = None
+        self.media = open_media(uri)
+        self.position = -1
+        self._reset_run()
+        seekable = isinstance(self.media, SeekableSource)
+        self.opened.emit(MediaInfo(uri, self.media.fps, self.media.frame_count, seekable,
+                                   bool(self.media.live)))
+        if seekable and self.detector is not None:
+            self._show(0)
+
+    def _do_seek(self, index: int, resume: bool = False) -> None:
+        self._show(index)
+        if resume:
+            self._do_play()
+
+    def _do_step(self, delta: int) -> None:
+        self.playing.emit(False)
+        self._show(max(0, self.position + delta))
+
+    def _do_pause(self) -> None:
+        self.playing.emit(False)
+
+    def _do_record(self, video: str | None, jsonl: str | None) -> None:
+        self._close_recorder()
+        self._need_detector()
+        fps = (self.media.fps if self.media is not None else None) or 30.0
+        self._recorder = Recorder(video, jsonl, fps=fps, names=self.detector.names)
+        self.status.emit("recording to " + ", ".join(str(p) for p in self._recorder.paths))
+
+    def _do_stop_record(self) -> None:
+        self._close_recorder()
+
+    def _close_recorder(self) -> None:
+        recorder, self._recorder = self._recorder, None
+        if recorder is not None:
+            notes = recorder.close()
+            self.recorded.emit("; ".join([f"saved {recorder.frames} frames to "
+                                          + ", ".join(str(p) for p in recorder.paths), *notes]))
+
+    def _need_detector(self) -> None:
+        if self.detector is None:
+            raise RuntimeError("No detector is loaded (choose a model and press Apply)")
+
+    def _show(self, index: int) -> None:
+        """Detect and publish one frame of seekable media (seek, step)."""
+        self._need_detector()
+        if not isinstance(self.media, SeekableSource):
+            raise RuntimeError("Open a file or folder to seek; live sources only play")
+        if self.media.frame_count:
+            index = min(index, self.media.frame_count - 1)
+        frame = self.media.read(index)
+        detections, ms = self.detector.infer_timed([frame.image])
+        self._publish(Result(frame, detections[0], {"inference": sum(ms.values())}), 0)
+
+    def _do_play(self, speed: float = 1.0, every_frame: bool = False) -> None:
+        self._need_detector()
+        if self.media is None:
+            raise RuntimeError("Open a file, folder, camera or stream first")
+        start = self.position + 1
+        if self.media.frame_count and start >= self.media.frame_count:
+            start = 0
+        source, stop = self.media, threading.Event()
+        if isinstance(self.media, SeekableSource):
+            source = Paced(self.media, start, speed, stop)
+        live = bool(self.media.live) or not every_frame
+        pipeline = Pipeline(source, self.detector, config=PipelineConfig(live=live))
+        with self._cond:
+            if any(name in TRANSPORT for name, _ in self._pending) or self._quit.is_set():
+                return
+            self._pipeline, self._pace_stop = pipeline, stop
+        self.playing.emit(True)
+        try:
+            self._consume(pipeline, stop)
+        finally:
+            with self._cond:
+                self._pipeline = self._pace_stop = None
+            self.playing.emit(False)
+
+    def _consume(self, pipeline: Pipeline, interrupted: threading.Event) -> None:
+        results = pipeline.results()
+        with contextlib.closing(results):
+            for result in results:
+                self._publish(result, pipeline.dropped)
+                if self._recorder is not None:
+                    self._record(result)
+                while (command := self._next_command(inline_only=True)) is not None:
+                    self._execute(*command)
+        if not interrupted.is_set():
+            self.ended.emit()
+
+    def _record(self, result: Result) -> None:
+        shown = visible(result.detections, self.overlay)
+        annotated = draw(result.frame.image, shown, self.detector.names,
+                         replace(self.overlay, highlight=None))
+        self._recorder.write(result.frame, shown, annotated)
+
+    def _reset_run(self) -> None:
+        self.run_counts: Counter = Counter()
+        self._detector_rate = RateMeter(30)
+        self._input: deque[tuple[float, int]] = deque(maxlen=30)
+
+    def _publish(self, result: Result, dropped: int) -> None:
+        overlay = replace(self.overlay, highlight=None)
+        image = result.frame.image.copy()
+        shown = visible(result.detections, overlay)
+        qimage = to_qimage(draw(image, shown, self.detector.names, overlay))
+        self.position = result.frame.index
+        self.run_counts.update(int(c) for c in shown.class_ids)
+        now = time.monotonic()
+        self._detector_rate.tick(now)
+        self._input.append((now, result.frame.index))
+        stats = {"input_fps": self._input_rate(), "detector_fps": self._detector_rate.rate,
+                 "dropped": dropped + self.display_drops,
+                 "frame_count": (self.media.frame_count if self.media else None) or 0}
+        frame = Frame(result.frame.index, result.frame.timestamp_ms, image,
+                      result.frame.captured_at, result.frame.source_id)
+        self._post(Packet(frame, result.detections, shown, qimage, dict(result.timings), stats,
+                          overlay, Counter(self.run_counts)))
+
+    def _input_rate(self) -> float:
+        (t0, i0), (t1, i1) = self._input[0], self._input[-1]
+        return (i1 - i0) / (t1 - t0) if t1 > t0 else 0.0
+
+    def _post(self, packet: Packet) -> None:
+        with self._mail_lock:
+            if self._latest is not None:
+                self.display_drops += 1
+            self._latest = packet
+            post, self._posted = not self._posted, True
+        if post:
+            self.frame_ready.emit()
