@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import warnings
 from pathlib import Path
 
-from drivevision import __version__
+from drivevision import __version__, cli_engines
 from drivevision.config import DEVICES, ENGINES, MODELS, PRECISIONS, DetectorConfig
 from drivevision.errors import DriveVisionError, StageError
 
@@ -62,16 +63,38 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     add_detector_args(detect)
     detect.set_defaults(func=cmd_detect)
+    cli_engines.add_parsers(commands)
+    view = commands.add_parser("view", help="watch a video, folder, camera or stream with the "
+                               "detections overlaid (the desktop viewer)")
+    view.add_argument("source", nargs="?", help="video, image, folder, camera index or URL")
+    view.add_argument("--play", action="store_true", help="start playing files at once")
+    add_detector_args(view)
+    view.set_defaults(func=cmd_view)
     from drivevision.live import add_parser as add_live_parser
 
     add_live_parser(commands)
     return parser
 
 
+def cmd_view(args: argparse.Namespace) -> int:
+    """Start the viewer (package ``gui``) in this process's place; the library stays Qt-free."""
+    import os
+
+    argv = [sys.executable, "-m", "gui", *([args.source] if args.source else [])]
+    argv += ["--play"] if args.play else []
+    for name in ("model", "weights", "engine", "device", "precision", "conf", "classes",
+                 "min_size", "max_size"):
+        if getattr(args, name) is not None:
+            argv += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+    os.execv(sys.executable, argv)
+    return 0  # not reached: execv replaces the process
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(format="%(levelname)s: %(message)s", level=logging.WARNING)
+    signal.signal(signal.SIGTERM, _terminate)  # `kill` ends a run like Ctrl-C: outputs kept
     warnings.filterwarnings("ignore", category=UserWarning, module="torch")
     try:
         return args.func(args)
@@ -79,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(_one_line(e), 1 if isinstance(e, StageError) else 2)
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_INTERRUPTED)
+
+
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _fail(message: str, code: int) -> int:

@@ -36,7 +36,7 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
     Returns the run's summary. Outputs appear under their names only when the run completes
     (or is stopped with Ctrl-C); a failed run leaves ``<name>.partial<suffix>`` files.
     """
-    if not isinstance(detector, Detector):
+    if detector is None or isinstance(detector, DetectorConfig):
         detector = Detector.from_config(detector or DetectorConfig())
     with ExitStack() as stack:
         src = source if isinstance(source, Source) else stack.enter_context(open_source(source))

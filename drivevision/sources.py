@@ -1,7 +1,8 @@
-"""Frame sources by URI: a video file, an image file or a folder of images.
+"""Frame sources by URI: files, folders, cameras, network streams, GStreamer pipelines.
 
-``open_source(uri)`` is the one entry point every command uses. Every source yields
-``Frame`` objects whose image is (H, W, 3) uint8 BGR, grayscale and BGRA already converted.
+``open_source(uri)`` is the one entry point every command uses (URI forms in
+``drivevision.uri``; live sources in ``drivevision.streams``). Every source yields ``Frame``
+objects whose image is (H, W, 3) uint8 BGR, grayscale and BGRA already converted.
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ class Source:
 
     def close(self) -> None:
         pass
+
+    def interrupt(self) -> None:
+        """Ask a blocked or waiting ``__iter__`` (on another thread) to end soon."""
 
     def __enter__(self) -> Source:
         return self
@@ -124,11 +128,43 @@ class VideoFileSource(Source):
         self._cap.release()
 
 
-def open_source(uri: str | Path, *, fps: float = 10.0) -> Source:
-    """The source for ``uri``: a video file, an image file or a folder of images.
+def open_source(uri: str | Path, *, fps: float = 10.0, width: int | None = None,
+                height: int | None = None, input_fps: float | None = None,
+                transport: str | None = None, reconnect=None, realtime: bool = False) -> Source:
+    """The source for ``uri`` (forms in ``drivevision.uri``), opened now so that a source
+    that cannot be opened fails here with one clear message.
 
-    ``fps`` is the frame rate given to image inputs, which have none of their own.
+    Args:
+        fps: frame rate given to image inputs, which have none of their own.
+        width, height, input_fps: what to ask a camera (``0``, ``/dev/videoN``, ``csi://N``)
+            for; other sources have their own size and rate, and refuse these.
+        transport: RTSP transport, "tcp" (default) or "udp"; a ``?transport=`` query wins.
+        reconnect: a ``drivevision.streams.Reconnect`` policy for cameras and streams.
+        realtime: pace a file or folder at its frame rate, with live semantics.
     """
+    from drivevision import streams
+    from drivevision.uri import parse_uri
+
+    spec = parse_uri(str(uri), transport=transport)
+    asked = {k: v for k, v in (("width", width), ("height", height), ("input_fps", input_fps))
+             if v is not None}
+    if asked and spec.kind not in ("camera", "csi"):
+        raise ValueError(f"Expected {', '.join(asked)} only for a camera (0, /dev/videoN, "
+                         f"csi://N), but the source is {uri}")
+    if spec.kind == "path":
+        source = _open_path(spec.target, fps)
+        return streams.RealtimeSource(source) if realtime else source
+    policy = reconnect or streams.Reconnect()
+
+    def opener():
+        return streams.open_capture(spec, width=width, height=height, fps=input_fps,
+                                    timeout_s=policy.stall_timeout)
+
+    return streams.StreamSource(str(uri), opener, policy)
+
+
+def _open_path(uri: str, fps: float) -> Source:
+    """A video file, an image file or a folder of images."""
     path = Path(uri)
     if not path.exists():
         raise SourceError(f"No such file or directory: {uri}")

@@ -1,0 +1,241 @@
+"""``drivevision live SOURCE...``: cameras and streams until stopped, newest frame first.
+
+Each source keeps only its newest frame; the detector takes the newest of every source in
+one batch when it is free; drops are counted, never queued. A status line refreshes once a
+second; Ctrl-C (or ``--duration``) ends the run with complete, playable outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+from drivevision.uri import TRANSPORTS, URI_HELP
+
+EXIT_INPUT_LOST = 3
+EXIT_INTERRUPTED = 130
+
+
+def add_parser(commands) -> None:
+    """Register ``live`` on the ``drivevision`` sub-command parsers."""
+    from drivevision.cli import add_detector_args
+
+    p = commands.add_parser(
+        "live", help="detect objects in camera or network streams, live",
+        description="Detect objects in one or more live sources, newest frame first. "
+                    f"SOURCE is {URI_HELP}. Runs until Ctrl-C.")
+    p.add_argument("sources", nargs="+", metavar="SOURCE", help="what to read (see above)")
+    p.add_argument("-o", "--output", metavar="VIDEO",
+                   help="annotated video (.mp4 ...); with several sources NAME.0.mp4, NAME.1.mp4")
+    p.add_argument("--jsonl", metavar="FILE", help="detections per processed frame, and gaps")
+    p.add_argument("--serve", nargs="?", const="127.0.0.1:8090", metavar="HOST:PORT",
+                   help="publish the annotated video as MJPEG over HTTP (default "
+                        "127.0.0.1:8090; other addresses are open to anyone who can reach them)")
+    p.add_argument("--realtime", action="store_true",
+                   help="pace files and folders at their frame rate, with live drops")
+    p.add_argument("--stall-timeout", type=float, default=5.0, metavar="S",
+                   help="reconnect a stream that gives no frame for S seconds (default 5)")
+    p.add_argument("--max-reconnects", type=int, metavar="N",
+                   help="give a stream up after N failed reconnects in a row (default: never)")
+    p.add_argument("--rtsp-transport", choices=TRANSPORTS, default="tcp",
+                   help="RTSP over tcp (default) or udp; a ?transport= in the URI wins")
+    p.add_argument("--input-width", type=int, metavar="PX", help="ask the camera for this width")
+    p.add_argument("--input-height", type=int, metavar="PX", help="ask the camera for this height")
+    p.add_argument("--input-fps", type=float, metavar="FPS", help="ask the camera for this rate")
+    p.add_argument("--batch-timeout", type=float, default=40.0, metavar="MS",
+                   help="with several sources, wait this long for the others (default 40)")
+    p.add_argument("--fps", type=float, default=10.0, help="frame rate of image folders")
+    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument("-q", "--quiet", action="store_true", help="no status line or summary")
+    add_detector_args(p)
+    p.set_defaults(func=cmd_live)
+
+
+def output_paths(path: str | None, count: int) -> list[str | None]:
+    """One output per source: ``path`` itself for one source, else ``stem.N.suffix``."""
+    if path is None:
+        return [None] * count
+    if count == 1:
+        return [path]
+    p = Path(path)
+    return [str(p.with_name(f"{p.stem}.{i}{p.suffix}")) for i in range(count)]
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if args.stall_timeout <= 0:
+        raise ValueError(f"Expected --stall-timeout > 0 s, but got {args.stall_timeout}")
+    if args.max_reconnects is not None and args.max_reconnects < 0:
+        raise ValueError(f"Expected --max-reconnects >= 0, but got {args.max_reconnects}")
+    if args.duration is not None and args.duration <= 0:
+        raise ValueError(f"Expected --duration > 0 s, but got {args.duration}")
+    outputs = [p for o in (args.output, args.jsonl) for p in output_paths(o, len(args.sources))
+               if p]
+    resolved = [Path(p).resolve() for p in outputs]
+    if len(set(resolved)) != len(resolved):
+        raise ValueError("Two outputs have the same path")
+    for path in resolved:
+        if not path.parent.is_dir():
+            raise ValueError(f"Output folder {path.parent} does not exist")
+        if any(Path(s).exists() and Path(s).resolve() == path for s in args.sources):
+            raise ValueError(f"An output path is an input ({path}); refusing to overwrite it")
+
+
+def open_sources(args: argparse.Namespace) -> list:
+    """Every SOURCE, opened now (an unopenable one fails before the model loads)."""
+    from drivevision.sources import open_source
+    from drivevision.streams import Reconnect
+
+    policy = Reconnect(stall_timeout=args.stall_timeout, max_reconnects=args.max_reconnects)
+    return [open_source(uri, fps=args.fps, width=args.input_width, height=args.input_height,
+                        input_fps=args.input_fps, transport=args.rtsp_transport,
+                        reconnect=policy, realtime=args.realtime) for uri in args.sources]
+
+
+def make_sinks(sources: list, names, video: str | None, jsonl: str | None,
+               server=None) -> list[list]:
+    """Per source: its video (capture clock for live sources), JSONL with gaps, served stream."""
+    from drivevision.livesinks import GapJsonlSink, LiveVideoSink
+    from drivevision.serve import ServeSink
+    from drivevision.sinks import VideoSink
+
+    videos, jsonls = output_paths(video, len(sources)), output_paths(jsonl, len(sources))
+    per_source = []
+    for i, source in enumerate(sources):
+        sinks = []
+        if videos[i]:
+            kind = LiveVideoSink if source.live else VideoSink
+            sinks.append(kind(videos[i], source.fps or 30.0))
+        if jsonls[i]:
+            sinks.append(GapJsonlSink(jsonls[i], names, getattr(source, "gaps", None)))
+        if server is not None:
+            sinks.append(ServeSink(server, i))
+        per_source.append(sinks)
+    return per_source
+
+
+def cmd_live(args: argparse.Namespace) -> int:
+    import cv2
+
+    from drivevision.cli import detector_config
+    from drivevision.detector import Detector
+    from drivevision.multipipeline import MultiSourcePipeline
+    from drivevision.serve import MjpegServer, parse_bind
+
+    _check_args(args)
+    bind = parse_bind(args.serve) if args.serve else None
+    _quiet_opencv(cv2)
+    with ExitStack() as stack:
+        sources = [stack.enter_context(s) for s in open_sources(args)]
+        config = detector_config(args)
+        _say(args, f"loading {config.model} ({config.weights or 'COCO weights'})")
+        detector = Detector.from_config(config, progress=not args.quiet)
+        server = None
+        if bind is not None:
+            server = stack.enter_context(MjpegServer(*bind, streams=len(sources)))
+            if server.warning:
+                print(f"drivevision: warning: {server.warning}", file=sys.stderr)
+            _say(args, "serving " + ", ".join(server.url(i) for i in range(len(sources))))
+        sinks = [[stack.enter_context(s) for s in ss]
+                 for ss in make_sinks(sources, detector.names, args.output, args.jsonl, server)]
+        pipeline = MultiSourcePipeline(sources, detector, sinks,
+                                       batch_timeout=args.batch_timeout / 1000.0)
+        with StatusLine(pipeline, quiet=args.quiet, duration=args.duration):
+            try:
+                pipeline.run()
+            except KeyboardInterrupt:  # landed outside the pipeline's own wait: stop now
+                pipeline.interrupted = True
+                pipeline.abort()
+                pipeline.join()
+    return _report(args, sources, pipeline)
+
+
+def _quiet_opencv(cv2) -> None:
+    """Our own lines say what failed and the status line counts reconnects, so OpenCV's
+    warnings and FFmpeg's per-attempt errors would only bury them (a user's own setting wins)."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    logging = getattr(cv2, "utils", None) and getattr(cv2.utils, "logging", None)
+    if logging is not None:
+        logging.setLogLevel(logging.LOG_LEVEL_ERROR)
+
+
+def _say(args: argparse.Namespace, message: str) -> None:
+    if not args.quiet:
+        print(message, file=sys.stderr)
+
+
+def snapshot(pipeline, i: int):
+    """Source ``i``'s ``Snapshot``, with its reconnects and any outage going on now."""
+    source = pipeline.sources[i]
+    since = getattr(source, "outage_since", None)
+    state = "" if since is None else f"LOST {time.monotonic() - since:.0f} s, reconnecting"
+    if getattr(source, "gave_up", False):
+        state = "gave up"
+    return pipeline.stats[i].snapshot(getattr(source, "reconnects", 0),
+                                      getattr(source, "lost_seconds", 0.0), state)
+
+
+class StatusLine:
+    """A thread that rewrites the status line once a second and stops the run after
+    ``duration`` seconds; ends with the ``with`` block."""
+
+    def __init__(self, pipeline, *, quiet: bool = False, duration: float | None = None,
+                 stream=None):
+        self.pipeline, self.quiet, self.duration = pipeline, quiet, duration
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="drivevision-status",
+                                        daemon=True)
+
+    def line(self) -> str:
+        parts = [snapshot(self.pipeline, i).format() for i in range(len(self.pipeline.sources))]
+        if len(parts) == 1:
+            return parts[0]
+        return " | ".join(f"[{i}] {p}" for i, p in enumerate(parts))
+
+    def _loop(self) -> None:
+        start = time.monotonic()
+        while not self._done.wait(1.0):
+            if self.duration is not None and time.monotonic() - start >= self.duration:
+                self.pipeline.stop()
+            if not self.quiet:
+                end = "\r" if self.tty else "\n"
+                self.stream.write(f"{self.line():<100}{end}")
+                self.stream.flush()
+
+    def __enter__(self) -> StatusLine:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join(5.0)
+        if self.tty and not self.quiet:
+            self.stream.write("\n")
+
+
+def _report(args: argparse.Namespace, sources: list, pipeline) -> int:
+    if not args.quiet:
+        for i, source in enumerate(sources):
+            s, stats = snapshot(pipeline, i), pipeline.stats[i]
+            p50, p95 = stats.run_latency(50), stats.run_latency(95)
+            latency = "-" if p50 is None else f"{p50:.0f}/{p95:.0f} ms"
+            print(f"[{i}] {source.uri}: {s.processed} frames detected of {s.captured} "
+                  f"captured ({s.dropped_pct:.0f}% dropped), latency p50/p95 {latency}, "
+                  f"{s.reconnects} reconnects ({s.lost_s:.1f} s lost)")
+        for path in output_paths(args.output, len(sources)) + output_paths(args.jsonl,
+                                                                           len(sources)):
+            if path:
+                print(f"wrote {path}")
+    notes = [n for s in sources for n in s.notes]
+    notes += [n for sinks in pipeline.sinks for sink in sinks for n in sink.notes]
+    for note in notes:
+        print(f"drivevision: warning: {note}", file=sys.stderr)
+    if pipeline.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_INPUT_LOST if any(getattr(s, "gave_up", False) for s in sources) else 0

@@ -1,0 +1,144 @@
+"""Source URIs: one convention for every command, and the GStreamer strings they imply.
+
+=====================  ==========================================================
+``0``, ``1``           camera by index (V4L2 on Linux)
+``/dev/videoN``        V4L2 camera device
+``rtsp://...``         RTSP stream (``?transport=udp`` or ``tcp``; default tcp)
+``http(s)://...``      MJPEG or HLS stream over HTTP
+``csi://N``            Jetson CSI camera N (nvarguscamerasrc -> nvvidconv -> appsink)
+``gst:PIPELINE``       a raw GStreamer pipeline ending in appsink
+``file://PATH``, path  video file, image file or folder of images
+=====================  ==========================================================
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+KINDS = ("path", "camera", "rtsp", "http", "csi", "gst")
+TRANSPORTS = ("tcp", "udp")
+URI_HELP = ("a file, a folder, a camera index (0), /dev/videoN, rtsp://..., http(s)://..., "
+            "csi://N or gst:PIPELINE")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_DEV_VIDEO = re.compile(r"^/dev/video\d+$")
+
+
+@dataclass(frozen=True)
+class SourceURI:
+    """A parsed source URI.
+
+    ``target`` is what the capture backend opens: a path, a camera index (int), a URL with
+    our own query options removed, a sensor id (int, csi) or a pipeline string (gst).
+    ``transport`` is set for rtsp only.
+    """
+
+    uri: str
+    kind: str
+    target: str | int
+    transport: str | None = None
+
+    @property
+    def network(self) -> bool:
+        return self.kind in ("rtsp", "http")
+
+
+def parse_uri(uri: str, *, transport: str | None = None) -> SourceURI:
+    """Classify ``uri``; raises ValueError for an unknown scheme or a malformed URI.
+
+    ``transport`` ("tcp" or "udp") is the RTSP default; a ``transport=`` query in the URI
+    wins over it.
+    """
+    text = str(uri).strip()
+    if not text:
+        raise ValueError(f"Expected a source ({URI_HELP}), but got an empty string")
+    if text.isdigit():
+        return SourceURI(text, "camera", int(text))
+    if _DEV_VIDEO.match(text):
+        return SourceURI(text, "camera", text)
+    if text.startswith("gst:"):
+        return SourceURI(text, "gst", _check_gst(text[4:].strip()))
+    match = _SCHEME.match(text)
+    if match is None:
+        return SourceURI(text, "path", text)
+    scheme = match.group(1).lower()
+    if scheme in ("rtsp", "rtsps"):
+        url, found = _pop_transport(text)
+        chosen = _check_transport(found or transport or "tcp")
+        return SourceURI(text, "rtsp", url, chosen)
+    if scheme in ("http", "https"):
+        if not urlsplit(text).netloc:
+            raise ValueError(f"Expected a host in {text!r} (like http://HOST:PORT/PATH)")
+        return SourceURI(text, "http", text)
+    if scheme == "csi":
+        rest = text[len("csi://"):]
+        if not rest.isdigit():
+            raise ValueError(f"Expected csi://N with a sensor number N, but got {text!r}")
+        return SourceURI(text, "csi", int(rest))
+    if scheme == "file":
+        return SourceURI(text, "path", text[len("file://"):])
+    raise ValueError(f"Unknown source scheme {scheme + '://'!r} in {text!r}; expected "
+                     f"{URI_HELP}")
+
+
+def _check_transport(value: str) -> str:
+    if value.lower() not in TRANSPORTS:
+        raise ValueError(f"Expected RTSP transport tcp or udp, but got {value!r}")
+    return value.lower()
+
+
+def _pop_transport(url: str) -> tuple[str, str | None]:
+    """The URL without its ``transport=`` query item, and that item's value (or None)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    found = [v for k, v in query if k == "transport"]
+    rest = urlencode([(k, v) for k, v in query if k != "transport"])
+    return urlunsplit(parts._replace(query=rest)), (found[-1] if found else None)
+
+
+def _check_gst(pipeline: str) -> str:
+    if "appsink" not in pipeline:
+        raise ValueError("Expected a GStreamer pipeline that ends in appsink (e.g. gst:videotestsrc"
+                         f" ! videoconvert ! appsink), but got {pipeline!r}")
+    return pipeline
+
+
+def _rate(fps: float) -> str:
+    """A GStreamer fraction; 29.97 and the other NTSC rates become N*1000/1001."""
+    ntsc = round(fps * 1.001)
+    if abs(fps - round(fps)) > 0.005 and abs(fps - ntsc / 1.001) < 0.005:
+        return f"{ntsc * 1000}/1001"
+    rate = Fraction(fps).limit_denominator(1001)
+    return f"{rate.numerator}/{rate.denominator}"
+
+
+def csi_pipeline(sensor_id: int = 0, *, width: int = 1280, height: int = 720,
+                 fps: float = 30.0, flip: int = 0) -> str:
+    """GStreamer pipeline for a Jetson CSI camera, giving BGR frames to OpenCV's appsink.
+
+    The sensor is asked for ``width`` x ``height`` at ``fps`` in NVMM memory; nvvidconv
+    converts (and flips, ``flip`` 0-7) on the VIC; appsink keeps only the newest buffer.
+    """
+    if width < 1 or height < 1 or fps <= 0 or not 0 <= flip <= 7:
+        raise ValueError(f"Expected a positive size and fps and flip in 0..7, but got "
+                         f"{width}x{height} at {fps} fps, flip {flip}")
+    return (f"nvarguscamerasrc sensor-id={sensor_id} ! "
+            f"video/x-raw(memory:NVMM), width={width}, height={height}, "
+            f"framerate={_rate(fps)}, format=NV12 ! "
+            f"nvvidconv flip-method={flip} ! video/x-raw, width={width}, height={height}, "
+            "format=BGRx ! videoconvert ! video/x-raw, format=BGR ! "
+            "appsink drop=true max-buffers=1 sync=false")
+
+
+def ffmpeg_capture_options(transport: str | None, existing: str | None = None) -> str | None:
+    """The ``OPENCV_FFMPEG_CAPTURE_OPTIONS`` value for an RTSP transport.
+
+    Options are ``key;value`` pairs joined by ``|``; the user's own ``existing`` options are
+    kept, and their ``rtsp_transport`` wins over ours.
+    """
+    pairs = [p for p in (existing or "").split("|") if p]
+    if transport and not any(p.split(";")[0] == "rtsp_transport" for p in pairs):
+        pairs.append(f"rtsp_transport;{transport}")
+    return "|".join(pairs) or None

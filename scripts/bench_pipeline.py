@@ -1,0 +1,154 @@
+"""Pipeline overhead benchmark: the detector alone vs the whole pipeline, in one run.
+
+    python scripts/bench_pipeline.py                # all three measurements
+    python scripts/bench_pipeline.py --only standin
+
+1. real model: detector alone on decoded frames vs detect_video (decode, render, encode
+   overlapped on their own threads) on the same frames; target ratio >= 0.95.
+2. stand-in detector of a fixed 20 ms per frame at 1280x720; target >= 45 fps.
+3. torch eager fp32 vs the bf16/channels-last CPU path on the same frames; target >= 2.5x
+   where the CPU has bf16 instructions (AVX512-BF16 or AMX).
+Weights are random unless --weights is given: speed does not depend on their values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import torch
+
+from drivevision.detections import Detections
+from drivevision.detector import Detector
+from drivevision.labels import COCO_NAMES
+from drivevision.model import LoadedModel, build_model, load_model
+from drivevision.runner import detect_video
+from drivevision.synthetic import write_clip
+
+
+class SleepDetector:
+    """Stand-in that takes a fixed time per frame, like a detector on a fast GPU."""
+
+    names = COCO_NAMES
+
+    def __init__(self, ms: float):
+        self.ms = ms
+
+    def infer_timed(self, frames):
+        time.sleep(self.ms / 1000.0 * len(frames))
+        return [Detections([[100, 100, 300, 260]], [0.9], [3]) for _ in frames], \
+            {"dense_a": self.ms * len(frames)}
+
+
+def decode_all(path: Path) -> list:
+    cap, frames = cv2.VideoCapture(str(path)), []
+    while (ok_frame := cap.read())[0]:
+        frames.append(ok_frame[1])
+    return frames
+
+
+def real_detector(args, precision: str = "fp32") -> Detector:
+    if args.weights:
+        loaded = load_model(args.model, args.weights, min_size=args.min_size)
+    else:
+        torch.manual_seed(0)
+        module = build_model(args.model, min_size=args.min_size, max_size=args.max_size)
+        loaded = LoadedModel(module, args.model, COCO_NAMES, "random")
+    return Detector(loaded, device="cpu", precision=precision, conf=0.5)
+
+
+def detector_alone_fps(detector, frames) -> float:
+    detector.infer(frames[:1])  # warm-up
+    start = time.perf_counter()
+    for frame in frames:
+        detector.infer([frame])
+    return len(frames) / (time.perf_counter() - start)
+
+
+def pipeline_fps(detector, clip: Path, out_dir: Path) -> float:
+    summary = detect_video(clip, out_dir / "bench.mp4", jsonl=out_dir / "bench.jsonl",
+                           detector=detector)
+    return summary.fps
+
+
+def bench_real(args, tmp: Path) -> None:
+    clip = tmp / "real.mp4"
+    write_clip(clip, args.frames, width=640, height=360, seed=0)
+    frames = decode_all(clip)
+    detector = real_detector(args)
+    alone = detector_alone_fps(detector, frames)
+    piped = pipeline_fps(detector, clip, tmp)
+    print(f"[real] {args.model} random weights, 640x360 frames, min_size {args.min_size}: "
+          f"detector alone {alone:.3f} fps, pipeline {piped:.3f} fps, "
+          f"ratio {piped / alone:.3f} (target >= 0.95)")
+
+
+def bench_standin(args, tmp: Path) -> None:
+    clip = tmp / "hd.mp4"
+    write_clip(clip, args.hd_frames, width=1280, height=720, fps=30.0, seed=1)
+    piped = pipeline_fps(SleepDetector(20.0), clip, tmp)
+    print(f"[standin] 20 ms/frame stand-in detector, 1280x720, {args.hd_frames} frames, "
+          f"decode+render+encode (H.264) overlapped: {piped:.1f} fps (target >= 45; "
+          f"serial bound {1000 / 20:.0f})")
+
+
+def has_bf16() -> bool:
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    return any(f in flags for f in ("avx512_bf16", "amx_bf16"))
+
+
+def bench_bf16(args, tmp: Path) -> None:
+    clip = tmp / "bf16.mp4"
+    write_clip(clip, args.bf16_frames, width=640, height=360, seed=2)
+    frames = decode_all(clip)
+    model = real_detector(args).model
+    torch_fps = []
+    for _ in range(2):  # alternate to share any drift in machine speed
+        torch_fps.append(_eager_fps(model, frames))
+    fp32 = statistics.median(torch_fps)
+    bf16 = detector_alone_fps(real_detector(args, "bf16"), frames)
+    print(f"[bf16] torchvision eager fp32 {fp32:.3f} fps, bf16/channels-last {bf16:.3f} fps, "
+          f"speedup {bf16 / fp32:.2f}x (target >= 2.5x where the CPU has bf16; this CPU "
+          f"{'has' if has_bf16() else 'has NO'} AVX512-BF16/AMX)")
+
+
+def _eager_fps(model, frames) -> float:
+    tensors = [torch.from_numpy(f[:, :, ::-1].copy()).permute(2, 0, 1).float() / 255
+               for f in frames]
+    with torch.inference_mode():
+        model(tensors[:1])
+        start = time.perf_counter()
+        for t in tensors:
+            model([t])
+    return len(tensors) / (time.perf_counter() - start)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="r50-fpn-v2")
+    parser.add_argument("--weights")
+    parser.add_argument("--min-size", type=int, default=360)
+    parser.add_argument("--max-size", type=int, default=640)
+    parser.add_argument("--frames", type=int, default=8, help="frames for the real model")
+    parser.add_argument("--hd-frames", type=int, default=150)
+    parser.add_argument("--bf16-frames", type=int, default=4)
+    parser.add_argument("--only", choices=("real", "standin", "bf16"))
+    args = parser.parse_args()
+    print(f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch "
+          f"threads, torch {torch.__version__}, python {platform.python_version()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, bench in (("standin", bench_standin), ("real", bench_real),
+                            ("bf16", bench_bf16)):
+            if args.only in (None, name):
+                bench(args, Path(tmp))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
