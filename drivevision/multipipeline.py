@@ -19,17 +19,15 @@ from dataclasses import replace
 
 import numpy as np
 
-from drivevision.errors import StageError
 from drivevision.livestats import SourceStats
-from drivevision.pipeline import _END, Result, _Aborted, _group, _interrupt
+from drivevision.pipeline import Result, detect_batch, draw_result, write_result
 from drivevision.render import annotate
 from drivevision.sinks import Sink
 from drivevision.sources import Source
+from drivevision.stages import END, POLL_S, Aborted, StageThreads
 
-_POLL_S = 0.05
 
-
-class MultiSourcePipeline:
+class MultiSourcePipeline(StageThreads):
     """Runs ``detector`` over ``sources`` (one or more) into per-source ``sinks``.
 
     Args:
@@ -54,6 +52,7 @@ class MultiSourcePipeline:
                              f"but got {len(sinks)}")
         if batch_timeout < 0:
             raise ValueError(f"Expected batch_timeout >= 0 s, but got {batch_timeout}")
+        super().__init__(sources)
         self.sources, self.detector, self.sinks = list(sources), detector, sinks
         self.batch_timeout = batch_timeout
         self.draw = [draw or any(s.needs_annotated for s in ss) for ss in sinks]
@@ -66,121 +65,34 @@ class MultiSourcePipeline:
         self._cond = threading.Condition()
         self._outs = [queue.Queue(maxsize=2) for _ in range(n)]
         self._results = queue.Queue(maxsize=2 * n)
-        self._abort, self._stop = threading.Event(), threading.Event()
-        self._threads: list[threading.Thread] = []
-        self.error: StageError | None = None
-        self.interrupted = False
 
     @property
     def dropped(self) -> int:
         return sum(s.dropped for s in self.stats)
 
-    # -- control (as Pipeline) ---------------------------------------------------------------
-
     def start(self) -> None:
-        n = len(self.sources)
-        plan = [(f"capture[{i}]", self._capture, (i,), None) for i in range(n)]
-        plan.append(("infer", self._mux, (), "outs"))
-        plan += [(f"write[{i}]", self._output, (i,), "results") for i in range(n)]
-        for name, body, args, ends in plan:
-            thread = threading.Thread(target=self._stage, args=(name, body, args, ends),
-                                      name=f"drivevision-{name}", daemon=True)
-            self._threads.append(thread)
-            thread.start()
+        for i in range(len(self.sources)):
+            self.spawn(f"capture[{i}]", self._capture, i)
+        self.spawn("infer", self._mux, on_exit=self._end_outputs)
+        for i in range(len(self.sources)):
+            self.spawn(f"write[{i}]", self._output, i,
+                       on_exit=lambda: self.put(self._results, END))
 
     def stop(self) -> None:
         """Stop reading the sources; frames already taken still reach the sinks."""
-        self._stop.set()
-        for source in self.sources:
-            _interrupt(source)
+        super().stop()
         with self._cond:
             self._cond.notify_all()
-
-    def abort(self) -> None:
-        self._abort.set()
-        self.stop()
-
-    def join(self, timeout: float = 10.0) -> bool:
-        deadline = time.monotonic() + timeout
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        return not any(t.is_alive() for t in self._threads)
 
     def results(self) -> Iterator[Result]:
         """Results as they are written; raises ``StageError`` if a stage failed."""
         if not self._threads:
             self.start()
-        ends = 0
-        try:
-            while ends < len(self.sources):
-                try:
-                    item = self._get(self._results)
-                except _Aborted:
-                    break
-                except KeyboardInterrupt:
-                    if self._stop.is_set():
-                        self.abort()
-                    self.interrupted = True
-                    self.stop()
-                    continue
-                if item is _END:
-                    ends += 1
-                else:
-                    yield item
-        finally:
-            if not self._abort.is_set() and ends < len(self.sources):
-                self.abort()  # the caller stopped iterating early
-            self.join()
-        if self.error is not None:
-            raise self.error
+        return self.drain(self._results, ends=len(self.sources))
 
-    def run(self, on_result: Callable[[Result], None] | None = None) -> int:
-        count = 0
-        for result in self.results():
-            count += 1
-            if on_result is not None:
-                on_result(result)
-        return count
-
-    # -- helpers -------------------------------------------------------------------------------
-
-    def _stage(self, name: str, body, args: tuple, ends: str | None) -> None:
-        try:
-            body(*args)
-        except _Aborted:
-            pass
-        except BaseException as e:  # noqa: BLE001 - every failure must reach the caller
-            with self._cond:
-                if self.error is None:
-                    self.error = StageError(name, e)
-                    self.error.__cause__ = e
-            self.abort()
-        finally:
-            try:
-                if ends == "outs":
-                    for out in self._outs:
-                        self._put(out, _END)
-                elif ends == "results":
-                    self._put(self._results, _END)
-            except _Aborted:
-                pass
-
-    def _put(self, q: queue.Queue, item) -> None:
-        while not self._abort.is_set():
-            try:
-                q.put(item, timeout=_POLL_S)
-                return
-            except queue.Full:
-                continue
-        raise _Aborted
-
-    def _get(self, q: queue.Queue):
-        while not self._abort.is_set():
-            try:
-                return q.get(timeout=_POLL_S)
-            except queue.Empty:
-                continue
-        raise _Aborted
+    def _end_outputs(self) -> None:
+        for out in self._outs:
+            self.put(out, END)
 
     # -- stages --------------------------------------------------------------------------------
 
@@ -205,8 +117,8 @@ class MultiSourcePipeline:
         with self._cond:
             while not live and self._slots[i] is not None:
                 if self._abort.is_set():
-                    raise _Aborted
-                self._cond.wait(_POLL_S)
+                    raise Aborted
+                self._cond.wait(POLL_S)
             if self._slots[i] is not None:
                 self.stats[i].on_drop()
             self._slots[i] = item
@@ -217,10 +129,10 @@ class MultiSourcePipeline:
         with self._cond:
             while not any(s is not None for s in self._slots):
                 if self._abort.is_set():
-                    raise _Aborted
+                    raise Aborted
                 if all(self._ended):
                     return None
-                self._cond.wait(_POLL_S)
+                self._cond.wait(POLL_S)
             deadline = time.monotonic() + self.batch_timeout
             while not all(s is not None or e for s, e in zip(self._slots, self._ended)):
                 left = deadline - time.monotonic()
@@ -234,23 +146,14 @@ class MultiSourcePipeline:
 
     def _mux(self) -> None:
         while (batch := self._take_batch()) is not None:
-            detections, ms = self.detector.infer_timed([item[0].image for _, item in batch])
             self.batch_sizes.append(len(batch))
-            share = {k: v / len(batch) for k, v in _group(ms).items()}
-            for (i, (frame, decode_ms)), det in zip(batch, detections):
-                self._put(self._outs[i], Result(frame, det, {"decode": decode_ms, **share}))
+            results = detect_batch(self.detector, [item for _, item in batch])
+            for (i, _), result in zip(batch, results):
+                self.put(self._outs[i], result)
 
     def _output(self, i: int) -> None:
-        while (result := self._get(self._outs[i])) is not _END:
-            if self.draw[i]:
-                start = time.perf_counter()
-                result.annotated = self.render(result.frame.image, result.detections)
-                result.timings["render"] = (time.perf_counter() - start) * 1000.0
-            result.rendered_at = time.monotonic()
+        while (result := self.get(self._outs[i])) is not END:
+            draw_result(result, self.render if self.draw[i] else None)
             self.stats[i].on_result(result.latency_ms, result.rendered_at)
-            if self.sinks[i]:
-                start = time.perf_counter()
-                for sink in self.sinks[i]:
-                    sink.write(result.frame, result.detections, result.annotated)
-                result.timings["encode"] = (time.perf_counter() - start) * 1000.0
-            self._put(self._results, result)
+            write_result(result, self.sinks[i])
+            self.put(self._results, result)

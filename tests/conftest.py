@@ -35,6 +35,7 @@ def tiny_loaded() -> LoadedModel:
     torch.manual_seed(0)
     model = build_model("tiny-fpn", num_classes=91)
     model.roi_heads.score_thresh = 0.0
+    model.rpn._post_nms_top_n["testing"] = 100  # 100 proposals x 91 classes keeps NMS quick
     return LoadedModel(model, "tiny-fpn", COCO_NAMES, "seed0")
 
 

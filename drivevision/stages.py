@@ -1,0 +1,140 @@
+"""Stage threads that cannot hang: the machinery ``Pipeline`` and ``MultiSourcePipeline`` share.
+
+Every blocking put/get polls an abort event; every stage runs its end action (usually
+sending an end marker downstream) in ``finally``; the first error of any stage is kept,
+aborts the others and is raised to the caller as a ``StageError`` naming the stage.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+
+from drivevision.errors import StageError
+
+END = object()  # the stop marker a stage sends downstream when it ends
+POLL_S = 0.05
+
+
+class Aborted(Exception):
+    """Raised inside a stage when another stage failed or the run was aborted."""
+
+
+class StageThreads:
+    """Threads sharing one stop event (finish what was taken), one abort event (drop
+    everything now) and the first error. ``sources`` get ``interrupt()`` on stop."""
+
+    def __init__(self, sources: Sequence = ()):
+        self._abort, self._stop = threading.Event(), threading.Event()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._interruptible = list(sources)
+        self.error: StageError | None = None
+        self.interrupted = False
+
+    def spawn(self, name: str, body: Callable, *args, on_exit: Callable[[], None] | None = None):
+        thread = threading.Thread(target=self._run_stage, args=(name, body, args, on_exit),
+                                  name=f"drivevision-{name}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _run_stage(self, name: str, body: Callable, args: tuple, on_exit) -> None:
+        try:
+            body(*args)
+        except Aborted:
+            pass
+        except BaseException as e:  # noqa: BLE001 - every failure must reach the caller
+            with self._lock:
+                if self.error is None:
+                    self.error = StageError(name, e)
+                    self.error.__cause__ = e
+            self.abort()
+        finally:
+            if on_exit is not None:
+                try:
+                    on_exit()
+                except Aborted:
+                    pass
+
+    def stop(self) -> None:
+        """Stop reading the sources; what was already taken still reaches the sinks."""
+        self._stop.set()
+        for source in self._interruptible:
+            hook = getattr(source, "interrupt", None)  # wakes a source blocked in a read
+            if hook is not None:
+                hook()
+
+    def abort(self) -> None:
+        """Stop every stage now."""
+        self._abort.set()
+        self.stop()
+
+    def join(self, timeout: float = 10.0) -> bool:
+        """Wait for every stage thread; True when all have ended."""
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in self._threads)
+
+    def put(self, q: queue.Queue, item) -> None:
+        while not self._abort.is_set():
+            try:
+                q.put(item, timeout=POLL_S)
+                return
+            except queue.Full:
+                continue
+        raise Aborted
+
+    def get(self, q: queue.Queue):
+        while not self._abort.is_set():
+            try:
+                return q.get(timeout=POLL_S)
+            except queue.Empty:
+                continue
+        raise Aborted
+
+    def drain(self, q: queue.Queue, ends: int) -> Iterator:
+        """Items from ``q`` on the caller's thread until ``ends`` end markers came.
+
+        Ctrl-C here stops the sources (a second one aborts); leaving the loop early aborts;
+        either way every thread is joined, and a stage's error is raised.
+        """
+        seen = 0
+        try:
+            while seen < ends:
+                try:
+                    item = self.get(q)
+                except Aborted:
+                    break
+                except KeyboardInterrupt:
+                    self._on_interrupt()
+                    continue
+                if item is END:
+                    seen += 1
+                else:
+                    yield item
+        finally:
+            self.abort()  # ends a caller's early exit, and any stage still blocked after a stop
+            self.join()
+        if self.error is not None:
+            raise self.error
+
+    def run(self, on_result: Callable | None = None) -> int:
+        """Run to the end; returns the number of results."""
+        count = 0
+        for result in self.results():
+            count += 1
+            if on_result is not None:
+                on_result(result)
+        return count
+
+    def results(self) -> Iterator:
+        raise NotImplementedError
+
+    def _on_interrupt(self) -> None:
+        if self._stop.is_set():
+            self.abort()
+        self.interrupted = True
+        self.stop()
