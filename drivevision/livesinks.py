@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from fractions import Fraction
 
 import av
-import cv2
 import numpy as np
 
 from drivevision.detections import Detections
@@ -35,19 +34,13 @@ class LiveVideoSink(VideoSink):
         super()._open(width, height)
         self._stream.codec_context.time_base = _MS
 
-    def _write(self, frame: Frame, detections: Detections, annotated: np.ndarray | None) -> None:
-        image = frame.image if annotated is None else annotated
-        if self._stream is None:
-            self._open(image.shape[1], image.shape[0])
-        if (image.shape[1], image.shape[0]) != self.size:
-            image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
+    def _stamp(self, video_frame: av.VideoFrame, frame: Frame) -> None:
+        """Presentation time from the capture clock, so the video plays at real speed."""
         if self._t0 is None:
             self._t0 = frame.captured_at
         pts = max(round((frame.captured_at - self._t0) * 1000.0), self._last_pts + 1)
-        video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
         video_frame.pts, video_frame.time_base = pts, _MS
         self._last_pts = pts
-        self._container.mux(self._stream.encode(video_frame))
 
 
 class GapJsonlSink(JsonlSink):

@@ -119,7 +119,11 @@ class VideoSink(Sink):
         if (image.shape[1], image.shape[0]) != self.size:
             image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
         video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+        self._stamp(video_frame, frame)
         self._container.mux(self._stream.encode(video_frame))
+
+    def _stamp(self, video_frame: av.VideoFrame, frame: Frame) -> None:
+        """Set the frame's presentation time; by default the encoder counts frames at fps."""
 
     def _finish(self) -> None:
         if self._container is not None:

@@ -90,19 +90,24 @@ class ImageSource(Source):
             yield Frame(i, i * 1000.0 / self.fps, read_image(path), time.monotonic())
 
 
+def open_video_file(path: str | Path) -> tuple[cv2.VideoCapture, float, int | None]:
+    """An opened OpenCV FFmpeg capture of a file, its frame rate (30 if the file has none
+    that makes sense) and its frame count (None when unknown)."""
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    if not cap.isOpened():
+        raise SourceError(f"Cannot open {path} as a video (not a video file, or a codec "
+                          "this OpenCV cannot decode)")
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    return cap, (fps if 0 < fps < 1000 else 30.0), (count if count > 0 else None)
+
+
 class VideoFileSource(Source):
     """A video file decoded by OpenCV's FFmpeg backend."""
 
     def __init__(self, uri: str, path: Path):
-        cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
-        if not cap.isOpened():
-            raise SourceError(f"Cannot open {path} as a video (not a video file, or a codec "
-                              "this OpenCV cannot decode)")
-        fps = cap.get(cv2.CAP_PROP_FPS)
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        super().__init__(uri, fps=fps if 0 < fps < 1000 else 30.0,
-                         frame_count=count if count > 0 else None)
-        self._cap = cap
+        self._cap, fps, count = open_video_file(path)
+        super().__init__(uri, fps=fps, frame_count=count)
 
     def __iter__(self) -> Iterator[Frame]:
         index = 0

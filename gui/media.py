@@ -15,7 +15,15 @@ from pathlib import Path
 import cv2
 
 from drivevision.errors import SourceError
-from drivevision.sources import Frame, ImageSource, Source, VideoFileSource, open_source, read_image
+from drivevision.sources import (
+    Frame,
+    ImageSource,
+    Source,
+    VideoFileSource,
+    open_source,
+    open_video_file,
+    read_image,
+)
 
 
 class SeekableSource(Source):
@@ -41,15 +49,8 @@ class SeekableVideo(SeekableSource):
     """A video file through OpenCV's FFmpeg backend; seeks with ``CAP_PROP_POS_FRAMES``."""
 
     def __init__(self, uri: str):
-        cap = cv2.VideoCapture(uri, cv2.CAP_FFMPEG)
-        if not cap.isOpened():
-            raise SourceError(f"Cannot open {uri} as a video (not a video file, or a codec "
-                              "this OpenCV cannot decode)")
-        fps = cap.get(cv2.CAP_PROP_FPS)
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        super().__init__(uri, fps=fps if 0 < fps < 1000 else 30.0,
-                         frame_count=count if count > 0 else None)
-        self._cap = cap
+        self._cap, fps, count = open_video_file(uri)
+        super().__init__(uri, fps=fps, frame_count=count)
         self._next = 0
         self._lock = threading.Lock()  # a frame may be read by the pipeline or the worker
 
