@@ -147,8 +147,9 @@ def cmd_detect(args: argparse.Namespace) -> int:
     with source, Progress(source.frame_count, quiet=args.quiet) as progress:
         progress.status(f"loading {config.weights or config.model + ' COCO weights'}")
         detector = Detector.from_config(config, progress=not args.quiet)
-        progress.status(f"{args.input}: {detector.engine.name} on {detector.device}, "
-                        f"{detector.precision}")
+        reason = getattr(detector.engine, "auto_reason", None)
+        progress.status(f"{args.input}: engine {detector.engine.name} on {detector.device}, "
+                        f"{detector.precision}" + (f" (auto: {reason})" if reason else ""))
         summary = detect_video(source, args.output, jsonl=args.jsonl, csv=args.csv,
                                detector=detector, batch=args.batch, on_result=progress.update)
     if not args.quiet:

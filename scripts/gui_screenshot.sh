@@ -5,7 +5,7 @@
 #   scripts/gui_screenshot.sh [OUT.png] [extra viewer options ...]
 #
 # Environment: SOURCE (default assets/sample.mp4, generated if missing), WEIGHTS (default the
-# trained test fixture tests/data/fixture-tiny-fpn.pt; with none, torchvision's COCO weights
+# trained demo model assets/tiny-fpn-synthetic.pt; with none, torchvision's COCO weights
 # for --model r50-fpn-v2 are used and must be cached), DELAY seconds of playing before the
 # grab (default 3), PYTHON (default python), SIZE of the virtual screen (default 1440x900).
 # Installs, when missing, Debian's xvfb and the xcb/GL/font libraries Qt's xcb plugin needs.
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 OUT=${1:-docs/gui.png}
 shift || true
 SOURCE=${SOURCE:-assets/sample.mp4}
-WEIGHTS=${WEIGHTS:-tests/data/fixture-tiny-fpn.pt}
+WEIGHTS=${WEIGHTS:-assets/tiny-fpn-synthetic.pt}
 DELAY=${DELAY:-3}
 PYTHON=${PYTHON:-python}
 SIZE=${SIZE:-1440x900}

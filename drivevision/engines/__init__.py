@@ -17,12 +17,14 @@ imports (onnxruntime, tensorrt) happen inside the engine's own module.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import Protocol
 
 from torch import Tensor
 
 from drivevision.model import LoadedModel
 
+_log = logging.getLogger(__name__)
 DenseA = tuple[list[Tensor], list[Tensor], list[Tensor]]
 
 
@@ -34,12 +36,52 @@ class Engine(Protocol):
     def dense_b(self, pooled: Tensor) -> tuple[Tensor, Tensor]: ...
 
 
-_MODULES = {"torch": "drivevision.engines.torch"}
+_MODULES = {
+    "torch": "drivevision.engines.torch",
+    "onnx": "drivevision.engines.onnx",
+    "compiled": "drivevision.engines.compiled",
+    "tensorrt": "drivevision.engines.tensorrt",
+}
 
 
 def create_engine(name: str, loaded: LoadedModel, *, device, precision: str) -> Engine:
-    """The engine called ``name`` for ``loaded`` on ``device`` at ``precision``."""
+    """The engine called ``name`` ("auto": see ``pick_auto``) for ``loaded`` on ``device``."""
+    reason = None
+    if name == "auto":
+        name, reason = pick_auto(device, precision)
+        _log.info("engine auto: %s (%s)", name, reason)
     if name not in _MODULES:
-        raise ValueError(f"Unknown engine {name!r}; available: {', '.join(_MODULES)}")
+        raise ValueError(f"Unknown engine {name!r}; available: auto, {', '.join(_MODULES)}")
     module = importlib.import_module(_MODULES[name])
-    return module.create(loaded, device=device, precision=precision)
+    engine = module.create(loaded, device=device, precision=precision)
+    engine.auto_reason = reason  # why "auto" chose it; None when named
+    return engine
+
+
+def pick_auto(device, precision: str) -> tuple[str, str]:
+    """The fastest engine present for ``device`` and ``precision``, and why it was picked.
+
+    CUDA: tensorrt when a TensorRT module imports and the precision is fp32/fp16, else
+    compiled (Inductor + CUDA graphs). CPU fp32: onnx (ONNX Runtime) when installed: it
+    measured level with compiled (within 2-5 %, docs/benchmarks.md) and takes any frame size
+    without recompiling; compiled for bf16; else torch.
+    """
+    if getattr(device, "type", str(device)) == "cuda":
+        if precision in ("fp32", "fp16") and _importable("tensorrt", "tensorrt_rtx"):
+            return "tensorrt", "CUDA device and a TensorRT module are present"
+        return "compiled", "CUDA device without TensorRT"
+    if precision == "fp32" and _importable("onnxruntime"):
+        return "onnx", "CPU, fp32, ONNX Runtime installed"
+    if precision == "bf16":
+        return "compiled", "CPU, bf16: Inductor's bf16 kernels"
+    return "torch", "CPU without ONNX Runtime"
+
+
+def _importable(*names: str) -> bool:
+    for name in names:
+        try:
+            importlib.import_module(name)
+            return True
+        except (ImportError, OSError):
+            continue
+    return False

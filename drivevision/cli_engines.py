@@ -1,0 +1,120 @@
+"""``drivevision export`` and ``drivevision bench``: engine files for deployment, and timings."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from drivevision.config import MODELS
+
+
+def add_parsers(commands) -> None:
+    """Add the ``export`` and ``bench`` subcommands to ``commands`` (argparse subparsers)."""
+    export = commands.add_parser(
+        "export", help="write ONNX pieces or TensorRT engines for deployment",
+        description="Export the two dense pieces (dense_a: backbone+FPN+RPN head, dense_b: box "
+                    "head) as ONNX with metadata inside, or build TensorRT engines from them.")
+    _model_args(export)
+    export.add_argument("--format", choices=("onnx", "tensorrt"), default="onnx")
+    export.add_argument("--precision", choices=("fp32", "fp16"), default="fp32")
+    export.add_argument("--input-size", default="800x1344", metavar="HxW",
+                        help="padded input size (multiples of 32; default: %(default)s)")
+    export.add_argument("--batch", type=int, default=1, help="frames per engine call")
+    export.add_argument("--exporter", choices=("dynamo", "legacy"), default="dynamo",
+                        help="torch.onnx exporter (default: %(default)s)")
+    export.add_argument("-o", "--output-dir", default="engines", metavar="DIR")
+    export.set_defaults(func=cmd_export)
+
+    bench = commands.add_parser(
+        "bench", help="time each engine stage by stage against torchvision eager",
+        description="Per engine and precision: median and p95 ms of every detector stage, "
+                    "frames/s per batch size, and the speedup over torchvision's eager fp32 "
+                    "model(images) measured in the same run.")
+    _model_args(bench)
+    bench.add_argument("--engines", default="torch,onnx,compiled", help="comma list")
+    bench.add_argument("--precision", default="fp32", help="comma list of fp32, fp16, bf16")
+    bench.add_argument("--batch", default="1", help="comma list of batch sizes")
+    bench.add_argument("--input-size", default="800x1344", metavar="HxW")
+    bench.add_argument("--iters", type=int, default=10, help="timed calls per setting")
+    bench.add_argument("--warmup", type=int, default=2, help="untimed calls first")
+    bench.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N")
+    bench.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    bench.set_defaults(func=cmd_bench)
+
+
+def _model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", choices=MODELS, default="r50-fpn-v2")
+    parser.add_argument("--weights", metavar="PATH",
+                        help="local checkpoint; default: torchvision's COCO weights")
+
+
+def _csv(text: str, kind=str) -> list:
+    try:
+        return [kind(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"Expected a comma list of {kind.__name__}, but got {text!r}") from None
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from drivevision.export import ExportSpec, export_onnx, parse_size
+    from drivevision.model import load_model
+
+    spec = ExportSpec(precision=args.precision, input_size=parse_size(args.input_size),
+                      batch=args.batch, exporter=args.exporter)
+    loaded = load_model(args.model, args.weights)
+    out = Path(args.output_dir)
+    if args.format == "onnx":
+        paths = export_onnx(loaded, out, spec)
+    else:
+        paths = _export_tensorrt(loaded, out, spec)
+    for path in paths.values():
+        print(f"wrote {path}")
+    return 0
+
+
+def _export_tensorrt(loaded, out: Path, spec) -> dict:
+    """Build both engines for ``spec`` into ``out`` (with the export metadata beside them)."""
+    import torch
+
+    from drivevision.engines.tensorrt import build_serialized, import_tensorrt, onnx_precision
+    from drivevision.export import ExportSpec, export_onnx, fpn_levels, metadata
+
+    trt = import_tensorrt()
+    if not torch.cuda.is_available() and trt.__name__ != "tensorrt_rtx":
+        raise ValueError("Expected a CUDA GPU to build TensorRT engines (only TensorRT for RTX "
+                         "builds portable engines without one)")
+    src = ExportSpec(onnx_precision(trt, spec.precision), spec.input_size, spec.batch,
+                     spec.exporter)
+    onnx = export_onnx(loaded, out / "onnx", src)
+    n, (h, w) = spec.batch, spec.input_size
+    rois = n * int(loaded.module.rpn._post_nms_top_n["testing"])
+    c = loaded.module.backbone.out_channels
+    shapes = {"dense_a": {"images": ((n, 3, h, w),) * 3},
+              "dense_b": {"pooled": ((1, c, 7, 7), (rois, c, 7, 7), (rois, c, 7, 7))}}
+    paths = {}
+    for piece, path in onnx.items():
+        print(f"building TensorRT {piece} ({trt.__name__} {trt.__version__})", file=sys.stderr)
+        data = build_serialized(trt, path, shapes[piece], spec.precision, progress=True)
+        paths[piece] = out / f"{piece}.engine"
+        paths[piece].write_bytes(data)
+        meta = metadata(loaded, spec, piece, fpn_levels(loaded))
+        meta["drivevision.tensorrt"] = f"{trt.__name__} {trt.__version__}"
+        meta["drivevision.gpu"] = torch.cuda.get_device_name() if torch.cuda.is_available() \
+            else "portable (built without a GPU)"
+        paths[piece].with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
+    return paths
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from drivevision.bench import BenchSpec, format_tables, run_bench
+    from drivevision.export import parse_size
+
+    spec = BenchSpec(model=args.model, weights=args.weights, engines=_csv(args.engines),
+                     precisions=_csv(args.precision), batches=_csv(args.batch, int),
+                     input_size=parse_size(args.input_size), iters=args.iters,
+                     warmup=args.warmup, device=args.device)
+    result = run_bench(spec, log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(json.dumps(result, indent=1) if args.json else format_tables(result))
+    return 0

@@ -1,0 +1,100 @@
+"""On-disk cache of built engines, keyed by everything that makes a built engine valid.
+
+Each entry is ``<name>-<key>.<suffix>`` plus a ``.json`` sidecar holding the key fields
+(weights id, input shape, precision, tool version, GPU name, ...) and the SHA-256 of the
+file. An entry is used only when its sidecar matches the fields asked for and its bytes
+match the hash; a missing, corrupt, stale or foreign entry is rebuilt with a message (the
+message goes to ``log``), never run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+_log = logging.getLogger(__name__)
+FORMAT = 1  # bump when the cache layout or export wrapping changes
+
+
+def cache_root() -> Path:
+    """``$DRIVEVISION_CACHE`` or ``~/.cache/drivevision``."""
+    env = os.environ.get("DRIVEVISION_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "drivevision"
+
+
+def entry_key(fields: dict) -> str:
+    """16 hex digits identifying ``fields`` (JSON-able key/values)."""
+    text = json.dumps({"format": FORMAT, **fields}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def entry_path(folder: str | os.PathLike, name: str, fields: dict, suffix: str) -> Path:
+    return Path(folder) / f"{name}-{entry_key(fields)}.{suffix}"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check(path: Path, fields: dict) -> str | None:
+    """None when ``path`` is a valid entry for ``fields``, else why it is not."""
+    if not path.is_file():
+        return "not built yet"
+    sidecar = path.with_suffix(".json")
+    try:
+        stored = json.loads(sidecar.read_text())
+    except (OSError, ValueError):
+        return f"its record {sidecar.name} is missing or unreadable"
+    want = {"format": FORMAT, **fields}
+    diff = [k for k in sorted(set(want) | set(stored.get("fields", {})))
+            if stored.get("fields", {}).get(k) != want.get(k)]
+    if diff:
+        got = stored.get("fields", {})
+        detail = ", ".join(f"{k}: {got.get(k)!r} != {want.get(k)!r}" for k in diff[:3])
+        return f"it was built for something else ({detail})"
+    if stored.get("sha256") != _sha256(path):
+        return "its bytes do not match the recorded hash (corrupt or truncated)"
+    return None
+
+
+def store(path: Path, fields: dict, data: bytes | None = None) -> Path:
+    """Record ``path`` (after writing ``data`` there atomically, if given) as valid."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if data is not None:
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    record = {"fields": {"format": FORMAT, **fields}, "sha256": _sha256(path),
+              "bytes": path.stat().st_size}
+    path.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
+    return path
+
+
+def invalidate(path: Path) -> None:
+    for p in (path, path.with_suffix(".json")):
+        p.unlink(missing_ok=True)
+
+
+def get_or_build(path: Path, fields: dict, build: Callable[[Path], None], *,
+                 what: str, log: Callable[[str], None] | None = None) -> Path:
+    """``path`` when valid, else ``build(path)`` writes it and it is recorded.
+
+    ``log`` gets one line when an existing entry is rejected (default: a logging warning).
+    """
+    reason = check(path, fields)
+    if reason is None:
+        return path
+    if reason != "not built yet":
+        (log or _log.warning)(f"Rebuilding {what}: cached {path.name} is not usable: {reason}")
+        invalidate(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    build(path)
+    return store(path, fields)

@@ -1,0 +1,88 @@
+"""torch.compile engine: the dense pieces through Inductor.
+
+* CUDA: fp32 or fp16, ``mode="reduce-overhead"`` (CUDA graphs: shapes are static per video
+  stream, one graph per (N, H, W); the RoI count of dense B varies, so it is compiled with
+  dynamic shapes and no graphs).
+* CPU: fp32 or bf16, channels-last, Inductor's C++ kernels with frozen (pre-packed) weights.
+
+Compilation happens on the first call for each input shape (seconds to minutes); ``warmup``
+does it ahead of time. Outputs are float32 copies, safe to keep across calls.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import Tensor
+
+from drivevision.engines import DenseA
+from drivevision.engines.torch import DTYPES, DenseModules
+from drivevision.model import LoadedModel
+
+
+class CompiledEngine:
+    """Both dense pieces compiled with Inductor; inputs cast to ``precision``, outputs fp32."""
+
+    name = "compiled"
+
+    def __init__(self, loaded: LoadedModel, *, device: torch.device, precision: str,
+                 mode: str | None = None):
+        if precision == "fp16" and device.type != "cuda":
+            raise ValueError("Expected fp16 on a CUDA device for the compiled engine; "
+                             "on the CPU use bf16 or fp32")
+        self.dtype = DTYPES[precision]
+        self.device = device
+        self.cuda = device.type == "cuda"
+        self.channels_last = not self.cuda
+        module = copy.deepcopy(loaded.module)
+        dense = DenseModules(module).to(device=device, dtype=self.dtype).eval()
+        if self.channels_last:
+            dense = dense.to(memory_format=torch.channels_last)
+        self.dense = dense
+        mode_a = mode or ("reduce-overhead" if self.cuda else None)
+        options = None if self.cuda else {"freezing": True}
+        self._a = _compile(dense.dense_a, mode_a, options, dynamic=False)
+        self._b = _compile(dense.dense_b, mode if mode != "reduce-overhead" else None,
+                           options, dynamic=True)
+
+    @torch.inference_mode()
+    def dense_a(self, images: Tensor) -> DenseA:
+        x = images.to(self.device, self.dtype)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if self.cuda:
+            torch.compiler.cudagraph_mark_step_begin()
+        return tuple([self._out(t) for t in group] for group in self._a(x))
+
+    @torch.inference_mode()
+    def dense_b(self, pooled: Tensor) -> tuple[Tensor, Tensor]:
+        if pooled.shape[0] == 0:
+            return self.dense.dense_b(pooled.to(self.dtype))  # nothing to compile for
+        logits, deltas = self._b(pooled.to(self.device, self.dtype))
+        return self._out(logits), self._out(deltas)
+
+    def _out(self, t: Tensor) -> Tensor:
+        """fp32 result; on CUDA a copy, since CUDA graph outputs are overwritten next replay."""
+        return t.clone() if self.cuda and t.dtype == torch.float32 else t.float()
+
+    def warmup(self, images: Tensor, rois: int = 16) -> None:
+        """Compile for ``images``' shape (and dense B) now instead of on the first frame."""
+        self.dense_a(images)
+        channels = self.dense.backbone.out_channels
+        self.dense_b(torch.zeros(rois, channels, 7, 7, device=self.device))
+
+
+def _compile(fn, mode: str | None, options: dict | None, dynamic: bool | None):
+    kwargs = {"backend": "inductor", "dynamic": dynamic, "fullgraph": False}
+    if options:
+        kwargs["options"] = options
+    elif mode:
+        kwargs["mode"] = mode
+    return torch.compile(fn, **kwargs)
+
+
+
+
+def create(loaded: LoadedModel, *, device: torch.device, precision: str) -> CompiledEngine:
+    return CompiledEngine(loaded, device=device, precision=precision)

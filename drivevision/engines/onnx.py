@@ -1,0 +1,92 @@
+"""ONNX Runtime engine: the exported dense pieces on the best provider present (CUDA, CPU).
+
+The pieces are exported on first use and cached (``drivevision.export.cached_onnx``). On
+the CPU the batch goes through numpy (ONNX Runtime reads torch's memory without a copy);
+on CUDA, I/O binding hands ONNX Runtime the torch tensors' device pointers, so nothing
+crosses to the host. fp32 runs anywhere; fp16 needs the CUDA provider.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from drivevision.engines import DenseA
+from drivevision.export import cached_onnx, read_metadata
+from drivevision.model import LoadedModel
+
+
+def providers_for(device: torch.device) -> list[str]:
+    """ONNX Runtime execution providers to use on ``device``, best first."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if device.type == "cuda":
+        if "CUDAExecutionProvider" not in available:
+            raise ValueError("Expected onnxruntime-gpu (CUDAExecutionProvider) for the onnx "
+                             f"engine on {device}, but found only {', '.join(available)}")
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+class OnnxEngine:
+    """Runs dense A and dense B with ONNX Runtime sessions; outputs float32 on ``device``."""
+
+    name = "onnx"
+
+    def __init__(self, loaded: LoadedModel, *, device: torch.device, precision: str,
+                 exporter: str = "dynamo"):
+        import onnxruntime as ort
+
+        if precision == "bf16" or (precision == "fp16" and device.type != "cuda"):
+            raise ValueError(f"Expected fp32 (CPU or CUDA) or fp16 (CUDA) for the onnx engine, "
+                             f"but got {precision} on {device.type}")
+        self.device = device
+        paths = cached_onnx(loaded, precision, exporter=exporter)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = torch.get_num_threads()
+        options.log_severity_level = 3
+        # Idle ONNX Runtime threads must not spin: torchvision ops run between the pieces.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        providers = providers_for(device)
+        self.sessions = {piece: ort.InferenceSession(str(p), options, providers=providers)
+                         for piece, p in paths.items()}
+        self.levels = int(read_metadata(paths["dense_a"])["fpn_levels"])
+        self.provider = self.sessions["dense_a"].get_providers()[0]
+
+    def _run(self, piece: str, x: Tensor) -> list[Tensor]:
+        session = self.sessions[piece]
+        if self.device.type == "cuda":
+            return _run_cuda(session, x.float().contiguous(), self.device)
+        feed = {session.get_inputs()[0].name: x.float().contiguous().numpy()}
+        return [torch.from_numpy(o) for o in session.run(None, feed)]
+
+    @torch.inference_mode()
+    def dense_a(self, images: Tensor) -> DenseA:
+        outs = self._run("dense_a", images)
+        n = self.levels
+        return outs[:n], outs[n:2 * n], outs[2 * n:]
+
+    @torch.inference_mode()
+    def dense_b(self, pooled: Tensor) -> tuple[Tensor, Tensor]:
+        logits, deltas = self._run("dense_b", pooled)
+        return logits, deltas
+
+
+def _run_cuda(session, x: Tensor, device: torch.device) -> list[Tensor]:
+    """Run on CUDA through I/O binding: input and outputs stay on the GPU (DLPack out)."""
+    binding = session.io_binding()
+    binding.bind_input(session.get_inputs()[0].name, "cuda", device.index or 0, np.float32,
+                       tuple(x.shape), x.data_ptr())
+    for out in session.get_outputs():
+        binding.bind_output(out.name, "cuda", device.index or 0)
+    torch.cuda.current_stream(device).synchronize()  # ORT uses its own stream
+    session.run_with_iobinding(binding)
+    return [torch.from_dlpack(v.to_dlpack()) if hasattr(v, "to_dlpack")
+            else torch.from_numpy(v.numpy()).to(device) for v in binding.get_outputs()]
+
+
+def create(loaded: LoadedModel, *, device: torch.device, precision: str) -> OnnxEngine:
+    return OnnxEngine(loaded, device=device, precision=precision)

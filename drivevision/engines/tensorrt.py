@@ -1,0 +1,239 @@
+"""TensorRT engine: both dense pieces built from their ONNX export, cached, run on CUDA.
+
+Works with ``tensorrt`` (10.x on JetPack 6, 11.x on desktops/servers) or ``tensorrt_rtx``
+(TensorRT for RTX GPUs). FP16: TensorRT 10 builds the fp32 ONNX with its FP16 builder flag;
+TensorRT 11 and RTX have no such flag (networks are strongly typed) and build the fp16 ONNX,
+which casts to float16 inside. In fp32 TF32 is switched off so results match PyTorch.
+
+Engines are built on first use for the batch's exact shape (one static engine per
+(N, H, W); video streams keep one shape) and cached keyed by weights id, input shape,
+precision, TensorRT version and GPU name (``drivevision.engine_cache``). Inputs and outputs
+are torch CUDA tensors; TensorRT runs on torch's current stream, so nothing goes through the
+host between the pieces.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from drivevision import engine_cache
+from drivevision.engines import DenseA
+from drivevision.export import cached_onnx
+from drivevision.model import LoadedModel
+
+_log = logging.getLogger(__name__)
+MODULES = ("tensorrt", "tensorrt_rtx")
+
+
+def import_tensorrt():
+    """The installed TensorRT Python module: ``tensorrt`` first, else ``tensorrt_rtx``."""
+    for name in MODULES:
+        try:
+            return importlib.import_module(name)
+        except (ImportError, OSError):  # OSError: wheel present, its libraries missing
+            continue
+    raise ImportError("TensorRT is not installed: expected the tensorrt module (JetPack, or "
+                      "NVIDIA's wheels) or tensorrt_rtx (pip install tensorrt-rtx)")
+
+
+def onnx_precision(trt, precision: str) -> str:
+    """Which ONNX to build from: fp16 builds use the fp16 ONNX when the FP16 flag is gone."""
+    return "fp16" if precision == "fp16" and not hasattr(trt.BuilderFlag, "FP16") else "fp32"
+
+
+def build_serialized(trt, onnx_path: str | Path, shapes: dict[str, tuple], precision: str, *,
+                     compute_capability: str | None = None, progress: bool = False) -> bytes:
+    """Parse ``onnx_path`` and build a serialized engine.
+
+    ``shapes`` maps each input name to (min, opt, max) shapes. ``compute_capability`` (e.g.
+    "SM89", "CURRENT") targets TensorRT for RTX builds; without it RTX builds a portable
+    engine, which needs no GPU at build time. Raises RuntimeError with the parser's errors.
+    """
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    flags = 0
+    if onnx_precision(trt, precision) == "fp16" and \
+            hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = "; ".join(parser.get_error(i).desc() for i in range(parser.num_errors))
+        raise RuntimeError(f"TensorRT cannot parse {onnx_path}: {errors}")
+    config = builder.create_builder_config()
+    _set_precision(trt, config, precision)
+    profile = builder.create_optimization_profile()
+    for name, (lo, opt, hi) in shapes.items():
+        profile.set_shape(name, lo, opt, hi)
+    config.add_optimization_profile(profile)
+    if compute_capability is not None:
+        config.num_compute_capabilities = 1
+        config.set_compute_capability(getattr(trt.ComputeCapability, compute_capability), 0)
+    if progress and hasattr(trt, "IProgressMonitor"):
+        config.progress_monitor = _progress_monitor(trt)
+    data = builder.build_serialized_network(network, config)
+    if data is None:
+        raise RuntimeError(f"TensorRT failed to build an engine from {onnx_path}")
+    return bytes(data)
+
+
+def _set_precision(trt, config, precision: str) -> None:
+    if hasattr(trt.BuilderFlag, "TF32"):
+        config.clear_flag(trt.BuilderFlag.TF32)  # fp32 engines must match PyTorch's fp32
+    if precision == "fp16" and hasattr(trt.BuilderFlag, "FP16"):
+        config.set_flag(trt.BuilderFlag.FP16)
+    elif precision not in ("fp32", "fp16"):
+        raise ValueError(f"Expected TensorRT precision fp32 or fp16, but got {precision!r}")
+
+
+def _progress_monitor(trt):
+    class Monitor(trt.IProgressMonitor):
+        """Prints TensorRT's top-level build phases (a build takes minutes the first time)."""
+
+        def __init__(self):
+            trt.IProgressMonitor.__init__(self)
+
+        def phase_start(self, phase_name, parent_phase, num_steps):
+            if parent_phase is None:
+                print(f"  TensorRT: {phase_name} ...", file=sys.stderr, flush=True)
+
+        def step_complete(self, phase_name, step):
+            return True
+
+        def phase_finish(self, phase_name):
+            pass
+
+    return Monitor()
+
+
+def gpu_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "none"
+
+
+def engine_fields(trt, loaded: LoadedModel, piece: str, shapes: dict, precision: str,
+                  device: torch.device) -> dict:
+    """What a cached engine must have been built for to be used here."""
+    return {"piece": piece, "model": loaded.name, "weights_id": loaded.weights_id,
+            "shapes": {k: [list(s) for s in v] for k, v in shapes.items()},
+            "precision": precision, "tensorrt": f"{trt.__name__} {trt.__version__}",
+            "gpu": gpu_name(device)}
+
+
+def cached_engine(trt, loaded: LoadedModel, piece: str, shapes: dict, precision: str,
+                  device: torch.device, *, progress: bool = True) -> Path:
+    """Path of a valid serialized engine for ``piece``, built (with progress) if needed."""
+    fields = engine_fields(trt, loaded, piece, shapes, precision, device)
+    shape = "x".join(str(d) for d in next(iter(shapes.values()))[2])
+    path = engine_cache.entry_path(engine_cache.cache_root() / "tensorrt",
+                                   f"{loaded.name}-{piece}-{precision}-{shape}", fields, "engine")
+
+    def build(target: Path) -> None:
+        onnx = cached_onnx(loaded, onnx_precision(trt, precision))[piece]
+        if progress:
+            print(f"Building TensorRT {piece} engine for {loaded.name} {shape} {precision} "
+                  f"(first use; cached in {target.parent})", file=sys.stderr, flush=True)
+        target.write_bytes(build_serialized(trt, onnx, shapes, precision, progress=progress))
+
+    return engine_cache.get_or_build(path, fields, build, what=f"TensorRT {piece} engine")
+
+
+_DTYPES = {"FLOAT": torch.float32, "HALF": torch.float16, "BF16": torch.bfloat16,
+           "INT32": torch.int32, "INT64": torch.int64}
+
+
+class _Runner:
+    """One deserialized engine and its execution context; runs on torch's current stream."""
+
+    def __init__(self, trt, data: bytes, device: torch.device):
+        self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self.engine = self.runtime.deserialize_cuda_engine(data)
+        if self.engine is None:
+            raise RuntimeError("TensorRT could not deserialize the engine")
+        self.context = self.engine.create_execution_context()
+        self.device = device
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        is_input = {n: self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names}
+        self.inputs = [n for n in names if is_input[n]]
+        self.outputs = [n for n in names if not is_input[n]]
+        self.dtypes = {n: _DTYPES[self.engine.get_tensor_dtype(n).name] for n in names}
+
+    def __call__(self, x: Tensor) -> dict[str, Tensor]:
+        name = self.inputs[0]
+        x = x.to(self.device, self.dtypes[name]).contiguous()
+        self.context.set_input_shape(name, tuple(x.shape))
+        self.context.set_tensor_address(name, x.data_ptr())
+        outs = {}
+        for out in self.outputs:
+            t = torch.empty(tuple(self.context.get_tensor_shape(out)), dtype=self.dtypes[out],
+                            device=self.device)
+            self.context.set_tensor_address(out, t.data_ptr())
+            outs[out] = t
+        if not self.context.execute_async_v3(torch.cuda.current_stream(self.device).cuda_stream):
+            raise RuntimeError("TensorRT execution failed")
+        return {k: t.float() for k, t in outs.items()}
+
+
+class TensorRTEngine:
+    """Both dense pieces as TensorRT engines on a CUDA device, in fp32 or fp16."""
+
+    name = "tensorrt"
+
+    def __init__(self, loaded: LoadedModel, *, device: torch.device, precision: str,
+                 progress: bool = True):
+        if device.type != "cuda":
+            raise ValueError(f"Expected a CUDA device for the tensorrt engine, but got {device}")
+        if precision not in ("fp32", "fp16"):
+            raise ValueError(f"Expected fp32 or fp16 for the tensorrt engine, got {precision!r}")
+        self.trt = import_tensorrt()
+        self.loaded, self.device, self.precision = loaded, device, precision
+        self.progress = progress
+        post = loaded.module.rpn._post_nms_top_n["testing"]
+        self.rois_per_image = int(post)
+        self._a: dict[tuple, _Runner] = {}
+        self._b: dict[int, _Runner] = {}
+        self._batch = 1
+
+    def _runner(self, piece: str, shapes: dict) -> _Runner:
+        for attempt in range(2):
+            path = cached_engine(self.trt, self.loaded, piece, shapes, self.precision,
+                                 self.device, progress=self.progress)
+            try:
+                return _Runner(self.trt, path.read_bytes(), self.device)
+            except RuntimeError as e:  # an engine this runtime rejects: rebuild once
+                if attempt:
+                    raise
+                _log.warning(f"Rebuilding TensorRT {piece} engine: {path.name}: {e}")
+                engine_cache.invalidate(path)
+        raise AssertionError("unreachable")
+
+    def dense_a(self, images: Tensor) -> DenseA:
+        shape = tuple(images.shape)
+        if shape not in self._a:
+            self._a[shape] = self._runner("dense_a", {"images": (shape, shape, shape)})
+        self._batch = shape[0]
+        outs = self._a[shape](images)
+        n = len(outs) // 3
+        return tuple([outs[f"{kind}_{i}"] for i in range(n)]
+                     for kind in ("feature", "objectness", "deltas"))
+
+    def dense_b(self, pooled: Tensor) -> tuple[Tensor, Tensor]:
+        if pooled.shape[0] == 0:
+            k = self.loaded.module.roi_heads.box_predictor.cls_score.out_features
+            empty = pooled.new_zeros((0, k), dtype=torch.float32)
+            return empty, pooled.new_zeros((0, 4 * k), dtype=torch.float32)
+        cap = self._batch * self.rois_per_image
+        if cap not in self._b:
+            c = tuple(pooled.shape[1:])
+            self._b[cap] = self._runner("dense_b", {"pooled": ((1, *c), (cap, *c), (cap, *c))})
+        outs = self._b[cap](pooled)
+        return outs["logits"], outs["box_deltas"]
+
+
+def create(loaded: LoadedModel, *, device: torch.device, precision: str) -> TensorRTEngine:
+    return TensorRTEngine(loaded, device=device, precision=precision)

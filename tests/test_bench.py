@@ -1,0 +1,36 @@
+"""``drivevision bench``: one table per engine and precision, speedup against torchvision
+eager measured in the same run, unsupported settings skipped with the reason, no download."""
+
+from __future__ import annotations
+
+import json
+
+from drivevision.cli import main
+
+
+def test_bench_json_has_stages_fps_and_speedup(capsys):
+    code = main(["bench", "--model", "tiny-fpn", "--engines", "torch", "--precision",
+                 "fp32,fp16", "--batch", "1,2", "--input-size", "96x160", "--iters", "2",
+                 "--warmup", "1", "--device", "cpu", "--json"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert "random weights" in out["weights"]
+    (entry,) = out["results"]
+    assert (entry["engine"], entry["precision"]) == ("torch", "fp32")
+    for batch in ("1", "2"):
+        r = entry["batches"][batch]
+        assert set(r["stages"]) == {"preprocess", "dense_a", "proposals", "dense_b",
+                                    "postprocess"}
+        assert r["total"]["median"] > 0 and r["fps"] > 0 and r["speedup"] > 0
+        assert out["baseline"][batch]["total"]["median"] > 0
+    assert out["skipped"][0]["precision"] == "fp16" and "CUDA" in out["skipped"][0]["reason"]
+
+
+def test_bench_table_names_every_stage(capsys):
+    assert main(["bench", "--model", "tiny-fpn", "--engines", "torch", "--batch", "1",
+                 "--input-size", "96x160", "--iters", "1", "--warmup", "0",
+                 "--device", "cpu"]) == 0
+    table = capsys.readouterr().out
+    for row in ("preprocess", "dense_a", "proposals+RoIAlign", "dense_b", "postprocess",
+                "total", "frames/s", "speedup"):
+        assert row in table
