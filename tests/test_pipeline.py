@@ -6,6 +6,7 @@ import time
 
 import cv2
 import pytest
+from standins import ArraySource, FixedDetector
 
 from drivevision.config import PipelineConfig
 from drivevision.detector import Detector
@@ -14,7 +15,6 @@ from drivevision.pipeline import Pipeline
 from drivevision.runner import detect_video
 from drivevision.sinks import JsonlSink, Sink, VideoSink
 from drivevision.sources import open_source
-from standins import ArraySource, FixedDetector
 
 
 def count_frames(path) -> int:
