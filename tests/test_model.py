@@ -1,0 +1,75 @@
+"""Weights resolution: torchvision's COCO weights from torch's cache, offline errors,
+checkpoints with names inside or beside them. Nothing here touches the network."""
+
+import urllib.error
+
+import pytest
+import torch
+
+from drivevision.errors import WeightsError
+from drivevision.labels import COCO_NAMES
+from drivevision.model import COCO_WEIGHTS, LoadedModel, build_model, load_model, save_checkpoint
+
+
+@pytest.fixture
+def torch_home(tmp_path, monkeypatch):
+    """An empty torch cache, and downloads that fail as they do offline."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    def offline(url, dst, *args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    return tmp_path
+
+
+def test_offline_without_cached_weights_names_the_file_and_folder(torch_home):
+    with pytest.raises(WeightsError) as info:
+        load_model("r50-fpn")
+    message = str(info.value)
+    file = COCO_WEIGHTS["r50-fpn"].url.rsplit("/", 1)[1]
+    assert file in message and str(torch_home / "hub" / "checkpoints") in message
+    assert "--weights" in message and "\n" not in message
+
+
+def test_coco_weights_load_from_torch_cache_without_network(torch_home):
+    torch.manual_seed(1)
+    reference = build_model("r50-fpn")
+    folder = torch_home / "hub" / "checkpoints"
+    folder.mkdir(parents=True)
+    torch.save(reference.state_dict(), folder / COCO_WEIGHTS["r50-fpn"].url.rsplit("/", 1)[1])
+    loaded = load_model("r50-fpn")
+    assert loaded.class_names == COCO_NAMES and loaded.name == "r50-fpn"
+    for (k, a), b in zip(reference.state_dict().items(), loaded.module.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+def test_checkpoint_round_trip_keeps_architecture_names_and_resize(tmp_path):
+    torch.manual_seed(2)
+    module = build_model("tiny-fpn", num_classes=3, min_size=200, max_size=320)
+    save_checkpoint(LoadedModel(module, "tiny-fpn", ("__background__", "car", "van"), "x"),
+                    tmp_path / "m.pt")
+    loaded = load_model("r50-fpn-v2", tmp_path / "m.pt")  # the checkpoint's arch wins
+    assert loaded.name == "tiny-fpn" and loaded.class_names == ("__background__", "car", "van")
+    assert loaded.module.transform.min_size == (200,) and loaded.module.transform.max_size == 320
+    assert len(loaded.weights_id) == 16
+
+
+def test_bare_state_dict_takes_names_from_a_sidecar_file(tmp_path):
+    torch.save(build_model("tiny-fpn", num_classes=3).state_dict(), tmp_path / "m.pt")
+    (tmp_path / "m.names").write_text("car\nvan\n")
+    loaded = load_model("tiny-fpn", tmp_path / "m.pt")
+    assert loaded.class_names == ("__background__", "car", "van")
+
+
+def test_names_that_do_not_fit_the_class_count_are_refused(tmp_path):
+    torch.save(build_model("tiny-fpn", num_classes=3).state_dict(), tmp_path / "m.pt")
+    (tmp_path / "m.names").write_text("car\nvan\nbus\nlorry\n")
+    with pytest.raises(WeightsError, match="3 classes but its names list has 4 entries"):
+        load_model("tiny-fpn", tmp_path / "m.pt")
+
+
+def test_a_checkpoint_that_is_not_a_detector_is_refused(tmp_path):
+    torch.save({"weight": torch.zeros(3)}, tmp_path / "m.pt")
+    with pytest.raises(WeightsError, match="not a Faster R-CNN checkpoint"):
+        load_model("tiny-fpn", tmp_path / "m.pt")
