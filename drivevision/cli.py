@@ -145,7 +145,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     config = detector_config(args)
     source = open_source(args.input, fps=args.fps)
     with source, Progress(source.frame_count, quiet=args.quiet) as progress:
-        progress.status(f"loading {config.weights or config.model + ' COCO weights'}")
+        progress.status(f"loading {config.weights_label}")
         detector = Detector.from_config(config, progress=not args.quiet)
         reason = getattr(detector.engine, "auto_reason", None)
         progress.status(f"{args.input}: engine {detector.engine.name} on {detector.device}, "

@@ -34,6 +34,11 @@ class DetectorConfig:
     min_size: int | None = None
     max_size: int | None = None
 
+    @property
+    def weights_label(self) -> str:
+        """What will be loaded, for messages: the checkpoint path or the COCO weights."""
+        return self.weights or f"{self.model} COCO weights"
+
     def __post_init__(self) -> None:
         _check_choice("model", self.model, MODELS)
         _check_choice("engine", self.engine, ENGINES)

@@ -132,7 +132,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         sources = [stack.enter_context(s) for s in open_sources(args)]
         config = detector_config(args)
-        _say(args, f"loading {config.model} ({config.weights or 'COCO weights'})")
+        _say(args, f"loading {config.weights_label}")
         detector = Detector.from_config(config, progress=not args.quiet)
         server = None
         if bind is not None:

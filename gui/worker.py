@@ -174,7 +174,7 @@ class Worker(QObject):
         from drivevision.detector import Detector
 
         self.busy.emit(True)
-        self.status.emit(f"loading {config.model} ({config.weights or 'COCO weights'}) on "
+        self.status.emit(f"loading {config.weights_label} on "
                          f"{config.engine}/{config.device}/{config.precision} ...")
         try:
             internal = replace(config, conf=min(config.conf, INTERNAL_CONF), classes="all")
