@@ -35,12 +35,16 @@ def add_detector_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--min-size", type=int, metavar="PX",
                    help="resize the short side to this (model default 800); smaller is faster")
     g.add_argument("--max-size", type=int, metavar="PX", help="cap on the long side (default 1333)")
+    g.add_argument("--proposals", type=int, metavar="N",
+                   help="RPN proposals per frame (default 1000); 300 is about 2x faster on a "
+                        "CPU with the v2 model, at a small cost in recall")
 
 
 def detector_config(args: argparse.Namespace) -> DetectorConfig:
     return DetectorConfig(model=args.model, weights=args.weights, engine=args.engine,
                           device=args.device, precision=args.precision, conf=args.conf,
-                          classes=args.classes, min_size=args.min_size, max_size=args.max_size)
+                          classes=args.classes, min_size=args.min_size, max_size=args.max_size,
+                          proposals=args.proposals)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,7 +87,7 @@ def cmd_view(args: argparse.Namespace) -> int:
     argv = [sys.executable, "-m", "gui", *([args.source] if args.source else [])]
     argv += ["--play"] if args.play else []
     for name in ("model", "weights", "engine", "device", "precision", "conf", "classes",
-                 "min_size", "max_size"):
+                 "min_size", "max_size", "proposals"):
         if getattr(args, name) is not None:
             argv += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     os.execv(sys.executable, argv)

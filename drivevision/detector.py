@@ -58,14 +58,19 @@ class Detector:
         precision: "fp32", "fp16" (CUDA) or "bf16"; boxes are always decoded in fp32.
         conf: keep detections scoring at least this.
         classes: "driving", "all", comma list of names or ids (see ``labels.resolve_classes``).
+        proposals: RPN proposals kept per frame (torchvision's ``rpn_post_nms_top_n_test``);
+            None keeps the model's (1000). Set on ``loaded.module``, which the detector owns.
     """
 
     def __init__(self, loaded: LoadedModel, *, engine: str = "torch", device: str = "auto",
-                 precision: str = "fp32", conf: float = 0.5, classes="driving"):
+                 precision: str = "fp32", conf: float = 0.5, classes="driving",
+                 proposals: int | None = None):
         self.device = resolve_device(device)
         if precision == "fp16" and self.device.type != "cuda":
             raise ValueError("Expected fp16 on a CUDA device; on the CPU use bf16 or fp32")
         self.model = loaded.module.to(self.device).eval()
+        if proposals is not None:
+            self.model.rpn._post_nms_top_n["testing"] = proposals
         self.loaded = loaded
         self.names = loaded.class_names
         self.precision = precision
@@ -80,7 +85,8 @@ class Detector:
         loaded = load_model(config.model, config.weights, progress=progress,
                             min_size=config.min_size, max_size=config.max_size)
         return cls(loaded, engine=config.engine, device=config.device,
-                   precision=config.precision, conf=config.conf, classes=config.classes)
+                   precision=config.precision, conf=config.conf, classes=config.classes,
+                   proposals=config.proposals)
 
     def __call__(self, frame: np.ndarray) -> Detections:
         return self.infer([frame])[0]

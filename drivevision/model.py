@@ -51,7 +51,8 @@ class LoadedModel:
     weights_id: str
 
 
-def tiny_fpn(*, num_classes: int, min_size: int = 360, max_size: int = 640) -> FasterRCNN:
+def tiny_fpn(*, num_classes: int, min_size: int = 360, max_size: int = 640,
+             **kwargs) -> FasterRCNN:
     """A small ResNet-FPN Faster R-CNN (about 1M parameters) for tests and demo weights.
 
     Same structure as the ResNet-50-FPN detectors (residual body, FPN, RPN, RoIAlign, box
@@ -79,6 +80,7 @@ def tiny_fpn(*, num_classes: int, min_size: int = 360, max_size: int = 640) -> F
     return FasterRCNN(
         backbone, num_classes=None, min_size=min_size, max_size=max_size,
         box_head=TwoMLPHead(64 * 7 * 7, 128), box_predictor=FastRCNNPredictor(128, num_classes),
+        **kwargs,
     )
 
 

@@ -116,3 +116,19 @@ def test_fp16_cuda_detections_match_fp32(tiny_loaded):
     ref = Detector(tiny_loaded, device="cuda", conf=0.0, classes="all")(frame)
     half = Detector(tiny_loaded, device="cuda", precision="fp16", conf=0.0, classes="all")(frame)
     assert abs(len(ref) - len(half)) <= max(2, len(ref) // 10)
+
+
+def test_fewer_proposals_equal_torchvision_built_with_that_many():
+    torch.manual_seed(5)
+    ours = build_model("tiny-fpn", num_classes=91)
+    ref = build_model("tiny-fpn", num_classes=91, rpn_post_nms_top_n_test=20)
+    ref.load_state_dict(ours.state_dict())
+    for m in (ours, ref):
+        m.roi_heads.score_thresh = 0.0
+    frame = scene(120, 200, seed=6)
+    detector = Detector(LoadedModel(ours, "tiny-fpn", COCO_NAMES, "x"), device="cpu",
+                        conf=0.0, classes="all", proposals=20)
+    got, want = detector(frame), reference(ref, frame)
+    assert len(got) == len(want["boxes"]) > 0
+    np.testing.assert_allclose(got.xyxy, want["boxes"].numpy(), atol=1e-4)
+    assert ours.rpn.post_nms_top_n() == 20
