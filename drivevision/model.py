@@ -56,7 +56,8 @@ def tiny_fpn(*, num_classes: int, min_size: int = 360, max_size: int = 640,
     """A small ResNet-FPN Faster R-CNN (about 1M parameters) for tests and demo weights.
 
     Same structure as the ResNet-50-FPN detectors (residual body, FPN, RPN, RoIAlign, box
-    head), only narrower, so every engine path runs on it at a fraction of the cost.
+    head), only narrower, so every engine path runs on it at a fraction of the cost. Other
+    keyword arguments go to ``FasterRCNN``, as with torchvision's builders.
     """
     widths = (16, 32, 64, 128)
     layers: OrderedDict[str, nn.Module] = OrderedDict(
