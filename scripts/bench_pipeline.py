@@ -8,6 +8,7 @@
 2. stand-in detector of a fixed 20 ms per frame at 1280x720; target >= 45 fps.
 3. torch eager fp32 vs the bf16/channels-last CPU path on the same frames; target >= 2.5x
    where the CPU has bf16 instructions (AVX512-BF16 or AMX).
+4. the detector with 1000 (torchvision's default) vs 300 RPN proposals (``--proposals``).
 Weights are random unless --weights is given: speed does not depend on their values.
 """
 
@@ -53,14 +54,14 @@ def decode_all(path: Path) -> list:
     return frames
 
 
-def real_detector(args, precision: str = "fp32") -> Detector:
+def real_detector(args, precision: str = "fp32", proposals: int | None = None) -> Detector:
     if args.weights:
         loaded = load_model(args.model, args.weights, min_size=args.min_size)
     else:
         torch.manual_seed(0)
         module = build_model(args.model, min_size=args.min_size, max_size=args.max_size)
         loaded = LoadedModel(module, args.model, COCO_NAMES, "random")
-    return Detector(loaded, device="cpu", precision=precision, conf=0.5)
+    return Detector(loaded, device="cpu", precision=precision, conf=0.5, proposals=proposals)
 
 
 def detector_alone_fps(detector, frames) -> float:
@@ -118,6 +119,19 @@ def bench_bf16(args, tmp: Path) -> None:
           f"{'has' if has_bf16() else 'has NO'} AVX512-BF16/AMX)")
 
 
+def bench_proposals(args, tmp: Path) -> None:
+    clip = tmp / "proposals.mp4"
+    write_clip(clip, args.bf16_frames, width=640, height=360, seed=3)
+    frames = decode_all(clip)
+    fps = {n: [] for n in (1000, 300)}
+    for _ in range(2):  # alternate to share any drift in machine speed
+        for n in fps:
+            fps[n].append(detector_alone_fps(real_detector(args, proposals=n), frames))
+    best = {n: max(v) for n, v in fps.items()}
+    print(f"[proposals] {args.model}: 1000 proposals {best[1000]:.3f} fps, 300 proposals "
+          f"{best[300]:.3f} fps, speedup {best[300] / best[1000]:.2f}x")
+
+
 def _eager_fps(model, frames) -> float:
     tensors = [torch.from_numpy(f[:, :, ::-1].copy()).permute(2, 0, 1).float() / 255
                for f in frames]
@@ -138,13 +152,13 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=8, help="frames for the real model")
     parser.add_argument("--hd-frames", type=int, default=150)
     parser.add_argument("--bf16-frames", type=int, default=4)
-    parser.add_argument("--only", choices=("real", "standin", "bf16"))
+    parser.add_argument("--only", choices=("real", "standin", "bf16", "proposals"))
     args = parser.parse_args()
     print(f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch "
           f"threads, torch {torch.__version__}, python {platform.python_version()}")
     with tempfile.TemporaryDirectory() as tmp:
         for name, bench in (("standin", bench_standin), ("real", bench_real),
-                            ("bf16", bench_bf16)):
+                            ("bf16", bench_bf16), ("proposals", bench_proposals)):
             if args.only in (None, name):
                 bench(args, Path(tmp))
     return 0
