@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import warnings
@@ -122,16 +123,25 @@ def _one_line(error: BaseException) -> str:
     return text[0] if text else type(error).__name__
 
 
-def _check_outputs(args: argparse.Namespace) -> None:
-    """Refuse outputs that would overwrite the input or each other, before the model loads."""
-    paths = [Path(p).resolve() for p in (args.output, args.jsonl, args.csv) if p]
-    if Path(args.input).resolve() in paths:
-        raise ValueError(f"An output path is the input {args.input}; refusing to overwrite it")
+def check_outputs(inputs: list[str], outputs: list[str], videos: list[str]) -> None:
+    """Refuse, before the model loads, outputs that would overwrite an input or each other,
+    that land in a missing or read-only folder, or videos in a format we cannot write."""
+    from drivevision.sinks import VideoSink
+
+    paths = [Path(p).resolve() for p in outputs]
     if len(set(paths)) != len(paths):
         raise ValueError("Two outputs have the same path")
     for path in paths:
         if not path.parent.is_dir():
             raise ValueError(f"Output folder {path.parent} does not exist")
+        if path.is_dir() or not os.access(path.parent, os.W_OK):
+            raise ValueError(f"Cannot write {path}: a folder, or in a read-only folder")
+        if any(Path(s).exists() and Path(s).resolve() == path for s in inputs):
+            raise ValueError(f"An output path is an input ({path}); refusing to overwrite it")
+    for video in videos:
+        if Path(video).suffix.lower() not in VideoSink.SUFFIXES:
+            raise ValueError(f"Expected a video file name ending in "
+                             f"{', '.join(VideoSink.SUFFIXES)}, but got {video}")
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
@@ -143,7 +153,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
     if args.output and args.output_opt:
         raise ValueError("Give the output video once: as OUTPUT or with -o")
     args.output = args.output or args.output_opt
-    _check_outputs(args)
+    check_outputs([args.input], [p for p in (args.output, args.jsonl, args.csv) if p],
+                  [args.output] if args.output else [])
     if args.batch < 1:
         raise ValueError(f"Expected --batch >= 1, but got {args.batch}")
     config = detector_config(args)

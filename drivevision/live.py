@@ -73,16 +73,11 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"Expected --max-reconnects >= 0, but got {args.max_reconnects}")
     if args.duration is not None and args.duration <= 0:
         raise ValueError(f"Expected --duration > 0 s, but got {args.duration}")
-    outputs = [p for o in (args.output, args.jsonl) for p in output_paths(o, len(args.sources))
-               if p]
-    resolved = [Path(p).resolve() for p in outputs]
-    if len(set(resolved)) != len(resolved):
-        raise ValueError("Two outputs have the same path")
-    for path in resolved:
-        if not path.parent.is_dir():
-            raise ValueError(f"Output folder {path.parent} does not exist")
-        if any(Path(s).exists() and Path(s).resolve() == path for s in args.sources):
-            raise ValueError(f"An output path is an input ({path}); refusing to overwrite it")
+    from drivevision.cli import check_outputs
+
+    videos = [p for p in output_paths(args.output, len(args.sources)) if p]
+    jsonls = [p for p in output_paths(args.jsonl, len(args.sources)) if p]
+    check_outputs(args.sources, videos + jsonls, videos)
 
 
 def open_sources(args: argparse.Namespace) -> list:

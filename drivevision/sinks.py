@@ -82,8 +82,14 @@ class VideoSink(Sink):
     """
 
     needs_annotated = True
+    SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
 
     def __init__(self, path: str | os.PathLike, fps: float, codec: str = "libx264"):
+        if Path(path).suffix.lower() not in self.SUFFIXES:
+            raise SinkError(f"Expected a video file name ending in {', '.join(self.SUFFIXES)}, "
+                            f"but got {path}")
+        if not fps > 0:
+            raise SinkError(f"Expected a frame rate > 0 for {path}, but got {fps}")
         super().__init__(path)
         self.fps = Fraction(fps).limit_denominator(1001)
         self.codec = codec
@@ -99,11 +105,13 @@ class VideoSink(Sink):
                 f"{self.path}: written as MPEG-4 Part 2, not H.264 (H.264 needs even frame "
                 f"sizes and an encoder; size {width}x{height}); it plays in VLC or ffplay, "
                 "not in browsers")
+        faststart = {"movflags": "+faststart"} if self.path.suffix.lower() in (".mp4", ".mov") \
+            else {}
         try:
-            self._container = av.open(str(self.tmp), "w",
-                                      options={"movflags": "+faststart"})
+            self._container = av.open(str(self.tmp), "w", options=faststart)
             stream = self._container.add_stream(codec, rate=self.fps)
-        except (av.FFmpegError, ValueError) as e:
+        except (av.FFmpegError, ValueError, OSError) as e:
+            self._finish()
             raise SinkError(f"Cannot write video {self.path}: {e}") from e
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         if codec == "libx264":
@@ -126,10 +134,14 @@ class VideoSink(Sink):
         """Set the frame's presentation time; by default the encoder counts frames at fps."""
 
     def _finish(self) -> None:
-        if self._container is not None:
-            self._container.mux(self._stream.encode(None))
-            self._container.close()
-            self._container = None
+        container, self._container = self._container, None
+        if container is None:
+            return
+        try:
+            if self._stream is not None:
+                container.mux(self._stream.encode(None))  # flush the encoder's last frames
+        finally:
+            container.close()
 
 
 def _has_encoder(name: str) -> bool:
@@ -138,6 +150,13 @@ def _has_encoder(name: str) -> bool:
     except (av.FFmpegError, ValueError):
         return False
     return True
+
+
+def _open_text(tmp: Path, path: Path, **kwargs):
+    try:
+        return tmp.open("w", encoding="utf-8", **kwargs)
+    except OSError as e:
+        raise SinkError(f"Cannot write {path}: {e.strerror or e}") from e
 
 
 def detection_records(detections: Detections, names: Sequence[str]) -> list[dict]:
@@ -162,7 +181,7 @@ class JsonlSink(Sink):
     def __init__(self, path: str | os.PathLike, names: Sequence[str]):
         super().__init__(path)
         self.names = names
-        self._file = self.tmp.open("w", encoding="utf-8")
+        self._file = _open_text(self.tmp, self.path)
 
     def _write(self, frame: Frame, detections: Detections, annotated: np.ndarray | None) -> None:
         line = {"frame": frame.index, "timestamp_ms": round(frame.timestamp_ms, 3),
@@ -185,7 +204,7 @@ class CsvSink(Sink):
     def __init__(self, path: str | os.PathLike, names: Sequence[str]):
         super().__init__(path)
         self.names = names
-        self._file = self.tmp.open("w", newline="", encoding="utf-8")
+        self._file = _open_text(self.tmp, self.path, newline="")
         self._writer = csv.writer(self._file)
         self._writer.writerow(self.HEADER)
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 
@@ -98,8 +99,21 @@ def open_video_file(path: str | Path) -> tuple[cv2.VideoCapture, float, int | No
         raise SourceError(f"Cannot open {path} as a video (not a video file, or a codec "
                           "this OpenCV cannot decode)")
     fps = cap.get(cv2.CAP_PROP_FPS)
-    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-    return cap, (fps if 0 < fps < 1000 else 30.0), (count if count > 0 else None)
+    return cap, (fps if 0 < fps < 1000 else 30.0), stored_frame_count(path)
+
+
+def stored_frame_count(path: str | Path) -> int | None:
+    """The frame count the container stores (MP4, MOV, AVI do), or None.
+
+    OpenCV's CAP_PROP_FRAME_COUNT falls back to duration x fps, which is wrong for
+    variable-frame-rate files; only a stored count can tell a truncated file.
+    """
+    try:
+        with av.open(str(path)) as container:
+            count = container.streams.video[0].frames
+    except (av.FFmpegError, IndexError, OSError):
+        return None
+    return count or None
 
 
 class VideoFileSource(Source):
@@ -150,6 +164,8 @@ def open_source(uri: str | Path, *, fps: float = 10.0, width: int | None = None,
     from drivevision import streams
     from drivevision.uri import parse_uri
 
+    if not fps > 0:
+        raise ValueError(f"Expected --fps > 0 for image inputs, but got {fps}")
     spec = parse_uri(str(uri), transport=transport)
     asked = {k: v for k, v in (("width", width), ("height", height), ("input_fps", input_fps))
              if v is not None}

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from fractions import Fraction
 
 import cv2
 import numpy as np
@@ -134,3 +135,53 @@ def test_console_script_runs_as_a_user_would(tmp_path, clip_path, tiny_checkpoin
     assert proc.stdout == ""  # -q: no summary
     first = json.loads(jsonl.read_text().splitlines()[0])
     assert set(first) == {"frame", "timestamp_ms", "detections"}
+
+
+def test_variable_frame_rate_file_is_not_called_truncated(tmp_path, capsys, tiny_checkpoint):
+    import av
+
+    path = tmp_path / "vfr.mkv"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        for i, pts in enumerate([0, 33, 66, 300, 333, 900, 933, 966]):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20 * i, np.uint8), "bgr24")
+            frame.pts, frame.time_base = pts, Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    jsonl = tmp_path / "d.jsonl"
+    code, _, err = run(capsys, path, "--jsonl", jsonl, "--weights", tiny_checkpoint)
+    assert code == 0 and "truncated" not in err
+    assert len(jsonl.read_text().splitlines()) == 8
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-o", "out.webm"], "Expected a video file name ending in .mp4"),
+    (["--fps", "0"], "Expected --fps > 0"),
+    (["--jsonl", "missing/d.jsonl"], "does not exist"),
+])
+def test_output_and_option_mistakes_fail_before_any_work(tmp_path, capsys, tiny_checkpoint,
+                                                        args, message, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_image(tmp_path / "in.png", np.zeros((32, 32, 3), np.uint8))
+    code, _, err = run(capsys, "in.png", *args, "--weights", tiny_checkpoint)
+    assert code == 2 and message in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
+
+
+def test_unwritable_output_is_one_line_error(tmp_path, capsys, tiny_checkpoint, monkeypatch):
+    from drivevision import sinks
+
+    original = sinks.Path.open
+
+    def refuse(self, mode="r", *a, **k):
+        if "w" in mode and self.suffix == ".jsonl":  # the disk refuses this one file
+            raise PermissionError(13, "Permission denied")
+        return original(self, mode, *a, **k)
+
+    monkeypatch.setattr(sinks.Path, "open", refuse)
+    write_image(tmp_path / "in.png", np.zeros((32, 32, 3), np.uint8))
+    code, _, err = run(capsys, tmp_path / "in.png", "--jsonl", tmp_path / "d.jsonl",
+                       "--weights", tiny_checkpoint)
+    assert code == 2 and "Cannot write" in err and "Permission denied" in err

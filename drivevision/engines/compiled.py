@@ -57,9 +57,8 @@ class CompiledEngine:
 
     @torch.inference_mode()
     def dense_b(self, pooled: Tensor) -> tuple[Tensor, Tensor]:
-        if pooled.shape[0] == 0:
-            return self.dense.dense_b(pooled.to(self.dtype))  # nothing to compile for
-        logits, deltas = self._b(pooled.to(self.device, self.dtype))
+        run = self.dense.dense_b if pooled.shape[0] == 0 else self._b  # no RoIs: no compile
+        logits, deltas = run(pooled.to(self.device, self.dtype))
         return self._out(logits), self._out(deltas)
 
     def _out(self, t: Tensor) -> Tensor:
