@@ -12,6 +12,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -71,6 +72,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"Expected --stall-timeout > 0 s, but got {args.stall_timeout}")
     if args.max_reconnects is not None and args.max_reconnects < 0:
         raise ValueError(f"Expected --max-reconnects >= 0, but got {args.max_reconnects}")
+    if args.batch_timeout < 0:
+        raise ValueError(f"Expected --batch-timeout >= 0 ms, but got {args.batch_timeout}")
     if args.duration is not None and args.duration <= 0:
         raise ValueError(f"Expected --duration > 0 s, but got {args.duration}")
     from drivevision.cli import check_outputs
@@ -80,37 +83,43 @@ def _check_args(args: argparse.Namespace) -> None:
     check_outputs(args.sources, videos + jsonls, videos)
 
 
-def open_sources(args: argparse.Namespace) -> list:
-    """Every SOURCE, opened now (an unopenable one fails before the model loads)."""
+def open_sources(args: argparse.Namespace) -> Iterator:
+    """Every SOURCE, opened one by one (an unopenable one fails before the model loads; a
+    generator, so the caller can close those opened before it)."""
     from drivevision.sources import open_source
     from drivevision.streams import Reconnect
 
     policy = Reconnect(stall_timeout=args.stall_timeout, max_reconnects=args.max_reconnects)
-    return [open_source(uri, fps=args.fps, width=args.input_width, height=args.input_height,
-                        input_fps=args.input_fps, transport=args.rtsp_transport,
-                        reconnect=policy, realtime=args.realtime) for uri in args.sources]
+    for uri in args.sources:
+        yield open_source(uri, fps=args.fps, width=args.input_width, height=args.input_height,
+                          input_fps=args.input_fps, transport=args.rtsp_transport,
+                          reconnect=policy, realtime=args.realtime)
 
 
 def make_sinks(sources: list, names, video: str | None, jsonl: str | None,
-               server=None) -> list[list]:
-    """Per source: its video (capture clock for live sources), JSONL with gaps, served stream."""
+               server=None) -> list[Iterator]:
+    """Per source: its video (capture clock for live sources), JSONL with gaps, served stream.
+
+    Each source's sinks come from a generator, so the caller enters each before the next is
+    made and none is left open if a later one fails.
+    """
+    videos, jsonls = output_paths(video, len(sources)), output_paths(jsonl, len(sources))
+    return [_source_sinks(i, source, names, videos[i], jsonls[i], server)
+            for i, source in enumerate(sources)]
+
+
+def _source_sinks(i: int, source, names, video: str | None, jsonl: str | None,
+                  server) -> Iterator:
     from drivevision.livesinks import GapJsonlSink, LiveVideoSink
     from drivevision.serve import ServeSink
     from drivevision.sinks import VideoSink
 
-    videos, jsonls = output_paths(video, len(sources)), output_paths(jsonl, len(sources))
-    per_source = []
-    for i, source in enumerate(sources):
-        sinks = []
-        if videos[i]:
-            kind = LiveVideoSink if source.live else VideoSink
-            sinks.append(kind(videos[i], source.fps or 30.0))
-        if jsonls[i]:
-            sinks.append(GapJsonlSink(jsonls[i], names, getattr(source, "gaps", None)))
-        if server is not None:
-            sinks.append(ServeSink(server, i))
-        per_source.append(sinks)
-    return per_source
+    if video:
+        yield (LiveVideoSink if source.live else VideoSink)(video, source.fps or 30.0)
+    if jsonl:
+        yield GapJsonlSink(jsonl, names, getattr(source, "gaps", None))
+    if server is not None:
+        yield ServeSink(server, i)
 
 
 def cmd_live(args: argparse.Namespace) -> int:

@@ -225,7 +225,8 @@ def test_single_source_pipeline_live_policy_on_a_stream(no_thread_leak):
         results = list(pipeline.results())
         timer.cancel()
     indices = [r.frame.index for r in results]
-    assert indices == sorted(indices) and 10 < len(results) <= 21
+    # 100 ms per detection for 2 s: about 20 results, fewer on a loaded machine, never all 60
+    assert indices == sorted(indices) and 5 <= len(results) <= 21
     assert pipeline.dropped > 20
     assert max(r.latency_ms for r in results) < 250
 
