@@ -14,7 +14,7 @@ from drivevision import __version__, cli_engines
 from drivevision.config import DEVICES, ENGINES, MODELS, PRECISIONS, DetectorConfig
 from drivevision.errors import DriveVisionError, StageError
 
-EXIT_INPUT_DAMAGED = 3
+EXIT_INPUT_DAMAGED = 3  # also: a live source was lost for good
 EXIT_INTERRUPTED = 130
 
 

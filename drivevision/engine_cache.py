@@ -16,6 +16,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from drivevision.model import file_sha256
+
 _log = logging.getLogger(__name__)
 FORMAT = 1  # bump when the cache layout or export wrapping changes
 
@@ -36,14 +38,6 @@ def entry_path(folder: str | os.PathLike, name: str, fields: dict, suffix: str) 
     return Path(folder) / f"{name}-{entry_key(fields)}.{suffix}"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def check(path: Path, fields: dict) -> str | None:
     """None when ``path`` is a valid entry for ``fields``, else why it is not."""
     if not path.is_file():
@@ -60,7 +54,7 @@ def check(path: Path, fields: dict) -> str | None:
         got = stored.get("fields", {})
         detail = ", ".join(f"{k}: {got.get(k)!r} != {want.get(k)!r}" for k in diff[:3])
         return f"it was built for something else ({detail})"
-    if stored.get("sha256") != _sha256(path):
+    if stored.get("sha256") != file_sha256(path):
         return "its bytes do not match the recorded hash (corrupt or truncated)"
     return None
 
@@ -72,7 +66,7 @@ def store(path: Path, fields: dict, data: bytes | None = None) -> Path:
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_bytes(data)
         os.replace(tmp, path)
-    record = {"fields": {"format": FORMAT, **fields}, "sha256": _sha256(path),
+    record = {"fields": {"format": FORMAT, **fields}, "sha256": file_sha256(path),
               "bytes": path.stat().st_size}
     path.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
     return path

@@ -16,10 +16,9 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
+from drivevision.cli import EXIT_INPUT_DAMAGED as EXIT_INPUT_LOST
+from drivevision.cli import EXIT_INTERRUPTED
 from drivevision.uri import TRANSPORTS, URI_HELP
-
-EXIT_INPUT_LOST = 3
-EXIT_INTERRUPTED = 130
 
 
 def add_parser(commands) -> None:

@@ -158,7 +158,7 @@ def _load_checkpoint(name: str, path: Path, min_size: int | None,
     except RuntimeError as e:
         raise WeightsError(f"Checkpoint {path} does not fit model {arch}: {_mismatch(e)}") from e
     names = _class_names(path, ckpt, num_classes)
-    return LoadedModel(model, arch, names, _file_hash(path))
+    return LoadedModel(model, arch, names, file_sha256(path)[:16])
 
 
 def _mismatch(error: RuntimeError) -> str:
@@ -187,12 +187,13 @@ def _class_names(path: Path, ckpt: dict, num_classes: int) -> tuple[str, ...]:
     return names
 
 
-def _file_hash(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
-    return digest.hexdigest()[:16]
+    return digest.hexdigest()
 
 
 def save_checkpoint(loaded: LoadedModel, path: str | os.PathLike, *, half: bool = False) -> None:

@@ -7,6 +7,7 @@ aborts the others and is raised to the caller as a ``StageError`` naming the sta
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -14,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from drivevision.errors import StageError
 
+_log = logging.getLogger(__name__)
 END = object()  # the stop marker a stage sends downstream when it ends
 POLL_S = 0.05
 
@@ -117,7 +119,9 @@ class StageThreads:
                     yield item
         finally:
             self.abort()  # ends a caller's early exit, and any stage still blocked after a stop
-            self.join()
+            if not self.join():
+                stuck = [t.name for t in self._threads if t.is_alive()]
+                _log.warning("still running after 10 s, left behind: %s", ", ".join(stuck))
         if self.error is not None:
             raise self.error
 
