@@ -38,7 +38,7 @@ def add_detector_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--max-size", type=int, metavar="PX", help="cap on the long side (default 1333)")
     g.add_argument("--proposals", type=int, metavar="N",
                    help="RPN proposals per frame (default 1000); fewer is faster on a CPU "
-                        "(300: 1.5x with the v2 model at 360 px), at a small cost in recall")
+                        "(300: 2x with the v2 model at 360 px), at a small cost in recall")
 
 
 def detector_config(args: argparse.Namespace) -> DetectorConfig:
