@@ -113,6 +113,15 @@ def open_uri(window) -> None:
         window.open_source(uri.strip())
 
 
+def dropped_uri(data) -> str | None:
+    """What a drop (``QMimeData``) names: its first URL (a local path if it is a file) or its
+    text; None when it has neither."""
+    if data.hasUrls() and data.urls():
+        url = data.urls()[0]
+        return url.toLocalFile() if url.isLocalFile() else url.toString()
+    return data.text() if data.hasText() else None
+
+
 def ask_recording(window) -> bool:
     """Ask where to record; the detections go beside the video as .jsonl. False if cancelled."""
     start = str(Path(_start_dir(window)) / "drivevision-recording.mp4")

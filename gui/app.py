@@ -43,7 +43,5 @@ def main(argv: list[str] | None = None) -> int:
     window = MainWindow(config)
     window.show()
     if args.source:
-        window.open_source(args.source)
-        if args.play:
-            window.play()
+        window.open_source(args.source, play=args.play)
     return app.exec()

@@ -9,26 +9,15 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from PyQt6.QtCore import QSettings, Qt
+from PyQt6.QtCore import QSettings
 from PyQt6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QImage
-from PyQt6.QtWidgets import (
-    QMainWindow,
-    QMessageBox,
-    QProgressBar,
-    QScrollArea,
-    QSplitter,
-    QVBoxLayout,
-    QWidget,
-)
+from PyQt6.QtWidgets import QMainWindow, QMessageBox
 
 from drivevision.config import DetectorConfig
 from drivevision.labels import resolve_classes
-from gui import actions
+from gui import actions, layout
 from gui.overlay import OverlaySettings, draw, to_qimage, visible
-from gui.panel import SidePanel
 from gui.settings import ViewerSettings
-from gui.transport import TransportBar
-from gui.video_view import VideoView
 from gui.worker import MediaInfo, Packet, Worker
 
 
@@ -42,6 +31,8 @@ class MainWindow(QMainWindow):
         settings: where to remember things; default the user's QSettings.
     """
 
+    close_timeout_s = 15.0  # how long closing waits for the worker's detector call to finish
+
     def __init__(self, config: DetectorConfig | None = None, *, detector=None,
                  settings: QSettings | None = None):
         super().__init__()
@@ -53,47 +44,23 @@ class MainWindow(QMainWindow):
         self.is_playing = False
         self.highlight: int | None = None
         self._dialog_open = False
-        self._build()
+        self._play_on_open = False
+        layout.build(self, self.config)
+        actions.install(self)
+        self._connect_controls()
         self.worker = Worker(detector)
         self._connect_worker()
         self.worker.start()
-        self._restore()
+        layout.restore(self, self.settings)
+        actions.refresh_recent(self)
         if detector is not None:
             self._detector_ready(detector.names)
         else:
             self.load_detector(self.config)
 
-    # -- building --------------------------------------------------------------------------
+    # -- wiring ----------------------------------------------------------------------------
 
-    def _build(self) -> None:
-        self.setWindowTitle("DriveVision")
-        self.setAcceptDrops(True)
-        self.view = VideoView()
-        self.transport = TransportBar()
-        self.panel = SidePanel()
-        left = QWidget()
-        column = QVBoxLayout(left)
-        column.setContentsMargins(0, 0, 0, 0)
-        column.addWidget(self.view, 1)
-        column.addWidget(self.transport)
-        scroll = QScrollArea()
-        scroll.setWidget(self.panel)
-        scroll.setWidgetResizable(True)
-        self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.splitter.addWidget(left)
-        self.splitter.addWidget(scroll)
-        self.splitter.setStretchFactor(0, 1)
-        self.setCentralWidget(self.splitter)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 0)
-        self.progress.setMaximumWidth(120)
-        self.progress.hide()
-        self.statusBar().addPermanentWidget(self.progress)
-        self.panel.overlay.set_conf(self.config.conf)
-        self.panel.detector.set_values(self.config.model, self.config.weights,
-                                       self.config.engine, self.config.device,
-                                       self.config.precision)
-        actions.install(self)
+    def _connect_controls(self) -> None:
         self.panel.overlay.changed.connect(self._overlay_changed)
         self.panel.detection_selected.connect(self._select_detection)
         self.panel.detector.apply_clicked.connect(self._apply_detector)
@@ -120,36 +87,17 @@ class MainWindow(QMainWindow):
         w.detector_ready.connect(self._detector_ready)
         w.recorded.connect(self._recorded)
 
-    def _restore(self) -> None:
-        s = self.settings
-        geometry = s.geometry()
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        else:
-            screen = self.screen().availableGeometry()
-            self.resize(min(1440, screen.width()), min(900, screen.height()))
-        self.panel.overlay.labels_box.setChecked(s.get("overlay/labels", True, bool))
-        self.panel.overlay.thickness.setValue(s.get("overlay/thickness", 0, int))
-        self.transport.speed.setCurrentIndex(s.get("playback/speed_index", 2, int))
-        self.transport.every_frame.setChecked(s.get("playback/every_frame", False, bool))
-        actions.refresh_recent(self)
-
-    def _save(self) -> None:
-        s = self.settings
-        s.set("window/geometry", self.saveGeometry())
-        s.set("overlay/labels", self.panel.overlay.labels_box.isChecked())
-        s.set("overlay/thickness", self.panel.overlay.thickness.value())
-        s.set("playback/speed_index", self.transport.speed.currentIndex())
-        s.set("playback/every_frame", self.transport.every_frame.isChecked())
-        s.sync()
-
     # -- commands (also used by menus, shortcuts and tests) --------------------------------
 
-    def open_source(self, uri: str) -> None:
-        """Open a file, folder, camera index or stream URL (the worker reports errors)."""
+    def open_source(self, uri: str, *, play: bool = False) -> None:
+        """Open a file, folder, camera index or stream URL (the worker reports errors).
+
+        Live sources start playing once open; files and folders too when ``play``.
+        """
         uri = str(uri).strip()
         if not uri:
             return
+        self._play_on_open = play
         self.statusBar().showMessage(f"opening {uri} ...")
         self.worker.send("open", uri)
 
@@ -281,7 +229,8 @@ class MainWindow(QMainWindow):
         actions.refresh_recent(self)
         kind = "live" if info.live else f"{info.frame_count or '?'} frames"
         self.statusBar().showMessage(f"opened {info.uri} ({kind}, {info.fps or 0:.1f} fps)", 10000)
-        if not info.seekable:
+        play, self._play_on_open = self._play_on_open or not info.seekable, False
+        if play:
             self.play()
 
     def _playing(self, playing: bool) -> None:
@@ -299,6 +248,9 @@ class MainWindow(QMainWindow):
 
     def _recorded(self, message: str) -> None:
         self.statusBar().showMessage(message, 15000)
+        self._uncheck_record()
+
+    def _uncheck_record(self) -> None:
         self.transport.record.blockSignals(True)
         self.transport.record.setChecked(False)
         self.transport.record.blockSignals(False)
@@ -315,13 +267,10 @@ class MainWindow(QMainWindow):
             self.play()  # restarts from the current frame at the new speed
 
     def _record_toggled(self, on: bool) -> None:
-        if on:
-            if not actions.ask_recording(self):
-                self.transport.record.blockSignals(True)
-                self.transport.record.setChecked(False)
-                self.transport.record.blockSignals(False)
-        else:
+        if not on:
             self.stop_recording()
+        elif not actions.ask_recording(self):
+            self._uncheck_record()
 
     def _apply_detector(self) -> None:
         try:
@@ -338,15 +287,14 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt's name
-        data = event.mimeData()
-        if data.hasUrls() and data.urls():
-            url = data.urls()[0]
-            self.open_source(url.toLocalFile() if url.isLocalFile() else url.toString())
-        elif data.hasText():
-            self.open_source(data.text())
+        uri = actions.dropped_uri(event.mimeData())
+        if uri:
+            self.open_source(uri)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
-        self._save()
-        if not self.worker.stop():
-            self.statusBar().showMessage("the worker is still finishing a detector call")
-        event.accept()
+        layout.save(self, self.settings)
+        if self.worker.stop(self.close_timeout_s):
+            event.accept()
+            return
+        self.statusBar().showMessage("still finishing a detector call; close again in a moment")
+        event.ignore()

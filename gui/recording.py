@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from drivevision.detections import Detections
-from drivevision.sinks import JsonlSink, Sink, VideoSink
+from drivevision.livesinks import LiveVideoSink
+from drivevision.sinks import JsonlSink, Sink
 from drivevision.sources import Frame
 
 
@@ -17,7 +18,10 @@ class Recorder:
     """Writes each shown frame: annotated (H, W, 3) BGR to ``video``, detections to ``jsonl``.
 
     Either path may be None. The detections written are the ones the overlay shows (after the
-    confidence slider and class toggles), in original-frame pixels xyxy.
+    confidence slider and class toggles), in original-frame pixels xyxy. The viewer skips
+    frames the detector has no time for, so each video frame is stamped with the time it was
+    captured (``Frame.captured_at``): the video lasts as long as the playing that was watched
+    (a pause shows as a still frame), whatever the detection rate; ``fps`` is only nominal.
     """
 
     def __init__(self, video: str | Path | None, jsonl: str | Path | None, *, fps: float,
@@ -28,7 +32,7 @@ class Recorder:
         self._lock = threading.Lock()
         try:
             if video is not None:
-                self._sinks.append(VideoSink(video, fps))
+                self._sinks.append(LiveVideoSink(video, fps))
             if jsonl is not None:
                 self._sinks.append(JsonlSink(jsonl, names))
         except BaseException:

@@ -26,9 +26,6 @@ class ViewerSettings:
         self.q.setValue("recent", recent[:MAX_RECENT])
         return recent[:MAX_RECENT]
 
-    def clear_recent(self) -> None:
-        self.q.remove("recent")
-
     def get(self, key: str, default, kind: type):
         value = self.q.value(key, default)
         try:

@@ -6,6 +6,8 @@ from PyQt6.QtCore import QPointF, QRectF, QSize, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QPaintEvent
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
+EMPTY_MESSAGE = "Open a file, folder, camera or stream (Ctrl+O), or drop a file here"
+
 
 def fit_rect(image: QSize, area: QSize) -> QRectF:
     """The largest rectangle with ``image``'s aspect ratio centred in ``area``."""
@@ -25,7 +27,6 @@ class VideoView(QWidget):
         super().__init__(parent)
         self._image = QImage()
         self._hud: list[str] = []
-        self._message = "Open a file, folder, camera or stream (Ctrl+O), or drop a file here"
         self.hud_visible = True
         self.setMinimumSize(320, 180)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -42,10 +43,6 @@ class VideoView(QWidget):
         self._hud = lines
         self.update()
 
-    def set_message(self, text: str) -> None:
-        self._message = text
-        self.update()
-
     def image_rect(self) -> QRectF:
         return fit_rect(self._image.size(), self.size())
 
@@ -57,7 +54,7 @@ class VideoView(QWidget):
         painter.fillRect(self.rect(), QColor(24, 24, 24))
         if self._image.isNull():
             painter.setPen(QColor(200, 200, 200))
-            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self._message)
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, EMPTY_MESSAGE)
         else:
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
             painter.drawImage(self.image_rect(), self._image)

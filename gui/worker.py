@@ -89,12 +89,11 @@ class Worker(QObject):
         self._pace_stop: threading.Event | None = None
         self._mail_lock = threading.Lock()
         self._latest: Packet | None = None
-        self._posted = False
         self._thread = threading.Thread(target=self._run, name="drivevision-viewer-worker",
                                         daemon=True)
         self.media: Source | None = None
         self.position = -1
-        self.display_drops = 0
+        self._played_live = False  # a live source is spent once a pipeline has stopped it
         self._recorder: Recorder | None = None
         self._reset_run()
 
@@ -127,7 +126,7 @@ class Worker(QObject):
     def take(self) -> Packet | None:
         """The newest packet, or None when it was already taken."""
         with self._mail_lock:
-            packet, self._latest, self._posted = self._latest, None, False
+            packet, self._latest = self._latest, None
             return packet
 
     def _interrupt(self) -> None:
@@ -192,7 +191,7 @@ class Worker(QObject):
             self.media.close()
             self.media = None
         self.media = open_media(uri)
-        self.position = -1
+        self.position, self._played_live = -1, False
         self._reset_run()
         seekable = isinstance(self.media, SeekableSource)
         self.opened.emit(MediaInfo(uri, self.media.fps, self.media.frame_count, seekable,
@@ -248,6 +247,7 @@ class Worker(QObject):
         self._need_detector()
         if self.media is None:
             raise RuntimeError("Open a file, folder, camera or stream first")
+        self._reopen_spent_live()
         start = self.position + 1
         if self.media.frame_count and start >= self.media.frame_count:
             start = 0
@@ -261,12 +261,21 @@ class Worker(QObject):
                 return
             self._pipeline, self._pace_stop = pipeline, stop
         self.playing.emit(True)
+        self._played_live = bool(self.media.live)
         try:
             self._consume(pipeline, stop)
         finally:
             with self._cond:
                 self._pipeline = self._pace_stop = None
             self.playing.emit(False)
+
+    def _reopen_spent_live(self) -> None:
+        """Stopping a pipeline interrupts and releases a live source for good; open it anew."""
+        if self._played_live:
+            uri, self._played_live = self.media.uri, False
+            self.media.close()
+            self.media = None
+            self.media = open_media(uri)
 
     def _consume(self, pipeline: Pipeline, interrupted: threading.Event) -> None:
         results = pipeline.results()
@@ -290,6 +299,7 @@ class Worker(QObject):
         self.run_counts: Counter = Counter()
         self._detector_rate = RateMeter(30)
         self._input: deque[tuple[float, int]] = deque(maxlen=30)
+        self.display_drops = 0  # packets replaced before the GUI took them
 
     def _publish(self, result: Result, dropped: int) -> None:
         overlay = replace(self.overlay, highlight=None)
@@ -315,9 +325,9 @@ class Worker(QObject):
 
     def _post(self, packet: Packet) -> None:
         with self._mail_lock:
-            if self._latest is not None:
+            post = self._latest is None  # else a posted signal has not been handled yet
+            if not post:
                 self.display_drops += 1
             self._latest = packet
-            post, self._posted = not self._posted, True
         if post:
             self.frame_ready.emit()

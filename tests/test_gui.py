@@ -10,6 +10,7 @@ from collections import Counter
 
 os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before any Qt import: no display needed
 
+import av  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -18,8 +19,9 @@ import torch  # noqa: E402
 pytest.importorskip("PyQt6.QtWidgets")
 pytest.importorskip("pytestqt")
 
+from mjpeg_server import MjpegTestServer, read_seq  # noqa: E402
 from PyQt6.QtCore import QSettings, Qt, QTimer  # noqa: E402
-from PyQt6.QtWidgets import QMessageBox  # noqa: E402
+from PyQt6.QtWidgets import QApplication, QMessageBox  # noqa: E402
 
 from drivevision.config import DetectorConfig  # noqa: E402
 from drivevision.detections import Detections  # noqa: E402
@@ -276,8 +278,12 @@ def test_recent_sources_and_overlay_settings_persist(qtbot, make_window, setting
         window.play()
     window.stop_recording()
     qtbot.waitUntil(jsonl.exists, timeout=10000)
-    assert len(jsonl.read_text().splitlines()) == 11  # frames 1..11 played after frame 0
-    assert video.stat().st_size > 0
+    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert [line["frame"] for line in lines] == list(range(1, 12))  # played after frame 0
+    times = video_times(video)
+    assert len(times) == 11
+    watched = (lines[-1]["timestamp_ms"] - lines[0]["timestamp_ms"]) / 1000.0 / 4  # at 4x
+    assert times[-1] - times[0] == pytest.approx(watched, abs=0.08)
     shot = tmp_path / "shot.png"
     assert window.save_screenshot(shot)
     assert cv2.imread(str(shot)).shape == (96, 160, 3)
@@ -304,3 +310,132 @@ def test_drivevision_view_starts_the_viewer_with_the_same_options(monkeypatch, c
     viewer = cli.detector_config(build_parser().parse_args(argv[3:]))
     detect = cli.detector_config(cli.build_parser().parse_args(["detect", clip_path, *options]))
     assert viewer == detect
+
+
+def video_times(path) -> list[float]:
+    """Presentation times (s) of every frame of the video at ``path``, in order."""
+    with av.open(str(path)) as container:
+        return sorted(float(frame.time) for frame in container.decode(video=0))
+
+
+def stream_seq(window) -> int:
+    """The MJPEG test server's sequence number of the frame on show."""
+    return read_seq(window.packet.frame.image)
+
+
+def test_live_stream_plays_again_after_pause_and_speed_change(qtbot, make_window,
+                                                              no_thread_leak):
+    window = make_window(StandIn(two_boxes(), delay_s=0.02))
+    with MjpegTestServer(fps=30) as server:
+        window.open_source(server.url)  # live: plays at once
+        qtbot.waitUntil(lambda: window.packet is not None and window.is_playing, timeout=10000)
+        window.pause()
+        qtbot.waitUntil(lambda: not window.is_playing, timeout=5000)
+        qtbot.wait(100)
+        paused_at = stream_seq(window)
+        window.play()
+        qtbot.waitUntil(lambda: stream_seq(window) > paused_at + 3, timeout=10000)
+        window.transport.speed.setCurrentIndex(3)  # restarts the pipeline while playing
+        changed_at = stream_seq(window)
+        qtbot.waitUntil(lambda: stream_seq(window) > changed_at + 3, timeout=10000)
+        assert window.is_playing
+        window.pause()
+        qtbot.waitUntil(lambda: not window.is_playing, timeout=5000)
+
+
+@pytest.mark.timeout(90)
+def test_gui_command_with_play_starts_a_live_stream_once(qtbot, monkeypatch, settings,
+                                                         tiny_checkpoint, no_thread_leak):
+    from gui import app, main_window
+    from gui.worker import Worker
+
+    sent, windows = [], []
+    send = Worker.send
+    monkeypatch.setattr(Worker, "send", lambda self, name, *a: (sent.append(name),
+                                                                 send(self, name, *a)))
+
+    class Window(main_window.MainWindow):  # the test's settings, never the user's
+        def __init__(self, config):
+            super().__init__(config, settings=settings)
+            windows.append(self)
+
+    def run_until_frames(_app) -> int:
+        [window] = windows
+        qtbot.waitUntil(lambda: window.packet is not None, timeout=60000)
+        first = stream_seq(window)
+        qtbot.waitUntil(lambda: stream_seq(window) > first + 1, timeout=20000)
+        window.close()
+        return 0
+
+    monkeypatch.setattr(main_window, "MainWindow", Window)
+    monkeypatch.setattr(QApplication, "exec", run_until_frames)
+    with MjpegTestServer(fps=30) as server:
+        assert app.main([server.url, "--play", "--model", "tiny-fpn", "--weights",
+                         tiny_checkpoint, "--device", "cpu", "--min-size", "96",
+                         "--max-size", "160", "--proposals", "50"]) == 0
+    assert sent.count("play") == 1
+    assert not windows[0].worker.is_running()
+
+
+def test_recording_while_frames_are_skipped_lasts_as_long_as_the_playing(
+        qtbot, make_window, clip_path, tmp_path, no_thread_leak):
+    window = make_window(StandIn(two_boxes(), delay_s=0.25))  # 4 detections/s on 10 fps
+    window.transport.speed.setCurrentIndex(2)  # 1x, skipping frames the detector misses
+    window.transport.every_frame.setChecked(False)
+    window.open_source(clip_path)
+    wait_for_frame(qtbot, window, 0)
+    video, jsonl = tmp_path / "rec.mkv", tmp_path / "rec.jsonl"
+    window.start_recording(str(video), str(jsonl))
+    with qtbot.waitSignal(window.worker.ended, timeout=20000):
+        window.play()
+    window.stop_recording()
+    qtbot.waitUntil(jsonl.exists, timeout=10000)
+    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert 2 <= len(lines) < 11, "the detector should have skipped frames"
+    times = video_times(video)
+    assert len(times) == len(lines)
+    watched = (lines[-1]["timestamp_ms"] - lines[0]["timestamp_ms"]) / 1000.0
+    assert times[-1] - times[0] == pytest.approx(watched, abs=0.12)
+
+
+def test_close_waits_for_a_busy_worker_instead_of_leaving_it_running(qtbot, make_window,
+                                                                     tmp_path, no_thread_leak):
+    image_path = tmp_path / "grey.png"
+    cv2.imwrite(str(image_path), np.full((120, 200, 3), 128, np.uint8))
+    gate = threading.Event()
+
+    class Stuck(StandIn):
+        def infer_timed(self, frames):
+            gate.wait(20)
+            return super().infer_timed(frames)
+
+    window = make_window(Stuck(two_boxes()))
+    window.close_timeout_s = 0.2
+    window.open_source(str(image_path))
+    qtbot.waitUntil(lambda: window.media is not None, timeout=10000)
+    assert not window.close(), "closed while the worker was still in a detector call"
+    assert window.isVisible() and window.worker.is_running()
+    assert "close again" in window.statusBar().currentMessage()
+    gate.set()
+    qtbot.waitUntil(lambda: not window.worker.is_running(), timeout=10000)
+    assert window.close()
+
+
+def test_display_drops_start_from_zero_for_a_new_source(qtbot, make_window, clip_path,
+                                                        tmp_path, no_thread_leak):
+    window = make_window(StandIn(two_boxes()))
+    window.transport.every_frame.setChecked(True)
+    window.transport.speed.setCurrentIndex(4)
+    window.open_source(clip_path)
+    wait_for_frame(qtbot, window, 0)
+    window.play()
+    time.sleep(0.6)  # the GUI thread is busy: the worker replaces packets nobody took
+    qtbot.waitUntil(lambda: not window.is_playing, timeout=10000)
+    assert window.worker.display_drops > 0
+    image_path = tmp_path / "grey.png"
+    cv2.imwrite(str(image_path), np.full((50, 70, 3), 128, np.uint8))
+    window.open_source(str(image_path))
+    qtbot.waitUntil(lambda: window.packet is not None
+                    and window.packet.frame.image.shape == (50, 70, 3), timeout=10000)
+    assert window.packet.stats["dropped"] == 0
+    assert "dropped 0" in window.view._hud[-1]
