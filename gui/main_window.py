@@ -220,7 +220,9 @@ class MainWindow(QMainWindow):
         self.panel.detections.setCurrentRow(min(inside)[1] if inside else -1)
 
     def _opened(self, info: MediaInfo) -> None:
-        self.media, self.packet = info, None
+        self.media = info
+        if self.packet is not None and self.packet.opening != info.opening:
+            self.packet = None  # the last source's frame (the new one's may already be here)
         self.transport.seek.setEnabled(info.seekable)
         self.transport.back.setEnabled(info.seekable)
         self.transport.forward.setEnabled(info.seekable)

@@ -49,6 +49,7 @@ class Packet:
     stats: dict[str, float]
     overlay: OverlaySettings
     run_counts: Counter = field(default_factory=Counter)
+    opening: int = 0  # which open of the worker it came from (see MediaInfo.opening)
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class MediaInfo:
     frame_count: int | None
     seekable: bool
     live: bool
+    opening: int = 0  # counts opens; packets carry the one they came from
 
 
 class Worker(QObject):
@@ -89,6 +91,7 @@ class Worker(QObject):
         self._pace_stop: threading.Event | None = None
         self._mail_lock = threading.Lock()
         self._latest: Packet | None = None
+        self.opening = 0
         self._thread = threading.Thread(target=self._run, name="drivevision-viewer-worker",
                                         daemon=True)
         self.media: Source | None = None
@@ -193,9 +196,12 @@ class Worker(QObject):
         self.media = open_media(uri)
         self.position, self._played_live = -1, False
         self._reset_run()
+        with self._mail_lock:
+            self._latest = None  # the last source's frame, not taken: not a display drop
+            self.opening += 1
         seekable = isinstance(self.media, SeekableSource)
         self.opened.emit(MediaInfo(uri, self.media.fps, self.media.frame_count, seekable,
-                                   bool(self.media.live)))
+                                   bool(self.media.live), self.opening))
         if seekable and self.detector is not None:
             self._show(0)
 
@@ -317,7 +323,7 @@ class Worker(QObject):
         frame = Frame(result.frame.index, result.frame.timestamp_ms, image,
                       result.frame.captured_at, result.frame.source_id)
         self._post(Packet(frame, result.detections, shown, qimage, dict(result.timings), stats,
-                          overlay, Counter(self.run_counts)))
+                          overlay, Counter(self.run_counts), self.opening))
 
     def _input_rate(self) -> float:
         (t0, i0), (t1, i1) = self._input[0], self._input[-1]
