@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import time
 
+import cv2
 import numpy as np
 
 from drivevision.detections import Detections
 from drivevision.labels import COCO_NAMES
 from drivevision.sources import Frame, Source
+
+
+def count_frames(path) -> int:
+    """Frames OpenCV can decode from a video file, read to the end."""
+    cap = cv2.VideoCapture(str(path))
+    count = 0
+    while cap.read()[0]:
+        count += 1
+    cap.release()
+    return count
 
 
 class FixedDetector:

@@ -9,11 +9,11 @@ import threading
 import time
 
 import av
-import cv2
 import numpy as np
 import psutil
 import pytest
 from mjpeg_server import MjpegTestServer, read_seq, read_tint, start_process
+from standins import count_frames
 
 from drivevision.config import PipelineConfig
 from drivevision.detections import Detections
@@ -64,15 +64,6 @@ class CountingLiveSource(Source):
             yield Frame(i, float(i), np.full(self.shape, i % 256, np.uint8), time.monotonic())
 
 
-def video_frames(path) -> int:
-    cap = cv2.VideoCapture(str(path))
-    count = 0
-    while cap.read()[0]:
-        count += 1
-    cap.release()
-    return count
-
-
 def jsonl(path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -117,7 +108,7 @@ def test_server_killed_mid_stream_reconnects_and_reports_gap(tmp_path, no_thread
     where = next(i for i, r in enumerate(records) if "gap" in r)
     assert records[where - 1]["frame"] <= gap.last_index < records[where + 1]["frame"]
     assert records[where]["gap"]["seconds"] == pytest.approx(gap.seconds, abs=0.01)
-    assert video_frames(tmp_path / "live.mp4") == len(results)
+    assert count_frames(tmp_path / "live.mp4") == len(results)
     with av.open(str(tmp_path / "live.mp4")) as container:  # the video keeps the real timeline
         stream = container.streams.video[0]
         assert float(stream.duration * stream.time_base) > gap.seconds
@@ -199,7 +190,7 @@ def test_two_streams_at_different_rates_are_batched_and_kept_apart(tmp_path, no_
         lines = jsonl(tmp_path / f"out.{i}.jsonl")
         assert [x["frame"] for x in lines] == [r.frame.index for r in mine]
         assert all(x.get("source", 0) == i for x in lines)
-        assert video_frames(tmp_path / f"out.{i}.mp4") == len(mine)
+        assert count_frames(tmp_path / f"out.{i}.mp4") == len(mine)
     ratio = pipeline.stats[0].captured / pipeline.stats[1].captured
     assert 2.0 < ratio < 4.5  # 30 fps against 10 fps
 

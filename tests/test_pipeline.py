@@ -6,7 +6,7 @@ import time
 
 import cv2
 import pytest
-from standins import ArraySource, FixedDetector
+from standins import ArraySource, FixedDetector, count_frames
 
 from drivevision.config import PipelineConfig
 from drivevision.detector import Detector
@@ -15,15 +15,6 @@ from drivevision.pipeline import Pipeline
 from drivevision.runner import detect_video
 from drivevision.sinks import JsonlSink, Sink, VideoSink
 from drivevision.sources import open_source
-
-
-def count_frames(path) -> int:
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    cap.release()
-    return n
 
 
 def test_real_decode_detect_encode_keeps_every_frame_in_order(tmp_path, clip_path, tiny_loaded):
