@@ -20,7 +20,7 @@ from dataclasses import replace
 import numpy as np
 
 from drivevision.livestats import SourceStats
-from drivevision.pipeline import Result, detect_batch, draw_result, write_result
+from drivevision.pipeline import Result, detect_batch, draw_result, read_timing, write_result
 from drivevision.render import annotate
 from drivevision.sinks import Sink
 from drivevision.sources import Source
@@ -105,7 +105,7 @@ class MultiSourcePipeline(StageThreads):
                 frame = next(frames, None)
                 if frame is None:
                     return
-                item = (replace(frame, source_id=i), (time.perf_counter() - start) * 1000.0)
+                item = (replace(frame, source_id=i), read_timing(source, start))
                 stats.on_capture(frame.captured_at)
                 self._offer(i, item, source.live)
         finally:

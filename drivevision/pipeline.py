@@ -98,7 +98,7 @@ class Pipeline(StageThreads):
             frame = next(frames, None)
             if frame is None:
                 return
-            item = (frame, (time.perf_counter() - start) * 1000.0)
+            item = (frame, read_timing(self.source, start))
             if self.config.live:
                 self._put_newest(self._queues[0], item)
             else:
@@ -135,13 +135,19 @@ class Pipeline(StageThreads):
             self.put(self._queues[3], result)
 
 
+def read_timing(source: Source, start: float) -> dict[str, float]:
+    """How long reading a frame took since ``start`` (``time.perf_counter()``): "decode" for
+    files; "capture" for live sources, whose reads also wait for the camera or the clock."""
+    return {"capture" if source.live else "decode": (time.perf_counter() - start) * 1000.0}
+
+
 def detect_batch(detector, batch: list[tuple]) -> list[Result]:
-    """Run ``detector`` once on ``(frame, decode_ms)`` pairs; each result gets its share of
-    the batch's stage times."""
+    """Run ``detector`` once on ``(frame, read timing)`` pairs; each result gets its share
+    of the batch's stage times."""
     detections, ms = detector.infer_timed([frame.image for frame, _ in batch])
     share = {k: v / len(batch) for k, v in _group(ms).items()}
-    return [Result(frame, det, {"decode": decode_ms, **share})
-            for (frame, decode_ms), det in zip(batch, detections)]
+    return [Result(frame, det, {**read_ms, **share})
+            for (frame, read_ms), det in zip(batch, detections)]
 
 
 def draw_result(result: Result, render: Callable[..., np.ndarray] | None) -> None:

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-PIPELINE_STAGES = ("decode", "preprocess", "inference", "postprocess", "render", "encode")
+# "capture" replaces "decode" for live sources: their reads include waiting for the frame.
+PIPELINE_STAGES = ("decode", "capture", "preprocess", "inference", "postprocess", "render",
+                   "encode")
 
 
 class StageStats:

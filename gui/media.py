@@ -110,7 +110,8 @@ class Paced(Source):
     """
 
     def __init__(self, media: SeekableSource, start: int, speed: float, stop: threading.Event):
-        super().__init__(media.uri, fps=media.fps, frame_count=media.frame_count)
+        # live: like a camera, a read waits for the clock (timed as "capture", not "decode")
+        super().__init__(media.uri, fps=media.fps, frame_count=media.frame_count, live=True)
         if speed <= 0:
             raise ValueError(f"Expected a playback speed > 0, but got {speed}")
         self.media, self.start, self.speed, self.stop = media, start, speed, stop

@@ -238,3 +238,17 @@ def test_stopping_early_ends_every_thread(no_thread_leak):
             if count == 5:
                 break
         assert pipeline.join(5.0)
+
+
+def test_live_reads_are_timed_as_capture_and_file_reads_as_decode(clip_path):
+    from drivevision.streams import RealtimeSource
+
+    with open_source(clip_path) as file_source:
+        decoded = list(Pipeline(file_source, StandInDetector(0)).results())
+    with RealtimeSource(open_source(clip_path)) as paced:
+        captured = list(Pipeline(paced, StandInDetector(0),
+                                 config=PipelineConfig(live=True)).results())
+    assert all("decode" in r.timings and "capture" not in r.timings for r in decoded)
+    assert all("capture" in r.timings and "decode" not in r.timings for r in captured)
+    # paced at 10 fps: a read waits about 100 ms for its frame, which is not decoding
+    assert np.median([r.timings["capture"] for r in captured[1:]]) > 50
