@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -230,6 +230,21 @@ class StreamSource(Source):
             self._release()
 
 
+def paced(frames: Iterable[Frame], speed: float, stop: threading.Event) -> Iterator[Frame]:
+    """``frames`` released when their timestamps are due at ``speed`` x real time, counted
+    from the first, each stamped ``captured_at`` then; ends early once ``stop`` is set."""
+    if speed <= 0:
+        raise ValueError(f"Expected a playback speed > 0, but got {speed}")
+    t0 = first_ms = None
+    for frame in frames:
+        if t0 is None:
+            t0, first_ms = time.monotonic(), frame.timestamp_ms
+        due = t0 + (frame.timestamp_ms - first_ms) / 1000.0 / speed
+        if stop.wait(max(0.0, due - time.monotonic())):
+            return
+        yield replace(frame, captured_at=time.monotonic())
+
+
 class RealtimeSource(Source):
     """A file or folder source paced at its own frame rate, with live semantics.
 
@@ -247,14 +262,7 @@ class RealtimeSource(Source):
         self._interrupt.set()
 
     def __iter__(self) -> Iterator[Frame]:
-        start = None
-        for frame in self.inner:
-            if start is None:
-                start = time.monotonic() - frame.timestamp_ms / 1000.0
-            due = start + frame.timestamp_ms / 1000.0
-            if self._interrupt.wait(max(0.0, due - time.monotonic())):
-                return
-            yield replace(frame, captured_at=time.monotonic())
+        return paced(self.inner, 1.0, self._interrupt)
 
     def close(self) -> None:
         self._interrupt.set()

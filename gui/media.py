@@ -24,6 +24,7 @@ from drivevision.sources import (
     open_video_file,
     read_image,
 )
+from drivevision.streams import paced
 
 
 class SeekableSource(Source):
@@ -117,12 +118,4 @@ class Paced(Source):
         self.media, self.start, self.speed, self.stop = media, start, speed, stop
 
     def __iter__(self) -> Iterator[Frame]:
-        t0 = first_ms = None
-        for frame in self.media.frames_from(self.start):
-            if t0 is None:
-                t0, first_ms = time.monotonic(), frame.timestamp_ms
-            due = t0 + (frame.timestamp_ms - first_ms) / 1000.0 / self.speed
-            if self.stop.wait(max(0.0, due - time.monotonic())):
-                return
-            yield Frame(frame.index, frame.timestamp_ms, frame.image, time.monotonic(),
-                        frame.source_id)
+        return paced(self.media.frames_from(self.start), self.speed, self.stop)
