@@ -98,7 +98,8 @@ def cmd_view(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(format="%(levelname)s: %(message)s", level=logging.WARNING)
+    logging.addLevelName(logging.WARNING, "warning")  # lines read like our own messages
+    logging.basicConfig(format="drivevision: %(levelname)s: %(message)s", level=logging.WARNING)
     signal.signal(signal.SIGTERM, _terminate)  # `kill` ends a run like Ctrl-C: outputs kept
     warnings.filterwarnings("ignore", category=UserWarning, module="torch")
     try:

@@ -7,6 +7,7 @@ dense pieces, so every engine yields the same detections as ``model(images)``.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 
@@ -22,6 +23,7 @@ from drivevision.engines import Engine, create_engine
 from drivevision.labels import resolve_classes
 from drivevision.model import LoadedModel, load_model
 
+_log = logging.getLogger(__name__)
 STAGES = ("preprocess", "dense_a", "proposals", "dense_b", "postprocess")
 
 
@@ -68,6 +70,9 @@ class Detector:
         self.device = resolve_device(device)
         if precision == "fp16" and self.device.type != "cuda":
             raise ValueError("Expected fp16 on a CUDA device; on the CPU use bf16 or fp32")
+        if precision == "bf16" and self.device.type == "cpu" and not _cpu_has_bf16():
+            _log.warning("this CPU has no bf16 instructions (AVX512-BF16 or AMX): bf16 is "
+                         "emulated and slower than fp32 here")
         self.model = loaded.module.to(self.device).eval()
         if proposals is not None:
             self.model.rpn._post_nms_top_n["testing"] = proposals
@@ -156,6 +161,13 @@ class Detector:
         if self.class_ids is not None:
             keep &= np.isin(det.class_ids, self.class_ids)
         return det[keep]
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return True  # unknown: do not warn
 
 
 class _StageClock:

@@ -132,3 +132,14 @@ def test_fewer_proposals_equal_torchvision_built_with_that_many():
     assert len(got) == len(want["boxes"]) > 0
     np.testing.assert_allclose(got.xyxy, want["boxes"].numpy(), atol=1e-4)
     assert ours.rpn.post_nms_top_n() == 20
+
+
+def test_bf16_on_a_cpu_without_bf16_says_it_is_emulated(tiny_loaded, caplog, monkeypatch):
+    from drivevision import detector as detector_module
+
+    monkeypatch.setattr(detector_module, "_cpu_has_bf16", lambda: False)
+    Detector(tiny_loaded, device="cpu", precision="bf16")
+    assert "emulated and slower than fp32" in caplog.text
+    caplog.clear()
+    Detector(tiny_loaded, device="cpu", precision="fp32")
+    assert caplog.text == ""
