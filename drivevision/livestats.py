@@ -83,12 +83,6 @@ class SourceStats:
             cumulative = np.cumsum(self._histogram)
             return float(np.searchsorted(cumulative, q / 100.0 * total))
 
-    def latencies(self) -> list[float]:
-        """Latencies (ms) of the results inside the window."""
-        with self._lock:
-            self._prune(time.monotonic())
-            return [ms for _, ms in self._latency]
-
     def snapshot(self, reconnects: int = 0, lost_s: float = 0.0, state: str = "") -> Snapshot:
         now = time.monotonic()
         with self._lock:
