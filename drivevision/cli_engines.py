@@ -21,7 +21,8 @@ def add_parsers(commands) -> None:
     export.add_argument("--precision", choices=("fp32", "fp16"), default="fp32")
     export.add_argument("--input-size", default="800x1344", metavar="HxW",
                         help="padded input size (multiples of 32; default: %(default)s)")
-    export.add_argument("--batch", type=int, default=1, help="frames per engine call")
+    export.add_argument("--batch", type=int, default=1,
+                        help="most frames per engine call (TensorRT: engines take 1..N)")
     export.add_argument("--exporter", choices=("dynamo", "legacy"), default="dynamo",
                         help="torch.onnx exporter (default: %(default)s)")
     export.add_argument("-o", "--output-dir", default="engines", metavar="DIR")
@@ -91,7 +92,7 @@ def _export_tensorrt(loaded, out: Path, spec) -> dict:
     n, (h, w) = spec.batch, spec.input_size
     rois = n * int(loaded.module.rpn._post_nms_top_n["testing"])
     c = loaded.module.backbone.out_channels
-    shapes = {"dense_a": {"images": ((n, 3, h, w),) * 3},
+    shapes = {"dense_a": {"images": ((1, 3, h, w), (n, 3, h, w), (n, 3, h, w))},
               "dense_b": {"pooled": ((1, c, 7, 7), (rois, c, 7, 7), (rois, c, 7, 7))}}
     paths = {}
     for piece, path in onnx.items():

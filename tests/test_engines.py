@@ -145,6 +145,42 @@ def test_detections_match_torchvision_on_cpu(fixture_model, scenes, name):
     assert matched >= 5  # the fixture really detects things, so the comparison means something
 
 
+def check_short_batches(loaded, engine, precision: str, frames) -> None:
+    """A batch of 3, then of 1 and 2 (a file's last batch, live batches): the short ones run
+    on what was built for 3 (nothing new compiled or built) and find, frame for frame, what
+    the batch of 3 found."""
+    det = Detector(loaded, device=engine.device.type, precision=precision, conf=CONF,
+                   classes="all")
+    det.engine = engine
+    full = det.infer(frames[:3])
+    built = _builds(det.engine)
+    tol = 1e-3 if precision == "fp32" else 1e-2
+    for short in (frames[2:3], frames[:2]):
+        for got, want in zip(det.infer(short), [full[2]] if len(short) == 1 else full[:2]):
+            assert len(got) == len(want) >= 1
+            assert np.abs(got.xyxy - want.xyxy).max() < 0.5
+            assert np.abs(got.scores - want.scores).max() <= tol
+            assert (got.class_ids == want.class_ids).all()
+    assert _builds(det.engine) == built
+
+
+def _builds(engine) -> int:
+    """Dense A graphs compiled (compiled engine) or engines built (tensorrt) so far."""
+    if engine.name == "tensorrt":
+        return len(engine._a)
+    from torch._dynamo.utils import counters
+    return counters["stats"]["unique_graphs"]
+
+
+def test_short_batches_reuse_the_compiled_batch(fixture_model, scenes):
+    """The compiled engine's CUDA-graph rule (pad a short batch with blank images to the
+    captured batch), forced on the CPU so it runs here: same detections, no recompile."""
+    frames = scenes + [SceneGenerator(384, 216, seed=7).frame(3).image]
+    engine = create_engine("compiled", fixture_model, device=CPU, precision="fp32")
+    engine.static_batch = True  # on CUDA it is the default
+    check_short_batches(fixture_model, engine, "fp32", frames)
+
+
 def test_auto_picks_onnx_on_cpu_and_says_so(fixture_model):
     name, reason = pick_auto(CPU, "fp32")
     assert name == "onnx" and "CPU" in reason
@@ -184,6 +220,17 @@ def test_detections_match_torchvision_on_gpu(fixture_model, scenes, name, precis
     if name == "tensorrt":
         pytest.importorskip("tensorrt_rtx" if _no("tensorrt") else "tensorrt")
     assert check_detections(fixture_model, name, GPU, precision, scenes) >= 5
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["compiled", "tensorrt"])
+def test_short_batches_run_on_the_engine_built_for_the_full_batch_on_gpu(
+        fixture_model, scenes, name):
+    if name == "tensorrt":
+        pytest.importorskip("tensorrt_rtx" if _no("tensorrt") else "tensorrt")
+    frames = scenes + [SceneGenerator(384, 216, seed=7).frame(3).image]
+    engine = create_engine(name, fixture_model, device=GPU, precision="fp16")
+    check_short_batches(fixture_model, engine, "fp16", frames)
 
 
 def _no(module: str) -> bool:

@@ -81,11 +81,13 @@ def fp16_pieces(loaded, tmp_path_factory):
 def test_tensorrt_parses_and_builds_the_pieces_without_a_gpu(trt, exported, fp16_pieces,
                                                              precision):
     """A real TensorRT compatibility check: TensorRT for RTX's ONNX parser and builder (no
-    GPU needed: it builds a portable engine) accept both pieces; fp16 is strongly typed."""
+    GPU needed: it builds a portable engine) accept both pieces, dense A with the batch range
+    1..4 the engine uses for short batches; fp16 is strongly typed."""
     from drivevision.engines.tensorrt import build_serialized, onnx_precision
 
     pieces = fp16_pieces if onnx_precision(trt, precision) == "fp16" else exported
-    a = build_serialized(trt, pieces["dense_a"], {"images": ((1, 3, 224, 384),) * 3}, precision)
+    a = build_serialized(trt, pieces["dense_a"], {"images": (
+        (1, 3, 224, 384), (4, 3, 224, 384), (4, 3, 224, 384))}, precision)
     b = build_serialized(trt, pieces["dense_b"],
                          {"pooled": ((1, 64, 7, 7), (1000, 64, 7, 7), (1000, 64, 7, 7))},
                          precision, compute_capability="SM89")

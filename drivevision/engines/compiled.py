@@ -1,8 +1,9 @@
 """torch.compile engine: the dense pieces through Inductor.
 
 * CUDA: fp32 or fp16, ``mode="reduce-overhead"`` (CUDA graphs: shapes are static per video
-  stream, one graph per (N, H, W); the RoI count of dense B varies, so it is compiled with
-  dynamic shapes and no graphs).
+  stream, one graph per (N, H, W); a smaller batch, such as a file's last or a live one,
+  is padded with blank images to the largest graph of its size instead of capturing a new
+  one. The RoI count of dense B varies, so it is compiled with dynamic shapes and no graphs).
 * CPU: fp32 or bf16, channels-last, Inductor's C++ kernels with frozen (pre-packed) weights.
 
 Compilation happens on the first call for each input shape (seconds to minutes); ``warmup``
@@ -17,6 +18,7 @@ import torch
 from torch import Tensor
 
 from drivevision.engines import DenseA
+from drivevision.engines.batching import BatchPlan, pad_batch
 from drivevision.engines.torch import DTYPES, DenseModules
 from drivevision.model import LoadedModel
 
@@ -35,6 +37,8 @@ class CompiledEngine:
         self.device = device
         self.cuda = device.type == "cuda"
         self.channels_last = not self.cuda
+        self.static_batch = self.cuda  # CUDA graphs: pad batches to a captured size
+        self._plan = BatchPlan()
         module = copy.deepcopy(loaded.module)
         dense = DenseModules(module).to(device=device, dtype=self.dtype).eval()
         if self.channels_last:
@@ -49,11 +53,14 @@ class CompiledEngine:
     @torch.inference_mode()
     def dense_a(self, images: Tensor) -> DenseA:
         x = images.to(self.device, self.dtype)
+        n = x.shape[0]
+        if self.static_batch:
+            x = pad_batch(x, self._plan.fit(n, tuple(x.shape[2:]))[0])
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         if self.cuda:
             torch.compiler.cudagraph_mark_step_begin()
-        return tuple([self._out(t) for t in group] for group in self._a(x))
+        return tuple([self._out(t[:n]) for t in group] for group in self._a(x))
 
     @torch.inference_mode()
     def dense_b(self, pooled: Tensor) -> tuple[Tensor, Tensor]:
@@ -79,8 +86,6 @@ def _compile(fn, mode: str | None, options: dict | None, dynamic: bool | None):
     elif mode:
         kwargs["mode"] = mode
     return torch.compile(fn, **kwargs)
-
-
 
 
 def create(loaded: LoadedModel, *, device: torch.device, precision: str) -> CompiledEngine:

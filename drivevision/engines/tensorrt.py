@@ -5,9 +5,11 @@ Works with ``tensorrt`` (10.x on JetPack 6, 11.x on desktops/servers) or ``tenso
 TensorRT 11 and RTX have no such flag (networks are strongly typed) and build the fp16 ONNX,
 which casts to float16 inside. In fp32 TF32 is switched off so results match PyTorch.
 
-Engines are built on first use for the batch's exact shape (one static engine per
-(N, H, W); video streams keep one shape) and cached keyed by weights id, input shape,
-precision, TensorRT version and GPU name (``drivevision.engine_cache``). Inputs and outputs
+Engines are built on first use for the batch's image size (video streams keep one), with a
+batch range of 1..N where N is the largest batch seen for that size, so a file's short last
+batch or a live batch of whatever has arrived runs on the same engine; only a larger batch
+builds anew. They are cached keyed by weights id, input shapes, precision, TensorRT version
+and GPU name (``drivevision.engine_cache``). Inputs and outputs
 are torch CUDA tensors; TensorRT runs on torch's current stream, so nothing goes through the
 host between the pieces.
 """
@@ -24,6 +26,7 @@ from torch import Tensor
 
 from drivevision import engine_cache
 from drivevision.engines import DenseA
+from drivevision.engines.batching import BatchPlan
 from drivevision.export import cached_onnx
 from drivevision.model import LoadedModel
 
@@ -195,9 +198,10 @@ class TensorRTEngine:
         self.progress = progress
         post = loaded.module.rpn._post_nms_top_n["testing"]
         self.rois_per_image = int(post)
-        self._a: dict[tuple, _Runner] = {}
-        self._b: dict[int, _Runner] = {}
-        self._batch = 1
+        self._plan = BatchPlan()
+        self._a: dict[tuple[int, int], _Runner] = {}  # (H, W) -> engine for batches 1..N
+        self._b: tuple[int, _Runner] | None = None  # (most RoIs, engine for 1..that many)
+        self._rois = self.rois_per_image  # most RoIs the largest batch so far can bring
 
     def _runner(self, piece: str, shapes: dict) -> _Runner:
         for attempt in range(2):
@@ -213,13 +217,15 @@ class TensorRTEngine:
         raise AssertionError("unreachable")
 
     def dense_a(self, images: Tensor) -> DenseA:
-        shape = tuple(images.shape)
-        if shape not in self._a:
-            self._a[shape] = self._runner("dense_a", {"images": (shape, shape, shape)})
-        self._batch = shape[0]
-        outs = self._a[shape](images)
-        n = len(outs) // 3
-        return tuple([outs[f"{kind}_{i}"] for i in range(n)]
+        n, c, h, w = images.shape
+        most, new = self._plan.fit(n, (h, w))
+        if new:
+            self._a[(h, w)] = self._runner(
+                "dense_a", {"images": ((1, c, h, w), (most, c, h, w), (most, c, h, w))})
+        self._rois = max(self._rois, most * self.rois_per_image)
+        outs = self._a[(h, w)](images)
+        levels = len(outs) // 3
+        return tuple([outs[f"{kind}_{i}"] for i in range(levels)]
                      for kind in ("feature", "objectness", "deltas"))
 
     def dense_b(self, pooled: Tensor) -> tuple[Tensor, Tensor]:
@@ -227,11 +233,11 @@ class TensorRTEngine:
             k = self.loaded.module.roi_heads.box_predictor.cls_score.out_features
             empty = pooled.new_zeros((0, k), dtype=torch.float32)
             return empty, pooled.new_zeros((0, 4 * k), dtype=torch.float32)
-        cap = self._batch * self.rois_per_image
-        if cap not in self._b:
+        if self._b is None or pooled.shape[0] > self._b[0]:
+            most = max(self._rois, pooled.shape[0])
             c = tuple(pooled.shape[1:])
-            self._b[cap] = self._runner("dense_b", {"pooled": ((1, *c), (cap, *c), (cap, *c))})
-        outs = self._b[cap](pooled)
+            self._b = most, self._runner("dense_b", {"pooled": ((1, *c), (most, *c), (most, *c))})
+        outs = self._b[1](pooled)
         return outs["logits"], outs["box_deltas"]
 
 
