@@ -1,17 +1,24 @@
-"""Recording what the viewer shows: the annotated stream to video, the detections to JSONL."""
+"""Recording what the viewer shows: the annotated stream to video, the detections to JSONL.
+
+:class:`Recorder` writes the files; :class:`Recording` is the viewer worker's on/off switch
+around one recorder, drawing each result as the overlay shows it and wording what happened.
+"""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from drivevision.detections import Detections
 from drivevision.livesinks import LiveVideoSink
+from drivevision.pipeline import Result
 from drivevision.sinks import JsonlSink, Sink
 from drivevision.sources import Frame
+from gui.overlay import OverlaySettings, draw, visible
 
 
 class Recorder:
@@ -56,3 +63,33 @@ class Recorder:
             for sink in self._sinks:
                 sink.close(complete=True)
             return [note for sink in self._sinks for note in sink.notes]
+
+
+class Recording:
+    """At most one :class:`Recorder` at a time, used from the viewer's worker thread only."""
+
+    def __init__(self) -> None:
+        self._recorder: Recorder | None = None
+
+    def start(self, video: str | Path | None, jsonl: str | Path | None, *, fps: float,
+              names: Sequence[str]) -> str:
+        """Open the files (stop a running recording first); returns the status line."""
+        self._recorder = Recorder(video, jsonl, fps=fps, names=names)
+        return "recording to " + ", ".join(str(p) for p in self._recorder.paths)
+
+    def stop(self) -> str | None:
+        """Finish the files: one line saying what was saved, or None when not recording."""
+        recorder, self._recorder = self._recorder, None
+        if recorder is None:
+            return None
+        notes = recorder.close()
+        return "; ".join([f"saved {recorder.frames} frames to "
+                          + ", ".join(str(p) for p in recorder.paths), *notes])
+
+    def write(self, result: Result, overlay: OverlaySettings, names: Sequence[str]) -> None:
+        """Record ``result`` as ``overlay`` shows it (no hover highlight); nothing when stopped."""
+        if self._recorder is None:
+            return
+        shown = visible(result.detections, overlay)
+        annotated = draw(result.frame.image, shown, names, replace(overlay, highlight=None))
+        self._recorder.write(result.frame, shown, annotated)

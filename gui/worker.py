@@ -25,7 +25,7 @@ from drivevision.sources import Frame, Source
 from drivevision.stats import RateMeter
 from gui.media import Paced, SeekableSource, open_media
 from gui.overlay import INTERNAL_CONF, OverlaySettings, draw, to_qimage, visible
-from gui.recording import Recorder
+from gui.recording import Recording
 
 TRANSPORT = frozenset({"open", "load", "play", "pause", "seek", "step"})
 
@@ -97,7 +97,7 @@ class Worker(QObject):
         self.media: Source | None = None
         self.position = -1
         self._played_live = False  # a live source is spent once a pipeline has stopped it
-        self._recorder: Recorder | None = None
+        self._recording = Recording()
         self._reset_run()
 
     # -- GUI thread ------------------------------------------------------------------------
@@ -221,18 +221,15 @@ class Worker(QObject):
         self._close_recorder()
         self._need_detector()
         fps = (self.media.fps if self.media is not None else None) or 30.0
-        self._recorder = Recorder(video, jsonl, fps=fps, names=self.detector.names)
-        self.status.emit("recording to " + ", ".join(str(p) for p in self._recorder.paths))
+        self.status.emit(self._recording.start(video, jsonl, fps=fps, names=self.detector.names))
 
     def _do_stop_record(self) -> None:
         self._close_recorder()
 
     def _close_recorder(self) -> None:
-        recorder, self._recorder = self._recorder, None
-        if recorder is not None:
-            notes = recorder.close()
-            self.recorded.emit("; ".join([f"saved {recorder.frames} frames to "
-                                          + ", ".join(str(p) for p in recorder.paths), *notes]))
+        message = self._recording.stop()
+        if message is not None:
+            self.recorded.emit(message)
 
     def _need_detector(self) -> None:
         if self.detector is None:
@@ -288,18 +285,11 @@ class Worker(QObject):
         with contextlib.closing(results):
             for result in results:
                 self._publish(result, pipeline.dropped)
-                if self._recorder is not None:
-                    self._record(result)
+                self._recording.write(result, self.overlay, self.detector.names)
                 while (command := self._next_command(inline_only=True)) is not None:
                     self._execute(*command)
         if not interrupted.is_set():
             self.ended.emit()
-
-    def _record(self, result: Result) -> None:
-        shown = visible(result.detections, self.overlay)
-        annotated = draw(result.frame.image, shown, self.detector.names,
-                         replace(self.overlay, highlight=None))
-        self._recorder.write(result.frame, shown, annotated)
 
     def _reset_run(self) -> None:
         self.run_counts: Counter = Counter()
