@@ -62,11 +62,12 @@ class Detector:
         classes: "driving", "all", comma list of names or ids (see ``labels.resolve_classes``).
         proposals: RPN proposals kept per frame (torchvision's ``rpn_post_nms_top_n_test``);
             None keeps the model's (1000). Set on ``loaded.module``, which the detector owns.
+        progress: print a line before slow first-use engine work (export, build, compile).
     """
 
     def __init__(self, loaded: LoadedModel, *, engine: str = "torch", device: str = "auto",
                  precision: str = "fp32", conf: float = 0.5, classes="driving",
-                 proposals: int | None = None):
+                 proposals: int | None = None, progress: bool = False):
         self.device = resolve_device(device)
         if precision == "fp16" and self.device.type != "cuda":
             raise ValueError("Expected fp16 on a CUDA device; on the CPU use bf16 or fp32")
@@ -82,7 +83,7 @@ class Detector:
         self.conf = conf
         self.class_ids = resolve_classes(classes, self.names)
         self.engine: Engine = create_engine(engine, loaded, device=self.device,
-                                            precision=precision)
+                                            precision=precision, progress=progress)
 
     @classmethod
     def from_config(cls, config: DetectorConfig, *, progress: bool = True) -> Detector:
@@ -91,7 +92,7 @@ class Detector:
                             min_size=config.min_size, max_size=config.max_size)
         return cls(loaded, engine=config.engine, device=config.device,
                    precision=config.precision, conf=config.conf, classes=config.classes,
-                   proposals=config.proposals)
+                   proposals=config.proposals, progress=progress)
 
     def __call__(self, frame: np.ndarray) -> Detections:
         return self.infer([frame])[0]

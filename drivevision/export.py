@@ -20,6 +20,7 @@ import copy
 import json
 import os
 import shutil
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,7 +193,7 @@ def _stamp(path: Path, props: dict[str, str]) -> None:
 
 
 def cached_onnx(loaded: LoadedModel, precision: str, *, exporter: str = "dynamo",
-                log=None) -> dict[str, Path]:
+                log=None, progress: bool = False) -> dict[str, Path]:
     """The ONNX pieces of ``loaded`` at ``precision``, exported once into the cache.
 
     Keyed by model, weights id, precision, exporter and torch version; the file's own
@@ -213,6 +214,9 @@ def cached_onnx(loaded: LoadedModel, precision: str, *, exporter: str = "dynamo"
             engine_cache.invalidate(path)
 
         def build(target: Path, piece=piece) -> None:
+            if progress:
+                print(f"Exporting {loaded.name} {piece} to ONNX ({precision}; first use, cached "
+                      f"in {target.parent})", file=sys.stderr, flush=True)
             tmp = target.parent / f".{target.stem}.export"
             written = export_onnx(loaded, tmp, spec, pieces=(piece,))[piece]
             os.replace(written, target)

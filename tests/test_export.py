@@ -132,6 +132,15 @@ def test_cached_onnx_is_reexported_for_other_weights(loaded, tmp_path, monkeypat
     assert cached_onnx(other, "fp32", exporter="legacy")["dense_a"] != paths["dense_a"]
 
 
+def test_first_export_says_so_and_later_runs_are_silent(loaded, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DRIVEVISION_CACHE", str(tmp_path))
+    cached_onnx(loaded, "fp32", exporter="legacy", progress=True)
+    first = capsys.readouterr().err
+    assert "Exporting" in first and "dense_a" in first and "first use" in first
+    cached_onnx(loaded, "fp32", exporter="legacy", progress=True)
+    assert capsys.readouterr().err == ""
+
+
 def test_export_command_writes_onnx_with_metadata(tmp_path, capsys):
     code = main(["export", "--model", "tiny-fpn", "--weights", str(FIXTURE), "--format", "onnx",
                  "--input-size", "224x384", "--exporter", "legacy", "-o", str(tmp_path)])

@@ -44,8 +44,13 @@ _MODULES = {
 }
 
 
-def create_engine(name: str, loaded: LoadedModel, *, device, precision: str) -> Engine:
-    """The engine called ``name`` ("auto": see ``pick_auto``) for ``loaded`` on ``device``."""
+def create_engine(name: str, loaded: LoadedModel, *, device, precision: str,
+                  progress: bool = False) -> Engine:
+    """The engine called ``name`` ("auto": see ``pick_auto``) for ``loaded`` on ``device``.
+
+    ``progress`` prints a line to stderr before slow first-use work (ONNX export, TensorRT
+    builds with their phases, compilation) so a long first start is not mistaken for a hang.
+    """
     reason = None
     if name == "auto":
         name, reason = pick_auto(device, precision)
@@ -53,7 +58,7 @@ def create_engine(name: str, loaded: LoadedModel, *, device, precision: str) -> 
     if name not in _MODULES:
         raise ValueError(f"Unknown engine {name!r}; available: auto, {', '.join(_MODULES)}")
     module = importlib.import_module(_MODULES[name])
-    engine = module.create(loaded, device=device, precision=precision)
+    engine = module.create(loaded, device=device, precision=precision, progress=progress)
     engine.auto_reason = reason  # why "auto" chose it; None when named
     return engine
 

@@ -13,6 +13,7 @@ does it ahead of time. Outputs are float32 copies, safe to keep across calls.
 from __future__ import annotations
 
 import copy
+import sys
 
 import torch
 from torch import Tensor
@@ -88,5 +89,10 @@ def _compile(fn, mode: str | None, options: dict | None, dynamic: bool | None):
     return torch.compile(fn, **kwargs)
 
 
-def create(loaded: LoadedModel, *, device: torch.device, precision: str) -> CompiledEngine:
+def create(loaded: LoadedModel, *, device: torch.device, precision: str,
+           progress: bool = False) -> CompiledEngine:
+    if progress:
+        print(f"Compiling {loaded.name}'s dense pieces with torch.compile on the first frame of "
+              "each size (a minute or more; later frames run compiled)", file=sys.stderr,
+              flush=True)
     return CompiledEngine(loaded, device=device, precision=precision)

@@ -36,14 +36,14 @@ class OnnxEngine:
     name = "onnx"
 
     def __init__(self, loaded: LoadedModel, *, device: torch.device, precision: str,
-                 exporter: str = "dynamo"):
+                 exporter: str = "dynamo", progress: bool = False):
         import onnxruntime as ort
 
         if precision == "bf16" or (precision == "fp16" and device.type != "cuda"):
             raise ValueError(f"Expected fp32 (CPU or CUDA) or fp16 (CUDA) for the onnx engine, "
                              f"but got {precision} on {device.type}")
         self.device = device
-        paths = cached_onnx(loaded, precision, exporter=exporter)
+        paths = cached_onnx(loaded, precision, exporter=exporter, progress=progress)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = torch.get_num_threads()
@@ -88,5 +88,6 @@ def _run_cuda(session, x: Tensor, device: torch.device) -> list[Tensor]:
             else torch.from_numpy(v.numpy()).to(device) for v in binding.get_outputs()]
 
 
-def create(loaded: LoadedModel, *, device: torch.device, precision: str) -> OnnxEngine:
-    return OnnxEngine(loaded, device=device, precision=precision)
+def create(loaded: LoadedModel, *, device: torch.device, precision: str,
+           progress: bool = False) -> OnnxEngine:
+    return OnnxEngine(loaded, device=device, precision=precision, progress=progress)

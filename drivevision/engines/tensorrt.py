@@ -137,7 +137,7 @@ def cached_engine(trt, loaded: LoadedModel, piece: str, shapes: dict, precision:
                                    f"{loaded.name}-{piece}-{precision}-{shape}", fields, "engine")
 
     def build(target: Path) -> None:
-        onnx = cached_onnx(loaded, onnx_precision(trt, precision))[piece]
+        onnx = cached_onnx(loaded, onnx_precision(trt, precision), progress=progress)[piece]
         if progress:
             print(f"Building TensorRT {piece} engine for {loaded.name} {shape} {precision} "
                   f"(first use; cached in {target.parent})", file=sys.stderr, flush=True)
@@ -241,5 +241,6 @@ class TensorRTEngine:
         return outs["logits"], outs["box_deltas"]
 
 
-def create(loaded: LoadedModel, *, device: torch.device, precision: str) -> TensorRTEngine:
-    return TensorRTEngine(loaded, device=device, precision=precision)
+def create(loaded: LoadedModel, *, device: torch.device, precision: str,
+           progress: bool = False) -> TensorRTEngine:
+    return TensorRTEngine(loaded, device=device, precision=precision, progress=progress)

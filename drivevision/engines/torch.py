@@ -62,5 +62,6 @@ class TorchEngine:
         return logits.float(), deltas.float()
 
 
-def create(loaded: LoadedModel, *, device: torch.device, precision: str) -> TorchEngine:
+def create(loaded: LoadedModel, *, device: torch.device, precision: str,
+           progress: bool = False) -> TorchEngine:
     return TorchEngine(loaded, device=device, precision=precision)
