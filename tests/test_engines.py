@@ -181,6 +181,32 @@ def test_short_batches_reuse_the_compiled_batch(fixture_model, scenes):
     check_short_batches(fixture_model, engine, "fp32", frames)
 
 
+def test_onnx_runtime_outputs_become_torch_tensors_without_a_copy():
+    """The CUDA path's hand-over (I/O-bound outputs -> torch), run on CPU memory here: the
+    tensor shares the OrtValue's buffer, so on a GPU nothing goes through the host."""
+    ort = pytest.importorskip("onnxruntime")
+    from drivevision.engines.onnx import ort_to_torch
+
+    class DeviceOnly:
+        """An OrtValue whose host copy is refused, as GPU memory would need one."""
+
+        def __init__(self, value):
+            self.value = value
+
+        def __dlpack__(self, *args, **kwargs):
+            return self.value.__dlpack__(*args, **kwargs)
+
+        def __dlpack_device__(self):
+            return self.value.__dlpack_device__()
+
+        def numpy(self):
+            raise AssertionError("the output went through host memory")
+
+    value = ort.OrtValue.ortvalue_from_numpy(np.arange(12, dtype=np.float32).reshape(3, 4))
+    t = ort_to_torch(DeviceOnly(value), CPU)
+    assert t.data_ptr() == value.data_ptr() and t.shape == (3, 4) and float(t[2, 3]) == 11.0
+
+
 def test_auto_picks_onnx_on_cpu_and_says_so(fixture_model):
     name, reason = pick_auto(CPU, "fp32")
     assert name == "onnx" and "CPU" in reason

@@ -83,9 +83,18 @@ def _run_cuda(session, x: Tensor, device: torch.device) -> list[Tensor]:
     for out in session.get_outputs():
         binding.bind_output(out.name, "cuda", device.index or 0)
     torch.cuda.current_stream(device).synchronize()  # ORT uses its own stream
-    session.run_with_iobinding(binding)
-    return [torch.from_dlpack(v.to_dlpack()) if hasattr(v, "to_dlpack")
-            else torch.from_numpy(v.numpy()).to(device) for v in binding.get_outputs()]
+    session.run_with_iobinding(binding)  # returns once the bound outputs are ready
+    return [ort_to_torch(v, device) for v in binding.get_outputs()]
+
+
+def ort_to_torch(value, device: torch.device) -> Tensor:
+    """An ONNX Runtime ``OrtValue`` as a torch tensor sharing its memory (DLPack), on the
+    device it lives on; only an ONNX Runtime without DLPack goes through host memory."""
+    if hasattr(value, "__dlpack__"):  # ONNX Runtime >= 1.20
+        return torch.from_dlpack(value)
+    if hasattr(value, "to_dlpack"):  # older builds that had it
+        return torch.from_dlpack(value.to_dlpack())
+    return torch.from_numpy(value.numpy()).to(device)
 
 
 def create(loaded: LoadedModel, *, device: torch.device, precision: str,
