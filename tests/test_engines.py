@@ -225,6 +225,26 @@ def test_unsupported_settings_fail_with_one_clear_line(tiny_loaded, name, precis
 GPU = torch.device("cuda")
 
 
+def test_gpus_tensorrt_for_rtx_cannot_build_for_get_compiled_and_one_clear_line(
+        monkeypatch, tiny_loaded):
+    """Only TensorRT for RTX installed (as here): auto picks tensorrt on an RTX 4090-class
+    GPU, compiled on an H100, and naming tensorrt on the H100 fails in one line. The GPU is
+    described to torch's query functions; nothing runs on it."""
+    pytest.importorskip("tensorrt_rtx")
+    if not _no("tensorrt"):
+        pytest.skip("full TensorRT is installed: it builds for every GPU it runs on")
+    gpu = {"capability": (9, 0), "name": "NVIDIA H100 80GB HBM3"}
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: gpu["capability"])
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda d=None: gpu["name"])
+    name, reason = pick_auto(GPU, "fp16")
+    assert name == "compiled" and "H100" in reason and "9.0" in reason
+    with pytest.raises(ValueError, match="does not support NVIDIA H100"):
+        create_engine("tensorrt", tiny_loaded, device=GPU, precision="fp16")
+    gpu.update(capability=(8, 9), name="NVIDIA GeForce RTX 4090")
+    assert pick_auto(GPU, "fp16")[0] == "tensorrt"
+    assert pick_auto(GPU, "bf16")[0] == "compiled"
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("name,precision", [
     ("torch", "fp16"), ("compiled", "fp32"), ("compiled", "fp16"), ("onnx", "fp32"),

@@ -66,20 +66,38 @@ def create_engine(name: str, loaded: LoadedModel, *, device, precision: str,
 def pick_auto(device, precision: str) -> tuple[str, str]:
     """The fastest engine present for ``device`` and ``precision``, and why it was picked.
 
-    CUDA: tensorrt when a TensorRT module imports and the precision is fp32/fp16, else
-    compiled (Inductor + CUDA graphs). CPU fp32: onnx (ONNX Runtime) when installed: it
-    measured level with compiled (within 2-5 %, docs/benchmarks.md) and takes any frame size
-    without recompiling; compiled for bf16; else torch.
+    CUDA: tensorrt when a TensorRT module imports, supports this GPU (TensorRT for RTX only
+    targets RTX GPUs) and the precision is fp32/fp16, else compiled (Inductor + CUDA graphs).
+    CPU fp32: onnx (ONNX Runtime) when installed: it measured level with compiled (within
+    2-5 %, docs/benchmarks.md) and takes any frame size without recompiling; compiled for
+    bf16; else torch.
     """
     if getattr(device, "type", str(device)) == "cuda":
-        if precision in ("fp32", "fp16") and _importable("tensorrt", "tensorrt_rtx"):
-            return "tensorrt", "CUDA device and a TensorRT module are present"
-        return "compiled", "CUDA device without TensorRT"
+        if precision not in ("fp32", "fp16"):
+            return "compiled", f"CUDA device, {precision}: TensorRT takes fp32 or fp16"
+        why = _tensorrt_unusable(device)
+        if why is None:
+            return "tensorrt", "CUDA device and a TensorRT module that supports it"
+        return "compiled", f"CUDA device; {why}"
     if precision == "fp32" and _importable("onnxruntime"):
         return "onnx", "CPU, fp32, ONNX Runtime installed"
     if precision == "bf16":
         return "compiled", "CPU, bf16: Inductor's bf16 kernels"
     return "torch", "CPU without ONNX Runtime"
+
+
+def _tensorrt_unusable(device) -> str | None:
+    """Why the tensorrt engine cannot run on CUDA ``device`` here, or None."""
+    import torch
+
+    from drivevision.engines import tensorrt
+
+    try:
+        trt = tensorrt.import_tensorrt()
+    except ImportError:
+        return "no TensorRT installed"
+    return tensorrt.unsupported_gpu(trt, torch.cuda.get_device_capability(device),
+                                    tensorrt.gpu_name(device))
 
 
 def _importable(*names: str) -> bool:

@@ -45,6 +45,20 @@ def import_tensorrt():
                       "NVIDIA's wheels) or tensorrt_rtx (pip install tensorrt-rtx)")
 
 
+def unsupported_gpu(trt, capability: tuple[int, int], gpu: str) -> str | None:
+    """Why ``trt`` cannot build for a GPU of compute ``capability`` (major, minor), or None.
+
+    TensorRT for RTX targets the compute capabilities its ``ComputeCapability`` enum names
+    (RTX desktop GPUs: 7.5, 8.6, 8.9, 12.0, ...), not datacenter GPUs such as the H100 (9.0)
+    or Jetson Orin (8.7); full TensorRT builds for the GPU it runs on.
+    """
+    major, minor = capability
+    if trt.__name__ != "tensorrt_rtx" or hasattr(trt.ComputeCapability, f"SM{major}{minor}"):
+        return None
+    return (f"TensorRT for RTX {trt.__version__} does not support {gpu} (compute capability "
+            f"{major}.{minor}); install TensorRT, or use --engine compiled")
+
+
 def onnx_precision(trt, precision: str) -> str:
     """Which ONNX to build from: fp16 builds use the fp16 ONNX when the FP16 flag is gone."""
     return "fp16" if precision == "fp16" and not hasattr(trt.BuilderFlag, "FP16") else "fp32"
@@ -141,7 +155,9 @@ def cached_engine(trt, loaded: LoadedModel, piece: str, shapes: dict, precision:
         if progress:
             print(f"Building TensorRT {piece} engine for {loaded.name} {shape} {precision} "
                   f"(first use; cached in {target.parent})", file=sys.stderr, flush=True)
-        target.write_bytes(build_serialized(trt, onnx, shapes, precision, progress=progress))
+        here = "CURRENT" if trt.__name__ == "tensorrt_rtx" and device.type == "cuda" else None
+        target.write_bytes(build_serialized(trt, onnx, shapes, precision, progress=progress,
+                                            compute_capability=here))
 
     return engine_cache.get_or_build(path, fields, build, what=f"TensorRT {piece} engine")
 
@@ -194,6 +210,10 @@ class TensorRTEngine:
         if precision not in ("fp32", "fp16"):
             raise ValueError(f"Expected fp32 or fp16 for the tensorrt engine, got {precision!r}")
         self.trt = import_tensorrt()
+        why = unsupported_gpu(self.trt, torch.cuda.get_device_capability(device),
+                              gpu_name(device))
+        if why:
+            raise ValueError(why)
         self.loaded, self.device, self.precision = loaded, device, precision
         self.progress = progress
         post = loaded.module.rpn._post_nms_top_n["testing"]
