@@ -17,8 +17,9 @@ from drivevision.config import DetectorConfig
 from drivevision.labels import resolve_classes
 from gui import actions, layout
 from gui.overlay import OverlaySettings, draw, to_qimage, visible
+from gui.packets import MediaInfo, Packet
 from gui.settings import ViewerSettings
-from gui.worker import MediaInfo, Packet, Worker
+from gui.worker import Worker
 
 
 class MainWindow(QMainWindow):

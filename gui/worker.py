@@ -13,53 +13,20 @@ import contextlib
 import threading
 import time
 from collections import Counter, deque
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from PyQt6.QtCore import QObject, pyqtSignal
-from PyQt6.QtGui import QImage
 
 from drivevision.config import DetectorConfig, PipelineConfig
-from drivevision.detections import Detections
 from drivevision.pipeline import Pipeline, Result
 from drivevision.sources import Frame, Source
 from drivevision.stats import RateMeter
 from gui.media import Paced, SeekableSource, open_media
 from gui.overlay import INTERNAL_CONF, OverlaySettings, draw, to_qimage, visible
+from gui.packets import MediaInfo, Packet
 from gui.recording import Recording
 
 TRANSPORT = frozenset({"open", "load", "play", "pause", "seek", "step"})
-
-
-@dataclass
-class Packet:
-    """One frame ready to show.
-
-    ``frame.image`` is an (H, W, 3) uint8 BGR copy; ``detections`` are all the detector kept
-    (xyxy in original pixels), ``shown`` those the overlay showed when it was drawn into
-    ``image`` (RGB888 QImage that owns its pixels) with ``overlay``. ``stats``: input_fps,
-    detector_fps, dropped, frame_count; ``run_counts``: shown detections per class id since
-    opening.
-    """
-
-    frame: Frame
-    detections: Detections
-    shown: Detections
-    image: QImage
-    timings: dict[str, float]
-    stats: dict[str, float]
-    overlay: OverlaySettings
-    run_counts: Counter = field(default_factory=Counter)
-    opening: int = 0  # which open of the worker it came from (see MediaInfo.opening)
-
-
-@dataclass(frozen=True)
-class MediaInfo:
-    uri: str
-    fps: float | None
-    frame_count: int | None
-    seekable: bool
-    live: bool
-    opening: int = 0  # counts opens; packets carry the one they came from
 
 
 class Worker(QObject):

@@ -1,0 +1,44 @@
+"""What the viewer's worker hands the GUI thread: frames ready to show, and opened media."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from PyQt6.QtGui import QImage
+
+from drivevision.detections import Detections
+from drivevision.sources import Frame
+from gui.overlay import OverlaySettings
+
+
+@dataclass
+class Packet:
+    """One frame ready to show.
+
+    ``frame.image`` is an (H, W, 3) uint8 BGR copy; ``detections`` are all the detector kept
+    (xyxy in original pixels), ``shown`` those the overlay showed when it was drawn into
+    ``image`` (RGB888 QImage that owns its pixels) with ``overlay``. ``stats``: input_fps,
+    detector_fps, dropped, frame_count; ``run_counts``: shown detections per class id since
+    opening.
+    """
+
+    frame: Frame
+    detections: Detections
+    shown: Detections
+    image: QImage
+    timings: dict[str, float]
+    stats: dict[str, float]
+    overlay: OverlaySettings
+    run_counts: Counter = field(default_factory=Counter)
+    opening: int = 0  # which open of the worker it came from (see MediaInfo.opening)
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    uri: str
+    fps: float | None
+    frame_count: int | None
+    seekable: bool
+    live: bool
+    opening: int = 0  # counts opens; packets carry the one they came from
