@@ -90,8 +90,10 @@ class _DenseB(nn.Module):
 
 def fpn_levels(loaded: LoadedModel) -> int:
     """Number of FPN levels dense A yields (5 for the torchvision ResNet-FPN detectors)."""
+    backbone = loaded.module.backbone
+    param = next(backbone.parameters())
     with torch.inference_mode():
-        return len(loaded.module.backbone(torch.zeros(1, 3, 64, 64)))
+        return len(backbone(torch.zeros(1, 3, 64, 64, device=param.device, dtype=param.dtype)))
 
 
 def io_names(piece: str, levels: int) -> tuple[list[str], list[str]]:
@@ -138,8 +140,8 @@ def export_onnx(loaded: LoadedModel, folder: str | os.PathLike, spec: ExportSpec
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     dtype = torch.float16 if spec.precision == "fp16" else torch.float32
-    module = copy.deepcopy(loaded.module) if dtype != torch.float32 else loaded.module
-    dense = DenseModules(module).to(device="cpu", dtype=dtype).eval()
+    # A CPU copy: the caller's model stays where it is (often on the GPU, in use).
+    dense = DenseModules(copy.deepcopy(loaded.module)).to(device="cpu", dtype=dtype).eval()
     levels = fpn_levels(loaded)
     out = {}
     for piece in pieces:

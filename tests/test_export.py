@@ -4,6 +4,7 @@ the engine cache (corrupt, stale or foreign entries are rebuilt with a message).
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -57,6 +58,18 @@ def test_onnx_pieces_equal_eager_at_other_shapes(loaded, exported):
     for g, w in zip(got, want):
         assert g.shape == tuple(w.shape)
         assert np.linalg.norm(g - w.numpy()) <= 1e-4 * np.linalg.norm(w.numpy())
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_export_leaves_the_callers_model_where_it_is(loaded, tmp_path, precision):
+    """A detector's model is often on the GPU and in use while its pieces are exported; here
+    a float64 model stands in for one that is not CPU float32: it must come out unchanged."""
+    module = copy.deepcopy(loaded.module).double()
+    other = type(loaded)(module, loaded.name, loaded.class_names, loaded.weights_id)
+    export_onnx(other, tmp_path, ExportSpec(precision, (64, 64), exporter="legacy"),
+                pieces=("dense_b",))
+    assert (tmp_path / "dense_b.onnx").is_file()
+    assert {p.dtype for p in module.parameters()} == {torch.float64}
 
 
 @pytest.mark.parametrize("text", ["800", "axb", "16x640", "800x1344x3"])
