@@ -4,16 +4,19 @@ Each entry is ``<name>-<key>.<suffix>`` plus a ``.json`` sidecar holding the key
 (weights id, input shape, precision, tool version, GPU name, ...) and the SHA-256 of the
 file. An entry is used only when its sidecar matches the fields asked for and its bytes
 match the hash; a missing, corrupt, stale or foreign entry is rebuilt with a message (the
-message goes to ``log``), never run.
+message goes to ``log``), never run. Processes sharing the cache take turns on an entry
+(a lock file beside it) and build into a temporary name first, so a reader never sees a
+half-written file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from drivevision.model import file_sha256
@@ -46,6 +49,8 @@ def check(path: Path, fields: dict) -> str | None:
     try:
         stored = json.loads(sidecar.read_text())
     except (OSError, ValueError):
+        stored = None
+    if not isinstance(stored, dict) or not isinstance(stored.get("fields", {}), dict):
         return f"its record {sidecar.name} is missing or unreadable"
     want = {"format": FORMAT, **fields}
     diff = [k for k in sorted(set(want) | set(stored.get("fields", {})))
@@ -63,13 +68,20 @@ def store(path: Path, fields: dict, data: bytes | None = None) -> Path:
     """Record ``path`` (after writing ``data`` there atomically, if given) as valid."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if data is not None:
-        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp = _temp_name(path)
         tmp.write_bytes(data)
         os.replace(tmp, path)
     record = {"fields": {"format": FORMAT, **fields}, "sha256": file_sha256(path),
               "bytes": path.stat().st_size}
-    path.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
+    tmp = _temp_name(path.with_suffix(".json"))
+    tmp.write_text(json.dumps(record, indent=1) + "\n")
+    os.replace(tmp, path.with_suffix(".json"))
     return path
+
+
+def _temp_name(path: Path) -> Path:
+    """A hidden name beside ``path`` that no other process uses."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
 def invalidate(path: Path) -> None:
@@ -81,14 +93,42 @@ def get_or_build(path: Path, fields: dict, build: Callable[[Path], None], *,
                  what: str, log: Callable[[str], None] | None = None) -> Path:
     """``path`` when valid, else ``build(path)`` writes it and it is recorded.
 
+    ``build`` writes to the path it is given (a temporary name, renamed into place after).
     ``log`` gets one line when an existing entry is rejected (default: a logging warning).
     """
-    reason = check(path, fields)
-    if reason is None:
-        return path
-    if reason != "not built yet":
-        (log or _log.warning)(f"Rebuilding {what}: cached {path.name} is not usable: {reason}")
-        invalidate(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    build(path)
-    return store(path, fields)
+    with _locked(path, what):
+        reason = check(path, fields)
+        if reason is None:
+            return path
+        if reason != "not built yet":
+            (log or _log.warning)(f"Rebuilding {what}: cached {path.name} is not usable: "
+                                  f"{reason}")
+            invalidate(path)
+        tmp = _temp_name(path)
+        try:
+            build(tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return store(path, fields)
+
+
+@contextlib.contextmanager
+def _locked(path: Path, what: str) -> Iterator[None]:
+    """Hold ``<path>.lock`` exclusively (POSIX); say so when another process has it."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock; temporary names still keep files whole
+        yield
+        return
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _log.warning(f"Waiting for another process to finish building {what}")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

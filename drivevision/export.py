@@ -198,8 +198,8 @@ def cached_onnx(loaded: LoadedModel, precision: str, *, exporter: str = "dynamo"
                 log=None, progress: bool = False) -> dict[str, Path]:
     """The ONNX pieces of ``loaded`` at ``precision``, exported once into the cache.
 
-    Keyed by model, weights id, precision, exporter and torch version; the file's own
-    metadata is checked too, so a file from other weights is re-exported, never used.
+    Keyed by model, weights id, precision, exporter and torch version, so a file from
+    other weights is never used (``engine_cache`` checks the key and the file's hash).
     """
     from drivevision import engine_cache
 
@@ -211,18 +211,16 @@ def cached_onnx(loaded: LoadedModel, precision: str, *, exporter: str = "dynamo"
                   "precision": precision, "exporter": exporter, "torch": torch.__version__}
         path = engine_cache.entry_path(folder, f"{loaded.name}-{piece}-{precision}", fields,
                                        "onnx")
-        if engine_cache.check(path, fields) is None and \
-                read_metadata(path).get("weights_id") != loaded.weights_id:
-            engine_cache.invalidate(path)
 
         def build(target: Path, piece=piece) -> None:
             if progress:
                 print(f"Exporting {loaded.name} {piece} to ONNX ({precision}; first use, cached "
                       f"in {target.parent})", file=sys.stderr, flush=True)
-            tmp = target.parent / f".{target.stem}.export"
-            written = export_onnx(loaded, tmp, spec, pieces=(piece,))[piece]
-            os.replace(written, target)
-            shutil.rmtree(tmp, ignore_errors=True)
+            tmp = target.parent / f"{target.name}.export"  # target's name is per process
+            try:
+                os.replace(export_onnx(loaded, tmp, spec, pieces=(piece,))[piece], target)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
 
         out[piece] = engine_cache.get_or_build(path, fields, build,
                                                what=f"ONNX {piece} of {loaded.name}", log=log)

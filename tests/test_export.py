@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -143,6 +146,39 @@ def test_cached_onnx_is_reexported_for_other_weights(loaded, tmp_path, monkeypat
     assert paths == again
     other = type(loaded)(loaded.module, loaded.name, loaded.class_names, "other-weights")
     assert cached_onnx(other, "fp32", exporter="legacy")["dense_a"] != paths["dense_a"]
+
+
+def test_processes_sharing_the_cache_take_turns(tmp_path):
+    """Two processes asking for the same ONNX pieces at once: both get a whole, valid file
+    (one exports, the other waits for it), nothing half-written is left behind."""
+    script = (
+        "import sys; from drivevision.model import load_model; "
+        "from drivevision.export import cached_onnx; "
+        f"loaded = load_model('tiny-fpn', {str(FIXTURE)!r}, progress=False); "
+        "print(cached_onnx(loaded, 'fp32', exporter='legacy')['dense_a'])")
+    env = {**os.environ, "DRIVEVISION_CACHE": str(tmp_path)}
+    procs = [subprocess.Popen([sys.executable, "-c", script], env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    results = [p.communicate(timeout=240) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in results]
+    paths = {out.strip() for out, _ in results}
+    assert len(paths) == 1
+    path = Path(paths.pop())
+    record = json.loads(path.with_suffix(".json").read_text())
+    fields = {k: v for k, v in record["fields"].items() if k != "format"}
+    assert engine_cache.check(path, fields) is None  # bytes match the recorded hash
+    assert read_metadata(path)["piece"] == "dense_a"
+    leftovers = [p.name for p in path.parent.iterdir()
+                 if p.name.endswith((".tmp", ".export")) or p.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_a_record_that_is_not_an_object_is_rebuilt(loaded, tmp_path, monkeypatch):
+    monkeypatch.setenv("DRIVEVISION_CACHE", str(tmp_path))
+    path = cached_onnx(loaded, "fp32", exporter="legacy")["dense_b"]
+    path.with_suffix(".json").write_text("null")
+    assert cached_onnx(loaded, "fp32", exporter="legacy")["dense_b"] == path
+    assert json.loads(path.with_suffix(".json").read_text())["sha256"]
 
 
 def test_first_export_says_so_and_later_runs_are_silent(loaded, tmp_path, monkeypatch, capsys):
