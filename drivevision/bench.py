@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from drivevision.config import ENGINES, PRECISIONS
 from drivevision.detector import STAGES, Detector, resolve_device
 from drivevision.labels import COCO_NAMES
 from drivevision.model import COCO_WEIGHTS, LoadedModel, build_model, load_model
@@ -40,6 +41,12 @@ class BenchSpec:
         if self.iters < 1 or self.warmup < 0 or not self.batches or min(self.batches) < 1:
             raise ValueError(f"Expected iters >= 1, warmup >= 0 and batch sizes >= 1, but got "
                              f"iters={self.iters}, warmup={self.warmup}, batch={self.batches}")
+        for what, values, known in (("engine", self.engines, ENGINES),
+                                    ("precision", self.precisions, PRECISIONS)):
+            wrong = [v for v in values if v not in known] or ([] if values else ["none"])
+            if wrong:
+                raise ValueError(f"Expected {what}s from {', '.join(known)}, but got "
+                                 f"{', '.join(wrong)}")
 
 
 def bench_model(spec: BenchSpec) -> tuple[LoadedModel, str]:
@@ -130,14 +137,23 @@ def run_bench(spec: BenchSpec, log=print) -> dict:
                                        "reason": str(e).splitlines()[0]})
                 log(f"skip {engine} {precision}: {str(e).splitlines()[0]}")
                 continue
-            entry = {"engine": engine, "precision": precision, "batches": {}}
+            name = det.engine.name if engine == "auto" else engine  # what auto picked
+            entry = {"engine": name, "precision": precision, "batches": {}}
             for b in spec.batches:
-                log(f"{engine} {precision}, batch {b}")
-                r = time_engine(det, frames, spec, b)
+                log(f"{name} {precision}, batch {b}")
+                try:
+                    r = time_engine(det, frames, spec, b)
+                except (RuntimeError, OSError) as e:  # a failed build or run: say, go on
+                    reason = f"batch {b}: {type(e).__name__}: {str(e).strip().splitlines()[0]}"
+                    out["skipped"].append({"engine": name, "precision": precision,
+                                           "reason": reason})
+                    log(f"skip {name} {precision}: {reason}")
+                    continue
                 base = out["baseline"][str(b)]["total"]["median"]
                 r["speedup"] = base / r["total"]["median"]
                 entry["batches"][str(b)] = r
-            out["results"].append(entry)
+            if entry["batches"]:
+                out["results"].append(entry)
     return out
 
 

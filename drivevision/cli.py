@@ -106,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (DriveVisionError, ValueError, TypeError) as e:
         return _fail(_one_line(e), 1 if isinstance(e, StageError) else 2)
+    except (OSError, ImportError) as e:  # a full disk, a missing optional library, ...
+        return _fail(_one_line(e), 1)
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_INTERRUPTED)
 
@@ -122,6 +124,17 @@ def _fail(message: str, code: int) -> int:
 def _one_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__
+
+
+def quiet_opencv() -> None:
+    """Our own lines say what failed (a damaged file, a lost stream), so OpenCV's warnings
+    and FFmpeg's per-packet errors would only bury them; a user's own setting wins."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    import cv2
+
+    logging_ = getattr(cv2, "utils", None) and getattr(cv2.utils, "logging", None)
+    if logging_ is not None:
+        logging_.setLogLevel(logging_.LOG_LEVEL_ERROR)
 
 
 def check_outputs(inputs: list[str], outputs: list[str], videos: list[str]) -> None:
@@ -159,6 +172,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     if args.batch < 1:
         raise ValueError(f"Expected --batch >= 1, but got {args.batch}")
     config = detector_config(args)
+    quiet_opencv()
     source = open_source(args.input, fps=args.fps)
     with source, Progress(source.frame_count, quiet=args.quiet) as progress:
         progress.status(f"loading {config.weights_label}")

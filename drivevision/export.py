@@ -55,6 +55,10 @@ class ExportSpec:
         if h < 32 or w < 32 or self.batch < 1:
             raise ValueError(f"Expected input size >= 32x32 and batch >= 1, but got {h}x{w}, "
                              f"batch {self.batch}")
+        if h % 32 or w % 32:
+            raise ValueError(f"Expected an input size in multiples of 32 (the detector pads "
+                             f"frames to them), but got {h}x{w}; e.g. "
+                             f"{-(-h // 32) * 32}x{-(-w // 32) * 32}")
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -39,3 +39,32 @@ def test_bench_table_names_every_stage(capsys):
     for row in ("preprocess", "dense_a", "proposals+RoIAlign", "dense_b", "postprocess",
                 "total", "frames/s", "speedup"):
         assert row in table
+
+
+def test_bench_refuses_unknown_precisions_before_timing_anything(capsys):
+    code = main(["bench", "--model", "tiny-fpn", "--precision", "fp32,fp8", "--device", "cpu"])
+    captured = capsys.readouterr()
+    assert code == 2 and "fp8" in captured.err and "torchvision eager" not in captured.err
+
+
+def test_bench_names_what_auto_picked_and_goes_on_after_a_failing_engine(capsys, monkeypatch,
+                                                                        tmp_path):
+    from drivevision import bench
+
+    timed = bench.time_engine
+
+    def fails_for_torch(detector, *args):
+        if detector.engine.name == "torch":
+            raise RuntimeError("engine build failed\nsecond line")
+        return timed(detector, *args)
+
+    monkeypatch.setattr(bench, "time_engine", fails_for_torch)
+    monkeypatch.setenv("DRIVEVISION_CACHE", str(tmp_path))
+    code = main(["bench", "--model", "tiny-fpn", "--engines", "torch,auto", "--batch", "1",
+                 "--input-size", "96x160", "--iters", "1", "--warmup", "0", "--device", "cpu",
+                 "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert [r["engine"] for r in out["results"]] == ["onnx"]  # auto on a CPU, fp32
+    (skip,) = out["skipped"]
+    assert skip["engine"] == "torch" and skip["reason"].endswith("engine build failed")

@@ -75,6 +75,13 @@ def test_export_leaves_the_callers_model_where_it_is(loaded, tmp_path, precision
     assert {p.dtype for p in module.parameters()} == {torch.float64}
 
 
+def test_export_sizes_the_detector_cannot_feed_are_refused_with_a_suggestion(capsys):
+    code = main(["export", "--model", "tiny-fpn", "--input-size", "225x385", "-o", "unused"])
+    assert code == 2
+    assert "multiples of 32" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert not Path("unused").exists()
+
+
 @pytest.mark.parametrize("text", ["800", "axb", "16x640", "800x1344x3"])
 def test_bad_input_size_is_one_clear_error(text):
     with pytest.raises(ValueError, match="input size"):
