@@ -33,7 +33,7 @@ from drivevision.model import LoadedModel
 
 PIECES = ("dense_a", "dense_b")
 EXPORTERS = ("dynamo", "legacy")
-OPSET = 18
+OPSET = 18  # both exporters; TensorRT 10 (JetPack 6.1+) parses it
 
 
 @dataclass(frozen=True)
@@ -173,7 +173,7 @@ def _export_piece(dense: nn.Module, piece: str, levels: int, spec: ExportSpec,
             {0: torch.export.Dim("rois", max=1 << 16)}
         program = torch.onnx.export(wrapper, (example,), dynamo=True, input_names=inputs,
                                     output_names=outputs, dynamic_shapes={inputs[0]: dims},
-                                    optimize=True, verbose=False)
+                                    opset_version=OPSET, optimize=True, verbose=False)
         program.save(str(path))
         return
     axes = {inputs[0]: {0: "batch", 2: "height", 3: "width"} if piece == "dense_a"

@@ -17,8 +17,9 @@ from drivevision.export import cached_onnx, read_metadata
 from drivevision.model import LoadedModel
 
 
-def providers_for(device: torch.device) -> list[str]:
-    """ONNX Runtime execution providers to use on ``device``, best first."""
+def providers_for(device: torch.device) -> list:
+    """ONNX Runtime execution providers to use on ``device``, best first (CUDA on the GPU
+    ``device`` names, e.g. cuda:1)."""
     import onnxruntime as ort
 
     available = ort.get_available_providers()
@@ -26,7 +27,8 @@ def providers_for(device: torch.device) -> list[str]:
         if "CUDAExecutionProvider" not in available:
             raise ValueError("Expected onnxruntime-gpu (CUDAExecutionProvider) for the onnx "
                              f"engine on {device}, but found only {', '.join(available)}")
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        return [("CUDAExecutionProvider", {"device_id": device.index or 0}),
+                "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
 
 

@@ -170,6 +170,10 @@ class _Runner:
     """One deserialized engine and its execution context; runs on torch's current stream."""
 
     def __init__(self, trt, data: bytes, device: torch.device):
+        with torch.cuda.device(device):  # the engine lives on the GPU ``device`` names
+            self._setup(trt, data, device)
+
+    def _setup(self, trt, data: bytes, device: torch.device) -> None:
         self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         self.engine = self.runtime.deserialize_cuda_engine(data)
         if self.engine is None:
@@ -193,7 +197,9 @@ class _Runner:
                             device=self.device)
             self.context.set_tensor_address(out, t.data_ptr())
             outs[out] = t
-        if not self.context.execute_async_v3(torch.cuda.current_stream(self.device).cuda_stream):
+        with torch.cuda.device(self.device):
+            ok = self.context.execute_async_v3(torch.cuda.current_stream(self.device).cuda_stream)
+        if not ok:
             raise RuntimeError("TensorRT execution failed")
         return {k: t.float() for k, t in outs.items()}
 
