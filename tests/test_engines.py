@@ -279,6 +279,24 @@ def test_short_batches_run_on_the_engine_built_for_the_full_batch_on_gpu(
     check_short_batches(fixture_model, engine, "fp16", frames)
 
 
+@pytest.mark.gpu
+def test_tensorrt_for_rtx_keeps_compiled_kernels_for_the_next_process_on_gpu(
+        fixture_model, scenes, tmp_path, monkeypatch):
+    if not _no("tensorrt"):
+        pytest.skip("full TensorRT: kernels are inside the engine")
+    pytest.importorskip("tensorrt_rtx")
+    monkeypatch.setenv("DRIVEVISION_CACHE", str(tmp_path))
+    first = Detector(fixture_model, engine="tensorrt", device="cuda", precision="fp16",
+                     conf=CONF, classes="all")
+    want = first(scenes[0])
+    caches = sorted((tmp_path / "tensorrt").glob("*.runtime-cache"))
+    assert len(caches) == 2 and all(p.stat().st_size > 0 for p in caches)  # dense A and B
+    again = Detector(fixture_model, engine="tensorrt", device="cuda", precision="fp16",
+                     conf=CONF, classes="all")
+    got = again(scenes[0])
+    assert len(got) == len(want) and np.abs(got.xyxy - want.xyxy).max() < 0.5
+
+
 def _no(module: str) -> bool:
     try:
         __import__(module)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -169,16 +170,19 @@ _DTYPES = {"FLOAT": torch.float32, "HALF": torch.float16, "BF16": torch.bfloat16
 class _Runner:
     """One deserialized engine and its execution context; runs on torch's current stream."""
 
-    def __init__(self, trt, data: bytes, device: torch.device):
+    def __init__(self, trt, data: bytes, device: torch.device,
+                 runtime_cache: Path | None = None):
         with torch.cuda.device(device):  # the engine lives on the GPU ``device`` names
-            self._setup(trt, data, device)
+            self._setup(trt, data, device, runtime_cache)
 
-    def _setup(self, trt, data: bytes, device: torch.device) -> None:
+    def _setup(self, trt, data: bytes, device: torch.device, runtime_cache: Path | None) -> None:
         self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         self.engine = self.runtime.deserialize_cuda_engine(data)
         if self.engine is None:
             raise RuntimeError("TensorRT could not deserialize the engine")
-        self.context = self.engine.create_execution_context()
+        self.cache = _RuntimeCache.open(trt, self.engine, runtime_cache)
+        self.context = self.engine.create_execution_context(self.cache.config) \
+            if self.cache else self.engine.create_execution_context()
         self.device = device
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         is_input = {n: self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names}
@@ -201,7 +205,41 @@ class _Runner:
             ok = self.context.execute_async_v3(torch.cuda.current_stream(self.device).cuda_stream)
         if not ok:
             raise RuntimeError("TensorRT execution failed")
+        if self.cache:
+            self.cache.save_once(tuple(x.shape))
         return {k: t.float() for k, t in outs.items()}
+
+
+class _RuntimeCache:
+    """TensorRT for RTX compiles its kernels when an engine first runs; this keeps them in a
+    file beside the engine so later processes start fast. TensorRT checks a loaded cache
+    against this machine (GPU, driver, version) and ignores one that does not fit."""
+
+    def __init__(self, config, cache, path: Path):
+        self.config, self.cache, self.path = config, cache, path
+        self._saved: set[tuple] = set()
+
+    @classmethod
+    def open(cls, trt, engine, path: Path | None) -> _RuntimeCache | None:
+        if path is None or not hasattr(trt, "IRuntimeCache") or \
+                not hasattr(engine, "create_runtime_config"):
+            return None  # full TensorRT: kernels are in the engine already
+        config = engine.create_runtime_config()
+        cache = config.create_runtime_cache()
+        if path.is_file() and not cache.deserialize(path.read_bytes()):
+            _log.warning(f"TensorRT runtime cache {path.name} does not fit this machine; "
+                         "kernels are compiled again")
+        config.set_runtime_cache(cache)
+        return cls(config, cache, path)
+
+    def save_once(self, shape: tuple) -> None:
+        """Write the cache after the first run of each input shape (new kernels came then)."""
+        if shape in self._saved:
+            return
+        self._saved.add(shape)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(bytes(self.cache.serialize()))
+        os.replace(tmp, self.path)
 
 
 class TensorRTEngine:
@@ -234,12 +272,14 @@ class TensorRTEngine:
             path = cached_engine(self.trt, self.loaded, piece, shapes, self.precision,
                                  self.device, progress=self.progress)
             try:
-                return _Runner(self.trt, path.read_bytes(), self.device)
+                return _Runner(self.trt, path.read_bytes(), self.device,
+                               runtime_cache=path.with_suffix(".runtime-cache"))
             except RuntimeError as e:  # an engine this runtime rejects: rebuild once
                 if attempt:
                     raise
                 _log.warning(f"Rebuilding TensorRT {piece} engine: {path.name}: {e}")
                 engine_cache.invalidate(path)
+                path.with_suffix(".runtime-cache").unlink(missing_ok=True)
         raise AssertionError("unreachable")
 
     def dense_a(self, images: Tensor) -> DenseA:
