@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from drivevision.config import MODELS
@@ -66,12 +69,23 @@ def cmd_export(args: argparse.Namespace) -> int:
                       batch=args.batch, exporter=args.exporter)
     loaded = load_model(args.model, args.weights)
     out = Path(args.output_dir)
-    if args.format == "onnx":
-        paths = export_onnx(loaded, out, spec)
-    else:
-        paths = _export_tensorrt(loaded, out, spec)
-    for path in paths.values():
-        print(f"wrote {path}")
+    out.mkdir(parents=True, exist_ok=True)
+    # Written aside first and moved in at the end: an interrupted or failed export leaves
+    # the folder as it was, never a new dense_a beside an old dense_b or a file without
+    # its metadata.
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out))
+    try:
+        if args.format == "onnx":
+            export_onnx(loaded, staging, spec)
+        else:
+            _export_tensorrt(loaded, staging, spec)
+        for path in sorted(p for p in staging.rglob("*") if p.is_file()):
+            target = out / path.relative_to(staging)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+            print(f"wrote {target}")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return 0
 
 

@@ -205,6 +205,25 @@ def test_export_command_writes_onnx_with_metadata(tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
 
 
+def test_an_interrupted_export_leaves_the_folder_as_it_was(tmp_path, monkeypatch, capsys):
+    import drivevision.export as export
+
+    for piece in ("dense_a", "dense_b"):
+        (tmp_path / f"{piece}.onnx").write_bytes(b"earlier " + piece.encode())
+    real = export.export_onnx
+
+    def interrupted(loaded, folder, spec, pieces=export.PIECES):
+        real(loaded, folder, spec, pieces=("dense_a",))  # one piece written, then Ctrl-C
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export, "export_onnx", interrupted)
+    code = main(["export", "--model", "tiny-fpn", "--weights", str(FIXTURE), "--input-size",
+                 "224x384", "--exporter", "legacy", "-o", str(tmp_path)])
+    assert code == 130
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dense_a.onnx", "dense_b.onnx"]
+    assert (tmp_path / "dense_a.onnx").read_bytes() == b"earlier dense_a"
+
+
 def test_export_command_builds_portable_tensorrt_engines(trt, tmp_path):
     code = main(["export", "--model", "tiny-fpn", "--weights", str(FIXTURE), "--format",
                  "tensorrt", "--precision", "fp16", "--input-size", "224x384",
