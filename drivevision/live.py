@@ -133,13 +133,16 @@ def cmd_live(args: argparse.Namespace) -> int:
     bind = parse_bind(args.serve) if args.serve else None
     _quiet_opencv(cv2)
     with ExitStack() as stack:
+        server = None
+        if bind is not None:  # bound now, so a busy port fails before the model loads
+            server = MjpegServer(*bind, streams=len(args.sources))
+            stack.callback(server.close)
         sources = [stack.enter_context(s) for s in open_sources(args)]
         config = detector_config(args)
         _say(args, f"loading {config.weights_label}")
         detector = Detector.from_config(config, progress=not args.quiet)
-        server = None
-        if bind is not None:
-            server = stack.enter_context(MjpegServer(*bind, streams=len(sources)))
+        if server is not None:
+            server.start()
             if server.warning:
                 print(f"drivevision: warning: {server.warning}", file=sys.stderr)
             _say(args, "serving " + ", ".join(server.url(i) for i in range(len(sources))))

@@ -3,7 +3,8 @@
 A ``StreamSource`` reads an OpenCV capture; when the stream ends, errors or stalls (no frame
 for ``stall_timeout`` seconds) it closes the capture and reopens it with exponential backoff
 (capped), forever or until ``max_reconnects`` attempts in a row have failed. Frame indices
-keep counting across reconnects; every outage is kept as a ``Gap``.
+keep counting across reconnects; every outage is kept as a ``Gap``, including one still
+going on when the run stops.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ class Reconnect:
 
 @dataclass(frozen=True)
 class Gap:
-    """An outage: no frame after ``last_index`` until ``next_index`` (None: it never came back).
+    """An outage: no frame after ``last_index`` until ``next_index`` (None: it never came back,
+    because the source gave up or the run stopped first; ``end_ms`` is then that moment).
 
     ``start_ms``/``end_ms`` are on the stream's own clock (``Frame.timestamp_ms``).
     """
@@ -174,7 +176,7 @@ class StreamSource(Source):
         index, outage = 0, None  # outage: (start time, reason) while no frame comes
         while not self._interrupt.is_set():
             if self._cap is None and not self._reopen(outage, index, t0):
-                return
+                break
             ok, image = self._cap.read()
             now = time.monotonic()
             if not ok or image is None:
@@ -191,19 +193,28 @@ class StreamSource(Source):
             last = now
             yield Frame(index, (now - t0) * 1000.0, image, now)
             index += 1
+        if outage is not None and not self.gave_up:
+            self._stopped_in_gap(outage, index, t0)
 
     def _close_gap(self, outage, index: int, t0: float, now: float) -> None:
         self.gaps.append(Gap(index - 1, index, (outage[0] - t0) * 1000.0, (now - t0) * 1000.0,
                              outage[1], self._attempts))
         self.reconnects += 1
 
+    def _stopped_in_gap(self, outage, index: int, t0: float) -> None:
+        """The run stopped during an outage: keep it, lost up to now, never came back."""
+        now = time.monotonic()
+        self.gaps.append(Gap(index - 1, None, (outage[0] - t0) * 1000.0, (now - t0) * 1000.0,
+                             f"{outage[1]}; still lost when the run stopped", self._attempts))
+        self.outage_since = None
+
     def _reopen(self, outage, index: int, t0: float) -> bool:
         """Open again after the backoff; False when interrupted or out of attempts."""
         limit = self.policy.max_reconnects
         while limit is None or self._attempts < limit:
+            if self._interrupt.wait(self.policy.delay(self._attempts + 1)):
+                return False  # stopped in the backoff wait: that attempt was never made
             self._attempts += 1
-            if self._interrupt.wait(self.policy.delay(self._attempts)):
-                return False
             try:
                 self._cap = self._opener()
                 return True

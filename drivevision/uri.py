@@ -1,7 +1,7 @@
 """Source URIs: one convention for every command, and the GStreamer strings they imply.
 
 =====================  ==========================================================
-``0``, ``1``           camera by index (V4L2 on Linux)
+``0``, ``1``           camera by index (V4L2 on Linux), unless such a path exists
 ``/dev/videoN``        V4L2 camera device
 ``rtsp://...``         RTSP stream (``?transport=udp`` or ``tcp``; default tcp)
 ``http(s)://...``      MJPEG or HLS stream over HTTP
@@ -13,10 +13,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from fractions import Fraction
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 KINDS = ("path", "camera", "rtsp", "http", "csi", "gst")
 TRANSPORTS = ("tcp", "udp")
@@ -48,13 +49,17 @@ class SourceURI:
 def parse_uri(uri: str, *, transport: str | None = None) -> SourceURI:
     """Classify ``uri``; raises ValueError for an unknown scheme or a malformed URI.
 
+    An all-digit ``uri`` is a camera index unless a file or folder of that name exists
+    (relative to the working directory): an existing path wins, so a dashcam's date folder
+    ``20231015`` opens as a folder; write ``./0`` for a path named like a camera.
+    ``file://`` URIs are percent-decoded (``file:///tmp/a%20b.mp4`` is ``/tmp/a b.mp4``).
     ``transport`` ("tcp" or "udp") is the RTSP default; a ``transport=`` query in the URI
     wins over it.
     """
     text = str(uri).strip()
     if not text:
         raise ValueError(f"Expected a source ({URI_HELP}), but got an empty string")
-    if text.isdigit():
+    if text.isdigit() and not os.path.exists(text):
         return SourceURI(text, "camera", int(text))
     if _DEV_VIDEO.match(text):
         return SourceURI(text, "camera", text)
@@ -78,9 +83,17 @@ def parse_uri(uri: str, *, transport: str | None = None) -> SourceURI:
             raise ValueError(f"Expected csi://N with a sensor number N, but got {text!r}")
         return SourceURI(text, "csi", int(rest))
     if scheme == "file":
-        return SourceURI(text, "path", text[len("file://"):])
+        return SourceURI(text, "path", _file_path(text))
     raise ValueError(f"Unknown source scheme {scheme + '://'!r} in {text!r}; expected "
                      f"{URI_HELP}")
+
+
+def _file_path(text: str) -> str:
+    """The path of a ``file://`` URI, percent-decoded; ``file://localhost/p`` is ``/p``."""
+    rest = text[len("file://"):]
+    if rest.startswith("localhost/"):
+        rest = rest[len("localhost"):]
+    return unquote(rest)
 
 
 def _check_transport(value: str) -> str:

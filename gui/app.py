@@ -7,7 +7,9 @@ between the two unchanged.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+from contextlib import contextmanager
 
 from drivevision.cli import add_detector_args, detector_config
 
@@ -44,4 +46,43 @@ def main(argv: list[str] | None = None) -> int:
     window.show()
     if args.source:
         window.open_source(args.source, play=args.play)
-    return app.exec()
+    with close_on_signals(window) as caught:
+        code = app.exec()
+    return 128 + caught[0] if caught else code
+
+
+@contextmanager
+def close_on_signals(window, signums=(signal.SIGINT, signal.SIGTERM), poll_ms: int = 200):
+    """Ctrl-C (SIGINT) and SIGTERM close ``window`` as its close button would, so the worker
+    stops and a recording is finished; yields the list of signal numbers caught.
+
+    Qt's event loop holds the main thread in C++, where Python cannot run a signal handler;
+    a timer hands control back to Python every ``poll_ms`` ms so that it can. A close the
+    window refuses (a detector call still running) is tried again on each tick. The previous
+    handlers come back on exit. Only from the main thread.
+    """
+    from PyQt6.QtCore import QTimer
+    from PyQt6.QtWidgets import QApplication
+
+    caught: list[int] = []
+
+    def close_window() -> None:
+        if caught and window.isVisible():
+            window.close()
+        if caught and not window.isVisible():
+            QApplication.quit()  # also ends a dialog's own event loop
+
+    def handler(signum, _frame) -> None:
+        caught.append(signum)
+        QTimer.singleShot(0, close_window)  # from the event loop, not inside whatever ran
+
+    previous = {s: signal.signal(s, handler) for s in signums}
+    timer = QTimer()
+    timer.timeout.connect(close_window)
+    timer.start(poll_ms)
+    try:
+        yield caught
+    finally:
+        timer.stop()
+        for signum, old in previous.items():
+            signal.signal(signum, old)

@@ -439,3 +439,62 @@ def test_display_drops_start_from_zero_for_a_new_source(qtbot, make_window, clip
                     and window.packet.frame.image.shape == (50, 70, 3), timeout=10000)
     assert window.packet.stats["dropped"] == 0
     assert "dropped 0" in window.view._hud[-1]
+
+
+VIEWER = """
+import sys
+from PyQt6.QtCore import QTimer
+from PyQt6.QtWidgets import QApplication
+from gui.app import main
+from gui.main_window import MainWindow
+
+app = QApplication([sys.argv[0]])
+record = sys.argv[1]
+
+def ready():
+    [window] = [w for w in app.topLevelWidgets() if isinstance(w, MainWindow)]
+    if record != "-":
+        window.start_recording(record, None)
+    print("ready", flush=True)
+
+QTimer.singleShot(0, ready)
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("signum, record", [("SIGINT", False), ("SIGTERM", True)])
+def test_signals_close_the_viewer_and_finish_the_recording(tmp_path, tiny_checkpoint, signum,
+                                                           record):
+    import signal
+    import subprocess
+    import sys
+
+    from drivevision.synthetic import write_clip
+
+    clip = tmp_path / "long.mp4"
+    write_clip(clip, 80, width=160, height=96, fps=10.0)  # 8 s: still playing at the signal
+    video = tmp_path / "rec.mp4"
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path),
+           "XDG_CONFIG_HOME": str(tmp_path / "config")}  # never the user's viewer settings
+    viewer = subprocess.Popen(
+        [sys.executable, "-c", VIEWER, str(video) if record else "-", str(clip), "--play",
+         "--model", "tiny-fpn", "--weights", tiny_checkpoint, "--device", "cpu",
+         "--min-size", "96", "--max-size", "160"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert viewer.stdout.readline().strip() == "ready", viewer.stderr.read()
+        time.sleep(2.0)  # the event loop runs, the clip plays (and is recorded)
+        sent = time.monotonic()
+        viewer.send_signal(getattr(signal, signum))
+        code = viewer.wait(timeout=15)
+        took = time.monotonic() - sent
+    finally:
+        viewer.kill()
+        viewer.wait()
+    assert code == 128 + getattr(signal, signum) and took < 5.0
+    if record:
+        assert not list(tmp_path.glob(".*.part*")) and video.exists()
+        with av.open(str(video)) as container:
+            assert sum(1 for _ in container.decode(video=0)) > 3

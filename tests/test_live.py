@@ -7,6 +7,7 @@ import gc
 import json
 import threading
 import time
+from contextlib import ExitStack
 
 import av
 import numpy as np
@@ -252,3 +253,29 @@ def test_live_reads_are_timed_as_capture_and_file_reads_as_decode(clip_path):
     assert all("capture" in r.timings and "decode" not in r.timings for r in captured)
     # paced at 10 fps: a read waits about 100 ms for its frame, which is not decoding
     assert np.median([r.timings["capture"] for r in captured[1:]]) > 50
+
+
+@pytest.mark.timeout(30)
+def test_outage_still_going_when_the_run_stops_is_kept_as_a_gap(tmp_path, no_thread_leak):
+    policy = Reconnect(stall_timeout=1.0, backoff_initial=0.2, backoff_max=0.4)
+    with ExitStack() as running:
+        server = running.enter_context(MjpegTestServer(fps=30))
+        source = open_source(server.url, reconnect=policy)
+        with source, GapJsonlSink(tmp_path / "live.jsonl", COCO_NAMES, source.gaps) as lines:
+            pipeline = MultiSourcePipeline([source], StandInDetector(5), [[lines]])
+            deadline = threading.Timer(20, pipeline.stop)
+            deadline.start()
+            for count, _ in enumerate(pipeline.results(), 1):
+                if count == 5:  # the camera goes away for good; stop the run 1.5 s into it
+                    running.close()
+                    while source.outage_since is None and deadline.is_alive():
+                        time.sleep(0.05)
+                    threading.Timer(1.5, pipeline.stop).start()
+            deadline.cancel()
+    [gap] = source.gaps
+    assert gap.next_index is None and gap.last_index >= 4 and "run stopped" in gap.reason
+    assert 1.4 < gap.seconds < 6.0 and source.lost_seconds == gap.seconds
+    assert source.reconnects == 0 and not source.gave_up and source.outage_since is None
+    [record] = [r["gap"] for r in jsonl(tmp_path / "live.jsonl") if "gap" in r]
+    assert record["next_frame"] is None and record["after_frame"] == gap.last_index
+    assert record["seconds"] == pytest.approx(gap.seconds, abs=0.01)

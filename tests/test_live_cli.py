@@ -108,3 +108,51 @@ def test_live_command_on_a_file_in_realtime(tmp_path, clip_path, tiny_checkpoint
     assert code == 0 and "frames detected of 12 captured" in out
     indices = [json.loads(x)["frame"] for x in lines.read_text().splitlines()]
     assert indices == sorted(indices) and indices[0] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_outage_going_on_at_ctrl_c_is_in_the_summary_and_jsonl(tmp_path, tiny_checkpoint):
+    server, port = start_process(fps=30)
+    lines = tmp_path / "live.jsonl"
+    cmd = [sys.executable, "-m", "drivevision.cli", "live", f"http://127.0.0.1:{port}/stream",
+           "--weights", tiny_checkpoint, "--model", "tiny-fpn", "--min-size", "96",
+           "--max-size", "128", "--jsonl", str(lines), "--stall-timeout", "2",
+           "--duration", "60"]
+    run = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    err, out = Lines(run.stderr), Lines(run.stdout)
+    try:
+        err.wait_for(r"det +\d", 60)
+        server.kill()
+        server.wait()
+        err.wait_for(r"LOST \d+ s, reconnecting", 5)
+        time.sleep(1.5)
+        run.send_signal(signal.SIGINT)
+        assert run.wait(30) == 130
+    finally:
+        run.kill()
+        server.kill()
+        server.wait()
+    lost = float(out.wait_for(r"0 reconnects \(([\d.]+) s lost\)", 5).group(1))
+    [gap] = [json.loads(x)["gap"] for x in lines.read_text().splitlines() if '"gap"' in x]
+    assert gap["next_frame"] is None and "run stopped" in gap["reason"]
+    assert 1.4 < lost == pytest.approx(gap["seconds"], abs=0.1)
+
+
+def test_busy_serve_port_fails_before_the_model_loads(clip_path, tiny_checkpoint, capsys,
+                                                      monkeypatch):
+    import socket
+
+    from drivevision.detector import Detector
+
+    loads = []
+    monkeypatch.setattr(Detector, "from_config", lambda *a, **k: loads.append(a) or 1 / 0)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code = main(["live", clip_path, "--serve", f"127.0.0.1:{port}", "--weights",
+                     tiny_checkpoint, "--model", "tiny-fpn"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and loads == []
+    assert len(err) == 1 and f"Cannot serve on 127.0.0.1:{port}" in err[0]

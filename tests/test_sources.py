@@ -263,3 +263,29 @@ def test_hls_playlist_over_http(tmp_path):
         server.server_close()
         thread.join()
     assert seqs == list(range(45))
+
+
+def test_an_existing_all_digit_folder_is_a_folder_not_a_camera(clip_path, tmp_path,
+                                                                monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with open_source(clip_path) as clip:
+        images = [f.image for f, _ in zip(clip, range(2))]
+    Path("20231015").mkdir()  # a dashcam's date folder
+    for i, image in enumerate(images):
+        cv2.imwrite(f"20231015/{i:04d}.png", image)
+    assert (parse_uri("20231015").kind, parse_uri("20231015").target) == ("path", "20231015")
+    with open_source("20231015", fps=5.0) as folder:
+        assert not folder.live and [f.index for f in folder] == [0, 1]
+    assert (parse_uri("20231016").kind, parse_uri("20231016").target) == ("camera", 20231016)
+
+
+def test_file_uris_are_percent_decoded(clip_path, tmp_path):
+    from urllib.parse import quote
+
+    spaced = tmp_path / "drive 1%.mp4"
+    spaced.write_bytes(Path(clip_path).read_bytes())
+    uri = "file://" + quote(str(spaced))
+    assert "%20" in uri and parse_uri(uri).target == str(spaced)
+    assert parse_uri("file://localhost/tmp/a%20b.mp4").target == "/tmp/a b.mp4"
+    with open_source(uri) as source:
+        assert len(list(source)) == 12
