@@ -42,6 +42,9 @@ def as_bgr(frame: np.ndarray) -> np.ndarray:
     if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8:
         kind = frame.dtype if isinstance(frame, np.ndarray) else type(frame).__name__
         raise TypeError(f"Expected a uint8 numpy image (H, W[, C]), but found {kind}")
+    if frame.ndim in (2, 3) and (frame.shape[0] < 1 or frame.shape[1] < 1):
+        raise ValueError(f"Expected an image with height and width >= 1, but found shape "
+                         f"{frame.shape}")
     if frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 1):
         return np.repeat(frame.reshape(frame.shape[0], frame.shape[1], 1), 3, axis=2)
     if frame.ndim == 3 and frame.shape[2] in (3, 4):

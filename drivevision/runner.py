@@ -11,6 +11,7 @@ from contextlib import ExitStack
 from drivevision.config import DetectorConfig, PipelineConfig
 from drivevision.detector import Detector
 from drivevision.labels import name_of
+from drivevision.livesinks import GapJsonlSink, LiveVideoSink
 from drivevision.pipeline import Pipeline, Result
 from drivevision.sinks import CsvSink, JsonlSink, Sink, VideoSink
 from drivevision.sources import Source, open_source
@@ -50,10 +51,15 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
 
 
 def _sinks(src: Source, detector: Detector, output, jsonl, csv) -> Iterator[Sink]:
+    """The outputs asked for; a live source's video runs on the capture clock and its JSONL
+    records the stream's outages, as in ``drivevision live``."""
     if output is not None:
-        yield VideoSink(output, src.fps or 30.0)
+        yield (LiveVideoSink if src.live else VideoSink)(output, src.fps or 30.0)
     if jsonl is not None:
-        yield JsonlSink(jsonl, detector.names)
+        if src.live:
+            yield GapJsonlSink(jsonl, detector.names, getattr(src, "gaps", None))
+        else:
+            yield JsonlSink(jsonl, detector.names)
     if csv is not None:
         yield CsvSink(csv, detector.names)
 

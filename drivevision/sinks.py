@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 from collections.abc import Sequence
+from contextlib import suppress
 from fractions import Fraction
 from pathlib import Path
 
@@ -39,6 +41,7 @@ class Sink:
         self.notes: list[str] = []
         self.final_path: Path | None = None
         self.frames = 0
+        self._closed = False
 
     def write(self, frame: Frame, detections: Detections, annotated: np.ndarray | None) -> None:
         """Write one frame's result (``annotated`` is the drawn frame, or None)."""
@@ -54,11 +57,27 @@ class Sink:
     def close(self, complete: bool = True) -> None:
         """Move the output into place, or keep it as ``.partial`` when ``complete`` is False.
 
-        An incomplete output with no frame in it is deleted.
+        An incomplete output with no frame in it is deleted. A failure to finish the file
+        (e.g. a full disk) still keeps what was written as ``.partial``, with a note; that
+        error is raised only when ``complete`` is True: an incomplete close follows an error
+        that is already on its way to the caller, and a second one would only bury it.
         """
-        if self.final_path is not None:
+        if self._closed:
             return
-        self._finish()
+        self._closed = True
+        try:
+            self._finish()
+        except (OSError, av.FFmpegError) as e:
+            reason = getattr(e, "strerror", None) or e
+            self.notes.append(f"{self.path}: could not finish writing ({reason}); what was "
+                              "written is kept as .partial")
+            self._move(complete=False)
+            if complete:
+                raise
+            return
+        self._move(complete)
+
+    def _move(self, complete: bool) -> None:
         if not self.tmp.exists() or (not complete and self.frames == 0):
             self.tmp.unlink(missing_ok=True)
             return
@@ -75,10 +94,13 @@ class Sink:
 
 
 class VideoSink(Sink):
-    """Annotated video at the input's size and frame rate.
+    """Annotated video at the input's size, each frame shown at its ``timestamp_ms``.
 
-    H.264 (yuv420p) in MP4 plays in browsers; it needs even frame sizes, so odd sizes and
-    machines without an H.264 encoder fall back to MPEG-4 Part 2, with a note.
+    A constant-rate input gives a constant-rate video at ``fps``; a variable-rate one keeps
+    its timing (timestamps from the first frame's, in a time base of ``fps`` steps of a
+    millisecond or finer). H.264 (yuv420p) in MP4 plays in browsers; it needs even frame
+    sizes, so odd sizes and machines without an H.264 encoder fall back to MPEG-4 Part 2,
+    with a note.
     """
 
     needs_annotated = True
@@ -96,6 +118,9 @@ class VideoSink(Sink):
         self._container = None
         self._stream = None
         self.size: tuple[int, int] | None = None
+        self._time_base = Fraction(1, 1000)
+        self._first_ms: float | None = None
+        self._last_pts = -1
 
     def _open(self, width: int, height: int) -> None:
         codec = self.codec
@@ -118,6 +143,7 @@ class VideoSink(Sink):
             stream.options = {"crf": "23", "preset": "veryfast"}
         else:
             stream.bit_rate = 4_000_000
+        self._time_base = stream.codec_context.time_base = _time_base(self.fps, codec)
         self._stream, self.size = stream, (width, height)
 
     def _write(self, frame: Frame, detections: Detections, annotated: np.ndarray | None) -> None:
@@ -131,7 +157,14 @@ class VideoSink(Sink):
         self._container.mux(self._stream.encode(video_frame))
 
     def _stamp(self, video_frame: av.VideoFrame, frame: Frame) -> None:
-        """Set the frame's presentation time; by default the encoder counts frames at fps."""
+        """Presentation time from ``frame.timestamp_ms`` (always increasing, at least by one
+        tick), so the video stays in step with the JSONL on variable-rate inputs."""
+        if self._first_ms is None:
+            self._first_ms = frame.timestamp_ms
+        ticks = (frame.timestamp_ms - self._first_ms) / 1000.0 / self._time_base
+        pts = max(round(ticks), self._last_pts + 1)
+        video_frame.pts, video_frame.time_base = pts, self._time_base
+        self._last_pts = pts
 
     def _finish(self) -> None:
         container, self._container = self._container, None
@@ -140,8 +173,22 @@ class VideoSink(Sink):
         try:
             if self._stream is not None:
                 container.mux(self._stream.encode(None))  # flush the encoder's last frames
-        finally:
-            container.close()
+        except BaseException:
+            with suppress(av.FFmpegError, OSError):  # the flush's error is the one to report
+                container.close()
+            raise
+        container.close()
+
+
+def _time_base(fps: Fraction, codec: str) -> Fraction:
+    """1/N s with N a multiple of 1000 and of fps's numerator: a frame on the ``fps`` grid
+    lands on a whole tick, and any timestamp on a millisecond. MPEG-4 Part 2 allows
+    N <= 65535 only: past that, the largest multiple of the numerator that fits (ticks still
+    finer than 1 ms), else milliseconds."""
+    n = math.lcm(1000, fps.numerator)
+    if codec == "mpeg4" and n > 65535:
+        n = max(1000, 65535 // fps.numerator * fps.numerator)
+    return Fraction(1, n)
 
 
 def _has_encoder(name: str) -> bool:

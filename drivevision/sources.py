@@ -80,15 +80,37 @@ def read_image(path: Path) -> np.ndarray:
 
 
 class ImageSource(Source):
-    """Still images, one frame each, in natural order; ``fps`` spaces their timestamps."""
+    """Still images, one frame each, in natural order; ``fps`` spaces their timestamps.
+
+    An image that cannot be decoded is skipped with a note (its index and time stay unused,
+    so every frame keeps its place in the folder); SourceError if none can be decoded.
+    """
 
     def __init__(self, uri: str, paths: list[Path], fps: float = 10.0):
         super().__init__(uri, fps=fps, frame_count=len(paths))
         self.paths = paths
 
     def __iter__(self) -> Iterator[Frame]:
-        for i, path in enumerate(self.paths):
-            yield Frame(i, i * 1000.0 / self.fps, read_image(path), time.monotonic())
+        skipped: list[Path] = []
+        try:
+            for i, path in enumerate(self.paths):
+                try:
+                    image = read_image(path)
+                except SourceError:
+                    skipped.append(path)
+                    continue
+                yield Frame(i, i * 1000.0 / self.fps, image, time.monotonic())
+        finally:
+            if skipped:
+                self._note_skipped(skipped)
+        if skipped and len(skipped) == len(self.paths):
+            raise SourceError(f"{self.uri}: none of the {len(self.paths)} images could be "
+                              "decoded (damaged or not images)")
+
+    def _note_skipped(self, skipped: list[Path]) -> None:
+        names = ", ".join(p.name for p in skipped[:5]) + (", ..." if len(skipped) > 5 else "")
+        self.notes.append(f"{self.uri}: skipped {len(skipped)} of {len(self.paths)} images that "
+                          f"could not be decoded (damaged or not images): {names}")
 
 
 def open_video_file(path: str | Path) -> tuple[cv2.VideoCapture, float, int | None]:
@@ -117,30 +139,50 @@ def stored_frame_count(path: str | Path) -> int | None:
 
 
 class VideoFileSource(Source):
-    """A video file decoded by OpenCV's FFmpeg backend."""
+    """A video file decoded by OpenCV's FFmpeg backend.
+
+    A frame that fails to decode is skipped and reading goes on, so a damaged stretch costs
+    only its own frames; reading ends at the stored frame count, or after
+    ``MAX_FAILED_READS`` failed reads in a row (the end of the file, or damage past repair).
+    """
+
+    MAX_FAILED_READS = 250
 
     def __init__(self, uri: str, path: Path):
         self._cap, fps, count = open_video_file(path)
         super().__init__(uri, fps=fps, frame_count=count)
 
     def __iter__(self) -> Iterator[Frame]:
-        index = 0
-        while True:
+        index = failed = skipped = 0  # skipped: failed reads that a good frame followed
+        while failed < self.MAX_FAILED_READS and index != self.frame_count:
             ok, image = self._cap.read()
             if not ok:
-                break
+                failed += 1
+                continue
+            skipped, failed = skipped + failed, 0
             timestamp = self._cap.get(cv2.CAP_PROP_POS_MSEC)
             if index > 0 and timestamp <= 0:
                 timestamp = index * 1000.0 / self.fps
             yield Frame(index, timestamp, image, time.monotonic())
             index += 1
-        self._check_complete(index)
+        self._check_complete(index, skipped)
 
-    def _check_complete(self, read: int) -> None:
+    def _check_complete(self, read: int, skipped: int) -> None:
         if read == 0:
             raise SourceError(f"{self.uri}: no frame could be decoded (damaged or empty video)")
-        if self.frame_count and read < self.frame_count:
-            self.notes.append(f"{self.uri}: decoding stopped after {read} of {self.frame_count} "
+        count = self.frame_count
+        if count and read >= count:
+            return  # every frame came, whatever hiccups the decoder had on the way
+        if skipped and count:
+            self.notes.append(f"{self.uri}: decoded {read} of {count} frames; {count - read} "
+                              "could not be decoded and were skipped (the file looks damaged "
+                              "or truncated)")
+        elif skipped:
+            self.notes.append(f"{self.uri}: decoded {read} frames; skipped {skipped} failed "
+                              "reads of frames that could not be decoded (the file looks "
+                              "damaged)")
+        elif count and read < count:
+            self.notes.append(f"{self.uri}: decoding stopped after {read} of {count} "
                               "frames; the file looks truncated or damaged")
 
     def close(self) -> None:
