@@ -8,7 +8,6 @@ second; Ctrl-C (or ``--duration``) ends the run with complete, playable outputs.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import threading
 import time
@@ -122,16 +121,15 @@ def _source_sinks(i: int, source, names, video: str | None, jsonl: str | None,
 
 
 def cmd_live(args: argparse.Namespace) -> int:
-    import cv2
 
-    from drivevision.cli import detector_config
+    from drivevision.cli import detector_config, quiet_opencv
     from drivevision.detector import Detector
     from drivevision.multipipeline import MultiSourcePipeline
     from drivevision.serve import MjpegServer, parse_bind
 
     _check_args(args)
     bind = parse_bind(args.serve) if args.serve else None
-    _quiet_opencv(cv2)
+    quiet_opencv()
     with ExitStack() as stack:
         server = None
         if bind is not None:  # bound now, so a busy port fails before the model loads
@@ -158,15 +156,6 @@ def cmd_live(args: argparse.Namespace) -> int:
                 pipeline.abort()
                 pipeline.join()
     return _report(args, sources, pipeline)
-
-
-def _quiet_opencv(cv2) -> None:
-    """Our own lines say what failed and the status line counts reconnects, so OpenCV's
-    warnings and FFmpeg's per-attempt errors would only bury them (a user's own setting wins)."""
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-    logging = getattr(cv2, "utils", None) and getattr(cv2.utils, "logging", None)
-    if logging is not None:
-        logging.setLogLevel(logging.LOG_LEVEL_ERROR)
 
 
 def _say(args: argparse.Namespace, message: str) -> None:
