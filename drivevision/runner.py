@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -39,15 +42,39 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
     """
     if detector is None or isinstance(detector, DetectorConfig):
         detector = Detector.from_config(detector or DetectorConfig())
-    with ExitStack() as stack:
+    with ExitStack() as finishing, ExitStack() as stack:  # stack unwinds first
         src = source if isinstance(source, Source) else stack.enter_context(open_source(source))
         sinks = [stack.enter_context(s) for s in _sinks(src, detector, output, jsonl, csv)]
         # (a generator: each sink is entered before the next is made, so none leaks)
         pipeline = Pipeline(src, detector, sinks, config=PipelineConfig(batch_size=batch))
-        summary = _run(pipeline, detector, on_result)
+        try:
+            summary = _run(pipeline, detector, on_result)
+        finally:
+            finishing.enter_context(signals_deferred())  # while the outputs are finished
         summary.notes.extend(src.notes)
     summary.notes.extend(n for s in sinks for n in s.notes)
     return summary
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Ctrl-C or SIGTERM while outputs are being finished waits until they are in place,
+    then is raised as KeyboardInterrupt (unless an error is already on its way). Main thread
+    only (elsewhere Python delivers no signals); SIGTERM is deferred when it has a handler."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    signums = [s for s in (signal.SIGINT, signal.SIGTERM)
+               if s == signal.SIGINT or callable(signal.getsignal(s))]
+    previous = {s: signal.signal(s, lambda n, _f: caught.append(n)) for s in signums}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def _sinks(src: Source, detector: Detector, output, jsonl, csv) -> Iterator[Sink]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import random
+import signal
 from fractions import Fraction
 
 import av
@@ -288,3 +290,20 @@ def test_constant_rate_video_stays_constant_rate(tmp_path, fps, size):
         assert stream.average_rate == Fraction(fps).limit_denominator(1001)
         assert float(stream.duration * stream.time_base) == pytest.approx(n / fps, abs=1e-6)
     assert frame_times_ms(out) == pytest.approx([i * 1000.0 / fps for i in range(n)], abs=1e-3)
+
+
+def test_ctrl_c_while_outputs_are_finished_waits_until_they_are_in_place(tmp_path, monkeypatch,
+                                                                         no_thread_leak):
+    """A Ctrl-C that lands while the JSONL is being closed must not leave it half-finished
+    under a hidden name: the outputs go into place first, then the interrupt is raised."""
+    finish = sinks.JsonlSink._finish
+
+    def finish_with_ctrl_c(self):
+        os.kill(os.getpid(), signal.SIGINT)  # Python runs the handler on the next bytecode
+        finish(self)
+
+    monkeypatch.setattr(sinks.JsonlSink, "_finish", finish_with_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        detect_video(ArraySource(12), jsonl=tmp_path / "d.jsonl", detector=FixedDetector())
+    lines = (tmp_path / "d.jsonl").read_text().splitlines()
+    assert len(lines) == 12 and sorted(p.name for p in tmp_path.iterdir()) == ["d.jsonl"]
