@@ -25,6 +25,9 @@ def test_bench_json_has_stages_fps_and_speedup(capsys):
                                     "postprocess"}
         baseline = out["baseline"][batch]["total"]["median"]
         assert r["total"]["median"] > 0 and baseline > 0
+        # eager is timed before and after the engines; speedups divide the mean of the two
+        both = out["baseline"][batch]["before_ms"], out["baseline"][batch]["after_ms"]
+        assert min(both) > 0 and baseline == pytest.approx(sum(both) / 2)
         # the speedup is against torchvision eager timed in this same run, per frame
         assert r["speedup"] == pytest.approx(baseline / r["total"]["median"], rel=0.02)
         assert r["fps"] == pytest.approx(int(batch) * 1000 / r["total"]["median"], rel=0.02)
