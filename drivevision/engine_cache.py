@@ -68,19 +68,20 @@ def store(path: Path, fields: dict, data: bytes | None = None) -> Path:
     """Record ``path`` (after writing ``data`` there atomically, if given) as valid."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if data is not None:
-        tmp = _temp_name(path)
+        tmp = temp_name(path)
         tmp.write_bytes(data)
         os.replace(tmp, path)
     record = {"fields": {"format": FORMAT, **fields}, "sha256": file_sha256(path),
               "bytes": path.stat().st_size}
-    tmp = _temp_name(path.with_suffix(".json"))
+    tmp = temp_name(path.with_suffix(".json"))
     tmp.write_text(json.dumps(record, indent=1) + "\n")
     os.replace(tmp, path.with_suffix(".json"))
     return path
 
 
-def _temp_name(path: Path) -> Path:
-    """A hidden name beside ``path`` that no other process uses."""
+def temp_name(path: Path) -> Path:
+    """A hidden name beside ``path`` that no other process uses (write there, then
+    ``os.replace`` into place)."""
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
@@ -105,7 +106,7 @@ def get_or_build(path: Path, fields: dict, build: Callable[[Path], None], *,
             (log or _log.warning)(f"Rebuilding {what}: cached {path.name} is not usable: "
                                   f"{reason}")
             invalidate(path)
-        tmp = _temp_name(path)
+        tmp = temp_name(path)
         try:
             build(tmp)
             os.replace(tmp, path)

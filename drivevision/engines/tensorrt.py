@@ -237,7 +237,7 @@ class _RuntimeCache:
         if shape in self._saved:
             return
         self._saved.add(shape)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        tmp = engine_cache.temp_name(self.path)
         tmp.write_bytes(bytes(self.cache.serialize()))
         os.replace(tmp, self.path)
 
