@@ -93,7 +93,7 @@ def _export_tensorrt(loaded, out: Path, spec) -> dict:
     """Build both engines for ``spec`` into ``out`` (with the export metadata beside them)."""
     import torch
 
-    from drivevision.engines.tensorrt import build_serialized, import_tensorrt, onnx_precision
+    from drivevision.engines.trt_build import build_serialized, import_tensorrt, onnx_precision
     from drivevision.export import ExportSpec, export_onnx, fpn_levels, metadata
 
     trt = import_tensorrt()

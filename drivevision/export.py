@@ -11,7 +11,7 @@ In fp16 the inputs and outputs stay float32 and the graph casts to float16 insid
 file is strongly typed: TensorRT 11 and TensorRT for RTX build FP16 engines from it as is,
 and ONNX Runtime runs it on CUDA. Engines that run these pieces export them on first use
 into the cache (``drivevision.engine_cache``); TensorRT engines are built from them in
-``drivevision.engines.tensorrt``.
+``drivevision.engines.trt_build``.
 """
 
 from __future__ import annotations

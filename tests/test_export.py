@@ -106,7 +106,7 @@ def test_tensorrt_parses_and_builds_the_pieces_without_a_gpu(trt, exported, fp16
     """A real TensorRT compatibility check: TensorRT for RTX's ONNX parser and builder (no
     GPU needed: it builds a portable engine) accept both pieces, dense A with the batch range
     1..4 the engine uses for short batches; fp16 is strongly typed."""
-    from drivevision.engines.tensorrt import build_serialized, onnx_precision
+    from drivevision.engines.trt_build import build_serialized, onnx_precision
 
     pieces = fp16_pieces if onnx_precision(trt, precision) == "fp16" else exported
     a = build_serialized(trt, pieces["dense_a"], {"images": (
@@ -119,7 +119,7 @@ def test_tensorrt_parses_and_builds_the_pieces_without_a_gpu(trt, exported, fp16
 
 def test_tensorrt_cache_rebuilds_corrupt_and_foreign_engines(trt, loaded, tmp_path,
                                                              monkeypatch):
-    from drivevision.engines import tensorrt as trt_engine
+    from drivevision.engines import trt_build as trt_engine
 
     monkeypatch.setenv("DRIVEVISION_CACHE", str(tmp_path))
     messages = []

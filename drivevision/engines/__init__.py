@@ -90,14 +90,14 @@ def _tensorrt_unusable(device) -> str | None:
     """Why the tensorrt engine cannot run on CUDA ``device`` here, or None."""
     import torch
 
-    from drivevision.engines import tensorrt
+    from drivevision.engines import trt_build
 
     try:
-        trt = tensorrt.import_tensorrt()
+        trt = trt_build.import_tensorrt()
     except ImportError:
         return "no TensorRT installed"
-    return tensorrt.unsupported_gpu(trt, torch.cuda.get_device_capability(device),
-                                    tensorrt.gpu_name(device))
+    return trt_build.unsupported_gpu(trt, torch.cuda.get_device_capability(device),
+                                     trt_build.gpu_name(device))
 
 
 def _importable(*names: str) -> bool:

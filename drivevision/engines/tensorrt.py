@@ -1,25 +1,17 @@
-"""TensorRT engine: both dense pieces built from their ONNX export, cached, run on CUDA.
-
-Works with ``tensorrt`` (10.x on JetPack 6, 11.x on desktops/servers) or ``tensorrt_rtx``
-(TensorRT for RTX GPUs). FP16: TensorRT 10 builds the fp32 ONNX with its FP16 builder flag;
-TensorRT 11 and RTX have no such flag (networks are strongly typed) and build the fp16 ONNX,
-which casts to float16 inside. In fp32 TF32 is switched off so results match PyTorch.
+"""TensorRT engine: both dense pieces as engines (``drivevision.engines.trt_build``), on CUDA.
 
 Engines are built on first use for the batch's image size (video streams keep one), with a
 batch range of 1..N where N is the largest batch seen for that size, so a file's short last
 batch or a live batch of whatever has arrived runs on the same engine; only a larger batch
 builds anew. They are cached keyed by weights id, input shapes, precision, TensorRT version
-and GPU name (``drivevision.engine_cache``). Inputs and outputs
-are torch CUDA tensors; TensorRT runs on torch's current stream, so nothing goes through the
-host between the pieces.
+and GPU name. Inputs and outputs are torch CUDA tensors; TensorRT runs on torch's current
+stream, so nothing goes through the host between the pieces.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
-import sys
 from pathlib import Path
 
 import torch
@@ -28,139 +20,10 @@ from torch import Tensor
 from drivevision import engine_cache
 from drivevision.engines import DenseA
 from drivevision.engines.batching import BatchPlan
-from drivevision.export import cached_onnx
+from drivevision.engines.trt_build import cached_engine, gpu_name, import_tensorrt, unsupported_gpu
 from drivevision.model import LoadedModel
 
 _log = logging.getLogger(__name__)
-MODULES = ("tensorrt", "tensorrt_rtx")
-
-
-def import_tensorrt():
-    """The installed TensorRT Python module: ``tensorrt`` first, else ``tensorrt_rtx``."""
-    for name in MODULES:
-        try:
-            return importlib.import_module(name)
-        except (ImportError, OSError):  # OSError: wheel present, its libraries missing
-            continue
-    raise ImportError("TensorRT is not installed: expected the tensorrt module (JetPack, or "
-                      "NVIDIA's wheels) or tensorrt_rtx (pip install tensorrt-rtx)")
-
-
-def unsupported_gpu(trt, capability: tuple[int, int], gpu: str) -> str | None:
-    """Why ``trt`` cannot build for a GPU of compute ``capability`` (major, minor), or None.
-
-    TensorRT for RTX targets the compute capabilities its ``ComputeCapability`` enum names
-    (RTX desktop GPUs: 7.5, 8.6, 8.9, 12.0, ...), not datacenter GPUs such as the H100 (9.0)
-    or Jetson Orin (8.7); full TensorRT builds for the GPU it runs on.
-    """
-    major, minor = capability
-    if trt.__name__ != "tensorrt_rtx" or hasattr(trt.ComputeCapability, f"SM{major}{minor}"):
-        return None
-    return (f"TensorRT for RTX {trt.__version__} does not support {gpu} (compute capability "
-            f"{major}.{minor}); install TensorRT, or use --engine compiled")
-
-
-def onnx_precision(trt, precision: str) -> str:
-    """Which ONNX to build from: fp16 builds use the fp16 ONNX when the FP16 flag is gone."""
-    return "fp16" if precision == "fp16" and not hasattr(trt.BuilderFlag, "FP16") else "fp32"
-
-
-def build_serialized(trt, onnx_path: str | Path, shapes: dict[str, tuple], precision: str, *,
-                     compute_capability: str | None = None, progress: bool = False) -> bytes:
-    """Parse ``onnx_path`` and build a serialized engine.
-
-    ``shapes`` maps each input name to (min, opt, max) shapes. ``compute_capability`` (e.g.
-    "SM89", "CURRENT") targets TensorRT for RTX builds; without it RTX builds a portable
-    engine, which needs no GPU at build time. Raises RuntimeError with the parser's errors.
-    """
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    flags = 0
-    if onnx_precision(trt, precision) == "fp16" and \
-            hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
-        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
-    network = builder.create_network(flags)
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(onnx_path)):
-        errors = "; ".join(parser.get_error(i).desc() for i in range(parser.num_errors))
-        raise RuntimeError(f"TensorRT cannot parse {onnx_path}: {errors}")
-    config = builder.create_builder_config()
-    _set_precision(trt, config, precision)
-    profile = builder.create_optimization_profile()
-    for name, (lo, opt, hi) in shapes.items():
-        profile.set_shape(name, lo, opt, hi)
-    config.add_optimization_profile(profile)
-    if compute_capability is not None:
-        config.num_compute_capabilities = 1
-        config.set_compute_capability(getattr(trt.ComputeCapability, compute_capability), 0)
-    if progress and hasattr(trt, "IProgressMonitor"):
-        config.progress_monitor = _progress_monitor(trt)
-    data = builder.build_serialized_network(network, config)
-    if data is None:
-        raise RuntimeError(f"TensorRT failed to build an engine from {onnx_path}")
-    return bytes(data)
-
-
-def _set_precision(trt, config, precision: str) -> None:
-    if hasattr(trt.BuilderFlag, "TF32"):
-        config.clear_flag(trt.BuilderFlag.TF32)  # fp32 engines must match PyTorch's fp32
-    if precision == "fp16" and hasattr(trt.BuilderFlag, "FP16"):
-        config.set_flag(trt.BuilderFlag.FP16)
-    elif precision not in ("fp32", "fp16"):
-        raise ValueError(f"Expected TensorRT precision fp32 or fp16, but got {precision!r}")
-
-
-def _progress_monitor(trt):
-    class Monitor(trt.IProgressMonitor):
-        """Prints TensorRT's top-level build phases (a build takes minutes the first time)."""
-
-        def __init__(self):
-            trt.IProgressMonitor.__init__(self)
-
-        def phase_start(self, phase_name, parent_phase, num_steps):
-            if parent_phase is None:
-                print(f"  TensorRT: {phase_name} ...", file=sys.stderr, flush=True)
-
-        def step_complete(self, phase_name, step):
-            return True
-
-        def phase_finish(self, phase_name):
-            pass
-
-    return Monitor()
-
-
-def gpu_name(device: torch.device) -> str:
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else "none"
-
-
-def engine_fields(trt, loaded: LoadedModel, piece: str, shapes: dict, precision: str,
-                  device: torch.device) -> dict:
-    """What a cached engine must have been built for to be used here."""
-    return {"piece": piece, "model": loaded.name, "weights_id": loaded.weights_id,
-            "shapes": {k: [list(s) for s in v] for k, v in shapes.items()},
-            "precision": precision, "tensorrt": f"{trt.__name__} {trt.__version__}",
-            "gpu": gpu_name(device)}
-
-
-def cached_engine(trt, loaded: LoadedModel, piece: str, shapes: dict, precision: str,
-                  device: torch.device, *, progress: bool = True) -> Path:
-    """Path of a valid serialized engine for ``piece``, built (with progress) if needed."""
-    fields = engine_fields(trt, loaded, piece, shapes, precision, device)
-    shape = "x".join(str(d) for d in next(iter(shapes.values()))[2])
-    path = engine_cache.entry_path(engine_cache.cache_root() / "tensorrt",
-                                   f"{loaded.name}-{piece}-{precision}-{shape}", fields, "engine")
-
-    def build(target: Path) -> None:
-        onnx = cached_onnx(loaded, onnx_precision(trt, precision), progress=progress)[piece]
-        if progress:
-            print(f"Building TensorRT {piece} engine for {loaded.name} {shape} {precision} "
-                  f"(first use; cached in {target.parent})", file=sys.stderr, flush=True)
-        here = "CURRENT" if trt.__name__ == "tensorrt_rtx" and device.type == "cuda" else None
-        target.write_bytes(build_serialized(trt, onnx, shapes, precision, progress=progress,
-                                            compute_capability=here))
-
-    return engine_cache.get_or_build(path, fields, build, what=f"TensorRT {piece} engine")
 
 
 _DTYPES = {"FLOAT": torch.float32, "HALF": torch.float16, "BF16": torch.bfloat16,
