@@ -40,26 +40,37 @@ class Lines:
         raise AssertionError(f"no line matching {pattern!r} in {timeout} s: {self.lines[-5:]}")
 
 
+def start_live(port: int, checkpoint: str, *options: str):
+    """``drivevision live`` on the test stream at ``port`` with the tiny model, as a user runs
+    it; returns the process and its stderr and stdout lines."""
+    cmd = [sys.executable, "-m", "drivevision.cli", "live", f"http://127.0.0.1:{port}/stream",
+           "--weights", checkpoint, "--model", "tiny-fpn", "--min-size", "96",
+           "--max-size", "128", "--stall-timeout", "2", "--duration", "60", *options]
+    run = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    return run, Lines(run.stderr), Lines(run.stdout)
+
+
+def kill(*processes) -> None:
+    for process in processes:
+        process.kill()
+        process.wait()
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_live_command_serves_reconnects_and_finishes_on_ctrl_c(tmp_path, tiny_checkpoint):
     server, port = start_process(fps=30)
     servers = [server]
     video, lines = tmp_path / "live.mp4", tmp_path / "live.jsonl"
-    cmd = [sys.executable, "-m", "drivevision.cli", "live", f"http://127.0.0.1:{port}/stream",
-           "--weights", tiny_checkpoint, "--model", "tiny-fpn", "--min-size", "96",
-           "--max-size", "128", "-o", str(video), "--jsonl", str(lines),
-           "--serve", "127.0.0.1:0", "--stall-timeout", "2", "--duration", "60"]
-    run = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    err, out = Lines(run.stderr), Lines(run.stdout)
+    run, err, out = start_live(port, tiny_checkpoint, "-o", str(video), "--jsonl", str(lines),
+                               "--serve", "127.0.0.1:0")
     try:
         url = err.wait_for(r"serving (http://127\.0\.0\.1:\d+/stream/0)", 60).group(1)
         with urllib.request.urlopen(url, timeout=10) as response:
             frames = read_parts(response, 3)
         assert [f.shape for f in frames] == [(120, 160, 3)] * 3
         err.wait_for(r"det +\d", 10)
-        servers[0].kill()
-        servers[0].wait()
+        kill(servers[0])
         err.wait_for(r"LOST \d+ s, reconnecting", 3)  # the status line says so at once
         time.sleep(1.0)
         servers.append(start_process(port, fps=30)[0])
@@ -68,10 +79,7 @@ def test_live_command_serves_reconnects_and_finishes_on_ctrl_c(tmp_path, tiny_ch
         run.send_signal(signal.SIGINT)
         assert run.wait(30) == 130
     finally:
-        run.kill()
-        for s in servers:
-            s.kill()
-            s.wait()
+        kill(run, *servers)
     summary = out.wait_for(r"(\d+) frames detected of (\d+) captured .* 1 reconnects", 5)
     records = [json.loads(x) for x in lines.read_text().splitlines()]
     detected = [r for r in records if "frame" in r]
@@ -115,24 +123,16 @@ def test_live_command_on_a_file_in_realtime(tmp_path, clip_path, tiny_checkpoint
 def test_outage_going_on_at_ctrl_c_is_in_the_summary_and_jsonl(tmp_path, tiny_checkpoint):
     server, port = start_process(fps=30)
     lines = tmp_path / "live.jsonl"
-    cmd = [sys.executable, "-m", "drivevision.cli", "live", f"http://127.0.0.1:{port}/stream",
-           "--weights", tiny_checkpoint, "--model", "tiny-fpn", "--min-size", "96",
-           "--max-size", "128", "--jsonl", str(lines), "--stall-timeout", "2",
-           "--duration", "60"]
-    run = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    err, out = Lines(run.stderr), Lines(run.stdout)
+    run, err, out = start_live(port, tiny_checkpoint, "--jsonl", str(lines))
     try:
         err.wait_for(r"det +\d", 60)
-        server.kill()
-        server.wait()
+        kill(server)
         err.wait_for(r"LOST \d+ s, reconnecting", 5)
         time.sleep(1.5)
         run.send_signal(signal.SIGINT)
         assert run.wait(30) == 130
     finally:
-        run.kill()
-        server.kill()
-        server.wait()
+        kill(run, server)
     lost = float(out.wait_for(r"0 reconnects \(([\d.]+) s lost\)", 5).group(1))
     [gap] = [json.loads(x)["gap"] for x in lines.read_text().splitlines() if '"gap"' in x]
     assert gap["next_frame"] is None and "run stopped" in gap["reason"]
