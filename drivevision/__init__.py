@@ -13,8 +13,8 @@ from drivevision.detections import Detections
 __version__ = "0.1.0"
 
 # torch-heavy names load on first use, so `import drivevision` stays light
-_LAZY = {"Detector": "drivevision.detector", "detect_video": "drivevision.runner",
-         "open_source": "drivevision.sources", "annotate": "drivevision.render",
+_LAZY = {"Detector": "drivevision.detector", "detect_video": "drivevision.pipeline.runner",
+         "open_source": "drivevision.io.sources", "annotate": "drivevision.render",
          "load_model": "drivevision.model"}
 
 __all__ = ["Detections", "DetectorConfig", "PipelineConfig", "__version__", *_LAZY]

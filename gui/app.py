@@ -11,7 +11,7 @@ import signal
 import sys
 from contextlib import contextmanager
 
-from drivevision.cli import add_detector_args, detector_config
+from drivevision.cli.options import add_detector_args, detector_config
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,6 +1,6 @@
 """Seekable file media for the viewer, and paced playback of it through the pipeline.
 
-``drivevision.sources`` reads a file once from start to end; the viewer also needs to show
+``drivevision.io.sources`` reads a file once from start to end; the viewer also needs to show
 any single frame (seek, step back) and to start playing from it. Live sources (cameras,
 streams) are passed through unchanged and are never seekable.
 """
@@ -15,16 +15,10 @@ from pathlib import Path
 import cv2
 
 from drivevision.errors import SourceError
-from drivevision.sources import (
-    Frame,
-    ImageSource,
-    Source,
-    VideoFileSource,
-    open_source,
-    open_video_file,
-    read_image,
-)
-from drivevision.streams import paced
+from drivevision.io.files import ImageSource, VideoFileSource, open_video_file, read_image
+from drivevision.io.frames import Frame, Source
+from drivevision.io.sources import open_source
+from drivevision.io.streams import paced
 
 
 class SeekableSource(Source):

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from PyQt6.QtGui import QImage
 
 from drivevision.detections import Detections
-from drivevision.sources import Frame
+from drivevision.io.frames import Frame
 from gui.overlay import OverlaySettings
 
 

@@ -30,7 +30,7 @@ from PyQt6.QtWidgets import (
 from drivevision.config import DEVICES, ENGINES, MODELS, PRECISIONS
 from drivevision.detections import Detections
 from drivevision.labels import DRIVING_CLASSES, colour_for, name_of
-from drivevision.stats import PIPELINE_STAGES
+from drivevision.pipeline.stats import PIPELINE_STAGES
 from gui.overlay import OverlaySettings
 
 _SKIP_NAMES = {"N/A", "__background__"}

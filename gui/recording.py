@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from drivevision.detections import Detections
-from drivevision.livesinks import LiveVideoSink
+from drivevision.io.frames import Frame
+from drivevision.io.live_sinks import LiveVideoSink
+from drivevision.io.sinks import JsonlSink, Sink
 from drivevision.pipeline import Result
-from drivevision.sinks import JsonlSink, Sink
-from drivevision.sources import Frame
 from gui.overlay import OverlaySettings, draw, visible
 
 

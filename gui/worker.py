@@ -18,9 +18,9 @@ from dataclasses import replace
 from PyQt6.QtCore import QObject, pyqtSignal
 
 from drivevision.config import DetectorConfig, PipelineConfig
+from drivevision.io.frames import Frame, Source
 from drivevision.pipeline import Pipeline, Result
-from drivevision.sources import Frame, Source
-from drivevision.stats import RateMeter
+from drivevision.pipeline.stats import RateMeter
 from gui.media import Paced, SeekableSource, open_media
 from gui.overlay import INTERNAL_CONF, OverlaySettings, draw, to_qimage, visible
 from gui.packets import MediaInfo, Packet

@@ -29,7 +29,7 @@ from drivevision.detections import Detections
 from drivevision.detector import Detector
 from drivevision.labels import COCO_NAMES
 from drivevision.model import LoadedModel, build_model, load_model
-from drivevision.runner import detect_video
+from drivevision.pipeline.runner import detect_video
 from drivevision.synthetic import write_clip
 
 

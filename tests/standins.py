@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 
 from drivevision.detections import Detections
+from drivevision.io.frames import Frame, Source
 from drivevision.labels import COCO_NAMES
-from drivevision.sources import Frame, Source
 
 
 def count_frames(path) -> int:

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from drivevision.engines import DenseA
-from drivevision.export import cached_onnx, read_metadata
+from drivevision.engines.export import cached_onnx, read_metadata
 from drivevision.model import LoadedModel
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-from drivevision import engine_cache
-from drivevision.export import cached_onnx
+from drivevision.engines import cache as engine_cache
+from drivevision.engines.export import cached_onnx
 from drivevision.model import LoadedModel
 
 MODULES = ("tensorrt", "tensorrt_rtx")

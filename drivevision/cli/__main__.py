@@ -1,0 +1,5 @@
+import sys
+
+from drivevision.cli import main
+
+sys.exit(main())

@@ -1,0 +1,93 @@
+"""``drivevision export``: ONNX pieces or TensorRT engines for deployment."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from drivevision.cli.options import model_args
+
+
+def add_parser(commands) -> None:
+    """Register ``export`` on the ``drivevision`` sub-command parsers."""
+    export = commands.add_parser(
+        "export", help="write ONNX pieces or TensorRT engines for deployment",
+        description="Export the two dense pieces (dense_a: backbone+FPN+RPN head, dense_b: box "
+                    "head) as ONNX with metadata inside, or build TensorRT engines from them.")
+    model_args(export)
+    export.add_argument("--format", choices=("onnx", "tensorrt"), default="onnx")
+    export.add_argument("--precision", choices=("fp32", "fp16"), default="fp32")
+    export.add_argument("--input-size", default="800x1344", metavar="HxW",
+                        help="padded input size (multiples of 32; default: %(default)s)")
+    export.add_argument("--batch", type=int, default=1,
+                        help="most frames per engine call (TensorRT: engines take 1..N)")
+    export.add_argument("--exporter", choices=("dynamo", "legacy"), default="dynamo",
+                        help="torch.onnx exporter (default: %(default)s)")
+    export.add_argument("-o", "--output-dir", default="engines", metavar="DIR")
+    export.set_defaults(func=cmd_export)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from drivevision.engines.export import ExportSpec, export_onnx, parse_size
+    from drivevision.model import load_model
+
+    spec = ExportSpec(precision=args.precision, input_size=parse_size(args.input_size),
+                      batch=args.batch, exporter=args.exporter)
+    loaded = load_model(args.model, args.weights)
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    # Written aside first and moved in at the end: an interrupted or failed export leaves
+    # the folder as it was, never a new dense_a beside an old dense_b or a file without
+    # its metadata.
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out))
+    try:
+        if args.format == "onnx":
+            export_onnx(loaded, staging, spec)
+        else:
+            _export_tensorrt(loaded, staging, spec)
+        for path in sorted(p for p in staging.rglob("*") if p.is_file()):
+            target = out / path.relative_to(staging)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+            print(f"wrote {target}")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return 0
+
+
+def _export_tensorrt(loaded, out: Path, spec) -> dict:
+    """Build both engines for ``spec`` into ``out`` (with the export metadata beside them)."""
+    import torch
+
+    from drivevision.engines.export import ExportSpec, export_onnx, fpn_levels, metadata
+    from drivevision.engines.trt_build import build_serialized, import_tensorrt, onnx_precision
+
+    trt = import_tensorrt()
+    if not torch.cuda.is_available() and trt.__name__ != "tensorrt_rtx":
+        raise ValueError("Expected a CUDA GPU to build TensorRT engines (only TensorRT for RTX "
+                         "builds portable engines without one)")
+    src = ExportSpec(onnx_precision(trt, spec.precision), spec.input_size, spec.batch,
+                     spec.exporter)
+    onnx = export_onnx(loaded, out / "onnx", src)
+    n, (h, w) = spec.batch, spec.input_size
+    rois = n * int(loaded.module.rpn._post_nms_top_n["testing"])
+    c = loaded.module.backbone.out_channels
+    shapes = {"dense_a": {"images": ((1, 3, h, w), (n, 3, h, w), (n, 3, h, w))},
+              "dense_b": {"pooled": ((1, c, 7, 7), (rois, c, 7, 7), (rois, c, 7, 7))}}
+    paths = {}
+    for piece, path in onnx.items():
+        print(f"building TensorRT {piece} ({trt.__name__} {trt.__version__})", file=sys.stderr)
+        data = build_serialized(trt, path, shapes[piece], spec.precision, progress=True)
+        paths[piece] = out / f"{piece}.engine"
+        paths[piece].write_bytes(data)
+        meta = metadata(loaded, spec, piece, fpn_levels(loaded))
+        meta["drivevision.tensorrt"] = f"{trt.__name__} {trt.__version__}"
+        meta["drivevision.gpu"] = torch.cuda.get_device_name() if torch.cuda.is_available() \
+            else "portable (built without a GPU)"
+        paths[piece].with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
+    return paths

@@ -1,0 +1,237 @@
+"""``drivevision live SOURCE...``: cameras and streams until stopped, newest frame first.
+
+Each source keeps only its newest frame; the detector takes the newest of every source in
+one batch when it is free; drops are counted, never queued. A status line refreshes once a
+second; Ctrl-C (or ``--duration``) ends the run with complete, playable outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+from drivevision.cli.options import EXIT_INPUT_DAMAGED as EXIT_INPUT_LOST
+from drivevision.cli.options import (
+    EXIT_INTERRUPTED,
+    add_detector_args,
+    check_outputs,
+    detector_config,
+    quiet_opencv,
+)
+from drivevision.io.uri import TRANSPORTS, URI_HELP
+
+
+def add_parser(commands) -> None:
+    """Register ``live`` on the ``drivevision`` sub-command parsers."""
+    p = commands.add_parser(
+        "live", help="detect objects in camera or network streams, live",
+        description="Detect objects in one or more live sources, newest frame first. "
+                    f"SOURCE is {URI_HELP}. Runs until Ctrl-C.")
+    p.add_argument("sources", nargs="+", metavar="SOURCE", help="what to read (see above)")
+    p.add_argument("-o", "--output", metavar="VIDEO",
+                   help="annotated video (.mp4 ...); with several sources NAME.0.mp4, NAME.1.mp4")
+    p.add_argument("--jsonl", metavar="FILE", help="detections per processed frame, and gaps")
+    p.add_argument("--serve", nargs="?", const="127.0.0.1:8090", metavar="HOST:PORT",
+                   help="publish the annotated video as MJPEG over HTTP (default "
+                        "127.0.0.1:8090; other addresses are open to anyone who can reach them)")
+    p.add_argument("--realtime", action="store_true",
+                   help="pace files and folders at their frame rate, with live drops")
+    p.add_argument("--stall-timeout", type=float, default=5.0, metavar="S",
+                   help="reconnect a stream that gives no frame for S seconds (default 5)")
+    p.add_argument("--max-reconnects", type=int, metavar="N",
+                   help="give a stream up after N failed reconnects in a row (default: never)")
+    p.add_argument("--rtsp-transport", choices=TRANSPORTS, default="tcp",
+                   help="RTSP over tcp (default) or udp; a ?transport= in the URI wins")
+    p.add_argument("--input-width", type=int, metavar="PX", help="ask the camera for this width")
+    p.add_argument("--input-height", type=int, metavar="PX", help="ask the camera for this height")
+    p.add_argument("--input-fps", type=float, metavar="FPS", help="ask the camera for this rate")
+    p.add_argument("--batch-timeout", type=float, default=40.0, metavar="MS",
+                   help="with several sources, wait this long for the others (default 40)")
+    p.add_argument("--fps", type=float, default=10.0, help="frame rate of image folders")
+    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument("-q", "--quiet", action="store_true", help="no status line or summary")
+    add_detector_args(p)
+    p.set_defaults(func=cmd_live)
+
+
+def output_paths(path: str | None, count: int) -> list[str | None]:
+    """One output per source: ``path`` itself for one source, else ``stem.N.suffix``."""
+    if path is None:
+        return [None] * count
+    if count == 1:
+        return [path]
+    p = Path(path)
+    return [str(p.with_name(f"{p.stem}.{i}{p.suffix}")) for i in range(count)]
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if args.stall_timeout <= 0:
+        raise ValueError(f"Expected --stall-timeout > 0 s, but got {args.stall_timeout}")
+    if args.max_reconnects is not None and args.max_reconnects < 0:
+        raise ValueError(f"Expected --max-reconnects >= 0, but got {args.max_reconnects}")
+    if args.batch_timeout < 0:
+        raise ValueError(f"Expected --batch-timeout >= 0 ms, but got {args.batch_timeout}")
+    if args.duration is not None and args.duration <= 0:
+        raise ValueError(f"Expected --duration > 0 s, but got {args.duration}")
+    videos = [p for p in output_paths(args.output, len(args.sources)) if p]
+    jsonls = [p for p in output_paths(args.jsonl, len(args.sources)) if p]
+    check_outputs(args.sources, videos + jsonls, videos)
+
+
+def open_sources(args: argparse.Namespace) -> Iterator:
+    """Every SOURCE, opened one by one (an unopenable one fails before the model loads; a
+    generator, so the caller can close those opened before it)."""
+    from drivevision.io.sources import open_source
+    from drivevision.io.streams import Reconnect
+
+    policy = Reconnect(stall_timeout=args.stall_timeout, max_reconnects=args.max_reconnects)
+    for uri in args.sources:
+        yield open_source(uri, fps=args.fps, width=args.input_width, height=args.input_height,
+                          input_fps=args.input_fps, transport=args.rtsp_transport,
+                          reconnect=policy, realtime=args.realtime)
+
+
+def make_sinks(sources: list, names, video: str | None, jsonl: str | None,
+               server=None) -> list[Iterator]:
+    """Per source: its video (capture clock for live sources), JSONL with gaps, served stream.
+
+    Each source's sinks come from a generator, so the caller enters each before the next is
+    made and none is left open if a later one fails.
+    """
+    videos, jsonls = output_paths(video, len(sources)), output_paths(jsonl, len(sources))
+    return [_source_sinks(i, source, names, videos[i], jsonls[i], server)
+            for i, source in enumerate(sources)]
+
+
+def _source_sinks(i: int, source, names, video: str | None, jsonl: str | None,
+                  server) -> Iterator:
+    from drivevision.io.live_sinks import GapJsonlSink, LiveVideoSink
+    from drivevision.io.serve import ServeSink
+    from drivevision.io.sinks import VideoSink
+
+    if video:
+        yield (LiveVideoSink if source.live else VideoSink)(video, source.fps or 30.0)
+    if jsonl:
+        yield GapJsonlSink(jsonl, names, getattr(source, "gaps", None))
+    if server is not None:
+        yield ServeSink(server, i)
+
+
+def cmd_live(args: argparse.Namespace) -> int:
+
+    from drivevision.detector import Detector
+    from drivevision.io.serve import MjpegServer, parse_bind
+    from drivevision.pipeline.multi import MultiSourcePipeline
+
+    _check_args(args)
+    bind = parse_bind(args.serve) if args.serve else None
+    quiet_opencv()
+    with ExitStack() as stack:
+        server = None
+        if bind is not None:  # bound now, so a busy port fails before the model loads
+            server = MjpegServer(*bind, streams=len(args.sources))
+            stack.callback(server.close)
+        sources = [stack.enter_context(s) for s in open_sources(args)]
+        config = detector_config(args)
+        _say(args, f"loading {config.weights_label}")
+        detector = Detector.from_config(config, progress=not args.quiet)
+        if server is not None:
+            server.start()
+            if server.warning:
+                print(f"drivevision: warning: {server.warning}", file=sys.stderr)
+            _say(args, "serving " + ", ".join(server.url(i) for i in range(len(sources))))
+        sinks = [[stack.enter_context(s) for s in ss]
+                 for ss in make_sinks(sources, detector.names, args.output, args.jsonl, server)]
+        pipeline = MultiSourcePipeline(sources, detector, sinks,
+                                       batch_timeout=args.batch_timeout / 1000.0)
+        with StatusLine(pipeline, quiet=args.quiet, duration=args.duration):
+            try:
+                pipeline.run()
+            except KeyboardInterrupt:  # landed outside the pipeline's own wait: stop now
+                pipeline.interrupted = True
+                pipeline.abort()
+                pipeline.join()
+    return _report(args, sources, pipeline)
+
+
+def _say(args: argparse.Namespace, message: str) -> None:
+    if not args.quiet:
+        print(message, file=sys.stderr)
+
+
+def snapshot(pipeline, i: int):
+    """Source ``i``'s ``Snapshot``, with its reconnects and any outage going on now."""
+    source = pipeline.sources[i]
+    since = getattr(source, "outage_since", None)
+    state = "" if since is None else f"LOST {time.monotonic() - since:.0f} s, reconnecting"
+    if getattr(source, "gave_up", False):
+        state = "gave up"
+    return pipeline.stats[i].snapshot(getattr(source, "reconnects", 0),
+                                      getattr(source, "lost_seconds", 0.0), state)
+
+
+class StatusLine:
+    """A thread that rewrites the status line once a second and stops the run after
+    ``duration`` seconds; ends with the ``with`` block."""
+
+    def __init__(self, pipeline, *, quiet: bool = False, duration: float | None = None,
+                 stream=None):
+        self.pipeline, self.quiet, self.duration = pipeline, quiet, duration
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="drivevision-status",
+                                        daemon=True)
+
+    def line(self) -> str:
+        parts = [snapshot(self.pipeline, i).format() for i in range(len(self.pipeline.sources))]
+        if len(parts) == 1:
+            return parts[0]
+        return " | ".join(f"[{i}] {p}" for i, p in enumerate(parts))
+
+    def _loop(self) -> None:
+        start = time.monotonic()
+        while not self._done.wait(1.0):
+            if self.duration is not None and time.monotonic() - start >= self.duration:
+                self.pipeline.stop()
+            if not self.quiet:
+                end = "\r" if self.tty else "\n"
+                self.stream.write(f"{self.line():<100}{end}")
+                self.stream.flush()
+
+    def __enter__(self) -> StatusLine:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join(5.0)
+        if self.tty and not self.quiet:
+            self.stream.write("\n")
+
+
+def _report(args: argparse.Namespace, sources: list, pipeline) -> int:
+    if not args.quiet:
+        for i, source in enumerate(sources):
+            s, stats = snapshot(pipeline, i), pipeline.stats[i]
+            p50, p95 = stats.run_latency(50), stats.run_latency(95)
+            latency = "-" if p50 is None else f"{p50:.0f}/{p95:.0f} ms"
+            print(f"[{i}] {source.uri}: {s.processed} frames detected of {s.captured} "
+                  f"captured ({s.dropped_pct:.0f}% dropped), latency p50/p95 {latency}, "
+                  f"{s.reconnects} reconnects ({s.lost_s:.1f} s lost)")
+        for path in output_paths(args.output, len(sources)) + output_paths(args.jsonl,
+                                                                           len(sources)):
+            if path:
+                print(f"wrote {path}")
+    notes = [n for s in sources for n in s.notes]
+    notes += [n for sinks in pipeline.sinks for sink in sinks for n in sink.notes]
+    for note in notes:
+        print(f"drivevision: warning: {note}", file=sys.stderr)
+    if pipeline.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_INPUT_LOST if any(getattr(s, "gave_up", False) for s in sources) else 0

@@ -1,0 +1,93 @@
+"""What every command shares: exit codes, the detector options, output checks."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from drivevision.config import DEVICES, ENGINES, MODELS, PRECISIONS, DetectorConfig
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # a stage failed at run time, or the system refused (full disk, ...)
+EXIT_USAGE = 2  # bad input or options
+EXIT_INPUT_DAMAGED = 3  # also: a live source was lost for good
+EXIT_INTERRUPTED = 130
+
+
+def add_detector_args(parser: argparse.ArgumentParser) -> None:
+    """Detector options shared by every command (and the viewer), so command lines carry over."""
+    g = parser.add_argument_group("detector")
+    g.add_argument("--model", choices=MODELS, default="r50-fpn-v2",
+                   help="Faster R-CNN architecture (default: %(default)s)")
+    g.add_argument("--weights", metavar="PATH",
+                   help="local checkpoint; default: torchvision's COCO weights (downloaded once)")
+    g.add_argument("--engine", choices=ENGINES, default="torch", help="(default: %(default)s)")
+    g.add_argument("--device", default="auto", help=f"{'|'.join(DEVICES)}|cuda:N (default: auto)")
+    g.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="fp16 needs CUDA; bf16 is fast on CPUs with AMX/AVX512-BF16")
+    g.add_argument("--conf", type=float, default=0.5, help="score threshold (default: 0.5)")
+    g.add_argument("--classes", default="driving",
+                   help="'driving' (person, bicycle, car, motorcycle, bus, truck, traffic light, "
+                        "stop sign), 'all', or a comma list of names or ids")
+    g.add_argument("--min-size", type=int, metavar="PX",
+                   help="resize the short side to this (model default 800); smaller is faster")
+    g.add_argument("--max-size", type=int, metavar="PX", help="cap on the long side (default 1333)")
+    g.add_argument("--proposals", type=int, metavar="N",
+                   help="RPN proposals per frame (default 1000); fewer is faster on a CPU "
+                        "(300: 2x with the v2 model at 360 px), at a small cost in recall")
+
+
+def detector_config(args: argparse.Namespace) -> DetectorConfig:
+    return DetectorConfig(model=args.model, weights=args.weights, engine=args.engine,
+                          device=args.device, precision=args.precision, conf=args.conf,
+                          classes=args.classes, min_size=args.min_size, max_size=args.max_size,
+                          proposals=args.proposals)
+
+
+def model_args(parser: argparse.ArgumentParser) -> None:
+    """``--model`` and ``--weights`` alone, for commands that build no detector."""
+    parser.add_argument("--model", choices=MODELS, default="r50-fpn-v2")
+    parser.add_argument("--weights", metavar="PATH",
+                        help="local checkpoint; default: torchvision's COCO weights")
+
+
+def csv_list(text: str, kind=str) -> list:
+    try:
+        return [kind(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"Expected a comma list of {kind.__name__}, but got {text!r}") from None
+
+
+def quiet_opencv() -> None:
+    """Our own lines say what failed (a damaged file, a lost stream), so OpenCV's warnings
+    and FFmpeg's per-packet errors would only bury them; a user's own setting wins."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    import cv2
+
+    logging_ = getattr(cv2, "utils", None) and getattr(cv2.utils, "logging", None)
+    if logging_ is not None:
+        logging_.setLogLevel(logging_.LOG_LEVEL_ERROR)
+
+
+def check_outputs(inputs: list[str], outputs: list[str], videos: list[str]) -> None:
+    """Refuse, before the model loads, outputs that would overwrite an input or each other,
+    that land in a missing or read-only folder, or videos in a format we cannot write."""
+    from drivevision.io.sinks import VideoSink
+
+    paths = [Path(p).resolve() for p in outputs]
+    if len(set(paths)) != len(paths):
+        raise ValueError("Two outputs have the same path")
+    for path in paths:
+        if not path.parent.is_dir():
+            raise ValueError(f"Output folder {path.parent} does not exist")
+        if path.is_dir() or not os.access(path.parent, os.W_OK):
+            raise ValueError(f"Cannot write {path}: a folder, or in a read-only folder")
+        if any(Path(s).exists() and Path(s).resolve() == path for s in inputs):
+            raise ValueError(f"An output path is an input ({path}); refusing to overwrite it")
+    for video in videos:
+        if Path(video).suffix.lower() not in VideoSink.SUFFIXES:
+            raise ValueError(f"Expected a video file name ending in "
+                             f"{', '.join(VideoSink.SUFFIXES)}, but got {video}")
+
+

@@ -1,0 +1,31 @@
+"""``drivevision view [SOURCE]``: the desktop viewer (package ``gui``) in this process's place."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from drivevision.cli.options import add_detector_args
+
+
+def add_parser(commands) -> None:
+    """Register ``view`` on the ``drivevision`` sub-command parsers."""
+    view = commands.add_parser("view", help="watch a video, folder, camera or stream with the "
+                               "detections overlaid (the desktop viewer)")
+    view.add_argument("source", nargs="?", help="video, image, folder, camera index or URL")
+    view.add_argument("--play", action="store_true", help="start playing files at once")
+    add_detector_args(view)
+    view.set_defaults(func=cmd_view)
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    """Start the viewer (package ``gui``) in this process's place; the library stays Qt-free."""
+    argv = [sys.executable, "-m", "gui", *([args.source] if args.source else [])]
+    argv += ["--play"] if args.play else []
+    for name in ("model", "weights", "engine", "device", "precision", "conf", "classes",
+                 "min_size", "max_size", "proposals"):
+        if getattr(args, name) is not None:
+            argv += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+    os.execv(sys.executable, argv)
+    return 0  # not reached: execv replaces the process

@@ -1,0 +1,74 @@
+"""``open_source(uri)``: the one entry point every command uses to open an input.
+
+URI forms are in ``drivevision.io.uri``; files and folders in ``drivevision.io.files``;
+cameras and network streams in ``drivevision.io.streams``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from drivevision.errors import SourceError
+from drivevision.io import streams
+from drivevision.io.files import (
+    IMAGE_SUFFIXES,
+    ImageSource,
+    VideoFileSource,
+    natural_key,
+    read_image,
+)
+from drivevision.io.frames import Source
+from drivevision.io.uri import parse_uri
+
+
+def open_source(uri: str | Path, *, fps: float = 10.0, width: int | None = None,
+                height: int | None = None, input_fps: float | None = None,
+                transport: str | None = None, reconnect=None, realtime: bool = False) -> Source:
+    """The source for ``uri`` (forms in ``drivevision.io.uri``), opened now so that a source
+    that cannot be opened fails here with one clear message.
+
+    Args:
+        fps: frame rate given to image inputs, which have none of their own.
+        width, height, input_fps: what to ask a camera (``0``, ``/dev/videoN``, ``csi://N``)
+            for; other sources have their own size and rate, and refuse these.
+        transport: RTSP transport, "tcp" (default) or "udp"; a ``?transport=`` query wins.
+        reconnect: a ``drivevision.streams.Reconnect`` policy for cameras and streams.
+        realtime: pace a file or folder at its frame rate, with live semantics.
+    """
+    if not fps > 0:
+        raise ValueError(f"Expected --fps > 0 for image inputs, but got {fps}")
+    spec = parse_uri(str(uri), transport=transport)
+    asked = {k: v for k, v in (("width", width), ("height", height), ("input_fps", input_fps))
+             if v is not None}
+    if asked and spec.kind not in ("camera", "csi"):
+        raise ValueError(f"Expected {', '.join(asked)} only for a camera (0, /dev/videoN, "
+                         f"csi://N), but the source is {uri}")
+    if spec.kind == "path":
+        source = _open_path(spec.target, fps)
+        return streams.RealtimeSource(source) if realtime else source
+    policy = reconnect or streams.Reconnect()
+
+    def opener():
+        return streams.open_capture(spec, width=width, height=height, fps=input_fps,
+                                    timeout_s=policy.stall_timeout)
+
+    return streams.StreamSource(str(uri), opener, policy)
+
+
+def _open_path(uri: str, fps: float) -> Source:
+    """A video file, an image file or a folder of images."""
+    path = Path(uri)
+    if not path.exists():
+        raise SourceError(f"No such file or directory: {uri}")
+    if path.is_dir():
+        images = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
+                         and p.is_file()), key=natural_key)
+        if not images:
+            raise SourceError(f"No images ({', '.join(sorted(IMAGE_SUFFIXES))}) in folder {uri}")
+        return ImageSource(str(uri), images, fps)
+    if path.stat().st_size == 0:
+        raise SourceError(f"{uri} is empty (0 bytes)")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        read_image(path)  # fail now, not in the capture thread
+        return ImageSource(str(uri), [path], fps)
+    return VideoFileSource(str(uri), path)

@@ -1,0 +1,280 @@
+"""Live sources: cameras and network streams that reopen themselves, and files paced in real time.
+
+A ``StreamSource`` reads an OpenCV capture; when the stream ends, errors or stalls (no frame
+for ``stall_timeout`` seconds) it closes the capture and reopens it with exponential backoff
+(capped), forever or until ``max_reconnects`` attempts in a row have failed. Frame indices
+keep counting across reconnects; every outage is kept as a ``Gap``, including one still
+going on when the run stops.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import cv2
+
+from drivevision.errors import SourceError
+from drivevision.io.frames import Frame, Source
+from drivevision.io.uri import SourceURI, csi_pipeline, ffmpeg_capture_options
+
+_ENV_LOCK = threading.Lock()  # OPENCV_FFMPEG_CAPTURE_OPTIONS is read at open time, process-wide
+_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
+
+
+@dataclass(frozen=True)
+class Reconnect:
+    """When and how often a live source is reopened.
+
+    ``max_reconnects`` None retries forever; 0 never reopens. Delays double from
+    ``backoff_initial`` up to ``backoff_max`` seconds.
+    """
+
+    stall_timeout: float = 5.0
+    max_reconnects: int | None = None
+    backoff_initial: float = 0.5
+    backoff_max: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.stall_timeout <= 0:
+            raise ValueError(f"Expected a stall timeout > 0 s, but got {self.stall_timeout}")
+        if self.max_reconnects is not None and self.max_reconnects < 0:
+            raise ValueError(f"Expected max reconnects >= 0, but got {self.max_reconnects}")
+        if not 0 < self.backoff_initial <= self.backoff_max:
+            raise ValueError(f"Expected 0 < backoff_initial <= backoff_max, but got "
+                             f"{self.backoff_initial} and {self.backoff_max}")
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before reconnect attempt ``attempt`` (1, 2, ...)."""
+        return min(self.backoff_max, self.backoff_initial * 2.0 ** (attempt - 1))
+
+
+@dataclass(frozen=True)
+class Gap:
+    """An outage: no frame after ``last_index`` until ``next_index`` (None: it never came back,
+    because the source gave up or the run stopped first; ``end_ms`` is then that moment).
+
+    ``start_ms``/``end_ms`` are on the stream's own clock (``Frame.timestamp_ms``).
+    """
+
+    last_index: int
+    next_index: int | None
+    start_ms: float
+    end_ms: float
+    reason: str
+    attempts: int
+
+    @property
+    def seconds(self) -> float:
+        return (self.end_ms - self.start_ms) / 1000.0
+
+
+def open_capture(spec: SourceURI, *, width: int | None = None, height: int | None = None,
+                 fps: float | None = None, timeout_s: float = 5.0) -> cv2.VideoCapture:
+    """An opened OpenCV capture for a camera, network or GStreamer URI; SourceError if not."""
+    if spec.kind in ("csi", "gst"):
+        cap = _open_gstreamer(spec, width, height, fps)
+    elif spec.kind == "camera":
+        cap = _open_camera(spec, width, height, fps)
+    else:
+        ms = int(timeout_s * 1000)
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+        with _ENV_LOCK:
+            saved = os.environ.get(_ENV)
+            options = ffmpeg_capture_options(spec.transport, saved)
+            if options:
+                os.environ[_ENV] = options
+            try:
+                cap = cv2.VideoCapture(str(spec.target), cv2.CAP_FFMPEG, params)
+            finally:
+                if saved is None:
+                    os.environ.pop(_ENV, None)
+                else:
+                    os.environ[_ENV] = saved
+    if not cap.isOpened():
+        cap.release()
+        raise SourceError(f"Cannot open {spec.uri}: {_why(spec)}")
+    return cap
+
+
+def _why(spec: SourceURI) -> str:
+    if spec.kind == "camera":
+        return "no such camera, it is busy, or no permission to read it"
+    if spec.network:
+        return ("no stream there (connection refused or timed out, or an answer this OpenCV's "
+                "FFmpeg cannot decode)")
+    return "GStreamer could not start the pipeline"
+
+
+def _open_camera(spec: SourceURI, width, height, fps) -> cv2.VideoCapture:
+    if isinstance(spec.target, str) and not Path(spec.target).exists():
+        raise SourceError(f"Cannot open {spec.uri}: no such device")
+    api = cv2.CAP_V4L2 if sys.platform.startswith("linux") else cv2.CAP_ANY
+    cap = cv2.VideoCapture(spec.target, api)
+    if cap.isOpened():
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # fewer driver buffers: fresher frames
+        for prop, value in ((cv2.CAP_PROP_FRAME_WIDTH, width), (cv2.CAP_PROP_FRAME_HEIGHT, height),
+                            (cv2.CAP_PROP_FPS, fps)):
+            if value:
+                cap.set(prop, value)
+    return cap
+
+
+def _open_gstreamer(spec: SourceURI, width, height, fps) -> cv2.VideoCapture:
+    if not cv2.videoio_registry.hasBackend(cv2.CAP_GSTREAMER):
+        raise SourceError(f"Cannot open {spec.uri}: this OpenCV ({cv2.__version__}) was built "
+                          "without GStreamer; on a Jetson use JetPack's OpenCV")
+    pipeline = spec.target if spec.kind == "gst" else csi_pipeline(
+        int(spec.target), width=width or 1280, height=height or 720, fps=fps or 30.0)
+    return cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER)
+
+
+class StreamSource(Source):
+    """Frames from a camera or network stream, reopened after outages (see module doc).
+
+    ``opener`` returns an opened capture or raises SourceError; it is called once here, so
+    an unopenable source fails at once, and again for every reconnect attempt.
+    ``timestamp_ms`` counts from the first frame read; ``captured_at`` is when it was read.
+    """
+
+    def __init__(self, uri: str, opener: Callable[[], cv2.VideoCapture],
+                 policy: Reconnect = Reconnect()):
+        self._cap = opener()
+        fps = self._cap.get(cv2.CAP_PROP_FPS)
+        super().__init__(uri, fps=fps if 0 < fps < 1000 else None, live=True)
+        self._opener, self.policy = opener, policy
+        self._interrupt = threading.Event()
+        self.reconnects = 0
+        self._attempts = 0
+        self._iterating = False
+        self.outage_since: float | None = None  # monotonic start of the current outage
+        self.gaps: list[Gap] = []
+        self.gave_up = False
+
+    @property
+    def lost_seconds(self) -> float:
+        return sum(g.seconds for g in self.gaps)
+
+    def interrupt(self) -> None:
+        self._interrupt.set()
+
+    def __iter__(self) -> Iterator[Frame]:
+        self._iterating = True
+        try:
+            yield from self._frames()
+        finally:
+            self._iterating = False
+            self._release()
+
+    def _frames(self) -> Iterator[Frame]:
+        t0 = last = time.monotonic()
+        index, outage = 0, None  # outage: (start time, reason) while no frame comes
+        while not self._interrupt.is_set():
+            if self._cap is None and not self._reopen(outage, index, t0):
+                break
+            ok, image = self._cap.read()
+            now = time.monotonic()
+            if not ok or image is None:
+                self._release()
+                if outage is None:
+                    stalled = now - last >= self.policy.stall_timeout * 0.9
+                    outage = (last, f"no frame for {self.policy.stall_timeout:g} s" if stalled
+                              else "the stream ended or failed")
+                    self._attempts, self.outage_since = 0, last
+                continue
+            if outage is not None:
+                self._close_gap(outage, index, t0, now)
+                outage = self.outage_since = None
+            last = now
+            yield Frame(index, (now - t0) * 1000.0, image, now)
+            index += 1
+        if outage is not None and not self.gave_up:
+            self._stopped_in_gap(outage, index, t0)
+
+    def _close_gap(self, outage, index: int, t0: float, now: float) -> None:
+        self.gaps.append(Gap(index - 1, index, (outage[0] - t0) * 1000.0, (now - t0) * 1000.0,
+                             outage[1], self._attempts))
+        self.reconnects += 1
+
+    def _stopped_in_gap(self, outage, index: int, t0: float) -> None:
+        """The run stopped during an outage: keep it, lost up to now, never came back."""
+        now = time.monotonic()
+        self.gaps.append(Gap(index - 1, None, (outage[0] - t0) * 1000.0, (now - t0) * 1000.0,
+                             f"{outage[1]}; still lost when the run stopped", self._attempts))
+        self.outage_since = None
+
+    def _reopen(self, outage, index: int, t0: float) -> bool:
+        """Open again after the backoff; False when interrupted or out of attempts."""
+        limit = self.policy.max_reconnects
+        while limit is None or self._attempts < limit:
+            if self._interrupt.wait(self.policy.delay(self._attempts + 1)):
+                return False  # stopped in the backoff wait: that attempt was never made
+            self._attempts += 1
+            try:
+                self._cap = self._opener()
+                return True
+            except SourceError:
+                continue
+        now = time.monotonic()
+        self.gaps.append(Gap(index - 1, None, (outage[0] - t0) * 1000.0, (now - t0) * 1000.0,
+                             outage[1], self._attempts))
+        self.gave_up = True
+        self.notes.append(f"{self.uri}: {outage[1]}; gave up after {self._attempts} reconnect "
+                          f"attempt(s) (--max-reconnects {limit})")
+        return False
+
+    def _release(self) -> None:
+        cap, self._cap = self._cap, None
+        if cap is not None:
+            cap.release()
+
+    def close(self) -> None:
+        """Interrupt; the capture is released here, or by the reading thread when it is in
+        the middle of a read (releasing it under a read would crash OpenCV)."""
+        self._interrupt.set()
+        if not self._iterating:
+            self._release()
+
+
+def paced(frames: Iterable[Frame], speed: float, stop: threading.Event) -> Iterator[Frame]:
+    """``frames`` released when their timestamps are due at ``speed`` x real time, counted
+    from the first, each stamped ``captured_at`` then; ends early once ``stop`` is set."""
+    if speed <= 0:
+        raise ValueError(f"Expected a playback speed > 0, but got {speed}")
+    t0 = first_ms = None
+    for frame in frames:
+        if t0 is None:
+            t0, first_ms = time.monotonic(), frame.timestamp_ms
+        due = t0 + (frame.timestamp_ms - first_ms) / 1000.0 / speed
+        if stop.wait(max(0.0, due - time.monotonic())):
+            return
+        yield replace(frame, captured_at=time.monotonic())
+
+
+class RealtimeSource(Source):
+    """A file or folder source paced at its own frame rate, with live semantics.
+
+    Frame ``i`` is handed out when its timestamp is due on the wall clock, with
+    ``captured_at`` stamped then, as a camera would deliver it.
+    """
+
+    def __init__(self, inner: Source):
+        super().__init__(inner.uri, fps=inner.fps, frame_count=inner.frame_count, live=True,
+                         notes=inner.notes)
+        self.inner = inner
+        self._interrupt = threading.Event()
+
+    def interrupt(self) -> None:
+        self._interrupt.set()
+
+    def __iter__(self) -> Iterator[Frame]:
+        return paced(self.inner, 1.0, self._interrupt)
+
+    def close(self) -> None:
+        self._interrupt.set()
+        self.inner.close()

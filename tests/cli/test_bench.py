@@ -1,0 +1,73 @@
+"""``drivevision bench``: one table per engine and precision, speedup against torchvision
+eager measured in the same run, unsupported settings skipped with the reason, no download."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from drivevision.cli import main
+
+
+def test_bench_json_has_stages_fps_and_speedup(capsys):
+    code = main(["bench", "--model", "tiny-fpn", "--engines", "torch", "--precision",
+                 "fp32,fp16", "--batch", "1,2", "--input-size", "96x160", "--iters", "2",
+                 "--warmup", "1", "--device", "cpu", "--json"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert "random weights" in out["weights"]
+    (entry,) = out["results"]
+    assert (entry["engine"], entry["precision"]) == ("torch", "fp32")
+    for batch in ("1", "2"):
+        r = entry["batches"][batch]
+        assert set(r["stages"]) == {"preprocess", "dense_a", "proposals", "dense_b",
+                                    "postprocess"}
+        baseline = out["baseline"][batch]["total"]["median"]
+        assert r["total"]["median"] > 0 and baseline > 0
+        # eager is timed before and after the engines; speedups divide the mean of the two
+        both = out["baseline"][batch]["before_ms"], out["baseline"][batch]["after_ms"]
+        assert min(both) > 0 and baseline == pytest.approx(sum(both) / 2)
+        # the speedup is against torchvision eager timed in this same run, per frame
+        assert r["speedup"] == pytest.approx(baseline / r["total"]["median"], rel=0.02)
+        assert r["fps"] == pytest.approx(int(batch) * 1000 / r["total"]["median"], rel=0.02)
+    assert out["skipped"][0]["precision"] == "fp16" and "CUDA" in out["skipped"][0]["reason"]
+
+
+def test_bench_table_names_every_stage(capsys):
+    assert main(["bench", "--model", "tiny-fpn", "--engines", "torch", "--batch", "1",
+                 "--input-size", "96x160", "--iters", "1", "--warmup", "0",
+                 "--device", "cpu"]) == 0
+    table = capsys.readouterr().out
+    for row in ("preprocess", "dense_a", "proposals+RoIAlign", "dense_b", "postprocess",
+                "total", "frames/s", "speedup"):
+        assert row in table
+
+
+def test_bench_refuses_unknown_precisions_before_timing_anything(capsys):
+    code = main(["bench", "--model", "tiny-fpn", "--precision", "fp32,fp8", "--device", "cpu"])
+    captured = capsys.readouterr()
+    assert code == 2 and "fp8" in captured.err and "torchvision eager" not in captured.err
+
+
+def test_bench_names_what_auto_picked_and_goes_on_after_a_failing_engine(capsys, monkeypatch,
+                                                                        tmp_path):
+    from drivevision.cli import bench
+
+    timed = bench.time_engine
+
+    def fails_for_torch(detector, *args):
+        if detector.engine.name == "torch":
+            raise RuntimeError("engine build failed\nsecond line")
+        return timed(detector, *args)
+
+    monkeypatch.setattr(bench, "time_engine", fails_for_torch)
+    monkeypatch.setenv("DRIVEVISION_CACHE", str(tmp_path))
+    code = main(["bench", "--model", "tiny-fpn", "--engines", "torch,auto", "--batch", "1",
+                 "--input-size", "96x160", "--iters", "1", "--warmup", "0", "--device", "cpu",
+                 "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert [r["engine"] for r in out["results"]] == ["onnx"]  # auto on a CPU, fp32
+    (skip,) = out["skipped"]
+    assert skip["engine"] == "torch" and skip["reason"].endswith("engine build failed")

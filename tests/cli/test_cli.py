@@ -1,0 +1,188 @@
+"""`drivevision detect` as a user runs it: outputs, summary, and bad inputs."""
+
+import json
+import subprocess
+import sys
+from fractions import Fraction
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from drivevision.cli import main
+from drivevision.cli.options import EXIT_INPUT_DAMAGED
+from drivevision.synthetic import write_clip
+
+
+def run(capsys, *args):
+    code = main(["detect", *map(str, args)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def leftovers(folder):
+    return sorted(p.name for p in folder.iterdir() if ".part" in p.name)
+
+
+def test_detect_writes_video_jsonl_csv_and_prints_a_summary(tmp_path, capsys, clip_path,
+                                                           tiny_checkpoint):
+    out, jsonl, csv = tmp_path / "a.mp4", tmp_path / "d.jsonl", tmp_path / "d.csv"
+    code, stdout, _ = run(capsys, clip_path, "-o", out, "--jsonl", jsonl, "--csv", csv,
+                          "--weights", tiny_checkpoint, "--conf", "0.01", "--classes", "all")
+    assert code == 0
+    assert "12 frames" in stdout and "inference" in stdout and "encode" in stdout
+    assert len(jsonl.read_text().splitlines()) == 12
+    header = csv.read_text().splitlines()[0]
+    assert header.startswith("frame,timestamp_ms,track_id,class_id,class_name,score")
+    assert leftovers(tmp_path) == []
+
+
+def test_no_output_still_runs_and_summarises(capsys, clip_path, tiny_checkpoint):
+    code, stdout, _ = run(capsys, clip_path, "--weights", tiny_checkpoint)
+    assert code == 0 and "12 frames" in stdout and "fps" in stdout
+
+
+def write_image(path, image):
+    cv2.imwrite(str(path), image)
+    return path
+
+
+@pytest.mark.parametrize("channels", [1, 4])
+def test_grayscale_and_four_channel_images(tmp_path, capsys, tiny_checkpoint, channels):
+    image = np.random.default_rng(0).integers(0, 255, (120, 200, channels), dtype=np.uint8)
+    path = write_image(tmp_path / "in.png", image)
+    code, _, _ = run(capsys, path, "-o", tmp_path / "o.mp4", "--weights", tiny_checkpoint)
+    assert code == 0
+    cap = cv2.VideoCapture(str(tmp_path / "o.mp4"))
+    ok, frame = cap.read()
+    assert ok and frame.shape == (120, 200, 3)
+
+
+def test_odd_frame_size_keeps_its_size_with_a_fallback_codec(tmp_path, capsys,
+                                                              tiny_checkpoint):
+    src = tmp_path / "frames"
+    src.mkdir()
+    for i in range(3):
+        write_image(src / f"{i}.png", np.full((359, 641, 3), 40 * i, np.uint8))
+    out = tmp_path / "o.mp4"
+    code, _, err = run(capsys, src, "-o", out, "--weights", tiny_checkpoint)
+    assert code == 0 and "MPEG-4" in err
+    cap = cv2.VideoCapture(str(out))
+    assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (641, 359)
+
+
+def test_truncated_video_keeps_frames_before_the_damage(tmp_path, capsys, tiny_checkpoint):
+    full = tmp_path / "full.mp4"
+    write_clip(full, 30, width=160, height=96, fps=10.0, seed=3)
+    cut = tmp_path / "cut.mp4"
+    data = full.read_bytes()
+    cut.write_bytes(data[: len(data) * 6 // 10])
+    jsonl = tmp_path / "d.jsonl"
+    code, _, err = run(capsys, cut, "--jsonl", jsonl, "--weights", tiny_checkpoint)
+    kept = len(jsonl.read_text().splitlines())
+    assert code == EXIT_INPUT_DAMAGED
+    assert "truncated" in err and f"{kept} of 30" in err
+    assert 0 < kept < 30
+
+
+def garbage(path):
+    path.write_bytes(b"this is not a checkpoint at all")
+    return path
+
+
+def other_arch(path, tiny_checkpoint):
+    state = torch.load(tiny_checkpoint, weights_only=True)["model"]
+    torch.save(state, path)  # a bare state dict: --model decides the architecture
+    return path
+
+
+@pytest.mark.parametrize("case, make_args, code, message", [
+    ("missing path", lambda t, w: [t / "nope.mp4"], 2, "No such file or directory"),
+    ("folder without images", lambda t, w: [t], 2, "No images"),
+    ("text file named .mp4", lambda t, w: [(t / "a.mp4").write_text("hello") and t / "a.mp4"],
+     2, "Cannot open"),
+    ("zero-byte file", lambda t, w: [(t / "z.mp4").write_bytes(b"") or t / "z.mp4"],
+     2, "empty"),
+    ("unreadable checkpoint", lambda t, w: ["IMG", "--weights", garbage(t / "w.pt")],
+     2, "Cannot read checkpoint"),
+    ("checkpoint of another architecture",
+     lambda t, w: ["IMG", "--weights", other_arch(t / "w.pt", w), "--model", "r50-fpn"],
+     2, "does not fit model r50-fpn"),
+    ("unknown class", lambda t, w: ["IMG", "--weights", w, "--classes", "unicorn"],
+     2, "Unknown class 'unicorn'"),
+    ("output is the input", lambda t, w: ["IMG", "-o", "IMG"], 2, "refusing to overwrite"),
+])
+def test_bad_input_gives_one_line_error_and_exit_code(tmp_path, capsys, tiny_checkpoint, case,
+                                                      make_args, code, message):
+    work = tmp_path / "work"
+    work.mkdir()
+    image = write_image(tmp_path / "img.png", np.zeros((64, 64, 3), np.uint8))
+    args = [image if a == "IMG" else a for a in make_args(work, tiny_checkpoint)]
+    got, stdout, err = run(capsys, *args, "--jsonl", work / "d.jsonl")
+    assert got == code, err
+    assert message in err
+    errors = [line for line in err.splitlines() if line.startswith("drivevision: error:")]
+    assert len(errors) == 1 and message in errors[0] and "Traceback" not in err
+    assert not (work / "d.jsonl").exists() and leftovers(work) == []
+
+
+def test_console_script_runs_as_a_user_would(tmp_path, clip_path, tiny_checkpoint):
+    jsonl = tmp_path / "d.jsonl"
+    proc = subprocess.run([sys.executable, "-m", "drivevision", "detect", clip_path,
+                           "--jsonl", str(jsonl), "--weights", tiny_checkpoint, "-q"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""  # -q: no summary
+    first = json.loads(jsonl.read_text().splitlines()[0])
+    assert set(first) == {"frame", "timestamp_ms", "detections"}
+
+
+def test_variable_frame_rate_file_is_not_called_truncated(tmp_path, capsys, tiny_checkpoint):
+    import av
+
+    path = tmp_path / "vfr.mkv"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        for i, pts in enumerate([0, 33, 66, 300, 333, 900, 933, 966]):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20 * i, np.uint8), "bgr24")
+            frame.pts, frame.time_base = pts, Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    jsonl = tmp_path / "d.jsonl"
+    code, _, err = run(capsys, path, "--jsonl", jsonl, "--weights", tiny_checkpoint)
+    assert code == 0 and "truncated" not in err
+    assert len(jsonl.read_text().splitlines()) == 8
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-o", "out.webm"], "Expected a video file name ending in .mp4"),
+    (["--fps", "0"], "Expected --fps > 0"),
+    (["--jsonl", "missing/d.jsonl"], "does not exist"),
+])
+def test_output_and_option_mistakes_fail_before_any_work(tmp_path, capsys, tiny_checkpoint,
+                                                        args, message, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_image(tmp_path / "in.png", np.zeros((32, 32, 3), np.uint8))
+    code, _, err = run(capsys, "in.png", *args, "--weights", tiny_checkpoint)
+    assert code == 2 and message in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
+
+
+def test_unwritable_output_is_one_line_error(tmp_path, capsys, tiny_checkpoint, monkeypatch):
+    from drivevision.io import sinks
+
+    original = sinks.Path.open
+
+    def refuse(self, mode="r", *a, **k):
+        if "w" in mode and self.suffix == ".jsonl":  # the disk refuses this one file
+            raise PermissionError(13, "Permission denied")
+        return original(self, mode, *a, **k)
+
+    monkeypatch.setattr(sinks.Path, "open", refuse)
+    write_image(tmp_path / "in.png", np.zeros((32, 32, 3), np.uint8))
+    code, _, err = run(capsys, tmp_path / "in.png", "--jsonl", tmp_path / "d.jsonl",
+                       "--weights", tiny_checkpoint)
+    assert code == 2 and "Cannot write" in err and "Permission denied" in err

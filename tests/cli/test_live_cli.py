@@ -1,0 +1,158 @@
+"""``drivevision live`` as a user runs it: a real stream, --serve, a server restart, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import cv2
+import pytest
+from mjpeg_server import read_parts, start_process
+
+from drivevision.cli import main
+
+
+class Lines:
+    """Collects a pipe's lines on a thread; ``wait_for`` polls them."""
+
+    def __init__(self, pipe):
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
+        self._thread.start()
+
+    def _read(self, pipe) -> None:
+        for line in pipe:
+            self.lines.append(line.rstrip())
+
+    def wait_for(self, pattern: str, timeout: float) -> re.Match:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if match := re.search(pattern, line):
+                    return match
+            time.sleep(0.1)
+        raise AssertionError(f"no line matching {pattern!r} in {timeout} s: {self.lines[-5:]}")
+
+
+def start_live(port: int, checkpoint: str, *options: str):
+    """``drivevision live`` on the test stream at ``port`` with the tiny model, as a user runs
+    it; returns the process and its stderr and stdout lines."""
+    cmd = [sys.executable, "-m", "drivevision", "live", f"http://127.0.0.1:{port}/stream",
+           "--weights", checkpoint, "--model", "tiny-fpn", "--min-size", "96",
+           "--max-size", "128", "--stall-timeout", "2", "--duration", "60", *options]
+    run = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    return run, Lines(run.stderr), Lines(run.stdout)
+
+
+def kill(*processes) -> None:
+    for process in processes:
+        process.kill()
+        process.wait()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_live_command_serves_reconnects_and_finishes_on_ctrl_c(tmp_path, tiny_checkpoint):
+    server, port = start_process(fps=30)
+    servers = [server]
+    video, lines = tmp_path / "live.mp4", tmp_path / "live.jsonl"
+    run, err, out = start_live(port, tiny_checkpoint, "-o", str(video), "--jsonl", str(lines),
+                               "--serve", "127.0.0.1:0")
+    try:
+        url = err.wait_for(r"serving (http://127\.0\.0\.1:\d+/stream/0)", 60).group(1)
+        with urllib.request.urlopen(url, timeout=10) as response:
+            frames = read_parts(response, 3)
+        assert [f.shape for f in frames] == [(120, 160, 3)] * 3
+        err.wait_for(r"det +\d", 10)
+        kill(servers[0])
+        err.wait_for(r"LOST \d+ s, reconnecting", 3)  # the status line says so at once
+        time.sleep(1.0)
+        servers.append(start_process(port, fps=30)[0])
+        err.wait_for(r"reconnects 1 ", 20)
+        time.sleep(1.5)
+        run.send_signal(signal.SIGINT)
+        assert run.wait(30) == 130
+    finally:
+        kill(run, *servers)
+    summary = out.wait_for(r"(\d+) frames detected of (\d+) captured .* 1 reconnects", 5)
+    records = [json.loads(x) for x in lines.read_text().splitlines()]
+    detected = [r for r in records if "frame" in r]
+    assert len(detected) == int(summary.group(1)) > 10
+    assert [r for r in records if "gap" in r][0]["gap"]["reason"] == "the stream ended or failed"
+    cap = cv2.VideoCapture(str(video))
+    count = 0
+    while cap.read()[0]:
+        count += 1
+    assert count == len(detected)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["ftp://host/x.mp4"], "Unknown source scheme 'ftp://'"),
+    (["/dev/video63"], "Cannot open /dev/video63: no such device"),
+    (["http://127.0.0.1:9/stream"], "Cannot open http://127.0.0.1:9/stream"),
+    (["clip.mp4", "--serve", "here"], "Expected HOST:PORT"),
+    (["clip.mp4", "--stall-timeout", "0"], "Expected --stall-timeout > 0"),
+])
+def test_live_command_fails_fast_with_one_line(args, message, capsys, tiny_checkpoint):
+    start = time.monotonic()
+    code = main(["live", *args, "--weights", tiny_checkpoint, "--model", "tiny-fpn", "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and message in err[0]
+    assert time.monotonic() - start < 6.0
+
+
+@pytest.mark.timeout(60)
+def test_live_command_on_a_file_in_realtime(tmp_path, clip_path, tiny_checkpoint, capsys):
+    video, lines = tmp_path / "out.mp4", tmp_path / "out.jsonl"
+    code = main(["live", clip_path, "--realtime", "--weights", tiny_checkpoint, "--model",
+                 "tiny-fpn", "--min-size", "96", "-o", str(video), "--jsonl", str(lines)])
+    out = capsys.readouterr().out
+    assert code == 0 and "frames detected of 12 captured" in out
+    indices = [json.loads(x)["frame"] for x in lines.read_text().splitlines()]
+    assert indices == sorted(indices) and indices[0] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_outage_going_on_at_ctrl_c_is_in_the_summary_and_jsonl(tmp_path, tiny_checkpoint):
+    server, port = start_process(fps=30)
+    lines = tmp_path / "live.jsonl"
+    run, err, out = start_live(port, tiny_checkpoint, "--jsonl", str(lines))
+    try:
+        err.wait_for(r"det +\d", 60)
+        kill(server)
+        err.wait_for(r"LOST \d+ s, reconnecting", 5)
+        time.sleep(1.5)
+        run.send_signal(signal.SIGINT)
+        assert run.wait(30) == 130
+    finally:
+        kill(run, server)
+    lost = float(out.wait_for(r"0 reconnects \(([\d.]+) s lost\)", 5).group(1))
+    [gap] = [json.loads(x)["gap"] for x in lines.read_text().splitlines() if '"gap"' in x]
+    assert gap["next_frame"] is None and "run stopped" in gap["reason"]
+    assert 1.4 < lost == pytest.approx(gap["seconds"], abs=0.1)
+
+
+def test_busy_serve_port_fails_before_the_model_loads(clip_path, tiny_checkpoint, capsys,
+                                                      monkeypatch):
+    import socket
+
+    from drivevision.detector import Detector
+
+    loads = []
+    monkeypatch.setattr(Detector, "from_config", lambda *a, **k: loads.append(a) or 1 / 0)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code = main(["live", clip_path, "--serve", f"127.0.0.1:{port}", "--weights",
+                     tiny_checkpoint, "--model", "tiny-fpn"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and loads == []
+    assert len(err) == 1 and f"Cannot serve on 127.0.0.1:{port}" in err[0]

@@ -1,0 +1,245 @@
+"""ONNX export (metadata inside, outputs equal to eager), the TensorRT build check that
+needs no GPU (TensorRT for RTX parses and builds the exported pieces in fp32 and fp16), and
+the engine cache (corrupt, stale or foreign entries are rebuilt with a message)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from drivevision.cli import main
+from drivevision.engines import cache as engine_cache
+from drivevision.engines.export import (
+    ExportSpec,
+    cached_onnx,
+    export_onnx,
+    parse_size,
+    read_metadata,
+)
+from drivevision.engines.torch import DenseModules
+from drivevision.model import load_model
+
+FIXTURE = Path(__file__).parents[2] / "assets" / "tiny-fpn-synthetic.pt"
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    return load_model("tiny-fpn", FIXTURE)
+
+
+@pytest.fixture(scope="module")
+def exported(loaded, tmp_path_factory):
+    """fp32 pieces through the fast (TorchScript) exporter."""
+    folder = tmp_path_factory.mktemp("onnx")
+    return export_onnx(loaded, folder, ExportSpec(input_size=(224, 384), exporter="legacy"))
+
+
+def test_metadata_is_inside_the_onnx_files(loaded, exported):
+    meta = read_metadata(exported["dense_a"])
+    assert meta["model"] == "tiny-fpn" and meta["precision"] == "fp32"
+    assert json.loads(meta["class_names"]) == list(loaded.class_names)
+    assert meta["input_size"] == "224x384" and meta["weights_id"] == loaded.weights_id
+    assert meta["fpn_levels"] == "5"
+    assert {"torch", "torchvision", "onnx", "drivevision"} <= set(json.loads(meta["versions"]))
+    assert read_metadata(exported["dense_b"])["piece"] == "dense_b"
+
+
+def test_onnx_pieces_equal_eager_at_other_shapes(loaded, exported):
+    """Batch and image size are dynamic; outputs keep the FPN level order."""
+    import onnxruntime as ort
+
+    dense = DenseModules(loaded.module).eval()
+    images = torch.randn(2, 3, 160, 256)
+    session = ort.InferenceSession(str(exported["dense_a"]), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    assert names[:2] == ["feature_0", "feature_1"] and names[-1] == "deltas_4"
+    got = session.run(None, {"images": images.numpy()})
+    with torch.inference_mode():
+        want = [t for group in dense.dense_a(images) for t in group]
+    for g, w in zip(got, want):
+        assert g.shape == tuple(w.shape)
+        assert np.linalg.norm(g - w.numpy()) <= 1e-4 * np.linalg.norm(w.numpy())
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_export_leaves_the_callers_model_where_it_is(loaded, tmp_path, precision):
+    """A detector's model is often on the GPU and in use while its pieces are exported; here
+    a float64 model stands in for one that is not CPU float32: it must come out unchanged."""
+    module = copy.deepcopy(loaded.module).double()
+    other = type(loaded)(module, loaded.name, loaded.class_names, loaded.weights_id)
+    export_onnx(other, tmp_path, ExportSpec(precision, (64, 64), exporter="legacy"),
+                pieces=("dense_b",))
+    assert (tmp_path / "dense_b.onnx").is_file()
+    assert {p.dtype for p in module.parameters()} == {torch.float64}
+
+
+def test_export_sizes_the_detector_cannot_feed_are_refused_with_a_suggestion(capsys):
+    code = main(["export", "--model", "tiny-fpn", "--input-size", "225x385", "-o", "unused"])
+    assert code == 2
+    assert "multiples of 32" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert not Path("unused").exists()
+
+
+@pytest.mark.parametrize("text", ["800", "axb", "16x640", "800x1344x3"])
+def test_bad_input_size_is_one_clear_error(text):
+    with pytest.raises(ValueError, match="input size"):
+        parse_size(text)
+
+
+@pytest.fixture(scope="module")
+def trt():
+    return pytest.importorskip("tensorrt_rtx")
+
+
+@pytest.fixture(scope="module")
+def fp16_pieces(loaded, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("onnx16")
+    return export_onnx(loaded, folder, ExportSpec("fp16", (224, 384), exporter="dynamo"))
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_tensorrt_parses_and_builds_the_pieces_without_a_gpu(trt, exported, fp16_pieces,
+                                                             precision):
+    """A real TensorRT compatibility check: TensorRT for RTX's ONNX parser and builder (no
+    GPU needed: it builds a portable engine) accept both pieces, dense A with the batch range
+    1..4 the engine uses for short batches; fp16 is strongly typed."""
+    from drivevision.engines.trt_build import build_serialized, onnx_precision
+
+    pieces = fp16_pieces if onnx_precision(trt, precision) == "fp16" else exported
+    a = build_serialized(trt, pieces["dense_a"], {"images": (
+        (1, 3, 224, 384), (4, 3, 224, 384), (4, 3, 224, 384))}, precision)
+    b = build_serialized(trt, pieces["dense_b"],
+                         {"pooled": ((1, 64, 7, 7), (1000, 64, 7, 7), (1000, 64, 7, 7))},
+                         precision, compute_capability="SM89")
+    assert len(a) > 100_000 and len(b) > 100_000
+
+
+def test_tensorrt_cache_rebuilds_corrupt_and_foreign_engines(trt, loaded, tmp_path,
+                                                             monkeypatch):
+    from drivevision.engines import trt_build as trt_engine
+
+    monkeypatch.setenv("DRIVEVISION_CACHE", str(tmp_path))
+    messages = []
+    monkeypatch.setattr(engine_cache._log, "warning", messages.append)
+    shapes = {"pooled": ((1, 64, 7, 7), (200, 64, 7, 7), (200, 64, 7, 7))}
+    cpu = torch.device("cpu")
+
+    def get():
+        return trt_engine.cached_engine(trt, loaded, "dense_b", shapes, "fp32", cpu,
+                                        progress=False)
+
+    path = get()
+    built = path.stat().st_mtime_ns
+    assert get() == path and path.stat().st_mtime_ns == built and not messages  # cache hit
+    path.write_bytes(path.read_bytes()[:1000])  # truncated
+    get()
+    assert "corrupt" in messages[-1] and path.stat().st_size > 100_000
+    record = json.loads(path.with_suffix(".json").read_text())
+    record["fields"]["gpu"] = "Some Other GPU"  # an engine copied from another machine
+    path.with_suffix(".json").write_text(json.dumps(record))
+    get()
+    assert "built for something else" in messages[-1] and "Some Other GPU" in messages[-1]
+    assert engine_cache.check(path, trt_engine.engine_fields(
+        trt, loaded, "dense_b", shapes, "fp32", cpu)) is None
+
+
+def test_cached_onnx_is_reexported_for_other_weights(loaded, tmp_path, monkeypatch):
+    monkeypatch.setenv("DRIVEVISION_CACHE", str(tmp_path))
+    paths = cached_onnx(loaded, "fp32", exporter="legacy")
+    again = cached_onnx(loaded, "fp32", exporter="legacy")
+    assert paths == again
+    other = type(loaded)(loaded.module, loaded.name, loaded.class_names, "other-weights")
+    assert cached_onnx(other, "fp32", exporter="legacy")["dense_a"] != paths["dense_a"]
+
+
+def test_processes_sharing_the_cache_take_turns(tmp_path):
+    """Two processes asking for the same ONNX pieces at once: both get a whole, valid file
+    (one exports, the other waits for it), nothing half-written is left behind."""
+    script = (
+        "import sys; from drivevision.model import load_model; "
+        "from drivevision.engines.export import cached_onnx; "
+        f"loaded = load_model('tiny-fpn', {str(FIXTURE)!r}, progress=False); "
+        "print(cached_onnx(loaded, 'fp32', exporter='legacy')['dense_a'])")
+    env = {**os.environ, "DRIVEVISION_CACHE": str(tmp_path)}
+    procs = [subprocess.Popen([sys.executable, "-c", script], env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    results = [p.communicate(timeout=240) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in results]
+    paths = {out.strip() for out, _ in results}
+    assert len(paths) == 1
+    path = Path(paths.pop())
+    record = json.loads(path.with_suffix(".json").read_text())
+    fields = {k: v for k, v in record["fields"].items() if k != "format"}
+    assert engine_cache.check(path, fields) is None  # bytes match the recorded hash
+    assert read_metadata(path)["piece"] == "dense_a"
+    leftovers = [p.name for p in path.parent.iterdir()
+                 if p.name.endswith((".tmp", ".export")) or p.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_a_record_that_is_not_an_object_is_rebuilt(loaded, tmp_path, monkeypatch):
+    monkeypatch.setenv("DRIVEVISION_CACHE", str(tmp_path))
+    path = cached_onnx(loaded, "fp32", exporter="legacy")["dense_b"]
+    path.with_suffix(".json").write_text("null")
+    assert cached_onnx(loaded, "fp32", exporter="legacy")["dense_b"] == path
+    assert json.loads(path.with_suffix(".json").read_text())["sha256"]
+
+
+def test_first_export_says_so_and_later_runs_are_silent(loaded, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DRIVEVISION_CACHE", str(tmp_path))
+    cached_onnx(loaded, "fp32", exporter="legacy", progress=True)
+    first = capsys.readouterr().err
+    assert "Exporting" in first and "dense_a" in first and "first use" in first
+    cached_onnx(loaded, "fp32", exporter="legacy", progress=True)
+    assert capsys.readouterr().err == ""
+
+
+def test_export_command_writes_onnx_with_metadata(tmp_path, capsys):
+    code = main(["export", "--model", "tiny-fpn", "--weights", str(FIXTURE), "--format", "onnx",
+                 "--input-size", "224x384", "--exporter", "legacy", "-o", str(tmp_path)])
+    assert code == 0
+    assert read_metadata(tmp_path / "dense_a.onnx")["input_size"] == "224x384"
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_an_interrupted_export_leaves_the_folder_as_it_was(tmp_path, monkeypatch, capsys):
+    import drivevision.engines.export as export
+
+    for piece in ("dense_a", "dense_b"):
+        (tmp_path / f"{piece}.onnx").write_bytes(b"earlier " + piece.encode())
+    real = export.export_onnx
+
+    def interrupted(loaded, folder, spec, pieces=export.PIECES):
+        real(loaded, folder, spec, pieces=("dense_a",))  # one piece written, then Ctrl-C
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export, "export_onnx", interrupted)
+    code = main(["export", "--model", "tiny-fpn", "--weights", str(FIXTURE), "--input-size",
+                 "224x384", "--exporter", "legacy", "-o", str(tmp_path)])
+    assert code == 130
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dense_a.onnx", "dense_b.onnx"]
+    assert (tmp_path / "dense_a.onnx").read_bytes() == b"earlier dense_a"
+
+
+def test_export_command_builds_portable_tensorrt_engines(trt, tmp_path):
+    code = main(["export", "--model", "tiny-fpn", "--weights", str(FIXTURE), "--format",
+                 "tensorrt", "--precision", "fp16", "--input-size", "224x384",
+                 "--exporter", "legacy", "-o", str(tmp_path)])
+    assert code == 0
+    meta = json.loads((tmp_path / "dense_a.json").read_text())
+    assert meta["drivevision.precision"] == "fp16" and "tensorrt" in meta["drivevision.tensorrt"]
+    assert (tmp_path / "dense_b.engine").stat().st_size > 100_000
+
+
+def test_export_rejects_bf16(capsys):
+    with pytest.raises(SystemExit):
+        main(["export", "--model", "tiny-fpn", "--precision", "bf16"])

@@ -1,0 +1,501 @@
+"""The desktop viewer, driven through its widgets with pytest-qt on the offscreen platform."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections import Counter
+
+os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before any Qt import: no display needed
+
+import av  # noqa: E402
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+pytest.importorskip("PyQt6.QtWidgets")
+pytest.importorskip("pytestqt")
+
+from mjpeg_server import MjpegTestServer, read_seq  # noqa: E402
+from PyQt6.QtCore import QSettings, Qt, QTimer  # noqa: E402
+from PyQt6.QtWidgets import QApplication, QMessageBox  # noqa: E402
+
+from drivevision.config import DetectorConfig  # noqa: E402
+from drivevision.detections import Detections  # noqa: E402
+from drivevision.detector import Detector  # noqa: E402
+from drivevision.io.sinks import detection_records  # noqa: E402
+from drivevision.labels import COCO_NAMES, colour_for  # noqa: E402
+from drivevision.model import LoadedModel, build_model  # noqa: E402
+from drivevision.pipeline.runner import detect_video  # noqa: E402
+from gui.main_window import MainWindow  # noqa: E402
+from gui.overlay import visible  # noqa: E402
+
+pytestmark = pytest.mark.timeout(60)
+
+CAR, PERSON = 3, 1
+
+
+@pytest.fixture(scope="module")
+def biased_loaded(tiny_loaded) -> LoadedModel:
+    """The tiny model at the clip's own size, with class weights that make it find cars (and
+    now and then a person) with scores spread over 0.5 .. 0.9; few proposals, so it is fast."""
+    module = build_model("tiny-fpn", num_classes=91, min_size=96, max_size=160)
+    module.load_state_dict(tiny_loaded.module.state_dict())
+    module.roi_heads.detections_per_img = 12
+    module.rpn._pre_nms_top_n["testing"], module.rpn._post_nms_top_n["testing"] = 200, 50
+    with torch.no_grad():
+        predictor = module.roi_heads.box_predictor.cls_score
+        predictor.weight.mul_(30.0)
+        predictor.bias.zero_()
+        predictor.bias[CAR], predictor.bias[PERSON] = 5.0, 6.0
+    return LoadedModel(module, "tiny-fpn", COCO_NAMES, "biased")
+
+
+@pytest.fixture
+def settings(tmp_path) -> QSettings:
+    return QSettings(str(tmp_path / "viewer.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def errors(monkeypatch) -> list[str]:
+    """Messages of the error dialogs, which are recorded instead of blocking the test."""
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "critical", lambda parent, title, text: shown.append(text))
+    return shown
+
+
+@pytest.fixture
+def make_window(qtbot, settings):
+    windows = []
+
+    def make(detector, **config) -> MainWindow:
+        config.setdefault("classes", "all")
+        window = MainWindow(DetectorConfig(model="tiny-fpn", device="cpu", **config),
+                            detector=detector, settings=settings)
+        qtbot.addWidget(window)
+        window.show()
+        windows.append(window)
+        return window
+
+    yield make
+    for window in windows:
+        window.close()
+        assert not window.worker.is_running(), "the worker thread outlived its window"
+
+
+class StandIn:
+    """A detector stand-in: fixed detections, ``delay_s`` per call, fails on call ``fail_on``."""
+
+    names = COCO_NAMES
+
+    def __init__(self, detections: Detections, delay_s: float = 0.0, fail_on: int = 0):
+        self.detections, self.delay_s, self.fail_on, self.calls = detections, delay_s, fail_on, 0
+
+    def infer_timed(self, frames):
+        self.calls += 1
+        time.sleep(self.delay_s)
+        if self.calls == self.fail_on:
+            raise RuntimeError("stand-in detector failed")
+        return [self.detections for _ in frames], {"dense_a": self.delay_s * 1000.0}
+
+    def infer(self, frames):
+        return self.infer_timed(frames)[0]
+
+
+def two_boxes() -> Detections:
+    return Detections([[20, 20, 80, 70], [110, 30, 180, 90]], [0.9, 0.3], [CAR, PERSON])
+
+
+def wait_for_frame(qtbot, window, index: int, timeout: int = 20000) -> None:
+    qtbot.waitUntil(lambda: window.packet is not None and window.packet.frame.index == index,
+                    timeout=timeout)
+
+
+def test_plays_a_clip_to_the_end_matching_the_library_jsonl(qtbot, make_window, biased_loaded,
+                                                            clip_path, tmp_path, no_thread_leak):
+    jsonl = tmp_path / "library.jsonl"
+    library = Detector(biased_loaded, device="cpu", conf=0.75, classes="all")
+    detect_video(clip_path, jsonl=jsonl, detector=library)
+    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert len(lines) == 12 and any(line["detections"] for line in lines)
+
+    window = make_window(Detector(biased_loaded, device="cpu", conf=0.05, classes="all"),
+                         conf=0.75)
+    window.transport.every_frame.setChecked(True)
+    window.transport.speed.setCurrentIndex(4)  # 4x: the 1.2 s clip plays in about 0.3 s
+    window.open_source(clip_path)
+    wait_for_frame(qtbot, window, 0)
+    with qtbot.waitSignal(window.worker.ended, timeout=30000):
+        window.play()
+    wait_for_frame(qtbot, window, 11)
+
+    assert window.transport.frame.text() == "frame 12 / 12"
+    last = lines[-1]["detections"]
+    shown = visible(window.packet.detections, window.overlay_settings())
+    assert detection_records(shown, COCO_NAMES) == last
+    panel = window.panel.detections
+    listed = [panel.item(i).text().split()[0] for i in range(panel.count())]
+    assert listed == [d["class_name"] for d in last]
+    totals = Counter(d["class_name"] for line in lines for d in line["detections"])
+    table = window.panel.counts
+    run = {table.item(r, 0).text(): int(table.item(r, 2).text()) for r in range(table.rowCount())}
+    assert run == dict(totals)
+
+    window.step(-1)
+    wait_for_frame(qtbot, window, 10)
+    assert window.transport.frame.text() == "frame 11 / 12"
+    window.seek(3)
+    wait_for_frame(qtbot, window, 3)
+
+
+def painted_rgb(window, x: float, y: float) -> tuple[int, int, int]:
+    """The colour the video widget painted at frame pixel (x, y)."""
+    grab = window.view.grab().toImage()
+    rect = window.view.image_rect()
+    scale = rect.width() / window.view.image().width()
+    colour = grab.pixelColor(round(rect.x() + x * scale), round(rect.y() + y * scale))
+    return colour.red(), colour.green(), colour.blue()
+
+
+def near(rgb, bgr, tol: int = 40) -> bool:
+    return all(abs(a - b) <= tol for a, b in zip(rgb, bgr[::-1]))
+
+
+def test_slider_and_class_toggles_change_the_painted_overlay(qtbot, make_window, tmp_path,
+                                                             no_thread_leak):
+    image_path = tmp_path / "grey.png"
+    cv2.imwrite(str(image_path), np.full((120, 200, 3), 128, np.uint8))
+    detector = StandIn(two_boxes())
+    window = make_window(detector, conf=0.2)
+    window.panel.overlay.thickness.setValue(6)
+    window.panel.overlay.labels_box.setChecked(False)
+    window.open_source(str(image_path))
+    wait_for_frame(qtbot, window, 0)
+    qtbot.waitUntil(lambda: not window.view.image().isNull())
+    car_edge, person_edge = (20, 45), (110, 60)
+    assert near(painted_rgb(window, *car_edge), colour_for(CAR, COCO_NAMES))
+    assert near(painted_rgb(window, *person_edge), colour_for(PERSON, COCO_NAMES))
+    assert window.panel.detections.count() == 2
+
+    window.panel.overlay.conf_slider.setValue(50)  # the person (0.30) goes, the car stays
+    qtbot.wait(50)
+    assert near(painted_rgb(window, *person_edge), (128, 128, 128))
+    assert near(painted_rgb(window, *car_edge), colour_for(CAR, COCO_NAMES))
+    assert window.panel.detections.count() == 1
+
+    window.panel.overlay.class_item(CAR).setCheckState(Qt.CheckState.Unchecked)
+    qtbot.wait(50)
+    assert near(painted_rgb(window, *car_edge), (128, 128, 128))
+    assert window.panel.detections.count() == 0
+    assert detector.calls == 1, "overlay changes must not run the detector again"
+
+
+def test_bad_file_shows_a_dialog_and_the_window_stays_usable(qtbot, make_window, errors,
+                                                             biased_loaded, clip_path, tmp_path,
+                                                             no_thread_leak):
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("this is not a video\n")
+    window = make_window(Detector(biased_loaded, device="cpu", conf=0.05, classes="all"))
+    window.open_source(str(bad))
+    qtbot.waitUntil(lambda: len(errors) > 0, timeout=10000)
+    assert "notes.mp4" in errors[0]
+    assert "error:" in window.statusBar().currentMessage()
+    window.open_source(str(tmp_path / "missing.mp4"))
+    qtbot.waitUntil(lambda: len(errors) == 2, timeout=10000)
+    assert "No such file" in errors[1]
+    window.open_source(clip_path)
+    wait_for_frame(qtbot, window, 0)
+    window.step(1)
+    wait_for_frame(qtbot, window, 1)
+
+
+def test_detector_failure_while_playing_shows_a_dialog(qtbot, make_window, errors, clip_path,
+                                                       no_thread_leak):
+    detector = StandIn(two_boxes(), fail_on=3)
+    window = make_window(detector)
+    window.transport.every_frame.setChecked(True)
+    window.open_source(clip_path)
+    wait_for_frame(qtbot, window, 0)
+    window.play()
+    qtbot.waitUntil(lambda: len(errors) > 0, timeout=10000)
+    assert "infer stage failed" in errors[0] and "stand-in detector failed" in errors[0]
+    qtbot.waitUntil(lambda: not window.is_playing, timeout=5000)
+    window.seek(5)  # still usable: the next call works
+    wait_for_frame(qtbot, window, 5)
+    assert [t for t in threading.enumerate() if t.name.startswith("drivevision-")
+            and t.name != "drivevision-viewer-worker"] == []
+
+
+@pytest.mark.timeout(40)
+def test_event_loop_stays_responsive_under_a_slow_detector(qtbot, make_window, clip_path,
+                                                           no_thread_leak):
+    detector = StandIn(two_boxes(), delay_s=0.5)
+    window = make_window(detector)
+    window.open_source(clip_path)
+    wait_for_frame(qtbot, window, 0)
+    gaps: list[float] = []
+    last = [time.monotonic()]
+
+    def ping() -> None:
+        now = time.monotonic()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(ping)
+    window.play()
+    last[0] = time.monotonic()
+    timer.start()
+    qtbot.waitUntil(lambda: window.packet.frame.index >= 3, timeout=10000)
+    t0 = time.monotonic()
+    window.pause()
+    pause_ms = (time.monotonic() - t0) * 1000.0
+    qtbot.wait(300)
+    timer.stop()
+    late_ms = (max(gaps) - 0.010) * 1000.0
+    print(f"event loop: {len(gaps)} pings, worst {late_ms:.1f} ms late; pause {pause_ms:.1f} ms")
+    assert detector.calls >= 4
+    assert late_ms < 50, f"the event loop stalled for {late_ms:.0f} ms"
+    assert pause_ms < 50, f"pause blocked the GUI for {pause_ms:.0f} ms"
+    qtbot.waitUntil(lambda: not window.is_playing, timeout=5000)
+
+
+def test_recent_sources_and_overlay_settings_persist(qtbot, make_window, settings, clip_path,
+                                                     tmp_path, no_thread_leak):
+    window = make_window(StandIn(two_boxes()))
+    window.panel.overlay.thickness.setValue(3)
+    window.open_source(clip_path)
+    wait_for_frame(qtbot, window, 0)
+    video, jsonl = tmp_path / "rec.mp4", tmp_path / "rec.jsonl"
+    window.start_recording(str(video), str(jsonl))
+    window.transport.every_frame.setChecked(True)
+    window.transport.speed.setCurrentIndex(4)
+    with qtbot.waitSignal(window.worker.ended, timeout=20000):
+        window.play()
+    window.stop_recording()
+    qtbot.waitUntil(jsonl.exists, timeout=10000)
+    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert [line["frame"] for line in lines] == list(range(1, 12))  # played after frame 0
+    times = video_times(video)
+    assert len(times) == 11
+    watched = (lines[-1]["timestamp_ms"] - lines[0]["timestamp_ms"]) / 1000.0 / 4  # at 4x
+    assert times[-1] - times[0] == pytest.approx(watched, abs=0.08)
+    shot = tmp_path / "shot.png"
+    assert window.save_screenshot(shot)
+    assert cv2.imread(str(shot)).shape == (96, 160, 3)
+    window.close()
+
+    again = make_window(StandIn(two_boxes()))
+    assert again.settings.recent()[0] == clip_path
+    assert [a.text() for a in again.recent_menu.actions()] == [clip_path]
+    assert again.panel.overlay.thickness.value() == 3
+
+
+def test_drivevision_view_starts_the_viewer_with_the_same_options(monkeypatch, clip_path):
+    import sys
+
+    from drivevision import cli
+    from drivevision.cli.options import detector_config
+    from gui.app import build_parser
+
+    calls = []
+    monkeypatch.setattr(os, "execv", lambda exe, argv: calls.append((exe, argv)))
+    options = ["--model", "tiny-fpn", "--device", "cpu", "--conf", "0.3", "--classes", "car"]
+    cli.main(["view", clip_path, *options])
+    [(exe, argv)] = calls
+    assert exe == sys.executable and argv[1:4] == ["-m", "gui", clip_path]
+    viewer = detector_config(build_parser().parse_args(argv[3:]))
+    detect = detector_config(cli.build_parser().parse_args(["detect", clip_path, *options]))
+    assert viewer == detect
+
+
+def video_times(path) -> list[float]:
+    """Presentation times (s) of every frame of the video at ``path``, in order."""
+    with av.open(str(path)) as container:
+        return sorted(float(frame.time) for frame in container.decode(video=0))
+
+
+def stream_seq(window) -> int:
+    """The MJPEG test server's sequence number of the frame on show."""
+    return read_seq(window.packet.frame.image)
+
+
+def test_live_stream_plays_again_after_pause_and_speed_change(qtbot, make_window,
+                                                              no_thread_leak):
+    window = make_window(StandIn(two_boxes(), delay_s=0.02))
+    with MjpegTestServer(fps=30) as server:
+        window.open_source(server.url)  # live: plays at once
+        qtbot.waitUntil(lambda: window.packet is not None and window.is_playing, timeout=10000)
+        window.pause()
+        qtbot.waitUntil(lambda: not window.is_playing, timeout=5000)
+        qtbot.wait(100)
+        paused_at = stream_seq(window)
+        window.play()
+        qtbot.waitUntil(lambda: stream_seq(window) > paused_at + 3, timeout=10000)
+        window.transport.speed.setCurrentIndex(3)  # restarts the pipeline while playing
+        changed_at = stream_seq(window)
+        qtbot.waitUntil(lambda: stream_seq(window) > changed_at + 3, timeout=10000)
+        assert window.is_playing
+        window.pause()
+        qtbot.waitUntil(lambda: not window.is_playing, timeout=5000)
+
+
+@pytest.mark.timeout(90)
+def test_gui_command_with_play_starts_a_live_stream_once(qtbot, monkeypatch, settings,
+                                                         tiny_checkpoint, no_thread_leak):
+    from gui import app, main_window
+    from gui.worker import Worker
+
+    sent, windows = [], []
+    send = Worker.send
+    monkeypatch.setattr(Worker, "send", lambda self, name, *a: (sent.append(name),
+                                                                 send(self, name, *a)))
+
+    class Window(main_window.MainWindow):  # the test's settings, never the user's
+        def __init__(self, config):
+            super().__init__(config, settings=settings)
+            windows.append(self)
+
+    def run_until_frames(_app) -> int:
+        [window] = windows
+        qtbot.waitUntil(lambda: window.packet is not None, timeout=60000)
+        first = stream_seq(window)
+        qtbot.waitUntil(lambda: stream_seq(window) > first + 1, timeout=20000)
+        window.close()
+        return 0
+
+    monkeypatch.setattr(main_window, "MainWindow", Window)
+    monkeypatch.setattr(QApplication, "exec", run_until_frames)
+    with MjpegTestServer(fps=30) as server:
+        assert app.main([server.url, "--play", "--model", "tiny-fpn", "--weights",
+                         tiny_checkpoint, "--device", "cpu", "--min-size", "96",
+                         "--max-size", "160", "--proposals", "50"]) == 0
+    assert sent.count("play") == 1
+    assert not windows[0].worker.is_running()
+
+
+def test_recording_while_frames_are_skipped_lasts_as_long_as_the_playing(
+        qtbot, make_window, clip_path, tmp_path, no_thread_leak):
+    window = make_window(StandIn(two_boxes(), delay_s=0.25))  # 4 detections/s on 10 fps
+    window.transport.speed.setCurrentIndex(2)  # 1x, skipping frames the detector misses
+    window.transport.every_frame.setChecked(False)
+    window.open_source(clip_path)
+    wait_for_frame(qtbot, window, 0)
+    video, jsonl = tmp_path / "rec.mkv", tmp_path / "rec.jsonl"
+    window.start_recording(str(video), str(jsonl))
+    with qtbot.waitSignal(window.worker.ended, timeout=20000):
+        window.play()
+    window.stop_recording()
+    qtbot.waitUntil(jsonl.exists, timeout=10000)
+    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert 2 <= len(lines) < 11, "the detector should have skipped frames"
+    times = video_times(video)
+    assert len(times) == len(lines)
+    watched = (lines[-1]["timestamp_ms"] - lines[0]["timestamp_ms"]) / 1000.0
+    assert times[-1] - times[0] == pytest.approx(watched, abs=0.12)
+
+
+def test_close_waits_for_a_busy_worker_instead_of_leaving_it_running(qtbot, make_window,
+                                                                     tmp_path, no_thread_leak):
+    image_path = tmp_path / "grey.png"
+    cv2.imwrite(str(image_path), np.full((120, 200, 3), 128, np.uint8))
+    gate = threading.Event()
+
+    class Stuck(StandIn):
+        def infer_timed(self, frames):
+            gate.wait(20)
+            return super().infer_timed(frames)
+
+    window = make_window(Stuck(two_boxes()))
+    window.close_timeout_s = 0.2
+    window.open_source(str(image_path))
+    qtbot.waitUntil(lambda: window.media is not None, timeout=10000)
+    assert not window.close(), "closed while the worker was still in a detector call"
+    assert window.isVisible() and window.worker.is_running()
+    assert "close again" in window.statusBar().currentMessage()
+    gate.set()
+    qtbot.waitUntil(lambda: not window.worker.is_running(), timeout=10000)
+    assert window.close()
+
+
+def test_display_drops_start_from_zero_for_a_new_source(qtbot, make_window, clip_path,
+                                                        tmp_path, no_thread_leak):
+    window = make_window(StandIn(two_boxes()))
+    window.transport.every_frame.setChecked(True)
+    window.transport.speed.setCurrentIndex(4)
+    window.open_source(clip_path)
+    wait_for_frame(qtbot, window, 0)
+    window.play()
+    time.sleep(0.6)  # the GUI thread is busy: the worker replaces packets nobody took
+    qtbot.waitUntil(lambda: not window.is_playing, timeout=10000)
+    assert window.worker.display_drops > 0
+    image_path = tmp_path / "grey.png"
+    cv2.imwrite(str(image_path), np.full((50, 70, 3), 128, np.uint8))
+    window.open_source(str(image_path))
+    qtbot.waitUntil(lambda: window.packet is not None
+                    and window.packet.frame.image.shape == (50, 70, 3), timeout=10000)
+    assert window.packet.stats["dropped"] == 0
+    assert "dropped 0" in window.view._hud[-1]
+
+
+VIEWER = """
+import sys
+from PyQt6.QtCore import QTimer
+from PyQt6.QtWidgets import QApplication
+from gui.app import main
+from gui.main_window import MainWindow
+
+app = QApplication([sys.argv[0]])
+record = sys.argv[1]
+
+def ready():
+    [window] = [w for w in app.topLevelWidgets() if isinstance(w, MainWindow)]
+    if record != "-":
+        window.start_recording(record, None)
+    print("ready", flush=True)
+
+QTimer.singleShot(0, ready)
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("signum, record", [("SIGINT", False), ("SIGTERM", True)])
+def test_signals_close_the_viewer_and_finish_the_recording(tmp_path, tiny_checkpoint, signum,
+                                                           record):
+    import signal
+    import subprocess
+    import sys
+
+    from drivevision.synthetic import write_clip
+
+    clip = tmp_path / "long.mp4"
+    write_clip(clip, 80, width=160, height=96, fps=10.0)  # 8 s: still playing at the signal
+    video = tmp_path / "rec.mp4"
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path),
+           "XDG_CONFIG_HOME": str(tmp_path / "config")}  # never the user's viewer settings
+    viewer = subprocess.Popen(
+        [sys.executable, "-c", VIEWER, str(video) if record else "-", str(clip), "--play",
+         "--model", "tiny-fpn", "--weights", tiny_checkpoint, "--device", "cpu",
+         "--min-size", "96", "--max-size", "160"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert viewer.stdout.readline().strip() == "ready", viewer.stderr.read()
+        time.sleep(2.0)  # the event loop runs, the clip plays (and is recorded)
+        sent = time.monotonic()
+        viewer.send_signal(getattr(signal, signum))
+        code = viewer.wait(timeout=15)
+        took = time.monotonic() - sent
+    finally:
+        viewer.kill()
+        viewer.wait()
+    assert code == 128 + getattr(signal, signum) and took < 5.0
+    if record:
+        assert not list(tmp_path.glob(".*.part*")) and video.exists()
+        with av.open(str(video)) as container:
+            assert sum(1 for _ in container.decode(video=0)) > 3

@@ -1,0 +1,135 @@
+"""MJPEG over HTTP of the annotated stream, and the live status line."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import cv2
+import numpy as np
+import pytest
+from mjpeg_server import read_parts
+
+from drivevision.io.serve import MjpegServer, is_loopback, parse_bind
+from drivevision.pipeline.livestats import Snapshot, SourceStats
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("127.0.0.1:8090", ("127.0.0.1", 8090)),
+    ("0.0.0.0:80", ("0.0.0.0", 80)),
+    (":9000", ("127.0.0.1", 9000)),
+    ("9000", ("127.0.0.1", 9000)),
+    ("[::1]:8090", ("::1", 8090)),
+    ("localhost:0", ("localhost", 0)),
+])
+def test_parse_bind(text, expected):
+    assert parse_bind(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "host:", "127.0.0.1:99999", "a:b:c"])
+def test_parse_bind_rejects(text):
+    with pytest.raises(ValueError, match="Expected HOST:PORT"):
+        parse_bind(text)
+
+
+@pytest.mark.parametrize("host, loopback", [("127.0.0.1", True), ("localhost", True),
+                                            ("::1", True), ("0.0.0.0", False),
+                                            ("192.168.1.20", False)])
+def test_only_loopback_counts_as_private(host, loopback):
+    assert is_loopback(host) is loopback
+
+
+@pytest.mark.timeout(30)
+def test_clients_receive_published_frames_and_close_ends_them(no_thread_leak):
+    server = MjpegServer(port=0, streams=2).start()
+    assert server.warning is None and server.address[0] == "127.0.0.1"
+    stop = threading.Event()
+
+    def publish():
+        i = 0
+        while not stop.is_set():
+            server.publish(0, np.full((60, 80, 3), (i * 20) % 256, np.uint8))
+            server.publish(1, np.zeros((30, 40, 3), np.uint8))
+            i += 1
+            time.sleep(0.02)
+
+    publisher = threading.Thread(target=publish)
+    publisher.start()
+    try:
+        with urllib.request.urlopen(server.url(0), timeout=5) as response:
+            assert response.headers["Content-Type"].startswith("multipart/x-mixed-replace")
+            images = read_parts(response, 4)
+        assert len(images) == 4 and all(im.shape == (60, 80, 3) for im in images)
+        assert len({int(im.mean()) for im in images}) == 4  # four different frames
+        with urllib.request.urlopen(server.url(1).replace("/stream/1", "/snapshot/1.jpg"),
+                                    timeout=5) as response:
+            snapshot = cv2.imdecode(np.frombuffer(response.read(), np.uint8), cv2.IMREAD_COLOR)
+        assert snapshot.shape == (30, 40, 3)
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            urllib.request.urlopen(server.url(2), timeout=5)
+        response = urllib.request.urlopen(server.url(0), timeout=5)
+        read_parts(response, 1)
+        start = time.monotonic()
+        server.close()  # a client is still streaming
+        assert time.monotonic() - start < 3.0
+        assert len(read_parts(response, 1000)) < 1000  # the stream ends instead of hanging
+        response.close()
+    finally:
+        stop.set()
+        publisher.join()
+        server.close()
+
+
+def test_port_in_use_is_one_clear_error():
+    with MjpegServer(port=0) as first, pytest.raises(ValueError, match="Cannot serve on"):
+        MjpegServer(port=first.address[1])
+
+
+def test_status_line_text():
+    snap = Snapshot(29.9, 9.8, captured=300, processed=98, dropped=202, latency_p50=131.0,
+                    latency_p95=148.4, reconnects=1, lost_s=2.26)
+    assert snap.dropped_pct == pytest.approx(67.33, abs=0.01)
+    assert snap.format() == ("in 29.9 fps  det  9.8 fps  dropped  67%  latency p50/p95 131/148 "
+                             "ms  reconnects 1 (2.3 s lost)")
+    assert "latency p50/p95 -" in Snapshot(0, 0, 0, 0, 0, None, None).format()
+    lost = Snapshot(0, 0, 9, 9, 0, 80.0, 90.0, state="LOST 3 s, reconnecting")
+    assert lost.format().endswith("latency p50/p95 80/90 ms  LOST 3 s, reconnecting")
+
+
+def test_source_stats_windows_and_whole_run():
+    stats = SourceStats(window_s=1.0)
+    now = time.monotonic()
+    for i in range(30):
+        stats.on_capture(now - 0.9 + i * 0.03)
+    for ms in (100, 110, 120, 400):
+        stats.on_result(ms, now - 0.5)
+    stats.on_drop()
+    snap = stats.snapshot()
+    assert 25 < snap.input_fps < 40 and snap.dropped == 1 and snap.processed == 4
+    assert snap.latency_p50 == pytest.approx(115.0)
+    assert stats.run_latency(50) == 110.0 and stats.run_latency(100) == 400.0
+    old = SourceStats(window_s=1.0)
+    old.on_result(100, now - 5.0)
+    assert old.snapshot().latency_p50 is None and old.run_latency(95) == 100.0
+
+
+def test_status_line_writes_every_second_and_stops_the_run_after_duration():
+    from drivevision.cli.live import StatusLine
+
+    class Stub:
+        sources = [type("S", (), {"reconnects": 0})()]
+        stats = [SourceStats()]
+        stopped = False
+
+        def stop(self):
+            self.stopped = True
+
+    out, stub = io.StringIO(), Stub()
+    with StatusLine(stub, duration=1.0, stream=out):
+        time.sleep(2.3)
+    lines = out.getvalue().splitlines()
+    # once a second: 2 lines in 2.3 s, give or take one on a loaded machine
+    assert 1 <= len(lines) <= 3 and all("dropped" in line for line in lines) and stub.stopped

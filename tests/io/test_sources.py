@@ -1,0 +1,291 @@
+"""Source URIs, GStreamer strings, fail-fast errors, and live stream sources on loopback."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+from mjpeg_server import MjpegTestServer, read_seq, read_tint
+
+from drivevision.errors import SourceError
+from drivevision.io.sources import open_source
+from drivevision.io.streams import RealtimeSource, Reconnect, StreamSource
+from drivevision.io.uri import csi_pipeline, ffmpeg_capture_options, parse_uri
+
+HAS_GSTREAMER = cv2.videoio_registry.hasBackend(cv2.CAP_GSTREAMER)
+FAST = Reconnect(stall_timeout=0.5, backoff_initial=0.05, backoff_max=0.2)
+
+
+@pytest.mark.parametrize("uri, kind, target, transport", [
+    ("0", "camera", 0, None),
+    ("2", "camera", 2, None),
+    ("/dev/video1", "camera", "/dev/video1", None),
+    ("rtsp://cam.local:8554/live", "rtsp", "rtsp://cam.local:8554/live", "tcp"),
+    ("rtsp://cam/live?transport=udp&id=3", "rtsp", "rtsp://cam/live?id=3", "udp"),
+    ("rtsps://cam/live?transport=TCP", "rtsp", "rtsps://cam/live", "tcp"),
+    ("http://127.0.0.1:8080/video.mjpg", "http", "http://127.0.0.1:8080/video.mjpg", None),
+    ("https://example.org/live/index.m3u8", "http", "https://example.org/live/index.m3u8", None),
+    ("csi://1", "csi", 1, None),
+    ("gst:videotestsrc ! videoconvert ! appsink", "gst", "videotestsrc ! videoconvert ! appsink",
+     None),
+    ("file:///data/drive.mp4", "path", "/data/drive.mp4", None),
+    ("clips/drive.mp4", "path", "clips/drive.mp4", None),
+    ("/data/frames", "path", "/data/frames", None),
+])
+def test_parse_uri(uri, kind, target, transport):
+    spec = parse_uri(uri)
+    assert (spec.kind, spec.target, spec.transport) == (kind, target, transport)
+    assert spec.network == (kind in ("rtsp", "http"))
+
+
+def test_rtsp_transport_default_and_query():
+    assert parse_uri("rtsp://cam/live", transport="udp").transport == "udp"
+    assert parse_uri("rtsp://cam/live?transport=tcp", transport="udp").transport == "tcp"
+
+
+@pytest.mark.parametrize("uri, message", [
+    ("ftp://host/video.mp4", "Unknown source scheme 'ftp://'"),
+    ("webcam://0", "Unknown source scheme 'webcam://'"),
+    ("csi://left", "Expected csi://N"),
+    ("gst:videotestsrc ! fakesink", "ends in appsink"),
+    ("rtsp://cam/live?transport=quic", "tcp or udp"),
+    ("http:///path", "Expected a host"),
+    ("  ", "empty string"),
+])
+def test_bad_uri_is_one_clear_value_error(uri, message):
+    with pytest.raises(ValueError, match=message) as info:
+        parse_uri(uri)
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_scheme_lists_what_is_expected():
+    with pytest.raises(ValueError) as info:
+        open_source("ftp://host/video.mp4")
+    for form in ("camera index", "/dev/videoN", "rtsp://", "http(s)://", "csi://N", "gst:"):
+        assert form in str(info.value)
+
+
+def test_csi_pipeline_string():
+    text = csi_pipeline(1, width=1920, height=1080, fps=29.97, flip=2)
+    elements = [e.strip() for e in text.split("!")]
+    assert elements[0] == "nvarguscamerasrc sensor-id=1"
+    assert elements[1] == ("video/x-raw(memory:NVMM), width=1920, height=1080, "
+                           "framerate=30000/1001, format=NV12")
+    assert elements[2] == "nvvidconv flip-method=2"
+    assert "format=BGRx" in elements[3] and elements[4] == "videoconvert"
+    assert elements[5] == "video/x-raw, format=BGR"
+    assert elements[6] == "appsink drop=true max-buffers=1 sync=false"
+    assert "framerate=60/1" in csi_pipeline(0, width=1280, height=720, fps=60)
+
+
+@pytest.mark.parametrize("kwargs", [{"width": 0}, {"fps": 0}, {"flip": 8}])
+def test_csi_pipeline_rejects_bad_settings(kwargs):
+    with pytest.raises(ValueError, match="Expected"):
+        csi_pipeline(0, **kwargs)
+
+
+@pytest.mark.parametrize("transport, existing, expected", [
+    ("tcp", None, "rtsp_transport;tcp"),
+    ("udp", "stimeout;5000000", "stimeout;5000000|rtsp_transport;udp"),
+    ("udp", "rtsp_transport;tcp|max_delay;0", "rtsp_transport;tcp|max_delay;0"),
+    (None, None, None),
+])
+def test_ffmpeg_capture_options(transport, existing, expected):
+    assert ffmpeg_capture_options(transport, existing) == expected
+
+
+@pytest.mark.skipif(HAS_GSTREAMER, reason="this OpenCV has GStreamer: csi:// would try a camera")
+@pytest.mark.parametrize("uri", ["csi://0", "gst:videotestsrc ! videoconvert ! appsink"])
+def test_gstreamer_sources_fail_fast_without_gstreamer(uri):
+    with pytest.raises(SourceError, match="without GStreamer.*JetPack"):
+        open_source(uri)
+
+
+def test_missing_camera_device_fails_fast():
+    start = time.monotonic()
+    with pytest.raises(SourceError, match="/dev/video63: no such device"):
+        open_source("/dev/video63")
+    assert time.monotonic() - start < 2.0
+
+
+@pytest.mark.skipif(Path("/dev/video0").exists(), reason="a camera is attached")
+def test_missing_camera_index_fails_fast():
+    with pytest.raises(SourceError, match="Cannot open 0: no such camera"):
+        open_source("0")
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_stream_fails_fast_with_one_line():
+    url = f"http://127.0.0.1:{_closed_port()}/stream"
+    start = time.monotonic()
+    with pytest.raises(SourceError, match=f"Cannot open {url}") as info:
+        open_source(url)
+    assert time.monotonic() - start < 5.0
+    assert "\n" not in str(info.value)
+
+
+def test_http_404_fails_fast():
+    with MjpegTestServer() as server, pytest.raises(SourceError, match="Cannot open"):
+        open_source(server.url.replace("/stream", "/nothing"))
+
+
+def test_camera_options_refused_for_files(clip_path):
+    with pytest.raises(ValueError, match="only for a camera"):
+        open_source(clip_path, width=640)
+
+
+def test_files_and_folders_open_as_before(clip_path, tmp_path):
+    with open_source(clip_path) as source:
+        frames = list(source)
+    assert len(frames) == 12 and not source.live
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"f{i}.png"), frames[i].image)
+    with open_source(f"file://{tmp_path}", fps=5.0) as folder:
+        assert [f.timestamp_ms for f in folder] == [0.0, 200.0, 400.0]
+
+
+def test_realtime_file_is_paced_at_its_frame_rate(clip_path):
+    with open_source(clip_path, realtime=True) as source:
+        assert isinstance(source, RealtimeSource) and source.live
+        start = time.monotonic()
+        frames = list(source)
+    assert len(frames) == 12
+    assert time.monotonic() - start >= 1.05  # 12 frames at 10 fps: the last one is due at 1.1 s
+    gaps = [b.captured_at - a.captured_at for a, b in zip(frames, frames[1:])]
+    assert min(gaps) > 0.07
+
+
+def test_mjpeg_stream_frames_in_order():
+    with MjpegTestServer(fps=30, tint=2) as server, open_source(server.url) as source:
+        assert isinstance(source, StreamSource) and source.live
+        frames = []
+        for frame in source:
+            frames.append(frame)
+            if len(frames) == 10:
+                break
+    assert [f.index for f in frames] == list(range(10))
+    seqs = [read_seq(f.image) for f in frames]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 10
+    assert all(read_tint(f.image) == 2 and f.image.shape == (120, 160, 3) for f in frames)
+    assert all(b.timestamp_ms > a.timestamp_ms for a, b in zip(frames, frames[1:]))
+
+
+def test_frozen_stream_is_reopened_after_the_stall_timeout():
+    with MjpegTestServer(fps=30, freeze_after=4) as server, \
+            open_source(server.url, reconnect=FAST) as source:
+        frames = []
+        for frame in source:
+            frames.append(frame)
+            if len(frames) == 9:
+                break
+    assert source.reconnects >= 2
+    assert [f.index for f in frames] == list(range(9))
+    gap = source.gaps[0]
+    assert gap.reason == "no frame for 0.5 s" and gap.next_index == gap.last_index + 1
+    assert 0.4 < gap.seconds < 3.0
+
+
+def test_stream_gone_for_good_ends_after_max_reconnects():
+    policy = Reconnect(stall_timeout=1.0, max_reconnects=2, backoff_initial=0.05)
+    server = MjpegTestServer(fps=30).__enter__()
+    source = open_source(server.url, reconnect=policy)
+    frames = []
+    start = time.monotonic()
+    for frame in source:
+        frames.append(frame)
+        if len(frames) == 3:
+            server.__exit__(None, None, None)
+    source.close()
+    assert time.monotonic() - start < 8.0
+    assert source.gave_up and source.reconnects == 0
+    last = source.gaps[-1]
+    assert last.next_index is None and last.attempts == 2
+    assert "gave up after 2 reconnect attempt(s)" in source.notes[-1]
+
+
+def test_interrupt_ends_a_waiting_stream():
+    policy = Reconnect(stall_timeout=1.0, backoff_initial=5.0, backoff_max=5.0)
+    server = MjpegTestServer(fps=30).__enter__()
+    source = open_source(server.url, reconnect=policy)
+    it = iter(source)
+    next(it)
+    server.__exit__(None, None, None)
+    start = time.monotonic()
+    timer = threading.Timer(0.3, source.interrupt)
+    timer.start()
+    list(it)  # frames still buffered, then the outage: waits in the backoff until interrupted
+    assert time.monotonic() - start < 3.0  # not the 5 s backoff
+    timer.join()
+    source.close()
+
+
+def test_hls_playlist_over_http(tmp_path):
+    """HLS: a playlist and MPEG-TS segments written here, served by http.server on loopback."""
+    import functools
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    import av
+    from mjpeg_server import make_frame
+
+    options = {"hls_time": "1", "hls_list_size": "0", "hls_playlist_type": "vod"}
+    with av.open(str(tmp_path / "index.m3u8"), "w", format="hls", options=options) as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        for i in range(60):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(make_frame(i, 1), format="bgr24")))
+        out.mux(stream.encode(None))
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=tmp_path))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        with open_source(f"http://127.0.0.1:{server.server_address[1]}/index.m3u8") as source:
+            seqs = []
+            for frame in source:
+                seqs.append(read_seq(frame.image))
+                if len(seqs) == 45:  # across segment boundaries
+                    break
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert seqs == list(range(45))
+
+
+def test_an_existing_all_digit_folder_is_a_folder_not_a_camera(clip_path, tmp_path,
+                                                                monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with open_source(clip_path) as clip:
+        images = [f.image for f, _ in zip(clip, range(2))]
+    Path("20231015").mkdir()  # a dashcam's date folder
+    for i, image in enumerate(images):
+        cv2.imwrite(f"20231015/{i:04d}.png", image)
+    assert (parse_uri("20231015").kind, parse_uri("20231015").target) == ("path", "20231015")
+    with open_source("20231015", fps=5.0) as folder:
+        assert not folder.live and [f.index for f in folder] == [0, 1]
+    assert (parse_uri("20231016").kind, parse_uri("20231016").target) == ("camera", 20231016)
+
+
+def test_file_uris_are_percent_decoded(clip_path, tmp_path):
+    from urllib.parse import quote
+
+    spaced = tmp_path / "drive 1%.mp4"
+    spaced.write_bytes(Path(clip_path).read_bytes())
+    uri = "file://" + quote(str(spaced))
+    assert "%20" in uri and parse_uri(uri).target == str(spaced)
+    assert parse_uri("file://localhost/tmp/a%20b.mp4").target == "/tmp/a b.mp4"
+    with open_source(uri) as source:
+        assert len(list(source)) == 12

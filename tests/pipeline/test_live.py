@@ -1,0 +1,282 @@
+"""The live path against real MJPEG streams on 127.0.0.1: reconnection, latency, memory,
+several sources at once, and the ``drivevision live`` command."""
+
+from __future__ import annotations
+
+import gc
+import json
+import threading
+import time
+from contextlib import ExitStack
+
+import av
+import numpy as np
+import psutil
+import pytest
+from mjpeg_server import MjpegTestServer, read_seq, read_tint, start_process
+from standins import count_frames
+
+from drivevision.config import PipelineConfig
+from drivevision.detections import Detections
+from drivevision.errors import StageError
+from drivevision.io.frames import Frame, Source
+from drivevision.io.live_sinks import GapJsonlSink, LiveVideoSink
+from drivevision.io.serve import MjpegServer, ServeSink
+from drivevision.io.sources import open_source
+from drivevision.io.streams import Reconnect
+from drivevision.labels import COCO_NAMES
+from drivevision.pipeline import Pipeline
+from drivevision.pipeline.multi import MultiSourcePipeline
+
+BOX = Detections(np.array([[10, 10, 40, 40]]), np.array([0.9]), np.array([3]))
+
+
+class StandInDetector:
+    """Quacks like ``drivevision.detector.Detector``: ``ms`` per call, one fixed car box."""
+
+    names = COCO_NAMES
+
+    def __init__(self, ms: float = 0.0, fail_after: int | None = None):
+        self.seconds, self.fail_after, self.calls = ms / 1000.0, fail_after, 0
+
+    def infer_timed(self, frames):
+        start = time.perf_counter()
+        self.calls += 1
+        if self.fail_after is not None and self.calls > self.fail_after:
+            raise RuntimeError("stand-in detector broke")
+        if self.seconds:
+            time.sleep(self.seconds)
+        ms = (time.perf_counter() - start) * 1000.0
+        return [BOX] * len(frames), {"preprocess": 0.0, "dense_a": ms, "postprocess": 0.0}
+
+    def infer(self, frames):
+        return self.infer_timed(frames)[0]
+
+
+class CountingLiveSource(Source):
+    """``n`` small live frames, one every ``period`` seconds at most (a very fast camera)."""
+
+    def __init__(self, n: int, shape=(48, 64, 3), period: float = 0.0002):
+        super().__init__("synthetic", live=True)
+        self.n, self.shape, self.period = n, shape, period
+
+    def __iter__(self):
+        for i in range(self.n):
+            time.sleep(self.period)
+            yield Frame(i, float(i), np.full(self.shape, i % 256, np.uint8), time.monotonic())
+
+
+def jsonl(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.timeout(60)
+def test_server_killed_mid_stream_reconnects_and_reports_gap(tmp_path, no_thread_leak):
+    proc, port = start_process(fps=30)
+    procs = [proc]
+    policy = Reconnect(stall_timeout=2.0, backoff_initial=0.25, backoff_max=1.0)
+    source = open_source(f"http://127.0.0.1:{port}/stream", reconnect=policy)
+    results, after = [], 0
+    with source, LiveVideoSink(tmp_path / "live.mp4") as video, \
+            GapJsonlSink(tmp_path / "live.jsonl", COCO_NAMES, source.gaps) as lines:
+        pipeline = MultiSourcePipeline([source], StandInDetector(20), [[video, lines]])
+        deadline = threading.Timer(30, pipeline.stop)
+        deadline.start()
+        for result in pipeline.results():
+            results.append(result)
+            if len(results) == 20:  # kill it mid-stream; start it again 1.5 s later
+                procs[0].kill()
+                procs[0].wait()
+                threading.Timer(1.5, lambda: procs.append(start_process(port, fps=30)[0])).start()
+            after += source.reconnects > 0
+            if after == 20:
+                pipeline.stop()
+        deadline.cancel()
+    for p in procs:
+        p.kill()
+        p.wait()
+    assert source.reconnects == 1 and len(source.gaps) == 1
+    gap = source.gaps[0]
+    assert gap.reason == "the stream ended or failed" and 1.0 < gap.seconds < 8.0
+    indices = [r.frame.index for r in results]
+    assert indices == sorted(set(indices)) and after >= 20
+    for side in ([r for r in results if r.frame.index <= gap.last_index],
+                 [r for r in results if r.frame.index >= gap.next_index]):
+        seqs = [read_seq(r.frame.image) for r in side]  # the new server counts from 0 again
+        assert len(side) >= 15 and seqs == sorted(seqs)
+    records = jsonl(tmp_path / "live.jsonl")
+    frames = [r["frame"] for r in records if "frame" in r]
+    assert frames == indices
+    where = next(i for i, r in enumerate(records) if "gap" in r)
+    assert records[where - 1]["frame"] <= gap.last_index < records[where + 1]["frame"]
+    assert records[where]["gap"]["seconds"] == pytest.approx(gap.seconds, abs=0.01)
+    assert count_frames(tmp_path / "live.mp4") == len(results)
+    with av.open(str(tmp_path / "live.mp4")) as container:  # the video keeps the real timeline
+        stream = container.streams.video[0]
+        assert float(stream.duration * stream.time_base) > gap.seconds
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_latency_stays_bounded_with_a_slow_detector(tmp_path):
+    proc, port = start_process(fps=30, width=320, height=240)
+    try:
+        with open_source(f"http://127.0.0.1:{port}/stream") as source, \
+                LiveVideoSink(tmp_path / "live.mp4") as video:
+            pipeline = MultiSourcePipeline([source], StandInDetector(100), [[video]])
+            timer = threading.Timer(21.0, pipeline.stop)
+            timer.start()
+            latency = [(r.rendered_at, r.latency_ms) for r in pipeline.results()]
+            timer.cancel()
+    finally:
+        proc.kill()
+        proc.wait()
+    stats = pipeline.stats[0]
+    whole = np.percentile([ms for _, ms in latency], 95)
+    end = latency[-1][0]
+    last = np.percentile([ms for t, ms in latency if t > end - 5.0], 95)
+    print(f"latency p95 {whole:.0f} ms (last 5 s {last:.0f} ms), {stats.processed} processed, "
+          f"{stats.dropped} dropped of {stats.captured}")
+    assert whole < 250 and last < 250  # bounded, and not growing
+    assert stats.captured > 500 and 150 < stats.processed < 220  # 30 fps in, 10 fps detected
+    assert stats.dropped > 300 and stats.processed + stats.dropped == stats.captured
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_soak_memory_stays_flat(tmp_path):
+    rss = psutil.Process().memory_info
+    source = CountingLiveSource(20_000)
+    marks = {}
+    with MjpegServer(port=0) as server, LiveVideoSink(tmp_path / "soak.mp4") as video, \
+            GapJsonlSink(tmp_path / "soak.jsonl", COCO_NAMES) as lines:
+        pipeline = MultiSourcePipeline([source], StandInDetector(), [[video, lines,
+                                                                      ServeSink(server)]])
+
+        def measure(result):
+            if "warm" not in marks and result.frame.index >= 2_000:
+                gc.collect()
+                marks["warm"] = rss().rss
+        processed = pipeline.run(measure)
+    gc.collect()
+    growth = (rss().rss - marks["warm"]) / 2**20
+    stats = pipeline.stats[0]
+    print(f"{processed} processed, {stats.dropped} dropped, RSS growth {growth:.1f} MiB")
+    assert stats.captured == 20_000 and processed + stats.dropped == 20_000
+    assert processed > 2_000 and growth < 50
+
+
+@pytest.mark.timeout(60)
+def test_two_streams_at_different_rates_are_batched_and_kept_apart(tmp_path, no_thread_leak):
+    with MjpegTestServer(fps=30, tint=0) as fast, MjpegTestServer(fps=10, tint=1) as slow, \
+            open_source(fast.url) as s0, open_source(slow.url) as s1:
+        sinks = [[GapJsonlSink(tmp_path / f"out.{i}.jsonl", COCO_NAMES),
+                  LiveVideoSink(tmp_path / f"out.{i}.mp4")] for i in range(2)]
+        pipeline = MultiSourcePipeline([s0, s1], StandInDetector(30), sinks)
+        timer = threading.Timer(4.0, pipeline.stop)
+        timer.start()
+        try:
+            results = list(pipeline.results())
+        finally:
+            timer.cancel()
+            for sink in sinks[0] + sinks[1]:
+                sink.close()
+    assert 2 in pipeline.batch_sizes and max(pipeline.batch_sizes) == 2
+    for i, tint in ((0, 0), (1, 1)):
+        mine = [r for r in results if r.frame.source_id == i]
+        assert len(mine) > 10
+        assert [r.frame.index for r in mine] == sorted({r.frame.index for r in mine})
+        seqs = [read_seq(r.frame.image) for r in mine]
+        assert seqs == sorted(set(seqs))
+        assert {read_tint(r.frame.image) for r in mine} == {tint}
+        lines = jsonl(tmp_path / f"out.{i}.jsonl")
+        assert [x["frame"] for x in lines] == [r.frame.index for r in mine]
+        assert all(x.get("source", 0) == i for x in lines)
+        assert count_frames(tmp_path / f"out.{i}.mp4") == len(mine)
+    ratio = pipeline.stats[0].captured / pipeline.stats[1].captured
+    assert 2.0 < ratio < 4.5  # 30 fps against 10 fps
+
+
+@pytest.mark.timeout(30)
+def test_realtime_file_through_the_live_path(clip_path, no_thread_leak):
+    with open_source(clip_path, realtime=True) as source:
+        pipeline = MultiSourcePipeline([source], StandInDetector(250))
+        start = time.monotonic()
+        results = list(pipeline.results())
+    assert time.monotonic() - start > 1.05
+    indices = [r.frame.index for r in results]
+    assert indices == sorted(indices) and 3 <= len(indices) < 12
+    assert len(indices) + pipeline.dropped == 12
+
+
+@pytest.mark.timeout(30)
+def test_single_source_pipeline_live_policy_on_a_stream(no_thread_leak):
+    with MjpegTestServer(fps=30) as server, open_source(server.url) as source:
+        pipeline = Pipeline(source, StandInDetector(100), config=PipelineConfig(live=True))
+        timer = threading.Timer(2.0, pipeline.stop)
+        timer.start()
+        results = list(pipeline.results())
+        timer.cancel()
+    indices = [r.frame.index for r in results]
+    # 100 ms per detection for 2 s: about 20 results, fewer on a loaded machine, never all 60
+    assert indices == sorted(indices) and 5 <= len(results) <= 21
+    assert pipeline.dropped > 20
+    assert max(r.latency_ms for r in results) < 250
+
+
+@pytest.mark.timeout(30)
+def test_failing_detector_is_raised_with_its_stage(no_thread_leak):
+    pipeline = MultiSourcePipeline([CountingLiveSource(10_000)], StandInDetector(fail_after=3))
+    with pytest.raises(StageError, match="infer stage failed: RuntimeError") as info:
+        pipeline.run()
+    assert info.value.stage == "infer"
+
+
+@pytest.mark.timeout(30)
+def test_stopping_early_ends_every_thread(no_thread_leak):
+    with MjpegTestServer(fps=30) as server, open_source(server.url) as source:
+        pipeline = MultiSourcePipeline([source], StandInDetector(10))
+        for count, _ in enumerate(pipeline.results()):
+            if count == 5:
+                break
+        assert pipeline.join(5.0)
+
+
+def test_live_reads_are_timed_as_capture_and_file_reads_as_decode(clip_path):
+    from drivevision.io.streams import RealtimeSource
+
+    with open_source(clip_path) as file_source:
+        decoded = list(Pipeline(file_source, StandInDetector(0)).results())
+    with RealtimeSource(open_source(clip_path)) as paced:
+        captured = list(Pipeline(paced, StandInDetector(0),
+                                 config=PipelineConfig(live=True)).results())
+    assert all("decode" in r.timings and "capture" not in r.timings for r in decoded)
+    assert all("capture" in r.timings and "decode" not in r.timings for r in captured)
+    # paced at 10 fps: a read waits about 100 ms for its frame, which is not decoding
+    assert np.median([r.timings["capture"] for r in captured[1:]]) > 50
+
+
+@pytest.mark.timeout(30)
+def test_outage_still_going_when_the_run_stops_is_kept_as_a_gap(tmp_path, no_thread_leak):
+    policy = Reconnect(stall_timeout=1.0, backoff_initial=0.2, backoff_max=0.4)
+    with ExitStack() as running:
+        server = running.enter_context(MjpegTestServer(fps=30))
+        source = open_source(server.url, reconnect=policy)
+        with source, GapJsonlSink(tmp_path / "live.jsonl", COCO_NAMES, source.gaps) as lines:
+            pipeline = MultiSourcePipeline([source], StandInDetector(5), [[lines]])
+            deadline = threading.Timer(20, pipeline.stop)
+            deadline.start()
+            for count, _ in enumerate(pipeline.results(), 1):
+                if count == 5:  # the camera goes away for good; stop the run 1.5 s into it
+                    running.close()
+                    while source.outage_since is None and deadline.is_alive():
+                        time.sleep(0.05)
+                    threading.Timer(1.5, pipeline.stop).start()
+            deadline.cancel()
+    [gap] = source.gaps
+    assert gap.next_index is None and gap.last_index >= 4 and "run stopped" in gap.reason
+    assert 1.4 < gap.seconds < 6.0 and source.lost_seconds == gap.seconds
+    assert source.reconnects == 0 and not source.gave_up and source.outage_since is None
+    [record] = [r["gap"] for r in jsonl(tmp_path / "live.jsonl") if "gap" in r]
+    assert record["next_frame"] is None and record["after_frame"] == gap.last_index
+    assert record["seconds"] == pytest.approx(gap.seconds, abs=0.01)

@@ -1,0 +1,134 @@
+"""The threaded pipeline: order, completeness, real video I/O, and failure in every stage."""
+
+import json
+import threading
+import time
+
+import cv2
+import pytest
+from standins import ArraySource, FixedDetector, count_frames
+
+from drivevision.config import PipelineConfig
+from drivevision.detector import Detector
+from drivevision.errors import StageError
+from drivevision.io.sinks import JsonlSink, Sink, VideoSink
+from drivevision.io.sources import open_source
+from drivevision.pipeline import Pipeline
+from drivevision.pipeline.runner import detect_video
+
+
+def test_real_decode_detect_encode_keeps_every_frame_in_order(tmp_path, clip_path, tiny_loaded):
+    detector = Detector(tiny_loaded, device="cpu", conf=0.0, classes="all")
+    out, jsonl = tmp_path / "out.mp4", tmp_path / "out.jsonl"
+    summary = detect_video(clip_path, out, jsonl=jsonl, detector=detector, batch=3)
+    n_in = count_frames(clip_path)
+    assert summary.frames == n_in == count_frames(out) == 12
+    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert [line["frame"] for line in lines] == list(range(n_in))
+    stamps = [line["timestamp_ms"] for line in lines]
+    assert all(b > a for a, b in zip(stamps, stamps[1:]))
+    assert sum(len(line["detections"]) for line in lines) > 0
+    cap = cv2.VideoCapture(str(out))
+    assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (160, 96)
+    assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(10.0, rel=0.01)
+    assert set(summary.stages.stages()) >= {"decode", "preprocess", "inference",
+                                            "postprocess", "render", "encode"}
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_order_and_count_kept_with_batches(batch, no_thread_leak):
+    pipeline = Pipeline(ArraySource(23), FixedDetector(0.001),
+                        config=PipelineConfig(batch_size=batch, queue_size=2))
+    results = list(pipeline.results())
+    assert [r.frame.index for r in results] == list(range(23))
+    # the stand-in's box encodes the frame's pixel value: results meet their own frames
+    assert all(r.detections.xyxy[0, 2] == 10 + r.frame.index for r in results)
+
+
+class BrokenSink(Sink):
+    def __init__(self, path):
+        super().__init__(path)
+
+    def _write(self, frame, detections, annotated):
+        if frame.index == 3:
+            raise OSError("disk full")
+
+
+def broken_render(image, detections):
+    raise ValueError("bad colour")
+
+
+@pytest.mark.parametrize("stage, make", [
+    ("capture", lambda tmp: dict(source=ArraySource(50, fail_at=5))),
+    ("infer", lambda tmp: dict(detector=FixedDetector(fail_on_call=4))),
+    ("render", lambda tmp: dict(render=broken_render, draw=True)),
+    ("write", lambda tmp: dict(sinks=[BrokenSink(tmp / "x.jsonl")])),
+])
+def test_a_failing_stage_stops_the_run_and_is_named(stage, make, tmp_path, no_thread_leak):
+    parts = dict(source=ArraySource(10_000), detector=FixedDetector(0.001), sinks=[])
+    parts.update(make(tmp_path))
+    pipeline = Pipeline(parts.pop("source"), parts.pop("detector"), parts.pop("sinks"),
+                        config=PipelineConfig(queue_size=2), **parts)
+    start = time.monotonic()
+    with pytest.raises(StageError) as info:
+        pipeline.run()
+    assert info.value.stage == stage
+    assert time.monotonic() - start < 5
+    assert not any(t.name.startswith("drivevision-") for t in threading.enumerate())
+
+
+def test_stop_finishes_what_was_detected_and_closes_cleanly(tmp_path, no_thread_leak):
+    pipeline = Pipeline(ArraySource(10_000), FixedDetector(0.002),
+                        [JsonlSink(tmp_path / "d.jsonl", FixedDetector.names)])
+    seen = []
+    for result in pipeline.results():
+        seen.append(result.frame.index)
+        if len(seen) == 10:
+            pipeline.stop()
+    pipeline.sinks[0].close()
+    lines = (tmp_path / "d.jsonl").read_text().splitlines()
+    assert seen == list(range(len(seen))) and len(lines) == len(seen) < 10_000
+
+
+def test_breaking_out_of_results_stops_every_thread(no_thread_leak):
+    pipeline = Pipeline(ArraySource(10_000), FixedDetector())
+    for result in pipeline.results():
+        if result.frame.index == 5:
+            break
+
+
+def test_interrupt_keeps_a_playable_video_and_complete_jsonl(tmp_path, clip_path, tiny_loaded):
+    """Ctrl-C (KeyboardInterrupt on the caller's thread) ends the run with valid outputs."""
+    detector = Detector(tiny_loaded, device="cpu", conf=0.0, classes="all")
+    out, jsonl = tmp_path / "out.mp4", tmp_path / "out.jsonl"
+    calls = []
+
+    def interrupt_after_three(result):
+        calls.append(result)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        detect_video(clip_path, out, jsonl=jsonl, detector=detector,
+                     on_result=interrupt_after_three)
+    lines = jsonl.read_text().splitlines()
+    assert len(lines) >= 3 and [json.loads(x)["frame"] for x in lines] == list(range(len(lines)))
+    assert count_frames(out) == len(lines)
+
+
+def test_failed_run_keeps_partial_outputs_under_a_partial_name(tmp_path, no_thread_leak):
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"precious")
+    source = ArraySource(40, fail_at=20)
+    with pytest.raises(StageError), VideoSink(out, 10.0) as video:
+        Pipeline(source, FixedDetector(), [video]).run()
+    assert out.read_bytes() == b"precious"  # what the user had is not lost
+    partial = tmp_path / "out.partial.mp4"
+    assert partial.exists() and 0 < count_frames(partial) <= 20
+
+
+def test_a_folder_of_images_is_read_in_natural_order(tmp_path):
+    for i in (10, 2, 1):
+        cv2.imwrite(str(tmp_path / f"frame{i}.png"), ArraySource(1).__iter__().__next__().image)
+    source = open_source(tmp_path)
+    assert [p.name for p in source.paths] == ["frame1.png", "frame2.png", "frame10.png"]
