@@ -21,8 +21,14 @@ import numpy as np
 
 from drivevision.io.frames import Source
 from drivevision.io.sinks import Sink
-from drivevision.pipeline.pipeline import Result, detect_batch, draw_result, read_timing, write_result
 from drivevision.pipeline.livestats import SourceStats
+from drivevision.pipeline.pipeline import (
+    Result,
+    detect_batch,
+    draw_result,
+    read_timing,
+    write_result,
+)
 from drivevision.pipeline.threads import END, POLL_S, Aborted, StageThreads
 from drivevision.render import annotate
 

@@ -17,12 +17,12 @@ import pytest
 from mjpeg_server import MjpegTestServer
 from standins import ArraySource, FixedDetector
 
-from drivevision.io import sinks
 from drivevision.cli import main
 from drivevision.cli.options import EXIT_INPUT_DAMAGED
 from drivevision.detections import Detections
 from drivevision.detector import Detector, as_bgr
 from drivevision.errors import StageError
+from drivevision.io import sinks
 from drivevision.io.frames import Frame
 from drivevision.io.sources import open_source
 from drivevision.io.streams import Reconnect
