@@ -56,16 +56,32 @@ class DetectorConfig:
             raise ValueError(f"Expected proposals >= 1, but got {self.proposals}")
 
 
+FRAME_POLICIES = ("auto", "all", "newest")
+
+
 @dataclass(frozen=True)
 class PipelineConfig:
-    """How frames flow. ``live`` keeps only the newest frame instead of blocking the source."""
+    """How frames flow from the sources to the detector.
+
+    ``frames``: "auto" gives each source its own policy (files and folders: every frame, in
+    order, the reader waits; cameras, streams and paced files: only the newest frame waits,
+    older ones are dropped and counted); "all" or "newest" apply one policy to every source.
+    ``batch_size``: most frames of one source per detector call (a live source gives its
+    newest only). ``queue_size``: frames of a file that may wait for the detector.
+    ``batch_timeout``: seconds the batcher waits for the other live sources once one has a
+    frame (several sources batched into one call, as DeepStream's stream muxer does).
+    """
 
     batch_size: int = 1
     queue_size: int = 8
-    live: bool = False
+    batch_timeout: float = 0.04
+    frames: str = "auto"
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError(f"Expected batch size >= 1, but got {self.batch_size}")
         if self.queue_size < 1:
             raise ValueError(f"Expected queue size >= 1, but got {self.queue_size}")
+        if not 0 <= self.batch_timeout <= 10:
+            raise ValueError(f"Expected batch timeout in [0, 10] s, but got {self.batch_timeout}")
+        _check_choice("frames", self.frames, FRAME_POLICIES)

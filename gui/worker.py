@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections import Counter, deque
 from dataclasses import replace
 
@@ -20,7 +19,7 @@ from PyQt6.QtCore import QObject, pyqtSignal
 from drivevision.config import DetectorConfig, PipelineConfig
 from drivevision.io.frames import Frame, Source
 from drivevision.pipeline import Pipeline, Result
-from drivevision.pipeline.stats import RateMeter
+from drivevision.pipeline.stats import Snapshot
 from gui.media import Paced, SeekableSource, open_media
 from gui.overlay import INTERNAL_CONF, OverlaySettings, draw, to_qimage, visible
 from gui.packets import MediaInfo, Packet
@@ -211,7 +210,7 @@ class Worker(QObject):
             index = min(index, self.media.frame_count - 1)
         frame = self.media.read(index)
         detections, ms = self.detector.infer_timed([frame.image])
-        self._publish(Result(frame, detections[0], {"inference": sum(ms.values())}), 0)
+        self._publish(Result(frame, detections[0], {"inference": sum(ms.values())}), None)
 
     def _do_play(self, speed: float = 1.0, every_frame: bool = False) -> None:
         self._need_detector()
@@ -224,8 +223,9 @@ class Worker(QObject):
         source, stop = self.media, threading.Event()
         if isinstance(self.media, SeekableSource):
             source = Paced(self.media, start, speed, stop)
-        live = bool(self.media.live) or not every_frame
-        pipeline = Pipeline(source, self.detector, config=PipelineConfig(live=live))
+        newest = bool(self.media.live) or not every_frame
+        pipeline = Pipeline(source, self.detector,
+                            config=PipelineConfig(frames="newest" if newest else "all"))
         with self._cond:
             if any(name in TRANSPORT for name, _ in self._pending) or self._quit.is_set():
                 return
@@ -251,7 +251,7 @@ class Worker(QObject):
         results = pipeline.results()
         with contextlib.closing(results):
             for result in results:
-                self._publish(result, pipeline.dropped)
+                self._publish(result, pipeline.stats[0].snapshot())
                 self._recording.write(result, self.overlay, self.detector.names)
                 while (command := self._next_command(inline_only=True)) is not None:
                     self._execute(*command)
@@ -260,31 +260,25 @@ class Worker(QObject):
 
     def _reset_run(self) -> None:
         self.run_counts: Counter = Counter()
-        self._detector_rate = RateMeter(30)
-        self._input: deque[tuple[float, int]] = deque(maxlen=30)
         self.display_drops = 0  # packets replaced before the GUI took them
 
-    def _publish(self, result: Result, dropped: int) -> None:
+    def _publish(self, result: Result, snapshot: Snapshot | None) -> None:
+        """Post ``result`` to the GUI; ``snapshot`` is the pipeline's count of its source
+        (None for a single frame shown on a seek or step)."""
         overlay = replace(self.overlay, highlight=None)
         image = result.frame.image.copy()
         shown = visible(result.detections, overlay)
         qimage = to_qimage(draw(image, shown, self.detector.names, overlay))
         self.position = result.frame.index
         self.run_counts.update(int(c) for c in shown.class_ids)
-        now = time.monotonic()
-        self._detector_rate.tick(now)
-        self._input.append((now, result.frame.index))
-        stats = {"input_fps": self._input_rate(), "detector_fps": self._detector_rate.rate,
-                 "dropped": dropped + self.display_drops,
+        stats = {"input_fps": snapshot.input_fps if snapshot else 0.0,
+                 "detector_fps": snapshot.detector_fps if snapshot else 0.0,
+                 "dropped": (snapshot.dropped if snapshot else 0) + self.display_drops,
                  "frame_count": (self.media.frame_count if self.media else None) or 0}
         frame = Frame(result.frame.index, result.frame.timestamp_ms, image,
                       result.frame.captured_at, result.frame.source_id)
         self._post(Packet(frame, result.detections, shown, qimage, dict(result.timings), stats,
                           overlay, Counter(self.run_counts), self.opening))
-
-    def _input_rate(self) -> float:
-        (t0, i0), (t1, i1) = self._input[0], self._input[-1]
-        return (i1 - i0) / (t1 - t0) if t1 > t0 else 0.0
 
     def _post(self, packet: Packet) -> None:
         with self._mail_lock:

@@ -15,13 +15,14 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
-from drivevision.cli.options import EXIT_INPUT_DAMAGED as EXIT_INPUT_LOST
+from drivevision.cli.exits import EXIT_INPUT_DAMAGED as EXIT_INPUT_LOST
+from drivevision.cli.exits import EXIT_INTERRUPTED
 from drivevision.cli.options import (
-    EXIT_INTERRUPTED,
     add_detector_args,
     check_outputs,
     detector_config,
     quiet_opencv,
+    seconds,
 )
 from drivevision.io.uri import TRANSPORTS, URI_HELP
 
@@ -41,8 +42,8 @@ def add_parser(commands) -> None:
                         "127.0.0.1:8090; other addresses are open to anyone who can reach them)")
     p.add_argument("--realtime", action="store_true",
                    help="pace files and folders at their frame rate, with live drops")
-    p.add_argument("--stall-timeout", type=float, default=5.0, metavar="S",
-                   help="reconnect a stream that gives no frame for S seconds (default 5)")
+    p.add_argument("--stall-timeout", type=seconds, default=5.0, metavar="TIME",
+                   help="reconnect a stream that gives no frame for this long (default 5s)")
     p.add_argument("--max-reconnects", type=int, metavar="N",
                    help="give a stream up after N failed reconnects in a row (default: never)")
     p.add_argument("--rtsp-transport", choices=TRANSPORTS, default="tcp",
@@ -50,10 +51,11 @@ def add_parser(commands) -> None:
     p.add_argument("--input-width", type=int, metavar="PX", help="ask the camera for this width")
     p.add_argument("--input-height", type=int, metavar="PX", help="ask the camera for this height")
     p.add_argument("--input-fps", type=float, metavar="FPS", help="ask the camera for this rate")
-    p.add_argument("--batch-timeout", type=float, default=40.0, metavar="MS",
-                   help="with several sources, wait this long for the others (default 40)")
+    p.add_argument("--batch-timeout", type=seconds, default=0.04, metavar="TIME",
+                   help="with several sources, wait this long for the others (default 40ms)")
     p.add_argument("--fps", type=float, default=10.0, help="frame rate of image folders")
-    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument("--duration", type=seconds, metavar="TIME",
+                   help="stop after this long (90, 90s, 15m, 2h; a bare number is seconds)")
     p.add_argument("-q", "--quiet", action="store_true", help="no status line or summary")
     add_detector_args(p)
     p.set_defaults(func=cmd_live)
@@ -71,13 +73,15 @@ def output_paths(path: str | None, count: int) -> list[str | None]:
 
 def _check_args(args: argparse.Namespace) -> None:
     if args.stall_timeout <= 0:
-        raise ValueError(f"Expected --stall-timeout > 0 s, but got {args.stall_timeout}")
+        raise ValueError(f"Expected --stall-timeout > 0, but got {args.stall_timeout} s")
     if args.max_reconnects is not None and args.max_reconnects < 0:
         raise ValueError(f"Expected --max-reconnects >= 0, but got {args.max_reconnects}")
-    if args.batch_timeout < 0:
-        raise ValueError(f"Expected --batch-timeout >= 0 ms, but got {args.batch_timeout}")
+    if args.batch_timeout > 10:
+        raise ValueError(f"Expected --batch-timeout of at most 10 s, but got "
+                         f"{args.batch_timeout:g} s (a bare number is seconds; write "
+                         f"{args.batch_timeout:g}ms for milliseconds)")
     if args.duration is not None and args.duration <= 0:
-        raise ValueError(f"Expected --duration > 0 s, but got {args.duration}")
+        raise ValueError(f"Expected --duration > 0, but got {args.duration} s")
     videos = [p for p in output_paths(args.output, len(args.sources)) if p]
     jsonls = [p for p in output_paths(args.jsonl, len(args.sources)) if p]
     check_outputs(args.sources, videos + jsonls, videos)
@@ -123,15 +127,15 @@ def _source_sinks(i: int, source, names, video: str | None, jsonl: str | None,
 
 
 def cmd_live(args: argparse.Namespace) -> int:
-
+    from drivevision.config import PipelineConfig
     from drivevision.detector import Detector
     from drivevision.io.serve import MjpegServer, parse_bind
-    from drivevision.pipeline.multi import MultiSourcePipeline
+    from drivevision.pipeline import Pipeline, signals
 
     _check_args(args)
     bind = parse_bind(args.serve) if args.serve else None
     quiet_opencv()
-    with ExitStack() as stack:
+    with ExitStack() as finishing, ExitStack() as stack:  # stack unwinds first
         server = None
         if bind is not None:  # bound now, so a busy port fails before the model loads
             server = MjpegServer(*bind, streams=len(args.sources))
@@ -147,15 +151,14 @@ def cmd_live(args: argparse.Namespace) -> int:
             _say(args, "serving " + ", ".join(server.url(i) for i in range(len(sources))))
         sinks = [[stack.enter_context(s) for s in ss]
                  for ss in make_sinks(sources, detector.names, args.output, args.jsonl, server)]
-        pipeline = MultiSourcePipeline(sources, detector, sinks,
-                                       batch_timeout=args.batch_timeout / 1000.0)
-        with StatusLine(pipeline, quiet=args.quiet, duration=args.duration):
-            try:
+        pipeline = Pipeline(sources, detector, sinks,
+                            config=PipelineConfig(batch_timeout=args.batch_timeout))
+        try:
+            with StatusLine(pipeline, quiet=args.quiet, duration=args.duration):
                 pipeline.run()
-            except KeyboardInterrupt:  # landed outside the pipeline's own wait: stop now
-                pipeline.interrupted = True
-                pipeline.abort()
-                pipeline.join()
+        finally:  # a signal while the outputs are finished waits until they are in place
+            held = finishing.enter_context(signals.held())
+    pipeline.interrupted = pipeline.interrupted or bool(held)
     return _report(args, sources, pipeline)
 
 

@@ -1,7 +1,21 @@
-"""The one pipeline: N sources -> per-source policy -> muxer -> detector -> per-source stages
--> render -> sinks, on threads that cannot hang (``threads``), with per-source ``stats`` and
-``detect_video`` (``runner``) on top."""
+"""The one pipeline: N sources -> per-source policy -> batcher -> detector -> per-source
+stages -> render -> sinks, on threads that cannot hang (``threads``), with per-source
+``stats``, signals as stop requests (``signals``) and ``detect_video`` (``runner``) on top.
 
-from drivevision.pipeline.pipeline import Pipeline, Result
+``Pipeline``, ``Result`` and ``Stage`` load on first use, so ``signals`` stays light.
+"""
 
-__all__ = ["Pipeline", "Result"]
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {"Pipeline": "drivevision.pipeline.pipeline", "Result": "drivevision.pipeline.pipeline",
+         "Stage": "drivevision.pipeline.pipeline"}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'drivevision.pipeline' has no attribute {name!r}")

@@ -1,25 +1,38 @@
-"""capture -> infer -> render -> write, one thread each, joined by bounded queues.
+"""The one pipeline: N sources -> batcher -> detector -> per-source stages -> render -> sinks.
 
-Files block and keep every frame in order; live sources keep only the newest frame and
-count the ones dropped. Every stage sends its end marker in ``finally``; every blocking
-put/get wakes on the abort event; the first error of any stage aborts all of them and is
-raised to the caller as a ``StageError`` naming the stage.
+One capture thread per source reads frames under that source's policy: a file keeps every
+frame in order and its reader waits when ``queue_size`` frames wait; a live source keeps
+only its newest frame and counts the ones it replaced. The ``infer`` thread batches the
+waiting frames of every source into one detector call as soon as each running source has
+given its share, or ``batch_timeout`` after the first one came for live sources (as
+DeepStream's stream muxer does). Each source then owns two threads: ``render`` runs its
+per-source stages (a tracker, say) in frame order and draws the boxes, ``write`` feeds its
+sinks. A single source is the ordinary case of the general one.
+
+Every stage sends its end marker in ``finally``; every blocking put/get wakes on the abort
+event; the first error of any stage aborts all of them and is raised to the caller as a
+``StageError`` naming the stage. SIGINT/SIGTERM while ``results()`` runs on the main thread
+are stop requests (``drivevision.pipeline.signals``).
 """
 
 from __future__ import annotations
 
 import queue
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from drivevision.config import PipelineConfig
 from drivevision.detections import Detections
+from drivevision.errors import StageError
 from drivevision.io.frames import Frame, Source
 from drivevision.io.sinks import Sink
-from drivevision.pipeline.threads import END, StageThreads
+from drivevision.pipeline.stats import SourceStats
+from drivevision.pipeline.threads import END, POLL_S, Aborted, StageThreads
 from drivevision.render import annotate
 
 
@@ -45,94 +58,203 @@ class Result:
         return (self.rendered_at - self.frame.captured_at) * 1000.0
 
 
-class Pipeline(StageThreads):
-    """Runs ``detector`` over ``source`` into ``sinks`` on four threads.
+Stage = Callable[[Result], Result]
+"""A per-source stage after inference: takes a source's results one by one, in frame order,
+on that source's own thread, and returns the result (changed or new). Stateful stages (a
+tracker) belong to one source. Its time is reported under its ``name`` attribute, else its
+``__name__``."""
 
-    Iterate ``results()`` (or call ``run()``) on the caller's thread; Ctrl-C there stops
-    reading the source and lets what was already detected reach the sinks; a second
-    Ctrl-C aborts. ``render`` draws boxes when a sink or ``draw=True`` needs them.
+
+class Pipeline(StageThreads):
+    """Runs ``detector`` over one or more sources into per-source stages and sinks.
+
+    Args:
+        sources: a ``Source`` or a sequence of them; frames get ``source_id`` = position.
+        detector: anything with ``names`` and ``infer_timed(list of (H, W, 3) uint8 BGR)``.
+        sinks: for one ``Source``, its sinks; for a sequence, one sequence per source (or
+            nothing: no outputs).
+        config: frame policy, batch size, queue size, batch timeout (``PipelineConfig``).
+        stages: per-source ``Stage`` chains, given like ``sinks``, or a function of the
+            source's position that makes its chain (so each source gets its own tracker).
+        draw / render: frames are drawn (``render(image, detections) -> image``, default
+            ``annotate``) when ``draw`` is set or one of the source's sinks needs them.
+
+    Iterate ``results()`` (or call ``run()``) on the caller's thread: every source's results,
+    each source's in order. ``stop()`` ends reading (what was detected still reaches the
+    sinks), ``abort()`` ends everything now. ``stats[i]`` counts source ``i``.
     """
 
-    def __init__(self, source: Source, detector, sinks: Sequence[Sink] = (), *,
-                 config: PipelineConfig = PipelineConfig(), draw: bool = False,
+    def __init__(self, sources: Source | Sequence[Source], detector,
+                 sinks: Sequence = (), *, config: PipelineConfig = PipelineConfig(),
+                 stages: Sequence | Callable[[int], Sequence[Stage]] = (), draw: bool = False,
                  render: Callable[..., np.ndarray] | None = None):
-        super().__init__([source])
-        self.source, self.detector, self.sinks, self.config = source, detector, sinks, config
-        self.draw = draw or any(s.needs_annotated for s in sinks)
+        single = isinstance(sources, Source)
+        sources = [sources] if single else list(sources)
+        if not sources:
+            raise ValueError("Expected at least one source")
+        super().__init__(sources)
+        n = len(sources)
+        self.sources, self.detector, self.config = sources, detector, config
+        self.sinks = _per_source("sinks", sinks, n, single)
+        self.stages = ([list(stages(i)) for i in range(n)] if callable(stages)
+                       else _per_source("stages", stages, n, single))
+        self.draw = [draw or any(s.needs_annotated for s in ss) for ss in self.sinks]
         self.render = render or (lambda image, det: annotate(image, det, detector.names))
-        size = 1 if config.live else config.queue_size
-        self._queues = [queue.Queue(maxsize=size) for _ in range(4)]
-        self.dropped = 0
+        self.stats = [SourceStats() for _ in sources]
+        self.batch_sizes: deque[int] = deque(maxlen=1000)  # frames per detector call, newest
+        self.newest = [_keeps_newest(s, config.frames) for s in sources]
+        room = max(config.queue_size, config.batch_size)
+        self._room = [1 if newest else room for newest in self.newest]
+        self._share = [min(r, config.batch_size) for r in self._room]
+        self._waiting: list[deque] = [deque() for _ in sources]
+        self._ended = [False] * n
+        self._cond = threading.Condition()
+        self._names = ["{}" if n == 1 else "{}[" + str(i) + "]" for i in range(n)]
+        self._to_render = [queue.Queue(maxsize=r) for r in self._room]
+        self._to_write = [queue.Queue(maxsize=r) for r in self._room]
+        self._results: queue.Queue = queue.Queue(maxsize=max(2 * n, min(room, 8)))
+
+    @property
+    def dropped(self) -> int:
+        """Frames of every source replaced by newer ones before the detector took them."""
+        return sum(s.dropped for s in self.stats)
 
     def start(self) -> None:
-        stages = [("capture", self._capture), ("infer", self._infer),
-                  ("render", self._render), ("write", self._write)]
-        for q, (name, body) in zip(self._queues, stages):
-            self.spawn(name, body, on_exit=lambda q=q: self.put(q, END))
+        for i in range(len(self.sources)):
+            self.spawn(self._names[i].format("capture"), self._capture, i)
+        self.spawn("infer", self._infer, on_exit=self._end_all)
+        for i in range(len(self.sources)):
+            self.spawn(self._names[i].format("render"), self._render, i,
+                       on_exit=lambda i=i: self.put(self._to_write[i], END))
+            self.spawn(self._names[i].format("write"), self._write, i,
+                       on_exit=lambda: self.put(self._results, END))
+
+    def stop(self) -> None:
+        """Stop reading the sources; frames already detected still reach the sinks."""
+        super().stop()
+        with self._cond:
+            self._cond.notify_all()
 
     def results(self) -> Iterator[Result]:
-        """Results in source order; raises ``StageError`` if a stage failed."""
+        """Results as they are written; raises ``StageError`` if a stage failed."""
         if not self._threads:
             self.start()
-        return self.drain(self._queues[3], ends=1)
+        return self.drain(self._results, ends=len(self.sources))
 
-    def _put_newest(self, q: queue.Queue, item) -> None:
-        """Live policy: replace whatever waits in the queue with ``item``."""
-        while True:
-            try:
-                q.put_nowait(item)
-                return
-            except queue.Full:
-                try:
-                    q.get_nowait()
-                    self.dropped += 1
-                except queue.Empty:
-                    pass
+    def _end_all(self) -> None:
+        for q in self._to_render:
+            self.put(q, END)
 
-    # -- stages ----------------------------------------------------------------------------
+    # -- capture: one thread per source -----------------------------------------------------
 
-    def _capture(self) -> None:
-        frames = iter(self.source)
-        while not self._stop.is_set():
-            start = time.perf_counter()
-            frame = next(frames, None)
-            if frame is None:
-                return
-            item = (frame, read_timing(self.source, start))
-            if self.config.live:
-                self._put_newest(self._queues[0], item)
-            else:
-                self.put(self._queues[0], item)
+    def _capture(self, i: int) -> None:
+        source, stats = self.sources[i], self.stats[i]
+        frames = iter(source)
+        try:
+            while not self._stop.is_set():
+                start = time.perf_counter()
+                frame = next(frames, None)
+                if frame is None:
+                    return
+                if frame.source_id != i:
+                    frame = replace(frame, source_id=i)
+                stats.on_capture(frame.captured_at)
+                self._offer(i, (frame, read_timing(source, start)))
+        finally:
+            with self._cond:
+                self._ended[i] = True
+                self._cond.notify_all()
+
+    def _offer(self, i: int, item: tuple) -> None:
+        """Policy of source ``i``: newest-only replaces what waits; every-frame waits for room."""
+        with self._cond:
+            waiting = self._waiting[i]
+            while not self.newest[i] and len(waiting) >= self._room[i]:
+                if self._abort.is_set():
+                    raise Aborted
+                if self._stop.is_set():
+                    return  # stopping: no frame read now is detected
+                self._cond.wait(POLL_S)
+            if self.newest[i] and waiting:
+                waiting.popleft()
+                self.stats[i].on_drop()
+            waiting.append(item)
+            self._cond.notify_all()
+
+    # -- infer: the batcher and the detector ---------------------------------------------------
 
     def _infer(self) -> None:
-        ended = False
-        while not ended and not self._stop.is_set():
-            batch, ended = self._next_batch()
-            if not batch:
-                return
-            for result in detect_batch(self.detector, batch):
-                self.put(self._queues[1], result)
+        while (batch := self._take_batch()) is not None:
+            self.batch_sizes.append(len(batch))
+            results = detect_batch(self.detector, [item for _, item in batch])
+            for (i, _), result in zip(batch, results):
+                self.put(self._to_render[i], result)
 
-    def _next_batch(self) -> tuple[list, bool]:
-        batch = []
-        while len(batch) < self.config.batch_size:
-            if batch and self.config.live and self._queues[0].empty():
-                break  # live: never wait for a full batch
-            item = self.get(self._queues[0])
-            if item is END:
-                return batch, True
-            batch.append(item)
-        return batch, False
+    def _take_batch(self) -> list[tuple[int, tuple]] | None:
+        """The frames due for one detector call, as (source position, item); None at the end
+        (every source ended, or the run was stopped)."""
+        with self._cond:
+            while not any(self._waiting):
+                if self._abort.is_set():
+                    raise Aborted
+                if all(self._ended) or self._stop.is_set():
+                    return None
+                self._cond.wait(POLL_S)
+            deadline = time.monotonic() + self.config.batch_timeout
+            while not self._batch_due(deadline):
+                if self._abort.is_set():
+                    raise Aborted
+                self._cond.wait(min(POLL_S, max(deadline - time.monotonic(), 0.001)))
+            if self._stop.is_set():  # a live source's last frame still counts; files stop here
+                for i, newest in enumerate(self.newest):
+                    if not newest:
+                        self._waiting[i].clear()
+            batch = [(i, waiting.popleft()) for i, waiting in enumerate(self._waiting)
+                     for _ in range(min(len(waiting), self._share[i]))]
+            self._cond.notify_all()
+            return batch or None
 
-    def _render(self) -> None:
-        while (result := self.get(self._queues[1])) is not END:
-            draw_result(result, self.render if self.draw else None)
-            self.put(self._queues[2], result)
+    def _batch_due(self, deadline: float) -> bool:
+        """Every source gave its share (or ended); after ``deadline``, every-frame sources
+        still get theirs (they come at decoding speed) but live ones are not waited for."""
+        given = [len(w) >= s or e for w, s, e in zip(self._waiting, self._share, self._ended)]
+        if all(given) or self._stop.is_set():
+            return True
+        late = time.monotonic() >= deadline
+        return late and all(g or newest for g, newest in zip(given, self.newest))
 
-    def _write(self) -> None:
-        while (result := self.get(self._queues[2])) is not END:
-            write_result(result, self.sinks)
-            self.put(self._queues[3], result)
+    # -- per source: stages and render, then write ---------------------------------------------
+
+    def _render(self, i: int) -> None:
+        stages, draw = self.stages[i], self.draw[i]
+        while (result := self.get(self._to_render[i])) is not END:
+            for stage in stages:
+                result = run_stage(stage, result, self._names[i])
+            draw_result(result, self.render if draw else None)
+            self.stats[i].on_result(result.latency_ms, result.rendered_at)
+            self.put(self._to_write[i], result)
+
+    def _write(self, i: int) -> None:
+        while (result := self.get(self._to_write[i])) is not END:
+            write_result(result, self.sinks[i])
+            self.put(self._results, result)
+
+
+def _per_source(what: str, given: Sequence, n: int, single: bool) -> list[list]:
+    """``given`` as one list per source: a single source's flat list, or one per source."""
+    if single:
+        return [list(given)]
+    given = list(given)
+    if not given:
+        return [[] for _ in range(n)]
+    if len(given) != n:
+        raise ValueError(f"Expected one sequence of {what} per source ({n}), "
+                         f"but got {len(given)}")
+    return [list(g) for g in given]
+
+
+def _keeps_newest(source: Source, policy: str) -> bool:
+    return source.live if policy == "auto" else policy == "newest"
 
 
 def read_timing(source: Source, start: float) -> dict[str, float]:
@@ -148,6 +270,21 @@ def detect_batch(detector, batch: list[tuple]) -> list[Result]:
     share = {k: v / len(batch) for k, v in _group(ms).items()}
     return [Result(frame, det, {**read_ms, **share})
             for (frame, read_ms), det in zip(batch, detections)]
+
+
+def run_stage(stage: Stage, result: Result, names: str) -> Result:
+    """``stage(result)``, timed under the stage's name; a failure names the stage."""
+    name = getattr(stage, "name", None) or getattr(stage, "__name__", type(stage).__name__)
+    start = time.perf_counter()
+    try:
+        result = stage(result)
+    except Exception as e:
+        raise StageError(names.format(name), e) from e
+    if not isinstance(result, Result):
+        raise StageError(names.format(name), TypeError(
+            f"Expected the stage to return a Result, but got {type(result).__name__}"))
+    result.timings[name] = (time.perf_counter() - start) * 1000.0
+    return result
 
 
 def draw_result(result: Result, render: Callable[..., np.ndarray] | None) -> None:

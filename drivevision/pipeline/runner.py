@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 
 from drivevision.config import DetectorConfig, PipelineConfig
@@ -18,7 +15,8 @@ from drivevision.io.live_sinks import GapJsonlSink, LiveVideoSink
 from drivevision.io.sinks import CsvSink, JsonlSink, Sink, VideoSink
 from drivevision.io.sources import open_source
 from drivevision.labels import name_of
-from drivevision.pipeline.pipeline import Pipeline, Result
+from drivevision.pipeline import signals
+from drivevision.pipeline.pipeline import Pipeline, Result, Stage
 from drivevision.pipeline.stats import RunSummary, StageStats
 
 PathLike = str | os.PathLike
@@ -27,7 +25,8 @@ PathLike = str | os.PathLike
 def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
                  jsonl: PathLike | None = None, csv: PathLike | None = None,
                  detector: Detector | DetectorConfig | None = None, batch: int = 1,
-                 on_result: Callable[[Result], None] | None = None) -> RunSummary:
+                 on_result: Callable[[Result], None] | None = None,
+                 stages: Sequence[Stage] = ()) -> RunSummary:
     """Detect objects in a video, image or folder; write the annotated video and detections.
 
     Args:
@@ -37,9 +36,12 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
         detector: a ``Detector``, a ``DetectorConfig`` to build one, or None for the default.
         batch: frames per detector call.
         on_result: called on this thread with every ``Result``, in order.
+        stages: per-source stages after inference (``drivevision.pipeline.Stage``).
 
-    Returns the run's summary. Outputs appear under their names only when the run completes
-    (or is stopped with Ctrl-C); a failed run leaves ``<name>.partial<suffix>`` files.
+    A camera or stream keeps only its newest frame (drops are counted in the summary); files
+    keep every frame. Returns the run's summary. Outputs appear under their names only when
+    the run completes or is stopped (Ctrl-C on the main thread is a stop request: the summary
+    says ``interrupted``); a failed run leaves ``<name>.partial<suffix>`` files.
     """
     if detector is None or isinstance(detector, DetectorConfig):
         detector = Detector.from_config(detector or DetectorConfig())
@@ -47,35 +49,16 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
         src = source if isinstance(source, Source) else stack.enter_context(open_source(source))
         sinks = [stack.enter_context(s) for s in _sinks(src, detector, output, jsonl, csv)]
         # (a generator: each sink is entered before the next is made, so none leaks)
-        pipeline = Pipeline(src, detector, sinks, config=PipelineConfig(batch_size=batch))
+        pipeline = Pipeline(src, detector, sinks, config=PipelineConfig(batch_size=batch),
+                            stages=stages)
         try:
             summary = _run(pipeline, detector, on_result)
-        finally:
-            finishing.enter_context(signals_deferred())  # while the outputs are finished
+        finally:  # a signal while the outputs are finished waits until they are in place
+            held = finishing.enter_context(signals.held())
         summary.notes.extend(src.notes)
     summary.notes.extend(n for s in sinks for n in s.notes)
+    summary.interrupted = summary.interrupted or bool(held)
     return summary
-
-
-@contextlib.contextmanager
-def signals_deferred() -> Iterator[None]:
-    """Ctrl-C or SIGTERM while outputs are being finished waits until they are in place,
-    then is raised as KeyboardInterrupt (unless an error is already on its way). Main thread
-    only (elsewhere Python delivers no signals); SIGTERM is deferred when it has a handler."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-    signums = [s for s in (signal.SIGINT, signal.SIGTERM)
-               if s == signal.SIGINT or callable(signal.getsignal(s))]
-    previous = {s: signal.signal(s, lambda n, _f: caught.append(n)) for s in signums}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-    if caught:
-        raise KeyboardInterrupt
 
 
 def _sinks(src: Source, detector: Detector, output, jsonl, csv) -> Iterator[Sink]:
@@ -105,4 +88,4 @@ def _run(pipeline: Pipeline, detector: Detector,
 
     frames = pipeline.run(collect)
     return RunSummary(frames, time.perf_counter() - start, dict(counts), stats, [],
-                      interrupted=pipeline.interrupted)
+                      interrupted=pipeline.interrupted, dropped=pipeline.dropped)

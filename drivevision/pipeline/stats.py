@@ -1,7 +1,10 @@
-"""Per-stage timers and rate meters with bounded memory (runs may last for hours)."""
+"""What a run measures, with bounded memory (runs may last for hours): per-stage timings
+(``StageStats``), per-source counters, rates and latency (``SourceStats``, ``Snapshot``),
+the one rate meter (``RateMeter``) and the end-of-run ``RunSummary``."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -44,20 +47,118 @@ class StageStats:
 
 
 class RateMeter:
-    """Events per second over the last ``window`` events (monotonic clock)."""
+    """Events per second over the last ``window_s`` seconds (at most ``max_events`` kept).
 
-    def __init__(self, window: int = 60):
-        self._times: deque[float] = deque(maxlen=window)
+    Thread-safe. The rate falls to 0 once events stop coming: the span runs to ``now``.
+    """
+
+    def __init__(self, window_s: float = 5.0, max_events: int = 20_000):
+        self.window_s = window_s
+        self._times: deque[float] = deque(maxlen=max_events)
+        self._lock = threading.Lock()
 
     def tick(self, now: float | None = None) -> None:
-        self._times.append(time.monotonic() if now is None else now)
+        with self._lock:
+            self._times.append(time.monotonic() if now is None else now)
+
+    def rate(self, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            while self._times and self._times[0] < now - self.window_s:
+                self._times.popleft()
+            if len(self._times) < 2:
+                return 0.0
+            span = max(now - self._times[0], self._times[-1] - self._times[0])
+            return (len(self._times) - 1) / span if span > 0 else 0.0
+
+
+_HIST_MS = 60_000  # latencies above a minute count as a minute
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One source's state: rates in frames/s, ``dropped_pct`` over the whole run,
+    latency (capture to render) in ms over the window, None before the first result."""
+
+    input_fps: float
+    detector_fps: float
+    captured: int
+    processed: int
+    dropped: int
+    latency_p50: float | None
+    latency_p95: float | None
+    reconnects: int = 0
+    lost_s: float = 0.0
+    state: str = ""
 
     @property
-    def rate(self) -> float:
-        if len(self._times) < 2:
-            return 0.0
-        span = self._times[-1] - self._times[0]
-        return (len(self._times) - 1) / span if span > 0 else 0.0
+    def dropped_pct(self) -> float:
+        return 100.0 * self.dropped / self.captured if self.captured else 0.0
+
+    def format(self) -> str:
+        latency = ("-" if self.latency_p50 is None
+                   else f"{self.latency_p50:.0f}/{self.latency_p95:.0f} ms")
+        text = (f"in {self.input_fps:4.1f} fps  det {self.detector_fps:4.1f} fps  "
+                f"dropped {self.dropped_pct:3.0f}%  latency p50/p95 {latency}")
+        if self.reconnects or self.lost_s:
+            text += f"  reconnects {self.reconnects} ({self.lost_s:.1f} s lost)"
+        return f"{text}  {self.state}" if self.state else text
+
+
+class SourceStats:
+    """Counters and sliding-window meters of one source; safe to use from several threads.
+
+    ``captured`` frames were read, ``processed`` reached the render stage, ``dropped`` were
+    replaced by a newer frame before the detector took them (live sources only). Memory is
+    bounded: the windows keep at most ``window_s`` seconds and ``max_events``.
+    """
+
+    def __init__(self, window_s: float = 5.0, max_events: int = 20_000):
+        self.window_s = window_s
+        self._lock = threading.Lock()
+        self.input_rate = RateMeter(window_s, max_events)
+        self.detector_rate = RateMeter(window_s, max_events)
+        self._latency: deque[tuple[float, float]] = deque(maxlen=max_events)
+        self.captured = self.processed = self.dropped = 0
+        self._histogram = np.zeros(_HIST_MS + 1, np.int64)  # whole-run latency, 1 ms bins
+
+    def on_capture(self, now: float | None = None) -> None:
+        with self._lock:
+            self.captured += 1
+        self.input_rate.tick(now)
+
+    def on_drop(self) -> None:
+        with self._lock:
+            self.dropped += 1
+
+    def on_result(self, latency_ms: float, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self.processed += 1
+            self._latency.append((now, latency_ms))
+            self._histogram[min(max(int(latency_ms), 0), _HIST_MS)] += 1
+        self.detector_rate.tick(now)
+
+    def run_latency(self, q: float) -> float | None:
+        """The ``q``-th percentile (0-100) of the whole run's latency in ms (1 ms bins)."""
+        with self._lock:
+            total = int(self._histogram.sum())
+            if total == 0:
+                return None
+            cumulative = np.cumsum(self._histogram)
+            return float(np.searchsorted(cumulative, q / 100.0 * total))
+
+    def snapshot(self, reconnects: int = 0, lost_s: float = 0.0, state: str = "") -> Snapshot:
+        now = time.monotonic()
+        with self._lock:
+            while self._latency and self._latency[0][0] < now - self.window_s:
+                self._latency.popleft()
+            latency = np.array([ms for _, ms in self._latency], dtype=np.float64)
+            p50, p95 = (np.percentile(latency, [50, 95]) if latency.size else (None, None))
+            counts = self.captured, self.processed, self.dropped
+        return Snapshot(self.input_rate.rate(now), self.detector_rate.rate(now), *counts,
+                        None if p50 is None else float(p50),
+                        None if p95 is None else float(p95), reconnects, lost_s, state)
 
 
 @dataclass
@@ -70,6 +171,7 @@ class RunSummary:
     stages: StageStats
     notes: list[str]
     interrupted: bool = False
+    dropped: int = 0  # live sources: frames replaced by newer ones before detection
 
     @property
     def fps(self) -> float:
@@ -77,6 +179,7 @@ class RunSummary:
 
     def format(self) -> str:
         lines = [f"{self.frames} frames in {self.seconds:.1f} s ({self.fps:.2f} fps end to end)"
+                 + (f", {self.dropped} dropped (newest frame first)" if self.dropped else "")
                  + (", interrupted" if self.interrupted else "")]
         total = sum(self.class_counts.values())
         counts = ", ".join(f"{n} {c}" for c, n in sorted(self.class_counts.items(),

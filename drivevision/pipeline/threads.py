@@ -1,4 +1,4 @@
-"""Stage threads that cannot hang: the machinery ``Pipeline`` and ``MultiSourcePipeline`` share.
+"""Stage threads that cannot hang: the machinery under ``Pipeline``.
 
 Every blocking put/get polls an abort event; every stage runs its end action (usually
 sending an end marker downstream) in ``finally``; the first error of any stage is kept,
@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 
 from drivevision.errors import StageError
+from drivevision.pipeline import signals
 
 _log = logging.getLogger(__name__)
 END = object()  # the stop marker a stage sends downstream when it ends
@@ -49,7 +50,9 @@ class StageThreads:
             pass
         except BaseException as e:  # noqa: BLE001 - every failure must reach the caller
             with self._lock:
-                if self.error is None:
+                if self.error is None and isinstance(e, StageError):
+                    self.error = e  # a part of the stage named itself
+                elif self.error is None:
                     self.error = StageError(name, e)
                     self.error.__cause__ = e
             self.abort()
@@ -100,23 +103,26 @@ class StageThreads:
     def drain(self, q: queue.Queue, ends: int) -> Iterator:
         """Items from ``q`` on the caller's thread until ``ends`` end markers came.
 
-        Ctrl-C here stops the sources (a second one aborts); leaving the loop early aborts;
-        either way every thread is joined, and a stage's error is raised.
+        While it runs on the main thread, Ctrl-C (and a SIGTERM the program took over) is a
+        stop request: the sources stop, what was detected still reaches the sinks; a second
+        one aborts (``drivevision.pipeline.signals``). Leaving the loop early aborts; either
+        way every thread is joined, and a stage's error is raised.
         """
         seen = 0
         try:
-            while seen < ends:
-                try:
-                    item = self.get(q)
-                except Aborted:
-                    break
-                except KeyboardInterrupt:
-                    self._on_interrupt()
-                    continue
-                if item is END:
-                    seen += 1
-                else:
-                    yield item
+            with signals.requests(lambda _signum: self._on_interrupt()):
+                while seen < ends:
+                    try:
+                        item = self.get(q)
+                    except Aborted:
+                        break
+                    except KeyboardInterrupt:  # raised by a handler of the caller's own
+                        self._on_interrupt()
+                        continue
+                    if item is END:
+                        seen += 1
+                    else:
+                        yield item
         finally:
             self.abort()  # ends a caller's early exit, and any stage still blocked after a stop
             if not self.join():

@@ -14,7 +14,7 @@ import pytest
 from mjpeg_server import read_parts
 
 from drivevision.io.serve import MjpegServer, is_loopback, parse_bind
-from drivevision.pipeline.livestats import Snapshot, SourceStats
+from drivevision.pipeline.stats import Snapshot, SourceStats
 
 
 @pytest.mark.parametrize("text, expected", [

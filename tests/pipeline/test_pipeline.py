@@ -85,7 +85,7 @@ def test_stop_finishes_what_was_detected_and_closes_cleanly(tmp_path, no_thread_
         seen.append(result.frame.index)
         if len(seen) == 10:
             pipeline.stop()
-    pipeline.sinks[0].close()
+    pipeline.sinks[0][0].close()
     lines = (tmp_path / "d.jsonl").read_text().splitlines()
     assert seen == list(range(len(seen))) and len(lines) == len(seen) < 10_000
 
