@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import importlib
 
-from drivevision.config import DetectorConfig, PipelineConfig
-from drivevision.detections import Detections
-
 __version__ = "0.1.0"
 
-# torch-heavy names load on first use, so `import drivevision` stays light
-_LAZY = {"Detector": "drivevision.detector", "detect_video": "drivevision.pipeline.runner",
-         "open_source": "drivevision.io.sources", "annotate": "drivevision.render",
-         "load_model": "drivevision.model"}
+# every name loads on first use, so `import drivevision` (and the command's start) stays light
+_LAZY = {"Detections": "drivevision.detections", "DetectorConfig": "drivevision.config",
+         "PipelineConfig": "drivevision.config", "Detector": "drivevision.detector",
+         "detect_video": "drivevision.pipeline.runner", "open_source": "drivevision.io.sources",
+         "annotate": "drivevision.render", "load_model": "drivevision.model"}
 
-__all__ = ["Detections", "DetectorConfig", "PipelineConfig", "__version__", *_LAZY]
+__all__ = ["__version__", *_LAZY]
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
 
 
 def __getattr__(name: str):

@@ -11,7 +11,9 @@ import signal
 import sys
 from contextlib import contextmanager
 
+from drivevision.cli.exits import EXIT_INTERRUPTED
 from drivevision.cli.options import add_detector_args, detector_config
+from drivevision.pipeline import signals
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,13 +50,14 @@ def main(argv: list[str] | None = None) -> int:
         window.open_source(args.source, play=args.play)
     with close_on_signals(window) as caught:
         code = app.exec()
-    return 128 + caught[0] if caught else code
+    return EXIT_INTERRUPTED if caught else code
 
 
 @contextmanager
 def close_on_signals(window, signums=(signal.SIGINT, signal.SIGTERM), poll_ms: int = 200):
     """Ctrl-C (SIGINT) and SIGTERM close ``window`` as its close button would, so the worker
-    stops and a recording is finished; yields the list of signal numbers caught.
+    stops and a recording is finished (exit 130, as the commands); yields the list of signal
+    numbers caught.
 
     Qt's event loop holds the main thread in C++, where Python cannot run a signal handler;
     a timer hands control back to Python every ``poll_ms`` ms so that it can. A close the
@@ -72,11 +75,11 @@ def close_on_signals(window, signums=(signal.SIGINT, signal.SIGTERM), poll_ms: i
         if caught and not window.isVisible():
             QApplication.quit()  # also ends a dialog's own event loop
 
-    def handler(signum, _frame) -> None:
+    def handler(signum: int) -> None:
         caught.append(signum)
         QTimer.singleShot(0, close_window)  # from the event loop, not inside whatever ran
 
-    previous = {s: signal.signal(s, handler) for s in signums}
+    previous = signals.install(handler, signums)  # the library's one signal mechanism
     timer = QTimer()
     timer.timeout.connect(close_window)
     timer.start(poll_ms)

@@ -32,7 +32,7 @@ drivevision bench --engines "$engines" --precision fp32,fp16 --batch 1,8 \
 bench=$?
 python - "$out/bench.json" > "$out/bench.txt" <<'EOF'
 import json, sys
-from drivevision.cli.bench import format_tables
+from drivevision.cli.timing import format_tables
 print(format_tables(json.load(open(sys.argv[1]))))
 EOF
 cat "$out/bench.txt"

@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
+import traceback
 import warnings
 
 from drivevision import __version__
-from drivevision.cli import bench, detect, export, live, view
-from drivevision.cli.options import EXIT_INTERRUPTED
-from drivevision.errors import DriveVisionError, StageError
+from drivevision.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, quit_now
+from drivevision.pipeline import signals
+
+# Standard library, exits and signals only up to here: ``main`` takes Ctrl-C over before the
+# command modules (and torch, behind them) load.
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from drivevision.cli import bench, detect, export, live, view
+
     parser = argparse.ArgumentParser(prog="drivevision",
                                      description="Object detection on driving video.")
     parser.add_argument("--version", action="version", version=f"drivevision {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback behind an error (also: DRIVEVISION_DEBUG=1)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in (detect, export, bench, view, live):
         command.add_parser(commands)
@@ -25,28 +33,50 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.addLevelName(logging.WARNING, "warning")  # lines read like our own messages
-    logging.basicConfig(format="drivevision: %(levelname)s: %(message)s", level=logging.WARNING)
-    signal.signal(signal.SIGTERM, _terminate)  # `kill` ends a run like Ctrl-C: outputs kept
-    warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+    """Run one command; returns its exit code (``drivevision.cli.options``: 0, 1, 2, 3, 130).
+
+    Failures are one line on stderr; ``--debug`` or ``DRIVEVISION_DEBUG=1`` adds the full
+    traceback, so a bug in a stage can be told from bad input. Ctrl-C or SIGTERM while the
+    command starts (imports, model load, an export) quits at once with one line; while a
+    pipeline runs it is a stop request that finishes the outputs (exit 130 either way).
+    """
+    previous = signals.install(quit_now)
     try:
-        return args.func(args)
+        args = build_parser().parse_args(argv)
+        debug = args.debug or os.environ.get("DRIVEVISION_DEBUG", "") not in ("", "0")
+        logging.addLevelName(logging.WARNING, "warning")  # lines read like our own messages
+        logging.basicConfig(format="drivevision: %(levelname)s: %(message)s",
+                            level=logging.DEBUG if debug else logging.WARNING)
+        if not debug:
+            warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+        return _run(args.func, args, debug)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _run(command, args: argparse.Namespace, debug: bool) -> int:
+    from drivevision.errors import DriveVisionError, StageError
+
+    try:
+        return command(args)
     except (DriveVisionError, ValueError, TypeError) as e:
-        return _fail(_one_line(e), 1 if isinstance(e, StageError) else 2)
+        return _fail(e, EXIT_FAILED if isinstance(e, StageError) else EXIT_USAGE, debug)
     except (OSError, ImportError) as e:  # a full disk, a missing optional library, ...
-        return _fail(_one_line(e), 1)
+        return _fail(e, EXIT_FAILED, debug)
     except KeyboardInterrupt:
-        return _fail("interrupted", EXIT_INTERRUPTED)
+        print("drivevision: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
-def _terminate(signum, frame) -> None:
-    raise KeyboardInterrupt
+def _fail(error: BaseException, code: int, debug: bool) -> int:
+    from drivevision.errors import StageError
 
-
-def _fail(message: str, code: int) -> int:
-    print(f"drivevision: error: {message}", file=sys.stderr)
+    if debug:
+        traceback.print_exception(error)
+    print(f"drivevision: error: {_one_line(error)}", file=sys.stderr)
+    if not debug and code == EXIT_FAILED and isinstance(error, StageError):
+        print("drivevision: run again with --debug for the full traceback", file=sys.stderr)
     return code
 
 

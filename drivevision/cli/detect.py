@@ -5,14 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from drivevision.cli.options import (
-    EXIT_INPUT_DAMAGED,
-    EXIT_INTERRUPTED,
-    add_detector_args,
-    check_outputs,
-    detector_config,
-    quiet_opencv,
-)
+from drivevision.cli.exits import EXIT_INPUT_DAMAGED, EXIT_INTERRUPTED
+from drivevision.cli.options import add_detector_args, check_outputs, detector_config, quiet_opencv
 
 
 def add_parser(commands) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -10,7 +11,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from drivevision.cli.exits import EXIT_INTERRUPTED, undo_on_quit
 from drivevision.cli.options import model_args
+from drivevision.pipeline import signals
 
 
 def add_parser(commands) -> None:
@@ -45,19 +48,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     # the folder as it was, never a new dense_a beside an old dense_b or a file without
     # its metadata.
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out))
+    remove = functools.partial(shutil.rmtree, staging, ignore_errors=True)
     try:
-        if args.format == "onnx":
-            export_onnx(loaded, staging, spec)
-        else:
-            _export_tensorrt(loaded, staging, spec)
-        for path in sorted(p for p in staging.rglob("*") if p.is_file()):
-            target = out / path.relative_to(staging)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(path, target)
-            print(f"wrote {target}")
+        with undo_on_quit(remove):
+            if args.format == "onnx":
+                export_onnx(loaded, staging, spec)
+            else:
+                _export_tensorrt(loaded, staging, spec)
+        with signals.held() as caught:  # moved in whole: Ctrl-C waits for the last file
+            for path in sorted(p for p in staging.rglob("*") if p.is_file()):
+                target = out / path.relative_to(staging)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(path, target)
+                print(f"wrote {target}")
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return 0
+        remove()
+    return EXIT_INTERRUPTED if caught else 0
 
 
 def _export_tensorrt(loaded, out: Path, spec) -> dict:

@@ -8,12 +8,6 @@ from pathlib import Path
 
 from drivevision.config import DEVICES, ENGINES, MODELS, PRECISIONS, DetectorConfig
 
-EXIT_OK = 0
-EXIT_FAILED = 1  # a stage failed at run time, or the system refused (full disk, ...)
-EXIT_USAGE = 2  # bad input or options
-EXIT_INPUT_DAMAGED = 3  # also: a live source was lost for good
-EXIT_INTERRUPTED = 130
-
 
 def add_detector_args(parser: argparse.ArgumentParser) -> None:
     """Detector options shared by every command (and the viewer), so command lines carry over."""
@@ -43,6 +37,28 @@ def detector_config(args: argparse.Namespace) -> DetectorConfig:
                           device=args.device, precision=args.precision, conf=args.conf,
                           classes=args.classes, min_size=args.min_size, max_size=args.max_size,
                           proposals=args.proposals)
+
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def seconds(text: str) -> float:
+    """A duration option in seconds: ``5`` or ``5s``, ``40ms``, ``2m``/``2min``, ``1h``.
+
+    The one rule for every time option, so no option counts in milliseconds by surprise.
+    """
+    value = text.strip().lower()
+    unit = next((u for u in sorted(_UNITS, key=len, reverse=True)
+                 if value.endswith(u) and value[:-len(u)].strip()), "")
+    number = value[:-len(unit)] if unit else value
+    try:
+        result = float(number) * _UNITS.get(unit, 1.0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a duration such as 5, 5s, 40ms or 2m, but got {text!r}") from None
+    if not result >= 0 or result == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a duration >= 0, but got {text!r}")
+    return result
 
 
 def model_args(parser: argparse.ArgumentParser) -> None:

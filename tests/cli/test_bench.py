@@ -52,7 +52,7 @@ def test_bench_refuses_unknown_precisions_before_timing_anything(capsys):
 
 def test_bench_names_what_auto_picked_and_goes_on_after_a_failing_engine(capsys, monkeypatch,
                                                                         tmp_path):
-    from drivevision.cli import bench
+    from drivevision.cli import timing as bench
 
     timed = bench.time_engine
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from drivevision.cli import main
-from drivevision.cli.options import EXIT_INPUT_DAMAGED
+from drivevision.cli.exits import EXIT_INPUT_DAMAGED
 from drivevision.synthetic import write_clip
 
 

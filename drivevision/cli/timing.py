@@ -1,0 +1,220 @@
+"""What ``drivevision bench`` measures: each engine stage by stage against torchvision eager.
+
+Frames are generated driving scenes of exactly the input size (so the model does not
+resize them). Every setting runs ``warmup`` untimed calls (compilation happens there), then
+``iters`` timed ones; medians and 95th percentiles are reported per stage and in total,
+with frames/s and the speedup over torchvision's own ``model(images)`` in fp32 eager, timed
+in the same run on the same frames, before and after the engines (their mean; both are
+recorded, so a machine whose speed drifted during the run shows it). Nothing is
+downloaded: without ``weights`` and without cached COCO weights the model gets random
+weights, which time the same but detect nothing meaningful (the output says so).
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from drivevision.config import ENGINES, PRECISIONS
+from drivevision.detector import STAGES, Detector, resolve_device
+from drivevision.labels import COCO_NAMES
+from drivevision.model import COCO_WEIGHTS, LoadedModel, build_model, load_model
+
+
+@dataclass(frozen=True)
+class BenchSpec:
+    model: str = "r50-fpn-v2"
+    weights: str | None = None
+    engines: tuple[str, ...] | list[str] = ("torch",)
+    precisions: tuple[str, ...] | list[str] = ("fp32",)
+    batches: tuple[int, ...] | list[int] = (1,)
+    input_size: tuple[int, int] = (800, 1344)
+    iters: int = 10
+    warmup: int = 2
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.iters < 1 or self.warmup < 0 or not self.batches or min(self.batches) < 1:
+            raise ValueError(f"Expected iters >= 1, warmup >= 0 and batch sizes >= 1, but got "
+                             f"iters={self.iters}, warmup={self.warmup}, batch={self.batches}")
+        for what, values, known in (("engine", self.engines, ENGINES),
+                                    ("precision", self.precisions, PRECISIONS)):
+            wrong = [v for v in values if v not in known] or ([] if values else ["none"])
+            if wrong:
+                raise ValueError(f"Expected {what}s from {', '.join(known)}, but got "
+                                 f"{', '.join(wrong)}")
+
+
+def bench_model(spec: BenchSpec) -> tuple[LoadedModel, str]:
+    """The model to time and a note on where its weights came from (never downloads)."""
+    h, w = spec.input_size
+    sizes = {"min_size": min(h, w), "max_size": max(h, w)}
+    if spec.weights:
+        return load_model(spec.model, spec.weights, **sizes), f"weights {spec.weights}"
+    coco = COCO_WEIGHTS.get(spec.model)
+    if coco and (Path(torch.hub.get_dir()) / "checkpoints" / Path(coco.url).name).is_file():
+        return load_model(spec.model, None, progress=False, **sizes), "COCO weights (cached)"
+    torch.manual_seed(0)
+    module = build_model(spec.model, num_classes=91, **sizes)
+    note = "random weights (COCO weights not cached; timings only, detections meaningless)"
+    return LoadedModel(module, spec.model, COCO_NAMES, "random-seed0"), note
+
+
+def frames_for(spec: BenchSpec, n: int) -> list[np.ndarray]:
+    """``n`` generated (H, W, 3) uint8 BGR driving scenes of the input size."""
+    from drivevision.synthetic import SceneGenerator
+
+    h, w = spec.input_size
+    gen = SceneGenerator(width=w, height=h, seed=7)
+    return [gen.frame(i * 3).image for i in range(n)]
+
+
+def _summary(samples: list[float]) -> dict:
+    return {"median": float(np.median(samples)), "p95": float(np.percentile(samples, 95))}
+
+
+def time_baseline(loaded: LoadedModel, frames: list, device: torch.device, spec: BenchSpec,
+                  batch: int) -> dict:
+    """torchvision eager fp32 ``model(images)`` (BGR -> RGB float conversion included)."""
+    model = loaded.module.to(device).eval()
+    chunk = frames[:batch]
+    samples = []
+    with torch.inference_mode():
+        for i in range(spec.warmup + spec.iters):
+            t0 = time.perf_counter()
+            images = [torch.from_numpy(f).to(device).permute(2, 0, 1).flip(0).float() / 255
+                      for f in chunk]
+            model(images)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            if i >= spec.warmup:
+                samples.append((time.perf_counter() - t0) * 1000)
+    total = _summary(samples)
+    return {"total": total, "fps": batch * 1000 / total["median"]}
+
+
+def time_engine(detector: Detector, frames: list, spec: BenchSpec, batch: int) -> dict:
+    """Per-stage and total ms of ``detector.infer_timed`` on ``batch`` frames."""
+    chunk = frames[:batch]
+    stages: dict[str, list[float]] = {s: [] for s in STAGES}
+    totals = []
+    for i in range(spec.warmup + spec.iters):
+        t0 = time.perf_counter()
+        _, ms = detector.infer_timed(chunk)
+        if i >= spec.warmup:
+            totals.append((time.perf_counter() - t0) * 1000)
+            for s in STAGES:
+                stages[s].append(ms[s])
+    total = _summary(totals)
+    return {"stages": {s: _summary(v) for s, v in stages.items()}, "total": total,
+            "fps": batch * 1000 / total["median"]}
+
+
+def run_bench(spec: BenchSpec, log=print) -> dict:
+    """Time every engine x precision x batch; returns a JSON-able dict (see ``format_tables``)."""
+    device = resolve_device(spec.device)
+    loaded, note = bench_model(spec)
+    log(f"{spec.model}: {note}")
+    frames = frames_for(spec, max(spec.batches))
+    out = {"model": spec.model, "weights": note, "device": _device_name(device),
+           "input_size": list(spec.input_size), "iters": spec.iters, "warmup": spec.warmup,
+           "torch": torch.__version__, "threads": torch.get_num_threads(),
+           "baseline": {}, "results": [], "skipped": []}
+    before = {}
+    for b in spec.batches:
+        log(f"torchvision eager fp32, batch {b}")
+        before[b] = time_baseline(loaded, frames, device, spec, b)
+    for engine in spec.engines:
+        for precision in spec.precisions:
+            try:
+                det = Detector(loaded, engine=engine, device=str(device), precision=precision,
+                               conf=0.5, classes="all")
+            except (ValueError, ImportError) as e:
+                out["skipped"].append({"engine": engine, "precision": precision,
+                                       "reason": str(e).splitlines()[0]})
+                log(f"skip {engine} {precision}: {str(e).splitlines()[0]}")
+                continue
+            name = det.engine.name if engine == "auto" else engine  # what auto picked
+            entry = {"engine": name, "precision": precision, "batches": {}}
+            for b in spec.batches:
+                log(f"{name} {precision}, batch {b}")
+                try:
+                    r = time_engine(det, frames, spec, b)
+                except (RuntimeError, OSError) as e:  # a failed build or run: say, go on
+                    reason = f"batch {b}: {type(e).__name__}: {str(e).strip().splitlines()[0]}"
+                    out["skipped"].append({"engine": name, "precision": precision,
+                                           "reason": reason})
+                    log(f"skip {name} {precision}: {reason}")
+                    continue
+                entry["batches"][str(b)] = r
+            if entry["batches"]:
+                out["results"].append(entry)
+    for b in spec.batches:  # again after the engines: a machine that drifts shows it
+        log(f"torchvision eager fp32 again, batch {b}")
+        out["baseline"][str(b)] = _both(before[b], time_baseline(loaded, frames, device, spec, b),
+                                        b)
+    for entry in out["results"]:
+        for b, r in entry["batches"].items():
+            r["speedup"] = out["baseline"][b]["total"]["median"] / r["total"]["median"]
+    return out
+
+
+def _both(before: dict, after: dict, batch: int) -> dict:
+    """The baseline timed before and after the engines: the mean of the two medians (what
+    speedups divide), the larger p95, and each run's median."""
+    first, second = before["total"]["median"], after["total"]["median"]
+    median = (first + second) / 2
+    return {"total": {"median": median, "p95": max(before["total"]["p95"],
+                                                   after["total"]["p95"])},
+            "fps": batch * 1000 / median, "before_ms": first, "after_ms": second}
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"CPU: {line.split(':', 1)[1].strip()}"
+    except OSError:
+        pass
+    return f"CPU: {platform.processor() or platform.machine()}"
+
+
+def format_tables(result: dict) -> str:
+    """One table per engine and precision: stage rows, median/p95 columns per batch size."""
+    h, w = result["input_size"]
+    drift = ", ".join(f"b{b} {v['before_ms']:.1f} -> {v['after_ms']:.1f} ms"
+                      for b, v in result["baseline"].items())
+    lines = [f"{result['model']} at {h}x{w} on {result['device']}, {result['threads']} threads, "
+             f"torch {result['torch']}; {result['weights']}",
+             f"{result['iters']} timed calls after {result['warmup']} warm-up calls; ms per call",
+             f"torchvision eager fp32 timed before and after the engines ({drift}); speedups "
+             "divide the mean"]
+    for entry in result["results"]:
+        batches = list(entry["batches"])
+        lines += ["", f"{entry['engine']} {entry['precision']}",
+                  f"{'stage':<22}" + "".join(f"{'b' + b + ' median':>14}{'p95':>9}"
+                                             for b in batches)]
+        rows = [(s, s) for s in STAGES] + [("total", None)]
+        for label, stage in rows:
+            cells = [entry["batches"][b]["stages"][stage] if stage else
+                     entry["batches"][b]["total"] for b in batches]
+            name = "proposals+RoIAlign" if label == "proposals" else label
+            lines.append(f"{name:<22}" + "".join(f"{c['median']:>14.1f}{c['p95']:>9.1f}"
+                                                 for c in cells))
+        lines.append(f"{'frames/s':<22}" + "".join(f"{entry['batches'][b]['fps']:>14.2f}{'':>9}"
+                                                   for b in batches))
+        base = [result["baseline"][b]["total"]["median"] for b in batches]
+        lines.append(f"{'torchvision eager ms':<22}" + "".join(f"{v:>14.1f}{'':>9}"
+                                                               for v in base))
+        lines.append(f"{'speedup':<22}" + "".join(
+            f"{entry['batches'][b]['speedup']:>13.2f}x{'':>9}" for b in batches))
+    for s in result["skipped"]:
+        lines.append(f"skipped {s['engine']} {s['precision']}: {s['reason']}")
+    return "\n".join(lines)
