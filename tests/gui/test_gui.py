@@ -115,7 +115,7 @@ def wait_for_frame(qtbot, window, index: int, timeout: int = 20000) -> None:
 
 
 def test_plays_a_clip_to_the_end_matching_the_library_jsonl(qtbot, make_window, biased_loaded,
-                                                            clip_path, tmp_path, no_thread_leak):
+                                                            clip_path, tmp_path):
     jsonl = tmp_path / "library.jsonl"
     library = Detector(biased_loaded, device="cpu", conf=0.75, classes="all")
     detect_video(clip_path, jsonl=jsonl, detector=library)
@@ -164,8 +164,7 @@ def near(rgb, bgr, tol: int = 40) -> bool:
     return all(abs(a - b) <= tol for a, b in zip(rgb, bgr[::-1]))
 
 
-def test_slider_and_class_toggles_change_the_painted_overlay(qtbot, make_window, tmp_path,
-                                                             no_thread_leak):
+def test_slider_and_class_toggles_change_the_painted_overlay(qtbot, make_window, tmp_path):
     image_path = tmp_path / "grey.png"
     cv2.imwrite(str(image_path), np.full((120, 200, 3), 128, np.uint8))
     detector = StandIn(two_boxes())
@@ -194,8 +193,7 @@ def test_slider_and_class_toggles_change_the_painted_overlay(qtbot, make_window,
 
 
 def test_bad_file_shows_a_dialog_and_the_window_stays_usable(qtbot, make_window, errors,
-                                                             biased_loaded, clip_path, tmp_path,
-                                                             no_thread_leak):
+                                                             biased_loaded, clip_path, tmp_path):
     bad = tmp_path / "notes.mp4"
     bad.write_text("this is not a video\n")
     window = make_window(Detector(biased_loaded, device="cpu", conf=0.05, classes="all"))
@@ -212,8 +210,7 @@ def test_bad_file_shows_a_dialog_and_the_window_stays_usable(qtbot, make_window,
     wait_for_frame(qtbot, window, 1)
 
 
-def test_detector_failure_while_playing_shows_a_dialog(qtbot, make_window, errors, clip_path,
-                                                       no_thread_leak):
+def test_detector_failure_while_playing_shows_a_dialog(qtbot, make_window, errors, clip_path):
     detector = StandIn(two_boxes(), fail_on=3)
     window = make_window(detector)
     window.transport.every_frame.setChecked(True)
@@ -230,8 +227,7 @@ def test_detector_failure_while_playing_shows_a_dialog(qtbot, make_window, error
 
 
 @pytest.mark.timeout(40)
-def test_event_loop_stays_responsive_under_a_slow_detector(qtbot, make_window, clip_path,
-                                                           no_thread_leak):
+def test_event_loop_stays_responsive_under_a_slow_detector(qtbot, make_window, clip_path):
     detector = StandIn(two_boxes(), delay_s=0.5)
     window = make_window(detector)
     window.open_source(clip_path)
@@ -265,7 +261,7 @@ def test_event_loop_stays_responsive_under_a_slow_detector(qtbot, make_window, c
 
 
 def test_recent_sources_and_overlay_settings_persist(qtbot, make_window, settings, clip_path,
-                                                     tmp_path, no_thread_leak):
+                                                     tmp_path):
     window = make_window(StandIn(two_boxes()))
     window.panel.overlay.thickness.setValue(3)
     window.open_source(clip_path)
@@ -324,8 +320,7 @@ def stream_seq(window) -> int:
     return read_seq(window.packet.frame.image)
 
 
-def test_live_stream_plays_again_after_pause_and_speed_change(qtbot, make_window,
-                                                              no_thread_leak):
+def test_live_stream_plays_again_after_pause_and_speed_change(qtbot, make_window):
     window = make_window(StandIn(two_boxes(), delay_s=0.02))
     with MjpegTestServer(fps=30) as server:
         window.open_source(server.url)  # live: plays at once
@@ -346,7 +341,7 @@ def test_live_stream_plays_again_after_pause_and_speed_change(qtbot, make_window
 
 @pytest.mark.timeout(90)
 def test_gui_command_with_play_starts_a_live_stream_once(qtbot, monkeypatch, settings,
-                                                         tiny_checkpoint, no_thread_leak):
+                                                         tiny_checkpoint):
     from gui import app, main_window
     from gui.worker import Worker
 
@@ -379,7 +374,7 @@ def test_gui_command_with_play_starts_a_live_stream_once(qtbot, monkeypatch, set
 
 
 def test_recording_while_frames_are_skipped_lasts_as_long_as_the_playing(
-        qtbot, make_window, clip_path, tmp_path, no_thread_leak):
+        qtbot, make_window, clip_path, tmp_path):
     window = make_window(StandIn(two_boxes(), delay_s=0.25))  # 4 detections/s on 10 fps
     window.transport.speed.setCurrentIndex(2)  # 1x, skipping frames the detector misses
     window.transport.every_frame.setChecked(False)
@@ -400,7 +395,7 @@ def test_recording_while_frames_are_skipped_lasts_as_long_as_the_playing(
 
 
 def test_close_waits_for_a_busy_worker_instead_of_leaving_it_running(qtbot, make_window,
-                                                                     tmp_path, no_thread_leak):
+                                                                     tmp_path):
     image_path = tmp_path / "grey.png"
     cv2.imwrite(str(image_path), np.full((120, 200, 3), 128, np.uint8))
     gate = threading.Event()
@@ -423,7 +418,7 @@ def test_close_waits_for_a_busy_worker_instead_of_leaving_it_running(qtbot, make
 
 
 def test_display_drops_start_from_zero_for_a_new_source(qtbot, make_window, clip_path,
-                                                        tmp_path, no_thread_leak):
+                                                        tmp_path):
     window = make_window(StandIn(two_boxes()))
     window.transport.every_frame.setChecked(True)
     window.transport.speed.setCurrentIndex(4)
