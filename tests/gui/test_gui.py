@@ -22,6 +22,7 @@ pytest.importorskip("pytestqt")
 from mjpeg_server import MjpegTestServer, read_seq  # noqa: E402
 from PyQt6.QtCore import QSettings, Qt, QTimer  # noqa: E402
 from PyQt6.QtWidgets import QApplication, QMessageBox  # noqa: E402
+from standins import FixedDetector  # noqa: E402
 
 from drivevision.config import DetectorConfig  # noqa: E402
 from drivevision.detections import Detections  # noqa: E402
@@ -86,25 +87,6 @@ def make_window(qtbot, settings):
         assert not window.worker.is_running(), "the worker thread outlived its window"
 
 
-class StandIn:
-    """A detector stand-in: fixed detections, ``delay_s`` per call, fails on call ``fail_on``."""
-
-    names = COCO_NAMES
-
-    def __init__(self, detections: Detections, delay_s: float = 0.0, fail_on: int = 0):
-        self.detections, self.delay_s, self.fail_on, self.calls = detections, delay_s, fail_on, 0
-
-    def infer_timed(self, frames):
-        self.calls += 1
-        time.sleep(self.delay_s)
-        if self.calls == self.fail_on:
-            raise RuntimeError("stand-in detector failed")
-        return [self.detections for _ in frames], {"dense_a": self.delay_s * 1000.0}
-
-    def infer(self, frames):
-        return self.infer_timed(frames)[0]
-
-
 def two_boxes() -> Detections:
     return Detections([[20, 20, 80, 70], [110, 30, 180, 90]], [0.9, 0.3], [CAR, PERSON])
 
@@ -167,7 +149,7 @@ def near(rgb, bgr, tol: int = 40) -> bool:
 def test_slider_and_class_toggles_change_the_painted_overlay(qtbot, make_window, tmp_path):
     image_path = tmp_path / "grey.png"
     cv2.imwrite(str(image_path), np.full((120, 200, 3), 128, np.uint8))
-    detector = StandIn(two_boxes())
+    detector = FixedDetector(detections=two_boxes())
     window = make_window(detector, conf=0.2)
     window.panel.overlay.thickness.setValue(6)
     window.panel.overlay.labels_box.setChecked(False)
@@ -211,7 +193,7 @@ def test_bad_file_shows_a_dialog_and_the_window_stays_usable(qtbot, make_window,
 
 
 def test_detector_failure_while_playing_shows_a_dialog(qtbot, make_window, errors, clip_path):
-    detector = StandIn(two_boxes(), fail_on=3)
+    detector = FixedDetector(detections=two_boxes(), fail_on_call=3)
     window = make_window(detector)
     window.transport.every_frame.setChecked(True)
     window.open_source(clip_path)
@@ -228,7 +210,7 @@ def test_detector_failure_while_playing_shows_a_dialog(qtbot, make_window, error
 
 @pytest.mark.timeout(40)
 def test_event_loop_stays_responsive_under_a_slow_detector(qtbot, make_window, clip_path):
-    detector = StandIn(two_boxes(), delay_s=0.5)
+    detector = FixedDetector(0.5, detections=two_boxes())
     window = make_window(detector)
     window.open_source(clip_path)
     wait_for_frame(qtbot, window, 0)
@@ -262,7 +244,7 @@ def test_event_loop_stays_responsive_under_a_slow_detector(qtbot, make_window, c
 
 def test_recent_sources_and_overlay_settings_persist(qtbot, make_window, settings, clip_path,
                                                      tmp_path):
-    window = make_window(StandIn(two_boxes()))
+    window = make_window(FixedDetector(detections=two_boxes()))
     window.panel.overlay.thickness.setValue(3)
     window.open_source(clip_path)
     wait_for_frame(qtbot, window, 0)
@@ -285,7 +267,7 @@ def test_recent_sources_and_overlay_settings_persist(qtbot, make_window, setting
     assert cv2.imread(str(shot)).shape == (96, 160, 3)
     window.close()
 
-    again = make_window(StandIn(two_boxes()))
+    again = make_window(FixedDetector(detections=two_boxes()))
     assert again.settings.recent()[0] == clip_path
     assert [a.text() for a in again.recent_menu.actions()] == [clip_path]
     assert again.panel.overlay.thickness.value() == 3
@@ -321,7 +303,7 @@ def stream_seq(window) -> int:
 
 
 def test_live_stream_plays_again_after_pause_and_speed_change(qtbot, make_window):
-    window = make_window(StandIn(two_boxes(), delay_s=0.02))
+    window = make_window(FixedDetector(0.02, detections=two_boxes()))
     with MjpegTestServer(fps=30) as server:
         window.open_source(server.url)  # live: plays at once
         qtbot.waitUntil(lambda: window.packet is not None and window.is_playing, timeout=10000)
@@ -375,7 +357,7 @@ def test_gui_command_with_play_starts_a_live_stream_once(qtbot, monkeypatch, set
 
 def test_recording_while_frames_are_skipped_lasts_as_long_as_the_playing(
         qtbot, make_window, clip_path, tmp_path):
-    window = make_window(StandIn(two_boxes(), delay_s=0.25))  # 4 detections/s on 10 fps
+    window = make_window(FixedDetector(0.25, detections=two_boxes()))  # 4 detections/s on 10 fps
     window.transport.speed.setCurrentIndex(2)  # 1x, skipping frames the detector misses
     window.transport.every_frame.setChecked(False)
     window.open_source(clip_path)
@@ -399,13 +381,7 @@ def test_close_waits_for_a_busy_worker_instead_of_leaving_it_running(qtbot, make
     image_path = tmp_path / "grey.png"
     cv2.imwrite(str(image_path), np.full((120, 200, 3), 128, np.uint8))
     gate = threading.Event()
-
-    class Stuck(StandIn):
-        def infer_timed(self, frames):
-            gate.wait(20)
-            return super().infer_timed(frames)
-
-    window = make_window(Stuck(two_boxes()))
+    window = make_window(FixedDetector(detections=two_boxes(), gate=gate))
     window.close_timeout_s = 0.2
     window.open_source(str(image_path))
     qtbot.waitUntil(lambda: window.media is not None, timeout=10000)
@@ -419,7 +395,7 @@ def test_close_waits_for_a_busy_worker_instead_of_leaving_it_running(qtbot, make
 
 def test_display_drops_start_from_zero_for_a_new_source(qtbot, make_window, clip_path,
                                                         tmp_path):
-    window = make_window(StandIn(two_boxes()))
+    window = make_window(FixedDetector(detections=two_boxes()))
     window.transport.every_frame.setChecked(True)
     window.transport.speed.setCurrentIndex(4)
     window.open_source(clip_path)
