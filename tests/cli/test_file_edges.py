@@ -140,7 +140,9 @@ def test_detect_on_a_stream_url_runs_on_the_capture_clock_and_records_the_outage
     times = frame_times_ms(out)
     assert len(times) == len(frames)
     assert times == pytest.approx(stamps, abs=1.5)
-    assert times[-1] > 0.6 * 100 * (len(times) - 1)  # 10 fps, not a guessed 25 or 30
+    # 10 fps, not a guessed 25 or 30; the median, as a frame the server sent late under load
+    # comes in a burst with the next ones
+    assert np.median(np.diff(times)) > 70
 
 
 # -- 4. damaged image in a folder -----------------------------------------------------------

@@ -210,7 +210,8 @@ def test_detector_failure_while_playing_shows_a_dialog(qtbot, make_window, error
 
 @pytest.mark.timeout(40)
 def test_event_loop_stays_responsive_under_a_slow_detector(qtbot, make_window, clip_path):
-    detector = FixedDetector(0.5, detections=two_boxes())
+    delay_s = 0.5
+    detector = FixedDetector(delay_s, detections=two_boxes())
     window = make_window(detector)
     window.open_source(clip_path)
     wait_for_frame(qtbot, window, 0)
@@ -231,14 +232,16 @@ def test_event_loop_stays_responsive_under_a_slow_detector(qtbot, make_window, c
     qtbot.waitUntil(lambda: window.packet.frame.index >= 3, timeout=10000)
     t0 = time.monotonic()
     window.pause()
-    pause_ms = (time.monotonic() - t0) * 1000.0
+    pause_s = time.monotonic() - t0
     qtbot.wait(300)
     timer.stop()
-    late_ms = (max(gaps) - 0.010) * 1000.0
-    print(f"event loop: {len(gaps)} pings, worst {late_ms:.1f} ms late; pause {pause_ms:.1f} ms")
+    print(f"event loop: {len(gaps)} pings, worst gap {max(gaps) * 1000:.1f} ms; "
+          f"pause {pause_s * 1000:.1f} ms")
     assert detector.calls >= 4
-    assert late_ms < 50, f"the event loop stalled for {late_ms:.0f} ms"
-    assert pause_ms < 50, f"pause blocked the GUI for {pause_ms:.0f} ms"
+    # Waiting on a detector call would stall for about delay_s; a loaded machine delays a
+    # 10 ms timer by far less than half of it.
+    assert max(gaps) < delay_s / 2, f"the event loop stalled for {max(gaps):.2f} s"
+    assert pause_s < delay_s / 2, f"pause blocked the GUI for {pause_s:.2f} s"
     qtbot.waitUntil(lambda: not window.is_playing, timeout=5000)
 
 
@@ -252,8 +255,7 @@ def test_recent_sources_and_overlay_settings_persist(qtbot, make_window, setting
     window.start_recording(str(video), str(jsonl))
     window.transport.every_frame.setChecked(True)
     window.transport.speed.setCurrentIndex(4)
-    with qtbot.waitSignal(window.worker.ended, timeout=20000):
-        window.play()
+    playing_s = play_to_the_end(qtbot, window)
     window.stop_recording()
     qtbot.waitUntil(jsonl.exists, timeout=10000)
     lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
@@ -261,7 +263,10 @@ def test_recent_sources_and_overlay_settings_persist(qtbot, make_window, setting
     times = video_times(video)
     assert len(times) == 11
     watched = (lines[-1]["timestamp_ms"] - lines[0]["timestamp_ms"]) / 1000.0 / 4  # at 4x
-    assert times[-1] - times[0] == pytest.approx(watched, abs=0.08)
+    # the first frame is stamped when playing starts and none is released early, so the video
+    # lasts at least as long as the clip at 4x, and at most as long as the playing took here
+    # (stamped at the clip's 10 fps it would last 4x as long)
+    assert watched - 0.01 <= times[-1] - times[0] <= playing_s + 0.01
     shot = tmp_path / "shot.png"
     assert window.save_screenshot(shot)
     assert cv2.imread(str(shot)).shape == (96, 160, 3)
@@ -289,6 +294,14 @@ def test_drivevision_view_starts_the_viewer_with_the_same_options(monkeypatch, c
     viewer = detector_config(build_parser().parse_args(argv[3:]))
     detect = detector_config(cli.build_parser().parse_args(["detect", clip_path, *options]))
     assert viewer == detect
+
+
+def play_to_the_end(qtbot, window) -> float:
+    """Play until the worker says the source ended; returns the seconds that took."""
+    start = time.monotonic()
+    with qtbot.waitSignal(window.worker.ended, timeout=20000):
+        window.play()
+    return time.monotonic() - start
 
 
 def video_times(path) -> list[float]:
@@ -364,8 +377,7 @@ def test_recording_while_frames_are_skipped_lasts_as_long_as_the_playing(
     wait_for_frame(qtbot, window, 0)
     video, jsonl = tmp_path / "rec.mkv", tmp_path / "rec.jsonl"
     window.start_recording(str(video), str(jsonl))
-    with qtbot.waitSignal(window.worker.ended, timeout=20000):
-        window.play()
+    playing_s = play_to_the_end(qtbot, window)
     window.stop_recording()
     qtbot.waitUntil(jsonl.exists, timeout=10000)
     lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
@@ -373,7 +385,9 @@ def test_recording_while_frames_are_skipped_lasts_as_long_as_the_playing(
     times = video_times(video)
     assert len(times) == len(lines)
     watched = (lines[-1]["timestamp_ms"] - lines[0]["timestamp_ms"]) / 1000.0
-    assert times[-1] - times[0] == pytest.approx(watched, abs=0.12)
+    # about 2.5 frames apart, so stamped at the clip's 10 fps the video would last 0.4x the
+    # watching; a frame captured late on a loaded machine shortens it by that lateness only
+    assert 0.7 * watched <= times[-1] - times[0] <= playing_s + 0.01
 
 
 def test_close_waits_for_a_busy_worker_instead_of_leaving_it_running(qtbot, make_window,
@@ -401,7 +415,9 @@ def test_display_drops_start_from_zero_for_a_new_source(qtbot, make_window, clip
     window.open_source(clip_path)
     wait_for_frame(qtbot, window, 0)
     window.play()
-    time.sleep(0.6)  # the GUI thread is busy: the worker replaces packets nobody took
+    deadline = time.monotonic() + 10.0  # the GUI thread is busy: the worker replaces packets
+    while window.worker.display_drops == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
     qtbot.waitUntil(lambda: not window.is_playing, timeout=10000)
     assert window.worker.display_drops > 0
     image_path = tmp_path / "grey.png"
