@@ -484,5 +484,7 @@ def test_signals_close_the_viewer_and_finish_the_recording(tmp_path, tiny_checkp
     assert code == 128 + getattr(signal, signum) and took < 5.0
     if record:
         assert not list(tmp_path.glob(".*.part*")) and video.exists()
+        # an MP4 left unfinished has no index and does not open; how many frames were played
+        # in 2 s depends on the machine's load
         with av.open(str(video)) as container:
-            assert sum(1 for _ in container.decode(video=0)) > 3
+            assert sum(1 for _ in container.decode(video=0)) >= 1
