@@ -7,6 +7,7 @@ real ResNet-50-FPN structure.
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -56,17 +57,30 @@ def clip_path(tmp_path_factory) -> str:
     return str(path)
 
 
-@pytest.fixture
+# Threads that outlive a test by design: tqdm's progress-bar monitor (one per process, started
+# by the first bar) and pytest-timeout's timer when it runs with --timeout-method=thread.
+# Qt's own threads are not Python threads and never show up here.
+HARMLESS_THREADS = ("tqdm_monitor", "pytest_timeout ")
+
+
+@pytest.fixture(autouse=True)
 def no_thread_leak():
-    """Fail a test that leaves a Python thread running after it ends."""
+    """Fail every test that leaves a Python thread running after it ends (5 s to finish)."""
     before = set(threading.enumerate())
     yield
-    for _ in range(50):
-        extra = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-        if not extra:
-            return
-        threading.Event().wait(0.1)
-    pytest.fail(f"threads left running: {[t.name for t in extra]}")
+    deadline = time.monotonic() + 5.0
+    while True:
+        extra = [t for t in threading.enumerate()
+                 if t not in before and t.is_alive() and not t.name.startswith(HARMLESS_THREADS)]
+        if not extra or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    if extra:
+        named = ", ".join(f"{t.name!r} ({type(t).__name__}, target "
+                          f"{getattr(getattr(t, '_target', None), '__qualname__', '?')})"
+                          for t in extra)
+        pytest.fail(f"{len(extra)} thread(s) still running 5 s after the test ended: {named}",
+                    pytrace=False)
 
 
 def random_frame(h: int, w: int, seed: int = 0) -> np.ndarray:

@@ -22,8 +22,11 @@ def scene(h: int, w: int, seed: int) -> np.ndarray:
     return SceneGenerator(width=w, height=h, seed=seed).frame(5).image
 
 
-@pytest.mark.parametrize("name, size", [("r50-fpn-v2", (200, 320)), ("r50-fpn", (359, 641)),
-                                        ("tiny-fpn", (359, 641))])
+@pytest.mark.parametrize("name, size", [
+    pytest.param("r50-fpn-v2", (200, 320), marks=pytest.mark.slow),
+    pytest.param("r50-fpn", (359, 641), marks=pytest.mark.slow),
+    ("tiny-fpn", (359, 641)),
+])
 def test_fp32_cpu_detections_equal_torchvision(name, size):
     torch.manual_seed(0)
     model = build_model(name, num_classes=91, min_size=size[0], max_size=size[1])
@@ -39,6 +42,7 @@ def test_fp32_cpu_detections_equal_torchvision(name, size):
     assert np.array_equal(ours.class_ids, ref["labels"].numpy())
 
 
+@pytest.mark.slow
 def test_batch_gives_the_same_as_one_frame_at_a_time(tiny_loaded):
     detector = Detector(tiny_loaded, device="cpu", conf=0.0, classes="all")
     frames = [scene(120, 200, seed=s) for s in range(3)]
@@ -49,6 +53,7 @@ def test_batch_gives_the_same_as_one_frame_at_a_time(tiny_loaded):
         np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_conf_and_classes_filter_the_output(tiny_loaded):
     frame = scene(120, 200, seed=1)
     everything = Detector(tiny_loaded, device="cpu", conf=0.0, classes="all")(frame)
@@ -118,6 +123,7 @@ def test_fp16_cuda_detections_match_fp32(tiny_loaded):
     assert abs(len(ref) - len(half)) <= max(2, len(ref) // 10)
 
 
+@pytest.mark.slow
 def test_fewer_proposals_equal_torchvision_built_with_that_many():
     torch.manual_seed(5)
     ours = build_model("tiny-fpn", num_classes=91)

@@ -32,6 +32,7 @@ def test_offline_without_cached_weights_names_the_file_and_folder(torch_home):
     assert "--weights" in message and "\n" not in message
 
 
+@pytest.mark.slow
 def test_coco_weights_load_from_torch_cache_without_network(torch_home):
     torch.manual_seed(1)
     reference = build_model("r50-fpn")

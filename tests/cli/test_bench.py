@@ -50,6 +50,7 @@ def test_bench_refuses_unknown_precisions_before_timing_anything(capsys):
     assert code == 2 and "fp8" in captured.err and "torchvision eager" not in captured.err
 
 
+@pytest.mark.slow
 def test_bench_names_what_auto_picked_and_goes_on_after_a_failing_engine(capsys, monkeypatch,
                                                                         tmp_path):
     from drivevision.cli import timing as bench

@@ -127,6 +127,7 @@ def test_bad_input_gives_one_line_error_and_exit_code(tmp_path, capsys, tiny_che
     assert not (work / "d.jsonl").exists() and leftovers(work) == []
 
 
+@pytest.mark.slow
 def test_console_script_runs_as_a_user_would(tmp_path, clip_path, tiny_checkpoint):
     jsonl = tmp_path / "d.jsonl"
     proc = subprocess.run([sys.executable, "-m", "drivevision", "detect", clip_path,

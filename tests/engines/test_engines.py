@@ -90,7 +90,9 @@ def check_dense(loaded, name: str, device: torch.device, precision: str, frame) 
 
 
 @pytest.mark.parametrize("name,precision", [
-    ("torch", "fp32"), ("torch", "bf16"), ("onnx", "fp32"), ("compiled", "fp32"),
+    ("torch", "fp32"), ("torch", "bf16"),
+    pytest.param("onnx", "fp32", marks=pytest.mark.slow),
+    pytest.param("compiled", "fp32", marks=pytest.mark.slow),
 ])
 def test_dense_outputs_match_eager_modules_on_cpu(fixture_model, scenes, name, precision):
     check_dense(fixture_model, name, CPU, precision, scenes[0])
@@ -172,6 +174,7 @@ def _builds(engine) -> int:
     return counters["stats"]["unique_graphs"]
 
 
+@pytest.mark.slow
 def test_short_batches_reuse_the_compiled_batch(fixture_model, scenes):
     """The compiled engine's CUDA-graph rule (pad a short batch with blank images to the
     captured batch), forced on the CPU so it runs here: same detections, no recompile."""

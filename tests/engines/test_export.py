@@ -105,6 +105,7 @@ def fp16_pieces(loaded, tmp_path_factory):
     return export_onnx(loaded, folder, ExportSpec("fp16", (224, 384), exporter="dynamo"))
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_tensorrt_parses_and_builds_the_pieces_without_a_gpu(trt, exported, fp16_pieces,
@@ -123,6 +124,7 @@ def test_tensorrt_parses_and_builds_the_pieces_without_a_gpu(trt, exported, fp16
     assert len(a) > 100_000 and len(b) > 100_000
 
 
+@pytest.mark.slow
 def test_tensorrt_cache_rebuilds_corrupt_and_foreign_engines(trt, loaded, tmp_path,
                                                              monkeypatch):
     from drivevision.engines import trt_build as trt_engine
@@ -152,6 +154,7 @@ def test_tensorrt_cache_rebuilds_corrupt_and_foreign_engines(trt, loaded, tmp_pa
         trt, loaded, "dense_b", shapes, "fp32", cpu)) is None
 
 
+@pytest.mark.slow
 def test_cached_onnx_is_reexported_for_other_weights(loaded, tmp_path, monkeypatch):
     monkeypatch.setenv("DRIVEVISION_CACHE", str(tmp_path))
     paths = cached_onnx(loaded, "fp32", exporter="legacy")
@@ -161,6 +164,7 @@ def test_cached_onnx_is_reexported_for_other_weights(loaded, tmp_path, monkeypat
     assert cached_onnx(other, "fp32", exporter="legacy")["dense_a"] != paths["dense_a"]
 
 
+@pytest.mark.slow
 def test_processes_sharing_the_cache_take_turns(tmp_path):
     """Two processes asking for the same ONNX pieces at once: both get a whole, valid file
     (one exports, the other waits for it), nothing half-written is left behind."""
@@ -230,6 +234,7 @@ def test_an_interrupted_export_leaves_the_folder_as_it_was(tmp_path, monkeypatch
     assert (tmp_path / "dense_a.onnx").read_bytes() == b"earlier dense_a"
 
 
+@pytest.mark.slow
 def test_export_command_builds_portable_tensorrt_engines(trt, tmp_path):
     code = main(["export", "--model", "tiny-fpn", "--weights", str(FIXTURE), "--format",
                  "tensorrt", "--precision", "fp16", "--input-size", "224x384",

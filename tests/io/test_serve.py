@@ -43,7 +43,7 @@ def test_only_loopback_counts_as_private(host, loopback):
 
 
 @pytest.mark.timeout(30)
-def test_clients_receive_published_frames_and_close_ends_them(no_thread_leak):
+def test_clients_receive_published_frames_and_close_ends_them():
     server = MjpegServer(port=0, streams=2).start()
     assert server.warning is None and server.address[0] == "127.0.0.1"
     stop = threading.Event()
