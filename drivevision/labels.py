@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from torchvision.models.detection import FasterRCNN_ResNet50_FPN_Weights as _COCO_WEIGHTS
-
-# torchvision's 91-entry COCO category list (index == label id the detectors emit), taken
-# from its weights metadata, which ships with the code (no download).
-COCO_NAMES: tuple[str, ...] = tuple(_COCO_WEIGHTS.COCO_V1.meta["categories"])
+# torchvision's 91-entry COCO category list (index == label id its detectors emit), written
+# out so that drawing and writing detections never import torch; a test checks it against
+# torchvision's own list.
+COCO_NAMES: tuple[str, ...] = (
+    "__background__", "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train",
+    "truck", "boat", "traffic light", "fire hydrant", "N/A", "stop sign", "parking meter",
+    "bench", "bird", "cat", "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra",
+    "giraffe", "N/A", "backpack", "umbrella", "N/A", "N/A", "handbag", "tie", "suitcase",
+    "frisbee", "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove",
+    "skateboard", "surfboard", "tennis racket", "bottle", "N/A", "wine glass", "cup", "fork",
+    "knife", "spoon", "bowl", "banana", "apple", "sandwich", "orange", "broccoli", "carrot",
+    "hot dog", "pizza", "donut", "cake", "chair", "couch", "potted plant", "bed", "N/A",
+    "dining table", "N/A", "N/A", "toilet", "N/A", "tv", "laptop", "mouse", "remote",
+    "keyboard", "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "N/A",
+    "book", "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush",
+)
 
 DRIVING_CLASSES: tuple[str, ...] = (
     "person", "bicycle", "car", "motorcycle", "bus", "truck", "traffic light", "stop sign",
