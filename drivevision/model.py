@@ -6,6 +6,7 @@ cache) or from a local checkpoint loaded with ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -26,6 +27,7 @@ from torchvision.models.detection import (
 )
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.rpn import RegionProposalNetwork
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from drivevision.errors import WeightsError
@@ -97,6 +99,44 @@ def build_model(name: str, *, num_classes: int = 91, **transform: int) -> Faster
         model = builder[name](weights=None, weights_backbone=None, num_classes=num_classes,
                               **kwargs)
     return model.eval()
+
+
+def copy_with_proposals(module: FasterRCNN, proposals: int | None = None) -> FasterRCNN:
+    """A deep copy of ``module``; its RPN keeps ``proposals`` boxes per image at test time.
+
+    The copy's RPN is built anew through ``RegionProposalNetwork``'s constructor, as
+    ``FasterRCNN(rpn_post_nms_top_n_test=proposals)`` builds it, around the copied head and
+    anchor generator and with every other setting of the original. None keeps the count
+    ``module`` has. ``module`` itself is neither changed nor moved.
+    """
+    if proposals is not None and (not isinstance(proposals, int) or proposals < 1):
+        raise ValueError(f"Expected proposals to be an int >= 1, but got {proposals!r}")
+    module = copy.deepcopy(module)
+    if proposals is None:
+        return module
+    old = module.rpn
+    pre, post = _nms_top_n(old)
+    post["testing"] = proposals
+    rpn = RegionProposalNetwork(
+        old.anchor_generator, old.head,
+        old.proposal_matcher.high_threshold, old.proposal_matcher.low_threshold,
+        old.fg_bg_sampler.batch_size_per_image, old.fg_bg_sampler.positive_fraction,
+        pre, post, old.nms_thresh, score_thresh=old.score_thresh,
+    )
+    rpn.min_size = old.min_size
+    module.rpn = rpn.train(old.training)
+    return module
+
+
+def _nms_top_n(rpn: RegionProposalNetwork) -> tuple[dict[str, int], dict[str, int]]:
+    """The RPN's pre- and post-NMS counts per mode, read through its public getters."""
+    pre, post = {}, {}
+    training = rpn.training
+    for mode in ("training", "testing"):
+        rpn.train(mode == "training")
+        pre[mode], post[mode] = rpn.pre_nms_top_n(), rpn.post_nms_top_n()
+    rpn.train(training)
+    return pre, post
 
 
 def load_model(name: str, weights: str | os.PathLike | None = None, *, progress: bool = True,

@@ -26,9 +26,10 @@ def scene(h: int, w: int, seed: int) -> np.ndarray:
                                         ("tiny-fpn", (359, 641))])
 def test_fp32_cpu_detections_equal_torchvision(name, size):
     torch.manual_seed(0)
-    model = build_model(name, num_classes=91, min_size=size[0], max_size=size[1])
+    # 200 proposals: same code path as 1000, faster
+    model = build_model(name, num_classes=91, min_size=size[0], max_size=size[1],
+                        rpn_post_nms_top_n_test=200)
     model.roi_heads.score_thresh = 0.0  # random weights score ~1/91: keep the top 100
-    model.rpn._post_nms_top_n["testing"] = 200  # fewer proposals: same code path, faster
     detector = Detector(LoadedModel(model, name, COCO_NAMES, "random"), device="cpu",
                         conf=0.0, classes="all")
     frame = scene(*size, seed=3)
@@ -131,7 +132,34 @@ def test_fewer_proposals_equal_torchvision_built_with_that_many():
     got, want = detector(frame), reference(ref, frame)
     assert len(got) == len(want["boxes"]) > 0
     np.testing.assert_allclose(got.xyxy, want["boxes"].numpy(), atol=1e-4)
-    assert ours.rpn.post_nms_top_n() == 20
+    assert detector.model.rpn.post_nms_top_n() == 20
+
+
+def test_detectors_from_one_model_keep_their_own_proposals_and_leave_it_alone(tiny_loaded):
+    module = tiny_loaded.module
+    params = [(p, p.detach().clone()) for p in module.parameters()]
+    counts = (module.rpn.pre_nms_top_n(), module.rpn.post_nms_top_n())
+    few = Detector(tiny_loaded, device="cpu", conf=0.0, classes="all", proposals=10)
+    many = Detector(tiny_loaded, device="cpu", conf=0.0, classes="all", proposals=60)
+    frame = scene(120, 200, seed=6)
+    results = []
+    for detector, count in ((few, 10), (many, 60)):
+        ref = build_model("tiny-fpn", num_classes=91, rpn_post_nms_top_n_test=count)
+        ref.load_state_dict(module.state_dict())
+        ref.roi_heads.score_thresh = 0.0
+        got, want = detector(frame), reference(ref, frame)
+        assert detector.model.rpn.post_nms_top_n() == count
+        assert len(got) == len(want["boxes"]) > 0
+        np.testing.assert_allclose(got.xyxy, want["boxes"].numpy(), atol=1e-4)
+        assert np.array_equal(got.class_ids, want["labels"].numpy())
+        results.append(got)
+    assert results[0] != results[1]
+    Detector(tiny_loaded, device="meta", conf=0.0, classes="all")  # another device, no GPU
+    assert (module.rpn.pre_nms_top_n(), module.rpn.post_nms_top_n()) == counts == (1000, 100)
+    assert not module.training
+    assert [id(p) for p, _ in params] == [id(p) for p in module.parameters()]
+    for p, before in params:
+        assert p.device.type == "cpu" and torch.equal(p, before)
 
 
 def test_bf16_on_a_cpu_without_bf16_says_it_is_emulated(tiny_loaded, caplog, monkeypatch):

@@ -123,8 +123,7 @@ class TensorRTEngine:
             raise ValueError(why)
         self.loaded, self.device, self.precision = loaded, device, precision
         self.progress = progress
-        post = loaded.module.rpn._post_nms_top_n["testing"]
-        self.rois_per_image = int(post)
+        self.rois_per_image = int(loaded.module.rpn.post_nms_top_n())  # eval: test-time count
         self._plan = BatchPlan()
         self._a: dict[tuple[int, int], _Runner] = {}  # (H, W) -> engine for batches 1..N
         self._b: tuple[int, _Runner] | None = None  # (most RoIs, engine for 1..that many)
