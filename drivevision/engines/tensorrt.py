@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from drivevision.engines import DenseA
+from drivevision.engines import DenseA, Engine
 from drivevision.engines import cache as engine_cache
 from drivevision.engines.batching import BatchPlan
 from drivevision.engines.trt_build import cached_engine, gpu_name, import_tensorrt, unsupported_gpu
@@ -105,7 +105,7 @@ class _RuntimeCache:
         os.replace(tmp, self.path)
 
 
-class TensorRTEngine:
+class TensorRTEngine(Engine):
     """Both dense pieces as TensorRT engines on a CUDA device, in fp32 or fp16."""
 
     name = "tensorrt"

@@ -43,6 +43,19 @@ def test_no_output_still_runs_and_summarises(capsys, clip_path, tiny_checkpoint)
     assert code == 0 and "12 frames" in stdout and "fps" in stdout
 
 
+def test_engine_auto_says_what_it_chose_and_why(capsys, clip_path, tiny_checkpoint,
+                                                monkeypatch):
+    import drivevision.engines
+
+    monkeypatch.setattr(drivevision.engines, "pick_auto", lambda device, precision:
+                        ("torch", "the test's choice"))
+    code, _, err = run(capsys, clip_path, "--weights", tiny_checkpoint, "--engine", "auto",
+                       "--device", "cpu")
+    assert code == 0 and "engine torch on cpu, fp32 (auto: the test's choice)" in err
+    code, _, err = run(capsys, clip_path, "--weights", tiny_checkpoint, "--device", "cpu")
+    assert code == 0 and "engine torch on cpu, fp32" in err and "auto:" not in err
+
+
 def write_image(path, image):
     cv2.imwrite(str(path), image)
     return path
