@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from drivevision.config import DEVICES, ENGINES, MODELS, PRECISIONS, DetectorConfig
+from drivevision.config import DEFAULT_MODEL, DEVICES, ENGINES, MODELS, PRECISIONS, DetectorConfig
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # a stage failed at run time, or the system refused (full disk, ...)
@@ -18,8 +18,9 @@ EXIT_INTERRUPTED = 130
 def add_detector_args(parser: argparse.ArgumentParser) -> None:
     """Detector options shared by every command (and the viewer), so command lines carry over."""
     g = parser.add_argument_group("detector")
-    g.add_argument("--model", choices=MODELS, default="r50-fpn-v2",
-                   help="Faster R-CNN architecture (default: %(default)s)")
+    g.add_argument("--model", choices=MODELS,
+                   help=f"Faster R-CNN architecture (default: {DEFAULT_MODEL}, or the one a "
+                        "checkpoint names, which wins)")
     g.add_argument("--weights", metavar="PATH",
                    help="local checkpoint; default: torchvision's COCO weights (downloaded once)")
     g.add_argument("--engine", choices=ENGINES, default="torch", help="(default: %(default)s)")
@@ -47,7 +48,8 @@ def detector_config(args: argparse.Namespace) -> DetectorConfig:
 
 def model_args(parser: argparse.ArgumentParser) -> None:
     """``--model`` and ``--weights`` alone, for commands that build no detector."""
-    parser.add_argument("--model", choices=MODELS, default="r50-fpn-v2")
+    parser.add_argument("--model", choices=MODELS,
+                        help=f"default: {DEFAULT_MODEL}, or the one a checkpoint names")
     parser.add_argument("--weights", metavar="PATH",
                         help="local checkpoint; default: torchvision's COCO weights")
 
