@@ -64,14 +64,15 @@ class Detector:
         device: "auto", "cpu", "cuda" or "cuda:N".
         precision: "fp32", "fp16" (CUDA) or "bf16"; boxes are always decoded in fp32.
         conf: keep detections scoring at least this.
-        classes: "driving", "all", comma list of names or ids (see ``labels.resolve_classes``).
+        classes: "driving", "all", comma list of names or ids; None: driving for a model with
+            COCO's class names, all for one with its own (see ``labels.resolve_classes``).
         proposals: RPN proposals kept per frame (torchvision's ``rpn_post_nms_top_n_test``);
             None keeps the model's (1000).
         progress: print a line before slow first-use engine work (export, build, compile).
     """
 
     def __init__(self, loaded: LoadedModel, *, engine: str = "torch", device: str = "auto",
-                 precision: str = "fp32", conf: float = 0.5, classes="driving",
+                 precision: str = "fp32", conf: float = 0.5, classes=None,
                  proposals: int | None = None, progress: bool = False):
         self.device = resolve_device(device)
         if precision == "fp16" and self.device.type != "cuda":

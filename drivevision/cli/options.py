@@ -28,9 +28,10 @@ def add_detector_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="fp16 needs CUDA; bf16 is fast on CPUs with AMX/AVX512-BF16")
     g.add_argument("--conf", type=float, default=0.5, help="score threshold (default: 0.5)")
-    g.add_argument("--classes", default="driving",
+    g.add_argument("--classes",
                    help="'driving' (person, bicycle, car, motorcycle, bus, truck, traffic light, "
-                        "stop sign), 'all', or a comma list of names or ids")
+                        "stop sign), 'all', or a comma list of names or ids (default: driving "
+                        "for a COCO model, all for a model with its own classes)")
     g.add_argument("--min-size", type=int, metavar="PX",
                    help="resize the short side to this (model default 800); smaller is faster")
     g.add_argument("--max-size", type=int, metavar="PX", help="cap on the long side (default 1333)")

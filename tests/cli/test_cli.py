@@ -95,16 +95,43 @@ def test_model_given_with_a_checkpoint_of_another_architecture_warns_that_the_ch
     assert "custom.pt holds a tiny-fpn model, not r50-fpn: using tiny-fpn" in warning
 
 
+def found_names(jsonl) -> set[str]:
+    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    return {d["class_name"] for line in lines for d in line["detections"]}
+
+
+def scene_image():
+    from drivevision.synthetic import SceneGenerator
+
+    return SceneGenerator(width=160, height=96, seed=2).frame(3).image
+
+
+def test_default_classes_keep_all_of_a_custom_model_and_driving_says_what_it_lacks(
+        tmp_path, capsys, caplog, custom_checkpoint):
+    image = write_image(tmp_path / "img.png", scene_image())
+    common = ["--weights", custom_checkpoint, "--device", "cpu", "--conf", "0"]
+    assert run(capsys, image, *common, "--jsonl", tmp_path / "a.jsonl")[0] == 0
+    assert found_names(tmp_path / "a.jsonl") == {"car", "cone", "van"}
+    assert warnings_in(caplog) == []
+    code, _, err = run(capsys, image, *common, "--classes", "driving",
+                       "--jsonl", tmp_path / "d.jsonl")
+    assert code == 0, err
+    assert found_names(tmp_path / "d.jsonl") == {"car"}
+    [warning] = warnings_in(caplog)
+    assert warning == ("classes 'driving': the model has no person, bicycle, motorcycle, bus, "
+                       "truck, traffic light, stop sign; keeping car")
+
+
 def test_warnings_print_as_one_drivevision_warning_line_each(tmp_path, custom_checkpoint):
     image = write_image(tmp_path / "img.png", np.zeros((96, 160, 3), np.uint8))
     proc = subprocess.run([sys.executable, "-m", "drivevision", "detect", str(image), "-q",
                            "--weights", custom_checkpoint, "--device", "cpu",
-                           "--model", "r50-fpn"],
+                           "--model", "r50-fpn", "--classes", "driving"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stderr.splitlines()
-    assert len(lines) == 1 and all(ln.startswith("drivevision: warning: ") for ln in lines)
-    assert "using tiny-fpn" in lines[0]
+    assert len(lines) == 2 and all(ln.startswith("drivevision: warning: ") for ln in lines)
+    assert "using tiny-fpn" in lines[0] and "keeping car" in lines[1]
 
 
 @pytest.mark.parametrize("channels", [1, 4])
