@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MODELS = ("r50-fpn-v2", "r50-fpn", "tiny-fpn")
+DEFAULT_MODEL = "r50-fpn-v2"
 ENGINES = ("auto", "torch", "compiled", "onnx", "tensorrt")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -20,18 +21,22 @@ class DetectorConfig:
     """What to detect with.
 
     ``weights`` None means torchvision's COCO weights for ``model``; a path means a local
-    checkpoint. ``classes`` is "driving", "all", a comma list of names or ids, or a tuple.
+    checkpoint. ``model`` None means the checkpoint's own architecture, or r50-fpn-v2 (COCO
+    weights, or a checkpoint that names none); a checkpoint's architecture wins over a
+    ``model`` given too, with a warning. ``classes`` is "driving", "all", a comma list of
+    names or ids, or a tuple; None is the driving subset for a model with COCO's class
+    names and every class for a model with its own.
     ``min_size``/``max_size`` None keep the model's own resize rule (800/1333 for COCO);
     ``proposals`` None keeps its RPN proposals per image (1000), fewer is faster on CPUs.
     """
 
-    model: str = "r50-fpn-v2"
+    model: str | None = None
     weights: str | None = None
     engine: str = "torch"
     device: str = "auto"
     precision: str = "fp32"
     conf: float = 0.5
-    classes: str | tuple[str, ...] = "driving"
+    classes: str | tuple[str, ...] | None = None
     min_size: int | None = None
     max_size: int | None = None
     proposals: int | None = None
@@ -39,10 +44,11 @@ class DetectorConfig:
     @property
     def weights_label(self) -> str:
         """What will be loaded, for messages: the checkpoint path or the COCO weights."""
-        return self.weights or f"{self.model} COCO weights"
+        return self.weights or f"{self.model or DEFAULT_MODEL} COCO weights"
 
     def __post_init__(self) -> None:
-        _check_choice("model", self.model, MODELS)
+        if self.model is not None:
+            _check_choice("model", self.model, MODELS)
         _check_choice("engine", self.engine, ENGINES)
         _check_choice("device", self.device, DEVICES)
         _check_choice("precision", self.precision, PRECISIONS)

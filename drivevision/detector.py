@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ from drivevision.config import DetectorConfig
 from drivevision.detections import Detections
 from drivevision.engines import Engine, create_engine
 from drivevision.labels import resolve_classes
-from drivevision.model import LoadedModel, load_model
+from drivevision.model import LoadedModel, copy_with_proposals, load_model
 
 _log = logging.getLogger(__name__)
 STAGES = ("preprocess", "dense_a", "proposals", "dense_b", "postprocess")
@@ -57,19 +58,21 @@ class Detector:
     """Finds objects in BGR frames.
 
     Args:
-        loaded: the model and its class names (``drivevision.model.load_model``).
+        loaded: the model and its class names (``drivevision.model.load_model``). The
+            detector runs a copy of ``loaded.module``; the caller's is not moved or changed.
         engine: name of the engine that runs the dense pieces ("torch", ...).
         device: "auto", "cpu", "cuda" or "cuda:N".
         precision: "fp32", "fp16" (CUDA) or "bf16"; boxes are always decoded in fp32.
         conf: keep detections scoring at least this.
-        classes: "driving", "all", comma list of names or ids (see ``labels.resolve_classes``).
+        classes: "driving", "all", comma list of names or ids; None: driving for a model with
+            COCO's class names, all for one with its own (see ``labels.resolve_classes``).
         proposals: RPN proposals kept per frame (torchvision's ``rpn_post_nms_top_n_test``);
-            None keeps the model's (1000). Set on ``loaded.module``, which the detector owns.
+            None keeps the model's (1000).
         progress: print a line before slow first-use engine work (export, build, compile).
     """
 
     def __init__(self, loaded: LoadedModel, *, engine: str = "torch", device: str = "auto",
-                 precision: str = "fp32", conf: float = 0.5, classes="driving",
+                 precision: str = "fp32", conf: float = 0.5, classes=None,
                  proposals: int | None = None, progress: bool = False):
         self.device = resolve_device(device)
         if precision == "fp16" and self.device.type != "cuda":
@@ -77,15 +80,16 @@ class Detector:
         if precision == "bf16" and self.device.type == "cpu" and not _cpu_has_bf16():
             _log.warning("this CPU has no bf16 instructions (AVX512-BF16 or AMX): bf16 is "
                          "emulated and slower than fp32 here")
-        self.model = loaded.module.to(self.device).eval()
-        if proposals is not None:
-            self.model.rpn._post_nms_top_n["testing"] = proposals
-        self.loaded = loaded
+        # Its own copy, so detectors built from one model on other devices or proposal
+        # counts cannot change each other.
+        module = copy_with_proposals(loaded.module, proposals).to(self.device).eval()
+        self.loaded = replace(loaded, module=module)
+        self.model = module
         self.names = loaded.class_names
         self.precision = precision
         self.conf = conf
         self.class_ids = resolve_classes(classes, self.names)
-        self.engine: Engine = create_engine(engine, loaded, device=self.device,
+        self.engine: Engine = create_engine(engine, self.loaded, device=self.device,
                                             precision=precision, progress=progress)
 
     @classmethod

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
-from torchvision.models.detection import FasterRCNN_ResNet50_FPN_Weights as _COCO_WEIGHTS
+# torchvision's 91-entry COCO category list (index == label id its detectors emit), written
+# out so that drawing and writing detections never import torch; a test checks it against
+# torchvision's own list.
+COCO_NAMES: tuple[str, ...] = (
+    "__background__", "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train",
+    "truck", "boat", "traffic light", "fire hydrant", "N/A", "stop sign", "parking meter",
+    "bench", "bird", "cat", "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra",
+    "giraffe", "N/A", "backpack", "umbrella", "N/A", "N/A", "handbag", "tie", "suitcase",
+    "frisbee", "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove",
+    "skateboard", "surfboard", "tennis racket", "bottle", "N/A", "wine glass", "cup", "fork",
+    "knife", "spoon", "bowl", "banana", "apple", "sandwich", "orange", "broccoli", "carrot",
+    "hot dog", "pizza", "donut", "cake", "chair", "couch", "potted plant", "bed", "N/A",
+    "dining table", "N/A", "N/A", "toilet", "N/A", "tv", "laptop", "mouse", "remote",
+    "keyboard", "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "N/A",
+    "book", "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush",
+)
 
-# torchvision's 91-entry COCO category list (index == label id the detectors emit), taken
-# from its weights metadata, which ships with the code (no download).
-COCO_NAMES: tuple[str, ...] = tuple(_COCO_WEIGHTS.COCO_V1.meta["categories"])
+_log = logging.getLogger(__name__)
 
 DRIVING_CLASSES: tuple[str, ...] = (
     "person", "bicycle", "car", "motorcycle", "bus", "truck", "traffic light", "stop sign",
@@ -35,18 +49,32 @@ def name_of(class_id: int, names: Sequence[str]) -> str:
     return names[class_id] if 0 <= class_id < len(names) else f"class {class_id}"
 
 
+def _driving_ids(names: Sequence[str], *, warn: bool = False) -> tuple[int, ...] | None:
+    """Label ids of the driving classes in ``names``; None (every class) if it has none."""
+    ids = tuple(i for i, n in enumerate(names) if n in DRIVING_CLASSES)
+    missing = [c for c in DRIVING_CLASSES if c not in names]
+    if warn and missing:
+        kept = ", ".join(names[i] for i in ids) if ids else "every class it has"
+        _log.warning(f"classes 'driving': the model has no {', '.join(missing)}; "
+                     f"keeping {kept}")
+    return ids or None
+
+
 def resolve_classes(spec: str | Sequence[str] | None,
                     names: Sequence[str]) -> tuple[int, ...] | None:
     """Turn a class selection into label ids of ``names``; None means keep every class.
 
-    ``spec`` is "all", "driving" (the default), a comma list of names or ids, or a sequence.
-    The driving subset of a model that knows none of those classes keeps every class.
+    ``spec`` is "all", "driving", a comma list of names or ids, or a sequence. None, the
+    default, is "driving" for a model with COCO's class names and "all" for a model with its
+    own. "driving" on a model that lacks some driving classes warns which; on one that
+    knows none of them it keeps every class.
     """
-    if spec is None or spec == "all":
+    if spec is None:
+        return _driving_ids(names) if tuple(names) == COCO_NAMES else None
+    if spec == "all":
         return None
     if spec == "driving":
-        ids = tuple(i for i, n in enumerate(names) if n in DRIVING_CLASSES)
-        return ids or None
+        return _driving_ids(names, warn=True)
     items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
     lookup = {n: i for i, n in enumerate(names) if n not in ("N/A", "__background__")}
     ids = []

@@ -6,8 +6,10 @@ cache) or from a local checkpoint loaded with ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+import logging
 import os
 import urllib.error
 from collections import OrderedDict
@@ -26,10 +28,14 @@ from torchvision.models.detection import (
 )
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.rpn import RegionProposalNetwork
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
+from drivevision.config import DEFAULT_MODEL
 from drivevision.errors import WeightsError
 from drivevision.labels import COCO_NAMES
+
+_log = logging.getLogger(__name__)
 
 COCO_WEIGHTS = {
     "r50-fpn-v2": FasterRCNN_ResNet50_FPN_V2_Weights.COCO_V1,
@@ -99,16 +105,57 @@ def build_model(name: str, *, num_classes: int = 91, **transform: int) -> Faster
     return model.eval()
 
 
-def load_model(name: str, weights: str | os.PathLike | None = None, *, progress: bool = True,
-               min_size: int | None = None, max_size: int | None = None) -> LoadedModel:
+def copy_with_proposals(module: FasterRCNN, proposals: int | None = None) -> FasterRCNN:
+    """A deep copy of ``module``; its RPN keeps ``proposals`` boxes per image at test time.
+
+    The copy's RPN is built anew through ``RegionProposalNetwork``'s constructor, as
+    ``FasterRCNN(rpn_post_nms_top_n_test=proposals)`` builds it, around the copied head and
+    anchor generator and with every other setting of the original. None keeps the count
+    ``module`` has. ``module`` itself is neither changed nor moved.
+    """
+    if proposals is not None and (not isinstance(proposals, int) or proposals < 1):
+        raise ValueError(f"Expected proposals to be an int >= 1, but got {proposals!r}")
+    module = copy.deepcopy(module)
+    if proposals is None:
+        return module
+    old = module.rpn
+    pre, post = _nms_top_n(old)
+    post["testing"] = proposals
+    rpn = RegionProposalNetwork(
+        old.anchor_generator, old.head,
+        old.proposal_matcher.high_threshold, old.proposal_matcher.low_threshold,
+        old.fg_bg_sampler.batch_size_per_image, old.fg_bg_sampler.positive_fraction,
+        pre, post, old.nms_thresh, score_thresh=old.score_thresh,
+    )
+    rpn.min_size = old.min_size
+    module.rpn = rpn.train(old.training)
+    return module
+
+
+def _nms_top_n(rpn: RegionProposalNetwork) -> tuple[dict[str, int], dict[str, int]]:
+    """The RPN's pre- and post-NMS counts per mode, read through its public getters."""
+    pre, post = {}, {}
+    training = rpn.training
+    for mode in ("training", "testing"):
+        rpn.train(mode == "training")
+        pre[mode], post[mode] = rpn.pre_nms_top_n(), rpn.post_nms_top_n()
+    rpn.train(training)
+    return pre, post
+
+
+def load_model(name: str | None, weights: str | os.PathLike | None = None, *,
+               progress: bool = True, min_size: int | None = None,
+               max_size: int | None = None) -> LoadedModel:
     """Build ``name`` and load weights: torchvision's COCO weights, or a local checkpoint.
 
     A checkpoint is a state dict, or a dict with ``model`` (the state dict) and optionally
     ``arch``, ``class_names``, ``min_size``, ``max_size``. Class names may also come from a
     sidecar file beside it (``<checkpoint>.names`` or ``.txt``, one name per line, or ``.json``).
+    A checkpoint's ``arch`` wins over ``name`` (a warning says so when they differ); ``name``
+    None means that architecture, or r50-fpn-v2 when the checkpoint names none.
     """
     if weights is None:
-        return _load_coco(name, progress, min_size, max_size)
+        return _load_coco(name or DEFAULT_MODEL, progress, min_size, max_size)
     return _load_checkpoint(name, Path(weights), min_size, max_size)
 
 
@@ -136,7 +183,7 @@ def _reason(error: BaseException) -> str:
     return str(reason).splitlines()[0] if str(reason) else type(error).__name__
 
 
-def _load_checkpoint(name: str, path: Path, min_size: int | None,
+def _load_checkpoint(name: str | None, path: Path, min_size: int | None,
                      max_size: int | None) -> LoadedModel:
     if not path.is_file():
         raise WeightsError(f"Checkpoint not found: {path}")
@@ -148,7 +195,7 @@ def _load_checkpoint(name: str, path: Path, min_size: int | None,
     state = ckpt.get("model", ckpt.get("state_dict", ckpt)) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict) or _CLS_KEY not in state:
         raise WeightsError(f"{path} is not a Faster R-CNN checkpoint (no {_CLS_KEY})")
-    arch = ckpt.get("arch", name)
+    arch = _architecture(path, ckpt.get("arch"), name)
     num_classes = int(state[_CLS_KEY].shape[0])
     model = build_model(arch, num_classes=num_classes, min_size=min_size or ckpt.get("min_size"),
                         max_size=max_size or ckpt.get("max_size"))
@@ -159,6 +206,14 @@ def _load_checkpoint(name: str, path: Path, min_size: int | None,
         raise WeightsError(f"Checkpoint {path} does not fit model {arch}: {_mismatch(e)}") from e
     names = _class_names(path, ckpt, num_classes)
     return LoadedModel(model, arch, names, file_sha256(path)[:16])
+
+
+def _architecture(path: Path, saved: str | None, asked: str | None) -> str:
+    """The checkpoint's own architecture if it names one, else the one asked for."""
+    if saved and asked and saved != asked:
+        _log.warning(f"{path.name} holds a {saved} model, not {asked}: using {saved} (a "
+                     f"checkpoint's own architecture wins over --model)")
+    return saved or asked or DEFAULT_MODEL
 
 
 def _mismatch(error: RuntimeError) -> str:

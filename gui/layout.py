@@ -17,7 +17,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from drivevision.config import DetectorConfig
+from drivevision.config import DEFAULT_MODEL, DetectorConfig
 from gui.panel import SidePanel
 from gui.settings import ViewerSettings
 from gui.transport import TransportBar
@@ -51,8 +51,8 @@ def build(window: QMainWindow, config: DetectorConfig) -> None:
     window.progress.hide()
     window.statusBar().addPermanentWidget(window.progress)
     window.panel.overlay.set_conf(config.conf)
-    window.panel.detector.set_values(config.model, config.weights, config.engine,
-                                     config.device, config.precision)
+    window.panel.detector.set_values(config.model or DEFAULT_MODEL, config.weights,
+                                     config.engine, config.device, config.precision)
 
 
 def restore(window: QMainWindow, s: ViewerSettings) -> None:

@@ -151,8 +151,9 @@ class Worker(QObject):
             self.busy.emit(False)
         self._reset_run()
         self.detector_ready.emit(self.detector.names)
-        self.status.emit(f"detector ready: {config.model}, {self.detector.engine.name} on "
-                         f"{self.detector.device}, {self.detector.precision}")
+        detector = self.detector
+        self.status.emit(f"detector ready: {detector.loaded.name}, {detector.engine.name} on "
+                         f"{detector.device}, {detector.precision}")
 
     def _do_open(self, uri: str) -> None:
         self._close_recorder()

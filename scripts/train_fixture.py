@@ -117,10 +117,10 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     samples = [to_sample(s) for seed in TRAIN_SEEDS for s in scenes(seed, args.frames, 5)]
-    model = build_model("tiny-fpn", num_classes=len(CLASSES), min_size=HEIGHT, max_size=WIDTH)
     # Training-only sampling sizes (not saved): fewer RoIs per step, so more steps per minute.
+    model = build_model("tiny-fpn", num_classes=len(CLASSES), min_size=HEIGHT, max_size=WIDTH,
+                        rpn_pre_nms_top_n_train=1000, rpn_post_nms_top_n_train=500)
     model.roi_heads.fg_bg_sampler.batch_size_per_image = 128
-    model.rpn._pre_nms_top_n["training"], model.rpn._post_nms_top_n["training"] = 1000, 500
     info = train(model, samples, minutes=args.minutes, batch=args.batch, lr=args.lr, seed=0)
     save_checkpoint(LoadedModel(model, "tiny-fpn", CLASSES, "training"), out, half=True)
     report = {

@@ -34,9 +34,9 @@ def tiny_loaded() -> LoadedModel:
     the floor is 0 here: the model then returns its top 100 boxes, which tests can compare.
     """
     torch.manual_seed(0)
-    model = build_model("tiny-fpn", num_classes=91)
+    # 100 proposals x 91 classes keeps NMS quick
+    model = build_model("tiny-fpn", num_classes=91, rpn_post_nms_top_n_test=100)
     model.roi_heads.score_thresh = 0.0
-    model.rpn._post_nms_top_n["testing"] = 100  # 100 proposals x 91 classes keeps NMS quick
     return LoadedModel(model, "tiny-fpn", COCO_NAMES, "seed0")
 
 

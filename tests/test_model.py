@@ -8,7 +8,14 @@ import torch
 
 from drivevision.errors import WeightsError
 from drivevision.labels import COCO_NAMES
-from drivevision.model import COCO_WEIGHTS, LoadedModel, build_model, load_model, save_checkpoint
+from drivevision.model import (
+    COCO_WEIGHTS,
+    LoadedModel,
+    build_model,
+    copy_with_proposals,
+    load_model,
+    save_checkpoint,
+)
 
 
 @pytest.fixture
@@ -74,3 +81,30 @@ def test_a_checkpoint_that_is_not_a_detector_is_refused(tmp_path):
     torch.save({"weight": torch.zeros(3)}, tmp_path / "m.pt")
     with pytest.raises(WeightsError, match="not a Faster R-CNN checkpoint"):
         load_model("tiny-fpn", tmp_path / "m.pt")
+
+
+def test_copy_with_proposals_changes_only_the_copys_test_time_count():
+    settings = dict(rpn_pre_nms_top_n_train=900, rpn_post_nms_top_n_train=400,
+                    rpn_pre_nms_top_n_test=300, rpn_nms_thresh=0.6, rpn_score_thresh=0.1,
+                    rpn_fg_iou_thresh=0.8, rpn_bg_iou_thresh=0.2)
+    module = build_model("tiny-fpn", num_classes=3, **settings)
+    copy = copy_with_proposals(module, 25)
+    want = build_model("tiny-fpn", num_classes=3, rpn_post_nms_top_n_test=25, **settings).rpn
+    for rpn, test_count in ((copy.rpn, 25), (module.rpn, 1000)):
+        assert (rpn.pre_nms_top_n(), rpn.post_nms_top_n()) == (300, test_count)
+        assert not rpn.training
+        rpn.train()
+        assert (rpn.pre_nms_top_n(), rpn.post_nms_top_n()) == (900, 400)
+        rpn.eval()
+    assert (copy.rpn.nms_thresh, copy.rpn.score_thresh) == (want.nms_thresh, want.score_thresh)
+    assert copy.rpn.proposal_matcher.high_threshold == want.proposal_matcher.high_threshold
+    assert copy.rpn.proposal_matcher.low_threshold == want.proposal_matcher.low_threshold
+    assert copy.rpn.head is not module.rpn.head
+    for (k, a), b in zip(module.state_dict().items(), copy.state_dict().values()):
+        assert torch.equal(a, b) and a.data_ptr() != b.data_ptr(), k
+
+
+@pytest.mark.parametrize("proposals", [0, -5, 2.5, "300"])
+def test_copy_with_proposals_refuses_a_count_that_is_not_a_positive_int(proposals):
+    with pytest.raises(ValueError, match="Expected proposals to be an int >= 1, but got"):
+        copy_with_proposals(build_model("tiny-fpn", num_classes=3), proposals)

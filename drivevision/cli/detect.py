@@ -47,7 +47,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     with source, Progress(source.frame_count, quiet=args.quiet) as progress:
         progress.status(f"loading {config.weights_label}")
         detector = Detector.from_config(config, progress=not args.quiet)
-        reason = getattr(detector.engine, "auto_reason", None)
+        reason = detector.engine.auto_reason
         progress.status(f"{args.input}: engine {detector.engine.name} on {detector.device}, "
                         f"{detector.precision}" + (f" (auto: {reason})" if reason else ""))
         summary = detect_video(source, args.output, jsonl=args.jsonl, csv=args.csv,

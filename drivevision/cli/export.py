@@ -81,7 +81,7 @@ def _export_tensorrt(loaded, out: Path, spec) -> dict:
                      spec.exporter)
     onnx = export_onnx(loaded, out / "onnx", src)
     n, (h, w) = spec.batch, spec.input_size
-    rois = n * int(loaded.module.rpn._post_nms_top_n["testing"])
+    rois = n * int(loaded.module.rpn.post_nms_top_n())  # in eval mode: the test-time count
     c = loaded.module.backbone.out_channels
     shapes = {"dense_a": {"images": ((1, 3, h, w), (n, 3, h, w), (n, 3, h, w))},
               "dense_b": {"pooled": ((1, c, 7, 7), (rois, c, 7, 7), (rois, c, 7, 7))}}

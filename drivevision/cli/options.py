@@ -6,14 +6,15 @@ import argparse
 import os
 from pathlib import Path
 
-from drivevision.config import DEVICES, ENGINES, MODELS, PRECISIONS, DetectorConfig
+from drivevision.config import DEFAULT_MODEL, DEVICES, ENGINES, MODELS, PRECISIONS, DetectorConfig
 
 
 def add_detector_args(parser: argparse.ArgumentParser) -> None:
     """Detector options shared by every command (and the viewer), so command lines carry over."""
     g = parser.add_argument_group("detector")
-    g.add_argument("--model", choices=MODELS, default="r50-fpn-v2",
-                   help="Faster R-CNN architecture (default: %(default)s)")
+    g.add_argument("--model", choices=MODELS,
+                   help=f"Faster R-CNN architecture (default: {DEFAULT_MODEL}, or the one a "
+                        "checkpoint names, which wins)")
     g.add_argument("--weights", metavar="PATH",
                    help="local checkpoint; default: torchvision's COCO weights (downloaded once)")
     g.add_argument("--engine", choices=ENGINES, default="torch", help="(default: %(default)s)")
@@ -21,9 +22,10 @@ def add_detector_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="fp16 needs CUDA; bf16 is fast on CPUs with AMX/AVX512-BF16")
     g.add_argument("--conf", type=float, default=0.5, help="score threshold (default: 0.5)")
-    g.add_argument("--classes", default="driving",
+    g.add_argument("--classes",
                    help="'driving' (person, bicycle, car, motorcycle, bus, truck, traffic light, "
-                        "stop sign), 'all', or a comma list of names or ids")
+                        "stop sign), 'all', or a comma list of names or ids (default: driving "
+                        "for a COCO model, all for a model with its own classes)")
     g.add_argument("--min-size", type=int, metavar="PX",
                    help="resize the short side to this (model default 800); smaller is faster")
     g.add_argument("--max-size", type=int, metavar="PX", help="cap on the long side (default 1333)")
@@ -63,7 +65,8 @@ def seconds(text: str) -> float:
 
 def model_args(parser: argparse.ArgumentParser) -> None:
     """``--model`` and ``--weights`` alone, for commands that build no detector."""
-    parser.add_argument("--model", choices=MODELS, default="r50-fpn-v2")
+    parser.add_argument("--model", choices=MODELS,
+                        help=f"default: {DEFAULT_MODEL}, or the one a checkpoint names")
     parser.add_argument("--weights", metavar="PATH",
                         help="local checkpoint; default: torchvision's COCO weights")
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from drivevision.config import ENGINES, PRECISIONS
+from drivevision.config import DEFAULT_MODEL, ENGINES, PRECISIONS
 from drivevision.detector import STAGES, Detector, resolve_device
 from drivevision.labels import COCO_NAMES
 from drivevision.model import COCO_WEIGHTS, LoadedModel, build_model, load_model
@@ -28,7 +28,7 @@ from drivevision.model import COCO_WEIGHTS, LoadedModel, build_model, load_model
 
 @dataclass(frozen=True)
 class BenchSpec:
-    model: str = "r50-fpn-v2"
+    model: str | None = None  # None: the checkpoint's architecture, else r50-fpn-v2
     weights: str | None = None
     engines: tuple[str, ...] | list[str] = ("torch",)
     precisions: tuple[str, ...] | list[str] = ("fp32",)
@@ -56,13 +56,14 @@ def bench_model(spec: BenchSpec) -> tuple[LoadedModel, str]:
     sizes = {"min_size": min(h, w), "max_size": max(h, w)}
     if spec.weights:
         return load_model(spec.model, spec.weights, **sizes), f"weights {spec.weights}"
-    coco = COCO_WEIGHTS.get(spec.model)
+    name = spec.model or DEFAULT_MODEL
+    coco = COCO_WEIGHTS.get(name)
     if coco and (Path(torch.hub.get_dir()) / "checkpoints" / Path(coco.url).name).is_file():
-        return load_model(spec.model, None, progress=False, **sizes), "COCO weights (cached)"
+        return load_model(name, None, progress=False, **sizes), "COCO weights (cached)"
     torch.manual_seed(0)
-    module = build_model(spec.model, num_classes=91, **sizes)
+    module = build_model(name, num_classes=91, **sizes)
     note = "random weights (COCO weights not cached; timings only, detections meaningless)"
-    return LoadedModel(module, spec.model, COCO_NAMES, "random-seed0"), note
+    return LoadedModel(module, name, COCO_NAMES, "random-seed0"), note
 
 
 def frames_for(spec: BenchSpec, n: int) -> list[np.ndarray]:
@@ -119,9 +120,9 @@ def run_bench(spec: BenchSpec, log=print) -> dict:
     """Time every engine x precision x batch; returns a JSON-able dict (see ``format_tables``)."""
     device = resolve_device(spec.device)
     loaded, note = bench_model(spec)
-    log(f"{spec.model}: {note}")
+    log(f"{loaded.name}: {note}")
     frames = frames_for(spec, max(spec.batches))
-    out = {"model": spec.model, "weights": note, "device": _device_name(device),
+    out = {"model": loaded.name, "weights": note, "device": _device_name(device),
            "input_size": list(spec.input_size), "iters": spec.iters, "warmup": spec.warmup,
            "torch": torch.__version__, "threads": torch.get_num_threads(),
            "baseline": {}, "results": [], "skipped": []}

@@ -29,7 +29,14 @@ DenseA = tuple[list[Tensor], list[Tensor], list[Tensor]]
 
 
 class Engine(Protocol):
+    """What the detector runs. Engines subclass this for the ``auto_reason`` default.
+
+    ``name`` is the engine's name ("torch", ...); ``auto_reason`` says why ``--engine auto``
+    chose it (``create_engine`` sets it) and is None when the engine was asked for by name.
+    """
+
     name: str
+    auto_reason: str | None = None
 
     def dense_a(self, images: Tensor) -> DenseA: ...
 
@@ -59,7 +66,7 @@ def create_engine(name: str, loaded: LoadedModel, *, device, precision: str,
         raise ValueError(f"Unknown engine {name!r}; available: auto, {', '.join(_MODULES)}")
     module = importlib.import_module(_MODULES[name])
     engine = module.create(loaded, device=device, precision=precision, progress=progress)
-    engine.auto_reason = reason  # why "auto" chose it; None when named
+    engine.auto_reason = reason
     return engine
 
 

@@ -18,13 +18,13 @@ import sys
 import torch
 from torch import Tensor
 
-from drivevision.engines import DenseA
+from drivevision.engines import DenseA, Engine
 from drivevision.engines.batching import BatchPlan, pad_batch
 from drivevision.engines.torch import DTYPES, DenseModules
 from drivevision.model import LoadedModel
 
 
-class CompiledEngine:
+class CompiledEngine(Engine):
     """Both dense pieces compiled with Inductor; inputs cast to ``precision``, outputs fp32."""
 
     name = "compiled"

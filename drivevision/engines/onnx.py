@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from drivevision.engines import DenseA
+from drivevision.engines import DenseA, Engine
 from drivevision.engines.export import cached_onnx, read_metadata
 from drivevision.model import LoadedModel
 
@@ -32,7 +32,7 @@ def providers_for(device: torch.device) -> list:
     return ["CPUExecutionProvider"]
 
 
-class OnnxEngine:
+class OnnxEngine(Engine):
     """Runs dense A and dense B with ONNX Runtime sessions; outputs float32 on ``device``."""
 
     name = "onnx"

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from drivevision.engines import DenseA
+from drivevision.engines import DenseA, Engine
 from drivevision.engines import cache as engine_cache
 from drivevision.engines.batching import BatchPlan
 from drivevision.engines.trt_build import cached_engine, gpu_name, import_tensorrt, unsupported_gpu
@@ -105,7 +105,7 @@ class _RuntimeCache:
         os.replace(tmp, self.path)
 
 
-class TensorRTEngine:
+class TensorRTEngine(Engine):
     """Both dense pieces as TensorRT engines on a CUDA device, in fp32 or fp16."""
 
     name = "tensorrt"
@@ -123,8 +123,7 @@ class TensorRTEngine:
             raise ValueError(why)
         self.loaded, self.device, self.precision = loaded, device, precision
         self.progress = progress
-        post = loaded.module.rpn._post_nms_top_n["testing"]
-        self.rois_per_image = int(post)
+        self.rois_per_image = int(loaded.module.rpn.post_nms_top_n())  # eval: test-time count
         self._plan = BatchPlan()
         self._a: dict[tuple[int, int], _Runner] = {}  # (H, W) -> engine for batches 1..N
         self._b: tuple[int, _Runner] | None = None  # (most RoIs, engine for 1..that many)

@@ -7,7 +7,7 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from drivevision.engines import DenseA
+from drivevision.engines import DenseA, Engine
 from drivevision.model import LoadedModel
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -32,7 +32,7 @@ class DenseModules(nn.Module):
         return self.box_predictor(self.box_head(pooled))
 
 
-class TorchEngine:
+class TorchEngine(Engine):
     """Runs the dense pieces eagerly; inputs are cast to ``precision``, outputs back to fp32.
 
     On CPU in bf16 the convolutions run channels-last, the layout oneDNN's bf16 kernels want.

@@ -1,6 +1,7 @@
 """`drivevision detect` as a user runs it: outputs, summary, and bad inputs."""
 
 import json
+import logging
 import subprocess
 import sys
 from fractions import Fraction
@@ -12,6 +13,7 @@ import torch
 
 from drivevision.cli import main
 from drivevision.cli.exits import EXIT_INPUT_DAMAGED
+from drivevision.model import LoadedModel, build_model, save_checkpoint
 from drivevision.synthetic import write_clip
 
 
@@ -43,9 +45,93 @@ def test_no_output_still_runs_and_summarises(capsys, clip_path, tiny_checkpoint)
     assert code == 0 and "12 frames" in stdout and "fps" in stdout
 
 
+def test_engine_auto_says_what_it_chose_and_why(capsys, clip_path, tiny_checkpoint,
+                                                monkeypatch):
+    import drivevision.engines
+
+    monkeypatch.setattr(drivevision.engines, "pick_auto", lambda device, precision:
+                        ("torch", "the test's choice"))
+    code, _, err = run(capsys, clip_path, "--weights", tiny_checkpoint, "--engine", "auto",
+                       "--device", "cpu")
+    assert code == 0 and "engine torch on cpu, fp32 (auto: the test's choice)" in err
+    code, _, err = run(capsys, clip_path, "--weights", tiny_checkpoint, "--device", "cpu")
+    assert code == 0 and "engine torch on cpu, fp32" in err and "auto:" not in err
+
+
 def write_image(path, image):
     cv2.imwrite(str(path), image)
     return path
+
+
+CUSTOM_NAMES = ("__background__", "car", "cone", "van")
+
+
+@pytest.fixture(scope="module")
+def custom_checkpoint(tmp_path_factory) -> str:
+    """A tiny-fpn checkpoint with its own classes, one of them (car) a driving class."""
+    torch.manual_seed(3)
+    module = build_model("tiny-fpn", num_classes=4, min_size=96, max_size=160)
+    path = tmp_path_factory.mktemp("custom") / "custom.pt"
+    save_checkpoint(LoadedModel(module, "tiny-fpn", CUSTOM_NAMES, "x"), path)
+    return str(path)
+
+
+def warnings_in(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_model_given_with_a_checkpoint_of_another_architecture_warns_that_the_checkpoint_wins(
+        tmp_path, capsys, caplog, custom_checkpoint):
+    image = write_image(tmp_path / "img.png", np.zeros((96, 160, 3), np.uint8))
+    for model in ([], ["--model", "tiny-fpn"]):  # the default, or the checkpoint's own
+        caplog.clear()
+        assert run(capsys, image, "--weights", custom_checkpoint, "--device", "cpu", *model)[0] == 0
+        assert warnings_in(caplog) == []
+    caplog.clear()
+    code, _, err = run(capsys, image, "--weights", custom_checkpoint, "--device", "cpu",
+                       "--model", "r50-fpn")
+    assert code == 0, err
+    [warning] = warnings_in(caplog)
+    assert "custom.pt holds a tiny-fpn model, not r50-fpn: using tiny-fpn" in warning
+
+
+def found_names(jsonl) -> set[str]:
+    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    return {d["class_name"] for line in lines for d in line["detections"]}
+
+
+def scene_image():
+    from drivevision.synthetic import SceneGenerator
+
+    return SceneGenerator(width=160, height=96, seed=2).frame(3).image
+
+
+def test_default_classes_keep_all_of_a_custom_model_and_driving_says_what_it_lacks(
+        tmp_path, capsys, caplog, custom_checkpoint):
+    image = write_image(tmp_path / "img.png", scene_image())
+    common = ["--weights", custom_checkpoint, "--device", "cpu", "--conf", "0"]
+    assert run(capsys, image, *common, "--jsonl", tmp_path / "a.jsonl")[0] == 0
+    assert found_names(tmp_path / "a.jsonl") == {"car", "cone", "van"}
+    assert warnings_in(caplog) == []
+    code, _, err = run(capsys, image, *common, "--classes", "driving",
+                       "--jsonl", tmp_path / "d.jsonl")
+    assert code == 0, err
+    assert found_names(tmp_path / "d.jsonl") == {"car"}
+    [warning] = warnings_in(caplog)
+    assert warning == ("classes 'driving': the model has no person, bicycle, motorcycle, bus, "
+                       "truck, traffic light, stop sign; keeping car")
+
+
+def test_warnings_print_as_one_drivevision_warning_line_each(tmp_path, custom_checkpoint):
+    image = write_image(tmp_path / "img.png", np.zeros((96, 160, 3), np.uint8))
+    proc = subprocess.run([sys.executable, "-m", "drivevision", "detect", str(image), "-q",
+                           "--weights", custom_checkpoint, "--device", "cpu",
+                           "--model", "r50-fpn", "--classes", "driving"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 2 and all(ln.startswith("drivevision: warning: ") for ln in lines)
+    assert "using tiny-fpn" in lines[0] and "keeping car" in lines[1]
 
 
 @pytest.mark.parametrize("channels", [1, 4])

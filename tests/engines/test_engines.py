@@ -18,7 +18,7 @@ import torch
 from torchvision.ops import box_iou
 
 from drivevision.detector import Detector
-from drivevision.engines import create_engine, pick_auto
+from drivevision.engines import Engine, create_engine, pick_auto
 from drivevision.model import load_model
 from drivevision.synthetic import SceneGenerator
 
@@ -214,6 +214,22 @@ def test_auto_picks_onnx_on_cpu_and_says_so(fixture_model):
     name, reason = pick_auto(CPU, "fp32")
     assert name == "onnx" and "CPU" in reason
     assert pick_auto(CPU, "bf16")[0] == "compiled"
+
+
+def test_auto_reason_says_why_auto_chose_and_is_none_for_a_named_engine(tiny_loaded):
+    picked = create_engine("auto", tiny_loaded, device=CPU, precision="bf16")
+    assert picked.name == "compiled" and picked.auto_reason == pick_auto(CPU, "bf16")[1]
+    named = create_engine("torch", tiny_loaded, device=CPU, precision="fp32")
+    assert named.auto_reason is None
+
+
+@pytest.mark.parametrize("module, cls", [("torch", "TorchEngine"), ("compiled", "CompiledEngine"),
+                                         ("onnx", "OnnxEngine"), ("tensorrt", "TensorRTEngine")])
+def test_every_engine_is_an_engine_with_no_auto_reason_of_its_own(module, cls):
+    import importlib
+
+    engine_class = getattr(importlib.import_module(f"drivevision.engines.{module}"), cls)
+    assert Engine in engine_class.__mro__ and engine_class.auto_reason is None
 
 
 @pytest.mark.parametrize("name,precision,message", [

@@ -43,10 +43,10 @@ CAR, PERSON = 3, 1
 def biased_loaded(tiny_loaded) -> LoadedModel:
     """The tiny model at the clip's own size, with class weights that make it find cars (and
     now and then a person) with scores spread over 0.5 .. 0.9; few proposals, so it is fast."""
-    module = build_model("tiny-fpn", num_classes=91, min_size=96, max_size=160)
+    module = build_model("tiny-fpn", num_classes=91, min_size=96, max_size=160,
+                         rpn_pre_nms_top_n_test=200, rpn_post_nms_top_n_test=50)
     module.load_state_dict(tiny_loaded.module.state_dict())
     module.roi_heads.detections_per_img = 12
-    module.rpn._pre_nms_top_n["testing"], module.rpn._post_nms_top_n["testing"] = 200, 50
     with torch.no_grad():
         predictor = module.roi_heads.box_predictor.cls_score
         predictor.weight.mul_(30.0)

@@ -1,0 +1,30 @@
+"""The package layout is the architecture: layers (checked by import-linter in CI) and no
+import cycles anywhere in the library, lazy imports inside functions included."""
+
+from __future__ import annotations
+
+import grimp
+
+
+def test_no_import_cycles_in_the_library():
+    graph = grimp.build_graph("drivevision")
+    cycles = []
+    for module in sorted(graph.modules):
+        for imported in graph.find_modules_directly_imported_by(module):
+            if imported == module or imported.startswith(module + "."):
+                continue  # a package importing its own module: not a cycle
+            path = graph.find_shortest_chain(importer=imported, imported=module)
+            if path and not any(p.startswith(imported + ".") for p in path[1:]):
+                cycles.append(" -> ".join((module, *path)))
+    assert not cycles, "import cycles:\n" + "\n".join(cycles[:20])
+
+
+def test_the_top_level_holds_only_core_types_and_subpackages():
+    from pathlib import Path
+
+    import drivevision
+
+    root = Path(drivevision.__file__).parent
+    modules = sorted(p.stem for p in root.glob("*.py"))
+    assert modules == ["__init__", "__main__", "config", "detections", "detector", "errors",
+                       "labels", "model", "render"]
