@@ -18,31 +18,11 @@ from __future__ import annotations
 
 import importlib
 import logging
-from typing import Protocol
 
-from torch import Tensor
-
+from drivevision.engines.base import DenseA, Engine  # noqa: F401 - the public names
 from drivevision.model import LoadedModel
 
 _log = logging.getLogger(__name__)
-DenseA = tuple[list[Tensor], list[Tensor], list[Tensor]]
-
-
-class Engine(Protocol):
-    """What the detector runs. Engines subclass this for the ``auto_reason`` default.
-
-    ``name`` is the engine's name ("torch", ...); ``auto_reason`` says why ``--engine auto``
-    chose it (``create_engine`` sets it) and is None when the engine was asked for by name.
-    """
-
-    name: str
-    auto_reason: str | None = None
-
-    def dense_a(self, images: Tensor) -> DenseA: ...
-
-    def dense_b(self, pooled: Tensor) -> tuple[Tensor, Tensor]: ...
-
-
 _MODULES = {
     "torch": "drivevision.engines.torch",
     "onnx": "drivevision.engines.onnx",

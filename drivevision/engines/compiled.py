@@ -18,7 +18,7 @@ import sys
 import torch
 from torch import Tensor
 
-from drivevision.engines import DenseA, Engine
+from drivevision.engines.base import DenseA, Engine
 from drivevision.engines.batching import BatchPlan, pad_batch
 from drivevision.engines.torch import DTYPES, DenseModules
 from drivevision.model import LoadedModel

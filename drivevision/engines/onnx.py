@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from drivevision.engines import DenseA, Engine
+from drivevision.engines.base import DenseA, Engine
 from drivevision.engines.export import cached_onnx, read_metadata
 from drivevision.model import LoadedModel
 

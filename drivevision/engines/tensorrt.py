@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from drivevision.engines import DenseA, Engine
 from drivevision.engines import cache as engine_cache
+from drivevision.engines.base import DenseA, Engine
 from drivevision.engines.batching import BatchPlan
 from drivevision.engines.trt_build import cached_engine, gpu_name, import_tensorrt, unsupported_gpu
 from drivevision.model import LoadedModel

@@ -7,7 +7,7 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from drivevision.engines import DenseA, Engine
+from drivevision.engines.base import DenseA, Engine
 from drivevision.model import LoadedModel
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
