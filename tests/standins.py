@@ -58,14 +58,21 @@ class FixedDetector:
 
 
 class ArraySource(Source):
-    """``n`` frames of (h, w) whose pixel values encode their index; optionally fails."""
+    """``n`` frames of (h, w) whose pixel values encode their index; optionally fails.
 
-    def __init__(self, n: int, h: int = 48, w: int = 64, fail_at: int | None = None):
-        super().__init__("array://", fps=10.0, frame_count=n)
-        self.n, self.h, self.w, self.fail_at = n, h, w, fail_at
+    ``live`` makes it a camera (the pipeline keeps its newest frame), one frame every
+    ``period`` seconds at most.
+    """
+
+    def __init__(self, n: int, h: int = 48, w: int = 64, fail_at: int | None = None, *,
+                 live: bool = False, period: float = 0.0):
+        super().__init__("array://", fps=10.0, frame_count=None if live else n, live=live)
+        self.n, self.h, self.w, self.fail_at, self.period = n, h, w, fail_at, period
 
     def __iter__(self):
         for i in range(self.n):
+            if self.period:
+                time.sleep(self.period)
             if i == self.fail_at:
                 raise OSError("camera unplugged")
             image = np.full((self.h, self.w, 3), i % 256, np.uint8)

@@ -14,12 +14,11 @@ import numpy as np
 import psutil
 import pytest
 from mjpeg_server import MjpegTestServer, read_seq, read_tint, start_process
-from standins import count_frames
+from standins import ArraySource, FixedDetector, count_frames
 
 from drivevision.config import PipelineConfig
 from drivevision.detections import Detections
 from drivevision.errors import StageError
-from drivevision.io.frames import Frame, Source
 from drivevision.io.live_sinks import GapJsonlSink, LiveVideoSink
 from drivevision.io.serve import MjpegServer, ServeSink
 from drivevision.io.sources import open_source
@@ -30,47 +29,12 @@ from drivevision.pipeline import Pipeline
 BOX = Detections(np.array([[10, 10, 40, 40]]), np.array([0.9]), np.array([3]))
 
 
-class StandInDetector:
-    """Quacks like ``drivevision.detector.Detector``: ``ms`` per call, one fixed car box."""
-
-    names = COCO_NAMES
-
-    def __init__(self, ms: float = 0.0, fail_after: int | None = None):
-        self.seconds, self.fail_after, self.calls = ms / 1000.0, fail_after, 0
-
-    def infer_timed(self, frames):
-        start = time.perf_counter()
-        self.calls += 1
-        if self.fail_after is not None and self.calls > self.fail_after:
-            raise RuntimeError("stand-in detector broke")
-        if self.seconds:
-            time.sleep(self.seconds)
-        ms = (time.perf_counter() - start) * 1000.0
-        return [BOX] * len(frames), {"preprocess": 0.0, "dense_a": ms, "postprocess": 0.0}
-
-    def infer(self, frames):
-        return self.infer_timed(frames)[0]
-
-
-class CountingLiveSource(Source):
-    """``n`` small live frames, one every ``period`` seconds at most (a very fast camera)."""
-
-    def __init__(self, n: int, shape=(48, 64, 3), period: float = 0.0002):
-        super().__init__("synthetic", live=True)
-        self.n, self.shape, self.period = n, shape, period
-
-    def __iter__(self):
-        for i in range(self.n):
-            time.sleep(self.period)
-            yield Frame(i, float(i), np.full(self.shape, i % 256, np.uint8), time.monotonic())
-
-
 def jsonl(path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 @pytest.mark.timeout(60)
-def test_server_killed_mid_stream_reconnects_and_reports_gap(tmp_path, no_thread_leak):
+def test_server_killed_mid_stream_reconnects_and_reports_gap(tmp_path):
     proc, port = start_process(fps=30)
     procs = [proc]
     policy = Reconnect(stall_timeout=2.0, backoff_initial=0.25, backoff_max=1.0)
@@ -78,7 +42,7 @@ def test_server_killed_mid_stream_reconnects_and_reports_gap(tmp_path, no_thread
     results, after = [], 0
     with source, LiveVideoSink(tmp_path / "live.mp4") as video, \
             GapJsonlSink(tmp_path / "live.jsonl", COCO_NAMES, source.gaps) as lines:
-        pipeline = Pipeline([source], StandInDetector(20), [[video, lines]])
+        pipeline = Pipeline([source], FixedDetector(0.02, detections=BOX), [[video, lines]])
         deadline = threading.Timer(30, pipeline.stop)
         deadline.start()
         for result in pipeline.results():
@@ -122,7 +86,7 @@ def test_latency_stays_bounded_with_a_slow_detector(tmp_path):
     try:
         with open_source(f"http://127.0.0.1:{port}/stream") as source, \
                 LiveVideoSink(tmp_path / "live.mp4") as video:
-            pipeline = Pipeline([source], StandInDetector(100), [[video]])
+            pipeline = Pipeline([source], FixedDetector(0.1, detections=BOX), [[video]])
             timer = threading.Timer(21.0, pipeline.stop)
             timer.start()
             latency = [(r.rendered_at, r.latency_ms) for r in pipeline.results()]
@@ -145,11 +109,11 @@ def test_latency_stays_bounded_with_a_slow_detector(tmp_path):
 @pytest.mark.timeout(120)
 def test_soak_memory_stays_flat(tmp_path):
     rss = psutil.Process().memory_info
-    source = CountingLiveSource(20_000)
+    source = ArraySource(20_000, live=True, period=0.0002)
     marks = {}
     with MjpegServer(port=0) as server, LiveVideoSink(tmp_path / "soak.mp4") as video, \
             GapJsonlSink(tmp_path / "soak.jsonl", COCO_NAMES) as lines:
-        pipeline = Pipeline([source], StandInDetector(), [[video, lines,
+        pipeline = Pipeline([source], FixedDetector(detections=BOX), [[video, lines,
                                                                       ServeSink(server)]])
 
         def measure(result):
@@ -166,12 +130,12 @@ def test_soak_memory_stays_flat(tmp_path):
 
 
 @pytest.mark.timeout(60)
-def test_two_streams_at_different_rates_are_batched_and_kept_apart(tmp_path, no_thread_leak):
+def test_two_streams_at_different_rates_are_batched_and_kept_apart(tmp_path):
     with MjpegTestServer(fps=30, tint=0) as fast, MjpegTestServer(fps=10, tint=1) as slow, \
             open_source(fast.url) as s0, open_source(slow.url) as s1:
         sinks = [[GapJsonlSink(tmp_path / f"out.{i}.jsonl", COCO_NAMES),
                   LiveVideoSink(tmp_path / f"out.{i}.mp4")] for i in range(2)]
-        pipeline = Pipeline([s0, s1], StandInDetector(30), sinks)
+        pipeline = Pipeline([s0, s1], FixedDetector(0.03, detections=BOX), sinks)
         timer = threading.Timer(4.0, pipeline.stop)
         timer.start()
         try:
@@ -197,9 +161,9 @@ def test_two_streams_at_different_rates_are_batched_and_kept_apart(tmp_path, no_
 
 
 @pytest.mark.timeout(30)
-def test_realtime_file_through_the_live_path(clip_path, no_thread_leak):
+def test_realtime_file_through_the_live_path(clip_path):
     with open_source(clip_path, realtime=True) as source:
-        pipeline = Pipeline([source], StandInDetector(250))
+        pipeline = Pipeline([source], FixedDetector(0.25, detections=BOX))
         start = time.monotonic()
         results = list(pipeline.results())
     assert time.monotonic() - start > 1.05
@@ -209,33 +173,39 @@ def test_realtime_file_through_the_live_path(clip_path, no_thread_leak):
 
 
 @pytest.mark.timeout(30)
-def test_single_source_pipeline_live_policy_on_a_stream(no_thread_leak):
+def test_single_source_pipeline_live_policy_on_a_stream():
     with MjpegTestServer(fps=30) as server, open_source(server.url) as source:
-        pipeline = Pipeline(source, StandInDetector(100))
+        pipeline = Pipeline(source, FixedDetector(0.1, detections=BOX))
         timer = threading.Timer(2.0, pipeline.stop)
         timer.start()
+        start = time.monotonic()
         results = list(pipeline.results())
+        took = time.monotonic() - start
         timer.cancel()
     indices = [r.frame.index for r in results]
-    # 100 ms per detection for 2 s: about 20 results (and the frame waiting at the stop),
-    # fewer on a loaded machine, never all 60
-    assert indices == sorted(indices) and 5 <= len(results) <= 22
-    assert pipeline.dropped > 20
-    assert max(r.latency_ms for r in results) < 250
+    # 100 ms per detection: at most one result per call made in the time it ran (and the
+    # frame waiting at the stop), never every frame the 30 fps stream sent
+    assert indices == sorted(indices) and 5 <= len(results) <= took / 0.1 + 2
+    assert pipeline.dropped > len(results)
+    # the latency of a frame is about one call, however long the run: compared with the
+    # calls measured in this run, so a loaded machine cannot fail it but a queue would
+    call_ms = np.median([r.timings["inference"] for r in results])
+    assert np.percentile([r.latency_ms for r in results], 90) < 2.5 * call_ms
 
 
 @pytest.mark.timeout(30)
-def test_failing_detector_is_raised_with_its_stage(no_thread_leak):
-    pipeline = Pipeline([CountingLiveSource(10_000)], StandInDetector(fail_after=3))
+def test_failing_detector_is_raised_with_its_stage():
+    camera = ArraySource(10_000, live=True, period=0.0002)
+    pipeline = Pipeline([camera], FixedDetector(fail_on_call=4))
     with pytest.raises(StageError, match="infer stage failed: RuntimeError") as info:
         pipeline.run()
     assert info.value.stage == "infer"
 
 
 @pytest.mark.timeout(30)
-def test_stopping_early_ends_every_thread(no_thread_leak):
+def test_stopping_early_ends_every_thread():
     with MjpegTestServer(fps=30) as server, open_source(server.url) as source:
-        pipeline = Pipeline([source], StandInDetector(10))
+        pipeline = Pipeline([source], FixedDetector(0.01, detections=BOX))
         for count, _ in enumerate(pipeline.results()):
             if count == 5:
                 break
@@ -246,9 +216,9 @@ def test_live_reads_are_timed_as_capture_and_file_reads_as_decode(clip_path):
     from drivevision.io.streams import RealtimeSource
 
     with open_source(clip_path) as file_source:
-        decoded = list(Pipeline(file_source, StandInDetector(0)).results())
+        decoded = list(Pipeline(file_source, FixedDetector(detections=BOX)).results())
     with RealtimeSource(open_source(clip_path)) as paced:
-        captured = list(Pipeline(paced, StandInDetector(0)).results())
+        captured = list(Pipeline(paced, FixedDetector(detections=BOX)).results())
     assert all("decode" in r.timings and "capture" not in r.timings for r in decoded)
     assert all("capture" in r.timings and "decode" not in r.timings for r in captured)
     # paced at 10 fps: a read waits about 100 ms for its frame, which is not decoding
@@ -256,13 +226,13 @@ def test_live_reads_are_timed_as_capture_and_file_reads_as_decode(clip_path):
 
 
 @pytest.mark.timeout(30)
-def test_outage_still_going_when_the_run_stops_is_kept_as_a_gap(tmp_path, no_thread_leak):
+def test_outage_still_going_when_the_run_stops_is_kept_as_a_gap(tmp_path):
     policy = Reconnect(stall_timeout=1.0, backoff_initial=0.2, backoff_max=0.4)
     with ExitStack() as running:
         server = running.enter_context(MjpegTestServer(fps=30))
         source = open_source(server.url, reconnect=policy)
         with source, GapJsonlSink(tmp_path / "live.jsonl", COCO_NAMES, source.gaps) as lines:
-            pipeline = Pipeline([source], StandInDetector(5), [[lines]])
+            pipeline = Pipeline([source], FixedDetector(0.005, detections=BOX), [[lines]])
             deadline = threading.Timer(20, pipeline.stop)
             deadline.start()
             for count, _ in enumerate(pipeline.results(), 1):
@@ -287,9 +257,10 @@ def test_detect_video_on_a_live_source_keeps_the_newest_frame(tmp_path):
     so latency stays bounded (it used to queue every frame and fall further behind)."""
     from drivevision.pipeline.runner import detect_video
 
-    source = CountingLiveSource(60, period=1 / 30)  # 2 s of a 30 fps camera
+    source = ArraySource(60, live=True, period=1 / 30)  # 2 s of a 30 fps camera
     latency = []
-    summary = detect_video(source, jsonl=tmp_path / "d.jsonl", detector=StandInDetector(100),
+    summary = detect_video(source, jsonl=tmp_path / "d.jsonl",
+                           detector=FixedDetector(0.1, detections=BOX),
                            on_result=lambda r: latency.append(r.latency_ms))
     assert summary.dropped > 20 and summary.frames + summary.dropped == 60
     assert summary.frames < 40 and max(latency) < 400
@@ -301,10 +272,8 @@ def test_detect_video_on_a_live_source_keeps_the_newest_frame(tmp_path):
 def test_files_and_live_sources_in_one_pipeline_keep_their_own_policy():
     """Each source keeps its own policy: the file gives every frame in order, the fast live
     one only its newest; both share detector calls."""
-    from standins import ArraySource
-
-    file, camera = ArraySource(30), CountingLiveSource(3000, period=0.001)
-    pipeline = Pipeline([file, camera], StandInDetector(20))
+    file, camera = ArraySource(30), ArraySource(3000, live=True, period=0.001)
+    pipeline = Pipeline([file, camera], FixedDetector(0.02, detections=BOX))
     results = list(pipeline.results())
     mine = [[r.frame.index for r in results if r.frame.source_id == i] for i in range(2)]
     assert mine[0] == list(range(30))
@@ -328,8 +297,6 @@ class Numbering:
 
 @pytest.mark.timeout(60)
 def test_per_source_stages_run_in_frame_order_with_their_own_state():
-    from standins import ArraySource
-
     made = []
 
     def chain(i):
@@ -337,7 +304,7 @@ def test_per_source_stages_run_in_frame_order_with_their_own_state():
         return [made[-1]]
 
     sources = [ArraySource(25), ArraySource(17)]
-    pipeline = Pipeline(sources, StandInDetector(1), stages=chain,
+    pipeline = Pipeline(sources, FixedDetector(0.001, detections=BOX), stages=chain,
                         config=PipelineConfig(batch_size=3, queue_size=2))
     results = list(pipeline.results())
     assert [stage.seen for stage in made] == [list(range(25)), list(range(17))]
@@ -348,12 +315,10 @@ def test_per_source_stages_run_in_frame_order_with_their_own_state():
 
 
 def test_a_failing_per_source_stage_is_named():
-    from standins import ArraySource
-
     def tracker(result):
         raise ValueError("lost track")
 
-    pipeline = Pipeline([ArraySource(5), ArraySource(5)], StandInDetector(),
+    pipeline = Pipeline([ArraySource(5), ArraySource(5)], FixedDetector(detections=BOX),
                         stages=[[], [tracker]])
     with pytest.raises(StageError, match=r"tracker\[1\] stage failed: ValueError: lost track"):
         pipeline.run()

@@ -36,7 +36,7 @@ def test_real_decode_detect_encode_keeps_every_frame_in_order(tmp_path, clip_pat
 
 
 @pytest.mark.parametrize("batch", [1, 4])
-def test_order_and_count_kept_with_batches(batch, no_thread_leak):
+def test_order_and_count_kept_with_batches(batch):
     pipeline = Pipeline(ArraySource(23), FixedDetector(0.001),
                         config=PipelineConfig(batch_size=batch, queue_size=2))
     results = list(pipeline.results())
@@ -64,7 +64,7 @@ def broken_render(image, detections):
     ("render", lambda tmp: dict(render=broken_render, draw=True)),
     ("write", lambda tmp: dict(sinks=[BrokenSink(tmp / "x.jsonl")])),
 ])
-def test_a_failing_stage_stops_the_run_and_is_named(stage, make, tmp_path, no_thread_leak):
+def test_a_failing_stage_stops_the_run_and_is_named(stage, make, tmp_path):
     parts = dict(source=ArraySource(10_000), detector=FixedDetector(0.001), sinks=[])
     parts.update(make(tmp_path))
     pipeline = Pipeline(parts.pop("source"), parts.pop("detector"), parts.pop("sinks"),
@@ -77,7 +77,7 @@ def test_a_failing_stage_stops_the_run_and_is_named(stage, make, tmp_path, no_th
     assert not any(t.name.startswith("drivevision-") for t in threading.enumerate())
 
 
-def test_stop_finishes_what_was_detected_and_closes_cleanly(tmp_path, no_thread_leak):
+def test_stop_finishes_what_was_detected_and_closes_cleanly(tmp_path):
     pipeline = Pipeline(ArraySource(10_000), FixedDetector(0.002),
                         [JsonlSink(tmp_path / "d.jsonl", FixedDetector.names)])
     seen = []
@@ -90,7 +90,7 @@ def test_stop_finishes_what_was_detected_and_closes_cleanly(tmp_path, no_thread_
     assert seen == list(range(len(seen))) and len(lines) == len(seen) < 10_000
 
 
-def test_breaking_out_of_results_stops_every_thread(no_thread_leak):
+def test_breaking_out_of_results_stops_every_thread():
     pipeline = Pipeline(ArraySource(10_000), FixedDetector())
     for result in pipeline.results():
         if result.frame.index == 5:
@@ -116,7 +116,7 @@ def test_interrupt_keeps_a_playable_video_and_complete_jsonl(tmp_path, clip_path
     assert count_frames(out) == len(lines)
 
 
-def test_failed_run_keeps_partial_outputs_under_a_partial_name(tmp_path, no_thread_leak):
+def test_failed_run_keeps_partial_outputs_under_a_partial_name(tmp_path):
     out = tmp_path / "out.mp4"
     out.write_bytes(b"precious")
     source = ArraySource(40, fail_at=20)
