@@ -117,7 +117,7 @@ def _source_sinks(i: int, source, names, video: str | None, jsonl: str | None,
     if video:
         yield (LiveVideoSink if source.live else VideoSink)(video, source.fps or 30.0)
     if jsonl:
-        yield GapJsonlSink(jsonl, names, getattr(source, "gaps", None))
+        yield GapJsonlSink(jsonl, names, source.gaps)
     if server is not None:
         yield ServeSink(server, i)
 
@@ -167,12 +167,11 @@ def _say(args: argparse.Namespace, message: str) -> None:
 def snapshot(pipeline, i: int):
     """Source ``i``'s ``Snapshot``, with its reconnects and any outage going on now."""
     source = pipeline.sources[i]
-    since = getattr(source, "outage_since", None)
+    since = source.outage_since
     state = "" if since is None else f"LOST {time.monotonic() - since:.0f} s, reconnecting"
-    if getattr(source, "gave_up", False):
+    if source.gave_up:
         state = "gave up"
-    return pipeline.stats[i].snapshot(getattr(source, "reconnects", 0),
-                                      getattr(source, "lost_seconds", 0.0), state)
+    return pipeline.stats[i].snapshot(source.reconnects, source.lost_seconds, state)
 
 
 class StatusLine:
@@ -234,4 +233,4 @@ def _report(args: argparse.Namespace, sources: list, pipeline) -> int:
         print(f"drivevision: warning: {note}", file=sys.stderr)
     if pipeline.interrupted:
         return EXIT_INTERRUPTED
-    return EXIT_INPUT_LOST if any(getattr(s, "gave_up", False) for s in sources) else 0
+    return EXIT_INPUT_LOST if any(s.gave_up for s in sources) else 0

@@ -3,8 +3,9 @@
 A ``StreamSource`` reads an OpenCV capture; when the stream ends, errors or stalls (no frame
 for ``stall_timeout`` seconds) it closes the capture and reopens it with exponential backoff
 (capped), forever or until ``max_reconnects`` attempts in a row have failed. Frame indices
-keep counting across reconnects; every outage is kept as a ``Gap``, including one still
-going on when the run stops.
+keep counting across reconnects; every outage is kept as a ``Gap`` in ``gaps``, including
+one still going on when the run stops (see ``Source`` for ``reconnects``, ``outage_since``,
+``gave_up`` and ``lost_seconds``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 import cv2
 
 from drivevision.errors import SourceError
-from drivevision.io.frames import Frame, Source
+from drivevision.io.frames import Frame, Gap, Source
 from drivevision.io.uri import SourceURI, csi_pipeline, ffmpeg_capture_options
 
 _ENV_LOCK = threading.Lock()  # OPENCV_FFMPEG_CAPTURE_OPTIONS is read at open time, process-wide
@@ -52,26 +53,6 @@ class Reconnect:
     def delay(self, attempt: int) -> float:
         """Seconds to wait before reconnect attempt ``attempt`` (1, 2, ...)."""
         return min(self.backoff_max, self.backoff_initial * 2.0 ** (attempt - 1))
-
-
-@dataclass(frozen=True)
-class Gap:
-    """An outage: no frame after ``last_index`` until ``next_index`` (None: it never came back,
-    because the source gave up or the run stopped first; ``end_ms`` is then that moment).
-
-    ``start_ms``/``end_ms`` are on the stream's own clock (``Frame.timestamp_ms``).
-    """
-
-    last_index: int
-    next_index: int | None
-    start_ms: float
-    end_ms: float
-    reason: str
-    attempts: int
-
-    @property
-    def seconds(self) -> float:
-        return (self.end_ms - self.start_ms) / 1000.0
 
 
 def open_capture(spec: SourceURI, *, width: int | None = None, height: int | None = None,
@@ -149,16 +130,8 @@ class StreamSource(Source):
         super().__init__(uri, fps=fps if 0 < fps < 1000 else None, live=True)
         self._opener, self.policy = opener, policy
         self._interrupt = threading.Event()
-        self.reconnects = 0
         self._attempts = 0
         self._iterating = False
-        self.outage_since: float | None = None  # monotonic start of the current outage
-        self.gaps: list[Gap] = []
-        self.gave_up = False
-
-    @property
-    def lost_seconds(self) -> float:
-        return sum(g.seconds for g in self.gaps)
 
     def interrupt(self) -> None:
         self._interrupt.set()

@@ -14,7 +14,7 @@ import pytest
 from mjpeg_server import read_parts
 
 from drivevision.detections import Detections
-from drivevision.io.frames import Frame
+from drivevision.io.frames import Frame, Source
 from drivevision.io.serve import MjpegServer, ServeSink, is_loopback, parse_bind
 from drivevision.pipeline.livestats import Snapshot, SourceStats
 
@@ -186,7 +186,7 @@ def test_status_line_writes_every_second_and_stops_the_run_after_duration():
     from drivevision.cli.live import StatusLine
 
     class Stub:
-        sources = [type("S", (), {"reconnects": 0})()]
+        sources = [Source("stub://", live=True)]
         stats = [SourceStats()]
         stopped = False
 
