@@ -18,6 +18,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import cv2
 import numpy as np
 
+from drivevision.detections import Detections
+from drivevision.io.frames import Frame
+from drivevision.io.sinks import Sink
+
 _BOUNDARY = "drivevision-frame"
 _PATH = re.compile(r"^/(stream|snapshot)(?:/(\d+))?(?:\.jpg)?/?$")
 
@@ -263,28 +267,24 @@ class MjpegServer:
         self.close()
 
 
-class ServeSink:
-    """A pipeline sink that publishes each annotated frame to one stream of a server."""
+class ServeSink(Sink):
+    """A pipeline sink that publishes each annotated frame to one stream of a server.
+
+    It writes no file (``path`` is None); closing it leaves the server running and notes
+    frames that could not be JPEG-encoded.
+    """
 
     needs_annotated = True
 
     def __init__(self, server: MjpegServer, stream: int = 0):
+        super().__init__()
         self.server, self.stream = server, stream
-        self.notes: list[str] = []
-        self.frames = 0
 
-    def write(self, frame, detections, annotated: np.ndarray | None) -> None:
+    def _write(self, frame: Frame, detections: Detections, annotated: np.ndarray | None) -> None:
         self.server.publish(self.stream, frame.image if annotated is None else annotated)
-        self.frames += 1
 
-    def close(self, complete: bool = True) -> None:
+    def _finish(self) -> None:
         failures = self.server.encode_failures(self.stream)
         if failures:
             self.notes.append(f"{self.server.url(self.stream)}: {failures} frame(s) could not "
                               "be JPEG-encoded; viewers were sent the frame before instead")
-
-    def __enter__(self) -> ServeSink:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

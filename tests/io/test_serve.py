@@ -16,6 +16,7 @@ from mjpeg_server import read_parts
 from drivevision.detections import Detections
 from drivevision.io.frames import Frame, Source
 from drivevision.io.serve import MjpegServer, ServeSink, is_loopback, parse_bind
+from drivevision.io.sinks import Sink
 from drivevision.pipeline.livestats import Snapshot, SourceStats
 
 
@@ -147,6 +148,18 @@ def test_a_frame_that_fails_to_encode_is_never_served(monkeypatch, failure):
     assert served is not None and abs(served.mean() - 200) < 3
     assert abs(after.mean() - 50) < 3
     assert len(sink.notes) == 1 and "1 frame(s) could not be JPEG-encoded" in sink.notes[0]
+
+
+def test_serve_sink_is_a_sink_that_writes_no_file(monkeypatch):
+    monkeypatch.setattr(cv2, "imencode", lambda *args: (False, np.zeros(0, np.uint8)))
+    with MjpegServer(port=0) as server:
+        with ServeSink(server) as sink:
+            _write(sink, 9)
+            assert server._feeds[0].newer_than(0, 0.1) is None  # encoding fails, no frame
+        sink.close()  # closed twice (by the run and its exit stack): one warning
+    assert isinstance(sink, Sink) and sink.needs_annotated
+    assert sink.frames == 1 and sink.path is None and sink.final_path is None
+    assert len(sink.notes) == 1
 
 
 def test_port_in_use_is_one_clear_error():
