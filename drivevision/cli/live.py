@@ -69,11 +69,16 @@ def output_paths(path: str | None, count: int) -> list[str | None]:
     return [str(p.with_name(f"{p.stem}.{i}{p.suffix}")) for i in range(count)]
 
 
+def reconnect_policy(args: argparse.Namespace):
+    """The ``Reconnect`` policy of ``--stall-timeout`` and ``--max-reconnects`` (ValueError,
+    naming the option, for a bad value)."""
+    from drivevision.io.streams import Reconnect
+
+    return Reconnect(stall_timeout=args.stall_timeout, max_reconnects=args.max_reconnects)
+
+
 def _check_args(args: argparse.Namespace) -> None:
-    if args.stall_timeout <= 0:
-        raise ValueError(f"Expected --stall-timeout > 0 s, but got {args.stall_timeout}")
-    if args.max_reconnects is not None and args.max_reconnects < 0:
-        raise ValueError(f"Expected --max-reconnects >= 0, but got {args.max_reconnects}")
+    reconnect_policy(args)
     if args.batch_timeout < 0:
         raise ValueError(f"Expected --batch-timeout >= 0 ms, but got {args.batch_timeout}")
     if args.duration is not None and args.duration <= 0:
@@ -87,9 +92,8 @@ def open_sources(args: argparse.Namespace) -> Iterator:
     """Every SOURCE, opened one by one (an unopenable one fails before the model loads; a
     generator, so the caller can close those opened before it)."""
     from drivevision.io.sources import open_source
-    from drivevision.io.streams import Reconnect
 
-    policy = Reconnect(stall_timeout=args.stall_timeout, max_reconnects=args.max_reconnects)
+    policy = reconnect_policy(args)
     for uri in args.sources:
         yield open_source(uri, fps=args.fps, width=args.input_width, height=args.input_height,
                           input_fps=args.input_fps, transport=args.rtsp_transport,
