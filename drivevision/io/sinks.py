@@ -117,9 +117,7 @@ class VideoSink(Sink):
     SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
 
     def __init__(self, path: str | os.PathLike, fps: float, codec: str = "libx264"):
-        if Path(path).suffix.lower() not in self.SUFFIXES:
-            raise SinkError(f"Expected a video file name ending in {', '.join(self.SUFFIXES)}, "
-                            f"but got {path}")
+        check_video_name(path)
         if not fps > 0:
             raise SinkError(f"Expected a frame rate > 0 for {path}, but got {fps}")
         super().__init__(path)
@@ -188,6 +186,13 @@ class VideoSink(Sink):
                 container.close()
             raise
         container.close()
+
+
+def check_video_name(path: str | os.PathLike) -> None:
+    """SinkError unless ``path`` ends in a suffix ``VideoSink`` can write."""
+    if Path(path).suffix.lower() not in VideoSink.SUFFIXES:
+        raise SinkError(f"Expected a video file name ending in "
+                        f"{', '.join(VideoSink.SUFFIXES)}, but got {path}")
 
 
 def _time_base(fps: Fraction, codec: str) -> Fraction:

@@ -99,6 +99,7 @@ def test_live_command_serves_reconnects_and_finishes_on_ctrl_c(tmp_path, tiny_ch
     (["clip.mp4", "--serve", "here"], "Expected HOST:PORT"),
     (["clip.mp4", "--stall-timeout", "0"], "Expected --stall-timeout > 0"),
     (["clip.mp4", "--max-reconnects", "-1"], "Expected --max-reconnects >= 0"),
+    (["clip.mp4", "-o", "out.webm"], "Expected a video file name ending in .mp4, .mkv"),
 ])
 def test_live_command_fails_fast_with_one_line(args, message, capsys, tiny_checkpoint):
     start = time.monotonic()
