@@ -15,7 +15,13 @@ from pathlib import Path
 import cv2
 
 from drivevision.errors import SourceError
-from drivevision.io.files import ImageSource, VideoFileSource, open_video_file, read_image
+from drivevision.io.files import (
+    ImageSource,
+    VideoFileSource,
+    frame_time_ms,
+    open_video_file,
+    read_image,
+)
 from drivevision.io.frames import Frame, Source
 from drivevision.io.sources import open_source
 from drivevision.io.streams import paced
@@ -64,9 +70,7 @@ class SeekableVideo(SeekableSource):
                 raise SourceError(f"{self.uri}: no frame could be decoded (damaged or empty "
                                   "video)")
             raise IndexError(f"{self.uri} has no frame {index}")
-        if index > 0 and timestamp <= 0:
-            timestamp = index * 1000.0 / self.fps
-        return Frame(index, timestamp, image, time.monotonic())
+        return Frame(index, frame_time_ms(index, self.fps, timestamp), image, time.monotonic())
 
     def close(self) -> None:
         with self._lock:
@@ -83,7 +87,7 @@ class SeekableImages(SeekableSource):
     def read(self, index: int) -> Frame:
         if not 0 <= index < len(self.paths):
             raise IndexError(f"{self.uri} has no frame {index}")
-        return Frame(index, index * 1000.0 / self.fps, read_image(self.paths[index]),
+        return Frame(index, frame_time_ms(index, self.fps), read_image(self.paths[index]),
                      time.monotonic())
 
 

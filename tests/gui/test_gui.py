@@ -462,6 +462,23 @@ def test_starting_a_second_recording_is_refused_and_keeps_the_first(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jsonl"]  # nothing left open
 
 
+def test_viewer_media_has_the_library_readers_frame_times(clip_path, tmp_path):
+    from drivevision.io.sources import open_source
+    from gui.media import open_media
+
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"f{i}.png"), np.zeros((16, 16, 3), np.uint8))
+    for uri in (clip_path, str(tmp_path)):
+        with open_source(uri, fps=4.0) as source:
+            expected = [f.timestamp_ms for f in source]
+        media = open_media(uri, fps=4.0)
+        try:
+            assert [media.read(i).timestamp_ms for i in range(len(expected))] == expected
+        finally:
+            media.close()
+    assert expected == [0.0, 250.0, 500.0]
+
+
 def test_close_waits_for_a_busy_worker_instead_of_leaving_it_running(qtbot, make_window,
                                                                      tmp_path, no_thread_leak):
     image_path = tmp_path / "grey.png"

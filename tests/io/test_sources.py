@@ -13,6 +13,7 @@ from mjpeg_server import MjpegTestServer, read_seq, read_tint
 from standins import ArraySource
 
 from drivevision.errors import SourceError
+from drivevision.io.files import frame_time_ms
 from drivevision.io.frames import Gap
 from drivevision.io.sources import open_source
 from drivevision.io.streams import RealtimeSource, Reconnect, StreamSource
@@ -186,6 +187,14 @@ def test_lost_seconds_adds_up_every_gap():
                     Gap(9, None, 6000.0, 6250.0, "no frame for 5 s", 1)]
     assert source.lost_seconds == pytest.approx(2.75)
     assert ArraySource(1).gaps == []  # every source has its own list
+
+
+@pytest.mark.parametrize("index, fps, position_ms, expected", [
+    (0, 10.0, 0.0, 0.0), (3, 10.0, 0.0, 300.0), (3, 10.0, -1.0, 300.0), (3, 10.0, 290.5, 290.5),
+    (2, 4.0, 0.0, 500.0),
+])
+def test_frame_time_is_the_containers_or_index_over_fps(index, fps, position_ms, expected):
+    assert frame_time_ms(index, fps, position_ms) == expected
 
 
 def test_mjpeg_stream_frames_in_order():
