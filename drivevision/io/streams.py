@@ -231,23 +231,30 @@ def paced(frames: Iterable[Frame], speed: float, stop: threading.Event) -> Itera
 
 
 class RealtimeSource(Source):
-    """A file or folder source paced at its own frame rate, with live semantics.
+    """A file or folder source paced at ``speed`` x its own frame rate, with live semantics.
 
     Frame ``i`` is handed out when its timestamp is due on the wall clock, with
-    ``captured_at`` stamped then, as a camera would deliver it.
+    ``captured_at`` stamped then, as a camera would deliver it; ``interrupt()`` (or
+    ``close()``) ends a wait at once. Subclasses may pace other frames of ``inner`` by
+    overriding ``_frames`` (the viewer plays from any frame).
     """
 
-    def __init__(self, inner: Source):
+    def __init__(self, inner: Source, speed: float = 1.0):
+        if speed <= 0:
+            raise ValueError(f"Expected a playback speed > 0, but got {speed}")
         super().__init__(inner.uri, fps=inner.fps, frame_count=inner.frame_count, live=True,
                          notes=inner.notes)
-        self.inner = inner
+        self.inner, self.speed = inner, speed
         self._interrupt = threading.Event()
+
+    def _frames(self) -> Iterable[Frame]:
+        return self.inner
 
     def interrupt(self) -> None:
         self._interrupt.set()
 
     def __iter__(self) -> Iterator[Frame]:
-        return paced(self.inner, 1.0, self._interrupt)
+        return paced(self._frames(), self.speed, self._interrupt)
 
     def close(self) -> None:
         self._interrupt.set()

@@ -479,6 +479,31 @@ def test_viewer_media_has_the_library_readers_frame_times(clip_path, tmp_path):
     assert expected == [0.0, 250.0, 500.0]
 
 
+def test_viewer_plays_through_the_librarys_pacing(clip_path):
+    from drivevision.io.streams import RealtimeSource
+    from gui.media import Paced, open_media
+
+    media = open_media(clip_path)
+    try:
+        paced = Paced(media, 6, 4.0, threading.Event())
+        assert isinstance(paced, RealtimeSource) and paced.live
+        start = time.monotonic()
+        frames = list(paced)
+        assert [f.index for f in frames] == list(range(6, 12))
+        assert 0.11 <= time.monotonic() - start < 2.0  # 0.5 s of video at 4x
+        slow = Paced(media, 0, 0.1, threading.Event())  # a frame a second
+        threading.Timer(0.3, slow.interrupt).start()  # the pipeline stopping (pause, seek)
+        start = time.monotonic()
+        assert [f.index for f in slow] == [0]
+        assert time.monotonic() - start < 0.9
+        slow.close()
+        assert media.read(3).index == 3  # the media stays open for the next seek
+        with pytest.raises(ValueError, match="Expected a playback speed > 0"):
+            Paced(media, 0, 0.0, threading.Event())
+    finally:
+        media.close()
+
+
 def test_close_waits_for_a_busy_worker_instead_of_leaving_it_running(qtbot, make_window,
                                                                      tmp_path, no_thread_leak):
     image_path = tmp_path / "grey.png"
