@@ -1,4 +1,5 @@
-"""Seekable file media for the viewer, and paced playback of it through the pipeline.
+"""Seekable file media for the viewer, and paced playback of it through the pipeline
+(the library's ``RealtimeSource``, from any frame).
 
 ``drivevision.io.sources`` reads a file once from start to end; the viewer also needs to show
 any single frame (seek, step back) and to start playing from it. Live sources (cameras,
@@ -15,10 +16,16 @@ from pathlib import Path
 import cv2
 
 from drivevision.errors import SourceError
-from drivevision.io.files import ImageSource, VideoFileSource, open_video_file, read_image
+from drivevision.io.files import (
+    ImageSource,
+    VideoFileSource,
+    frame_time_ms,
+    open_video_file,
+    read_image,
+)
 from drivevision.io.frames import Frame, Source
 from drivevision.io.sources import open_source
-from drivevision.io.streams import paced
+from drivevision.io.streams import RealtimeSource
 
 
 class SeekableSource(Source):
@@ -64,9 +71,7 @@ class SeekableVideo(SeekableSource):
                 raise SourceError(f"{self.uri}: no frame could be decoded (damaged or empty "
                                   "video)")
             raise IndexError(f"{self.uri} has no frame {index}")
-        if index > 0 and timestamp <= 0:
-            timestamp = index * 1000.0 / self.fps
-        return Frame(index, timestamp, image, time.monotonic())
+        return Frame(index, frame_time_ms(index, self.fps, timestamp), image, time.monotonic())
 
     def close(self) -> None:
         with self._lock:
@@ -83,7 +88,7 @@ class SeekableImages(SeekableSource):
     def read(self, index: int) -> Frame:
         if not 0 <= index < len(self.paths):
             raise IndexError(f"{self.uri} has no frame {index}")
-        return Frame(index, index * 1000.0 / self.fps, read_image(self.paths[index]),
+        return Frame(index, frame_time_ms(index, self.fps), read_image(self.paths[index]),
                      time.monotonic())
 
 
@@ -98,18 +103,24 @@ def open_media(uri: str, *, fps: float = 10.0) -> Source:
     return source
 
 
-class Paced(Source):
+class Paced(RealtimeSource):
     """Frames of ``media`` from ``start``, released no faster than ``speed`` x real time.
 
-    Waiting happens on ``stop`` so that pausing never waits out a frame interval.
+    The library's pacing; the pipeline's stop (``interrupt``) ends a wait at once, so pausing
+    never waits out a frame interval. ``stop`` is the worker's own flag for a run it ended
+    (it aborts the pipeline too); it also ends the pacing between frames. Closing leaves
+    ``media`` open for the next seek or play.
     """
 
     def __init__(self, media: SeekableSource, start: int, speed: float, stop: threading.Event):
-        # live: like a camera, a read waits for the clock (timed as "capture", not "decode")
-        super().__init__(media.uri, fps=media.fps, frame_count=media.frame_count, live=True)
-        if speed <= 0:
-            raise ValueError(f"Expected a playback speed > 0, but got {speed}")
-        self.media, self.start, self.speed, self.stop = media, start, speed, stop
+        super().__init__(media, speed)
+        self.media, self.start, self.stop = media, start, stop
 
-    def __iter__(self) -> Iterator[Frame]:
-        return paced(self.media.frames_from(self.start), self.speed, self.stop)
+    def _frames(self) -> Iterator[Frame]:
+        for frame in self.media.frames_from(self.start):
+            if self.stop.is_set():
+                return
+            yield frame
+
+    def close(self) -> None:
+        self.interrupt()

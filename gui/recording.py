@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+import av
 import numpy as np
 
 from drivevision.detections import Detections
@@ -43,13 +44,17 @@ class Recorder:
             if jsonl is not None:
                 self._sinks.append(JsonlSink(jsonl, names))
         except BaseException:
-            self.close()
+            self._close_all(complete=False)  # the error that got us here is the one to raise
             raise
         self.frames = 0
 
     @property
     def paths(self) -> list[Path]:
         return [s.final_path or s.path for s in self._sinks]
+
+    @property
+    def notes(self) -> list[str]:
+        return [note for sink in self._sinks for note in sink.notes]
 
     def write(self, frame: Frame, shown: Detections, annotated: np.ndarray) -> None:
         with self._lock:
@@ -58,11 +63,27 @@ class Recorder:
             self.frames += 1
 
     def close(self) -> list[str]:
-        """Finish every file; returns the notes the sinks left (e.g. a codec fallback)."""
+        """Finish every file; returns the notes the sinks left (e.g. a codec fallback).
+
+        A file that cannot be finished (e.g. a full disk) does not stop the others from being
+        finished; the first such error is raised once every file is closed (what it had is
+        kept as ``.partial``, with a note).
+        """
         with self._lock:
-            for sink in self._sinks:
-                sink.close(complete=True)
-            return [note for sink in self._sinks for note in sink.notes]
+            error = self._close_all(complete=True)
+        if error is not None:
+            raise error
+        return self.notes
+
+    def _close_all(self, complete: bool) -> Exception | None:
+        """Close every sink; returns the first error instead of stopping at it."""
+        first = None
+        for sink in self._sinks:
+            try:
+                sink.close(complete=complete)
+            except Exception as e:  # noqa: BLE001 - raised by close() after the others
+                first = first or e
+        return first
 
 
 class Recording:
@@ -73,18 +94,36 @@ class Recording:
 
     def start(self, video: str | Path | None, jsonl: str | Path | None, *, fps: float,
               names: Sequence[str]) -> str:
-        """Open the files (stop a running recording first); returns the status line."""
+        """Open the files; returns the status line. RuntimeError while a recording runs
+        (``stop`` it first): it stays as it was, its files open."""
+        if self._recorder is not None:
+            raise RuntimeError("Already recording to " + self._where(self._recorder)
+                               + "; stop that recording first")
         self._recorder = Recorder(video, jsonl, fps=fps, names=names)
-        return "recording to " + ", ".join(str(p) for p in self._recorder.paths)
+        return "recording to " + self._where(self._recorder)
 
     def stop(self) -> str | None:
-        """Finish the files: one line saying what was saved, or None when not recording."""
+        """Finish the files: one line saying what was saved, or None when not recording.
+
+        Never raises for a file that could not be finished (the worker stops with it and
+        must still close its media): the line then starts with what failed, and every other
+        file is finished all the same.
+        """
         recorder, self._recorder = self._recorder, None
         if recorder is None:
             return None
-        notes = recorder.close()
-        return "; ".join([f"saved {recorder.frames} frames to "
-                          + ", ".join(str(p) for p in recorder.paths), *notes])
+        failed: list[str] = []
+        try:
+            notes = recorder.close()
+        except (OSError, av.FFmpegError) as e:
+            failed = [f"recording failed: {e.strerror or e}"]
+            notes = recorder.notes
+        return "; ".join([*failed, f"saved {recorder.frames} frames to "
+                          + self._where(recorder), *notes])
+
+    @staticmethod
+    def _where(recorder: Recorder) -> str:
+        return ", ".join(str(p) for p in recorder.paths)
 
     def write(self, result: Result, overlay: OverlaySettings, names: Sequence[str]) -> None:
         """Record ``result`` as ``overlay`` shows it (no hover highlight); nothing when stopped."""

@@ -71,11 +71,16 @@ def output_paths(path: str | None, count: int) -> list[str | None]:
     return [str(p.with_name(f"{p.stem}.{i}{p.suffix}")) for i in range(count)]
 
 
+def reconnect_policy(args: argparse.Namespace):
+    """The ``Reconnect`` policy of ``--stall-timeout`` and ``--max-reconnects`` (ValueError,
+    naming the option, for a bad value)."""
+    from drivevision.io.streams import Reconnect
+
+    return Reconnect(stall_timeout=args.stall_timeout, max_reconnects=args.max_reconnects)
+
+
 def _check_args(args: argparse.Namespace) -> None:
-    if args.stall_timeout <= 0:
-        raise ValueError(f"Expected --stall-timeout > 0, but got {args.stall_timeout} s")
-    if args.max_reconnects is not None and args.max_reconnects < 0:
-        raise ValueError(f"Expected --max-reconnects >= 0, but got {args.max_reconnects}")
+    reconnect_policy(args)
     if args.batch_timeout > 10:
         raise ValueError(f"Expected --batch-timeout of at most 10 s, but got "
                          f"{args.batch_timeout:g} s (a bare number is seconds; write "
@@ -91,9 +96,8 @@ def open_sources(args: argparse.Namespace) -> Iterator:
     """Every SOURCE, opened one by one (an unopenable one fails before the model loads; a
     generator, so the caller can close those opened before it)."""
     from drivevision.io.sources import open_source
-    from drivevision.io.streams import Reconnect
 
-    policy = Reconnect(stall_timeout=args.stall_timeout, max_reconnects=args.max_reconnects)
+    policy = reconnect_policy(args)
     for uri in args.sources:
         yield open_source(uri, fps=args.fps, width=args.input_width, height=args.input_height,
                           input_fps=args.input_fps, transport=args.rtsp_transport,
@@ -121,7 +125,7 @@ def _source_sinks(i: int, source, names, video: str | None, jsonl: str | None,
     if video:
         yield (LiveVideoSink if source.live else VideoSink)(video, source.fps or 30.0)
     if jsonl:
-        yield GapJsonlSink(jsonl, names, getattr(source, "gaps", None))
+        yield GapJsonlSink(jsonl, names, source.gaps)
     if server is not None:
         yield ServeSink(server, i)
 
@@ -170,12 +174,11 @@ def _say(args: argparse.Namespace, message: str) -> None:
 def snapshot(pipeline, i: int):
     """Source ``i``'s ``Snapshot``, with its reconnects and any outage going on now."""
     source = pipeline.sources[i]
-    since = getattr(source, "outage_since", None)
+    since = source.outage_since
     state = "" if since is None else f"LOST {time.monotonic() - since:.0f} s, reconnecting"
-    if getattr(source, "gave_up", False):
+    if source.gave_up:
         state = "gave up"
-    return pipeline.stats[i].snapshot(getattr(source, "reconnects", 0),
-                                      getattr(source, "lost_seconds", 0.0), state)
+    return pipeline.stats[i].snapshot(source.reconnects, source.lost_seconds, state)
 
 
 class StatusLine:
@@ -237,4 +240,4 @@ def _report(args: argparse.Namespace, sources: list, pipeline) -> int:
         print(f"drivevision: warning: {note}", file=sys.stderr)
     if pipeline.interrupted:
         return EXIT_INTERRUPTED
-    return EXIT_INPUT_LOST if any(getattr(s, "gave_up", False) for s in sources) else 0
+    return EXIT_INPUT_LOST if any(s.gave_up for s in sources) else 0

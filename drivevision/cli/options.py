@@ -92,7 +92,7 @@ def quiet_opencv() -> None:
 def check_outputs(inputs: list[str], outputs: list[str], videos: list[str]) -> None:
     """Refuse, before the model loads, outputs that would overwrite an input or each other,
     that land in a missing or read-only folder, or videos in a format we cannot write."""
-    from drivevision.io.sinks import VideoSink
+    from drivevision.io.sinks import check_video_name
 
     paths = [Path(p).resolve() for p in outputs]
     if len(set(paths)) != len(paths):
@@ -105,8 +105,6 @@ def check_outputs(inputs: list[str], outputs: list[str], videos: list[str]) -> N
         if any(Path(s).exists() and Path(s).resolve() == path for s in inputs):
             raise ValueError(f"An output path is an input ({path}); refusing to overwrite it")
     for video in videos:
-        if Path(video).suffix.lower() not in VideoSink.SUFFIXES:
-            raise ValueError(f"Expected a video file name ending in "
-                             f"{', '.join(VideoSink.SUFFIXES)}, but got {video}")
+        check_video_name(video)
 
 

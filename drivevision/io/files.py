@@ -34,6 +34,12 @@ def read_image(path: Path) -> np.ndarray:
     return image
 
 
+def frame_time_ms(index: int, fps: float, position_ms: float = 0.0) -> float:
+    """Frame ``index``'s time: ``position_ms`` (the container's), or ``index / fps`` when
+    there is none (<= 0; images have none)."""
+    return position_ms if position_ms > 0 else index * 1000.0 / fps
+
+
 class ImageSource(Source):
     """Still images, one frame each, in natural order; ``fps`` spaces their timestamps.
 
@@ -54,7 +60,7 @@ class ImageSource(Source):
                 except SourceError:
                     skipped.append(path)
                     continue
-                yield Frame(i, i * 1000.0 / self.fps, image, time.monotonic())
+                yield Frame(i, frame_time_ms(i, self.fps), image, time.monotonic())
         finally:
             if skipped:
                 self._note_skipped(skipped)
@@ -115,9 +121,7 @@ class VideoFileSource(Source):
                 failed += 1
                 continue
             skipped, failed = skipped + failed, 0
-            timestamp = self._cap.get(cv2.CAP_PROP_POS_MSEC)
-            if index > 0 and timestamp <= 0:
-                timestamp = index * 1000.0 / self.fps
+            timestamp = frame_time_ms(index, self.fps, self._cap.get(cv2.CAP_PROP_POS_MSEC))
             yield Frame(index, timestamp, image, time.monotonic())
             index += 1
         self._check_complete(index, skipped)

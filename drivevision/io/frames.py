@@ -1,7 +1,8 @@
-"""What every source yields and what every source is: ``Frame`` and ``Source``.
+"""What every source yields and what every source is: ``Frame`` and ``Source`` (and the
+``Gap`` a live source records for an outage).
 
-Kept apart from the readers so that sinks, stages and the viewer depend on these two
-types only, not on OpenCV or the file readers.
+Kept apart from the readers so that sinks, stages and the viewer depend on these types
+only, not on OpenCV or the file readers.
 """
 
 from __future__ import annotations
@@ -27,11 +28,42 @@ class Frame:
     source_id: int = 0
 
 
+@dataclass(frozen=True)
+class Gap:
+    """An outage: no frame after ``last_index`` until ``next_index`` (None: it never came back,
+    because the source gave up or the run stopped first; ``end_ms`` is then that moment).
+
+    ``start_ms``/``end_ms`` are on the stream's own clock (``Frame.timestamp_ms``).
+    """
+
+    last_index: int
+    next_index: int | None
+    start_ms: float
+    end_ms: float
+    reason: str
+    attempts: int
+
+    @property
+    def seconds(self) -> float:
+        return (self.end_ms - self.start_ms) / 1000.0
+
+
 @dataclass
 class Source:
     """Base of every source: iterate for frames, ``close()`` when done (or use ``with``).
 
     ``notes`` collects what the user should hear at the end (e.g. a truncated file).
+
+    The state of a source that can lose its input (a camera or network stream), read while
+    it runs; a source that cannot (a file, a folder) keeps these neutral values:
+
+    - ``gaps``: every outage so far, in order, as ``Gap`` (the list grows while the source
+      runs; sinks may hold it); none for files.
+    - ``reconnects``: outages the source came back from; 0 for files.
+    - ``outage_since``: ``time.monotonic()`` when the current outage began, None while
+      frames come (always None for files).
+    - ``gave_up``: True once the source stopped trying to reopen (the input is lost for
+      good); never for files.
     """
 
     uri: str
@@ -39,6 +71,15 @@ class Source:
     frame_count: int | None = None
     live: bool = False
     notes: list[str] = field(default_factory=list)
+    gaps: list[Gap] = field(default_factory=list, init=False, repr=False)
+    reconnects: int = field(default=0, init=False, repr=False)
+    outage_since: float | None = field(default=None, init=False, repr=False)
+    gave_up: bool = field(default=False, init=False, repr=False)
+
+    @property
+    def lost_seconds(self) -> float:
+        """Seconds without frames over every outage in ``gaps`` (0.0 for files)."""
+        return sum(g.seconds for g in self.gaps)
 
     def __iter__(self) -> Iterator[Frame]:
         raise NotImplementedError

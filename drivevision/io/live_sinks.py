@@ -46,9 +46,9 @@ class LiveVideoSink(VideoSink):
 class GapJsonlSink(JsonlSink):
     """JSONL of a live source: a line per processed frame, plus a line per outage.
 
-    ``gaps`` is the source's live list of ``drivevision.streams.Gap``; each is written as
-    ``{"gap": {...}}`` before the first frame after it (or at the end, if the stream never
-    came back).
+    ``gaps`` is the source's live list of ``drivevision.io.frames.Gap`` (``Source.gaps``);
+    each is written as ``{"gap": {...}}`` before the first frame after it (or at the end, if
+    the stream never came back).
     """
 
     def __init__(self, path: str | os.PathLike, names: Sequence[str], gaps: list | None = None):

@@ -12,10 +12,15 @@ import ipaddress
 import re
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import cv2
 import numpy as np
+
+from drivevision.detections import Detections
+from drivevision.io.frames import Frame
+from drivevision.io.sinks import Sink
 
 _BOUNDARY = "drivevision-frame"
 _PATH = re.compile(r"^/(stream|snapshot)(?:/(\d+))?(?:\.jpg)?/?$")
@@ -47,36 +52,89 @@ def is_loopback(host: str) -> bool:
 
 
 class _Feed:
-    """The newest frame of one stream, JPEG-encoded at most once, on first request."""
+    """The newest frame of one stream, JPEG-encoded at most once, on first request.
+
+    Encoding runs on the requesting client's thread outside the lock, so ``publish`` (the
+    pipeline's write stage) never waits for it; one client encodes a frame while others wait
+    for the result. A frame that fails to encode is counted in ``failures`` and viewers are
+    sent the previous frame's JPEG in its place: never broken bytes.
+    """
 
     def __init__(self, quality: int):
         self._cond = threading.Condition()
         self._quality = quality
         self._image: np.ndarray | None = None
         self._seq = 0
-        self._jpeg: tuple[int, bytes] | None = None
+        self._jpeg: tuple[int, bytes | None] | None = None  # (seq, newest good JPEG up to it)
+        self._encoding = 0  # seq being encoded by a client now, 0 for none
+        self._closed = False
+        self.failures = 0
 
     def publish(self, image: np.ndarray) -> None:
         with self._cond:
             self._image, self._seq = image, self._seq + 1
             self._cond.notify_all()
 
-    def wake(self) -> None:
+    def close(self) -> None:
+        """End every wait now: the server is closing."""
         with self._cond:
+            self._closed = True
             self._cond.notify_all()
 
     def newer_than(self, seq: int, timeout: float) -> tuple[int, bytes] | None:
-        """(seq, JPEG bytes) of a frame newer than ``seq``, or None after ``timeout`` s."""
+        """(seq, JPEG bytes) of a frame newer than ``seq`` (the newest, or the one this call
+        has just encoded), or None after ``timeout`` s (at once when the feed is closed)."""
+        deadline = time.monotonic() + timeout
         with self._cond:
-            if self._seq <= seq:
-                self._cond.wait(timeout)
-            if self._seq <= seq or self._image is None:
-                return None
-            if self._jpeg is None or self._jpeg[0] != self._seq:
-                ok, data = cv2.imencode(".jpg", self._image,
-                                        [cv2.IMWRITE_JPEG_QUALITY, self._quality])
-                self._jpeg = (self._seq, data.tobytes())
-            return self._jpeg
+            while not self._closed:
+                jpeg = self._jpeg
+                newest = jpeg is not None and jpeg[0] == self._seq
+                if newest and jpeg[0] > seq and jpeg[1] is not None:
+                    return jpeg  # type: ignore[return-value]
+                if self._seq > seq and not newest and self._encoding != self._seq:
+                    jpeg = self._encode_newest()
+                    if jpeg[1] is not None:
+                        return jpeg  # type: ignore[return-value]
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            return None
+
+    def _encode_newest(self) -> tuple[int, bytes | None]:
+        """Encode the newest frame with the lock released (held on entry and on return);
+        returns it (even when a newer one came meanwhile: a fast publisher must not keep a
+        client encoding forever)."""
+        image, seq, data = self._image, self._seq, None
+        self._encoding = seq
+        self._cond.release()
+        try:
+            data = self._encode(image)
+        finally:
+            self._cond.acquire()
+            data = self._store(seq, data)
+        return seq, data
+
+    def _encode(self, image: np.ndarray) -> bytes | None:
+        try:
+            ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self._quality])
+        except cv2.error:
+            return None
+        return data.tobytes() if ok else None
+
+    def _store(self, seq: int, data: bytes | None) -> bytes | None:
+        """Keep ``data`` as frame ``seq``'s JPEG; a failed one (None) keeps the previous,
+        which is returned in its place."""
+        if self._encoding == seq:
+            self._encoding = 0
+        if data is None:
+            self.failures += 1
+            data = self._jpeg[1] if self._jpeg is not None else None
+        if self._jpeg is None or self._jpeg[0] < seq:
+            self._jpeg = (seq, data)
+        self._cond.notify_all()
+        return data
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -183,6 +241,11 @@ class MjpegServer:
         it afterwards (the pipeline's annotated frames are new arrays)."""
         self._feeds[stream].publish(image)
 
+    def encode_failures(self, stream: int) -> int:
+        """How many frames of ``stream`` could not be JPEG-encoded (viewers were sent the
+        frame before in their place)."""
+        return self._feeds[stream].failures
+
     def start(self) -> MjpegServer:
         self._thread.start()
         return self
@@ -191,7 +254,7 @@ class MjpegServer:
         """Stop serving: streaming clients are ended, the port is released."""
         self._http.closing.set()
         for feed in self._feeds:
-            feed.wake()
+            feed.close()
         if self._thread.is_alive():
             self._http.shutdown()
             self._thread.join(5.0)
@@ -204,25 +267,24 @@ class MjpegServer:
         self.close()
 
 
-class ServeSink:
-    """A pipeline sink that publishes each annotated frame to one stream of a server."""
+class ServeSink(Sink):
+    """A pipeline sink that publishes each annotated frame to one stream of a server.
+
+    It writes no file (``path`` is None); closing it leaves the server running and notes
+    frames that could not be JPEG-encoded.
+    """
 
     needs_annotated = True
 
     def __init__(self, server: MjpegServer, stream: int = 0):
+        super().__init__()
         self.server, self.stream = server, stream
-        self.notes: list[str] = []
-        self.frames = 0
 
-    def write(self, frame, detections, annotated: np.ndarray | None) -> None:
+    def _write(self, frame: Frame, detections: Detections, annotated: np.ndarray | None) -> None:
         self.server.publish(self.stream, frame.image if annotated is None else annotated)
-        self.frames += 1
 
-    def close(self, complete: bool = True) -> None:
-        pass
-
-    def __enter__(self) -> ServeSink:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def _finish(self) -> None:
+        failures = self.server.encode_failures(self.stream)
+        if failures:
+            self.notes.append(f"{self.server.url(self.stream)}: {failures} frame(s) could not "
+                              "be JPEG-encoded; viewers were sent the frame before instead")

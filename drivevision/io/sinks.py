@@ -27,21 +27,29 @@ from drivevision.labels import name_of
 
 
 class Sink:
-    """Writes results to ``path``; ``needs_annotated`` asks the pipeline to render frames."""
+    """Writes results to ``path``; ``needs_annotated`` asks the pipeline to render frames.
+
+    An output that is not a file (the MJPEG server's ``ServeSink``) has no ``path``
+    (None): closing it only finishes it. ``frames`` counts the frames written; ``notes``
+    collects what the user should hear at the end.
+    """
 
     needs_annotated = False
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike | None = None):
+        self.notes: list[str] = []
+        self.final_path: Path | None = None
+        self.frames = 0
+        self._closed = False
+        self.path = self.tmp = None
+        if path is None:
+            return
         self.path = Path(path)
         if self.path.is_dir():
             raise SinkError(f"Output {path} is a folder; give a file name")
         if not self.path.parent.is_dir():
             raise SinkError(f"Output folder {self.path.parent} does not exist")
         self.tmp = self.path.with_name(f".{self.path.stem}.part{self.path.suffix}")
-        self.notes: list[str] = []
-        self.final_path: Path | None = None
-        self.frames = 0
-        self._closed = False
 
     def write(self, frame: Frame, detections: Detections, annotated: np.ndarray | None) -> None:
         """Write one frame's result (``annotated`` is the drawn frame, or None)."""
@@ -78,6 +86,8 @@ class Sink:
         self._move(complete)
 
     def _move(self, complete: bool) -> None:
+        if self.tmp is None:
+            return
         if not self.tmp.exists() or (not complete and self.frames == 0):
             self.tmp.unlink(missing_ok=True)
             return
@@ -107,9 +117,7 @@ class VideoSink(Sink):
     SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
 
     def __init__(self, path: str | os.PathLike, fps: float, codec: str = "libx264"):
-        if Path(path).suffix.lower() not in self.SUFFIXES:
-            raise SinkError(f"Expected a video file name ending in {', '.join(self.SUFFIXES)}, "
-                            f"but got {path}")
+        check_video_name(path)
         if not fps > 0:
             raise SinkError(f"Expected a frame rate > 0 for {path}, but got {fps}")
         super().__init__(path)
@@ -178,6 +186,13 @@ class VideoSink(Sink):
                 container.close()
             raise
         container.close()
+
+
+def check_video_name(path: str | os.PathLike) -> None:
+    """SinkError unless ``path`` ends in a suffix ``VideoSink`` can write."""
+    if Path(path).suffix.lower() not in VideoSink.SUFFIXES:
+        raise SinkError(f"Expected a video file name ending in "
+                        f"{', '.join(VideoSink.SUFFIXES)}, but got {path}")
 
 
 def _time_base(fps: Fraction, codec: str) -> Fraction:

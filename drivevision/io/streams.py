@@ -3,8 +3,9 @@
 A ``StreamSource`` reads an OpenCV capture; when the stream ends, errors or stalls (no frame
 for ``stall_timeout`` seconds) it closes the capture and reopens it with exponential backoff
 (capped), forever or until ``max_reconnects`` attempts in a row have failed. Frame indices
-keep counting across reconnects; every outage is kept as a ``Gap``, including one still
-going on when the run stops.
+keep counting across reconnects; every outage is kept as a ``Gap`` in ``gaps``, including
+one still going on when the run stops (see ``Source`` for ``reconnects``, ``outage_since``,
+``gave_up`` and ``lost_seconds``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 import cv2
 
 from drivevision.errors import SourceError
-from drivevision.io.frames import Frame, Source
+from drivevision.io.frames import Frame, Gap, Source
 from drivevision.io.uri import SourceURI, csi_pipeline, ffmpeg_capture_options
 
 _ENV_LOCK = threading.Lock()  # OPENCV_FFMPEG_CAPTURE_OPTIONS is read at open time, process-wide
@@ -32,7 +33,8 @@ class Reconnect:
     """When and how often a live source is reopened.
 
     ``max_reconnects`` None retries forever; 0 never reopens. Delays double from
-    ``backoff_initial`` up to ``backoff_max`` seconds.
+    ``backoff_initial`` up to ``backoff_max`` seconds. The one check of these values: errors
+    name the ``drivevision live`` options that set them.
     """
 
     stall_timeout: float = 5.0
@@ -42,9 +44,9 @@ class Reconnect:
 
     def __post_init__(self) -> None:
         if self.stall_timeout <= 0:
-            raise ValueError(f"Expected a stall timeout > 0 s, but got {self.stall_timeout}")
+            raise ValueError(f"Expected --stall-timeout > 0 s, but got {self.stall_timeout}")
         if self.max_reconnects is not None and self.max_reconnects < 0:
-            raise ValueError(f"Expected max reconnects >= 0, but got {self.max_reconnects}")
+            raise ValueError(f"Expected --max-reconnects >= 0, but got {self.max_reconnects}")
         if not 0 < self.backoff_initial <= self.backoff_max:
             raise ValueError(f"Expected 0 < backoff_initial <= backoff_max, but got "
                              f"{self.backoff_initial} and {self.backoff_max}")
@@ -52,26 +54,6 @@ class Reconnect:
     def delay(self, attempt: int) -> float:
         """Seconds to wait before reconnect attempt ``attempt`` (1, 2, ...)."""
         return min(self.backoff_max, self.backoff_initial * 2.0 ** (attempt - 1))
-
-
-@dataclass(frozen=True)
-class Gap:
-    """An outage: no frame after ``last_index`` until ``next_index`` (None: it never came back,
-    because the source gave up or the run stopped first; ``end_ms`` is then that moment).
-
-    ``start_ms``/``end_ms`` are on the stream's own clock (``Frame.timestamp_ms``).
-    """
-
-    last_index: int
-    next_index: int | None
-    start_ms: float
-    end_ms: float
-    reason: str
-    attempts: int
-
-    @property
-    def seconds(self) -> float:
-        return (self.end_ms - self.start_ms) / 1000.0
 
 
 def open_capture(spec: SourceURI, *, width: int | None = None, height: int | None = None,
@@ -149,16 +131,8 @@ class StreamSource(Source):
         super().__init__(uri, fps=fps if 0 < fps < 1000 else None, live=True)
         self._opener, self.policy = opener, policy
         self._interrupt = threading.Event()
-        self.reconnects = 0
         self._attempts = 0
         self._iterating = False
-        self.outage_since: float | None = None  # monotonic start of the current outage
-        self.gaps: list[Gap] = []
-        self.gave_up = False
-
-    @property
-    def lost_seconds(self) -> float:
-        return sum(g.seconds for g in self.gaps)
 
     def interrupt(self) -> None:
         self._interrupt.set()
@@ -257,23 +231,30 @@ def paced(frames: Iterable[Frame], speed: float, stop: threading.Event) -> Itera
 
 
 class RealtimeSource(Source):
-    """A file or folder source paced at its own frame rate, with live semantics.
+    """A file or folder source paced at ``speed`` x its own frame rate, with live semantics.
 
     Frame ``i`` is handed out when its timestamp is due on the wall clock, with
-    ``captured_at`` stamped then, as a camera would deliver it.
+    ``captured_at`` stamped then, as a camera would deliver it; ``interrupt()`` (or
+    ``close()``) ends a wait at once. Subclasses may pace other frames of ``inner`` by
+    overriding ``_frames`` (the viewer plays from any frame).
     """
 
-    def __init__(self, inner: Source):
+    def __init__(self, inner: Source, speed: float = 1.0):
+        if speed <= 0:
+            raise ValueError(f"Expected a playback speed > 0, but got {speed}")
         super().__init__(inner.uri, fps=inner.fps, frame_count=inner.frame_count, live=True,
                          notes=inner.notes)
-        self.inner = inner
+        self.inner, self.speed = inner, speed
         self._interrupt = threading.Event()
+
+    def _frames(self) -> Iterable[Frame]:
+        return self.inner
 
     def interrupt(self) -> None:
         self._interrupt.set()
 
     def __iter__(self) -> Iterator[Frame]:
-        return paced(self.inner, 1.0, self._interrupt)
+        return paced(self._frames(), self.speed, self._interrupt)
 
     def close(self) -> None:
         self._interrupt.set()

@@ -68,7 +68,7 @@ def _sinks(src: Source, detector: Detector, output, jsonl, csv) -> Iterator[Sink
         yield (LiveVideoSink if src.live else VideoSink)(output, src.fps or 30.0)
     if jsonl is not None:
         if src.live:
-            yield GapJsonlSink(jsonl, detector.names, getattr(src, "gaps", None))
+            yield GapJsonlSink(jsonl, detector.names, src.gaps)
         else:
             yield JsonlSink(jsonl, detector.names)
     if csv is not None:

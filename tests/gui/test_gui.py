@@ -27,12 +27,14 @@ from standins import FixedDetector  # noqa: E402
 from drivevision.config import DetectorConfig  # noqa: E402
 from drivevision.detections import Detections  # noqa: E402
 from drivevision.detector import Detector  # noqa: E402
+from drivevision.io.live_sinks import LiveVideoSink  # noqa: E402
 from drivevision.io.sinks import detection_records  # noqa: E402
 from drivevision.labels import COCO_NAMES, colour_for  # noqa: E402
 from drivevision.model import LoadedModel, build_model  # noqa: E402
 from drivevision.pipeline.runner import detect_video  # noqa: E402
 from gui.main_window import MainWindow  # noqa: E402
 from gui.overlay import visible  # noqa: E402
+from gui.recording import Recording  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -388,6 +390,109 @@ def test_recording_while_frames_are_skipped_lasts_as_long_as_the_playing(
     # about 2.5 frames apart, so stamped at the clip's 10 fps the video would last 0.4x the
     # watching; a frame captured late on a loaded machine shortens it by that lateness only
     assert 0.7 * watched <= times[-1] - times[0] <= playing_s + 0.01
+
+
+def _disk_full_on_finishing_video(monkeypatch) -> None:
+    real = LiveVideoSink._finish
+
+    def finish(self):
+        real(self)  # the file is written up to its end ...
+        raise OSError(28, "No space left on device")  # ... and then closing it fails
+
+    monkeypatch.setattr(LiveVideoSink, "_finish", finish)
+
+
+def _record_the_clip(qtbot, window, clip_path, video, jsonl) -> None:
+    window.open_source(clip_path)
+    wait_for_frame(qtbot, window, 0)
+    window.start_recording(str(video), str(jsonl))
+    window.transport.every_frame.setChecked(True)
+    window.transport.speed.setCurrentIndex(4)
+    with qtbot.waitSignal(window.worker.ended, timeout=20000):
+        window.play()
+
+
+def test_a_recording_file_that_cannot_be_finished_leaves_the_other_finished(
+        qtbot, make_window, clip_path, tmp_path, monkeypatch, errors):
+    _disk_full_on_finishing_video(monkeypatch)
+    window = make_window(FixedDetector(detections=two_boxes()))
+    video, jsonl = tmp_path / "rec.mp4", tmp_path / "rec.jsonl"
+    _record_the_clip(qtbot, window, clip_path, video, jsonl)
+    with qtbot.waitSignal(window.worker.recorded, timeout=10000) as saved:
+        window.stop_recording()
+    message = saved.args[0]
+    assert message.startswith("recording failed: No space left on device")
+    assert "rec.partial.mp4" in message and "kept as .partial" in message
+    assert len(jsonl.read_text().splitlines()) == 11  # finished and in place all the same
+    assert (tmp_path / "rec.partial.mp4").exists() and not video.exists()
+    assert window.worker.is_running() and errors == []
+
+
+def test_closing_while_recording_closes_the_media_even_when_a_file_fails(
+        qtbot, make_window, clip_path, tmp_path, monkeypatch, errors):
+    _disk_full_on_finishing_video(monkeypatch)
+    window = make_window(FixedDetector(detections=two_boxes()))
+    jsonl = tmp_path / "rec.jsonl"
+    _record_the_clip(qtbot, window, clip_path, tmp_path / "rec.mp4", jsonl)
+    media = window.worker.media
+    window.close()  # the worker's last act: finish the recording, close the media
+    assert not window.worker.is_running()
+    assert not media._cap.isOpened()
+    assert len(jsonl.read_text().splitlines()) == 11
+
+
+def test_starting_a_second_recording_is_refused_and_keeps_the_first(tmp_path):
+    recording = Recording()
+    first = recording.start(tmp_path / "a.mp4", tmp_path / "a.jsonl", fps=10.0,
+                            names=COCO_NAMES)
+    assert first.startswith("recording to")
+    with pytest.raises(RuntimeError, match="Already recording to .*a.mp4"):
+        recording.start(tmp_path / "b.mp4", None, fps=10.0, names=COCO_NAMES)
+    assert recording.stop() == f"saved 0 frames to {tmp_path / 'a.mp4'}, {tmp_path / 'a.jsonl'}"
+    assert (tmp_path / "a.jsonl").exists() and not (tmp_path / "b.mp4").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jsonl"]  # nothing left open
+
+
+def test_viewer_media_has_the_library_readers_frame_times(clip_path, tmp_path):
+    from drivevision.io.sources import open_source
+    from gui.media import open_media
+
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"f{i}.png"), np.zeros((16, 16, 3), np.uint8))
+    for uri in (clip_path, str(tmp_path)):
+        with open_source(uri, fps=4.0) as source:
+            expected = [f.timestamp_ms for f in source]
+        media = open_media(uri, fps=4.0)
+        try:
+            assert [media.read(i).timestamp_ms for i in range(len(expected))] == expected
+        finally:
+            media.close()
+    assert expected == [0.0, 250.0, 500.0]
+
+
+def test_viewer_plays_through_the_librarys_pacing(clip_path):
+    from drivevision.io.streams import RealtimeSource
+    from gui.media import Paced, open_media
+
+    media = open_media(clip_path)
+    try:
+        paced = Paced(media, 6, 4.0, threading.Event())
+        assert isinstance(paced, RealtimeSource) and paced.live
+        start = time.monotonic()
+        frames = list(paced)
+        assert [f.index for f in frames] == list(range(6, 12))
+        assert 0.11 <= time.monotonic() - start < 2.0  # 0.5 s of video at 4x
+        slow = Paced(media, 0, 0.1, threading.Event())  # a frame a second
+        threading.Timer(0.3, slow.interrupt).start()  # the pipeline stopping (pause, seek)
+        start = time.monotonic()
+        assert [f.index for f in slow] == [0]
+        assert time.monotonic() - start < 0.9
+        slow.close()
+        assert media.read(3).index == 3  # the media stays open for the next seek
+        with pytest.raises(ValueError, match="Expected a playback speed > 0"):
+            Paced(media, 0, 0.0, threading.Event())
+    finally:
+        media.close()
 
 
 def test_close_waits_for_a_busy_worker_instead_of_leaving_it_running(qtbot, make_window,

@@ -13,7 +13,10 @@ import numpy as np
 import pytest
 from mjpeg_server import read_parts
 
-from drivevision.io.serve import MjpegServer, is_loopback, parse_bind
+from drivevision.detections import Detections
+from drivevision.io.frames import Frame, Source
+from drivevision.io.serve import MjpegServer, ServeSink, is_loopback, parse_bind
+from drivevision.io.sinks import Sink
 from drivevision.pipeline.stats import Snapshot, SourceStats
 
 
@@ -83,6 +86,82 @@ def test_clients_receive_published_frames_and_close_ends_them():
         server.close()
 
 
+def _write(sink: ServeSink, value: int) -> None:
+    image = np.full((48, 64, 3), value, np.uint8)
+    sink.write(Frame(0, 0.0, image, time.monotonic()), Detections.empty(), image)
+
+
+def _snapshot(server: MjpegServer) -> np.ndarray | None:
+    url = server.url(0).replace("/stream/0", "/snapshot.jpg")
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return cv2.imdecode(np.frombuffer(response.read(), np.uint8), cv2.IMREAD_COLOR)
+
+
+@pytest.mark.timeout(30)
+def test_writing_a_frame_never_waits_for_a_viewers_jpeg_encoding(monkeypatch, no_thread_leak):
+    encoding, release, real = threading.Event(), threading.Event(), cv2.imencode
+
+    def slow(*args):
+        encoding.set()
+        release.wait(5.0)
+        return real(*args)
+
+    monkeypatch.setattr(cv2, "imencode", slow)
+    with MjpegServer(port=0) as server:
+        sink = ServeSink(server)
+        _write(sink, 100)
+        seen = []
+        viewer = threading.Thread(target=lambda: seen.append(_snapshot(server)))
+        viewer.start()
+        assert encoding.wait(5.0)
+        start = time.monotonic()
+        _write(sink, 200)  # the pipeline's write stage, while the viewer's JPEG is encoded
+        took = time.monotonic() - start
+        release.set()
+        viewer.join(10.0)
+    assert took < 0.5
+    assert abs(seen[0].mean() - 100) < 3  # the viewer got the frame it asked for
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("failure", ["flag", "raise"])
+def test_a_frame_that_fails_to_encode_is_never_served(monkeypatch, failure):
+    real = cv2.imencode
+
+    def imencode(ext, image, params):
+        if image[0, 0, 0] != 7:
+            return real(ext, image, params)
+        if failure == "raise":
+            raise cv2.error("cannot encode")
+        return False, np.frombuffer(b"not a jpeg", np.uint8)
+
+    monkeypatch.setattr(cv2, "imencode", imencode)
+    with MjpegServer(port=0) as server:
+        sink = ServeSink(server)
+        _write(sink, 200)
+        assert abs(_snapshot(server).mean() - 200) < 3
+        _write(sink, 7)
+        served = _snapshot(server)  # the frame before, not broken bytes
+        _write(sink, 50)
+        after = _snapshot(server)
+        sink.close()
+    assert served is not None and abs(served.mean() - 200) < 3
+    assert abs(after.mean() - 50) < 3
+    assert len(sink.notes) == 1 and "1 frame(s) could not be JPEG-encoded" in sink.notes[0]
+
+
+def test_serve_sink_is_a_sink_that_writes_no_file(monkeypatch):
+    monkeypatch.setattr(cv2, "imencode", lambda *args: (False, np.zeros(0, np.uint8)))
+    with MjpegServer(port=0) as server:
+        with ServeSink(server) as sink:
+            _write(sink, 9)
+            assert server._feeds[0].newer_than(0, 0.1) is None  # encoding fails, no frame
+        sink.close()  # closed twice (by the run and its exit stack): one warning
+    assert isinstance(sink, Sink) and sink.needs_annotated
+    assert sink.frames == 1 and sink.path is None and sink.final_path is None
+    assert len(sink.notes) == 1
+
+
 def test_port_in_use_is_one_clear_error():
     with MjpegServer(port=0) as first, pytest.raises(ValueError, match="Cannot serve on"):
         MjpegServer(port=first.address[1])
@@ -120,7 +199,7 @@ def test_status_line_writes_every_second_and_stops_the_run_after_duration():
     from drivevision.cli.live import StatusLine
 
     class Stub:
-        sources = [type("S", (), {"reconnects": 0})()]
+        sources = [Source("stub://", live=True)]
         stats = [SourceStats()]
         stopped = False
 

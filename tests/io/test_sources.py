@@ -10,8 +10,11 @@ from pathlib import Path
 import cv2
 import pytest
 from mjpeg_server import MjpegTestServer, read_seq, read_tint
+from standins import ArraySource
 
 from drivevision.errors import SourceError
+from drivevision.io.files import frame_time_ms
+from drivevision.io.frames import Gap
 from drivevision.io.sources import open_source
 from drivevision.io.streams import RealtimeSource, Reconnect, StreamSource
 from drivevision.io.uri import csi_pipeline, ffmpeg_capture_options, parse_uri
@@ -162,6 +165,36 @@ def test_realtime_file_is_paced_at_its_frame_rate(clip_path):
     assert time.monotonic() - start >= 1.05  # 12 frames at 10 fps: the last one is due at 1.1 s
     gaps = [b.captured_at - a.captured_at for a, b in zip(frames, frames[1:])]
     assert min(gaps) > 0.07
+
+
+@pytest.mark.parametrize("kind", ["file", "folder", "realtime folder", "own source"])
+def test_sources_that_cannot_lose_their_input_report_no_outage(kind, clip_path, tmp_path):
+    with open_source(clip_path) as video:
+        cv2.imwrite(str(tmp_path / "a.png"), next(iter(video)).image)
+    make = {"file": lambda: open_source(clip_path),
+            "folder": lambda: open_source(str(tmp_path)),
+            "realtime folder": lambda: open_source(str(tmp_path), realtime=True),
+            "own source": lambda: ArraySource(3)}[kind]
+    with make() as source:
+        assert len(list(source)) > 0
+    assert source.gaps == [] and source.reconnects == 0 and source.outage_since is None
+    assert source.gave_up is False and source.lost_seconds == 0.0
+
+
+def test_lost_seconds_adds_up_every_gap():
+    source = ArraySource(1)
+    source.gaps += [Gap(4, 5, 1000.0, 3500.0, "the stream ended or failed", 2),
+                    Gap(9, None, 6000.0, 6250.0, "no frame for 5 s", 1)]
+    assert source.lost_seconds == pytest.approx(2.75)
+    assert ArraySource(1).gaps == []  # every source has its own list
+
+
+@pytest.mark.parametrize("index, fps, position_ms, expected", [
+    (0, 10.0, 0.0, 0.0), (3, 10.0, 0.0, 300.0), (3, 10.0, -1.0, 300.0), (3, 10.0, 290.5, 290.5),
+    (2, 4.0, 0.0, 500.0),
+])
+def test_frame_time_is_the_containers_or_index_over_fps(index, fps, position_ms, expected):
+    assert frame_time_ms(index, fps, position_ms) == expected
 
 
 def test_mjpeg_stream_frames_in_order():
