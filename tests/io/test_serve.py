@@ -98,7 +98,7 @@ def _snapshot(server: MjpegServer) -> np.ndarray | None:
 
 
 @pytest.mark.timeout(30)
-def test_writing_a_frame_never_waits_for_a_viewers_jpeg_encoding(monkeypatch, no_thread_leak):
+def test_writing_a_frame_never_waits_for_a_viewers_jpeg_encoding(monkeypatch):
     encoding, release, real = threading.Event(), threading.Event(), cv2.imencode
 
     def slow(*args):
