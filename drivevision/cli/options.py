@@ -110,10 +110,6 @@ def check_outputs(inputs: list[str], outputs: list[str], videos: list[str], *,
     )
     from drivevision.io.sinks import VideoSink
 
-    for video in videos:
-        if video == STDOUT or Path(video).suffix.lower() not in VideoSink.SUFFIXES:
-            raise ValueError(f"Expected a video file name ending in "
-                             f"{', '.join(VideoSink.SUFFIXES)}, but got {video}")
     files = [target_of(p).resolve() for p in outputs if not is_stream(p)]
     streams = [os.path.realpath(p) if p != STDOUT else "/dev/stdout" for p in outputs
                if is_stream(p)]
@@ -127,6 +123,10 @@ def check_outputs(inputs: list[str], outputs: list[str], videos: list[str], *,
             raise ValueError(f"Cannot write {path}: a folder, or in a read-only folder")
         if any(Path(s).exists() and Path(s).resolve() == path for s in inputs):
             raise ValueError(f"An output path is an input ({path}); refusing to overwrite it")
+    for video in videos:
+        if video == STDOUT or Path(video).suffix.lower() not in VideoSink.SUFFIXES:
+            raise ValueError(f"Expected a video file name ending in "
+                             f"{', '.join(VideoSink.SUFFIXES)}, but got {video}")
     found = leftovers(p.parent for p in files)
     if clean:
         remove_leftovers(found)
