@@ -23,6 +23,7 @@ from drivevision.cli.options import (
     detector_config,
     quiet_opencv,
     seconds,
+    writes_stdout,
 )
 from drivevision.io.uri import TRANSPORTS, URI_HELP
 
@@ -36,7 +37,13 @@ def add_parser(commands) -> None:
     p.add_argument("sources", nargs="+", metavar="SOURCE", help="what to read (see above)")
     p.add_argument("-o", "--output", metavar="VIDEO",
                    help="annotated video (.mp4 ...); with several sources NAME.0.mp4, NAME.1.mp4")
-    p.add_argument("--jsonl", metavar="FILE", help="detections per processed frame, and gaps")
+    p.add_argument("--jsonl", metavar="FILE",
+                   help="detections per processed frame, and gaps ('-': stdout)")
+    p.add_argument("--segment", type=seconds, metavar="TIME",
+                   help="record in pieces this long by capture time, like a dashcam: "
+                        "NAME_0001.mp4, NAME_0002.mp4, ... each with its own JSONL")
+    p.add_argument("--clean", action="store_true",
+                   help="remove the part files killed runs left beside the outputs")
     p.add_argument("--serve", nargs="?", const="127.0.0.1:8090", metavar="HOST:PORT",
                    help="publish the annotated video as MJPEG over HTTP (default "
                         "127.0.0.1:8090; other addresses are open to anyone who can reach them)")
@@ -87,9 +94,17 @@ def _check_args(args: argparse.Namespace) -> None:
                          f"{args.batch_timeout:g}ms for milliseconds)")
     if args.duration is not None and args.duration <= 0:
         raise ValueError(f"Expected --duration > 0, but got {args.duration} s")
+    if args.segment is not None and not args.segment > 0:
+        raise ValueError(f"Expected --segment > 0, but got {args.segment} s")
+    if args.segment is not None and "-" in (args.output, args.jsonl):
+        raise ValueError("--segment writes files; it cannot split stdout ('-')")
+
+
+def _claim_outputs(args: argparse.Namespace):
+    """``check_outputs`` for every output of the run (held for the run)."""
     videos = [p for p in output_paths(args.output, len(args.sources)) if p]
     jsonls = [p for p in output_paths(args.jsonl, len(args.sources)) if p]
-    check_outputs(args.sources, videos + jsonls, videos)
+    return check_outputs(args.sources, videos + jsonls, videos, clean=args.clean)
 
 
 def open_sources(args: argparse.Namespace) -> Iterator:
@@ -105,27 +120,32 @@ def open_sources(args: argparse.Namespace) -> Iterator:
 
 
 def make_sinks(sources: list, names, video: str | None, jsonl: str | None,
-               server=None) -> list[Iterator]:
+               server=None, segment: float | None = None) -> list[Iterator]:
     """Per source: its video (capture clock for live sources), JSONL with gaps, served stream.
 
     Each source's sinks come from a generator, so the caller enters each before the next is
     made and none is left open if a later one fails.
     """
     videos, jsonls = output_paths(video, len(sources)), output_paths(jsonl, len(sources))
-    return [_source_sinks(i, source, names, videos[i], jsonls[i], server)
+    return [_source_sinks(i, source, names, videos[i], jsonls[i], server, segment)
             for i, source in enumerate(sources)]
 
 
 def _source_sinks(i: int, source, names, video: str | None, jsonl: str | None,
-                  server) -> Iterator:
-    from drivevision.io.live_sinks import GapJsonlSink, LiveVideoSink
+                  server, segment: float | None) -> Iterator:
+    import functools
+
+    from drivevision.io.live_sinks import GapJsonlSink, LiveVideoSink, Segmented
     from drivevision.io.serve import ServeSink
     from drivevision.io.sinks import VideoSink
 
     if video:
-        yield (LiveVideoSink if source.live else VideoSink)(video, source.fps or 30.0)
+        make = functools.partial(LiveVideoSink if source.live else VideoSink,
+                                 fps=source.fps or 30.0)
+        yield make(video) if segment is None else Segmented(video, make, segment)
     if jsonl:
-        yield GapJsonlSink(jsonl, names, source.gaps)
+        make = functools.partial(GapJsonlSink, names=names, gaps=source.gaps)
+        yield make(jsonl) if segment is None else Segmented(jsonl, make, segment)
     if server is not None:
         yield ServeSink(server, i)
 
@@ -139,7 +159,8 @@ def cmd_live(args: argparse.Namespace) -> int:
     _check_args(args)
     bind = parse_bind(args.serve) if args.serve else None
     quiet_opencv()
-    with ExitStack() as finishing, ExitStack() as stack:  # stack unwinds first
+    with _claim_outputs(args), ExitStack() as finishing, ExitStack() as stack:
+        # (stack unwinds first)
         server = None
         if bind is not None:  # bound now, so a busy port fails before the model loads
             server = MjpegServer(*bind, streams=len(args.sources))
@@ -154,7 +175,8 @@ def cmd_live(args: argparse.Namespace) -> int:
                 print(f"drivevision: warning: {server.warning}", file=sys.stderr)
             _say(args, "serving " + ", ".join(server.url(i) for i in range(len(sources))))
         sinks = [[stack.enter_context(s) for s in ss]
-                 for ss in make_sinks(sources, detector.names, args.output, args.jsonl, server)]
+                 for ss in make_sinks(sources, detector.names, args.output, args.jsonl, server,
+                                      args.segment)]
         pipeline = Pipeline(sources, detector, sinks,
                             config=PipelineConfig(batch_timeout=args.batch_timeout))
         try:
@@ -222,6 +244,7 @@ class StatusLine:
 
 
 def _report(args: argparse.Namespace, sources: list, pipeline) -> int:
+    out = sys.stderr if writes_stdout([args.output, args.jsonl]) else sys.stdout
     if not args.quiet:
         for i, source in enumerate(sources):
             s, stats = snapshot(pipeline, i), pipeline.stats[i]
@@ -229,11 +252,13 @@ def _report(args: argparse.Namespace, sources: list, pipeline) -> int:
             latency = "-" if p50 is None else f"{p50:.0f}/{p95:.0f} ms"
             print(f"[{i}] {source.uri}: {s.processed} frames detected of {s.captured} "
                   f"captured ({s.dropped_pct:.0f}% dropped), latency p50/p95 {latency}, "
-                  f"{s.reconnects} reconnects ({s.lost_s:.1f} s lost)")
-        for path in output_paths(args.output, len(sources)) + output_paths(args.jsonl,
-                                                                           len(sources)):
-            if path:
-                print(f"wrote {path}")
+                  f"{s.reconnects} reconnects ({s.lost_s:.1f} s lost)", file=out)
+        for sink in (sink for sinks in pipeline.sinks for sink in sinks):
+            pieces = getattr(sink, "paths", None)
+            if pieces:
+                print(f"wrote {len(pieces)} segment(s): {pieces[0]} .. {pieces[-1]}", file=out)
+            elif getattr(sink, "final_path", None) is not None or getattr(sink, "stream", False):
+                print(f"wrote {sink.path}", file=out)
     notes = [n for s in sources for n in s.notes]
     notes += [n for sinks in pipeline.sinks for sink in sinks for n in sink.notes]
     for note in notes:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import sys
 from pathlib import Path
 
 from drivevision.config import DEFAULT_MODEL, DEVICES, ENGINES, MODELS, PRECISIONS, DetectorConfig
@@ -89,15 +91,32 @@ def quiet_opencv() -> None:
         logging_.setLogLevel(logging_.LOG_LEVEL_ERROR)
 
 
-def check_outputs(inputs: list[str], outputs: list[str], videos: list[str]) -> None:
+def check_outputs(inputs: list[str], outputs: list[str], videos: list[str], *,
+                  clean: bool = False) -> contextlib.ExitStack:
     """Refuse, before the model loads, outputs that would overwrite an input or each other,
-    that land in a missing or read-only folder, or videos in a format we cannot write."""
+    that land in a missing or read-only folder, that another run is writing, or videos in a
+    format we cannot write. Returns the run's claims on its outputs (a context to hold for
+    the run). Says which part files killed runs left in the output folders, or removes them
+    when ``clean`` is set.
+    """
+    from drivevision.io.claims import (
+        STDOUT,
+        Claim,
+        is_stream,
+        leftover_warning,
+        leftovers,
+        remove_leftovers,
+        target_of,
+    )
     from drivevision.io.sinks import check_video_name
 
-    paths = [Path(p).resolve() for p in outputs]
-    if len(set(paths)) != len(paths):
+    files = [target_of(p).resolve() for p in outputs if not is_stream(p)]
+    streams = [os.path.realpath(p) if p != STDOUT else "/dev/stdout" for p in outputs
+               if is_stream(p)]
+    if len(set(files)) != len(files) or len({s for s in streams if s != "/dev/null"}) \
+            != len([s for s in streams if s != "/dev/null"]):
         raise ValueError("Two outputs have the same path")
-    for path in paths:
+    for path in files:
         if not path.parent.is_dir():
             raise ValueError(f"Output folder {path.parent} does not exist")
         if path.is_dir() or not os.access(path.parent, os.W_OK):
@@ -105,6 +124,22 @@ def check_outputs(inputs: list[str], outputs: list[str], videos: list[str]) -> N
         if any(Path(s).exists() and Path(s).resolve() == path for s in inputs):
             raise ValueError(f"An output path is an input ({path}); refusing to overwrite it")
     for video in videos:
+        if video == STDOUT:
+            raise ValueError("Expected a video file name, but got - (stdout is for JSONL)")
         check_video_name(video)
+    found = leftovers(p.parent for p in files)
+    if clean:
+        remove_leftovers(found)
+    elif found:
+        print(f"drivevision: warning: {leftover_warning(found)}", file=sys.stderr)
+    claims = contextlib.ExitStack()
+    with claims:
+        for path in files:
+            claims.enter_context(Claim(path))
+        return claims.pop_all()
 
 
+def writes_stdout(outputs: list[str | None]) -> bool:
+    """True when an output goes to stdout: then reports must go to stderr."""
+    return any(p is not None and (p == "-" or os.path.realpath(p) == os.path.realpath(
+        "/dev/stdout")) for p in outputs)

@@ -96,7 +96,11 @@ def get_or_build(path: Path, fields: dict, build: Callable[[Path], None], *,
 
     ``build`` writes to the path it is given (a temporary name, renamed into place after).
     ``log`` gets one line when an existing entry is rejected (default: a logging warning).
+    A valid entry is used without writing anything (the cache may be read-only); the lock
+    is taken only to build.
     """
+    if check(path, fields) is None:  # no lock needed to read: a read-only cache works
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     with _locked(path, what):
         reason = check(path, fields)

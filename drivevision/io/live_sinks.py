@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
 
 from drivevision.detections import Detections
 from drivevision.io.frames import Frame
-from drivevision.io.sinks import JsonlSink, VideoSink
+from drivevision.io.sinks import JsonlSink, Sink, VideoSink
 
 _MS = Fraction(1, 1000)
 
@@ -41,6 +41,7 @@ class LiveVideoSink(VideoSink):
         pts = max(round((frame.captured_at - self._t0) * 1000.0), self._last_pts + 1)
         video_frame.pts, video_frame.time_base = pts, _MS
         self._last_pts = pts
+        self._keyframe_each_second(video_frame)
 
 
 class GapJsonlSink(JsonlSink):
@@ -55,6 +56,11 @@ class GapJsonlSink(JsonlSink):
         super().__init__(path, names)
         self.gaps = gaps if gaps is not None else []
         self._written = 0
+        self.last_segment = True  # False: gaps not written yet belong to the next segment
+
+    def continue_from(self, previous: GapJsonlSink) -> None:
+        """Start after the gaps ``previous`` (the segment before) wrote."""
+        self._written = previous._written
 
     def _write(self, frame: Frame, detections: Detections, annotated: np.ndarray | None) -> None:
         self._write_gaps(frame.index)
@@ -70,10 +76,75 @@ class GapJsonlSink(JsonlSink):
                       "start_ms": round(gap.start_ms, 1), "end_ms": round(gap.end_ms, 1),
                       "seconds": round(gap.seconds, 3), "reason": gap.reason,
                       "reconnect_attempts": gap.attempts}
-            self._file.write(json.dumps({"gap": record}) + "\n")
+            self._line({"gap": record})
             self._written += 1
 
     def _finish(self) -> None:
-        if not self._file.closed:
+        if not self._file.closed and self.last_segment:
             self._write_gaps(None)
         super()._finish()
+
+
+class Segmented:
+    """An output recorded in pieces of ``seconds`` of capture time, like a dashcam:
+    ``front.mp4`` becomes ``front_0001.mp4``, ``front_0002.mp4``, ... each closed and
+    complete when the next begins. Piece k holds the frames captured from
+    ``t0 + (k-1)*seconds`` up to ``t0 + k*seconds`` (``t0``: the first frame's capture
+    time); a piece with no frame (a long outage) is skipped, so numbers tell the time.
+    ``make(path)`` builds each piece's sink; a JSONL piece holds the gap records before
+    its own frames.
+    """
+
+    def __init__(self, path: str | os.PathLike, make: Callable[[Path], Sink], seconds: float):
+        if not seconds > 0:
+            raise ValueError(f"Expected a segment length > 0 s, but got {seconds}")
+        self.path, self.make, self.seconds = Path(path), make, seconds
+        self.needs_annotated = getattr(make, "func", make).needs_annotated
+        self.notes: list[str] = []
+        self.paths: list[Path] = []
+        self.frames = 0
+        self._sink: Sink | None = None
+        self._number = 0
+        self._t0: float | None = None
+
+    def piece(self, number: int) -> Path:
+        return self.path.with_name(f"{self.path.stem}_{number:04d}{self.path.suffix}")
+
+    def write(self, frame: Frame, detections: Detections, annotated: np.ndarray | None) -> None:
+        if self._t0 is None:
+            self._t0 = frame.captured_at
+        number = int((frame.captured_at - self._t0) // self.seconds) + 1
+        if number != self._number:
+            self._next(number)
+        self._sink.write(frame, detections, annotated)
+        self.frames += 1
+
+    def _next(self, number: int) -> None:
+        previous = self._sink
+        if previous is not None:
+            previous.last_segment = False
+            self._close_piece(complete=True)
+        self._sink = self.make(self.piece(number))
+        if isinstance(self._sink, GapJsonlSink) and previous is not None:
+            self._sink.continue_from(previous)
+        self._number = number
+
+    def _close_piece(self, complete: bool) -> None:
+        sink, self._sink = self._sink, None
+        try:
+            sink.close(complete)
+        finally:
+            self.notes.extend(sink.notes)
+            if sink.final_path is not None:
+                self.paths.append(sink.final_path)
+
+    def close(self, complete: bool = True) -> None:
+        if self._sink is not None:
+            self._sink.last_segment = True
+            self._close_piece(complete)
+
+    def __enter__(self) -> Segmented:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(complete=exc_type is None or issubclass(exc_type, KeyboardInterrupt))

@@ -1,8 +1,14 @@
 """Outputs of a run: annotated video, JSONL, CSV. Each is a context manager.
 
-Every sink writes to a temporary file beside its target and moves it into place only when
-closed, so an existing file is never clobbered by a failed run. A run that fails leaves
-what it wrote as ``<name>.partial<suffix>``; one stopped with Ctrl-C is complete and kept.
+Crash safety: every JSONL line and CSV frame is flushed to the operating system as it is
+written and fsynced at least once a second; the video is fragmented MP4 (a fragment closes
+at each keyframe, at least one a second), so a process killed by SIGKILL or a power cut
+loses only about its last second. While the run lasts an output is written under
+``.NAME.part.PID.EXT`` beside its target (see ``drivevision.io.claims``, which also claims
+it for the run) and moved into place when closed, so an existing file is never clobbered by
+a failed run. A run that fails leaves what it wrote as ``<name>.partial<suffix>``; one
+stopped with Ctrl-C is complete and kept. Outputs that are not regular files (``-``,
+``/dev/null``, a FIFO) are written straight through.
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ import csv
 import json
 import math
 import os
+import sys
+import threading
 from collections.abc import Sequence
 from contextlib import suppress
 from fractions import Fraction
@@ -22,16 +30,67 @@ import numpy as np
 
 from drivevision.detections import Detections
 from drivevision.errors import SinkError
+from drivevision.io.claims import Claim, hold_part, is_stream, part_name, target_of
 from drivevision.io.frames import Frame
 from drivevision.labels import name_of
+
+SYNC_SECONDS = 1.0
+
+
+class _Syncer:
+    """One thread that fsyncs every open output once a second while any is open, so a power
+    cut loses at most the last second (a flush alone survives only a killed process)."""
+
+    def __init__(self):
+        self._fds: set[int] = set()
+        self._mutex = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, fd: int) -> None:
+        with self._mutex:
+            self._fds.add(fd)
+            if self._thread is None or not self._thread.is_alive():
+                self._wake.clear()
+                self._thread = threading.Thread(target=self._loop, name="drivevision-fsync",
+                                                daemon=True)
+                self._thread.start()
+
+    def remove(self, fd: int) -> None:
+        """Stop syncing ``fd`` (before it is closed); syncs it once more first."""
+        with self._mutex:
+            self._fds.discard(fd)
+            with suppress(OSError):
+                os.fsync(fd)
+            if not self._fds:
+                self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._wake.wait(SYNC_SECONDS):
+            with self._mutex:
+                for fd in self._fds:
+                    with suppress(OSError):
+                        os.fsync(fd)
+        with self._mutex:
+            if self._fds:  # one added while this thread was ending: keep going for it
+                self._wake.clear()
+                self._thread = threading.Thread(target=self._loop, name="drivevision-fsync",
+                                                daemon=True)
+                self._thread.start()
+
+
+_SYNCER = _Syncer()
 
 
 class Sink:
     """Writes results to ``path``; ``needs_annotated`` asks the pipeline to render frames.
 
     An output that is not a file (the MJPEG server's ``ServeSink``) has no ``path``
-    (None): closing it only finishes it. ``frames`` counts the frames written; ``notes``
-    collects what the user should hear at the end.
+    (None): closing it only finishes it. ``path`` may be ``-`` (stdout, for text outputs),
+    a device or FIFO (written straight through) or a symbolic link (its target is written,
+    through a part file in the target's folder). Raises ``SinkError`` when another run is
+    writing the same output. ``frames`` counts the frames written; ``notes`` collects what
+    the user should hear at the end.
     """
 
     needs_annotated = False
@@ -41,15 +100,30 @@ class Sink:
         self.final_path: Path | None = None
         self.frames = 0
         self._closed = False
-        self.path = self.tmp = None
+        self._claim: Claim | None = None
+        self._hold: int | None = None
+        self.path = self.tmp = self.target = None
+        self.stream = False
         if path is None:
             return
         self.path = Path(path)
-        if self.path.is_dir():
+        self.stream = is_stream(path)
+        if self.stream:
+            self.target = self.tmp = self.path
+            return
+        self.target = target_of(path)
+        if self.target.is_dir():
             raise SinkError(f"Output {path} is a folder; give a file name")
-        if not self.path.parent.is_dir():
-            raise SinkError(f"Output folder {self.path.parent} does not exist")
-        self.tmp = self.path.with_name(f".{self.path.stem}.part{self.path.suffix}")
+        if not self.target.parent.is_dir():
+            raise SinkError(f"Output folder {self.target.parent} does not exist")
+        self._claim = Claim(self.target)
+        self.tmp = part_name(self.target)
+        try:
+            self._hold = hold_part(self.tmp)
+        except OSError as e:
+            self._claim.release()
+            raise SinkError(f"Cannot write {path}: {e.strerror or e}") from e
+        _SYNCER.add(self._hold)
 
     def write(self, frame: Frame, detections: Detections, annotated: np.ndarray | None) -> None:
         """Write one frame's result (``annotated`` is the drawn frame, or None)."""
@@ -61,6 +135,9 @@ class Sink:
 
     def _finish(self) -> None:
         """Flush and close the temporary file."""
+
+    def _complete(self) -> None:
+        """Last touches to a finished output before it moves into place."""
 
     def close(self, complete: bool = True) -> None:
         """Move the output into place, or keep it as ``.partial`` when ``complete`` is False.
@@ -75,15 +152,29 @@ class Sink:
         self._closed = True
         try:
             self._finish()
+            if complete and not self.stream:
+                self._complete()
         except (OSError, av.FFmpegError) as e:
             reason = getattr(e, "strerror", None) or e
             self.notes.append(f"{self.path}: could not finish writing ({reason}); what was "
                               "written is kept as .partial")
-            self._move(complete=False)
+            self._release(complete=False)
             if complete:
                 raise
             return
-        self._move(complete)
+        self._release(complete)
+
+    def _release(self, complete: bool) -> None:
+        try:
+            if not self.stream:
+                self._move(complete)
+        finally:
+            if self._hold is not None:
+                _SYNCER.remove(self._hold)
+                os.close(self._hold)
+                self._hold = None
+            if self._claim is not None:
+                self._claim.release()
 
     def _move(self, complete: bool) -> None:
         if self.tmp is None:
@@ -91,8 +182,8 @@ class Sink:
         if not self.tmp.exists() or (not complete and self.frames == 0):
             self.tmp.unlink(missing_ok=True)
             return
-        target = self.path if complete else self.path.with_name(
-            f"{self.path.stem}.partial{self.path.suffix}")
+        target = self.target if complete else self.target.with_name(
+            f"{self.target.stem}.partial{self.target.suffix}")
         os.replace(self.tmp, target)
         self.final_path = target
 
@@ -111,6 +202,11 @@ class VideoSink(Sink):
     millisecond or finer). H.264 (yuv420p) in MP4 plays in browsers; it needs even frame
     sizes, so odd sizes and machines without an H.264 encoder fall back to MPEG-4 Part 2,
     with a note.
+
+    MP4 and MOV are written fragmented, with a keyframe at least every second, so the part
+    file plays up to its last second or so after a kill; a finished file is then copied
+    (not re-encoded) into an ordinary MP4 that stores its frame count, with the index at
+    the front. Matroska plays as it is written.
     """
 
     needs_annotated = True
@@ -129,6 +225,8 @@ class VideoSink(Sink):
         self._time_base = Fraction(1, 1000)
         self._first_ms: float | None = None
         self._last_pts = -1
+        self._last_key: int | None = None
+        self._fragmented = self.path.suffix.lower() in (".mp4", ".mov")
 
     def _open(self, width: int, height: int) -> None:
         codec = self.codec
@@ -138,10 +236,11 @@ class VideoSink(Sink):
                 f"{self.path}: written as MPEG-4 Part 2, not H.264 (H.264 needs even frame "
                 f"sizes and an encoder; size {width}x{height}); it plays in VLC or ffplay, "
                 "not in browsers")
-        faststart = {"movflags": "+faststart"} if self.path.suffix.lower() in (".mp4", ".mov") \
-            else {}
+        options = {"flush_packets": "1"}
+        if self._fragmented:
+            options["movflags"] = "frag_keyframe+empty_moov+default_base_moof"
         try:
-            self._container = av.open(str(self.tmp), "w", options=faststart)
+            self._container = av.open(str(self.tmp), "w", options=options)
             stream = self._container.add_stream(codec, rate=self.fps)
         except (av.FFmpegError, ValueError, OSError) as e:
             self._finish()
@@ -173,6 +272,14 @@ class VideoSink(Sink):
         pts = max(round(ticks), self._last_pts + 1)
         video_frame.pts, video_frame.time_base = pts, self._time_base
         self._last_pts = pts
+        self._keyframe_each_second(video_frame)
+
+    def _keyframe_each_second(self, video_frame: av.VideoFrame) -> None:
+        """Force a keyframe once a second of video: each closes a fragment on disk."""
+        pts = video_frame.pts
+        if self._last_key is None or (pts - self._last_key) * video_frame.time_base >= 1:
+            video_frame.pict_type = av.video.frame.PictureType.I
+            self._last_key = pts
 
     def _finish(self) -> None:
         container, self._container = self._container, None
@@ -186,6 +293,57 @@ class VideoSink(Sink):
                 container.close()
             raise
         container.close()
+
+    def _complete(self) -> None:
+        if self._fragmented and self.frames:
+            _defragment(self.tmp)
+
+    def _move(self, complete: bool) -> None:
+        if not complete and self._fragmented and not self.stream and self.tmp.exists():
+            with suppress(OSError):
+                trim_fragments(self.tmp)
+        super()._move(complete)
+
+
+def trim_fragments(path: Path) -> None:
+    """Cut a fragmented MP4 after its last whole fragment (``moof`` + ``mdat``): what a full
+    disk or a power cut left half-written would stop a player with an error."""
+    size, end, pos = path.stat().st_size, 0, 0
+    with path.open("rb") as f:
+        while pos + 8 <= size:
+            f.seek(pos)
+            length, kind = int.from_bytes(f.read(4), "big"), f.read(4)
+            if length == 1:
+                length = int.from_bytes(f.read(8), "big")
+            if length < 8 or pos + length > size:
+                break
+            pos += length
+            if kind != b"moof":  # a fragment ends with its mdat
+                end = pos
+    if end < size:
+        os.truncate(path, end)
+
+
+def _defragment(path: Path) -> None:
+    """Copy a fragmented MP4's packets into an ordinary one (frame count stored, index at
+    the front), in place; the fragmented file stays if the copy fails."""
+    tmp = part_name(path, ".copy")
+    try:
+        with av.open(str(path)) as src, av.open(str(tmp), "w", format=src.format.name.split(",")[0],
+                                                options={"movflags": "+faststart"}) as dst:
+            stream = dst.add_stream_from_template(src.streams.video[0])
+            shift = None  # fragments start at the encoder's delay; an edit list undoes it
+            for packet in src.demux(src.streams.video[0]):
+                if packet.dts is None:
+                    continue
+                if shift is None:
+                    shift = packet.pts
+                packet.pts, packet.dts = packet.pts - shift, packet.dts - shift
+                packet.stream = stream
+                dst.mux(packet)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def check_video_name(path: str | os.PathLike) -> None:
@@ -215,10 +373,19 @@ def _has_encoder(name: str) -> bool:
 
 
 def _open_text(tmp: Path, path: Path, **kwargs):
+    if str(path) == "-":
+        return sys.stdout
     try:
         return tmp.open("w", encoding="utf-8", **kwargs)
     except OSError as e:
         raise SinkError(f"Cannot write {path}: {e.strerror or e}") from e
+
+
+def _close_text(file) -> None:
+    if file is sys.stdout:
+        file.flush()
+    elif not file.closed:
+        file.close()
 
 
 def detection_records(detections: Detections, names: Sequence[str]) -> list[dict]:
@@ -243,18 +410,26 @@ class JsonlSink(Sink):
     def __init__(self, path: str | os.PathLike, names: Sequence[str]):
         super().__init__(path)
         self.names = names
-        self._file = _open_text(self.tmp, self.path)
+        try:
+            self._file = _open_text(self.tmp, self.path)
+        except SinkError:
+            self._release(complete=False)
+            raise
 
     def _write(self, frame: Frame, detections: Detections, annotated: np.ndarray | None) -> None:
         line = {"frame": frame.index, "timestamp_ms": round(frame.timestamp_ms, 3),
                 "detections": detection_records(detections, self.names)}
         if frame.source_id:
             line["source"] = frame.source_id
-        self._file.write(json.dumps(line) + "\n")
+        self._line(line)
+
+    def _line(self, record: dict) -> None:
+        """One line, flushed to the operating system at once (a killed run keeps it)."""
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
 
     def _finish(self) -> None:
-        if not self._file.closed:
-            self._file.close()
+        _close_text(self._file)
 
 
 class CsvSink(Sink):
@@ -266,7 +441,11 @@ class CsvSink(Sink):
     def __init__(self, path: str | os.PathLike, names: Sequence[str]):
         super().__init__(path)
         self.names = names
-        self._file = _open_text(self.tmp, self.path, newline="")
+        try:
+            self._file = _open_text(self.tmp, self.path, newline="")
+        except SinkError:
+            self._release(complete=False)
+            raise
         self._writer = csv.writer(self._file)
         self._writer.writerow(self.HEADER)
 
@@ -275,7 +454,7 @@ class CsvSink(Sink):
             self._writer.writerow([frame.index, round(frame.timestamp_ms, 3),
                                    record.get("track_id", -1), record["class_id"],
                                    record["class_name"], record["score"], *record["box"]])
+        self._file.flush()
 
     def _finish(self) -> None:
-        if not self._file.closed:
-            self._file.close()
+        _close_text(self._file)

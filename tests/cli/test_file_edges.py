@@ -55,6 +55,9 @@ class FullDisk:
         self._check(len(data))
         return self._file.write(data)
 
+    def flush(self) -> None:
+        self._file.flush()
+
     def seek(self, *args) -> int:
         return self._file.seek(*args)
 

@@ -1,0 +1,199 @@
+"""Who writes an output, and where it is while being written.
+
+A run claims each output for itself: an advisory lock (``fcntl.flock``) on a hidden lock
+file beside it, which the operating system releases when the process dies, so a second run
+naming the same output is refused at start and a killed run never blocks the next. While
+the run lasts the output is written under a hidden name unique to the process,
+``.NAME.part.PID.EXT`` (the final name keeps its last complete version until the run ends);
+the part file is locked too, so a later run can tell the part files that killed runs left
+(unlocked) from those of runs still going (locked), and report them.
+
+Outputs that are not regular files (``-`` for stdout, ``/dev/null``, a FIFO, a device) are
+written straight through; a symbolic link is written through to its target, in the
+target's folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import threading
+from pathlib import Path
+
+from drivevision.errors import SinkError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no locks; names unique per process still keep files whole
+    fcntl = None
+
+STDOUT = "-"
+NAME_MAX = 255
+_DEVICE_ROOTS = ("/dev/", "/proc/")
+
+
+def is_stream(path: str | os.PathLike) -> bool:
+    """True for outputs written straight through: ``-``, a device, a FIFO, ``/dev/stdout``."""
+    if str(path) == STDOUT:
+        return True
+    real = os.path.realpath(path)
+    if real.startswith(_DEVICE_ROOTS) or str(path).startswith(_DEVICE_ROOTS):
+        return True
+    return os.path.exists(real) and not (os.path.isfile(real) or os.path.isdir(real))
+
+
+def target_of(path: str | os.PathLike) -> Path:
+    """The file an output really lands in: a symbolic link's target (followed to the end),
+    else the path itself."""
+    p = Path(path)
+    return Path(os.path.realpath(p)) if p.is_symlink() else p
+
+
+def hidden_name(target: Path, tag: str) -> Path:
+    """``.STEM.TAG.EXT`` beside ``target``; a long stem is shortened (with a hash of it)
+    so that the name fits the file system's 255 bytes whenever ``target``'s own name does."""
+    stem, suffix = target.stem, target.suffix
+    name = f".{stem}.{tag}{suffix}"
+    if len(os.fsencode(name)) <= NAME_MAX:
+        return target.with_name(name)
+    digest = hashlib.sha256(os.fsencode(stem)).hexdigest()[:10]
+    room = NAME_MAX - len(os.fsencode(f"..{tag}{suffix}~{digest}"))
+    while len(os.fsencode(stem)) > room:
+        stem = stem[:-1]
+    return target.with_name(f".{stem}~{digest}.{tag}{suffix}")
+
+
+def part_name(target: Path, extra: str = "") -> Path:
+    """The hidden name this process writes ``target`` under."""
+    return hidden_name(target, f"part.{os.getpid()}{extra}")
+
+
+def lock_name(target: Path) -> Path:
+    return hidden_name(target.with_name(target.name + ".lock"), "")
+
+
+class Claim:
+    """This process's exclusive claim on one output; ``release()`` (or ``with``) ends it.
+
+    Claims are counted per path within a process, so the command and its sinks may claim
+    the same output."""
+
+    _held: dict[Path, list] = {}  # lock path -> [fd, count]
+    _mutex = threading.Lock()
+
+    def __init__(self, target: Path):
+        self.lock = lock_name(target.absolute())
+        self.target = target
+        self._released = False
+        with self._mutex:
+            held = self._held.get(self.lock)
+            if held is not None:
+                held[1] += 1
+                return
+            self._held[self.lock] = [_take(self.lock, target), 1]
+
+    def release(self) -> None:
+        if self._released:
+            return
+        self._released = True
+        with self._mutex:
+            held = self._held[self.lock]
+            held[1] -= 1
+            if held[1] == 0:
+                del self._held[self.lock]
+                if held[0] is not None:
+                    with contextlib.suppress(OSError):
+                        self.lock.unlink()  # while still locked: see _take
+                    os.close(held[0])
+
+    def __enter__(self) -> Claim:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _take(lock: Path, target: Path) -> int | None:
+    """Lock ``lock`` for good (a lock file unlinked by its last holder before we locked it
+    is no lock: then try the new one)."""
+    if fcntl is None:
+        return None
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise SinkError(f"Cannot write {target}: {e.strerror or e}") from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise SinkError(f"{target} is being written by another run (pid {other}); wait "
+                            "for it to end or choose another name") from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            return fd
+        os.close(fd)
+
+
+def hold_part(path: Path) -> int | None:
+    """Create ``path`` (empty) and hold a shared lock on it for this process's life or until
+    the fd is closed: a locked part file belongs to a run still going."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    return fd
+
+
+def _in_use(path: Path) -> bool:
+    if fcntl is None:
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return True  # gone, or not ours to judge
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def leftovers(folders) -> list[Path]:
+    """Hidden part files (``.NAME.part.*``) and export staging folders (``.export-*``) in
+    ``folders`` that no running process holds: what killed runs left."""
+    found = []
+    for folder in sorted({Path(f).absolute() for f in folders}):
+        with contextlib.suppress(OSError):
+            for entry in sorted(folder.iterdir()):
+                name = entry.name
+                part = name.startswith(".") and ".part." in name and entry.is_file()
+                staging = name.startswith(".export-") and entry.is_dir()
+                if (part or staging) and not _in_use(entry):
+                    found.append(entry)
+    return found
+
+
+def remove_leftovers(paths: list[Path]) -> None:
+    for path in paths:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def leftover_warning(paths: list[Path]) -> str:
+    """One line naming what killed runs left, and what to do with it."""
+    names = ", ".join(str(p) for p in paths[:4]) + (f" and {len(paths) - 4} more"
+                                                   if len(paths) > 4 else "")
+    return (f"{len(paths)} unfinished output(s) left by a killed run: {names} (a part file "
+            "plays or reads as it is: rename it to keep it; --clean removes them)")

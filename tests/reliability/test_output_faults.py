@@ -1,0 +1,298 @@
+"""What happens to a run's outputs when things go wrong: one row per case.
+
+A row names the case, what the test does (``action``: a function of the ``Ctx`` that sets up
+the fault and runs ``drivevision``), the exit code and a message the user must see, which
+outputs must exist afterwards, which videos must play (PyAV, with at least N frames) and
+how many lines each JSONL must hold. Add a row to add a case; docs/reliability.md lists
+the same rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import av
+import pytest
+from mjpeg_server import start_process
+
+from drivevision.synthetic import write_clip
+
+TINY = ("--model", "tiny-fpn", "--min-size", "96", "--max-size", "128")
+
+
+@dataclass
+class Ctx:
+    tmp: Path
+    clip: str
+    weights: str
+    stdout: str = ""
+    stderr: str = ""
+
+    def cmd(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "drivevision", *args, "--weights", self.weights, *TINY]
+
+    def run(self, *args: str, **kwargs) -> int:
+        done = subprocess.run(self.cmd(*args), capture_output=True, text=True, timeout=120,
+                              **kwargs)
+        self.stdout, self.stderr = done.stdout, done.stderr
+        return done.returncode
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen in {timeout} s")
+        time.sleep(0.05)
+
+
+def parts(folder: Path, suffix: str) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if ".part." in p.name and p.suffix == suffix)
+
+
+def jsonl_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def playable_frames(path: Path) -> int:
+    """Frames PyAV decodes from ``path`` (H.264 yuv420p asserted: the browser format)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.name, stream.codec_context.pix_fmt) == ("h264", "yuv420p")
+        return sum(1 for _ in container.decode(stream))
+
+
+# -- actions ----------------------------------------------------------------------------------
+
+def finished_run(ctx: Ctx) -> int:
+    return ctx.run("detect", ctx.clip, "-o", str(ctx.tmp / "out.mp4"),
+                   "--jsonl", str(ctx.tmp / "out.jsonl"))
+
+
+def second_run_same_output(ctx: Ctx) -> int:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; "
+         "from drivevision.io.claims import Claim; c = Claim(Path(sys.argv[1])); "
+         "print('held', flush=True); time.sleep(60)", str(ctx.tmp / "out.mp4")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        code = finished_run(ctx)
+        assert f"(pid {holder.pid})" in ctx.stderr
+        return code
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def jsonl_to(name: str) -> Callable[[Ctx], int]:
+    def action(ctx: Ctx) -> int:
+        code = ctx.run("detect", ctx.clip, "--jsonl", name)
+        assert name == "-" or Path(name).is_char_device()  # written through, not replaced
+        return code
+    return action
+
+
+def jsonl_to_fifo(ctx: Ctx) -> int:
+    fifo = ctx.tmp / "lines.fifo"
+    os.mkfifo(fifo)
+    got: list[str] = []
+
+    def read() -> None:
+        with open(fifo) as lines:
+            got.extend(lines.read().splitlines())
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    code = ctx.run("detect", ctx.clip, "--jsonl", str(fifo))
+    reader.join(30)
+    (ctx.tmp / "from-fifo.jsonl").write_text("".join(f"{line}\n" for line in got))
+    assert fifo.is_fifo()
+    return code
+
+
+def jsonl_to_symlink(ctx: Ctx) -> int:
+    (ctx.tmp / "real").mkdir()
+    (ctx.tmp / "link.jsonl").symlink_to(ctx.tmp / "real" / "target.jsonl")
+    code = ctx.run("detect", ctx.clip, "--jsonl", str(ctx.tmp / "link.jsonl"))
+    assert (ctx.tmp / "link.jsonl").is_symlink()
+    assert [p.name for p in (ctx.tmp / "real").iterdir()] == ["target.jsonl"]
+    return code
+
+
+def long_output_name(ctx: Ctx) -> int:
+    name = "x" * (255 - len(".jsonl")) + ".jsonl"  # the longest name the file system takes
+    code = ctx.run("detect", ctx.clip, "--jsonl", str(ctx.tmp / name))
+    os.replace(ctx.tmp / name, ctx.tmp / "long.jsonl")
+    return code
+
+
+def leftover_part_files(clean: bool) -> Callable[[Ctx], int]:
+    def action(ctx: Ctx) -> int:
+        (ctx.tmp / ".out.part.99999.mp4").write_bytes(b"killed")
+        (ctx.tmp / ".export-abc").mkdir()
+        code = ctx.run("detect", ctx.clip, "--jsonl", str(ctx.tmp / "out.jsonl"),
+                       *(["--clean"] if clean else []))
+        return code
+    return action
+
+
+def full_disk(ctx: Ctx) -> int:
+    """The disk fills up after 12 kB of any file (RLIMIT_FSIZE: writes fail with EFBIG)."""
+    clip = ctx.tmp / "long.mp4"
+    write_clip(clip, 40, width=160, height=96, fps=10.0, seed=2)
+    ctx.clip = str(clip)
+    limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (12000, 12000))  # noqa: E731
+    return ctx.run("detect", ctx.clip, "-o", str(ctx.tmp / "out.mp4"), preexec_fn=limit)
+
+
+def killed_detect(ctx: Ctx) -> int:
+    """SIGKILL once the JSONL part file holds 30 lines: the part files hold what was made."""
+    clip = ctx.tmp / "long.mp4"
+    write_clip(clip, 400, width=160, height=96, fps=10.0, seed=3)
+    run = subprocess.Popen(ctx.cmd("detect", str(clip), "-o", str(ctx.tmp / "out.mp4"),
+                                   "--jsonl", str(ctx.tmp / "out.jsonl")),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: any(len(p.read_bytes().splitlines()) >= 30
+                             for p in parts(ctx.tmp, ".jsonl")), 90, "30 JSONL lines")
+    finally:
+        run.kill()
+        run.wait()
+    _recover(ctx)
+    return run.returncode
+
+
+def killed_live(ctx: Ctx) -> int:
+    """A live run, 5 s after its first detection, then SIGKILL: the JSONL is on disk."""
+    server, port = start_process(fps=15)
+    run = subprocess.Popen(ctx.cmd("live", f"http://127.0.0.1:{port}/stream", "--duration",
+                                   "60", "-o", str(ctx.tmp / "out.mp4"), "--jsonl",
+                                   str(ctx.tmp / "out.jsonl")),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: any(p.stat().st_size for p in parts(ctx.tmp, ".jsonl")), 90,
+                 "a first JSONL line")
+        time.sleep(5)
+        lines = len(parts(ctx.tmp, ".jsonl")[0].read_bytes().splitlines())
+        assert lines >= 5, lines  # on disk while the run goes on, not at its end
+    finally:
+        run.kill()
+        run.wait()
+        server.kill()
+        server.wait()
+    _recover(ctx)
+    return run.returncode
+
+
+def _recover(ctx: Ctx) -> None:
+    """What the warning tells a user to do: rename the part files."""
+    for suffix in (".mp4", ".jsonl"):
+        (part,) = parts(ctx.tmp, suffix)
+        os.replace(part, ctx.tmp / f"recovered{suffix}")
+
+
+def live_segments(ctx: Ctx) -> int:
+    server, port = start_process(fps=15)
+    try:
+        code = ctx.run("live", f"http://127.0.0.1:{port}/stream", "--duration", "5",
+                       "--segment", "1500ms", "-o", str(ctx.tmp / "front.mp4"),
+                       "--jsonl", str(ctx.tmp / "front.jsonl"))
+    finally:
+        server.kill()
+        server.wait()
+    videos = sorted(ctx.tmp.glob("front_*.mp4"))
+    assert len(videos) >= 3, videos
+    frames = []
+    for video in videos:  # each piece closed and complete, with exactly its own frames
+        lines = [x["frame"] for x in jsonl_lines(video.with_suffix(".jsonl")) if "frame" in x]
+        with av.open(str(video)) as container:
+            assert container.streams.video[0].frames == len(lines) == playable_frames(video)
+        frames += lines
+    assert frames == sorted(set(frames))  # no frame twice, none out of order
+    return code
+
+
+# -- the table --------------------------------------------------------------------------------
+
+@dataclass
+class Case:
+    name: str
+    action: Callable[[Ctx], int]
+    code: int
+    message: str = ""  # a regex on stderr
+    exist: tuple[str, ...] = ()
+    absent: tuple[str, ...] = ()
+    plays: dict[str, int] = field(default_factory=dict)  # video -> at least N frames
+    lines: dict[str, int] = field(default_factory=dict)  # JSONL -> at least N lines
+    exact_lines: bool = True
+    stdout_lines: int | None = None
+    slow: bool = True  # every row runs drivevision as a process: seconds each
+
+
+CASES = [
+    Case("finished run", finished_run, 0, exist=("out.mp4", "out.jsonl"),
+         plays={"out.mp4": 12}, lines={"out.jsonl": 12}),
+    Case("second run writing the same output", second_run_same_output, 2,
+         r"out\.mp4 is being written by another run \(pid \d+\)", absent=("out.mp4",)),
+    Case("--jsonl /dev/null", jsonl_to("/dev/null"), 0),
+    Case("--jsonl - (stdout)", jsonl_to("-"), 0, r"wrote -", stdout_lines=12),
+    Case("--jsonl to a FIFO", jsonl_to_fifo, 0, lines={"from-fifo.jsonl": 12}),
+    Case("--jsonl to a symlink", jsonl_to_symlink, 0, lines={"real/target.jsonl": 12}),
+    Case("output name of 255 bytes", long_output_name, 0, lines={"long.jsonl": 12}),
+    Case("part files of a killed run", leftover_part_files(clean=False), 0,
+         r"2 unfinished output\(s\) left by a killed run: .*\.export-abc, .*"
+         r"\.out\.part\.99999\.mp4 .*--clean removes them",
+         exist=(".out.part.99999.mp4", ".export-abc"), lines={"out.jsonl": 12}),
+    Case("--clean", leftover_part_files(clean=True), 0,
+         absent=(".out.part.99999.mp4", ".export-abc"), lines={"out.jsonl": 12}),
+    Case("disk full mid-video", full_disk, 1, r"error: .*File too large",
+         exist=("out.partial.mp4",), absent=("out.mp4",), plays={"out.partial.mp4": 10},
+         slow=True),
+    Case("detect killed (SIGKILL)", killed_detect, -signal.SIGKILL,
+         plays={"recovered.mp4": 10}, lines={"recovered.jsonl": 30}, exact_lines=False,
+         absent=("out.mp4", "out.jsonl"), slow=True),
+    Case("live killed (SIGKILL)", killed_live, -signal.SIGKILL,
+         plays={"recovered.mp4": 10}, lines={"recovered.jsonl": 5}, exact_lines=False,
+         absent=("out.mp4", "out.jsonl"), slow=True),
+    Case("live --segment 1500ms", live_segments, 0, absent=("front.mp4", "front.jsonl"),
+         slow=True),
+]
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.name, marks=[pytest.mark.slow] * c.slow)
+                                  for c in CASES])
+@pytest.mark.timeout(180)
+def test_output_fault(case: Case, tmp_path, clip_path, tiny_checkpoint):
+    ctx = Ctx(tmp_path, clip_path, tiny_checkpoint)
+    code = case.action(ctx)
+    assert code == case.code, ctx.stderr[-2000:]
+    if case.message:
+        assert re.search(case.message, ctx.stderr), ctx.stderr[-2000:]
+    for name in case.exist:
+        assert (tmp_path / name).exists(), name
+    for name in case.absent:
+        assert not (tmp_path / name).exists(), name
+    for name, frames in case.plays.items():
+        assert playable_frames(tmp_path / name) >= frames
+    for name, count in case.lines.items():
+        lines = jsonl_lines(tmp_path / name)  # every line whole
+        assert len(lines) == count if case.exact_lines else len(lines) >= count
+        frames = [x["frame"] for x in lines if "frame" in x]
+        assert frames == sorted(set(frames))  # in order, none twice (live runs drop some)
+    if code == 0 and case.name != "part files of a killed run":
+        assert not [p for p in tmp_path.rglob(".*") if ".part." in p.name or
+                    p.name.endswith(".lock")]
+    if case.stdout_lines is not None:  # JSONL alone: no summary or progress mixed in
+        assert len([json.loads(line) for line in ctx.stdout.splitlines()]) == case.stdout_lines

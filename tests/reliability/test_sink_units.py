@@ -1,0 +1,83 @@
+"""The crash-safety pieces on their own, in-process and fast: fsync once a second, segment
+boundaries by capture time, temporary names that fit the file system, a read-only cache."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from drivevision.detections import Detections
+from drivevision.engines import cache
+from drivevision.io import sinks
+from drivevision.io.claims import NAME_MAX, part_name
+from drivevision.io.frames import Frame
+from drivevision.io.live_sinks import GapJsonlSink, Segmented
+from drivevision.io.streams import Gap
+
+
+def frame(i: int, t: float) -> Frame:
+    return Frame(i, t * 1000.0, np.zeros((16, 16, 3), np.uint8), captured_at=t)
+
+
+def test_jsonl_lines_are_on_disk_and_fsynced_within_a_second(tmp_path, monkeypatch):
+    synced: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real(fd)))
+    with sinks.JsonlSink(tmp_path / "d.jsonl", ["car"]) as sink:
+        sink.write(frame(0, 0.0), Detections.empty(), None)
+        assert sink.tmp.read_text().startswith('{"frame": 0')  # flushed at once
+        deadline = time.monotonic() + 1.5
+        while sink._hold not in synced and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sink._hold in synced
+
+
+def test_segments_split_by_capture_time_with_each_gap_in_the_piece_it_ends_in(tmp_path):
+    gaps: list = []
+    make = lambda path: GapJsonlSink(path, ["car"], gaps)  # noqa: E731
+    make.needs_annotated = False
+    times = [0.0, 0.4, 0.8, 1.2, 1.6, 3.3, 3.7]  # an outage from 1.6 s to 3.3 s
+    with Segmented(tmp_path / "front.jsonl", make, 1.0) as segmented:
+        for i, t in enumerate(times):
+            if i == 5:
+                gaps.append(Gap(last_index=4, start_ms=1600.0, next_index=5, end_ms=3300.0,
+                                reason="lost", attempts=1))
+            segmented.write(frame(i, t), Detections.empty(), None)
+    pieces = {p.name: [json.loads(x) for x in p.read_text().splitlines()]
+              for p in sorted(tmp_path.glob("front_*.jsonl"))}
+    assert list(pieces) == ["front_0001.jsonl", "front_0002.jsonl", "front_0004.jsonl"]
+    assert [x["frame"] for x in pieces["front_0001.jsonl"]] == [0, 1, 2]
+    assert [x["frame"] for x in pieces["front_0002.jsonl"]] == [3, 4]
+    assert [next(iter(x)) for x in pieces["front_0004.jsonl"]] == ["gap", "frame", "frame"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_part_name_of_the_longest_file_name_still_fits(tmp_path):
+    target = tmp_path / ("é" * 124 + "x.jsonl")  # 255 bytes in UTF-8
+    assert len(os.fsencode(target.name)) == NAME_MAX
+    part = part_name(target)
+    assert len(os.fsencode(part.name)) <= NAME_MAX and part.suffix == ".jsonl"
+    with sinks.JsonlSink(target, ["car"]) as sink:
+        sink.write(frame(0, 0.0), Detections.empty(), None)
+    assert len(target.read_text().splitlines()) == 1
+
+
+def test_valid_engine_cache_on_a_read_only_file_system_is_used_as_it_is(tmp_path,
+                                                                        monkeypatch):
+    fields = {"weights": "w", "shape": [1, 3, 64, 64]}
+    path = cache.entry_path(tmp_path, "dense_a", fields, "onnx")
+    cache.store(path, fields, b"engine bytes")
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    monkeypatch.setattr(cache, "_locked", read_only)
+    built = cache.get_or_build(path, fields, lambda tmp: pytest.fail("rebuilt"), what="A")
+    assert built == path and path.read_bytes() == b"engine bytes"
