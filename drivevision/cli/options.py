@@ -24,8 +24,9 @@ def add_detector_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--conf", type=float, default=0.5, help="score threshold (default: 0.5)")
     g.add_argument("--classes",
                    help="'driving' (person, bicycle, car, motorcycle, bus, truck, traffic light, "
-                        "stop sign), 'all', or a comma list of names or ids (default: driving "
-                        "for a COCO model, all for a model with its own classes)")
+                        "stop sign), 'all', or a comma list of names (any case) or ids "
+                        "(default: driving for a COCO model, all for a model with its own "
+                        "classes)")
     g.add_argument("--min-size", type=int, metavar="PX",
                    help="resize the short side to this (model default 800); smaller is faster")
     g.add_argument("--max-size", type=int, metavar="PX", help="cap on the long side (default 1333)")
