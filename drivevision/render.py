@@ -156,3 +156,17 @@ def _draw_label(img: np.ndarray, text: str, rect: tuple[int, int, int, int],
     (_, th), _ = cv2.getTextSize(text, _FONT, font_scale, weight)
     cv2.putText(img, text, (x1 + _PAD, y1 + _PAD + th), _FONT, font_scale, ink, weight,
                 cv2.LINE_AA)
+
+
+def letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` ((H, W, C) uint8) scaled to fit ``size`` (width, height) with its aspect
+    ratio kept, centred on black: a new array of shape (height, width, C)."""
+    width, height = size
+    scale = min(width / image.shape[1], height / image.shape[0])
+    w = max(1, min(width, round(image.shape[1] * scale)))
+    h = max(1, min(height, round(image.shape[0] * scale)))
+    out = np.zeros((height, width, image.shape[2]), dtype=image.dtype)
+    x, y = (width - w) // 2, (height - h) // 2
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    out[y:y + h, x:x + w] = cv2.resize(image, (w, h), interpolation=interpolation)
+    return out
