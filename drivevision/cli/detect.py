@@ -8,6 +8,7 @@ from contextlib import suppress
 from pathlib import Path
 
 from drivevision.cli.exits import EXIT_INPUT_DAMAGED, EXIT_INTERRUPTED
+from drivevision.cli.help import add_command
 from drivevision.cli.options import add_detector_args, check_outputs, detector_config, quiet_opencv
 
 RUNS = Path("runs") / "detect"
@@ -15,23 +16,33 @@ RUNS = Path("runs") / "detect"
 
 def add_parser(commands) -> None:
     """Register ``detect`` on the ``drivevision`` sub-command parsers."""
-    detect = commands.add_parser("detect", help="detect objects in a video, image or folder",
-                                 description="Detect objects in a video file, an image or a "
-                                             "folder of images.")
+    detect = add_command(
+        commands, "detect", summary="detect objects in a video, image or folder",
+        description="Detect objects in a video file, an image or a folder of images; write "
+                    "the annotated video or images and the detections.\nWith no output "
+                    f"option the results go to a new folder {RUNS}/NAME/.",
+        examples=f"""
+drivevision detect dashcam.mp4                    # -> {RUNS}/dashcam/dashcam.mp4 + .jsonl
+drivevision detect dashcam.mp4 -o out.mp4 --jsonl det.jsonl --classes car,truck
+drivevision detect photo.jpg photo_ann.jpg        # an image in, an annotated image out
+drivevision detect frames/ annotated/ --conf 0.3  # a folder in, a folder of images out
+drivevision detect assets/sample.mp4 --weights assets/tiny-fpn-synthetic.pt  # offline demo""")
     detect.add_argument("input", help="video file, image file, or folder of images")
     detect.add_argument("output", nargs="?", help="annotated output (same as -o)")
-    detect.add_argument("-o", "--output", dest="output_opt", metavar="PATH",
-                        help="annotated video (.mp4 H.264, .mkv, .avi, .mov), image (.jpg, "
-                             ".png, ...; for an image input) or folder (one image per frame)")
-    detect.add_argument("--jsonl", metavar="FILE", help="detections, one JSON line per frame")
-    detect.add_argument("--csv", metavar="FILE", help="detections, one CSV row per box")
-    detect.add_argument("--no-save", action="store_true",
-                        help="write nothing, only print the summary (with no output option "
-                             f"the results go to a new folder {RUNS}/NAME/)")
-    detect.add_argument("--batch", type=int, default=1, help="frames per detector call")
-    detect.add_argument("--fps", type=float, default=10.0,
-                        help="frame rate given to image inputs (default: 10)")
-    detect.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    out = detect.add_argument_group("outputs")
+    out.add_argument("-o", "--output", dest="output_opt", metavar="PATH",
+                     help="annotated video (.mp4 H.264, .mkv, .avi, .mov), image (.jpg, .png, "
+                          "...; for an image input) or folder (one image per frame)")
+    out.add_argument("--jsonl", metavar="FILE", help="detections, one JSON line per frame")
+    out.add_argument("--csv", metavar="FILE", help="detections, one CSV row per box")
+    out.add_argument("--no-save", action="store_true",
+                     help="write nothing, only print the summary (with no output option the "
+                          f"results go to a new folder {RUNS}/NAME/)")
+    run = detect.add_argument_group("run")
+    run.add_argument("--batch", type=int, default=1, metavar="N", help="frames per detector call")
+    run.add_argument("--fps", type=float, default=10.0,
+                     help="frame rate given to image inputs (default: 10)")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     add_detector_args(detect)
     detect.set_defaults(func=cmd_detect)
 
