@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
                             level=logging.DEBUG if debug else logging.WARNING)
         if not debug:
             warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+            # importing torch.utils.cpp_extension (torch.compile, ONNX export do) warns "No
+            # CUDA runtime is found" wherever CUDA_HOME exists without a GPU: nothing to act on
+            logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
         return _run(args.func, args, debug)
     finally:
         for signum, handler in previous.items():
