@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 from collections.abc import Sequence
 
@@ -60,30 +61,47 @@ def _driving_ids(names: Sequence[str], *, warn: bool = False) -> tuple[int, ...]
     return ids or None
 
 
+_UNUSED = ("N/A", "__background__")  # COCO's empty slots and the background: never a class
+
+
 def resolve_classes(spec: str | Sequence[str] | None,
                     names: Sequence[str]) -> tuple[int, ...] | None:
     """Turn a class selection into label ids of ``names``; None means keep every class.
 
-    ``spec`` is "all", "driving", a comma list of names or ids, or a sequence. None, the
-    default, is "driving" for a model with COCO's class names and "all" for a model with its
-    own. "driving" on a model that lacks some driving classes warns which; on one that
-    knows none of them it keeps every class.
+    ``spec`` is "all", "driving", a comma list of names or ids, or a sequence. Names match
+    whatever their case ("Car" is "car"), otherwise exactly; an unknown name is a ValueError
+    that suggests close ones. None, the default, is "driving" for a model with COCO's class
+    names and "all" for a model with its own. "all" leaves out COCO's unused "N/A" slots.
+    "driving" on a model that lacks some driving classes warns which; on one that knows none
+    of them it keeps every class.
     """
     if spec is None:
         return _driving_ids(names) if tuple(names) == COCO_NAMES else None
+    if isinstance(spec, str) and spec.strip().lower() in ("all", "driving"):
+        spec = spec.strip().lower()
     if spec == "all":
-        return None
+        used = tuple(i for i, n in enumerate(names) if n not in _UNUSED)
+        return used if "N/A" in names else None
     if spec == "driving":
         return _driving_ids(names, warn=True)
     items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
-    lookup = {n: i for i, n in enumerate(names) if n not in ("N/A", "__background__")}
+    lookup = {n.lower(): i for i, n in enumerate(names) if n not in _UNUSED}
     ids = []
     for item in items:
-        if str(item).isdigit() and 0 < int(item) < len(names):
+        if str(item).isdigit() and 0 < int(item) < len(names) and names[int(item)] != "N/A":
             ids.append(int(item))
-        elif item in lookup:
-            ids.append(lookup[item])
+        elif str(item).lower() in lookup:
+            ids.append(lookup[str(item).lower()])
         else:
-            known = ", ".join(n for n in lookup)
-            raise ValueError(f"Unknown class {item!r}; expected one of: {known}")
+            raise ValueError(_unknown_class(str(item), names))
     return tuple(sorted(set(ids)))
+
+
+def _unknown_class(item: str, names: Sequence[str]) -> str:
+    known = [n for n in names if n not in _UNUSED]
+    close = difflib.get_close_matches(item.lower(), [n.lower() for n in known], n=3,
+                                      cutoff=0.6)
+    if close:
+        return f"Unknown class {item!r}; did you mean {' or '.join(close)}?"
+    return (f"Unknown class {item!r}; expected 'driving', 'all', or names or ids of the "
+            f"model's classes: {', '.join(known)}")

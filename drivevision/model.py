@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import urllib.error
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -167,6 +168,8 @@ def _load_coco(name: str, progress: bool, min_size: int | None,
     folder = Path(torch.hub.get_dir()) / "checkpoints"
     file = os.path.basename(spec.url)
     try:
+        if not (folder / file).is_file():  # fetched here: torchvision would print a
+            _download(spec.url, folder / file, progress)  # "Downloading" line even offline
         state = spec.get_state_dict(progress=progress, check_hash=True)
     except (urllib.error.URLError, OSError, RuntimeError) as e:
         raise WeightsError(
@@ -176,6 +179,15 @@ def _load_coco(name: str, progress: bool, min_size: int | None,
     model = build_model(name, num_classes=91, min_size=min_size, max_size=max_size)
     model.load_state_dict(state)
     return LoadedModel(model, name, COCO_NAMES, file.rsplit(".", 1)[0])
+
+
+def _download(url: str, path: Path, progress: bool) -> None:
+    """``url`` into ``path`` (a progress bar, no other output), its hash checked as
+    torch.hub does: against the hex digits after the last "-" of the file name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    digits = re.search(r"-([a-f0-9]*)\.", path.name)
+    torch.hub.download_url_to_file(url, str(path), digits.group(1) if digits else None,
+                                   progress=progress)
 
 
 def _reason(error: BaseException) -> str:

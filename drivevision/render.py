@@ -1,4 +1,9 @@
-"""Drawing detections on frames: a pure function of (frame, detections), OpenCV only."""
+"""Drawing detections on frames: a pure function of (frame, detections), OpenCV only.
+
+Labels never cover each other: they are placed one by one, highest score first, in the
+first free place of above the box, inside its top, below it, then the nearest free place
+around it, always inside the frame (``label_layout``).
+"""
 
 from __future__ import annotations
 
@@ -11,41 +16,157 @@ from drivevision.detections import Detections
 from drivevision.labels import colour_for, name_of
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
+_PAD = 2  # pixels of label background around the text
 
 
 def annotate(frame: np.ndarray, detections: Detections, names: Sequence[str], *,
              labels: bool = True, thickness: int | None = None,
              highlight: int | None = None) -> np.ndarray:
-    """A copy of ``frame`` ((H, W, 3) uint8 BGR) with boxes, class names and scores drawn.
+    """A new (H, W, 3) uint8 BGR array: ``frame`` with boxes, class names and scores drawn.
 
-    Line width and text size scale with the frame (``thickness`` overrides the line width);
-    ``highlight`` is the index of one detection to draw thicker. The input is never changed.
+    ``frame`` itself is never changed (the drawing is on a copy). Line width and text size
+    scale with the frame (``thickness`` overrides the line width); ``highlight`` is the
+    index of one detection to draw thicker. Labels go where ``label_layout`` puts them; a
+    label with no free place near its box is left out (its box is still drawn).
     """
     out = frame.copy()
-    scale = max(out.shape[0], out.shape[1]) / 1280.0
-    width = thickness or max(1, round(2 * scale))
+    width = thickness or max(1, round(2 * _scale(out.shape)))
     for i in range(len(detections)):
-        class_id = int(detections.class_ids[i])
-        colour = colour_for(class_id, names)
+        colour = colour_for(int(detections.class_ids[i]), names)
         x1, y1, x2, y2 = (int(round(v)) for v in detections.xyxy[i])
         cv2.rectangle(out, (x1, y1), (x2, y2), colour, width * (2 if i == highlight else 1),
                       cv2.LINE_AA)
-        if labels:
-            text = f"{name_of(class_id, names)} {detections.scores[i]:.2f}"
-            if detections.track_ids is not None:
-                text = f"#{detections.track_ids[i]} {text}"
-            _label(out, text, (x1, y1), colour, max(0.4, 0.55 * scale))
+    if labels:
+        font_scale = _font_scale(out.shape)
+        texts = label_texts(detections, names)
+        layout = label_layout(out.shape, detections, names, highlight=highlight)
+        for i in _order(detections, highlight):
+            if layout[i] is not None:
+                colour = colour_for(int(detections.class_ids[i]), names)
+                _draw_label(out, texts[i], layout[i], colour, font_scale)
     return out
 
 
-def _label(img: np.ndarray, text: str, corner: tuple[int, int], colour: tuple[int, int, int],
-           font_scale: float) -> None:
-    """Text on a filled box above ``corner`` (below it when there is no room above)."""
-    weight = max(1, round(font_scale * 2))
-    (tw, th), base = cv2.getTextSize(text, _FONT, font_scale, weight)
-    x = min(max(corner[0], 0), max(img.shape[1] - tw - 4, 0))
-    y = corner[1] - th - base - 4 if corner[1] - th - base - 4 >= 0 else corner[1]
-    cv2.rectangle(img, (x, y), (x + tw + 4, y + th + base + 4), colour, -1)
+def label_texts(detections: Detections, names: Sequence[str]) -> list[str]:
+    """The label of each detection: "car 0.91", or "#7 car 0.91" with a track id."""
+    texts = []
+    for i in range(len(detections)):
+        text = f"{name_of(int(detections.class_ids[i]), names)} {detections.scores[i]:.2f}"
+        if detections.track_ids is not None:
+            text = f"#{detections.track_ids[i]} {text}"
+        texts.append(text)
+    return texts
+
+
+def label_layout(shape: tuple[int, ...], detections: Detections, names: Sequence[str], *,
+                 highlight: int | None = None) -> list[tuple[int, int, int, int] | None]:
+    """Where ``annotate`` draws each detection's label on a frame of ``shape`` (H, W, ...).
+
+    One rectangle (x1, y1, x2, y2) per detection, in pixels, x2 and y2 exclusive, or None
+    where no free place was found near the box. Rectangles are inside the frame and never
+    intersect. Placed greedily in score order (``highlight`` first): above the box, else
+    inside its top edge, else below it, else the nearest free place around it.
+    """
+    height, width = shape[0], shape[1]
+    font_scale = _font_scale(shape)
+    weight = _weight(font_scale)
+    placed = np.empty((0, 4), dtype=np.int64)
+    layout: list[tuple[int, int, int, int] | None] = [None] * len(detections)
+    texts = label_texts(detections, names)
+    for i in _order(detections, highlight):
+        (tw, th), base = cv2.getTextSize(texts[i], _FONT, font_scale, weight)
+        size = (tw + 2 * _PAD, th + base + 2 * _PAD)
+        if size[0] > width or size[1] > height:
+            continue
+        box = tuple(int(round(v)) for v in detections.xyxy[i])
+        for candidates in (_preferred(box, size), _shifted(box, size)):  # most fit the first
+            candidates = _inside(candidates, size, width, height)
+            free = ~_intersects(candidates, placed).any(axis=1)
+            if free.any():
+                rect = candidates[int(np.argmax(free))]
+                layout[i] = tuple(int(v) for v in rect)
+                placed = np.vstack([placed, rect[None]])
+                break
+    return layout
+
+
+def _preferred(box: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndarray:
+    """(3, 2) top-left corners: above the box, inside its top edge, below it."""
+    x1, y1, _, y2 = box
+    return np.array([(x1, y1 - size[1]), (x1, y1), (x1, y2)])
+
+
+def _shifted(box: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndarray:
+    """(C, 2) top-left corners around the box, up to a few label sizes away, nearest first
+    (by the gap between label and box, then by the distance from the place above it)."""
+    w, h = size
+    x1, y1, x2, y2 = box
+    rows = np.concatenate([y1 - h + np.arange(-6, 7) * h, y2 + np.arange(-6, 7) * h])
+    gx, gy = np.meshgrid(x1 + np.arange(-6, 7) * max(w // 2, 1), rows)
+    corners = np.stack([gx.ravel(), gy.ravel()], axis=1)
+    gap = np.hypot(np.maximum(0, np.maximum(corners[:, 0] - x2, x1 - corners[:, 0] - w)),
+                   np.maximum(0, np.maximum(corners[:, 1] - y2, y1 - corners[:, 1] - h)))
+    shift = np.abs(corners[:, 0] - x1) + np.abs(corners[:, 1] - (y1 - h))
+    return corners[np.lexsort((shift, gap))]
+
+
+def _inside(corners: np.ndarray, size: tuple[int, int], width: int,
+            height: int) -> np.ndarray:
+    """(C, 4) rectangles of ``size`` at ``corners``, moved the least to fit in the frame."""
+    x = np.clip(corners[:, 0], 0, width - size[0])
+    y = np.clip(corners[:, 1], 0, height - size[1])
+    return np.stack([x, y, x + size[0], y + size[1]], axis=1)
+
+
+def _intersects(candidates: np.ndarray, placed: np.ndarray) -> np.ndarray:
+    """(C, P) bool: whether candidate c overlaps placed rectangle p (touching is not)."""
+    c, p = candidates[:, None, :], placed[None, :, :]
+    return ((c[..., 0] < p[..., 2]) & (p[..., 0] < c[..., 2])
+            & (c[..., 1] < p[..., 3]) & (p[..., 1] < c[..., 3]))
+
+
+def _order(detections: Detections, highlight: int | None) -> list[int]:
+    order = [int(i) for i in np.argsort(-detections.scores, kind="stable")]
+    if highlight is not None and 0 <= highlight < len(order):
+        order.remove(highlight)
+        order.insert(0, highlight)
+    return order
+
+
+def _scale(shape: tuple[int, ...]) -> float:
+    return max(shape[0], shape[1]) / 1280.0
+
+
+def _font_scale(shape: tuple[int, ...]) -> float:
+    return max(0.4, 0.55 * _scale(shape))
+
+
+def _weight(font_scale: float) -> int:
+    return max(1, round(font_scale * 2))
+
+
+def _draw_label(img: np.ndarray, text: str, rect: tuple[int, int, int, int],
+                colour: tuple[int, int, int], font_scale: float) -> None:
+    """Text on a filled box filling ``rect``, in black or white, whichever reads better."""
+    x1, y1, x2, y2 = rect
+    cv2.rectangle(img, (x1, y1), (x2 - 1, y2 - 1), colour, -1)
     luminance = 0.114 * colour[0] + 0.587 * colour[1] + 0.299 * colour[2]
     ink = (0, 0, 0) if luminance > 140 else (255, 255, 255)
-    cv2.putText(img, text, (x + 2, y + th + 2), _FONT, font_scale, ink, weight, cv2.LINE_AA)
+    weight = _weight(font_scale)
+    (_, th), _ = cv2.getTextSize(text, _FONT, font_scale, weight)
+    cv2.putText(img, text, (x1 + _PAD, y1 + _PAD + th), _FONT, font_scale, ink, weight,
+                cv2.LINE_AA)
+
+
+def letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` ((H, W, C) uint8) scaled to fit ``size`` (width, height) with its aspect
+    ratio kept, centred on black: a new array of shape (height, width, C)."""
+    width, height = size
+    scale = min(width / image.shape[1], height / image.shape[0])
+    w = max(1, min(width, round(image.shape[1] * scale)))
+    h = max(1, min(height, round(image.shape[0] * scale)))
+    out = np.zeros((height, width, image.shape[2]), dtype=image.dtype)
+    x, y = (width - w) // 2, (height - h) // 2
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    out[y:y + h, x:x + w] = cv2.resize(image, (w, h), interpolation=interpolation)
+    return out

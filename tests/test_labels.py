@@ -4,6 +4,7 @@ import logging
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from drivevision.labels import COCO_NAMES, DRIVING_CLASSES, resolve_classes
@@ -34,7 +35,6 @@ def test_default_classes_are_the_driving_ones_for_coco_and_all_for_a_custom_mode
     assert [COCO_NAMES[i] for i in driving] == list(DRIVING_CLASSES)
     assert resolve_classes("driving", COCO_NAMES) == driving
     assert resolve_classes(None, CUSTOM) is None
-    assert resolve_classes("all", COCO_NAMES) is None
     assert caplog.records == []
 
 
@@ -50,3 +50,49 @@ def test_driving_asked_of_a_model_without_all_of_them_warns_which_it_lacks(caplo
     [record] = caplog.records
     assert record.levelno == logging.WARNING
     assert record.getMessage() == f"classes 'driving': {message}"
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ("Car", ("car",)), ("CAR,Person", ("person", "car")), ("traffic LIGHT", ("traffic light",)),
+    ("All", None), (" Driving ", DRIVING_CLASSES),
+])
+def test_class_names_match_whatever_their_case(spec, expected):
+    ids = resolve_classes(spec, COCO_NAMES)
+    if expected is None:
+        assert "N/A" not in {COCO_NAMES[i] for i in ids}
+    else:
+        assert tuple(COCO_NAMES[i] for i in ids) == expected
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("cra", "Unknown class 'cra'; did you mean cat or car?"),
+    ("persn", "Unknown class 'persn'; did you mean person?"),
+    ("car,trucks", "Unknown class 'trucks'; did you mean truck?"),
+    ("ca r", "Unknown class 'ca r'; did you mean car or"),
+    ("N/A", "Unknown class 'N/A'; expected 'driving', 'all', or names or ids of the model's "
+            "classes: person, bicycle, car,"),
+    ("12", "Unknown class '12'"),  # an id of one of COCO's unused slots
+])
+def test_a_typo_in_a_class_name_is_one_line_naming_close_matches(spec, message):
+    with pytest.raises(ValueError) as error:
+        resolve_classes(spec, COCO_NAMES)
+    assert str(error.value).startswith(message)
+    assert "\n" not in str(error.value)
+
+
+def test_all_classes_leave_out_cocos_unused_slots_and_keep_a_custom_models_every_class():
+    ids = resolve_classes("all", COCO_NAMES)
+    assert [COCO_NAMES[i] for i in ids] == [n for n in COCO_NAMES
+                                            if n not in ("N/A", "__background__")]
+    assert len(ids) == 80
+    assert resolve_classes("all", CUSTOM) is None
+
+
+def test_detections_with_all_classes_never_name_an_unused_coco_slot(tiny_loaded):
+    from drivevision.detector import Detector
+
+    # random weights score every class alike, so the unused slots come up unless filtered
+    detections = Detector(tiny_loaded, classes="all", conf=0.0)(
+        np.random.default_rng(0).integers(0, 256, (96, 160, 3), dtype=np.uint8))
+    names = {COCO_NAMES[c] for c in detections.class_ids}
+    assert len(detections) > 20 and "N/A" not in names

@@ -39,6 +39,12 @@ def test_offline_without_cached_weights_names_the_file_and_folder(torch_home):
     assert "--weights" in message and "\n" not in message
 
 
+def test_offline_without_cached_weights_prints_nothing_before_the_error(torch_home, capfd):
+    with pytest.raises(WeightsError):
+        load_model("r50-fpn", progress=True)
+    assert capfd.readouterr() == ("", "")  # no "Downloading: ..." line before ours
+
+
 @pytest.mark.slow
 def test_coco_weights_load_from_torch_cache_without_network(torch_home):
     torch.manual_seed(1)

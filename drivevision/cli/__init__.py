@@ -20,13 +20,23 @@ from drivevision.pipeline import signals
 
 def build_parser() -> argparse.ArgumentParser:
     from drivevision.cli import bench, detect, export, live, view
+    from drivevision.cli.help import HelpFormatter, wrap
 
-    parser = argparse.ArgumentParser(prog="drivevision",
-                                     description="Object detection on driving video.")
+    parser = argparse.ArgumentParser(
+        prog="drivevision", formatter_class=HelpFormatter,
+        description=wrap("Object detection on driving video: files, cameras and streams in; "
+                         "annotated video, images and detections out."),
+        epilog="Examples:\n"
+               "  drivevision detect dashcam.mp4              # results in runs/detect/dashcam/\n"
+               "  drivevision live 0 --serve                  # a camera, watched in a browser\n"
+               "  drivevision detect --help                   # a command's options\n\n"
+               "No network? Try the bundled sample and demo model:\n"
+               "  drivevision detect assets/sample.mp4 --weights assets/tiny-fpn-synthetic.pt")
     parser.add_argument("--version", action="version", version=f"drivevision {__version__}")
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback behind an error (also: DRIVEVISION_DEBUG=1)")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     help="what to do (drivevision COMMAND --help says how)")
     for command in (detect, export, bench, view, live):
         command.add_parser(commands)
     return parser
@@ -49,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
                             level=logging.DEBUG if debug else logging.WARNING)
         if not debug:
             warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+            # importing torch.utils.cpp_extension (torch.compile, ONNX export do) warns "No
+            # CUDA runtime is found" wherever CUDA_HOME exists without a GPU: nothing to act on
+            logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
         return _run(args.func, args, debug)
     finally:
         for signum, handler in previous.items():

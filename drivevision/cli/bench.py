@@ -7,25 +7,33 @@ import argparse
 import json
 import sys
 
+from drivevision.cli.help import add_command
 from drivevision.cli.options import csv_list, model_args
 
 
 def add_parser(commands) -> None:
     """Register ``bench`` on the ``drivevision`` sub-command parsers."""
-    bench = commands.add_parser(
-        "bench", help="time each engine stage by stage against torchvision eager",
+    bench = add_command(
+        commands, "bench", summary="time each engine stage by stage against torchvision eager",
         description="Per engine and precision: median and p95 ms of every detector stage, "
                     "frames/s per batch size, and the speedup over torchvision's eager fp32 "
-                    "model(images) measured in the same run.")
+                    "model(images) measured in the same run.",
+        examples="""
+drivevision bench --engines torch,onnx --input-size 384x640 --iters 5   # a quick CPU look
+drivevision bench --device cuda --engines torch,compiled,tensorrt --precision fp32,fp16
+drivevision bench --weights assets/tiny-fpn-synthetic.pt --json > bench.json""")
     model_args(bench)
-    bench.add_argument("--engines", default="torch,onnx,compiled", help="comma list")
-    bench.add_argument("--precision", default="fp32", help="comma list of fp32, fp16, bf16")
-    bench.add_argument("--batch", default="1", help="comma list of batch sizes")
-    bench.add_argument("--input-size", default="800x1344", metavar="HxW")
-    bench.add_argument("--iters", type=int, default=10, help="timed calls per setting")
-    bench.add_argument("--warmup", type=int, default=2, help="untimed calls first")
-    bench.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N")
-    bench.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    g = bench.add_argument_group("what to time")
+    g.add_argument("--engines", default="torch,onnx,compiled",
+                   help="comma list of torch, onnx, compiled, tensorrt")
+    g.add_argument("--precision", default="fp32", help="comma list of fp32, fp16, bf16")
+    g.add_argument("--batch", default="1", help="comma list of batch sizes")
+    g.add_argument("--input-size", default="800x1344", metavar="HxW",
+                   help="size of the blank test images")
+    g.add_argument("--iters", type=int, default=10, metavar="N", help="timed calls per setting")
+    g.add_argument("--warmup", type=int, default=2, metavar="N", help="untimed calls first")
+    g.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N")
+    g.add_argument("--json", action="store_true", help="print JSON instead of tables")
     bench.set_defaults(func=cmd_bench)
 
 

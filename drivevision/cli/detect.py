@@ -1,11 +1,15 @@
-"""``drivevision detect INPUT [OUTPUT]``: files in, annotated video and detections out."""
+"""``drivevision detect INPUT [OUTPUT]``: files in; annotated video, images and detections out."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from contextlib import suppress
+from pathlib import Path
 
 from drivevision.cli.exits import EXIT_INPUT_DAMAGED, EXIT_INTERRUPTED
+from drivevision.cli.help import add_command
 from drivevision.cli.options import (
     add_detector_args,
     check_outputs,
@@ -14,38 +18,47 @@ from drivevision.cli.options import (
     writes_stdout,
 )
 
+RUNS = Path("runs") / "detect"
+
 
 def add_parser(commands) -> None:
     """Register ``detect`` on the ``drivevision`` sub-command parsers."""
-    detect = commands.add_parser("detect", help="detect objects in a video, image or folder",
-                                 description="Detect objects in a video file, an image or a "
-                                             "folder of images.")
+    detect = add_command(
+        commands, "detect", summary="detect objects in a video, image or folder",
+        description="Detect objects in a video file, an image or a folder of images; write "
+                    "the annotated video or images and the detections.\nWith no output "
+                    f"option the results go to a new folder {RUNS}/NAME/.",
+        examples=f"""
+drivevision detect dashcam.mp4                    # -> {RUNS}/dashcam/dashcam.mp4 + .jsonl
+drivevision detect dashcam.mp4 -o out.mp4 --jsonl det.jsonl --classes car,truck
+drivevision detect photo.jpg photo_ann.jpg        # an image in, an annotated image out
+drivevision detect frames/ annotated/ --conf 0.3  # a folder in, a folder of images out
+drivevision detect assets/sample.mp4 --weights assets/tiny-fpn-synthetic.pt  # offline demo""")
     detect.add_argument("input", help="video file, image file, or folder of images")
-    detect.add_argument("output", nargs="?", help="annotated video (same as -o)")
-    detect.add_argument("-o", "--output", dest="output_opt", metavar="VIDEO",
-                        help="annotated video: .mp4 (H.264), .mkv, .avi, .mov")
-    detect.add_argument("--jsonl", metavar="FILE",
-                        help="detections, one JSON line per frame ('-': stdout)")
-    detect.add_argument("--csv", metavar="FILE",
-                        help="detections, one CSV row per box ('-': stdout)")
-    detect.add_argument("--clean", action="store_true",
-                        help="remove the part files killed runs left beside the outputs")
-    detect.add_argument("--batch", type=int, default=1, help="frames per detector call")
-    detect.add_argument("--fps", type=float, default=10.0,
-                        help="frame rate given to image inputs (default: 10)")
-    detect.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    detect.add_argument("output", nargs="?", help="annotated output (same as -o)")
+    out = detect.add_argument_group("outputs")
+    out.add_argument("-o", "--output", dest="output_opt", metavar="PATH",
+                     help="annotated video (.mp4 H.264, .mkv, .avi, .mov), image (.jpg, .png, "
+                          "...; for an image input) or folder (one image per frame)")
+    out.add_argument("--jsonl", metavar="FILE",
+                     help="detections, one JSON line per frame ('-': stdout)")
+    out.add_argument("--csv", metavar="FILE", help="detections, one CSV row per box ('-': stdout)")
+    out.add_argument("--clean", action="store_true",
+                     help="remove the part files killed runs left beside the outputs")
+    out.add_argument("--no-save", action="store_true",
+                     help="write nothing, only print the summary (with no output option the "
+                          f"results go to a new folder {RUNS}/NAME/)")
+    run = detect.add_argument_group("run")
+    run.add_argument("--batch", type=int, default=1, metavar="N", help="frames per detector call")
+    run.add_argument("--fps", type=float, default=10.0,
+                     help="frame rate given to image inputs (default: 10)")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     add_detector_args(detect)
     detect.set_defaults(func=cmd_detect)
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    if args.output and args.output_opt:
-        raise ValueError("Give the output video once: as OUTPUT or with -o")
-    args.output = args.output or args.output_opt
-    if args.batch < 1:
-        raise ValueError(f"Expected --batch >= 1, but got {args.batch}")
-    with check_outputs([args.input], [p for p in (args.output, args.jsonl, args.csv) if p],
-                       [args.output] if args.output else [], clean=args.clean):
+    with _check_args(args):  # the outputs are this run's until it ends
         return _detect(args)
 
 
@@ -58,14 +71,23 @@ def _detect(args: argparse.Namespace) -> int:
     config = detector_config(args)
     quiet_opencv()
     source = open_source(args.input, fps=args.fps)
-    with source, Progress(source.frame_count, quiet=args.quiet) as progress:
-        progress.status(f"loading {config.weights_label}")
-        detector = Detector.from_config(config, progress=not args.quiet)
-        reason = detector.engine.auto_reason
-        progress.status(f"{args.input}: engine {detector.engine.name} on {detector.device}, "
-                        f"{detector.precision}" + (f" (auto: {reason})" if reason else ""))
-        summary = detect_video(source, args.output, jsonl=args.jsonl, csv=args.csv,
-                               detector=detector, batch=args.batch, on_result=progress.update)
+    folder = _default_outputs(args)
+    try:
+        with source, Progress(source.frame_count, quiet=args.quiet) as progress:
+            progress.status(f"loading {config.weights_label}")
+            detector = Detector.from_config(config, progress=not args.quiet)
+            reason = detector.engine.auto_reason
+            progress.status(f"{args.input}: engine {detector.engine.name} on "
+                            f"{detector.device}, {detector.precision}"
+                            + (f" (auto: {reason})" if reason else ""))
+            summary = detect_video(source, args.output, jsonl=args.jsonl, csv=args.csv,
+                                   detector=detector, batch=args.batch,
+                                   on_result=progress.update)
+    except BaseException:
+        if folder is not None:
+            with suppress(OSError):
+                folder.rmdir()  # only if nothing was written into it
+        raise
     report = sys.stderr if writes_stdout([args.output, args.jsonl, args.csv]) else sys.stdout
     if not args.quiet:
         print(summary.format(), file=report)
@@ -75,6 +97,77 @@ def _detect(args: argparse.Namespace) -> int:
     if summary.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_INPUT_DAMAGED if source.notes else 0
+
+
+def _check_args(args: argparse.Namespace) -> contextlib.ExitStack:
+    """Refuse, before any work, outputs that cannot be written, that another run writes or
+    that do not fit the input; returns the run's claims on its outputs."""
+    from drivevision.io.image_sinks import output_kind
+
+    if args.output and args.output_opt:
+        raise ValueError("Give the annotated output once: as OUTPUT or with -o")
+    args.output = args.output or args.output_opt
+    if args.batch < 1:
+        raise ValueError(f"Expected --batch >= 1, but got {args.batch}")
+    if args.no_save and (args.output or args.jsonl or args.csv):
+        raise ValueError("--no-save writes nothing; leave it out to write the outputs given")
+    kind = output_kind(args.output) if args.output else None
+    if kind == "image" and not _is_image(args.input):
+        raise ValueError(f"An image output ({args.output}) takes one image as input; for a "
+                         f"video or folder give a video file (.mp4) or a folder as output")
+    files = [p for p in (args.output if kind != "folder" else None, args.jsonl, args.csv) if p]
+    claims = check_outputs([args.input], files, [args.output] if kind == "video" else [],
+                           clean=args.clean)
+    if kind == "folder":
+        with claims:
+            _check_folder(args.input, Path(args.output))
+            return claims.pop_all()
+    return claims
+
+
+def _is_image(path: str) -> bool:
+    from drivevision.io.files import IMAGE_SUFFIXES
+
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES and Path(path).is_file()
+
+
+def _check_folder(input_path: str, folder: Path) -> None:
+    if not folder.resolve().parent.is_dir():
+        raise ValueError(f"Output folder {folder.resolve().parent} does not exist")
+    if Path(input_path).exists() and Path(input_path).resolve() == folder.resolve():
+        raise ValueError(f"The output folder is the input folder ({folder}); refusing to "
+                         "overwrite its images")
+
+
+def _default_outputs(args: argparse.Namespace) -> Path | None:
+    """With no output option (and no --no-save): a new folder ``runs/detect/NAME`` (NAME,
+    NAME2, NAME3, ...: never one that exists) with the annotated video, image or images and
+    the detections as JSONL. Returns the folder made, or None."""
+    if args.no_save or args.output or args.jsonl or args.csv:
+        return None
+    path = Path(args.input)
+    stem = path.stem if path.exists() else "stream"
+    folder = _new_folder(RUNS, stem)
+    if path.is_dir():
+        args.output = str(folder)
+    elif _is_image(args.input):
+        args.output = str(folder / path.name)
+    else:
+        args.output = str(folder / f"{stem}.mp4")
+    args.jsonl = str(folder / f"{stem}.jsonl")
+    return folder
+
+
+def _new_folder(parent: Path, stem: str) -> Path:
+    parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 10_000):
+        folder = parent / (stem if n == 1 else f"{stem}{n}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+    raise ValueError(f"No free folder name for {stem} in {parent}; clean it up")
 
 
 def _report_outputs(args: argparse.Namespace, report) -> None:

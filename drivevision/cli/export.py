@@ -12,26 +12,36 @@ import tempfile
 from pathlib import Path
 
 from drivevision.cli.exits import EXIT_INTERRUPTED, undo_on_quit
+from drivevision.cli.help import add_command
 from drivevision.cli.options import model_args
 from drivevision.pipeline import signals
 
 
 def add_parser(commands) -> None:
     """Register ``export`` on the ``drivevision`` sub-command parsers."""
-    export = commands.add_parser(
-        "export", help="write ONNX pieces or TensorRT engines for deployment",
+    export = add_command(
+        commands, "export", summary="write ONNX pieces or TensorRT engines for deployment",
         description="Export the two dense pieces (dense_a: backbone+FPN+RPN head, dense_b: box "
-                    "head) as ONNX with metadata inside, or build TensorRT engines from them.")
+                    "head) as ONNX with metadata inside, or build TensorRT engines from them "
+                    "(TensorRT needs the target GPU, or TensorRT for RTX).",
+        examples="""
+drivevision export                                   # ONNX, fp32, 800x1344 -> engines/
+drivevision export --precision fp16 --input-size 736x1280 -o deploy/
+drivevision export --format tensorrt --precision fp16 --batch 4""")
     model_args(export)
-    export.add_argument("--format", choices=("onnx", "tensorrt"), default="onnx")
-    export.add_argument("--precision", choices=("fp32", "fp16"), default="fp32")
-    export.add_argument("--input-size", default="800x1344", metavar="HxW",
-                        help="padded input size (multiples of 32; default: %(default)s)")
-    export.add_argument("--batch", type=int, default=1,
-                        help="most frames per engine call (TensorRT: engines take 1..N)")
-    export.add_argument("--exporter", choices=("dynamo", "legacy"), default="dynamo",
-                        help="torch.onnx exporter (default: %(default)s)")
-    export.add_argument("-o", "--output-dir", default="engines", metavar="DIR")
+    g = export.add_argument_group("export")
+    g.add_argument("--format", choices=("onnx", "tensorrt"), default="onnx",
+                   help="ONNX pieces with metadata, or TensorRT engines built from them")
+    g.add_argument("--precision", choices=("fp32", "fp16"), default="fp32",
+                   help="number format of the exported pieces")
+    g.add_argument("--input-size", default="800x1344", metavar="HxW",
+                   help="padded input size (multiples of 32)")
+    g.add_argument("--batch", type=int, default=1, metavar="N",
+                   help="most frames per engine call (TensorRT: engines take 1..N)")
+    g.add_argument("--exporter", choices=("dynamo", "legacy"), default="dynamo",
+                   help="torch.onnx exporter (legacy: TorchScript, faster to export)")
+    g.add_argument("-o", "--output-dir", default="engines", metavar="DIR",
+                   help="folder for the pieces (made if missing)")
     export.set_defaults(func=cmd_export)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from drivevision.cli.exits import EXIT_INPUT_DAMAGED as EXIT_INPUT_LOST
 from drivevision.cli.exits import EXIT_INTERRUPTED
+from drivevision.cli.help import add_command
 from drivevision.cli.options import (
     add_detector_args,
     check_outputs,
@@ -30,40 +31,52 @@ from drivevision.io.uri import TRANSPORTS, URI_HELP
 
 def add_parser(commands) -> None:
     """Register ``live`` on the ``drivevision`` sub-command parsers."""
-    p = commands.add_parser(
-        "live", help="detect objects in camera or network streams, live",
-        description="Detect objects in one or more live sources, newest frame first. "
-                    f"SOURCE is {URI_HELP}. Runs until Ctrl-C.")
+    p = add_command(
+        commands, "live", summary="detect objects in camera or network streams, live",
+        description="Detect objects in one or more live sources, newest frame first (frames "
+                    "the detector has no time for are dropped and counted).\n"
+                    f"SOURCE is {URI_HELP}. Runs until Ctrl-C or --duration.",
+        examples="""
+drivevision live 0                                  # the first camera; Ctrl-C to stop
+drivevision live rtsp://cam.local:8554/front -o front.mp4 --jsonl front.jsonl --serve
+drivevision live assets/sample.mp4 --realtime --duration 10s  # a file paced like a camera""")
     p.add_argument("sources", nargs="+", metavar="SOURCE", help="what to read (see above)")
-    p.add_argument("-o", "--output", metavar="VIDEO",
-                   help="annotated video (.mp4 ...); with several sources NAME.0.mp4, NAME.1.mp4")
-    p.add_argument("--jsonl", metavar="FILE",
-                   help="detections per processed frame, and gaps ('-': stdout)")
-    p.add_argument("--segment", type=seconds, metavar="TIME",
-                   help="record in pieces this long by capture time, like a dashcam: "
-                        "NAME_0001.mp4, NAME_0002.mp4, ... each with its own JSONL")
-    p.add_argument("--clean", action="store_true",
-                   help="remove the part files killed runs left beside the outputs")
-    p.add_argument("--serve", nargs="?", const="127.0.0.1:8090", metavar="HOST:PORT",
-                   help="publish the annotated video as MJPEG over HTTP (default "
-                        "127.0.0.1:8090; other addresses are open to anyone who can reach them)")
-    p.add_argument("--realtime", action="store_true",
-                   help="pace files and folders at their frame rate, with live drops")
-    p.add_argument("--stall-timeout", type=seconds, default=5.0, metavar="TIME",
-                   help="reconnect a stream that gives no frame for this long (default 5s)")
-    p.add_argument("--max-reconnects", type=int, metavar="N",
-                   help="give a stream up after N failed reconnects in a row (default: never)")
-    p.add_argument("--rtsp-transport", choices=TRANSPORTS, default="tcp",
-                   help="RTSP over tcp (default) or udp; a ?transport= in the URI wins")
-    p.add_argument("--input-width", type=int, metavar="PX", help="ask the camera for this width")
-    p.add_argument("--input-height", type=int, metavar="PX", help="ask the camera for this height")
-    p.add_argument("--input-fps", type=float, metavar="FPS", help="ask the camera for this rate")
-    p.add_argument("--batch-timeout", type=seconds, default=0.04, metavar="TIME",
-                   help="with several sources, wait this long for the others (default 40ms)")
-    p.add_argument("--fps", type=float, default=10.0, help="frame rate of image folders")
-    p.add_argument("--duration", type=seconds, metavar="TIME",
-                   help="stop after this long (90, 90s, 15m, 2h; a bare number is seconds)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no status line or summary")
+    out = p.add_argument_group("outputs")
+    out.add_argument("-o", "--output", metavar="VIDEO",
+                     help="annotated video (.mp4 ...); with several sources NAME.0.mp4, "
+                          "NAME.1.mp4")
+    out.add_argument("--jsonl", metavar="FILE",
+                     help="detections per processed frame, and gaps ('-': stdout)")
+    out.add_argument("--segment", type=seconds, metavar="TIME",
+                     help="record in pieces this long by capture time, like a dashcam: "
+                          "NAME_0001.mp4, NAME_0002.mp4, ... each with its own JSONL")
+    out.add_argument("--clean", action="store_true",
+                     help="remove the part files killed runs left beside the outputs")
+    out.add_argument("--serve", nargs="?", const="127.0.0.1:8090", metavar="HOST:PORT",
+                     help="publish the annotated video as MJPEG over HTTP (default "
+                          "127.0.0.1:8090; other addresses are open to anyone who can reach "
+                          "them)")
+    src = p.add_argument_group("sources")
+    src.add_argument("--realtime", action="store_true",
+                     help="pace files and folders at their frame rate, with live drops")
+    src.add_argument("--stall-timeout", type=seconds, default=5.0, metavar="TIME",
+                     help="reconnect a stream that gives no frame for this long (default 5s)")
+    src.add_argument("--max-reconnects", type=int, metavar="N",
+                     help="give a stream up after N failed reconnects in a row (default: never)")
+    src.add_argument("--rtsp-transport", choices=TRANSPORTS, default="tcp",
+                     help="RTSP over tcp (default) or udp; a ?transport= in the URI wins")
+    src.add_argument("--input-width", type=int, metavar="PX",
+                     help="ask the camera for this width")
+    src.add_argument("--input-height", type=int, metavar="PX",
+                     help="ask the camera for this height")
+    src.add_argument("--input-fps", type=float, metavar="FPS", help="ask the camera for this rate")
+    src.add_argument("--fps", type=float, default=10.0, help="frame rate of image folders")
+    run = p.add_argument_group("run")
+    run.add_argument("--batch-timeout", type=seconds, default=0.04, metavar="TIME",
+                     help="with several sources, wait this long for the others (default 40ms)")
+    run.add_argument("--duration", type=seconds, metavar="TIME",
+                     help="stop after this long (90, 90s, 15m, 2h; a bare number is seconds)")
+    run.add_argument("-q", "--quiet", action="store_true", help="no status line or summary")
     add_detector_args(p)
     p.set_defaults(func=cmd_live)
 

@@ -15,19 +15,24 @@ def add_detector_args(parser: argparse.ArgumentParser) -> None:
     """Detector options shared by every command (and the viewer), so command lines carry over."""
     g = parser.add_argument_group("detector")
     g.add_argument("--model", choices=MODELS,
-                   help=f"Faster R-CNN architecture (default: {DEFAULT_MODEL}, or the one a "
-                        "checkpoint names, which wins)")
+                   help=f"Faster R-CNN architecture: r50-fpn-v2, r50-fpn (v1), or tiny-fpn (a "
+                        "small one for tests and the demo model, no published weights) "
+                        f"(default: {DEFAULT_MODEL}, or the one a checkpoint names, which wins)")
     g.add_argument("--weights", metavar="PATH",
                    help="local checkpoint; default: torchvision's COCO weights (downloaded once)")
-    g.add_argument("--engine", choices=ENGINES, default="torch", help="(default: %(default)s)")
+    g.add_argument("--engine", choices=ENGINES, default="torch",
+                   help="how the dense parts run: torch (eager PyTorch), onnx (ONNX Runtime), "
+                        "compiled (torch.compile), tensorrt; auto picks one and says why "
+                        "(default: %(default)s)")
     g.add_argument("--device", default="auto", help=f"{'|'.join(DEVICES)}|cuda:N (default: auto)")
     g.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="fp16 needs CUDA; bf16 is fast on CPUs with AMX/AVX512-BF16")
     g.add_argument("--conf", type=float, default=0.5, help="score threshold (default: 0.5)")
     g.add_argument("--classes",
                    help="'driving' (person, bicycle, car, motorcycle, bus, truck, traffic light, "
-                        "stop sign), 'all', or a comma list of names or ids (default: driving "
-                        "for a COCO model, all for a model with its own classes)")
+                        "stop sign), 'all', or a comma list of names (any case) or ids "
+                        "(default: driving for a COCO model, all for a model with its own "
+                        "classes)")
     g.add_argument("--min-size", type=int, metavar="PX",
                    help="resize the short side to this (model default 800); smaller is faster")
     g.add_argument("--max-size", type=int, metavar="PX", help="cap on the long side (default 1333)")
@@ -68,7 +73,8 @@ def seconds(text: str) -> float:
 def model_args(parser: argparse.ArgumentParser) -> None:
     """``--model`` and ``--weights`` alone, for commands that build no detector."""
     parser.add_argument("--model", choices=MODELS,
-                        help=f"default: {DEFAULT_MODEL}, or the one a checkpoint names")
+                        help=f"Faster R-CNN architecture (default: {DEFAULT_MODEL}, or the one "
+                             "a checkpoint names)")
     parser.add_argument("--weights", metavar="PATH",
                         help="local checkpoint; default: torchvision's COCO weights")
 

@@ -6,13 +6,22 @@ import argparse
 import os
 import sys
 
+from drivevision.cli.help import add_command
 from drivevision.cli.options import add_detector_args
 
 
 def add_parser(commands) -> None:
     """Register ``view`` on the ``drivevision`` sub-command parsers."""
-    view = commands.add_parser("view", help="watch a video, folder, camera or stream with the "
-                               "detections overlaid (the desktop viewer)")
+    view = add_command(
+        commands, "view", summary="watch a video, folder, camera or stream with the "
+                                  "detections overlaid (the desktop viewer)",
+        description="Open the desktop viewer (needs the [gui] extra: PyQt6): play a video, "
+                    "an image folder, a camera or a stream with the boxes drawn live, "
+                    "change the detector settings while it runs, and record what it shows.",
+        examples="""
+drivevision view                                    # open a file from the viewer
+drivevision view assets/sample.mp4 --play --weights assets/tiny-fpn-synthetic.pt
+drivevision view rtsp://camera.local:8554/front --classes person,car""")
     view.add_argument("source", nargs="?", help="video, image, folder, camera index or URL")
     view.add_argument("--play", action="store_true", help="start playing files at once")
     add_detector_args(view)

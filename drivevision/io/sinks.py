@@ -25,7 +25,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
 
 from drivevision.detections import Detections
@@ -33,6 +32,7 @@ from drivevision.errors import SinkError
 from drivevision.io.claims import Claim, hold_part, is_stream, part_name, target_of
 from drivevision.io.frames import Frame
 from drivevision.labels import name_of
+from drivevision.render import letterbox
 
 SYNC_SECONDS = 1.0
 
@@ -258,10 +258,17 @@ class VideoSink(Sink):
         if self._stream is None:
             self._open(image.shape[1], image.shape[0])
         if (image.shape[1], image.shape[0]) != self.size:
-            image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
+            self._note_letterbox(image.shape)
+            image = letterbox(image, self.size)
         video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
         self._stamp(video_frame, frame)
         self._container.mux(self._stream.encode(video_frame))
+
+    def _note_letterbox(self, shape: tuple[int, ...]) -> None:
+        if not any("letterboxed" in n for n in self.notes):
+            self.notes.append(f"{self.path}: frames of another size than the first "
+                              f"({shape[1]}x{shape[0]}, not {self.size[0]}x{self.size[1]}) "
+                              "are letterboxed into the first one's size, aspect ratio kept")
 
     def _stamp(self, video_frame: av.VideoFrame, frame: Frame) -> None:
         """Presentation time from ``frame.timestamp_ms`` (always increasing, at least by one

@@ -11,8 +11,9 @@ from contextlib import ExitStack
 from drivevision.config import DetectorConfig, PipelineConfig
 from drivevision.detector import Detector
 from drivevision.io.frames import Source
-from drivevision.io.live_sinks import GapJsonlSink, LiveVideoSink
-from drivevision.io.sinks import CsvSink, JsonlSink, Sink, VideoSink
+from drivevision.io.image_sinks import annotated_output
+from drivevision.io.live_sinks import GapJsonlSink
+from drivevision.io.sinks import CsvSink, JsonlSink, Sink
 from drivevision.io.sources import open_source
 from drivevision.labels import name_of
 from drivevision.pipeline import signals
@@ -31,7 +32,8 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
 
     Args:
         source: a path or URI (see ``open_source``) or an opened ``Source``.
-        output: annotated video file (.mp4, .mkv, .avi, .mov), or None.
+        output: annotated video file (.mp4, .mkv, .avi, .mov), image file (.jpg, .png, ...;
+            for a single image) or folder (one image per frame), or None.
         jsonl / csv: detection files, or None.
         detector: a ``Detector``, a ``DetectorConfig`` to build one, or None for the default.
         batch: frames per detector call.
@@ -65,7 +67,7 @@ def _sinks(src: Source, detector: Detector, output, jsonl, csv) -> Iterator[Sink
     """The outputs asked for; a live source's video runs on the capture clock and its JSONL
     records the stream's outages, as in ``drivevision live``."""
     if output is not None:
-        yield (LiveVideoSink if src.live else VideoSink)(output, src.fps or 30.0)
+        yield annotated_output(output, src)
     if jsonl is not None:
         if src.live:
             yield GapJsonlSink(jsonl, detector.names, src.gaps)

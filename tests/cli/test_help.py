@@ -1,0 +1,60 @@
+"""Every command's --help teaches: a description, help and defaults for every option, and
+examples that are real command lines."""
+
+import argparse
+import shlex
+
+import pytest
+
+from drivevision.cli import build_parser
+
+
+def commands() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return {"drivevision": parser, **sub.choices}
+
+
+@pytest.mark.parametrize("name", ["drivevision", "detect", "live", "export", "bench", "view"])
+def test_help_has_a_description_examples_and_help_for_every_option(name):
+    parser = commands()[name]
+    text = parser.format_help()
+    assert parser.description and len(parser.description) > 40
+    assert "\nExamples:\n  drivevision " in text
+    missing = [a.dest for a in parser._actions if not (a.help and a.help.strip())]
+    assert missing == [], f"{name}: options without help: {missing}"
+
+
+@pytest.mark.parametrize("name", ["detect", "live", "export", "bench", "view"])
+def test_every_option_with_a_default_shows_it(name):
+    parser = commands()[name]
+    text = " ".join(parser.format_help().split())
+    for action in parser._actions:
+        if action.option_strings and action.default not in (None, False, argparse.SUPPRESS):
+            assert "default" in parser._get_formatter()._get_help_string(action), action.dest
+    assert "default: " in text
+
+
+def example_lines():
+    for name, parser in commands().items():
+        for line in parser.epilog.splitlines()[1:]:
+            if line.strip().startswith("drivevision"):
+                yield pytest.param(line.split("#")[0].split(">")[0].strip(), id=f"{name}: {line}")
+
+
+@pytest.mark.parametrize("line", list(example_lines()))
+def test_every_example_is_a_command_line_the_parser_takes(line):
+    args = shlex.split(line)[1:]
+    if "--help" in args:
+        return
+    assert callable(build_parser().parse_args(args).func)
+
+
+def test_the_readme_names_every_model_choice():
+    import re
+    from pathlib import Path
+
+    from drivevision.config import MODELS
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert [m for m in MODELS if not re.search(rf"--model {m}(?![-\w])", readme)] == []

@@ -1,0 +1,119 @@
+"""`drivevision detect` writes images as well as videos, and lands somewhere by default."""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from drivevision.cli import main
+
+DEMO = Path(__file__).parents[2] / "assets" / "tiny-fpn-synthetic.pt"  # finds the scene's cars
+
+
+def scene(width: int, height: int, seed: int) -> np.ndarray:
+    from drivevision.synthetic import SceneGenerator
+
+    return SceneGenerator(width=width, height=height, seed=seed).frame(3).image
+
+
+def run(capsys, *args):
+    code = main(["detect", *map(str, args)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def mixed_folder(tmp_path) -> Path:
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "wide.png"), scene(160, 96, 1))
+    cv2.imwrite(str(folder / "tall.jpg"), scene(96, 160, 2))
+    return folder
+
+
+def files_in(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_an_image_becomes_an_annotated_image_of_the_same_size(tmp_path, capsys):
+    photo = tmp_path / "photo.jpg"
+    cv2.imwrite(str(photo), scene(320, 192, 1))
+    code, out, err = run(capsys, photo, tmp_path / "photo_ann.jpg", "--weights", DEMO)
+    assert code == 0, err
+    annotated = cv2.imread(str(tmp_path / "photo_ann.jpg"))
+    assert annotated.shape == (192, 320, 3)
+    drawn = np.abs(annotated.astype(int) - cv2.imread(str(photo)).astype(int))
+    assert "detections:" in out and drawn.max() > 100
+    assert files_in(tmp_path) == ["photo.jpg", "photo_ann.jpg"]  # nothing left beside it
+    assert f"wrote {tmp_path / 'photo_ann.jpg'}" in out
+
+
+def test_a_folder_becomes_a_folder_of_annotated_images_each_at_its_own_size(
+        tmp_path, capsys, tiny_checkpoint, mixed_folder):
+    out_folder = tmp_path / "annotated"
+    code, _, err = run(capsys, mixed_folder, "-o", out_folder, "--weights", tiny_checkpoint)
+    assert code == 0, err
+    assert files_in(out_folder) == ["tall.jpg", "wide.png"]
+    assert cv2.imread(str(out_folder / "wide.png")).shape == (96, 160, 3)
+    assert cv2.imread(str(out_folder / "tall.jpg")).shape == (160, 96, 3)
+    assert "letterbox" not in err and "stretch" not in err
+
+
+def test_a_video_becomes_numbered_png_frames(tmp_path, capsys, tiny_checkpoint, clip_path):
+    code, _, err = run(capsys, clip_path, tmp_path / "frames/", "--weights", tiny_checkpoint)
+    assert code == 0, err
+    assert files_in(tmp_path / "frames") == [f"frame_{i:06d}.png" for i in range(12)]
+
+
+def test_a_folder_of_mixed_sizes_is_letterboxed_into_a_video_with_a_warning(
+        tmp_path, capsys, tiny_checkpoint, mixed_folder):
+    video = tmp_path / "shots.mp4"
+    code, _, err = run(capsys, mixed_folder, video, "--weights", tiny_checkpoint)
+    assert code == 0, err
+    assert "letterboxed" in err and "160x96, not 96x160" in err
+    cap = cv2.VideoCapture(str(video))
+    frames = [cap.read()[1] for _ in range(2)]
+    assert all(f.shape == (160, 96, 3) for f in frames)  # natural order: tall.jpg first
+    wide = frames[1]
+    assert wide[:40].max() < 30 and wide[-40:].max() < 30  # black bars, not stretched
+    assert wide[60:100].mean() > 60
+
+
+def test_no_output_option_writes_to_a_new_runs_folder_and_says_where(capsys, clip_path,
+                                                                      tiny_checkpoint):
+    code, out, err = run(capsys, clip_path, "--weights", tiny_checkpoint)
+    assert code == 0, err
+    assert "12 frames" in out
+    assert sorted(Path("runs/detect").iterdir()) == [Path("runs/detect/clip")]
+    assert files_in(Path("runs/detect/clip")) == ["clip.jsonl", "clip.mp4"]
+    assert "wrote runs/detect/clip/clip.mp4" in out
+    code, out, _ = run(capsys, clip_path, "--weights", tiny_checkpoint)
+    assert code == 0 and "wrote runs/detect/clip2/clip.mp4" in out  # never overwrites
+    assert len(Path("runs/detect/clip/clip.jsonl").read_text().splitlines()) == 12
+
+
+def test_no_save_writes_nothing(capsys, clip_path, tiny_checkpoint):
+    code, out, _ = run(capsys, clip_path, "--weights", tiny_checkpoint, "--no-save")
+    assert code == 0 and "12 frames" in out and "wrote" not in out
+    assert not Path("runs").exists()
+
+
+def test_a_failed_default_run_leaves_no_empty_runs_folder(capsys, tmp_path, clip_path):
+    code, _, err = run(capsys, clip_path, "--weights", tmp_path / "missing.pt")
+    assert code != 0 and not list(Path("runs/detect").glob("*"))
+
+
+@pytest.mark.parametrize("make_args, message", [
+    (lambda t, clip, folder: [clip, t / "x.jpg"], "An image output ("),
+    (lambda t, clip, folder: [folder, folder], "refusing to overwrite its images"),
+    (lambda t, clip, folder: [clip, t / "x.gif"], "Expected an output ending in .mp4"),
+    (lambda t, clip, folder: [clip, t / "no" / "such" / "out"], "does not exist"),
+])
+def test_outputs_that_do_not_fit_fail_in_one_line_before_any_work(
+        tmp_path, capsys, tiny_checkpoint, clip_path, mixed_folder, make_args, message):
+    before = sorted(tmp_path.rglob("*"))
+    args = make_args(tmp_path, clip_path, mixed_folder)
+    code, _, err = run(capsys, *args, "--weights", tiny_checkpoint)
+    assert code == 2 and message in err and len(err.splitlines()) == 1, err
+    assert sorted(tmp_path.rglob("*")) == before

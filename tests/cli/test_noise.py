@@ -1,0 +1,27 @@
+"""Commands print our own lines, not torch's notes on what it did not find."""
+
+import os
+import subprocess
+import sys
+
+CODE = """
+import sys
+import drivevision.cli.bench as bench
+
+def cmd_bench(args):  # stands in for what torch.compile and the ONNX export import
+    import torch.utils.cpp_extension
+    return 0
+
+bench.cmd_bench = cmd_bench
+from drivevision.cli import main
+sys.exit(main(["bench"]))
+"""
+
+
+def test_no_cuda_runtime_note_from_torch_when_cuda_home_exists_without_a_gpu(tmp_path):
+    env = {"CUDA_HOME": str(tmp_path), "CUDA_VISIBLE_DEVICES": "", "PATH": "/usr/bin:/bin",
+           "PYTHONPATH": os.environ["PYTHONPATH"]}  # this checkout (tests/cli/conftest.py)
+    proc = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "No CUDA runtime" not in proc.stderr and proc.stderr == ""

@@ -1,0 +1,80 @@
+"""Drawing: labels never cover each other, stay inside the frame and near their box, and
+the input frame is never changed."""
+
+import numpy as np
+import pytest
+
+from drivevision.detections import Detections
+from drivevision.labels import COCO_NAMES
+from drivevision.render import annotate, label_layout
+
+
+def crowd(n: int, width: int, height: int, seed: int) -> Detections:
+    """Many overlapping boxes in a street-like band, some cut by the frame's edges."""
+    rng = np.random.default_rng(seed)
+    x1 = rng.uniform(-40, width - 10, n)
+    y1 = rng.uniform(height * 0.3, height * 0.6, n)
+    w, h = rng.uniform(15, 120, n), rng.uniform(20, 110, n)
+    edges = np.array([[0, 0, 60, 40], [width - 50, 0, width, 30], [0, height - 30, 80, height],
+                      [width - 70, height - 50, width, height],
+                      [-20, -20, width + 20, height + 20]])
+    xyxy = np.vstack([np.stack([x1, y1, x1 + w, y1 + h], axis=1), edges])
+    xyxy = np.clip(xyxy, 0, [width, height, width, height]).astype(np.float32)
+    classes = rng.choice([1, 2, 3, 4, 6, 8, 10, 13], len(xyxy)).astype(np.int32)
+    return Detections(xyxy, rng.uniform(0.3, 1.0, len(xyxy)).astype(np.float32), classes)
+
+
+def overlaps(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+@pytest.mark.parametrize("width, height, n, seed", [(640, 360, 40, 0), (1280, 720, 80, 1),
+                                                    (320, 240, 25, 2), (1920, 1080, 150, 3)])
+def test_labels_never_intersect_and_stay_inside_the_frame(width, height, n, seed):
+    detections = crowd(n, width, height, seed)
+    layout = label_layout((height, width, 3), detections, COCO_NAMES)
+    rects = [r for r in layout if r is not None]
+    assert len(rects) >= 0.8 * len(detections)  # a crowd, yet most boxes keep their label
+    for i, a in enumerate(rects):
+        assert 0 <= a[0] < a[2] <= width and 0 <= a[1] < a[3] <= height
+        assert not [b for b in rects[i + 1:] if overlaps(a, b)]
+
+
+def gap(rect, box) -> float:
+    dx = max(0.0, rect[0] - box[2], box[0] - rect[2])
+    dy = max(0.0, rect[1] - box[3], box[1] - rect[3])
+    return float(np.hypot(dx, dy))
+
+
+def test_each_label_is_on_or_beside_its_box_and_the_best_one_is_just_above_it():
+    detections = crowd(20, 640, 360, seed=4)
+    layout = label_layout((360, 640, 3), detections, COCO_NAMES)
+    assert all(r is not None for r in layout)
+    for rect, box in zip(layout, detections.xyxy):
+        height = rect[3] - rect[1]
+        assert gap(rect, box) <= 3 * height, (rect, box)
+    best = int(np.argmax(detections.scores))
+    x1, y1 = (int(round(v)) for v in detections.xyxy[best][:2])
+    rect = layout[best]
+    if y1 >= rect[3] - rect[1]:  # room above: the top label sits on the box's top edge
+        assert (rect[0], rect[3]) == (min(x1, 640 - (rect[2] - rect[0])), y1)
+
+
+def test_stacked_boxes_get_one_visible_label_each():
+    # a truck and a bus detected on one vehicle: the same box twice, as on the sample clip
+    box = [[300, 150, 400, 220]] * 2
+    detections = Detections(np.array(box, np.float32), np.array([0.6, 0.5], np.float32),
+                            np.array([8, 6], np.int32))
+    first, second = label_layout((360, 640, 3), detections, COCO_NAMES)
+    assert not overlaps(first, second)
+    assert first[3] == 150  # the higher score keeps the place above
+
+
+def test_annotate_draws_on_a_copy_and_leaves_the_frame_as_it_was():
+    frame = np.full((360, 640, 3), 90, np.uint8)
+    detections = crowd(10, 640, 360, seed=5)
+    out = annotate(frame, detections, COCO_NAMES)
+    assert out is not frame and (frame == 90).all()
+    layout = label_layout(frame.shape, detections, COCO_NAMES)
+    for rect in filter(None, layout):  # every label's place is painted
+        assert (out[rect[1]:rect[3], rect[0]:rect[2]] != 90).any(axis=2).mean() > 0.9
