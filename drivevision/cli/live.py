@@ -24,6 +24,7 @@ from drivevision.cli.options import (
     quiet_opencv,
     seconds,
 )
+from drivevision.cli.tracking import add_track_args, track_stages
 from drivevision.io.uri import TRANSPORTS, URI_HELP
 
 
@@ -58,6 +59,7 @@ def add_parser(commands) -> None:
                    help="stop after this long (90, 90s, 15m, 2h; a bare number is seconds)")
     p.add_argument("-q", "--quiet", action="store_true", help="no status line or summary")
     add_detector_args(p)
+    add_track_args(p)
     p.set_defaults(func=cmd_live)
 
 
@@ -152,7 +154,8 @@ def cmd_live(args: argparse.Namespace) -> int:
         sinks = [[stack.enter_context(s) for s in ss]
                  for ss in make_sinks(sources, detector.names, args.output, args.jsonl, server)]
         pipeline = Pipeline(sources, detector, sinks,
-                            config=PipelineConfig(batch_timeout=args.batch_timeout))
+                            config=PipelineConfig(batch_timeout=args.batch_timeout),
+                            stages=track_stages(args))
         try:
             with StatusLine(pipeline, quiet=args.quiet, duration=args.duration):
                 pipeline.run()
