@@ -16,9 +16,14 @@ FIXTURE = Path(__file__).parents[1] / "assets" / "tiny-fpn-synthetic.pt"
 
 
 def reference(model, frame_bgr: np.ndarray) -> dict:
+    """torchvision's own ``model([image])``, without COCO's unused N/A slots, which
+    ``classes="all"`` leaves out."""
     rgb = torch.from_numpy(frame_bgr[:, :, ::-1].copy()).permute(2, 0, 1).float() / 255
     with torch.inference_mode():
-        return model([rgb])[0]
+        out = model([rgb])[0]
+    real = torch.tensor([COCO_NAMES[int(c)] not in ("N/A", "__background__")
+                         for c in out["labels"]], dtype=torch.bool)
+    return {k: v[real] for k, v in out.items()}
 
 
 def scene(h: int, w: int, seed: int) -> np.ndarray:

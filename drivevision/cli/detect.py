@@ -17,6 +17,7 @@ from drivevision.cli.options import (
     quiet_opencv,
     writes_stdout,
 )
+from drivevision.cli.tracking import add_track_args, track_stages
 
 RUNS = Path("runs") / "detect"
 
@@ -43,6 +44,8 @@ drivevision detect assets/sample.mp4 --weights assets/tiny-fpn-synthetic.pt  # o
     out.add_argument("--jsonl", metavar="FILE",
                      help="detections, one JSON line per frame ('-': stdout)")
     out.add_argument("--csv", metavar="FILE", help="detections, one CSV row per box ('-': stdout)")
+    out.add_argument("--mot", metavar="FILE",
+                     help="tracked boxes as MOTChallenge text (needs --track)")
     out.add_argument("--clean", action="store_true",
                      help="remove the part files killed runs left beside the outputs")
     out.add_argument("--no-save", action="store_true",
@@ -54,6 +57,7 @@ drivevision detect assets/sample.mp4 --weights assets/tiny-fpn-synthetic.pt  # o
                      help="frame rate given to image inputs (default: 10)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     add_detector_args(detect)
+    add_track_args(detect)
     detect.set_defaults(func=cmd_detect)
 
 
@@ -82,13 +86,15 @@ def _detect(args: argparse.Namespace) -> int:
                             + (f" (auto: {reason})" if reason else ""))
             summary = detect_video(source, args.output, jsonl=args.jsonl, csv=args.csv,
                                    detector=detector, batch=args.batch,
-                                   on_result=progress.update)
+                                   on_result=progress.update, stages=track_stages(args),
+                                   mot=args.mot)
     except BaseException:
         if folder is not None:
             with suppress(OSError):
                 folder.rmdir()  # only if nothing was written into it
         raise
-    report = sys.stderr if writes_stdout([args.output, args.jsonl, args.csv]) else sys.stdout
+    outputs = [args.output, args.jsonl, args.csv, args.mot]
+    report = sys.stderr if writes_stdout(outputs) else sys.stdout
     if not args.quiet:
         print(summary.format(), file=report)
     for note in summary.notes:
@@ -109,13 +115,16 @@ def _check_args(args: argparse.Namespace) -> contextlib.ExitStack:
     args.output = args.output or args.output_opt
     if args.batch < 1:
         raise ValueError(f"Expected --batch >= 1, but got {args.batch}")
-    if args.no_save and (args.output or args.jsonl or args.csv):
+    if args.mot and not args.track:
+        raise ValueError("Expected --track with --mot: a MOT file holds track ids")
+    if args.no_save and (args.output or args.jsonl or args.csv or args.mot):
         raise ValueError("--no-save writes nothing; leave it out to write the outputs given")
     kind = output_kind(args.output) if args.output else None
     if kind == "image" and not _is_image(args.input):
         raise ValueError(f"An image output ({args.output}) takes one image as input; for a "
                          f"video or folder give a video file (.mp4) or a folder as output")
-    files = [p for p in (args.output if kind != "folder" else None, args.jsonl, args.csv) if p]
+    files = [p for p in (args.output if kind != "folder" else None, args.jsonl, args.csv,
+                         args.mot) if p]
     claims = check_outputs([args.input], files, [args.output] if kind == "video" else [],
                            clean=args.clean)
     if kind == "folder":
@@ -143,7 +152,7 @@ def _default_outputs(args: argparse.Namespace) -> Path | None:
     """With no output option (and no --no-save): a new folder ``runs/detect/NAME`` (NAME,
     NAME2, NAME3, ...: never one that exists) with the annotated video, image or images and
     the detections as JSONL. Returns the folder made, or None."""
-    if args.no_save or args.output or args.jsonl or args.csv:
+    if args.no_save or args.output or args.jsonl or args.csv or args.mot:
         return None
     path = Path(args.input)
     stem = path.stem if path.exists() else "stream"
@@ -171,6 +180,6 @@ def _new_folder(parent: Path, stem: str) -> Path:
 
 
 def _report_outputs(args: argparse.Namespace, report) -> None:
-    for path in (args.output, args.jsonl, args.csv):
+    for path in (args.output, args.jsonl, args.csv, args.mot):
         if path and not args.quiet:
             print(f"wrote {path}", file=report)

@@ -26,6 +26,7 @@ from drivevision.cli.options import (
     seconds,
     writes_stdout,
 )
+from drivevision.cli.tracking import add_track_args, track_stages
 from drivevision.io.uri import TRANSPORTS, URI_HELP
 
 
@@ -78,6 +79,7 @@ drivevision live assets/sample.mp4 --realtime --duration 10s  # a file paced lik
                      help="stop after this long (90, 90s, 15m, 2h; a bare number is seconds)")
     run.add_argument("-q", "--quiet", action="store_true", help="no status line or summary")
     add_detector_args(p)
+    add_track_args(p)
     p.set_defaults(func=cmd_live)
 
 
@@ -191,7 +193,8 @@ def cmd_live(args: argparse.Namespace) -> int:
                  for ss in make_sinks(sources, detector.names, args.output, args.jsonl, server,
                                       args.segment)]
         pipeline = Pipeline(sources, detector, sinks,
-                            config=PipelineConfig(batch_timeout=args.batch_timeout))
+                            config=PipelineConfig(batch_timeout=args.batch_timeout),
+                            stages=track_stages(args))
         try:
             with StatusLine(pipeline, quiet=args.quiet, duration=args.duration):
                 pipeline.run()

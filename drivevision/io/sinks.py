@@ -94,6 +94,7 @@ class Sink:
     """
 
     needs_annotated = False
+    keeps_empty = True  # a finished output with no frame is still one (an empty JSONL)
 
     def __init__(self, path: str | os.PathLike | None = None):
         self.notes: list[str] = []
@@ -179,7 +180,8 @@ class Sink:
     def _move(self, complete: bool) -> None:
         if self.tmp is None:
             return
-        if not self.tmp.exists() or (not complete and self.frames == 0):
+        empty_is_nothing = not complete or not self.keeps_empty
+        if not self.tmp.exists() or (self.frames == 0 and empty_is_nothing):
             self.tmp.unlink(missing_ok=True)
             return
         target = self.target if complete else self.target.with_name(
@@ -210,6 +212,7 @@ class VideoSink(Sink):
     """
 
     needs_annotated = True
+    keeps_empty = False  # no frame, no video: a file that does not play helps nobody
     SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
 
     def __init__(self, path: str | os.PathLike, fps: float, codec: str = "libx264"):

@@ -13,12 +13,13 @@ from drivevision.detector import Detector
 from drivevision.io.frames import Source
 from drivevision.io.image_sinks import annotated_output
 from drivevision.io.live_sinks import GapJsonlSink
+from drivevision.io.mot import MotSink
 from drivevision.io.sinks import CsvSink, JsonlSink, Sink
 from drivevision.io.sources import open_source
 from drivevision.labels import name_of
 from drivevision.pipeline import signals
 from drivevision.pipeline.pipeline import Pipeline, Result, Stage
-from drivevision.pipeline.stats import RunSummary, StageStats
+from drivevision.pipeline.stats import RunSummary, StageStats, TrackStats
 
 PathLike = str | os.PathLike
 
@@ -27,7 +28,8 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
                  jsonl: PathLike | None = None, csv: PathLike | None = None,
                  detector: Detector | DetectorConfig | None = None, batch: int = 1,
                  on_result: Callable[[Result], None] | None = None,
-                 stages: Sequence[Stage] = ()) -> RunSummary:
+                 stages: Sequence[Stage] | Callable[[int], Sequence[Stage]] = (),
+                 mot: PathLike | None = None) -> RunSummary:
     """Detect objects in a video, image or folder; write the annotated video and detections.
 
     Args:
@@ -38,7 +40,10 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
         detector: a ``Detector``, a ``DetectorConfig`` to build one, or None for the default.
         batch: frames per detector call.
         on_result: called on this thread with every ``Result``, in order.
-        stages: per-source stages after inference (``drivevision.pipeline.Stage``).
+        stages: stages after inference (``drivevision.pipeline.Stage``), or a function of the
+            source position making them, e.g. ``track_stages("botsort")``
+            (``drivevision.pipeline.track_stage``).
+        mot: MOTChallenge text file of the tracked boxes (needs a tracker stage), or None.
 
     A camera or stream keeps only its newest frame (drops are counted in the summary); files
     keep every frame. Returns the run's summary. Outputs appear under their names only when
@@ -49,7 +54,8 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
         detector = Detector.from_config(detector or DetectorConfig())
     with ExitStack() as finishing, ExitStack() as stack:  # stack unwinds first
         src = source if isinstance(source, Source) else stack.enter_context(open_source(source))
-        sinks = [stack.enter_context(s) for s in _sinks(src, detector, output, jsonl, csv)]
+        sinks = [stack.enter_context(s)
+                 for s in _sinks(src, detector, output, jsonl, csv, mot)]
         # (a generator: each sink is entered before the next is made, so none leaks)
         pipeline = Pipeline(src, detector, sinks, config=PipelineConfig(batch_size=batch),
                             stages=stages)
@@ -63,7 +69,7 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
     return summary
 
 
-def _sinks(src: Source, detector: Detector, output, jsonl, csv) -> Iterator[Sink]:
+def _sinks(src: Source, detector: Detector, output, jsonl, csv, mot=None) -> Iterator[Sink]:
     """The outputs asked for; a live source's video runs on the capture clock and its JSONL
     records the stream's outages, as in ``drivevision live``."""
     if output is not None:
@@ -75,19 +81,24 @@ def _sinks(src: Source, detector: Detector, output, jsonl, csv) -> Iterator[Sink
             yield JsonlSink(jsonl, detector.names)
     if csv is not None:
         yield CsvSink(csv, detector.names)
+    if mot is not None:
+        yield MotSink(mot)
 
 
 def _run(pipeline: Pipeline, detector: Detector,
          on_result: Callable[[Result], None] | None) -> RunSummary:
-    stats, counts = StageStats(), Counter()
+    stats, counts, tracks = StageStats(), Counter(), TrackStats()
     start = time.perf_counter()
 
     def collect(result: Result) -> None:
         stats.add(result.timings)
         counts.update(name_of(int(c), detector.names) for c in result.detections.class_ids)
+        tracks.add(result.frame.source_id, result.detections)
         if on_result is not None:
             on_result(result)
 
     frames = pipeline.run(collect)
     return RunSummary(frames, time.perf_counter() - start, dict(counts), stats, [],
-                      interrupted=pipeline.interrupted, dropped=pipeline.dropped)
+                      interrupted=pipeline.interrupted, dropped=pipeline.dropped,
+                      tracks=tracks.per_class(detector.names) if tracks else None,
+                      median_track_length=tracks.median_length() if tracks else None)

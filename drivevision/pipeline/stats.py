@@ -11,6 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from drivevision.detections import Detections
+from drivevision.labels import name_of
+
 # "capture" replaces "decode" for live sources: their reads include waiting for the frame.
 PIPELINE_STAGES = ("decode", "capture", "preprocess", "inference", "postprocess", "render",
                    "encode")
@@ -172,6 +175,8 @@ class RunSummary:
     notes: list[str]
     interrupted: bool = False
     dropped: int = 0  # live sources: frames replaced by newer ones before detection
+    tracks: dict[str, int] | None = None  # with a tracker: distinct tracks per class
+    median_track_length: float | None = None  # frames a track was seen in, median
 
     @property
     def fps(self) -> float:
@@ -185,7 +190,49 @@ class RunSummary:
         counts = ", ".join(f"{n} {c}" for c, n in sorted(self.class_counts.items(),
                                                           key=lambda kv: -kv[1]))
         lines.append(f"{total} detections" + (f": {counts}" if counts else ""))
+        if self.tracks is not None:
+            lines.append(_tracks_line(self.tracks, self.median_track_length))
         lines.append(f"{'stage':<12}{'mean ms':>10}{'p95 ms':>10}")
         for stage in self.stages.stages():
             lines.append(f"{stage:<12}{self.stages.mean(stage):>10.1f}{self.stages.p95(stage):>10.1f}")
         return "\n".join(lines)
+
+
+def _tracks_line(tracks: dict[str, int], median: float | None) -> str:
+    counts = ", ".join(f"{n} {c}" for c, n in sorted(tracks.items(), key=lambda kv: -kv[1]))
+    line = f"{sum(tracks.values())} tracks" + (f": {counts}" if counts else "")
+    return line + (f"; median length {median:g} frames" if median is not None else "")
+
+
+class TrackStats:
+    """Tracks seen in a run, per (source, track id): frames seen and class votes. Falsy until
+    it saw tracked detections. Memory grows with the number of tracks (a few ints each)."""
+
+    def __init__(self):
+        self._frames: dict[tuple[int, int], int] = {}
+        self._votes: dict[tuple[int, int], dict[int, int]] = {}
+        self._tracked = False
+
+    def __bool__(self) -> bool:
+        return self._tracked
+
+    def add(self, source_id: int, detections: Detections) -> None:
+        if detections.track_ids is None:
+            return
+        self._tracked = True
+        for tid, cls in zip(detections.track_ids.tolist(), detections.class_ids.tolist()):
+            key = (source_id, tid)
+            self._frames[key] = self._frames.get(key, 0) + 1
+            votes = self._votes.setdefault(key, {})
+            votes[cls] = votes.get(cls, 0) + 1
+
+    def per_class(self, names) -> dict[str, int]:
+        """Distinct tracks per class name (a track's class: its most frequent one)."""
+        counts: dict[str, int] = {}
+        for votes in self._votes.values():
+            name = name_of(max(votes, key=votes.get), names)
+            counts[name] = counts.get(name, 0) + 1
+        return counts
+
+    def median_length(self) -> float | None:
+        return float(np.median(list(self._frames.values()))) if self._frames else None

@@ -42,11 +42,13 @@ class Sketch:
     """Drawing operations in float pixels, replayed on the BGR image and on the id mask.
 
     ``depth`` (m) orders sketches far to near; ``label`` (a COCO class name, or None for
-    scenery) and ``box`` (float (4,) xyxy pixels, unclipped) are the ground truth it stands for.
+    scenery), ``box`` (float (4,) xyxy pixels, unclipped) and ``ident`` (the object's id, set
+    by whoever places it) are the ground truth it stands for.
     """
 
     def __init__(self, depth: float = 0.0, label: str | None = None, box=None):
         self.depth, self.label, self.box, self.ops = depth, label, box, []
+        self.ident: int | None = None
 
     def poly(self, pts: np.ndarray, colour: tuple) -> None:
         pts = [np.round(np.asarray(pts) * 4).astype(np.int32)]

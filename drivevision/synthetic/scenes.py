@@ -42,11 +42,15 @@ class Scene:
         image: uint8 (H, W, 3) in BGR order.
         boxes: float32 (N, 4) xyxy pixels, ``0 <= x1 < x2 <= W`` and ``0 <= y1 < y2 <= H``.
         labels: N COCO class names (keys of ``COCO_LABEL_IDS``), one per box.
+        ids: int64 (N,) identity of each box's object (>= 0), the same in every frame the
+            object is in and never shared by two objects of one drive; the generator always
+            sets it, other makers of scenes may leave it None.
     """
 
     image: np.ndarray
     boxes: np.ndarray
     labels: tuple[str, ...]
+    ids: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.image.ndim != 3 or self.image.shape[2] != 3 or self.image.dtype != np.uint8:
@@ -55,6 +59,10 @@ class Scene:
         if self.boxes.shape != (len(self.labels), 4) or self.boxes.dtype != np.float32:
             raise ValueError(f"Expected float32 boxes of shape ({len(self.labels)}, 4), but found "
                              f"{self.boxes.dtype} {self.boxes.shape}")
+        if self.ids is not None and (self.ids.shape != (len(self.labels),)
+                                     or self.ids.dtype != np.int64):
+            raise ValueError(f"Expected int64 ids of shape ({len(self.labels)},), but found "
+                             f"{self.ids.dtype} {self.ids.shape}")
 
 
 @dataclass(frozen=True)
@@ -106,18 +114,30 @@ def _spawn(seed: int, stream: str, slot: int) -> _Track | None:
     return _make_track(stream, rng, (slot + rng.uniform(0, 0.25)) * period)
 
 
+def _ident(stream: str, slot: int) -> int:
+    """The object spawned in ``slot`` of ``stream``: one id per object of a drive, >= 0
+    (slots start below 0 for what is already on the road at time 0, never below -64)."""
+    return (slot + 64) * len(_STREAMS) + list(_STREAMS).index(stream)
+
+
 class SceneGenerator:
     """Renders frame ``index`` of an endless drive, deterministic for ``(seed, index)``.
 
     Images are uint8 (height, width, 3) BGR. ``fps`` only maps indices to time: the same seed
-    at another frame rate shows the same drive sampled differently.
+    at another frame rate shows the same drive sampled differently. ``shake`` (pixels) moves
+    the camera with the car's yaw and pitch: the world (not the bonnet) sways by about that
+    much left and right, a third of it up and down, with frame-to-frame jitter (road bumps)
+    of a third of it; 0, the default, is a steady camera.
     """
 
-    def __init__(self, width: int = 640, height: int = 360, seed: int = 0, fps: float = 10.0):
-        if width < 16 or height < 16 or fps <= 0 or seed < 0:
-            raise ValueError(f"Expected width, height >= 16, fps > 0 and seed >= 0, but found "
-                             f"{width=}, {height=}, {fps=}, {seed=}")
+    def __init__(self, width: int = 640, height: int = 360, seed: int = 0, fps: float = 10.0,
+                 shake: float = 0.0):
+        if width < 16 or height < 16 or fps <= 0 or seed < 0 or not shake >= 0:
+            raise ValueError(f"Expected width, height >= 16, fps > 0, seed >= 0 and shake >= 0, "
+                             f"but found {width=}, {height=}, {fps=}, {seed=}, {shake=}")
         self.width, self.height, self.seed, self.fps = width, height, seed, fps
+        self.shake = shake
+        self._phases = np.random.default_rng([seed, 17]).uniform(0, 2 * np.pi, 3)
         self._painter = ScenePainter(width, height)
         rng = np.random.default_rng([seed, 99])
         self._bg = self._painter.background(rng)
@@ -129,9 +149,10 @@ class SceneGenerator:
             raise ValueError(f"Expected a frame index >= 0, but found {index}")
         t, img = index / self.fps, self._bg.copy()
         self._painter.markings(_EGO * t).paint(img)
-        boxes, labels = self._render(img, sorted(self._items(t), key=lambda s: -s.depth), t)
+        items = sorted(self._items(t), key=lambda s: -s.depth)
+        boxes, labels, ids = self._render(img, items, t, self._shift(index))
         self._painter.hood(t).paint(img)
-        return Scene(self._finish(img, index), boxes, labels)
+        return Scene(self._finish(img, index), boxes, labels, ids)
 
     def clip(self, n: int, start: int = 0) -> list[Scene]:
         """Scenes of frames ``start .. start + n - 1``."""
@@ -148,8 +169,20 @@ class SceneGenerator:
                     continue
                 x, z = track.at(t - track.start)
                 if NEAR - LENGTH.get(track.kind, 0.5) < z < FAR:
-                    items.append(self._sketch(track, x, z, t))
+                    sketch = self._sketch(track, x, z, t)
+                    sketch.ident = _ident(stream, slot)
+                    items.append(sketch)
         return items
+
+    def _shift(self, index: int) -> tuple[float, float]:
+        """The camera's pan and tilt at frame ``index`` as an image shift (dx, dy) in pixels."""
+        if not self.shake:
+            return 0.0, 0.0
+        t, (a, b, c) = index / self.fps, self._phases
+        jitter = np.random.default_rng([self.seed, index, 13]).normal(0, self.shake / 3, 2)
+        sway = math.sin(2 * math.pi * 0.25 * t + a) + 0.5 * math.sin(2 * math.pi * 0.9 * t + b)
+        tilt = math.sin(2 * math.pi * 1.3 * t + c) / 3
+        return self.shake * sway + jitter[0], self.shake * tilt + jitter[1] / 2
 
     def _sketch(self, track: _Track, x: float, z: float, t: float) -> Sketch:
         """How ``track`` looks at time ``t`` when it stands ``x`` m right and ``z`` m ahead."""
@@ -160,26 +193,41 @@ class SceneGenerator:
             return painter.light(x, z, track.colour, t + track.extra)
         return painter.vehicle(track.kind, track.colour, x, z, oncoming=track.vz < -_EGO)
 
-    def _render(self, img: np.ndarray, items: list[Sketch], t: float
-                ) -> tuple[np.ndarray, tuple[str, ...]]:
-        """Paint far to near; keep boxes big enough and visible enough in the id mask."""
+    def _render(self, img: np.ndarray, items: list[Sketch], t: float,
+                shift: tuple[float, float]) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
+        """Paint far to near, shift the view by ``shift`` (camera shake); keep boxes big
+        enough and visible enough in the id mask."""
         assert len(items) < 254, "ids 254 (unlabelled) and 255 (hood) are reserved"
         mask, size = np.zeros(img.shape[:2], np.uint8), (self.width, self.height)
-        rois, areas = {}, {}
+        areas = {}
         for i, item in enumerate(items, 1):
             item.paint(img)
             item.paint(mask, i if item.label else 254)
-            if item.label is None:
-                continue
-            (x1, y1), (x2, y2) = np.clip(item.box.reshape(2, 2), 0, size).round().astype(int)
-            if min(x2 - x1, y2 - y1) >= MIN_BOX_PX:
-                rois[i] = np.s_[y1:y2, x1:x2]
-                areas[i] = np.count_nonzero(mask[rois[i]] == i)
+            if item.label is not None:
+                areas[i] = np.count_nonzero(mask[self._roi(item.box, (0, 0))] == i)
+        if shift != (0.0, 0.0):
+            warp = np.array([[1, 0, shift[0]], [0, 1, shift[1]]], np.float32)
+            img[:] = cv2.warpAffine(img, warp, size, borderMode=cv2.BORDER_REFLECT_101)
+            mask = cv2.warpAffine(mask, warp, size, flags=cv2.INTER_NEAREST, borderValue=0)
         self._painter.hood(t).paint(mask, 255)
-        keep = [i for i in rois if np.count_nonzero(mask[rois[i]] == i) >= MIN_VISIBLE * areas[i]]
+        rois = {i: self._roi(items[i - 1].box, shift) for i in areas}
+        keep = [i for i, roi in rois.items() if areas[i] and self._big(roi)
+                and np.count_nonzero(mask[roi] == i) >= MIN_VISIBLE * areas[i]]
         boxes = np.array([items[i - 1].box for i in keep], np.float32).reshape(-1, 4)
-        boxes = boxes.clip(0, np.array(size * 2, np.float32))
-        return boxes, tuple(items[i - 1].label for i in keep)
+        boxes = (boxes + np.float32(shift * 2)).clip(0, np.array(size * 2, np.float32))
+        ids = np.array([items[i - 1].ident for i in keep], np.int64)
+        return boxes, tuple(items[i - 1].label for i in keep), ids
+
+    def _roi(self, box: np.ndarray, shift: tuple[float, float]) -> tuple[slice, slice]:
+        """The pixels of ``box`` (float xyxy) moved by ``shift``, clipped to the image."""
+        size = (self.width, self.height)
+        corners = box.reshape(2, 2) + np.array(shift)
+        (x1, y1), (x2, y2) = np.clip(corners, 0, size).round().astype(int)
+        return np.s_[y1:y2, x1:x2]
+
+    @staticmethod
+    def _big(roi: tuple[slice, slice]) -> bool:
+        return min(roi[0].stop - roi[0].start, roi[1].stop - roi[1].start) >= MIN_BOX_PX
 
     def _finish(self, img: np.ndarray, index: int) -> np.ndarray:
         """Soft optics and sensor noise (a random crop of a fixed noise field)."""

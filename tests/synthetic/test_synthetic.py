@@ -85,7 +85,7 @@ def test_write_clip_rejects_bad_sizes(tmp_path, kwargs):
         write_clip(tmp_path / "x.mp4", args.pop("n_frames"), **args)
 
 
-@pytest.mark.parametrize("kwargs", [{"width": 8}, {"fps": 0}, {"seed": -1}])
+@pytest.mark.parametrize("kwargs", [{"width": 8}, {"fps": 0}, {"seed": -1}, {"shake": -1}])
 def test_generator_rejects_bad_arguments(kwargs):
     with pytest.raises(ValueError, match="Expected"):
         SceneGenerator(**({"width": W, "height": H} | kwargs))
@@ -94,3 +94,44 @@ def test_generator_rejects_bad_arguments(kwargs):
 def test_negative_frame_index_is_rejected():
     with pytest.raises(ValueError, match="index"):
         SceneGenerator(W, H).frame(-1)
+
+
+def test_every_box_has_an_object_id_that_stays_with_its_object(scenes):
+    for scene in scenes:
+        assert scene.ids.dtype == np.int64 and scene.ids.shape == (len(scene.labels),)
+        assert len(set(scene.ids.tolist())) == len(scene.ids) and (scene.ids >= 0).all()
+    label_of = {}
+    for scene in scenes:  # an id never changes class
+        for ident, label in zip(scene.ids.tolist(), scene.labels):
+            assert label_of.setdefault(ident, label) == label
+    for a, b in zip(scenes, scenes[1:]):  # the same id's box moves a little per frame
+        common = set(a.ids.tolist()) & set(b.ids.tolist())
+        assert common
+        for ident in common:
+            box_a, box_b = a.boxes[a.ids == ident][0], b.boxes[b.ids == ident][0]
+            assert np.abs(box_a - box_b).max() < W / 4
+
+
+def test_shake_moves_the_whole_view_and_its_boxes_but_not_the_bonnet():
+    steady, shaken = SceneGenerator(640, 360, seed=4), SceneGenerator(640, 360, seed=4, shake=12)
+    offsets = []
+    for index in (5, 6, 7):
+        a, b = steady.frame(index), shaken.frame(index)
+        common = [i for i in b.ids.tolist() if i in a.ids.tolist()]
+        delta = np.array([b.boxes[b.ids == i][0] - a.boxes[a.ids == i][0] for i in common])
+        inner = (delta[:, 0] != 0) & (delta[:, 2] != 0)  # boxes not clipped at an edge
+        offsets.append(np.median(delta[inner][:, [0, 2]]))
+        assert image_shift(a.image, b.image)[0] == pytest.approx(offsets[-1], abs=1.0)
+        bonnet = np.s_[340:356, 250:390]
+        assert np.abs(a.image[bonnet].astype(int) - b.image[bonnet]).mean() < 8
+    assert max(abs(o) for o in offsets) > 2 and len(set(np.round(offsets))) > 1
+
+
+def image_shift(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
+    """The whole-pixel (dx, dy) that best moves the skyline of ``a`` (no traffic there) onto
+    ``b``'s."""
+    grey_a, grey_b = a.mean(2), b.mean(2)
+    ref = grey_a[100:160, 100:540]
+    errors = {(dx, dy): np.abs(grey_b[100 + dy:160 + dy, 100 + dx:540 + dx] - ref).mean()
+              for dx in range(-30, 31) for dy in range(-10, 11)}
+    return min(errors, key=errors.get)

@@ -1,0 +1,29 @@
+"""The tracker as a per-source pipeline stage: ``Result -> Result`` with track ids set."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from drivevision.pipeline.pipeline import Result
+from drivevision.tracking import Tracker, create_tracker
+
+
+class TrackStage:
+    """Runs one ``Tracker`` over one source's results, in frame order; its time is reported
+    as "track". The frame goes to the tracker too (camera-motion compensation)."""
+
+    name = "track"
+
+    def __init__(self, tracker: Tracker):
+        self.tracker = tracker
+
+    def __call__(self, result: Result) -> Result:
+        tracked = self.tracker.update(result.detections, result.frame.image)
+        return replace(result, detections=tracked)
+
+
+def track_stages(name: str, **options):
+    """A function of the source's position giving its own ``[TrackStage]`` (what
+    ``Pipeline(stages=...)`` takes), so every source has a tracker of its own."""
+    create_tracker(name, **options)  # bad options fail here, not on a pipeline thread
+    return lambda _source: [TrackStage(create_tracker(name, **options))]

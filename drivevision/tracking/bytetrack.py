@@ -1,0 +1,166 @@
+"""ByteTrack: every detection box counts, low-score ones included; optionally with the camera's
+motion taken out of the predictions first (BoT-SORT's camera-motion compensation).
+
+Each frame: predict every track with its Kalman filter (and move the predictions by the
+camera's motion); match high-score detections to the confirmed tracks, tracked or lost
+(``1 - IoU`` at most ``match_thresh``); match low-score detections to the tracks still
+unmatched that were seen in the previous frame (IoU >= 0.5), which keeps objects through
+blur and partial occlusion; match what is left of the high-score detections to tracks born
+in the previous frame (IoU >= 0.3), which confirms them. High-score detections left over
+start tracks; tracks unseen for more than ``track_buffer`` frames end. Matches happen only
+within a class; a track's class is the most frequent one among its matched detections.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from drivevision.detections import Detections
+from drivevision.tracking import kalman
+from drivevision.tracking.matching import assign
+from drivevision.tracking.motion import CameraMotion
+
+_LOW_MAX_COST, _NEW_MAX_COST = 0.5, 0.7
+
+
+class ByteTracker:
+    """Tracks of one video stream; ``update`` once per frame, in order.
+
+    Args:
+        track_thresh: detections scoring at least this are "high" (may start tracks).
+        track_buffer: frames a lost track is kept, to be found again with its id.
+        match_thresh: the largest ``1 - IoU`` at which a high-score detection matches a track.
+        low_thresh: detections scoring under this are ignored.
+        motion: a ``CameraMotion`` estimator, or None for no camera-motion compensation.
+    """
+
+    def __init__(self, *, track_thresh: float = 0.5, track_buffer: int = 30,
+                 match_thresh: float = 0.8, low_thresh: float = 0.1,
+                 motion: CameraMotion | None = None):
+        if not 0 <= low_thresh <= track_thresh <= 1:
+            raise ValueError(f"Expected 0 <= low_thresh <= track_thresh <= 1, but got "
+                             f"{low_thresh=}, {track_thresh=}")
+        if not 0 < match_thresh <= 1:
+            raise ValueError(f"Expected 0 < match_thresh <= 1 (a 1 - IoU distance), but got "
+                             f"{match_thresh}")
+        if track_buffer < 0:
+            raise ValueError(f"Expected track_buffer >= 0 frames, but got {track_buffer}")
+        self.track_thresh, self.track_buffer = track_thresh, track_buffer
+        self.match_thresh, self.low_thresh = match_thresh, low_thresh
+        self.motion = motion
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every track; ids start again from 1 (a new run)."""
+        self._frame, self._next_id = 0, 1
+        self._mean, self._cov = np.zeros((0, 8)), np.zeros((0, 8, 8))
+        self._ids = np.zeros(0, np.int64)
+        self._last = np.zeros(0, np.int64)  # frame number of the last match
+        self._confirmed = np.zeros(0, bool)
+        self._votes = np.zeros((0, 0), np.int64)  # matches per (track, class column)
+        self._columns: dict[int, int] = {}  # class id -> column of _votes
+        if self.motion is not None:
+            self.motion.reset()
+
+    def update(self, detections: Detections, frame: np.ndarray | None = None) -> Detections:
+        """This frame's detections -> those of the tracks seen in it, with ``track_ids``.
+
+        Args:
+            detections: every detection of the frame, low scores included.
+            frame: the uint8 (H, W, 3) BGR image, for camera-motion compensation (when this
+                tracker has it); without it the camera is taken to be still.
+
+        Returns the detections matched to confirmed tracks, in their input order, each box
+        and score as detected.
+        """
+        self._frame += 1
+        keep = detections.scores >= self.low_thresh
+        dets = detections[keep]
+        classes = np.array([self._column(int(c)) for c in dets.class_ids], np.intp)
+        self._predict(frame, dets.xyxy)
+        matches = self._associate(dets, classes)
+        self._correct(matches, dets, classes)
+        shown = [(d, int(self._ids[t])) for t, d in matches]  # all confirmed by now
+        born = self._start(dets, classes, matches)
+        shown += [(d, i) for d, i in born if self._frame == 1]
+        self._end()
+        shown.sort()
+        index = np.flatnonzero(keep)[[d for d, _ in shown]]
+        out = detections[index]
+        return Detections(out.xyxy, out.scores, out.class_ids, [i for _, i in shown])
+
+    def _column(self, class_id: int) -> int:
+        if class_id not in self._columns:
+            self._columns[class_id] = len(self._columns)
+            self._votes = np.pad(self._votes, ((0, 0), (0, 1)))
+        return self._columns[class_id]
+
+    def _predict(self, frame: np.ndarray | None, boxes: np.ndarray) -> None:
+        affine = None
+        if self.motion is not None and frame is not None:
+            affine = self.motion.estimate(frame, boxes)
+        if not len(self._ids):
+            return
+        lost = self._last < self._frame - 1
+        self._mean[lost, 7] = 0.0  # a lost box keeps its size
+        self._mean, self._cov = kalman.predict(self._mean, self._cov)
+        if affine is not None:
+            self._mean, self._cov = kalman.warp(self._mean, self._cov, affine)
+
+    def _associate(self, dets: Detections, classes: np.ndarray) -> list[tuple[int, int]]:
+        """(track row, detection row) pairs of the three matching rounds."""
+        boxes = kalman.xyxy(self._mean)
+        track_class = self._votes.argmax(1) if len(self._ids) else np.zeros(0, np.intp)
+        high = dets.scores >= self.track_thresh
+        free_tracks = np.ones(len(self._ids), bool)
+        free_dets = np.ones(len(dets), bool)
+        matches: list[tuple[int, int]] = []
+        rounds = ((self._confirmed, high, self.match_thresh),
+                  (self._confirmed & (self._last == self._frame - 1), ~high, _LOW_MAX_COST),
+                  (~self._confirmed, high, _NEW_MAX_COST))
+        for tracks, wanted, max_cost in rounds:
+            t = np.flatnonzero(tracks & free_tracks)
+            d = np.flatnonzero(wanted & free_dets)
+            rows, cols = assign(boxes[t], track_class[t], dets.xyxy[d], classes[d], max_cost)
+            free_tracks[t[rows]] = False
+            free_dets[d[cols]] = False
+            matches += zip(t[rows].tolist(), d[cols].tolist())
+        return matches
+
+    def _correct(self, matches: list[tuple[int, int]], dets: Detections,
+                 classes: np.ndarray) -> None:
+        if not matches:
+            return
+        t, d = (np.array(v, np.intp) for v in zip(*matches))
+        self._mean[t], self._cov[t] = kalman.update(self._mean[t], self._cov[t],
+                                                    kalman.xyah(dets.xyxy[d]))
+        self._last[t] = self._frame
+        self._confirmed[t] = True
+        self._votes[t, classes[d]] += 1
+
+    def _start(self, dets: Detections, classes: np.ndarray,
+               matches: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """New tracks from the unmatched high-score detections: (detection row, id) pairs."""
+        free = np.ones(len(dets), bool)
+        free[[d for _, d in matches]] = False
+        d = np.flatnonzero(free & (dets.scores >= self.track_thresh))
+        if not len(d):
+            return []
+        mean, cov = kalman.initiate(kalman.xyah(dets.xyxy[d]))
+        ids = np.arange(self._next_id, self._next_id + len(d))
+        self._next_id += len(d)
+        votes = np.zeros((len(d), self._votes.shape[1]), np.int64)
+        votes[np.arange(len(d)), classes[d]] = 1
+        self._mean, self._cov = np.concatenate([self._mean, mean]), np.concatenate([self._cov, cov])
+        self._ids = np.concatenate([self._ids, ids])
+        self._last = np.concatenate([self._last, np.full(len(d), self._frame)])
+        self._confirmed = np.concatenate([self._confirmed, np.full(len(d), self._frame == 1)])
+        self._votes = np.concatenate([self._votes, votes])
+        return list(zip(d.tolist(), ids.tolist()))
+
+    def _end(self) -> None:
+        """Drop tracks born and not confirmed by the next frame, and those lost too long."""
+        age = self._frame - self._last
+        keep = np.where(self._confirmed, age <= self.track_buffer, age == 0)
+        for name in ("_mean", "_cov", "_ids", "_last", "_confirmed", "_votes"):
+            setattr(self, name, getattr(self, name)[keep])

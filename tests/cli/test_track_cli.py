@@ -1,0 +1,82 @@
+"""``--track`` and ``--mot`` as a user runs them: ids in every output, the same ids whatever
+the batch size, MOTChallenge lines, and the summary's track counts."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from drivevision.cli import main
+from drivevision.cli.exits import EXIT_USAGE
+from drivevision.synthetic import write_clip
+
+DEMO_MODEL = Path(__file__).parents[2] / "assets" / "tiny-fpn-synthetic.pt"  # trained on scenes
+
+
+@pytest.fixture(scope="module")
+def drive(tmp_path_factory) -> str:
+    """2 s of a generated drive at 320x180, 15 fps."""
+    path = tmp_path_factory.mktemp("drive") / "drive.mp4"
+    write_clip(path, 30, width=320, height=180, fps=15.0, seed=0)
+    return str(path)
+
+
+def run(capsys, *args):
+    code = main(["detect", *map(str, args)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def tracked(jsonl) -> list[list[tuple[int, list[float]]]]:
+    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    return [[(d["track_id"], d["box"]) for d in line["detections"]] for line in lines]
+
+
+def test_track_ids_are_the_same_with_any_batch_and_reach_every_output(tmp_path, capsys, drive):
+    common = ["--weights", DEMO_MODEL, "--device", "cpu", "--conf", "0.1", "--track"]
+    runs = []
+    for batch in (1, 4):
+        out = tmp_path / f"b{batch}"
+        out.mkdir()
+        code, stdout, err = run(capsys, drive, *common, "--batch", batch, "--jsonl",
+                                out / "d.jsonl", "--csv", out / "d.csv", "--mot", out / "m.txt")
+        assert code == 0, err
+        runs.append(out)
+    assert "tracks" in stdout and "median length" in stdout
+    first, second = (tracked(r / "d.jsonl") for r in runs)
+    assert len(first) == 30 and first == second
+    ids = [tid for frame in first for tid, _ in frame]
+    assert ids and min(ids) >= 1
+    assert all(len({t for t, _ in frame}) == len(frame) for frame in first)  # unique per frame
+
+    rows = list(csv.DictReader((runs[0] / "d.csv").open()))
+    assert [int(r["track_id"]) for r in rows] == ids
+
+    lines = (runs[0] / "m.txt").read_text().splitlines()
+    assert len(lines) == len(ids)
+    by_frame = [(f + 1, tid, box) for f, frame in enumerate(first) for tid, box in frame]
+    for line, (frame, tid, (x1, y1, x2, y2)) in zip(lines, by_frame):
+        fields = line.split(",")
+        assert len(fields) == 10 and fields[7:] == ["-1", "-1", "-1"]
+        assert int(fields[0]) == frame and int(fields[1]) == tid  # frames count from 1
+        x, y, w, h = map(float, fields[2:6])
+        assert (x, y, x + w, y + h) == tuple(round(v, 1) for v in (x1, y1, x2, y2)) or (
+            abs(x - x1) < 0.02 and abs(y - y1) < 0.02 and abs(w - (x2 - x1)) < 0.03
+            and abs(h - (y2 - y1)) < 0.03)
+        assert 0 < float(fields[6]) <= 1
+
+
+def test_mot_without_track_is_refused_before_the_model_loads(tmp_path, capsys, clip_path):
+    code, _, err = run(capsys, clip_path, "--mot", tmp_path / "m.txt", "--weights", "missing.pt")
+    assert code == EXIT_USAGE and "--track" in err and not (tmp_path / "m.txt").exists()
+
+
+def test_without_track_there_are_no_ids(tmp_path, capsys, clip_path, tiny_checkpoint):
+    code, stdout, _ = run(capsys, clip_path, "--weights", tiny_checkpoint, "--device", "cpu",
+                          "--conf", "0.05", "--classes", "all", "--jsonl", tmp_path / "d.jsonl")
+    assert code == 0 and "tracks" not in stdout
+    lines = [json.loads(line) for line in (tmp_path / "d.jsonl").read_text().splitlines()]
+    assert all("track_id" not in d for line in lines for d in line["detections"])
