@@ -6,6 +6,7 @@ real ResNet-50-FPN structure.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
@@ -68,6 +69,9 @@ def no_thread_leak():
     """Fail every test that leaves a Python thread running after it ends (5 s to finish)."""
     before = set(threading.enumerate())
     yield
+    compiling = sys.modules.get("torch._inductor.async_compile")
+    if compiling is not None:  # torch.compile's worker pool is torch's, kept for the process
+        compiling.shutdown_compile_workers()
     deadline = time.monotonic() + 5.0
     while True:
         extra = [t for t in threading.enumerate()

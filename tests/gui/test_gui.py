@@ -579,6 +579,10 @@ def test_signals_close_the_viewer_and_finish_the_recording(tmp_path, tiny_checkp
     try:
         assert viewer.stdout.readline().strip() == "ready", viewer.stderr.read()
         time.sleep(2.0)  # the event loop runs, the clip plays (and is recorded)
+        deadline = time.monotonic() + 30  # a loaded machine: wait for the first recorded frame
+        while record and time.monotonic() < deadline and not any(
+                p.stat().st_size > 0 for p in tmp_path.glob(".rec.part*.mp4")):
+            time.sleep(0.1)
         sent = time.monotonic()
         viewer.send_signal(getattr(signal, signum))
         code = viewer.wait(timeout=15)
