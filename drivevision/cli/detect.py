@@ -8,7 +8,7 @@ import sys
 from contextlib import suppress
 from pathlib import Path
 
-from drivevision.cli.exits import EXIT_INPUT_DAMAGED, EXIT_INTERRUPTED
+from drivevision.cli.exits import EXIT_INPUT_DAMAGED, EXIT_INTERRUPTED, undo_on_quit
 from drivevision.cli.help import add_command
 from drivevision.cli.options import (
     add_detector_args,
@@ -62,7 +62,8 @@ drivevision detect assets/sample.mp4 --weights assets/tiny-fpn-synthetic.pt  # o
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    with _check_args(args):  # the outputs are this run's until it ends
+    claims = _check_args(args)
+    with claims, undo_on_quit(claims.close):  # the outputs are this run's until it ends
         return _detect(args)
 
 

@@ -16,7 +16,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from drivevision.cli.exits import EXIT_INPUT_DAMAGED as EXIT_INPUT_LOST
-from drivevision.cli.exits import EXIT_INTERRUPTED
+from drivevision.cli.exits import EXIT_INTERRUPTED, undo_on_quit
 from drivevision.cli.help import add_command
 from drivevision.cli.options import (
     add_detector_args,
@@ -174,7 +174,8 @@ def cmd_live(args: argparse.Namespace) -> int:
     _check_args(args)
     bind = parse_bind(args.serve) if args.serve else None
     quiet_opencv()
-    with _claim_outputs(args), ExitStack() as finishing, ExitStack() as stack:
+    claims = _claim_outputs(args)  # the outputs are this run's until it ends
+    with claims, undo_on_quit(claims.close), ExitStack() as finishing, ExitStack() as stack:
         # (stack unwinds first)
         server = None
         if bind is not None:  # bound now, so a busy port fails before the model loads

@@ -55,14 +55,15 @@ def hidden_name(target: Path, tag: str) -> Path:
     """``.STEM.TAG.EXT`` beside ``target``; a long stem is shortened (with a hash of it)
     so that the name fits the file system's 255 bytes whenever ``target``'s own name does."""
     stem, suffix = target.stem, target.suffix
-    name = f".{stem}.{tag}{suffix}"
+    tag = f".{tag}" if tag else ""
+    name = f".{stem}{tag}{suffix}"
     if len(os.fsencode(name)) <= NAME_MAX:
         return target.with_name(name)
     digest = hashlib.sha256(os.fsencode(stem)).hexdigest()[:10]
-    room = NAME_MAX - len(os.fsencode(f"..{tag}{suffix}~{digest}"))
+    room = NAME_MAX - len(os.fsencode(f".{tag}{suffix}~{digest}"))
     while len(os.fsencode(stem)) > room:
         stem = stem[:-1]
-    return target.with_name(f".{stem}~{digest}.{tag}{suffix}")
+    return target.with_name(f".{stem}~{digest}{tag}{suffix}")
 
 
 def part_name(target: Path, extra: str = "") -> Path:
