@@ -46,6 +46,12 @@ def colour_for(class_id: int, names: Sequence[str]) -> tuple[int, int, int]:
     return (64 + (h & 0xBF), 64 + ((h >> 8) & 0xBF), 64 + ((h >> 16) & 0xBF))
 
 
+def track_colour(track_id: int) -> tuple[int, int, int]:
+    """BGR colour of a track: stable for its id, neighbouring ids far apart, never dark."""
+    h = (int(track_id) * 2654435761 + 0x9E3779B9) & 0xFFFFFF
+    return (64 + (h & 0xBF), 64 + ((h >> 8) & 0xBF), 64 + ((h >> 16) & 0xBF))
+
+
 def name_of(class_id: int, names: Sequence[str]) -> str:
     return names[class_id] if 0 <= class_id < len(names) else f"class {class_id}"
 

@@ -1,5 +1,9 @@
 """Drawing detections on frames: a pure function of (frame, detections), OpenCV only.
 
+Tracked detections (with ``track_ids``) are coloured by track and labelled "#12 car 0.87";
+their trails, each track's box centres over the last second, come from a ``Trails`` kept per
+source in frame order (the one stateful part: ``annotate`` itself only draws what it is given).
+
 Labels never cover each other: they are placed one by one, highest score first, in the
 first free place of above the box, inside its top, below it, then the nearest free place
 around it, always inside the frame (``label_layout``).
@@ -7,13 +11,14 @@ around it, always inside the frame (``label_layout``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Mapping, Sequence
 
 import cv2
 import numpy as np
 
 from drivevision.detections import Detections
-from drivevision.labels import colour_for, name_of
+from drivevision.labels import colour_for, name_of, track_colour
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _PAD = 2  # pixels of label background around the text
@@ -21,20 +26,28 @@ _PAD = 2  # pixels of label background around the text
 
 def annotate(frame: np.ndarray, detections: Detections, names: Sequence[str], *,
              labels: bool = True, thickness: int | None = None,
-             highlight: int | None = None) -> np.ndarray:
+             highlight: int | None = None,
+             trails: Mapping[int, np.ndarray] | None = None) -> np.ndarray:
     """A new (H, W, 3) uint8 BGR array: ``frame`` with boxes, class names and scores drawn.
 
     ``frame`` itself is never changed (the drawing is on a copy). Line width and text size
     scale with the frame (``thickness`` overrides the line width); ``highlight`` is the
     index of one detection to draw thicker. Labels go where ``label_layout`` puts them; a
-    label with no free place near its box is left out (its box is still drawn).
+    label with no free place near its box is left out (its box is still drawn). Detections
+    with ``track_ids`` take their track's colour (``track_colour``), others their class's.
+    ``trails`` maps track ids to float (K, 2) x, y pixel points, oldest first (``Trails``):
+    each is drawn as a line in its track's colour, under the boxes.
     """
     out = frame.copy()
     width = thickness or max(1, round(2 * _scale(out.shape)))
+    for track_id, points in (trails or {}).items():
+        if len(points) > 1:
+            cv2.polylines(out, [np.round(points).astype(np.int32)], False,
+                          track_colour(track_id), max(2, width), cv2.LINE_AA)
+    colours = box_colours(detections, names)
     for i in range(len(detections)):
-        colour = colour_for(int(detections.class_ids[i]), names)
         x1, y1, x2, y2 = (int(round(v)) for v in detections.xyxy[i])
-        cv2.rectangle(out, (x1, y1), (x2, y2), colour, width * (2 if i == highlight else 1),
+        cv2.rectangle(out, (x1, y1), (x2, y2), colours[i], width * (2 if i == highlight else 1),
                       cv2.LINE_AA)
     if labels:
         font_scale = _font_scale(out.shape)
@@ -42,9 +55,58 @@ def annotate(frame: np.ndarray, detections: Detections, names: Sequence[str], *,
         layout = label_layout(out.shape, detections, names, highlight=highlight)
         for i in _order(detections, highlight):
             if layout[i] is not None:
-                colour = colour_for(int(detections.class_ids[i]), names)
-                _draw_label(out, texts[i], layout[i], colour, font_scale)
+                _draw_label(out, texts[i], layout[i], colours[i], font_scale)
     return out
+
+
+def box_colours(detections: Detections, names: Sequence[str]) -> list[tuple[int, int, int]]:
+    """The BGR colour ``annotate`` gives each detection: its track's, else its class's."""
+    if detections.track_ids is not None:
+        return [track_colour(t) for t in detections.track_ids.tolist()]
+    return [colour_for(c, names) for c in detections.class_ids.tolist()]
+
+
+class Trails:
+    """Where each track has been: its box centres over the last ``seconds``, per source.
+
+    Feed it every frame's tracked detections in frame order (``add``); ``paths()`` is what
+    ``annotate(trails=...)`` draws. A track that ends keeps its trail until its last point is
+    ``seconds`` old. Time going backwards (a seek) forgets everything, as ``reset`` does.
+    """
+
+    def __init__(self, seconds: float = 1.0):
+        if seconds <= 0:
+            raise ValueError(f"Expected a trail length in seconds > 0, but got {seconds}")
+        self.window_ms = seconds * 1000.0
+        self.reset()
+
+    def reset(self) -> None:
+        self._points: dict[int, deque[tuple[float, float, float]]] = {}
+        self._now = -np.inf
+
+    def add(self, timestamp_ms: float, detections: Detections) -> dict[int, np.ndarray]:
+        """Record the centres of ``detections`` (those with ``track_ids``) seen at
+        ``timestamp_ms`` (the frame's time); forget points older than the window. Returns
+        ``paths()``."""
+        if timestamp_ms < self._now:
+            self.reset()
+        self._now = timestamp_ms
+        if detections.track_ids is not None:
+            centres = (detections.xyxy[:, :2] + detections.xyxy[:, 2:]) / 2
+            for track_id, (x, y) in zip(detections.track_ids.tolist(), centres.tolist()):
+                self._points.setdefault(track_id, deque()).append((timestamp_ms, x, y))
+        oldest = timestamp_ms - self.window_ms
+        for track_id in list(self._points):
+            points = self._points[track_id]
+            while points and points[0][0] < oldest:
+                points.popleft()
+            if not points:
+                del self._points[track_id]
+        return self.paths()
+
+    def paths(self) -> dict[int, np.ndarray]:
+        """Track id -> float32 (K, 2) centres x, y in pixels, oldest first."""
+        return {t: np.array(p, np.float32)[:, 1:] for t, p in self._points.items()}
 
 
 def label_texts(detections: Detections, names: Sequence[str]) -> list[str]:

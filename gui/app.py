@@ -13,6 +13,7 @@ from contextlib import contextmanager
 
 from drivevision.cli.exits import EXIT_INTERRUPTED
 from drivevision.cli.options import add_detector_args, detector_config
+from drivevision.cli.tracking import add_track_args, track_stages
 from drivevision.pipeline import signals
 
 
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--play", action="store_true",
                         help="start playing files at once (live sources always do)")
     add_detector_args(parser)
+    add_track_args(parser)
     return parser
 
 
@@ -35,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = detector_config(args)
+        tracking = track_stages(args)
     except ValueError as e:
         parser.error(str(e))
     from PyQt6.QtWidgets import QApplication
@@ -44,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setOrganizationName("DriveVision")
     app.setApplicationName("viewer")
-    window = MainWindow(config)
+    window = MainWindow(config, tracking=tracking)
     window.show()
     if args.source:
         window.open_source(args.source, play=args.play)

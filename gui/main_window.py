@@ -9,6 +9,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 from PyQt6.QtCore import QSettings
 from PyQt6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QImage
 from PyQt6.QtWidgets import QMainWindow, QMessageBox
@@ -30,12 +31,14 @@ class MainWindow(QMainWindow):
             and ``classes`` set the overlay's initial threshold and class toggles.
         detector: an already built detector (then ``config`` does not load one).
         settings: where to remember things; default the user's QSettings.
+        tracking: the tracker stages (``drivevision.cli.tracking.track_stages(args)``), or
+            nothing for no tracking. Clicking a tracked box selects its track.
     """
 
     close_timeout_s = 15.0  # how long closing waits for the worker's detector call to finish
 
     def __init__(self, config: DetectorConfig | None = None, *, detector=None,
-                 settings: QSettings | None = None):
+                 settings: QSettings | None = None, tracking=()):
         super().__init__()
         self.config = config or DetectorConfig()
         self.settings = ViewerSettings(settings)
@@ -44,12 +47,14 @@ class MainWindow(QMainWindow):
         self.names: tuple[str, ...] = ()
         self.is_playing = False
         self.highlight: int | None = None
+        self.selected_track: int | None = None
         self._dialog_open = False
         self._play_on_open = False
         layout.build(self, self.config)
         actions.install(self)
         self._connect_controls()
-        self.worker = Worker(detector)
+        self.worker = Worker(detector, tracking=tracking)
+        self.panel.overlay.tracks_box.setEnabled(bool(self.worker.tracking))
         self._connect_worker()
         self.worker.start()
         layout.restore(self, self.settings)
@@ -174,6 +179,8 @@ class MainWindow(QMainWindow):
             self._redraw()
         latency = (time.monotonic() - packet.frame.captured_at) * 1000.0
         self._show_panel(packet, latency)
+        if self.selected_track is not None:
+            self._follow_track()
 
     def _show_panel(self, packet: Packet, latency: float) -> None:
         frame, stats = packet.frame, packet.stats
@@ -197,7 +204,8 @@ class MainWindow(QMainWindow):
             return
         overlay = self.panel.overlay.settings(self.highlight)
         shown = visible(self.packet.detections, overlay)
-        self.view.set_image(to_qimage(draw(self.packet.frame.image, shown, self.names, overlay)))
+        self.view.set_image(to_qimage(draw(self.packet.frame.image, shown, self.names, overlay,
+                                           self.packet.trails)))
 
     def _overlay_changed(self) -> None:
         self.worker.overlay = self.overlay_settings()
@@ -210,7 +218,38 @@ class MainWindow(QMainWindow):
 
     def _select_detection(self, row: int) -> None:
         self.highlight = row if row >= 0 else None
+        self._select_track(row)
         self._redraw()
+
+    def _select_track(self, row: int) -> None:
+        """The track of the shown detection ``row`` becomes the selected one (none for -1)."""
+        shown = None if self.packet is None else visible(self.packet.detections,
+                                                         self.overlay_settings())
+        tracked = shown is not None and shown.track_ids is not None and 0 <= row < len(shown)
+        self.selected_track = int(shown.track_ids[row]) if tracked else None
+        self._show_track()
+
+    def _follow_track(self) -> None:
+        """On a new frame: highlight the selected track again where it is, update its span."""
+        shown = visible(self.packet.detections, self.overlay_settings())
+        rows = ([] if shown.track_ids is None
+                else np.flatnonzero(shown.track_ids == self.selected_track).tolist())
+        if rows:
+            self.panel.detections.setCurrentRow(rows[0])  # selects it again
+        else:
+            self._show_track()
+
+    def _show_track(self) -> None:
+        span = (None if self.selected_track is None
+                else self.worker.track_span(self.selected_track))
+        if span is None:  # none selected, or the tracker was reset
+            self.selected_track = None
+            self.panel.track_info.clear()
+            return
+        first, last, seen = span
+        self.panel.track_info.setText(
+            f"track #{self.selected_track}: first frame {first + 1}, last frame {last + 1}, "
+            f"{last - first + 1} frames long (seen in {seen})")
 
     def _clicked_at(self, x: float, y: float) -> None:
         if self.packet is None:

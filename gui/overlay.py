@@ -6,7 +6,7 @@ and class toggles afterwards, so moving a slider redraws at once without new inf
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,13 +20,15 @@ INTERNAL_CONF = 0.05  # the detector keeps everything scoring at least this
 
 @dataclass(frozen=True)
 class OverlaySettings:
-    """The overlay controls. ``hidden`` holds class ids switched off; ``thickness`` 0 = auto."""
+    """The overlay controls. ``hidden`` holds class ids switched off; ``thickness`` 0 = auto;
+    ``tracks``: track ids and trails shown (when the viewer tracks)."""
 
     conf: float = 0.5
     hidden: frozenset[int] = frozenset()
     labels: bool = True
     thickness: int = 0
     highlight: int | None = None
+    tracks: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.conf <= 1.0:
@@ -36,21 +38,27 @@ class OverlaySettings:
 
 
 def visible(detections: Detections, settings: OverlaySettings) -> Detections:
-    """The detections the overlay shows: score >= ``conf`` and class not hidden."""
+    """The detections the overlay shows: score >= ``conf`` and class not hidden; without their
+    track ids when ``tracks`` is off."""
     keep = detections.scores >= settings.conf
     if settings.hidden:
         keep &= ~np.isin(detections.class_ids, list(settings.hidden))
-    return detections[keep]
+    shown = detections[keep]
+    if not settings.tracks and shown.track_ids is not None:
+        shown = Detections(shown.xyxy, shown.scores, shown.class_ids)
+    return shown
 
 
 def draw(image: np.ndarray, detections: Detections, names: Sequence[str],
-         settings: OverlaySettings) -> np.ndarray:
-    """A copy of ``image`` ((H, W, 3) uint8 BGR) with ``detections`` (already filtered) drawn."""
+         settings: OverlaySettings, trails: Mapping[int, np.ndarray] | None = None) -> np.ndarray:
+    """A copy of ``image`` ((H, W, 3) uint8 BGR) with ``detections`` (already filtered) drawn,
+    and the tracks' ``trails`` (``drivevision.render.Trails.paths()``) when ``tracks`` is on."""
     highlight = settings.highlight
     if highlight is not None and not 0 <= highlight < len(detections):
         highlight = None
     return annotate(image, detections, names, labels=settings.labels,
-                    thickness=settings.thickness or None, highlight=highlight)
+                    thickness=settings.thickness or None, highlight=highlight,
+                    trails=trails if settings.tracks else None)
 
 
 def to_qimage(image: np.ndarray) -> QImage:

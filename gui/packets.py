@@ -32,6 +32,7 @@ class Packet:
     overlay: OverlaySettings
     run_counts: Counter = field(default_factory=Counter)
     opening: int = 0  # which open of the worker it came from (see MediaInfo.opening)
+    trails: dict | None = None  # track id -> (K, 2) centres, when the worker tracks
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,10 @@ class OverlayControls(QGroupBox):
         self.conf_label = QLabel()
         self.labels_box = QCheckBox("Labels")
         self.labels_box.setChecked(True)
+        self.tracks_box = QCheckBox("Track ids and trails")
+        self.tracks_box.setChecked(True)
+        self.tracks_box.setEnabled(False)  # until the viewer tracks (--track)
+        self.tracks_box.setToolTip("start the viewer with --track to follow objects")
         self.thickness = QSpinBox()
         self.thickness.setRange(0, 12)
         self.thickness.setSpecialValueText("auto")
@@ -67,10 +71,12 @@ class OverlayControls(QGroupBox):
         row.addWidget(self.conf_label)
         form.addRow("Confidence", row)
         form.addRow(self.labels_box)
+        form.addRow(self.tracks_box)
         form.addRow("Box width", self.thickness)
         form.addRow(self.classes)
         self.conf_slider.valueChanged.connect(self._conf_moved)
         self.labels_box.toggled.connect(self.changed)
+        self.tracks_box.toggled.connect(self.changed)
         self.thickness.valueChanged.connect(self.changed)
         self.classes.itemChanged.connect(self.changed)
         self._conf_moved(self.conf_slider.value())
@@ -112,7 +118,8 @@ class OverlayControls(QGroupBox):
             if self.classes.item(r).checkState() != Qt.CheckState.Checked)
         return OverlaySettings(conf=self.conf_slider.value() / 100, hidden=hidden,
                                labels=self.labels_box.isChecked(),
-                               thickness=self.thickness.value(), highlight=highlight)
+                               thickness=self.thickness.value(), highlight=highlight,
+                               tracks=self.tracks_box.isChecked())
 
 
 class DetectorControls(QGroupBox):
@@ -171,12 +178,15 @@ class SidePanel(QWidget):
         self.counts.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.counts.setMaximumHeight(150)
         self.detections = QListWidget()
+        self.track_info = QLabel()  # the selected track's span, when the viewer tracks
+        self.track_info.setWordWrap(True)
         self.detector = DetectorControls()
         layout = QVBoxLayout(self)
         layout.addWidget(self.overlay)
         layout.addWidget(_boxed("Statistics", self.stats))
         layout.addWidget(_boxed("Classes (shown)", self.counts))
         layout.addWidget(_boxed("Detections in this frame", self.detections), 1)
+        layout.addWidget(self.track_info)
         layout.addWidget(self.detector)
         self.detections.currentRowChanged.connect(self.detection_selected)
         self.setMinimumWidth(260)

@@ -34,6 +34,11 @@ class Worker(QObject):
     Signals: ``frame_ready`` (take the packet with ``take()``), ``opened(MediaInfo)``,
     ``playing(bool)``, ``ended``, ``failed(str)`` (one line), ``status(str)``,
     ``busy(bool)`` (detector loading), ``detector_ready(names)``, ``recorded(str)``.
+
+    ``tracking``: the per-source stages of ``drivevision.cli.tracking.track_stages`` (or a
+    list of ``TrackStage``), kept for the whole session: playing on, pausing and stepping
+    forward continue the tracks; a seek, a step back or a replay from the start resets them
+    and says so in ``status``.
     """
 
     frame_ready = pyqtSignal()
@@ -46,9 +51,11 @@ class Worker(QObject):
     detector_ready = pyqtSignal(object)
     recorded = pyqtSignal(str)
 
-    def __init__(self, detector=None, parent: QObject | None = None):
+    def __init__(self, detector=None, parent: QObject | None = None, *, tracking=()):
         super().__init__(parent)
         self.detector = detector
+        self.tracking = list(tracking(0)) if callable(tracking) else list(tracking)
+        self._spans: dict[int, list[int]] = {}  # track id -> first, last frame, frames seen
         self.overlay = OverlaySettings()  # replaced whole by the GUI; read by the worker
         self._cond = threading.Condition()
         self._pending: deque[tuple[str, tuple]] = deque()
@@ -91,6 +98,13 @@ class Worker(QObject):
             self._cond.notify_all()
             if name in TRANSPORT:
                 self._interrupt_locked()
+
+    def track_span(self, track_id: int) -> tuple[int, int, int] | None:
+        """First and last frame index of a track and the frames it was seen in, or None
+        when the tracker does not know it (never seen, or reset since)."""
+        with self._mail_lock:
+            span = self._spans.get(track_id)
+            return None if span is None else (span[0], span[1], span[2])
 
     def take(self) -> Packet | None:
         """The newest packet, or None when it was already taken."""
@@ -209,9 +223,14 @@ class Worker(QObject):
             raise RuntimeError("Open a file or folder to seek; live sources only play")
         if self.media.frame_count:
             index = min(index, self.media.frame_count - 1)
+        if self.tracking and self.position >= 0 and index != self.position + 1:
+            self._reset_tracks(f"frame {index + 1} does not follow frame {self.position + 1}")
         frame = self.media.read(index)
         detections, ms = self.detector.infer_timed([frame.image])
-        self._publish(Result(frame, detections[0], {"inference": sum(ms.values())}), None)
+        result = Result(frame, detections[0], {"inference": sum(ms.values())})
+        for stage in self.tracking:
+            result = stage(result)
+        self._publish(result, None)
 
     def _do_play(self, speed: float = 1.0, every_frame: bool = False) -> None:
         self._need_detector()
@@ -221,11 +240,13 @@ class Worker(QObject):
         start = self.position + 1
         if self.media.frame_count and start >= self.media.frame_count:
             start = 0
+            if self.tracking:
+                self._reset_tracks("playing again from the first frame")
         source, stop = self.media, threading.Event()
         if isinstance(self.media, SeekableSource):
             source = Paced(self.media, start, speed, stop)
         newest = bool(self.media.live) or not every_frame
-        pipeline = Pipeline(source, self.detector,
+        pipeline = Pipeline(source, self.detector, stages=self.tracking,
                             config=PipelineConfig(frames="newest" if newest else "all"))
         with self._cond:
             if any(name in TRANSPORT for name, _ in self._pending) or self._quit.is_set():
@@ -262,6 +283,17 @@ class Worker(QObject):
     def _reset_run(self) -> None:
         self.run_counts: Counter = Counter()
         self.display_drops = 0  # packets replaced before the GUI took them
+        self._reset_tracks()
+
+    def _reset_tracks(self, why: str | None = None) -> None:
+        """Forget every track and trail; ``why`` (the frames no longer follow each other)
+        goes to the status bar."""
+        for stage in self.tracking:
+            stage.reset()
+        with self._mail_lock:
+            self._spans = {}
+        if why:
+            self.status.emit(f"tracker reset: {why}")
 
     def _publish(self, result: Result, snapshot: Snapshot | None) -> None:
         """Post ``result`` to the GUI; ``snapshot`` is the pipeline's count of its source
@@ -269,8 +301,9 @@ class Worker(QObject):
         overlay = replace(self.overlay, highlight=None)
         image = result.frame.image.copy()
         shown = visible(result.detections, overlay)
-        qimage = to_qimage(draw(image, shown, self.detector.names, overlay))
+        qimage = to_qimage(draw(image, shown, self.detector.names, overlay, result.trails))
         self.position = result.frame.index
+        self._count_tracks(result)
         self.run_counts.update(int(c) for c in shown.class_ids)
         stats = {"input_fps": snapshot.input_fps if snapshot else 0.0,
                  "detector_fps": snapshot.detector_fps if snapshot else 0.0,
@@ -279,7 +312,16 @@ class Worker(QObject):
         frame = Frame(result.frame.index, result.frame.timestamp_ms, image,
                       result.frame.captured_at, result.frame.source_id)
         self._post(Packet(frame, result.detections, shown, qimage, dict(result.timings), stats,
-                          overlay, Counter(self.run_counts), self.opening))
+                          overlay, Counter(self.run_counts), self.opening, result.trails))
+
+    def _count_tracks(self, result: Result) -> None:
+        if result.detections.track_ids is None:
+            return
+        index = result.frame.index
+        with self._mail_lock:
+            for track_id in result.detections.track_ids.tolist():
+                span = self._spans.setdefault(track_id, [index, index, 0])
+                span[1], span[2] = index, span[2] + 1
 
     def _post(self, packet: Packet) -> None:
         with self._mail_lock:

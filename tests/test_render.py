@@ -1,12 +1,12 @@
 """Drawing: labels never cover each other, stay inside the frame and near their box, and
-the input frame is never changed."""
+the input frame is never changed; tracks are labelled with their ids and drawn with trails."""
 
 import numpy as np
 import pytest
 
 from drivevision.detections import Detections
-from drivevision.labels import COCO_NAMES
-from drivevision.render import annotate, label_layout
+from drivevision.labels import COCO_NAMES, track_colour
+from drivevision.render import Trails, annotate, label_layout, label_texts
 
 
 def crowd(n: int, width: int, height: int, seed: int) -> Detections:
@@ -78,3 +78,53 @@ def test_annotate_draws_on_a_copy_and_leaves_the_frame_as_it_was():
     layout = label_layout(frame.shape, detections, COCO_NAMES)
     for rect in filter(None, layout):  # every label's place is painted
         assert (out[rect[1]:rect[3], rect[0]:rect[2]] != 90).any(axis=2).mean() > 0.9
+
+
+def tracked(boxes, ids, classes=None) -> Detections:
+    n = len(boxes)
+    return Detections(np.array(boxes, np.float32), np.full(n, 0.87, np.float32),
+                      np.array(classes or [3] * n, np.int32), np.array(ids, np.int32))
+
+
+def test_tracked_boxes_are_labelled_with_their_id_and_coloured_by_track():
+    frame = np.zeros((360, 640, 3), np.uint8)
+    detections = tracked([[100, 100, 200, 180], [300, 100, 400, 180]], [12, 13])
+    assert label_texts(detections, COCO_NAMES) == ["#12 car 0.87", "#13 car 0.87"]
+    out = annotate(frame, detections, COCO_NAMES, labels=False, thickness=3)
+    for box, track_id in zip(detections.xyxy, (12, 13)):  # same class, each its own colour
+        x1, y1, _, y2 = (int(v) for v in box)
+        assert tuple(out[(y1 + y2) // 2, x1]) == track_colour(track_id)
+    assert track_colour(12) != track_colour(13)
+
+
+def test_a_trail_is_drawn_along_the_tracks_past_centres_in_its_colour():
+    trails, frame = Trails(seconds=1.0), np.zeros((360, 640, 3), np.uint8)
+    for f in range(20):  # 20 frames at 30 fps: the box moves right 10 px a frame
+        x = 50 + 10 * f
+        paths = trails.add(f * 1000 / 30, tracked([[x, 200, x + 40, 260]], [7]))
+    assert paths[7].shape == (20, 2) and paths[7][0].tolist() == [70, 230]
+    out = annotate(frame, tracked([[240, 200, 280, 260]], [7]), COCO_NAMES, labels=False,
+                   trails=paths)
+    along = out[230, 80:230]  # behind the box: only the trail is there
+    assert (along == track_colour(7)).all(axis=1).mean() > 0.9
+    assert (out[200:220, 80:230] == 0).all()  # and nothing beside it
+
+
+def test_trails_of_ended_tracks_disappear_after_a_second_and_a_seek_clears_them():
+    trails = Trails(seconds=1.0)
+    for f in range(10):
+        trails.add(f * 100.0, tracked([[10 * f, 0, 10 * f + 20, 20]], [1]))
+    trails.add(1000.0, tracked([[0, 0, 20, 20]], [2]))  # track 1 has ended
+    assert sorted(trails.add(1800.0, Detections.empty())) == [1, 2]
+    assert len(trails.paths()[1]) == 2  # only its points at 800 and 900 ms are that recent
+    assert sorted(trails.add(1950.0, Detections.empty())) == [2]  # 1.05 s after its end
+    assert trails.add(2100.0, Detections.empty()) == {}
+    trails.add(2200.0, tracked([[0, 0, 20, 20]], [3]))
+    assert trails.add(500.0, Detections.empty()) == {}  # time went back: a seek
+
+
+def test_annotate_without_trails_or_track_ids_is_unchanged():
+    frame = np.full((360, 640, 3), 90, np.uint8)
+    detections = crowd(10, 640, 360, seed=6)
+    assert np.array_equal(annotate(frame, detections, COCO_NAMES),
+                          annotate(frame, detections, COCO_NAMES, trails={}))

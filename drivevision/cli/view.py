@@ -8,6 +8,7 @@ import sys
 
 from drivevision.cli.help import add_command
 from drivevision.cli.options import add_detector_args
+from drivevision.cli.tracking import add_track_args
 
 
 def add_parser(commands) -> None:
@@ -21,10 +22,12 @@ def add_parser(commands) -> None:
         examples="""
 drivevision view                                    # open a file from the viewer
 drivevision view assets/sample.mp4 --play --weights assets/tiny-fpn-synthetic.pt
-drivevision view rtsp://camera.local:8554/front --classes person,car""")
+drivevision view rtsp://camera.local:8554/front --classes person,car
+drivevision view assets/sample.mp4 --track          # ids and trails; click a box""")
     view.add_argument("source", nargs="?", help="video, image, folder, camera index or URL")
     view.add_argument("--play", action="store_true", help="start playing files at once")
     add_detector_args(view)
+    add_track_args(view)
     view.set_defaults(func=cmd_view)
 
 
@@ -33,7 +36,8 @@ def cmd_view(args: argparse.Namespace) -> int:
     argv = [sys.executable, "-m", "gui", *([args.source] if args.source else [])]
     argv += ["--play"] if args.play else []
     for name in ("model", "weights", "engine", "device", "precision", "conf", "classes",
-                 "min_size", "max_size", "proposals"):
+                 "min_size", "max_size", "proposals", "track", "track_thresh",
+                 "track_buffer", "match_thresh"):
         if getattr(args, name) is not None:
             argv += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     os.execv(sys.executable, argv)

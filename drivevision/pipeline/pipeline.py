@@ -42,6 +42,8 @@ class Result:
 
     ``rendered_at`` is ``time.monotonic()`` when the frame was rendered (or passed the render
     stage undrawn): its capture-to-render latency is ``rendered_at - frame.captured_at``.
+    ``trails`` (track id -> float (K, 2) centres, ``drivevision.render.Trails``) is set by a
+    tracking stage and drawn with the boxes.
     """
 
     frame: Frame
@@ -49,6 +51,7 @@ class Result:
     timings: dict[str, float] = field(default_factory=dict)
     annotated: np.ndarray | None = None
     rendered_at: float | None = None
+    trails: dict[int, np.ndarray] | None = None
 
     @property
     def latency_ms(self) -> float | None:
@@ -77,7 +80,8 @@ class Pipeline(StageThreads):
         stages: per-source ``Stage`` chains, given like ``sinks``, or a function of the
             source's position that makes its chain (so each source gets its own tracker).
         draw / render: frames are drawn (``render(image, detections) -> image``, default
-            ``annotate``) when ``draw`` is set or one of the source's sinks needs them.
+            ``annotate``; called with ``trails=`` too when a stage set ``Result.trails``)
+            when ``draw`` is set or one of the source's sinks needs them.
 
     Iterate ``results()`` (or call ``run()``) on the caller's thread: every source's results,
     each source's in order. ``stop()`` ends reading (what was detected still reaches the
@@ -99,7 +103,8 @@ class Pipeline(StageThreads):
         self.stages = ([list(stages(i)) for i in range(n)] if callable(stages)
                        else _per_source("stages", stages, n, single))
         self.draw = [draw or any(s.needs_annotated for s in ss) for ss in self.sinks]
-        self.render = render or (lambda image, det: annotate(image, det, detector.names))
+        self.render = render or (lambda image, det, **kw: annotate(image, det, detector.names,
+                                                                   **kw))
         self.stats = [SourceStats() for _ in sources]
         self.batch_sizes: deque[int] = deque(maxlen=1000)  # frames per detector call, newest
         self.newest = [_keeps_newest(s, config.frames) for s in sources]
@@ -291,7 +296,8 @@ def draw_result(result: Result, render: Callable[..., np.ndarray] | None) -> Non
     """Draw the boxes (when ``render`` is given) and stamp the render time."""
     if render is not None:
         start = time.perf_counter()
-        result.annotated = render(result.frame.image, result.detections)
+        extra = {} if result.trails is None else {"trails": result.trails}
+        result.annotated = render(result.frame.image, result.detections, **extra)
         result.timings["render"] = (time.perf_counter() - start) * 1000.0
     result.rendered_at = time.monotonic()
 

@@ -1,25 +1,35 @@
-"""The tracker as a per-source pipeline stage: ``Result -> Result`` with track ids set."""
+"""The tracker as a per-source pipeline stage: ``Result -> Result`` with track ids and
+trails set."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
 from drivevision.pipeline.pipeline import Result
+from drivevision.render import Trails
 from drivevision.tracking import Tracker, create_tracker
 
 
 class TrackStage:
-    """Runs one ``Tracker`` over one source's results, in frame order; its time is reported
-    as "track". The frame goes to the tracker too (camera-motion compensation)."""
+    """Runs one ``Tracker`` over one source's results, in frame order, and keeps their
+    ``Trails`` (by the frames' timestamps) for drawing; its time is reported as "track". The
+    frame goes to the tracker too (camera-motion compensation)."""
 
     name = "track"
 
-    def __init__(self, tracker: Tracker):
+    def __init__(self, tracker: Tracker, trails: Trails | None = None):
         self.tracker = tracker
+        self.trails = trails if trails is not None else Trails()
 
     def __call__(self, result: Result) -> Result:
         tracked = self.tracker.update(result.detections, result.frame.image)
-        return replace(result, detections=tracked)
+        paths = self.trails.add(result.frame.timestamp_ms, tracked)
+        return replace(result, detections=tracked, trails=paths)
+
+    def reset(self) -> None:
+        """Forget every track and trail (the next frame does not follow the last one)."""
+        self.tracker.reset()
+        self.trails.reset()
 
 
 def track_stages(name: str, **options):

@@ -17,7 +17,7 @@ import numpy as np
 
 from drivevision.detections import Detections
 from drivevision.tracking import kalman
-from drivevision.tracking.matching import assign
+from drivevision.tracking.matching import assign_pairs, overlapping
 from drivevision.tracking.motion import CameraMotion
 
 _LOW_MAX_COST, _NEW_MAX_COST = 0.5, 0.7
@@ -76,7 +76,8 @@ class ByteTracker:
         self._frame += 1
         keep = detections.scores >= self.low_thresh
         dets = detections[keep]
-        classes = np.array([self._column(int(c)) for c in dets.class_ids], np.intp)
+        kinds, inverse = np.unique(dets.class_ids, return_inverse=True)
+        classes = np.array([self._column(int(c)) for c in kinds], np.intp)[inverse.ravel()]
         self._predict(frame, dets.xyxy)
         matches = self._associate(dets, classes)
         self._correct(matches, dets, classes)
@@ -109,8 +110,10 @@ class ByteTracker:
 
     def _associate(self, dets: Detections, classes: np.ndarray) -> list[tuple[int, int]]:
         """(track row, detection row) pairs of the three matching rounds."""
-        boxes = kalman.xyxy(self._mean)
         track_class = self._votes.argmax(1) if len(self._ids) else np.zeros(0, np.intp)
+        # the pairs of one class that overlap at all, once for every round: (P,) arrays
+        t, d, value = overlapping(kalman.xyxy(self._mean), track_class, dets.xyxy, classes)
+        cost = 1.0 - value
         high = dets.scores >= self.track_thresh
         free_tracks = np.ones(len(self._ids), bool)
         free_dets = np.ones(len(dets), bool)
@@ -119,12 +122,11 @@ class ByteTracker:
                   (self._confirmed & (self._last == self._frame - 1), ~high, _LOW_MAX_COST),
                   (~self._confirmed, high, _NEW_MAX_COST))
         for tracks, wanted, max_cost in rounds:
-            t = np.flatnonzero(tracks & free_tracks)
-            d = np.flatnonzero(wanted & free_dets)
-            rows, cols = assign(boxes[t], track_class[t], dets.xyxy[d], classes[d], max_cost)
-            free_tracks[t[rows]] = False
-            free_dets[d[cols]] = False
-            matches += zip(t[rows].tolist(), d[cols].tolist())
+            ok = (tracks & free_tracks)[t] & (wanted & free_dets)[d] & (cost <= max_cost)
+            rows, cols = assign_pairs(t[ok], d[ok], cost[ok])
+            free_tracks[rows] = False
+            free_dets[cols] = False
+            matches += zip(rows.tolist(), cols.tolist())
         return matches
 
     def _correct(self, matches: list[tuple[int, int]], dets: Detections,

@@ -1,12 +1,18 @@
-"""Matching boxes to tracks: IoU and a thresholded assignment within each class."""
+"""Matching boxes to tracks: IoU and a thresholded least-cost assignment within each class.
+
+Work grows with the pairs that can match, not with tracks x detections: the overlapping
+pairs of one class are found at once for every class (``overlapping``, a sweep over boxes
+sorted by x), and the assignment solver only sees the conflicts. A track and a detection
+that may match only each other (most of them, on a road) are paired directly, as the
+least-cost assignment would pair them.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-_FORBIDDEN = 1e6  # cost of a pair that may not match (another class, or too far)
-_SMALL = 64 * 64  # tracks x detections up to which one problem beats one per class
+_FORBIDDEN = 1e6  # cost of a pair that may not match in the solver's dense problem
 _NONE = np.zeros(0, np.intp)
 
 
@@ -21,38 +27,69 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(union, 1e-9)
 
 
+def overlapping(a: np.ndarray, a_class: np.ndarray, b: np.ndarray,
+                b_class: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every pair (i, j) of float (N, 4) xyxy box ``a[i]`` and (M, 4) ``b[j]`` of the same
+    class (int (N,) ``a_class``, (M,) ``b_class``) whose boxes intersect: three (P,) arrays,
+    rows of ``a``, rows of ``b`` and their float64 IoU (> 0)."""
+    if not len(a) or not len(b):
+        return _NONE, _NONE, np.zeros(0)
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    # classes side by side along x, a span apart, so boxes of two classes never meet
+    left = min(a[:, 0].min(), b[:, 0].min())
+    span = max(a[:, 2].max(), b[:, 2].max()) - left + 1.0
+    ax1, ax2 = a[:, 0] - left + a_class * span, a[:, 2] - left + a_class * span
+    bx1 = b[:, 0] - left + b_class * span
+    order = np.argsort(bx1, kind="stable")
+    sorted_x1 = bx1[order]
+    widest = float((b[:, 2] - b[:, 0]).max())
+    lo = np.searchsorted(sorted_x1, ax1 - widest, "right")  # b[j].x2 > a[i].x1 possible
+    hi = np.searchsorted(sorted_x1, ax2, "left")  # b[j].x1 < a[i].x2
+    count = np.maximum(hi - lo, 0)
+    i = np.repeat(np.arange(len(a)), count)
+    offset = np.arange(len(i)) - np.repeat(np.cumsum(count) - count, count)
+    j = order[np.repeat(lo, count) + offset]
+    value = _pair_iou(a[i], b[j])
+    keep = value > 0
+    return i[keep], j[keep], value[keep]
+
+
+def _pair_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(P,) IoU of the rows of two float (P, 4) xyxy arrays."""
+    w = np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0])
+    h = np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1])
+    inter = np.maximum(w, 0) * np.maximum(h, 0)
+    union = ((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+             + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter)
+    return inter / np.maximum(union, 1e-9)
+
+
 def assign(track_boxes: np.ndarray, track_classes: np.ndarray, det_boxes: np.ndarray,
            det_classes: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray]:
     """Pairs (track row, detection row) of least total ``1 - IoU``, each at most ``max_cost``,
-    a track only with detections of its own class. Returns two int arrays of equal length.
-
-    Pairs of different classes never match, so the problem splits into one per class: solved
-    apart when large (cheaper), together when small (fewer calls).
-    """
-    if len(track_boxes) * len(det_boxes) <= _SMALL:
-        return _solve(np.arange(len(track_boxes)), np.arange(len(det_boxes)), track_boxes,
-                      track_classes, det_boxes, det_classes, max_cost)
-    pairs = [_solve(np.flatnonzero(track_classes == c), np.flatnonzero(det_classes == c),
-                    track_boxes, track_classes, det_boxes, det_classes, max_cost)
-             for c in np.intersect1d(track_classes, det_classes)]
-    if not pairs:
-        return _NONE, _NONE
-    return np.concatenate([r for r, _ in pairs]), np.concatenate([c for _, c in pairs])
+    a track only with detections of its own class. Returns two int arrays of equal length."""
+    t, d, value = overlapping(track_boxes, track_classes, det_boxes, det_classes)
+    ok = 1.0 - value <= max_cost
+    return assign_pairs(t[ok], d[ok], 1.0 - value[ok])
 
 
-def _solve(t: np.ndarray, d: np.ndarray, track_boxes, track_classes, det_boxes, det_classes,
-           max_cost: float) -> tuple[np.ndarray, np.ndarray]:
-    """``assign`` over track rows ``t`` and detection rows ``d``."""
-    if not len(t) or not len(d):
+def assign_pairs(rows: np.ndarray, cols: np.ndarray,
+                 cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The least-cost matching, as many pairs as can be made, among the allowed pairs
+    (``rows[k]``, ``cols[k]``) of cost ``cost[k]`` (three (P,) arrays, each pair once).
+    Returns the chosen rows and columns: two int arrays of equal length."""
+    if not len(rows):
         return _NONE, _NONE
-    cost = 1.0 - iou(track_boxes[t], det_boxes[d])
-    allowed = (cost <= max_cost) & (track_classes[t, None] == det_classes[None, d])
-    rows, cols = allowed.any(1), allowed.any(0)  # only rows and columns that can match
-    if not rows.any():
-        return _NONE, _NONE
-    t, d = t[rows], d[cols]
-    cost, allowed = cost[np.ix_(rows, cols)], allowed[np.ix_(rows, cols)]
-    cost[~allowed] = _FORBIDDEN
-    r, c = linear_sum_assignment(cost)
-    ok = allowed[r, c]
-    return t[r[ok]], d[c[ok]]
+    alone = (np.bincount(rows)[rows] == 1) & (np.bincount(cols)[cols] == 1)
+    chosen_rows, chosen_cols = rows[alone], cols[alone]  # no rival: matched as they are
+    if alone.all():
+        return chosen_rows.astype(np.intp), chosen_cols.astype(np.intp)
+    rest = ~alone
+    r_ids, r = np.unique(rows[rest], return_inverse=True)
+    c_ids, c = np.unique(cols[rest], return_inverse=True)
+    dense = np.full((len(r_ids), len(c_ids)), _FORBIDDEN)
+    dense[r.ravel(), c.ravel()] = cost[rest]
+    r, c = linear_sum_assignment(dense)
+    ok = dense[r, c] < _FORBIDDEN
+    return (np.concatenate([chosen_rows, r_ids[r[ok]]]).astype(np.intp),
+            np.concatenate([chosen_cols, c_ids[c[ok]]]).astype(np.intp))

@@ -29,7 +29,7 @@ from drivevision.detections import Detections  # noqa: E402
 from drivevision.detector import Detector  # noqa: E402
 from drivevision.io.live_sinks import LiveVideoSink  # noqa: E402
 from drivevision.io.sinks import detection_records  # noqa: E402
-from drivevision.labels import COCO_NAMES, colour_for  # noqa: E402
+from drivevision.labels import COCO_NAMES, colour_for, track_colour  # noqa: E402
 from drivevision.model import LoadedModel, build_model  # noqa: E402
 from drivevision.pipeline.runner import detect_video  # noqa: E402
 from gui.main_window import MainWindow  # noqa: E402
@@ -597,3 +597,74 @@ def test_signals_close_the_viewer_and_finish_the_recording(tmp_path, tiny_checkp
         # in 2 s depends on the machine's load
         with av.open(str(video)) as container:
             assert sum(1 for _ in container.decode(video=0)) >= 1
+
+
+@pytest.fixture
+def tracked_window(qtbot, make_window, clip_path):
+    """A viewer that tracks (botsort) two fixed boxes on the clip, stepped to its third frame."""
+    from drivevision.pipeline.track_stage import track_stages
+
+    detector = FixedDetector(detections=two_boxes())
+    window = make_window(detector, conf=0.2)
+    window.worker.tracking = list(track_stages("botsort", track_thresh=0.2, low_thresh=0.1)(0))
+    window.panel.overlay.tracks_box.setEnabled(True)
+    window.panel.overlay.labels_box.setChecked(False)
+    window.panel.overlay.thickness.setValue(6)
+    window.open_source(clip_path)
+    wait_for_frame(qtbot, window, 0)
+    for index in (1, 2):
+        window.step(1)
+        wait_for_frame(qtbot, window, index)
+    return window
+
+
+def test_track_ids_and_trails_show_and_hide_with_their_toggle(qtbot, tracked_window):
+    window, car_edge = tracked_window, (20, 45)
+    assert window.panel.detections.item(0).text().startswith("#1 car")
+    assert near(painted_rgb(window, *car_edge), track_colour(1))
+    window.panel.overlay.tracks_box.setChecked(False)  # class colours and no ids
+    qtbot.wait(50)
+    assert near(painted_rgb(window, *car_edge), colour_for(CAR, COCO_NAMES))
+    assert window.panel.detections.item(0).text().startswith("car")
+
+
+def test_clicking_a_box_selects_its_track_and_shows_its_span(qtbot, tracked_window):
+    window = tracked_window
+    window.view.clicked.emit(150.0, 60.0)  # inside the person's box: track 2
+    assert window.selected_track == 2 and window.highlight == 1
+    assert window.panel.track_info.text() == ("track #2: first frame 1, last frame 3, "
+                                              "3 frames long (seen in 3)")
+    window.step(1)
+    wait_for_frame(qtbot, window, 3)
+    qtbot.waitUntil(lambda: "last frame 4" in window.panel.track_info.text())
+    assert window.highlight == 1  # still the selected track's box
+    window.view.clicked.emit(5.0, 5.0)  # no box there
+    assert window.selected_track is None and window.panel.track_info.text() == ""
+
+
+@pytest.mark.parametrize("move", ["seek", "step back"])
+def test_seeking_or_stepping_back_resets_the_tracker_and_says_so(qtbot, tracked_window, move):
+    window = tracked_window
+    window.view.clicked.emit(50.0, 45.0)
+    assert window.selected_track == 1
+    window.seek(10) if move == "seek" else window.step(-1)
+    index = 10 if move == "seek" else 1
+    wait_for_frame(qtbot, window, index)
+    message = f"tracker reset: frame {index + 1} does not follow frame 3"
+    qtbot.waitUntil(lambda: window.statusBar().currentMessage() == message)
+    assert window.worker.track_span(1) == (index, index, 1)  # ids start again at 1
+    assert window.panel.track_info.text().startswith(f"track #1: first frame {index + 1},")
+
+
+def test_drivevision_view_passes_the_tracking_options_on(monkeypatch, clip_path):
+    import sys
+
+    from drivevision import cli
+    from gui.app import build_parser
+
+    calls = []
+    monkeypatch.setattr(os, "execv", lambda exe, argv: calls.append(argv))
+    cli.main(["view", clip_path, "--track", "bytetrack", "--track-buffer", "12"])
+    args = build_parser().parse_args(calls[0][3:])
+    assert (args.track, args.track_buffer, args.match_thresh) == ("bytetrack", 12, 0.8)
+    assert sys.executable == calls[0][0]

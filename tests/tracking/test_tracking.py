@@ -137,3 +137,23 @@ def test_camera_motion_recovers_a_known_shift_whatever_the_objects_do(dx, dy):
 def test_bad_tracker_names_and_options_say_what_was_expected(name, options):
     with pytest.raises(ValueError, match="Expected"):
         create_tracker(name, **options)
+
+
+def test_camera_motion_follows_its_corners_on_and_searches_for_new_ones_only_when_needed(
+        monkeypatch):
+    first = SceneGenerator(1280, 720, seed=2).frame(0).image
+    searches = []
+    find = cv2.goodFeaturesToTrack
+    monkeypatch.setattr(cv2, "goodFeaturesToTrack",
+                        lambda *a, **k: searches.append(1) or find(*a, **k))
+    motion, box = CameraMotion(), np.array([[500.0, 200.0, 800.0, 500.0]])
+    motion.estimate(first, box)
+    for step in range(1, 9):  # the camera pans 6 px right and 2 px down a frame
+        shifted = cv2.warpAffine(first, np.float32([[1, 0, 6 * step], [0, 1, 2 * step]]),
+                                 (1280, 720), borderMode=cv2.BORDER_REFLECT_101)
+        affine = motion.estimate(shifted, box)
+        assert affine[:, 2] == pytest.approx([6.0, 2.0], abs=1.0)
+        corners = motion._corners[:, 0] / motion.width * 1280  # none on the object
+        assert not ((corners[:, 0] > 500) & (corners[:, 0] < 800) & (corners[:, 1] > 200)
+                    & (corners[:, 1] < 500)).any()
+    assert len(searches) <= 2  # not once a frame
