@@ -281,19 +281,18 @@ def test_recent_sources_and_overlay_settings_persist(qtbot, make_window, setting
 
 
 def test_drivevision_view_starts_the_viewer_with_the_same_options(monkeypatch, clip_path):
-    import sys
-
     from drivevision import cli
     from drivevision.cli.options import detector_config
+    from gui import app
     from gui.app import build_parser
 
     calls = []
-    monkeypatch.setattr(os, "execv", lambda exe, argv: calls.append((exe, argv)))
+    monkeypatch.setattr(app, "main", lambda argv: calls.append(argv) or 0)
     options = ["--model", "tiny-fpn", "--device", "cpu", "--conf", "0.3", "--classes", "car"]
-    cli.main(["view", clip_path, *options])
-    [(exe, argv)] = calls
-    assert exe == sys.executable and argv[1:4] == ["-m", "gui", clip_path]
-    viewer = detector_config(build_parser().parse_args(argv[3:]))
+    assert cli.main(["view", clip_path, *options]) == 0
+    [argv] = calls  # in this process
+    assert argv[0] == clip_path
+    viewer = detector_config(build_parser().parse_args(argv))
     detect = detector_config(cli.build_parser().parse_args(["detect", clip_path, *options]))
     assert viewer == detect
 

@@ -79,3 +79,57 @@ def test_the_hint_names_packages_and_unknown_libraries():
     assert preflight.install_hint(["libxcb-icccm.so.4", "libfoo.so.2"]) == (
         "missing libxcb-icccm.so.4, libfoo.so.2; install them with: sudo apt-get install "
         "libxcb-icccm4 (and the package that provides libfoo.so.2)")
+
+
+# pip's editable install finds the packages with a finder that comes after the import path,
+# so a folder named drivevision on the path (without __init__.py) wins as a namespace package.
+EDITABLE_FINDER = """
+import sys
+from importlib.machinery import PathFinder
+
+class CheckoutFinder:
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        return PathFinder.find_spec(name, [{root!r}]) if name in ("drivevision", "gui") else None
+
+sys.meta_path.insert(sys.meta_path.index(PathFinder) + 1, CheckoutFinder)
+"""
+
+# As pip's `drivevision` script (its own folder first on the path, not the working folder),
+# with the window closing as soon as it is shown.
+LAUNCHER = """
+import sys
+from PyQt6.QtCore import QTimer
+from gui import main_window
+
+show = main_window.MainWindow.show
+
+def show_then_close(window):
+    show(window)
+    print("window shown", flush=True)
+    QTimer.singleShot(0, window.close)
+
+main_window.MainWindow.show = show_then_close
+from drivevision.cli import main
+sys.exit(main())
+"""
+
+
+@pytest.mark.timeout(120)
+def test_drivevision_view_starts_from_the_folder_that_holds_the_clone(tmp_path,
+                                                                     tiny_checkpoint):
+    parent = tmp_path / "src"
+    (parent / "drivevision").mkdir(parents=True)  # the clone, seen from its parent folder
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(EDITABLE_FINDER.format(root=str(ROOT)))
+    launcher = tmp_path / "bin" / "drivevision"
+    launcher.parent.mkdir()
+    launcher.write_text(LAUNCHER)
+    env = viewer_env(PYTHONPATH=str(site), QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path),
+                     XDG_CONFIG_HOME=str(tmp_path / "config"))
+    run = subprocess.run([sys.executable, str(launcher), "view", "--model", "tiny-fpn",
+                          "--weights", tiny_checkpoint, "--device", "cpu"],
+                         cwd=parent, env=env, capture_output=True, text=True, timeout=100)
+    assert run.returncode == 0, run.stderr
+    assert "window shown" in run.stdout
