@@ -156,11 +156,11 @@ class Worker(QObject):
                          f"{detector.device}, {detector.precision}")
 
     def _do_open(self, uri: str) -> None:
+        media = open_media(uri)  # a failure leaves the open source (and any recording) as is
         self._close_recorder()
         if self.media is not None:
             self.media.close()
-            self.media = None
-        self.media = open_media(uri)
+        self.media = media
         self.position, self._played_live = -1, False
         self._reset_run()
         with self._mail_lock:

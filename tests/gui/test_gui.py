@@ -194,6 +194,21 @@ def test_bad_file_shows_a_dialog_and_the_window_stays_usable(qtbot, make_window,
     wait_for_frame(qtbot, window, 1)
 
 
+def test_a_failed_open_keeps_the_clip_that_was_open(qtbot, make_window, errors, clip_path,
+                                                    tmp_path):
+    window = make_window(FixedDetector(detections=two_boxes()))
+    window.open_source(clip_path)
+    wait_for_frame(qtbot, window, 0)
+    window.open_source(str(tmp_path / "missing.mp4"))
+    qtbot.waitUntil(lambda: len(errors) == 1, timeout=10000)
+    assert window.windowTitle() == f"DriveVision - {clip_path}"
+    window.transport.speed.setCurrentIndex(4)
+    with qtbot.waitSignal(window.worker.ended, timeout=20000):
+        window.toggle_play()  # Space: the clip still on screen plays
+    wait_for_frame(qtbot, window, 11)
+    assert len(errors) == 1, errors
+
+
 def test_detector_failure_while_playing_shows_a_dialog(qtbot, make_window, errors, clip_path):
     detector = FixedDetector(detections=two_boxes(), fail_on_call=3)
     window = make_window(detector)
