@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 from collections import Counter
@@ -207,6 +208,20 @@ def test_a_failed_open_keeps_the_clip_that_was_open(qtbot, make_window, errors, 
         window.toggle_play()  # Space: the clip still on screen plays
     wait_for_frame(qtbot, window, 11)
     assert len(errors) == 1, errors
+
+
+def test_replaying_from_the_end_shows_rates_of_the_new_pass(qtbot, make_window, clip_path):
+    window = make_window(FixedDetector(0.02, detections=two_boxes()))
+    window.open_source(clip_path)
+    wait_for_frame(qtbot, window, 0)
+    play_to_the_end(qtbot, window)
+    huds: list[str] = []
+    set_hud = window.view.set_hud
+    window.view.set_hud = lambda lines: (huds.append(lines[1]), set_hud(lines))
+    play_to_the_end(qtbot, window)  # Space at the end: from the start again
+    rates = [[float(x) for x in re.findall(r"(-?[\d.]+) fps", line)] for line in huds]
+    assert len(rates) >= 10 and all(r >= 0 for pair in rates for r in pair), huds
+    assert 5.0 <= rates[-1][0] <= 12.0, huds  # the clip's 10 fps, measured over the pass
 
 
 def test_detector_failure_while_playing_shows_a_dialog(qtbot, make_window, errors, clip_path):
