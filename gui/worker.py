@@ -33,7 +33,8 @@ class Worker(QObject):
 
     Signals: ``frame_ready`` (take the packet with ``take()``), ``opened(MediaInfo)``,
     ``playing(bool)``, ``ended``, ``failed(str)`` (one line), ``status(str)``,
-    ``busy(bool)`` (detector loading), ``detector_ready(names)``, ``recorded(str)``.
+    ``busy(bool)`` (detector loading), ``detector_ready(names)``, ``recording(bool)`` (files
+    open / finished), ``recorded(str)`` (what was saved).
     """
 
     frame_ready = pyqtSignal()
@@ -44,6 +45,7 @@ class Worker(QObject):
     status = pyqtSignal(str)
     busy = pyqtSignal(bool)
     detector_ready = pyqtSignal(object)
+    recording = pyqtSignal(bool)
     recorded = pyqtSignal(str)
 
     def __init__(self, detector=None, parent: QObject | None = None):
@@ -189,6 +191,7 @@ class Worker(QObject):
         self._need_detector()
         fps = (self.media.fps if self.media is not None else None) or 30.0
         self.status.emit(self._recording.start(video, jsonl, fps=fps, names=self.detector.names))
+        self.recording.emit(True)
 
     def _do_stop_record(self) -> None:
         self._close_recorder()
@@ -196,6 +199,7 @@ class Worker(QObject):
     def _close_recorder(self) -> None:
         message = self._recording.stop()
         if message is not None:
+            self.recording.emit(False)
             self.recorded.emit(message)
 
     def _need_detector(self) -> None:

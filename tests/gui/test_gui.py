@@ -224,6 +224,35 @@ def test_replaying_from_the_end_shows_rates_of_the_new_pass(qtbot, make_window, 
     assert 5.0 <= rates[-1][0] <= 12.0, huds  # the clip's 10 fps, measured over the pass
 
 
+def red_share(widget) -> float:
+    """How much of ``widget`` is painted a strong red."""
+    image = widget.grab().toImage()
+    pixels = [image.pixelColor(x, y) for x in range(0, image.width(), 2)
+              for y in range(0, image.height(), 2)]
+    return sum(c.red() > 150 and c.green() < 90 and c.blue() < 90 for c in pixels) / len(pixels)
+
+
+def test_the_rec_button_shows_a_recording_is_running(qtbot, make_window, errors, clip_path,
+                                                    tmp_path):
+    window = make_window(FixedDetector(detections=two_boxes()))
+    rec = window.transport.record
+    window.open_source(clip_path)
+    wait_for_frame(qtbot, window, 0)
+    idle_text, idle_red = rec.text(), red_share(rec)
+    window.start_recording(str(tmp_path / "rec.mp4"), str(tmp_path / "rec.jsonl"))
+    qtbot.waitUntil(rec.isChecked, timeout=10000)
+    assert idle_text == "Rec" and idle_red < 0.05
+    assert rec.text().startswith("\u25cf Rec 00:0") and red_share(rec) > 0.5
+    qtbot.waitUntil(lambda: rec.text() == "\u25cf Rec 00:01", timeout=5000)  # the time runs
+    window.stop_recording()
+    qtbot.waitUntil(lambda: not rec.isChecked(), timeout=10000)
+    assert rec.text() == "Rec" and red_share(rec) < 0.05
+
+    window.start_recording(str(tmp_path / "no" / "such" / "folder" / "rec.mp4"), None)
+    qtbot.waitUntil(lambda: len(errors) == 1, timeout=10000)
+    assert not rec.isChecked() and rec.text() == "Rec"  # it did not start
+
+
 def test_detector_failure_while_playing_shows_a_dialog(qtbot, make_window, errors, clip_path):
     detector = FixedDetector(detections=two_boxes(), fail_on_call=3)
     window = make_window(detector)
