@@ -238,7 +238,7 @@ class Worker(QObject):
         self.playing.emit(True)
         self._played_live = bool(self.media.live)
         try:
-            self._consume(pipeline, stop)
+            self._consume(pipeline, stop, source_time=not newest)
         finally:
             with self._cond:
                 self._pipeline = self._pace_stop = None
@@ -252,12 +252,14 @@ class Worker(QObject):
             self.media = None
             self.media = open_media(uri)
 
-    def _consume(self, pipeline: Pipeline, interrupted: threading.Event) -> None:
+    def _consume(self, pipeline: Pipeline, interrupted: threading.Event, *,
+                 source_time: bool) -> None:
         results = pipeline.results()
         with contextlib.closing(results):
             for result in results:
                 self._publish(result, pipeline.stats[0].snapshot())
-                self._recording.write(result, self.overlay, self.detector.names)
+                self._recording.write(result, self.overlay, self.detector.names,
+                                      source_time=source_time)
                 while (command := self._next_command(inline_only=True)) is not None:
                     self._execute(*command)
         if not interrupted.is_set():

@@ -323,11 +323,10 @@ def test_recent_sources_and_overlay_settings_persist(qtbot, make_window, setting
     assert [line["frame"] for line in lines] == list(range(1, 12))  # played after frame 0
     times = video_times(video)
     assert len(times) == 11
-    watched = (lines[-1]["timestamp_ms"] - lines[0]["timestamp_ms"]) / 1000.0 / 4  # at 4x
-    # the first frame is stamped when playing starts and none is released early, so the video
-    # lasts at least as long as the clip at 4x, and at most as long as the playing took here
-    # (stamped at the clip's 10 fps it would last 4x as long)
-    assert watched - 0.01 <= times[-1] - times[0] <= playing_s + 0.01
+    # every frame shown: the video keeps the clip's own times (the JSONL's), not the playing's
+    source = [line["timestamp_ms"] / 1000.0 for line in lines]
+    assert np.allclose(np.subtract(times, times[0]), np.subtract(source, source[0]), atol=0.002)
+    assert playing_s < source[-1] - source[0]  # at 4x
     shot = tmp_path / "shot.png"
     assert window.save_screenshot(shot)
     assert cv2.imread(str(shot)).shape == (96, 160, 3)
@@ -448,6 +447,28 @@ def test_recording_while_frames_are_skipped_lasts_as_long_as_the_playing(
     # about 2.5 frames apart, so stamped at the clip's 10 fps the video would last 0.4x the
     # watching; a frame captured late on a loaded machine shortens it by that lateness only
     assert 0.7 * watched <= times[-1] - times[0] <= playing_s + 0.01
+
+
+def test_recording_every_frame_lasts_as_long_as_the_clip(qtbot, make_window, tmp_path):
+    from drivevision.synthetic import write_clip
+
+    clip = tmp_path / "long.mp4"  # longer than the frames the pipeline reads ahead
+    write_clip(clip, 40, width=160, height=96, fps=20.0)
+    window = make_window(FixedDetector(0.1, detections=two_boxes()))  # half the clip's rate
+    window.transport.every_frame.setChecked(True)  # waits for the detector
+    window.open_source(str(clip))
+    wait_for_frame(qtbot, window, 0)
+    video, jsonl = tmp_path / "rec.mp4", tmp_path / "rec.jsonl"
+    window.start_recording(str(video), str(jsonl))
+    playing_s = play_to_the_end(qtbot, window)
+    window.stop_recording()
+    qtbot.waitUntil(jsonl.exists, timeout=10000)
+    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    times = video_times(video)
+    assert len(times) == len(lines) == 39
+    clip_s = (lines[-1]["timestamp_ms"] - lines[0]["timestamp_ms"]) / 1000.0
+    assert playing_s > 1.5 * clip_s
+    assert abs((times[-1] - times[0]) - clip_s) < 0.01, (times[-1] - times[0], clip_s)
 
 
 def _disk_full_on_finishing_video(monkeypatch) -> None:
