@@ -166,7 +166,9 @@ class SidePanel(QWidget):
         self.stats.setWordWrap(True)
         self.stats.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.counts = QTableWidget(0, 3)
-        self.counts.setHorizontalHeaderLabels(["class", "frame", "run"])
+        self.counts.setHorizontalHeaderLabels(["class", "frame", "all frames"])
+        self.counts.horizontalHeaderItem(2).setToolTip(
+            "Shown detections summed over the frames seen since opening, each frame once")
         self.counts.verticalHeader().setVisible(False)
         self.counts.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.counts.setMaximumHeight(150)

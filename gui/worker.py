@@ -266,7 +266,8 @@ class Worker(QObject):
             self.ended.emit()
 
     def _reset_run(self) -> None:
-        self.run_counts: Counter = Counter()
+        self.run_counts: Counter = Counter()  # shown detections per class, each frame once
+        self._frame_counts: dict[int, Counter] = {}  # seekable media: per frame index
         self.display_drops = 0  # packets replaced before the GUI took them
 
     def _publish(self, result: Result, snapshot: Snapshot | None) -> None:
@@ -277,7 +278,7 @@ class Worker(QObject):
         shown = visible(result.detections, overlay)
         qimage = to_qimage(draw(image, shown, self.detector.names, overlay))
         self.position = result.frame.index
-        self.run_counts.update(int(c) for c in shown.class_ids)
+        self._count(result.frame.index, Counter(int(c) for c in shown.class_ids))
         stats = {"input_fps": snapshot.input_fps if snapshot else 0.0,
                  "detector_fps": snapshot.detector_fps if snapshot else 0.0,
                  "dropped": (snapshot.dropped if snapshot else 0) + self.display_drops,
@@ -286,6 +287,15 @@ class Worker(QObject):
                       result.frame.captured_at, result.frame.source_id)
         self._post(Packet(frame, result.detections, shown, qimage, dict(result.timings), stats,
                           overlay, Counter(self.run_counts), self.opening))
+
+    def _count(self, index: int, counts: Counter) -> None:
+        """Add a frame's counts to the run's; a frame of a file shown again (a replay, a step)
+        replaces its earlier counts instead of adding to them. Live frames never come back."""
+        if isinstance(self.media, SeekableSource):
+            self.run_counts.subtract(self._frame_counts.get(index, Counter()))
+            self._frame_counts[index] = counts
+        self.run_counts.update(counts)
+        self.run_counts = +self.run_counts  # drops classes back at 0
 
     def _post(self, packet: Packet) -> None:
         with self._mail_lock:

@@ -134,6 +134,11 @@ def test_plays_a_clip_to_the_end_matching_the_library_jsonl(qtbot, make_window, 
     assert window.transport.frame.text() == "frame 11 / 12"
     window.seek(3)
     wait_for_frame(qtbot, window, 3)
+    with qtbot.waitSignal(window.worker.ended, timeout=30000):
+        window.play()  # and once more to the end: every frame seen again
+    wait_for_frame(qtbot, window, 11)
+    run = {table.item(r, 0).text(): int(table.item(r, 2).text()) for r in range(table.rowCount())}
+    assert run == dict(totals), "frames seen again were counted again"
 
 
 def painted_rgb(window, x: float, y: float) -> tuple[int, int, int]:
