@@ -19,6 +19,7 @@ from PyQt6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QSizePolicy,
     QSlider,
     QSpinBox,
     QTableWidget,
@@ -66,8 +67,12 @@ class OverlayControls(QGroupBox):
         row.addWidget(self.conf_slider)
         row.addWidget(self.conf_label)
         form.addRow("Confidence", row)
-        form.addRow(self.labels_box)
-        form.addRow("Box width", self.thickness)
+        style = QHBoxLayout()
+        style.addWidget(self.labels_box)
+        style.addStretch(1)
+        style.addWidget(QLabel("Box width"))
+        style.addWidget(self.thickness)
+        form.addRow(style)
         form.addRow(self.classes)
         self.conf_slider.valueChanged.connect(self._conf_moved)
         self.labels_box.toggled.connect(self.changed)
@@ -134,10 +139,12 @@ class DetectorControls(QGroupBox):
         self.apply = QPushButton("Apply")
         form = QFormLayout(self)
         for label, widget in (("Model", self.model), ("Weights", self.weights),
-                              ("Engine", self.engine), ("Device", self.device),
-                              ("Precision", self.precision)):
+                              ("Engine", self.engine), ("Device", self.device)):
             form.addRow(label, widget)
-        form.addRow(self.apply)
+        last = QHBoxLayout()
+        last.addWidget(self.precision, 1)
+        last.addWidget(self.apply)
+        form.addRow("Precision", last)
         self.apply.clicked.connect(self.apply_clicked)
 
     def set_values(self, model: str, weights: str | None, engine: str, device: str,
@@ -173,12 +180,15 @@ class SidePanel(QWidget):
         self.counts.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.counts.setMaximumHeight(150)
         self.detections = QListWidget()
+        for table in (self.counts, self.detections):  # they take the room left, down to 70 px,
+            table.setMinimumHeight(70)  # so the whole panel fits a 900-pixel-high screen
+            table.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)
         self.detector = DetectorControls()
         layout = QVBoxLayout(self)
         layout.addWidget(self.overlay)
         layout.addWidget(_boxed("Statistics", self.stats))
-        layout.addWidget(_boxed("Classes (shown)", self.counts))
-        layout.addWidget(_boxed("Detections in this frame", self.detections), 1)
+        layout.addWidget(_boxed("Classes (shown)", self.counts), 1)
+        layout.addWidget(_boxed("Detections in this frame", self.detections), 2)
         layout.addWidget(self.detector)
         self.detections.currentRowChanged.connect(self.detection_selected)
         self.setMinimumWidth(260)

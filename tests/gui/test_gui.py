@@ -258,6 +258,17 @@ def test_the_rec_button_shows_a_recording_is_running(qtbot, make_window, errors,
     assert not rec.isChecked() and rec.text() == "Rec"  # it did not start
 
 
+def test_the_side_panel_fits_a_1600x900_screen_without_scrolling(qtbot, make_window):
+    window = make_window(FixedDetector(detections=two_boxes()))
+    window.resize(1600, 820)  # 900 less a title bar and a desktop's panel
+    qtbot.wait(100)
+    scroll = window.splitter.widget(1)
+    assert scroll.verticalScrollBar().maximum() == 0
+    apply = window.panel.detector.apply
+    bottom = apply.mapTo(scroll.viewport(), apply.rect().bottomLeft()).y()
+    assert apply.isVisible() and bottom <= scroll.viewport().height()
+
+
 def test_detector_failure_while_playing_shows_a_dialog(qtbot, make_window, errors, clip_path):
     detector = FixedDetector(detections=two_boxes(), fail_on_call=3)
     window = make_window(detector)
