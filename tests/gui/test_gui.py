@@ -269,6 +269,23 @@ def test_the_side_panel_fits_a_1600x900_screen_without_scrolling(qtbot, make_win
     assert apply.isVisible() and bottom <= scroll.viewport().height()
 
 
+def test_s_saves_the_frame_the_hud_shows_to_the_pictures_folder(qtbot, make_window, clip_path,
+                                                                tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))  # a home without a Pictures folder yet
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    window = make_window(FixedDetector(detections=two_boxes()))
+    window.open_source(clip_path)
+    wait_for_frame(qtbot, window, 0)
+    window.seek(11)
+    wait_for_frame(qtbot, window, 11)
+    assert window.view._hud[0].startswith("frame 12/12")
+    [save] = [a for a in window.actions() if a.shortcut().toString() == "S"]
+    save.trigger()
+    [shot] = (tmp_path / "Pictures").glob("drivevision-*.png")
+    assert shot.name.endswith("-frame12.png")
+    assert cv2.imread(str(shot)).shape == (96, 160, 3)
+
+
 def test_detector_failure_while_playing_shows_a_dialog(qtbot, make_window, errors, clip_path):
     detector = FixedDetector(detections=two_boxes(), fail_on_call=3)
     window = make_window(detector)
