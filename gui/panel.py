@@ -188,7 +188,7 @@ class SidePanel(QWidget):
         layout.addWidget(self.overlay)
         layout.addWidget(_boxed("Statistics", self.stats))
         layout.addWidget(_boxed("Classes (shown)", self.counts), 1)
-        layout.addWidget(_boxed("Detections in this frame", self.detections), 2)
+        layout.addWidget(_boxed("Detections in this frame", self.detections), 1)
         layout.addWidget(self.detector)
         self.detections.currentRowChanged.connect(self.detection_selected)
         self.setMinimumWidth(260)
