@@ -135,15 +135,23 @@ def ask_recording(window) -> bool:
 
 
 def screenshot_dir(window) -> Path:
+    """The folder last chosen in *Save screenshot as*, else the user's Pictures folder."""
     pictures = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
-    default = pictures if pictures and Path(pictures).is_dir() else str(Path.home())
-    return Path(window.settings.get("screenshot_dir", default, str))
+    return Path(window.settings.get("screenshot_dir", pictures or str(Path.home()), str))
 
 
 def quick_screenshot(window) -> None:
-    index = window.packet.frame.index if window.packet is not None else 0
-    name = f"drivevision-{time.strftime('%Y%m%d-%H%M%S')}-frame{index}.png"
-    window.save_screenshot(screenshot_dir(window) / name)
+    """S: save to the screenshot folder (made when missing; asked for when it cannot be),
+    named with the frame number the HUD shows (from 1)."""
+    number = window.packet.frame.index + 1 if window.packet is not None else 0
+    folder = screenshot_dir(window)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        screenshot_as(window)  # the folder chosen there is used from then on
+        return
+    window.save_screenshot(folder / f"drivevision-{time.strftime('%Y%m%d-%H%M%S')}"
+                                    f"-frame{number}.png")
 
 
 def screenshot_as(window) -> None:

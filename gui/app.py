@@ -11,7 +11,7 @@ import signal
 import sys
 from contextlib import contextmanager
 
-from drivevision.cli.exits import EXIT_INTERRUPTED
+from drivevision.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED
 from drivevision.cli.options import add_detector_args, detector_config
 from drivevision.cli.tracking import add_track_args, track_stages
 from drivevision.pipeline import signals
@@ -40,6 +40,12 @@ def main(argv: list[str] | None = None) -> int:
         tracking = track_stages(args)
     except ValueError as e:
         parser.error(str(e))
+    from gui import preflight
+
+    cannot = preflight.problem()
+    if cannot is not None:  # else Qt aborts the process with a message that names no package
+        print(f"{parser.prog}: {cannot}", file=sys.stderr)
+        return EXIT_FAILED
     from PyQt6.QtWidgets import QApplication
 
     from gui.main_window import MainWindow

@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from PyQt6.QtCore import QSettings
+from PyQt6.QtCore import QSettings, QTimer
 from PyQt6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QImage
 from PyQt6.QtWidgets import QMainWindow, QMessageBox
 
@@ -51,6 +51,9 @@ class MainWindow(QMainWindow):
         self._dialog_open = False
         self._play_on_open = False
         layout.build(self, self.config)
+        self._recording_since: float | None = None
+        self._recording_clock = QTimer(self)
+        self._recording_clock.timeout.connect(self._show_recording_time)
         actions.install(self)
         self._connect_controls()
         self.worker = Worker(detector, tracking=tracking)
@@ -91,6 +94,7 @@ class MainWindow(QMainWindow):
         w.status.connect(lambda text: self.statusBar().showMessage(text, 10000))
         w.busy.connect(self.progress.setVisible)
         w.detector_ready.connect(self._detector_ready)
+        w.recording.connect(self._recording_changed)
         w.recorded.connect(self._recorded)
 
     # -- commands (also used by menus, shortcuts and tests) --------------------------------
@@ -290,12 +294,15 @@ class MainWindow(QMainWindow):
 
     def _recorded(self, message: str) -> None:
         self.statusBar().showMessage(message, 15000)
-        self._uncheck_record()
 
-    def _uncheck_record(self) -> None:
-        self.transport.record.blockSignals(True)
-        self.transport.record.setChecked(False)
-        self.transport.record.blockSignals(False)
+    def _recording_changed(self, on: bool) -> None:
+        self._recording_since = time.monotonic() if on else None
+        self._recording_clock.start(250) if on else self._recording_clock.stop()
+        self._show_recording_time()
+
+    def _show_recording_time(self) -> None:
+        since = self._recording_since
+        self.transport.set_recording(None if since is None else time.monotonic() - since)
 
     # -- control callbacks -----------------------------------------------------------------
 
@@ -311,8 +318,9 @@ class MainWindow(QMainWindow):
     def _record_toggled(self, on: bool) -> None:
         if not on:
             self.stop_recording()
-        elif not actions.ask_recording(self):
-            self._uncheck_record()
+            return
+        self._show_recording_time()  # pressed only once the worker has the files open
+        actions.ask_recording(self)
 
     def _apply_detector(self) -> None:
         try:

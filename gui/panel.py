@@ -19,6 +19,7 @@ from PyQt6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QSizePolicy,
     QSlider,
     QSpinBox,
     QTableWidget,
@@ -70,9 +71,13 @@ class OverlayControls(QGroupBox):
         row.addWidget(self.conf_slider)
         row.addWidget(self.conf_label)
         form.addRow("Confidence", row)
-        form.addRow(self.labels_box)
+        style = QHBoxLayout()
+        style.addWidget(self.labels_box)
+        style.addStretch(1)
+        style.addWidget(QLabel("Box width"))
+        style.addWidget(self.thickness)
+        form.addRow(style)
         form.addRow(self.tracks_box)
-        form.addRow("Box width", self.thickness)
         form.addRow(self.classes)
         self.conf_slider.valueChanged.connect(self._conf_moved)
         self.labels_box.toggled.connect(self.changed)
@@ -141,10 +146,12 @@ class DetectorControls(QGroupBox):
         self.apply = QPushButton("Apply")
         form = QFormLayout(self)
         for label, widget in (("Model", self.model), ("Weights", self.weights),
-                              ("Engine", self.engine), ("Device", self.device),
-                              ("Precision", self.precision)):
+                              ("Engine", self.engine), ("Device", self.device)):
             form.addRow(label, widget)
-        form.addRow(self.apply)
+        last = QHBoxLayout()
+        last.addWidget(self.precision, 1)
+        last.addWidget(self.apply)
+        form.addRow("Precision", last)
         self.apply.clicked.connect(self.apply_clicked)
 
     def set_values(self, model: str, weights: str | None, engine: str, device: str,
@@ -173,18 +180,23 @@ class SidePanel(QWidget):
         self.stats.setWordWrap(True)
         self.stats.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.counts = QTableWidget(0, 3)
-        self.counts.setHorizontalHeaderLabels(["class", "frame", "run"])
+        self.counts.setHorizontalHeaderLabels(["class", "frame", "all frames"])
+        self.counts.horizontalHeaderItem(2).setToolTip(
+            "Shown detections summed over the frames seen since opening, each frame once")
         self.counts.verticalHeader().setVisible(False)
         self.counts.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.counts.setMaximumHeight(150)
         self.detections = QListWidget()
         self.track_info = QLabel()  # the selected track's span, when the viewer tracks
         self.track_info.setWordWrap(True)
+        for table in (self.counts, self.detections):  # they take the room left, down to 70 px,
+            table.setMinimumHeight(70)  # so the whole panel fits a 900-pixel-high screen
+            table.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)
         self.detector = DetectorControls()
         layout = QVBoxLayout(self)
         layout.addWidget(self.overlay)
         layout.addWidget(_boxed("Statistics", self.stats))
-        layout.addWidget(_boxed("Classes (shown)", self.counts))
+        layout.addWidget(_boxed("Classes (shown)", self.counts), 1)
         layout.addWidget(_boxed("Detections in this frame", self.detections), 1)
         layout.addWidget(self.track_info)
         layout.addWidget(self.detector)

@@ -26,10 +26,9 @@ class Recorder:
     """Writes each shown frame: annotated (H, W, 3) BGR to ``video``, detections to ``jsonl``.
 
     Either path may be None. The detections written are the ones the overlay shows (after the
-    confidence slider and class toggles), in original-frame pixels xyxy. The viewer skips
-    frames the detector has no time for, so each video frame is stamped with the time it was
-    captured (``Frame.captured_at``): the video lasts as long as the playing that was watched
-    (a pause shows as a still frame), whatever the detection rate; ``fps`` is only nominal.
+    confidence slider and class toggles), in original-frame pixels xyxy. Each video frame is
+    shown at its ``Frame.captured_at`` (seconds, counted from the first frame's);
+    :class:`Recording` sets that clock. ``fps`` is only nominal.
     """
 
     def __init__(self, video: str | Path | None, jsonl: str | Path | None, *, fps: float,
@@ -87,10 +86,20 @@ class Recorder:
 
 
 class Recording:
-    """At most one :class:`Recorder` at a time, used from the viewer's worker thread only."""
+    """At most one :class:`Recorder` at a time, used from the viewer's worker thread only.
+
+    The video's clock: while frames are skipped (real-time playing, live sources) a frame
+    lasts until the next was captured, so the video lasts as long as the watching (a pause is
+    a still frame); with every frame shown, frames are as far apart as in the source (the
+    video lasts as long as the clip, as the JSONL's ``timestamp_ms`` say, however long the
+    detector took). A jump back (a replay, a seek) moves the clock on by one nominal frame.
+    """
 
     def __init__(self) -> None:
         self._recorder: Recorder | None = None
+        self._fps = 30.0
+        self._clock = 0.0
+        self._last: Frame | None = None
 
     def start(self, video: str | Path | None, jsonl: str | Path | None, *, fps: float,
               names: Sequence[str]) -> str:
@@ -100,6 +109,7 @@ class Recording:
             raise RuntimeError("Already recording to " + self._where(self._recorder)
                                + "; stop that recording first")
         self._recorder = Recorder(video, jsonl, fps=fps, names=names)
+        self._fps, self._clock, self._last = fps, 0.0, None
         return "recording to " + self._where(self._recorder)
 
     def stop(self) -> str | None:
@@ -125,10 +135,25 @@ class Recording:
     def _where(recorder: Recorder) -> str:
         return ", ".join(str(p) for p in recorder.paths)
 
-    def write(self, result: Result, overlay: OverlaySettings, names: Sequence[str]) -> None:
-        """Record ``result`` as ``overlay`` shows it (no hover highlight); nothing when stopped."""
+    def write(self, result: Result, overlay: OverlaySettings, names: Sequence[str], *,
+              source_time: bool = False) -> None:
+        """Record ``result`` as ``overlay`` shows it (no hover highlight); nothing when stopped.
+        ``source_time``: every frame is shown, so time the video by the source's timestamps."""
         if self._recorder is None:
             return
         shown = visible(result.detections, overlay)
         annotated = draw(result.frame.image, shown, names, replace(overlay, highlight=None))
-        self._recorder.write(result.frame, shown, annotated)
+        self._recorder.write(self._stamped(result.frame, source_time), shown, annotated)
+
+    def _stamped(self, frame: Frame, source_time: bool) -> Frame:
+        last, self._last = self._last, frame
+        if last is None:
+            step = 0.0
+        elif not source_time:
+            step = max(frame.captured_at - last.captured_at, 0.0)
+        elif frame.timestamp_ms > last.timestamp_ms:
+            step = (frame.timestamp_ms - last.timestamp_ms) / 1000.0
+        else:
+            step = 1.0 / self._fps
+        self._clock += step
+        return replace(frame, captured_at=self._clock)

@@ -15,6 +15,8 @@ from PyQt6.QtWidgets import (
 )
 
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0)
+RECORDING_STYLE = ("QToolButton { background: #c62828; color: white; font-weight: bold; "
+                   "border-radius: 3px; padding: 2px 6px; }")
 
 
 def format_time(ms: float) -> str:
@@ -64,6 +66,19 @@ class TransportBar(QWidget):
         button.setIcon(icon)
         button.setToolTip(tip)
         return button
+
+    def set_recording(self, seconds: float | None) -> None:
+        """``seconds`` recorded so far: the Rec button is pressed, red, with the time; None:
+        not recording. Emits nothing."""
+        self.record.blockSignals(True)
+        self.record.setChecked(seconds is not None)
+        self.record.blockSignals(False)
+        if seconds is None:
+            self.record.setText("Rec")
+            self.record.setStyleSheet("")
+        else:
+            self.record.setText(f"\u25cf Rec {format_time(seconds * 1000.0)[:-2]}")
+            self.record.setStyleSheet(RECORDING_STYLE)
 
     def set_playing(self, playing: bool) -> None:
         icons = QStyle.StandardPixmap

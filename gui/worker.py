@@ -33,7 +33,8 @@ class Worker(QObject):
 
     Signals: ``frame_ready`` (take the packet with ``take()``), ``opened(MediaInfo)``,
     ``playing(bool)``, ``ended``, ``failed(str)`` (one line), ``status(str)``,
-    ``busy(bool)`` (detector loading), ``detector_ready(names)``, ``recorded(str)``.
+    ``busy(bool)`` (detector loading), ``detector_ready(names)``, ``recording(bool)`` (files
+    open / finished), ``recorded(str)`` (what was saved).
 
     ``tracking``: the per-source stages of ``drivevision.cli.tracking.track_stages`` (or a
     list of ``TrackStage``), kept for the whole session: playing on, pausing and stepping
@@ -49,6 +50,7 @@ class Worker(QObject):
     status = pyqtSignal(str)
     busy = pyqtSignal(bool)
     detector_ready = pyqtSignal(object)
+    recording = pyqtSignal(bool)
     recorded = pyqtSignal(str)
 
     def __init__(self, detector=None, parent: QObject | None = None, *, tracking=()):
@@ -170,11 +172,11 @@ class Worker(QObject):
                          f"{detector.device}, {detector.precision}")
 
     def _do_open(self, uri: str) -> None:
+        media = open_media(uri)  # a failure leaves the open source (and any recording) as is
         self._close_recorder()
         if self.media is not None:
             self.media.close()
-            self.media = None
-        self.media = open_media(uri)
+        self.media = media
         self.position, self._played_live = -1, False
         self._reset_run()
         with self._mail_lock:
@@ -203,6 +205,7 @@ class Worker(QObject):
         self._need_detector()
         fps = (self.media.fps if self.media is not None else None) or 30.0
         self.status.emit(self._recording.start(video, jsonl, fps=fps, names=self.detector.names))
+        self.recording.emit(True)
 
     def _do_stop_record(self) -> None:
         self._close_recorder()
@@ -210,6 +213,7 @@ class Worker(QObject):
     def _close_recorder(self) -> None:
         message = self._recording.stop()
         if message is not None:
+            self.recording.emit(False)
             self.recorded.emit(message)
 
     def _need_detector(self) -> None:
@@ -255,7 +259,7 @@ class Worker(QObject):
         self.playing.emit(True)
         self._played_live = bool(self.media.live)
         try:
-            self._consume(pipeline, stop)
+            self._consume(pipeline, stop, source_time=not newest)
         finally:
             with self._cond:
                 self._pipeline = self._pace_stop = None
@@ -269,19 +273,22 @@ class Worker(QObject):
             self.media = None
             self.media = open_media(uri)
 
-    def _consume(self, pipeline: Pipeline, interrupted: threading.Event) -> None:
+    def _consume(self, pipeline: Pipeline, interrupted: threading.Event, *,
+                 source_time: bool) -> None:
         results = pipeline.results()
         with contextlib.closing(results):
             for result in results:
                 self._publish(result, pipeline.stats[0].snapshot())
-                self._recording.write(result, self.overlay, self.detector.names)
+                self._recording.write(result, self.overlay, self.detector.names,
+                                      source_time=source_time)
                 while (command := self._next_command(inline_only=True)) is not None:
                     self._execute(*command)
         if not interrupted.is_set():
             self.ended.emit()
 
     def _reset_run(self) -> None:
-        self.run_counts: Counter = Counter()
+        self.run_counts: Counter = Counter()  # shown detections per class, each frame once
+        self._frame_counts: dict[int, Counter] = {}  # seekable media: per frame index
         self.display_drops = 0  # packets replaced before the GUI took them
         self._reset_tracks()
 
@@ -304,7 +311,7 @@ class Worker(QObject):
         qimage = to_qimage(draw(image, shown, self.detector.names, overlay, result.trails))
         self.position = result.frame.index
         self._count_tracks(result)
-        self.run_counts.update(int(c) for c in shown.class_ids)
+        self._count(result.frame.index, Counter(int(c) for c in shown.class_ids))
         stats = {"input_fps": snapshot.input_fps if snapshot else 0.0,
                  "detector_fps": snapshot.detector_fps if snapshot else 0.0,
                  "dropped": (snapshot.dropped if snapshot else 0) + self.display_drops,
@@ -322,6 +329,15 @@ class Worker(QObject):
             for track_id in result.detections.track_ids.tolist():
                 span = self._spans.setdefault(track_id, [index, index, 0])
                 span[1], span[2] = index, span[2] + 1
+
+    def _count(self, index: int, counts: Counter) -> None:
+        """Add a frame's counts to the run's; a frame of a file shown again (a replay, a step)
+        replaces its earlier counts instead of adding to them. Live frames never come back."""
+        if isinstance(self.media, SeekableSource):
+            self.run_counts.subtract(self._frame_counts.get(index, Counter()))
+            self._frame_counts[index] = counts
+        self.run_counts.update(counts)
+        self.run_counts = +self.run_counts  # drops classes back at 0
 
     def _post(self, packet: Packet) -> None:
         with self._mail_lock:

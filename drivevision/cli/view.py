@@ -1,10 +1,9 @@
-"""``drivevision view [SOURCE]``: the desktop viewer (package ``gui``) in this process's place."""
+"""``drivevision view [SOURCE]``: the desktop viewer (package ``gui``), in this process."""
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
+from importlib.metadata import entry_points
 
 from drivevision.cli.help import add_command
 from drivevision.cli.options import add_detector_args
@@ -32,13 +31,23 @@ drivevision view assets/sample.mp4 --track          # ids and trails; click a bo
 
 
 def cmd_view(args: argparse.Namespace) -> int:
-    """Start the viewer (package ``gui``) in this process's place; the library stays Qt-free."""
-    argv = [sys.executable, "-m", "gui", *([args.source] if args.source else [])]
-    argv += ["--play"] if args.play else []
+    """Run the viewer in this process, found by its ``drivevision-gui`` entry point: the
+    library never imports ``gui``. Not ``python -m gui`` in a new process: that puts the
+    working folder first on the import path, so run from the folder that holds the clone
+    (itself named ``drivevision``) it would import the clone's folder as the package."""
+    argv = [*([args.source] if args.source else []), *(["--play"] if args.play else [])]
     for name in ("model", "weights", "engine", "device", "precision", "conf", "classes",
                  "min_size", "max_size", "proposals", "track", "track_thresh",
                  "track_buffer", "match_thresh"):
         if getattr(args, name) is not None:
             argv += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
-    os.execv(sys.executable, argv)
-    return 0  # not reached: execv replaces the process
+    return viewer_main()(argv)
+
+
+def viewer_main():
+    """The viewer's ``main(argv) -> exit code``; ImportError when it is not installed."""
+    found = entry_points(group="console_scripts", name="drivevision-gui")
+    if not found:
+        raise ImportError("the viewer is not installed (expected the drivevision-gui entry "
+                          "point): pip install -e \".[gui]\" in the clone")
+    return next(iter(found)).load()

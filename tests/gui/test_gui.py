@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 from collections import Counter
@@ -133,6 +134,11 @@ def test_plays_a_clip_to_the_end_matching_the_library_jsonl(qtbot, make_window, 
     assert window.transport.frame.text() == "frame 11 / 12"
     window.seek(3)
     wait_for_frame(qtbot, window, 3)
+    with qtbot.waitSignal(window.worker.ended, timeout=30000):
+        window.play()  # and once more to the end: every frame seen again
+    wait_for_frame(qtbot, window, 11)
+    run = {table.item(r, 0).text(): int(table.item(r, 2).text()) for r in range(table.rowCount())}
+    assert run == dict(totals), "frames seen again were counted again"
 
 
 def painted_rgb(window, x: float, y: float) -> tuple[int, int, int]:
@@ -192,6 +198,92 @@ def test_bad_file_shows_a_dialog_and_the_window_stays_usable(qtbot, make_window,
     wait_for_frame(qtbot, window, 0)
     window.step(1)
     wait_for_frame(qtbot, window, 1)
+
+
+def test_a_failed_open_keeps_the_clip_that_was_open(qtbot, make_window, errors, clip_path,
+                                                    tmp_path):
+    window = make_window(FixedDetector(detections=two_boxes()))
+    window.open_source(clip_path)
+    wait_for_frame(qtbot, window, 0)
+    window.open_source(str(tmp_path / "missing.mp4"))
+    qtbot.waitUntil(lambda: len(errors) == 1, timeout=10000)
+    assert window.windowTitle() == f"DriveVision - {clip_path}"
+    window.transport.speed.setCurrentIndex(4)
+    with qtbot.waitSignal(window.worker.ended, timeout=20000):
+        window.toggle_play()  # Space: the clip still on screen plays
+    wait_for_frame(qtbot, window, 11)
+    assert len(errors) == 1, errors
+
+
+def test_replaying_from_the_end_shows_rates_of_the_new_pass(qtbot, make_window, clip_path):
+    window = make_window(FixedDetector(0.02, detections=two_boxes()))
+    window.open_source(clip_path)
+    wait_for_frame(qtbot, window, 0)
+    play_to_the_end(qtbot, window)
+    huds: list[str] = []
+    set_hud = window.view.set_hud
+    window.view.set_hud = lambda lines: (huds.append(lines[1]), set_hud(lines))
+    play_to_the_end(qtbot, window)  # Space at the end: from the start again
+    rates = [[float(x) for x in re.findall(r"(-?[\d.]+) fps", line)] for line in huds]
+    assert len(rates) >= 10 and all(r >= 0 for pair in rates for r in pair), huds
+    assert 5.0 <= rates[-1][0] <= 12.0, huds  # the clip's 10 fps, measured over the pass
+
+
+def red_share(widget) -> float:
+    """How much of ``widget`` is painted a strong red."""
+    image = widget.grab().toImage()
+    pixels = [image.pixelColor(x, y) for x in range(0, image.width(), 2)
+              for y in range(0, image.height(), 2)]
+    return sum(c.red() > 150 and c.green() < 90 and c.blue() < 90 for c in pixels) / len(pixels)
+
+
+def test_the_rec_button_shows_a_recording_is_running(qtbot, make_window, errors, clip_path,
+                                                    tmp_path):
+    window = make_window(FixedDetector(detections=two_boxes()))
+    rec = window.transport.record
+    window.open_source(clip_path)
+    wait_for_frame(qtbot, window, 0)
+    idle_text, idle_red = rec.text(), red_share(rec)
+    window.start_recording(str(tmp_path / "rec.mp4"), str(tmp_path / "rec.jsonl"))
+    qtbot.waitUntil(rec.isChecked, timeout=10000)
+    assert idle_text == "Rec" and idle_red < 0.05
+    assert rec.text().startswith("\u25cf Rec 00:0") and red_share(rec) > 0.5
+    qtbot.waitUntil(lambda: rec.text() == "\u25cf Rec 00:01", timeout=5000)  # the time runs
+    window.stop_recording()
+    qtbot.waitUntil(lambda: not rec.isChecked(), timeout=10000)
+    assert rec.text() == "Rec" and red_share(rec) < 0.05
+
+    window.start_recording(str(tmp_path / "no" / "such" / "folder" / "rec.mp4"), None)
+    qtbot.waitUntil(lambda: len(errors) == 1, timeout=10000)
+    assert not rec.isChecked() and rec.text() == "Rec"  # it did not start
+
+
+def test_the_side_panel_fits_a_1600x900_screen_without_scrolling(qtbot, make_window):
+    window = make_window(FixedDetector(detections=two_boxes()))
+    window.resize(1600, 820)  # 900 less a title bar and a desktop's panel
+    qtbot.wait(100)
+    scroll = window.splitter.widget(1)
+    assert scroll.verticalScrollBar().maximum() == 0
+    apply = window.panel.detector.apply
+    bottom = apply.mapTo(scroll.viewport(), apply.rect().bottomLeft()).y()
+    assert apply.isVisible() and bottom <= scroll.viewport().height()
+
+
+def test_s_saves_the_frame_the_hud_shows_to_the_pictures_folder(qtbot, make_window, clip_path,
+                                                                tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))  # a home without a Pictures folder yet
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    window = make_window(FixedDetector(detections=two_boxes()))
+    window.open_source(clip_path)
+    wait_for_frame(qtbot, window, 0)
+    window.seek(11)
+    wait_for_frame(qtbot, window, 11)
+    assert window.view._hud[0].startswith("frame 12/12")
+    [save] = [a for a in window.actions() if a.shortcut().toString() == "S"]
+    save.trigger()
+    [shot] = (tmp_path / "Pictures").glob("drivevision-*.png")
+    assert shot.name.endswith("-frame12.png")
+    assert cv2.imread(str(shot)).shape == (96, 160, 3)
 
 
 def test_detector_failure_while_playing_shows_a_dialog(qtbot, make_window, errors, clip_path):
@@ -264,11 +356,10 @@ def test_recent_sources_and_overlay_settings_persist(qtbot, make_window, setting
     assert [line["frame"] for line in lines] == list(range(1, 12))  # played after frame 0
     times = video_times(video)
     assert len(times) == 11
-    watched = (lines[-1]["timestamp_ms"] - lines[0]["timestamp_ms"]) / 1000.0 / 4  # at 4x
-    # the first frame is stamped when playing starts and none is released early, so the video
-    # lasts at least as long as the clip at 4x, and at most as long as the playing took here
-    # (stamped at the clip's 10 fps it would last 4x as long)
-    assert watched - 0.01 <= times[-1] - times[0] <= playing_s + 0.01
+    # every frame shown: the video keeps the clip's own times (the JSONL's), not the playing's
+    source = [line["timestamp_ms"] / 1000.0 for line in lines]
+    assert np.allclose(np.subtract(times, times[0]), np.subtract(source, source[0]), atol=0.002)
+    assert playing_s < source[-1] - source[0]  # at 4x
     shot = tmp_path / "shot.png"
     assert window.save_screenshot(shot)
     assert cv2.imread(str(shot)).shape == (96, 160, 3)
@@ -281,19 +372,18 @@ def test_recent_sources_and_overlay_settings_persist(qtbot, make_window, setting
 
 
 def test_drivevision_view_starts_the_viewer_with_the_same_options(monkeypatch, clip_path):
-    import sys
-
     from drivevision import cli
     from drivevision.cli.options import detector_config
+    from gui import app
     from gui.app import build_parser
 
     calls = []
-    monkeypatch.setattr(os, "execv", lambda exe, argv: calls.append((exe, argv)))
+    monkeypatch.setattr(app, "main", lambda argv: calls.append(argv) or 0)
     options = ["--model", "tiny-fpn", "--device", "cpu", "--conf", "0.3", "--classes", "car"]
-    cli.main(["view", clip_path, *options])
-    [(exe, argv)] = calls
-    assert exe == sys.executable and argv[1:4] == ["-m", "gui", clip_path]
-    viewer = detector_config(build_parser().parse_args(argv[3:]))
+    assert cli.main(["view", clip_path, *options]) == 0
+    [argv] = calls  # in this process
+    assert argv[0] == clip_path
+    viewer = detector_config(build_parser().parse_args(argv))
     detect = detector_config(cli.build_parser().parse_args(["detect", clip_path, *options]))
     assert viewer == detect
 
@@ -348,8 +438,8 @@ def test_gui_command_with_play_starts_a_live_stream_once(qtbot, monkeypatch, set
                                                                  send(self, name, *a)))
 
     class Window(main_window.MainWindow):  # the test's settings, never the user's
-        def __init__(self, config):
-            super().__init__(config, settings=settings)
+        def __init__(self, config, **options):
+            super().__init__(config, settings=settings, **options)
             windows.append(self)
 
     def run_until_frames(_app) -> int:
@@ -390,6 +480,28 @@ def test_recording_while_frames_are_skipped_lasts_as_long_as_the_playing(
     # about 2.5 frames apart, so stamped at the clip's 10 fps the video would last 0.4x the
     # watching; a frame captured late on a loaded machine shortens it by that lateness only
     assert 0.7 * watched <= times[-1] - times[0] <= playing_s + 0.01
+
+
+def test_recording_every_frame_lasts_as_long_as_the_clip(qtbot, make_window, tmp_path):
+    from drivevision.synthetic import write_clip
+
+    clip = tmp_path / "long.mp4"  # longer than the frames the pipeline reads ahead
+    write_clip(clip, 40, width=160, height=96, fps=20.0)
+    window = make_window(FixedDetector(0.1, detections=two_boxes()))  # half the clip's rate
+    window.transport.every_frame.setChecked(True)  # waits for the detector
+    window.open_source(str(clip))
+    wait_for_frame(qtbot, window, 0)
+    video, jsonl = tmp_path / "rec.mp4", tmp_path / "rec.jsonl"
+    window.start_recording(str(video), str(jsonl))
+    playing_s = play_to_the_end(qtbot, window)
+    window.stop_recording()
+    qtbot.waitUntil(jsonl.exists, timeout=10000)
+    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    times = video_times(video)
+    assert len(times) == len(lines) == 39
+    clip_s = (lines[-1]["timestamp_ms"] - lines[0]["timestamp_ms"]) / 1000.0
+    assert playing_s > 1.5 * clip_s
+    assert abs((times[-1] - times[0]) - clip_s) < 0.01, (times[-1] - times[0], clip_s)
 
 
 def _disk_full_on_finishing_video(monkeypatch) -> None:
@@ -657,14 +769,12 @@ def test_seeking_or_stepping_back_resets_the_tracker_and_says_so(qtbot, tracked_
 
 
 def test_drivevision_view_passes_the_tracking_options_on(monkeypatch, clip_path):
-    import sys
-
     from drivevision import cli
+    from gui import app
     from gui.app import build_parser
 
     calls = []
-    monkeypatch.setattr(os, "execv", lambda exe, argv: calls.append(argv))
-    cli.main(["view", clip_path, "--track", "bytetrack", "--track-buffer", "12"])
-    args = build_parser().parse_args(calls[0][3:])
+    monkeypatch.setattr(app, "main", lambda argv: calls.append(argv) or 0)
+    assert cli.main(["view", clip_path, "--track", "bytetrack", "--track-buffer", "12"]) == 0
+    args = build_parser().parse_args(calls[0])
     assert (args.track, args.track_buffer, args.match_thresh) == ("bytetrack", 12, 0.8)
-    assert sys.executable == calls[0][0]

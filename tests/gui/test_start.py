@@ -1,0 +1,135 @@
+"""Starting the viewer: a missing display or system library is one line naming what to do,
+never Qt's abort; ``drivevision view`` starts it from any folder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("PyQt6.QtCore")
+
+from gui import preflight  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]  # the checkout under test
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux") or not shutil.which("ldd"),
+                                reason="Qt's xcb plugin and ldd: Linux only")
+
+
+def viewer_env(**changes: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    for key, value in changes.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+def start_viewer(env: dict[str, str], *args: str, cwd: Path = ROOT):
+    return subprocess.run([sys.executable, "-m", "gui", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+@linux_only
+def test_the_xcb_plugin_finds_every_library_it_links():
+    """Fails where the real window could not open (the offscreen tests pass all the same):
+    install what the message names (README, Viewer)."""
+    plugin = preflight.xcb_plugin()
+    assert plugin is not None, "PyQt6 has no xcb platform plugin"
+    missing = preflight.missing_libraries(plugin)
+    assert missing == [], f"Qt's xcb platform plugin cannot load: {preflight.install_hint(missing)}"
+
+
+@linux_only
+def test_missing_xcb_libraries_are_one_line_naming_the_packages(tmp_path):
+    real = shutil.which("ldd")
+    fake = tmp_path / "ldd"  # this system's ldd, with two libraries gone as on a plain desktop
+    fake.write_text(f"#!/bin/sh\n{real} \"$@\" | sed -E "
+                    "'s/(libxcb-(icccm|keysyms)[^ ]*) => .*/\\1 => not found/'\n")
+    fake.chmod(0o755)
+    env = viewer_env(PATH=f"{tmp_path}{os.pathsep}{os.environ['PATH']}", DISPLAY=":987")
+    run = start_viewer(env)
+    assert run.returncode == 1, run.stderr  # not -6 (SIGABRT)
+    assert run.stderr.strip().splitlines() == [
+        "drivevision-gui: Qt's xcb platform plugin cannot load: missing libxcb-icccm.so.4, "
+        "libxcb-keysyms.so.1; install them with: sudo apt-get install libxcb-icccm4 "
+        "libxcb-keysyms1"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="displays: Linux only")
+def test_no_display_is_one_line_saying_so():
+    run = start_viewer(viewer_env())
+    assert run.returncode == 1, run.stderr
+    [line] = run.stderr.strip().splitlines()
+    assert "no display" in line and "DISPLAY and WAYLAND_DISPLAY are not set" in line
+
+
+def test_the_hint_names_packages_and_unknown_libraries():
+    assert preflight.not_found("\tlibxcb-icccm.so.4 => not found\n"
+                               "\tlibxcb.so.1 => /lib/libxcb.so.1 (0x1)\n"
+                               "\tlibfoo.so.2 => not found\n") == ["libxcb-icccm.so.4",
+                                                                  "libfoo.so.2"]
+    assert preflight.install_hint(["libxcb-icccm.so.4", "libfoo.so.2"]) == (
+        "missing libxcb-icccm.so.4, libfoo.so.2; install them with: sudo apt-get install "
+        "libxcb-icccm4 (and the package that provides libfoo.so.2)")
+
+
+# pip's editable install finds the packages with a finder that comes after the import path,
+# so a folder named drivevision on the path (without __init__.py) wins as a namespace package.
+EDITABLE_FINDER = """
+import sys
+from importlib.machinery import PathFinder
+
+class CheckoutFinder:
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        return PathFinder.find_spec(name, [{root!r}]) if name in ("drivevision", "gui") else None
+
+sys.meta_path.insert(sys.meta_path.index(PathFinder) + 1, CheckoutFinder)
+"""
+
+# As pip's `drivevision` script (its own folder first on the path, not the working folder),
+# with the window closing as soon as it is shown.
+LAUNCHER = """
+import sys
+from PyQt6.QtCore import QTimer
+from gui import main_window
+
+show = main_window.MainWindow.show
+
+def show_then_close(window):
+    show(window)
+    print("window shown", flush=True)
+    QTimer.singleShot(0, window.close)
+
+main_window.MainWindow.show = show_then_close
+from drivevision.cli import main
+sys.exit(main())
+"""
+
+
+@pytest.mark.timeout(120)
+def test_drivevision_view_starts_from_the_folder_that_holds_the_clone(tmp_path,
+                                                                     tiny_checkpoint):
+    parent = tmp_path / "src"
+    (parent / "drivevision").mkdir(parents=True)  # the clone, seen from its parent folder
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(EDITABLE_FINDER.format(root=str(ROOT)))
+    launcher = tmp_path / "bin" / "drivevision"
+    launcher.parent.mkdir()
+    launcher.write_text(LAUNCHER)
+    env = viewer_env(PYTHONPATH=str(site), QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path),
+                     XDG_CONFIG_HOME=str(tmp_path / "config"))
+    run = subprocess.run([sys.executable, str(launcher), "view", "--model", "tiny-fpn",
+                          "--weights", tiny_checkpoint, "--device", "cpu"],
+                         cwd=parent, env=env, capture_output=True, text=True, timeout=100)
+    assert run.returncode == 0, run.stderr
+    assert "window shown" in run.stdout
