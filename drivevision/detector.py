@@ -101,6 +101,22 @@ class Detector:
                    precision=config.precision, conf=config.conf, classes=config.classes,
                    proposals=config.proposals, progress=progress)
 
+    def size_problem(self, width: int, height: int) -> str | None:
+        """Why a ``width`` x ``height`` frame cannot be detected in, or None.
+
+        The model's resize rule (torchvision's ``GeneralizedRCNNTransform``) scales the short
+        side to ``min_size`` with the long side at most ``max_size``; a frame so thin that a
+        side then rounds to 0 pixels (3x5000 at 800/1333) would fail inside the model.
+        """
+        transform = self.model.transform
+        short, long = min(width, height), max(width, height)
+        scale = min(transform.min_size[-1] / short, transform.max_size / long)
+        if int(short * scale) >= 1:
+            return None
+        return (f"{width}x{height} is too thin for the model's input size (short side "
+                f"{transform.min_size[-1]}, long side at most {transform.max_size}): it would "
+                "be less than one pixel high")
+
     def __call__(self, frame: np.ndarray) -> Detections:
         return self.infer([frame])[0]
 

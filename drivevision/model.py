@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import pickle
 import re
 import urllib.error
 from collections import OrderedDict
@@ -201,14 +202,19 @@ def _load_checkpoint(name: str | None, path: Path, min_size: int | None,
         raise WeightsError(f"Checkpoint not found: {path}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for a damaged or foreign file
+    except pickle.UnpicklingError as e:  # torch's text would suggest weights_only=False
+        raise WeightsError(f"Refusing checkpoint {path}: it holds Python objects other than "
+                           f"tensors ({_unsafe_part(e)}), which loading could run as code; "
+                           "use a checkpoint of tensors only (a state dict)") from None
+    except Exception as e:  # noqa: BLE001 - torch raises many types for a foreign file
         raise WeightsError(f"Cannot read checkpoint {path}: not a PyTorch checkpoint, or "
-                           f"damaged ({_reason(e)})") from e
+                           f"damaged ({_reason(e)})") from None
     state = ckpt.get("model", ckpt.get("state_dict", ckpt)) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict) or _CLS_KEY not in state:
         raise WeightsError(f"{path} is not a Faster R-CNN checkpoint (no {_CLS_KEY})")
     arch = _architecture(path, ckpt.get("arch"), name)
     num_classes = int(state[_CLS_KEY].shape[0])
+    names = _class_names(path, ckpt, num_classes)
     model = build_model(arch, num_classes=num_classes, min_size=min_size or ckpt.get("min_size"),
                         max_size=max_size or ckpt.get("max_size"))
     try:
@@ -216,8 +222,17 @@ def _load_checkpoint(name: str | None, path: Path, min_size: int | None,
             {k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     except RuntimeError as e:
         raise WeightsError(f"Checkpoint {path} does not fit model {arch}: {_mismatch(e)}") from e
-    names = _class_names(path, ckpt, num_classes)
     return LoadedModel(model, arch, names, file_sha256(path)[:16])
+
+
+def _unsafe_part(error: pickle.UnpicklingError) -> str:
+    """What torch's weights-only unpickler refused, without its advice to load unsafely."""
+    text = str(error)
+    found = re.search(r"GLOBAL ([\w.]+)", text)
+    if found:
+        return f"a reference to {found.group(1)}"
+    found = re.search(r"Unsupported operand (\d+)", text)
+    return f"pickle opcode {found.group(1)}" if found else "an object torch refuses"
 
 
 def _architecture(path: Path, saved: str | None, asked: str | None) -> str:
@@ -235,16 +250,21 @@ def _mismatch(error: RuntimeError) -> str:
 
 
 def _class_names(path: Path, ckpt: dict, num_classes: int) -> tuple[str, ...]:
-    names = ckpt.get("class_names")
+    names, origin = ckpt.get("class_names"), f"{path}'s class_names"
     for sidecar in (path.with_suffix(".names"), path.with_suffix(".txt")):
         if names is None and sidecar.is_file():
-            names = [ln.strip() for ln in sidecar.read_text().splitlines() if ln.strip()]
+            names, origin = _read_names(sidecar), str(sidecar)
     json_file = path.with_suffix(".json")
     if names is None and json_file.is_file():
-        names = json.loads(json_file.read_text()).get("class_names")
+        names, origin = _json_names(json_file), str(json_file)
     if names is None:
         names = COCO_NAMES if num_classes == len(COCO_NAMES) else \
             ["__background__"] + [f"class {i}" for i in range(1, num_classes)]
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        odd = names if not isinstance(names, (list, tuple)) else \
+            next(n for n in names if not isinstance(n, str))
+        raise WeightsError(f"Expected {origin} to be a list of strings, but found "
+                           f"{type(odd).__name__} {str(odd)[:40]!r}")
     names = tuple(names)
     if len(names) == num_classes - 1:
         names = ("__background__",) + names
@@ -252,6 +272,24 @@ def _class_names(path: Path, ckpt: dict, num_classes: int) -> tuple[str, ...]:
         raise WeightsError(
             f"{path} has {num_classes} classes but its names list has {len(names)} entries")
     return names
+
+
+def _read_names(path: Path) -> list[str]:
+    try:
+        return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+    except (UnicodeDecodeError, OSError) as e:
+        raise WeightsError(f"Cannot read class names from {path}: {_reason(e)}") from None
+
+
+def _json_names(path: Path):
+    try:
+        data = json.loads(path.read_text())
+    except (UnicodeDecodeError, OSError, ValueError) as e:
+        raise WeightsError(f"Cannot read class names from {path}: {_reason(e)}") from None
+    if not isinstance(data, dict):
+        raise WeightsError(f'Expected {path} to hold an object {{"class_names": [...]}}, but '
+                           f"found a JSON {type(data).__name__}")
+    return data.get("class_names")
 
 
 def file_sha256(path: Path) -> str:

@@ -18,6 +18,7 @@ from drivevision.cli.options import (
     writes_stdout,
 )
 from drivevision.cli.tracking import add_track_args, track_stages
+from drivevision.io import limits
 
 RUNS = Path("runs") / "detect"
 
@@ -54,7 +55,10 @@ drivevision detect assets/sample.mp4 --weights assets/tiny-fpn-synthetic.pt  # o
     run = detect.add_argument_group("run")
     run.add_argument("--batch", type=int, default=1, metavar="N", help="frames per detector call")
     run.add_argument("--fps", type=float, default=10.0,
-                     help="frame rate given to image inputs (default: 10)")
+                     help="frame rate given to image inputs, 0.01 to 1000 (default: 10)")
+    run.add_argument("--max-pixels", metavar="N",
+                     help="largest image or frame to decode, e.g. 50000000 or 50M; larger "
+                          "ones are skipped unread (default: $DRIVEVISION_MAX_PIXELS, else 50M)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     add_detector_args(detect)
     add_track_args(detect)
@@ -75,12 +79,14 @@ def _detect(args: argparse.Namespace) -> int:
 
     config = detector_config(args)
     quiet_opencv()
-    source = open_source(args.input, fps=args.fps)
+    source = open_source(args.input, fps=args.fps, max_pixels=args.max_pixels)
     folder = _default_outputs(args)
     try:
         with source, Progress(source.frame_count, quiet=args.quiet) as progress:
             progress.status(f"loading {config.weights_label}")
             detector = Detector.from_config(config, progress=not args.quiet)
+            _check_cost(args, detector, source.frame_count)
+            source.frame_check = detector.size_problem
             reason = detector.engine.auto_reason
             progress.status(f"{args.input}: engine {detector.engine.name} on "
                             f"{detector.device}, {detector.precision}"
@@ -116,6 +122,8 @@ def _check_args(args: argparse.Namespace) -> contextlib.ExitStack:
     args.output = args.output or args.output_opt
     if args.batch < 1:
         raise ValueError(f"Expected --batch >= 1, but got {args.batch}")
+    limits.check_fps(args.fps)
+    args.max_pixels = limits.max_pixels(args.max_pixels)
     if args.mot and not args.track:
         raise ValueError("Expected --track with --mot: a MOT file holds track ids")
     if args.no_save and (args.output or args.jsonl or args.csv or args.mot):
@@ -133,6 +141,15 @@ def _check_args(args: argparse.Namespace) -> contextlib.ExitStack:
             _check_folder(args.input, Path(args.output))
             return claims.pop_all()
     return claims
+
+
+def _check_cost(args: argparse.Namespace, detector, frames: int | None) -> None:
+    """Refuse, before the first frame, detector calls that would not fit in memory."""
+    transform = detector.model.transform
+    size = limits.model_input_bound(transform.min_size[-1], transform.max_size)
+    batch = min(args.batch, frames or args.batch)
+    per_pixel = limits.BYTES_PER_INPUT_PIXEL.get(detector.loaded.name, 600)
+    limits.check_detector_call(batch, size, per_pixel, f"--batch {args.batch}")
 
 
 def _is_image(path: str) -> bool:

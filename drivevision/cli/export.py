@@ -51,6 +51,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     spec = ExportSpec(precision=args.precision, input_size=parse_size(args.input_size),
                       batch=args.batch, exporter=args.exporter)
+    _check_cost(args, spec.input_size)
     loaded = load_model(args.model, args.weights)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -74,6 +75,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     finally:
         remove()
     return EXIT_INTERRUPTED if caught else 0
+
+
+def _check_cost(args: argparse.Namespace, size: tuple[int, int]) -> None:
+    """Refuse, before the model loads, an input size whose export (which runs the model on
+    an example input of that size) would not fit in memory."""
+    from drivevision.io import limits
+
+    if args.batch < 1:
+        raise ValueError(f"Expected --batch >= 1, but got {args.batch}")
+    per_pixel = limits.BYTES_PER_INPUT_PIXEL.get(args.model or "", 600)
+    limits.check_detector_call(args.batch, size, per_pixel, f"--input-size {args.input_size}",
+                               smaller="give a smaller --input-size")
 
 
 def _export_tensorrt(loaded, out: Path, spec) -> dict:

@@ -88,9 +88,14 @@ def csv_list(text: str, kind=str) -> list:
 
 def quiet_opencv() -> None:
     """Our own lines say what failed (a damaged file, a lost stream), so OpenCV's warnings
-    and FFmpeg's per-packet errors would only bury them; a user's own setting wins."""
+    and FFmpeg's per-packet errors (OpenCV's FFmpeg and PyAV's) would only bury them; a
+    user's own setting wins."""
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    import av.logging
     import cv2
+
+    if av.logging.get_level() is None:
+        av.logging.set_level(av.logging.PANIC)
 
     logging_ = getattr(cv2, "utils", None) and getattr(cv2.utils, "logging", None)
     if logging_ is not None:

@@ -7,10 +7,13 @@ only, not on OpenCV or the file readers.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
+
+# Given a frame's width and height: why it cannot be used (one phrase), or None.
+FrameCheck = Callable[[int, int], "str | None"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,10 @@ class Source:
       frames come (always None for files).
     - ``gave_up``: True once the source stopped trying to reopen (the input is lost for
       good); never for files.
+
+    ``frame_check`` (set before iterating; files and folders apply it) refuses frames of a
+    size the consumer cannot take, e.g. ``Detector.size_problem``: they are skipped with a
+    note, as damaged ones are.
     """
 
     uri: str
@@ -75,6 +82,7 @@ class Source:
     reconnects: int = field(default=0, init=False, repr=False)
     outage_since: float | None = field(default=None, init=False, repr=False)
     gave_up: bool = field(default=False, init=False, repr=False)
+    frame_check: FrameCheck | None = field(default=None, init=False, repr=False)
 
     @property
     def lost_seconds(self) -> float:

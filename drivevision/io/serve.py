@@ -9,8 +9,10 @@ default address is loopback only, and binding elsewhere gives a warning.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
 import socket
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,7 +25,11 @@ from drivevision.io.frames import Frame
 from drivevision.io.sinks import Sink
 
 _BOUNDARY = "drivevision-frame"
-_PATH = re.compile(r"^/(stream|snapshot)(?:/(\d+))?(?:\.jpg)?/?$")
+_PATH = re.compile(r"^/(stream|snapshot)(?:/(\d{1,6}))?(?:\.jpg)?/?$")
+_log = logging.getLogger(__name__)
+# Errors of the viewers' connections are the viewers' business: counted, and one line at
+# most this often, never a traceback on the operator's terminal.
+ERROR_LOG_INTERVAL_S = 10.0
 
 
 def parse_bind(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
@@ -204,6 +210,28 @@ class _HttpServer(ThreadingHTTPServer):
         super().__init__(address, _Handler)
         self.feeds = feeds
         self.closing = threading.Event()
+        self.client_errors = 0
+        self._logged_at = -ERROR_LOG_INTERVAL_S
+        self._unlogged = 0
+        self._errors_lock = threading.Lock()
+
+    def handle_error(self, request, client_address) -> None:
+        """A request that failed (a viewer that went away, a broken request): counted, and
+        logged as one line at most every ``ERROR_LOG_INTERVAL_S`` s, not as socketserver's
+        traceback."""
+        error = sys.exc_info()[1]
+        if isinstance(error, (BrokenPipeError, ConnectionResetError, TimeoutError)):
+            return  # a viewer that closed its tab or stopped reading: nothing to report
+        with self._errors_lock:
+            self.client_errors += 1
+            self._unlogged += 1
+            now = time.monotonic()
+            if now - self._logged_at < ERROR_LOG_INTERVAL_S:
+                return
+            count, self._unlogged, self._logged_at = self._unlogged, 0, now
+        _log.warning(f"serve: {count} request(s) failed since the last report, the last from "
+                     f"{client_address[0]}: {type(error).__name__}: "
+                     f"{str(error).splitlines()[0][:120] if str(error) else ''}")
 
 
 class MjpegServer:

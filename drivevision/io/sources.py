@@ -6,10 +6,11 @@ cameras and network streams in ``drivevision.io.streams``.
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 from drivevision.errors import SourceError
-from drivevision.io import streams
+from drivevision.io import limits, streams
 from drivevision.io.files import (
     IMAGE_SUFFIXES,
     ImageSource,
@@ -23,7 +24,8 @@ from drivevision.io.uri import parse_uri
 
 def open_source(uri: str | Path, *, fps: float = 10.0, width: int | None = None,
                 height: int | None = None, input_fps: float | None = None,
-                transport: str | None = None, reconnect=None, realtime: bool = False) -> Source:
+                transport: str | None = None, reconnect=None, realtime: bool = False,
+                max_pixels: int | None = None) -> Source:
     """The source for ``uri`` (forms in ``drivevision.io.uri``), opened now so that a source
     that cannot be opened fails here with one clear message.
 
@@ -34,9 +36,11 @@ def open_source(uri: str | Path, *, fps: float = 10.0, width: int | None = None,
         transport: RTSP transport, "tcp" (default) or "udp"; a ``?transport=`` query wins.
         reconnect: a ``drivevision.streams.Reconnect`` policy for cameras and streams.
         realtime: pace a file or folder at its frame rate, with live semantics.
+        max_pixels: the most pixels an image or video frame may have (default:
+            ``limits.max_pixels()``); larger ones are refused before they are decoded.
     """
-    if not fps > 0:
-        raise ValueError(f"Expected --fps > 0 for image inputs, but got {fps}")
+    limits.check_fps(fps)
+    max_pixels = limits.max_pixels() if max_pixels is None else max_pixels
     spec = parse_uri(str(uri), transport=transport)
     asked = {k: v for k, v in (("width", width), ("height", height), ("input_fps", input_fps))
              if v is not None}
@@ -44,7 +48,7 @@ def open_source(uri: str | Path, *, fps: float = 10.0, width: int | None = None,
         raise ValueError(f"Expected {', '.join(asked)} only for a camera (0, /dev/videoN, "
                          f"csi://N), but the source is {uri}")
     if spec.kind == "path":
-        source = _open_path(spec.target, fps)
+        source = _open_path(spec.target, fps, max_pixels)
         return streams.RealtimeSource(source) if realtime else source
     policy = reconnect or streams.Reconnect()
 
@@ -55,20 +59,35 @@ def open_source(uri: str | Path, *, fps: float = 10.0, width: int | None = None,
     return streams.StreamSource(str(uri), opener, policy)
 
 
-def _open_path(uri: str, fps: float) -> Source:
+def _open_path(uri: str, fps: float, max_pixels: int) -> Source:
     """A video file, an image file or a folder of images."""
     path = Path(uri)
     if not path.exists():
         raise SourceError(f"No such file or directory: {uri}")
+    kind = _not_a_file(path)
+    if kind:
+        raise SourceError(f"{uri} is {kind}, not a file: expected a video file, an image or a "
+                          "folder of images (a stream is a URL, a camera 0 or /dev/videoN)")
     if path.is_dir():
         images = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
                          and p.is_file()), key=natural_key)
         if not images:
             raise SourceError(f"No images ({', '.join(sorted(IMAGE_SUFFIXES))}) in folder {uri}")
-        return ImageSource(str(uri), images, fps)
+        return ImageSource(str(uri), images, fps, max_pixels)
     if path.stat().st_size == 0:
         raise SourceError(f"{uri} is empty (0 bytes)")
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        read_image(path)  # fail now, not in the capture thread
-        return ImageSource(str(uri), [path], fps)
-    return VideoFileSource(str(uri), path)
+        read_image(path, max_pixels)  # fail now, not in the capture thread
+        return ImageSource(str(uri), [path], fps, max_pixels)
+    return VideoFileSource(str(uri), path, max_pixels)
+
+
+def _not_a_file(path: Path) -> str | None:
+    """What ``path`` is when it is neither a regular file nor a folder, or None."""
+    mode = path.stat().st_mode
+    for test, kind in ((stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return None

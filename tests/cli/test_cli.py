@@ -241,7 +241,7 @@ def test_variable_frame_rate_file_is_not_called_truncated(tmp_path, capsys, tiny
 
 @pytest.mark.parametrize("args, message", [
     (["-o", "out.webm"], "Expected an output ending in .mp4"),
-    (["--fps", "0"], "Expected --fps > 0"),
+    (["--fps", "0"], "Expected --fps between 0.01 and 1000"),
     (["--jsonl", "missing/d.jsonl"], "does not exist"),
 ])
 def test_output_and_option_mistakes_fail_before_any_work(tmp_path, capsys, tiny_checkpoint,
