@@ -20,6 +20,7 @@ from drivevision.pipeline import signals
 
 def build_parser() -> argparse.ArgumentParser:
     from drivevision.cli import bench, detect, export, live, view
+    from drivevision.cli import eval as evaluate
     from drivevision.cli.help import HelpFormatter, wrap
 
     parser = argparse.ArgumentParser(
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show the full traceback behind an error (also: DRIVEVISION_DEBUG=1)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                      help="what to do (drivevision COMMAND --help says how)")
-    for command in (detect, export, bench, view, live):
+    for command in (detect, export, bench, evaluate, view, live):
         command.add_parser(commands)
     return parser
 

@@ -11,8 +11,13 @@ from pathlib import Path
 from drivevision.config import DEFAULT_MODEL, DEVICES, ENGINES, MODELS, PRECISIONS, DetectorConfig
 
 
-def add_detector_args(parser: argparse.ArgumentParser) -> None:
-    """Detector options shared by every command (and the viewer), so command lines carry over."""
+def add_detector_args(parser: argparse.ArgumentParser, *, conf: float = 0.5,
+                      several: bool = False) -> None:
+    """Detector options shared by every command (and the viewer), so command lines carry over.
+
+    ``conf`` is the default score threshold; ``several`` takes comma lists in ``--engines``
+    and ``--precision`` (a command that runs each in turn) instead of ``--engine``.
+    """
     g = parser.add_argument_group("detector")
     g.add_argument("--model", choices=MODELS,
                    help=f"Faster R-CNN architecture: r50-fpn-v2, r50-fpn (v1), or tiny-fpn (a "
@@ -20,14 +25,23 @@ def add_detector_args(parser: argparse.ArgumentParser) -> None:
                         f"(default: {DEFAULT_MODEL}, or the one a checkpoint names, which wins)")
     g.add_argument("--weights", metavar="PATH",
                    help="local checkpoint; default: torchvision's COCO weights (downloaded once)")
-    g.add_argument("--engine", choices=ENGINES, default="torch",
-                   help="how the dense parts run: torch (eager PyTorch), onnx (ONNX Runtime), "
-                        "compiled (torch.compile), tensorrt; auto picks one and says why "
-                        "(default: %(default)s)")
+    engines = ("how the dense parts run: torch (eager PyTorch), onnx (ONNX Runtime), "
+               "compiled (torch.compile), tensorrt")
+    if several:
+        g.add_argument("--engines", default="torch",
+                       help=f"comma list, each run in turn: {engines} (default: %(default)s)")
+    else:
+        g.add_argument("--engine", choices=ENGINES, default="torch",
+                       help=f"{engines}; auto picks one and says why (default: %(default)s)")
     g.add_argument("--device", default="auto", help=f"{'|'.join(DEVICES)}|cuda:N (default: auto)")
-    g.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="fp16 needs CUDA; bf16 is fast on CPUs with AMX/AVX512-BF16")
-    g.add_argument("--conf", type=float, default=0.5, help="score threshold (default: 0.5)")
+    precision = "fp16 needs CUDA; bf16 is fast on CPUs with AMX/AVX512-BF16"
+    if several:
+        g.add_argument("--precision", default="fp32",
+                       help=f"comma list of {', '.join(PRECISIONS)}, each run with every "
+                            f"engine; {precision}")
+    else:
+        g.add_argument("--precision", choices=PRECISIONS, default="fp32", help=precision)
+    g.add_argument("--conf", type=float, default=conf, help=f"score threshold (default: {conf})")
     g.add_argument("--classes",
                    help="'driving' (person, bicycle, car, motorcycle, bus, truck, traffic light, "
                         "stop sign), 'all', or a comma list of names (any case) or ids "

@@ -241,12 +241,20 @@ def write_clip(path: str | Path, n_frames: int, *, width: int = 640, height: int
                fps: float = 10.0, seed: int = 0, codec: str = "libx264") -> list[Scene]:
     """Write frames ``0 .. n_frames - 1`` as an H.264 yuv420p MP4 (crf 28, moov atom first,
     so browsers can play it) and return their scenes."""
-    import av
-
     if n_frames < 1 or width % 2 or height % 2:
         raise ValueError(f"Expected n_frames >= 1 and an even width and height (yuv420p), but "
                          f"found {n_frames=}, {width=}, {height=}")
     scenes = SceneGenerator(width, height, seed=seed, fps=fps).clip(n_frames)
+    write_scenes(path, scenes, fps=fps, codec=codec)
+    return scenes
+
+
+def write_scenes(path: str | Path, scenes: list[Scene], *, fps: float = 10.0,
+                 codec: str = "libx264") -> None:
+    """Write the scenes' images (all of one even size) as ``write_clip`` does."""
+    import av
+
+    height, width = scenes[0].image.shape[:2]
     with av.open(str(path), "w", container_options={"movflags": "+faststart"}) as out:
         stream = out.add_stream(codec, rate=Fraction(fps).limit_denominator(1001), width=width,
                                 height=height, pix_fmt="yuv420p",
@@ -254,4 +262,3 @@ def write_clip(path: str | Path, n_frames: int, *, width: int = 640, height: int
         for scene in scenes:
             out.mux(stream.encode(av.VideoFrame.from_ndarray(scene.image, format="bgr24")))
         out.mux(stream.encode())
-    return scenes

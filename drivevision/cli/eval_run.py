@@ -1,0 +1,166 @@
+"""What ``drivevision eval INPUT`` does: run the detector with each engine and precision on
+the labelled input, time it, score it, and table the results (MMDeploy's style: AP, AP50,
+AP75, ms/frame and the AP difference to torch fp32, all from one run on one machine).
+
+ms/frame is the median wall time of one ``Detector`` call on a decoded frame (preprocess,
+engine and postprocess; decoding not included), after ``warmup`` untimed calls on the first
+frame (where torch.compile compiles and ONNX Runtime plans).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from drivevision.cli.options import csv_list, detector_config
+from drivevision.detector import Detector
+from drivevision.evaluation import Annotations, Evaluation, FrameBoxes, evaluate
+from drivevision.evaluation.report import write_report
+
+REFERENCE = ("torch", "fp32")
+
+
+def engine_settings(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """Every engine x precision asked for, torch fp32 (the reference) first."""
+    settings = [(e, p) for e in csv_list(args.engines) for p in csv_list(args.precision)]
+    if not settings:
+        raise ValueError("Expected at least one engine and one precision")
+    return [REFERENCE] + [s for s in dict.fromkeys(settings) if s != REFERENCE]
+
+
+@dataclass
+class EngineRun:
+    engine: str
+    precision: str
+    ms_per_frame: float
+    evaluation: Evaluation
+
+
+@dataclass
+class RunResult:
+    """Every engine run, the settings skipped (with why) and what was run on."""
+
+    info: dict
+    runs: list[EngineRun] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
+
+    @property
+    def table(self) -> dict:
+        """JSON-able: ``info``, ``results`` (engine, precision, ms_per_frame, AP_diff (AP
+        minus torch fp32's, 0..1) and the metrics), ``skipped``."""
+        ref = next((r.evaluation.metrics["AP"] for r in self.runs
+                    if (r.engine, r.precision) == REFERENCE), None)
+        rows = [{"engine": r.engine, "precision": r.precision,
+                 "ms_per_frame": round(r.ms_per_frame, 3),
+                 "AP_diff": None if ref is None else r.evaluation.metrics["AP"] - ref,
+                 **r.evaluation.metrics} for r in self.runs]
+        return {**self.info, "results": rows, "skipped": self.skipped}
+
+
+def run_engines(args: argparse.Namespace, truth: Annotations, class_map: dict,
+                log=print) -> RunResult:
+    """Detect, time and score with every engine x precision of ``args`` (torch fp32 first)."""
+    from drivevision.cli.timing import _device_name
+
+    result = RunResult({"input": args.input, "gt": args.gt, "conf": args.conf,
+                        "torch": torch.__version__, "threads": torch.get_num_threads()})
+    for engine, precision in engine_settings(args):
+        config = detector_config(argparse.Namespace(**{**vars(args), "engine": engine,
+                                                       "precision": precision}))
+        try:
+            detector = Detector.from_config(config, progress=True)
+        except (ValueError, ImportError) as e:
+            reason = str(e).strip().splitlines()[0]
+            if (engine, precision) == REFERENCE:
+                raise
+            result.skipped.append({"engine": engine, "precision": precision, "reason": reason})
+            log(f"skipped {engine} {precision}: {reason}")
+            continue
+        result.info.setdefault("device", _device_name(detector.device))
+        log(f"{engine} {precision}: detecting")
+        preds, ms = detect_all(detector, args.input, truth, args.warmup)
+        evaluation = evaluate(truth, preds, class_map=class_map,
+                              allow_unlabelled=args.allow_unlabelled)
+        result.runs.append(EngineRun(engine, precision, ms, evaluation))
+        log(f"{engine} {precision}: AP {evaluation.metrics['AP']:.4f}, {ms:.1f} ms/frame")
+    return result
+
+
+def detect_all(detector: Detector, uri: str, truth: Annotations,
+               warmup: int) -> tuple[Annotations, float]:
+    """Detections of every frame of ``uri`` and the median ms of one detector call."""
+    from drivevision.io.sources import open_source
+
+    frames, samples = {}, []
+    with open_source(uri) as source:
+        _check_files(source, truth)
+        for frame in source:
+            _check_size(frame.index, frame.image.shape, truth)
+            if not samples and frame.index == next(iter(truth.frames), 0):
+                for _ in range(warmup):
+                    detector(frame.image)
+            t0 = time.perf_counter()
+            dets = detector(frame.image)
+            samples.append((time.perf_counter() - t0) * 1000)
+            names = tuple(detector.names[int(c)].lower() for c in dets.class_ids)
+            frames[frame.index] = FrameBoxes(dets.xyxy.astype(np.float64), names,
+                                             dets.scores.astype(np.float64))
+    if not samples:
+        raise ValueError(f"{uri}: no frame to detect in")
+    classes = tuple(dict.fromkeys(n for f in frames.values() for n in f.labels))
+    return Annotations(uri, frames, classes), float(np.median(samples))
+
+
+def _check_files(source, truth: Annotations) -> None:
+    """A folder against COCO file names: the same images, or frame numbers mean nothing."""
+    paths = getattr(source, "paths", None)
+    if paths is None or not truth.file_names:
+        return
+    mine = [p.name for p in paths]
+    theirs = [truth.file_names[f] for f in sorted(truth.file_names)]
+    if mine != theirs:
+        missing = sorted(set(theirs) - set(mine))[:3] or sorted(set(mine) - set(theirs))[:3]
+        raise ValueError(f"{source.uri} does not hold exactly the images of the ground truth "
+                         f"({len(mine)} here, {len(theirs)} there; e.g. {', '.join(missing)})")
+
+
+def _check_size(index: int, shape: tuple, truth: Annotations) -> None:
+    size = truth.sizes.get(index)
+    if size is not None and (shape[1], shape[0]) != size:
+        raise ValueError(f"Frame {index} of the input is {shape[1]}x{shape[0]}, but the ground "
+                         f"truth's is {size[0]}x{size[1]}: not the labelled video?")
+
+
+def format_table(result: RunResult) -> str:
+    """AP in COCO points (x100), as MMDeploy and papers print them."""
+    t = result.table
+    lines = [f"{t['input']} against {t['gt']} on {t.get('device', '?')}, {t['threads']} threads, "
+             f"torch {t['torch']}, score threshold {t['conf']}",
+             "AP in points (x100); ms/frame: median detector call; dAP: AP - torch fp32 AP", "",
+             f"{'engine':<10}{'precision':<11}{'AP':>7}{'AP50':>7}{'AP75':>7}{'ms/frame':>10}"
+             f"{'dAP':>8}"]
+    for r in t["results"]:
+        diff = "-" if r["AP_diff"] is None else f"{100 * r['AP_diff']:+.2f}"
+        lines.append(f"{r['engine']:<10}{r['precision']:<11}{_pts(r['AP'])}{_pts(r['AP50'])}"
+                     f"{_pts(r['AP75'])}{r['ms_per_frame']:>10.1f}{diff:>8}")
+    lines += [f"skipped {s['engine']} {s['precision']}: {s['reason']}" for s in t["skipped"]]
+    return "\n".join(lines)
+
+
+def _pts(value) -> str:
+    return f"{'-':>7}" if value is None else f"{100 * value:>7.2f}"
+
+
+def write_reports(folder: str, result: RunResult) -> None:
+    """One report folder per engine and precision, and the table as ``summary.md``."""
+    root = Path(folder)
+    for r in result.runs:
+        write_report(root / f"{r.engine}-{r.precision}", r.evaluation,
+                     title=f"{r.engine} {r.precision} on {result.info['input']}")
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "summary.md").write_text("```\n" + format_table(result) + "\n```\n")

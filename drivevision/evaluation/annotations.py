@@ -1,0 +1,65 @@
+"""What the evaluation reads into: boxes per frame, for ground truth and predictions alike."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FrameBoxes:
+    """The boxes of one frame, every field the same length N.
+
+    Attributes:
+        boxes: float64 (N, 4) xyxy in the frame's pixels, ``x1 <= x2`` and ``y1 <= y2``.
+        labels: N class names, lower case.
+        scores: float64 (N,) confidences (predictions), None for ground truth.
+        track_ids: int64 (N,) object identities, None when the file has none.
+        ignore: bool (N,) ground truth that neither counts as missed nor makes a false
+            positive when detected (COCO's crowd regions, MOTChallenge's flag 0); None: none.
+    """
+
+    boxes: np.ndarray
+    labels: tuple[str, ...]
+    scores: np.ndarray | None = None
+    track_ids: np.ndarray | None = None
+    ignore: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.labels)
+        assert self.boxes.shape == (n, 4), (self.boxes.shape, n)
+        for name in ("scores", "track_ids", "ignore"):
+            value = getattr(self, name)
+            assert value is None or value.shape == (n,), (name, value.shape, n)
+
+    @classmethod
+    def empty(cls) -> FrameBoxes:
+        return cls(np.zeros((0, 4)), (), np.zeros(0))
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass(frozen=True)
+class Annotations:
+    """A whole file: frames by index, the class names it knows, frame sizes where stated.
+
+    ``classes`` is the file's vocabulary in its own order (a COCO file's categories, else the
+    names in order of first appearance); ``sizes`` maps a frame to its (width, height) when
+    the file says; ``file_names`` a frame to its image file's name (COCO); ``one_class``
+    marks ground truth without class names (MOTChallenge), which every predicted class is
+    scored against.
+    """
+
+    path: str
+    frames: dict[int, FrameBoxes]
+    classes: tuple[str, ...]
+    sizes: dict[int, tuple[int, int]] = field(default_factory=dict)
+    one_class: bool = False
+    file_names: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def has_tracks(self) -> bool:
+        boxes = [f for f in self.frames.values() if len(f)]
+        return bool(boxes) and all(f.track_ids is not None for f in boxes)

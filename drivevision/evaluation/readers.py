@@ -1,0 +1,261 @@
+"""Ground truth and predictions from files, checked line by line.
+
+Ground truth is read by suffix: ``.json`` a COCO file, ``.txt`` MOTChallenge ``gt.txt``,
+anything else this project's JSONL (one frame a line). Predictions are the JSONL that
+``drivevision detect`` writes. A file that cannot be read as what it claims to be raises
+ValueError naming the file, the line (or COCO entry) and what was expected.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+
+from drivevision.evaluation.annotations import Annotations, FrameBoxes
+
+MOT_CLASS = "object"  # the one class of a MOTChallenge file, which names none
+
+
+def read_truth(path: str | Path) -> Annotations:
+    """Ground truth from a COCO ``.json``, a MOTChallenge ``.txt`` or a JSONL file."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".json":
+        return read_coco(path)
+    if suffix == ".txt":
+        return read_mot(path)
+    return read_truth_jsonl(path)
+
+
+def _lines(path: str | Path) -> list[tuple[int, str]]:
+    """Numbered non-blank lines; ValueError for a missing or empty file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"Cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if not lines:
+        raise ValueError(f"{path} is empty: expected one JSON object per frame")
+    return lines
+
+
+def _json_line(path, n: int, line: str) -> dict:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} line {n}: not JSON ({e.msg})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("frame"), int) \
+            or isinstance(record["frame"], bool) or record["frame"] < 0:
+        raise ValueError(f"{path} line {n}: expected an object with an integer \"frame\" >= 0, "
+                         f"but got {line.strip()[:80]}")
+    return record
+
+
+def _box(value, where: str) -> list[float]:
+    if not (isinstance(value, list) and len(value) == 4
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                    for v in value)):
+        raise ValueError(f"{where}: expected a box [x1, y1, x2, y2] of 4 numbers, but got "
+                         f"{json.dumps(value)[:80]}")
+    x1, y1, x2, y2 = value
+    if x2 < x1 or y2 < y1:
+        raise ValueError(f"{where}: box {value} has {'x2 < x1' if x2 < x1 else 'y2 < y1'} "
+                         "(expected [x1, y1, x2, y2], top-left then bottom-right)")
+    return [float(v) for v in value]
+
+
+def _add_frame(frames: dict, lines_of: dict, frame: int, boxes: FrameBoxes, path, n: int):
+    if frame in frames:
+        raise ValueError(f"{path} line {n}: frame {frame} again (first on line {lines_of[frame]})")
+    frames[frame], lines_of[frame] = boxes, n
+
+
+def _labels(value, n_boxes: int, where: str) -> tuple[str, ...]:
+    if not (isinstance(value, list) and len(value) == n_boxes
+            and all(isinstance(v, str) and v.strip() for v in value)):
+        raise ValueError(f"{where}: expected \"labels\", a list of {n_boxes} class names (one "
+                         f"per box), but got {json.dumps(value)[:80]}")
+    return tuple(v.strip().lower() for v in value)
+
+
+def _optional(record: dict, key: str, n_boxes: int, kind, where: str) -> np.ndarray | None:
+    value = record.get(key)
+    if value is None:
+        return None
+    if not (isinstance(value, list) and len(value) == n_boxes
+            and all(isinstance(v, kind) for v in value)):
+        raise ValueError(f"{where}: expected \"{key}\", a list of {n_boxes} "
+                         f"{'booleans' if kind is bool else 'integers'}, but got "
+                         f"{json.dumps(value)[:80]}")
+    return np.array(value, bool if kind is bool else np.int64)
+
+
+def _size(record: dict, where: str) -> tuple[int, int] | None:
+    if "width" not in record and "height" not in record:
+        return None
+    w, h = record.get("width"), record.get("height")
+    if not (isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0):
+        raise ValueError(f"{where}: expected integer \"width\" and \"height\" > 0 together, "
+                         f"but got {w!r} and {h!r}")
+    return w, h
+
+
+def read_truth_jsonl(path: str | Path) -> Annotations:
+    """This project's ground truth: ``{"frame": 0, "boxes": [[x1, y1, x2, y2], ...],
+    "labels": ["car", ...]}`` a line, optionally ``"track_ids"``, ``"ignore"`` (booleans)
+    and ``"width"``, ``"height"`` (the frame's size in pixels)."""
+    frames, lines_of, sizes, classes = {}, {}, {}, {}
+    for n, line in _lines(path):
+        record, where = _json_line(path, n, line), f"{path} line {n}"
+        raw = record.get("boxes")
+        if not isinstance(raw, list):
+            raise ValueError(f"{where}: expected \"boxes\", a list of [x1, y1, x2, y2]")
+        boxes = [_box(b, f"{where} box {i}") for i, b in enumerate(raw)]
+        labels = _labels(record.get("labels"), len(boxes), where)
+        classes.update(dict.fromkeys(labels))
+        entry = FrameBoxes(np.array(boxes, np.float64).reshape(-1, 4), labels,
+                           track_ids=_optional(record, "track_ids", len(boxes), int, where),
+                           ignore=_optional(record, "ignore", len(boxes), bool, where))
+        _add_frame(frames, lines_of, record["frame"], entry, path, n)
+        if (size := _size(record, where)) is not None:
+            sizes[record["frame"]] = size
+    return Annotations(str(path), frames, tuple(classes), sizes)
+
+
+def read_predictions(path: str | Path) -> Annotations:
+    """Detections as ``drivevision detect --jsonl`` writes them: ``{"frame": 0,
+    "detections": [{"class_name": "car", "score": 0.98, "box": [x1, y1, x2, y2]}, ...]}``
+    a line, ``"track_id"`` on each detection when tracked."""
+    frames, lines_of, classes = {}, {}, {}
+    for n, line in _lines(path):
+        record, where = _json_line(path, n, line), f"{path} line {n}"
+        dets = record.get("detections")
+        if not isinstance(dets, list) or not all(isinstance(d, dict) for d in dets):
+            raise ValueError(f"{where}: expected \"detections\", a list of objects with "
+                             "\"class_name\", \"score\" and \"box\"")
+        entry = _detections(dets, where)
+        classes.update(dict.fromkeys(entry.labels))
+        _add_frame(frames, lines_of, record["frame"], entry, path, n)
+    return Annotations(str(path), frames, tuple(classes))
+
+
+def _detections(dets: list[dict], where: str) -> FrameBoxes:
+    boxes, labels, scores, tracks = [], [], [], []
+    for i, d in enumerate(dets):
+        name, score = d.get("class_name"), d.get("score")
+        if not isinstance(name, str) or not name.strip() or not isinstance(score, (int, float)) \
+                or isinstance(score, bool) or not 0 <= score <= 1:
+            raise ValueError(f"{where} detection {i}: expected a \"class_name\" and a "
+                             f"\"score\" in [0, 1], but got {json.dumps(d)[:80]}")
+        boxes.append(_box(d.get("box"), f"{where} detection {i}"))
+        labels.append(name.strip().lower())
+        scores.append(float(score))
+        tracks.append(d.get("track_id"))
+    tracked = bool(tracks) and all(isinstance(t, int) for t in tracks)
+    return FrameBoxes(np.array(boxes, np.float64).reshape(-1, 4), tuple(labels),
+                      np.array(scores, np.float64), np.array(tracks, np.int64) if tracked else None)
+
+
+def natural_key(name: str) -> list:
+    """Sort key that puts frame2.png before frame10.png (as ``detect`` orders a folder)."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+def read_coco(path: str | Path) -> Annotations:
+    """A COCO detection file. Images become frames by an integer ``frame_index`` on every
+    image (a video's frames), else by their ``file_name`` in natural order, the order in
+    which ``detect`` reads a folder of those images. ``iscrowd`` boxes are ignored regions."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"Cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not JSON ({e.msg}, line {e.lineno})") from None
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in
+                                             ("images", "annotations", "categories")):
+        raise ValueError(f"{path}: expected a COCO object with lists \"images\", "
+                         "\"annotations\" and \"categories\"")
+    if not data["images"]:
+        raise ValueError(f"{path}: a COCO file with no images")
+    try:
+        names = {c["id"]: str(c["name"]).strip().lower() for c in data["categories"]}
+        frame_of, sizes = _coco_frames(data["images"])
+        files = {frame_of[im["id"]]: Path(str(im.get("file_name", ""))).name
+                 for im in data["images"]}
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"{path}: expected categories with \"id\" and \"name\" and images "
+                         f"with \"id\", \"file_name\", \"width\" and \"height\" (missing {e})"
+                         ) from None
+    per_frame: dict[int, list] = {f: [] for f in frame_of.values()}
+    for k, ann in enumerate(data["annotations"]):
+        where = f"{path} annotation {ann.get('id', k) if isinstance(ann, dict) else k}"
+        if not isinstance(ann, dict) or ann.get("image_id") not in frame_of \
+                or ann.get("category_id") not in names:
+            raise ValueError(f"{where}: expected an \"image_id\" of an image and a "
+                             "\"category_id\" of a category")
+        bbox = ann.get("bbox")
+        if isinstance(bbox, list) and len(bbox) == 4 and all(
+                isinstance(v, (int, float)) for v in bbox):
+            bbox = [bbox[0], bbox[1], bbox[0] + bbox[2], bbox[1] + bbox[3]]
+        box = _box(bbox, f"{where} bbox [x, y, w, h]")
+        per_frame[frame_of[ann["image_id"]]].append(
+            (box, names[ann["category_id"]], bool(ann.get("iscrowd", 0)), ann.get("track_id")))
+    frames = {f: _coco_frame(anns) for f, anns in per_frame.items()}
+    return Annotations(str(path), frames, tuple(dict.fromkeys(names.values())), sizes,
+                       file_names=files)
+
+
+def _coco_frames(images: list[dict]) -> tuple[dict, dict]:
+    """image id -> frame index, and frame index -> (width, height)."""
+    indexed = [isinstance(im.get("frame_index"), int) for im in images]
+    if any(indexed) and not all(indexed):
+        raise ValueError("expected an integer \"frame_index\" on every image or on none")
+    if all(indexed):
+        order = [(im["frame_index"], im) for im in images]
+    else:
+        ranked = sorted(images, key=lambda im: natural_key(Path(im["file_name"]).name))
+        order = list(enumerate(ranked))
+    frame_of = {im["id"]: f for f, im in order}
+    if len(frame_of) != len(images) or len({f for f, _ in order}) != len(images):
+        raise ValueError("expected unique image ids and frame indices")
+    return frame_of, {f: (int(im["width"]), int(im["height"])) for f, im in order}
+
+
+def _coco_frame(anns: list) -> FrameBoxes:
+    tracks = [a[3] for a in anns]
+    tracked = bool(anns) and all(isinstance(t, int) for t in tracks)
+    return FrameBoxes(np.array([a[0] for a in anns], np.float64).reshape(-1, 4),
+                      tuple(a[1] for a in anns), None,
+                      np.array(tracks, np.int64) if tracked else None,
+                      np.array([a[2] for a in anns], bool))
+
+
+def read_mot(path: str | Path) -> Annotations:
+    """MOTChallenge ``gt.txt``: ``frame,id,x,y,w,h[,flag[,class[,visibility]]]`` with frames
+    from 1 (frame 1 is our frame 0). A flag of 0 marks a box to ignore; the class column, if
+    any, is not read: every box is of one class, which every prediction is scored against."""
+    rows: dict[int, list] = {}
+    for n, line in _lines(path):
+        where = f"{path} line {n}"
+        try:
+            values = [float(v) for v in line.replace(" ", "").split(",")]
+        except ValueError:
+            values = []
+        if len(values) < 6 or values[0] < 1 or values[0] != int(values[0]) \
+                or values[1] != int(values[1]):
+            raise ValueError(f"{where}: expected frame,id,x,y,w,h[,flag,class,visibility] "
+                             f"with integer frame >= 1 and id, but got {line.strip()[:80]}")
+        x, y, w, h = values[2:6]
+        box = _box([x, y, x + w, y + h], f"{where} box x,y,w,h")
+        flag = values[6] if len(values) > 6 else 1
+        rows.setdefault(int(values[0]) - 1, []).append((box, int(values[1]), flag == 0))
+    frames = {f: FrameBoxes(np.array([r[0] for r in rs]), (MOT_CLASS,) * len(rs), None,
+                            np.array([r[1] for r in rs], np.int64),
+                            np.array([r[2] for r in rs], bool))
+              for f, rs in rows.items()}
+    for f in range(max(frames) + 1):  # frames with nothing in them have no line
+        frames.setdefault(f, FrameBoxes(np.zeros((0, 4)), (), None, np.zeros(0, np.int64)))
+    return Annotations(str(path), dict(sorted(frames.items())), (MOT_CLASS,), one_class=True)

@@ -1,0 +1,126 @@
+"""Score predictions against ground truth: checks that they belong together, class names
+matched, then COCO box metrics and, when both sides carry track ids, tracking scores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from drivevision.evaluation.annotations import Annotations, FrameBoxes
+from drivevision.evaluation.coco import coco_metrics
+
+SIZE_SLACK = 1.0  # pixels a predicted box may reach past the frame (rounding)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """``metrics``: what ``--json`` prints (see ``evaluate``); ``curves``: class name ->
+    precision at COCO's 101 recall points for IoU 0.5 and 0.75; ``notes``: what was left
+    out and why, for the user to read."""
+
+    metrics: dict
+    curves: dict
+    notes: list[str] = field(default_factory=list)
+
+
+def parse_class_map(text: str | None) -> dict[str, str]:
+    """``gt=model,...`` as model name -> ground-truth name, lower case. A model class may be
+    mapped once; several model classes may map to one ground-truth class."""
+    mapping: dict[str, str] = {}
+    for pair in (text or "").split(","):
+        if not pair.strip():
+            continue
+        gt, sep, model = (p.strip().lower() for p in pair.partition("="))
+        if not sep or not gt or not model:
+            raise ValueError(f"Expected --class-map as gt=model pairs separated by commas, "
+                             f"but got {pair.strip()!r}")
+        if mapping.get(model, gt) != gt:
+            raise ValueError(f"--class-map maps model class {model!r} twice "
+                             f"({mapping[model]!r} and {gt!r})")
+        mapping[model] = gt
+    return mapping
+
+
+def evaluate(truth: Annotations, preds: Annotations, *, class_map: dict[str, str] | None = None,
+             allow_unlabelled: bool = False) -> Evaluation:
+    """COCO metrics of ``preds`` against ``truth``, and MOTA/IDF1 when both carry tracks.
+
+    ``metrics`` holds AP, AP50, AP75, APs, APm, APl, AR100 (0..1, None where undefined),
+    ``per_class`` (name -> AP), ``frames``, ``gt_boxes``, ``detections``, and with tracks
+    MOTA, IDF1, id_switches and their counts. A frame of ``truth`` missing from ``preds``
+    counts as one with no detections; a predicted frame missing from ``truth`` is a
+    ValueError unless ``allow_unlabelled``, when it is left out.
+    """
+    notes: list[str] = []
+    preds = _labelled_frames(truth, preds, allow_unlabelled, notes)
+    _check_sizes(truth, preds)
+    preds = _matched_classes(truth, preds, class_map or {}, notes)
+    classes = truth.classes
+    coco = coco_metrics(truth, preds, classes)
+    curves = coco.pop("curves")
+    metrics = {**coco, "frames": len(truth.frames),
+               "gt_boxes": sum(len(f) for f in truth.frames.values()),
+               "detections": sum(len(f) for f in preds.frames.values())}
+    if truth.has_tracks and preds.has_tracks:
+        from drivevision.evaluation.tracks import track_metrics
+
+        metrics.update(track_metrics(truth, preds))
+        notes.append("HOTA is not reported: its maintained implementation (TrackEval) is not "
+                     "on PyPI and motmetrics has none")
+    return Evaluation(metrics, curves, notes)
+
+
+def _labelled_frames(truth: Annotations, preds: Annotations, allow: bool,
+                     notes: list[str]) -> Annotations:
+    extra = sorted(set(preds.frames) - set(truth.frames))
+    if not extra:
+        return preds
+    shown = ", ".join(map(str, extra[:5])) + (", ..." if len(extra) > 5 else "")
+    if not allow:
+        raise ValueError(f"{preds.path} has {len(extra)} frames that {truth.path} does not "
+                         f"label ({shown}); pass --allow-unlabelled to leave them out")
+    notes.append(f"left out {len(extra)} predicted frames without ground truth ({shown})")
+    kept = {f: fb for f, fb in preds.frames.items() if f in truth.frames}
+    return Annotations(preds.path, kept, preds.classes)
+
+
+def _check_sizes(truth: Annotations, preds: Annotations) -> None:
+    """A predicted box past the labelled frame's edge: the two were made at other sizes."""
+    for f, (w, h) in truth.sizes.items():
+        fb = preds.frames.get(f)
+        if fb is None or not len(fb):
+            continue
+        x2, y2 = fb.boxes[:, 2].max(), fb.boxes[:, 3].max()
+        if x2 > w + SIZE_SLACK or y2 > h + SIZE_SLACK:
+            raise ValueError(f"{preds.path} frame {f} has a box reaching ({x2:.0f}, {y2:.0f}), "
+                             f"outside the {w}x{h} frame of {truth.path}: were they made from "
+                             "frames of different sizes?")
+
+
+def _matched_classes(truth: Annotations, preds: Annotations, class_map: dict[str, str],
+                     notes: list[str]) -> Annotations:
+    """Predictions renamed to ground-truth classes (by ``class_map``, else by name; all to
+    the one class of a ground truth without names), the others left out with a note."""
+    unknown = sorted(set(class_map.values()) - set(truth.classes))
+    if unknown:
+        raise ValueError(f"--class-map names {', '.join(unknown)}, which {truth.path} does not "
+                         f"have (its classes: {', '.join(truth.classes)})")
+    if truth.one_class and not class_map:
+        [only] = truth.classes
+        class_map = {name: only for name in preds.classes}
+    rename = {name: class_map.get(name, name) for name in preds.classes}
+    dropped = sorted(n for n, to in rename.items() if to not in truth.classes)
+    if preds.classes and len(dropped) == len(preds.classes):
+        raise ValueError(f"No predicted class is a class of the ground truth: {truth.path} has "
+                         f"{', '.join(truth.classes) or 'none'}, {preds.path} has "
+                         f"{', '.join(preds.classes)}; map them with --class-map gt=model,...")
+    if dropped:
+        notes.append(f"left out predictions of classes the ground truth does not label: "
+                     f"{', '.join(dropped)}")
+    frames = {}
+    for f, fb in preds.frames.items():
+        keep = [i for i, n in enumerate(fb.labels) if rename[n] in truth.classes]
+        frames[f] = FrameBoxes(fb.boxes[keep], tuple(rename[fb.labels[i]] for i in keep),
+                               fb.scores[keep],
+                               None if fb.track_ids is None else fb.track_ids[keep])
+    return Annotations(preds.path, frames, tuple(dict.fromkeys(rename[n] for n in preds.classes
+                                                               if n not in dropped)))

@@ -1,0 +1,166 @@
+"""``drivevision eval``: file formats read, bad input refused with one line (exit 2), the
+JSON and report outputs, tracks scored, and the detector run on a generated labelled clip."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from drivevision.cli import main
+from drivevision.evaluation import evaluate, read_predictions, read_truth
+from tests.evaluation.helpers import write_preds, write_truth
+
+CAR, PERSON = [10, 10, 110, 110], [200, 20, 240, 120]
+ASSETS = Path(__file__).parents[2] / "assets"
+
+
+@pytest.fixture
+def files(tmp_path):
+    gt = write_truth(tmp_path / "gt.jsonl", [[("car", CAR), ("person", PERSON)], []],
+                     width=320, height=240)
+    pred = write_preds(tmp_path / "pred.jsonl", {0: [("car", 0.9, CAR)], 1: []})
+    return gt, pred
+
+
+def test_json_has_the_coco_keys_and_per_class(files, capsys):
+    gt, pred = files
+    assert main(["eval", "--gt", str(gt), "--pred", str(pred), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"AP", "AP50", "AP75", "APs", "APm", "APl", "AR100", "per_class"} <= set(out)
+    assert out["per_class"] == pytest.approx({"car": 1.0, "person": 0.0})
+    assert "MOTA" not in out  # no track ids on either side
+
+
+def test_report_writes_metrics_summary_and_curves(files, tmp_path):
+    gt, pred = files
+    assert main(["eval", "--gt", str(gt), "--pred", str(pred), "--report",
+                 str(tmp_path / "rep")]) == 0
+    names = sorted(p.name for p in (tmp_path / "rep").iterdir())
+    assert names == ["metrics.json", "pr-car.png", "pr-person.png", "summary.md"]
+    assert json.loads((tmp_path / "rep" / "metrics.json").read_text())["AP50"] == \
+        pytest.approx(0.5)
+    assert "| car |" in (tmp_path / "rep" / "summary.md").read_text()
+
+
+def _bad_line(tmp_path, gt, pred):
+    (tmp_path / "pred.jsonl").write_text(pred.read_text() + '{"frame": 2, "detections": [\n')
+    return gt, tmp_path / "pred.jsonl"
+
+
+def _x2_before_x1(tmp_path, gt, pred):
+    write_preds(pred, {0: [("car", 0.9, [110, 10, 10, 110])]})
+    return gt, pred
+
+
+def _empty(tmp_path, gt, pred):
+    (tmp_path / "empty.jsonl").write_text("\n")
+    return tmp_path / "empty.jsonl", pred
+
+
+def _other_size(tmp_path, gt, pred):
+    write_preds(pred, {0: [("car", 0.9, [600, 300, 700, 400])]})  # a 1280x720 frame's box
+    return gt, pred
+
+
+def _other_classes(tmp_path, gt, pred):
+    write_preds(pred, {0: [("dog", 0.9, CAR)]})
+    return gt, pred
+
+
+def _unlabelled_frame(tmp_path, gt, pred):
+    write_preds(pred, {0: [], 5: []})
+    return gt, pred
+
+
+@pytest.mark.parametrize("make, expected", [
+    (_bad_line, "pred.jsonl line 3: not JSON"),
+    (_x2_before_x1, "x2 < x1"),
+    (_empty, "empty.jsonl is empty"),
+    (_other_size, "outside the 320x240 frame"),
+    (_other_classes, "No predicted class is a class of the ground truth"),
+    (_unlabelled_frame, "1 frames that"),
+])
+def test_bad_input_is_one_line_and_exit_2(files, tmp_path, capsys, make, expected):
+    gt, pred = make(tmp_path, *files)
+    assert main(["eval", "--gt", str(gt), "--pred", str(pred)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expected in err[0], err
+
+
+def test_unlabelled_frames_are_left_out_when_allowed(files, capsys):
+    gt, pred = files
+    write_preds(pred, {0: [("car", 0.9, CAR)], 7: [("car", 0.9, CAR)]})
+    assert main(["eval", "--gt", str(gt), "--pred", str(pred), "--allow-unlabelled",
+                 "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["detections"] == 1
+    assert "left out 1 predicted frames" in captured.err
+
+
+def test_coco_images_are_frames_by_frame_index_or_file_name(tmp_path):
+    coco = {"categories": [{"id": 3, "name": "Car"}],
+            "images": [{"id": 10, "file_name": "f10.png", "width": 320, "height": 240},
+                       {"id": 11, "file_name": "f2.png", "width": 320, "height": 240}],
+            "annotations": [{"id": 1, "image_id": 10, "category_id": 3,
+                             "bbox": [10, 10, 100, 100], "iscrowd": 0}]}
+    (tmp_path / "gt.json").write_text(json.dumps(coco))
+    by_name = read_truth(tmp_path / "gt.json")
+    assert len(by_name.frames[1]) == 1 and len(by_name.frames[0]) == 0  # f2 before f10
+    for frame, image in zip((7, 3), coco["images"]):
+        image["frame_index"] = frame
+    (tmp_path / "gt.json").write_text(json.dumps(coco))
+    by_index = read_truth(tmp_path / "gt.json")
+    assert by_index.frames[7].boxes.tolist() == [CAR] and by_index.classes == ("car",)
+    preds = read_predictions(write_preds(tmp_path / "p.jsonl", {7: [("car", 0.9, CAR)]}))
+    assert evaluate(by_index, preds).metrics["AP"] == pytest.approx(1.0)
+
+
+def _mot_truth(path, frames=4):
+    """Two people walking apart, frames from 1; a third box flagged 0 (ignore) in frame 1."""
+    lines = [f"{f + 1},{tid},{10 + 5 * f + 100 * tid},20,40,100,1,1,1"
+             for f in range(frames) for tid in (1, 2)]
+    path.write_text("\n".join(lines + ["1,9,300,20,40,100,0,7,1"]) + "\n")
+    return path
+
+
+def _tracked(path, swap_from: int, frames=4):
+    with open(path, "w") as f:
+        for i in range(frames):
+            dets = [{"class_name": "person", "score": 0.9, "track_id": (tid if i < swap_from
+                                                                        else 3 - tid),
+                     "box": [10 + 5 * i + 100 * tid, 20, 50 + 5 * i + 100 * tid, 120]}
+                    for tid in (1, 2)]
+            f.write(json.dumps({"frame": i, "detections": dets}) + "\n")
+    return path
+
+
+def test_mot_tracks_score_mota_idf1_and_switches(tmp_path, capsys):
+    gt = _mot_truth(tmp_path / "gt.txt")
+    assert main(["eval", "--gt", str(gt), "--pred", str(_tracked(tmp_path / "a.jsonl", 99)),
+                 "--json"]) == 0
+    perfect = json.loads(capsys.readouterr().out)
+    assert (perfect["MOTA"], perfect["IDF1"], perfect["id_switches"]) == (1.0, 1.0, 0)
+    assert perfect["AP"] == pytest.approx(1.0) and perfect["gt_boxes"] == 9
+    assert main(["eval", "--gt", str(gt), "--pred", str(_tracked(tmp_path / "b.jsonl", 2)),
+                 "--json"]) == 0
+    swapped = json.loads(capsys.readouterr().out)
+    assert swapped["id_switches"] == 2
+    assert swapped["MOTA"] == pytest.approx(1 - 2 / 8)  # 8 boxes scored, the ignored one not
+    assert swapped["IDF1"] == pytest.approx(0.5)
+
+
+def test_the_eval_clip_is_made_of_drives_the_demo_model_never_saw(tmp_path):
+    from drivevision.synthetic import EVAL_SEEDS, write_eval_clip
+
+    trained = json.loads((ASSETS / "tiny-fpn-synthetic.json").read_text())
+    assert not set(EVAL_SEEDS) & set(trained["train_scenes"]["seeds"])
+    scenes = write_eval_clip(tmp_path / "e.mp4", tmp_path / "e.jsonl", frames_per_seed=4)
+    truth = read_truth(tmp_path / "e.jsonl")
+    assert len(truth.frames) == len(scenes) == 4 * len(EVAL_SEEDS)
+    assert truth.has_tracks and set(truth.sizes.values()) == {(384, 216)}
+    ids = [set(truth.frames[f].track_ids.tolist()) for f in (0, 4)]
+    assert not ids[0] & ids[1]  # another drive: other objects, other ids
+    np.testing.assert_allclose(truth.frames[3].boxes, scenes[3].boxes, atol=0.01)

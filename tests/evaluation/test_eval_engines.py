@@ -1,0 +1,41 @@
+"""``drivevision eval INPUT``: the demo model run on a generated labelled clip, scored and
+timed per engine in one command; ONNX Runtime fp32 keeps torch fp32's AP."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from drivevision.cli import main
+from drivevision.synthetic import write_eval_clip
+
+WEIGHTS = str(Path(__file__).parents[2] / "assets" / "tiny-fpn-synthetic.pt")
+FP32_AP_TOLERANCE = 0.001  # 0.1 AP point, MMDeploy's "37.4 vs 37.3"
+
+
+def run_eval(tmp_path, capsys, engines: str, frames_per_seed: int) -> dict:
+    video, gt = tmp_path / "clip.mp4", tmp_path / "gt.jsonl"
+    write_eval_clip(video, gt, seeds=(101,), frames_per_seed=frames_per_seed)
+    code = main(["eval", "--gt", str(gt), str(video), "--weights", WEIGHTS, "--device", "cpu",
+                 "--engines", engines, "--warmup", "1", "--json"])
+    assert code == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_the_demo_model_is_scored_and_timed_on_a_generated_clip(tmp_path, capsys):
+    table = run_eval(tmp_path, capsys, "torch", 4)
+    [row] = table["results"]
+    assert (row["engine"], row["precision"], row["AP_diff"]) == ("torch", "fp32", 0.0)
+    assert row["frames"] == 4 and row["ms_per_frame"] > 0
+    assert row["AP50"] > 0.2  # it finds the cars it was trained to find, on unseen drives
+
+
+@pytest.mark.slow
+def test_onnx_fp32_is_within_a_tenth_of_an_ap_point_of_torch_fp32(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    table = run_eval(tmp_path, capsys, "torch,onnx", 12)
+    rows = {r["engine"]: r for r in table["results"]}
+    assert rows["torch"]["AP"] > 0.1
+    assert abs(rows["onnx"]["AP_diff"]) <= FP32_AP_TOLERANCE, rows["onnx"]
