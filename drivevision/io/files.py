@@ -87,8 +87,9 @@ def _first_line(error: BaseException) -> str:
 
 def frame_time_ms(index: int, fps: float, position_ms: float = 0.0) -> float:
     """Frame ``index``'s time: ``position_ms`` (the container's), or ``index / fps`` when
-    there is none (<= 0; images have none)."""
-    return position_ms if position_ms > 0 else index * 1000.0 / fps
+    there is none (<= 0; images have none). Rounded to the nanosecond, so a container time
+    read through float seconds (OpenCV's 300.00000000000006) is the exact one (300.0)."""
+    return round(position_ms, 6) if position_ms > 0 else index * 1000.0 / fps
 
 
 class ImageSource(Source):
@@ -312,7 +313,7 @@ class _Reading:
                 self._run += 1
             before, times = self._runs[self._run]
             index = max(self._index + 1, before + bisect.bisect_left(times, pts))
-            ms = float((pts - self.start) * self.base) * 1000.0
+            ms = float((pts - self.start) * self.base * 1000)  # exact, then rounded once
             self._last_pts = pts
         ms += self._offset_ms
         if self._last_ms is not None and ms <= self._last_ms:
