@@ -142,7 +142,8 @@ class Recording:
         if self._recorder is None:
             return
         shown = visible(result.detections, overlay)
-        annotated = draw(result.frame.image, shown, names, replace(overlay, highlight=None))
+        annotated = draw(result.frame.image, shown, names, replace(overlay, highlight=None),
+                         trails=result.trails)  # as the viewer shows them
         self._recorder.write(self._stamped(result.frame, source_time), shown, annotated)
 
     def _stamped(self, frame: Frame, source_time: bool) -> Frame:

@@ -778,3 +778,24 @@ def test_drivevision_view_passes_the_tracking_options_on(monkeypatch, clip_path)
     assert cli.main(["view", clip_path, "--track", "bytetrack", "--track-buffer", "12"]) == 0
     args = build_parser().parse_args(calls[0])
     assert (args.track, args.track_buffer, args.match_thresh) == ("bytetrack", 12, 0.8)
+
+
+def test_a_recording_draws_the_trails_the_viewer_shows(tmp_path):
+    from drivevision.io.frames import Frame
+    from drivevision.pipeline import Result
+    from gui.overlay import OverlaySettings
+    from gui.recording import Recording
+
+    image = np.zeros((96, 160, 3), np.uint8)
+    boxes = Detections(np.array([[100, 40, 120, 60]], np.float32), np.array([0.9], np.float32),
+                       np.array([3], np.int32), track_ids=np.array([1], np.int64))
+    trail = {1: np.array([[20.0, 50.0], [60.0, 50.0], [110.0, 50.0]], np.float32)}
+    recording = Recording()
+    recording.start(tmp_path / "rec.mkv", None, fps=10.0, names=COCO_NAMES)
+    for i in range(3):
+        result = Result(Frame(i, i * 100.0, image, time.monotonic()), boxes, trails=trail)
+        recording.write(result, OverlaySettings(tracks=True), COCO_NAMES)
+    recording.stop()
+    with av.open(str(tmp_path / "rec.mkv")) as container:
+        last = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)][-1]
+    assert last[48:53, 30:50].max() > 100  # the trail, left of the box, is drawn
