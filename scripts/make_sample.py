@@ -2,8 +2,9 @@
 
     python scripts/make_sample.py --out assets/sample.mp4 --gt assets/sample_gt.jsonl
 
-Each ground-truth line is ``{"frame": i, "boxes": [[x1, y1, x2, y2], ...], "labels": [...]}``
-with xyxy pixel boxes and COCO class names. The same arguments always give the same ground
+Each ground-truth line is ``{"frame": i, "width": W, "height": H, "boxes": [[x1, y1, x2,
+y2], ...], "labels": [...], "track_ids": [...]}`` with xyxy pixel boxes, COCO class names and
+each object's identity (as ``drivevision eval`` reads it, tracks included). The same arguments always give the same ground
 truth and the same video bytes.
 """
 
@@ -29,12 +30,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def write_ground_truth(path: Path, scenes: list[Scene]) -> None:
+def write_ground_truth(path: Path, scenes: list[Scene], width: int, height: int) -> None:
     """One JSON object per frame; coordinates rounded to 0.01 px so the text is stable."""
     with open(path, "w", encoding="utf-8") as f:
         for i, scene in enumerate(scenes):
             boxes = [[round(float(v), 2) for v in box] for box in scene.boxes]
-            f.write(json.dumps({"frame": i, "boxes": boxes, "labels": list(scene.labels)}) + "\n")
+            f.write(json.dumps({"frame": i, "width": width, "height": height, "boxes": boxes,
+                                "labels": list(scene.labels),
+                                "track_ids": [int(t) for t in scene.ids]}) + "\n")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -45,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
                         fps=args.fps, seed=args.seed)
     if args.gt is not None:
         args.gt.parent.mkdir(parents=True, exist_ok=True)
-        write_ground_truth(args.gt, scenes)
+        write_ground_truth(args.gt, scenes, args.width, args.height)
     n_boxes = sum(len(s.labels) for s in scenes)
     print(f"{args.out}: {len(scenes)} frames, {args.out.stat().st_size / 1024:.0f} KiB, "
           f"{n_boxes} boxes, {time.perf_counter() - start:.2f} s")

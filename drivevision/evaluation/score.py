@@ -64,8 +64,8 @@ def evaluate(truth: Annotations, preds: Annotations, *, class_map: dict[str, str
         from drivevision.evaluation.tracks import track_metrics
 
         metrics.update(track_metrics(truth, preds))
-        notes.append("HOTA is not reported: its maintained implementation (TrackEval) is not "
-                     "on PyPI and motmetrics has none")
+        notes.append("HOTA is not reported: TrackEval's package requires opencv-python, which "
+                     "clashes with the viewer's Qt, and motmetrics has none")
     return Evaluation(metrics, curves, notes)
 
 
