@@ -4,8 +4,8 @@
 
 Each ground-truth line is ``{"frame": i, "width": W, "height": H, "boxes": [[x1, y1, x2,
 y2], ...], "labels": [...], "track_ids": [...]}`` with xyxy pixel boxes, COCO class names and
-each object's identity (as ``drivevision eval`` reads it, tracks included). The same arguments always give the same ground
-truth and the same video bytes.
+each object's identity (as ``drivevision eval`` reads it, tracks included). The same
+arguments always give the same ground truth and the same video bytes.
 """
 
 from __future__ import annotations

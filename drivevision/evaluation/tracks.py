@@ -1,8 +1,9 @@
 """Tracking scores by motmetrics: MOTA, IDF1, identity switches.
 
 HOTA is not computed: TrackEval's package (``trackeval`` on PyPI) requires opencv-python,
-whose bundled Qt clashes with PyQt6, and motmetrics has none. IoU distances are computed here with torchvision (motmetrics 1.4's
-own ``iou_matrix`` calls ``np.asfarray``, which numpy 2 removed) and passed in.
+whose bundled Qt clashes with PyQt6, and motmetrics has none. IoU distances are computed
+here with torchvision (motmetrics 1.4's own ``iou_matrix`` calls ``np.asfarray``, which
+numpy 2 removed) and passed in.
 """
 
 from __future__ import annotations

@@ -80,3 +80,17 @@ def test_without_track_there_are_no_ids(tmp_path, capsys, clip_path, tiny_checkp
     assert code == 0 and "tracks" not in stdout
     lines = [json.loads(line) for line in (tmp_path / "d.jsonl").read_text().splitlines()]
     assert all("track_id" not in d for line in lines for d in line["detections"])
+
+
+def test_live_with_several_sources_tracks_each_on_its_own(tmp_path, capsys, drive):
+    """One tracker per source: each source's ids start from 1 and follow only its frames, as
+    when the source runs alone."""
+    common = ["--weights", DEMO_MODEL, "--device", "cpu", "--conf", "0.1", "--track", "-q"]
+    code = main(["live", drive, drive, *map(str, common), "--jsonl", str(tmp_path / "two.jsonl")])
+    assert code == 0, capsys.readouterr().err
+    alone = tmp_path / "alone.jsonl"
+    assert main(["detect", drive, *map(str, common), "--jsonl", str(alone)]) == 0
+    expected = tracked(alone)
+    for i in range(2):
+        mine = tracked(tmp_path / f"two.{i}.jsonl")
+        assert mine == expected and min(t for frame in mine for t, _ in frame) == 1
