@@ -234,7 +234,8 @@ class Case:
     never: str = r"Traceback"  # a regex that must not match stderr
     exist: tuple[str, ...] = ()
     absent: tuple[str, ...] = ()
-    frames: list[int] | None = None  # input frame numbers in out.jsonl, in order
+    # input frame numbers in out.jsonl, in order (or a test of them)
+    frames: list[int] | Callable[[list[int]], bool] | None = None
 
 
 FPS_REFUSED = r"^drivevision: error: Expected --fps between 0\.01 and 1000, but got"
@@ -260,9 +261,12 @@ CASES = [
          {1: gray(5000, 3), 2: gray(100000, 1)}), 3,
          r"skipped 2 of 4 images for their size: f1\.png: 5000x3 is too thin for the model's "
          r"input size .*; f2\.png: 100000x1 is too thin", frames=[0, 3]),
+    # FFmpeg's threaded decoding conceals the frame after the damage in some runs, not in
+    # others: 18 or 19 frames decode; either way every frame keeps its input number
     Case("damaged stretch in a video", damaged_video, 3,
-         r"decoded 19 of 30 frames; 11 could not be decoded and were skipped",
-         frames=[0, 1, 2, 3, *range(15, 30)]),
+         r"decoded 1[89] of 30 frames; 1[12] could not be decoded and were skipped",
+         frames=lambda got: got[:4] == [0, 1, 2, 3] and len(got) >= 18
+         and got[4:] == sorted(set(got[4:])) and set(got[4:]) <= set(range(15, 30))),
     Case("two MPEG-TS files joined (clock reset, new size)", joined_streams, 3,
          r"timestamps jumped back 1 time\(s\), first at frame 10 .*\n.*the frame size changed "
          r"1 time\(s\), first at frame 10 from 160x96 to 128x64", exist=("out.mp4",),
@@ -322,6 +326,7 @@ def test_input_fault(case: Case, tmp_path, clip_path, tiny_checkpoint):
         assert not (tmp_path / name).exists(), name
     if case.frames is not None:
         lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
-        assert [x["frame"] for x in lines] == case.frames
+        got = [x["frame"] for x in lines]
+        assert case.frames(got) if callable(case.frames) else got == case.frames, got
         stamps = [x["timestamp_ms"] for x in lines]
         assert all(a < b for a, b in zip(stamps, stamps[1:])), stamps  # never back
