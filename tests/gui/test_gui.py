@@ -460,19 +460,25 @@ def test_gui_command_with_play_starts_a_live_stream_once(qtbot, monkeypatch, set
     assert not windows[0].worker.is_running()
 
 
+def record_to_the_end(qtbot, window, video) -> tuple[float, list[dict], object]:
+    """Record ``video`` (and ``rec.jsonl`` beside it) while the open source plays to its end;
+    returns the seconds it played, the JSONL records and the video's path."""
+    wait_for_frame(qtbot, window, 0)
+    jsonl = video.with_name("rec.jsonl")
+    window.start_recording(str(video), str(jsonl))
+    playing_s = play_to_the_end(qtbot, window)
+    window.stop_recording()
+    qtbot.waitUntil(jsonl.exists, timeout=10000)
+    return playing_s, [json.loads(line) for line in jsonl.read_text().splitlines()], video
+
+
 def test_recording_while_frames_are_skipped_lasts_as_long_as_the_playing(
         qtbot, make_window, clip_path, tmp_path):
     window = make_window(FixedDetector(0.25, detections=two_boxes()))  # 4 detections/s on 10 fps
     window.transport.speed.setCurrentIndex(2)  # 1x, skipping frames the detector misses
     window.transport.every_frame.setChecked(False)
     window.open_source(clip_path)
-    wait_for_frame(qtbot, window, 0)
-    video, jsonl = tmp_path / "rec.mkv", tmp_path / "rec.jsonl"
-    window.start_recording(str(video), str(jsonl))
-    playing_s = play_to_the_end(qtbot, window)
-    window.stop_recording()
-    qtbot.waitUntil(jsonl.exists, timeout=10000)
-    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    playing_s, lines, video = record_to_the_end(qtbot, window, tmp_path / "rec.mkv")
     assert 2 <= len(lines) < 11, "the detector should have skipped frames"
     times = video_times(video)
     assert len(times) == len(lines)
@@ -490,13 +496,7 @@ def test_recording_every_frame_lasts_as_long_as_the_clip(qtbot, make_window, tmp
     window = make_window(FixedDetector(0.1, detections=two_boxes()))  # half the clip's rate
     window.transport.every_frame.setChecked(True)  # waits for the detector
     window.open_source(str(clip))
-    wait_for_frame(qtbot, window, 0)
-    video, jsonl = tmp_path / "rec.mp4", tmp_path / "rec.jsonl"
-    window.start_recording(str(video), str(jsonl))
-    playing_s = play_to_the_end(qtbot, window)
-    window.stop_recording()
-    qtbot.waitUntil(jsonl.exists, timeout=10000)
-    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    playing_s, lines, video = record_to_the_end(qtbot, window, tmp_path / "rec.mp4")
     times = video_times(video)
     assert len(times) == len(lines) == 39
     clip_s = (lines[-1]["timestamp_ms"] - lines[0]["timestamp_ms"]) / 1000.0

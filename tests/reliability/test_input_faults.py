@@ -26,11 +26,12 @@ from pathlib import Path
 
 import av
 import cv2
+import faults
 import numpy as np
 import pytest
 import torch
+from faults import Ctx, wait_for
 from mjpeg_server import start_process
-from test_output_faults import Ctx, wait_for
 
 from drivevision.synthetic import write_clip
 
@@ -226,14 +227,8 @@ def urlopen_snapshot(port: int) -> None:
 # -- the table --------------------------------------------------------------------------------
 
 @dataclass
-class Case:
-    name: str
-    action: Callable[[Ctx], int]
-    code: int
-    message: str = ""  # a regex on stderr
+class Case(faults.Case):
     never: str = r"Traceback"  # a regex that must not match stderr
-    exist: tuple[str, ...] = ()
-    absent: tuple[str, ...] = ()
     # input frame numbers in out.jsonl, in order (or a test of them)
     frames: list[int] | Callable[[list[int]], bool] | None = None
 

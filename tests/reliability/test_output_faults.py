@@ -23,38 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
+import faults
 import pytest
+from faults import Ctx, wait_for
 from mjpeg_server import start_process
 
 from drivevision.synthetic import write_clip
-
-TINY = ("--model", "tiny-fpn", "--min-size", "96", "--max-size", "128")
-
-
-@dataclass
-class Ctx:
-    tmp: Path
-    clip: str
-    weights: str
-    stdout: str = ""
-    stderr: str = ""
-
-    def cmd(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "drivevision", *args, "--weights", self.weights, *TINY]
-
-    def run(self, *args: str, **kwargs) -> int:
-        done = subprocess.run(self.cmd(*args), capture_output=True, text=True, timeout=120,
-                              **kwargs)
-        self.stdout, self.stderr = done.stdout, done.stderr
-        return done.returncode
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen in {timeout} s")
-        time.sleep(0.05)
 
 
 def parts(folder: Path, suffix: str) -> list[Path]:
@@ -227,13 +201,7 @@ def live_segments(ctx: Ctx) -> int:
 # -- the table --------------------------------------------------------------------------------
 
 @dataclass
-class Case:
-    name: str
-    action: Callable[[Ctx], int]
-    code: int
-    message: str = ""  # a regex on stderr
-    exist: tuple[str, ...] = ()
-    absent: tuple[str, ...] = ()
+class Case(faults.Case):
     plays: dict[str, int] = field(default_factory=dict)  # video -> at least N frames
     lines: dict[str, int] = field(default_factory=dict)  # JSONL -> at least N lines
     exact_lines: bool = True
