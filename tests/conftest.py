@@ -70,8 +70,12 @@ def no_thread_leak():
     before = set(threading.enumerate())
     yield
     compiling = sys.modules.get("torch._inductor.async_compile")
-    if compiling is not None:  # torch.compile's worker pool is torch's, kept for the process
-        compiling.shutdown_compile_workers()
+    if compiling is not None:  # torch.compile's worker pools are torch's, kept for the process
+        compiling.shutdown_compile_workers()  # the subprocess pools
+        threads = compiling.AsyncCompile.pool  # the thread pool, cached apart from those
+        if threads.cache_info().currsize:
+            threads().shutdown(wait=True)
+            threads.cache_clear()
     deadline = time.monotonic() + 5.0
     while True:
         extra = [t for t in threading.enumerate()
