@@ -8,7 +8,7 @@ MODELS = ("r50-fpn-v2", "r50-fpn", "tiny-fpn")
 DEFAULT_MODEL = "r50-fpn-v2"
 ENGINES = ("auto", "torch", "compiled", "onnx", "tensorrt")
 DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("fp32", "fp16", "bf16")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
 
 def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
@@ -34,7 +34,7 @@ class DetectorConfig:
     weights: str | None = None
     engine: str = "torch"
     device: str = "auto"
-    precision: str = "fp32"
+    precision: str = "auto"
     conf: float = 0.5
     classes: str | tuple[str, ...] | None = None
     min_size: int | None = None

@@ -20,7 +20,7 @@ from torchvision.models.detection.rpn import concat_box_prediction_layers
 
 from drivevision.config import DetectorConfig
 from drivevision.detections import Detections
-from drivevision.engines import Engine, create_engine
+from drivevision.engines import Engine, create_engine, hardware
 from drivevision.labels import resolve_classes
 from drivevision.model import LoadedModel, copy_with_proposals, load_model
 
@@ -62,7 +62,9 @@ class Detector:
             detector runs a copy of ``loaded.module``; the caller's is not moved or changed.
         engine: name of the engine that runs the dense pieces ("torch", ...).
         device: "auto", "cpu", "cuda" or "cuda:N".
-        precision: "fp32", "fp16" (CUDA) or "bf16"; boxes are always decoded in fp32.
+        precision: "fp32", "fp16" (CUDA), "bf16", or "auto": fp16 on CUDA, bf16 on a CPU
+            with bf16 hardware, else fp32 (``engines.hardware.pick_precision``; the reason is
+            kept in ``precision_reason``). Boxes are always decoded in fp32.
         conf: keep detections scoring at least this.
         classes: "driving", "all", comma list of names or ids; None: driving for a model with
             COCO's class names, all for one with its own (see ``labels.resolve_classes``).
@@ -75,9 +77,12 @@ class Detector:
                  precision: str = "fp32", conf: float = 0.5, classes=None,
                  proposals: int | None = None, progress: bool = False):
         self.device = resolve_device(device)
+        self.precision_reason = None
+        if precision == "auto":
+            precision, self.precision_reason = hardware.pick_precision(self.device)
         if precision == "fp16" and self.device.type != "cuda":
             raise ValueError("Expected fp16 on a CUDA device; on the CPU use bf16 or fp32")
-        if precision == "bf16" and self.device.type == "cpu" and not _cpu_has_bf16():
+        if precision == "bf16" and self.device.type == "cpu" and not hardware.cpu_features().bf16:
             _log.warning("this CPU has no bf16 instructions (AVX512-BF16 or AMX): bf16 is "
                          "emulated and slower than fp32 here")
         # Its own copy, so detectors built from one model on other devices or proposal
@@ -100,6 +105,19 @@ class Detector:
         return cls(loaded, engine=config.engine, device=config.device,
                    precision=config.precision, conf=config.conf, classes=config.classes,
                    proposals=config.proposals, progress=progress)
+
+    def describe(self) -> str:
+        """One line on what runs where and why ``auto`` chose it, for a run's first line:
+        engine, precision, device (with the CPU's features on a CPU), the auto reasons."""
+        where = str(self.device)
+        if self.device.type == "cpu":
+            where = f"cpu, {hardware.cpu_features().describe()}"
+        elif self.device.type == "cuda":
+            where = f"{self.device}, {torch.cuda.get_device_name(self.device)}"
+        why = [f"precision auto: {self.precision_reason}" if self.precision_reason else "",
+               f"engine auto: {self.engine.auto_reason}" if self.engine.auto_reason else ""]
+        return "; ".join([f"engine {self.engine.name} {self.precision} on {where}"]
+                         + [w for w in why if w])
 
     def size_problem(self, width: int, height: int) -> str | None:
         """Why a ``width`` x ``height`` frame cannot be detected in, or None.
@@ -185,13 +203,6 @@ class Detector:
         if self.class_ids is not None:
             keep &= np.isin(det.class_ids, self.class_ids)
         return det[keep]
-
-
-def _cpu_has_bf16() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return True  # unknown: do not warn
 
 
 class _StageClock:

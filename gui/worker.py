@@ -168,8 +168,7 @@ class Worker(QObject):
         self._reset_run()
         self.detector_ready.emit(self.detector.names)
         detector = self.detector
-        self.status.emit(f"detector ready: {detector.loaded.name}, {detector.engine.name} on "
-                         f"{detector.device}, {detector.precision}")
+        self.status.emit(f"detector ready: {detector.loaded.name}, {detector.describe()}")
 
     def _do_open(self, uri: str) -> None:
         media = open_media(uri)  # a failure leaves the open source (and any recording) as is

@@ -199,12 +199,16 @@ def test_detectors_from_one_model_keep_their_own_proposals_and_leave_it_alone(ti
         assert p.device.type == "cpu" and torch.equal(p, before)
 
 
-def test_bf16_on_a_cpu_without_bf16_says_it_is_emulated(tiny_loaded, caplog, monkeypatch):
-    from drivevision import detector as detector_module
+EPYC = "model name\t: AMD EPYC 7B13\nflags\t\t: fpu sse2 avx avx2 fma\n"
 
-    monkeypatch.setattr(detector_module, "_cpu_has_bf16", lambda: False)
+
+def test_bf16_on_a_cpu_without_bf16_says_it_is_emulated(tiny_loaded, caplog, monkeypatch):
+    from drivevision.engines import hardware
+
+    monkeypatch.setattr(hardware, "cpu_features", lambda: hardware.parse_cpuinfo(EPYC))
     Detector(tiny_loaded, device="cpu", precision="bf16")
     assert "emulated and slower than fp32" in caplog.text
     caplog.clear()
     Detector(tiny_loaded, device="cpu", precision="fp32")
     assert caplog.text == ""
+

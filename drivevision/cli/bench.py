@@ -21,12 +21,15 @@ def add_parser(commands) -> None:
         examples="""
 drivevision bench --engines torch,onnx --input-size 384x640 --iters 5   # a quick CPU look
 drivevision bench --device cuda --engines torch,compiled,tensorrt --precision fp32,fp16
-drivevision bench --weights assets/tiny-fpn-synthetic.pt --json > bench.json""")
+drivevision bench --weights assets/tiny-fpn-synthetic.pt --json > bench.json
+drivevision bench --engines auto --precision auto       # what auto picks here, and its speed""")
     model_args(bench)
     g = bench.add_argument_group("what to time")
     g.add_argument("--engines", default="torch,onnx,compiled",
                    help="comma list of torch, onnx, compiled, tensorrt")
-    g.add_argument("--precision", default="fp32", help="comma list of fp32, fp16, bf16")
+    g.add_argument("--precision", default="fp32",
+                   help="comma list of fp32, fp16, bf16, auto (what --precision auto picks "
+                        "on this machine, and why)")
     g.add_argument("--batch", default="1", help="comma list of batch sizes")
     g.add_argument("--input-size", default="800x1344", metavar="HxW",
                    help="size of the blank test images")

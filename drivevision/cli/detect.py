@@ -87,10 +87,7 @@ def _detect(args: argparse.Namespace) -> int:
             detector = Detector.from_config(config, progress=not args.quiet)
             _check_cost(args, detector, source.frame_count)
             source.frame_check = detector.size_problem
-            reason = detector.engine.auto_reason
-            progress.status(f"{args.input}: engine {detector.engine.name} on "
-                            f"{detector.device}, {detector.precision}"
-                            + (f" (auto: {reason})" if reason else ""))
+            progress.status(f"{args.input}: {detector.describe()}")
             summary = detect_video(source, args.output, jsonl=args.jsonl, csv=args.csv,
                                    detector=detector, batch=args.batch,
                                    on_result=progress.update, stages=track_stages(args),

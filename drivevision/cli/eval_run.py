@@ -19,6 +19,7 @@ import torch
 
 from drivevision.cli.options import csv_list, detector_config
 from drivevision.detector import Detector
+from drivevision.engines.hardware import cpu_features, feature_list
 from drivevision.evaluation import Annotations, Evaluation, FrameBoxes, evaluate
 from drivevision.evaluation.report import write_report
 
@@ -68,7 +69,8 @@ def run_engines(args: argparse.Namespace, truth: Annotations, class_map: dict,
     from drivevision.cli.timing import _device_name
 
     result = RunResult({"input": args.input, "gt": args.gt, "conf": args.conf,
-                        "torch": torch.__version__, "threads": torch.get_num_threads()})
+                        "torch": torch.__version__, "threads": torch.get_num_threads(),
+                        "cpu_features": cpu_features().names()})
     for engine, precision in engine_settings(args):
         config = detector_config(argparse.Namespace(**{**vars(args), "engine": engine,
                                                        "precision": precision}))
@@ -82,10 +84,11 @@ def run_engines(args: argparse.Namespace, truth: Annotations, class_map: dict,
             log(f"skipped {engine} {precision}: {reason}")
             continue
         result.info.setdefault("device", _device_name(detector.device))
-        log(f"{engine} {precision}: detecting")
+        log(f"{engine} {precision}: detecting ({detector.describe()})")
         preds, ms = detect_all(detector, args.input, truth, args.warmup)
         evaluation = evaluate(truth, preds, class_map=class_map,
                               allow_unlabelled=args.allow_unlabelled)
+        engine, precision = detector.engine.name, detector.precision  # what auto picked
         result.runs.append(EngineRun(engine, precision, ms, evaluation))
         log(f"{engine} {precision}: AP {evaluation.metrics['AP']:.4f}, {ms:.1f} ms/frame")
     return result
@@ -141,6 +144,7 @@ def format_table(result: RunResult) -> str:
     t = result.table
     lines = [f"{t['input']} against {t['gt']} on {t.get('device', '?')}, {t['threads']} threads, "
              f"torch {t['torch']}, score threshold {t['conf']}",
+             f"CPU features: {feature_list(t.get('cpu_features', []))}",
              "AP in points (x100); ms/frame: median detector call; dAP: AP - torch fp32 AP", "",
              f"{'engine':<10}{'precision':<11}{'AP':>7}{'AP50':>7}{'AP75':>7}{'ms/frame':>10}"
              f"{'dAP':>8}"]

@@ -185,6 +185,7 @@ def cmd_live(args: argparse.Namespace) -> int:
         config = detector_config(args)
         _say(args, f"loading {config.weights_label}")
         detector = Detector.from_config(config, progress=not args.quiet)
+        _say(args, detector.describe())
         if server is not None:
             server.start()
             if server.warning:

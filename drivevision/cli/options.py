@@ -34,13 +34,15 @@ def add_detector_args(parser: argparse.ArgumentParser, *, conf: float = 0.5,
         g.add_argument("--engine", choices=ENGINES, default="torch",
                        help=f"{engines}; auto picks one and says why (default: %(default)s)")
     g.add_argument("--device", default="auto", help=f"{'|'.join(DEVICES)}|cuda:N (default: auto)")
-    precision = "fp16 needs CUDA; bf16 is fast on CPUs with AMX/AVX512-BF16"
+    precision = ("fp16 needs CUDA; bf16 is fast on CPUs with AMX/AVX512-BF16; auto: fp16 on "
+                 "CUDA, bf16 on a CPU with bf16 hardware, else fp32 (the first line says which)")
     if several:
         g.add_argument("--precision", default="fp32",
                        help=f"comma list of {', '.join(PRECISIONS)}, each run with every "
                             f"engine; {precision}")
     else:
-        g.add_argument("--precision", choices=PRECISIONS, default="fp32", help=precision)
+        g.add_argument("--precision", choices=PRECISIONS, default="auto",
+                       help=f"{precision} (default: %(default)s)")
     g.add_argument("--conf", type=float, default=conf, help=f"score threshold (default: {conf})")
     g.add_argument("--classes",
                    help="'driving' (person, bicycle, car, motorcycle, bus, truck, traffic light, "

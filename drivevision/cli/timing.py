@@ -22,6 +22,7 @@ import torch
 
 from drivevision.config import DEFAULT_MODEL, ENGINES, PRECISIONS
 from drivevision.detector import STAGES, Detector, resolve_device
+from drivevision.engines.hardware import cpu_features, feature_list
 from drivevision.labels import COCO_NAMES
 from drivevision.model import COCO_WEIGHTS, LoadedModel, build_model, load_model
 
@@ -125,6 +126,7 @@ def run_bench(spec: BenchSpec, log=print) -> dict:
     out = {"model": loaded.name, "weights": note, "device": _device_name(device),
            "input_size": list(spec.input_size), "iters": spec.iters, "warmup": spec.warmup,
            "torch": torch.__version__, "threads": torch.get_num_threads(),
+           "cpu_features": cpu_features().names(),
            "baseline": {}, "results": [], "skipped": []}
     before = {}
     for b in spec.batches:
@@ -140,8 +142,14 @@ def run_bench(spec: BenchSpec, log=print) -> dict:
                                        "reason": str(e).splitlines()[0]})
                 log(f"skip {engine} {precision}: {str(e).splitlines()[0]}")
                 continue
-            name = det.engine.name if engine == "auto" else engine  # what auto picked
-            entry = {"engine": name, "precision": precision, "batches": {}}
+            name = det.engine.name  # what auto picked
+            entry = {"engine": name, "precision": det.precision, "batches": {}}
+            reasons = [f"{what} auto: {why}" for what, why in
+                       (("precision", det.precision_reason), ("engine", det.engine.auto_reason))
+                       if why]
+            if reasons:
+                entry["auto"] = "; ".join(reasons)
+                log(f"{engine} {precision} -> {name} {det.precision} ({entry['auto']})")
             for b in spec.batches:
                 log(f"{name} {precision}, batch {b}")
                 try:
@@ -197,9 +205,13 @@ def format_tables(result: dict) -> str:
              f"{result['iters']} timed calls after {result['warmup']} warm-up calls; ms per call",
              f"torchvision eager fp32 timed before and after the engines ({drift}); speedups "
              "divide the mean"]
+    features = result.get("cpu_features")
+    if features is not None:
+        lines.append(f"CPU features: {feature_list(features)}")
     for entry in result["results"]:
         batches = list(entry["batches"])
-        lines += ["", f"{entry['engine']} {entry['precision']}",
+        lines += ["", f"{entry['engine']} {entry['precision']}"
+                  + (f" (chosen by {entry['auto']})" if entry.get("auto") else ""),
                   f"{'stage':<22}" + "".join(f"{'b' + b + ' median':>14}{'p95':>9}"
                                              for b in batches)]
         rows = [(s, s) for s in STAGES] + [("total", None)]

@@ -47,10 +47,23 @@ def test_engine_auto_says_what_it_chose_and_why(capsys, clip_path, tiny_checkpoi
     monkeypatch.setattr(drivevision.engines, "pick_auto", lambda device, precision:
                         ("torch", "the test's choice"))
     code, _, err = run(capsys, clip_path, "--weights", tiny_checkpoint, "--engine", "auto",
-                       "--device", "cpu")
-    assert code == 0 and "engine torch on cpu, fp32 (auto: the test's choice)" in err
+                       "--device", "cpu", "--precision", "fp32")
+    assert code == 0 and "engine torch fp32 on cpu" in err
+    assert "engine auto: the test's choice" in err and "precision auto" not in err
+    code, _, err = run(capsys, clip_path, "--weights", tiny_checkpoint, "--device", "cpu",
+                       "--precision", "fp32")
+    assert code == 0 and "engine torch fp32 on cpu" in err and "auto:" not in err
+
+
+def test_the_first_line_names_the_cpu_features_and_why_auto_picked_its_precision(
+        capsys, clip_path, tiny_checkpoint):
+    from drivevision.engines.hardware import cpu_features, pick_precision
+
     code, _, err = run(capsys, clip_path, "--weights", tiny_checkpoint, "--device", "cpu")
-    assert code == 0 and "engine torch on cpu, fp32" in err and "auto:" not in err
+    precision, reason = pick_precision(torch.device("cpu"))
+    first = err.splitlines()[1]  # after "loading ..."
+    assert code == 0 and f"engine torch {precision} on cpu" in first
+    assert cpu_features().describe() in first and f"precision auto: {reason}" in first
 
 
 def write_image(path, image):

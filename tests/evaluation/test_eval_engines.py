@@ -15,11 +15,12 @@ WEIGHTS = str(Path(__file__).parents[2] / "assets" / "tiny-fpn-synthetic.pt")
 FP32_AP_TOLERANCE = 0.001  # 0.1 AP point, MMDeploy's "37.4 vs 37.3"
 
 
-def run_eval(tmp_path, capsys, engines: str, frames_per_seed: int) -> dict:
+def run_eval(tmp_path, capsys, engines: str, frames_per_seed: int,
+             precision: str = "fp32") -> dict:
     video, gt = tmp_path / "clip.mp4", tmp_path / "gt.jsonl"
     write_eval_clip(video, gt, seeds=(101,), frames_per_seed=frames_per_seed)
     code = main(["eval", "--gt", str(gt), str(video), "--weights", WEIGHTS, "--device", "cpu",
-                 "--engines", engines, "--warmup", "1", "--json"])
+                 "--engines", engines, "--precision", precision, "--warmup", "1", "--json"])
     assert code == 0
     return json.loads(capsys.readouterr().out)
 
@@ -39,3 +40,18 @@ def test_onnx_fp32_is_within_a_tenth_of_an_ap_point_of_torch_fp32(tmp_path, caps
     rows = {r["engine"]: r for r in table["results"]}
     assert rows["torch"]["AP"] > 0.1
     assert abs(rows["onnx"]["AP_diff"]) <= FP32_AP_TOLERANCE, rows["onnx"]
+
+
+@pytest.mark.slow
+def test_bf16_is_within_the_tolerance_auto_relies_on(tmp_path, capsys):
+    """``--precision auto`` picks bf16 on CPUs with bf16 hardware because its AP stays within
+    ``BF16_AP_TOLERANCE`` (0.3 AP point) of fp32 on the evaluation clips: checked here for
+    both bf16 engines (emulated, so slower, on a CPU without bf16: the numbers are the same)."""
+    from drivevision.engines.hardware import BF16_AP_TOLERANCE
+
+    table = run_eval(tmp_path, capsys, "torch,compiled", 12, precision="bf16")
+    rows = {(r["engine"], r["precision"]): r for r in table["results"]}
+    assert set(rows) == {("torch", "fp32"), ("torch", "bf16"), ("compiled", "bf16")}
+    assert rows["torch", "fp32"]["AP"] > 0.1
+    for setting in (("torch", "bf16"), ("compiled", "bf16")):
+        assert abs(100 * rows[setting]["AP_diff"]) <= BF16_AP_TOLERANCE, rows[setting]

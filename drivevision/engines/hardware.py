@@ -1,0 +1,128 @@
+"""What this CPU runs fast, read at run time, and the precision ``auto`` picks from it.
+
+The machines this runs on differ (an AMD EPYC with AVX2 only, a Xeon with AMX, a laptop),
+so nothing is assumed: on Linux the instruction sets come from ``/proc/cpuinfo``'s flags,
+and AMX counts only when the kernel grants the process its tile state (torch asks); other
+systems fall back to torch's own capability check, which cannot see bf16 or VNNI.
+"""
+
+from __future__ import annotations
+
+import functools
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+# cpuinfo flag -> the name users know, in the order they are printed (fastest first).
+FEATURES = {
+    "amx_bf16": "AMX-BF16",
+    "amx_int8": "AMX-INT8",
+    "avx512_bf16": "AVX512-BF16",
+    "avx512_vnni": "AVX512-VNNI",
+    "avx_vnni": "AVX-VNNI",
+    "avx512f": "AVX512",
+    "avx2": "AVX2",
+}
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+INT8_FLAGS = ("amx_int8", "avx512_vnni", "avx_vnni")
+# How far (AP points) bf16's AP may be from fp32's on the generated evaluation clips for auto
+# to pick bf16 (drivevision eval; docs/benchmarks.md has the figures, tests/evaluation checks
+# every bf16 engine stays within it).
+BF16_AP_TOLERANCE = 0.3
+
+
+@dataclass(frozen=True)
+class CpuFeatures:
+    """The CPU's model name and which of ``FEATURES`` it has (cpuinfo flag names)."""
+
+    model: str
+    flags: frozenset[str]
+
+    @property
+    def bf16(self) -> bool:
+        """bf16 arithmetic in hardware (AMX or AVX512-BF16), not emulated."""
+        return any(f in self.flags for f in BF16_FLAGS)
+
+    @property
+    def int8(self) -> bool:
+        """int8 dot products in hardware (AMX-INT8, AVX512-VNNI or AVX-VNNI)."""
+        return any(f in self.flags for f in INT8_FLAGS)
+
+    def names(self) -> list[str]:
+        """The features found, as users know them, e.g. ["AMX-BF16", ..., "AVX2"]."""
+        return [label for flag, label in FEATURES.items() if flag in self.flags]
+
+    def describe(self) -> str:
+        """One line: ``Intel(R) Xeon(R) Processor (AMX-BF16, ..., AVX2)``."""
+        return f"{self.model} ({feature_list(self.names())})"
+
+
+def feature_list(names: list[str]) -> str:
+    """``names`` comma-separated, or which were looked for when there are none."""
+    return ", ".join(names) or "none of " + ", ".join(FEATURES.values())
+
+
+def parse_cpuinfo(text: str, *, amx_granted: bool = True) -> CpuFeatures:
+    """The features of the first processor in ``/proc/cpuinfo`` text.
+
+    ``amx_granted`` False drops the AMX flags: the CPU has AMX but the kernel did not give
+    this process its tile state, so AMX instructions would fault and libraries do not use them.
+    """
+    model, flags = "unknown CPU", set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and model == "unknown CPU":
+            model = value.strip()
+        elif key == "flags":
+            flags = set(value.split())
+            break
+    if not amx_granted:
+        flags -= {"amx_bf16", "amx_int8", "amx_tile"}
+    return CpuFeatures(model, frozenset(flags & FEATURES.keys()))
+
+
+@functools.cache
+def cpu_features() -> CpuFeatures:
+    """This machine's CPU features (read once per process)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return _from_torch()
+    return parse_cpuinfo(text, amx_granted=_amx_granted())
+
+
+def _amx_granted() -> bool:
+    import torch
+
+    try:
+        return bool(torch._C._cpu._init_amx())  # asks Linux for the AMX tile state
+    except (AttributeError, RuntimeError):
+        return True  # an older torch: trust the flags
+
+
+def _from_torch() -> CpuFeatures:
+    """Without /proc/cpuinfo: torch's vector capability (no bf16/VNNI knowledge)."""
+    import torch
+
+    capability = torch.backends.cpu.get_cpu_capability()
+    flags = {"AVX512": {"avx512f", "avx2"}, "AVX2": {"avx2"}}.get(capability, set())
+    return CpuFeatures(platform.processor() or platform.machine() or "unknown CPU",
+                       frozenset(flags))
+
+
+def pick_precision(device, features: CpuFeatures | None = None) -> tuple[str, str]:
+    """What ``--precision auto`` runs on ``device``, and why.
+
+    CUDA: fp16 (Tensor Cores; the precision every GPU deployment of this model uses). CPU:
+    bf16 where the hardware has it (AMX or AVX512-BF16) — its AP on the evaluation clips is
+    within ``BF16_AP_TOLERANCE`` of fp32 — else fp32, since emulated bf16 is slower than fp32.
+    """
+    if getattr(device, "type", str(device)) == "cuda":
+        return "fp16", "CUDA GPU: fp16 kernels"
+    features = features or cpu_features()
+    if features.bf16:
+        found = ", ".join(FEATURES[f] for f in BF16_FLAGS if f in features.flags)
+        return "bf16", (f"bf16 in hardware ({found}); its AP on the evaluation clips is within "
+                        f"{BF16_AP_TOLERANCE} of fp32")
+    return "fp32", "no bf16 hardware (AMX or AVX512-BF16): emulated bf16 is slower than fp32"

@@ -1,0 +1,99 @@
+"""CPU features found at run time and what ``--precision auto`` makes of them: bf16 only
+where the hardware has it, on every kind of CPU this project runs on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from drivevision.detector import Detector
+from drivevision.engines import hardware
+from drivevision.engines.hardware import parse_cpuinfo, pick_precision
+
+CPU = torch.device("cpu")
+
+
+def cpuinfo(model: str, flags: str) -> str:
+    """/proc/cpuinfo text of a 2-processor machine, as Linux writes it."""
+    one = f"processor\t: {{}}\nvendor_id\t: x\nmodel name\t: {model}\nflags\t\t: {flags}\n\n"
+    return one.format(0) + one.format(1)
+
+
+EPYC = cpuinfo("AMD EPYC 7B13", "fpu sse2 avx avx2 fma bmi2")
+ZEN4 = cpuinfo("AMD EPYC 9B14", "avx2 avx512f avx512_bf16 avx512_vnni")
+SAPPHIRE = cpuinfo("Intel(R) Xeon(R) Platinum 8481C",
+                   "avx2 avx512f avx512_vnni avx512_bf16 amx_bf16 amx_tile amx_int8 avx_vnni")
+ALDER = cpuinfo("12th Gen Intel(R) Core(TM) i7-1260P", "avx2 avx_vnni")
+
+
+@pytest.mark.parametrize("text, names, bf16, int8", [
+    (EPYC, ["AVX2"], False, False),
+    (ZEN4, ["AVX512-BF16", "AVX512-VNNI", "AVX512", "AVX2"], True, True),
+    (SAPPHIRE, ["AMX-BF16", "AMX-INT8", "AVX512-BF16", "AVX512-VNNI", "AVX-VNNI", "AVX512",
+                "AVX2"], True, True),
+    (ALDER, ["AVX-VNNI", "AVX2"], False, True),
+])
+def test_features_are_read_from_cpuinfo(text, names, bf16, int8):
+    features = parse_cpuinfo(text)
+    assert features.names() == names
+    assert (features.bf16, features.int8) == (bf16, int8)
+    assert features.describe().startswith(features.model) and names[0] in features.describe()
+
+
+def test_amx_the_kernel_did_not_grant_does_not_count():
+    features = parse_cpuinfo(cpuinfo("Xeon", "avx2 amx_bf16 amx_tile amx_int8"),
+                             amx_granted=False)
+    assert features.names() == ["AVX2"] and not features.bf16 and not features.int8
+
+
+def test_a_cpu_with_none_of_them_says_what_was_looked_for():
+    features = parse_cpuinfo(cpuinfo("Old", "fpu sse2"))
+    assert features.names() == [] and "none of AMX-BF16" in features.describe()
+
+
+@pytest.mark.parametrize("text, precision, words", [
+    (EPYC, "fp32", "no bf16 hardware"),
+    (ALDER, "fp32", "emulated bf16 is slower"),
+    (ZEN4, "bf16", "AVX512-BF16"),
+    (SAPPHIRE, "bf16", "AMX-BF16"),
+])
+def test_auto_precision_is_bf16_only_where_the_hardware_has_it(text, precision, words):
+    picked, reason = pick_precision(CPU, parse_cpuinfo(text))
+    assert picked == precision and words in reason
+
+
+def test_auto_precision_on_cuda_is_fp16():
+    assert pick_precision(torch.device("cuda"), parse_cpuinfo(EPYC))[0] == "fp16"
+
+
+def test_this_machines_features_are_its_cpuinfo_flags():
+    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else None
+    if text is None:
+        pytest.skip("no /proc/cpuinfo here")
+    flags = set(next(ln for ln in text.splitlines() if ln.startswith("flags")).split())
+    found = hardware.cpu_features()
+    assert found.flags <= flags & hardware.FEATURES.keys()
+    assert found.flags >= flags & (hardware.FEATURES.keys() - {"amx_bf16", "amx_int8"})
+
+
+@pytest.mark.parametrize("text, precision, engine", [(EPYC, "fp32", "onnx"),
+                                                     (SAPPHIRE, "bf16", "compiled")])
+def test_the_detector_runs_what_auto_picks_and_says_why(tiny_loaded, monkeypatch, text,
+                                                        precision, engine):
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setattr(hardware, "cpu_features", lambda: parse_cpuinfo(text))
+    detector = Detector(tiny_loaded, engine="auto", device="cpu", precision="auto")
+    assert (detector.engine.name, detector.precision) == (engine, precision)
+    line = detector.describe()
+    assert line.startswith(f"engine {engine} {precision} on cpu, {parse_cpuinfo(text).model}")
+    assert f"precision auto: {pick_precision(CPU, parse_cpuinfo(text))[1]}" in line
+    assert "engine auto: CPU" in line
+
+
+def test_a_named_precision_is_kept_and_gives_no_auto_reason(tiny_loaded, monkeypatch):
+    monkeypatch.setattr(hardware, "cpu_features", lambda: parse_cpuinfo(SAPPHIRE))
+    detector = Detector(tiny_loaded, device="cpu", precision="fp32")
+    assert detector.precision == "fp32" and detector.precision_reason is None
+    assert "auto" not in detector.describe()
