@@ -143,9 +143,15 @@ class Detector:
         return self.infer_timed(frames)[0]
 
     @torch.inference_mode()
-    def infer_timed(self, frames: Sequence[np.ndarray]) -> tuple[list[Detections], dict]:
-        """Like ``infer``, plus milliseconds spent in each of ``STAGES`` for the whole batch."""
-        clock = _StageClock(self.device)
+    def infer_timed(self, frames: Sequence[np.ndarray], *,
+                    sync: bool = False) -> tuple[list[Detections], dict]:
+        """Like ``infer``, plus milliseconds spent in each of ``STAGES`` for the whole batch.
+
+        On CUDA the stages are timed with CUDA events and the only wait for the GPU is the
+        detections' copy to the host; ``sync=True`` waits after every stage (what ``bench``
+        does, so a stage's time is all its own, at the cost of overlap).
+        """
+        clock = _StageClock(self.device, sync=sync)
         images, original_sizes = self.preprocess(frames)
         clock.lap("preprocess")
         features, objectness, deltas = self.engine.dense_a(images.tensors)
@@ -206,16 +212,38 @@ class Detector:
 
 
 class _StageClock:
-    """Milliseconds between laps; waits for the GPU so each stage gets its own time."""
+    """Milliseconds spent in each stage of one call.
 
-    def __init__(self, device: torch.device):
-        self.cuda = device.type == "cuda"
-        self.ms: dict[str, float] = {}
-        self._t = time.perf_counter()
+    On CUDA nothing waits for the GPU by default: each lap records an event on the current
+    stream, so the CPU goes on preparing work while the GPU runs, and the times are read
+    from the events at the end, when the detections' copy to the host has already waited
+    for the GPU. ``sync=True`` (bench) waits for the GPU at every lap instead, so that each
+    stage's wall time is its own. On the CPU laps are wall times.
+    """
+
+    def __init__(self, device: torch.device, *, sync: bool = False):
+        self.events = device.type == "cuda" and not sync
+        self.sync = device.type == "cuda" and sync
+        self._marks: list[tuple[str, object]] = [("start", self._mark())]
+
+    def _mark(self):
+        if self.events:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            return event
+        if self.sync:
+            torch.cuda.synchronize()
+        return time.perf_counter()
 
     def lap(self, stage: str) -> None:
-        if self.cuda:
-            torch.cuda.synchronize()
-        now = time.perf_counter()
-        self.ms[stage] = (now - self._t) * 1000.0
-        self._t = now
+        self._marks.append((stage, self._mark()))
+
+    @property
+    def ms(self) -> dict[str, float]:
+        """Stage -> milliseconds since the previous lap (read once the laps are done)."""
+        if self.events:
+            self._marks[-1][1].synchronize()  # already passed: the host copy came before it
+            return {stage: before.elapsed_time(after) for (_, before), (stage, after)
+                    in zip(self._marks, self._marks[1:])}
+        return {stage: (after - before) * 1000.0 for (_, before), (stage, after)
+                in zip(self._marks, self._marks[1:])}

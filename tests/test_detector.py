@@ -1,6 +1,7 @@
 """The split detector (preprocess -> engine -> torchvision ops -> postprocess) equals
 torchvision's own ``model(images)`` for the same weights and frame."""
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 import torch
 from torchvision.ops import box_iou
 
-from drivevision.detector import Detector, as_bgr
+from drivevision.detector import STAGES, Detector, as_bgr
 from drivevision.labels import COCO_NAMES
 from drivevision.model import LoadedModel, build_model, load_model
 
@@ -212,3 +213,65 @@ def test_bf16_on_a_cpu_without_bf16_says_it_is_emulated(tiny_loaded, caplog, mon
     Detector(tiny_loaded, device="cpu", precision="fp32")
     assert caplog.text == ""
 
+
+class CountingCuda:
+    """Stands in for torch.cuda's events and synchronize, counting each wait for the GPU."""
+
+    def __init__(self):
+        self.synchronized = self.event_waits = self.events = 0
+        cuda = self
+
+        class Event:
+            def __init__(self, enable_timing: bool = False):
+                assert enable_timing
+                self.at = None
+
+            def record(self):
+                cuda.events += 1
+                self.at = time.perf_counter()
+
+            def synchronize(self):
+                cuda.event_waits += 1
+
+            def elapsed_time(self, end) -> float:
+                return (end.at - self.at) * 1000.0
+
+        self.Event = Event
+
+    def synchronize(self, device=None):
+        self.synchronized += 1
+
+
+@pytest.mark.parametrize("sync", [False, True])
+def test_stages_on_cuda_are_timed_without_waiting_for_the_gpu_unless_asked(
+        tiny_loaded, monkeypatch, sync):
+    from drivevision import detector as detector_module
+
+    cuda = CountingCuda()
+    monkeypatch.setattr(torch.cuda, "Event", cuda.Event)
+    monkeypatch.setattr(torch.cuda, "synchronize", cuda.synchronize)
+    clock = detector_module._StageClock  # the detector's clock, told it times a CUDA run
+    monkeypatch.setattr(detector_module, "_StageClock",
+                        lambda device, sync: clock(torch.device("cuda"), sync=sync))
+    detector = Detector(tiny_loaded, device="cpu", precision="fp32")
+    _, ms = detector.infer_timed([scene(120, 200, 3)], sync=sync)
+    assert list(ms) == list(STAGES) and all(v >= 0 for v in ms.values())
+    if sync:  # bench: a wait after every stage, so each stage's time is its own
+        assert (cuda.synchronized, cuda.events) == (len(STAGES) + 1, 0)
+    else:  # a run: events only, and one wait on the last (already passed: the host copy)
+        assert (cuda.synchronized, cuda.events, cuda.event_waits) == (0, len(STAGES) + 1, 1)
+
+
+def test_bench_times_stages_with_a_wait_after_each_and_runs_do_not(tiny_loaded, monkeypatch):
+    from drivevision.cli.timing import BenchSpec, time_engine
+
+    detector = Detector(tiny_loaded, device="cpu", precision="fp32")
+    asked = []
+    timed = detector.infer_timed
+    monkeypatch.setattr(detector, "infer_timed",
+                        lambda frames, **kw: asked.append(kw) or timed(frames, **kw))
+    time_engine(detector, [scene(96, 160, 1)], BenchSpec(iters=1, warmup=0), 1)
+    assert asked == [{"sync": True}]
+    asked.clear()
+    detector.infer([scene(96, 160, 1)])
+    assert asked == [{}]

@@ -107,7 +107,7 @@ def time_engine(detector: Detector, frames: list, spec: BenchSpec, batch: int) -
     totals = []
     for i in range(spec.warmup + spec.iters):
         t0 = time.perf_counter()
-        _, ms = detector.infer_timed(chunk)
+        _, ms = detector.infer_timed(chunk, sync=True)
         if i >= spec.warmup:
             totals.append((time.perf_counter() - t0) * 1000)
             for s in STAGES:
