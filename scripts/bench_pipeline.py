@@ -27,6 +27,7 @@ import torch
 
 from drivevision.detections import Detections
 from drivevision.detector import Detector
+from drivevision.engines.hardware import cpu_features
 from drivevision.labels import COCO_NAMES
 from drivevision.model import LoadedModel, build_model, load_model
 from drivevision.pipeline.runner import detect_video
@@ -43,14 +44,16 @@ def decode_all(path: Path) -> list:
     return frames
 
 
-def real_detector(args, precision: str = "fp32", proposals: int | None = None) -> Detector:
+def real_detector(args, precision: str = "fp32", proposals: int | None = None,
+                  engine: str = "torch") -> Detector:
     if args.weights:
         loaded = load_model(args.model, args.weights, min_size=args.min_size)
     else:
         torch.manual_seed(0)
         module = build_model(args.model, min_size=args.min_size, max_size=args.max_size)
         loaded = LoadedModel(module, args.model, COCO_NAMES, "random")
-    return Detector(loaded, device="cpu", precision=precision, conf=0.5, proposals=proposals)
+    return Detector(loaded, engine=engine, device="cpu", precision=precision, conf=0.5,
+                    proposals=proposals)
 
 
 def detector_alone_fps(detector, frames) -> float:
@@ -69,14 +72,15 @@ def pipeline_fps(detector, clip: Path, out_dir: Path) -> float:
 
 def bench_real(args, tmp: Path) -> None:
     clip = tmp / "real.mp4"
-    write_clip(clip, args.frames, width=640, height=360, seed=0)
+    w, h = args.size
+    write_clip(clip, args.frames, width=w, height=h, seed=0)
     frames = decode_all(clip)
-    detector = real_detector(args)
-    alone = detector_alone_fps(detector, frames)
+    detector = real_detector(args, args.precision, engine=args.engine)
+    alone = detector_alone_fps(detector, frames)  # its first call compiles, if it does
     piped = pipeline_fps(detector, clip, tmp)
-    print(f"[real] {args.model} random weights, 640x360 frames, min_size {args.min_size}: "
-          f"detector alone {alone:.3f} fps, pipeline {piped:.3f} fps, "
-          f"ratio {piped / alone:.3f} (target >= 0.95)")
+    print(f"[real] {args.model} random weights, {w}x{h} frames, min_size {args.min_size}, "
+          f"{detector.engine.name} {detector.precision}: detector alone {alone:.3f} fps, "
+          f"pipeline {piped:.3f} fps, ratio {piped / alone:.3f} (target >= 0.95)")
 
 
 def bench_standin(args, tmp: Path) -> None:
@@ -87,11 +91,6 @@ def bench_standin(args, tmp: Path) -> None:
     print(f"[standin] 20 ms/frame stand-in detector, 1280x720, {args.hd_frames} frames, "
           f"decode+render+encode (H.264) overlapped: {piped:.1f} fps (target >= 45; "
           f"serial bound {1000 / 20:.0f})")
-
-
-def has_bf16() -> bool:
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    return any(f in flags for f in ("avx512_bf16", "amx_bf16"))
 
 
 def bench_bf16(args, tmp: Path) -> None:
@@ -106,7 +105,7 @@ def bench_bf16(args, tmp: Path) -> None:
     bf16 = detector_alone_fps(real_detector(args, "bf16"), frames)
     print(f"[bf16] torchvision eager fp32 {fp32:.3f} fps, bf16/channels-last {bf16:.3f} fps, "
           f"speedup {bf16 / fp32:.2f}x (target >= 2.5x where the CPU has bf16; this CPU "
-          f"{'has' if has_bf16() else 'has NO'} AVX512-BF16/AMX)")
+          f"{'has' if cpu_features().bf16 else 'has NO'} AVX512-BF16/AMX)")
 
 
 def bench_proposals(args, tmp: Path) -> None:
@@ -142,9 +141,13 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=8, help="frames for the real model")
     parser.add_argument("--hd-frames", type=int, default=150)
     parser.add_argument("--bf16-frames", type=int, default=4)
+    parser.add_argument("--size", type=lambda t: tuple(map(int, t.split("x"))),
+                        default=(640, 360), metavar="WxH", help="frames for the real model")
+    parser.add_argument("--engine", default="torch", help="engine of the real model")
+    parser.add_argument("--precision", default="fp32", help="precision of the real model")
     parser.add_argument("--only", choices=("real", "standin", "bf16", "proposals"))
     args = parser.parse_args()
-    print(f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch "
+    print(f"# {cpu_features().describe()}, {torch.get_num_threads()} torch "
           f"threads, torch {torch.__version__}, python {platform.python_version()}")
     with tempfile.TemporaryDirectory() as tmp:
         for name, bench in (("standin", bench_standin), ("real", bench_real),
