@@ -189,6 +189,11 @@ class _Dispatch:
 
 
 def _cause(error: BaseException) -> str:
-    """Ray's errors carry tracebacks and advice; the line that says what happened."""
-    cause = getattr(error, "cause", None)
-    return one_line(cause if isinstance(cause, BaseException) else error)
+    """Ray's errors carry tracebacks and advice; the line that says what happened (that of
+    the error raised inside the actor, where there is one)."""
+    for _ in range(8):  # an actor's error wraps its creation task's, which wraps the cause
+        cause = getattr(error, "cause", None)
+        if not isinstance(cause, BaseException) or cause is error:
+            break
+        error = cause
+    return one_line(error)
