@@ -83,6 +83,9 @@ def _settings(args: argparse.Namespace):
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"Expected --workers >= 1, but got {args.workers}")
     limits.check_fps(args.fps)
+    if args.ray and Path(args.ray).exists():
+        raise ValueError(f"--ray took {args.ray} for a cluster address: give the inputs "
+                         "before --ray, or write --ray= for a Ray instance here")
     if args.ray is not None and importlib.util.find_spec("ray") is None:
         raise ValueError("--ray needs Ray, which is not installed: "
                          "pip install 'drivevision[ray]'")

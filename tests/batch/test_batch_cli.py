@@ -115,6 +115,7 @@ def test_ray_without_ray_installed_says_how_to_install_it(tmp_path, capsys, foot
     (["--workers", "0"], "Expected --workers >= 1"),
     (["--batch", "0"], "Expected --batch >= 1"),
     (["--weights", "nowhere.pt"], "No such checkpoint: nowhere.pt"),
+    (["--ray", "."], "--ray took . for a cluster address"),
 ])
 def test_bad_options_are_one_line(tmp_path, capsys, footage, args, message):
     code = main(["batch", str(footage), "--out", str(tmp_path / "det"), *args])
