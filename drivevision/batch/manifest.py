@@ -34,6 +34,7 @@ class Manifest:
         self.path = out_dir / MANIFEST
         self.out_dir = out_dir
         self.records: dict[str, dict] = {}
+        self._lines = 0  # lines in the file: more than records means old ones to drop
         self._file = None
 
     def load(self) -> Manifest:
@@ -41,6 +42,7 @@ class Manifest:
             lines = self.path.read_text(encoding="utf-8").splitlines()
         except FileNotFoundError:
             return self
+        self._lines = len(lines)
         for line in lines:
             try:
                 record = json.loads(line)
@@ -83,15 +85,17 @@ class Manifest:
         if self._file is None:
             self._file = self.path.open("a", encoding="utf-8")
         self._file.write(json.dumps(record) + "\n")
+        self._lines += 1
         self._file.flush()
         os.fsync(self._file.fileno())
 
     def close(self) -> None:
-        """Rewrite the manifest with one line per input (its newest), then close it."""
+        """Close the manifest; rewrite it with one line per input (its newest) where it has
+        more."""
         if self._file is not None:
             self._file.close()
             self._file = None
-        if self.records:
+        if self.records and self._lines != len(self.records):
             write_whole(self.path, "".join(json.dumps(r) + "\n" for r in self.records.values()))
 
 
