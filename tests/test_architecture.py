@@ -28,3 +28,15 @@ def test_the_top_level_holds_only_core_types_and_subpackages():
     modules = sorted(p.stem for p in root.glob("*.py"))
     assert modules == ["__init__", "__main__", "config", "detections", "detector", "errors",
                        "labels", "model", "render"]
+
+
+def test_batch_sits_between_the_commands_and_the_pipeline_and_alone_may_import_ray():
+    graph = grimp.build_graph("drivevision", include_external_packages=True)
+    batch = {m for m in graph.modules if m.startswith("drivevision.batch")}
+    assert "drivevision.batch.driver" in batch
+    importers = {m for b in batch for m in graph.find_modules_that_directly_import(b)}
+    assert {m for m in importers - batch if not m.startswith("drivevision.cli")} == set()
+    imported = {m for b in batch for m in graph.find_modules_directly_imported_by(b)}
+    assert not {m for m in imported if m.startswith("drivevision.cli")}
+    assert "drivevision.pipeline.runner" in imported  # it runs the one pipeline
+    assert graph.find_modules_that_directly_import("ray") == {"drivevision.batch.ray_workers"}

@@ -19,7 +19,7 @@ from drivevision.pipeline import signals
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from drivevision.cli import bench, detect, export, live, view
+    from drivevision.cli import batch, bench, detect, export, live, view
     from drivevision.cli import eval as evaluate
     from drivevision.cli.help import HelpFormatter, wrap
 
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "annotated video, images and detections out."),
         epilog="Examples:\n"
                "  drivevision detect dashcam.mp4              # results in runs/detect/dashcam/\n"
+               "  drivevision batch footage/ --out det/        # every video under footage/\n"
                "  drivevision live 0 --serve                  # a camera, watched in a browser\n"
                "  drivevision detect --help                   # a command's options\n\n"
                "No network? Try the bundled sample and demo model:\n"
@@ -38,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show the full traceback behind an error (also: DRIVEVISION_DEBUG=1)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                      help="what to do (drivevision COMMAND --help says how)")
-    for command in (detect, export, bench, evaluate, view, live):
+    for command in (detect, batch, export, bench, evaluate, view, live):
         command.add_parser(commands)
     return parser
 

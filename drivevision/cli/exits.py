@@ -14,6 +14,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1  # a stage failed at run time, or the system refused (full disk, ...)
 EXIT_USAGE = 2  # bad input or options
 EXIT_INPUT_DAMAGED = 3  # also: a live source was lost for good
+EXIT_SOME_FAILED = 3  # batch: some inputs failed, the others completed
 EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM
 
 _AT_QUIT: list[Callable[[], None]] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 
 from tqdm import tqdm
 
@@ -24,6 +25,54 @@ class Progress:
         self._bar.update(1)
 
     def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._bar.close()
+
+
+class BatchProgress:
+    """A batch's progress on stderr: files done/total, frames/s and ETA on a bar (a TTY),
+    else one line per finished input; failures and retries are lines above the bar."""
+
+    def __init__(self, total: int, *, quiet: bool = False):
+        self.quiet, self.total, self.done = quiet, total, 0
+        self.enabled = not quiet and sys.stderr.isatty()
+        self._bar = tqdm(total=total, unit="file", dynamic_ncols=True, disable=not self.enabled,
+                         smoothing=0.05)
+        self._frames: dict[str, int] = {}  # frames reported so far, per input (rel)
+        self._start = time.monotonic()
+
+    def status(self, message: str) -> None:
+        if not self.quiet:
+            (self._bar.write if self.enabled else print)(message, file=sys.stderr)
+
+    def event(self, event) -> None:
+        """Take a ``drivevision.batch.Event``."""
+        rel = event.job.rel
+        if event.kind == "frames":
+            self._frames[rel] = self._frames.get(rel, 0) + event.frames
+        elif event.kind == "retry":
+            self.status(f"retrying {event.job.source}: {event.error}")
+        elif event.kind == "result":
+            self._finished(event.result)
+        self._bar.set_postfix_str(f"{self._fps():.1f} frames/s", refresh=False)
+
+    def _finished(self, result) -> None:
+        self._frames[result.rel] = result.frames  # Ray reports frames only at the end
+        self.done += 1
+        self._bar.update(1)
+        if result.status == "failed":
+            self.status(f"failed: {result.source}: {result.error}")
+        elif not self.enabled:
+            self.status(f"[{self.done}/{self.total}] {result.status} {result.source} "
+                        f"({result.frames} frames, {result.seconds:.1f} s)")
+
+    def _fps(self) -> float:
+        elapsed = time.monotonic() - self._start
+        return sum(self._frames.values()) / elapsed if elapsed > 0 else 0.0
+
+    def __enter__(self) -> BatchProgress:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -1,0 +1,128 @@
+"""The batch's driver: which inputs need work (``plan_batch``), handing them to workers
+(local processes or Ray actors) and recording what comes back (``run_batch``)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from drivevision.batch.jobs import Job
+from drivevision.batch.manifest import REPORT_JSON, Manifest, write_reports
+from drivevision.batch.work import BatchSettings, Event
+from drivevision.pipeline import signals
+
+STATUSES = ("done", "skipped", "failed", "interrupted", "pending")
+
+
+@dataclass
+class Plan:
+    """``rows``: one per input, in order (rel -> the row batch.json shows); ``todo``: the
+    inputs to run; ``key``: the settings as the manifest records them."""
+
+    out_dir: Path
+    settings: BatchSettings
+    key: dict
+    manifest: Manifest
+    rows: dict[str, dict]
+    todo: list[Job] = field(default_factory=list)
+
+
+@dataclass
+class Outcome:
+    """What a batch run did: every input's row and the totals (``summary``)."""
+
+    rows: list[dict]
+    summary: dict
+
+    @property
+    def failed(self) -> int:
+        return self.summary["failed"]
+
+    @property
+    def interrupted(self) -> bool:
+        return self.summary["interrupted"] + self.summary["pending"] > 0
+
+
+def claim_out_dir(out_dir: Path):
+    """This run's exclusive hold on ``out_dir`` (made if missing); SinkError when another
+    batch writes there. A context manager."""
+    from drivevision.io.claims import Claim
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return Claim(out_dir / REPORT_JSON)
+
+
+def plan_batch(jobs: list[Job], out_dir: Path, settings: BatchSettings, *,
+               force: bool = False) -> Plan:
+    """Skip the inputs the manifest in ``out_dir`` has done with these settings (all of
+    them run again with ``force``)."""
+    key = settings.key()
+    manifest = Manifest(out_dir).load()
+    plan = Plan(out_dir, settings, key, manifest, {})
+    for job in jobs:
+        record = None if force else manifest.done(job, key)
+        row = _row(job, "pending")
+        if record is not None:
+            row.update(status="skipped", frames=record["frames"],
+                       detections=record["detections"],
+                       outputs=[o["path"] for o in record["outputs"].values()])
+        else:
+            plan.todo.append(job)
+        plan.rows[job.rel] = row
+    return plan
+
+
+def run_batch(plan: Plan, workers, *,
+              on_event: Callable[[Event], None] | None = None) -> Outcome:
+    """Run ``plan.todo`` on ``workers`` (``LocalWorkers`` or ``RayWorkers``), record each
+    completed input in the manifest as it comes, and write batch.json and batch.csv (also
+    when stopped or failing). Ctrl-C or SIGTERM (main thread) stops at once: the inputs in
+    progress are lost, their partial outputs hidden and removed by the next run."""
+    stop: list[int] = []
+    start = time.perf_counter()
+    try:
+        with signals.requests(stop.append):
+            for event in workers.run(plan.todo, lambda: bool(stop)):
+                if event.kind == "result":
+                    _record(plan, event)
+                if on_event is not None:
+                    on_event(event)
+    finally:
+        plan.manifest.close()
+        outcome = _outcome(plan, time.perf_counter() - start)
+        write_reports(plan.out_dir, outcome.rows, outcome.summary)
+    return outcome
+
+
+def _record(plan: Plan, event: Event) -> None:
+    result = event.result
+    row = plan.rows[result.rel]
+    row.update(status=result.status, frames=result.frames, detections=result.detections,
+               seconds=round(result.seconds, 3), error=result.error, notes=result.notes,
+               worker=result.worker,
+               outputs=[o["path"] for o in result.outputs.values()])
+    if result.status == "done":
+        plan.manifest.add(result, plan.key)
+
+
+def _outcome(plan: Plan, seconds: float) -> Outcome:
+    rows = list(plan.rows.values())
+    summary = {s: sum(r["status"] == s for r in rows) for s in STATUSES}
+    ran = [r for r in rows if r["status"] in ("done", "failed", "interrupted")]
+    frames = sum(r["frames"] for r in ran)
+    summary.update(inputs=len(rows), frames=frames,
+                   detections=sum(r["detections"] for r in ran),
+                   seconds=round(seconds, 3),
+                   fps=round(frames / seconds, 2) if seconds > 0 else 0.0,
+                   with_notes=sum(bool(r["notes"]) for r in ran),
+                   out=os.fspath(plan.out_dir))
+    return Outcome(rows, summary)
+
+
+def _row(job: Job, status: str) -> dict:
+    return {"input": job.source, "rel": job.rel, "kind": job.kind, "status": status,
+            "frames": 0, "detections": 0, "seconds": 0.0, "error": "", "notes": [],
+            "worker": "", "outputs": []}

@@ -1,0 +1,178 @@
+"""What a batch works on: the inputs a command line names, each with its outputs' place.
+
+An input is a video file or a folder of images (one sequence). Folders given are searched
+recursively; each input's outputs go under the output folder at its path relative to the
+root it was found under (``footage/2026-11-28/front_0001.mp4`` found under ``footage/``:
+``OUT/2026-11-28/front_0001.jsonl``). Hidden files and folders, and the output folder
+itself, are never inputs.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from drivevision.io.files import IMAGE_SUFFIXES, natural_key
+
+# what a folder search takes as video; a file named on the command line is tried whatever
+# its suffix
+VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".mov", ".avi", ".m4v", ".webm", ".ts", ".mts",
+                            ".m2ts", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".h264", ".h265"})
+# the batch's own files in the output folder are batch.json, batch.csv and
+# batch-manifest.jsonl: an input's outputs (REL.jsonl, REL.csv, ...) may not take them
+RESERVED = frozenset({"batch", "batch-manifest"})
+_GLOB_CHARS = frozenset("*?[")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input: ``source`` (absolute path of a video file or image folder), ``rel`` (its
+    outputs' path under the output folder, without suffix, ``/``-separated) and ``kind``
+    ("video" or "images")."""
+
+    source: str
+    rel: str
+    kind: str
+
+    def outputs(self, out_dir: Path, *, video: bool, csv: bool, mot: bool) -> dict[str, Path]:
+        """Output kind -> path: always ``jsonl``; ``video`` (.mp4), ``csv``, ``mot``
+        (.mot.txt, MOTChallenge text) when asked."""
+        base = out_dir / self.rel
+        paths = {"jsonl": base.with_name(base.name + ".jsonl")}
+        for kind, wanted, suffix in (("video", video, ".mp4"), ("csv", csv, ".csv"),
+                                     ("mot", mot, ".mot.txt")):
+            if wanted:
+                paths[kind] = base.with_name(base.name + suffix)
+        return paths
+
+
+def find_jobs(inputs: list[str], out_dir: Path, list_file: str | None = None) -> list[Job]:
+    """The jobs for ``inputs`` (files, folders, globs) and the lines of ``list_file`` (one
+    path per line; relative paths are relative to the list file's folder; blank lines and
+    ``#`` comments skipped), in the order given, each input once.
+
+    Raises ValueError, in one line, for a name that matches nothing, no input at all, or two
+    inputs whose outputs would have the same name.
+    """
+    out_dir = out_dir.resolve()
+    jobs: list[Job] = []
+    for pattern in inputs:
+        jobs.extend(_expand(pattern, out_dir))
+    if list_file is not None:
+        jobs.extend(_listed(Path(list_file), out_dir))
+    jobs = list({job.source: job for job in reversed(jobs)}.values())[::-1]  # first wins
+    if not jobs:
+        raise ValueError("No inputs: expected video files, folders with videos or images, "
+                         "globs or --list FILE")
+    _check_unique(jobs)
+    return jobs
+
+
+def _expand(pattern: str, out_dir: Path) -> list[Job]:
+    if not _GLOB_CHARS & set(pattern):
+        path = Path(pattern)
+        if not path.exists():
+            raise ValueError(f"No such file or folder: {pattern}")
+        return _jobs_at(path.resolve(), None, out_dir)
+    matches = sorted(glob.glob(pattern, recursive=True), key=lambda p: natural_key(Path(p)))
+    if not matches:
+        raise ValueError(f"Nothing matches {pattern}")
+    root = _glob_root(pattern)
+    jobs = []
+    for match in matches:
+        jobs.extend(_jobs_at(Path(match).resolve(), root, out_dir))
+    return jobs
+
+
+def _glob_root(pattern: str) -> Path:
+    """The folder a glob starts from: its part before the first wildcard."""
+    parts = Path(pattern).parts
+    fixed = []
+    for part in parts:
+        if _GLOB_CHARS & set(part):
+            break
+        fixed.append(part)
+    return Path(*fixed).resolve() if fixed else Path.cwd()
+
+
+def _listed(list_file: Path, out_dir: Path) -> list[Job]:
+    try:
+        lines = list_file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"Cannot read --list {list_file}: {getattr(e, 'strerror', None) or e}"
+                         ) from None
+    names = [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
+    paths = [(list_file.parent / n).resolve() for n in names]
+    for name, path in zip(names, paths):
+        if not path.exists():
+            raise ValueError(f"No such file or folder: {name} (in --list {list_file})")
+    if not paths:
+        return []
+    root = Path(os.path.commonpath([p.parent for p in paths]))
+    jobs = []
+    for path in paths:
+        jobs.extend(_jobs_at(path, root, out_dir))
+    return jobs
+
+
+def _jobs_at(path: Path, root: Path | None, out_dir: Path) -> list[Job]:
+    """The jobs at ``path`` (a file: itself; a folder: searched), named relative to
+    ``root`` (None: a file's own folder, or the folder searched)."""
+    if path.is_dir():
+        return _search(path, root or path, out_dir)
+    if _is_image(path):  # a lone image: a sequence of one
+        return [_job(path, root or path.parent, "images")]
+    return [_job(path, root or path.parent, "video")]
+
+
+def _search(folder: Path, root: Path, out_dir: Path) -> list[Job]:
+    """Videos anywhere under ``folder``, and each folder holding images as one input."""
+    jobs = []
+    for here, dirs, files in os.walk(folder):
+        here_path = Path(here)
+        dirs[:] = sorted((d for d in dirs if not d.startswith(".")
+                          and (here_path / d).resolve() != out_dir), key=_natural)
+        names = sorted((f for f in files if not f.startswith(".")), key=_natural)
+        if any(_is_image(here_path / f) for f in names):
+            jobs.append(_job(here_path, root, "images"))
+        jobs.extend(_job(here_path / f, root, "video") for f in names
+                    if Path(f).suffix.lower() in VIDEO_SUFFIXES)
+    return jobs
+
+
+def _job(path: Path, root: Path, kind: str) -> Job:
+    if kind == "images" and path.is_file():
+        rel = Path(os.path.relpath(path.parent, root)) / path.stem
+    elif kind == "images" and path == root:
+        rel = Path(path.name or "images")  # the folder given holds the images itself
+    else:
+        rel = Path(os.path.relpath(path, root))
+        rel = rel.with_name(rel.stem) if kind == "video" else rel
+    parts = [p for p in rel.parts if p != "."]
+    if not parts or ".." in parts:
+        parts = [path.stem or "input"]
+    return Job(str(path), "/".join(parts), kind)
+
+
+def _check_unique(jobs: list[Job]) -> None:
+    seen: dict[str, Job] = {}
+    for job in jobs:
+        key = job.rel.casefold()
+        other = seen.get(key)
+        if other is not None:
+            raise ValueError(f"{other.source} and {job.source} would write the same outputs "
+                             f"({job.rel}.*); give them in separate batches or rename one")
+        if key in RESERVED:
+            raise ValueError(f"{job.source}'s outputs would take the name of the batch's own "
+                             f"report ({job.rel}.*); rename it")
+        seen[key] = job
+
+
+def _is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+
+
+def _natural(name: str) -> list:
+    return natural_key(Path(name))

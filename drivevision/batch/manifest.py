@@ -1,0 +1,128 @@
+"""The batch's record in its output folder: what is done (the manifest, for resuming) and
+what this run did (the report).
+
+``batch-manifest.jsonl`` gets one JSON line per input completed, appended and fsynced as it
+completes, so a batch killed at any moment keeps every input finished before; a torn last
+line is ignored, and a later line for an input wins over an earlier one. An input counts as
+done on a rerun when its size, mtime and the settings are those recorded and its outputs
+are still the files recorded (bytes and mtime, or else their sha256).
+``batch.json`` and ``batch.csv`` list every input of the last run; each is written whole
+under a temporary name and moved into place.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import asdict
+from pathlib import Path
+
+from drivevision.batch.work import JobResult, file_sha256, input_stat
+
+MANIFEST = "batch-manifest.jsonl"
+REPORT_JSON = "batch.json"
+REPORT_CSV = "batch.csv"
+CSV_FIELDS = ("input", "status", "frames", "detections", "seconds", "error", "outputs")
+
+
+class Manifest:
+    """The inputs done in ``out_dir``: rel -> the record of its completion."""
+
+    def __init__(self, out_dir: Path):
+        self.path = out_dir / MANIFEST
+        self.out_dir = out_dir
+        self.records: dict[str, dict] = {}
+        self._lines = 0  # lines in the file: more than records means old ones to drop
+        self._file = None
+
+    def load(self) -> Manifest:
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return self
+        self._lines = len(lines)
+        for line in lines:
+            try:
+                record = json.loads(line)
+                self.records[record["rel"]] = record
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut short by a crash, or not ours
+        return self
+
+    def done(self, job, settings_key: dict) -> dict | None:
+        """The record that makes ``job`` (a ``Job``) done with these settings, or None."""
+        record = self.records.get(job.rel)
+        if record is None or record.get("source") != job.source \
+                or record.get("settings") != settings_key:
+            return None
+        try:
+            if list(input_stat(job)) != [record.get("size"), record.get("mtime_ns")]:
+                return None
+        except OSError:
+            return None
+        outputs = record.get("outputs", {})
+        if not outputs or not all(self._intact(o) for o in outputs.values()):
+            return None
+        return record
+
+    def _intact(self, output: dict) -> bool:
+        path = self.out_dir / output.get("path", "")
+        try:
+            st = path.stat()
+        except OSError:
+            return False
+        if st.st_size != output.get("size"):
+            return False
+        return st.st_mtime_ns == output.get("mtime_ns") or \
+            file_sha256(path) == output.get("sha256")
+
+    def add(self, result: JobResult, settings_key: dict) -> None:
+        """Record a completed input, on disk before this returns."""
+        record = {**asdict(result), "settings": settings_key}
+        self.records[result.rel] = record
+        if self._file is None:
+            self._file = self.path.open("a", encoding="utf-8")
+        self._file.write(json.dumps(record) + "\n")
+        self._lines += 1
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        """Close the manifest; rewrite it with one line per input (its newest) where it has
+        more."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self.records and self._lines != len(self.records):
+            write_whole(self.path, "".join(json.dumps(r) + "\n" for r in self.records.values()))
+
+
+def write_reports(out_dir: Path, rows: Iterable[dict], summary: dict) -> None:
+    """``batch.json`` ({"summary": ..., "inputs": rows}) and ``batch.csv`` (one row per
+    input: CSV_FIELDS, outputs joined by spaces)."""
+    rows = list(rows)
+    write_whole(out_dir / REPORT_JSON,
+                json.dumps({"summary": summary, "inputs": rows}, indent=1) + "\n")
+    tmp = _tmp_name(out_dir / REPORT_CSV)
+    with tmp.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, CSV_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "outputs": " ".join(row.get("outputs", []))})
+    os.replace(tmp, out_dir / REPORT_CSV)
+
+
+def write_whole(path: Path, text: str) -> None:
+    """``text`` into ``path`` all at once: written beside it, fsynced, moved into place."""
+    tmp = _tmp_name(path)
+    with tmp.open("w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")

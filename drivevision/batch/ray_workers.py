@@ -1,0 +1,199 @@
+"""The batch on a Ray cluster: one actor per GPU (``num_gpus=1``), or per CPU worker, each
+holding a loaded detector; each input is one actor call (a task). When an actor or its node
+dies, its input goes to another actor (a new one replaces the dead), and an input whose
+actor died twice is recorded as failed. The driver keeps the progress and the manifest;
+inputs and the output folder must be on storage every node sees, at the same path.
+
+Ray is optional (``pip install 'drivevision[ray]'``) and imported only here.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from drivevision.batch.jobs import Job
+from drivevision.batch.work import BatchSettings, Event, JobResult, load_detector, one_line, run_job
+from drivevision.errors import DriveVisionError
+
+INSTALL = "pip install 'drivevision[ray]'"
+POLL_SECONDS = 0.25  # the driver looks at its stop request at least this often
+START_SECONDS = 600.0  # the longest wait for a first actor (a cluster scaling up, a model load)
+ATTEMPTS = 2  # an input whose actor died this many times is recorded as failed
+
+
+def import_ray():
+    """Ray, or a one-line DriveVisionError saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise DriveVisionError(f"--ray needs Ray, which is not installed: {INSTALL}") from None
+    return ray
+
+
+class DetectorActor:
+    """What each Ray actor holds: the detector, loaded once, and the batch's settings."""
+
+    def __init__(self, settings: BatchSettings, out_dir: str, threads: int):
+        from drivevision.batch.local import _quiet_decoders
+
+        _quiet_decoders()
+        self.detector = load_detector(settings, threads=threads)
+        self.settings, self.out_dir = settings, Path(out_dir)
+
+    def ready(self) -> int:
+        return os.getpid()
+
+    def run(self, job: Job) -> JobResult:
+        return run_job(self.detector, job, self.settings, self.out_dir)
+
+
+class RayWorkers:
+    """The batch's workers as Ray actors. ``address``: None starts a local Ray instance,
+    ``auto`` joins the cluster this machine belongs to, else a cluster address
+    (``ray.init(address=...)``; a Ray already initialized in this process is used as it
+    is). ``count``: actors (default: one per GPU, or one per node of a CPU-only cluster)."""
+
+    def __init__(self, settings: BatchSettings, out_dir: Path, address: str | None,
+                 count: int | None):
+        self.settings, self.out_dir, self.address, self.count = settings, out_dir, address, count
+        self._ray = import_ray()
+        self._actor_class = None
+        self._threads = 1
+        self._gpu = False
+
+    def run(self, jobs: list[Job], stopping: Callable[[], bool]) -> Iterator[Event]:
+        """As ``LocalWorkers.run``: events until every job has a result, or killed actors
+        and "interrupted" results when ``stopping()`` turns true."""
+        ray = self._ray
+        started = not ray.is_initialized()
+        if started:
+            ray.init(address=self.address or None, log_to_driver=False)
+        actors: list = []
+        try:
+            count = self._size(len(jobs))
+            starting = [self._new_actor(actors) for _ in range(count)]
+            yield from _Dispatch(ray, jobs, stopping, starting, lambda: self._new_actor(actors)
+                                 ).events()
+        finally:
+            for actor in actors:
+                ray.kill(actor)
+            if started:
+                ray.shutdown()
+
+    def _size(self, jobs: int) -> int:
+        """Actors to start (at most one per job), and each one's resources."""
+        ray = self._ray
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        gpus = ray.cluster_resources().get("GPU", 0) if self.settings.config.device != "cpu" \
+            else 0
+        self._gpu = gpus >= 1
+        count = self.count or (int(gpus) if self._gpu else max(1, len(nodes)))
+        node_cpus = max((n["Resources"].get("CPU", 1) for n in nodes), default=1)
+        cpus = ray.cluster_resources().get("CPU", 1)
+        self._threads = max(1, int(min(node_cpus, cpus // count)))
+        return max(1, min(count, jobs))
+
+    def _new_actor(self, actors: list):
+        """Start one more actor; returns the reference that resolves when it is ready."""
+        ray = self._ray
+        if self._actor_class is None:
+            self._actor_class = ray.remote(DetectorActor)
+        resources = {"num_gpus": 1, "num_cpus": 1} if self._gpu else {"num_cpus": self._threads}
+        actor = self._actor_class.options(max_restarts=0, max_task_retries=0,
+                                          **resources).remote(self.settings,
+                                                              os.fspath(self.out_dir),
+                                                              self._threads)
+        actors.append(actor)
+        return actor, actor.ready.remote()
+
+
+class _Dispatch:
+    """One input per idle actor at a time, until all have results."""
+
+    def __init__(self, ray, jobs: list[Job], stopping, starting: list[tuple], new_actor):
+        self.ray, self.todo, self.stopping, self.new_actor = ray, deque(jobs), stopping, new_actor
+        self.starting = {ref: actor for actor, ref in starting}  # ready ref -> actor
+        self.since = time.monotonic()  # when the last actor became ready, or the start
+        self.idle: deque = deque()
+        self.running: dict = {}  # run ref -> (actor, job)
+        self.deaths: dict[Job, int] = {}
+        self.load_failures = 0
+
+    def events(self) -> Iterator[Event]:
+        while self.todo or self.running:
+            if self.stopping():
+                yield from self._interrupt()
+                return
+            while self.idle and self.todo:
+                actor, job = self.idle.popleft(), self.todo.popleft()
+                self.running[actor.run.remote(job)] = (actor, job)
+                yield Event("started", job, worker=actor)
+            refs = [*self.running, *self.starting]
+            if not refs:
+                raise DriveVisionError("No Ray worker is left to run the batch")
+            if not self.running and not self.idle \
+                    and time.monotonic() - self.since > START_SECONDS:
+                raise DriveVisionError(f"No Ray worker started within {START_SECONDS:.0f} s: "
+                                       "the cluster lacks the CPUs or GPUs asked for")
+            done, _ = self.ray.wait(refs, num_returns=1, timeout=POLL_SECONDS)
+            for ref in done:
+                yield from self._finished(ref)
+
+    def _finished(self, ref) -> Iterator[Event]:
+        errors = self.ray.exceptions
+        if ref in self.starting:
+            actor = self.starting.pop(ref)
+            try:
+                self.ray.get(ref)
+            except errors.RayError as e:
+                self.load_failures += 1
+                if self.load_failures >= ATTEMPTS or not (self.running or self.starting):
+                    raise DriveVisionError(f"A Ray worker could not load the detector: "
+                                           f"{_cause(e)}") from None
+                return
+            self.idle.append(actor)
+            self.since = time.monotonic()
+            return
+        actor, job = self.running.pop(ref)
+        try:
+            result = self.ray.get(ref)
+        except errors.RayActorError as e:
+            yield self._died(job, e)
+            replacement, ready = self.new_actor()
+            self.starting[ready] = replacement
+            return
+        except errors.RayError as e:  # the call itself failed (run_job never raises)
+            result = JobResult(job.rel, job.source, "failed", error=_cause(e))
+        self.idle.append(actor)
+        yield Event("result", job, worker=actor, result=result)
+
+    def _died(self, job: Job, error: BaseException) -> Event:
+        self.deaths[job] = self.deaths.get(job, 0) + 1
+        reason = f"its Ray actor died ({_cause(error)})"
+        if self.deaths[job] < ATTEMPTS:
+            self.todo.appendleft(job)
+            return Event("retry", job, error=reason)
+        result = JobResult(job.rel, job.source, "failed", error=f"{reason}, {ATTEMPTS} times")
+        return Event("result", job, result=result)
+
+    def _interrupt(self) -> Iterator[Event]:
+        for actor, job in self.running.values():
+            self.ray.kill(actor)
+            result = JobResult(job.rel, job.source, "interrupted", error="interrupted")
+            yield Event("result", job, worker=actor, result=result)
+        self.running.clear()
+
+
+def _cause(error: BaseException) -> str:
+    """Ray's errors carry tracebacks and advice; the line that says what happened (that of
+    the error raised inside the actor, where there is one)."""
+    for _ in range(8):  # an actor's error wraps its creation task's, which wraps the cause
+        cause = getattr(error, "cause", None)
+        if not isinstance(cause, BaseException) or cause is error:
+            break
+        error = cause
+    return one_line(error)

@@ -1,0 +1,148 @@
+"""``drivevision batch INPUTS... --out DIR``: many files in one run, resumable, on local
+worker processes or a Ray cluster."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from pathlib import Path
+
+from drivevision.cli.exits import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED
+from drivevision.cli.help import add_command
+from drivevision.cli.options import add_detector_args, detector_config, quiet_opencv
+from drivevision.cli.tracking import add_track_args
+from drivevision.io import limits
+
+
+def add_parser(commands) -> None:
+    """Register ``batch`` on the ``drivevision`` sub-command parsers."""
+    batch = add_command(
+        commands, "batch", summary="detect in many files: resumable, local workers or Ray",
+        description="Detect objects in many video files and image folders, the model loaded "
+                    "once per worker. Each input's outputs go under DIR at its path relative "
+                    "to the folder it was found in. A rerun skips the inputs already done with "
+                    "the same settings (DIR/batch-manifest.jsonl), so a killed batch resumes "
+                    "where it stopped; DIR/batch.json and DIR/batch.csv list every input. "
+                    "Exit code 3 when some inputs failed.",
+        examples="""
+drivevision batch footage/ --out detections/                 # every video under footage/
+drivevision batch 'footage/2026-*/*.mp4' --out det/ --csv --video --workers 2
+drivevision batch --list files.txt --out det/ --track        # + MOT text per input
+drivevision batch footage/ --out det/ --ray auto             # on the Ray cluster joined
+drivevision batch assets/ --out det/ --weights assets/tiny-fpn-synthetic.pt  # offline demo""")
+    batch.add_argument("inputs", nargs="*", metavar="INPUT",
+                       help="video files, folders (searched for videos and folders of images) "
+                            "or globs")
+    batch.add_argument("--list", metavar="FILE", dest="list_file",
+                       help="more inputs, one path a line (relative to the file's folder)")
+    out = batch.add_argument_group("outputs")
+    out.add_argument("--out", required=True, metavar="DIR",
+                     help="output folder: INPUT.jsonl per input, and what is asked below")
+    out.add_argument("--video", action="store_true", help="annotated video per input (.mp4)")
+    out.add_argument("--csv", action="store_true", help="detections per input as CSV")
+    out.add_argument("--force", action="store_true",
+                     help="redo every input, also those done before with the same settings")
+    run = batch.add_argument_group("run")
+    run.add_argument("--workers", type=int, metavar="N",
+                     help="worker processes (or Ray actors), each with a model loaded "
+                          "(default: one per GPU; one on a CPU-only machine)")
+    run.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                     help="run on Ray: 'auto' joins this machine's cluster, an address joins "
+                          "that one, none starts Ray here (needs drivevision[ray])")
+    run.add_argument("--batch", type=int, default=1, metavar="N", help="frames per detector call")
+    run.add_argument("--fps", type=float, default=10.0,
+                     help="frame rate given to folders of images, 0.01 to 1000 (default: 10)")
+    run.add_argument("--max-pixels", metavar="N",
+                     help="largest frame to decode, e.g. 50M (default: $DRIVEVISION_MAX_PIXELS, "
+                          "else 50M)")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress or summary")
+    add_detector_args(batch)
+    add_track_args(batch)
+    batch.set_defaults(func=cmd_batch)
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from drivevision.batch import claim_out_dir, find_jobs, plan_batch
+
+    settings = _settings(args)
+    out_dir = _out_dir(args.out)
+    jobs = find_jobs(args.inputs, out_dir, args.list_file)
+    workers = _workers(args, settings, out_dir)
+    quiet_opencv()
+    with claim_out_dir(out_dir):
+        plan = plan_batch(jobs, out_dir, settings, force=args.force)
+        return _run(args, plan, workers)
+
+
+def _settings(args: argparse.Namespace):
+    """The batch's settings from the options, refusing bad ones in one line."""
+    from drivevision.batch import BatchSettings
+
+    if args.batch < 1:
+        raise ValueError(f"Expected --batch >= 1, but got {args.batch}")
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"Expected --workers >= 1, but got {args.workers}")
+    limits.check_fps(args.fps)
+    if args.ray and Path(args.ray).exists():
+        raise ValueError(f"--ray took {args.ray} for a cluster address: give the inputs "
+                         "before --ray, or write --ray= for a Ray instance here")
+    if args.ray is not None and importlib.util.find_spec("ray") is None:
+        raise ValueError("--ray needs Ray, which is not installed: "
+                         "pip install 'drivevision[ray]'")
+    if args.weights and not Path(args.weights).is_file():
+        raise ValueError(f"No such checkpoint: {args.weights}")
+    return BatchSettings(detector_config(args), video=args.video, csv=args.csv,
+                         track=args.track, track_thresh=args.track_thresh,
+                         track_buffer=args.track_buffer, match_thresh=args.match_thresh,
+                         batch=args.batch, fps=args.fps,
+                         max_pixels=limits.max_pixels(args.max_pixels))
+
+
+def _out_dir(text: str) -> Path:
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--out {text} is a file; expected a folder (made if missing)")
+    return path.resolve()
+
+
+def _workers(args: argparse.Namespace, settings, out_dir: Path):
+    if args.ray is not None:
+        from drivevision.batch.ray_workers import RayWorkers
+
+        return RayWorkers(settings, out_dir, args.ray or None, args.workers)
+    from drivevision.batch import local_workers
+
+    return local_workers(settings, out_dir, args.workers)
+
+
+def _run(args: argparse.Namespace, plan, workers) -> int:
+    from drivevision.batch import run_batch
+    from drivevision.cli.progress import BatchProgress
+
+    skipped = len(plan.rows) - len(plan.todo)
+    with BatchProgress(len(plan.todo), quiet=args.quiet) as progress:
+        where = "Ray" if args.ray is not None else f"{getattr(workers, 'count', 1)} worker(s)"
+        progress.status(f"{len(plan.rows)} inputs: {len(plan.todo)} to run on {where}, "
+                        f"{skipped} done before")
+        outcome = run_batch(plan, workers, on_event=progress.event)
+    if not args.quiet:
+        print(_summary(outcome, plan.out_dir))
+    if outcome.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_SOME_FAILED if outcome.failed else EXIT_OK
+
+
+def _summary(outcome, out_dir: Path) -> str:
+    s = outcome.summary
+    counts = ", ".join(f"{s[k]} {k}" for k in ("done", "skipped", "failed", "interrupted",
+                                               "pending") if s[k])
+    lines = [f"{s['inputs']} inputs: {counts} in {s['seconds']:.1f} s; {s['frames']} frames "
+             f"({s['fps']:.1f} frames/s), {s['detections']} detections"]
+    for row in outcome.rows:
+        if row["status"] == "failed":
+            lines.append(f"failed: {row['input']}: {row['error']}")
+    if s["with_notes"]:
+        lines.append(f"{s['with_notes']} input(s) with warnings (damaged frames, ...): see "
+                     "their notes in batch.json")
+    lines.append(f"report: {out_dir / 'batch.json'}, {out_dir / 'batch.csv'}")
+    return "\n".join(lines)

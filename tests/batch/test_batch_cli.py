@@ -1,0 +1,138 @@
+"""``drivevision batch`` as a user runs it: mirrored outputs equal to ``detect``'s, a damaged
+input recorded as failed, reruns that skip, resume and redo what changed."""
+
+import csv
+import json
+import os
+import shutil
+
+import pytest
+
+from drivevision.cli import main
+from drivevision.cli.exits import EXIT_SOME_FAILED, EXIT_USAGE
+from tests.batch.helpers import CLIPS, WEIGHTS, hidden_or_partial, make_footage, outputs_of
+
+
+def batch(capsys, *args):
+    code = main(["batch", *map(str, args), "--weights", WEIGHTS])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def report(out):
+    return json.loads((out / "batch.json").read_text())
+
+
+def statuses(out):
+    return {row["rel"]: row["status"] for row in report(out)["inputs"]}
+
+
+@pytest.mark.slow
+def test_outputs_mirror_the_inputs_equal_detect_and_a_damaged_file_fails_alone(
+        tmp_path, capsys, footage):
+    folder = tmp_path / "footage"
+    shutil.copytree(footage, folder)
+    (folder / "2026-11-29" / "broken.mp4").write_bytes(b"not a video" * 50)
+    out = tmp_path / "det"
+    code, stdout, err = batch(capsys, folder, "--out", out, "--csv", "--track")
+    assert code == EXIT_SOME_FAILED
+    assert "4 inputs: 3 done, 1 failed" in stdout
+    assert "failed: " in stdout and "broken.mp4: Cannot open" in stdout
+    for rel in CLIPS:
+        stem = rel.removesuffix(".mp4")
+        code = main(["detect", str(folder / rel), "--jsonl", str(tmp_path / "d.jsonl"),
+                     "--csv", str(tmp_path / "d.csv"), "--track", "--mot",
+                     str(tmp_path / "d.txt"), "--weights", WEIGHTS, "-q"])
+        assert code == 0
+        assert (out / f"{stem}.jsonl").read_bytes() == (tmp_path / "d.jsonl").read_bytes()
+        assert (out / f"{stem}.csv").read_bytes() == (tmp_path / "d.csv").read_bytes()
+        assert (out / f"{stem}.mot.txt").read_bytes() == (tmp_path / "d.txt").read_bytes()
+    rows = {r["rel"]: r for r in report(out)["inputs"]}
+    assert rows["2026-11-29/broken"]["status"] == "failed"
+    assert "Cannot open" in rows["2026-11-29/broken"]["error"]
+    assert all(rows[r.removesuffix(".mp4")]["frames"] == 6 for r in CLIPS)
+    with (out / "batch.csv").open() as f:
+        listed = list(csv.DictReader(f))
+    assert sorted(r["status"] for r in listed) == ["done", "done", "done", "failed"]
+    assert hidden_or_partial(out) == []
+
+
+@pytest.mark.slow
+def test_a_rerun_skips_what_is_done_and_redoes_what_changed(tmp_path, capsys, footage):
+    out = tmp_path / "det"
+    assert batch(capsys, footage, "--out", out)[0] == 0
+    first = outputs_of(out)
+    mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*.jsonl")}
+
+    code, stdout, _ = batch(capsys, footage, "--out", out)  # nothing to do: no worker
+    assert code == 0 and "3 skipped" in stdout
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.jsonl")} == mtimes
+    assert set(statuses(out).values()) == {"skipped"}
+
+    clip = footage / CLIPS[1]
+    os.utime(clip, ns=(clip.stat().st_atime_ns, clip.stat().st_mtime_ns + 10**9))
+    assert batch(capsys, footage, "--out", out)[0] == 0
+    assert statuses(out) == {"2026-11-28/front_0001": "skipped",
+                             "2026-11-28/front_0002": "done", "2026-11-29/rear_0001": "skipped"}
+    assert outputs_of(out) == first  # the same input, the same detections
+
+    assert batch(capsys, footage, "--out", out, "--conf", "0.9")[0] == 0  # settings changed
+    assert set(statuses(out).values()) == {"done"}
+    assert outputs_of(out) != first
+    assert batch(capsys, footage, "--out", out, "--conf", "0.9", "--force")[0] == 0
+    assert set(statuses(out).values()) == {"done"}
+    manifest = (out / "batch-manifest.jsonl").read_text().splitlines()
+    assert len(manifest) == 3  # one line per input, the newest
+
+
+def test_an_output_changed_since_is_redone(tmp_path, capsys, footage):
+    out = tmp_path / "det"
+    assert batch(capsys, footage, "--out", out)[0] == 0
+    victim = out / "2026-11-29" / "rear_0001.jsonl"
+    good = victim.read_bytes()
+    victim.write_bytes(good[: len(good) // 2])  # cut short, as by a copy that failed
+    assert batch(capsys, footage, "--out", out)[0] == 0
+    assert statuses(out)["2026-11-29/rear_0001"] == "done"
+    assert victim.read_bytes() == good
+
+
+def test_ray_without_ray_installed_says_how_to_install_it(tmp_path, capsys, footage,
+                                                          monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "ray" else find_spec(name, *a))
+    code, _, err = batch(capsys, footage, "--out", tmp_path / "det", "--ray")
+    assert code == EXIT_USAGE
+    assert err.strip().splitlines() == [
+        "drivevision: error: --ray needs Ray, which is not installed: "
+        "pip install 'drivevision[ray]'"]
+    assert not (tmp_path / "det").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--workers", "0"], "Expected --workers >= 1"),
+    (["--batch", "0"], "Expected --batch >= 1"),
+    (["--weights", "nowhere.pt"], "No such checkpoint: nowhere.pt"),
+    (["--ray", "."], "--ray took . for a cluster address"),
+])
+def test_bad_options_are_one_line(tmp_path, capsys, footage, args, message):
+    code = main(["batch", str(footage), "--out", str(tmp_path / "det"), *args])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_image_folder_is_one_input(tmp_path, capsys):
+    import cv2
+
+    from drivevision.synthetic import SceneGenerator
+
+    frames = tmp_path / "footage" / "cam"
+    frames.mkdir(parents=True)
+    for i, scene in enumerate(SceneGenerator(160, 96, seed=5).clip(3)):
+        cv2.imwrite(str(frames / f"f{i}.png"), scene.image)
+    make_footage(tmp_path / "footage" / "videos", frames=2)
+    code, stdout, _ = batch(capsys, tmp_path / "footage", "--out", tmp_path / "det")
+    assert code == 0 and "4 inputs: 4 done" in stdout
+    assert len((tmp_path / "det" / "cam.jsonl").read_text().splitlines()) == 3

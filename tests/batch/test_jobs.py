@@ -1,0 +1,73 @@
+"""Which inputs a command line names, and where their outputs go."""
+
+from pathlib import Path
+
+import pytest
+
+from drivevision.batch import find_jobs
+
+
+def touch(path: Path, data: bytes = b"x") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture
+def tree(tmp_path):
+    root = tmp_path / "footage"
+    touch(root / "2026-11-28" / "front_0001.mp4")
+    touch(root / "2026-11-28" / "front_0002.MOV")
+    touch(root / "2026-11-28" / "notes.txt")
+    touch(root / "cam" / "frame1.jpg")
+    touch(root / "cam" / "frame2.jpg")
+    touch(root / ".hidden" / "x.mp4")
+    touch(root / "2026-11-28" / ".front_0001.part.7.mp4")
+    return root
+
+
+def test_a_folder_is_searched_for_videos_and_folders_of_images(tree, tmp_path):
+    jobs = find_jobs([str(tree)], tmp_path / "out")
+    assert [(j.rel, j.kind) for j in jobs] == [("2026-11-28/front_0001", "video"),
+                                              ("2026-11-28/front_0002", "video"),
+                                              ("cam", "images")]
+    assert jobs[0].source == str(tree / "2026-11-28" / "front_0001.mp4")
+
+
+def test_a_glob_is_relative_to_its_fixed_part_and_a_file_to_its_folder(tree, tmp_path):
+    globbed = find_jobs([str(tree / "*" / "*.mp4")], tmp_path / "out")
+    assert [j.rel for j in globbed] == ["2026-11-28/front_0001"]
+    single = find_jobs([str(tree / "2026-11-28" / "front_0002.MOV")], tmp_path / "out")
+    assert [j.rel for j in single] == ["front_0002"]
+
+
+def test_a_list_file_names_inputs_relative_to_its_folder(tree, tmp_path):
+    listing = touch(tree / "list.txt", b"# today\n2026-11-28/front_0001.mp4\n\ncam\n")
+    jobs = find_jobs([], tmp_path / "out", str(listing))
+    assert [j.rel for j in jobs] == ["2026-11-28/front_0001", "cam"]
+
+
+def test_the_output_folder_inside_an_input_folder_is_never_searched(tree):
+    out = tree / "det"
+    touch(out / "2026-11-28" / "front_0001.mp4")  # an annotated video of an earlier run
+    assert [j.rel for j in find_jobs([str(tree)], out)] == [
+        "2026-11-28/front_0001", "2026-11-28/front_0002", "cam"]
+
+
+@pytest.mark.parametrize("inputs, message", [
+    (["missing.mp4"], "No such file or folder: missing.mp4"),
+    (["nothing*.mp4"], "Nothing matches nothing*.mp4"),
+    ([], "No inputs"),
+])
+def test_inputs_that_name_nothing_are_one_line(tmp_path, monkeypatch, inputs, message):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=message.replace("*", r"\*")):
+        find_jobs(inputs, tmp_path / "out")
+
+
+def test_two_inputs_with_the_same_output_name_are_refused(tmp_path):
+    a, b = touch(tmp_path / "a" / "clip.mp4"), touch(tmp_path / "b" / "clip.mp4")
+    with pytest.raises(ValueError, match="would write the same outputs"):
+        find_jobs([str(a), str(b)], tmp_path / "out")
+    with pytest.raises(ValueError, match="batch's own report"):
+        find_jobs([str(touch(tmp_path / "batch.mp4"))], tmp_path / "out")

@@ -1,0 +1,74 @@
+"""The batch on a real local Ray cluster started here: the same outputs as local workers, and
+an actor killed mid-file costs nothing but a retry."""
+
+import os
+import time
+
+import pytest
+
+from drivevision.batch import BatchSettings, find_jobs, plan_batch, run_batch
+from drivevision.cli import main
+from drivevision.config import DetectorConfig
+from tests.batch.helpers import ROOT, WEIGHTS, hidden_or_partial, outputs_of
+
+ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A local Ray instance of 2 CPUs for this module; its workers import this checkout."""
+    before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), before]))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+        if before is None:
+            os.environ.pop("PYTHONPATH")
+        else:
+            os.environ["PYTHONPATH"] = before
+
+
+@pytest.fixture(scope="module")
+def local_outputs(tmp_path_factory, footage):
+    out = tmp_path_factory.mktemp("local") / "det"
+    assert main(["batch", str(footage), "--out", str(out), "--weights", WEIGHTS, "-q"]) == 0
+    return outputs_of(out)
+
+
+def test_the_batch_on_ray_writes_what_local_workers_write(cluster, local_outputs, footage,
+                                                          tmp_path, capsys):
+    out = tmp_path / "det"
+    code = main(["batch", str(footage), "--out", str(out), "--weights", WEIGHTS, "--ray",
+                 "--workers", "2"])
+    assert code == 0, capsys.readouterr().err
+    assert "3 inputs: 3 done" in capsys.readouterr().out
+    assert outputs_of(out) == local_outputs
+    assert main(["batch", str(footage), "--out", str(out), "--weights", WEIGHTS, "--ray"]) == 0
+    assert "3 skipped" in capsys.readouterr().out  # the same manifest as a local run
+
+
+def test_an_actor_killed_mid_file_has_its_file_retried_on_another(cluster, local_outputs,
+                                                                   footage, tmp_path):
+    from drivevision.batch.ray_workers import RayWorkers
+
+    out = tmp_path / "det"
+    settings = BatchSettings(DetectorConfig(weights=WEIGHTS))
+    plan = plan_batch(find_jobs([str(footage)], out), out, settings)
+    out.mkdir()
+    events, killed = [], []
+
+    def kill_first_actor(event):
+        events.append((event.kind, event.job.rel))
+        if event.kind == "started" and not killed:
+            time.sleep(0.5)  # into its file
+            killed.append(event.job.rel)
+            ray.kill(event.worker)
+
+    outcome = run_batch(plan, RayWorkers(settings, out, None, 2), on_event=kill_first_actor)
+    assert ("retry", killed[0]) in events
+    assert outcome.summary["done"] == 3 and outcome.failed == 0
+    assert outputs_of(out) == local_outputs
+    assert hidden_or_partial(out) == []
