@@ -35,6 +35,7 @@ from drivevision.model import LoadedModel
 
 CALIB_FRAMES = 16
 SCHEMES = ("cpu", "tensorrt")
+QUANTIZER = 2  # bump when the quantization options change: cached int8 files are remade
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def _cached_piece(loaded: LoadedModel, piece: str, fp32: Path, calib: Calibratio
     engine_cache.get_or_build(
         table, base, lambda target: _build_table(loaded, piece, fp32, calib, target, progress),
         what=f"int8 calibration of {loaded.name} {piece}")
-    fields = {**base, "scheme": scheme}
+    fields = {**base, "scheme": scheme, "quantizer": QUANTIZER}
     path = engine_cache.entry_path(folder, f"{loaded.name}-{piece}-int8-{scheme}", fields, "onnx")
     return engine_cache.get_or_build(
         path, fields, lambda target: _build_quantized(fp32, table, target, scheme, calib),
@@ -143,16 +144,21 @@ def _quantize(src: Path, dst: Path, table: Path, scheme: str, reader=None) -> No
         weight_type=QuantType.QInt8, calibration_cache_path=str(table),
         # The calibrator keeps each tensor's min and max per frame (ReduceMin/ReduceMax
         # outputs), not the tensors, so all frames fit in memory at once.
-        extra_options={"ActivationSymmetric": scheme == "tensorrt", "WeightSymmetric": True})
+        # TensorRT takes int8 Q/DQ only: biases stay float there (its convolutions add them).
+        extra_options={"ActivationSymmetric": scheme == "tensorrt", "WeightSymmetric": True,
+                       "QuantizeBias": scheme == "cpu"})
 
 
-def stamp_int8(src: Path, dst: Path, scheme: str, calib: CalibrationSet) -> None:
+def stamp_int8(src: Path, dst: Path, scheme: str, calib: CalibrationSet,
+               extra: dict[str, str] | None = None) -> None:
     """Copy ``src`` to ``dst`` with ``drivevision.*`` metadata saying int8, the scheme and
-    the calibration set (its digest and label); the fp32 piece's other metadata is kept."""
+    the calibration set (its digest and label), then ``extra``; the piece's other metadata
+    is kept."""
     import onnx
 
     model = onnx.load(str(src))
     props = {p.key: p.value for p in model.metadata_props}
+    props.update(extra or {})
     props.update({"drivevision.precision": "int8", "drivevision.int8_scheme": scheme,
                   "drivevision.calibration": calib.digest,
                   "drivevision.calibration_source": calib.label})
