@@ -8,7 +8,9 @@ MODELS = ("r50-fpn-v2", "r50-fpn", "tiny-fpn")
 DEFAULT_MODEL = "r50-fpn-v2"
 ENGINES = ("auto", "torch", "compiled", "onnx", "tensorrt")
 DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")
+NEED_CALIB = ("int8 needs frames to calibrate on: pass --calib CLIP_OR_FOLDER, a video or a "
+              "folder of images from your own cameras (16 frames are used; the result is cached)")
 
 
 def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
@@ -28,6 +30,7 @@ class DetectorConfig:
     names and every class for a model with its own.
     ``min_size``/``max_size`` None keep the model's own resize rule (800/1333 for COCO);
     ``proposals`` None keeps its RPN proposals per image (1000), fewer is faster on CPUs.
+    ``calib``: a video file or folder of images that int8 calibrates on (needed for int8).
     """
 
     model: str | None = None
@@ -40,6 +43,7 @@ class DetectorConfig:
     min_size: int | None = None
     max_size: int | None = None
     proposals: int | None = None
+    calib: str | None = None
 
     @property
     def weights_label(self) -> str:
@@ -60,6 +64,8 @@ class DetectorConfig:
                 raise ValueError(f"Expected {name} >= 32 pixels, but got {value}")
         if self.proposals is not None and self.proposals < 1:
             raise ValueError(f"Expected proposals >= 1, but got {self.proposals}")
+        if self.precision == "int8" and not self.calib:
+            raise ValueError(NEED_CALIB)
 
 
 FRAME_POLICIES = ("auto", "all", "newest")

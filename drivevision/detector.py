@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,9 +19,10 @@ from torch import Tensor
 from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.rpn import concat_box_prediction_layers
 
-from drivevision.config import DetectorConfig
+from drivevision.config import NEED_CALIB, DetectorConfig
 from drivevision.detections import Detections
 from drivevision.engines import Engine, create_engine, hardware
+from drivevision.engines.int8 import CALIB_FRAMES, CalibrationSet
 from drivevision.labels import resolve_classes
 from drivevision.model import LoadedModel, copy_with_proposals, load_model
 
@@ -62,20 +64,23 @@ class Detector:
             detector runs a copy of ``loaded.module``; the caller's is not moved or changed.
         engine: name of the engine that runs the dense pieces ("torch", ...).
         device: "auto", "cpu", "cuda" or "cuda:N".
-        precision: "fp32", "fp16" (CUDA), "bf16", or "auto": fp16 on CUDA, bf16 on a CPU
-            with bf16 hardware, else fp32 (``engines.hardware.pick_precision``; the reason is
-            kept in ``precision_reason``). Boxes are always decoded in fp32.
+        precision: "fp32", "fp16" (CUDA), "bf16", "int8" (CPU, onnx engine, calibrated on
+            ``calib``), or "auto": fp16 on CUDA, bf16 on a CPU with bf16 hardware, else fp32
+            (``engines.hardware.pick_precision``; the reason is kept in ``precision_reason``).
+            Boxes are always decoded in fp32.
         conf: keep detections scoring at least this.
         classes: "driving", "all", comma list of names or ids; None: driving for a model with
             COCO's class names, all for one with its own (see ``labels.resolve_classes``).
         proposals: RPN proposals kept per frame (torchvision's ``rpn_post_nms_top_n_test``);
             None keeps the model's (1000).
         progress: print a line before slow first-use engine work (export, build, compile).
+        calib: int8 only: a video file or folder of images to calibrate on (frames of the
+            user's own footage), or an ``engines.int8.CalibrationSet``.
     """
 
     def __init__(self, loaded: LoadedModel, *, engine: str = "torch", device: str = "auto",
                  precision: str = "fp32", conf: float = 0.5, classes=None,
-                 proposals: int | None = None, progress: bool = False):
+                 proposals: int | None = None, progress: bool = False, calib=None):
         self.device = resolve_device(device)
         self.precision_reason = None
         if precision == "auto":
@@ -94,8 +99,9 @@ class Detector:
         self.precision = precision
         self.conf = conf
         self.class_ids = resolve_classes(classes, self.names)
-        self.engine: Engine = create_engine(engine, self.loaded, device=self.device,
-                                            precision=precision, progress=progress)
+        self.engine: Engine = create_engine(
+            engine, self.loaded, device=self.device, precision=precision, progress=progress,
+            calib=calibration_set(calib) if precision == "int8" else None)
 
     @classmethod
     def from_config(cls, config: DetectorConfig, *, progress: bool = True) -> Detector:
@@ -104,7 +110,7 @@ class Detector:
                             min_size=config.min_size, max_size=config.max_size)
         return cls(loaded, engine=config.engine, device=config.device,
                    precision=config.precision, conf=config.conf, classes=config.classes,
-                   proposals=config.proposals, progress=progress)
+                   proposals=config.proposals, progress=progress, calib=config.calib)
 
     def describe(self) -> str:
         """One line on what runs where and why ``auto`` chose it, for a run's first line:
@@ -209,6 +215,20 @@ class Detector:
         if self.class_ids is not None:
             keep &= np.isin(det.class_ids, self.class_ids)
         return det[keep]
+
+
+def calibration_set(calib) -> CalibrationSet:
+    """``calib`` (a video file or folder of images, or a ``CalibrationSet``) as the set int8
+    calibrates on: ``CALIB_FRAMES`` evenly spaced frames. ValueError when None."""
+    from drivevision.io.calibration import calibration_digest, calibration_frames
+
+    if calib is None:
+        raise ValueError(NEED_CALIB)
+    if isinstance(calib, CalibrationSet):
+        return calib
+    text = str(calib)
+    return CalibrationSet(Path(text).name or text, calibration_digest(text, CALIB_FRAMES),
+                          lambda: calibration_frames(text, CALIB_FRAMES))
 
 
 class _StageClock:

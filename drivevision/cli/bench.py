@@ -28,8 +28,11 @@ drivevision bench --engines auto --precision auto       # what auto picks here, 
     g.add_argument("--engines", default="torch,onnx,compiled",
                    help="comma list of torch, onnx, compiled, tensorrt")
     g.add_argument("--precision", default="fp32",
-                   help="comma list of fp32, fp16, bf16, auto (what --precision auto picks "
-                        "on this machine, and why)")
+                   help="comma list of fp32, fp16, bf16, int8, auto (what --precision auto "
+                        "picks on this machine, and why)")
+    g.add_argument("--calib", metavar="CLIP_OR_FOLDER",
+                   help="int8: footage to calibrate on (default: generated scenes, fine for "
+                        "timing; eval measures accuracy)")
     g.add_argument("--batch", default="1", help="comma list of batch sizes")
     g.add_argument("--input-size", default="800x1344", metavar="HxW",
                    help="size of the blank test images")
@@ -47,7 +50,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     spec = BenchSpec(model=args.model, weights=args.weights, engines=csv_list(args.engines),
                      precisions=csv_list(args.precision), batches=csv_list(args.batch, int),
                      input_size=parse_size(args.input_size), iters=args.iters,
-                     warmup=args.warmup, device=args.device)
+                     warmup=args.warmup, device=args.device, calib=args.calib)
     result = run_bench(spec, log=lambda m: print(m, file=sys.stderr, flush=True))
     print(json.dumps(result, indent=1) if args.json else format_tables(result))
     return 0

@@ -27,13 +27,18 @@ def add_parser(commands) -> None:
         examples="""
 drivevision export                                   # ONNX, fp32, 800x1344 -> engines/
 drivevision export --precision fp16 --input-size 736x1280 -o deploy/
-drivevision export --format tensorrt --precision fp16 --batch 4""")
+drivevision export --format tensorrt --precision fp16 --batch 4
+drivevision export --precision int8 --calib my_drive.mp4          # Q/DQ ONNX, calibrated""")
     model_args(export)
     g = export.add_argument_group("export")
     g.add_argument("--format", choices=("onnx", "tensorrt"), default="onnx",
                    help="ONNX pieces with metadata, or TensorRT engines built from them")
-    g.add_argument("--precision", choices=("fp32", "fp16"), default="fp32",
-                   help="number format of the exported pieces")
+    g.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32",
+                   help="number format of the exported pieces; int8: Q/DQ ONNX (symmetric "
+                        "int8, what TensorRT builds int8 engines from) calibrated on --calib")
+    g.add_argument("--calib", metavar="CLIP_OR_FOLDER",
+                   help="int8: a video or folder of images from your own cameras to calibrate "
+                        "on (16 frames, evenly spaced; the calibration is cached)")
     g.add_argument("--input-size", default="800x1344", metavar="HxW",
                    help="padded input size (multiples of 32)")
     g.add_argument("--batch", type=int, default=1, metavar="N",
@@ -49,9 +54,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     from drivevision.engines.export import ExportSpec, export_onnx, parse_size
     from drivevision.model import load_model
 
-    spec = ExportSpec(precision=args.precision, input_size=parse_size(args.input_size),
-                      batch=args.batch, exporter=args.exporter)
+    int8 = args.precision == "int8"
+    spec = ExportSpec(precision="fp32" if int8 else args.precision,
+                      input_size=parse_size(args.input_size), batch=args.batch,
+                      exporter=args.exporter)
     _check_cost(args, spec.input_size)
+    calib = _calibration(args) if int8 else None
     loaded = load_model(args.model, args.weights)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -63,9 +71,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     try:
         with undo_on_quit(remove):
             if args.format == "onnx":
-                export_onnx(loaded, staging, spec)
+                _export_int8(loaded, staging, spec, calib) if int8 else \
+                    export_onnx(loaded, staging, spec)
             else:
-                _export_tensorrt(loaded, staging, spec)
+                _export_tensorrt(loaded, staging, spec, calib)
         with signals.held() as caught:  # moved in whole: Ctrl-C waits for the last file
             for path in sorted(p for p in staging.rglob("*") if p.is_file()):
                 target = out / path.relative_to(staging)
@@ -89,8 +98,33 @@ def _check_cost(args: argparse.Namespace, size: tuple[int, int]) -> None:
                                smaller="give a smaller --input-size")
 
 
-def _export_tensorrt(loaded, out: Path, spec) -> dict:
-    """Build both engines for ``spec`` into ``out`` (with the export metadata beside them)."""
+def _calibration(args: argparse.Namespace):
+    """The int8 calibration set of ``--calib`` (checked before the model loads)."""
+    from drivevision.config import NEED_CALIB
+    from drivevision.detector import calibration_set
+
+    if not args.calib:
+        raise ValueError(NEED_CALIB)
+    return calibration_set(args.calib)
+
+
+def _export_int8(loaded, out: Path, spec, calib) -> dict[str, Path]:
+    """Both pieces as symmetric int8 Q/DQ ONNX (``drivevision.engines.int8``), calibrated on
+    ``calib`` (cached), with ``spec``'s input size and batch in their metadata."""
+    from drivevision.engines.int8 import cached_int8_onnx, stamp_int8
+
+    out.mkdir(parents=True, exist_ok=True)
+    h, w = spec.input_size
+    extra = {"drivevision.input_size": f"{h}x{w}", "drivevision.batch": str(spec.batch)}
+    pieces = cached_int8_onnx(loaded, calib, "tensorrt", exporter=spec.exporter, progress=True)
+    for piece, path in pieces.items():
+        stamp_int8(path, out / f"{piece}.onnx", "tensorrt", calib, extra)
+    return {piece: out / f"{piece}.onnx" for piece in pieces}
+
+
+def _export_tensorrt(loaded, out: Path, spec, calib=None) -> dict:
+    """Build both engines for ``spec`` into ``out`` (with the export metadata beside them);
+    with ``calib``, int8 engines from the calibrated Q/DQ ONNX."""
     import torch
 
     from drivevision.engines.export import ExportSpec, export_onnx, fpn_levels, metadata
@@ -100,9 +134,12 @@ def _export_tensorrt(loaded, out: Path, spec) -> dict:
     if not torch.cuda.is_available() and trt.__name__ != "tensorrt_rtx":
         raise ValueError("Expected a CUDA GPU to build TensorRT engines (only TensorRT for RTX "
                          "builds portable engines without one)")
-    src = ExportSpec(onnx_precision(trt, spec.precision), spec.input_size, spec.batch,
-                     spec.exporter)
-    onnx = export_onnx(loaded, out / "onnx", src)
+    precision = "int8" if calib else spec.precision
+    if calib:
+        onnx = _export_int8(loaded, out / "onnx", spec, calib)
+    else:
+        onnx = export_onnx(loaded, out / "onnx", ExportSpec(
+            onnx_precision(trt, spec.precision), spec.input_size, spec.batch, spec.exporter))
     n, (h, w) = spec.batch, spec.input_size
     rois = n * int(loaded.module.rpn.post_nms_top_n())  # in eval mode: the test-time count
     c = loaded.module.backbone.out_channels
@@ -111,10 +148,13 @@ def _export_tensorrt(loaded, out: Path, spec) -> dict:
     paths = {}
     for piece, path in onnx.items():
         print(f"building TensorRT {piece} ({trt.__name__} {trt.__version__})", file=sys.stderr)
-        data = build_serialized(trt, path, shapes[piece], spec.precision, progress=True)
+        data = build_serialized(trt, path, shapes[piece], precision, progress=True)
         paths[piece] = out / f"{piece}.engine"
         paths[piece].write_bytes(data)
         meta = metadata(loaded, spec, piece, fpn_levels(loaded))
+        meta["drivevision.precision"] = precision
+        if calib:
+            meta["drivevision.calibration"] = calib.digest
         meta["drivevision.tensorrt"] = f"{trt.__name__} {trt.__version__}"
         meta["drivevision.gpu"] = torch.cuda.get_device_name() if torch.cuda.is_available() \
             else "portable (built without a GPU)"

@@ -34,8 +34,9 @@ def add_detector_args(parser: argparse.ArgumentParser, *, conf: float = 0.5,
         g.add_argument("--engine", choices=ENGINES, default="torch",
                        help=f"{engines}; auto picks one and says why (default: %(default)s)")
     g.add_argument("--device", default="auto", help=f"{'|'.join(DEVICES)}|cuda:N (default: auto)")
-    precision = ("fp16 needs CUDA; bf16 is fast on CPUs with AMX/AVX512-BF16; auto: fp16 on "
-                 "CUDA, bf16 on a CPU with bf16 hardware, else fp32 (the first line says which)")
+    precision = ("fp16 needs CUDA; bf16 is fast on CPUs with AMX/AVX512-BF16; int8 (onnx "
+                 "engine, CPU) needs --calib; auto: fp16 on CUDA, bf16 on a CPU with bf16 "
+                 "hardware, else fp32 (the first line says which)")
     if several:
         g.add_argument("--precision", default="fp32",
                        help=f"comma list of {', '.join(PRECISIONS)}, each run with every "
@@ -43,6 +44,9 @@ def add_detector_args(parser: argparse.ArgumentParser, *, conf: float = 0.5,
     else:
         g.add_argument("--precision", choices=PRECISIONS, default="auto",
                        help=f"{precision} (default: %(default)s)")
+    g.add_argument("--calib", metavar="CLIP_OR_FOLDER",
+                   help="int8: a video or folder of images from your own cameras to calibrate "
+                        "on (16 frames, evenly spaced; the calibrated model is cached)")
     g.add_argument("--conf", type=float, default=conf, help=f"score threshold (default: {conf})")
     g.add_argument("--classes",
                    help="'driving' (person, bicycle, car, motorcycle, bus, truck, traffic light, "
@@ -61,7 +65,7 @@ def detector_config(args: argparse.Namespace) -> DetectorConfig:
     return DetectorConfig(model=args.model, weights=args.weights, engine=args.engine,
                           device=args.device, precision=args.precision, conf=args.conf,
                           classes=args.classes, min_size=args.min_size, max_size=args.max_size,
-                          proposals=args.proposals)
+                          proposals=args.proposals, calib=getattr(args, "calib", None))
 
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}

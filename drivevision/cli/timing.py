@@ -5,7 +5,9 @@ resize them). Every setting runs ``warmup`` untimed calls (compilation happens t
 ``iters`` timed ones; medians and 95th percentiles are reported per stage and in total,
 with frames/s and the speedup over torchvision's own ``model(images)`` in fp32 eager, timed
 in the same run on the same frames, before and after the engines (their mean; both are
-recorded, so a machine whose speed drifted during the run shows it). Nothing is
+recorded, so a machine whose speed drifted during the run shows it). int8 calibrates on
+``calib`` when given, else on generated scenes of the input size (timings only: the output
+says so). Nothing is
 downloaded: without ``weights`` and without cached COCO weights the model gets random
 weights, which time the same but detect nothing meaningful (the output says so).
 """
@@ -38,6 +40,7 @@ class BenchSpec:
     iters: int = 10
     warmup: int = 2
     device: str = "auto"
+    calib: str | None = None  # int8: a video or image folder; None: generated scenes
 
     def __post_init__(self) -> None:
         if self.iters < 1 or self.warmup < 0 or not self.batches or min(self.batches) < 1:
@@ -74,6 +77,20 @@ def frames_for(spec: BenchSpec, n: int) -> list[np.ndarray]:
     h, w = spec.input_size
     gen = SceneGenerator(width=w, height=h, seed=7)
     return [gen.frame(i * 3).image for i in range(n)]
+
+
+def bench_calibration(spec: BenchSpec, count: int = 4):
+    """What int8 calibrates on: ``spec.calib``, else ``count`` generated scenes of the input
+    size (ranges fit for timing, not for accuracy), and a note saying which."""
+    from drivevision.detector import calibration_set
+    from drivevision.engines.int8 import CalibrationSet
+
+    if spec.calib:
+        return calibration_set(spec.calib), f"int8 calibrated on {spec.calib}"
+    h, w = spec.input_size
+    calib = CalibrationSet(f"{count} generated scenes", f"generated-{h}x{w}-seed7-{count}",
+                           lambda: frames_for(spec, count))
+    return calib, f"int8 calibrated on {count} generated scenes (no --calib; timings only)"
 
 
 def _summary(samples: list[float]) -> dict:
@@ -123,11 +140,17 @@ def run_bench(spec: BenchSpec, log=print) -> dict:
     loaded, note = bench_model(spec)
     log(f"{loaded.name}: {note}")
     frames = frames_for(spec, max(spec.batches))
+    calib = None
+    if "int8" in spec.precisions:
+        calib, calib_note = bench_calibration(spec)
+        log(calib_note)
     out = {"model": loaded.name, "weights": note, "device": _device_name(device),
            "input_size": list(spec.input_size), "iters": spec.iters, "warmup": spec.warmup,
            "torch": torch.__version__, "threads": torch.get_num_threads(),
            "cpu_features": cpu_features().names(),
            "baseline": {}, "results": [], "skipped": []}
+    if calib is not None:
+        out["calibration"] = calib_note
     before = {}
     for b in spec.batches:
         log(f"torchvision eager fp32, batch {b}")
@@ -136,7 +159,7 @@ def run_bench(spec: BenchSpec, log=print) -> dict:
         for precision in spec.precisions:
             try:
                 det = Detector(loaded, engine=engine, device=str(device), precision=precision,
-                               conf=0.5, classes="all")
+                               conf=0.5, classes="all", progress=True, calib=calib)
             except (ValueError, ImportError) as e:
                 out["skipped"].append({"engine": engine, "precision": precision,
                                        "reason": str(e).splitlines()[0]})
@@ -203,6 +226,7 @@ def format_tables(result: dict) -> str:
     lines = [f"{result['model']} at {h}x{w} on {result['device']}, {result['threads']} threads, "
              f"torch {result['torch']}; {result['weights']}",
              f"{result['iters']} timed calls after {result['warmup']} warm-up calls; ms per call",
+             *([result["calibration"]] if "calibration" in result else []),
              f"torchvision eager fp32 timed before and after the engines ({drift}); speedups "
              "divide the mean"]
     features = result.get("cpu_features")

@@ -31,13 +31,20 @@ _MODULES = {
 }
 
 
+INT8_ENGINES = ("onnx",)
+
+
 def create_engine(name: str, loaded: LoadedModel, *, device, precision: str,
-                  progress: bool = False) -> Engine:
+                  progress: bool = False, calib=None) -> Engine:
     """The engine called ``name`` ("auto": see ``pick_auto``) for ``loaded`` on ``device``.
 
     ``progress`` prints a line to stderr before slow first-use work (ONNX export, TensorRT
     builds with their phases, compilation) so a long first start is not mistaken for a hang.
+    ``calib`` (an ``int8.CalibrationSet``) is what int8 calibrates on; int8 runs on the
+    engines in ``INT8_ENGINES`` (``drivevision.engines.int8``).
     """
+    if precision == "int8":
+        return _create_int8(name, loaded, device=device, progress=progress, calib=calib)
     reason = None
     if name == "auto":
         name, reason = pick_auto(device, precision)
@@ -47,6 +54,19 @@ def create_engine(name: str, loaded: LoadedModel, *, device, precision: str,
     module = importlib.import_module(_MODULES[name])
     engine = module.create(loaded, device=device, precision=precision, progress=progress)
     engine.auto_reason = reason
+    return engine
+
+
+def _create_int8(name: str, loaded: LoadedModel, *, device, progress: bool, calib) -> Engine:
+    """An int8 engine: ``auto`` is onnx, the only one that runs the calibrated QDQ pieces."""
+    if name not in ("auto", *INT8_ENGINES):
+        raise ValueError(f"Expected --engine {' or '.join(INT8_ENGINES)} (or auto) for int8, "
+                         f"but got {name}; a TensorRT int8 engine: drivevision export "
+                         "--format tensorrt --precision int8 --calib CLIP_OR_FOLDER")
+    module = importlib.import_module(_MODULES["onnx"])
+    engine = module.create(loaded, device=device, precision="int8", progress=progress,
+                           calib=calib)
+    engine.auto_reason = "int8: ONNX Runtime's QDQ kernels" if name == "auto" else None
     return engine
 
 

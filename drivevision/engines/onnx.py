@@ -3,7 +3,8 @@
 The pieces are exported on first use and cached (``drivevision.export.cached_onnx``). On
 the CPU the batch goes through numpy (ONNX Runtime reads torch's memory without a copy);
 on CUDA, I/O binding hands ONNX Runtime the torch tensors' device pointers, so nothing
-crosses to the host. fp32 runs anywhere; fp16 needs the CUDA provider.
+crosses to the host. fp32 runs anywhere; fp16 needs the CUDA provider; int8 (the pieces
+quantized on the user's footage, ``drivevision.engines.int8``) runs on the CPU provider.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from torch import Tensor
 
 from drivevision.engines.base import DenseA, Engine
 from drivevision.engines.export import cached_onnx, read_metadata
+from drivevision.engines.int8 import cached_int8_onnx
 from drivevision.model import LoadedModel
 
 
@@ -38,14 +40,16 @@ class OnnxEngine(Engine):
     name = "onnx"
 
     def __init__(self, loaded: LoadedModel, *, device: torch.device, precision: str,
-                 exporter: str = "dynamo", progress: bool = False):
+                 exporter: str = "dynamo", progress: bool = False, calib=None):
         import onnxruntime as ort
 
-        if precision == "bf16" or (precision == "fp16" and device.type != "cuda"):
-            raise ValueError(f"Expected fp32 (CPU or CUDA) or fp16 (CUDA) for the onnx engine, "
-                             f"but got {precision} on {device.type}")
+        if precision not in {"cpu": ("fp32", "int8"), "cuda": ("fp32", "fp16")}[device.type]:
+            raise ValueError(f"Expected fp32 (CPU or CUDA), fp16 (CUDA) or int8 (CPU) for the "
+                             f"onnx engine, but got {precision} on {device.type}")
         self.device = device
-        paths = cached_onnx(loaded, precision, exporter=exporter, progress=progress)
+        paths = cached_int8_onnx(loaded, calib, "cpu", exporter=exporter, progress=progress) \
+            if precision == "int8" else cached_onnx(loaded, precision, exporter=exporter,
+                                                    progress=progress)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = torch.get_num_threads()
@@ -100,5 +104,6 @@ def ort_to_torch(value, device: torch.device) -> Tensor:
 
 
 def create(loaded: LoadedModel, *, device: torch.device, precision: str,
-           progress: bool = False) -> OnnxEngine:
-    return OnnxEngine(loaded, device=device, precision=precision, progress=progress)
+           progress: bool = False, calib=None) -> OnnxEngine:
+    return OnnxEngine(loaded, device=device, precision=precision, progress=progress,
+                      calib=calib)

@@ -4,6 +4,9 @@ Works with ``tensorrt`` (10.x on JetPack 6.1+, 11.x on desktops/servers) or ``te
 (TensorRT for RTX GPUs). FP16: TensorRT 10 builds the fp32 ONNX with its FP16 builder flag;
 TensorRT 11 and RTX have no such flag (networks are strongly typed) and build the fp16 ONNX,
 which casts to float16 inside. In fp32 TF32 is switched off so results match PyTorch.
+INT8 is explicit quantization: the network is the QDQ ONNX that ``drivevision.engines.int8``
+quantized on the user's footage (symmetric ``tensorrt`` scheme), its scales inside, built
+strongly typed (no precision flag: the Q/DQ pairs say where int8 runs).
 Nothing here needs a GPU with TensorRT for RTX (it builds portable engines without one);
 ``drivevision.engines.tensorrt`` runs what is built.
 """
@@ -49,7 +52,10 @@ def unsupported_gpu(trt, capability: tuple[int, int], gpu: str) -> str | None:
 
 
 def onnx_precision(trt, precision: str) -> str:
-    """Which ONNX to build from: fp16 builds use the fp16 ONNX when the FP16 flag is gone."""
+    """Which ONNX to build from: fp16 builds use the fp16 ONNX when the FP16 flag is gone;
+    int8 builds the calibrated QDQ ONNX."""
+    if precision == "int8":
+        return "int8"
     return "fp16" if precision == "fp16" and not hasattr(trt.BuilderFlag, "FP16") else "fp32"
 
 
@@ -64,7 +70,7 @@ def build_serialized(trt, onnx_path: str | Path, shapes: dict[str, tuple], preci
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     flags = 0
-    if onnx_precision(trt, precision) == "fp16" and \
+    if onnx_precision(trt, precision) in ("fp16", "int8") and \
             hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
         flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     network = builder.create_network(flags)
@@ -94,8 +100,8 @@ def _set_precision(trt, config, precision: str) -> None:
         config.clear_flag(trt.BuilderFlag.TF32)  # fp32 engines must match PyTorch's fp32
     if precision == "fp16" and hasattr(trt.BuilderFlag, "FP16"):
         config.set_flag(trt.BuilderFlag.FP16)
-    elif precision not in ("fp32", "fp16"):
-        raise ValueError(f"Expected TensorRT precision fp32 or fp16, but got {precision!r}")
+    elif precision not in ("fp32", "fp16", "int8"):
+        raise ValueError(f"Expected TensorRT precision fp32, fp16 or int8, got {precision!r}")
 
 
 def _progress_monitor(trt):

@@ -1,0 +1,72 @@
+"""Frames to calibrate INT8 on: evenly spaced frames of a video file or a folder of images
+(the user's own footage), and a digest that names them for the engine cache.
+
+The digest is the SHA-256 of the file (a folder: of its image names and their hashes) and
+the frame count, so the same footage finds its cached calibration without being decoded,
+and any change to it (another clip, an image added or edited) calibrates anew.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from drivevision.errors import SourceError
+from drivevision.model import file_sha256
+
+WHAT = "a video file or a folder of images from your own cameras"
+
+
+def calibration_path(uri: str) -> Path:
+    """``uri`` as a local file or folder, or SourceError saying what ``--calib`` expects."""
+    path = Path(uri)
+    if "://" in uri or uri.isdigit() or uri.startswith("/dev/"):
+        raise SourceError(f"Expected --calib to be {WHAT}, but got the stream or camera {uri}")
+    if not path.exists():
+        raise SourceError(f"Expected --calib to be {WHAT}, but {uri} does not exist")
+    if not (path.is_file() or path.is_dir()):
+        raise SourceError(f"Expected --calib to be {WHAT}, but {uri} is neither")
+    return path
+
+
+def calibration_digest(uri: str, count: int) -> str:
+    """16 hex digits naming ``count`` frames of ``uri`` (its bytes, not its decoded pixels)."""
+    path = calibration_path(uri)
+    digest = hashlib.sha256(f"frames={count}".encode())
+    if path.is_dir():
+        from drivevision.io.files import IMAGE_SUFFIXES, natural_key
+
+        images = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
+                         and p.is_file()), key=natural_key)
+        if not images:
+            raise SourceError(f"Expected --calib to be {WHAT}, but folder {uri} has no images")
+        for image in images:
+            digest.update(f"{image.name}={file_sha256(image)};".encode())
+    else:
+        digest.update(file_sha256(path).encode())
+    return digest.hexdigest()[:16]
+
+
+def calibration_frames(uri: str, count: int) -> list[np.ndarray]:
+    """Up to ``count`` (H, W, 3) uint8 BGR frames of ``uri``, evenly spaced over it.
+
+    A video is decoded to its end (spacing needs its length; a dashcam minute takes a few
+    seconds); SourceError when nothing could be read.
+    """
+    from drivevision.io.sources import open_source
+
+    calibration_path(uri)
+    frames: list[np.ndarray] = []
+    with open_source(uri) as source:
+        step = max(1, (source.frame_count or 0) // count)
+        for frame in source:
+            if frame.index % step == 0:
+                frames.append(frame.image)
+            if len(frames) >= 2 * count:  # longer than its header said: space them wider
+                frames, step = frames[::2], step * 2
+    if not frames:
+        raise SourceError(f"--calib {uri}: no frame could be read")
+    keep = np.linspace(0, len(frames) - 1, min(count, len(frames))).round().astype(int)
+    return [frames[i] for i in dict.fromkeys(keep.tolist())]

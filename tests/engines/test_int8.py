@@ -1,0 +1,164 @@
+"""Calibrated INT8 (ONNX Runtime QDQ): detections close to fp32 on the trained demo model,
+the calibration and quantized files cached by the calibration set's digest, the export
+command's Q/DQ ONNX and its metadata, one-line errors for bad --calib, and the TensorRT
+(for RTX, no GPU needed) build of the Q/DQ pieces as an explicitly quantized int8 engine."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torchvision.ops import box_iou
+
+from drivevision.cli import main
+from drivevision.detector import Detector
+from drivevision.engines.export import read_metadata
+from drivevision.engines.int8 import CalibrationSet, cached_int8_onnx
+from drivevision.io.calibration import calibration_frames
+from drivevision.model import load_model
+from drivevision.synthetic import SceneGenerator
+
+FIXTURE = Path(__file__).parents[2] / "assets" / "tiny-fpn-synthetic.pt"
+SAMPLE = Path(__file__).parents[2] / "assets" / "sample.mp4"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _engine_cache(tmp_path_factory):
+    """One cache for the module: calibrating once serves every test that reuses the set."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DRIVEVISION_CACHE", str(tmp_path_factory.mktemp("int8-cache")))
+    yield
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    return load_model("tiny-fpn", FIXTURE)
+
+
+def generated(seed: int, count: int = 6, calls: list | None = None) -> CalibrationSet:
+    """``count`` generated 384x216 scenes of drives the demo model never saw; ``calls``
+    counts how often the frames were asked for (a cache hit asks for none)."""
+    def frames():
+        if calls is not None:
+            calls.append(seed)
+        gen = SceneGenerator(384, 216, seed=seed)
+        return [gen.frame(i * 7).image for i in range(count)]
+
+    return CalibrationSet(f"seed {seed}", f"test-seed{seed}-{count}", frames)
+
+
+@pytest.mark.slow
+def test_int8_detections_match_fp32_on_the_trained_model(loaded):
+    """Every confident fp32 detection has an int8 one of the same class at IoU >= 0.7, and
+    the counts agree, on held-out scenes (calibrated on other drives)."""
+    fp32 = Detector(loaded, engine="onnx", device="cpu", conf=0.5, classes="all")
+    int8 = Detector(loaded, engine="onnx", device="cpu", precision="int8", conf=0.5,
+                    classes="all", calib=generated(31))
+    gen = SceneGenerator(384, 216, seed=99)
+    matched = total = 0
+    for i in (5, 40, 75, 110):
+        frame = gen.frame(i).image
+        want, got = fp32(frame), int8(frame)
+        assert abs(len(got) - len(want)) <= max(2, len(want) // 4)
+        sure = want[want.scores >= 0.7]
+        if len(sure) == 0 or len(got) == 0:
+            total += len(sure)
+            continue
+        iou = box_iou(torch.from_numpy(sure.xyxy), torch.from_numpy(got.xyxy)).numpy()
+        same = sure.class_ids[:, None] == got.class_ids[None, :]
+        matched += int(((iou >= 0.7) & same).any(axis=1).sum())
+        total += len(sure)
+    assert total >= 8 and matched >= 0.9 * total, (matched, total)
+
+
+@pytest.mark.slow
+def test_calibration_is_cached_by_the_sets_digest(loaded):
+    """A second run with the same set calibrates nothing and gives the same file; another
+    set calibrates again into another file."""
+    calls: list = []
+    first = cached_int8_onnx(loaded, generated(41, 3, calls), exporter="legacy")
+    again = cached_int8_onnx(loaded, generated(41, 3, calls), exporter="legacy")
+    assert calls == [41, 41]  # once per piece (dense A, dense B), then cache hits
+    assert first == again
+    other = cached_int8_onnx(loaded, generated(42, 3, calls), exporter="legacy")
+    assert calls == [41, 41, 42, 42]
+    assert other["dense_a"] != first["dense_a"] and other["dense_a"].is_file()
+    meta = read_metadata(other["dense_a"])
+    assert meta["precision"] == "int8" and meta["calibration"] == "test-seed42-3"
+
+
+@pytest.mark.slow
+def test_export_writes_qdq_onnx_calibrated_on_an_image_folder(tmp_path, capsys):
+    import cv2
+    import onnx
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    gen = SceneGenerator(384, 216, seed=51)
+    for i in range(4):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), gen.frame(i * 9).image)
+    out = tmp_path / "out"
+    code = main(["export", "--weights", str(FIXTURE), "--precision", "int8", "--calib",
+                 str(folder), "--input-size", "224x384", "--exporter", "legacy", "-o", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert "Calibrating" in capsys.readouterr().err  # the progress line before the slow part
+    for piece in ("dense_a", "dense_b"):
+        meta = read_metadata(out / f"{piece}.onnx")
+        assert meta["precision"] == "int8" and meta["int8_scheme"] == "tensorrt"
+        assert len(meta["calibration"]) == 16 and meta["calibration_source"] == "frames"
+        assert meta["input_size"] == "224x384"
+        ops = Counter(n.op_type for n in onnx.load(str(out / f"{piece}.onnx")).graph.node)
+        assert ops["QuantizeLinear"] > 0 and ops["DequantizeLinear"] > 0
+
+
+@pytest.mark.parametrize("extra,says", [
+    ([], "pass --calib CLIP_OR_FOLDER"),
+    (["--calib", "/no/such/clip.mp4"], "does not exist"),
+    (["--calib", "rtsp://camera/stream"], "stream or camera"),
+    (["--calib", "EMPTY"], "has no images"),
+])
+def test_bad_calib_is_one_clear_line(tmp_path, capsys, extra, says):
+    extra = [str(tmp_path) if a == "EMPTY" else a for a in extra]
+    code = main(["export", "--weights", str(FIXTURE), "--precision", "int8", *extra, "-o",
+                 str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and says in err[0], err
+
+
+def test_detect_int8_without_calib_says_what_to_pass(tmp_path, capsys):
+    code = main(["detect", str(SAMPLE), "--weights", str(FIXTURE), "--engine", "onnx",
+                 "--precision", "int8", "--no-save"])
+    err = capsys.readouterr().err
+    assert code == 2 and "pass --calib CLIP_OR_FOLDER" in err
+
+
+def test_int8_on_an_engine_without_it_is_refused(loaded):
+    with pytest.raises(ValueError, match="for int8"):
+        Detector(loaded, engine="torch", device="cpu", precision="int8", calib=generated(1))
+
+
+def test_calibration_frames_are_evenly_spaced_over_the_clip():
+    frames = calibration_frames(str(SAMPLE), 5)
+    assert len(frames) == 5 and all(f.dtype == np.uint8 and f.ndim == 3 for f in frames)
+    assert not np.array_equal(frames[0], frames[-1])
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_tensorrt_builds_the_qdq_pieces_as_an_int8_engine(loaded):
+    """The symmetric Q/DQ pieces parse and build with TensorRT for RTX (strongly typed,
+    explicit quantization; a portable engine, no GPU needed)."""
+    trt = pytest.importorskip("tensorrt_rtx")
+    from drivevision.engines.trt_build import build_serialized
+
+    pieces = cached_int8_onnx(loaded, generated(41, 3), "tensorrt", exporter="legacy")
+    a = build_serialized(trt, pieces["dense_a"], {"images": (
+        (1, 3, 224, 384), (4, 3, 224, 384), (4, 3, 224, 384))}, "int8")
+    b = build_serialized(trt, pieces["dense_b"],
+                         {"pooled": ((1, 64, 7, 7), (1000, 64, 7, 7), (1000, 64, 7, 7))},
+                         "int8", compute_capability="SM89")
+    assert len(a) > 100_000 and len(b) > 100_000
