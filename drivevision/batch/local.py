@@ -105,6 +105,7 @@ class LocalWorkers:
                     raise DriveVisionError(f"A worker could not load the detector: {message[1]}")
                 if message[0] == "ready":
                     w.ready = True
+                    yield Event("ready", None, worker=w.process.pid, detail=message[1])
                 elif message[0] == "frames" and w.job is not None:
                     yield Event("frames", w.job, worker=w.process.pid, frames=message[1])
                 elif message[0] == "result":
@@ -175,7 +176,7 @@ def serve(conn, settings: BatchSettings, out_dir: Path, device: str | None,
     except Exception as e:  # noqa: BLE001 -- said to the driver, which stops the batch
         _send(conn, ("fatal", one_line(e)))
         return
-    _send(conn, ("ready",))
+    _send(conn, ("ready", detector.describe()))
     while True:
         try:
             job = conn.recv()

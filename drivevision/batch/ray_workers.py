@@ -44,8 +44,9 @@ class DetectorActor:
         self.detector = load_detector(settings, threads=threads)
         self.settings, self.out_dir = settings, Path(out_dir)
 
-    def ready(self) -> int:
-        return os.getpid()
+    def ready(self) -> str:
+        """What runs where (``Detector.describe``), once the detector is loaded."""
+        return self.detector.describe()
 
     def run(self, job: Job) -> JobResult:
         return run_job(self.detector, job, self.settings, self.out_dir)
@@ -148,7 +149,7 @@ class _Dispatch:
         if ref in self.starting:
             actor = self.starting.pop(ref)
             try:
-                self.ray.get(ref)
+                detail = self.ray.get(ref)
             except errors.RayError as e:
                 self.load_failures += 1
                 if self.load_failures >= ATTEMPTS or not (self.running or self.starting):
@@ -157,6 +158,7 @@ class _Dispatch:
                 return
             self.idle.append(actor)
             self.since = time.monotonic()
+            yield Event("ready", None, worker=actor, detail=detail)
             return
         actor, job = self.running.pop(ref)
         try:

@@ -73,16 +73,18 @@ class JobResult:
 
 @dataclass
 class Event:
-    """What the workers tell the driver: "started" (``job`` went to ``worker``, a process id
-    or a Ray actor), "frames" (``frames`` more of it are done), "retry" (its worker died:
+    """What the workers tell the driver: "ready" (``worker`` loaded its detector: ``detail``
+    says what runs where, ``job`` is None), "started" (``job`` went to ``worker``, a process
+    id or a Ray actor), "frames" (``frames`` more of it are done), "retry" (its worker died:
     ``error``; it goes to another) and "result" (``result``: done, failed or interrupted)."""
 
     kind: str
-    job: Job
+    job: Job | None
     worker: object = None
     frames: int = 0
     result: JobResult | None = None
     error: str = ""
+    detail: str = ""
 
 
 def load_detector(settings: BatchSettings, *, device: str | None = None,

@@ -41,6 +41,7 @@ class BatchProgress:
         self._bar = tqdm(total=total, unit="file", dynamic_ncols=True, disable=not self.enabled,
                          smoothing=0.05)
         self._frames: dict[str, int] = {}  # frames reported so far, per input (rel)
+        self._ready: set[str] = set()  # what workers said runs where, each said once
         self._start = time.monotonic()
 
     def status(self, message: str) -> None:
@@ -49,6 +50,11 @@ class BatchProgress:
 
     def event(self, event) -> None:
         """Take a ``drivevision.batch.Event``."""
+        if event.kind == "ready":  # each different one: nodes of a cluster differ
+            if event.detail not in self._ready:
+                self._ready.add(event.detail)
+                self.status(f"worker: {event.detail}")
+            return
         rel = event.job.rel
         if event.kind == "frames":
             self._frames[rel] = self._frames.get(rel, 0) + event.frames

@@ -10,6 +10,7 @@ import pytest
 
 from drivevision.cli import main
 from drivevision.cli.exits import EXIT_SOME_FAILED, EXIT_USAGE
+from drivevision.engines.hardware import cpu_features
 from tests.batch.helpers import CLIPS, WEIGHTS, hidden_or_partial, make_footage, outputs_of
 
 
@@ -133,6 +134,10 @@ def test_an_image_folder_is_one_input(tmp_path, capsys):
     for i, scene in enumerate(SceneGenerator(160, 96, seed=5).clip(3)):
         cv2.imwrite(str(frames / f"f{i}.png"), scene.image)
     make_footage(tmp_path / "footage" / "videos", frames=2)
-    code, stdout, _ = batch(capsys, tmp_path / "footage", "--out", tmp_path / "det")
+    code, stdout, err = batch(capsys, tmp_path / "footage", "--out", tmp_path / "det",
+                              "--device", "cpu")
     assert code == 0 and "4 inputs: 4 done" in stdout
     assert len((tmp_path / "det" / "cam.jsonl").read_text().splitlines()) == 3
+    # what the worker runs, and on which CPU features, is said once, before the inputs
+    [said] = [line for line in err.splitlines() if line.startswith("worker: ")]
+    assert said.startswith("worker: engine torch ") and cpu_features().describe() in said

@@ -28,7 +28,7 @@ def test_a_worker_killed_mid_file_costs_only_that_file_which_is_retried(tmp_path
     events, killed = [], []
 
     def kill_in_second_file(event):
-        events.append((event.kind, event.job.rel))
+        events.append((event.kind, event.job and event.job.rel))
         if event.kind == "frames" and event.job.rel == "2026-11-28/front_0002" and not killed:
             killed.append(event.worker)
             os.kill(event.worker, signal.SIGKILL)
