@@ -27,4 +27,4 @@ def test_the_top_level_holds_only_core_types_and_subpackages():
     root = Path(drivevision.__file__).parent
     modules = sorted(p.stem for p in root.glob("*.py"))
     assert modules == ["__init__", "__main__", "config", "detections", "detector", "errors",
-                       "labels", "model", "render"]
+                       "labels", "model", "proposals", "render"]
