@@ -149,46 +149,54 @@ def pool_levels(features: list[Tensor], scales: list[float], rois: Tensor, image
     ``features``: float[N, C, h_l, w_l] per level; ``scales``: feature pixels per image
     pixel per level; ``rois``: float[R, 4] xyxy in image pixels; ``image`` and ``level``:
     int64[R]. ``one_table`` pools all levels in one call from a copy of the features laid
-    end to end instead of one call per level over that level's RoIs.
+    end to end; otherwise the RoIs are sorted by level and each level pooled in one call
+    from its own features (the split by level is data-dependent: a host sync on CUDA).
     """
     tables = [f.permute(0, 2, 3, 1).reshape(-1, f.shape[1]) for f in features]  # [N*h*w, C]
-    sizes = torch.tensor([f.shape[-2:] for f in features], device=rois.device)
-    starts = torch.tensor([0] + [len(t) for t in tables], device=rois.device).cumsum(0)
-    scale = torch.tensor(scales, dtype=rois.dtype, device=rois.device)[level]
+    order = None if one_table else torch.argsort(level, stable=True)
+    if order is not None:
+        rois, image, level = rois[order], image[order], level[order]
+    index, weight = bin_taps(features, scales, rois, image, level, output_size,
+                             sampling_ratio, one_table=one_table)
+    bins, channels = output_size[0] * output_size[1], features[0].shape[1]
+    if one_table:
+        pooled = _weighted_sum(torch.cat(tables), index, weight).view(len(rois), bins, channels)
+        return pooled.transpose(1, 2).reshape(len(rois), channels, *output_size)
+    out = index.new_empty((len(rois), channels, bins), dtype=tables[0].dtype)
+    first = 0
+    for table, count in zip(tables, torch.bincount(level, minlength=len(tables)).tolist()):
+        rows = slice(first * bins, (first + count) * bins)
+        pooled = _weighted_sum(table, index[rows], weight[rows]).view(count, bins, channels)
+        out.index_copy_(0, order[first:first + count], pooled.transpose(1, 2))
+        first += count
+    return out.view(len(rois), channels, *output_size)
+
+
+def bin_taps(features: list[Tensor], scales: list[float], rois: Tensor, image: Tensor,
+             level: Tensor, output_size: tuple[int, int], sampling_ratio: int, *,
+             one_table: bool) -> tuple[Tensor, Tensor]:
+    """For every bin of every RoI, the rows of its level's [N*h*w, C] table (of all levels
+    end to end when ``one_table``) it sums and their weights: int64 and float
+    [R * P * Q, (2S)^2], bins in row-major order per RoI."""
+    device = rois.device
+    sizes = torch.tensor([f.shape[-2:] for f in features], device=device)
+    scale = torch.tensor(scales, dtype=rois.dtype, device=device)[level]
     h, w = sizes[level, 0], sizes[level, 1]
     rows, wy = bilinear_taps(rois[:, 1], rois[:, 3], scale, h, output_size[0], sampling_ratio)
     cols, wx = bilinear_taps(rois[:, 0], rois[:, 2], scale, w, output_size[1], sampling_ratio)
-    # [R, P, Q, 2S, 2S]: the feature vectors of each bin and their weights
-    base = starts[level] if one_table else torch.zeros_like(level)
-    index = base[:, None, None, None, None] + ((image * h)[:, None, None, None, None]
-                                               + rows[:, :, None, :, None]) \
-        * w[:, None, None, None, None] + cols[:, None, :, None, :]
-    weight = wy[:, :, None, :, None] * wx[:, None, :, None, :] / sampling_ratio ** 2
-    taps = index.shape[-1] * index.shape[-2]
-    index, weight = index.reshape(-1, taps), weight.reshape(-1, taps)
-    channels = features[0].shape[1]
     if one_table:
-        bins = _weighted_sum(torch.cat(tables), index, weight)
+        starts = torch.tensor([0] + [f.shape[0] * f.shape[-2] * f.shape[-1] for f in features],
+                              device=device).cumsum(0)
+        base = starts[level]
     else:
-        bins = _per_level(tables, index, weight, level, output_size)
-    return bins.view(len(rois), *output_size, channels).permute(0, 3, 1, 2).contiguous()
-
-
-def _per_level(tables: list[Tensor], index: Tensor, weight: Tensor, level: Tensor,
-               output_size: tuple[int, int]) -> Tensor:
-    """Each RoI's bins (``index``/``weight`` rows, P*Q per RoI) summed from its level's
-    table: float[R * P * Q, C]. The split by level is data-dependent (a host sync on CUDA)."""
-    bins_per_roi = output_size[0] * output_size[1]
-    out = index.new_empty((len(index), tables[0].shape[1]), dtype=tables[0].dtype)
-    roi_rows = torch.arange(len(level), device=level.device)
-    for lvl, table in enumerate(tables):
-        mine = roi_rows[level == lvl]
-        if len(mine) == 0:
-            continue
-        rows = (mine[:, None] * bins_per_roi
-                + torch.arange(bins_per_roi, device=mine.device)).flatten()
-        out[rows] = _weighted_sum(table, index[rows], weight[rows])
-    return out
+        base = torch.zeros_like(level)
+    # [R, P, Q, 2S, 2S]: the feature vectors of each bin and their weights
+    index = (base[:, None, None, None, None] + ((image * h)[:, None, None, None, None]
+                                                + rows[:, :, None, :, None])
+             * w[:, None, None, None, None] + cols[:, None, :, None, :])
+    weight = wy[:, :, None, :, None] * wx[:, None, :, None, :] / sampling_ratio ** 2
+    taps = (2 * sampling_ratio) ** 2
+    return index.reshape(-1, taps), weight.reshape(-1, taps)
 
 
 def _weighted_sum(table: Tensor, index: Tensor, weight: Tensor) -> Tensor:
