@@ -51,22 +51,24 @@ class MiddleStage:
         """Proposals per image (float[R_i, 4], xyxy in the resized image's pixels) and their
         pooled features float[sum R_i, C, P, P], as ``rpn`` then ``box_roi_pool`` give them.
 
-        ``features``: dense A's FPN levels, float[N, C, h, w] (channels-last is fastest);
+        ``features``: dense A's FPN levels, [N, C, h, w] float32 or the engine's bf16/fp16
+        (channels-last is fastest; the pooled features come in their dtype);
         ``objectness`` and ``deltas``: per level float[N, A, h, w] and float[N, 4A, h, w].
         """
-        anchors = self.anchors(images, features)
+        anchors = self.anchors(images, deltas)
         proposals = self.proposals(anchors, objectness, deltas, images.image_sizes)
         return proposals, self.roi_align(features, proposals, images.image_sizes)
 
-    def anchors(self, images: ImageList, features: list[Tensor]) -> list[Tensor]:
-        """The model's anchors per level, float[h * w * A, 4] each, shared by every image."""
-        key = (tuple(images.tensors.shape[-2:]), tuple(tuple(f.shape[-2:]) for f in features),
-               features[0].device, features[0].dtype)
+    def anchors(self, images: ImageList, deltas: list[Tensor]) -> list[Tensor]:
+        """The model's anchors per level, [h * w * A, 4] each in the dtype and on the device
+        of ``deltas`` (float32: boxes are decoded in it), shared by every image."""
+        key = (tuple(images.tensors.shape[-2:]), tuple(tuple(d.shape[-2:]) for d in deltas),
+               deltas[0].device, deltas[0].dtype)
         if key not in self._anchors:
             one_image = ImageList(images.tensors[:1], images.image_sizes[:1])
-            whole = self.rpn.anchor_generator(one_image, [f[:1] for f in features])[0]
-            sizes = [f.shape[-2] * f.shape[-1] * n for f, n in
-                     zip(features, self.rpn.anchor_generator.num_anchors_per_location())]
+            whole = self.rpn.anchor_generator(one_image, [d[:1] for d in deltas])[0]
+            sizes = [d.shape[-2] * d.shape[-1] * n for d, n in
+                     zip(deltas, self.rpn.anchor_generator.num_anchors_per_location())]
             self._anchors[key] = list(whole.split(sizes))
         return self._anchors[key]
 
@@ -137,8 +139,8 @@ def top_k_per_level(objectness: list[Tensor], deltas: list[Tensor], anchors: lis
 def clip_to_images(boxes: Tensor, image_sizes: list[tuple[int, int]]) -> Tensor:
     """float[N, K, 4] xyxy boxes clipped to each image's (height, width), as
     ``clip_boxes_to_image`` clips them one image at a time."""
-    limits = torch.tensor([[w, h, w, h] for h, w in image_sizes], dtype=boxes.dtype)
-    return boxes.clamp(min=0).minimum(limits.to(boxes.device)[:, None, :])
+    limits = to_device([[w, h, w, h] for h, w in image_sizes], boxes.dtype, boxes.device)
+    return boxes.clamp(min=0).minimum(limits[:, None, :])
 
 
 def pool_levels(features: list[Tensor], scales: list[float], rois: Tensor, image: Tensor,
@@ -179,14 +181,14 @@ def bin_taps(features: list[Tensor], scales: list[float], rois: Tensor, image: T
     end to end when ``one_table``) it sums and their weights: int64 and float
     [R * P * Q, (2S)^2], bins in row-major order per RoI."""
     device = rois.device
-    sizes = torch.tensor([f.shape[-2:] for f in features], device=device)
-    scale = torch.tensor(scales, dtype=rois.dtype, device=device)[level]
+    sizes = to_device([list(f.shape[-2:]) for f in features], torch.int64, device)
+    scale = to_device(scales, rois.dtype, device)[level]
     h, w = sizes[level, 0], sizes[level, 1]
     rows, wy = bilinear_taps(rois[:, 1], rois[:, 3], scale, h, output_size[0], sampling_ratio)
     cols, wx = bilinear_taps(rois[:, 0], rois[:, 2], scale, w, output_size[1], sampling_ratio)
     if one_table:
-        starts = torch.tensor([0] + [f.shape[0] * f.shape[-2] * f.shape[-1] for f in features],
-                              device=device).cumsum(0)
+        starts = to_device([0] + [f.shape[0] * f.shape[-2] * f.shape[-1] for f in features],
+                           torch.int64, device).cumsum(0)
         base = starts[level]
     else:
         base = torch.zeros_like(level)
@@ -202,6 +204,11 @@ def bin_taps(features: list[Tensor], scales: list[float], rois: Tensor, image: T
 def _weighted_sum(table: Tensor, index: Tensor, weight: Tensor) -> Tensor:
     """float[B, C]: row b is sum over j of ``weight[b, j] * table[index[b, j]]``."""
     return F.embedding_bag(index, table, per_sample_weights=weight.to(table.dtype), mode="sum")
+
+
+def to_device(values: list, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """A small tensor of host ``values`` on ``device``, copied without waiting for the GPU."""
+    return torch.tensor(values, dtype=dtype).to(device, non_blocking=True)
 
 
 def bilinear_taps(lo: Tensor, hi: Tensor, scale: Tensor, size: Tensor, bins: int,

@@ -60,14 +60,14 @@ def assert_same_stage(got, want, atol: float = 1e-5) -> None:
 
 
 def test_anchors_are_the_models_own_and_made_once_per_size(trained):
-    det, images, (features, _, _) = trained
+    det, images, (features, _, deltas) = trained
     stage = MiddleStage(det.model)
     want = det.model.rpn.anchor_generator(images, features)
-    got = stage.anchors(images, features)
+    got = stage.anchors(images, deltas)
     assert all(torch.equal(torch.cat(got), w) for w in want)
-    assert stage.anchors(images, features) is got
+    assert stage.anchors(images, deltas) is got
     assert len(got) == len(features)
-    as_double = [f.double() for f in features]
+    as_double = [d.double() for d in deltas]
     assert stage.anchors(images, as_double)[0].dtype == torch.float64
     assert len(stage._anchors) == 2
 
