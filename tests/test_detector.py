@@ -125,9 +125,11 @@ def test_bf16_cpu_path_stays_close_to_fp32(tiny_loaded):
     bf16 = Detector(tiny_loaded, device="cpu", precision="bf16", conf=0.0, classes="all")
     images, _ = fp32.preprocess([frame])
     a, b = fp32.engine.dense_a(images.tensors), bf16.engine.dense_a(images.tensors)
-    for x, y in zip(a[0], b[0]):
-        assert y.dtype == torch.float32  # boxes are decoded in fp32
-        assert torch.linalg.norm(x - y) / torch.linalg.norm(x) < 5e-2
+    for kind, dtype, want, got in zip(("features", "objectness", "deltas"),
+                                      (torch.bfloat16, torch.float32, torch.float32), a, b):
+        for x, y in zip(want, got):  # features pooled in bf16, boxes decoded in fp32
+            assert y.dtype == dtype, kind
+            assert torch.linalg.norm(x - y.float()) / torch.linalg.norm(x) < 5e-2, kind
 
 
 def test_fp32_weights_are_not_changed_by_a_bf16_detector(tiny_loaded):
