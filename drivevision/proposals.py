@@ -17,7 +17,8 @@ mapper, but:
 On CUDA the RoIs of all levels are pooled in one call from the levels' features laid end to
 end, so RoIAlign needs no host synchronisation; on the CPU each level is pooled from its own
 features (the copy would cost more than the split). What remains data-dependent on CUDA is
-the proposal count per image: the small-box/score filter and torchvision's NMS.
+the proposal count per image, two host syncs per image: the small-box/score filter (one
+``nonzero``) and torchvision's NMS (its CUDA kernel copies its mask to the host).
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ class MiddleStage:
         keep = (wide >= rpn.min_size).all(-1) & (scores >= rpn.score_thresh)
         out = []
         for b, s, m in zip(boxes, scores, keep):
+            m = m.nonzero().squeeze(1)  # one host sync on CUDA for the three
             b, s, lvl = b[m], s[m], levels[m]
             best = box_ops.batched_nms(b, s, lvl, rpn.nms_thresh)[: rpn.post_nms_top_n()]
             out.append(b[best])
