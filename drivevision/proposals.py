@@ -7,12 +7,13 @@ mapper, but:
 
 * anchors are made once per (padded size, feature sizes, device, dtype) and cached;
 * the per-level top-k runs first, for the whole batch at once, and only the boxes it keeps
-  are decoded (about 4.7k of 270k anchors at 800x1344);
+  are decoded (about 4.8k of 270k anchors at 800x1344);
 * clipping and the small-box and score filters are one masked pass over the batch;
-* RoIAlign is a fused gather-and-weighted-sum (``F.embedding_bag``) over channels-last
-  features. With a fixed sampling ratio S, each of the P x P output bins of a RoI is the
-  mean of S x S bilinear samples, i.e. a weighted sum of (2S)^2 feature vectors of C
-  channels; torchvision's CPU kernel computes the same sum one channel at a time on one core.
+* RoIAlign is a fused gather-and-weighted-sum (``F.embedding_bag``) over the features as
+  rows of C values per pixel (a view of channels-last features, in their own dtype; NCHW
+  ones are transposed first). With a fixed sampling ratio S, each of the P x P bins of a
+  RoI is the mean of S x S bilinear samples, i.e. a weighted sum of (2S)^2 feature vectors
+  of C channels; torchvision's CPU kernel computes that sum one channel at a time.
 
 On CUDA the RoIs of all levels are pooled in one call from the levels' features laid end to
 end, so RoIAlign needs no host synchronisation; on the CPU each level is pooled from its own
