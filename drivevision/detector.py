@@ -1,8 +1,9 @@
 """Detector = shared preprocess -> engine (dense A, torchvision ops, dense B) -> postprocess.
 
 The split follows torchvision's ``GeneralizedRCNN.forward`` step by step, with the model's
-own transform, anchor generator, proposal filter, RoIAlign and box decoding between the two
-dense pieces, so every engine yields the same detections as ``model(images)``.
+own transform, anchors, box coder, NMS and box decoding; between the two dense pieces the
+proposals and RoIAlign run in ``drivevision.proposals`` (the same results, faster), so
+every engine yields the same detections as ``model(images)``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import numpy as np
 import torch
 from torch import Tensor
 from torchvision.models.detection.image_list import ImageList
-from torchvision.models.detection.rpn import concat_box_prediction_layers
 
 from drivevision.config import NEED_CALIB, DetectorConfig
 from drivevision.detections import Detections
@@ -25,6 +25,7 @@ from drivevision.engines import Engine, create_engine, hardware
 from drivevision.engines.int8 import CALIB_FRAMES, CalibrationSet
 from drivevision.labels import resolve_classes
 from drivevision.model import LoadedModel, copy_with_proposals, load_model
+from drivevision.proposals import MiddleStage
 
 _log = logging.getLogger(__name__)
 STAGES = ("preprocess", "dense_a", "proposals", "dense_b", "postprocess")
@@ -95,6 +96,7 @@ class Detector:
         module = copy_with_proposals(loaded.module, proposals).to(self.device).eval()
         self.loaded = replace(loaded, module=module)
         self.model = module
+        self.middle = MiddleStage(module)
         self.names = loaded.class_names
         self.precision = precision
         self.conf = conf
@@ -185,17 +187,8 @@ class Detector:
 
     def _proposals(self, images: ImageList, features: list[Tensor], objectness: list[Tensor],
                    deltas: list[Tensor]) -> tuple[list[Tensor], Tensor]:
-        rpn = self.model.rpn
-        anchors = rpn.anchor_generator(images, features)
-        per_level = [o[0].numel() for o in objectness]
-        obj, pred = concat_box_prediction_layers(objectness, deltas)
-        boxes = rpn.box_coder.decode(pred, anchors).view(len(anchors), -1, 4)
-        proposals, _ = rpn.filter_proposals(boxes, obj, images.image_sizes, per_level)
-        roi_pool = self.model.roi_heads.box_roi_pool
-        # The pooled FPN levels ("0".."3") lead the backbone's outputs; "pool" is not pooled.
-        feature_map = dict(zip(roi_pool.featmap_names, features))
-        pooled = roi_pool(feature_map, proposals, images.image_sizes)
-        return proposals, pooled
+        """RPN proposals per image and their RoI-pooled features (``MiddleStage``)."""
+        return self.middle(images, features, objectness, deltas)
 
     def postprocess(self, logits: Tensor, box_deltas: Tensor, proposals: list[Tensor],
                     image_sizes: list, original_sizes: list) -> list[Detections]:

@@ -27,7 +27,7 @@ def test_the_top_level_holds_only_core_types_and_subpackages():
     root = Path(drivevision.__file__).parent
     modules = sorted(p.stem for p in root.glob("*.py"))
     assert modules == ["__init__", "__main__", "config", "detections", "detector", "errors",
-                       "labels", "model", "render"]
+                       "labels", "model", "proposals", "render"]
 
 
 def test_batch_sits_between_the_commands_and_the_pipeline_and_alone_may_import_ray():

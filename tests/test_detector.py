@@ -33,12 +33,17 @@ def scene(h: int, w: int, seed: int) -> np.ndarray:
     return SceneGenerator(width=w, height=h, seed=seed).frame(5).image
 
 
-@pytest.mark.parametrize("name, size", [
-    pytest.param("r50-fpn-v2", (200, 320), marks=pytest.mark.slow),
-    pytest.param("r50-fpn", (359, 641), marks=pytest.mark.slow),
-    ("tiny-fpn", (359, 641)),
+@pytest.mark.parametrize("name, size, box_tol, score_tol", [
+    pytest.param("r50-fpn-v2", (200, 320), 1e-3, 1e-5, marks=pytest.mark.slow),
+    pytest.param("r50-fpn", (359, 641), 1e-3, 1e-5, marks=pytest.mark.slow),
+    ("tiny-fpn", (359, 641), 1e-4, 1e-6),
 ])
-def test_fp32_cpu_detections_equal_torchvision(name, size):
+def test_fp32_cpu_detections_equal_torchvision(name, size, box_tol, score_tol):
+    """Same detections as ``model(images)``, up to float rounding: the proposals are
+    torchvision's bit for bit, but RoIAlign adds its 16 taps per bin in another order than
+    torchvision's kernel (pooled features within 1e-7 relative, tests/test_proposals.py),
+    which the random-weight ResNet-50 box heads amplify to about 2e-5 relative in boxes
+    and 3e-6 in scores; the tiny head keeps the first tolerances."""
     torch.manual_seed(0)
     # 200 proposals: same code path as 1000, faster
     model = build_model(name, num_classes=91, min_size=size[0], max_size=size[1],
@@ -49,8 +54,8 @@ def test_fp32_cpu_detections_equal_torchvision(name, size):
     frame = scene(*size, seed=3)
     ours, ref = detector(frame), reference(model, frame)
     assert len(ours) == len(ref["boxes"]) > 0
-    np.testing.assert_allclose(ours.xyxy, ref["boxes"].numpy(), atol=1e-4)
-    np.testing.assert_allclose(ours.scores, ref["scores"].numpy(), atol=1e-6)
+    np.testing.assert_allclose(ours.xyxy, ref["boxes"].numpy(), atol=box_tol)
+    np.testing.assert_allclose(ours.scores, ref["scores"].numpy(), atol=score_tol)
     assert np.array_equal(ours.class_ids, ref["labels"].numpy())
 
 
@@ -121,9 +126,11 @@ def test_bf16_cpu_path_stays_close_to_fp32(tiny_loaded):
     bf16 = Detector(tiny_loaded, device="cpu", precision="bf16", conf=0.0, classes="all")
     images, _ = fp32.preprocess([frame])
     a, b = fp32.engine.dense_a(images.tensors), bf16.engine.dense_a(images.tensors)
-    for x, y in zip(a[0], b[0]):
-        assert y.dtype == torch.float32  # boxes are decoded in fp32
-        assert torch.linalg.norm(x - y) / torch.linalg.norm(x) < 5e-2
+    for kind, dtype, want, got in zip(("features", "objectness", "deltas"),
+                                      (torch.bfloat16, torch.float32, torch.float32), a, b):
+        for x, y in zip(want, got):  # features pooled in bf16, boxes decoded in fp32
+            assert y.dtype == dtype, kind
+            assert torch.linalg.norm(x - y.float()) / torch.linalg.norm(x) < 5e-2, kind
 
 
 def test_fp32_weights_are_not_changed_by_a_bf16_detector(tiny_loaded):

@@ -3,14 +3,16 @@
 Every engine runs
 
 * ``dense_a``: normalized, padded images float[N, 3, H, W] -> FPN features (one tensor per
-  level, float[N, C, h, w]), RPN objectness (per level float[N, A, h, w]) and RPN box deltas
-  (per level float[N, 4A, h, w]);
+  level, [N, C, h, w] in float32 or, for the torch and compiled engines, in their bf16/fp16
+  precision), RPN objectness (per level float[N, A, h, w]) and RPN box deltas (per level
+  float[N, 4A, h, w]);
 * ``dense_b``: RoI-pooled features float[R, C, 7, 7] -> class logits float[R, K] and box
   deltas float[R, 4K].
 
 Everything between and around them (resize, anchors, proposals, NMS, RoIAlign, box
 decoding) is shared torchvision code in ``drivevision.detector``, so engines differ only in
-how they run dense math. Outputs are float32 on the detector's device. Optional heavy
+how they run dense math. Outputs are on the detector's device, float32 but for the
+features above. Optional heavy
 imports (onnxruntime, tensorrt) happen inside the engine's own module.
 """
 

@@ -7,7 +7,8 @@
 * CPU: fp32 or bf16, channels-last, Inductor's C++ kernels with frozen (pre-packed) weights.
 
 Compilation happens on the first call for each input shape (seconds to minutes); ``warmup``
-does it ahead of time. Outputs are float32 copies, safe to keep across calls.
+does it ahead of time. Outputs are safe to keep across calls: the FPN features in
+``precision`` (the middle stage pools them as they are), everything else float32.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from drivevision.model import LoadedModel
 
 
 class CompiledEngine(Engine):
-    """Both dense pieces compiled with Inductor; inputs cast to ``precision``, outputs fp32."""
+    """Both dense pieces compiled with Inductor; inputs cast to ``precision``, FPN features
+    returned in it, the other outputs in fp32."""
 
     name = "compiled"
 
@@ -61,7 +63,9 @@ class CompiledEngine(Engine):
             x = x.contiguous(memory_format=torch.channels_last)
         if self.cuda:
             torch.compiler.cudagraph_mark_step_begin()
-        return tuple([self._out(t[:n]) for t in group] for group in self._a(x))
+        features, objectness, deltas = self._a(x)
+        return ([self._own(t[:n]) for t in features], [self._out(t[:n]) for t in objectness],
+                [self._out(t[:n]) for t in deltas])
 
     @torch.inference_mode()
     def dense_b(self, pooled: Tensor) -> tuple[Tensor, Tensor]:
@@ -72,6 +76,10 @@ class CompiledEngine(Engine):
     def _out(self, t: Tensor) -> Tensor:
         """fp32 result; on CUDA a copy, since CUDA graph outputs are overwritten next replay."""
         return t.clone() if self.cuda and t.dtype == torch.float32 else t.float()
+
+    def _own(self, t: Tensor) -> Tensor:
+        """``t`` in its own dtype; on CUDA a copy, as for ``_out``."""
+        return t.clone() if self.cuda else t
 
     def warmup(self, images: Tensor, rois: int = 16) -> None:
         """Compile for ``images``' shape (and dense B) now instead of on the first frame."""

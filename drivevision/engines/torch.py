@@ -33,7 +33,9 @@ class DenseModules(nn.Module):
 
 
 class TorchEngine(Engine):
-    """Runs the dense pieces eagerly; inputs are cast to ``precision``, outputs back to fp32.
+    """Runs the dense pieces eagerly; inputs are cast to ``precision``. The FPN features
+    stay in it (the middle stage pools them as they are, dense B takes them in it); the RPN
+    outputs and dense B's outputs come back in fp32, where boxes are decoded.
 
     On CPU in bf16 the convolutions run channels-last, the layout oneDNN's bf16 kernels want.
     """
@@ -54,7 +56,8 @@ class TorchEngine(Engine):
         x = images.to(self.dtype)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return tuple([t.float() for t in group] for group in self.dense.dense_a(x))
+        features, objectness, deltas = self.dense.dense_a(x)
+        return features, [t.float() for t in objectness], [t.float() for t in deltas]
 
     @torch.inference_mode()
     def dense_b(self, pooled: Tensor) -> tuple[Tensor, Tensor]:

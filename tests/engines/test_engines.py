@@ -19,6 +19,7 @@ from torchvision.ops import box_iou
 
 from drivevision.detector import Detector
 from drivevision.engines import Engine, create_engine, pick_auto
+from drivevision.engines.torch import DTYPES
 from drivevision.model import load_model
 from drivevision.synthetic import SceneGenerator
 
@@ -83,7 +84,9 @@ def check_dense(loaded, name: str, device: torch.device, precision: str, frame) 
     for kind, w_group, g_group in zip(("features", "objectness", "deltas"), want_a, got_a):
         assert len(g_group) == len(w_group) == 5, kind  # FPN levels "0".."3", "pool"
         for level, (w, g) in enumerate(zip(w_group, g_group)):
-            assert g.shape == w.shape and g.dtype == torch.float32, (kind, level)
+            # features may stay in the engine's precision (the middle stage pools them so)
+            dtypes = {torch.float32, DTYPES[precision]} if kind == "features" else {torch.float32}
+            assert g.shape == w.shape and g.dtype in dtypes, (kind, level)
             assert rel_l2(g, w) <= TOL[precision], (kind, level, rel_l2(g, w))
     for w, g in zip(ref.dense_b(pooled), eng.dense_b(pooled.to(device))):
         assert g.shape == w.shape and rel_l2(g, w) <= TOL[precision]
@@ -145,6 +148,13 @@ def test_detections_match_torchvision_on_cpu(fixture_model, scenes, name):
     ``model(images)`` (same classes, IoU >= 0.98, scores within 1e-3) on unseen scenes."""
     matched = check_detections(fixture_model, name, CPU, "fp32", scenes)
     assert matched >= 5  # the fixture really detects things, so the comparison means something
+
+
+@pytest.mark.parametrize("name", ["torch", pytest.param("compiled", marks=pytest.mark.slow)])
+def test_bf16_detections_match_torchvision_on_cpu(fixture_model, scenes, name):
+    """bf16 end to end, the middle stage pooling the engine's bf16 features: torchvision's
+    fp32 detections found with IoU >= 0.98 and scores within 1e-2, and vice versa."""
+    assert check_detections(fixture_model, name, CPU, "bf16", scenes) >= 5
 
 
 def check_short_batches(loaded, engine, precision: str, frames) -> None:

@@ -1,0 +1,259 @@
+"""The stage between the dense pieces: RPN proposals and multi-scale RoIAlign, made fast.
+
+Computes what a Faster R-CNN in eval mode computes between its RPN head and its box head
+(torchvision's ``RegionProposalNetwork.forward`` after the head, then the box head's
+``MultiScaleRoIAlign``), with the model's own anchor generator, box coder, NMS and level
+mapper, but:
+
+* anchors are made once per (padded size, feature sizes, device, dtype) and cached;
+* the per-level top-k runs first, for the whole batch at once, and only the boxes it keeps
+  are decoded (about 4.8k of 270k anchors at 800x1344);
+* clipping and the small-box and score filters are one masked pass over the batch;
+* RoIAlign is a fused gather-and-weighted-sum (``F.embedding_bag``) over the features as
+  rows of C values per pixel (a view of channels-last features, in their own dtype; NCHW
+  ones are transposed first). With a fixed sampling ratio S, each of the P x P bins of a
+  RoI is the mean of S x S bilinear samples, i.e. a weighted sum of (2S)^2 feature vectors
+  of C channels; torchvision's CPU kernel computes that sum one channel at a time.
+
+On CUDA the RoIs of all levels are pooled in one call from the levels' features laid end to
+end, so RoIAlign needs no host synchronisation; on the CPU each level is pooled from its own
+features (the copy would cost more than the split). What remains data-dependent on CUDA is
+the proposal count per image, two host syncs per image: the small-box/score filter (one
+``nonzero``) and torchvision's NMS (its CUDA kernel copies its mask to the host).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchvision.models.detection.faster_rcnn import FasterRCNN
+from torchvision.models.detection.image_list import ImageList
+from torchvision.ops import MultiScaleRoIAlign
+from torchvision.ops import boxes as box_ops
+from torchvision.ops.poolers import _setup_scales
+
+
+class MiddleStage:
+    """Proposals and pooled RoI features for a Faster R-CNN ``model`` in eval mode.
+
+    Reads the RPN's settings (top-n counts, thresholds) at every call, so it follows the
+    model it was made for. ``one_table`` pools all FPN levels in one call (no host
+    synchronisation, one copy of the features); None: on CUDA only.
+    """
+
+    def __init__(self, model: FasterRCNN, *, one_table: bool | None = None):
+        self.rpn = model.rpn
+        self.pool: MultiScaleRoIAlign = model.roi_heads.box_roi_pool
+        self.one_table = one_table
+        self._anchors: dict[tuple, list[Tensor]] = {}
+
+    def __call__(self, images: ImageList, features: list[Tensor], objectness: list[Tensor],
+                 deltas: list[Tensor]) -> tuple[list[Tensor], Tensor]:
+        """Proposals per image (float[R_i, 4], xyxy in the resized image's pixels) and their
+        pooled features float[sum R_i, C, P, P], as ``rpn`` then ``box_roi_pool`` give them.
+
+        ``features``: dense A's FPN levels, [N, C, h, w] float32 or the engine's bf16/fp16
+        (channels-last is fastest; the pooled features come in their dtype);
+        ``objectness`` and ``deltas``: per level float[N, A, h, w] and float[N, 4A, h, w].
+        """
+        anchors = self.anchors(images, deltas)
+        proposals = self.proposals(anchors, objectness, deltas, images.image_sizes)
+        return proposals, self.roi_align(features, proposals, images.image_sizes)
+
+    def anchors(self, images: ImageList, deltas: list[Tensor]) -> list[Tensor]:
+        """The model's anchors per level, [h * w * A, 4] each in the dtype and on the device
+        of ``deltas`` (float32: boxes are decoded in it), shared by every image."""
+        key = (tuple(images.tensors.shape[-2:]), tuple(tuple(d.shape[-2:]) for d in deltas),
+               deltas[0].device, deltas[0].dtype)
+        if key not in self._anchors:
+            one_image = ImageList(images.tensors[:1], images.image_sizes[:1])
+            whole = self.rpn.anchor_generator(one_image, [d[:1] for d in deltas])[0]
+            sizes = [d.shape[-2] * d.shape[-1] * n for d, n in
+                     zip(deltas, self.rpn.anchor_generator.num_anchors_per_location())]
+            self._anchors[key] = list(whole.split(sizes))
+        return self._anchors[key]
+
+    def proposals(self, anchors: list[Tensor], objectness: list[Tensor], deltas: list[Tensor],
+                  image_sizes: list[tuple[int, int]]) -> list[Tensor]:
+        """``filter_proposals`` of the decoded boxes: per-level top-k, clip, drop small and
+        low-scoring boxes, NMS per level, keep the best ``post_nms_top_n`` per image."""
+        rpn = self.rpn
+        logits, codes, picked, levels = top_k_per_level(objectness, deltas, anchors,
+                                                        rpn.pre_nms_top_n())
+        n, k = logits.shape
+        boxes = rpn.box_coder.decode_single(codes.reshape(-1, 4), picked.reshape(-1, 4))
+        boxes = clip_to_images(boxes.view(n, k, 4), image_sizes)
+        scores = torch.sigmoid(logits)
+        wide = boxes[..., 2:] - boxes[..., :2]
+        keep = (wide >= rpn.min_size).all(-1) & (scores >= rpn.score_thresh)
+        out = []
+        for b, s, m in zip(boxes, scores, keep):
+            m = m.nonzero().squeeze(1)  # one host sync on CUDA for the three
+            b, s, lvl = b[m], s[m], levels[m]
+            best = box_ops.batched_nms(b, s, lvl, rpn.nms_thresh)[: rpn.post_nms_top_n()]
+            out.append(b[best])
+        return out
+
+    def roi_align(self, features: list[Tensor], boxes: list[Tensor],
+                  image_sizes: list[tuple[int, int]]) -> Tensor:
+        """``box_roi_pool(features, boxes, image_sizes)``: [R, C, P, P] in the features'
+        dtype, R = all boxes."""
+        pool = self.pool
+        levels = features[: len(pool.featmap_names)]  # the pooled levels lead ("pool" not)
+        if pool.scales is None or pool.map_levels is None:  # as the pooler's first call
+            pool.scales, pool.map_levels = _setup_scales(
+                levels, image_sizes, pool.canonical_scale, pool.canonical_level)
+        if pool.sampling_ratio <= 0:  # adaptive sampling: per-RoI grids, torchvision's kernel
+            return pool(dict(zip(pool.featmap_names, levels)), boxes, image_sizes)
+        one_table = self.one_table if self.one_table is not None else levels[0].is_cuda
+        rois = torch.cat(boxes)
+        image = torch.cat([torch.full((len(b),), i, device=rois.device)
+                           for i, b in enumerate(boxes)])
+        level = pool.map_levels(boxes) if len(pool.scales) > 1 else torch.zeros_like(image)
+        return pool_levels(levels, pool.scales, rois, image, level, pool.output_size,
+                           pool.sampling_ratio, one_table=one_table)
+
+
+def top_k_per_level(objectness: list[Tensor], deltas: list[Tensor], anchors: list[Tensor],
+                    k: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The ``k`` best anchors of every level for every image, levels one after another.
+
+    Returns objectness logits float[N, K], their box deltas float[N, K, 4] and anchors
+    float[N, K, 4], and each column's level int64[K], K = sum over levels of min(k, h*w*A),
+    in the order of torchvision's ``_get_top_n_idx`` (each level's best first).
+    """
+    logits, codes, picked, levels = [], [], [], []
+    for lvl, (o, d, a) in enumerate(zip(objectness, deltas, anchors)):
+        n, per_cell, h, w = o.shape
+        o = o.permute(0, 2, 3, 1).reshape(n, -1)  # anchor order: row, column, cell anchor
+        best, idx = o.topk(min(k, o.shape[1]), dim=1)
+        cell, place = idx % per_cell, idx // per_cell
+        # [N, h*w, 4A]: a view of the channels-last deltas dense A hands over
+        d = d.permute(0, 2, 3, 1).reshape(n, h * w, per_cell * 4)
+        rows = d.gather(1, place[..., None].expand(-1, -1, per_cell * 4))
+        logits.append(best)
+        codes.append(rows.view(n, -1, per_cell, 4)
+                     .gather(2, cell[..., None, None].expand(-1, -1, 1, 4)).squeeze(2))
+        picked.append(a.index_select(0, idx.flatten()).view(n, -1, 4))
+        levels.append(torch.full((idx.shape[1],), lvl, dtype=torch.int64, device=o.device))
+    return torch.cat(logits, 1), torch.cat(codes, 1), torch.cat(picked, 1), torch.cat(levels)
+
+
+def clip_to_images(boxes: Tensor, image_sizes: list[tuple[int, int]]) -> Tensor:
+    """float[N, K, 4] xyxy boxes clipped to each image's (height, width), as
+    ``clip_boxes_to_image`` clips them one image at a time."""
+    limits = to_device([[w, h, w, h] for h, w in image_sizes], boxes.dtype, boxes.device)
+    return boxes.clamp(min=0).minimum(limits[:, None, :])
+
+
+def pool_levels(features: list[Tensor], scales: list[float], rois: Tensor, image: Tensor,
+                level: Tensor, output_size: tuple[int, int], sampling_ratio: int, *,
+                one_table: bool) -> Tensor:
+    """RoIAlign (``aligned=False``) of each RoI on its own FPN level: float[R, C, P, Q].
+
+    ``features``: float[N, C, h_l, w_l] per level; ``scales``: feature pixels per image
+    pixel per level; ``rois``: float[R, 4] xyxy in image pixels; ``image`` and ``level``:
+    int64[R]. ``one_table`` pools all levels in one call from a copy of the features laid
+    end to end; otherwise the RoIs are sorted by level and each level pooled in one call
+    from its own features (the split by level is data-dependent: a host sync on CUDA).
+    """
+    tables = [pixel_rows(f) for f in features]
+    order = None if one_table else torch.argsort(level, stable=True)
+    if order is not None:
+        rois, image, level = rois[order], image[order], level[order]
+    index, weight = bin_taps(features, scales, rois, image, level, output_size,
+                             sampling_ratio, one_table=one_table)
+    bins, channels = output_size[0] * output_size[1], features[0].shape[1]
+    if one_table:
+        pooled = _weighted_sum(torch.cat(tables), index, weight).view(len(rois), bins, channels)
+        return pooled.transpose(1, 2).reshape(len(rois), channels, *output_size)
+    out = index.new_empty((len(rois), channels, bins), dtype=tables[0].dtype)
+    first = 0
+    for table, count in zip(tables, torch.bincount(level, minlength=len(tables)).tolist()):
+        rows = slice(first * bins, (first + count) * bins)
+        pooled = _weighted_sum(table, index[rows], weight[rows]).view(count, bins, channels)
+        out.index_copy_(0, order[first:first + count], pooled.transpose(1, 2))
+        first += count
+    return out.view(len(rois), channels, *output_size)
+
+
+def pixel_rows(feature: Tensor) -> Tensor:
+    """[N, C, h, w] as [N*h*w, C], the C values of each pixel in a row: a view of
+    channels-last features; NCHW ones are copied one image at a time as a 2-D transpose,
+    which torch copies in blocks (at 800x1344 twice as fast as a 4-D permuted copy)."""
+    n, c = feature.shape[:2]
+    if feature.is_contiguous(memory_format=torch.channels_last):
+        return feature.permute(0, 2, 3, 1).reshape(-1, c)
+    rows = feature.new_empty((n, feature.shape[2] * feature.shape[3], c))
+    for image, plane in zip(rows, feature):
+        image.copy_(plane.reshape(c, -1).t())
+    return rows.view(-1, c)
+
+
+def bin_taps(features: list[Tensor], scales: list[float], rois: Tensor, image: Tensor,
+             level: Tensor, output_size: tuple[int, int], sampling_ratio: int, *,
+             one_table: bool) -> tuple[Tensor, Tensor]:
+    """For every bin of every RoI, the rows of its level's [N*h*w, C] table (of all levels
+    end to end when ``one_table``) it sums and their weights: int64 and float
+    [R * P * Q, (2S)^2], bins in row-major order per RoI."""
+    device = rois.device
+    sizes = to_device([list(f.shape[-2:]) for f in features], torch.int64, device)
+    scale = to_device(scales, rois.dtype, device)[level]
+    h, w = sizes[level, 0], sizes[level, 1]
+    rows, wy = bilinear_taps(rois[:, 1], rois[:, 3], scale, h, output_size[0], sampling_ratio)
+    cols, wx = bilinear_taps(rois[:, 0], rois[:, 2], scale, w, output_size[1], sampling_ratio)
+    if one_table:
+        starts = to_device([0] + [f.shape[0] * f.shape[-2] * f.shape[-1] for f in features],
+                           torch.int64, device).cumsum(0)
+        base = starts[level]
+    else:
+        base = torch.zeros_like(level)
+    # [R, P, Q, 2S, 2S]: the feature vectors of each bin and their weights
+    index = (base[:, None, None, None, None] + ((image * h)[:, None, None, None, None]
+                                                + rows[:, :, None, :, None])
+             * w[:, None, None, None, None] + cols[:, None, :, None, :])
+    weight = wy[:, :, None, :, None] * wx[:, None, :, None, :] / sampling_ratio ** 2
+    taps = (2 * sampling_ratio) ** 2
+    return index.reshape(-1, taps), weight.reshape(-1, taps)
+
+
+def _weighted_sum(table: Tensor, index: Tensor, weight: Tensor) -> Tensor:
+    """float[B, C]: row b is sum over j of ``weight[b, j] * table[index[b, j]]``."""
+    return F.embedding_bag(index, table, per_sample_weights=weight.to(table.dtype), mode="sum")
+
+
+def to_device(values: list, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """A small tensor of host ``values`` on ``device``, copied without waiting for the GPU."""
+    return torch.tensor(values, dtype=dtype).to(device, non_blocking=True)
+
+
+def bilinear_taps(lo: Tensor, hi: Tensor, scale: Tensor, size: Tensor, bins: int,
+                  sampling_ratio: int) -> tuple[Tensor, Tensor]:
+    """Along one axis, the feature rows (or columns) each RoI's bins read and their bilinear
+    weights, as torchvision's RoIAlign kernel computes them (``aligned=False``).
+
+    ``lo``/``hi``: float[R] RoI edges in image pixels; ``scale``: float[R]; ``size``:
+    int64[R], the level's height (or width). Returns int64[R, bins, 2S] indices and
+    float[R, bins, 2S] weights: for each of the S samples in a bin, its lower and upper
+    neighbour; samples outside [-1, size] weigh 0.
+    """
+    start = lo * scale
+    length = (hi * scale - start).clamp(min=1.0)
+    step = length / bins
+    k = torch.arange(bins * sampling_ratio, device=lo.device)
+    within = (k % sampling_ratio).to(lo.dtype) + 0.5
+    at = start[:, None] + (k // sampling_ratio).to(lo.dtype) * step[:, None] \
+        + within * step[:, None] / sampling_ratio
+    inside = (at >= -1.0) & (at <= size[:, None])
+    at = at.clamp(min=0)
+    last = (size - 1)[:, None]
+    low = at.long()
+    top = low >= last
+    low = torch.where(top, last, low)
+    high = torch.where(top, last, low + 1)
+    frac = torch.where(top, torch.zeros_like(at), at - low)
+    taps = (len(lo), bins, 2 * sampling_ratio)
+    index = torch.stack([low, high], -1).view(taps)
+    weight = (torch.stack([1 - frac, frac], -1) * inside[..., None]).view(taps)
+    return index, weight
