@@ -53,7 +53,7 @@ def real_detector(args, precision: str = "fp32", proposals: int | None = None,
         module = build_model(args.model, min_size=args.min_size, max_size=args.max_size)
         loaded = LoadedModel(module, args.model, COCO_NAMES, "random")
     return Detector(loaded, engine=engine, device="cpu", precision=precision, conf=0.5,
-                    proposals=proposals)
+                    proposals=proposals, calib=args.calib)
 
 
 def detector_alone_fps(detector, frames) -> float:
@@ -145,6 +145,7 @@ def main() -> int:
                         default=(640, 360), metavar="WxH", help="frames for the real model")
     parser.add_argument("--engine", default="torch", help="engine of the real model")
     parser.add_argument("--precision", default="fp32", help="precision of the real model")
+    parser.add_argument("--calib", help="int8: a clip or image folder to calibrate on")
     parser.add_argument("--only", choices=("real", "standin", "bf16", "proposals"))
     args = parser.parse_args()
     print(f"# {cpu_features().describe()}, {torch.get_num_threads()} torch "
