@@ -55,6 +55,11 @@ def quantized_pieces(loaded: LoadedModel, calib: CalibrationSet | None, *,
     """
     if calib is None:
         raise ValueError(NEED_CALIB)
+    try:
+        import torchao  # noqa: F401
+    except ImportError as e:
+        raise ImportError("Expected torchao for int8 on the compiled engine (pip install "
+                          "'drivevision[int8]'), or use --engine onnx") from e
     dense = fold_batch_norms(DenseModules(copy.deepcopy(loaded.module)).eval())
     return {piece: _quantized(loaded, dense, piece, calib, progress)
             for piece in ("dense_a", "dense_b")}
@@ -72,7 +77,12 @@ def _quantized(loaded: LoadedModel, dense: DenseModules, piece: str, calib: Cali
         path, fields, lambda target: _calibrate(loaded, prepared, piece, calib, target,
                                                 progress),
         what=f"PT2E int8 calibration of {loaded.name} {piece}")
-    prepared.load_state_dict(torch.load(path, weights_only=True), strict=False)
+    ranges = torch.load(path, weights_only=True)
+    wanted = {k for k in prepared.state_dict() if _OBSERVER in k}
+    if set(ranges) != wanted:  # the key fields name the versions, so only a bug lands here
+        raise RuntimeError(f"Expected the observers of {piece} in {path}, but found "
+                           f"{len(set(ranges) & wanted)} of {len(wanted)}; delete the file")
+    prepared.load_state_dict(ranges, strict=False)
     return convert_pt2e(prepared)
 
 
