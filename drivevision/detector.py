@@ -65,8 +65,9 @@ class Detector:
             detector runs a copy of ``loaded.module``; the caller's is not moved or changed.
         engine: name of the engine that runs the dense pieces ("torch", ...).
         device: "auto", "cpu", "cuda" or "cuda:N".
-        precision: "fp32", "fp16" (CUDA), "bf16", "int8" (CPU, onnx engine, calibrated on
-            ``calib``), or "auto": fp16 on CUDA, bf16 on a CPU with bf16 hardware, else fp32
+        precision: "fp32", "fp16" (CUDA), "bf16", "int8" (CPU, onnx or compiled engine,
+            calibrated on ``calib``), or "auto": fp16 on CUDA, bf16 on a CPU with bf16
+            hardware, else fp32
             (``engines.hardware.pick_precision``; the reason is kept in ``precision_reason``).
             Boxes are always decoded in fp32.
         conf: keep detections scoring at least this.

@@ -34,9 +34,9 @@ def add_detector_args(parser: argparse.ArgumentParser, *, conf: float = 0.5,
         g.add_argument("--engine", choices=ENGINES, default="torch",
                        help=f"{engines}; auto picks one and says why (default: %(default)s)")
     g.add_argument("--device", default="auto", help=f"{'|'.join(DEVICES)}|cuda:N (default: auto)")
-    precision = ("fp16 needs CUDA; bf16 is fast on CPUs with AMX/AVX512-BF16; int8 (onnx "
-                 "engine, CPU) needs --calib; auto: fp16 on CUDA, bf16 on a CPU with bf16 "
-                 "hardware, else fp32 (the first line says which)")
+    precision = ("fp16 needs CUDA; bf16 is fast on CPUs with AMX/AVX512-BF16; int8 (onnx or "
+                 "compiled engine, CPU) needs --calib; auto: fp16 on CUDA, bf16 on a CPU with "
+                 "bf16 hardware, else fp32 (the first line says which)")
     if several:
         g.add_argument("--precision", default="fp32",
                        help=f"comma list of {', '.join(PRECISIONS)}, each run with every "

@@ -33,7 +33,7 @@ _MODULES = {
 }
 
 
-INT8_ENGINES = ("onnx",)
+INT8_ENGINES = ("onnx", "compiled")
 
 
 def create_engine(name: str, loaded: LoadedModel, *, device, precision: str,
@@ -60,12 +60,13 @@ def create_engine(name: str, loaded: LoadedModel, *, device, precision: str,
 
 
 def _create_int8(name: str, loaded: LoadedModel, *, device, progress: bool, calib) -> Engine:
-    """An int8 engine: ``auto`` is onnx, the only one that runs the calibrated QDQ pieces."""
+    """An int8 engine: onnx (ONNX Runtime's QDQ kernels; also what ``auto`` is) or compiled
+    (PT2E with the x86 Inductor quantizer, oneDNN's int8 kernels)."""
     if name not in ("auto", *INT8_ENGINES):
         raise ValueError(f"Expected --engine {' or '.join(INT8_ENGINES)} (or auto) for int8, "
                          f"but got {name}; a TensorRT int8 engine: drivevision export "
                          "--format tensorrt --precision int8 --calib CLIP_OR_FOLDER")
-    module = importlib.import_module(_MODULES["onnx"])
+    module = importlib.import_module(_MODULES["onnx" if name == "auto" else name])
     engine = module.create(loaded, device=device, precision="int8", progress=progress,
                            calib=calib)
     engine.auto_reason = "int8: ONNX Runtime's QDQ kernels" if name == "auto" else None

@@ -4,7 +4,10 @@
   stream, one graph per (N, H, W); a smaller batch, such as a file's last or a live one,
   is padded with blank images to the largest graph of its size instead of capturing a new
   one. The RoI count of dense B varies, so it is compiled with dynamic shapes and no graphs).
-* CPU: fp32 or bf16, channels-last, Inductor's C++ kernels with frozen (pre-packed) weights.
+* CPU: fp32 or bf16, channels-last, Inductor's C++ kernels with frozen (pre-packed) weights;
+  or int8: both pieces quantized by PT2E (``drivevision.engines.pt2e``, calibrated on the
+  user's footage) and run by oneDNN's int8 kernels, the float ops between them in bf16
+  where the CPU has bf16 hardware (Inductor's "int8-mixed-bf16"), else in fp32.
 
 Compilation happens on the first call for each input shape (seconds to minutes); ``warmup``
 does it ahead of time. Outputs are safe to keep across calls: the FPN features in
@@ -13,6 +16,7 @@ does it ahead of time. Outputs are safe to keep across calls: the FPN features i
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import sys
 
@@ -21,6 +25,7 @@ from torch import Tensor
 
 from drivevision.engines.base import DenseA, Engine
 from drivevision.engines.batching import BatchPlan, pad_batch
+from drivevision.engines.hardware import cpu_features
 from drivevision.engines.torch import DTYPES, DenseModules
 from drivevision.model import LoadedModel
 
@@ -32,11 +37,15 @@ class CompiledEngine(Engine):
     name = "compiled"
 
     def __init__(self, loaded: LoadedModel, *, device: torch.device, precision: str,
-                 mode: str | None = None):
+                 mode: str | None = None, calib=None, progress: bool = False):
         if precision == "fp16" and device.type != "cuda":
             raise ValueError("Expected fp16 on a CUDA device for the compiled engine; "
                              "on the CPU use bf16 or fp32")
-        self.dtype = DTYPES[precision]
+        if precision == "int8" and device.type != "cpu":
+            raise ValueError(f"Expected the CPU for the compiled engine's int8, but got "
+                             f"{device}; on CUDA use fp16 (or TensorRT int8)")
+        self.int8 = precision == "int8"
+        self.dtype = torch.float32 if self.int8 else DTYPES[precision]
         self.device = device
         self.cuda = device.type == "cuda"
         self.channels_last = not self.cuda
@@ -49,8 +58,16 @@ class CompiledEngine(Engine):
         self.dense = dense
         mode_a = mode or ("reduce-overhead" if self.cuda else None)
         options = None if self.cuda else {"freezing": True}
-        self._a = _compile(dense.dense_a, mode_a, options, dynamic=False)
-        self._b = _compile(dense.dense_b, mode if mode != "reduce-overhead" else None,
+        piece_a, piece_b = dense.dense_a, dense.dense_b
+        self._autocast = None
+        if self.int8:
+            from drivevision.engines.pt2e import quantized_pieces
+
+            pieces = quantized_pieces(loaded, calib, progress=progress)
+            piece_a, piece_b = pieces["dense_a"], pieces["dense_b"]
+            self._autocast = torch.bfloat16 if cpu_features().bf16 else None
+        self._a = _compile(piece_a, mode_a, options, dynamic=False)
+        self._b = _compile(piece_b, mode if mode != "reduce-overhead" else None,
                            options, dynamic=True)
 
     @torch.inference_mode()
@@ -63,15 +80,31 @@ class CompiledEngine(Engine):
             x = x.contiguous(memory_format=torch.channels_last)
         if self.cuda:
             torch.compiler.cudagraph_mark_step_begin()
-        features, objectness, deltas = self._a(x)
+        with self._frozen():
+            features, objectness, deltas = self._a(x)
         return ([self._own(t[:n]) for t in features], [self._out(t[:n]) for t in objectness],
                 [self._out(t[:n]) for t in deltas])
 
     @torch.inference_mode()
     def dense_b(self, pooled: Tensor) -> tuple[Tensor, Tensor]:
-        run = self.dense.dense_b if pooled.shape[0] == 0 else self._b  # no RoIs: no compile
-        logits, deltas = run(pooled.to(self.device, self.dtype))
+        if pooled.shape[0] == 0:  # no RoIs: nothing to compile
+            logits, deltas = self.dense.dense_b(pooled.to(self.device, self.dtype))
+        else:
+            with self._frozen():
+                logits, deltas = self._b(pooled.to(self.device, self.dtype))
         return self._out(logits), self._out(deltas)
+
+    def _frozen(self) -> contextlib.AbstractContextManager:
+        """int8: what a call compiles under. Freezing set in Inductor's config (the compile
+        option alone leaves oneDNN's int8 weight packing out of constant folding), and the
+        float ops in bf16 where the CPU has it."""
+        if not self.int8:
+            return contextlib.nullcontext()
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch._inductor.config.patch(freezing=True))
+        if self._autocast is not None:
+            stack.enter_context(torch.autocast("cpu", dtype=self._autocast))
+        return stack
 
     def _out(self, t: Tensor) -> Tensor:
         """fp32 result; on CUDA a copy, since CUDA graph outputs are overwritten next replay."""
@@ -98,9 +131,10 @@ def _compile(fn, mode: str | None, options: dict | None, dynamic: bool | None):
 
 
 def create(loaded: LoadedModel, *, device: torch.device, precision: str,
-           progress: bool = False) -> CompiledEngine:
+           progress: bool = False, calib=None) -> CompiledEngine:
     if progress:
         print(f"Compiling {loaded.name}'s dense pieces with torch.compile on the first frame of "
               "each size (a minute or more; later frames run compiled)", file=sys.stderr,
               flush=True)
-    return CompiledEngine(loaded, device=device, precision=precision)
+    return CompiledEngine(loaded, device=device, precision=precision, calib=calib,
+                          progress=progress)

@@ -1,0 +1,121 @@
+"""Calibrated INT8 on the compiled engine (PT2E, x86 Inductor quantizer): detections close
+to fp32 on the trained demo model, the activation ranges cached by the calibration set's
+digest, batch-norm folding exact, and int8 refused where it cannot run."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+from torchvision.ops import box_iou
+
+from drivevision.detector import Detector
+from drivevision.engines.compiled import CompiledEngine
+from drivevision.engines.int8 import CalibrationSet
+from drivevision.model import load_model
+from drivevision.synthetic import SceneGenerator
+
+pytest.importorskip("torchao")
+pt2e = pytest.importorskip("drivevision.engines.pt2e")
+
+FIXTURE = Path(__file__).parents[2] / "assets" / "tiny-fpn-synthetic.pt"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _engine_cache(tmp_path_factory):
+    """One cache for the module: calibrating once serves every test that reuses the set."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DRIVEVISION_CACHE", str(tmp_path_factory.mktemp("pt2e-cache")))
+    yield
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    return load_model("tiny-fpn", FIXTURE)
+
+
+def generated(seed: int, count: int = 6, calls: list | None = None) -> CalibrationSet:
+    """``count`` generated 384x216 scenes of drives the demo model never saw; ``calls``
+    counts how often the frames were asked for (a cache hit asks for none)."""
+    def frames():
+        if calls is not None:
+            calls.append(seed)
+        gen = SceneGenerator(384, 216, seed=seed)
+        return [gen.frame(i * 7).image for i in range(count)]
+
+    return CalibrationSet(f"seed {seed}", f"pt2e-seed{seed}-{count}", frames)
+
+
+@pytest.mark.slow
+def test_compiled_int8_detections_match_fp32_on_the_trained_model(loaded):
+    """Every confident fp32 detection has an int8 one of the same class at IoU >= 0.7, and
+    the counts agree, on held-out scenes (calibrated on other drives)."""
+    fp32 = Detector(loaded, engine="torch", device="cpu", conf=0.5, classes="all")
+    int8 = Detector(loaded, engine="compiled", device="cpu", precision="int8", conf=0.5,
+                    classes="all", calib=generated(31))
+    gen = SceneGenerator(384, 216, seed=99)
+    matched = total = 0
+    for i in (5, 40, 75, 110):
+        frame = gen.frame(i).image
+        want, got = fp32(frame), int8(frame)
+        assert abs(len(got) - len(want)) <= max(2, len(want) // 4)
+        sure = want[want.scores >= 0.7]
+        if len(sure) == 0 or len(got) == 0:
+            total += len(sure)
+            continue
+        iou = box_iou(torch.from_numpy(sure.xyxy), torch.from_numpy(got.xyxy)).numpy()
+        same = sure.class_ids[:, None] == got.class_ids[None, :]
+        matched += int(((iou >= 0.7) & same).any(axis=1).sum())
+        total += len(sure)
+    assert total >= 8 and matched >= 0.9 * total, (matched, total)
+
+
+@pytest.mark.slow
+def test_calibration_is_cached_by_the_sets_digest(loaded):
+    """A second engine with the same set calibrates nothing and quantizes to the same
+    scales; another set calibrates again, into another file."""
+    calls: list = []
+    folder = pt2e.engine_cache.cache_root() / "int8"
+    first = pt2e.quantized_pieces(loaded, generated(41, 3, calls))
+    files = set(folder.glob("*-pt2e-ranges-*.pt"))
+    again = pt2e.quantized_pieces(loaded, generated(41, 3, calls))
+    assert calls == [41, 41]  # once per piece (dense A, dense B), then cache hits
+    assert set(folder.glob("*-pt2e-ranges-*.pt")) == files
+    x = torch.rand(1, 3, 224, 384).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        assert all(torch.equal(a, b) for a, b in zip(_flat(first["dense_a"](x)),
+                                                    _flat(again["dense_a"](x))))
+    pt2e.quantized_pieces(loaded, generated(42, 3, calls))
+    assert calls == [41, 41, 42, 42]
+    assert len(set(folder.glob("*-pt2e-ranges-*.pt")) - files) == 2
+
+
+def _flat(out) -> list[torch.Tensor]:
+    return [t for group in out for t in group]
+
+
+def test_folding_batch_norms_keeps_the_outputs(loaded):
+    from drivevision.engines.torch import DenseModules
+
+    dense = DenseModules(copy.deepcopy(loaded.module)).eval()
+    folded = pt2e.fold_batch_norms(DenseModules(copy.deepcopy(loaded.module)).eval())
+    assert not any(type(m).__name__ in ("FrozenBatchNorm2d", "BatchNorm2d")
+                   for m in folded.modules())
+    x = torch.rand(1, 3, 224, 384)
+    with torch.no_grad():
+        for a, b in zip(_flat(dense.dense_a(x)), _flat(folded.dense_a(x))):
+            torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
+
+
+def test_int8_needs_a_calibration_set(loaded):
+    with pytest.raises(ValueError, match="--calib"):
+        CompiledEngine(loaded, device=torch.device("cpu"), precision="int8")
+
+
+def test_compiled_int8_is_cpu_only(loaded):
+    with pytest.raises(ValueError, match="CPU"):
+        CompiledEngine(loaded, device=torch.device("cuda"), precision="int8",
+                       calib=generated(1))
