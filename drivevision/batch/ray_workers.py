@@ -9,7 +9,10 @@ Ray is optional (``pip install 'drivevision[ray]'``) and imported only here.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -72,7 +75,8 @@ class RayWorkers:
         ray = self._ray
         started = not ray.is_initialized()
         if started:
-            ray.init(address=self.address or None, log_to_driver=False)
+            with _signals_kept():
+                ray.init(address=self.address or None, log_to_driver=False)
         actors: list = []
         try:
             count = self._size(len(jobs))
@@ -199,3 +203,18 @@ def _cause(error: BaseException) -> str:
             break
         error = cause
     return one_line(error)
+
+
+@contextlib.contextmanager
+def _signals_kept():
+    """Leave this process's SIGINT and SIGTERM handlers as they were: Ray's driver puts in
+    its own SIGTERM handler (exit at once), which would take the batch's stop request (finish
+    the reports, keep the manifest) away and outlive the batch."""
+    kept = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            for signum, handler in kept.items():
+                if handler is not None:
+                    signal.signal(signum, handler)

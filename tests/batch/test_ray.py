@@ -2,6 +2,7 @@
 an actor killed mid-file costs nothing but a retry."""
 
 import os
+import signal
 import time
 
 import pytest
@@ -24,7 +25,9 @@ def cluster():
     """A local Ray instance of 2 CPUs for this module; its workers import this checkout."""
     before = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), before]))
+    kept = signal.getsignal(signal.SIGTERM)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    signal.signal(signal.SIGTERM, kept)  # Ray's own handler would outlive this module
     try:
         yield
     finally:
@@ -78,3 +81,4 @@ def test_an_actor_killed_mid_file_has_its_file_retried_on_another(cluster, local
     assert outcome.summary["done"] == 3 and outcome.failed == 0
     assert outputs_of(out) == local_outputs
     assert hidden_or_partial(out) == []
+
