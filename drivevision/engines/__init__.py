@@ -60,17 +60,36 @@ def create_engine(name: str, loaded: LoadedModel, *, device, precision: str,
 
 
 def _create_int8(name: str, loaded: LoadedModel, *, device, progress: bool, calib) -> Engine:
-    """An int8 engine: onnx (ONNX Runtime's QDQ kernels; also what ``auto`` is) or compiled
-    (PT2E with the x86 Inductor quantizer, oneDNN's int8 kernels)."""
+    """An int8 engine: onnx (ONNX Runtime's QDQ kernels) or compiled (PT2E with the x86
+    Inductor quantizer, oneDNN's int8 kernels); ``auto``: see ``pick_int8``."""
     if name not in ("auto", *INT8_ENGINES):
         raise ValueError(f"Expected --engine {' or '.join(INT8_ENGINES)} (or auto) for int8, "
                          f"but got {name}; a TensorRT int8 engine: drivevision export "
                          "--format tensorrt --precision int8 --calib CLIP_OR_FOLDER")
-    module = importlib.import_module(_MODULES["onnx" if name == "auto" else name])
+    reason = None
+    if name == "auto":
+        name, reason = pick_int8()
+        _log.info("engine auto: %s (%s)", name, reason)
+    module = importlib.import_module(_MODULES[name])
     engine = module.create(loaded, device=device, precision="int8", progress=progress,
                            calib=calib)
-    engine.auto_reason = "int8: ONNX Runtime's QDQ kernels" if name == "auto" else None
+    engine.auto_reason = reason
     return engine
+
+
+def pick_int8(features=None) -> tuple[str, str]:
+    """The int8 engine for this CPU, and why: compiled where the CPU has bf16 hardware (its
+    int8 kernels with the float ops in bf16 measured 2.6x onnx int8 on an AMX Xeon,
+    docs/benchmarks.md) and torchao (PT2E) is installed; onnx elsewhere (any x86 CPU, and
+    the least hurt by other jobs on the cores)."""
+    from drivevision.engines.hardware import cpu_features
+
+    features = features or cpu_features()
+    if features.bf16 and _importable("torchao"):
+        return "compiled", ("int8 on a CPU with bf16 hardware: PT2E's oneDNN int8 kernels, "
+                            "float ops in bf16")
+    why = "no bf16 hardware" if not features.bf16 else "torchao (PT2E) not installed"
+    return "onnx", f"int8: ONNX Runtime's QDQ kernels ({why})"
 
 
 def pick_auto(device, precision: str) -> tuple[str, str]:

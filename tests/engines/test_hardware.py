@@ -97,3 +97,16 @@ def test_a_named_precision_is_kept_and_gives_no_auto_reason(tiny_loaded, monkeyp
     detector = Detector(tiny_loaded, device="cpu", precision="fp32")
     assert detector.precision == "fp32" and detector.precision_reason is None
     assert "auto" not in detector.describe()
+
+
+def test_auto_int8_is_compiled_where_bf16_hardware_and_torchao_are_and_onnx_elsewhere(
+        monkeypatch):
+    from drivevision import engines
+
+    monkeypatch.setattr(engines, "_importable", lambda *names: True)
+    assert engines.pick_int8(parse_cpuinfo(SAPPHIRE))[0] == "compiled"
+    name, reason = engines.pick_int8(parse_cpuinfo(EPYC))
+    assert name == "onnx" and "no bf16 hardware" in reason
+    monkeypatch.setattr(engines, "_importable", lambda *names: False)
+    name, reason = engines.pick_int8(parse_cpuinfo(SAPPHIRE))
+    assert name == "onnx" and "torchao" in reason
