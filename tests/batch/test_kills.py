@@ -18,7 +18,10 @@ from tests.batch.helpers import CLIPS, WEIGHTS, hidden_or_partial, make_footage,
 
 
 @pytest.mark.slow
-def test_a_worker_killed_mid_file_costs_only_that_file_which_is_retried(tmp_path, footage):
+def test_a_worker_killed_mid_file_costs_only_that_file_which_is_retried(tmp_path):
+    # clips long enough (a second or more each) that the first progress report of the second
+    # one comes well before its end: the kill must land mid-file, not after its result
+    footage = make_footage(tmp_path / "footage", frames=80)
     clean = tmp_path / "clean"
     assert main(["batch", str(footage), "--out", str(clean), "--weights", WEIGHTS, "-q"]) == 0
     out = tmp_path / "det"
