@@ -9,13 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from torchvision.ops import box_iou
 
 from drivevision.detector import Detector
 from drivevision.engines.compiled import CompiledEngine
-from drivevision.engines.int8 import CalibrationSet
 from drivevision.model import load_model
-from drivevision.synthetic import SceneGenerator
+from tests.engines.int8_helpers import assert_int8_matches_fp32, generated
 
 pytest.importorskip("torchao")
 pt2e = pytest.importorskip("drivevision.engines.pt2e")
@@ -37,18 +35,6 @@ def loaded():
     return load_model("tiny-fpn", FIXTURE)
 
 
-def generated(seed: int, count: int = 6, calls: list | None = None) -> CalibrationSet:
-    """``count`` generated 384x216 scenes of drives the demo model never saw; ``calls``
-    counts how often the frames were asked for (a cache hit asks for none)."""
-    def frames():
-        if calls is not None:
-            calls.append(seed)
-        gen = SceneGenerator(384, 216, seed=seed)
-        return [gen.frame(i * 7).image for i in range(count)]
-
-    return CalibrationSet(f"seed {seed}", f"pt2e-seed{seed}-{count}", frames)
-
-
 @pytest.mark.slow
 def test_compiled_int8_detections_match_fp32_on_the_trained_model(loaded):
     """Every confident fp32 detection has an int8 one of the same class at IoU >= 0.7, and
@@ -56,21 +42,7 @@ def test_compiled_int8_detections_match_fp32_on_the_trained_model(loaded):
     fp32 = Detector(loaded, engine="torch", device="cpu", conf=0.5, classes="all")
     int8 = Detector(loaded, engine="compiled", device="cpu", precision="int8", conf=0.5,
                     classes="all", calib=generated(31))
-    gen = SceneGenerator(384, 216, seed=99)
-    matched = total = 0
-    for i in (5, 40, 75, 110):
-        frame = gen.frame(i).image
-        want, got = fp32(frame), int8(frame)
-        assert abs(len(got) - len(want)) <= max(2, len(want) // 4)
-        sure = want[want.scores >= 0.7]
-        if len(sure) == 0 or len(got) == 0:
-            total += len(sure)
-            continue
-        iou = box_iou(torch.from_numpy(sure.xyxy), torch.from_numpy(got.xyxy)).numpy()
-        same = sure.class_ids[:, None] == got.class_ids[None, :]
-        matched += int(((iou >= 0.7) & same).any(axis=1).sum())
-        total += len(sure)
-    assert total >= 8 and matched >= 0.9 * total, (matched, total)
+    assert_int8_matches_fp32(fp32, int8)
 
 
 @pytest.mark.slow
