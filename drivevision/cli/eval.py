@@ -16,13 +16,14 @@ EVAL_CONF = 0.05  # scores this low still count for AP (torchvision's own box_sc
 def add_parser(commands) -> None:
     """Register ``eval`` on the ``drivevision`` sub-command parsers."""
     p = add_command(
-        commands, "eval", summary="score detections against ground truth (COCO AP, MOTA, IDF1)",
+        commands, "eval",
+        summary="score detections against ground truth (COCO AP, HOTA, MOTA, IDF1)",
         description="Score detections against ground truth with pycocotools (COCO box AP, "
                     "AP50, AP75, AP by size, AR@100, AP per class) and, when both carry track "
-                    "ids, motmetrics (MOTA, IDF1, ID switches). Either score a detection file "
-                    "(--pred), or run the detector on the labelled INPUT with each engine and "
-                    "precision and print their AP, ms/frame and AP difference to torch fp32, "
-                    "all measured in this one run.",
+                    "ids, TrackEval (HOTA) and motmetrics (MOTA, IDF1, ID switches). Either "
+                    "score a detection file (--pred), or run the detector on the labelled "
+                    "INPUT with each engine and precision and print their AP, ms/frame and AP "
+                    "difference to torch fp32, all measured in this one run.",
         examples="""
 drivevision eval --gt assets/sample_gt.jsonl --pred det.jsonl        # score a detect run
 drivevision eval --gt gt.json --pred det.jsonl --class-map vehicle=car --json

@@ -11,8 +11,9 @@ from drivevision.evaluation.coco import RECALLS
 from drivevision.evaluation.score import Evaluation
 
 _ROWS = (("AP", "AP@[.5:.95]"), ("AP50", "AP@.5"), ("AP75", "AP@.75"), ("APs", "AP small"),
-         ("APm", "AP medium"), ("APl", "AP large"), ("AR100", "AR@100"), ("MOTA", "MOTA"),
-         ("IDF1", "IDF1"), ("id_switches", "ID switches"))
+         ("APm", "AP medium"), ("APl", "AP large"), ("AR100", "AR@100"), ("HOTA", "HOTA"),
+         ("DetA", "DetA"), ("AssA", "AssA"), ("MOTA", "MOTA"), ("IDF1", "IDF1"),
+         ("id_switches", "ID switches"))
 
 
 def fmt(value) -> str:

@@ -61,11 +61,11 @@ def evaluate(truth: Annotations, preds: Annotations, *, class_map: dict[str, str
                "gt_boxes": sum(len(f) for f in truth.frames.values()),
                "detections": sum(len(f) for f in preds.frames.values())}
     if truth.has_tracks and preds.has_tracks:
-        from drivevision.evaluation.tracks import track_metrics
+        from drivevision.evaluation.tracks import HOTA_INSTALL, track_metrics
 
         metrics.update(track_metrics(truth, preds))
-        notes.append("HOTA is not reported: TrackEval's package requires opencv-python, which "
-                     "clashes with the viewer's Qt, and motmetrics has none")
+        if metrics["HOTA"] is None:
+            notes.append(HOTA_INSTALL)
     return Evaluation(metrics, curves, notes)
 
 

@@ -152,6 +152,55 @@ def test_mot_tracks_score_mota_idf1_and_switches(tmp_path, capsys):
     assert swapped["IDF1"] == pytest.approx(0.5)
 
 
+def test_hota_by_trackeval_splits_detection_from_association(tmp_path, capsys):
+    gt = _mot_truth(tmp_path / "gt.txt")
+    assert main(["eval", "--gt", str(gt), "--pred", str(_tracked(tmp_path / "a.jsonl", 99)),
+                 "--json"]) == 0
+    perfect = json.loads(capsys.readouterr().out)
+    assert (perfect["HOTA"], perfect["DetA"], perfect["AssA"]) == pytest.approx((1, 1, 1))
+    assert main(["eval", "--gt", str(gt), "--pred", str(_tracked(tmp_path / "b.jsonl", 2)),
+                 "--json"]) == 0
+    swapped = json.loads(capsys.readouterr().out)
+    # Every box found (DetA 1); each person's id is right for 2 of its 4 frames and each
+    # predicted id covers both people: association 2 / (4 + 4 - 2) for every match.
+    assert swapped["DetA"] == pytest.approx(1.0)
+    assert swapped["AssA"] == pytest.approx(1 / 3)
+    assert swapped["HOTA"] == pytest.approx((1 / 3) ** 0.5)
+
+
+def test_hota_matches_only_within_a_class(tmp_path):
+    gt = tmp_path / "gt.jsonl"
+    gt.write_text("".join(json.dumps({"frame": f, "boxes": [CAR, PERSON],
+                                      "labels": ["car", "truck"], "track_ids": [1, 2]}) + "\n"
+                          for f in (0, 1)))
+    pred = tmp_path / "pred.jsonl"
+    classes = [("car", "truck"), ("truck", "truck")]  # frame 1: track 5 turns truck on the car
+    pred.write_text("".join(json.dumps({"frame": f, "detections": [
+        {"class_name": c, "score": 0.9, "track_id": t, "box": b}
+        for c, t, b in zip(classes[f], (5, 6), (CAR, PERSON))]}) + "\n" for f in (0, 1)))
+    m = evaluate(read_truth(gt), read_predictions(pred)).metrics
+    # 3 matches, frame 1's car missed and its "truck" a false positive: DetA 3 / 5.
+    # Object 1 and track 5 share 1 of their 2 + 2 boxes (1/3), object 2 and track 6 all 2.
+    assert m["DetA"] == pytest.approx(3 / 5)
+    assert m["AssA"] == pytest.approx((1 / 3 + 2 * 1) / 3)
+    assert m["HOTA"] == pytest.approx((3 / 5 * 7 / 9) ** 0.5)
+
+
+def test_without_trackeval_hota_is_null_and_a_note_says_how_to_get_it(tmp_path, capsys,
+                                                                        monkeypatch):
+    import sys
+
+    for name in ("trackeval", "trackeval.metrics", "trackeval.metrics.hota"):
+        monkeypatch.setitem(sys.modules, name, None)  # import fails as when not installed
+    gt = _mot_truth(tmp_path / "gt.txt")
+    assert main(["eval", "--gt", str(gt), "--pred", str(_tracked(tmp_path / "a.jsonl", 99)),
+                 "--json"]) == 0
+    out, err = capsys.readouterr()
+    result = json.loads(out)
+    assert result["HOTA"] is None and result["MOTA"] == 1.0
+    assert "pip install --no-deps trackeval" in err
+
+
 def test_the_eval_clip_is_made_of_drives_the_demo_model_never_saw(tmp_path):
     from drivevision.synthetic import EVAL_SEEDS, write_eval_clip
 
