@@ -31,8 +31,9 @@ def add_detector_args(parser: argparse.ArgumentParser, *, conf: float = 0.5,
         g.add_argument("--engines", default="torch",
                        help=f"comma list, each run in turn: {engines} (default: %(default)s)")
     else:
-        g.add_argument("--engine", choices=ENGINES, default="torch",
-                       help=f"{engines}; auto picks one and says why (default: %(default)s)")
+        g.add_argument("--engine", choices=ENGINES,
+                       help=f"{engines}; auto picks one and says why (default: torch; auto "
+                            "with --precision int8)")
     g.add_argument("--device", default="auto", help=f"{'|'.join(DEVICES)}|cuda:N (default: auto)")
     precision = ("fp16 needs CUDA; bf16 is fast on CPUs with AMX/AVX512-BF16; int8 (onnx or "
                  "compiled engine, CPU) needs --calib; auto: fp16 on CUDA, bf16 on a CPU with "
@@ -62,7 +63,8 @@ def add_detector_args(parser: argparse.ArgumentParser, *, conf: float = 0.5,
 
 
 def detector_config(args: argparse.Namespace) -> DetectorConfig:
-    return DetectorConfig(model=args.model, weights=args.weights, engine=args.engine,
+    engine = args.engine or ("auto" if args.precision == "int8" else "torch")
+    return DetectorConfig(model=args.model, weights=args.weights, engine=engine,
                           device=args.device, precision=args.precision, conf=args.conf,
                           classes=args.classes, min_size=args.min_size, max_size=args.max_size,
                           proposals=args.proposals, calib=getattr(args, "calib", None))

@@ -109,6 +109,20 @@ def test_detect_int8_without_calib_says_what_to_pass(tmp_path, capsys):
     assert code == 2 and "pass --calib CLIP_OR_FOLDER" in err
 
 
+def test_detect_int8_without_an_engine_picks_the_int8_engine(tmp_path, capsys, monkeypatch):
+    import drivevision.engines
+
+    monkeypatch.setattr(drivevision.engines, "pick_int8", lambda: ("onnx", "the test's choice"))
+    code = main(["detect", str(SAMPLE), "--weights", str(FIXTURE), "--precision", "int8",
+                 "--calib", str(SAMPLE), "--jsonl", str(tmp_path / "d.jsonl")])
+    err = capsys.readouterr().err
+    assert code == 0 and "engine onnx int8 on cpu" in err and "the test's choice" in err
+    code = main(["detect", str(SAMPLE), "--weights", str(FIXTURE), "--engine", "torch",
+                 "--precision", "int8", "--calib", str(SAMPLE), "--no-save"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "for int8" in err[-1]
+
+
 def test_int8_on_an_engine_without_it_is_refused(loaded):
     with pytest.raises(ValueError, match="for int8"):
         Detector(loaded, engine="torch", device="cpu", precision="int8", calib=generated(1))
