@@ -43,11 +43,30 @@ class BatchSettings:
         """The settings as the manifest records them (a checkpoint by its content's hash,
         so a retrained file under the same name counts as a change), as JSON reads back."""
         key = asdict(self)
+        key["config"].update(resolved_engine(self.config))
         weights = self.config.weights
         if weights:
             key["config"]["weights"] = {"name": Path(weights).name,
                                         "sha256": file_sha256(Path(weights))}
         return json.loads(json.dumps(key))  # tuples as lists, as the manifest reads them
+
+
+def resolved_engine(config: DetectorConfig) -> dict[str, str]:
+    """The engine and precision that ``auto`` settles to on this machine, so that a rerun
+    where it settles otherwise (another CPU, a GPU) counts as other settings."""
+    from drivevision import engines
+    from drivevision.detector import resolve_device
+    from drivevision.engines.hardware import pick_precision
+
+    device = resolve_device(config.device)
+    precision = config.precision
+    if precision == "auto":
+        precision = pick_precision(device)[0]
+    engine = config.engine
+    if engine == "auto":
+        engine = (engines.pick_int8() if precision == "int8"
+                  else engines.pick_auto(device, precision))[0]
+    return {"engine": engine, "precision": precision}
 
 
 @dataclass

@@ -71,3 +71,20 @@ def test_two_inputs_with_the_same_output_name_are_refused(tmp_path):
         find_jobs([str(a), str(b)], tmp_path / "out")
     with pytest.raises(ValueError, match="batch's own report"):
         find_jobs([str(touch(tmp_path / "batch.mp4"))], tmp_path / "out")
+
+
+def test_the_manifest_records_what_auto_settles_to_on_this_machine(monkeypatch):
+    from drivevision.batch.work import BatchSettings
+    from drivevision.config import DetectorConfig
+    from drivevision.engines import hardware
+    from tests.engines.test_hardware import EPYC, SAPPHIRE
+
+    def key_on(cpuinfo: str, **config) -> dict:
+        monkeypatch.setattr(hardware, "cpu_features", lambda: hardware.parse_cpuinfo(cpuinfo))
+        return BatchSettings(DetectorConfig(device="cpu", **config)).key()["config"]
+
+    amx = key_on(SAPPHIRE, engine="auto", precision="auto")
+    assert (amx["engine"], amx["precision"]) == ("compiled", "bf16")
+    assert amx == key_on(SAPPHIRE, engine="compiled", precision="bf16")  # the same outputs
+    avx2 = key_on(EPYC, engine="auto", precision="auto")
+    assert avx2["precision"] == "fp32" and avx2 != amx  # a rerun there redoes the inputs
