@@ -15,8 +15,7 @@ def commands() -> dict[str, argparse.ArgumentParser]:
     return {"drivevision": parser, **sub.choices}
 
 
-@pytest.mark.parametrize("name", ["drivevision", "detect", "live", "export", "bench", "eval",
-                                  "view"])
+@pytest.mark.parametrize("name", list(commands()))  # every command, batch too
 def test_help_has_a_description_examples_and_help_for_every_option(name):
     parser = commands()[name]
     text = parser.format_help()
@@ -26,7 +25,7 @@ def test_help_has_a_description_examples_and_help_for_every_option(name):
     assert missing == [], f"{name}: options without help: {missing}"
 
 
-@pytest.mark.parametrize("name", ["detect", "live", "export", "bench", "eval", "view"])
+@pytest.mark.parametrize("name", [c for c in commands() if c != "drivevision"])
 def test_every_option_with_a_default_shows_it(name):
     parser = commands()[name]
     text = " ".join(parser.format_help().split())
