@@ -122,6 +122,34 @@ def leftover_part_files(clean: bool) -> Callable[[Ctx], int]:
     return action
 
 
+def killed_export_staging(clean: bool) -> Callable[[Ctx], int]:
+    """A killed export's staging folder, and one a running export holds, in ``engines/``."""
+    def action(ctx: Ctx) -> int:
+        engines = ctx.tmp / "engines"
+        (engines / ".export-old").mkdir(parents=True)
+        (engines / ".export-old" / "dense_a.onnx").write_bytes(b"half")
+        (engines / ".export-live").mkdir()
+        holder = subprocess.Popen(
+            [sys.executable, "-c", "import fcntl, os, sys, time; "  # as export holds its own
+             "fcntl.flock(os.open(sys.argv[1], os.O_RDONLY), fcntl.LOCK_SH); "
+             "print('held', flush=True); time.sleep(60)", str(engines / ".export-live")],
+            stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout.readline().strip() == "held"
+            done = subprocess.run(
+                [sys.executable, "-m", "drivevision", "export", "--model", "tiny-fpn",
+                 "--weights", ctx.weights, "--input-size", "64x64", "--exporter", "legacy",
+                 "-o", str(engines), *(["--clean"] if clean else [])],
+                capture_output=True, text=True, timeout=120)
+        finally:
+            holder.kill()
+            holder.wait()
+        ctx.stdout, ctx.stderr = done.stdout, done.stderr
+        assert ".export-live" not in ctx.stderr  # a running export's folder is not a leftover
+        return done.returncode
+    return action
+
+
 def full_disk(ctx: Ctx) -> int:
     """The disk fills up after 12 kB of any file (RLIMIT_FSIZE: writes fail with EFBIG)."""
     clip = ctx.tmp / "long.mp4"
@@ -225,6 +253,12 @@ CASES = [
          exist=(".out.part.99999.mp4", ".export-abc"), lines={"out.jsonl": 12}),
     Case("--clean", leftover_part_files(clean=True), 0,
          absent=(".out.part.99999.mp4", ".export-abc"), lines={"out.jsonl": 12}),
+    Case("export: staging folder of a killed export", killed_export_staging(clean=False), 0,
+         r"1 unfinished output\(s\) left by a killed run: .*engines/\.export-old \(.*"
+         r"--clean removes them", exist=("engines/.export-old", "engines/.export-live",
+                                         "engines/dense_a.onnx")),
+    Case("export --clean", killed_export_staging(clean=True), 0,
+         absent=("engines/.export-old",), exist=("engines/.export-live", "engines/dense_a.onnx")),
     Case("disk full mid-video", full_disk, 1, r"error: .*File too large",
          exist=("out.partial.mp4",), absent=("out.mp4",), plays={"out.partial.mp4": 10},
          slow=True),
