@@ -78,6 +78,23 @@ def jsonl_to(name: str) -> Callable[[Ctx], int]:
     return action
 
 
+def jsonl_to_head(ctx: Ctx) -> int:
+    """``drivevision detect CLIP --jsonl - -o out.mp4 | head -n 2``: the reader leaves (a
+    clip long enough that the run cannot end before it does)."""
+    clip = ctx.tmp / "long.mp4"
+    write_clip(clip, 200, width=160, height=96, fps=10.0, seed=4)
+    run = subprocess.Popen(ctx.cmd("detect", str(clip), "--jsonl", "-", "-o",
+                                   str(ctx.tmp / "out.mp4"), "-q"),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    got = [run.stdout.readline() for _ in range(2)]
+    run.stdout.close()
+    ctx.stderr = run.stderr.read()
+    run.wait(60)
+    assert all(json.loads(line)["frame"] == i for i, line in enumerate(got))
+    assert ctx.stderr == "", ctx.stderr  # quiet, as a command killed by SIGPIPE
+    return run.returncode
+
+
 def jsonl_to_fifo(ctx: Ctx) -> int:
     fifo = ctx.tmp / "lines.fifo"
     os.mkfifo(fifo)
@@ -244,6 +261,8 @@ CASES = [
          r"out\.mp4 is being written by another run \(pid \d+\)", absent=("out.mp4",)),
     Case("--jsonl /dev/null", jsonl_to("/dev/null"), 0),
     Case("--jsonl - (stdout)", jsonl_to("-"), 0, r"wrote -", stdout_lines=12),
+    Case("--jsonl - read by head", jsonl_to_head, 141, exist=("out.partial.mp4",),
+         absent=("out.mp4",), plays={"out.partial.mp4": 1}),
     Case("--jsonl to a FIFO", jsonl_to_fifo, 0, lines={"from-fifo.jsonl": 12}),
     Case("--jsonl to a symlink", jsonl_to_symlink, 0, lines={"real/target.jsonl": 12}),
     Case("output name of 255 bytes", long_output_name, 0, lines={"long.jsonl": 12}),
