@@ -11,6 +11,7 @@ import importlib.util
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -50,13 +51,57 @@ XCB_PACKAGES = {
 _NOT_FOUND = re.compile(r"^\s*(\S+)\s+=>\s+not found", re.MULTILINE)
 
 
-def xcb_plugin() -> Path | None:
-    """Where PyQt6's xcb platform plugin is, or None (no PyQt6, or a build without it)."""
+def platforms_folder() -> Path:
+    """The folder of PyQt6's platform plugins (``libqNAME.so``)."""
     from PyQt6.QtCore import QLibraryInfo  # QtCore loads no platform plugin
 
-    plugins = QLibraryInfo.path(QLibraryInfo.LibraryPath.PluginsPath)
-    path = Path(plugins) / "platforms" / "libqxcb.so"
+    return Path(QLibraryInfo.path(QLibraryInfo.LibraryPath.PluginsPath)) / "platforms"
+
+
+def xcb_plugin() -> Path | None:
+    """Where PyQt6's xcb platform plugin is, or None (no PyQt6, or a build without it)."""
+    path = platforms_folder() / "libqxcb.so"
     return path if path.is_file() else None
+
+
+def unknown_platform(requested: str, folder: Path) -> str | None:
+    """Why ``QT_QPA_PLATFORM=requested`` (``NAME[:OPTIONS]``, fallbacks after ``;``) names
+    no plugin in ``folder``, or None when one of its names is there (or the folder is not)."""
+    if not folder.is_dir():
+        return None
+    names = [p.split(":")[0].strip() for p in requested.split(";") if p.strip()]
+    if not names or any((folder / f"libq{name}.so").is_file() for name in names):
+        return None
+    have = sorted(p.name[len("libq"):-len(".so")] for p in folder.glob("libq*.so"))
+    return (f"Qt has no platform plugin {', '.join(names)} (QT_QPA_PLATFORM={requested}); "
+            f"it has: {', '.join(have)}")
+
+
+def x_server_problem(display: str, timeout: float = 3.0) -> str | None:
+    """Why no X server answers on ``display`` (``[HOST]:N[.SCREEN]``), or None when one
+    does or the name is one we cannot check."""
+    host, sep, rest = display.rpartition(":")
+    number = rest.split(".")[0]
+    if not sep or not number.isdigit():
+        return None
+    if host in ("", "unix"):
+        path = f"/tmp/.X11-unix/X{number}"
+        addresses = [(socket.AF_UNIX, "\0" + path), (socket.AF_UNIX, path)]
+    elif host.startswith("/"):
+        return None  # a socket path (macOS launchd): not ours to judge
+    else:
+        addresses = [(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                      (host.strip("[]"), 6000 + int(number)))]
+    for family, address in addresses:
+        try:
+            with socket.socket(family, socket.SOCK_STREAM) as s:
+                s.settimeout(timeout)
+                s.connect(address)
+                return None
+        except OSError:
+            continue
+    return (f"no X server answers on DISPLAY={display} (start it from a desktop session, "
+            "over ssh -X, or under xvfb-run)")
 
 
 def not_found(ldd_output: str) -> list[str]:
@@ -111,10 +156,17 @@ def problem(env: Mapping[str, str] | None = None) -> str | None:
             and not env.get("WAYLAND_DISPLAY"):
         return ("no display to open a window on: DISPLAY and WAYLAND_DISPLAY are not set "
                 "(start it from a desktop session, over ssh -X, or under xvfb-run)")
+    if env.get("QT_QPA_PLATFORM"):
+        unknown = unknown_platform(env["QT_QPA_PLATFORM"], platforms_folder())
+        if unknown:
+            return unknown
     if not _uses_xcb(env):
         return None
     plugin = xcb_plugin()
     missing = missing_libraries(plugin) if plugin is not None else []
     if missing:
         return f"Qt's xcb platform plugin cannot load: {install_hint(missing)}"
-    return None
+    if not env.get("DISPLAY"):
+        return ("no display to open a window on: Qt's xcb plugin needs DISPLAY, which is not "
+                "set (start it from a desktop session, over ssh -X, or under xvfb-run)")
+    return x_server_problem(env["DISPLAY"])

@@ -5,13 +5,20 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import select
 import signal
 import sys
 import traceback
 import warnings
 
 from drivevision import __version__
-from drivevision.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, quit_now
+from drivevision.cli.exits import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_READER_LEFT,
+    EXIT_USAGE,
+    quit_now,
+)
 from drivevision.pipeline import signals
 
 # Standard library, exits and signals only up to here: ``main`` takes Ctrl-C over before the
@@ -75,6 +82,10 @@ def _run(command, args: argparse.Namespace, debug: bool) -> int:
 
     try:
         return command(args)
+    except (StageError, BrokenPipeError) as e:
+        if _stdout_reader_left(e):  # `drivevision ... --jsonl - | head`: the Unix way
+            return EXIT_READER_LEFT
+        return _fail(e, EXIT_FAILED, debug)
     except (DriveVisionError, ValueError, TypeError) as e:
         return _fail(e, EXIT_FAILED if isinstance(e, StageError) else EXIT_USAGE, debug)
     except (OSError, ImportError) as e:  # a full disk, a missing optional library, ...
@@ -82,6 +93,27 @@ def _run(command, args: argparse.Namespace, debug: bool) -> int:
     except KeyboardInterrupt:
         print("drivevision: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _stdout_reader_left(error: BaseException) -> bool:
+    """Whether ``error`` is stdout's reader going away (``| head``): then the run ends
+    quietly, as a command killed by SIGPIPE would, and nothing more is written to stdout."""
+    cause = error if isinstance(error, BrokenPipeError) else (
+        getattr(error, "error", None) or error.__cause__)
+    if not isinstance(cause, BrokenPipeError) or not hasattr(select, "poll"):
+        return False
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError):
+        return False
+    poll = select.poll()  # a pipe with no reader left polls as an error on its write end
+    poll.register(fd, select.POLLOUT)
+    if not any(events & select.POLLERR for _, events in poll.poll(0)):
+        return False  # stdout is fine: the pipe that broke was another output (a FIFO)
+    devnull = os.open(os.devnull, os.O_WRONLY)  # the interpreter flushes stdout at exit
+    os.dup2(devnull, fd)
+    os.close(devnull)
+    return True
 
 
 def _fail(error: BaseException, code: int, debug: bool) -> int:

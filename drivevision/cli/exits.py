@@ -16,6 +16,7 @@ EXIT_USAGE = 2  # bad input or options
 EXIT_INPUT_DAMAGED = 3  # also: a live source was lost for good
 EXIT_SOME_FAILED = 3  # batch: some inputs failed, the others completed
 EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM
+EXIT_READER_LEFT = 141  # the reader of stdout went away (128 + SIGPIPE, as a shell says)
 
 _AT_QUIT: list[Callable[[], None]] = []
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from drivevision.cli.exits import EXIT_INTERRUPTED, undo_on_quit
 from drivevision.cli.help import add_command
 from drivevision.cli.options import model_args
+from drivevision.io.claims import hold_folder, leftover_warning, leftovers, remove_leftovers
 from drivevision.pipeline import signals
 
 
@@ -47,6 +48,8 @@ drivevision export --precision int8 --calib my_drive.mp4          # Q/DQ ONNX, c
                    help="torch.onnx exporter (legacy: TorchScript, faster to export)")
     g.add_argument("-o", "--output-dir", default="engines", metavar="DIR",
                    help="folder for the pieces (made if missing)")
+    g.add_argument("--clean", action="store_true",
+                   help="remove the staging folders (.export-*) killed exports left in DIR")
     export.set_defaults(func=cmd_export)
 
 
@@ -66,8 +69,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     # Written aside first and moved in at the end: an interrupted or failed export leaves
     # the folder as it was, never a new dense_a beside an old dense_b or a file without
     # its metadata.
+    _leftovers(out, args.clean)
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out))
     remove = functools.partial(shutil.rmtree, staging, ignore_errors=True)
+    held = hold_folder(staging)  # a held staging folder is a running export's, not a leftover
     try:
         with undo_on_quit(remove):
             if args.format == "onnx":
@@ -83,7 +88,18 @@ def cmd_export(args: argparse.Namespace) -> int:
                 print(f"wrote {target}")
     finally:
         remove()
+        if held is not None:
+            os.close(held)
     return EXIT_INTERRUPTED if caught else 0
+
+
+def _leftovers(out: Path, clean: bool) -> None:
+    """Name the staging folders killed exports left in ``out``, or remove them (``clean``)."""
+    found = [p for p in leftovers([out]) if p.is_dir()]
+    if clean:
+        remove_leftovers(found)
+    elif found:
+        print(f"drivevision: warning: {leftover_warning(found)}", file=sys.stderr)
 
 
 def _check_cost(args: argparse.Namespace, size: tuple[int, int]) -> None:

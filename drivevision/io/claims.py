@@ -153,6 +153,16 @@ def hold_part(path: Path) -> int | None:
     return fd
 
 
+def hold_folder(path: Path) -> int | None:
+    """Hold a shared lock on the folder ``path`` until the returned fd is closed (or the
+    process ends): a locked staging folder belongs to a run still going."""
+    if fcntl is None:
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    return fd
+
+
 def _in_use(path: Path) -> bool:
     if fcntl is None:
         return False

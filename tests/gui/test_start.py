@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -69,6 +70,34 @@ def test_no_display_is_one_line_saying_so():
     assert run.returncode == 1, run.stderr
     [line] = run.stderr.strip().splitlines()
     assert "no display" in line and "DISPLAY and WAYLAND_DISPLAY are not set" in line
+
+
+@linux_only
+def test_a_display_no_x_server_answers_on_is_one_line():
+    """A stale DISPLAY (an ssh session without X forwarding): Qt would abort (SIGABRT)."""
+    run = start_viewer(viewer_env(DISPLAY=":986"))
+    assert run.returncode == 1, run.stderr  # not -6 (SIGABRT)
+    assert run.stderr.strip().splitlines() == [
+        "drivevision-gui: no X server answers on DISPLAY=:986 (start it from a desktop "
+        "session, over ssh -X, or under xvfb-run)"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="displays: Linux only")
+def test_a_platform_plugin_qt_does_not_have_is_one_line():
+    run = start_viewer(viewer_env(QT_QPA_PLATFORM="nosuch"))
+    assert run.returncode == 1, run.stderr  # not -6 (SIGABRT)
+    [line] = run.stderr.strip().splitlines()
+    assert line.startswith("drivevision-gui: Qt has no platform plugin nosuch "
+                           "(QT_QPA_PLATFORM=nosuch); it has: ") and "offscreen" in line
+
+
+def test_an_x_server_that_answers_passes():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        number = server.getsockname()[1] - 6000  # ephemeral ports are above 6000
+        assert preflight.x_server_problem(f"127.0.0.1:{number}.0") is None
+    assert "no X server answers" in preflight.x_server_problem(f"127.0.0.1:{number}")
 
 
 def test_the_hint_names_packages_and_unknown_libraries():

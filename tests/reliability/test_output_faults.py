@@ -78,6 +78,23 @@ def jsonl_to(name: str) -> Callable[[Ctx], int]:
     return action
 
 
+def jsonl_to_head(ctx: Ctx) -> int:
+    """``drivevision detect CLIP --jsonl - -o out.mp4 | head -n 2``: the reader leaves (a
+    clip long enough that the run cannot end before it does)."""
+    clip = ctx.tmp / "long.mp4"
+    write_clip(clip, 200, width=160, height=96, fps=10.0, seed=4)
+    run = subprocess.Popen(ctx.cmd("detect", str(clip), "--jsonl", "-", "-o",
+                                   str(ctx.tmp / "out.mp4"), "-q"),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    got = [run.stdout.readline() for _ in range(2)]
+    run.stdout.close()
+    ctx.stderr = run.stderr.read()
+    run.wait(60)
+    assert all(json.loads(line)["frame"] == i for i, line in enumerate(got))
+    assert ctx.stderr == "", ctx.stderr  # quiet, as a command killed by SIGPIPE
+    return run.returncode
+
+
 def jsonl_to_fifo(ctx: Ctx) -> int:
     fifo = ctx.tmp / "lines.fifo"
     os.mkfifo(fifo)
@@ -119,6 +136,34 @@ def leftover_part_files(clean: bool) -> Callable[[Ctx], int]:
         code = ctx.run("detect", ctx.clip, "--jsonl", str(ctx.tmp / "out.jsonl"),
                        *(["--clean"] if clean else []))
         return code
+    return action
+
+
+def killed_export_staging(clean: bool) -> Callable[[Ctx], int]:
+    """A killed export's staging folder, and one a running export holds, in ``engines/``."""
+    def action(ctx: Ctx) -> int:
+        engines = ctx.tmp / "engines"
+        (engines / ".export-old").mkdir(parents=True)
+        (engines / ".export-old" / "dense_a.onnx").write_bytes(b"half")
+        (engines / ".export-live").mkdir()
+        holder = subprocess.Popen(
+            [sys.executable, "-c", "import fcntl, os, sys, time; "  # as export holds its own
+             "fcntl.flock(os.open(sys.argv[1], os.O_RDONLY), fcntl.LOCK_SH); "
+             "print('held', flush=True); time.sleep(60)", str(engines / ".export-live")],
+            stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout.readline().strip() == "held"
+            done = subprocess.run(
+                [sys.executable, "-m", "drivevision", "export", "--model", "tiny-fpn",
+                 "--weights", ctx.weights, "--input-size", "64x64", "--exporter", "legacy",
+                 "-o", str(engines), *(["--clean"] if clean else [])],
+                capture_output=True, text=True, timeout=120)
+        finally:
+            holder.kill()
+            holder.wait()
+        ctx.stdout, ctx.stderr = done.stdout, done.stderr
+        assert ".export-live" not in ctx.stderr  # a running export's folder is not a leftover
+        return done.returncode
     return action
 
 
@@ -216,6 +261,8 @@ CASES = [
          r"out\.mp4 is being written by another run \(pid \d+\)", absent=("out.mp4",)),
     Case("--jsonl /dev/null", jsonl_to("/dev/null"), 0),
     Case("--jsonl - (stdout)", jsonl_to("-"), 0, r"wrote -", stdout_lines=12),
+    Case("--jsonl - read by head", jsonl_to_head, 141, exist=("out.partial.mp4",),
+         absent=("out.mp4",), plays={"out.partial.mp4": 1}),
     Case("--jsonl to a FIFO", jsonl_to_fifo, 0, lines={"from-fifo.jsonl": 12}),
     Case("--jsonl to a symlink", jsonl_to_symlink, 0, lines={"real/target.jsonl": 12}),
     Case("output name of 255 bytes", long_output_name, 0, lines={"long.jsonl": 12}),
@@ -225,6 +272,12 @@ CASES = [
          exist=(".out.part.99999.mp4", ".export-abc"), lines={"out.jsonl": 12}),
     Case("--clean", leftover_part_files(clean=True), 0,
          absent=(".out.part.99999.mp4", ".export-abc"), lines={"out.jsonl": 12}),
+    Case("export: staging folder of a killed export", killed_export_staging(clean=False), 0,
+         r"1 unfinished output\(s\) left by a killed run: .*engines/\.export-old \(.*"
+         r"--clean removes them", exist=("engines/.export-old", "engines/.export-live",
+                                         "engines/dense_a.onnx")),
+    Case("export --clean", killed_export_staging(clean=True), 0,
+         absent=("engines/.export-old",), exist=("engines/.export-live", "engines/dense_a.onnx")),
     Case("disk full mid-video", full_disk, 1, r"error: .*File too large",
          exist=("out.partial.mp4",), absent=("out.mp4",), plays={"out.partial.mp4": 10},
          slow=True),
