@@ -86,7 +86,8 @@ class Detector:
         self.device = resolve_device(device)
         self.precision_reason = None
         if precision == "auto":
-            precision, self.precision_reason = hardware.pick_precision(self.device)
+            precision, self.precision_reason = hardware.pick_precision(self.device,
+                                                                       engine=engine)
         if precision == "fp16" and self.device.type != "cuda":
             raise ValueError("Expected fp16 on a CUDA device; on the CPU use bf16 or fp32")
         if precision == "bf16" and self.device.type == "cpu" and not hardware.cpu_features().bf16:

@@ -61,7 +61,7 @@ def resolved_engine(config: DetectorConfig) -> dict[str, str]:
     device = resolve_device(config.device)
     precision = config.precision
     if precision == "auto":
-        precision = pick_precision(device)[0]
+        precision = pick_precision(device, engine=config.engine)[0]
     engine = config.engine
     if engine == "auto":
         engine = (engines.pick_int8() if precision == "int8"

@@ -111,15 +111,19 @@ def _from_torch() -> CpuFeatures:
                        frozenset(flags))
 
 
-def pick_precision(device, features: CpuFeatures | None = None) -> tuple[str, str]:
-    """What ``--precision auto`` runs on ``device``, and why.
+def pick_precision(device, features: CpuFeatures | None = None,
+                   engine: str = "auto") -> tuple[str, str]:
+    """What ``--precision auto`` runs on ``device`` with ``engine``, and why.
 
     CUDA: fp16 (Tensor Cores; the precision every GPU deployment of this model uses). CPU:
     bf16 where the hardware has it (AMX or AVX512-BF16) — its AP on the evaluation clips is
-    within ``BF16_AP_TOLERANCE`` of fp32 — else fp32, since emulated bf16 is slower than fp32.
+    within ``BF16_AP_TOLERANCE`` of fp32 — else fp32, since emulated bf16 is slower than fp32;
+    the onnx engine has no bf16 on the CPU, so fp32 there.
     """
     if getattr(device, "type", str(device)) == "cuda":
         return "fp16", "CUDA GPU: fp16 kernels"
+    if engine == "onnx":
+        return "fp32", "the onnx engine runs fp32 on the CPU (bf16: the torch or compiled engine)"
     features = features or cpu_features()
     if features.bf16:
         found = ", ".join(FEATURES[f] for f in BF16_FLAGS if f in features.flags)

@@ -66,6 +66,13 @@ def test_the_first_line_names_the_cpu_features_and_why_auto_picked_its_precision
     assert cpu_features().describe() in first and f"precision auto: {reason}" in first
 
 
+def test_engine_onnx_with_the_default_precision_runs_on_any_cpu(capsys, clip_path,
+                                                                 tiny_checkpoint):
+    code, _, err = run(capsys, clip_path, "--weights", tiny_checkpoint, "--engine", "onnx",
+                       "--device", "cpu")
+    assert code == 0 and "engine onnx fp32 on cpu" in err
+
+
 def write_image(path, image):
     cv2.imwrite(str(path), image)
     return path

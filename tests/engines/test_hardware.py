@@ -110,3 +110,10 @@ def test_auto_int8_is_compiled_where_bf16_hardware_and_torchao_are_and_onnx_else
     monkeypatch.setattr(engines, "_importable", lambda *names: False)
     name, reason = engines.pick_int8(parse_cpuinfo(SAPPHIRE))
     assert name == "onnx" and "torchao" in reason
+
+
+def test_auto_precision_with_the_onnx_engine_is_fp32_on_a_bf16_cpu():
+    cpu = torch.device("cpu")
+    precision, reason = pick_precision(cpu, parse_cpuinfo(SAPPHIRE), engine="onnx")
+    assert precision == "fp32" and "onnx" in reason
+    assert pick_precision(cpu, parse_cpuinfo(SAPPHIRE), engine="compiled")[0] == "bf16"
