@@ -72,6 +72,10 @@ drivevision live assets/sample.mp4 --realtime --duration 10s  # a file paced lik
                      help="ask the camera for this height")
     src.add_argument("--input-fps", type=float, metavar="FPS", help="ask the camera for this rate")
     src.add_argument("--fps", type=float, default=10.0, help="frame rate of image folders")
+    src.add_argument("--max-pixels", metavar="N",
+                     help="largest frame a source may send, e.g. 50000000 or 50M; a stream or "
+                          "camera whose frames are larger is refused when it opens (default: "
+                          "$DRIVEVISION_MAX_PIXELS, else 50M)")
     run = p.add_argument_group("run")
     run.add_argument("--batch-timeout", type=seconds, default=0.04, metavar="TIME",
                      help="with several sources, wait this long for the others (default 40ms)")
@@ -102,7 +106,10 @@ def reconnect_policy(args: argparse.Namespace):
 
 
 def _check_args(args: argparse.Namespace) -> None:
+    from drivevision.io import limits
+
     reconnect_policy(args)
+    args.max_pixels = limits.max_pixels(args.max_pixels)
     if args.batch_timeout > 10:
         raise ValueError(f"Expected --batch-timeout of at most 10 s, but got "
                          f"{args.batch_timeout:g} s (a bare number is seconds; write "
@@ -131,7 +138,8 @@ def open_sources(args: argparse.Namespace) -> Iterator:
     for uri in args.sources:
         yield open_source(uri, fps=args.fps, width=args.input_width, height=args.input_height,
                           input_fps=args.input_fps, transport=args.rtsp_transport,
-                          reconnect=policy, realtime=args.realtime)
+                          reconnect=policy, realtime=args.realtime,
+                          max_pixels=args.max_pixels)
 
 
 def make_sinks(sources: list, names, video: str | None, jsonl: str | None,

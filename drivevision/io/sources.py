@@ -37,7 +37,8 @@ def open_source(uri: str | Path, *, fps: float = 10.0, width: int | None = None,
         reconnect: a ``drivevision.streams.Reconnect`` policy for cameras and streams.
         realtime: pace a file or folder at its frame rate, with live semantics.
         max_pixels: the most pixels an image or video frame may have (default:
-            ``limits.max_pixels()``); larger ones are refused before they are decoded.
+            ``limits.max_pixels()``); larger ones are refused before they are decoded (a
+            stream or camera by the frame size it announces when it opens).
     """
     limits.check_fps(fps)
     max_pixels = limits.max_pixels() if max_pixels is None else max_pixels
@@ -53,8 +54,9 @@ def open_source(uri: str | Path, *, fps: float = 10.0, width: int | None = None,
     policy = reconnect or streams.Reconnect()
 
     def opener():
-        return streams.open_capture(spec, width=width, height=height, fps=input_fps,
-                                    timeout_s=policy.stall_timeout)
+        cap = streams.open_capture(spec, width=width, height=height, fps=input_fps,
+                                   timeout_s=policy.stall_timeout)
+        return streams.within_limit(cap, str(uri), max_pixels)
 
     return streams.StreamSource(str(uri), opener, policy)
 

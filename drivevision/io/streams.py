@@ -21,6 +21,7 @@ from pathlib import Path
 import cv2
 
 from drivevision.errors import SourceError
+from drivevision.io import limits
 from drivevision.io.frames import Frame, Gap, Source
 from drivevision.io.uri import SourceURI, csi_pipeline, ffmpeg_capture_options
 
@@ -81,6 +82,18 @@ def open_capture(spec: SourceURI, *, width: int | None = None, height: int | Non
     if not cap.isOpened():
         cap.release()
         raise SourceError(f"Cannot open {spec.uri}: {_why(spec)}")
+    return cap
+
+
+def within_limit(cap: cv2.VideoCapture, uri: str, max_pixels: int) -> cv2.VideoCapture:
+    """``cap``, or SourceError (``cap`` released) when the frame size it announces is over
+    ``max_pixels``: refused before a frame is read into memory."""
+    width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+    height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    problem = limits.pixel_problem(width, height, max_pixels)
+    if problem:
+        cap.release()
+        raise SourceError(f"Cannot read {uri}: frame size {problem}")
     return cap
 
 

@@ -217,6 +217,17 @@ def serve_to_hostile_viewers(ctx: Ctx) -> int:
     return live.returncode
 
 
+def oversized_stream(ctx: Ctx) -> int:
+    """A stream of 160x120 frames against a limit of 10000 pixels."""
+    server, port = start_process(fps=15)
+    try:
+        return run(ctx, "live", f"http://127.0.0.1:{port}/stream", "--max-pixels", "10000",
+                   "--jsonl", str(ctx.tmp / "out.jsonl"), "--duration", "5")
+    finally:
+        server.kill()
+        server.wait()
+
+
 def urlopen_snapshot(port: int) -> None:
     from urllib.request import urlopen
 
@@ -249,6 +260,9 @@ CASES = [
     Case("DRIVEVISION_MAX_PIXELS=3000", detect_folder({1: gray(32, 32), 2: gray(40, 40)},
          env={"DRIVEVISION_MAX_PIXELS": "3000"}), 3, r"skipped 2 of 4 images for their size",
          frames=[1, 2]),
+    Case("a stream of frames over --max-pixels", oversized_stream, 2,
+         r"^drivevision: error: Cannot read http://127\.0\.0\.1:\d+/stream: frame size "
+         r"160x120 is 0\.0192 MP, over the 0\.01 MP limit", absent=("out.jsonl",)),
     Case("DRIVEVISION_MAX_PIXELS=lots", detect_folder({}, env={"DRIVEVISION_MAX_PIXELS":
          "lots"}), 2, r"Expected DRIVEVISION_MAX_PIXELS to be a pixel count such as "
          r"50000000 or 50M, but got 'lots'", absent=("out.jsonl",)),
