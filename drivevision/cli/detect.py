@@ -146,7 +146,9 @@ def _check_cost(args: argparse.Namespace, detector, frames: int | None) -> None:
     size = limits.model_input_bound(transform.min_size[-1], transform.max_size)
     batch = min(args.batch, frames or args.batch)
     per_pixel = limits.BYTES_PER_INPUT_PIXEL.get(detector.loaded.name, 600)
-    limits.check_detector_call(batch, size, per_pixel, f"--batch {args.batch}")
+    what = (f"--batch {args.batch}" if args.batch > 1 else
+            f"--min-size {transform.min_size[-1]} --max-size {transform.max_size}")
+    limits.check_detector_call(batch, size, per_pixel, what)
 
 
 def _is_image(path: str) -> bool:

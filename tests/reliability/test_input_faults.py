@@ -290,7 +290,8 @@ CASES = [
          r"[\d.]+ GiB, but [\d.]+ GiB is available; --batch \d+ fits", absent=("out.jsonl",)),
     Case("--min-size 100000 --max-size 100000", run_sized("detect", "{clip}", "--min-size",
          "100000", "--max-size", "100000"), 2,
-         r"1 frame\(s\) of up to 100000x100000 .* not even one frame fits: lower "
+         r"^drivevision: error: --min-size 100000 --max-size 100000: 1 frame\(s\) of up to "
+         r"100000x100000 .* not even one frame fits: lower "
          r"--min-size/--max-size", absent=("out.jsonl",)),
     Case("export --input-size 100000x100000", run_sized("export", "--input-size",
          "100000x100000", "-o", "{tmp}/engines"), 2,
