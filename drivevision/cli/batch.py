@@ -56,7 +56,7 @@ drivevision batch assets/ --out det/ --weights assets/tiny-fpn-synthetic.pt  # o
                      help="largest frame to decode, e.g. 50M (default: $DRIVEVISION_MAX_PIXELS, "
                           "else 50M)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress or summary")
-    add_detector_args(batch)
+    add_detector_args(batch, tracked=True)
     add_track_args(batch)
     batch.set_defaults(func=cmd_batch)
 

@@ -60,7 +60,7 @@ drivevision detect assets/sample.mp4 --weights assets/tiny-fpn-synthetic.pt  # o
                      help="largest image or frame to decode, e.g. 50000000 or 50M; larger "
                           "ones are skipped unread (default: $DRIVEVISION_MAX_PIXELS, else 50M)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
-    add_detector_args(detect)
+    add_detector_args(detect, tracked=True)
     add_track_args(detect)
     detect.set_defaults(func=cmd_detect)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from drivevision.cli.options import csv_list, detector_config
+from drivevision.cli.options import csv_list, detector_config, score_threshold
 from drivevision.detector import Detector
 from drivevision.engines.hardware import cpu_features, feature_list
 from drivevision.evaluation import Annotations, Evaluation, FrameBoxes, evaluate
@@ -68,7 +68,7 @@ def run_engines(args: argparse.Namespace, truth: Annotations, class_map: dict,
     """Detect, time and score with every engine x precision of ``args`` (torch fp32 first)."""
     from drivevision.cli.timing import _device_name
 
-    result = RunResult({"input": args.input, "gt": args.gt, "conf": args.conf,
+    result = RunResult({"input": args.input, "gt": args.gt, "conf": score_threshold(args),
                         "torch": torch.__version__, "threads": torch.get_num_threads(),
                         "cpu_features": cpu_features().names()})
     for engine, precision in engine_settings(args):

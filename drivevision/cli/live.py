@@ -82,7 +82,7 @@ drivevision live assets/sample.mp4 --realtime --duration 10s  # a file paced lik
     run.add_argument("--duration", type=seconds, metavar="TIME",
                      help="stop after this long (90, 90s, 15m, 2h; a bare number is seconds)")
     run.add_argument("-q", "--quiet", action="store_true", help="no status line or summary")
-    add_detector_args(p)
+    add_detector_args(p, tracked=True)
     add_track_args(p)
     p.set_defaults(func=cmd_live)
 

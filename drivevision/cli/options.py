@@ -10,13 +10,18 @@ from pathlib import Path
 
 from drivevision.config import DEFAULT_MODEL, DEVICES, ENGINES, MODELS, PRECISIONS, DetectorConfig
 
+# With --track and no --conf the detector keeps boxes down to this score: ByteTrack's second
+# round matches them to tracks the strong boxes left unmatched (as Ultralytics' track does).
+TRACK_CONF = 0.1
+
 
 def add_detector_args(parser: argparse.ArgumentParser, *, conf: float = 0.5,
-                      several: bool = False) -> None:
+                      several: bool = False, tracked: bool = False) -> None:
     """Detector options shared by every command (and the viewer), so command lines carry over.
 
-    ``conf`` is the default score threshold; ``several`` takes comma lists in ``--engines``
-    and ``--precision`` (a command that runs each in turn) instead of ``--engine``.
+    ``conf`` is the default score threshold (``TRACK_CONF`` with ``--track`` where the
+    command has it: ``tracked``); ``several`` takes comma lists in ``--engines`` and
+    ``--precision`` (a command that runs each in turn) instead of ``--engine``.
     """
     g = parser.add_argument_group("detector")
     g.add_argument("--model", choices=MODELS,
@@ -48,7 +53,10 @@ def add_detector_args(parser: argparse.ArgumentParser, *, conf: float = 0.5,
     g.add_argument("--calib", metavar="CLIP_OR_FOLDER",
                    help="int8: a video or folder of images from your own cameras to calibrate "
                         "on (16 frames, evenly spaced; the calibrated model is cached)")
-    g.add_argument("--conf", type=float, default=conf, help=f"score threshold (default: {conf})")
+    with_track = f"; {TRACK_CONF} with --track, whose second round needs the weak boxes"
+    g.add_argument("--conf", type=float, metavar="SCORE",
+                   help=f"score threshold (default: {conf}{with_track if tracked else ''})")
+    parser.set_defaults(default_conf=conf)
     g.add_argument("--classes",
                    help="'driving' (person, bicycle, car, motorcycle, bus, truck, traffic light, "
                         "stop sign), 'all', or a comma list of names (any case) or ids "
@@ -62,10 +70,19 @@ def add_detector_args(parser: argparse.ArgumentParser, *, conf: float = 0.5,
                         "(300: 2x with the v2 model at 360 px), at a small cost in recall")
 
 
+def score_threshold(args: argparse.Namespace) -> float:
+    """``--conf``, else the command's default (lower with ``--track``)."""
+    if args.conf is not None:
+        return args.conf
+    if getattr(args, "track", None):
+        return min(args.default_conf, TRACK_CONF)
+    return args.default_conf
+
+
 def detector_config(args: argparse.Namespace) -> DetectorConfig:
     engine = args.engine or ("auto" if args.precision == "int8" else "torch")
     return DetectorConfig(model=args.model, weights=args.weights, engine=engine,
-                          device=args.device, precision=args.precision, conf=args.conf,
+                          device=args.device, precision=args.precision, conf=score_threshold(args),
                           classes=args.classes, min_size=args.min_size, max_size=args.max_size,
                           proposals=args.proposals, calib=getattr(args, "calib", None))
 

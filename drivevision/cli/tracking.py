@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from drivevision.cli.options import TRACK_CONF
+
 TRACKERS = ("botsort", "bytetrack")  # drivevision.tracking.TRACKERS, without importing it
 
 
@@ -29,4 +31,5 @@ def track_stages(args: argparse.Namespace):
     from drivevision.pipeline.track_stage import track_stages as stages
 
     return stages(args.track, track_thresh=args.track_thresh, track_buffer=args.track_buffer,
-                  match_thresh=args.match_thresh, low_thresh=min(0.1, args.track_thresh))
+                  match_thresh=args.match_thresh,
+                  low_thresh=min(TRACK_CONF, args.track_thresh))

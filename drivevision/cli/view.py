@@ -25,7 +25,7 @@ drivevision view rtsp://camera.local:8554/front --classes person,car
 drivevision view assets/sample.mp4 --track          # ids and trails; click a box""")
     view.add_argument("source", nargs="?", help="video, image, folder, camera index or URL")
     view.add_argument("--play", action="store_true", help="start playing files at once")
-    add_detector_args(view)
+    add_detector_args(view, tracked=True)
     add_track_args(view)
     view.set_defaults(func=cmd_view)
 

@@ -69,6 +69,23 @@ def test_track_ids_are_the_same_with_any_batch_and_reach_every_output(tmp_path, 
         assert 0 < float(fields[6]) <= 1
 
 
+def scores(jsonl) -> list[float]:
+    return [d["score"] for line in jsonl.read_text().splitlines()
+            for d in json.loads(line)["detections"]]
+
+
+def test_track_without_conf_keeps_the_weak_boxes_its_second_round_matches(tmp_path, capsys,
+                                                                          drive):
+    common = [drive, "--weights", DEMO_MODEL, "--device", "cpu", "--precision", "fp32"]
+    assert run(capsys, *common, "--jsonl", tmp_path / "plain.jsonl")[0] == 0
+    assert min(scores(tmp_path / "plain.jsonl")) >= 0.5  # no --track: the usual 0.5
+    assert run(capsys, *common, "--track", "--jsonl", tmp_path / "t.jsonl")[0] == 0
+    tracked_scores = scores(tmp_path / "t.jsonl")
+    assert min(tracked_scores) < 0.5 and min(tracked_scores) >= 0.1  # weak boxes extend tracks
+    assert run(capsys, *common, "--track", "--conf", "0.5", "--jsonl", tmp_path / "c.jsonl")[0] == 0
+    assert min(scores(tmp_path / "c.jsonl")) >= 0.5  # an explicit --conf wins
+
+
 def test_mot_without_track_is_refused_before_the_model_loads(tmp_path, capsys, clip_path):
     code, _, err = run(capsys, clip_path, "--mot", tmp_path / "m.txt", "--weights", "missing.pt")
     assert code == EXIT_USAGE and "--track" in err and not (tmp_path / "m.txt").exists()
