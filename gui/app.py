@@ -11,7 +11,7 @@ import signal
 import sys
 from contextlib import contextmanager
 
-from drivevision.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED
+from drivevision.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, quit_now
 from drivevision.cli.options import add_detector_args, detector_config
 from drivevision.cli.tracking import add_track_args, track_stages
 from drivevision.pipeline import signals
@@ -33,6 +33,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the viewer; returns its exit code (130 after Ctrl-C or SIGTERM).
+
+    Until the window's event loop runs (imports of Qt and torch), a signal quits at once with
+    one line, as the commands do; then it closes the window (``close_on_signals``).
+    """
+    previous = signals.install(quit_now)
+    try:
+        return _main(argv)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -70,8 +84,10 @@ def close_on_signals(window, signums=(signal.SIGINT, signal.SIGTERM), poll_ms: i
 
     Qt's event loop holds the main thread in C++, where Python cannot run a signal handler;
     a timer hands control back to Python every ``poll_ms`` ms so that it can. A close the
-    window refuses (a detector call still running) is tried again on each tick. The previous
-    handlers come back on exit. Only from the main thread.
+    window refuses (a detector call still running) is tried again on each tick. While a
+    detector loads and nothing is recorded there is nothing to finish: the viewer quits at
+    once with one line, as a command does at start-up. The previous handlers come back on
+    exit. Only from the main thread.
     """
     from PyQt6.QtCore import QTimer
     from PyQt6.QtWidgets import QApplication
@@ -79,6 +95,8 @@ def close_on_signals(window, signums=(signal.SIGINT, signal.SIGTERM), poll_ms: i
     caught: list[int] = []
 
     def close_window() -> None:
+        if caught and window.nothing_to_finish():
+            quit_now(caught[0])  # a detector still loading: no reason to wait for it
         if caught and window.isVisible():
             window.close()
         if caught and not window.isVisible():

@@ -341,6 +341,10 @@ class MainWindow(QMainWindow):
         if uri:
             self.open_source(uri)
 
+    def nothing_to_finish(self) -> bool:
+        """True while the worker only loads a detector: closing need not wait for it."""
+        return self.worker.nothing_to_finish()
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         layout.save(self, self.settings)
         if self.worker.stop(self.close_timeout_s):

@@ -101,6 +101,11 @@ class Recording:
         self._clock = 0.0
         self._last: Frame | None = None
 
+    @property
+    def active(self) -> bool:
+        """True while a recorder has files open."""
+        return self._recorder is not None
+
     def start(self, video: str | Path | None, jsonl: str | Path | None, *, fps: float,
               names: Sequence[str]) -> str:
         """Open the files; returns the status line. RuntimeError while a recording runs

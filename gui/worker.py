@@ -73,6 +73,7 @@ class Worker(QObject):
         self.position = -1
         self._played_live = False  # a live source is spent once a pipeline has stopped it
         self._recording = Recording()
+        self.loading = False  # a detector is being loaded (read from the GUI thread)
         self._reset_run()
 
     # -- GUI thread ------------------------------------------------------------------------
@@ -92,6 +93,10 @@ class Worker(QObject):
 
     def is_running(self) -> bool:
         return self._thread.is_alive()
+
+    def nothing_to_finish(self) -> bool:
+        """True while a detector loads and nothing is recorded: quitting loses nothing."""
+        return self.loading and not self._recording.active
 
     def send(self, name: str, *args) -> None:
         """Queue a command; one in ``TRANSPORT`` also interrupts what is playing."""
@@ -155,15 +160,17 @@ class Worker(QObject):
             self.failed.emit(lines[0] if lines else type(e).__name__)
 
     def _do_load(self, config: DetectorConfig) -> None:
-        from drivevision.detector import Detector
-
+        self.loading = True  # importing torch and reading the weights take seconds
         self.busy.emit(True)
         self.status.emit(f"loading {config.weights_label} on "
                          f"{config.engine}/{config.device}/{config.precision} ...")
         try:
+            from drivevision.detector import Detector
+
             internal = replace(config, conf=min(config.conf, INTERNAL_CONF), classes="all")
             self.detector = Detector.from_config(internal, progress=False)
         finally:
+            self.loading = False
             self.busy.emit(False)
         self._reset_run()
         self.detector_ready.emit(self.detector.names)

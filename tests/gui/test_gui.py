@@ -711,6 +711,81 @@ def test_signals_close_the_viewer_and_finish_the_recording(tmp_path, tiny_checkp
             assert sum(1 for _ in container.decode(video=0)) >= 1
 
 
+LOADING_VIEWER = """
+import sys, time
+from drivevision.detector import Detector
+from gui.app import main
+
+
+def load_that_lasts(*args, **kwargs):
+    print("loading", flush=True)
+    time.sleep(60)
+
+
+Detector.from_config = staticmethod(load_that_lasts)
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_a_signal_while_the_detector_loads_quits_at_once_with_one_line(tmp_path, clip_path):
+    """Nothing is lost while a detector loads (importing torch, reading weights): a signal
+    quits at once with one line instead of waiting for the load to end."""
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path),
+           "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    viewer = subprocess.Popen([sys.executable, "-c", LOADING_VIEWER, clip_path, "--play",
+                               "--model", "tiny-fpn", "--device", "cpu"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert viewer.stdout.readline().strip() == "loading", viewer.stderr.read()
+        viewer.send_signal(signal.SIGINT)
+        _, err = viewer.communicate(timeout=10)
+    finally:
+        viewer.kill()
+        viewer.wait()
+    assert viewer.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "drivevision: interrupted"
+
+
+def test_a_load_leaves_nothing_to_finish_unless_a_recording_runs(tmp_path):
+    from gui.worker import Worker
+
+    worker = Worker()
+    assert not worker.nothing_to_finish()
+    worker.loading = True
+    assert worker.nothing_to_finish()
+    worker._recording.start(None, tmp_path / "rec.jsonl", fps=10.0, names=COCO_NAMES)
+    assert not worker.nothing_to_finish()  # the recording's files are finished first
+    worker._recording.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_ctrl_c_while_the_viewer_starts_is_one_line(tmp_path, clip_path, tiny_checkpoint):
+    """During the imports of Qt and torch: exit 130 with one line, never a traceback."""
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path),
+           "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    viewer = subprocess.Popen(
+        [sys.executable, "-m", "gui", clip_path, "--play", "--model", "tiny-fpn",
+         "--weights", tiny_checkpoint, "--device", "cpu"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    time.sleep(0.4)  # inside the imports (torch alone takes longer) on any machine
+    viewer.send_signal(signal.SIGINT)
+    _, err = viewer.communicate(timeout=30)
+    assert "Traceback" not in err, err
+    assert viewer.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "drivevision: interrupted"
+
+
 @pytest.fixture
 def tracked_window(qtbot, make_window, clip_path):
     """A viewer that tracks (botsort) two fixed boxes on the clip, stepped to its third frame."""
