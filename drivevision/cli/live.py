@@ -280,7 +280,7 @@ def _report(args: argparse.Namespace, sources: list, pipeline) -> int:
                   f"captured ({s.dropped_pct:.0f}% dropped), latency p50/p95 {latency}, "
                   f"{s.reconnects} reconnects ({s.lost_s:.1f} s lost)", file=out)
         for sink in (sink for sinks in pipeline.sinks for sink in sinks):
-            pieces = getattr(sink, "paths", None)
+            pieces = sink.segments
             if pieces:
                 print(f"wrote {len(pieces)} segment(s): {pieces[0]} .. {pieces[-1]}", file=out)
             elif getattr(sink, "final_path", None) is not None or getattr(sink, "stream", False):

@@ -85,7 +85,7 @@ class GapJsonlSink(JsonlSink):
         super()._finish()
 
 
-class Segmented:
+class Segmented(Sink):
     """An output recorded in pieces of ``seconds`` of capture time, like a dashcam:
     ``front.mp4`` becomes ``front_0001.mp4``, ``front_0002.mp4``, ... each closed and
     complete when the next begins. Piece k holds the frames captured from
@@ -98,11 +98,9 @@ class Segmented:
     def __init__(self, path: str | os.PathLike, make: Callable[[Path], Sink], seconds: float):
         if not seconds > 0:
             raise ValueError(f"Expected a segment length > 0 s, but got {seconds}")
+        super().__init__()  # no file of its own: each piece's sink has one
         self.path, self.make, self.seconds = Path(path), make, seconds
         self.needs_annotated = getattr(make, "func", make).needs_annotated
-        self.notes: list[str] = []
-        self.paths: list[Path] = []
-        self.frames = 0
         self._sink: Sink | None = None
         self._number = 0
         self._t0: float | None = None
@@ -136,7 +134,7 @@ class Segmented:
         finally:
             self.notes.extend(sink.notes)
             if sink.final_path is not None:
-                self.paths.append(sink.final_path)
+                self.segments.append(sink.final_path)
 
     def close(self, complete: bool = True) -> None:
         if self._sink is not None:

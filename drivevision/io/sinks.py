@@ -90,7 +90,8 @@ class Sink:
     a device or FIFO (written straight through) or a symbolic link (its target is written,
     through a part file in the target's folder). Raises ``SinkError`` when another run is
     writing the same output. ``frames`` counts the frames written; ``notes`` collects what
-    the user should hear at the end.
+    the user should hear at the end; ``segments`` lists the finished pieces of an output
+    recorded in pieces (``live_sinks.Segmented``), empty for one file.
     """
 
     needs_annotated = False
@@ -98,6 +99,7 @@ class Sink:
 
     def __init__(self, path: str | os.PathLike | None = None):
         self.notes: list[str] = []
+        self.segments: list[Path] = []
         self.final_path: Path | None = None
         self.frames = 0
         self._closed = False
