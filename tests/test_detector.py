@@ -9,6 +9,7 @@ import pytest
 import torch
 from torchvision.ops import box_iou
 
+from drivevision.detections import Detections
 from drivevision.detector import STAGES, Detector, as_bgr
 from drivevision.labels import COCO_NAMES
 from drivevision.model import LoadedModel, build_model, load_model
@@ -151,6 +152,21 @@ def test_fp16_cuda_detections_match_fp32():
     assert int(np.sum(fp32.scores >= 0.55)) >= 2  # it detects things: the match means something
     assert_found_in(fp32, fp16, conf=0.55, min_iou=0.95)
     assert_found_in(fp16, fp32, conf=0.55, min_iou=0.95)
+
+
+def test_bf16_cpu_detections_match_fp32_as_fp16_on_cuda_must():
+    """The comparison the CUDA fp16 test makes, run where a CPU can: bf16 finds what fp32
+    finds, box for box (same class, IoU >= 0.9), and the check fails on a moved box."""
+    loaded = load_model("tiny-fpn", FIXTURE)
+    frame = scene(216, 384, seed=99)
+    fp32 = Detector(loaded, device="cpu", conf=0.45, classes="all")(frame)
+    bf16 = Detector(loaded, device="cpu", precision="bf16", conf=0.45, classes="all")(frame)
+    assert int(np.sum(fp32.scores >= 0.55)) >= 2
+    assert_found_in(fp32, bf16, conf=0.55, min_iou=0.9)
+    assert_found_in(bf16, fp32, conf=0.55, min_iou=0.9)
+    moved = Detections(bf16.xyxy + [30, 0, 30, 0], bf16.scores, bf16.class_ids)
+    with pytest.raises(AssertionError, match="has no match"):
+        assert_found_in(fp32, moved, conf=0.55, min_iou=0.9)
 
 
 def assert_found_in(a, b, *, conf: float, min_iou: float) -> None:
