@@ -30,6 +30,9 @@ def test_bench_json_has_stages_fps_and_speedup(capsys):
         assert min(both) > 0 and baseline == pytest.approx(sum(both) / 2)
         # the speedup is against torchvision eager timed in this same run, per frame
         assert r["speedup"] == pytest.approx(baseline / r["total"]["median"], rel=0.02)
+        fastest = out["baseline"][batch]["total"]["min"]
+        assert fastest <= baseline and r["total"]["min"] <= r["total"]["median"]
+        assert r["speedup_fastest"] == pytest.approx(fastest / r["total"]["min"], rel=0.02)
         assert r["fps"] == pytest.approx(int(batch) * 1000 / r["total"]["median"], rel=0.02)
     assert out["skipped"][0]["precision"] == "fp16" and "CUDA" in out["skipped"][0]["reason"]
 
