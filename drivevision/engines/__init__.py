@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib
 import logging
 
-from drivevision.engines.base import DenseA, Engine  # noqa: F401 - the public names
+from drivevision.engines.base import DenseA, Engine, quiet_pytree_log  # noqa: F401 - the public names
 from drivevision.model import LoadedModel
 
 _log = logging.getLogger(__name__)
@@ -133,7 +133,8 @@ def _tensorrt_unusable(device) -> str | None:
 def _importable(*names: str) -> bool:
     for name in names:
         try:
-            importlib.import_module(name)
+            with quiet_pytree_log():
+                importlib.import_module(name)
             return True
         except (ImportError, OSError):
             continue

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from drivevision.config import NEED_CALIB
 from drivevision.engines import cache as engine_cache
+from drivevision.engines.base import quiet_pytree_log
 from drivevision.engines.int8 import CalibrationSet, calibration_inputs
 from drivevision.engines.torch import DenseModules
 from drivevision.model import LoadedModel
@@ -56,7 +57,8 @@ def quantized_pieces(loaded: LoadedModel, calib: CalibrationSet | None, *,
     if calib is None:
         raise ValueError(NEED_CALIB)
     try:
-        import torchao  # noqa: F401
+        with quiet_pytree_log():
+            import torchao  # noqa: F401
     except ImportError as e:
         raise ImportError("Expected torchao for int8 on the compiled engine (pip install "
                           "'drivevision[int8]'), or use --engine onnx") from e

@@ -25,3 +25,13 @@ def test_no_cuda_runtime_note_from_torch_when_cuda_home_exists_without_a_gpu(tmp
                           env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "No CUDA runtime" not in proc.stderr and proc.stderr == ""
+
+
+def test_choosing_the_int8_engine_prints_nothing_of_torchao_import():
+    code = ("import logging, sys; logging.basicConfig()\n"
+            "from drivevision import engines\n"
+            "print(engines.pick_int8()[0])")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ}, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() in ("compiled", "onnx") and proc.stderr == ""
