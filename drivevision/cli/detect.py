@@ -12,6 +12,7 @@ from drivevision.cli.exits import EXIT_INPUT_DAMAGED, EXIT_INTERRUPTED, undo_on_
 from drivevision.cli.help import add_command
 from drivevision.cli.options import (
     add_detector_args,
+    check_detector_cost,
     check_outputs,
     detector_config,
     quiet_opencv,
@@ -142,13 +143,8 @@ def _check_args(args: argparse.Namespace) -> contextlib.ExitStack:
 
 def _check_cost(args: argparse.Namespace, detector, frames: int | None) -> None:
     """Refuse, before the first frame, detector calls that would not fit in memory."""
-    transform = detector.model.transform
-    size = limits.model_input_bound(transform.min_size[-1], transform.max_size)
     batch = min(args.batch, frames or args.batch)
-    per_pixel = limits.BYTES_PER_INPUT_PIXEL.get(detector.loaded.name, 600)
-    what = (f"--batch {args.batch}" if args.batch > 1 else
-            f"--min-size {transform.min_size[-1]} --max-size {transform.max_size}")
-    limits.check_detector_call(batch, size, per_pixel, what)
+    check_detector_cost(detector, batch, f"--batch {args.batch}" if args.batch > 1 else None)
 
 
 def _is_image(path: str) -> bool:

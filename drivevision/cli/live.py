@@ -20,6 +20,7 @@ from drivevision.cli.exits import EXIT_INTERRUPTED, undo_on_quit
 from drivevision.cli.help import add_command
 from drivevision.cli.options import (
     add_detector_args,
+    check_detector_cost,
     check_outputs,
     detector_config,
     quiet_opencv,
@@ -193,6 +194,8 @@ def cmd_live(args: argparse.Namespace) -> int:
         config = detector_config(args)
         _say(args, f"loading {config.weights_label}")
         detector = Detector.from_config(config, progress=not args.quiet)
+        n = len(sources)  # one frame of each source per detector call, at most
+        check_detector_cost(detector, n, f"{n} sources" if n > 1 else None)
         _say(args, detector.describe())
         if server is not None:
             server.start()

@@ -79,6 +79,20 @@ def score_threshold(args: argparse.Namespace) -> float:
     return args.default_conf
 
 
+def check_detector_cost(detector, batch: int, what: str | None = None) -> None:
+    """Refuse, before the first frame, detector calls of ``batch`` frames that would not fit
+    in memory at the detector's resize rule; ``what`` names the option that asked for the
+    batch (None: the resize rule is named)."""
+    from drivevision.io import limits
+
+    transform = detector.model.transform
+    min_size, max_size = transform.min_size[-1], transform.max_size
+    size = limits.model_input_bound(min_size, max_size)
+    per_pixel = limits.BYTES_PER_INPUT_PIXEL.get(detector.loaded.name, 600)
+    limits.check_detector_call(batch, size, per_pixel,
+                               what or f"--min-size {min_size} --max-size {max_size}")
+
+
 def detector_config(args: argparse.Namespace) -> DetectorConfig:
     engine = args.engine or ("auto" if args.precision == "int8" else "torch")
     return DetectorConfig(model=args.model, weights=args.weights, engine=engine,

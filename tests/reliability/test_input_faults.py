@@ -293,6 +293,11 @@ CASES = [
          r"^drivevision: error: --min-size 100000 --max-size 100000: 1 frame\(s\) of up to "
          r"100000x100000 .* not even one frame fits: lower "
          r"--min-size/--max-size", absent=("out.jsonl",)),
+    Case("live --min-size 100000 --max-size 100000", run_sized(
+         "live", "{clip}", "--realtime", "--min-size", "100000", "--max-size", "100000",
+         "--jsonl", "{tmp}/out.jsonl", "--duration", "10"), 2,
+         r"^drivevision: error: --min-size 100000 --max-size 100000: 1 frame\(s\) of up to "
+         r"100000x100000 .* not even one frame fits", absent=("out.jsonl",)),
     Case("export --input-size 100000x100000", run_sized("export", "--input-size",
          "100000x100000", "-o", "{tmp}/engines"), 2,
          r"--input-size 100000x100000: 1 frame\(s\) of up to 100000x100000 per detector call "
