@@ -10,8 +10,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -20,27 +18,11 @@ from torchvision.ops import box_iou
 from drivevision.detector import Detector
 from drivevision.engines import Engine, create_engine, pick_auto
 from drivevision.engines.torch import DTYPES
-from drivevision.model import load_model
 from drivevision.synthetic import SceneGenerator
 
-FIXTURE = Path(__file__).parents[2] / "assets" / "tiny-fpn-synthetic.pt"
 CONF = 0.5
 CPU = torch.device("cpu")
 TOL = {"fp32": 1e-4, "fp16": 1e-2, "bf16": 1e-2}
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _engine_cache(tmp_path_factory):
-    """Exported ONNX pieces and built engines go to a per-session folder, never ~/.cache."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("DRIVEVISION_CACHE", str(tmp_path_factory.mktemp("engine-cache")))
-    yield
-    mp.undo()
-
-
-@pytest.fixture(scope="module")
-def fixture_model():
-    return load_model("tiny-fpn", FIXTURE)
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +79,8 @@ def check_dense(loaded, name: str, device: torch.device, precision: str, frame) 
     pytest.param("onnx", "fp32", marks=pytest.mark.slow),
     pytest.param("compiled", "fp32", marks=pytest.mark.slow),
 ])
-def test_dense_outputs_match_eager_modules_on_cpu(fixture_model, scenes, name, precision):
-    check_dense(fixture_model, name, CPU, precision, scenes[0])
+def test_dense_outputs_match_eager_modules_on_cpu(loaded, scenes, name, precision):
+    check_dense(loaded, name, CPU, precision, scenes[0])
 
 
 def reference_detections(loaded, frames, device) -> list[dict]:
@@ -143,18 +125,18 @@ def _match(a: dict, b: dict, tol: float) -> int:
 
 
 @pytest.mark.parametrize("name", ["torch", "onnx", "compiled"])
-def test_detections_match_torchvision_on_cpu(fixture_model, scenes, name):
+def test_detections_match_torchvision_on_cpu(loaded, scenes, name):
     """Proves: with the same weights, the engine's detector output equals torchvision's
     ``model(images)`` (same classes, IoU >= 0.98, scores within 1e-3) on unseen scenes."""
-    matched = check_detections(fixture_model, name, CPU, "fp32", scenes)
+    matched = check_detections(loaded, name, CPU, "fp32", scenes)
     assert matched >= 5  # the fixture really detects things, so the comparison means something
 
 
 @pytest.mark.parametrize("name", ["torch", pytest.param("compiled", marks=pytest.mark.slow)])
-def test_bf16_detections_match_torchvision_on_cpu(fixture_model, scenes, name):
+def test_bf16_detections_match_torchvision_on_cpu(loaded, scenes, name):
     """bf16 end to end, the middle stage pooling the engine's bf16 features: torchvision's
     fp32 detections found with IoU >= 0.98 and scores within 1e-2, and vice versa."""
-    assert check_detections(fixture_model, name, CPU, "bf16", scenes) >= 5
+    assert check_detections(loaded, name, CPU, "bf16", scenes) >= 5
 
 
 def check_short_batches(loaded, engine, precision: str, frames) -> None:
@@ -185,13 +167,13 @@ def _builds(engine) -> int:
 
 
 @pytest.mark.slow
-def test_short_batches_reuse_the_compiled_batch(fixture_model, scenes):
+def test_short_batches_reuse_the_compiled_batch(loaded, scenes):
     """The compiled engine's CUDA-graph rule (pad a short batch with blank images to the
     captured batch), forced on the CPU so it runs here: same detections, no recompile."""
     frames = scenes + [SceneGenerator(384, 216, seed=7).frame(3).image]
-    engine = create_engine("compiled", fixture_model, device=CPU, precision="fp32")
+    engine = create_engine("compiled", loaded, device=CPU, precision="fp32")
     engine.static_batch = True  # on CUDA it is the default
-    check_short_batches(fixture_model, engine, "fp32", frames)
+    check_short_batches(loaded, engine, "fp32", frames)
 
 
 def test_onnx_runtime_outputs_become_torch_tensors_without_a_copy():
@@ -220,7 +202,7 @@ def test_onnx_runtime_outputs_become_torch_tensors_without_a_copy():
     assert t.data_ptr() == value.data_ptr() and t.shape == (3, 4) and float(t[2, 3]) == 11.0
 
 
-def test_auto_picks_onnx_on_cpu_and_says_so(fixture_model):
+def test_auto_picks_onnx_on_cpu_and_says_so(loaded):
     name, reason = pick_auto(CPU, "fp32")
     assert name == "onnx" and "CPU" in reason
     assert pick_auto(CPU, "bf16")[0] == "compiled"
@@ -279,48 +261,48 @@ def test_gpus_tensorrt_for_rtx_cannot_build_for_get_compiled_and_one_clear_line(
     ("torch", "fp16"), ("compiled", "fp32"), ("compiled", "fp16"), ("onnx", "fp32"),
     ("tensorrt", "fp32"), ("tensorrt", "fp16"),
 ])
-def test_dense_outputs_match_eager_modules_on_gpu(fixture_model, scenes, name, precision):
+def test_dense_outputs_match_eager_modules_on_gpu(loaded, scenes, name, precision):
     if name == "tensorrt":
         pytest.importorskip("tensorrt_rtx" if _no("tensorrt") else "tensorrt")
     if name == "onnx":
         _need_ort_cuda()
-    check_dense(fixture_model, name, GPU, precision, scenes[0])
+    check_dense(loaded, name, GPU, precision, scenes[0])
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("name,precision", [
     ("compiled", "fp32"), ("compiled", "fp16"), ("tensorrt", "fp32"), ("tensorrt", "fp16"),
 ])
-def test_detections_match_torchvision_on_gpu(fixture_model, scenes, name, precision):
+def test_detections_match_torchvision_on_gpu(loaded, scenes, name, precision):
     if name == "tensorrt":
         pytest.importorskip("tensorrt_rtx" if _no("tensorrt") else "tensorrt")
-    assert check_detections(fixture_model, name, GPU, precision, scenes) >= 5
+    assert check_detections(loaded, name, GPU, precision, scenes) >= 5
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("name", ["compiled", "tensorrt"])
 def test_short_batches_run_on_the_engine_built_for_the_full_batch_on_gpu(
-        fixture_model, scenes, name):
+        loaded, scenes, name):
     if name == "tensorrt":
         pytest.importorskip("tensorrt_rtx" if _no("tensorrt") else "tensorrt")
     frames = scenes + [SceneGenerator(384, 216, seed=7).frame(3).image]
-    engine = create_engine(name, fixture_model, device=GPU, precision="fp16")
-    check_short_batches(fixture_model, engine, "fp16", frames)
+    engine = create_engine(name, loaded, device=GPU, precision="fp16")
+    check_short_batches(loaded, engine, "fp16", frames)
 
 
 @pytest.mark.gpu
 def test_tensorrt_for_rtx_keeps_compiled_kernels_for_the_next_process_on_gpu(
-        fixture_model, scenes, tmp_path, monkeypatch):
+        loaded, scenes, tmp_path, monkeypatch):
     if not _no("tensorrt"):
         pytest.skip("full TensorRT: kernels are inside the engine")
     pytest.importorskip("tensorrt_rtx")
     monkeypatch.setenv("DRIVEVISION_CACHE", str(tmp_path))
-    first = Detector(fixture_model, engine="tensorrt", device="cuda", precision="fp16",
+    first = Detector(loaded, engine="tensorrt", device="cuda", precision="fp16",
                      conf=CONF, classes="all")
     want = first(scenes[0])
     caches = sorted((tmp_path / "tensorrt").glob("*.runtime-cache"))
     assert len(caches) == 2 and all(p.stat().st_size > 0 for p in caches)  # dense A and B
-    again = Detector(fixture_model, engine="tensorrt", device="cuda", precision="fp16",
+    again = Detector(loaded, engine="tensorrt", device="cuda", precision="fp16",
                      conf=CONF, classes="all")
     got = again(scenes[0])
     assert len(got) == len(want) and np.abs(got.xyxy - want.xyxy).max() < 0.5

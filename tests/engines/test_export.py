@@ -25,14 +25,8 @@ from drivevision.engines.export import (
     read_metadata,
 )
 from drivevision.engines.torch import DenseModules
-from drivevision.model import load_model
 
 FIXTURE = Path(__file__).parents[2] / "assets" / "tiny-fpn-synthetic.pt"
-
-
-@pytest.fixture(scope="module")
-def loaded():
-    return load_model("tiny-fpn", FIXTURE)
 
 
 @pytest.fixture(scope="module")

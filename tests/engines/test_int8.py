@@ -16,26 +16,11 @@ from drivevision.detector import Detector
 from drivevision.engines.export import read_metadata
 from drivevision.engines.int8 import cached_int8_onnx
 from drivevision.io.calibration import calibration_frames
-from drivevision.model import load_model
 from drivevision.synthetic import SceneGenerator
 from tests.engines.int8_helpers import assert_int8_matches_fp32, generated
 
 FIXTURE = Path(__file__).parents[2] / "assets" / "tiny-fpn-synthetic.pt"
 SAMPLE = Path(__file__).parents[2] / "assets" / "sample.mp4"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _engine_cache(tmp_path_factory):
-    """One cache for the module: calibrating once serves every test that reuses the set."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("DRIVEVISION_CACHE", str(tmp_path_factory.mktemp("int8-cache")))
-    yield
-    mp.undo()
-
-
-@pytest.fixture(scope="module")
-def loaded():
-    return load_model("tiny-fpn", FIXTURE)
 
 
 @pytest.mark.slow

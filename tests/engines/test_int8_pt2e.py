@@ -5,34 +5,16 @@ digest, batch-norm folding exact, and int8 refused where it cannot run."""
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pytest
 import torch
 
 from drivevision.detector import Detector
 from drivevision.engines.compiled import CompiledEngine
-from drivevision.model import load_model
 from tests.engines.int8_helpers import assert_int8_matches_fp32, generated
 
 pytest.importorskip("torchao")
 pt2e = pytest.importorskip("drivevision.engines.pt2e")
-
-FIXTURE = Path(__file__).parents[2] / "assets" / "tiny-fpn-synthetic.pt"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _engine_cache(tmp_path_factory):
-    """One cache for the module: calibrating once serves every test that reuses the set."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("DRIVEVISION_CACHE", str(tmp_path_factory.mktemp("pt2e-cache")))
-    yield
-    mp.undo()
-
-
-@pytest.fixture(scope="module")
-def loaded():
-    return load_model("tiny-fpn", FIXTURE)
 
 
 @pytest.mark.slow
