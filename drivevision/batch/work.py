@@ -62,11 +62,8 @@ def resolved_engine(config: DetectorConfig) -> dict[str, str]:
     precision = config.precision
     if precision == "auto":
         precision = pick_precision(device, engine=config.engine)[0]
-    engine = config.engine
-    if engine == "auto":
-        engine = (engines.pick_int8() if precision == "int8"
-                  else engines.pick_auto(device, precision))[0]
-    return {"engine": engine, "precision": precision}
+    return {"engine": engines.pick_engine(config.engine, device, precision)[0],
+            "precision": precision}
 
 
 @dataclass

@@ -47,10 +47,7 @@ def create_engine(name: str, loaded: LoadedModel, *, device, precision: str,
     """
     if precision == "int8":
         return _create_int8(name, loaded, device=device, progress=progress, calib=calib)
-    reason = None
-    if name == "auto":
-        name, reason = pick_auto(device, precision)
-        _log.info("engine auto: %s (%s)", name, reason)
+    name, reason = pick_engine(name, device, precision)
     if name not in _MODULES:
         raise ValueError(f"Unknown engine {name!r}; available: auto, {', '.join(_MODULES)}")
     module = importlib.import_module(_MODULES[name])
@@ -66,15 +63,23 @@ def _create_int8(name: str, loaded: LoadedModel, *, device, progress: bool, cali
         raise ValueError(f"Expected --engine {' or '.join(INT8_ENGINES)} (or auto) for int8, "
                          f"but got {name}; a TensorRT int8 engine: drivevision export "
                          "--format tensorrt --precision int8 --calib CLIP_OR_FOLDER")
-    reason = None
-    if name == "auto":
-        name, reason = pick_int8()
-        _log.info("engine auto: %s (%s)", name, reason)
+    name, reason = pick_engine(name, device, "int8")
     module = importlib.import_module(_MODULES[name])
     engine = module.create(loaded, device=device, precision="int8", progress=progress,
                            calib=calib)
     engine.auto_reason = reason
     return engine
+
+
+def pick_engine(name: str, device, precision: str) -> tuple[str, str | None]:
+    """``name``, or the engine ``auto`` picks for ``device`` and ``precision`` (a resolved
+    one: ``pick_int8`` for int8, else ``pick_auto``) and why; the reason is None when
+    nothing was picked."""
+    if name != "auto":
+        return name, None
+    name, reason = pick_int8() if precision == "int8" else pick_auto(device, precision)
+    _log.info("engine auto: %s (%s)", name, reason)
+    return name, reason
 
 
 def pick_int8(features=None) -> tuple[str, str]:
