@@ -25,7 +25,9 @@ from drivevision.engines import Engine, create_engine, hardware
 from drivevision.engines.int8 import CALIB_FRAMES, CalibrationSet
 from drivevision.labels import resolve_classes
 from drivevision.model import LoadedModel, copy_with_proposals, load_model
-from drivevision.proposals import MiddleStage
+from drivevision.ops.boxes import to_device
+from drivevision.ops.postprocess import fixed_detections
+from drivevision.proposals import MiddleStage, RoIs
 
 _log = logging.getLogger(__name__)
 STAGES = ("preprocess", "dense_a", "proposals", "dense_b", "postprocess")
@@ -166,11 +168,11 @@ class Detector:
         clock.lap("preprocess")
         features, objectness, deltas = self.engine.dense_a(images.tensors)
         clock.lap("dense_a")
-        proposals, pooled = self._proposals(images, features, objectness, deltas)
+        rois = self._proposals(images, features, objectness, deltas)
         clock.lap("proposals")
-        logits, box_deltas = self.engine.dense_b(pooled)
+        logits, box_deltas = self.engine.dense_b(rois.pooled)
         clock.lap("dense_b")
-        results = self.postprocess(logits, box_deltas, proposals, images.image_sizes,
+        results = self.postprocess(logits, box_deltas, rois, images.image_sizes,
                                    original_sizes)
         clock.lap("postprocess")
         return results, clock.ms
@@ -181,31 +183,51 @@ class Detector:
             raise ValueError("Expected at least one frame")
         tensors, sizes = [], []
         for frame in frames:
-            bgr = torch.from_numpy(np.ascontiguousarray(as_bgr(frame))).to(self.device)
+            bgr = torch.from_numpy(np.ascontiguousarray(as_bgr(frame)))
+            bgr = bgr.to(self.device, non_blocking=True)  # a copy to the GPU, no wait for it
             tensors.append(bgr.permute(2, 0, 1).flip(0).float().div_(255))
             sizes.append(tuple(frame.shape[:2]))
         images, _ = self.model.transform(tensors)
         return images, sizes
 
     def _proposals(self, images: ImageList, features: list[Tensor], objectness: list[Tensor],
-                   deltas: list[Tensor]) -> tuple[list[Tensor], Tensor]:
+                   deltas: list[Tensor]) -> RoIs:
         """RPN proposals per image and their RoI-pooled features (``MiddleStage``)."""
         return self.middle(images, features, objectness, deltas)
 
-    def postprocess(self, logits: Tensor, box_deltas: Tensor, proposals: list[Tensor],
-                    image_sizes: list, original_sizes: list) -> list[Detections]:
+    def postprocess(self, logits: Tensor, box_deltas: Tensor, rois: RoIs, image_sizes: list,
+                    original_sizes: list) -> list[Detections]:
         """Decode boxes, per-class NMS, scale to the original frames, apply conf/classes."""
+        if rois.valid is not None:
+            rows = self.detection_rows(logits, box_deltas, rois, image_sizes, original_sizes)
+            return [self._select(r[r[:, 6] > 0]) for r in rows.cpu().numpy()]  # the one wait
         roi_heads = self.model.roi_heads
         boxes, scores, labels = roi_heads.postprocess_detections(
-            logits, box_deltas, proposals, image_sizes)
+            logits, box_deltas, rois.boxes, image_sizes)
         raw = [{"boxes": b, "scores": s, "labels": lab}
                for b, s, lab in zip(boxes, scores, labels)]
         raw = self.model.transform.postprocess(raw, image_sizes, original_sizes)
-        return [self._select(r) for r in raw]
+        return [self._select(torch.cat([r["boxes"], r["scores"][:, None],
+                                        r["labels"][:, None].to(r["boxes"].dtype)], 1)
+                             .cpu().numpy()) for r in raw]
 
-    def _select(self, raw: dict) -> Detections:
-        det = Detections(raw["boxes"].cpu().numpy(), raw["scores"].cpu().numpy(),
-                         raw["labels"].cpu().numpy())
+    def detection_rows(self, logits: Tensor, box_deltas: Tensor, rois: RoIs, image_sizes: list,
+                       original_sizes: list) -> Tensor:
+        """What ``postprocess`` computes on the device for fixed-shape ``rois`` (a CUDA run),
+        without waiting for it: float[N, D, 7] rows of x1, y1, x2, y2 in the original
+        frame's pixels, score, label and 1 for a detection (0: padding)."""
+        found = fixed_detections(self.model.roi_heads, logits, box_deltas,
+                                 torch.stack(rois.boxes), rois.valid, image_sizes)
+        # as the transform's resize_boxes: float32 ratios of original to resized size
+        ratios = [[np.float32(ow) / np.float32(w), np.float32(oh) / np.float32(h)] * 2
+                  for (h, w), (oh, ow) in zip(image_sizes, original_sizes)]
+        boxes = found.boxes * to_device(ratios, found.boxes.dtype, found.boxes.device)[:, None]
+        return torch.cat([boxes, found.scores[..., None], found.labels[..., None].to(boxes.dtype),
+                          found.real[..., None].to(boxes.dtype)], -1)
+
+    def _select(self, rows: np.ndarray) -> Detections:
+        """Detections from rows of x1, y1, x2, y2, score, label, with conf and classes."""
+        det = Detections(rows[:, :4], rows[:, 4], rows[:, 5].astype(np.int64))
         keep = det.scores >= self.conf
         if self.class_ids is not None:
             keep &= np.isin(det.class_ids, self.class_ids)

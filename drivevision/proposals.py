@@ -15,14 +15,17 @@ mapper, but:
   RoI is the mean of S x S bilinear samples, i.e. a weighted sum of (2S)^2 feature vectors
   of C channels; torchvision's CPU kernel computes that sum one channel at a time.
 
-On CUDA the RoIs of all levels are pooled in one call from the levels' features laid end to
-end, so RoIAlign needs no host synchronisation; on the CPU each level is pooled from its own
-features (the copy would cost more than the split). What remains data-dependent on CUDA is
-the proposal count per image, two host syncs per image: the small-box/score filter (one
-``nonzero``) and torchvision's NMS (its CUDA kernel copies its mask to the host).
+On CUDA nothing in the stage waits for the GPU: the proposals come in a fixed number per
+image (``post_nms_top_n``, or fewer anchors), with a mask of those that are real, from
+``drivevision.ops.nms.greedy_keep`` (each level's NMS walked on the GPU) and one top-k; the
+RoIs of all levels are pooled in one call from the levels' features laid end to end. On the
+CPU the proposal count is what it is (torchvision's NMS, the boxes it keeps) and each level
+is pooled from its own features (the copy would cost more than the split).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -33,33 +36,63 @@ from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops import boxes as box_ops
 from torchvision.ops.poolers import _setup_scales
 
+from drivevision.ops import nms
+from drivevision.ops.boxes import clip_to_images, decode_boxes, to_device
+
+
+class RoIs(NamedTuple):
+    """What the middle stage hands to dense B and the postprocess.
+
+    ``boxes``: proposals per image, float[R_i, 4] xyxy in the resized image's pixels;
+    ``pooled``: their RoIAlign features, [sum R_i, C, P, P]; ``valid``: None, or (fixed
+    shapes, see ``MiddleStage``) bool[N, R] marking the real proposals among the R per
+    image, the others being zero-size boxes whose detections must be dropped.
+    """
+
+    boxes: list[Tensor]
+    pooled: Tensor
+    valid: Tensor | None = None
+
 
 class MiddleStage:
     """Proposals and pooled RoI features for a Faster R-CNN ``model`` in eval mode.
 
     Reads the RPN's settings (top-n counts, thresholds) at every call, so it follows the
     model it was made for. ``one_table`` pools all FPN levels in one call (no host
-    synchronisation, one copy of the features); None: on CUDA only.
+    synchronisation, one copy of the features); ``fixed`` gives every image the same
+    number of proposals with a mask of the real ones (``fixed_proposals``: no host
+    synchronisation). None: each on CUDA only (``fixed`` where ``greedy_keep`` runs on the
+    GPU itself).
     """
 
-    def __init__(self, model: FasterRCNN, *, one_table: bool | None = None):
+    def __init__(self, model: FasterRCNN, *, one_table: bool | None = None,
+                 fixed: bool | None = None):
         self.rpn = model.rpn
         self.pool: MultiScaleRoIAlign = model.roi_heads.box_roi_pool
         self.one_table = one_table
+        self.fixed = fixed
         self._anchors: dict[tuple, list[Tensor]] = {}
 
     def __call__(self, images: ImageList, features: list[Tensor], objectness: list[Tensor],
-                 deltas: list[Tensor]) -> tuple[list[Tensor], Tensor]:
-        """Proposals per image (float[R_i, 4], xyxy in the resized image's pixels) and their
-        pooled features float[sum R_i, C, P, P], as ``rpn`` then ``box_roi_pool`` give them.
+                 deltas: list[Tensor]) -> RoIs:
+        """Proposals per image and their pooled features, as ``rpn`` then ``box_roi_pool``
+        give them (``RoIs``; with ``fixed``, padded to one count per image).
 
         ``features``: dense A's FPN levels, [N, C, h, w] float32 or the engine's bf16/fp16
         (channels-last is fastest; the pooled features come in their dtype);
         ``objectness`` and ``deltas``: per level float[N, A, h, w] and float[N, 4A, h, w].
         """
         anchors = self.anchors(images, deltas)
-        proposals = self.proposals(anchors, objectness, deltas, images.image_sizes)
-        return proposals, self.roi_align(features, proposals, images.image_sizes)
+        fixed = self.fixed
+        if fixed is None:
+            fixed = deltas[0].is_cuda and nms.on_device_kernel() is not None
+        valid = None
+        if fixed:
+            boxes, valid = self.fixed_proposals(anchors, objectness, deltas, images.image_sizes)
+            proposals = list(boxes)
+        else:
+            proposals = self.proposals(anchors, objectness, deltas, images.image_sizes)
+        return RoIs(proposals, self.roi_align(features, proposals, images.image_sizes), valid)
 
     def anchors(self, images: ImageList, deltas: list[Tensor]) -> list[Tensor]:
         """The model's anchors per level, [h * w * A, 4] each in the dtype and on the device
@@ -78,15 +111,8 @@ class MiddleStage:
                   image_sizes: list[tuple[int, int]]) -> list[Tensor]:
         """``filter_proposals`` of the decoded boxes: per-level top-k, clip, drop small and
         low-scoring boxes, NMS per level, keep the best ``post_nms_top_n`` per image."""
+        boxes, scores, levels, keep = self._candidates(anchors, objectness, deltas, image_sizes)
         rpn = self.rpn
-        logits, codes, picked, levels = top_k_per_level(objectness, deltas, anchors,
-                                                        rpn.pre_nms_top_n())
-        n, k = logits.shape
-        boxes = rpn.box_coder.decode_single(codes.reshape(-1, 4), picked.reshape(-1, 4))
-        boxes = clip_to_images(boxes.view(n, k, 4), image_sizes)
-        scores = torch.sigmoid(logits)
-        wide = boxes[..., 2:] - boxes[..., :2]
-        keep = (wide >= rpn.min_size).all(-1) & (scores >= rpn.score_thresh)
         out = []
         for b, s, m in zip(boxes, scores, keep):
             m = m.nonzero().squeeze(1)  # one host sync on CUDA for the three
@@ -94,6 +120,47 @@ class MiddleStage:
             best = box_ops.batched_nms(b, s, lvl, rpn.nms_thresh)[: rpn.post_nms_top_n()]
             out.append(b[best])
         return out
+
+    def fixed_proposals(self, anchors: list[Tensor], objectness: list[Tensor],
+                        deltas: list[Tensor], image_sizes: list[tuple[int, int]]
+                        ) -> tuple[Tensor, Tensor]:
+        """What ``proposals`` gives, in fixed shapes: float[N, R, 4] boxes and bool[N, R]
+        marking the real ones (first, best first; the rest are zero boxes), R =
+        ``post_nms_top_n`` or fewer when the levels have fewer anchors. Each level's NMS
+        runs as one group of ``nms.greedy_keep``, so nothing waits for the GPU."""
+        boxes, scores, levels, keep = self._candidates(anchors, objectness, deltas, image_sizes)
+        n, k = scores.shape
+        counts = [min(self.rpn.pre_nms_top_n(), o[0].numel()) for o in objectness]
+        m = max(counts)
+        grouped = boxes.new_zeros((n, len(counts), m, 4))
+        candidates = keep.new_zeros((n, len(counts), m))
+        for level, (b, c) in enumerate(zip(boxes.split(counts, 1), keep.split(counts, 1))):
+            grouped[:, level, : b.shape[1]] = b
+            candidates[:, level, : c.shape[1]] = c
+        kept = nms.greedy_keep(grouped.flatten(0, 1), candidates.flatten(0, 1),
+                               self.rpn.nms_thresh).view(n, len(counts), m)
+        kept = torch.cat([kept[:, level, :c] for level, c in enumerate(counts)], 1)
+        best, index = scores.masked_fill(~kept, -1.0).topk(min(self.rpn.post_nms_top_n(), k))
+        valid = best >= 0
+        chosen = boxes.gather(1, index[..., None].expand(-1, -1, 4))
+        return chosen.masked_fill(~valid[..., None], 0.0), valid
+
+    def _candidates(self, anchors: list[Tensor], objectness: list[Tensor],
+                    deltas: list[Tensor], image_sizes: list[tuple[int, int]]
+                    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Each level's ``pre_nms_top_n`` best anchors decoded and clipped, float[N, K, 4];
+        their scores float[N, K] (each level's best first), levels int64[K] and which pass
+        the small-box and score filters, bool[N, K]."""
+        rpn = self.rpn
+        logits, codes, picked, levels = top_k_per_level(objectness, deltas, anchors,
+                                                        rpn.pre_nms_top_n())
+        n, k = logits.shape
+        boxes = decode_boxes(rpn.box_coder, codes.reshape(-1, 4), picked.reshape(-1, 4))
+        boxes = clip_to_images(boxes.view(n, k, 4), image_sizes)
+        scores = torch.sigmoid(logits)
+        wide = boxes[..., 2:] - boxes[..., :2]
+        keep = (wide >= rpn.min_size).all(-1) & (scores >= rpn.score_thresh)
+        return boxes, scores, levels, keep
 
     def roi_align(self, features: list[Tensor], boxes: list[Tensor],
                   image_sizes: list[tuple[int, int]]) -> Tensor:
@@ -138,13 +205,6 @@ def top_k_per_level(objectness: list[Tensor], deltas: list[Tensor], anchors: lis
         picked.append(a.index_select(0, idx.flatten()).view(n, -1, 4))
         levels.append(torch.full((idx.shape[1],), lvl, dtype=torch.int64, device=o.device))
     return torch.cat(logits, 1), torch.cat(codes, 1), torch.cat(picked, 1), torch.cat(levels)
-
-
-def clip_to_images(boxes: Tensor, image_sizes: list[tuple[int, int]]) -> Tensor:
-    """float[N, K, 4] xyxy boxes clipped to each image's (height, width), as
-    ``clip_boxes_to_image`` clips them one image at a time."""
-    limits = to_device([[w, h, w, h] for h, w in image_sizes], boxes.dtype, boxes.device)
-    return boxes.clamp(min=0).minimum(limits[:, None, :])
 
 
 def pool_levels(features: list[Tensor], scales: list[float], rois: Tensor, image: Tensor,
@@ -221,11 +281,6 @@ def bin_taps(features: list[Tensor], scales: list[float], rois: Tensor, image: T
 def _weighted_sum(table: Tensor, index: Tensor, weight: Tensor) -> Tensor:
     """float[B, C]: row b is sum over j of ``weight[b, j] * table[index[b, j]]``."""
     return F.embedding_bag(index, table, per_sample_weights=weight.to(table.dtype), mode="sum")
-
-
-def to_device(values: list, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """A small tensor of host ``values`` on ``device``, copied without waiting for the GPU."""
-    return torch.tensor(values, dtype=dtype).to(device, non_blocking=True)
 
 
 def bilinear_taps(lo: Tensor, hi: Tensor, scale: Tensor, size: Tensor, bins: int,

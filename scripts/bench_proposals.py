@@ -26,7 +26,8 @@ from torchvision.ops import boxes as box_ops
 from drivevision.detector import Detector
 from drivevision.labels import COCO_NAMES
 from drivevision.model import LoadedModel, build_model
-from drivevision.proposals import MiddleStage, clip_to_images, top_k_per_level
+from drivevision.ops.boxes import clip_to_images
+from drivevision.proposals import MiddleStage, top_k_per_level
 from drivevision.synthetic import SceneGenerator
 
 

@@ -3,6 +3,7 @@ the same anchors and proposals (bit for bit) and RoI features within 1e-5 (fp32)
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torchvision.models.detection.rpn import concat_box_prediction_layers
@@ -51,7 +52,7 @@ def random_dense_a(model, images, seed: int):
 
 
 def assert_same_stage(got, want, atol: float = 1e-5) -> None:
-    (props, pooled), (want_props, want_pooled) = got, want
+    (props, pooled), (want_props, want_pooled) = got[:2], want
     assert [len(p) for p in props] == [len(p) for p in want_props]
     for p, w in zip(props, want_props):
         assert torch.equal(p, w)
@@ -119,7 +120,7 @@ def test_bf16_roi_align_stays_within_1e_2_of_fp32(trained):
     det, images, dense_a = trained
     stage = MiddleStage(det.model)
     with torch.inference_mode():
-        props, want = stage(images, *dense_a)
+        props, want, _ = stage(images, *dense_a)
         got = stage.roi_align([f.bfloat16() for f in dense_a[0]], props, images.image_sizes)
     assert got.dtype == torch.bfloat16
     assert float((got.float() - want).norm() / want.norm()) < 1e-2
@@ -139,3 +140,50 @@ def test_zero_proposals_give_empty_boxes_and_pooled_features(trained):
     assert [len(p) for p in got[0]] == [0, 0]
     assert got[1].shape == (0, 64, 7, 7)
     assert_same_stage(got, want)
+
+
+def by_corners(boxes):
+    """The order that sorts float[R, 4] boxes by x1, then y1, x2, y2."""
+    return torch.from_numpy(np.lexsort(boxes.numpy().T[::-1]).copy())
+
+
+def assert_padded(got, want):
+    """``got``, fixed shapes, holds ``want``'s proposals first, then zero boxes marked not
+    real, and the real ones' pooled features equal ``want``'s. Boxes of equal score may
+    come in either order (torchvision's sort does not say), so they are matched by place."""
+    (boxes, pooled, valid), (want_boxes, want_pooled) = got, want
+    count = boxes[0].shape[0]
+    assert all(len(b) == count for b in boxes) and valid.shape == (len(boxes), count)
+    pooled = pooled.view(len(boxes), count, *pooled.shape[1:])
+    for b, v, w, p, wp in zip(boxes, valid, want_boxes, pooled,
+                              want_pooled.split([len(w) for w in want_boxes])):
+        assert v[: len(w)].all() and not v[len(w):].any() and not b[len(w):].any()
+        mine, theirs = by_corners(b[: len(w)]), by_corners(w)
+        assert torch.equal(b[mine], w[theirs])
+        torch.testing.assert_close(p[mine], wp[theirs], atol=1e-5, rtol=1e-5)
+
+
+def test_fixed_shapes_hold_torchvisions_proposals_then_padding(trained):
+    det, images, dense_a = trained
+    with torch.inference_mode():
+        got = MiddleStage(det.model, fixed=True)(images, *dense_a)
+        want = reference(det.model, images, *dense_a)
+    assert got.boxes[0].shape[0] == det.model.rpn.post_nms_top_n()
+    assert min(len(p) for p in want[0]) > 100
+    assert_padded(got, want)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_fixed_shapes_on_random_inputs_with_few_anchors(seed):
+    torch.manual_seed(seed)
+    model = build_model("tiny-fpn", num_classes=5, min_size=160, max_size=256,
+                        rpn_pre_nms_top_n_test=300, rpn_post_nms_top_n_test=2000)
+    images, _ = model.transform([torch.rand(3, 150, 250), torch.rand(3, 120, 200)])
+    dense_a = random_dense_a(model, images, seed)
+    model.rpn.score_thresh = 0.3  # some boxes fail the score filter between kept ones
+    with torch.inference_mode():
+        got = MiddleStage(model, fixed=True)(images, *dense_a)
+        want = reference(model, images, *dense_a)
+    # fewer candidates than 2000 proposals: as many rows as the levels' top-k hold
+    assert got.boxes[0].shape[0] == sum(min(300, o[0].numel()) for o in dense_a[1]) < 2000
+    assert_padded(got, want)

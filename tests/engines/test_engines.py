@@ -53,7 +53,7 @@ def dense_inputs(loaded, frame) -> tuple[torch.Tensor, torch.Tensor]:
     det = Detector(loaded, device="cpu", conf=CONF, classes="all")
     with torch.inference_mode():
         images, _ = det.preprocess([frame])
-        _, pooled = det._proposals(images, *det.engine.dense_a(images.tensors))
+        pooled = det._proposals(images, *det.engine.dense_a(images.tensors)).pooled
     return images.tensors, pooled
 
 
