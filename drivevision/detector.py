@@ -178,17 +178,27 @@ class Detector:
         return results, clock.ms
 
     def preprocess(self, frames: Sequence[np.ndarray]) -> tuple[ImageList, list]:
-        """BGR uint8 frames -> the model's normalized, resized, padded RGB batch."""
+        """BGR uint8 frames -> the model's normalized, resized, padded RGB batch, and each
+        frame's (height, width)."""
         if len(frames) == 0:
             raise ValueError("Expected at least one frame")
-        tensors, sizes = [], []
-        for frame in frames:
-            bgr = torch.from_numpy(np.ascontiguousarray(as_bgr(frame)))
-            bgr = bgr.to(self.device, non_blocking=True)  # a copy to the GPU, no wait for it
-            tensors.append(bgr.permute(2, 0, 1).flip(0).float().div_(255))
-            sizes.append(tuple(frame.shape[:2]))
-        images, _ = self.model.transform(tensors)
-        return images, sizes
+        frames = [as_bgr(frame) for frame in frames]
+        uploaded = [torch.from_numpy(np.ascontiguousarray(frame))  # no wait for the GPU
+                    .to(self.device, non_blocking=True) for frame in frames]
+        return self.batch(uploaded), [tuple(frame.shape[:2]) for frame in frames]
+
+    def batch(self, frames: Sequence[Tensor]) -> ImageList:
+        """(H, W, 3) uint8 BGR frames on the device -> the model's batch: what its
+        ``GeneralizedRCNNTransform`` does (normalize, resize, pad), with the mean and std
+        copied to the device without waiting for it (torchvision's is a blocking copy)."""
+        transform = self.model.transform
+        device = frames[0].device
+        mean = to_device(transform.image_mean, torch.float32, device)[:, None, None]
+        std = to_device(transform.image_std, torch.float32, device)[:, None, None]
+        resized = [transform.resize((f.permute(2, 0, 1).flip(0).float().div_(255) - mean) / std,
+                                    None)[0] for f in frames]
+        sizes = [(int(r.shape[-2]), int(r.shape[-1])) for r in resized]
+        return ImageList(transform.batch_images(resized, transform.size_divisible), sizes)
 
     def _proposals(self, images: ImageList, features: list[Tensor], objectness: list[Tensor],
                    deltas: list[Tensor]) -> RoIs:

@@ -9,7 +9,6 @@ import pytest
 import torch
 from torch._subclasses.fake_tensor import DynamicOutputShapeException, FakeTensorMode
 from torch.utils._python_dispatch import TorchDispatchMode
-from torchvision.models.detection.image_list import ImageList
 from torchvision.ops import box_iou
 
 from drivevision.detections import Detections
@@ -365,8 +364,8 @@ def on_fake_cuda(det: Detector, mode: FakeTensorMode, half: bool = False) -> Non
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_a_cuda_run_waits_for_the_gpu_only_to_copy_the_detections(precision):
-    """From dense A to the detection rows nothing waits for the GPU (the issue's 'no host
-    synchronisation'); the one wait is the rows' copy to the host. The data-dependent path
+    """From the frames on the GPU to the detection rows nothing waits for it (the issue's
+    'no host synchronisation'); the one wait is the rows' copy to the host. The data-dependent path
     (torchvision's filters and NMS) is shown to be caught by the same check."""
     pytest.importorskip("triton")  # what the fixed path's NMS runs on a GPU
     det = Detector(load_model("tiny-fpn", FIXTURE), device="cpu",
@@ -381,7 +380,8 @@ def test_a_cuda_run_waits_for_the_gpu_only_to_copy_the_detections(precision):
     watch = HostWaits()
 
     def device_part():
-        fake = ImageList(torch.empty_like(images.tensors, device="cuda"), images.image_sizes)
+        fake = det.batch([torch.empty(f.shape, dtype=torch.uint8, device="cuda") for f in frames])
+        assert fake.image_sizes == images.image_sizes
         features, objectness, deltas = det.engine.dense_a(fake.tensors)
         rois = det._proposals(fake, features, objectness, deltas)
         logits, box_deltas = det.engine.dense_b(rois.pooled)
@@ -401,18 +401,20 @@ def test_a_cuda_run_waits_for_the_gpu_only_to_copy_the_detections(precision):
 
 @pytest.mark.gpu
 def test_a_real_cuda_run_makes_no_synchronizing_call_before_the_copy():
-    """On a GPU, torch's own sync check (an error on any synchronizing call) from dense A to
-    the detection rows; and the detections equal the CPU's data-dependent path's."""
+    """On a GPU, torch's own sync check (an error on any synchronizing call) from the frames
+    on the GPU to the detection rows; and the detections equal the CPU's data-dependent path's."""
     pytest.importorskip("triton")
     loaded = load_model("tiny-fpn", FIXTURE)
     frames = [scene(216, 384, 99), scene(225, 300, 98)]
     det = Detector(loaded, device="cuda", conf=0.0, classes="all")
     found = det.infer(frames)  # warm: anchors, pooler scales, the Triton kernel compiled
-    images, sizes = det.preprocess(frames)
+    uploaded = [torch.from_numpy(f).cuda() for f in frames]
+    sizes = [f.shape[:2] for f in frames]
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
         with torch.inference_mode():
+            images = det.batch(uploaded)
             features, objectness, deltas = det.engine.dense_a(images.tensors)
             rois = det._proposals(images, features, objectness, deltas)
             logits, box_deltas = det.engine.dense_b(rois.pooled)
