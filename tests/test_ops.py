@@ -93,3 +93,25 @@ def test_on_cuda_it_keeps_what_torchvision_keeps(seed, threshold):
     boxes, valid = groups(seed, count=40, size=1000)
     got = greedy_keep(boxes.cuda(), valid.cuda(), threshold).cpu()
     assert torch.equal(got, torchvision_keep(boxes, valid, threshold))
+
+
+@pytest.mark.parametrize("capability", [90, 87])  # H100/H200, Jetson Orin
+def test_the_gpu_kernel_compiles_for_real_gpus_without_one(capability):
+    """Triton compiles the kernel ahead of time for a GPU it does not have (the interpreter
+    above checks no types): to PTX and through ptxas to a cubin, its IoU with an IEEE
+    division and no fused multiply-add (so it rounds as torchvision's CPU NMS does)."""
+    triton = pytest.importorskip("triton")
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from drivevision.ops import nms_kernel
+
+    signature = {"boxes": "*fp32", "valid": "*u8", "keep": "*u8", "m": "i32",
+                 "iou_threshold": "fp32", "BLOCK": "constexpr"}
+    source = ASTSource(fn=nms_kernel._greedy_keep, signature=signature,
+                       constexprs={(5,): 1024})
+    compiled = triton.compile(source, target=GPUTarget("cuda", capability, 32),
+                              options={"num_warps": 4, "enable_fp_fusion": False})
+    ptx = compiled.asm["ptx"]
+    assert f".target sm_{capability}" in ptx and len(compiled.asm["cubin"]) > 1000
+    assert "div.rn.f32" in ptx and "div.full.f32" not in ptx and "fma.rn.f32" not in ptx

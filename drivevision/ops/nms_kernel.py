@@ -5,7 +5,8 @@ to walk it, so every call waits for the GPU. Here one program per group walks it
 order on the GPU itself: a box still alive when its turn comes is kept and removes every
 later box it overlaps by more than the threshold, exactly as greedy NMS does. The overlap is
 torchvision's (intersection over union of the two areas, ``>`` the threshold), computed
-without fused multiply-adds so that it rounds as torchvision's CPU kernel does.
+without fused multiply-adds and with an IEEE division, so that it rounds as torchvision's
+CPU kernel does.
 
 Imported only where Triton is installed (it comes with PyTorch's CUDA wheels on Linux); the
 kernel also runs on the CPU under ``TRITON_INTERPRET=1``, which is how it is tested without
@@ -40,7 +41,8 @@ def _greedy_keep(boxes, valid, keep, m, iou_threshold, BLOCK: tl.constexpr):
             wide = tl.maximum(tl.minimum(x2, bx2) - tl.maximum(x1, bx1), 0.0)
             high = tl.maximum(tl.minimum(y2, by2) - tl.maximum(y1, by1), 0.0)
             inter = wide * high
-            iou = inter / ((bx2 - bx1) * (by2 - by1) + area - inter)
+            # IEEE division: Triton's `/` is the GPU's approximate one
+            iou = tl.math.div_rn(inter, (bx2 - bx1) * (by2 - by1) + area - inter)
             alive = alive & ~((iou > iou_threshold) & (at > i))
     tl.store(keep + group * m + at, alive.to(tl.int8), mask=inside)
 
