@@ -9,8 +9,11 @@ DEFAULT_MODEL = "r50-fpn-v2"
 ENGINES = ("auto", "torch", "compiled", "onnx", "tensorrt")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")
+CALIB_FRAMES = 16  # frames int8 calibrates on, evenly spaced over --calib
+MAX_CALIB_FRAMES = 256  # each is held in memory (twice over while a video is spaced out)
 NEED_CALIB = ("int8 needs frames to calibrate on: pass --calib CLIP_OR_FOLDER, a video or a "
-              "folder of images from your own cameras (16 frames are used; the result is cached)")
+              f"folder of images from your own cameras ({CALIB_FRAMES} frames are used, "
+              "--calib-frames N for more; the result is cached)")
 
 
 def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
@@ -30,7 +33,8 @@ class DetectorConfig:
     names and every class for a model with its own.
     ``min_size``/``max_size`` None keep the model's own resize rule (800/1333 for COCO);
     ``proposals`` None keeps its RPN proposals per image (1000), fewer is faster on CPUs.
-    ``calib``: a video file or folder of images that int8 calibrates on (needed for int8).
+    ``calib``: a video file or folder of images that int8 calibrates on (needed for int8);
+    ``calib_frames`` of its frames, evenly spaced, are used.
     """
 
     model: str | None = None
@@ -44,6 +48,7 @@ class DetectorConfig:
     max_size: int | None = None
     proposals: int | None = None
     calib: str | None = None
+    calib_frames: int = CALIB_FRAMES
 
     @property
     def weights_label(self) -> str:
@@ -64,8 +69,16 @@ class DetectorConfig:
                 raise ValueError(f"Expected {name} >= 32 pixels, but got {value}")
         if self.proposals is not None and self.proposals < 1:
             raise ValueError(f"Expected proposals >= 1, but got {self.proposals}")
+        check_calib_frames(self.calib_frames)
         if self.precision == "int8" and not self.calib:
             raise ValueError(NEED_CALIB)
+
+
+def check_calib_frames(count: int) -> None:
+    """ValueError unless 1 <= ``count`` <= ``MAX_CALIB_FRAMES``."""
+    if not 1 <= count <= MAX_CALIB_FRAMES:
+        raise ValueError(f"Expected --calib-frames between 1 and {MAX_CALIB_FRAMES} (each "
+                         f"frame is held in memory while calibrating), but got {count}")
 
 
 FRAME_POLICIES = ("auto", "all", "newest")

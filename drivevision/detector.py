@@ -19,10 +19,10 @@ import torch
 from torch import Tensor
 from torchvision.models.detection.image_list import ImageList
 
-from drivevision.config import NEED_CALIB, DetectorConfig
+from drivevision.config import CALIB_FRAMES, NEED_CALIB, DetectorConfig, check_calib_frames
 from drivevision.detections import Detections
 from drivevision.engines import Engine, create_engine, hardware
-from drivevision.engines.int8 import CALIB_FRAMES, CalibrationSet
+from drivevision.engines.int8 import CalibrationSet
 from drivevision.labels import resolve_classes
 from drivevision.model import LoadedModel, copy_with_proposals, load_model
 from drivevision.ops.boxes import to_device
@@ -116,7 +116,9 @@ class Detector:
                             min_size=config.min_size, max_size=config.max_size)
         return cls(loaded, engine=config.engine, device=config.device,
                    precision=config.precision, conf=config.conf, classes=config.classes,
-                   proposals=config.proposals, progress=progress, calib=config.calib)
+                   proposals=config.proposals, progress=progress,
+                   calib=calibration_set(config.calib, config.calib_frames)
+                   if config.precision == "int8" else config.calib)
 
     def describe(self) -> str:
         """One line on what runs where and why ``auto`` chose it, for a run's first line:
@@ -244,18 +246,21 @@ class Detector:
         return det[keep]
 
 
-def calibration_set(calib) -> CalibrationSet:
+def calibration_set(calib, frames: int = CALIB_FRAMES) -> CalibrationSet:
     """``calib`` (a video file or folder of images, or a ``CalibrationSet``) as the set int8
-    calibrates on: ``CALIB_FRAMES`` evenly spaced frames. ValueError when None."""
+    calibrates on: ``frames`` evenly spaced frames. ValueError when None."""
     from drivevision.io.calibration import calibration_digest, calibration_frames
 
     if calib is None:
         raise ValueError(NEED_CALIB)
     if isinstance(calib, CalibrationSet):
         return calib
+    check_calib_frames(frames)
     text = str(calib)
-    return CalibrationSet(Path(text).name or text, calibration_digest(text, CALIB_FRAMES),
-                          lambda: calibration_frames(text, CALIB_FRAMES))
+    label = Path(text).name or text
+    return CalibrationSet(label if frames == CALIB_FRAMES else f"{frames} frames of {label}",
+                          calibration_digest(text, frames),
+                          lambda: calibration_frames(text, frames))
 
 
 class _StageClock:

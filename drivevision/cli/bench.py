@@ -8,7 +8,7 @@ import json
 import sys
 
 from drivevision.cli.help import add_command
-from drivevision.cli.options import csv_list, model_args
+from drivevision.cli.options import calib_frames_arg, csv_list, model_args
 
 
 def add_parser(commands) -> None:
@@ -33,6 +33,7 @@ drivevision bench --engines auto --precision auto       # what auto picks here, 
     g.add_argument("--calib", metavar="CLIP_OR_FOLDER",
                    help="int8: footage to calibrate on (default: generated scenes, fine for "
                         "timing; eval measures accuracy)")
+    calib_frames_arg(g)
     g.add_argument("--batch", default="1", help="comma list of batch sizes")
     g.add_argument("--input-size", default="800x1344", metavar="HxW",
                    help="size of the blank test images")
@@ -50,7 +51,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     spec = BenchSpec(model=args.model, weights=args.weights, engines=csv_list(args.engines),
                      precisions=csv_list(args.precision), batches=csv_list(args.batch, int),
                      input_size=parse_size(args.input_size), iters=args.iters,
-                     warmup=args.warmup, device=args.device, calib=args.calib)
+                     warmup=args.warmup, device=args.device, calib=args.calib,
+                     calib_frames=args.calib_frames)
     result = run_bench(spec, log=lambda m: print(m, file=sys.stderr, flush=True))
     print(json.dumps(result, indent=1) if args.json else format_tables(result))
     return 0

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from drivevision.cli.exits import EXIT_INTERRUPTED, undo_on_quit
 from drivevision.cli.help import add_command
-from drivevision.cli.options import model_args
+from drivevision.cli.options import calib_frames_arg, model_args
 from drivevision.io.claims import hold_folder, leftover_warning, leftovers, remove_leftovers
 from drivevision.pipeline import signals
 
@@ -39,7 +39,8 @@ drivevision export --precision int8 --calib my_drive.mp4          # Q/DQ ONNX, c
                         "int8, what TensorRT builds int8 engines from) calibrated on --calib")
     g.add_argument("--calib", metavar="CLIP_OR_FOLDER",
                    help="int8: a video or folder of images from your own cameras to calibrate "
-                        "on (16 frames, evenly spaced; the calibration is cached)")
+                        "on (evenly spaced frames; the calibration is cached)")
+    calib_frames_arg(g)
     g.add_argument("--input-size", default="800x1344", metavar="HxW",
                    help="padded input size (multiples of 32)")
     g.add_argument("--batch", type=int, default=1, metavar="N",
@@ -121,7 +122,7 @@ def _calibration(args: argparse.Namespace):
 
     if not args.calib:
         raise ValueError(NEED_CALIB)
-    return calibration_set(args.calib)
+    return calibration_set(args.calib, args.calib_frames)
 
 
 def _export_int8(loaded, out: Path, spec, calib) -> dict[str, Path]:

@@ -8,7 +8,16 @@ import os
 import sys
 from pathlib import Path
 
-from drivevision.config import DEFAULT_MODEL, DEVICES, ENGINES, MODELS, PRECISIONS, DetectorConfig
+from drivevision.config import (
+    CALIB_FRAMES,
+    DEFAULT_MODEL,
+    DEVICES,
+    ENGINES,
+    MAX_CALIB_FRAMES,
+    MODELS,
+    PRECISIONS,
+    DetectorConfig,
+)
 
 # With --track and no --conf the detector keeps boxes down to this score: ByteTrack's second
 # round matches them to tracks the strong boxes left unmatched (as Ultralytics' track does).
@@ -52,7 +61,8 @@ def add_detector_args(parser: argparse.ArgumentParser, *, conf: float = 0.5,
                        help=f"{precision} (default: %(default)s)")
     g.add_argument("--calib", metavar="CLIP_OR_FOLDER",
                    help="int8: a video or folder of images from your own cameras to calibrate "
-                        "on (16 frames, evenly spaced; the calibrated model is cached)")
+                        "on (evenly spaced frames; the calibrated model is cached)")
+    calib_frames_arg(g)
     with_track = f"; {TRACK_CONF} with --track, whose second round needs the weak boxes"
     g.add_argument("--conf", type=float, metavar="SCORE",
                    help=f"score threshold (default: {conf}{with_track if tracked else ''})")
@@ -98,7 +108,16 @@ def detector_config(args: argparse.Namespace) -> DetectorConfig:
     return DetectorConfig(model=args.model, weights=args.weights, engine=engine,
                           device=args.device, precision=args.precision, conf=score_threshold(args),
                           classes=args.classes, min_size=args.min_size, max_size=args.max_size,
-                          proposals=args.proposals, calib=getattr(args, "calib", None))
+                          proposals=args.proposals, calib=getattr(args, "calib", None),
+                          calib_frames=getattr(args, "calib_frames", CALIB_FRAMES))
+
+
+def calib_frames_arg(group) -> None:
+    """``--calib-frames N``, for every command that takes ``--calib``."""
+    group.add_argument("--calib-frames", type=int, default=CALIB_FRAMES, metavar="N",
+                       help=f"int8: how many frames of --calib to calibrate on (default: "
+                            f"%(default)s; up to {MAX_CALIB_FRAMES}; more covers more "
+                            "conditions, each takes one run of the fp32 model)")
 
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from drivevision.config import DEFAULT_MODEL, ENGINES, PRECISIONS
+from drivevision.config import CALIB_FRAMES, DEFAULT_MODEL, ENGINES, PRECISIONS
 from drivevision.detector import STAGES, Detector, resolve_device
 from drivevision.engines.hardware import cpu_features, feature_list
 from drivevision.labels import COCO_NAMES
@@ -41,6 +41,7 @@ class BenchSpec:
     warmup: int = 2
     device: str = "auto"
     calib: str | None = None  # int8: a video or image folder; None: generated scenes
+    calib_frames: int = CALIB_FRAMES  # of calib
 
     def __post_init__(self) -> None:
         if self.iters < 1 or self.warmup < 0 or not self.batches or min(self.batches) < 1:
@@ -86,7 +87,8 @@ def bench_calibration(spec: BenchSpec, count: int = 4):
     from drivevision.engines.int8 import CalibrationSet
 
     if spec.calib:
-        return calibration_set(spec.calib), f"int8 calibrated on {spec.calib}"
+        return (calibration_set(spec.calib, spec.calib_frames),
+                f"int8 calibrated on {spec.calib_frames} frames of {spec.calib}")
     h, w = spec.input_size
     calib = CalibrationSet(f"{count} generated scenes", f"generated-{h}x{w}-seed7-{count}",
                            lambda: frames_for(spec, count))

@@ -33,7 +33,6 @@ from drivevision.engines import cache as engine_cache
 from drivevision.engines.export import PIECES, cached_onnx
 from drivevision.model import LoadedModel
 
-CALIB_FRAMES = 16
 SCHEMES = ("cpu", "tensorrt")
 QUANTIZER = 2  # bump when the quantization options change: cached int8 files are remade
 

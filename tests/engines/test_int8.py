@@ -78,6 +78,8 @@ def test_export_writes_qdq_onnx_calibrated_on_an_image_folder(tmp_path, capsys):
     (["--calib", "/no/such/clip.mp4"], "does not exist"),
     (["--calib", "rtsp://camera/stream"], "stream or camera"),
     (["--calib", "EMPTY"], "has no images"),
+    (["--calib", str(SAMPLE), "--calib-frames", "0"], "--calib-frames between 1 and 256"),
+    (["--calib", str(SAMPLE), "--calib-frames", "257"], "--calib-frames between 1 and 256"),
 ])
 def test_bad_calib_is_one_clear_line(tmp_path, capsys, extra, says):
     extra = [str(tmp_path) if a == "EMPTY" else a for a in extra]
@@ -99,9 +101,11 @@ def test_detect_int8_without_an_engine_picks_the_int8_engine(tmp_path, capsys, m
 
     monkeypatch.setattr(drivevision.engines, "pick_int8", lambda: ("onnx", "the test's choice"))
     code = main(["detect", str(SAMPLE), "--weights", str(FIXTURE), "--precision", "int8",
-                 "--calib", str(SAMPLE), "--jsonl", str(tmp_path / "d.jsonl")])
+                 "--calib", str(SAMPLE), "--calib-frames", "3",
+                 "--jsonl", str(tmp_path / "d.jsonl")])
     err = capsys.readouterr().err
     assert code == 0 and "engine onnx int8 on cpu" in err and "the test's choice" in err
+    assert "3 frames of sample.mp4" in err  # --calib-frames reached the calibration
     code = main(["detect", str(SAMPLE), "--weights", str(FIXTURE), "--engine", "torch",
                  "--precision", "int8", "--calib", str(SAMPLE), "--no-save"])
     err = capsys.readouterr().err.strip().splitlines()
@@ -111,6 +115,22 @@ def test_detect_int8_without_an_engine_picks_the_int8_engine(tmp_path, capsys, m
 def test_int8_on_an_engine_without_it_is_refused(loaded):
     with pytest.raises(ValueError, match="for int8"):
         Detector(loaded, engine="torch", device="cpu", precision="int8", calib=generated(1))
+
+
+def test_detect_refuses_a_calib_frames_count_out_of_range_before_loading(capsys):
+    code = main(["detect", str(SAMPLE), "--weights", str(FIXTURE), "--precision", "int8",
+                 "--calib", str(SAMPLE), "--calib-frames", "-4", "--no-save"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--calib-frames between 1 and 256" in err[0], err
+
+
+def test_the_frame_count_names_its_own_calibration():
+    from drivevision.detector import calibration_set
+
+    default, five = calibration_set(str(SAMPLE)), calibration_set(str(SAMPLE), 5)
+    assert default.digest != five.digest  # cached apart: another set of frames
+    assert (default.label, five.label) == ("sample.mp4", "5 frames of sample.mp4")
+    assert len(five.frames()) == 5 and len(default.frames()) == 16
 
 
 def test_calibration_frames_are_evenly_spaced_over_the_clip():
