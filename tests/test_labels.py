@@ -19,7 +19,7 @@ def test_coco_names_are_torchvisions_list():
 
 
 @pytest.mark.parametrize("modules", ["drivevision.labels, drivevision.render",
-                                     "drivevision.io.sinks"])
+                                     "drivevision.io.sinks, drivevision.io.video_sink"])
 def test_drawing_and_writing_detections_do_not_import_torch(modules):
     code = f"import sys, {modules}; print(sorted(m for m in sys.modules if m.startswith('torch')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -161,7 +161,7 @@ def _source_sinks(i: int, source, names, video: str | None, jsonl: str | None,
 
     from drivevision.io.live_sinks import GapJsonlSink, LiveVideoSink, Segmented
     from drivevision.io.serve import ServeSink
-    from drivevision.io.sinks import VideoSink
+    from drivevision.io.video_sink import VideoSink
 
     if video:
         make = functools.partial(LiveVideoSink if source.live else VideoSink,

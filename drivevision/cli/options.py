@@ -191,7 +191,7 @@ def check_outputs(inputs: list[str], outputs: list[str], videos: list[str], *,
         remove_leftovers,
         target_of,
     )
-    from drivevision.io.sinks import check_video_name
+    from drivevision.io.video_sink import check_video_name
 
     files = [target_of(p).resolve() for p in outputs if not is_stream(p)]
     streams = [os.path.realpath(p) if p != STDOUT else "/dev/stdout" for p in outputs

@@ -18,7 +18,8 @@ from drivevision.errors import SinkError
 from drivevision.io.files import IMAGE_SUFFIXES, ImageSource
 from drivevision.io.frames import Frame, Source
 from drivevision.io.live_sinks import LiveVideoSink
-from drivevision.io.sinks import Sink, VideoSink
+from drivevision.io.sinks import Sink
+from drivevision.io.video_sink import VideoSink
 
 
 def output_kind(path: str | os.PathLike) -> str:

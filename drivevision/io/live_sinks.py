@@ -12,7 +12,8 @@ import numpy as np
 
 from drivevision.detections import Detections
 from drivevision.io.frames import Frame
-from drivevision.io.sinks import JsonlSink, Sink, VideoSink
+from drivevision.io.sinks import JsonlSink, Sink
+from drivevision.io.video_sink import VideoSink
 
 _MS = Fraction(1, 1000)
 

@@ -22,7 +22,7 @@ from drivevision.cli.exits import EXIT_INPUT_DAMAGED
 from drivevision.detections import Detections
 from drivevision.detector import Detector, as_bgr
 from drivevision.errors import StageError
-from drivevision.io import sinks
+from drivevision.io import sinks, video_sink
 from drivevision.io.frames import Frame
 from drivevision.io.sources import open_source
 from drivevision.io.streams import Reconnect
@@ -287,7 +287,7 @@ def test_variable_frame_rate_video_keeps_its_timing(tmp_path, width, height):
 def test_constant_rate_video_stays_constant_rate(tmp_path, fps, size):
     out = tmp_path / "out.mp4"
     n = 12
-    with sinks.VideoSink(out, fps) as sink:
+    with video_sink.VideoSink(out, fps) as sink:
         for i in range(n):
             image = np.full((size[1], size[0], 3), 20 * i, np.uint8)
             sink.write(Frame(i, i * 1000.0 / fps, image, 0.0), Detections.empty(), image)

@@ -11,8 +11,9 @@ from standins import ArraySource, FixedDetector, count_frames
 from drivevision.config import PipelineConfig
 from drivevision.detector import Detector
 from drivevision.errors import StageError
-from drivevision.io.sinks import JsonlSink, Sink, VideoSink
+from drivevision.io.sinks import JsonlSink, Sink
 from drivevision.io.sources import open_source
+from drivevision.io.video_sink import VideoSink
 from drivevision.pipeline import Pipeline
 from drivevision.pipeline.runner import detect_video
 
