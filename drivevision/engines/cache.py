@@ -6,7 +6,8 @@ file. An entry is used only when its sidecar matches the fields asked for and it
 match the hash; a missing, corrupt, stale or foreign entry is rebuilt with a message (the
 message goes to ``log``), never run. Processes sharing the cache take turns on an entry
 (a lock file beside it) and build into a temporary name first, so a reader never sees a
-half-written file.
+half-written file; what a killed build left under such a name is removed by the next build
+of that entry (it holds the lock, so no live build owns them).
 """
 
 from __future__ import annotations
@@ -85,6 +86,24 @@ def temp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
+def remove_leftovers(path: Path) -> None:
+    """Deletes the temporary files of killed builds of ``path``'s entry (its file and its
+    sidecar), with a line saying how much space came back. Call with the entry's lock."""
+    stale = [p for name in (path.name, path.with_suffix(".json").name)
+             for p in path.parent.glob(f".{glob_escape(name)}.*.tmp") if p.is_file()]
+    if stale:
+        size = sum(p.stat().st_size for p in stale)
+        for p in stale:
+            p.unlink(missing_ok=True)
+        _log.warning(f"Removed {len(stale)} unfinished file(s) of an interrupted build of "
+                  f"{path.name} ({size / 1e6:.1f} MB)")
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with glob's special characters taken literally."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
 def invalidate(path: Path) -> None:
     for p in (path, path.with_suffix(".json")):
         p.unlink(missing_ok=True)
@@ -110,6 +129,7 @@ def get_or_build(path: Path, fields: dict, build: Callable[[Path], None], *,
             (log or _log.warning)(f"Rebuilding {what}: cached {path.name} is not usable: "
                                   f"{reason}")
             invalidate(path)
+        remove_leftovers(path)
         tmp = temp_name(path)
         try:
             build(tmp)

@@ -81,3 +81,23 @@ def test_valid_engine_cache_on_a_read_only_file_system_is_used_as_it_is(tmp_path
     monkeypatch.setattr(cache, "_locked", read_only)
     built = cache.get_or_build(path, fields, lambda tmp: pytest.fail("rebuilt"), what="A")
     assert built == path and path.read_bytes() == b"engine bytes"
+
+
+def test_a_build_removes_what_a_killed_build_of_its_entry_left(tmp_path, caplog):
+    """A build killed mid-way leaves its temporary file (and maybe its sidecar's); the next
+    build of that entry, holding the lock, removes them. Other entries' files stay."""
+    fields = {"weights": "w", "shape": [1, 3, 64, 64]}
+    path = cache.entry_path(tmp_path, "dense_a", fields, "onnx")
+    killed = [path.with_name(f".{path.name}.99999.tmp"),
+              path.with_name(f".{path.with_suffix('.json').name}.99999.tmp")]
+    for f in killed:
+        f.write_bytes(b"x" * 1000)
+    other = tmp_path / ".dense_b-abc.onnx.99999.tmp"
+    other.write_bytes(b"y")
+    with caplog.at_level("WARNING", logger="drivevision.engines.cache"):
+        built = cache.get_or_build(path, fields, lambda tmp: tmp.write_bytes(b"new"), what="A")
+    assert built.read_bytes() == b"new" and not any(f.exists() for f in killed)
+    assert other.exists()
+    assert "Removed 2 unfinished file(s) of an interrupted build" in caplog.text
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")) == \
+        [other.name]
