@@ -128,7 +128,7 @@ def test_bf16_roi_align_stays_within_1e_2_of_fp32(trained):
 
 def test_zero_proposals_give_empty_boxes_and_pooled_features(trained):
     det, images, dense_a = trained
-    stage = MiddleStage(det.model)
+    stage = MiddleStage(det.model, fixed=False)
     rpn = det.model.rpn
     old, rpn.score_thresh = rpn.score_thresh, 1.1  # sigmoid scores never reach it
     try:
@@ -187,3 +187,20 @@ def test_fixed_shapes_on_random_inputs_with_few_anchors(seed):
     # fewer candidates than 2000 proposals: as many rows as the levels' top-k hold
     assert got.boxes[0].shape[0] == sum(min(300, o[0].numel()) for o in dense_a[1]) < 2000
     assert_padded(got, want)
+
+
+def test_zero_proposals_in_fixed_shapes_are_all_padding_and_find_nothing(trained):
+    det, images, dense_a = trained
+    rpn = det.model.rpn
+    old, rpn.score_thresh = rpn.score_thresh, 1.1  # sigmoid scores never reach it
+    try:
+        with torch.inference_mode():
+            got = MiddleStage(det.model, fixed=True)(images, *dense_a)
+            logits, deltas = det.engine.dense_b(got.pooled)
+            rows = det.detection_rows(logits, deltas, got, images.image_sizes,
+                                      images.image_sizes)
+    finally:
+        rpn.score_thresh = old
+    assert not got.valid.any() and all(not b.any() for b in got.boxes)
+    assert rows.shape == (2, det.model.roi_heads.detections_per_img, 7)
+    assert not rows.any()  # no detection, and padding rows are zero

@@ -27,7 +27,7 @@ SMALLEST = 1e-2  # torchvision's remove_small_boxes(min_size=1e-2) in postproces
 class Found(NamedTuple):
     """Per image, ``detections_per_img`` rows, best first: float[N, D, 4] xyxy boxes in the
     resized image's pixels, float[N, D] scores, int64[N, D] labels and bool[N, D] ``real``
-    (False rows are padding, score 0)."""
+    (False rows are padding: zero box, score and label)."""
 
     boxes: Tensor
     scores: Tensor
@@ -58,4 +58,4 @@ def fixed_detections(roi_heads: RoIHeads, logits: Tensor, box_deltas: Tensor,
     found = best >= 0
     chosen = boxes.flatten(1, 2).gather(1, index[..., None].expand(-1, -1, 4))
     return Found(chosen.masked_fill(~found[..., None], 0.0), best.clamp(min=0.0),
-                 index // r + 1, found)
+                 (index // r + 1).masked_fill(~found, 0), found)
