@@ -91,8 +91,10 @@ def test_the_gpu_kernel_keeps_what_torchvision_keeps():
 @pytest.mark.parametrize("seed, threshold", [(0, 0.5), (1, 0.7)])
 def test_on_cuda_it_keeps_what_torchvision_keeps(seed, threshold):
     boxes, valid = groups(seed, count=40, size=1000)
-    got = greedy_keep(boxes.cuda(), valid.cuda(), threshold).cpu()
-    assert torch.equal(got, torchvision_keep(boxes, valid, threshold))
+    want = torchvision_keep(boxes, valid, threshold)
+    for device in [f"cuda:{i}" for i in range(min(2, torch.cuda.device_count()))]:
+        got = greedy_keep(boxes.to(device), valid.to(device), threshold)  # not the current one
+        assert got.device == torch.device(device) and torch.equal(got.cpu(), want)
 
 
 @pytest.mark.parametrize("capability", [90, 87])  # H100/H200, Jetson Orin

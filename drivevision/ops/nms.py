@@ -39,7 +39,9 @@ def _(boxes: Tensor, valid: Tensor, iou_threshold: float) -> Tensor:
     if kernel is None:
         return _by_torchvision(boxes, valid, iou_threshold)
     keep = torch.empty(valid.shape, dtype=torch.uint8, device=valid.device)
-    kernel(boxes.float().contiguous(), valid.to(torch.uint8).contiguous(), iou_threshold, keep)
+    with torch.cuda.device(boxes.device):  # Triton launches on the current device
+        kernel(boxes.float().contiguous(), valid.to(torch.uint8).contiguous(), iou_threshold,
+               keep)
     return keep.bool()
 
 
