@@ -257,9 +257,7 @@ def calibration_set(calib, frames: int = CALIB_FRAMES) -> CalibrationSet:
         return calib
     check_calib_frames(frames)
     text = str(calib)
-    label = Path(text).name or text
-    return CalibrationSet(label if frames == CALIB_FRAMES else f"{frames} frames of {label}",
-                          calibration_digest(text, frames),
+    return CalibrationSet(Path(text).name or text, calibration_digest(text, frames),
                           lambda: calibration_frames(text, frames))
 
 
