@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Everything that needs a CUDA GPU, in one go, for docs/benchmarks.md's GPU section:
 #   1. the `gpu` tests (engine parity in fp32/fp16, TensorRT, CUDA graphs, short batches);
-#   2. `drivevision bench` at 800x1344, batch 1 and 8, fp32 and fp16, every engine present.
+#   2. `drivevision bench` at 800x1344, batch 1 and 8, fp32 and fp16, every engine present;
+#   3. a detector call in fixed shapes (no wait for the GPU) against torchvision's way.
 # Usage: scripts/gpu_run.sh [OUT_DIR]   (default gpu-results/; the folder is overwritten)
-# Results: gpu.txt (GPU, driver, versions), gpu-tests.txt, bench.txt (tables), bench.json.
+# Results: gpu.txt (GPU, driver, versions), gpu-tests.txt, bench.txt (tables), bench.json,
+#   sync.txt.
 set -uo pipefail
 
 out=${1:-gpu-results}
@@ -36,5 +38,8 @@ from drivevision.cli.timing import format_tables
 print(format_tables(json.load(open(sys.argv[1]))))
 EOF
 cat "$out/bench.txt"
-echo "gpu tests exit $tests, bench exit $bench; results in $out/"
-[ "$tests" -eq 0 ] && [ "$bench" -eq 0 ]
+
+python scripts/bench_cuda_sync.py --batch 1,8 --precision fp16 2>&1 | tee "$out/sync.txt"
+sync=${PIPESTATUS[0]}
+echo "gpu tests exit $tests, bench exit $bench, sync exit $sync; results in $out/"
+[ "$tests" -eq 0 ] && [ "$bench" -eq 0 ] && [ "$sync" -eq 0 ]
