@@ -320,3 +320,19 @@ def _need_ort_cuda() -> None:
     ort = pytest.importorskip("onnxruntime")
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         pytest.skip("onnxruntime has no CUDA provider")
+
+
+def test_onnx_on_the_cpu_hands_its_levels_over_channels_last(loaded, scenes):
+    """The middle stage reads channels-last levels as rows of C values without a copy; the
+    onnx engine's come so on the CPU (its session's graph transposes them), with the values
+    of the exported NCHW model."""
+    from drivevision.proposals import pixel_rows
+
+    eng = engine_for(loaded, "onnx", CPU, "fp32")
+    ref = create_engine("torch", loaded, device=CPU, precision="fp32")
+    images, _ = dense_inputs(loaded, scenes[0])
+    got, want = eng.dense_a(images)[0], ref.dense_a(images)[0]
+    for g, w in zip(got, want):
+        assert g.shape == w.shape and g.is_contiguous(memory_format=torch.channels_last)
+        assert rel_l2(g, w) <= TOL["fp32"]
+    assert pixel_rows(got[0]).data_ptr() == got[0].data_ptr()  # a view, not a copy
