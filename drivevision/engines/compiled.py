@@ -3,7 +3,9 @@
 * CUDA: fp32 or fp16, ``mode="reduce-overhead"`` (CUDA graphs: shapes are static per video
   stream, one graph per (N, H, W); a smaller batch, such as a file's last or a live one,
   is padded with blank images to the largest graph of its size instead of capturing a new
-  one. The RoI count of dense B varies, so it is compiled with dynamic shapes and no graphs).
+  one. Dense B is compiled with dynamic shapes and no graphs: its RoI count is fixed per
+  batch size on CUDA now (``post_nms_top_n`` rows per image, ``drivevision.proposals``),
+  so graphs for it would be possible; not tried without a GPU to measure them on).
 * CPU: fp32 or bf16, channels-last, Inductor's C++ kernels with frozen (pre-packed) weights;
   or int8: both pieces quantized by PT2E (``drivevision.engines.pt2e``, calibrated on the
   user's footage) and run by oneDNN's int8 kernels, the float ops between them in bf16
