@@ -35,8 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the viewer; returns its exit code (130 after Ctrl-C or SIGTERM).
 
-    Until the window's event loop runs (imports of Qt and torch), a signal quits at once with
-    one line, as the commands do; then it closes the window (``close_on_signals``).
+    Until the window exists (imports of Qt and torch), a signal quits at once with one line,
+    as the commands do; then it closes the window (``close_on_signals``).
     """
     previous = signals.install(quit_now)
     try:
@@ -68,10 +68,10 @@ def _main(argv: list[str] | None) -> int:
     app.setOrganizationName("DriveVision")
     app.setApplicationName("viewer")
     window = MainWindow(config, tracking=tracking)
-    window.show()
-    if args.source:
-        window.open_source(args.source, play=args.play)
-    with close_on_signals(window) as caught:
+    with close_on_signals(window) as caught:  # from before it shows: a signal saves its layout
+        window.show()
+        if args.source:
+            window.open_source(args.source, play=args.play)
         code = app.exec()
     return EXIT_INTERRUPTED if caught else code
 
@@ -85,9 +85,10 @@ def close_on_signals(window, signums=(signal.SIGINT, signal.SIGTERM), poll_ms: i
     Qt's event loop holds the main thread in C++, where Python cannot run a signal handler;
     a timer hands control back to Python every ``poll_ms`` ms so that it can. A close the
     window refuses (a detector call still running) is tried again on each tick. While a
-    detector loads and nothing is recorded there is nothing to finish: the viewer quits at
-    once with one line, as a command does at start-up. The previous handlers come back on
-    exit. Only from the main thread.
+    detector loads and nothing is recorded there is nothing to finish: the viewer saves the
+    window's layout, as a close does, and quits at once with one line, as a command does at
+    start-up. A signal that comes before the event loop runs is handled once it runs. The
+    previous handlers come back on exit. Only from the main thread.
     """
     from PyQt6.QtCore import QTimer
     from PyQt6.QtWidgets import QApplication
@@ -95,8 +96,11 @@ def close_on_signals(window, signums=(signal.SIGINT, signal.SIGTERM), poll_ms: i
     caught: list[int] = []
 
     def close_window() -> None:
-        if caught and window.nothing_to_finish():
-            quit_now(caught[0])  # a detector still loading: no reason to wait for it
+        if caught and window.nothing_to_finish():  # a detector still loading: no reason to wait
+            try:
+                window.save_layout()  # but what the user arranged is kept, as on a close
+            finally:
+                quit_now(caught[0])
         if caught and window.isVisible():
             window.close()
         if caught and not window.isVisible():

@@ -345,8 +345,12 @@ class MainWindow(QMainWindow):
         """True while the worker only loads a detector: closing need not wait for it."""
         return self.worker.nothing_to_finish()
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+    def save_layout(self) -> None:
+        """Remember the window's geometry and the overlay and playback choices."""
         layout.save(self, self.settings)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        self.save_layout()
         if self.worker.stop(self.close_timeout_s):
             event.accept()
             return

@@ -17,9 +17,9 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-# What Qt's xcb platform plugin (libqxcb.so and libQt6XcbQpa) links against, by soname, with
-# the Debian/Ubuntu package that provides it.
-XCB_PACKAGES = {
+# What Qt's xcb platform plugin (libqxcb.so and libQt6XcbQpa) and its wayland one
+# (libqwayland.so) link against, by soname, with the Debian/Ubuntu package that provides it.
+PACKAGES = {
     "libxcb-cursor.so.0": "libxcb-cursor0",
     "libxcb-icccm.so.4": "libxcb-icccm4",
     "libxcb-keysyms.so.1": "libxcb-keysyms1",
@@ -46,6 +46,9 @@ XCB_PACKAGES = {
     "libglib-2.0.so.0": "libglib2.0-0",
     "libgthread-2.0.so.0": "libglib2.0-0",
     "libdbus-1.so.3": "libdbus-1-3",
+    "libwayland-client.so.0": "libwayland-client0",
+    "libwayland-cursor.so.0": "libwayland-cursor0",
+    "libwayland-egl.so.1": "libwayland-egl1",
 }
 
 _NOT_FOUND = re.compile(r"^\s*(\S+)\s+=>\s+not found", re.MULTILINE)
@@ -64,13 +67,24 @@ def xcb_plugin() -> Path | None:
     return path if path.is_file() else None
 
 
+def plugin_file(name: str) -> str:
+    """The file of the platform plugin ``name``: one plugin serves every ``wayland-*``."""
+    return "libqwayland.so" if name.startswith("wayland") else f"libq{name}.so"
+
+
+def platform_names(requested: str) -> list[str]:
+    """The plugin names of ``QT_QPA_PLATFORM=requested`` (``NAME[:OPTIONS]``, fallbacks
+    after ``;``), in the order Qt tries them."""
+    return [p.split(":")[0].strip() for p in requested.split(";") if p.strip()]
+
+
 def unknown_platform(requested: str, folder: Path) -> str | None:
-    """Why ``QT_QPA_PLATFORM=requested`` (``NAME[:OPTIONS]``, fallbacks after ``;``) names
-    no plugin in ``folder``, or None when one of its names is there (or the folder is not)."""
+    """Why ``QT_QPA_PLATFORM=requested`` names no plugin in ``folder``, or None when one of
+    its names is there (or the folder is not)."""
     if not folder.is_dir():
         return None
-    names = [p.split(":")[0].strip() for p in requested.split(";") if p.strip()]
-    if not names or any((folder / f"libq{name}.so").is_file() for name in names):
+    names = platform_names(requested)
+    if not names or any((folder / plugin_file(name)).is_file() for name in names):
         return None
     have = sorted(p.name[len("libq"):-len(".so")] for p in folder.glob("libq*.so"))
     return (f"Qt has no platform plugin {', '.join(names)} (QT_QPA_PLATFORM={requested}); "
@@ -104,6 +118,46 @@ def x_server_problem(display: str, timeout: float = 3.0) -> str | None:
             "over ssh -X, or under xvfb-run)")
 
 
+def wayland_socket(env: Mapping[str, str]) -> str | None:
+    """The socket Qt's wayland plugin connects to under ``env``, as libwayland finds it:
+    ``WAYLAND_DISPLAY`` (default ``wayland-0``), under ``XDG_RUNTIME_DIR`` unless it is an
+    absolute path; None without ``XDG_RUNTIME_DIR`` for a relative name."""
+    name = env.get("WAYLAND_DISPLAY") or "wayland-0"
+    if name.startswith("/"):
+        return name
+    folder = env.get("XDG_RUNTIME_DIR")
+    return os.path.join(folder, name) if folder else None
+
+
+def wayland_problem(env: Mapping[str, str], timeout: float = 3.0) -> str | None:
+    """Why no Wayland compositor answers where Qt's wayland plugin would connect under
+    ``env``, or None when one does or the connection is inherited (``WAYLAND_SOCKET``)."""
+    if env.get("WAYLAND_SOCKET"):
+        return None
+    path = wayland_socket(env)
+    if path is None:
+        why = "XDG_RUNTIME_DIR, the folder of its socket, is not set"
+    else:
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(timeout)
+                s.connect(path)
+                return None
+        except FileNotFoundError:
+            why = f"no socket {path}"
+        except ConnectionRefusedError:
+            why = f"nothing listens on {path}"
+        except TimeoutError:
+            why = f"{path} does not answer within {timeout:g} s"
+        except OSError as e:
+            why = f"cannot connect to {path} ({e.strerror})"
+    todo = ("set QT_QPA_PLATFORM=xcb" if env.get("QT_QPA_PLATFORM")
+            else "unset WAYLAND_DISPLAY")
+    return (f"no Wayland compositor answers on WAYLAND_DISPLAY="
+            f"{env.get('WAYLAND_DISPLAY') or 'wayland-0'}: {why} (start it from a Wayland "
+            f"desktop session, or {todo} to use X11)")
+
+
 def not_found(ldd_output: str) -> list[str]:
     """The sonames ``ldd`` reported as ``=> not found``, in its order, each once."""
     return list(dict.fromkeys(_NOT_FOUND.findall(ldd_output)))
@@ -124,8 +178,8 @@ def missing_libraries(plugin: Path) -> list[str]:
 
 def install_hint(sonames: list[str]) -> str:
     """``missing X, Y; install them with: sudo apt-get install P Q`` (Debian/Ubuntu names)."""
-    packages = list(dict.fromkeys(XCB_PACKAGES[s] for s in sonames if s in XCB_PACKAGES))
-    unknown = [s for s in sonames if s not in XCB_PACKAGES]
+    packages = list(dict.fromkeys(PACKAGES[s] for s in sonames if s in PACKAGES))
+    unknown = [s for s in sonames if s not in PACKAGES]
     text = f"missing {', '.join(sonames)}"
     if packages:
         text += f"; install them with: sudo apt-get install {' '.join(packages)}"
@@ -134,19 +188,53 @@ def install_hint(sonames: list[str]) -> str:
     return text
 
 
-def _uses_xcb(env: Mapping[str, str]) -> bool:
-    """Whether Qt will load the xcb plugin (first) under ``env``."""
-    platform = env.get("QT_QPA_PLATFORM", "")
-    if platform:
-        return platform.split(";")[0].split(":")[0] == "xcb"
-    wayland = env.get("WAYLAND_DISPLAY") and env.get("XDG_SESSION_TYPE") == "wayland"
-    return bool(env.get("DISPLAY")) and not wayland
+def qt_platforms(env: Mapping[str, str]) -> list[str]:
+    """The platform plugins Qt 6 tries under ``env`` on Linux, in order (the first that
+    starts is used): ``QT_QPA_PLATFORM``'s when it is set; else wayland first when
+    ``WAYLAND_DISPLAY`` is set (or ``XDG_SESSION_TYPE=wayland``), then xcb."""
+    if env.get("QT_QPA_PLATFORM"):
+        return platform_names(env["QT_QPA_PLATFORM"])
+    wayland = env.get("WAYLAND_DISPLAY") or env.get("XDG_SESSION_TYPE") == "wayland"
+    return ["wayland", "xcb"] if wayland else ["xcb"]
+
+
+def platform_problem(name: str, env: Mapping[str, str]) -> str | None:
+    """Why Qt's platform plugin ``name`` cannot start under ``env``, or None when nothing is
+    known to stop it (xcb and wayland are checked)."""
+    if name == "xcb":
+        return _xcb_problem(env)
+    if name.startswith("wayland"):
+        return _wayland_plugin_problem(env)
+    return None
+
+
+def _xcb_problem(env: Mapping[str, str]) -> str | None:
+    plugin = xcb_plugin()
+    missing = missing_libraries(plugin) if plugin is not None else []
+    if missing:
+        return f"Qt's xcb platform plugin cannot load: {install_hint(missing)}"
+    if not env.get("DISPLAY"):
+        return ("no display to open a window on: Qt's xcb plugin needs DISPLAY, which is not "
+                "set (start it from a desktop session, over ssh -X, or under xvfb-run)")
+    return x_server_problem(env["DISPLAY"])
+
+
+def _wayland_plugin_problem(env: Mapping[str, str]) -> str | None:
+    why = wayland_problem(env)
+    if why is not None:
+        return why
+    plugin = platforms_folder() / "libqwayland.so"
+    missing = missing_libraries(plugin) if plugin.is_file() else []
+    if missing:
+        return f"Qt's wayland platform plugin cannot load: {install_hint(missing)}"
+    return None
 
 
 def problem(env: Mapping[str, str] | None = None) -> str | None:
     """Why the viewer's window cannot open under ``env`` (default ``os.environ``), as one
     line; None when nothing is known to stop it. Linux only: other systems bring their own
-    platform plugin."""
+    platform plugin. When Qt would try more than one plugin (wayland, then xcb), it is the
+    first one's problem, and only when none of them can start."""
     env = os.environ if env is None else env
     if importlib.util.find_spec("PyQt6") is None:
         return "the viewer needs PyQt6: pip install 'drivevision[gui]' (or -e \".[gui]\")"
@@ -160,13 +248,10 @@ def problem(env: Mapping[str, str] | None = None) -> str | None:
         unknown = unknown_platform(env["QT_QPA_PLATFORM"], platforms_folder())
         if unknown:
             return unknown
-    if not _uses_xcb(env):
-        return None
-    plugin = xcb_plugin()
-    missing = missing_libraries(plugin) if plugin is not None else []
-    if missing:
-        return f"Qt's xcb platform plugin cannot load: {install_hint(missing)}"
-    if not env.get("DISPLAY"):
-        return ("no display to open a window on: Qt's xcb plugin needs DISPLAY, which is not "
-                "set (start it from a desktop session, over ssh -X, or under xvfb-run)")
-    return x_server_problem(env["DISPLAY"])
+    problems = []
+    for name in qt_platforms(env):
+        why = platform_problem(name, env)
+        if why is None:
+            return None
+        problems.append(why)
+    return problems[0] if problems else None

@@ -752,6 +752,72 @@ def test_a_signal_while_the_detector_loads_quits_at_once_with_one_line(tmp_path,
     assert err.strip().splitlines()[-1] == "drivevision: interrupted"
 
 
+ARRANGED_WHILE_LOADING = """
+import sys, time
+from PyQt6.QtCore import QTimer
+from PyQt6.QtWidgets import QApplication
+from drivevision.detector import Detector
+from gui.app import main
+from gui.main_window import MainWindow
+
+
+def load_that_lasts(*args, **kwargs):
+    time.sleep(60)
+
+
+def arrange():  # what the user changed in this session, while the detector loads
+    [window] = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)]
+    if not window.nothing_to_finish():  # the worker has not started loading yet
+        QTimer.singleShot(10, arrange)
+        return
+    window.resize(640, 480)
+    window.panel.overlay.thickness.setValue(5)
+    print("arranged", flush=True)
+
+
+Detector.from_config = staticmethod(load_that_lasts)
+QTimer.singleShot(0, arrange)  # once the event loop runs
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_a_signal_while_the_detector_loads_keeps_the_window_layout(qtbot, tmp_path, clip_path,
+                                                                   signum):
+    """Quitting at once still saves what the user arranged, as closing the window does."""
+    import signal
+    import subprocess
+    import sys
+
+    from PyQt6.QtWidgets import QMainWindow
+
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path),
+           "XDG_CONFIG_HOME": str(tmp_path / "config")}  # never the user's viewer settings
+    viewer = subprocess.Popen([sys.executable, "-c", ARRANGED_WHILE_LOADING, clip_path,
+                               "--model", "tiny-fpn", "--device", "cpu"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        if viewer.stdout.readline().strip() != "arranged":
+            viewer.kill()
+            pytest.fail(viewer.communicate()[1])
+        viewer.send_signal(getattr(signal, signum))
+        _, err = viewer.communicate(timeout=10)
+    finally:
+        viewer.kill()
+        viewer.wait()
+    assert viewer.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "drivevision: interrupted"
+    saved = QSettings(str(tmp_path / "config" / "DriveVision" / "viewer.conf"),
+                      QSettings.Format.IniFormat)
+    assert saved.value("overlay/thickness", type=int) == 5
+    window = QMainWindow()
+    qtbot.addWidget(window)
+    assert window.restoreGeometry(saved.value("window/geometry"))
+    assert (window.width(), window.height()) == (640, 480)
+
+
 def test_a_load_leaves_nothing_to_finish_unless_a_recording_runs(tmp_path):
     from gui.worker import Worker
 

@@ -23,7 +23,8 @@ linux_only = pytest.mark.skipif(not sys.platform.startswith("linux") or not shut
 
 def viewer_env(**changes: str | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
-           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "WAYLAND_SOCKET", "QT_QPA_PLATFORM",
+                        "XDG_SESSION_TYPE")}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     for key, value in changes.items():
         if value is None:
@@ -89,6 +90,99 @@ def test_a_platform_plugin_qt_does_not_have_is_one_line():
     [line] = run.stderr.strip().splitlines()
     assert line.startswith("drivevision-gui: Qt has no platform plugin nosuch "
                            "(QT_QPA_PLATFORM=nosuch); it has: ") and "offscreen" in line
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="displays: Linux only")
+@pytest.mark.parametrize("platform, todo", [(None, "unset WAYLAND_DISPLAY"),
+                                            ("wayland", "set QT_QPA_PLATFORM=xcb")])
+def test_a_wayland_display_no_compositor_answers_on_is_one_line(tmp_path, platform, todo):
+    """A stale WAYLAND_DISPLAY: Qt would abort (SIGABRT) or print a wall of text."""
+    socket_path = tmp_path / "wayland-9"
+    run = start_viewer(viewer_env(WAYLAND_DISPLAY=str(socket_path), QT_QPA_PLATFORM=platform))
+    assert run.returncode == 1, run.stderr  # not -6 (SIGABRT)
+    assert run.stderr.strip().splitlines() == [
+        f"drivevision-gui: no Wayland compositor answers on WAYLAND_DISPLAY={socket_path}: "
+        f"no socket {socket_path} (start it from a Wayland desktop session, or {todo} to "
+        "use X11)"]
+
+
+def a_file(path: Path) -> Path:
+    path.write_text("")
+    return path
+
+
+def closed_socket(path: Path) -> Path:
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(path))  # the file stays, nothing listens on it
+    return path
+
+
+@pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="Unix sockets")
+@pytest.mark.parametrize("make, why", [
+    (lambda path: path, "no socket {}"),
+    (a_file, "nothing listens on {}"),
+    (closed_socket, "nothing listens on {}"),
+], ids=["missing", "a file", "closed socket"])
+def test_a_wayland_socket_nothing_answers_on_is_named(tmp_path, make, why):
+    path = make(tmp_path / "w")
+    for env in ({"WAYLAND_DISPLAY": str(path)},
+                {"WAYLAND_DISPLAY": "w", "XDG_RUNTIME_DIR": str(tmp_path)}):
+        assert preflight.wayland_problem(env, timeout=1.0) == (
+            f"no Wayland compositor answers on WAYLAND_DISPLAY={env['WAYLAND_DISPLAY']}: "
+            f"{why.format(path)} (start it from a Wayland desktop session, or unset "
+            "WAYLAND_DISPLAY to use X11)")
+
+
+def test_without_xdg_runtime_dir_a_wayland_name_has_no_socket():
+    assert "XDG_RUNTIME_DIR, the folder of its socket, is not set" in \
+        preflight.wayland_problem({"WAYLAND_DISPLAY": "wayland-0"})
+
+
+@pytest.fixture
+def compositor(tmp_path):
+    """A listening Unix socket standing in for a Wayland compositor: its path."""
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(tmp_path / "w"))
+        server.listen()
+        yield tmp_path / "w"
+
+
+@pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="Unix sockets")
+def test_a_wayland_socket_that_answers_passes(tmp_path, compositor, monkeypatch):
+    monkeypatch.setattr(preflight, "missing_libraries", lambda plugin: [])
+    assert preflight.wayland_problem({"WAYLAND_DISPLAY": str(compositor)}) is None
+    assert preflight.wayland_problem({"WAYLAND_DISPLAY": "w",
+                                      "XDG_RUNTIME_DIR": str(tmp_path)}) is None
+    assert preflight.wayland_problem({"WAYLAND_SOCKET": "3"}) is None  # an inherited one
+    if sys.platform.startswith("linux"):
+        assert preflight.problem({"WAYLAND_DISPLAY": str(compositor)}) is None
+        assert preflight.problem({"WAYLAND_DISPLAY": str(compositor),
+                                  "QT_QPA_PLATFORM": "wayland-egl"}) is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="displays: Linux only")
+def test_a_wayland_plugin_missing_libraries_names_the_packages(compositor, monkeypatch):
+    monkeypatch.setattr(preflight, "missing_libraries",
+                        lambda plugin: ["libwayland-cursor.so.0"]
+                        if plugin.name == "libqwayland.so" else [])
+    assert preflight.problem({"WAYLAND_DISPLAY": str(compositor)}) == (
+        "Qt's wayland platform plugin cannot load: missing libwayland-cursor.so.0; install "
+        "them with: sudo apt-get install libwayland-cursor0")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="displays: Linux only")
+def test_without_a_compositor_qt_falls_back_to_a_usable_x_display(tmp_path, monkeypatch):
+    answers = {":5": None, ":6": "no X server answers on DISPLAY=:6"}  # no connection made
+    monkeypatch.setattr(preflight, "x_server_problem", answers.get)
+    monkeypatch.setattr(preflight, "missing_libraries", lambda plugin: [])
+    gone = {"WAYLAND_DISPLAY": str(tmp_path / "gone")}
+    assert preflight.problem({**gone, "DISPLAY": ":5"}) is None  # Qt tries xcb next
+    assert preflight.problem({**gone, "DISPLAY": ":5", "XDG_SESSION_TYPE": "wayland"}) is None
+    assert preflight.problem({**gone, "DISPLAY": ":6"}).startswith(
+        "no Wayland compositor answers on WAYLAND_DISPLAY=")
+    assert preflight.problem({**gone, "DISPLAY": ":5", "QT_QPA_PLATFORM": "wayland"}) \
+        .startswith("no Wayland compositor answers")  # no fallback when one is named
+    assert preflight.problem({**gone, "DISPLAY": ":5", "QT_QPA_PLATFORM": "wayland;xcb"}) is None
 
 
 def test_an_x_server_that_answers_passes():
