@@ -1,8 +1,9 @@
 """The main window's widgets: building the tree, and keeping their state between runs.
 
 Left: the video and the transport bar; right (in a scroll area, behind a splitter): the side
-panel; a busy bar in the status bar. What the user set (overlay, playback, window geometry)
-is saved to and restored from ``ViewerSettings``.
+panel; a busy bar in the status bar. What the user set (overlay, playback, window geometry,
+where the splitter between video and panel sits) is saved to and restored from
+``ViewerSettings``.
 """
 
 from __future__ import annotations
@@ -56,13 +57,16 @@ def build(window: QMainWindow, config: DetectorConfig) -> None:
 
 
 def restore(window: QMainWindow, s: ViewerSettings) -> None:
-    """Geometry, overlay and playback choices as the last run left them."""
+    """Geometry, splitter, overlay and playback choices as the last run left them."""
     geometry = s.geometry()
     if geometry is not None:
         window.restoreGeometry(geometry)
     else:
         screen = window.screen().availableGeometry()
         window.resize(min(1440, screen.width()), min(900, screen.height()))
+    splitter = s.state("window/splitter")
+    if splitter is not None:
+        window.splitter.restoreState(splitter)
     window.panel.overlay.labels_box.setChecked(s.get("overlay/labels", True, bool))
     window.panel.overlay.thickness.setValue(s.get("overlay/thickness", 0, int))
     window.transport.speed.setCurrentIndex(s.get("playback/speed_index", 2, int))
@@ -71,6 +75,7 @@ def restore(window: QMainWindow, s: ViewerSettings) -> None:
 
 def save(window: QMainWindow, s: ViewerSettings) -> None:
     s.set("window/geometry", window.saveGeometry())
+    s.set("window/splitter", window.splitter.saveState())
     s.set("overlay/labels", window.panel.overlay.labels_box.isChecked())
     s.set("overlay/thickness", window.panel.overlay.thickness.value())
     s.set("playback/speed_index", window.transport.speed.currentIndex())

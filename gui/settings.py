@@ -39,7 +39,11 @@ class ViewerSettings:
         self.q.setValue(key, value)
 
     def geometry(self) -> QByteArray | None:
-        value = self.q.value("window/geometry")
+        return self.state("window/geometry")
+
+    def state(self, key: str) -> QByteArray | None:
+        """A saved widget state (``saveGeometry``, ``saveState``), or None."""
+        value = self.q.value(key)
         return value if isinstance(value, QByteArray) else None
 
     def sync(self) -> None:

@@ -9,7 +9,10 @@ import threading
 import time
 from collections import Counter
 
-os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before any Qt import: no display needed
+# before any Qt import: no display needed; a 1920x1080 screen (offscreen's own is 800x800,
+# too small to restore a desktop-sized window into)
+os.environ["QT_QPA_PLATFORM"] = \
+    f"offscreen:configfile={os.path.join(os.path.dirname(__file__), 'offscreen.json')}"
 
 import av  # noqa: E402
 import cv2  # noqa: E402
@@ -267,6 +270,20 @@ def test_the_side_panel_fits_a_1600x900_screen_without_scrolling(qtbot, make_win
     apply = window.panel.detector.apply
     bottom = apply.mapTo(scroll.viewport(), apply.rect().bottomLeft()).y()
     assert apply.isVisible() and bottom <= scroll.viewport().height()
+
+
+def test_where_the_user_put_the_splitter_is_kept_for_the_next_run(qtbot, make_window):
+    window = make_window(FixedDetector(detections=two_boxes()))
+    window.resize(1400, 820)
+    qtbot.wait(50)
+    window.splitter.setSizes([1000, 400])
+    qtbot.wait(50)
+    sizes = window.splitter.sizes()
+    window.close()  # saves the layout, as every quit does
+    again = make_window(FixedDetector(detections=two_boxes()))
+    qtbot.wait(50)
+    assert again.splitter.sizes() == sizes != [0, 0]
+    assert abs(sizes[1] - 400) <= 40  # the panel's width as dragged, not its default
 
 
 def test_s_saves_the_frame_the_hud_shows_to_the_pictures_folder(qtbot, make_window, clip_path,
@@ -793,7 +810,7 @@ def test_a_signal_while_the_detector_loads_keeps_the_window_layout(qtbot, tmp_pa
 
     from PyQt6.QtWidgets import QMainWindow
 
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path),
+    env = {**os.environ, "HOME": str(tmp_path),  # this module's offscreen screen
            "XDG_CONFIG_HOME": str(tmp_path / "config")}  # never the user's viewer settings
     viewer = subprocess.Popen([sys.executable, "-c", ARRANGED_WHILE_LOADING, clip_path,
                                "--model", "tiny-fpn", "--device", "cpu"],
