@@ -84,13 +84,19 @@ def test_trained_batch_of_two_sizes_equals_torchvision(trained, one_table):
     assert_same_stage(got, want)
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_random_inputs_equal_torchvision(seed):
+def random_case(seed: int, proposals: int):
+    """A random tiny model (300 boxes per level before NMS, ``proposals`` after), a batch of
+    two random images of different sizes, and random dense A outputs for them."""
     torch.manual_seed(seed)
     model = build_model("tiny-fpn", num_classes=5, min_size=160, max_size=256,
-                        rpn_pre_nms_top_n_test=300, rpn_post_nms_top_n_test=200)
+                        rpn_pre_nms_top_n_test=300, rpn_post_nms_top_n_test=proposals)
     images, _ = model.transform([torch.rand(3, 150, 250), torch.rand(3, 120, 200)])
-    dense_a = random_dense_a(model, images, seed)
+    return model, images, random_dense_a(model, images, seed)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_random_inputs_equal_torchvision(seed):
+    model, images, dense_a = random_case(seed, 200)
     with torch.inference_mode():
         got = MiddleStage(model)(images, *dense_a)
         want = reference(model, images, *dense_a)
@@ -175,11 +181,7 @@ def test_fixed_shapes_hold_torchvisions_proposals_then_padding(trained):
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_fixed_shapes_on_random_inputs_with_few_anchors(seed):
-    torch.manual_seed(seed)
-    model = build_model("tiny-fpn", num_classes=5, min_size=160, max_size=256,
-                        rpn_pre_nms_top_n_test=300, rpn_post_nms_top_n_test=2000)
-    images, _ = model.transform([torch.rand(3, 150, 250), torch.rand(3, 120, 200)])
-    dense_a = random_dense_a(model, images, seed)
+    model, images, dense_a = random_case(seed, 2000)
     model.rpn.score_thresh = 0.3  # some boxes fail the score filter between kept ones
     with torch.inference_mode():
         got = MiddleStage(model, fixed=True)(images, *dense_a)

@@ -728,6 +728,22 @@ def test_signals_close_the_viewer_and_finish_the_recording(tmp_path, tiny_checkp
             assert sum(1 for _ in container.decode(video=0)) >= 1
 
 
+def interrupt_when(viewer, line: str, signum) -> None:
+    """Once the viewer process prints ``line``, send it ``signum``; it must quit within 10 s
+    with exit 130 and "drivevision: interrupted" as its last line."""
+    try:
+        if viewer.stdout.readline().strip() != line:
+            viewer.kill()
+            pytest.fail(viewer.communicate()[1])
+        viewer.send_signal(signum)
+        _, err = viewer.communicate(timeout=10)
+    finally:
+        viewer.kill()
+        viewer.wait()
+    assert viewer.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "drivevision: interrupted"
+
+
 LOADING_VIEWER = """
 import sys, time
 from drivevision.detector import Detector
@@ -758,15 +774,7 @@ def test_a_signal_while_the_detector_loads_quits_at_once_with_one_line(tmp_path,
     viewer = subprocess.Popen([sys.executable, "-c", LOADING_VIEWER, clip_path, "--play",
                                "--model", "tiny-fpn", "--device", "cpu"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        assert viewer.stdout.readline().strip() == "loading", viewer.stderr.read()
-        viewer.send_signal(signal.SIGINT)
-        _, err = viewer.communicate(timeout=10)
-    finally:
-        viewer.kill()
-        viewer.wait()
-    assert viewer.returncode == 130, err
-    assert err.strip().splitlines()[-1] == "drivevision: interrupted"
+    interrupt_when(viewer, "loading", signal.SIGINT)
 
 
 ARRANGED_WHILE_LOADING = """
@@ -815,17 +823,7 @@ def test_a_signal_while_the_detector_loads_keeps_the_window_layout(qtbot, tmp_pa
     viewer = subprocess.Popen([sys.executable, "-c", ARRANGED_WHILE_LOADING, clip_path,
                                "--model", "tiny-fpn", "--device", "cpu"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        if viewer.stdout.readline().strip() != "arranged":
-            viewer.kill()
-            pytest.fail(viewer.communicate()[1])
-        viewer.send_signal(getattr(signal, signum))
-        _, err = viewer.communicate(timeout=10)
-    finally:
-        viewer.kill()
-        viewer.wait()
-    assert viewer.returncode == 130, err
-    assert err.strip().splitlines()[-1] == "drivevision: interrupted"
+    interrupt_when(viewer, "arranged", getattr(signal, signum))
     saved = QSettings(str(tmp_path / "config" / "DriveVision" / "viewer.conf"),
                       QSettings.Format.IniFormat)
     assert saved.value("overlay/thickness", type=int) == 5
