@@ -326,7 +326,7 @@ def test_onnx_on_the_cpu_hands_its_levels_over_channels_last(loaded, scenes):
     """The middle stage reads channels-last levels as rows of C values without a copy; the
     onnx engine's come so on the CPU (its session's graph transposes them), with the values
     of the exported NCHW model."""
-    from drivevision.proposals import pixel_rows
+    from drivevision.ops.roi_align import pixel_rows
 
     eng = engine_for(loaded, "onnx", CPU, "fp32")
     ref = create_engine("torch", loaded, device=CPU, precision="fp32")
