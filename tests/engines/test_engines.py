@@ -92,11 +92,21 @@ def reference_detections(loaded, frames, device) -> list[dict]:
         return [{k: v.cpu() for k, v in out.items()} for out in model(images)]
 
 
+# How close an engine's detection must be to torchvision's fp32 one: (IoU, score difference).
+# fp32 is the same computation reordered; fp16 keeps 10 bits of mantissa. bf16 keeps 7, and
+# the boxes and scores of one object move: over 20 held-out scenes the worst of 148
+# detections moved to IoU 0.77-0.88 (eager bf16) and 0.74-0.91 (compiled bf16, whose
+# frozen graph folds the batch norms into bf16 weights), so bf16 asks for the same object
+# (IoU >= 0.7), class and score (within 0.05); its accuracy is what `drivevision eval`
+# checks (tests/evaluation).
+MATCH = {"fp32": (0.98, 1e-3), "fp16": (0.98, 1e-2), "bf16": (0.7, 0.05)}
+
+
 def check_detections(loaded, name: str, device: torch.device, precision: str, frames) -> int:
     """Every torchvision detection scoring >= CONF + tol has an engine detection of the same
-    class with IoU >= 0.98 and a score within tol, and vice versa (detections near the
-    threshold may fall either side). Returns how many detections were matched."""
-    tol = 1e-3 if precision == "fp32" else 1e-2
+    class with IoU >= ``MATCH``'s and a score within tol, and vice versa (detections near
+    the threshold may fall either side). Returns how many detections were matched."""
+    min_iou, tol = MATCH[precision]
     det = Detector(loaded, engine="torch", device=device.type, precision=precision,
                    conf=CONF - tol, classes="all")
     det.engine = engine_for(loaded, name, device, precision)
@@ -106,18 +116,18 @@ def check_detections(loaded, name: str, device: torch.device, precision: str, fr
         want = {k: v[ref["scores"] >= CONF - tol] for k, v in ref.items()}
         got_t = {"boxes": torch.from_numpy(got.xyxy), "scores": torch.from_numpy(got.scores),
                  "labels": torch.from_numpy(got.class_ids.astype(np.int64))}
-        matched += _match(want, got_t, tol)
-        _match(got_t, want, tol)
+        matched += _match(want, got_t, min_iou, tol)
+        _match(got_t, want, min_iou, tol)
     return matched
 
 
-def _match(a: dict, b: dict, tol: float) -> int:
+def _match(a: dict, b: dict, min_iou: float, tol: float) -> int:
     """Detections of ``a`` above CONF + tol all found in ``b``; returns how many."""
     n = 0
     iou = box_iou(a["boxes"], b["boxes"]) if len(a["boxes"]) and len(b["boxes"]) else None
     for i in torch.nonzero(a["scores"] >= CONF + tol).flatten().tolist():
         assert iou is not None, f"detection {i} missing"
-        ok = (iou[i] >= 0.98) & (b["labels"] == a["labels"][i]) & \
+        ok = (iou[i] >= min_iou) & (b["labels"] == a["labels"][i]) & \
             ((b["scores"] - a["scores"][i]).abs() <= tol)
         assert bool(ok.any()), f"detection {i} ({a['labels'][i]}, {a['scores'][i]:.4f}) missing"
         n += 1
@@ -135,7 +145,7 @@ def test_detections_match_torchvision_on_cpu(loaded, scenes, name):
 @pytest.mark.parametrize("name", ["torch", pytest.param("compiled", marks=pytest.mark.slow)])
 def test_bf16_detections_match_torchvision_on_cpu(loaded, scenes, name):
     """bf16 end to end, the middle stage pooling the engine's bf16 features: torchvision's
-    fp32 detections found with IoU >= 0.98 and scores within 1e-2, and vice versa."""
+    fp32 detections found (same object, class and score, ``MATCH``), and vice versa."""
     assert check_detections(loaded, name, CPU, "bf16", scenes) >= 5
 
 
@@ -174,6 +184,25 @@ def test_short_batches_reuse_the_compiled_batch(loaded, scenes):
     engine = create_engine("compiled", loaded, device=CPU, precision="fp32")
     engine.static_batch = True  # on CUDA it is the default
     check_short_batches(loaded, engine, "fp32", frames)
+
+
+@pytest.mark.parametrize("precision", [
+    "fp32",
+    pytest.param("bf16", marks=pytest.mark.skipif(
+        not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="oneDNN has no bf16 here")),
+])
+def test_compiled_engine_on_cpu_runs_prepacked_fused_convolutions(loaded, scenes, precision):
+    """The compiled engine freezes its weights on the CPU: dense A's convolutions run as
+    oneDNN's pre-packed kernels fused with their ReLU or add (15-20% faster at 800x1344),
+    none as ATen's plain convolution, which is what an unfrozen graph calls."""
+    engine = engine_for(loaded, "compiled", CPU, precision)
+    images, _ = dense_inputs(loaded, scenes[0])
+    engine.dense_a(images)  # compiles
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        engine.dense_a(images)
+    ops = {event.key for event in prof.key_averages()}
+    assert "mkldnn::_convolution_pointwise" in ops, sorted(ops)
+    assert not ops & {"aten::convolution", "aten::mkldnn_convolution"}, sorted(ops)
 
 
 def test_onnx_runtime_outputs_become_torch_tensors_without_a_copy():
