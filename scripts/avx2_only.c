@@ -23,6 +23,12 @@
 
 static struct sigaction app_segv;  /* what the program asked for, SIG_DFL until it asks */
 
+static int real_sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
+    static int (*real)(int, const struct sigaction *, struct sigaction *);
+    if (!real) real = dlsym(RTLD_NEXT, "sigaction");
+    return real(sig, act, old);
+}
+
 static long set_cpuid(int enabled) { return syscall(SYS_arch_prctl, ARCH_SET_CPUID, enabled); }
 
 static void mask(unsigned leaf, unsigned sub, unsigned *a, unsigned *b, unsigned *c, unsigned *d) {
@@ -66,29 +72,41 @@ static void on_segv(int sig, siginfo_t *info, void *context) {
     } else if (app_segv.sa_handler != SIG_DFL && app_segv.sa_handler != SIG_IGN) {
         app_segv.sa_handler(sig);
     } else {  /* a real crash: default action, the instruction faults again */
-        signal(SIGSEGV, SIG_DFL);
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof dfl);
+        dfl.sa_handler = SIG_DFL;
+        real_sigaction(SIGSEGV, &dfl, NULL);
     }
 }
 
 /* The program's own SIGSEGV handler is kept aside and called for real faults. */
 int sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
-    static int (*real)(int, const struct sigaction *, struct sigaction *);
-    if (!real) real = dlsym(RTLD_NEXT, "sigaction");
-    if (sig != SIGSEGV) return real(sig, act, old);
+    if (sig != SIGSEGV) return real_sigaction(sig, act, old);
     if (old) *old = app_segv;
     if (act) app_segv = *act;
     return 0;
 }
 
+/* glibc's signal() does not go through sigaction(), so it is taken over too (GCC sets its
+ * crash handler with it). */
+sighandler_t signal(int sig, sighandler_t handler) {
+    static sighandler_t (*real)(int, sighandler_t);
+    if (!real) real = (sighandler_t (*)(int, sighandler_t))dlsym(RTLD_NEXT, "signal");
+    if (sig != SIGSEGV) return real(sig, handler);
+    sighandler_t old = app_segv.sa_flags & SA_SIGINFO ? SIG_DFL : app_segv.sa_handler;
+    memset(&app_segv, 0, sizeof app_segv);
+    app_segv.sa_handler = handler;
+    return old;
+}
+
 __attribute__((constructor)) static void start(void) {
-    int (*real)(int, const struct sigaction *, struct sigaction *) = dlsym(RTLD_NEXT, "sigaction");
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_segv;
     sa.sa_flags = SA_SIGINFO | SA_NODEFER;
     sigemptyset(&sa.sa_mask);
     app_segv.sa_handler = SIG_DFL;
-    if (real(SIGSEGV, &sa, NULL) != 0 || set_cpuid(0) != 0) {
+    if (real_sigaction(SIGSEGV, &sa, NULL) != 0 || set_cpuid(0) != 0) {
         fprintf(stderr, "avx2_only: CPUID faulting is not available here "
                         "(no cpuid_fault in /proc/cpuinfo?)\n");
         exit(2);
