@@ -33,6 +33,16 @@ def test_libraries_see_an_avx2_only_cpu(tmp_path):
     assert (tmp_path / "drivevision" / "avx2_only.so").is_file()
 
 
+def test_drivevision_sees_the_cpu_as_the_libraries_do(tmp_path):
+    """Its feature line and ``auto``'s precision follow CPUID, not /proc/cpuinfo."""
+    probe = ("import torch; from drivevision.engines.hardware import cpu_features, "
+             "pick_precision; print(*cpu_features().names(), "
+             "pick_precision(torch.device('cpu'))[0])")
+    done = run(tmp_path, sys.executable, "-c", probe)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["AVX2", "fp32"]
+
+
 def test_a_real_crash_still_reaches_the_programs_own_handler(tmp_path):
     crash = "import ctypes; ctypes.string_at(0)"
     done = run(tmp_path, sys.executable, "-X", "faulthandler", "-c", crash)

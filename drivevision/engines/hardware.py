@@ -2,8 +2,10 @@
 
 The machines this runs on differ (an AMD EPYC with AVX2 only, a Xeon with AMX, a laptop),
 so nothing is assumed: on Linux the instruction sets come from ``/proc/cpuinfo``'s flags,
-and AMX counts only when the kernel grants the process its tile state (torch asks); other
-systems fall back to torch's own capability check, which cannot see bf16 or VNNI.
+each counting only where the libraries see it too (they read CPUID, which a hypervisor or
+scripts/avx2_only.sh can make hide what /proc/cpuinfo lists; torch's reading of it is
+asked), and AMX only when the kernel grants the process its tile state; other systems fall
+back to torch's own capability check, which cannot see bf16 or VNNI.
 """
 
 from __future__ import annotations
@@ -62,8 +64,12 @@ def feature_list(names: list[str]) -> str:
     return ", ".join(names) or "none of " + ", ".join(FEATURES.values())
 
 
-def parse_cpuinfo(text: str, *, amx_granted: bool = True) -> CpuFeatures:
-    """The features of the first processor in ``/proc/cpuinfo`` text.
+AMX_FLAGS = frozenset({"amx_bf16", "amx_int8", "amx_tile"})
+
+
+def parse_cpuinfo(text: str, *, amx_granted: bool = True,
+                  hidden: frozenset[str] = frozenset()) -> CpuFeatures:
+    """The features of the first processor in ``/proc/cpuinfo`` text, less ``hidden``.
 
     ``amx_granted`` False drops the AMX flags: the CPU has AMX but the kernel did not give
     this process its tile state, so AMX instructions would fault and libraries do not use them.
@@ -78,8 +84,8 @@ def parse_cpuinfo(text: str, *, amx_granted: bool = True) -> CpuFeatures:
             flags = set(value.split())
             break
     if not amx_granted:
-        flags -= {"amx_bf16", "amx_int8", "amx_tile"}
-    return CpuFeatures(model, frozenset(flags & FEATURES.keys()))
+        flags -= AMX_FLAGS
+    return CpuFeatures(model, frozenset(flags & FEATURES.keys() - hidden))
 
 
 @functools.cache
@@ -89,7 +95,19 @@ def cpu_features() -> CpuFeatures:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
         return _from_torch()
-    return parse_cpuinfo(text, amx_granted=_amx_granted())
+    return parse_cpuinfo(text, amx_granted=_amx_granted(), hidden=_hidden_from_cpuid())
+
+
+def _hidden_from_cpuid() -> frozenset[str]:
+    """The flags of ``FEATURES`` that torch's reading of CPUID says this process lacks."""
+    import torch
+
+    try:
+        seen = torch.cpu.get_capabilities()
+    except (AttributeError, RuntimeError):
+        return frozenset()  # an older torch: trust the flags
+    names = {flag: "avx512_f" if flag == "avx512f" else flag for flag in FEATURES}
+    return frozenset(flag for flag, name in names.items() if name in seen and not seen[name])
 
 
 def _amx_granted() -> bool:

@@ -48,6 +48,18 @@ def test_amx_the_kernel_did_not_grant_does_not_count():
     assert features.names() == ["AVX2"] and not features.bf16 and not features.int8
 
 
+def test_a_flag_the_libraries_do_not_see_in_cpuid_does_not_count(monkeypatch):
+    """/proc/cpuinfo lists AVX512-BF16 but CPUID, as torch reads it, hides it (a hypervisor's
+    mask, scripts/avx2_only.sh): no bf16 for auto; keys torch does not know change nothing."""
+    seen = {"avx2": True, "avx512_f": True, "avx512_bf16": False, "avx512_vnni": True}
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: seen)
+    hidden = hardware._hidden_from_cpuid()
+    assert hidden == {"avx512_bf16"}
+    features = parse_cpuinfo(ZEN4, hidden=hidden)
+    assert features.names() == ["AVX512-VNNI", "AVX512", "AVX2"] and not features.bf16
+    assert pick_precision(CPU, features)[0] == "fp32"
+
+
 def test_a_cpu_with_none_of_them_says_what_was_looked_for():
     features = parse_cpuinfo(cpuinfo("Old", "fpu sse2"))
     assert features.names() == [] and "none of AMX-BF16" in features.describe()
