@@ -98,7 +98,7 @@ class CompiledEngine(Engine):
         """CPU: what a call compiles under. Freezing set in Inductor's config: the weights
         become constants, pre-packed for oneDNN, each convolution fused with its ReLU or add.
         Given as a ``torch.compile`` option instead it does not reach those passes (ATen's
-        unpacked, unfused convolutions: dense A 15-20% slower in fp32 and bf16, int8's
+        unpacked, unfused convolutions: dense A about 10% slower in fp32 and bf16, int8's
         weight packing left out of constant folding). int8: the float ops in bf16 where the
         CPU has it.
         """

@@ -193,7 +193,7 @@ def test_short_batches_reuse_the_compiled_batch(loaded, scenes):
 ])
 def test_compiled_engine_on_cpu_runs_prepacked_fused_convolutions(loaded, scenes, precision):
     """The compiled engine freezes its weights on the CPU: dense A's convolutions run as
-    oneDNN's pre-packed kernels fused with their ReLU or add (15-20% faster at 800x1344),
+    oneDNN's pre-packed kernels fused with their ReLU or add (about 10% faster at 800x1344),
     none as ATen's plain convolution, which is what an unfrozen graph calls."""
     engine = engine_for(loaded, "compiled", CPU, precision)
     images, _ = dense_inputs(loaded, scenes[0])
