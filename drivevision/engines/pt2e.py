@@ -133,8 +133,8 @@ def _prepared(dense: DenseModules, piece: str) -> torch.fx.GraphModule:
     x, dims = _example(dense, piece)
     with torch.no_grad():
         # strict (Dynamo) export: the quantizer matches conv/add/relu patterns per call,
-        # and only Dynamo names each call of a shared module (ResNet's relu, the RPN
-        # head on every FPN level) apart.
+        # and only Dynamo names each call of a shared module (ResNet's relu) apart; shared
+        # weights are another matter (``PerLevelHead``).
         exported = torch.export.export(_Piece(dense, piece), (x,), dynamic_shapes=(dims,),
                                        strict=True).module()
         quantizer = xiq.X86InductorQuantizer()
