@@ -67,13 +67,9 @@ def feature_list(names: list[str]) -> str:
 AMX_FLAGS = frozenset({"amx_bf16", "amx_int8", "amx_tile"})
 
 
-def parse_cpuinfo(text: str, *, amx_granted: bool = True,
-                  hidden: frozenset[str] = frozenset()) -> CpuFeatures:
-    """The features of the first processor in ``/proc/cpuinfo`` text, less ``hidden``.
-
-    ``amx_granted`` False drops the AMX flags: the CPU has AMX but the kernel did not give
-    this process its tile state, so AMX instructions would fault and libraries do not use them.
-    """
+def parse_cpuinfo(text: str, *, hidden: frozenset[str] = frozenset()) -> CpuFeatures:
+    """The features of the first processor in ``/proc/cpuinfo`` text, less ``hidden`` (the
+    flags this process cannot use, ``_unusable``)."""
     model, flags = "unknown CPU", set()
     for line in text.splitlines():
         key, _, value = line.partition(":")
@@ -83,8 +79,6 @@ def parse_cpuinfo(text: str, *, amx_granted: bool = True,
         elif key == "flags":
             flags = set(value.split())
             break
-    if not amx_granted:
-        flags -= AMX_FLAGS
     return CpuFeatures(model, frozenset(flags & FEATURES.keys() - hidden))
 
 
@@ -95,28 +89,29 @@ def cpu_features() -> CpuFeatures:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
         return _from_torch()
-    return parse_cpuinfo(text, amx_granted=_amx_granted(), hidden=_hidden_from_cpuid())
+    return parse_cpuinfo(text, hidden=_unusable())
 
 
-def _hidden_from_cpuid() -> frozenset[str]:
-    """The flags of ``FEATURES`` that torch's reading of CPUID says this process lacks."""
+def _unusable() -> frozenset[str]:
+    """The flags of ``FEATURES`` this process cannot use: those torch's reading of CPUID
+    says it lacks, and the AMX ones when the kernel did not grant the process the tile state
+    (AMX instructions would fault, so libraries do not use them). An older torch without
+    these checks: none."""
     import torch
 
+    hidden: set[str] = set()
     try:
         seen = torch.cpu.get_capabilities()
+        names = {flag: "avx512_f" if flag == "avx512f" else flag for flag in FEATURES}
+        hidden |= {flag for flag, name in names.items() if name in seen and not seen[name]}
     except (AttributeError, RuntimeError):
-        return frozenset()  # an older torch: trust the flags
-    names = {flag: "avx512_f" if flag == "avx512f" else flag for flag in FEATURES}
-    return frozenset(flag for flag, name in names.items() if name in seen and not seen[name])
-
-
-def _amx_granted() -> bool:
-    import torch
-
+        pass
     try:
-        return bool(torch._C._cpu._init_amx())  # asks Linux for the AMX tile state
+        if not torch._C._cpu._init_amx():  # asks Linux for the AMX tile state
+            hidden |= AMX_FLAGS
     except (AttributeError, RuntimeError):
-        return True  # an older torch: trust the flags
+        pass
+    return frozenset(hidden)
 
 
 def _from_torch() -> CpuFeatures:

@@ -42,9 +42,11 @@ def test_features_are_read_from_cpuinfo(text, names, bf16, int8):
     assert features.describe().startswith(features.model) and names[0] in features.describe()
 
 
-def test_amx_the_kernel_did_not_grant_does_not_count():
-    features = parse_cpuinfo(cpuinfo("Xeon", "avx2 amx_bf16 amx_tile amx_int8"),
-                             amx_granted=False)
+def test_amx_the_kernel_did_not_grant_does_not_count(monkeypatch):
+    monkeypatch.setattr(torch._C._cpu, "_init_amx", lambda: False)
+    hidden = hardware._unusable()
+    assert hidden >= hardware.AMX_FLAGS
+    features = parse_cpuinfo(cpuinfo("Xeon", "avx2 amx_bf16 amx_tile amx_int8"), hidden=hidden)
     assert features.names() == ["AVX2"] and not features.bf16 and not features.int8
 
 
@@ -53,7 +55,8 @@ def test_a_flag_the_libraries_do_not_see_in_cpuid_does_not_count(monkeypatch):
     mask, scripts/avx2_only.sh): no bf16 for auto; keys torch does not know change nothing."""
     seen = {"avx2": True, "avx512_f": True, "avx512_bf16": False, "avx512_vnni": True}
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: seen)
-    hidden = hardware._hidden_from_cpuid()
+    monkeypatch.setattr(torch._C._cpu, "_init_amx", lambda: True)
+    hidden = hardware._unusable()
     assert hidden == {"avx512_bf16"}
     features = parse_cpuinfo(ZEN4, hidden=hidden)
     assert features.names() == ["AVX512-VNNI", "AVX512", "AVX2"] and not features.bf16
