@@ -32,7 +32,7 @@ from drivevision.errors import StageError
 from drivevision.io.frames import Frame, Source
 from drivevision.io.sinks import Sink
 from drivevision.pipeline.stats import SourceStats
-from drivevision.pipeline.threads import END, POLL_S, Aborted, StageThreads
+from drivevision.pipeline.threads import END, POLL_S, Aborted, StageThreads, release_openmp_workers
 from drivevision.render import annotate
 
 
@@ -125,6 +125,9 @@ class Pipeline(StageThreads):
         return sum(s.dropped for s in self.stats)
 
     def start(self) -> None:
+        # the detector runs on the infer thread; this thread's idle OpenMP team (left from
+        # loading and warming up the model) would make that thread's team sleep at barriers
+        release_openmp_workers()
         for i in range(len(self.sources)):
             self.spawn(self._names[i].format("capture"), self._capture, i)
         self.spawn("infer", self._infer, on_exit=self._end_all)

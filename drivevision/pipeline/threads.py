@@ -7,7 +7,9 @@ aborts the others and is raised to the caller as a ``StageError`` naming the sta
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
 import queue
 import threading
 import time
@@ -19,6 +21,54 @@ from drivevision.pipeline import signals
 _log = logging.getLogger(__name__)
 END = object()  # the stop marker a stage sends downstream when it ends
 POLL_S = 0.05
+
+
+def release_openmp_workers() -> bool:
+    """Let the calling thread's idle OpenMP workers (GNU libgomp, which torch uses on Linux)
+    end; True if it had any to release. They come back by themselves on its next parallel
+    region.
+
+    libgomp keeps a team of workers for every thread that ran a parallel region, and lets
+    waiting workers spin (ready within microseconds) only while the workers of all teams
+    fit the CPUs; beyond that, every worker sleeps at every barrier. The thread that loaded and
+    warmed up the model holds such a team: without this, the pipeline's detector, whose
+    thread gets its own team, ran with sleeping workers, 5-10% slower on two cores.
+    """
+    mode = getattr(os, "RTLD_NOLOAD", None)
+    path = _loaded_libgomp()
+    if mode is None or path is None:  # no GNU OpenMP in this process
+        return False
+    try:
+        gomp = ctypes.CDLL(path, mode=mode)  # the loaded copy, never a second one
+    except OSError:
+        return False
+    pause = getattr(gomp, "omp_pause_resource_all", None)  # OpenMP 5.0, GCC 9 and later
+    if pause is None:
+        return False
+    before = _thread_count()
+    if pause(1) != 0:  # omp_pause_soft; on the host libgomp ends the caller's team
+        return False
+    return _thread_count() < before
+
+
+def _loaded_libgomp() -> str | None:
+    """The path of the libgomp this process has loaded (wheels may rename it), or None."""
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                path = line.split(maxsplit=5)[-1].strip()
+                if os.path.basename(path).startswith("libgomp"):
+                    return path
+    except OSError:
+        pass
+    return None
+
+
+def _thread_count() -> int:
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 0
 
 
 class Aborted(Exception):
