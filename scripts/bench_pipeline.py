@@ -5,8 +5,14 @@
 
 1. real model: detector alone on decoded frames, then ``--reps`` times detect_video (decode,
    render, encode overlapped on their own threads) on the same frames followed by the
-   detector alone again; each pipeline's frames/s over the mean of the detector's just
-   before and after it; target ratio >= 0.95 (the median is printed beside each).
+   detector alone again. The throughput compared is the pipeline's steady part (results
+   after the first ``--settle``, so without its start and finish), each run over the mean
+   of the detector just before and after it, and pooled over all runs; target >= 0.95.
+   Whole-run ratios (start and finish included) are printed beside it: on a short clip
+   they weigh the one-off start and finish, not the throughput.
+   The contention measurement (``--only contention``) times the detector's calls with and
+   without one frame's video work (draw, encode: the project's own) on another thread
+   beside each, alternated frame by frame, so that a drifting machine speed cancels out.
 2. stand-in detector of a fixed 20 ms per frame at 1280x720; target >= 45 fps.
 3. torch eager fp32 vs the bf16/channels-last CPU path on the same frames; target >= 2.5x
    where the CPU has bf16 instructions (AVX512-BF16 or AMX).
@@ -21,6 +27,7 @@ import platform
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -30,9 +37,12 @@ import torch
 from drivevision.detections import Detections
 from drivevision.detector import Detector
 from drivevision.engines.hardware import cpu_features
+from drivevision.io.sources import open_source
+from drivevision.io.video_sink import VideoSink
 from drivevision.labels import COCO_NAMES
 from drivevision.model import LoadedModel, build_model, load_model
 from drivevision.pipeline.runner import detect_video
+from drivevision.render import annotate
 from drivevision.synthetic import write_clip
 from drivevision.synthetic.standin import StandInDetector
 
@@ -59,17 +69,32 @@ def real_detector(args, precision: str = "fp32", proposals: int | None = None,
 
 
 def detector_alone_fps(detector, frames) -> float:
-    detector.infer(frames[:1])  # warm-up
+    n, seconds = detector_alone(detector, frames)
+    return n / seconds
+
+
+def detector_alone(detector, frames) -> tuple[int, float]:
+    """(frames, seconds) of the detector on ``frames``, one call each, after a warm-up."""
+    detector.infer(frames[:1])
     start = time.perf_counter()
     for frame in frames:
         detector.infer([frame])
-    return len(frames) / (time.perf_counter() - start)
+    return len(frames), time.perf_counter() - start
 
 
 def pipeline_fps(detector, clip: Path, out_dir: Path) -> float:
+    return pipeline_run(detector, clip, out_dir)[0]
+
+
+def pipeline_run(detector, clip: Path, out_dir: Path, settle: int = 0
+                 ) -> tuple[float, int, float]:
+    """detect_video on ``clip``: (frames/s of the whole run, then the frames and seconds of
+    its steady part: from the result ``settle`` to the last, so without the start (threads,
+    files, first decode) and the end (encoder flush, closing and renaming the outputs)."""
+    done: list[float] = []
     summary = detect_video(clip, out_dir / "bench.mp4", jsonl=out_dir / "bench.jsonl",
-                           detector=detector)
-    return summary.fps
+                           detector=detector, on_result=lambda _: done.append(time.perf_counter()))
+    return summary.fps, len(done) - 1 - settle, done[-1] - done[settle]
 
 
 def bench_real(args, tmp: Path) -> None:
@@ -79,20 +104,84 @@ def bench_real(args, tmp: Path) -> None:
     frames = decode_all(clip)
     detector = real_detector(args, args.precision, engine=args.engine)
     detector.infer(frames[:1])  # its first call compiles, if it does
+    # H.264 at veryfast gives its first packet only after about 11 frames (its lookahead):
+    # the steady part starts once the encoder does a long run's work for every frame
+    settle = min(args.settle, len(frames) // 2)
     # alone, pipeline, alone, pipeline, ..., alone: each pipeline run is divided by the mean
     # of the detector alone just before and just after it, so a machine whose speed drifts
-    # shows in the spread instead of in one ratio
-    alone = [detector_alone_fps(detector, frames)]
-    ratios = []
+    # shows in the spread instead of in one ratio; the pooled ratio divides the pipeline's
+    # frames/s over all its runs by the detector's over all of its own
+    alone = [detector_alone(detector, frames)]
+    whole, steady = [], []
     for _ in range(args.reps):
-        piped = pipeline_fps(detector, clip, tmp)
-        alone.append(detector_alone_fps(detector, frames))
-        ratios.append(piped / ((alone[-2] + alone[-1]) / 2))
+        fps, n, seconds = pipeline_run(detector, clip, tmp, settle)
+        alone.append(detector_alone(detector, frames))
+        around = (alone[-2][0] / alone[-2][1] + alone[-1][0] / alone[-1][1]) / 2
+        whole.append(fps / around)
+        steady.append((n, seconds, n / seconds / around))
+    alone_fps = sum(n for n, _ in alone) / sum(s for _, s in alone)
+    pooled = sum(n for n, _, _ in steady) / sum(s for _, s, _ in steady) / alone_fps
     print(f"[real] {args.model} random weights, {w}x{h} frames, min_size {args.min_size}, "
           f"{detector.engine.name} {detector.precision}: detector alone "
-          f"{' '.join(f'{a:.3f}' for a in alone)} fps, pipeline / detector "
-          f"{' '.join(f'{r:.3f}' for r in ratios)}, median {statistics.median(ratios):.3f} "
-          f"(target >= 0.95)")
+          f"{' '.join(f'{n / s:.3f}' for n, s in alone)} fps; pipeline / detector, steady "
+          f"(results {settle + 1}-{len(frames)}): {' '.join(f'{r:.3f}' for *_, r in steady)}, "
+          f"pooled {pooled:.3f} (target >= 0.95); whole runs (start and finish included): "
+          f"{' '.join(f'{r:.3f}' for r in whole)}, median {statistics.median(whole):.3f}")
+
+
+def bench_contention(args, tmp: Path) -> None:
+    """The detector's call with one frame's video work beside it (on another thread: decode
+    a frame, draw, H.264 encode, as the pipeline does them) against without, the two
+    alternated frame by frame (on, off, off, on, ...): a machine whose speed drifts over
+    seconds moves both alike, which whole-run comparisons cannot promise."""
+    w, h = args.size
+    frames = decode_all(_clip(tmp / "contention.mp4", args.frames, w, h))
+    detector = real_detector(args, args.precision, engine=args.engine)
+    detector.infer(frames[:1])
+    detections = detector.infer(frames[:1])[0]
+    pattern = [True, False, False, True] * max(1, args.pairs // 2)
+    source = open_source(_clip(tmp / "video.mp4", len(pattern), w, h, seed=1))
+    sink = VideoSink(tmp / "contention-out.mp4", source.fps)
+    go, done, work_ms, finished = threading.Semaphore(0), threading.Semaphore(0), [], []
+
+    def video_work():
+        frames_in = iter(source)
+        while go.acquire() and not finished and (frame := next(frames_in, None)) is not None:
+            start = time.perf_counter()
+            annotated = annotate(frame.image, detections, detector.names)
+            sink.write(frame, detections, annotated)
+            work_ms.append((time.perf_counter() - start) * 1000)
+            done.release()
+        done.release()
+
+    with source, sink:
+        worker = threading.Thread(target=video_work, daemon=True)
+        worker.start()
+        calls: dict[bool, list[float]] = {True: [], False: []}
+        for i, beside in enumerate(pattern):
+            if beside:
+                go.release()
+            start = time.perf_counter()
+            detector.infer([frames[i % len(frames)]])
+            calls[beside].append(time.perf_counter() - start)
+            if beside and not done.acquire(timeout=60):
+                raise RuntimeError("the video work did not finish within 60 s")
+        finished.append(True)
+        go.release()
+        worker.join(10)
+    on, off = calls[True], calls[False]
+    pairs = sorted(b / a for a, b in zip(on, off))
+    print(f"[contention] {args.model}, {w}x{h}, {detector.engine.name} {detector.precision}: "
+          f"detector call {statistics.mean(off) * 1000:.0f} ms alone, "
+          f"{statistics.mean(on) * 1000:.0f} ms beside one frame's video work "
+          f"(drawing and encoding {statistics.median(work_ms):.0f} ms of it); "
+          f"throughput kept {statistics.mean(off) / statistics.mean(on):.3f} (ratio of "
+          f"means over {len(on)} pairs; pairs' median {statistics.median(pairs):.3f})")
+
+
+def _clip(path: Path, n: int, w: int, h: int, seed: int = 0) -> Path:
+    write_clip(path, n, width=w, height=h, seed=seed)
+    return path
 
 
 def bench_standin(args, tmp: Path) -> None:
@@ -158,15 +247,21 @@ def main() -> int:
     parser.add_argument("--engine", default="torch", help="engine of the real model")
     parser.add_argument("--precision", default="fp32", help="precision of the real model")
     parser.add_argument("--calib", help="int8: a clip or image folder to calibrate on")
+    parser.add_argument("--settle", type=int, default=12,
+                        help="results of each pipeline run left out of its steady part")
     parser.add_argument("--reps", type=int, default=3,
                         help="pipeline runs of the real model, each between two detector runs")
-    parser.add_argument("--only", choices=("real", "standin", "bf16", "proposals"))
+    parser.add_argument("--pairs", type=int, default=16,
+                        help="contention: detector calls with video work beside them")
+    parser.add_argument("--only", choices=("real", "contention", "standin", "bf16",
+                                           "proposals"))
     args = parser.parse_args()
     print(f"# {cpu_features().describe()}, {torch.get_num_threads()} torch "
           f"threads, torch {torch.__version__}, python {platform.python_version()}")
     with tempfile.TemporaryDirectory() as tmp:
         for name, bench in (("standin", bench_standin), ("real", bench_real),
-                            ("bf16", bench_bf16), ("proposals", bench_proposals)):
+                            ("contention", bench_contention), ("bf16", bench_bf16),
+                            ("proposals", bench_proposals)):
             if args.only in (None, name):
                 bench(args, Path(tmp))
     return 0
