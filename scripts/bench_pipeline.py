@@ -23,12 +23,14 @@ Weights are random unless --weights is given: speed does not depend on their val
 from __future__ import annotations
 
 import argparse
+import logging
 import platform
 import statistics
 import sys
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import cv2
@@ -256,6 +258,10 @@ def main() -> int:
     parser.add_argument("--only", choices=("real", "contention", "standin", "bf16",
                                            "proposals"))
     args = parser.parse_args()
+    # as the CLI does: torch's UserWarnings and "No CUDA runtime is found" (Inductor, ONNX
+    # export) say nothing a reader of these figures can act on
+    warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     print(f"# {cpu_features().describe()}, {torch.get_num_threads()} torch "
           f"threads, torch {torch.__version__}, python {platform.python_version()}")
     with tempfile.TemporaryDirectory() as tmp:
