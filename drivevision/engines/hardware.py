@@ -4,8 +4,9 @@ The machines this runs on differ (an AMD EPYC with AVX2 only, a Xeon with AMX, a
 so nothing is assumed: on Linux the instruction sets come from ``/proc/cpuinfo``'s flags,
 each counting only where the libraries see it too (they read CPUID, which a hypervisor or
 scripts/avx2_only.sh can make hide what /proc/cpuinfo lists; torch's reading of it is
-asked), and AMX only when the kernel grants the process its tile state; other systems fall
-back to torch's own capability check, which cannot see bf16 or VNNI.
+asked), and AMX only when the kernel grants the process its tile state; other systems
+read them from torch's reading of CPUID alone (an older torch without one: its vector
+capability, which cannot see bf16 or VNNI).
 """
 
 from __future__ import annotations
@@ -100,12 +101,8 @@ def _unusable() -> frozenset[str]:
     import torch
 
     hidden: set[str] = set()
-    try:
-        seen = torch.cpu.get_capabilities()
-        names = {flag: "avx512_f" if flag == "avx512f" else flag for flag in FEATURES}
-        hidden |= {flag for flag, name in names.items() if name in seen and not seen[name]}
-    except (AttributeError, RuntimeError):
-        pass
+    seen = _torch_cpuid()
+    hidden |= {flag for flag, name in _TORCH_NAMES.items() if name in seen and not seen[name]}
     try:
         if not torch._C._cpu._init_amx():  # asks Linux for the AMX tile state
             hidden |= AMX_FLAGS
@@ -114,13 +111,34 @@ def _unusable() -> frozenset[str]:
     return frozenset(hidden)
 
 
-def _from_torch() -> CpuFeatures:
-    """Without /proc/cpuinfo: torch's vector capability (no bf16/VNNI knowledge)."""
+# FEATURES' cpuinfo flags as torch.cpu.get_capabilities() names them
+_TORCH_NAMES = {flag: "avx512_f" if flag == "avx512f" else flag for flag in FEATURES}
+
+
+def _torch_cpuid() -> dict:
+    """torch's reading of CPUID (flag -> bool, and the CPU's name); {} for an older torch."""
     import torch
 
-    capability = torch.backends.cpu.get_cpu_capability()
-    flags = {"AVX512": {"avx512f", "avx2"}, "AVX2": {"avx2"}}.get(capability, set())
-    return CpuFeatures(platform.processor() or platform.machine() or "unknown CPU",
+    try:
+        return dict(torch.cpu.get_capabilities())
+    except (AttributeError, RuntimeError):
+        return {}
+
+
+def _from_torch() -> CpuFeatures:
+    """Without /proc/cpuinfo (not Linux): torch's reading of CPUID, AMX only where usable;
+    with an older torch that has none, its vector capability (no bf16/VNNI knowledge)."""
+    import torch
+
+    seen = _torch_cpuid()
+    flags = {flag for flag, name in _TORCH_NAMES.items() if seen.get(name) is True}
+    if flags:
+        flags -= _unusable()
+    else:
+        capability = torch.backends.cpu.get_cpu_capability()
+        flags = {"AVX512": {"avx512f", "avx2"}, "AVX2": {"avx2"}}.get(capability, set())
+    name = seen.get("cpu_name") if isinstance(seen.get("cpu_name"), str) else None
+    return CpuFeatures(name or platform.processor() or platform.machine() or "unknown CPU",
                        frozenset(flags))
 
 

@@ -63,6 +63,35 @@ def test_a_flag_the_libraries_do_not_see_in_cpuid_does_not_count(monkeypatch):
     assert pick_precision(CPU, features)[0] == "fp32"
 
 
+def _no_cpuinfo(monkeypatch):
+    """As on Windows or macOS: /proc/cpuinfo cannot be read."""
+    def missing(self, *args, **kwargs):
+        raise FileNotFoundError(self)
+    monkeypatch.setattr(hardware.Path, "read_text", missing)
+
+
+def test_without_cpuinfo_the_features_come_from_torchs_reading_of_cpuid(monkeypatch):
+    _no_cpuinfo(monkeypatch)
+    seen = {"cpu_name": "Xeon W", "avx2": True, "avx512_f": True, "avx512_bf16": True,
+            "avx512_vnni": True, "avx_vnni": False, "amx_bf16": True, "amx_int8": True}
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: seen)
+    monkeypatch.setattr(torch._C._cpu, "_init_amx", lambda: False)  # AMX would fault here
+    features = hardware.cpu_features.__wrapped__()
+    assert features.model == "Xeon W"
+    assert features.names() == ["AVX512-BF16", "AVX512-VNNI", "AVX512", "AVX2"]
+    assert features.bf16 and features.int8
+    assert pick_precision(CPU, features)[0] == "bf16"
+
+
+def test_without_cpuinfo_an_older_torch_gives_its_vector_capability(monkeypatch):
+    _no_cpuinfo(monkeypatch)
+    monkeypatch.delattr(torch.cpu, "get_capabilities")
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    features = hardware.cpu_features.__wrapped__()
+    assert features.names() == ["AVX2"] and not features.bf16 and not features.int8
+    assert pick_precision(CPU, features)[0] == "fp32"
+
+
 def test_a_cpu_with_none_of_them_says_what_was_looked_for():
     features = parse_cpuinfo(cpuinfo("Old", "fpu sse2"))
     assert features.names() == [] and "none of AMX-BF16" in features.describe()
