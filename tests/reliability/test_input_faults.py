@@ -274,8 +274,10 @@ CASES = [
     # others: 18 or 19 frames decode; either way every frame keeps its input number
     Case("damaged stretch in a video", damaged_video, 3,
          r"decoded 1[89] of 30 frames; 1[12] could not be decoded and were skipped",
+         # FFmpeg's threaded concealment sometimes returns a frame at either edge of the
+         # stretch (4 or 15): each keeps its own input number
          frames=lambda got: got[:4] == [0, 1, 2, 3] and len(got) >= 18
-         and got[4:] == sorted(set(got[4:])) and set(got[4:]) <= set(range(15, 30))),
+         and got[4:] == sorted(set(got[4:])) and set(got[4:]) <= {4, *range(15, 30)}),
     Case("two MPEG-TS files joined (clock reset, new size)", joined_streams, 3,
          r"timestamps jumped back 1 time\(s\), first at frame 10 .*\n.*the frame size changed "
          r"1 time\(s\), first at frame 10 from 160x96 to 128x64", exist=("out.mp4",),
