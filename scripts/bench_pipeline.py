@@ -137,12 +137,14 @@ def bench_contention(args, tmp: Path) -> None:
     alternated frame by frame (on, off, off, on, ...): a machine whose speed drifts over
     seconds moves both alike, which whole-run comparisons cannot promise."""
     w, h = args.size
-    frames = decode_all(_clip(tmp / "contention.mp4", args.frames, w, h))
+    clip, video = tmp / "contention.mp4", tmp / "video.mp4"
+    write_clip(clip, args.frames, width=w, height=h, seed=0)
+    frames = decode_all(clip)
     detector = real_detector(args, args.precision, engine=args.engine)
-    detector.infer(frames[:1])
-    detections = detector.infer(frames[:1])[0]
+    detections = detector.infer(frames[:1])[0]  # its first call compiles, if it does
     pattern = [True, False, False, True] * max(1, args.pairs // 2)
-    source = open_source(_clip(tmp / "video.mp4", len(pattern), w, h, seed=1))
+    write_clip(video, len(pattern), width=w, height=h, seed=1)
+    source = open_source(video)
     sink = VideoSink(tmp / "contention-out.mp4", source.fps)
     go, done, work_ms, finished = threading.Semaphore(0), threading.Semaphore(0), [], []
 
@@ -181,11 +183,6 @@ def bench_contention(args, tmp: Path) -> None:
           f"(drawing and encoding {statistics.median(work_ms):.0f} ms of it); "
           f"throughput kept {statistics.mean(off) / statistics.mean(on):.3f} (ratio of "
           f"means over {len(on)} pairs; pairs' median {statistics.median(pairs):.3f})")
-
-
-def _clip(path: Path, n: int, w: int, h: int, seed: int = 0) -> Path:
-    write_clip(path, n, width=w, height=h, seed=seed)
-    return path
 
 
 def bench_standin(args, tmp: Path) -> None:

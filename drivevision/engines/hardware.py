@@ -100,9 +100,8 @@ def _unusable() -> frozenset[str]:
     these checks: none."""
     import torch
 
-    hidden: set[str] = set()
     seen = _torch_cpuid()
-    hidden |= {flag for flag, name in _TORCH_NAMES.items() if name in seen and not seen[name]}
+    hidden = {flag for flag, name in _TORCH_NAMES.items() if name in seen and not seen[name]}
     try:
         if not torch._C._cpu._init_amx():  # asks Linux for the AMX tile state
             hidden |= AMX_FLAGS
@@ -137,8 +136,9 @@ def _from_torch() -> CpuFeatures:
     else:
         capability = torch.backends.cpu.get_cpu_capability()
         flags = {"AVX512": {"avx512f", "avx2"}, "AVX2": {"avx2"}}.get(capability, set())
-    name = seen.get("cpu_name") if isinstance(seen.get("cpu_name"), str) else None
-    return CpuFeatures(name or platform.processor() or platform.machine() or "unknown CPU",
+    name = seen.get("cpu_name")
+    return CpuFeatures((name if isinstance(name, str) else None) or platform.processor()
+                       or platform.machine() or "unknown CPU",
                        frozenset(flags))
 
 
