@@ -13,6 +13,8 @@
    The contention measurement (``--only contention``) times the detector's calls with and
    without one frame's video work (draw, encode: the project's own) on another thread
    beside each, alternated frame by frame, so that a drifting machine speed cancels out.
+   ``--detections-only``: both without the annotated video (the pipeline decodes and
+   writes JSONL; the contention's video work is decoding a frame).
 2. stand-in detector of a fixed 20 ms per frame at 1280x720; target >= 45 fps.
 3. torch eager fp32 vs the bf16/channels-last CPU path on the same frames; target >= 2.5x
    where the CPU has bf16 instructions (AVX512-BF16 or AMX).
@@ -88,13 +90,14 @@ def pipeline_fps(detector, clip: Path, out_dir: Path) -> float:
     return pipeline_run(detector, clip, out_dir)[0]
 
 
-def pipeline_run(detector, clip: Path, out_dir: Path, settle: int = 0
+def pipeline_run(detector, clip: Path, out_dir: Path, settle: int = 0, video: bool = True
                  ) -> tuple[float, int, float]:
     """detect_video on ``clip``: (frames/s of the whole run, then the frames and seconds of
     its steady part: from the result ``settle`` to the last, so without the start (threads,
     files, first decode) and the end (encoder flush, closing and renaming the outputs)."""
     done: list[float] = []
-    summary = detect_video(clip, out_dir / "bench.mp4", jsonl=out_dir / "bench.jsonl",
+    summary = detect_video(clip, out_dir / "bench.mp4" if video else None,
+                           jsonl=out_dir / "bench.jsonl",
                            detector=detector, on_result=lambda _: done.append(time.perf_counter()))
     return summary.fps, len(done) - 1 - settle, done[-1] - done[settle]
 
@@ -116,7 +119,8 @@ def bench_real(args, tmp: Path) -> None:
     alone = [detector_alone(detector, frames)]
     whole, steady = [], []
     for _ in range(args.reps):
-        fps, n, seconds = pipeline_run(detector, clip, tmp, settle)
+        fps, n, seconds = pipeline_run(detector, clip, tmp, settle,
+                                       video=not args.detections_only)
         alone.append(detector_alone(detector, frames))
         around = (alone[-2][0] / alone[-2][1] + alone[-1][0] / alone[-1][1]) / 2
         whole.append(fps / around)
@@ -124,7 +128,8 @@ def bench_real(args, tmp: Path) -> None:
     alone_fps = sum(n for n, _ in alone) / sum(s for _, s in alone)
     pooled = sum(n for n, _, _ in steady) / sum(s for _, s, _ in steady) / alone_fps
     print(f"[real] {args.model} random weights, {w}x{h} frames, min_size {args.min_size}, "
-          f"{detector.engine.name} {detector.precision}: detector alone "
+          f"{detector.engine.name} {detector.precision}"
+          f"{', detections only' if args.detections_only else ''}: detector alone "
           f"{' '.join(f'{n / s:.3f}' for n, s in alone)} fps; pipeline / detector, steady "
           f"(results {settle + 1}-{len(frames)}): {' '.join(f'{r:.3f}' for *_, r in steady)}, "
           f"pooled {pooled:.3f} (target >= 0.95); whole runs (start and finish included): "
@@ -150,10 +155,13 @@ def bench_contention(args, tmp: Path) -> None:
 
     def video_work():
         frames_in = iter(source)
-        while go.acquire() and not finished and (frame := next(frames_in, None)) is not None:
+        while go.acquire() and not finished:
             start = time.perf_counter()
-            annotated = annotate(frame.image, detections, detector.names)
-            sink.write(frame, detections, annotated)
+            if (frame := next(frames_in, None)) is None:
+                break
+            if not args.detections_only:
+                annotated = annotate(frame.image, detections, detector.names)
+                sink.write(frame, detections, annotated)
             work_ms.append((time.perf_counter() - start) * 1000)
             done.release()
         done.release()
@@ -180,7 +188,8 @@ def bench_contention(args, tmp: Path) -> None:
     print(f"[contention] {args.model}, {w}x{h}, {detector.engine.name} {detector.precision}: "
           f"detector call {statistics.mean(off) * 1000:.0f} ms alone, "
           f"{statistics.mean(on) * 1000:.0f} ms with one frame's video work beside it "
-          f"(drawing and encoding {statistics.median(work_ms):.0f} ms of it); "
+          f"({'decoding' if args.detections_only else 'decoding, drawing and encoding'} "
+          f"{statistics.median(work_ms):.0f} ms of it); "
           f"throughput kept {statistics.mean(off) / statistics.mean(on):.3f} (ratio of "
           f"means over {len(on)} pairs; pairs' median {statistics.median(pairs):.3f})")
 
@@ -254,6 +263,8 @@ def main() -> int:
                         help="pipeline runs of the real model, each between two detector runs")
     parser.add_argument("--pairs", type=int, default=16,
                         help="contention: detector calls with video work beside them")
+    parser.add_argument("--detections-only", action="store_true",
+                        help="real, contention: no annotated video, only decoding and JSONL")
     parser.add_argument("--only", choices=("real", "contention", "standin", "bf16",
                                            "proposals"))
     args = parser.parse_args()
