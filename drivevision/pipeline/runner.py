@@ -87,7 +87,9 @@ def _sinks(src: Source, detector: Detector, output, jsonl, csv, mot=None) -> Ite
 
 def _run(pipeline: Pipeline, detector: Detector,
          on_result: Callable[[Result], None] | None) -> RunSummary:
-    stats, counts, tracks = StageStats(), Counter(), TrackStats()
+    # the first detector call's frames carry one-off work (compiling for the frame size)
+    stats = StageStats(warmup=pipeline.config.batch_size)
+    counts, tracks = Counter(), TrackStats()
     start = time.perf_counter()
 
     def collect(result: Result) -> None:

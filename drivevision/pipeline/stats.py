@@ -20,15 +20,28 @@ PIPELINE_STAGES = ("decode", "capture", "preprocess", "inference", "postprocess"
 
 
 class StageStats:
-    """Mean over the whole run and p95 over the newest ``window`` samples, per stage."""
+    """Per stage: the mean over the run and the p95 over the newest ``window`` samples, of
+    the frames after the first ``warmup`` (the first detector call's: one-off work such as
+    compiling the engine for the frame size is in them; ``first`` keeps their times). A run
+    of no more frames than that reports those."""
 
-    def __init__(self, window: int = 4096):
+    def __init__(self, window: int = 4096, warmup: int = 1):
         self._count: dict[str, int] = {}
         self._total: dict[str, float] = {}
         self._recent: dict[str, deque] = {}
         self._window = window
+        self._warmup = warmup
+        self.first: list[dict[str, float]] = []
+
+    @property
+    def steady(self) -> bool:
+        """Whether frames came after the warm-up ones (the means are then theirs)."""
+        return bool(self._count)
 
     def add(self, timings: dict[str, float]) -> None:
+        if len(self.first) < self._warmup:
+            self.first.append(dict(timings))
+            return
         for stage, ms in timings.items():
             if stage not in self._recent:
                 self._recent[stage] = deque(maxlen=self._window)
@@ -38,15 +51,26 @@ class StageStats:
             self._total[stage] += ms
 
     def mean(self, stage: str) -> float:
-        return self._total.get(stage, 0.0) / max(self._count.get(stage, 0), 1)
+        if self.steady:
+            return self._total.get(stage, 0.0) / max(self._count.get(stage, 0), 1)
+        warm = self._warm(stage)
+        return float(np.mean(warm)) if warm else 0.0
 
     def p95(self, stage: str) -> float:
-        recent = self._recent.get(stage)
+        recent = self._recent.get(stage) if self.steady else self._warm(stage)
         return float(np.percentile(recent, 95)) if recent else 0.0
 
+    def first_ms(self) -> float:
+        """Milliseconds of the warm-up frames, every stage together, per frame."""
+        return sum(sum(t.values()) for t in self.first) / max(len(self.first), 1)
+
     def stages(self) -> list[str]:
-        known = [s for s in PIPELINE_STAGES if s in self._recent]
-        return known + [s for s in self._recent if s not in known]
+        seen = dict.fromkeys(s for t in self.first for s in t) | dict.fromkeys(self._recent)
+        known = [s for s in PIPELINE_STAGES if s in seen]
+        return known + [s for s in seen if s not in known]
+
+    def _warm(self, stage: str) -> list[float]:
+        return [t[stage] for t in self.first if stage in t]
 
 
 class RateMeter:
@@ -195,6 +219,11 @@ class RunSummary:
         lines.append(f"{'stage':<12}{'mean ms':>10}{'p95 ms':>10}")
         for stage in self.stages.stages():
             lines.append(f"{stage:<12}{self.stages.mean(stage):>10.1f}{self.stages.p95(stage):>10.1f}")
+        if self.stages.steady:
+            n, ms = len(self.stages.first), self.stages.first_ms()
+            what = (f"the first frame, {ms:.0f} ms, which holds" if n == 1 else
+                    f"the first {n} frames, {ms:.0f} ms each, which hold")
+            lines.append(f"(not in the table: {what} one-off work: compiling, first allocations)")
         return "\n".join(lines)
 
 

@@ -47,6 +47,39 @@ def test_order_and_count_kept_with_batches(batch):
     assert all(r.detections.xyxy[0, 2] == 10 + r.frame.index for r in results)
 
 
+class CompilingDetector(FixedDetector):
+    """Its first call takes ``first_s`` (compiling for the frame size), the others 1 ms."""
+
+    def __init__(self, first_s: float):
+        super().__init__(first_s)
+
+    def infer_timed(self, frames):
+        try:
+            return super().infer_timed(frames)
+        finally:
+            self.delay_s = 0.001
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_the_summary_keeps_the_first_calls_one_off_work_out_of_the_stage_times(batch):
+    summary = detect_video(ArraySource(9), detector=CompilingDetector(0.6), batch=batch)
+    assert summary.frames == 9
+    # the frames after the first call took about 1 ms (shared by the batch) to detect
+    assert summary.stages.mean("inference") < 100
+    assert summary.stages.p95("inference") < 100
+    assert len(summary.stages.first) == batch
+    assert summary.stages.first_ms() >= 600 / batch
+    what = "first frame," if batch == 1 else f"first {batch} frames,"
+    assert f"(not in the table: the {what}" in summary.format()
+
+
+def test_a_run_of_one_frame_reports_that_frames_stage_times():
+    summary = detect_video(ArraySource(1), detector=CompilingDetector(0.3))
+    assert summary.stages.mean("inference") >= 300
+    assert summary.stages.p95("inference") >= 300
+    assert "not in the table" not in summary.format()
+
+
 class BrokenSink(Sink):
     def __init__(self, path):
         super().__init__(path)
