@@ -9,22 +9,27 @@
 * CPU: fp32 or bf16, channels-last, Inductor's C++ kernels with frozen (pre-packed) weights;
   or int8: both pieces quantized by PT2E (``drivevision.engines.pt2e``, calibrated on the
   user's footage) and run by oneDNN's int8 kernels, the float ops between them in bf16
-  where the CPU has bf16 hardware (Inductor's "int8-mixed-bf16"), else in fp32.
+  where the CPU has bf16 hardware (Inductor's "int8-mixed-bf16"), else in fp32. int8 is
+  compiled ahead of time (AOTInductor) and kept in the engine cache
+  (``drivevision.engines.aot``): a later run loads it instead of quantizing and compiling.
 
-Compilation happens on the first call for each input shape (seconds to minutes); ``warmup``
-does it ahead of time. Outputs are safe to keep across calls: the FPN features in
-``precision`` (the middle stage pools them as they are), everything else float32.
+Compilation happens on the first call for each input shape (seconds to minutes; int8 once
+per model, calibration set and shape); ``warmup`` does it ahead of time. Outputs are safe to
+keep across calls: the FPN features in ``precision`` (the middle stage pools them as they
+are), everything else float32.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import sys
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from drivevision.engines.aot import AheadOfTime
 from drivevision.engines.base import DenseA, Engine
 from drivevision.engines.batching import BatchPlan, pad_batch
 from drivevision.engines.hardware import cpu_features
@@ -58,17 +63,14 @@ class CompiledEngine(Engine):
         if self.channels_last:
             dense = dense.to(memory_format=torch.channels_last)
         self.dense = dense
-        mode_a = mode or ("reduce-overhead" if self.cuda else None)
-        piece_a, piece_b = dense.dense_a, dense.dense_b
-        self._autocast = None
+        self._autocast = torch.bfloat16 if self.int8 and cpu_features().bf16 else None
         if self.int8:
-            from drivevision.engines.pt2e import quantized_pieces
-
-            pieces = quantized_pieces(loaded, calib, progress=progress)
-            piece_a, piece_b = pieces["dense_a"], pieces["dense_b"]
-            self._autocast = torch.bfloat16 if cpu_features().bf16 else None
-        self._a = _compile(piece_a, mode_a, dynamic=False)
-        self._b = _compile(piece_b, mode if mode != "reduce-overhead" else None, dynamic=True)
+            self._a, self._b = _int8_ahead_of_time(loaded, calib, self._frozen, progress)
+        else:
+            mode_a = mode or ("reduce-overhead" if self.cuda else None)
+            self._a = _compile(dense.dense_a, mode_a, dynamic=False)
+            self._b = _compile(dense.dense_b, mode if mode != "reduce-overhead" else None,
+                               dynamic=True)
 
     @torch.inference_mode()
     def dense_a(self, images: Tensor) -> DenseA:
@@ -80,7 +82,7 @@ class CompiledEngine(Engine):
             x = x.contiguous(memory_format=torch.channels_last)
         if self.cuda:
             torch.compiler.cudagraph_mark_step_begin()
-        with self._frozen():
+        with self._calling():
             features, objectness, deltas = self._a(x)
         return ([self._own(t[:n]) for t in features], [self._out(t[:n]) for t in objectness],
                 [self._out(t[:n]) for t in deltas])
@@ -90,12 +92,18 @@ class CompiledEngine(Engine):
         if pooled.shape[0] == 0:  # no RoIs: nothing to compile
             logits, deltas = self.dense.dense_b(pooled.to(self.device, self.dtype))
         else:
-            with self._frozen():
+            with self._calling():
                 logits, deltas = self._b(pooled.to(self.device, self.dtype))
         return self._out(logits), self._out(deltas)
 
+    def _calling(self) -> contextlib.AbstractContextManager:
+        """What a call runs under: on the CPU, torch.compile compiles inside the call, so
+        under ``_frozen``; int8's packages are built under it by themselves (PT2E run under
+        autocast quantizes nothing: its int8 convolutions would compile as float ones)."""
+        return contextlib.nullcontext() if self.int8 else self._frozen()
+
     def _frozen(self) -> contextlib.AbstractContextManager:
-        """CPU: what a call compiles under. Freezing set in Inductor's config: the weights
+        """CPU: what the pieces compile under. Freezing set in Inductor's config: the weights
         become constants, pre-packed for oneDNN, each convolution fused with its ReLU or add.
         Given as a ``torch.compile`` option instead it does not reach those passes (ATen's
         unpacked, unfused convolutions: dense A about 10% slower in fp32 and bf16, int8's
@@ -129,9 +137,33 @@ def _compile(fn, mode: str | None, dynamic: bool | None):
     return torch.compile(fn, backend="inductor", mode=mode, dynamic=dynamic, fullgraph=False)
 
 
+def _int8_ahead_of_time(loaded: LoadedModel, calib, context,
+                        progress: bool) -> tuple[AheadOfTime, AheadOfTime]:
+    """The int8 pieces as AOTInductor packages kept in the engine cache; PT2E quantizes only
+    when one of them has to be built. (fp32 and bf16 stay with torch.compile: their dense A
+    ran about 25% slower as a package, bf16 at 800x1344 on the AMX VM; int8's ran as fast.)"""
+    from drivevision.engines.pt2e import check_can_quantize, quantized_pieces, range_fields
+
+    check_can_quantize(calib)
+    fields = {"model": loaded.name, "weights_id": loaded.weights_id, "precision": "int8",
+              "autocast": "bf16" if cpu_features().bf16 else None}
+    quantized: dict[str, nn.Module] = {}
+
+    def make(name: str) -> nn.Module:
+        if not quantized:
+            quantized.update(quantized_pieces(loaded, calib, progress=progress))
+        return quantized[name]
+
+    return tuple(AheadOfTime(name, functools.partial(make, name),
+                             {**fields, "int8": range_fields(loaded, name, calib)},
+                             context=context, any_rows=name == "dense_b", strict=True,
+                             progress=progress)
+                 for name in ("dense_a", "dense_b"))
+
+
 def create(loaded: LoadedModel, *, device: torch.device, precision: str,
            progress: bool = False, calib=None) -> CompiledEngine:
-    if progress:
+    if progress and precision != "int8":  # int8's packages say so when one is compiled
         print(f"Compiling {loaded.name}'s dense pieces with torch.compile on the first frame of "
               "each size (a minute or more; later frames run compiled)", file=sys.stderr,
               flush=True)

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from drivevision.config import NEED_CALIB
 from drivevision.engines import cache as engine_cache
+from drivevision.engines.aot import Piece
 from drivevision.engines.base import quiet_pytree_log
 from drivevision.engines.int8 import CalibrationSet, calibration_inputs
 from drivevision.engines.torch import DenseModules
@@ -32,18 +33,6 @@ from drivevision.model import LoadedModel
 
 QUANTIZER = 2  # bump when the quantization recipe changes: cached ranges are remeasured
 _OBSERVER = "activation_post_process_"
-
-
-class _Piece(nn.Module):
-    """One dense piece of ``DenseModules`` as a module of its own (what gets exported)."""
-
-    def __init__(self, dense: DenseModules, piece: str):
-        super().__init__()
-        self.dense = dense
-        self.piece = piece
-
-    def forward(self, x: Tensor):
-        return self.dense.dense_a(x) if self.piece == "dense_a" else self.dense.dense_b(x)
 
 
 def quantized_pieces(loaded: LoadedModel, calib: CalibrationSet | None, *,
@@ -54,6 +43,18 @@ def quantized_pieces(loaded: LoadedModel, calib: CalibrationSet | None, *,
     dense_a takes float32[N, 3, H, W] (channels-last) of any size, dense_b
     float32[R, C, 7, 7]; the activation ranges come from the cache or are measured now.
     """
+    check_can_quantize(calib)
+    dense = fold_batch_norms(DenseModules(copy.deepcopy(loaded.module)).eval())
+    with torch.no_grad():
+        levels = len(dense.backbone(torch.zeros(1, 3, 64, 64)))
+    dense.rpn_head = PerLevelHead(dense.rpn_head, levels)
+    return {piece: _quantized(loaded, dense, piece, calib, progress)
+            for piece in ("dense_a", "dense_b")}
+
+
+def check_can_quantize(calib: CalibrationSet | None) -> None:
+    """ValueError without a calibration set, ImportError without torchao: each says what
+    to do."""
     if calib is None:
         raise ValueError(NEED_CALIB)
     try:
@@ -62,12 +63,6 @@ def quantized_pieces(loaded: LoadedModel, calib: CalibrationSet | None, *,
     except ImportError as e:
         raise ImportError("Expected torchao for int8 on the compiled engine (pip install "
                           "'drivevision[int8]'), or use --engine onnx") from e
-    dense = fold_batch_norms(DenseModules(copy.deepcopy(loaded.module)).eval())
-    with torch.no_grad():
-        levels = len(dense.backbone(torch.zeros(1, 3, 64, 64)))
-    dense.rpn_head = PerLevelHead(dense.rpn_head, levels)
-    return {piece: _quantized(loaded, dense, piece, calib, progress)
-            for piece in ("dense_a", "dense_b")}
 
 
 class PerLevelHead(nn.Module):
@@ -135,7 +130,7 @@ def _prepared(dense: DenseModules, piece: str) -> torch.fx.GraphModule:
         # strict (Dynamo) export: the quantizer matches conv/add/relu patterns per call,
         # and only Dynamo names each call of a shared module (ResNet's relu) apart; shared
         # weights are another matter (``PerLevelHead``).
-        exported = torch.export.export(_Piece(dense, piece), (x,), dynamic_shapes=(dims,),
+        exported = torch.export.export(Piece(dense, piece), (x,), dynamic_shapes=(dims,),
                                        strict=True).module()
         quantizer = xiq.X86InductorQuantizer()
         quantizer.set_global(xiq.get_default_x86_inductor_quantization_config())

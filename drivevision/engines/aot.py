@@ -1,0 +1,135 @@
+"""The compiled engine's int8 pieces compiled ahead of time (AOTInductor) and kept in the
+engine cache, so only the first run of a model, calibration set and frame size compiles.
+
+Through ``torch.compile`` every process quantizes (PT2E's export, prepare and convert) and
+compiles again before its first frame; Inductor's own cache, under the temporary folder,
+keeps only the generated kernels. AOTInductor writes the same generated code, built, with
+the frozen weights into one ``.pt2`` package, which a later run loads in well under a
+second, without quantizing.
+
+Each package is keyed by the piece, the model and its weights id, the precision, the input
+shape (dense A: one package per (N, H, W) it was called with; dense B: any RoI count), the
+torch version and the CPU's features and the vector instructions Inductor generated code
+for (a package built for AMX must never run on a CPU without it), and int8's calibration
+key fields.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sys
+import zipfile
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from drivevision.engines import cache as engine_cache
+from drivevision.engines.hardware import cpu_features
+
+FORMAT = 1  # bump when what a package holds changes
+MIN_ROWS, MAX_ROWS = 2, 65536  # dense B's RoIs a package takes (fewer are padded)
+
+
+class AheadOfTime:
+    """A dense piece as AOTInductor packages: ``piece(x)`` runs the package for ``x``'s
+    shape, loading it from the cache or compiling it first.
+
+    Args:
+        name: what the package is ("dense_a", "dense_b"), in file names and messages.
+        module: makes the ``nn.Module`` to export (called only when a package is built, so
+            int8 quantizes nothing when every package is cached).
+        fields: what the packages depend on besides the input (model, weights, precision...).
+        context: what the export and compilation run under (Inductor's freezing, autocast).
+        any_rows: one package for every size of the first dimension (dense B's RoIs).
+        strict: export with Dynamo (PT2E's int8 graphs: under autocast, the non-strict
+            export's casts keep Inductor from fusing the int8 convolutions, which then run
+            as float ones).
+        progress: print a line before each compilation (a minute or more for R50-FPN).
+    """
+
+    def __init__(self, name: str, module: Callable[[], nn.Module], fields: dict, *,
+                 context: Callable[[], contextlib.AbstractContextManager],
+                 any_rows: bool = False, strict: bool = False, progress: bool = False):
+        self.name, self._module, self._context, self.any_rows = name, module, context, any_rows
+        self.strict, self.progress = strict, progress
+        self.fields = {"piece": name, "aot": FORMAT, "torch": torch.__version__,
+                       "cpu": sorted(cpu_features().flags), "isa": _vector_isa(), **fields}
+        self.packages: dict[tuple, Callable] = {}  # loaded, by input shape
+        self.paths: dict[tuple, Path] = {}
+
+    def __call__(self, x: Tensor):
+        shape = (("any",) + tuple(x.shape[1:])) if self.any_rows else tuple(x.shape)
+        runner = self.packages.get(shape)
+        if runner is None:
+            runner = self.packages[shape] = self._load(x, shape)
+        if self.any_rows and x.shape[0] < MIN_ROWS:  # below the package's range: pad
+            n = x.shape[0]
+            padded = torch.cat([x, x.new_zeros((MIN_ROWS - n,) + tuple(x.shape[1:]))])
+            return tuple(t[:n] for t in runner(padded))
+        return runner(x)
+
+    def path(self, shape: tuple) -> tuple[Path, dict]:
+        fields = {**self.fields, "shape": [str(s) for s in shape]}
+        folder = engine_cache.cache_root() / "compiled"
+        model = self.fields.get("model", "model")
+        return engine_cache.entry_path(folder, f"{model}-{self.name}", fields, "pt2"), fields
+
+    def calls(self) -> Counter[str]:
+        """The ATen and oneDNN operators the loaded packages' generated code calls, with
+        how often (``mkldnn__convolution_pointwise``: a pre-packed, fused convolution)."""
+        found: Counter[str] = Counter()
+        for path in self.paths.values():
+            with zipfile.ZipFile(path) as package:
+                for name in package.namelist():
+                    if name.endswith("wrapper.cpp"):
+                        found.update(re.findall(r"aoti_torch_cpu_(\w+?)\(",
+                                                package.read(name).decode()))
+        return found
+
+    def _load(self, x: Tensor, shape: tuple):
+        path, fields = self.path(shape)
+        engine_cache.get_or_build(path, fields, lambda target: self._build(x, target),
+                                  what=f"the compiled {self.name} for input {list(shape)}")
+        self.paths[shape] = path
+        return torch._inductor.aoti_load_package(str(path))
+
+    def _build(self, x: Tensor, target: Path) -> None:
+        module = self._module()  # first: int8 quantizes here (outside autocast: it must)
+        if self.progress:
+            sizes = ["N"] + list(x.shape[1:]) if self.any_rows else list(x.shape)
+            print(f"Compiling {self.fields.get('model', 'the model')}'s {self.name} for input "
+                  f"[{', '.join(map(str, sizes))}] (a minute or more, once: kept in "
+                  f"{target.parent} for later runs)", file=sys.stderr, flush=True)
+        example, dims = x, None
+        if self.any_rows:
+            # export takes a size of 1 as fixed, and PT2E's graphs are exported for 2 and up
+            example = x.new_zeros((max(MIN_ROWS, x.shape[0]),) + tuple(x.shape[1:]))
+            dims = ({0: torch.export.Dim("rows", min=MIN_ROWS, max=MAX_ROWS)},)
+        with torch.no_grad(), self._context():
+            exported = torch.export.export(module, (example,), dynamic_shapes=dims,
+                                           strict=self.strict)
+            # into the cache's temporary file (a name would have to end in .pt2)
+            with open(target, "wb") as package:
+                torch._inductor.aoti_compile_and_package(exported, package_path=package)
+
+
+class Piece(nn.Module):
+    """``DenseModules.dense_a`` or ``dense_b`` as a module of its own (what is exported)."""
+
+    def __init__(self, dense: nn.Module, name: str):
+        super().__init__()
+        self.dense, self.piece = dense, name
+
+    def forward(self, x: Tensor):
+        return getattr(self.dense, self.piece)(x)
+
+
+def _vector_isa() -> str:
+    """The vector instruction set Inductor generates CPU code for on this machine."""
+    from torch._inductor import cpu_vec_isa
+
+    return str(cpu_vec_isa.pick_vec_isa()) or "none"

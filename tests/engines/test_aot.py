@@ -1,0 +1,88 @@
+"""The compiled engine's int8 pieces, compiled ahead of time and kept in the engine cache:
+a later engine loads them (nothing quantized or compiled) and computes the same; a package
+is never used on a CPU it was not built for."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from drivevision.detector import Detector
+from drivevision.engines import aot
+from drivevision.engines.compiled import CompiledEngine
+from drivevision.engines.hardware import CpuFeatures
+from drivevision.synthetic import SceneGenerator
+from tests.engines.int8_helpers import generated
+
+pt2e = pytest.importorskip("drivevision.engines.pt2e")
+pytest.importorskip("torchao")
+
+CPU = torch.device("cpu")
+
+
+def _frames() -> list[np.ndarray]:
+    gen = SceneGenerator(384, 216, seed=99)
+    return [gen.frame(i).image for i in (5, 40)]
+
+
+def _no_compiling(monkeypatch) -> None:
+    def refuse(*args, **kwargs):
+        raise AssertionError("compiled again although the package is in the cache")
+    monkeypatch.setattr(torch._inductor, "aoti_compile_and_package", refuse)
+
+
+@pytest.mark.slow
+def test_a_later_int8_engine_loads_the_packages_and_finds_the_same(loaded, monkeypatch,
+                                                                   capsys):
+    """The second engine quantizes nothing and compiles nothing: it loads what the first
+    built, and its detections are the first's, bit for bit."""
+    first = Detector(loaded, engine="compiled", device="cpu", precision="int8", conf=0.5,
+                     classes="all", calib=generated(51), progress=True)
+    want = [first(frame) for frame in _frames()]
+    told = capsys.readouterr().err
+    assert "Compiling tiny-fpn's dense_a for input [1, 3, 224, 384]" in told
+    assert "Compiling tiny-fpn's dense_b for input [N, 64, 7, 7]" in told
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("quantized again although the packages are in the cache")
+    monkeypatch.setattr(pt2e, "quantized_pieces", refuse)
+    _no_compiling(monkeypatch)
+    later = Detector(loaded, engine="compiled", device="cpu", precision="int8", conf=0.5,
+                     classes="all", calib=generated(51), progress=True)
+    got = [later(frame) for frame in _frames()]
+    assert "Compiling" not in capsys.readouterr().err
+    assert sum(len(d) for d in want) >= 2
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g.xyxy, w.xyxy)
+        np.testing.assert_array_equal(g.scores, w.scores)
+
+
+@pytest.mark.slow
+def test_dense_b_takes_any_number_of_rois(loaded):
+    """One package for every RoI count: a single RoI (below what the package takes, so
+    padded) gets what it gets among others, and 500 run too."""
+    engine = CompiledEngine(loaded, device=CPU, precision="int8", calib=generated(51))
+    pooled = torch.rand(3, 64, 7, 7)
+    together = engine.dense_b(pooled)
+    for i in range(3):
+        alone = engine.dense_b(pooled[i:i + 1])
+        assert [t.shape[0] for t in alone] == [1, 1]
+        for a, t in zip(alone, together):
+            torch.testing.assert_close(a[0], t[i], rtol=1e-3, atol=1e-3)
+    assert [t.shape[0] for t in engine.dense_b(torch.rand(500, 64, 7, 7))] == [500, 500]
+    assert len(engine._b.packages) == 1
+
+
+def test_a_package_is_keyed_by_the_cpu_it_was_built_for(monkeypatch):
+    """A package built where AMX is holds AMX code: on a CPU without it (another machine
+    sharing the cache folder) the key differs, so it is built anew instead of run."""
+    def key(flags: set[str]) -> str:
+        monkeypatch.setattr(aot, "cpu_features", lambda: CpuFeatures("cpu", frozenset(flags)))
+        piece = aot.AheadOfTime("dense_a", lambda: None, {"model": "m"},
+                                context=lambda: None)
+        return piece.path((1, 3, 224, 384))[0].name
+
+    amx = key({"avx2", "avx512f", "amx_tile", "amx_bf16"})
+    assert key({"avx2"}) != amx
+    assert key({"avx2", "avx512f", "amx_tile", "amx_bf16"}) == amx
