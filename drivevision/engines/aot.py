@@ -117,17 +117,6 @@ class AheadOfTime:
                 torch._inductor.aoti_compile_and_package(exported, package_path=package)
 
 
-class Piece(nn.Module):
-    """``DenseModules.dense_a`` or ``dense_b`` as a module of its own (what is exported)."""
-
-    def __init__(self, dense: nn.Module, name: str):
-        super().__init__()
-        self.dense, self.piece = dense, name
-
-    def forward(self, x: Tensor):
-        return getattr(self.dense, self.piece)(x)
-
-
 def _vector_isa() -> str:
     """The vector instruction set Inductor generates CPU code for on this machine."""
     from torch._inductor import cpu_vec_isa

@@ -25,7 +25,6 @@ from torch import Tensor, nn
 
 from drivevision.config import NEED_CALIB
 from drivevision.engines import cache as engine_cache
-from drivevision.engines.aot import Piece
 from drivevision.engines.base import quiet_pytree_log
 from drivevision.engines.int8 import CalibrationSet, calibration_inputs
 from drivevision.engines.torch import DenseModules
@@ -35,10 +34,23 @@ QUANTIZER = 2  # bump when the quantization recipe changes: cached ranges are re
 _OBSERVER = "activation_post_process_"
 
 
+class _Piece(nn.Module):
+    """One dense piece of ``DenseModules`` as a module of its own (what gets exported)."""
+
+    def __init__(self, dense: DenseModules, piece: str):
+        super().__init__()
+        self.dense = dense
+        self.piece = piece
+
+    def forward(self, x: Tensor):
+        return self.dense.dense_a(x) if self.piece == "dense_a" else self.dense.dense_b(x)
+
+
 def quantized_pieces(loaded: LoadedModel, calib: CalibrationSet | None, *,
                      progress: bool = False) -> dict[str, nn.Module]:
-    """Both dense pieces quantized to int8 (float in, float out), ready for
-    ``torch.compile`` with freezing; ``calib`` None raises ValueError with ``NEED_CALIB``.
+    """Both dense pieces quantized to int8 (float in, float out), ready for Inductor with
+    freezing (``drivevision.engines.aot`` builds them); ``calib`` None raises ValueError
+    with ``NEED_CALIB``.
 
     dense_a takes float32[N, 3, H, W] (channels-last) of any size, dense_b
     float32[R, C, 7, 7]; the activation ranges come from the cache or are measured now.
@@ -130,7 +142,7 @@ def _prepared(dense: DenseModules, piece: str) -> torch.fx.GraphModule:
         # strict (Dynamo) export: the quantizer matches conv/add/relu patterns per call,
         # and only Dynamo names each call of a shared module (ResNet's relu) apart; shared
         # weights are another matter (``PerLevelHead``).
-        exported = torch.export.export(Piece(dense, piece), (x,), dynamic_shapes=(dims,),
+        exported = torch.export.export(_Piece(dense, piece), (x,), dynamic_shapes=(dims,),
                                        strict=True).module()
         quantizer = xiq.X86InductorQuantizer()
         quantizer.set_global(xiq.get_default_x86_inductor_quantization_config())
