@@ -25,11 +25,8 @@ import warnings
 def child(args) -> None:
     import logging
 
-    import torch
+    from bench_pipeline import real_detector  # this folder is on the path of a script
 
-    from drivevision.detector import Detector
-    from drivevision.labels import COCO_NAMES
-    from drivevision.model import LoadedModel, build_model, load_model
     from drivevision.synthetic import SceneGenerator
 
     warnings.filterwarnings("ignore", category=UserWarning, module="torch")
@@ -37,15 +34,7 @@ def child(args) -> None:
     w, h = args.size
     frames = [SceneGenerator(w, h, seed=3).frame(i).image for i in range(args.frames + 1)]
     start = time.perf_counter()
-    if args.weights:
-        loaded = load_model(args.model, args.weights, min_size=args.min_size)
-    else:
-        torch.manual_seed(0)
-        loaded = LoadedModel(build_model(args.model, min_size=args.min_size,
-                                         max_size=args.max_size), args.model, COCO_NAMES,
-                             "random")
-    detector = Detector(loaded, engine=args.engine, device="cpu", precision=args.precision,
-                        calib=args.calib)
+    detector = real_detector(args, args.precision, engine=args.engine)
     built = time.perf_counter()
     detector.infer(frames[:1])
     first = time.perf_counter()

@@ -65,7 +65,8 @@ class CompiledEngine(Engine):
         self.dense = dense
         self._autocast = torch.bfloat16 if self.int8 and cpu_features().bf16 else None
         if self.int8:
-            self._a, self._b = _int8_ahead_of_time(loaded, calib, self._frozen, progress)
+            self._a, self._b = _int8_ahead_of_time(loaded, calib, self._frozen,
+                                                   self._autocast, progress)
         else:
             mode_a = mode or ("reduce-overhead" if self.cuda else None)
             self._a = _compile(dense.dense_a, mode_a, dynamic=False)
@@ -137,7 +138,7 @@ def _compile(fn, mode: str | None, dynamic: bool | None):
     return torch.compile(fn, backend="inductor", mode=mode, dynamic=dynamic, fullgraph=False)
 
 
-def _int8_ahead_of_time(loaded: LoadedModel, calib, context,
+def _int8_ahead_of_time(loaded: LoadedModel, calib, context, autocast: torch.dtype | None,
                         progress: bool) -> tuple[AheadOfTime, AheadOfTime]:
     """The int8 pieces as AOTInductor packages kept in the engine cache; PT2E quantizes only
     when one of them has to be built. (fp32 and bf16 stay with torch.compile: their dense A
@@ -146,7 +147,7 @@ def _int8_ahead_of_time(loaded: LoadedModel, calib, context,
 
     check_can_quantize(calib)
     fields = {"model": loaded.name, "weights_id": loaded.weights_id, "precision": "int8",
-              "autocast": "bf16" if cpu_features().bf16 else None}
+              "autocast": "bf16" if autocast is not None else None}
     quantized: dict[str, nn.Module] = {}
 
     def make(name: str) -> nn.Module:
