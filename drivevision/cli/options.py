@@ -40,7 +40,8 @@ def add_detector_args(parser: argparse.ArgumentParser, *, conf: float = 0.5,
     g.add_argument("--weights", metavar="PATH",
                    help="local checkpoint; default: torchvision's COCO weights (downloaded once)")
     engines = ("how the dense parts run: torch (eager PyTorch), onnx (ONNX Runtime), "
-               "compiled (torch.compile), tensorrt")
+               "compiled (Inductor: built once per frame size and cached on the CPU, "
+               "torch.compile on CUDA), tensorrt")
     if several:
         g.add_argument("--engines", default="torch",
                        help=f"comma list, each run in turn: {engines} (default: %(default)s)")

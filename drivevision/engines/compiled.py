@@ -1,22 +1,24 @@
-"""torch.compile engine: the dense pieces through Inductor.
+"""The compiled engine: the dense pieces through Inductor.
 
-* CUDA: fp32 or fp16, ``mode="reduce-overhead"`` (CUDA graphs: shapes are static per video
-  stream, one graph per (N, H, W); a smaller batch, such as a file's last or a live one,
-  is padded with blank images to the largest graph of its size instead of capturing a new
-  one. Dense B is compiled with dynamic shapes and no graphs: its RoI count is fixed per
-  batch size on CUDA now (``post_nms_top_n`` rows per image, ``drivevision.proposals``),
-  so graphs for it would be possible; not tried without a GPU to measure them on).
-* CPU: fp32 or bf16, channels-last, Inductor's C++ kernels with frozen (pre-packed) weights;
-  or int8: both pieces quantized by PT2E (``drivevision.engines.pt2e``, calibrated on the
-  user's footage) and run by oneDNN's int8 kernels, the float ops between them in bf16
-  where the CPU has bf16 hardware (Inductor's "int8-mixed-bf16"), else in fp32. int8 is
-  compiled ahead of time (AOTInductor) and kept in the engine cache
-  (``drivevision.engines.aot``): a later run loads it instead of quantizing and compiling.
+* CUDA: ``torch.compile``, fp32 or fp16, ``mode="reduce-overhead"`` (CUDA graphs: shapes
+  are static per video stream, one graph per (N, H, W); a smaller batch, such as a file's
+  last or a live one, is padded with blank images to the largest graph of its size instead
+  of capturing a new one. Dense B is compiled with dynamic shapes and no graphs: its RoI
+  count is fixed per batch size on CUDA now (``post_nms_top_n`` rows per image,
+  ``drivevision.proposals``), so graphs for it would be possible; not tried without a GPU
+  to measure them on).
+* CPU: compiled ahead of time (AOTInductor) and kept in the engine cache
+  (``drivevision.engines.aot``), so only a first run compiles: fp32 or bf16, channels-last,
+  Inductor's C++ kernels with frozen (pre-packed) weights; or int8: both pieces quantized
+  by PT2E (``drivevision.engines.pt2e``, calibrated on the user's footage) and run by
+  oneDNN's int8 kernels, the float ops between them in bf16 where the CPU has bf16
+  hardware (Inductor's "int8-mixed-bf16"), else in fp32; a later run loads the packages
+  instead of quantizing and compiling.
 
-Compilation happens on the first call for each input shape (seconds to minutes; int8 once
-per model, calibration set and shape); ``warmup`` does it ahead of time. Outputs are safe to
-keep across calls: the FPN features in ``precision`` (the middle stage pools them as they
-are), everything else float32.
+Compilation happens on the first call for each input shape (seconds to minutes; on the CPU
+once per model, precision, calibration set and shape); ``warmup`` does it ahead of time.
+Outputs are safe to keep across calls: the FPN features in ``precision`` (the middle stage
+pools them as they are), everything else float32.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from drivevision.engines.aot import AheadOfTime
 from drivevision.engines.base import DenseA, Engine
 from drivevision.engines.batching import BatchPlan, pad_batch
 from drivevision.engines.hardware import cpu_features
-from drivevision.engines.torch import DTYPES, DenseModules
+from drivevision.engines.torch import DTYPES, DenseModules, DensePiece
 from drivevision.model import LoadedModel
 
 
@@ -67,6 +69,9 @@ class CompiledEngine(Engine):
         if self.int8:
             self._a, self._b = _int8_ahead_of_time(loaded, calib, self._frozen,
                                                    self._autocast, progress)
+        elif not self.cuda:
+            self._a, self._b = _float_ahead_of_time(loaded, dense, precision, self._frozen,
+                                                    progress)
         else:
             mode_a = mode or ("reduce-overhead" if self.cuda else None)
             self._a = _compile(dense.dense_a, mode_a, dynamic=False)
@@ -83,8 +88,7 @@ class CompiledEngine(Engine):
             x = x.contiguous(memory_format=torch.channels_last)
         if self.cuda:
             torch.compiler.cudagraph_mark_step_begin()
-        with self._calling():
-            features, objectness, deltas = self._a(x)
+        features, objectness, deltas = self._a(x)
         return ([self._own(t[:n]) for t in features], [self._out(t[:n]) for t in objectness],
                 [self._out(t[:n]) for t in deltas])
 
@@ -93,23 +97,16 @@ class CompiledEngine(Engine):
         if pooled.shape[0] == 0:  # no RoIs: nothing to compile
             logits, deltas = self.dense.dense_b(pooled.to(self.device, self.dtype))
         else:
-            with self._calling():
-                logits, deltas = self._b(pooled.to(self.device, self.dtype))
+            logits, deltas = self._b(pooled.to(self.device, self.dtype))
         return self._out(logits), self._out(deltas)
 
-    def _calling(self) -> contextlib.AbstractContextManager:
-        """What a call runs under: on the CPU, torch.compile compiles inside the call, so
-        under ``_frozen``; int8's packages are built under it by themselves (PT2E run under
-        autocast quantizes nothing: its int8 convolutions would compile as float ones)."""
-        return contextlib.nullcontext() if self.int8 else self._frozen()
-
     def _frozen(self) -> contextlib.AbstractContextManager:
-        """CPU: what the pieces compile under. Freezing set in Inductor's config: the weights
-        become constants, pre-packed for oneDNN, each convolution fused with its ReLU or add.
-        Given as a ``torch.compile`` option instead it does not reach those passes (ATen's
-        unpacked, unfused convolutions: dense A about 10% slower in fp32 and bf16, int8's
-        weight packing left out of constant folding). int8: the float ops in bf16 where the
-        CPU has it.
+        """CPU: what the packages are built under. Freezing set in Inductor's config: the
+        weights become constants, pre-packed for oneDNN, each convolution fused with its ReLU
+        or add. (Given as a ``torch.compile`` option instead it did not reach those passes:
+        ATen's unpacked, unfused convolutions, dense A about 10% slower in fp32 and bf16.)
+        int8: the float ops in bf16 where the CPU has it; PT2E must quantize outside it (its
+        int8 convolutions would compile as float ones), so only the build runs under it.
         """
         if self.cuda:
             return contextlib.nullcontext()
@@ -138,11 +135,20 @@ def _compile(fn, mode: str | None, dynamic: bool | None):
     return torch.compile(fn, backend="inductor", mode=mode, dynamic=dynamic, fullgraph=False)
 
 
+def _float_ahead_of_time(loaded: LoadedModel, dense: DenseModules, precision: str, context,
+                         progress: bool) -> tuple[AheadOfTime, AheadOfTime]:
+    """fp32 or bf16 pieces (CPU, channels-last) as AOTInductor packages in the engine cache."""
+    fields = {"model": loaded.name, "weights_id": loaded.weights_id, "precision": precision}
+    return tuple(AheadOfTime(name, functools.partial(DensePiece, dense, name), fields,
+                             context=context, any_rows=name == "dense_b", strict=True,
+                             progress=progress)
+                 for name in ("dense_a", "dense_b"))
+
+
 def _int8_ahead_of_time(loaded: LoadedModel, calib, context, autocast: torch.dtype | None,
                         progress: bool) -> tuple[AheadOfTime, AheadOfTime]:
     """The int8 pieces as AOTInductor packages kept in the engine cache; PT2E quantizes only
-    when one of them has to be built. (fp32 and bf16 stay with torch.compile: their dense A
-    ran about 25% slower as a package, bf16 at 800x1344 on the AMX VM; int8's ran as fast.)"""
+    when one of them has to be built."""
     from drivevision.engines.pt2e import check_can_quantize, quantized_pieces, range_fields
 
     check_can_quantize(calib)
@@ -164,7 +170,7 @@ def _int8_ahead_of_time(loaded: LoadedModel, calib, context, autocast: torch.dty
 
 def create(loaded: LoadedModel, *, device: torch.device, precision: str,
            progress: bool = False, calib=None) -> CompiledEngine:
-    if progress and precision != "int8":  # int8's packages say so when one is compiled
+    if progress and device.type == "cuda":  # a CPU package says so when one is compiled
         print(f"Compiling {loaded.name}'s dense pieces with torch.compile on the first frame of "
               "each size (a minute or more; later frames run compiled)", file=sys.stderr,
               flush=True)

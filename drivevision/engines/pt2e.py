@@ -27,23 +27,11 @@ from drivevision.config import NEED_CALIB
 from drivevision.engines import cache as engine_cache
 from drivevision.engines.base import quiet_pytree_log
 from drivevision.engines.int8 import CalibrationSet, calibration_inputs
-from drivevision.engines.torch import DenseModules
+from drivevision.engines.torch import DenseModules, DensePiece
 from drivevision.model import LoadedModel
 
 QUANTIZER = 2  # bump when the quantization recipe changes: cached ranges are remeasured
 _OBSERVER = "activation_post_process_"
-
-
-class _Piece(nn.Module):
-    """One dense piece of ``DenseModules`` as a module of its own (what gets exported)."""
-
-    def __init__(self, dense: DenseModules, piece: str):
-        super().__init__()
-        self.dense = dense
-        self.piece = piece
-
-    def forward(self, x: Tensor):
-        return self.dense.dense_a(x) if self.piece == "dense_a" else self.dense.dense_b(x)
 
 
 def quantized_pieces(loaded: LoadedModel, calib: CalibrationSet | None, *,
@@ -142,7 +130,7 @@ def _prepared(dense: DenseModules, piece: str) -> torch.fx.GraphModule:
         # strict (Dynamo) export: the quantizer matches conv/add/relu patterns per call,
         # and only Dynamo names each call of a shared module (ResNet's relu) apart; shared
         # weights are another matter (``PerLevelHead``).
-        exported = torch.export.export(_Piece(dense, piece), (x,), dynamic_shapes=(dims,),
+        exported = torch.export.export(DensePiece(dense, piece), (x,), dynamic_shapes=(dims,),
                                        strict=True).module()
         quantizer = xiq.X86InductorQuantizer()
         quantizer.set_global(xiq.get_default_x86_inductor_quantization_config())

@@ -32,6 +32,18 @@ class DenseModules(nn.Module):
         return self.box_predictor(self.box_head(pooled))
 
 
+class DensePiece(nn.Module):
+    """One dense piece of ``DenseModules`` as a module of its own (what gets exported)."""
+
+    def __init__(self, dense: DenseModules, piece: str):
+        super().__init__()
+        self.dense = dense
+        self.piece = piece
+
+    def forward(self, x: Tensor):
+        return self.dense.dense_a(x) if self.piece == "dense_a" else self.dense.dense_b(x)
+
+
 class TorchEngine(Engine):
     """Runs the dense pieces eagerly; inputs are cast to ``precision``. The FPN features
     stay in it (the middle stage pools them as they are, dense B takes them in it); the RPN
