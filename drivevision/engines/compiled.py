@@ -27,6 +27,7 @@ import contextlib
 import copy
 import functools
 import sys
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -73,8 +74,7 @@ class CompiledEngine(Engine):
             self._a, self._b = _float_ahead_of_time(loaded, dense, precision, self._frozen,
                                                     progress)
         else:
-            mode_a = mode or ("reduce-overhead" if self.cuda else None)
-            self._a = _compile(dense.dense_a, mode_a, dynamic=False)
+            self._a = _compile(dense.dense_a, mode or "reduce-overhead", dynamic=False)
             self._b = _compile(dense.dense_b, mode if mode != "reduce-overhead" else None,
                                dynamic=True)
 
@@ -139,10 +139,8 @@ def _float_ahead_of_time(loaded: LoadedModel, dense: DenseModules, precision: st
                          progress: bool) -> tuple[AheadOfTime, AheadOfTime]:
     """fp32 or bf16 pieces (CPU, channels-last) as AOTInductor packages in the engine cache."""
     fields = {"model": loaded.name, "weights_id": loaded.weights_id, "precision": precision}
-    return tuple(AheadOfTime(name, functools.partial(DensePiece, dense, name), fields,
-                             context=context, any_rows=name == "dense_b", strict=True,
-                             progress=progress)
-                 for name in ("dense_a", "dense_b"))
+    return _ahead_of_time(functools.partial(DensePiece, dense), lambda _: fields, context,
+                          progress)
 
 
 def _int8_ahead_of_time(loaded: LoadedModel, calib, context, autocast: torch.dtype | None,
@@ -161,10 +159,16 @@ def _int8_ahead_of_time(loaded: LoadedModel, calib, context, autocast: torch.dty
             quantized.update(quantized_pieces(loaded, calib, progress=progress))
         return quantized[name]
 
-    return tuple(AheadOfTime(name, functools.partial(make, name),
-                             {**fields, "int8": range_fields(loaded, name, calib)},
-                             context=context, any_rows=name == "dense_b", strict=True,
-                             progress=progress)
+    return _ahead_of_time(make, lambda name: {**fields, "int8": range_fields(loaded, name, calib)},
+                          context, progress)
+
+
+def _ahead_of_time(make: Callable[[str], nn.Module], fields: Callable[[str], dict], context,
+                   progress: bool) -> tuple[AheadOfTime, AheadOfTime]:
+    """Dense A (a package per input shape) and dense B (one for any RoI count), each module
+    made by ``make(name)`` only when its package has to be built."""
+    return tuple(AheadOfTime(name, functools.partial(make, name), fields(name), context=context,
+                             any_rows=name == "dense_b", progress=progress)
                  for name in ("dense_a", "dense_b"))
 
 
