@@ -35,6 +35,15 @@ def tracked(jsonl) -> list[list[tuple[int, list[float]]]]:
     return [[(d["track_id"], d["box"]) for d in line["detections"]] for line in lines]
 
 
+def assert_same_tracks(first, second):
+    """The same ids on the same objects in every frame. Boxes may differ by float rounding:
+    CPU kernels may sum in another order for another batch size (0.03 px seen on one CI
+    CPU), far below what moves a track."""
+    assert [[t for t, _ in frame] for frame in first] == [[t for t, _ in frame] for frame in second]
+    for a, b in zip(first, second):
+        assert [box for _, box in a] == [pytest.approx(box, abs=0.1) for _, box in b]
+
+
 def test_track_ids_are_the_same_with_any_batch_and_reach_every_output(tmp_path, capsys, drive):
     common = ["--weights", DEMO_MODEL, "--device", "cpu", "--conf", "0.1", "--track"]
     runs = []
@@ -47,7 +56,8 @@ def test_track_ids_are_the_same_with_any_batch_and_reach_every_output(tmp_path, 
         runs.append(out)
     assert "tracks" in stdout and "median length" in stdout
     first, second = (tracked(r / "d.jsonl") for r in runs)
-    assert len(first) == 30 and first == second
+    assert len(first) == 30
+    assert_same_tracks(first, second)
     ids = [tid for frame in first for tid, _ in frame]
     assert ids and min(ids) >= 1
     assert all(len({t for t, _ in frame}) == len(frame) for frame in first)  # unique per frame
@@ -110,4 +120,5 @@ def test_live_with_several_sources_tracks_each_on_its_own(tmp_path, capsys, driv
     expected = tracked(alone)
     for i in range(2):
         mine = tracked(tmp_path / f"two.{i}.jsonl")
-        assert mine == expected and min(t for frame in mine for t, _ in frame) == 1
+        assert_same_tracks(mine, expected)
+        assert min(t for frame in mine for t, _ in frame) == 1
