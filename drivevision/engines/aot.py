@@ -18,6 +18,8 @@ int8's calibration key fields.
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 import re
 import sys
 import tempfile
@@ -32,6 +34,8 @@ from torch.utils import _pytree as pytree
 
 from drivevision.engines import cache as engine_cache
 from drivevision.engines.hardware import cpu_features
+
+_log = logging.getLogger(__name__)
 
 FORMAT = 1  # bump when what a package holds changes
 MIN_ROWS, MAX_ROWS = 2, 65536  # dense B's RoIs a package takes (fewer are padded)
@@ -101,7 +105,7 @@ class AheadOfTime:
         engine_cache.get_or_build(path, fields, lambda target: self._build(x, target),
                                   what=f"the compiled {self.name} for input {self._sizes(x)}")
         self.paths[shape] = path
-        return Package(path)
+        return load_package(path)
 
     def _sizes(self, x: Tensor) -> str:
         return f"[{', '.join(map(str, ['N', *x.shape[1:]] if self.any_rows else x.shape))}]"
@@ -125,6 +129,24 @@ class AheadOfTime:
             # into the cache's temporary file (a name would have to end in .pt2)
             with open(target, "wb") as package:
                 torch._inductor.aoti_compile_and_package(exported, package_path=package)
+
+
+def load_package(path: Path) -> Callable:
+    """``Package(path)``; where this torch's loader differs from the one ``Package`` uses
+    (torch's private runner API, as in torch 2.14), torch's own ``aoti_load_package``: the
+    same outputs, on weights it leaves off cache lines (slower on AMX), said once."""
+    try:
+        return Package(path)
+    except (AttributeError, TypeError) as e:
+        _unaligned(f"{type(e).__name__}: {e}")
+        return torch._inductor.aoti_load_package(str(path))
+
+
+@functools.cache
+def _unaligned(why: str) -> None:
+    _log.warning("compiled packages run through torch %s's own loader, on weights it leaves "
+                 "unaligned (slower on AMX CPUs): its runner API differs from the one this "
+                 "project aligns them with (%s)", torch.__version__, why)
 
 
 class Package:

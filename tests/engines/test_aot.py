@@ -101,6 +101,32 @@ def test_a_package_runs_on_weights_aligned_to_cache_lines(loaded, precision):
 
 
 @pytest.mark.slow
+def test_a_torch_whose_private_runner_api_differs_runs_the_packages_through_its_own_loader(
+        loaded, monkeypatch, caplog):
+    """The aligned loading uses torch's private runner API; a torch where it differs (here:
+    a runner without its constant-buffer methods) still runs the cached packages, through
+    torch's public loader, computing the same, and says why they may run slower."""
+    images = torch.rand(1, 3, 224, 384)
+    want = CompiledEngine(loaded, device=CPU, precision="fp32").dense_a(images)
+
+    class OtherRunner:  # loads, but has none of the methods Package calls
+        def __init__(self, *args):
+            pass
+
+    monkeypatch.setattr(torch._C._aoti, "AOTIModelContainerRunnerCpu", OtherRunner)
+    _no_compiling(monkeypatch)
+    aot._unaligned.cache_clear()
+    engine = CompiledEngine(loaded, device=CPU, precision="fp32")
+    got = engine.dense_a(images)
+    (package,) = engine._a.packages.values()
+    assert not isinstance(package, aot.Package)
+    leaves = torch.utils._pytree.tree_leaves
+    assert len(leaves(got)) == len(leaves(want)) >= 3
+    assert all(torch.equal(a, b) for a, b in zip(leaves(got), leaves(want)))
+    assert "own loader" in caplog.text and "unaligned" in caplog.text
+
+
+@pytest.mark.slow
 def test_dense_b_takes_any_number_of_rois(loaded):
     """One package for every RoI count: a single RoI (below what the package takes, so
     padded) gets what it gets among others, and 500 run too."""
