@@ -26,7 +26,7 @@ from drivevision.pipeline import signals
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from drivevision.cli import batch, bench, detect, export, live, view
+    from drivevision.cli import batch, bench, cache, detect, export, live, view
     from drivevision.cli import eval as evaluate
     from drivevision.cli.help import HelpFormatter, wrap
 
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show the full traceback behind an error (also: DRIVEVISION_DEBUG=1)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                      help="what to do (drivevision COMMAND --help says how)")
-    for command in (detect, batch, export, bench, evaluate, view, live):
+    for command in (detect, batch, export, bench, evaluate, view, live, cache):
         command.add_parser(commands)
     return parser
 

@@ -8,6 +8,10 @@ message goes to ``log``), never run. Processes sharing the cache take turns on a
 (a lock file beside it) and build into a temporary name first, so a reader never sees a
 half-written file; what a killed build left under such a name is removed by the next build
 of that entry (it holds the lock, so no live build owns them).
+
+A run that uses an entry touches its record, so the record's time is when the entry was
+last used; ``entries``, ``stale`` and ``remove`` are what ``drivevision cache`` lists and
+clears with.
 """
 
 from __future__ import annotations
@@ -17,7 +21,10 @@ import hashlib
 import json
 import logging
 import os
+import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 
 from drivevision.model import file_sha256
@@ -119,12 +126,12 @@ def get_or_build(path: Path, fields: dict, build: Callable[[Path], None], *,
     is taken only to build.
     """
     if check(path, fields) is None:  # no lock needed to read: a read-only cache works
-        return path
+        return _used(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with _locked(path, what):
         reason = check(path, fields)
         if reason is None:
-            return path
+            return _used(path)
         if reason != "not built yet":
             (log or _log.warning)(f"Rebuilding {what}: cached {path.name} is not usable: "
                                   f"{reason}")
@@ -137,6 +144,128 @@ def get_or_build(path: Path, fields: dict, build: Callable[[Path], None], *,
         finally:
             tmp.unlink(missing_ok=True)
         return store(path, fields)
+
+
+def _used(path: Path) -> Path:
+    """``path``, its record's time set to now: when the entry was last used."""
+    with contextlib.suppress(OSError):  # a read-only cache is still used as it is
+        os.utime(path.with_suffix(".json"))
+    return path
+
+
+# -- what the cache holds: listing and clearing (``drivevision cache``) -----------------------
+
+# an entry's files: <stem>.<suffix>, <stem>.json, <stem>.<suffix>.lock, a TensorRT engine's
+# <stem>.runtime-cache, and killed builds' .<stem>.<suffix>.<pid>.tmp; <stem> ends in its key
+_ENTRY_FILE = re.compile(r"^\.?(?P<stem>.+-[0-9a-f]{16})\.[^/]+$")
+# the record's fields that name a library version, and the distribution that has it
+_VERSIONED = {"torch": "torch", "onnxruntime": "onnxruntime", "torchao": "torchao"}
+
+
+@dataclass
+class Entry:
+    """One cached item: its files, kind (the folder: onnx, int8, compiled, tensorrt), the
+    key fields of its record (empty without a record: an unfinished or interrupted build),
+    its size and when it was last used (seconds since the epoch)."""
+
+    stem: Path
+    kind: str
+    files: list[Path] = field(default_factory=list)
+    fields: dict = field(default_factory=dict)
+    bytes: int = 0
+    used: float = 0.0
+
+    @property
+    def name(self) -> str:
+        """What it is, without its key: ``r50-fpn-dense_a-int8-cpu``."""
+        return self.stem.name[:-17]
+
+
+def entries(root: Path | None = None) -> list[Entry]:
+    """Every entry under ``root`` (default ``cache_root()``), by kind, then name."""
+    root = cache_root() if root is None else root
+    found: dict[Path, Entry] = {}
+    folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    for folder in folders:
+        for path in sorted(folder.iterdir()):
+            match = _ENTRY_FILE.match(path.name)
+            if match is None or not path.is_file():
+                continue
+            stem = folder / match["stem"]
+            entry = found.setdefault(stem, Entry(stem, folder.name))
+            entry.files.append(path)
+            stat = path.stat()
+            entry.bytes += stat.st_size
+            if path.name == stem.name + ".json":
+                entry.used = stat.st_mtime
+                with contextlib.suppress(OSError, ValueError, AttributeError):
+                    entry.fields = dict(json.loads(path.read_text()).get("fields", {}))
+    for entry in found.values():
+        if not entry.used:  # no record: when its newest file was written
+            entry.used = max(p.stat().st_mtime for p in entry.files)
+    return sorted(found.values(), key=lambda e: (e.kind, e.name, -e.used))
+
+
+def stale(entry: Entry) -> str | None:
+    """Why no run of this install can use ``entry`` (None: one may): no record (a build
+    that never finished), an older cache layout, or built with another version of torch,
+    ONNX Runtime or torchao than the one installed."""
+    if not entry.fields:
+        return "unfinished build"
+    if entry.fields.get("format") != FORMAT:
+        return "older cache layout"
+    for key, dist in _VERSIONED.items():
+        if key in entry.fields and _release(entry.fields[key]) != _installed(dist):
+            return f"built with {dist} {entry.fields[key]}"
+    return None
+
+
+def _release(version) -> str:
+    """``2.14.1+cu130`` -> ``2.14.1``: a build's local label is not always in its metadata."""
+    return str(version).split("+")[0]
+
+
+def _installed(dist: str) -> str | None:
+    try:
+        return _release(metadata.version(dist))
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def remove(entry: Entry) -> bool:
+    """Delete ``entry``'s files; False (nothing deleted) while a process builds it. A run
+    that has loaded it keeps what it loaded; the next run that needs it builds it again.
+    Its lock file stays (empty): a process about to lock it must find the same file."""
+    lock = next((p for p in entry.files if p.name.endswith(".lock")), None)
+    with _try_lock(lock) as free:
+        if not free:
+            return False
+        for path in entry.files:
+            if path != lock:
+                path.unlink(missing_ok=True)
+    return True
+
+
+@contextlib.contextmanager
+def _try_lock(lock: Path | None) -> Iterator[bool]:
+    """Hold ``lock`` if no other process does; yields whether it could."""
+    try:
+        import fcntl
+    except ImportError:
+        fcntl = None
+    if lock is None or fcntl is None:
+        yield True
+        return
+    with open(lock, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager

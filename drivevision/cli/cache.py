@@ -1,0 +1,118 @@
+"""``drivevision cache``: what the engine cache holds, and clearing it."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from drivevision.cli.help import add_command
+
+KINDS = ("onnx", "int8", "compiled", "tensorrt")
+
+
+def add_parser(commands) -> None:
+    """Register ``cache`` on the ``drivevision`` sub-command parsers."""
+    p = add_command(
+        commands, "cache", summary="list or clear the engine cache (built engines, packages)",
+        description="List what the engine cache holds (ONNX pieces, int8 calibrations, compiled "
+                    "packages, TensorRT engines): each entry's size and when a run last used "
+                    "it. With --clear, remove the entries listed. Nothing is removed by "
+                    "itself; a removed entry is built again by the next run that needs it. "
+                    "The filters choose the entries, for the list and for --clear alike.",
+        examples="""
+drivevision cache                            # every entry, its size and last use
+drivevision cache --clear --older-than 30    # entries no run used for 30 days
+drivevision cache --clear --stale            # entries for another torch (after an upgrade)
+drivevision cache --clear --kind compiled    # the compiled engine's packages
+drivevision cache --clear                    # everything""")
+    g = p.add_argument_group("which entries")
+    g.add_argument("--kind", choices=KINDS, action="append",
+                   help="only this kind (repeat for several; default: every kind)")
+    g.add_argument("--older-than", type=float, metavar="DAYS",
+                   help="only entries no run has used for DAYS days")
+    g.add_argument("--stale", action="store_true",
+                   help="only entries no run of this install can use: built with another "
+                        "version of torch, ONNX Runtime or torchao, an older cache layout, "
+                        "or a build that never finished")
+    p.add_argument("--clear", action="store_true", help="remove the entries listed")
+    p.set_defaults(func=cmd_cache)
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from drivevision.engines import cache
+
+    if args.older_than is not None and not args.older_than >= 0:
+        raise ValueError(f"Expected --older-than DAYS >= 0, but got {args.older_than:g}")
+    root = cache.cache_root()
+    now = time.time()
+    chosen = [e for e in cache.entries(root)
+              if (not args.kind or e.kind in args.kind)
+              and (args.older_than is None or now - e.used >= args.older_than * 86400)
+              and (not args.stale or cache.stale(e))]
+    filtered = bool(args.kind or args.older_than is not None or args.stale)
+    print(f"Engine cache {root}: {_entries(len(chosen))}{' chosen' if filtered else ''}, "
+          f"{_mb(sum(e.bytes for e in chosen))}")
+    if not args.clear:
+        _table(chosen, cache.stale, now)
+        if chosen:
+            print("Remove them with the same options and --clear; a run rebuilds what it needs.")
+        return 0
+    removed, busy = [], []
+    for entry in chosen:
+        (removed if cache.remove(entry) else busy).append(entry)
+    print(f"Removed {_entries(len(removed))}, {_mb(sum(e.bytes for e in removed))} freed")
+    for entry in busy:
+        print(f"Kept {entry.kind}/{entry.stem.name}: another process is building it")
+    return 0
+
+
+def _table(chosen, stale, now: float) -> None:
+    if not chosen:
+        return
+    rows = [("kind", "entry", "weights", "precision", "calibration", "input", "size",
+             "last used", "")]
+    for e in chosen:
+        why = stale(e)
+        int8 = e.fields.get("int8") if isinstance(e.fields.get("int8"), dict) else {}
+        calibration = str(e.fields.get("calibration") or int8.get("calibration") or "")[:16]
+        rows.append((e.kind, e.name, str(e.fields.get("weights_id", "")),
+                     str(e.fields.get("precision", "")), calibration, _input(e.fields),
+                     _mb(e.bytes), _ago(now - e.used), f"stale: {why}" if why else ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(c.rjust(w) if i == 6 else c.ljust(w)
+                        for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+
+
+def _input(fields: dict) -> str:
+    """The input an entry was built for: a compiled package's shape (N: any RoI count), or
+    the resize an int8 calibration ran at."""
+    shape = fields.get("shape")
+    if isinstance(shape, list):
+        dims = shape[:shape.index("strides")] if "strides" in shape else shape
+        return "x".join("N" if d == "any" else str(d) for d in dims)
+    resize = fields.get("resize")
+    if isinstance(resize, list) and len(resize) == 2:
+        return f"min {resize[0]}/max {resize[1]}"
+    return ""
+
+
+def _entries(n: int) -> str:
+    return f"{n} {'entry' if n == 1 else 'entries'}"
+
+
+def _mb(n: int) -> str:
+    """A size as people read it: 31 KB, 0.9 MB, 33 MB, 1.2 GB."""
+    if n < 1e5:
+        return f"{n / 1e3:.0f} KB"
+    if n < 1e9:
+        return f"{n / 1e6:.1f} MB" if n < 1e7 else f"{n / 1e6:.0f} MB"
+    return f"{n / 1e9:.1f} GB"
+
+
+def _ago(seconds: float) -> str:
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = int(seconds // size)
+            return f"{count} {unit}{'s' if count > 1 else ''} ago"
+    return "just now"

@@ -1,0 +1,136 @@
+"""``drivevision cache`` as a user runs it: what the engine cache holds (size, last use, what
+no run can use any more), and clearing chosen entries without touching one being built."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+
+import pytest
+import torch
+
+from drivevision.cli import main
+from drivevision.cli.exits import EXIT_USAGE
+from drivevision.engines import cache
+
+DAY = 86400
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch):
+    monkeypatch.setenv("DRIVEVISION_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def entry(root, kind: str, name: str, size: int, age_days: float = 0.0, **fields):
+    """A cached entry as the engines store them: its file and its record."""
+    fields = {"piece": "dense_a", "model": "r50-fpn", "weights_id": "coco",
+              "torch": torch.__version__, **fields}
+    path = cache.entry_path(root / kind, name, fields, "pt2")
+    cache.store(path, fields, b"x" * size)
+    then = time.time() - age_days * DAY
+    os.utime(path.with_suffix(".json"), (then, then))
+    return path
+
+
+def run(capsys, *args) -> tuple[int, str, str]:
+    code = main(["cache", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_the_list_shows_each_entry_with_its_size_input_and_last_use(root, capsys):
+    entry(root, "compiled", "r50-fpn-dense_a", 3_000_000, 2, precision="bf16",
+          shape=["1", "3", "800", "1344", "strides", "1", "1", "1", "1"])
+    entry(root, "compiled", "r50-fpn-dense_b", 1_500_000, 0, precision="bf16",
+          shape=["any", "256", "7", "7"])
+    entry(root, "int8", "r50-fpn-dense_a-calib", 31_000, 40, calibration="5c667c3021ce5eff",
+          resize=[800, 1344])
+    code, out, _ = run(capsys)
+    assert code == 0
+    assert f"Engine cache {root}: 3 entries, 4.5 MB" in out
+    lines = out.splitlines()
+    a = next(line for line in lines if "dense_a " in line and "compiled" in line)
+    assert "bf16" in a and "1x3x800x1344" in a and "3.0 MB" in a and "2 days ago" in a
+    b = next(line for line in lines if "dense_b" in line)
+    assert "Nx256x7x7" in b and "1.5 MB" in b and "just now" in b
+    calib = next(line for line in lines if "-calib" in line)
+    assert "5c667c3021ce5eff" in calib and "31 KB" in calib and "40 days ago" in calib
+    assert "stale" not in out
+
+
+def test_a_run_that_uses_an_entry_makes_it_recent(root, capsys):
+    path = entry(root, "onnx", "r50-fpn-dense_a-fp32", 1000, 40)
+    fields = {k: v for k, v in cache.entries(root)[0].fields.items() if k != "format"}
+
+    def build(target):
+        raise AssertionError("a valid entry was built again")
+
+    assert cache.get_or_build(path, fields, build, what="dense_a") == path
+    code, out, _ = run(capsys, "--older-than", "30")
+    assert code == 0 and "0 entries chosen" in out
+
+
+def test_clear_older_than_removes_only_entries_unused_that_long(root, capsys):
+    old = entry(root, "onnx", "r50-fpn-dense_a-fp32", 2_000_000, 45)
+    new = entry(root, "onnx", "r50-fpn-dense_b-fp32", 1_000_000, 3)
+    code, out, _ = run(capsys, "--older-than", "30")
+    assert "1 entry chosen" in out and "r50-fpn-dense_a-fp32" in out and "dense_b" not in out
+    assert old.exists()  # listing removes nothing
+    code, out, _ = run(capsys, "--clear", "--older-than", "30")
+    assert code == 0 and "Removed 1 entry, 2.0 MB freed" in out
+    assert not old.exists() and not old.with_suffix(".json").exists()
+    assert new.exists() and new.with_suffix(".json").exists()
+    # the next run that needs it builds it again
+    built = []
+    fields = {"piece": "dense_a", "model": "r50-fpn", "weights_id": "coco",
+              "torch": torch.__version__}
+    cache.get_or_build(old, fields, lambda target: built.append(target.write_bytes(b"y")),
+                       what="dense_a")
+    assert built and old.read_bytes() == b"y"
+
+
+def test_clear_stale_removes_what_this_install_cannot_use(root, capsys):
+    current = entry(root, "compiled", "r50-fpn-dense_a", 1000, precision="bf16")
+    other_torch = entry(root, "compiled", "r50-fpn-dense_b", 1000, precision="bf16",
+                        torch="2.9.0+cpu")
+    killed = root / "compiled" / f".{current.stem[:-16]}0123456789abcdef.pt2.4242.tmp"
+    killed.write_bytes(b"half a package")
+    code, out, _ = run(capsys, "--stale")
+    assert "2 entries chosen" in out
+    assert "stale: built with torch 2.9.0+cpu" in out and "stale: unfinished build" in out
+    code, out, _ = run(capsys, "--clear", "--stale")
+    assert code == 0 and "Removed 2 entries" in out
+    assert current.exists() and not other_torch.exists() and not killed.exists()
+
+
+def test_clear_keeps_an_entry_another_process_is_building(root, capsys):
+    building = entry(root, "tensorrt", "r50-fpn-dense_a-fp16", 1000)
+    idle = entry(root, "onnx", "r50-fpn-dense_a-fp32", 1000)
+    lock = building.with_name(building.name + ".lock")
+    with open(lock, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as a build in another process holds it
+        idle.with_name(idle.name + ".lock").touch()
+        code, out, _ = run(capsys, "--clear")
+    assert code == 0 and "Removed 1 entry" in out
+    assert f"Kept tensorrt/{building.stem}: another process is building it" in out
+    assert building.exists() and not idle.exists()
+
+
+def test_clear_by_kind(root, capsys):
+    compiled = entry(root, "compiled", "r50-fpn-dense_a", 1000)
+    onnx = entry(root, "onnx", "r50-fpn-dense_a-fp32", 1000)
+    code, out, _ = run(capsys, "--clear", "--kind", "compiled")
+    assert code == 0 and "Removed 1 entry" in out
+    assert not compiled.exists() and onnx.exists()
+
+
+def test_an_empty_or_missing_cache_is_said_so(root, capsys):
+    assert run(capsys)[:2] == (0, f"Engine cache {root}: 0 entries, 0 KB\n")
+    assert run(capsys, "--clear")[0] == 0
+
+
+def test_a_negative_age_is_refused(root, capsys):
+    code, _, err = run(capsys, "--clear", "--older-than", "-1")
+    assert code == EXIT_USAGE and "--older-than DAYS >= 0" in err
