@@ -74,7 +74,7 @@ def _table(chosen, stale, now: float) -> None:
     for e in chosen:
         why = stale(e)
         int8 = e.fields.get("int8") if isinstance(e.fields.get("int8"), dict) else {}
-        calibration = str(e.fields.get("calibration") or int8.get("calibration") or "")[:16]
+        calibration = str(e.fields.get("calibration") or int8.get("calibration") or "")
         rows.append((e.kind, e.name, str(e.fields.get("weights_id", "")),
                      str(e.fields.get("precision", "")), calibration, _input(e.fields),
                      _mb(e.bytes), _ago(now - e.used), f"stale: {why}" if why else ""))
