@@ -174,6 +174,7 @@ class Entry:
     fields: dict = field(default_factory=dict)
     bytes: int = 0
     used: float = 0.0
+    built: bool = False  # its file is in place (not only a killed build's temporary one)
 
     @property
     def name(self) -> str:
@@ -182,35 +183,45 @@ class Entry:
 
 
 def entries(root: Path | None = None) -> list[Entry]:
-    """Every entry under ``root`` (default ``cache_root()``), by kind, then name."""
+    """Every entry under ``root`` (default ``cache_root()``), by kind, then name. Lock files
+    alone are not entries (they stay when one is removed)."""
     root = cache_root() if root is None else root
     found: dict[Path, Entry] = {}
+    newest: dict[Path, float] = {}
     folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     for folder in folders:
         for path in sorted(folder.iterdir()):
             match = _ENTRY_FILE.match(path.name)
-            if match is None or not path.is_file():
+            try:
+                if match is None or not path.is_file():
+                    continue
+                stat = path.stat()
+            except FileNotFoundError:  # a build renamed or removed it just now
                 continue
             stem = folder / match["stem"]
             entry = found.setdefault(stem, Entry(stem, folder.name))
             entry.files.append(path)
-            stat = path.stat()
             entry.bytes += stat.st_size
+            if path.name.endswith(".lock"):
+                continue
+            newest[stem] = max(newest.get(stem, 0.0), stat.st_mtime)
             if path.name == stem.name + ".json":
-                entry.used = stat.st_mtime
                 with contextlib.suppress(OSError, ValueError, AttributeError):
                     entry.fields = dict(json.loads(path.read_text()).get("fields", {}))
-    for entry in found.values():
-        if not entry.used:  # no record: when its newest file was written
-            entry.used = max(p.stat().st_mtime for p in entry.files)
-    return sorted(found.values(), key=lambda e: (e.kind, e.name, -e.used))
+                entry.used = stat.st_mtime  # touched by every run that uses it
+            else:
+                entry.built = entry.built or not path.name.startswith(".")
+    kept = [e for e in found.values() if e.stem in newest]
+    for entry in kept:
+        entry.used = entry.used or newest[entry.stem]  # no record: its newest file
+    return sorted(kept, key=lambda e: (e.kind, e.name, -e.used))
 
 
 def stale(entry: Entry) -> str | None:
-    """Why no run of this install can use ``entry`` (None: one may): no record (a build
-    that never finished), an older cache layout, or built with another version of torch,
+    """Why no run of this install can use ``entry`` (None: one may): no record or no file
+    (a build that never finished), an older cache layout, or built with another version of torch,
     ONNX Runtime or torchao than the one installed."""
-    if not entry.fields:
+    if not entry.fields or not entry.built:
         return "unfinished build"
     if entry.fields.get("format") != FORMAT:
         return "older cache layout"
