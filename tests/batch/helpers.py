@@ -1,6 +1,9 @@
 """Batch test helpers: a small tree of generated clips, the demo model, what a run left."""
 
+import json
 from pathlib import Path
+
+import pytest
 
 from drivevision.synthetic import write_clip
 
@@ -24,6 +27,24 @@ def outputs_of(out: Path) -> dict[str, bytes]:
     own = {"batch.json", "batch.csv", "batch-manifest.jsonl"}
     return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
             if p.is_file() and p.name not in own and not p.name.startswith(".")}
+
+
+def assert_same_detections(got: dict[str, bytes], want: dict[str, bytes]) -> None:
+    """``outputs_of`` two runs whose workers ran another number of torch threads: the same
+    files, frames, classes and order; boxes and scores may differ by float rounding (a CPU
+    may sum in another order with another thread count: 0.01 px seen on an AVX2 one)."""
+    assert sorted(got) == sorted(want)
+    for name in want:
+        if not name.endswith(".jsonl"):
+            assert got[name] == want[name], name
+            continue
+        mine, theirs = ([json.loads(line) for line in d[name].splitlines()] for d in (got, want))
+        assert [f["frame"] for f in mine] == [f["frame"] for f in theirs], name
+        for a, b in zip(mine, theirs):
+            da, db = a["detections"], b["detections"]
+            assert [d["class_id"] for d in da] == [d["class_id"] for d in db], name
+            assert [d["box"] for d in da] == [pytest.approx(d["box"], abs=0.1) for d in db]
+            assert [d["score"] for d in da] == pytest.approx([d["score"] for d in db], abs=1e-3)
 
 
 def hidden_or_partial(out: Path) -> list[str]:
