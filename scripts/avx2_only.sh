@@ -3,8 +3,9 @@
 # For the issue-14 figure "INT8 >= 1.5x the onnx fp32 path on an AVX2-only CPU" measured on
 # a newer x86 CPU: every library picks its kernels from CPUID, which scripts/avx2_only.c
 # answers with those features cleared (needs "cpuid_fault" in /proc/cpuinfo and a C
-# compiler). /proc/cpuinfo itself is not changed, so drivevision's own feature line and
-# `auto` still see the real CPU: name the engines and precisions.
+# compiler). drivevision counts a feature only where torch's reading of CPUID has it too, so
+# its feature line and `auto` see AVX2 only; /proc/cpuinfo itself is not changed, so the test
+# that compares the features found with its flags fails under this script (by design).
 # Usage: scripts/avx2_only.sh COMMAND [ARG...]
 #   e.g. scripts/avx2_only.sh drivevision bench --engines onnx --precision fp32,int8 ...
 set -euo pipefail

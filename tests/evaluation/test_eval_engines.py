@@ -46,12 +46,15 @@ def test_onnx_fp32_is_within_a_tenth_of_an_ap_point_of_torch_fp32(tmp_path, caps
 def test_bf16_is_within_the_tolerance_auto_relies_on(tmp_path, capsys):
     """``--precision auto`` picks bf16 on CPUs with bf16 hardware because its AP stays within
     ``BF16_AP_TOLERANCE`` (0.3 AP point) of fp32 on the evaluation clips: checked here for
-    both bf16 engines (emulated, so slower, on a CPU without bf16: the numbers are the same)."""
-    from drivevision.engines.hardware import BF16_AP_TOLERANCE
+    both bf16 engines. A CPU without bf16 hardware (where auto keeps fp32) emulates bf16 with
+    other kernels and roundings (an AVX2 one: 0.45 AP from fp32 for compiled bf16): there
+    only a gross error (a full AP point) fails."""
+    from drivevision.engines.hardware import BF16_AP_TOLERANCE, cpu_features
 
+    tolerance = BF16_AP_TOLERANCE if cpu_features().bf16 else 1.0
     table = run_eval(tmp_path, capsys, "torch,compiled", 12, precision="bf16")
     rows = {(r["engine"], r["precision"]): r for r in table["results"]}
     assert set(rows) == {("torch", "fp32"), ("torch", "bf16"), ("compiled", "bf16")}
     assert rows["torch", "fp32"]["AP"] > 0.1
     for setting in (("torch", "bf16"), ("compiled", "bf16")):
-        assert abs(100 * rows[setting]["AP_diff"]) <= BF16_AP_TOLERANCE, rows[setting]
+        assert abs(100 * rows[setting]["AP_diff"]) <= tolerance, rows[setting]
