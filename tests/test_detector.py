@@ -87,6 +87,21 @@ def test_conf_and_classes_filter_the_output(tiny_loaded):
     assert len(confident) == int(np.sum(everything.scores >= 0.07))
 
 
+@pytest.mark.parametrize("size", ["smaller", "the model's"])
+def test_preprocessing_is_torchvisions_transform_bit_for_bit(tiny_loaded, size):
+    """Normalized in place and not resized when the frame is already at the model's input
+    size, the batch is still exactly what torchvision's own transform makes of the frame."""
+    detector = Detector(tiny_loaded, device="cpu", precision="fp32")
+    transform = detector.model.transform
+    h, w = (120, 200) if size == "smaller" else (transform.min_size[-1], transform.max_size)
+    frame = scene(h, w, seed=5)
+    ours = detector.preprocess([frame])[0]
+    rgb = torch.from_numpy(frame[:, :, ::-1].copy()).permute(2, 0, 1).float().div(255)
+    theirs = transform([rgb])[0]
+    assert ours.image_sizes == theirs.image_sizes
+    assert torch.equal(ours.tensors, theirs.tensors)
+
+
 def test_boxes_are_in_original_frame_pixels(tiny_loaded):
     frame = scene(359, 641, seed=2)
     det = Detector(tiny_loaded, device="cpu", conf=0.0, classes="all")(frame)
