@@ -248,7 +248,7 @@ def remove(entry: Entry) -> bool:
     that has loaded it keeps what it loaded; the next run that needs it builds it again.
     Its lock file stays (empty): a process about to lock it must find the same file."""
     lock = next((p for p in entry.files if p.name.endswith(".lock")), None)
-    with _try_lock(lock) as free:
+    with _flock(lock) as free:
         if not free:
             return False
         for path in entry.files:
@@ -258,8 +258,18 @@ def remove(entry: Entry) -> bool:
 
 
 @contextlib.contextmanager
-def _try_lock(lock: Path | None) -> Iterator[bool]:
-    """Hold ``lock`` if no other process does; yields whether it could."""
+def _locked(path: Path, what: str) -> Iterator[None]:
+    """Hold ``<path>.lock`` exclusively (POSIX); say so when another process has it."""
+    with _flock(path.with_name(path.name + ".lock"), waiting_for=what):
+        yield
+
+
+@contextlib.contextmanager
+def _flock(lock: Path | None, waiting_for: str | None = None) -> Iterator[bool]:
+    """Hold the lock file ``lock`` exclusively; yields whether it could. Held by another
+    process: wait for it (saying so) when ``waiting_for`` names what it builds, else yield
+    False at once. Without POSIX locks (Windows), or no ``lock`` to take: True (temporary
+    names still keep files whole)."""
     try:
         import fcntl
     except ImportError:
@@ -271,29 +281,12 @@ def _try_lock(lock: Path | None) -> Iterator[bool]:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            yield False
-            return
+            if waiting_for is None:
+                yield False
+                return
+            _log.warning(f"Waiting for another process to finish building {waiting_for}")
+            fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield True
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
-
-
-@contextlib.contextmanager
-def _locked(path: Path, what: str) -> Iterator[None]:
-    """Hold ``<path>.lock`` exclusively (POSIX); say so when another process has it."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no lock; temporary names still keep files whole
-        yield
-        return
-    with open(path.with_name(path.name + ".lock"), "a") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            _log.warning(f"Waiting for another process to finish building {what}")
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -1,0 +1,34 @@
+"""The engine cache between processes: one builds an entry, another waiting for it uses
+what the first built instead of building it again."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import threading
+import time
+
+from drivevision.engines import cache
+
+
+def test_a_run_waiting_for_another_build_uses_its_result(tmp_path, caplog):
+    path = cache.entry_path(tmp_path, "tiny-fpn-dense_a", {"piece": "dense_a"}, "onnx")
+    fields = {"piece": "dense_a"}
+    builds, got = [], []
+    lock = path.with_name(path.name + ".lock")
+    with open(lock, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # another process is building it
+        waiter = threading.Thread(target=lambda: got.append(cache.get_or_build(
+            path, fields, builds.append, what="dense_a")))
+        with caplog.at_level(logging.WARNING, logger="drivevision.engines.cache"):
+            waiter.start()
+            deadline = time.monotonic() + 10
+            while "Waiting for another process" not in caplog.text:
+                assert time.monotonic() < deadline, "the second run did not say it waits"
+                time.sleep(0.01)
+            assert waiter.is_alive()  # it waits
+            cache.store(path, fields, b"built by the other process")
+    waiter.join(10)
+    assert not waiter.is_alive() and got == [path]
+    assert builds == [] and path.read_bytes() == b"built by the other process"
+    assert "Waiting for another process to finish building dense_a" in caplog.text
