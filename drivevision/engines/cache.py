@@ -67,7 +67,11 @@ def check(path: Path, fields: dict) -> str | None:
         got = stored.get("fields", {})
         detail = ", ".join(f"{k}: {got.get(k)!r} != {want.get(k)!r}" for k in diff[:3])
         return f"it was built for something else ({detail})"
-    if stored.get("sha256") != file_sha256(path):
+    try:
+        digest = file_sha256(path)
+    except FileNotFoundError:  # removed since (``drivevision cache --clear``)
+        return "not built yet"
+    if stored.get("sha256") != digest:
         return "its bytes do not match the recorded hash (corrupt or truncated)"
     return None
 

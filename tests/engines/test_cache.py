@@ -32,3 +32,25 @@ def test_a_run_waiting_for_another_build_uses_its_result(tmp_path, caplog):
     assert not waiter.is_alive() and got == [path]
     assert builds == [] and path.read_bytes() == b"built by the other process"
     assert "Waiting for another process to finish building dense_a" in caplog.text
+
+
+def test_an_entry_cleared_while_a_run_checks_it_is_built_again(tmp_path, monkeypatch):
+    """``drivevision cache --clear`` removing an entry while a run hashes it: the run builds
+    it again instead of failing."""
+    fields = {"piece": "dense_b"}
+    path = cache.store(cache.entry_path(tmp_path, "tiny-fpn-dense_b", fields, "onnx"), fields,
+                       b"old")
+    real_hash = cache.file_sha256
+    cleared = []
+
+    def hash_while_cleared(p):
+        if not cleared:
+            cleared.append(p)
+            p.unlink()  # removed mid-way, as by the clear
+            raise FileNotFoundError(p)
+        return real_hash(p)
+
+    monkeypatch.setattr(cache, "file_sha256", hash_while_cleared)
+    got = cache.get_or_build(path, fields, lambda target: target.write_bytes(b"new"),
+                             what="dense_b")
+    assert cleared and got == path and path.read_bytes() == b"new"
