@@ -52,7 +52,7 @@ class AheadOfTime:
         fields: what the packages depend on besides the input (model, weights, precision...).
         context: what the export and compilation run under (Inductor's freezing, autocast).
         any_rows: one package for every size of the first dimension (dense B's RoIs).
-        progress: print a line before each compilation (a minute or more for R50-FPN).
+        progress: print a line before each compilation (R50-FPN: 35 s to a minute or more).
         strict: export through Dynamo (PT2E's int8 pieces need it: see ``_build``).
     """
 
@@ -115,7 +115,7 @@ class AheadOfTime:
         module = self._module()  # first: int8 quantizes here (outside autocast: it must)
         if self.progress:
             print(f"Compiling {self.fields.get('model', 'the model')}'s {self.name} for input "
-                  f"{self._sizes(x)} (a minute or more, once: kept in "
+                  f"{self._sizes(x)} (can take a minute or more, once: kept in "
                   f"{target.parent} for later runs)", file=sys.stderr, flush=True)
         example, dims = x, None
         if self.any_rows:

@@ -58,7 +58,7 @@ def test_a_later_engine_loads_the_packages_and_finds_the_same(loaded, precision,
     first = detector()
     want = [first(frame) for frame in _frames()]
     told = capsys.readouterr().err
-    assert f"Compiling tiny-fpn's dense_a for input [1, 3, 224, 384] (a minute or more, " \
+    assert f"Compiling tiny-fpn's dense_a for input [1, 3, 224, 384] (can take a minute or more, " \
            f"once: kept in {tmp_path / 'compiled'} for later runs)" in told
     assert "Compiling tiny-fpn's dense_b for input [N, 64, 7, 7]" in told
 
