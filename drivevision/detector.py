@@ -253,7 +253,8 @@ def _resize(transform, image: Tensor) -> Tensor:
     """``transform.resize(image)``, skipped where it would keep the size: a frame already at
     the model's input size (torchvision interpolates it anyway, to the same values)."""
     short, long = sorted(image.shape[-2:])
-    if min(transform.min_size[-1] / short, transform.max_size / long) == 1.0:
+    scale = min(transform.min_size[-1] / short, transform.max_size / long)
+    if scale == 1.0 and getattr(transform, "fixed_size", None) is None:
         return image
     return transform.resize(image, None)[0]
 
