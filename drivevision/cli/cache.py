@@ -45,15 +45,17 @@ def cmd_cache(args: argparse.Namespace) -> int:
         raise ValueError(f"Expected --older-than DAYS >= 0, but got {args.older_than:g}")
     root = cache.cache_root()
     now = time.time()
-    chosen = [e for e in cache.entries(root)
+    found = cache.entries(root)
+    stale = {e.stem: cache.stale(e) for e in found}  # why no run can use it, or None
+    chosen = [e for e in found
               if (not args.kind or e.kind in args.kind)
               and (args.older_than is None or now - e.used >= args.older_than * 86400)
-              and (not args.stale or cache.stale(e))]
+              and (not args.stale or stale[e.stem])]
     filtered = bool(args.kind or args.older_than is not None or args.stale)
     print(f"Engine cache {root}: {_entries(len(chosen))}{' chosen' if filtered else ''}, "
           f"{_mb(sum(e.bytes for e in chosen))}")
     if not args.clear:
-        _table(chosen, cache.stale, now)
+        _table(chosen, stale, now)
         if chosen:
             print("Remove them with the same options and --clear; a run rebuilds what it needs.")
         return 0
@@ -66,13 +68,13 @@ def cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
-def _table(chosen, stale, now: float) -> None:
+def _table(chosen, stale: dict, now: float) -> None:
     if not chosen:
         return
     rows = [("kind", "entry", "weights", "precision", "calibration", "input", "size",
              "last used", "")]
     for e in chosen:
-        why = stale(e)
+        why = stale[e.stem]
         int8 = e.fields.get("int8") if isinstance(e.fields.get("int8"), dict) else {}
         calibration = str(e.fields.get("calibration") or int8.get("calibration") or "")
         rows.append((e.kind, e.name, str(e.fields.get("weights_id", "")),

@@ -17,6 +17,7 @@ clears with.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -240,6 +241,7 @@ def _release(version) -> str:
     return str(version).split("+")[0]
 
 
+@functools.cache  # a metadata lookup reads the path's folders: once per process
 def _installed(dist: str) -> str | None:
     try:
         return _release(metadata.version(dist))
