@@ -83,17 +83,18 @@ def pick_engine(name: str, device, precision: str) -> tuple[str, str | None]:
 
 
 def pick_int8(features=None) -> tuple[str, str]:
-    """The int8 engine for this CPU, and why: compiled where the CPU has bf16 hardware (its
-    int8 kernels with the float ops in bf16 measured 2.6x onnx int8 on an AMX Xeon,
-    docs/benchmarks.md) and torchao (PT2E) is installed; onnx elsewhere (any x86 CPU, and
-    the least hurt by other jobs on the cores)."""
+    """The int8 engine for this CPU, and why: compiled where the CPU has AMX-INT8 and
+    torchao (PT2E) is installed (oneDNN's AMX int8 kernels measured 2.6x onnx int8 on an AMX
+    Xeon); onnx elsewhere: on a Zen 4 EPYC (AVX512-VNNI and AVX512-BF16, no AMX) onnx int8
+    was 11% faster than compiled int8, and it is the least hurt by other jobs on the cores
+    (docs/benchmarks.md)."""
     from drivevision.engines.hardware import cpu_features
 
     features = features or cpu_features()
-    if features.bf16 and _importable("torchao"):
-        return "compiled", ("int8 on a CPU with bf16 hardware: PT2E's oneDNN int8 kernels, "
-                            "float ops in bf16")
-    why = "no bf16 hardware" if not features.bf16 else "torchao (PT2E) not installed"
+    amx = "amx_int8" in features.flags
+    if amx and _importable("torchao"):
+        return "compiled", "int8 on a CPU with AMX-INT8: PT2E's oneDNN AMX int8 kernels"
+    why = "no AMX-INT8" if not amx else "torchao (PT2E) not installed"
     return "onnx", f"int8: ONNX Runtime's QDQ kernels ({why})"
 
 

@@ -143,14 +143,15 @@ def test_a_named_precision_is_kept_and_gives_no_auto_reason(tiny_loaded, monkeyp
     assert "auto" not in detector.describe()
 
 
-def test_auto_int8_is_compiled_where_bf16_hardware_and_torchao_are_and_onnx_elsewhere(
+def test_auto_int8_is_compiled_where_amx_int8_and_torchao_are_and_onnx_elsewhere(
         monkeypatch):
     from drivevision import engines
 
     monkeypatch.setattr(engines, "_importable", lambda *names: True)
     assert engines.pick_int8(parse_cpuinfo(SAPPHIRE))[0] == "compiled"
-    name, reason = engines.pick_int8(parse_cpuinfo(EPYC))
-    assert name == "onnx" and "no bf16 hardware" in reason
+    for text in (EPYC, ZEN4, ALDER):  # VNNI and AVX512-BF16 without AMX: onnx is faster
+        name, reason = engines.pick_int8(parse_cpuinfo(text))
+        assert name == "onnx" and "no AMX-INT8" in reason
     monkeypatch.setattr(engines, "_importable", lambda *names: False)
     name, reason = engines.pick_int8(parse_cpuinfo(SAPPHIRE))
     assert name == "onnx" and "torchao" in reason
