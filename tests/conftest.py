@@ -6,6 +6,7 @@ real ResNet-50-FPN structure.
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 import time
@@ -16,6 +17,16 @@ import torch
 
 from drivevision.labels import COCO_NAMES
 from drivevision.model import LoadedModel, build_model, save_checkpoint
+
+
+def pytest_configure(config):
+    """Ctrl-C raises KeyboardInterrupt, as in a terminal, for the tests of what Ctrl-C does:
+    a shell without job control (a script's ``pytest &``) starts background commands with
+    SIGINT ignored, and Python then keeps it ignored, as the programs under test rightly do
+    for a job no Ctrl-C is meant to reach."""
+    if (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.SIG_IGN):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(config, items):
