@@ -7,7 +7,6 @@ cache) or from a local checkpoint loaded with ``torch.load(weights_only=True)``.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import logging
 import os
@@ -35,6 +34,7 @@ from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from drivevision.config import DEFAULT_MODEL
 from drivevision.errors import WeightsError
+from drivevision.hashing import file_sha256
 from drivevision.labels import COCO_NAMES
 
 _log = logging.getLogger(__name__)
@@ -290,15 +290,6 @@ def _json_names(path: Path):
         raise WeightsError(f'Expected {path} to hold an object {{"class_names": [...]}}, but '
                            f"found a JSON {type(data).__name__}")
     return data.get("class_names")
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save_checkpoint(loaded: LoadedModel, path: str | os.PathLike, *, half: bool = False) -> None:

@@ -26,8 +26,9 @@ def test_the_top_level_holds_only_core_types_and_subpackages():
 
     root = Path(drivevision.__file__).parent
     modules = sorted(p.stem for p in root.glob("*.py"))
+    # hashing: file digests without torch (the batch manifest, `drivevision cache`)
     assert modules == ["__init__", "__main__", "config", "detections", "detector", "errors",
-                       "labels", "model", "proposals", "render"]
+                       "hashing", "labels", "model", "proposals", "render"]
 
 
 def test_batch_sits_between_the_commands_and_the_pipeline_and_alone_may_import_ray():

@@ -19,7 +19,8 @@ from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 
-from drivevision.batch.work import JobResult, file_sha256, input_stat
+from drivevision.batch.work import JobResult, input_stat
+from drivevision.hashing import file_sha256
 
 MANIFEST = "batch-manifest.jsonl"
 REPORT_JSON = "batch.json"

@@ -4,7 +4,6 @@ returns a ``JobResult`` saying why it failed."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -14,8 +13,7 @@ from pathlib import Path
 
 from drivevision.batch.jobs import Job
 from drivevision.config import DetectorConfig
-
-HASH_CHUNK = 1 << 20
+from drivevision.hashing import file_sha256
 
 
 @dataclass(frozen=True)
@@ -184,14 +182,6 @@ def describe_output(path: Path, out_dir: Path) -> dict:
     st = path.stat()
     return {"path": path.relative_to(out_dir).as_posix(), "size": st.st_size,
             "mtime_ns": st.st_mtime_ns, "sha256": file_sha256(path)}
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def remove_stale(targets) -> None:

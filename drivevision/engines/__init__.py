@@ -20,11 +20,24 @@ from __future__ import annotations
 
 import importlib
 import logging
+from typing import TYPE_CHECKING
 
-from drivevision.engines.base import DenseA, Engine, quiet_pytree_log  # noqa: F401 - the public names
-from drivevision.model import LoadedModel
+if TYPE_CHECKING:
+    from drivevision.engines.base import DenseA, Engine  # noqa: F401 - the public names
+    from drivevision.model import LoadedModel
 
 _log = logging.getLogger(__name__)
+_PUBLIC = ("DenseA", "Engine", "quiet_pytree_log")
+
+
+def __getattr__(name: str):
+    """The public names of ``drivevision.engines.base``, imported on first use: they need
+    torch, which what only reads the cache (``drivevision cache``) does without."""
+    if name in _PUBLIC:
+        from drivevision.engines import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 _MODULES = {
     "torch": "drivevision.engines.torch",
     "onnx": "drivevision.engines.onnx",
@@ -137,6 +150,8 @@ def _tensorrt_unusable(device) -> str | None:
 
 
 def _importable(*names: str) -> bool:
+    from drivevision.engines.base import quiet_pytree_log
+
     for name in names:
         try:
             with quiet_pytree_log():

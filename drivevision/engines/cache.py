@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from drivevision.model import file_sha256
+from drivevision.hashing import file_sha256
 
 _log = logging.getLogger(__name__)
 FORMAT = 1  # bump when the cache layout or export wrapping changes

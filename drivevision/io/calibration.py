@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from drivevision.errors import SourceError
-from drivevision.model import file_sha256
+from drivevision.hashing import file_sha256
 
 WHAT = "a video file or a folder of images from your own cameras"
 

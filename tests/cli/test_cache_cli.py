@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -58,6 +60,19 @@ def test_the_list_shows_each_entry_with_its_size_input_and_last_use(root, capsys
     calib = next(line for line in lines if "-calib" in line)
     assert "5c667c3021ce5eff" in calib and "31 KB" in calib and "40 days ago" in calib
     assert "stale" not in out
+
+
+def test_the_list_starts_at_once_without_importing_torch(root):
+    """Reading the cache needs no torch (seconds to import): the command answers at once."""
+    entry(root, "compiled", "r50-fpn-dense_a", 1000, precision="bf16")
+    code = ("import sys\nfrom drivevision.cli import main\ncode = main(['cache'])\n"
+            "print('torch imported' if 'torch' in sys.modules else 'no torch')\n"
+            "sys.exit(code)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ}, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 entry" in proc.stdout and "r50-fpn-dense_a" in proc.stdout
+    assert proc.stdout.splitlines()[-1] == "no torch"
 
 
 def test_a_run_that_uses_an_entry_makes_it_recent(root, capsys):
