@@ -27,6 +27,16 @@ if TYPE_CHECKING:
     from drivevision.model import LoadedModel
 
 _log = logging.getLogger(__name__)
+_MODULES = {
+    "torch": "drivevision.engines.torch",
+    "onnx": "drivevision.engines.onnx",
+    "compiled": "drivevision.engines.compiled",
+    "tensorrt": "drivevision.engines.tensorrt",
+}
+
+
+INT8_ENGINES = ("onnx", "compiled")
+
 _PUBLIC = ("DenseA", "Engine", "quiet_pytree_log")
 
 
@@ -38,15 +48,6 @@ def __getattr__(name: str):
 
         return getattr(base, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-_MODULES = {
-    "torch": "drivevision.engines.torch",
-    "onnx": "drivevision.engines.onnx",
-    "compiled": "drivevision.engines.compiled",
-    "tensorrt": "drivevision.engines.tensorrt",
-}
-
-
-INT8_ENGINES = ("onnx", "compiled")
 
 
 def create_engine(name: str, loaded: LoadedModel, *, device, precision: str,
