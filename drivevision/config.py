@@ -82,6 +82,11 @@ def check_calib_frames(count: int) -> None:
 
 
 FRAME_POLICIES = ("auto", "all", "newest")
+# x264's presets for the annotated video, fastest first: each step slower writes smaller files
+# at the same quality (CRF 23).
+VIDEO_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                 "slower", "veryslow")
+DEFAULT_VIDEO_PRESET = "veryfast"
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from pathlib import Path
 import cv2
 import torch
 
+from drivevision.config import DEFAULT_VIDEO_PRESET, VIDEO_PRESETS
 from drivevision.detections import Detections
 from drivevision.detector import Detector
 from drivevision.engines.hardware import cpu_features
@@ -90,15 +91,16 @@ def pipeline_fps(detector, clip: Path, out_dir: Path) -> float:
     return pipeline_run(detector, clip, out_dir)[0]
 
 
-def pipeline_run(detector, clip: Path, out_dir: Path, settle: int = 0, video: bool = True
-                 ) -> tuple[float, int, float]:
+def pipeline_run(detector, clip: Path, out_dir: Path, settle: int = 0, video: bool = True,
+                 preset: str = DEFAULT_VIDEO_PRESET) -> tuple[float, int, float]:
     """detect_video on ``clip``: (frames/s of the whole run, then the frames and seconds of
     its steady part: from the result ``settle`` to the last, so without the start (threads,
     files, first decode) and the end (encoder flush, closing and renaming the outputs)."""
     done: list[float] = []
     summary = detect_video(clip, out_dir / "bench.mp4" if video else None,
                            jsonl=out_dir / "bench.jsonl",
-                           detector=detector, on_result=lambda _: done.append(time.perf_counter()))
+                           detector=detector, on_result=lambda _: done.append(time.perf_counter()),
+                           video_preset=preset)
     return summary.fps, len(done) - 1 - settle, done[-1] - done[settle]
 
 
@@ -120,7 +122,7 @@ def bench_real(args, tmp: Path) -> None:
     whole, steady = [], []
     for _ in range(args.reps):
         fps, n, seconds = pipeline_run(detector, clip, tmp, settle,
-                                       video=not args.detections_only)
+                                       video=not args.detections_only, preset=args.video_preset)
         alone.append(detector_alone(detector, frames))
         around = (alone[-2][0] / alone[-2][1] + alone[-1][0] / alone[-1][1]) / 2
         whole.append(fps / around)
@@ -129,11 +131,18 @@ def bench_real(args, tmp: Path) -> None:
     pooled = sum(n for n, _, _ in steady) / sum(s for _, s, _ in steady) / alone_fps
     print(f"[real] {args.model} random weights, {w}x{h} frames, min_size {args.min_size}, "
           f"{detector.engine.name} {detector.precision}"
-          f"{', detections only' if args.detections_only else ''}: detector alone "
+          f"{_video(args)}: detector alone "
           f"{' '.join(f'{n / s:.3f}' for n, s in alone)} fps; pipeline / detector, steady "
           f"(results {settle + 1}-{len(frames)}): {' '.join(f'{r:.3f}' for *_, r in steady)}, "
           f"pooled {pooled:.3f} (target >= 0.95); whole runs (start and finish included): "
           f"{' '.join(f'{r:.3f}' for r in whole)}, median {statistics.median(whole):.3f}")
+
+
+def _video(args) -> str:
+    """What the figures' video work is, when not the default."""
+    if args.detections_only:
+        return ", detections only"
+    return "" if args.video_preset == DEFAULT_VIDEO_PRESET else f", x264 {args.video_preset}"
 
 
 def bench_contention(args, tmp: Path) -> None:
@@ -150,7 +159,7 @@ def bench_contention(args, tmp: Path) -> None:
     pattern = [True, False, False, True] * max(1, args.pairs // 2)
     write_clip(video, len(pattern), width=w, height=h, seed=1)
     source = open_source(video)
-    sink = VideoSink(tmp / "contention-out.mp4", source.fps)
+    sink = VideoSink(tmp / "contention-out.mp4", source.fps, preset=args.video_preset)
     go, done, work_ms, finished = threading.Semaphore(0), threading.Semaphore(0), [], []
 
     def video_work():
@@ -185,7 +194,8 @@ def bench_contention(args, tmp: Path) -> None:
         worker.join(10)
     on, off = calls[True], calls[False]
     pairs = sorted(b / a for a, b in zip(on, off))
-    print(f"[contention] {args.model}, {w}x{h}, {detector.engine.name} {detector.precision}: "
+    print(f"[contention] {args.model}, {w}x{h}, {detector.engine.name} {detector.precision}"
+          f"{_video(args)}: "
           f"detector call {statistics.mean(off) * 1000:.0f} ms alone, "
           f"{statistics.mean(on) * 1000:.0f} ms with one frame's video work beside it "
           f"({'decoding' if args.detections_only else 'decoding, drawing and encoding'} "
@@ -265,6 +275,8 @@ def main() -> int:
                         help="contention: detector calls with video work beside them")
     parser.add_argument("--detections-only", action="store_true",
                         help="real, contention: no annotated video, only decoding and JSONL")
+    parser.add_argument("--video-preset", choices=VIDEO_PRESETS, default=DEFAULT_VIDEO_PRESET,
+                        help="real, contention: x264 preset of the annotated video")
     parser.add_argument("--only", choices=("real", "contention", "standin", "bf16",
                                            "proposals"))
     args = parser.parse_args()

@@ -21,6 +21,18 @@ def count_frames(path) -> int:
     return count
 
 
+def x264_options(path) -> dict[str, str]:
+    """The settings x264 wrote into a video's first packet ("cabac=1 ref=2 ..." after the
+    preset expanded), as a dict."""
+    import av
+
+    with av.open(str(path)) as container:
+        packet = bytes(next(container.demux(video=0)))
+    text = packet[packet.index(b"options: "):].split(b"\0")[0].decode()
+    return dict(item.split("=", 1) for item in text.removeprefix("options: ").split()
+                if "=" in item)
+
+
 # The one stand-in detector lives in the library, where the benchmark scripts use it too.
 FixedDetector = StandInDetector
 

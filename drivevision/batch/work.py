@@ -12,19 +12,21 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from drivevision.batch.jobs import Job
-from drivevision.config import DetectorConfig
+from drivevision.config import DEFAULT_VIDEO_PRESET, DetectorConfig
 from drivevision.hashing import file_sha256
 
 
 @dataclass(frozen=True)
 class BatchSettings:
     """Everything that decides a batch's outputs besides the inputs: the detector, which
-    outputs (``video``: annotated .mp4, ``csv``, ``track``: a tracker name, which also writes
-    MOT text), frames per detector call, the frame rate given to image folders, the largest
-    frame in pixels (None: ``limits.max_pixels()``) and the tracker's settings."""
+    outputs (``video``: annotated .mp4, encoded with x264's ``video_preset``, ``csv``,
+    ``track``: a tracker name, which also writes MOT text), frames per detector call, the
+    frame rate given to image folders, the largest frame in pixels (None:
+    ``limits.max_pixels()``) and the tracker's settings."""
 
     config: DetectorConfig = field(default_factory=DetectorConfig)
     video: bool = False
+    video_preset: str = DEFAULT_VIDEO_PRESET
     csv: bool = False
     track: str | None = None
     track_thresh: float = 0.5
@@ -156,7 +158,8 @@ def _detect(detector, job: Job, settings: BatchSettings, paths: dict[str, Path],
         source.frame_check = detector.size_problem
         return detect_video(source, paths.get("video"), jsonl=paths["jsonl"],
                             csv=paths.get("csv"), detector=detector, batch=settings.batch,
-                            on_result=on_frame, stages=stages, mot=paths.get("mot"))
+                            on_result=on_frame, stages=stages, mot=paths.get("mot"),
+                            video_preset=settings.video_preset)
 
 
 def input_stat(job: Job) -> tuple[int, int]:

@@ -9,7 +9,12 @@ from pathlib import Path
 
 from drivevision.cli.exits import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED
 from drivevision.cli.help import add_command
-from drivevision.cli.options import add_detector_args, detector_config, quiet_opencv
+from drivevision.cli.options import (
+    add_detector_args,
+    detector_config,
+    quiet_opencv,
+    video_preset_arg,
+)
 from drivevision.cli.tracking import add_track_args
 from drivevision.io import limits
 
@@ -39,6 +44,7 @@ drivevision batch assets/ --out det/ --weights assets/tiny-fpn-synthetic.pt  # o
     out.add_argument("--out", required=True, metavar="DIR",
                      help="output folder: INPUT.jsonl per input, and what is asked below")
     out.add_argument("--video", action="store_true", help="annotated video per input (.mp4)")
+    video_preset_arg(out)
     out.add_argument("--csv", action="store_true", help="detections per input as CSV")
     out.add_argument("--force", action="store_true",
                      help="redo every input, also those done before with the same settings")
@@ -91,7 +97,8 @@ def _settings(args: argparse.Namespace):
                          "pip install 'drivevision[ray]'")
     if args.weights and not Path(args.weights).is_file():
         raise ValueError(f"No such checkpoint: {args.weights}")
-    return BatchSettings(detector_config(args), video=args.video, csv=args.csv,
+    return BatchSettings(detector_config(args), video=args.video,
+                         video_preset=args.video_preset, csv=args.csv,
                          track=args.track, track_thresh=args.track_thresh,
                          track_buffer=args.track_buffer, match_thresh=args.match_thresh,
                          batch=args.batch, fps=args.fps,

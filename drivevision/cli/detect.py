@@ -16,6 +16,7 @@ from drivevision.cli.options import (
     check_outputs,
     detector_config,
     quiet_opencv,
+    video_preset_arg,
     writes_stdout,
 )
 from drivevision.cli.tracking import add_track_args, track_stages
@@ -48,6 +49,7 @@ drivevision detect assets/sample.mp4 --weights assets/tiny-fpn-synthetic.pt  # o
     out.add_argument("--csv", metavar="FILE", help="detections, one CSV row per box ('-': stdout)")
     out.add_argument("--mot", metavar="FILE",
                      help="tracked boxes as MOTChallenge text (needs --track)")
+    video_preset_arg(out)
     out.add_argument("--clean", action="store_true",
                      help="remove the part files killed runs left beside the outputs")
     out.add_argument("--no-save", action="store_true",
@@ -92,7 +94,7 @@ def _detect(args: argparse.Namespace) -> int:
             summary = detect_video(source, args.output, jsonl=args.jsonl, csv=args.csv,
                                    detector=detector, batch=args.batch,
                                    on_result=progress.update, stages=track_stages(args),
-                                   mot=args.mot)
+                                   mot=args.mot, video_preset=args.video_preset)
     except BaseException:
         if folder is not None:
             with suppress(OSError):

@@ -25,9 +25,11 @@ from drivevision.cli.options import (
     detector_config,
     quiet_opencv,
     seconds,
+    video_preset_arg,
     writes_stdout,
 )
 from drivevision.cli.tracking import add_track_args, track_stages
+from drivevision.config import DEFAULT_VIDEO_PRESET
 from drivevision.io.uri import TRANSPORTS, URI_HELP
 
 
@@ -52,6 +54,7 @@ drivevision live assets/sample.mp4 --realtime --duration 10s  # a file paced lik
     out.add_argument("--segment", type=seconds, metavar="TIME",
                      help="record in pieces this long by capture time, like a dashcam: "
                           "NAME_0001.mp4, NAME_0002.mp4, ... each with its own JSONL")
+    video_preset_arg(out)
     out.add_argument("--clean", action="store_true",
                      help="remove the part files killed runs left beside the outputs")
     out.add_argument("--serve", nargs="?", const="127.0.0.1:8090", metavar="HOST:PORT",
@@ -144,19 +147,21 @@ def open_sources(args: argparse.Namespace) -> Iterator:
 
 
 def make_sinks(sources: list, names, video: str | None, jsonl: str | None,
-               server=None, segment: float | None = None) -> list[Iterator]:
-    """Per source: its video (capture clock for live sources), JSONL with gaps, served stream.
+               server=None, segment: float | None = None,
+               preset: str = DEFAULT_VIDEO_PRESET) -> list[Iterator]:
+    """Per source: its video (capture clock for live sources; x264 ``preset``), JSONL with
+    gaps, served stream.
 
     Each source's sinks come from a generator, so the caller enters each before the next is
     made and none is left open if a later one fails.
     """
     videos, jsonls = output_paths(video, len(sources)), output_paths(jsonl, len(sources))
-    return [_source_sinks(i, source, names, videos[i], jsonls[i], server, segment)
+    return [_source_sinks(i, source, names, videos[i], jsonls[i], server, segment, preset)
             for i, source in enumerate(sources)]
 
 
 def _source_sinks(i: int, source, names, video: str | None, jsonl: str | None,
-                  server, segment: float | None) -> Iterator:
+                  server, segment: float | None, preset: str) -> Iterator:
     import functools
 
     from drivevision.io.live_sinks import GapJsonlSink, LiveVideoSink, Segmented
@@ -165,7 +170,7 @@ def _source_sinks(i: int, source, names, video: str | None, jsonl: str | None,
 
     if video:
         make = functools.partial(LiveVideoSink if source.live else VideoSink,
-                                 fps=source.fps or 30.0)
+                                 fps=source.fps or 30.0, preset=preset)
         yield make(video) if segment is None else Segmented(video, make, segment)
     if jsonl:
         make = functools.partial(GapJsonlSink, names=names, gaps=source.gaps)
@@ -204,7 +209,7 @@ def cmd_live(args: argparse.Namespace) -> int:
             _say(args, "serving " + ", ".join(server.url(i) for i in range(len(sources))))
         sinks = [[stack.enter_context(s) for s in ss]
                  for ss in make_sinks(sources, detector.names, args.output, args.jsonl, server,
-                                      args.segment)]
+                                      args.segment, args.video_preset)]
         pipeline = Pipeline(sources, detector, sinks,
                             config=PipelineConfig(batch_timeout=args.batch_timeout),
                             stages=track_stages(args))

@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from drivevision.config import DEFAULT_VIDEO_PRESET
 from drivevision.detections import Detections
 from drivevision.errors import SinkError
 from drivevision.io.files import IMAGE_SUFFIXES, ImageSource
@@ -35,15 +36,18 @@ def output_kind(path: str | os.PathLike) -> str:
                     f"{', '.join(sorted(IMAGE_SUFFIXES))} (image) or a folder, but got {path}")
 
 
-def annotated_output(path: str | os.PathLike, source: Source) -> Sink:
-    """The sink that writes ``source``'s annotated frames to ``path`` (see ``output_kind``)."""
+def annotated_output(path: str | os.PathLike, source: Source,
+                     preset: str = DEFAULT_VIDEO_PRESET) -> Sink:
+    """The sink that writes ``source``'s annotated frames to ``path`` (see ``output_kind``);
+    a video is encoded with x264's ``preset``."""
     kind = output_kind(path)
     if kind == "image":
         return ImageSink(path)
     if kind == "folder":
         names = [p.name for p in source.paths] if isinstance(source, ImageSource) else None
         return ImageFolderSink(path, names)
-    return (LiveVideoSink if source.live else VideoSink)(path, source.fps or 30.0)
+    return (LiveVideoSink if source.live else VideoSink)(path, source.fps or 30.0,
+                                                         preset=preset)
 
 
 class ImageSink(Sink):

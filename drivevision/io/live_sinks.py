@@ -10,6 +10,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from drivevision.config import DEFAULT_VIDEO_PRESET
 from drivevision.detections import Detections
 from drivevision.io.frames import Frame
 from drivevision.io.sinks import JsonlSink, Sink
@@ -26,8 +27,9 @@ class LiveVideoSink(VideoSink):
     ``fps`` is only the nominal rate given to the encoder.
     """
 
-    def __init__(self, path: str | os.PathLike, fps: float = 30.0):
-        super().__init__(path, fps)
+    def __init__(self, path: str | os.PathLike, fps: float = 30.0,
+                 preset: str = DEFAULT_VIDEO_PRESET):
+        super().__init__(path, fps, preset=preset)
         self._t0: float | None = None
         self._last_pts = -1
 

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 
-from drivevision.config import DetectorConfig, PipelineConfig
+from drivevision.config import DEFAULT_VIDEO_PRESET, DetectorConfig, PipelineConfig
 from drivevision.detector import Detector
 from drivevision.io.frames import Source
 from drivevision.io.image_sinks import annotated_output
@@ -29,7 +29,8 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
                  detector: Detector | DetectorConfig | None = None, batch: int = 1,
                  on_result: Callable[[Result], None] | None = None,
                  stages: Sequence[Stage] | Callable[[int], Sequence[Stage]] = (),
-                 mot: PathLike | None = None) -> RunSummary:
+                 mot: PathLike | None = None,
+                 video_preset: str = DEFAULT_VIDEO_PRESET) -> RunSummary:
     """Detect objects in a video, image or folder; write the annotated video and detections.
 
     Args:
@@ -44,6 +45,8 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
             source position making them, e.g. ``track_stages("botsort")``
             (``drivevision.pipeline.track_stage``).
         mot: MOTChallenge text file of the tracked boxes (needs a tracker stage), or None.
+        video_preset: x264's speed/size trade for an annotated video
+            (``drivevision.config.VIDEO_PRESETS``).
 
     A camera or stream keeps only its newest frame (drops are counted in the summary); files
     keep every frame. Returns the run's summary. Outputs appear under their names only when
@@ -55,7 +58,7 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
     with ExitStack() as finishing, ExitStack() as stack:  # stack unwinds first
         src = source if isinstance(source, Source) else stack.enter_context(open_source(source))
         sinks = [stack.enter_context(s)
-                 for s in _sinks(src, detector, output, jsonl, csv, mot)]
+                 for s in _sinks(src, detector, output, jsonl, csv, mot, video_preset)]
         # (a generator: each sink is entered before the next is made, so none leaks)
         pipeline = Pipeline(src, detector, sinks, config=PipelineConfig(batch_size=batch),
                             stages=stages)
@@ -69,11 +72,12 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
     return summary
 
 
-def _sinks(src: Source, detector: Detector, output, jsonl, csv, mot=None) -> Iterator[Sink]:
+def _sinks(src: Source, detector: Detector, output, jsonl, csv, mot=None,
+           video_preset: str = DEFAULT_VIDEO_PRESET) -> Iterator[Sink]:
     """The outputs asked for; a live source's video runs on the capture clock and its JSONL
     records the stream's outages, as in ``drivevision live``."""
     if output is not None:
-        yield annotated_output(output, src)
+        yield annotated_output(output, src, video_preset)
     if jsonl is not None:
         if src.live:
             yield GapJsonlSink(jsonl, detector.names, src.gaps)

@@ -12,6 +12,7 @@ from drivevision.cli import main
 from drivevision.cli.exits import EXIT_SOME_FAILED, EXIT_USAGE
 from drivevision.engines.hardware import cpu_features
 from tests.batch.helpers import CLIPS, WEIGHTS, hidden_or_partial, make_footage, outputs_of
+from tests.standins import x264_options
 
 
 def batch(capsys, *args):
@@ -95,6 +96,16 @@ def test_an_output_changed_since_is_redone(tmp_path, capsys, footage):
     assert batch(capsys, footage, "--out", out)[0] == 0
     assert statuses(out)["2026-11-29/rear_0001"] == "done"
     assert victim.read_bytes() == good
+
+
+def test_another_video_preset_redoes_the_videos(tmp_path, capsys, footage):
+    out = tmp_path / "det"
+    assert batch(capsys, footage, "--out", out, "--video", "--video-preset", "ultrafast")[0] == 0
+    video = out / CLIPS[0]
+    assert x264_options(video)["cabac"] == "0"
+    assert batch(capsys, footage, "--out", out, "--video")[0] == 0  # the default, veryfast
+    assert set(statuses(out).values()) == {"done"}
+    assert x264_options(video)["cabac"] == "1"
 
 
 def test_ray_without_ray_installed_says_how_to_install_it(tmp_path, capsys, footage,

@@ -15,6 +15,7 @@ from drivevision.cli import main
 from drivevision.cli.exits import EXIT_INPUT_DAMAGED
 from drivevision.model import LoadedModel, build_model, save_checkpoint
 from drivevision.synthetic import write_clip
+from tests.standins import count_frames, x264_options
 
 
 def run(capsys, *args):
@@ -38,6 +39,22 @@ def test_detect_writes_video_jsonl_csv_and_prints_a_summary(tmp_path, capsys, cl
     header = csv.read_text().splitlines()[0]
     assert header.startswith("frame,timestamp_ms,track_id,class_id,class_name,score")
     assert leftovers(tmp_path) == []
+
+
+def test_video_preset_trades_the_encoders_cpu_for_file_size(tmp_path, capsys, clip_path,
+                                                            tiny_checkpoint):
+    fast, default = tmp_path / "fast.mp4", tmp_path / "default.mp4"
+    assert run(capsys, clip_path, "-o", fast, "--video-preset", "ultrafast",
+               "--weights", tiny_checkpoint)[0] == 0
+    assert run(capsys, clip_path, "-o", default, "--weights", tiny_checkpoint)[0] == 0
+    # x264 writes its settings into the stream: ultrafast turns off CABAC and deblocking
+    assert x264_options(fast)["cabac"] == "0" and x264_options(fast)["deblock"].startswith("0")
+    assert x264_options(default)["cabac"] == "1" and x264_options(default)["subme"] == "2"
+    assert count_frames(fast) == count_frames(default) == 12
+    assert fast.stat().st_size > default.stat().st_size
+    with pytest.raises(SystemExit) as usage:
+        run(capsys, clip_path, "-o", tmp_path / "x.mp4", "--video-preset", "fastest")
+    assert usage.value.code == 2 and "invalid choice: 'fastest'" in capsys.readouterr().err
 
 
 def test_engine_auto_says_what_it_chose_and_why(capsys, clip_path, tiny_checkpoint,

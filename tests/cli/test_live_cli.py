@@ -16,6 +16,7 @@ import pytest
 from mjpeg_server import read_parts, start_process
 
 from drivevision.cli import main
+from tests.standins import x264_options
 
 
 class Lines:
@@ -117,9 +118,11 @@ def test_live_command_fails_fast_with_one_line(args, message, capsys, tiny_check
 def test_live_command_on_a_file_in_realtime(tmp_path, clip_path, tiny_checkpoint, capsys):
     video, lines = tmp_path / "out.mp4", tmp_path / "out.jsonl"
     code = main(["live", clip_path, "--realtime", "--weights", tiny_checkpoint, "--model",
-                 "tiny-fpn", "--min-size", "96", "-o", str(video), "--jsonl", str(lines)])
+                 "tiny-fpn", "--min-size", "96", "-o", str(video), "--jsonl", str(lines),
+                 "--video-preset", "ultrafast"])
     out = capsys.readouterr().out
     assert code == 0 and "frames detected of 12 captured" in out
+    assert x264_options(video)["cabac"] == "0"  # the preset asked for
     indices = [json.loads(x)["frame"] for x in lines.read_text().splitlines()]
     assert indices == sorted(indices) and indices[0] == 0
 
