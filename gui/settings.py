@@ -6,7 +6,11 @@ reaches the user's settings.
 
 from __future__ import annotations
 
+import os
+
 from PyQt6.QtCore import QByteArray, QSettings
+
+from drivevision.io.uri import parse_uri
 
 MAX_RECENT = 10
 
@@ -22,6 +26,9 @@ class ViewerSettings:
         return [str(v) for v in value or []][:MAX_RECENT]
 
     def add_recent(self, uri: str) -> list[str]:
+        """Remember ``uri`` first; a relative path as an absolute one, so the menu opens it
+        from any working directory."""
+        uri = _absolute(uri)
         recent = [uri] + [r for r in self.recent() if r != uri]
         self.q.setValue("recent", recent[:MAX_RECENT])
         return recent[:MAX_RECENT]
@@ -48,3 +55,13 @@ class ViewerSettings:
 
     def sync(self) -> None:
         self.q.sync()
+
+
+def _absolute(uri: str) -> str:
+    try:
+        parsed = parse_uri(uri)
+    except ValueError:
+        return uri
+    if parsed.kind != "path" or parsed.uri != parsed.target:  # a URL, a camera, file://
+        return uri
+    return os.path.abspath(uri)

@@ -388,6 +388,19 @@ def test_recent_sources_and_overlay_settings_persist(qtbot, make_window, setting
     assert again.panel.overlay.thickness.value() == 3
 
 
+def test_a_recent_file_opens_from_another_working_directory(settings, tmp_path, monkeypatch):
+    from gui.settings import ViewerSettings
+
+    (tmp_path / "drives").mkdir()
+    monkeypatch.chdir(tmp_path)
+    remembered = ViewerSettings(settings)
+    for uri in ("drives/front.mp4", "rtsp://cam.local/front", "0", "file:///a%20b.mp4"):
+        remembered.add_recent(uri)
+    monkeypatch.chdir(tmp_path / "drives")
+    assert remembered.recent() == ["file:///a%20b.mp4", "0", "rtsp://cam.local/front",
+                                   str(tmp_path / "drives" / "front.mp4")]
+
+
 def test_drivevision_view_starts_the_viewer_with_the_same_options(monkeypatch, clip_path):
     from drivevision import cli
     from drivevision.cli.options import detector_config
