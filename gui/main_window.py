@@ -14,7 +14,7 @@ from PyQt6.QtCore import QSettings, QTimer
 from PyQt6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QImage
 from PyQt6.QtWidgets import QMainWindow, QMessageBox
 
-from drivevision.config import DetectorConfig
+from drivevision.config import MODELS, DetectorConfig
 from drivevision.labels import resolve_classes
 from gui import actions, layout
 from gui.overlay import OverlaySettings, draw, to_qimage, visible
@@ -283,8 +283,11 @@ class MainWindow(QMainWindow):
         self.is_playing = playing
         self.transport.set_playing(playing)
 
-    def _detector_ready(self, names) -> None:
+    def _detector_ready(self, names, model: str | None = None) -> None:
         self.names = tuple(names)
+        if model in MODELS:  # a checkpoint's own architecture wins over the one asked for
+            self.config = replace(self.config, model=model)
+            self.panel.detector.model.setCurrentText(model)
         try:
             enabled = resolve_classes(self.config.classes, self.names)
         except ValueError as e:

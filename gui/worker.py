@@ -33,8 +33,9 @@ class Worker(QObject):
 
     Signals: ``frame_ready`` (take the packet with ``take()``), ``opened(MediaInfo)``,
     ``playing(bool)``, ``ended``, ``failed(str)`` (one line), ``status(str)``,
-    ``busy(bool)`` (detector loading), ``detector_ready(names)``, ``recording(bool)`` (files
-    open / finished), ``recorded(str)`` (what was saved).
+    ``busy(bool)`` (detector loading), ``detector_ready(names, model)`` (the loaded
+    architecture), ``recording(bool)`` (files open / finished), ``recorded(str)`` (what was
+    saved).
 
     ``tracking``: the per-source stages of ``drivevision.cli.tracking.track_stages`` (or a
     list of ``TrackStage``), kept for the whole session: playing on, pausing and stepping
@@ -49,7 +50,7 @@ class Worker(QObject):
     failed = pyqtSignal(str)
     status = pyqtSignal(str)
     busy = pyqtSignal(bool)
-    detector_ready = pyqtSignal(object)
+    detector_ready = pyqtSignal(object, str)
     recording = pyqtSignal(bool)
     recorded = pyqtSignal(str)
 
@@ -173,7 +174,7 @@ class Worker(QObject):
             self.loading = False
             self.busy.emit(False)
         self._reset_run()
-        self.detector_ready.emit(self.detector.names)
+        self.detector_ready.emit(self.detector.names, self.detector.loaded.name)
         detector = self.detector
         self.status.emit(f"detector ready: {detector.loaded.name}, {detector.describe()}")
 

@@ -388,6 +388,22 @@ def test_recent_sources_and_overlay_settings_persist(qtbot, make_window, setting
     assert again.panel.overlay.thickness.value() == 3
 
 
+@pytest.mark.timeout(120)
+def test_the_detector_panel_names_the_model_the_checkpoint_holds(qtbot, settings, caplog,
+                                                                 tiny_checkpoint):
+    window = MainWindow(DetectorConfig(weights=tiny_checkpoint, device="cpu", min_size=96,
+                                       max_size=160), settings=settings)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: bool(window.names), timeout=60000)
+    assert window.panel.detector.model.currentText() == "tiny-fpn"  # not the default r50
+    caplog.clear()
+    with qtbot.waitSignal(window.worker.detector_ready, timeout=60000):
+        window.panel.detector.apply.click()  # nothing changed: nothing to warn about
+    assert "wins over --model" not in caplog.text
+    window.close()
+
+
 def test_a_recent_file_opens_from_another_working_directory(settings, tmp_path, monkeypatch):
     from gui.settings import ViewerSettings
 
