@@ -12,7 +12,7 @@ import sys
 from contextlib import contextmanager
 
 from drivevision.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, quit_now
-from drivevision.cli.options import add_detector_args, detector_config
+from drivevision.cli.options import add_detector_args, detector_config, quiet_opencv
 from drivevision.cli.tracking import add_track_args, track_stages
 from drivevision.pipeline import signals
 
@@ -60,6 +60,7 @@ def _main(argv: list[str] | None) -> int:
     if cannot is not None:  # else Qt aborts the process with a message that names no package
         print(f"{parser.prog}: {cannot}", file=sys.stderr)
         return EXIT_FAILED
+    quiet_opencv()  # a lost stream shows in the window, not as FFmpeg lines on stderr
     from PyQt6.QtWidgets import QApplication
 
     from gui.main_window import MainWindow

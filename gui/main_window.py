@@ -54,6 +54,10 @@ class MainWindow(QMainWindow):
         self._recording_since: float | None = None
         self._recording_clock = QTimer(self)
         self._recording_clock.timeout.connect(self._show_recording_time)
+        self._outage = ""  # what the HUD says of a live source's outage ("": none)
+        self._hud: list[str] = []
+        self._outage_clock = QTimer(self)  # no frames come while a stream is lost: ask it
+        self._outage_clock.timeout.connect(self._show_outage)
         actions.install(self)
         self._connect_controls()
         self.worker = Worker(detector, tracking=tracking)
@@ -195,10 +199,27 @@ class MainWindow(QMainWindow):
         self.panel.show_stats(stats, packet.timings, latency)
         self.panel.show_counts(shown, packet.run_counts, self.names)
         self.panel.show_detections(shown, self.names)
-        self.view.set_hud([
+        self._hud = [
             f"frame {frame.index + 1}/{count or '-'}  {len(shown)} objects",
             f"in {stats['input_fps']:.1f} fps  det {stats['detector_fps']:.1f} fps",
-            f"latency {latency:.0f} ms  dropped {int(stats['dropped'])}"])
+            f"latency {latency:.0f} ms  dropped {int(stats['dropped'])}"]
+        self.view.set_hud(self._hud)
+
+    def _show_outage(self) -> None:
+        """A lost stream on the HUD and the status bar (its last frame stays on show), the
+        seconds counting, as ``drivevision live``'s status line; then that it came back."""
+        media = self.worker.media
+        state = media.outage if media is not None and media.live else ""
+        if state == self._outage:
+            return
+        uri = self.media.uri if self.media is not None else ""
+        if state:
+            self.view.set_hud([state, *self._hud[:1]])
+            self.statusBar().showMessage(f"{uri}: {state}")
+        elif self._outage:
+            self.view.set_hud(self._hud)
+            self.statusBar().showMessage(f"{uri}: reconnected", 10000)
+        self._outage = state
 
     def overlay_settings(self) -> OverlaySettings:
         return self.panel.overlay.settings()
@@ -273,6 +294,8 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"DriveVision - {info.uri}")
         self.settings.add_recent(info.uri)
         actions.refresh_recent(self)
+        self._outage = ""
+        self._outage_clock.start(500) if info.live else self._outage_clock.stop()
         kind = "live" if info.live else f"{info.frame_count or '?'} frames"
         self.statusBar().showMessage(f"opened {info.uri} ({kind}, {info.fps or 0:.1f} fps)", 10000)
         play, self._play_on_open = self._play_on_open or not info.seekable, False

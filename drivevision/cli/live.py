@@ -230,11 +230,7 @@ def _say(args: argparse.Namespace, message: str) -> None:
 def snapshot(pipeline, i: int):
     """Source ``i``'s ``Snapshot``, with its reconnects and any outage going on now."""
     source = pipeline.sources[i]
-    since = source.outage_since
-    state = "" if since is None else f"LOST {time.monotonic() - since:.0f} s, reconnecting"
-    if source.gave_up:
-        state = "gave up"
-    return pipeline.stats[i].snapshot(source.reconnects, source.lost_seconds, state)
+    return pipeline.stats[i].snapshot(source.reconnects, source.lost_seconds, source.outage)
 
 
 class StatusLine:

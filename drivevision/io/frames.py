@@ -7,6 +7,7 @@ only, not on OpenCV or the file readers.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -83,6 +84,15 @@ class Source:
     outage_since: float | None = field(default=None, init=False, repr=False)
     gave_up: bool = field(default=False, init=False, repr=False)
     frame_check: FrameCheck | None = field(default=None, init=False, repr=False)
+
+    @property
+    def outage(self) -> str:
+        """The input's state for a status line: "" while frames come (always for files),
+        "LOST 8 s, reconnecting" during an outage, "gave up" once it is lost for good."""
+        if self.gave_up:
+            return "gave up"
+        since = self.outage_since
+        return "" if since is None else f"LOST {time.monotonic() - since:.0f} s, reconnecting"
 
     @property
     def lost_seconds(self) -> float:

@@ -506,6 +506,25 @@ def test_gui_command_with_play_starts_a_live_stream_once(qtbot, monkeypatch, set
     assert not windows[0].worker.is_running()
 
 
+@pytest.mark.timeout(90)
+def test_a_lost_stream_says_so_until_it_comes_back(qtbot, make_window):
+    window = make_window(FixedDetector(0.02, detections=two_boxes()))
+    with MjpegTestServer(fps=30) as server:
+        port = server.server_address[1]
+        window.open_source(server.url)  # live: plays at once
+        qtbot.waitUntil(lambda: window.packet is not None, timeout=20000)
+    qtbot.waitUntil(lambda: window.view._hud[0].startswith("LOST"), timeout=20000)
+    assert window.view._hud[0].endswith("s, reconnecting")
+    assert "reconnecting" in window.statusBar().currentMessage()
+    seen = stream_seq(window)
+    with MjpegTestServer(port, fps=30):  # back on the same address: the viewer reconnects
+        qtbot.waitUntil(lambda: stream_seq(window) > seen, timeout=30000)
+        qtbot.waitUntil(lambda: window.view._hud[0].startswith("frame"), timeout=5000)
+        qtbot.waitUntil(lambda: "reconnected" in window.statusBar().currentMessage(),
+                        timeout=5000)
+    window.pause()
+
+
 def record_to_the_end(qtbot, window, video) -> tuple[float, list[dict], object]:
     """Record ``video`` (and ``rec.jsonl`` beside it) while the open source plays to its end;
     returns the seconds it played, the JSONL records and the video's path."""
