@@ -13,8 +13,8 @@ from pathlib import Path
 
 from drivevision.cli.exits import EXIT_INTERRUPTED, undo_on_quit
 from drivevision.cli.help import add_command
-from drivevision.cli.options import calib_frames_arg, model_args
-from drivevision.io.claims import hold_folder, leftover_warning, leftovers, remove_leftovers
+from drivevision.cli.options import calib_frames_arg, clean_or_warn, model_args
+from drivevision.io.claims import hold_folder, leftovers
 from drivevision.pipeline import signals
 
 
@@ -96,11 +96,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _leftovers(out: Path, clean: bool) -> None:
     """Name the staging folders killed exports left in ``out``, or remove them (``clean``)."""
-    found = [p for p in leftovers([out]) if p.is_dir()]
-    if clean:
-        remove_leftovers(found)
-    elif found:
-        print(f"drivevision: warning: {leftover_warning(found)}", file=sys.stderr)
+    clean_or_warn([p for p in leftovers([out]) if p.is_dir()], clean)
 
 
 def _check_cost(args: argparse.Namespace, size: tuple[int, int]) -> None:

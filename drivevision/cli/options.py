@@ -196,15 +196,7 @@ def check_outputs(inputs: list[str], outputs: list[str], videos: list[str], *,
     the run). Says which part files killed runs left in the output folders, or removes them
     when ``clean`` is set.
     """
-    from drivevision.io.claims import (
-        STDOUT,
-        Claim,
-        is_stream,
-        leftover_warning,
-        leftovers,
-        remove_leftovers,
-        target_of,
-    )
+    from drivevision.io.claims import STDOUT, Claim, is_stream, leftovers, target_of
     from drivevision.io.video_sink import check_video_name
 
     files = [target_of(p).resolve() for p in outputs if not is_stream(p)]
@@ -224,16 +216,24 @@ def check_outputs(inputs: list[str], outputs: list[str], videos: list[str], *,
         if video == STDOUT:
             raise ValueError("Expected a video file name, but got - (stdout is for JSONL)")
         check_video_name(video)
-    found = leftovers(p.parent for p in files)
-    if clean:
-        remove_leftovers(found)
-    elif found:
-        print(f"drivevision: warning: {leftover_warning(found)}", file=sys.stderr)
+    clean_or_warn(leftovers(p.parent for p in files), clean)
     claims = contextlib.ExitStack()
     with claims:
         for path in files:
             claims.enter_context(Claim(path))
         return claims.pop_all()
+
+
+def clean_or_warn(found: list[Path], clean: bool) -> None:
+    """What killed runs left (``claims.leftovers``): removed with ``--clean``, saying what,
+    else named in a warning."""
+    from drivevision.io.claims import leftover_names, leftover_warning, remove_leftovers
+
+    if found and clean:
+        remove_leftovers(found)
+        print(f"drivevision: removed {leftover_names(found)}", file=sys.stderr)
+    elif found:
+        print(f"drivevision: warning: {leftover_warning(found)}", file=sys.stderr)
 
 
 def writes_stdout(outputs: list[str | None]) -> bool:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -32,6 +33,9 @@ except ImportError:  # Windows: no locks; names unique per process still keep fi
 STDOUT = "-"
 NAME_MAX = 255
 _DEVICE_ROOTS = ("/dev/", "/proc/")
+# what ``part_name`` makes: .STEM.part.PID.EXT, .STEM.part.PID.copy.EXT (never a user's
+# .notes.part.txt, which --clean must leave alone)
+_PART = re.compile(r"\..+\.part\.\d+(\.copy)?(\.[^.]+)?")
 
 
 def is_stream(path: str | os.PathLike) -> bool:
@@ -180,14 +184,15 @@ def _in_use(path: Path) -> bool:
 
 
 def leftovers(folders) -> list[Path]:
-    """Hidden part files (``.NAME.part.*``) and export staging folders (``.export-*``) in
-    ``folders`` that no running process holds: what killed runs left."""
+    """Hidden part files (``.NAME.part.PID.EXT``, as ``part_name`` makes them) and export
+    staging folders (``.export-*``) in ``folders`` that no running process holds: what
+    killed runs left."""
     found = []
     for folder in sorted({Path(f).absolute() for f in folders}):
         with contextlib.suppress(OSError):
             for entry in sorted(folder.iterdir()):
                 name = entry.name
-                part = name.startswith(".") and ".part." in name and entry.is_file()
+                part = _PART.fullmatch(name) is not None and entry.is_file()
                 staging = name.startswith(".export-") and entry.is_dir()
                 if (part or staging) and not _in_use(entry):
                     found.append(entry)
@@ -204,7 +209,12 @@ def remove_leftovers(paths: list[Path]) -> None:
 
 def leftover_warning(paths: list[Path]) -> str:
     """One line naming what killed runs left, and what to do with it."""
+    return (f"{leftover_names(paths)} (a part file plays or reads as it is: rename it to "
+            "keep it; --clean removes them)")
+
+
+def leftover_names(paths: list[Path]) -> str:
+    """How many outputs killed runs left, and the first few."""
     names = ", ".join(str(p) for p in paths[:4]) + (f" and {len(paths) - 4} more"
                                                    if len(paths) > 4 else "")
-    return (f"{len(paths)} unfinished output(s) left by a killed run: {names} (a part file "
-            "plays or reads as it is: rename it to keep it; --clean removes them)")
+    return f"{len(paths)} unfinished output(s) left by a killed run: {names}"

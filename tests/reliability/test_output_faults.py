@@ -129,10 +129,15 @@ def long_output_name(ctx: Ctx) -> int:
     return code
 
 
+USERS_OWN = (".thesis.part.txt", ".video.part.final.mp4", ".notes.part.7b.md")
+
+
 def leftover_part_files(clean: bool) -> Callable[[Ctx], int]:
     def action(ctx: Ctx) -> int:
         (ctx.tmp / ".out.part.99999.mp4").write_bytes(b"killed")
         (ctx.tmp / ".export-abc").mkdir()
+        for name in USERS_OWN:  # hidden files that only look like part files
+            (ctx.tmp / name).write_text("precious")
         code = ctx.run("detect", ctx.clip, "--jsonl", str(ctx.tmp / "out.jsonl"),
                        *(["--clean"] if clean else []))
         return code
@@ -271,7 +276,10 @@ CASES = [
          r"\.out\.part\.99999\.mp4 .*--clean removes them",
          exist=(".out.part.99999.mp4", ".export-abc"), lines={"out.jsonl": 12}),
     Case("--clean", leftover_part_files(clean=True), 0,
-         absent=(".out.part.99999.mp4", ".export-abc"), lines={"out.jsonl": 12}),
+         r"removed 2 unfinished output\(s\) left by a killed run: .*\.export-abc, "
+         r".*\.out\.part\.99999\.mp4\n",
+         absent=(".out.part.99999.mp4", ".export-abc"), exist=USERS_OWN,
+         lines={"out.jsonl": 12}),
     Case("export: staging folder of a killed export", killed_export_staging(clean=False), 0,
          r"1 unfinished output\(s\) left by a killed run: .*engines/\.export-old \(.*"
          r"--clean removes them", exist=("engines/.export-old", "engines/.export-live",
@@ -313,7 +321,7 @@ def test_output_fault(case: Case, tmp_path, clip_path, tiny_checkpoint):
         frames = [x["frame"] for x in lines if "frame" in x]
         assert frames == sorted(set(frames))  # in order, none twice (live runs drop some)
     if code == 0 and case.name != "part files of a killed run":
-        assert not [p for p in tmp_path.rglob(".*") if ".part." in p.name or
-                    p.name.endswith(".lock")]
+        assert not [p for p in tmp_path.rglob(".*") if (".part." in p.name or
+                    p.name.endswith(".lock")) and p.name not in USERS_OWN]
     if case.stdout_lines is not None:  # JSONL alone: no summary or progress mixed in
         assert len([json.loads(line) for line in ctx.stdout.splitlines()]) == case.stdout_lines
