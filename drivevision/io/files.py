@@ -166,7 +166,8 @@ def stored_frame_count(path: str | Path) -> int | None:
 
 
 class VideoFileSource(Source):
-    """A video file decoded with PyAV (FFmpeg).
+    """A video file decoded with PyAV (FFmpeg); ``path`` may also be the URL of a recording
+    served over HTTP (a video file, a VOD playlist).
 
     Each frame's ``index`` is its place in the input and ``timestamp_ms`` its presentation
     time, also after a damaged stretch: a packet that fails to decode is skipped, and its
@@ -176,7 +177,7 @@ class VideoFileSource(Source):
     changes. Frames over ``max_pixels`` or refused by ``frame_check`` are skipped with a note.
     """
 
-    def __init__(self, uri: str, path: Path, max_pixels: int | None = None):
+    def __init__(self, uri: str, path: str | Path, max_pixels: int | None = None):
         self.max_pixels = limits.max_pixels() if max_pixels is None else max_pixels
         self._container, self._stream, fps = _open_av(path)
         super().__init__(uri, fps=fps, frame_count=self._stream.frames or None)
@@ -244,7 +245,7 @@ class VideoFileSource(Source):
         self._container.close()
 
 
-def _open_av(path: Path) -> tuple[av.container.InputContainer, av.VideoStream, float]:
+def _open_av(path: str | Path) -> tuple[av.container.InputContainer, av.VideoStream, float]:
     """The opened file, its first video stream (decoded on threads) and its frame rate (30
     if it has none that makes sense)."""
     try:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+import av
+
 from drivevision.errors import SourceError
 from drivevision.io import limits, streams
 from drivevision.io.files import (
@@ -52,6 +54,11 @@ def open_source(uri: str | Path, *, fps: float = 10.0, width: int | None = None,
         source = _open_path(spec.target, fps, max_pixels)
         return streams.RealtimeSource(source) if realtime else source
     policy = reconnect or streams.Reconnect()
+    if spec.kind == "http" and _recorded(spec.target, policy.stall_timeout):
+        # a video file or a finished playlist served over HTTP: read once, every frame, as
+        # a file (a live stream's end is an outage, which would replay it from the start)
+        source = VideoFileSource(str(uri), spec.target, max_pixels)
+        return streams.RealtimeSource(source) if realtime else source
 
     def opener():
         cap = streams.open_capture(spec, width=width, height=height, fps=input_fps,
@@ -59,6 +66,16 @@ def open_source(uri: str | Path, *, fps: float = 10.0, width: int | None = None,
         return streams.within_limit(cap, str(uri), max_pixels)
 
     return streams.StreamSource(str(uri), opener, policy)
+
+
+def _recorded(url: str, timeout_s: float) -> bool:
+    """True when ``url`` serves a recording (a video file, a VOD playlist: it has a
+    duration), not a live stream (MJPEG, a live playlist: none)."""
+    try:
+        with av.open(url, timeout=timeout_s) as container:
+            return container.duration is not None and bool(container.streams.video)
+    except (av.FFmpegError, OSError):
+        return False  # opened again as a stream, which says what is wrong
 
 
 def _open_path(uri: str, fps: float, max_pixels: int) -> Source:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import socket
 import threading
 import time
@@ -261,11 +263,29 @@ def test_interrupt_ends_a_waiting_stream():
     source.close()
 
 
-def test_hls_playlist_over_http(tmp_path):
-    """HLS: a playlist and MPEG-TS segments written here, served by http.server on loopback."""
-    import functools
+@contextlib.contextmanager
+def served(folder: Path):
+    """``folder`` served over HTTP on loopback (Python's http.server); yields its base URL."""
     from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=folder))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_hls_playlist_over_http_is_read_once_to_its_end(tmp_path):
+    """HLS: a finished (VOD) playlist and MPEG-TS segments written here: a recording, so its
+    end is the input's end, not an outage to reconnect after (which replayed it)."""
     import av
     from mjpeg_server import make_frame
 
@@ -277,25 +297,21 @@ def test_hls_playlist_over_http(tmp_path):
             out.mux(stream.encode(av.VideoFrame.from_ndarray(make_frame(i, 1), format="bgr24")))
         out.mux(stream.encode(None))
 
-    class Quiet(SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
+    with served(tmp_path) as url, open_source(f"{url}/index.m3u8") as source:
+        assert not source.live  # every frame kept, as for a file
+        seqs = [read_seq(frame.image) for frame in source]  # across segment boundaries
+    assert seqs == list(range(60))
+    assert source.reconnects == 0 and not source.gaps
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=tmp_path))
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        with open_source(f"http://127.0.0.1:{server.server_address[1]}/index.m3u8") as source:
-            seqs = []
-            for frame in source:
-                seqs.append(read_seq(frame.image))
-                if len(seqs) == 45:  # across segment boundaries
-                    break
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-    assert seqs == list(range(45))
+
+def test_a_video_file_over_http_is_read_as_a_file(clip_path):
+    with served(Path(clip_path).parent) as url, \
+            open_source(f"{url}/{Path(clip_path).name}") as source:
+        assert not source.live and source.frame_count == 12
+        frames = list(source)
+    assert [f.index for f in frames] == list(range(12))
+    with open_source(clip_path) as local:
+        assert [f.timestamp_ms for f in local] == [f.timestamp_ms for f in frames]
 
 
 def test_an_existing_all_digit_folder_is_a_folder_not_a_camera(clip_path, tmp_path,
