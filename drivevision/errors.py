@@ -24,3 +24,10 @@ class StageError(DriveVisionError):
         super().__init__(f"{stage} stage failed: {type(error).__name__}: {error}")
         self.stage = stage
         self.error = error
+
+
+def input_failure(error: BaseException) -> SourceError | None:
+    """The input's own failure behind ``error``: the SourceError itself, or one a pipeline
+    stage raised (a video in which no frame decodes); None for any other error."""
+    error = error.error if isinstance(error, StageError) else error
+    return error if isinstance(error, SourceError) else None

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from drivevision.batch.jobs import Job
 from drivevision.config import DEFAULT_VIDEO_PRESET, DetectorConfig
+from drivevision.errors import input_failure
 from drivevision.hashing import file_sha256
 
 
@@ -130,7 +131,7 @@ def run_job(detector, job: Job, settings: BatchSettings, out_dir: Path,
         result.size, result.mtime_ns = input_stat(job)
         summary = _detect(detector, job, settings, paths, on_frame)
     except Exception as e:  # noqa: BLE001 -- whatever one input does, the batch goes on
-        result.error = one_line(e)
+        result.error = one_line(input_failure(e) or e)
         result.seconds = time.perf_counter() - start
         return result
     result.status = "interrupted" if summary.interrupted else "done"

@@ -14,6 +14,7 @@ import warnings
 from drivevision import __version__
 from drivevision.cli.exits import (
     EXIT_FAILED,
+    EXIT_INPUT_DAMAGED,
     EXIT_INTERRUPTED,
     EXIT_READER_LEFT,
     EXIT_USAGE,
@@ -78,13 +79,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(command, args: argparse.Namespace, debug: bool) -> int:
-    from drivevision.errors import DriveVisionError, StageError
+    from drivevision.errors import DriveVisionError, StageError, input_failure
 
     try:
         return command(args)
     except (StageError, BrokenPipeError) as e:
         if _stdout_reader_left(e):  # `drivevision ... --jsonl - | head`: the Unix way
             return EXIT_READER_LEFT
+        if input_failure(e):  # a damaged input (no frame decodes), not a bug in a stage
+            return _fail(input_failure(e), EXIT_INPUT_DAMAGED, debug)
         return _fail(e, EXIT_FAILED, debug)
     except (DriveVisionError, ValueError, TypeError) as e:
         return _fail(e, EXIT_FAILED if isinstance(e, StageError) else EXIT_USAGE, debug)

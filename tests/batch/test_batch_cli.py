@@ -12,7 +12,7 @@ from drivevision.cli import main
 from drivevision.cli.exits import EXIT_SOME_FAILED, EXIT_USAGE
 from drivevision.engines.hardware import cpu_features
 from tests.batch.helpers import CLIPS, WEIGHTS, hidden_or_partial, make_footage, outputs_of
-from tests.standins import x264_options
+from tests.standins import FixedDetector, x264_options
 
 
 def batch(capsys, *args):
@@ -121,6 +121,21 @@ def test_ray_without_ray_installed_says_how_to_install_it(tmp_path, capsys, foot
         "drivevision: error: --ray needs Ray, which is not installed: "
         "pip install 'drivevision[ray]'"]
     assert not (tmp_path / "det").exists()
+
+
+def test_an_input_where_nothing_decodes_fails_with_the_reason_alone(tmp_path):
+    from drivevision.batch.jobs import Job
+    from drivevision.batch.work import BatchSettings, run_job
+
+    cam = tmp_path / "cam"
+    cam.mkdir()
+    for i in range(2):
+        (cam / f"f{i}.jpg").write_bytes(b"not an image")
+    detector = FixedDetector()
+    detector.size_problem = lambda width, height: None  # any size fits the stand-in
+    result = run_job(detector, Job(str(cam), "cam", "images"), BatchSettings(), tmp_path / "det")
+    assert result.status == "failed"
+    assert result.error == f"{cam}: none of the 2 images could be decoded (damaged or not images)"
 
 
 @pytest.mark.parametrize("args, message", [

@@ -246,6 +246,40 @@ def test_truncated_video_without_a_frame_count_ends(tmp_path):
     assert 0 < len(frames) < 30
 
 
+def garbage_packets_clip(tmp_path):
+    """A playable container (12 frames at 10 fps) whose every packet is random bytes."""
+    clean, path = tmp_path / "clean.mp4", tmp_path / "allbad.mp4"
+    write_clip(clean, 12, width=160, height=96, fps=10.0, seed=1)
+    rng = random.Random(0)
+    with av.open(str(clean)) as src, av.open(str(path), "w") as out:
+        stream = out.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.size:
+                garbage = av.Packet(rng.randbytes(packet.size))
+                garbage.pts, garbage.dts, garbage.time_base = packet.pts, packet.dts, \
+                    packet.time_base
+                garbage.stream = stream
+                out.mux(garbage)
+    return path
+
+
+@pytest.mark.parametrize("make_input, message", [
+    (garbage_packets_clip, "allbad.mp4: no frame could be decoded"),
+    (lambda t: image_folder(t, bad={0, 1}, n=2), "none of the 2 images could be decoded"),
+])
+def test_cli_on_an_input_where_nothing_decodes_says_so_in_one_line(tmp_path, capsys,
+                                                                   tiny_checkpoint,
+                                                                   make_input, message):
+    jsonl = tmp_path / "d.jsonl"
+    code = main(["detect", str(make_input(tmp_path)), "--jsonl", str(jsonl), "--weights",
+                 tiny_checkpoint, "-q"])
+    err = capsys.readouterr().err
+    assert code == EXIT_INPUT_DAMAGED, err  # the input is damaged: not a failed stage (1)
+    assert len(err.splitlines()) == 1 and err.startswith("drivevision: error: ")
+    assert message in err and "stage failed" not in err and "--debug" not in err
+    assert not jsonl.exists()
+
+
 # -- 2. variable frame rate -----------------------------------------------------------------
 
 def write_vfr_clip(path, stamps_ms: list[int], width: int, height: int) -> None:
