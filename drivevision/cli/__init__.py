@@ -29,7 +29,7 @@ from drivevision.pipeline import signals
 def build_parser() -> argparse.ArgumentParser:
     from drivevision.cli import batch, bench, cache, detect, export, live, view
     from drivevision.cli import eval as evaluate
-    from drivevision.cli.help import HelpFormatter, wrap
+    from drivevision.cli.help import DEBUG_HELP, HelpFormatter, wrap
 
     parser = argparse.ArgumentParser(
         prog="drivevision", formatter_class=HelpFormatter,
@@ -43,8 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
                "No network? Try the bundled sample and demo model:\n"
                "  drivevision detect assets/sample.mp4 --weights assets/tiny-fpn-synthetic.pt")
     parser.add_argument("--version", action="version", version=f"drivevision {__version__}")
-    parser.add_argument("--debug", action="store_true",
-                        help="show the full traceback behind an error (also: DRIVEVISION_DEBUG=1)")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                      help="what to do (drivevision COMMAND --help says how)")
     for command in (detect, batch, export, bench, evaluate, view, live, cache):

@@ -19,13 +19,20 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
+DEBUG_HELP = "show the full traceback behind an error (also: DRIVEVISION_DEBUG=1)"
+
+
 def add_command(commands, name: str, *, summary: str, description: str,
                 examples: str) -> argparse.ArgumentParser:
     """A sub-command parser with ``summary`` in the command list and ``examples`` (lines of
-    ``command  # what it does``) in an Examples section at the end of its help."""
+    ``command  # what it does``) in an Examples section at the end of its help; it takes
+    ``--debug`` as ``drivevision`` itself does."""
     lines = "\n".join(f"  {line}" for line in examples.strip().splitlines())
-    return commands.add_parser(name, help=summary, description=wrap(description),
-                               epilog=f"Examples:\n{lines}", formatter_class=HelpFormatter)
+    parser = commands.add_parser(name, help=summary, description=wrap(description),
+                                 epilog=f"Examples:\n{lines}", formatter_class=HelpFormatter)
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help=DEBUG_HELP)  # also here, where a user adds it to a command line
+    return parser
 
 
 def wrap(text: str, width: int = 88) -> str:

@@ -51,8 +51,18 @@ def test_a_bug_in_a_stage_shows_its_traceback_with_debug(capsys, monkeypatch, cl
     debug = capsys.readouterr().err
     assert "Traceback" in debug and "in broken" in debug
     assert debug.strip().splitlines()[-1].startswith("drivevision: error: render stage failed")
+    assert main([*args, "--debug"]) == 1  # where the hint leads a user to add it
+    assert "Traceback" in capsys.readouterr().err
     monkeypatch.setenv("DRIVEVISION_DEBUG", "1")
     assert main(args) == 1 and "Traceback" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["detect", "batch", "export", "bench", "eval", "view",
+                                     "live", "cache"])
+def test_every_command_takes_debug_after_its_name(capsys, command):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    assert "--debug" in capsys.readouterr().out
 
 
 def test_the_command_starts_without_loading_torch():
