@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 MODELS = ("r50-fpn-v2", "r50-fpn", "tiny-fpn")
 DEFAULT_MODEL = "r50-fpn-v2"
@@ -72,6 +74,16 @@ class DetectorConfig:
         check_calib_frames(self.calib_frames)
         if self.precision == "int8" and not self.calib:
             raise ValueError(NEED_CALIB)
+
+
+def weights_problem(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot be a checkpoint to load (nothing there, a folder), or None."""
+    path = Path(path)
+    if path.is_dir():
+        return f"{path} is a folder, not a checkpoint (a .pt/.pth file saved by torch.save)"
+    if not path.is_file():
+        return f"No such checkpoint: {path}"
+    return None
 
 
 def check_calib_frames(count: int) -> None:

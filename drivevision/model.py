@@ -32,7 +32,7 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHe
 from torchvision.models.detection.rpn import RegionProposalNetwork
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
-from drivevision.config import DEFAULT_MODEL
+from drivevision.config import DEFAULT_MODEL, weights_problem
 from drivevision.errors import WeightsError
 from drivevision.hashing import file_sha256
 from drivevision.labels import COCO_NAMES
@@ -198,17 +198,19 @@ def _reason(error: BaseException) -> str:
 
 def _load_checkpoint(name: str | None, path: Path, min_size: int | None,
                      max_size: int | None) -> LoadedModel:
-    if not path.is_file():
-        raise WeightsError(f"Checkpoint not found: {path}")
+    if weights_problem(path):
+        raise WeightsError(weights_problem(path))
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:  # torch's text would suggest weights_only=False
-        raise WeightsError(f"Refusing checkpoint {path}: it holds Python objects other than "
-                           f"tensors ({_unsafe_part(e)}), which loading could run as code; "
-                           "use a checkpoint of tensors only (a state dict)") from None
+        if _code_reference(e):
+            raise WeightsError(f"Refusing checkpoint {path}: it holds Python objects other "
+                               f"than tensors (a reference to {_code_reference(e)}), which "
+                               "loading could run as code; use a checkpoint of tensors only "
+                               "(a state dict)") from None
+        raise WeightsError(_unreadable(path, _unpickling_reason(e))) from None
     except Exception as e:  # noqa: BLE001 - torch raises many types for a foreign file
-        raise WeightsError(f"Cannot read checkpoint {path}: not a PyTorch checkpoint, or "
-                           f"damaged ({_reason(e)})") from None
+        raise WeightsError(_unreadable(path, _reason(e))) from None
     state = ckpt.get("model", ckpt.get("state_dict", ckpt)) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict) or _CLS_KEY not in state:
         raise WeightsError(f"{path} is not a Faster R-CNN checkpoint (no {_CLS_KEY})")
@@ -225,14 +227,30 @@ def _load_checkpoint(name: str | None, path: Path, min_size: int | None,
     return LoadedModel(model, arch, names, file_sha256(path)[:16])
 
 
-def _unsafe_part(error: pickle.UnpicklingError) -> str:
-    """What torch's weights-only unpickler refused, without its advice to load unsafely."""
-    text = str(error)
-    found = re.search(r"GLOBAL ([\w.]+)", text)
-    if found:
-        return f"a reference to {found.group(1)}"
-    found = re.search(r"Unsupported operand (\d+)", text)
+def _code_reference(error: pickle.UnpicklingError) -> str | None:
+    """The class or function torch's weights-only unpickler refused to import, or None
+    when it refused something else (a file that is no pickle at all)."""
+    found = re.search(r"GLOBAL ([\w.]+)", str(error))
+    return found.group(1) if found else None
+
+
+def _unpickling_reason(error: pickle.UnpicklingError) -> str:
+    """What torch's weights-only unpickler stopped at, without its advice to load unsafely."""
+    found = re.search(r"Unsupported operand (\d+)", str(error))
     return f"pickle opcode {found.group(1)}" if found else "an object torch refuses"
+
+
+def _unreadable(path: Path, reason: str) -> str:
+    """Why ``path`` failed to load: a file torch.save cannot have written (its format is a
+    zip archive, or a pickle of protocol 2 or later), or a damaged one."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        return f"Cannot read checkpoint {path}: {_reason(e)}"
+    if head != b"PK\x03\x04" and head[:1] != b"\x80":
+        return f"{path} is not a PyTorch checkpoint (a .pt/.pth file saved by torch.save)"
+    return f"Cannot read checkpoint {path}: damaged, or not a PyTorch checkpoint ({reason})"
 
 
 def _architecture(path: Path, saved: str | None, asked: str | None) -> str:

@@ -89,6 +89,33 @@ def test_a_checkpoint_that_is_not_a_detector_is_refused(tmp_path):
         load_model("tiny-fpn", tmp_path / "m.pt")
 
 
+class Unsafe:
+    """A class a checkpoint may name: loading it would import and build this."""
+
+
+def write(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda t: write(t / "clip.mp4", b"\x00\x00\x00 ftypisom" + bytes(64)),
+     r"clip\.mp4 is not a PyTorch checkpoint \(a \.pt/\.pth file saved by torch\.save\)$"),
+    (lambda t: write(t / "m.json", b'{"class_names": ["car"]}'),
+     r"m\.json is not a PyTorch checkpoint \(a \.pt/\.pth file saved by torch\.save\)$"),
+    (lambda t: t, r"is a folder, not a checkpoint \(a \.pt/\.pth file saved by torch\.save\)$"),
+    (lambda t: t / "nowhere.pt", r"^No such checkpoint: .*nowhere\.pt$"),
+    (lambda t: torch.save({"model": Unsafe()}, t / "m.pt") or t / "m.pt",
+     r"Refusing checkpoint .*m\.pt: it holds Python objects other than tensors \(a reference "
+     r"to [\w.]*Unsafe\), which loading could run as code"),
+])
+def test_a_file_that_is_no_checkpoint_is_refused_for_what_it_is(tmp_path, make, message):
+    with pytest.raises(WeightsError, match=message) as refused:
+        load_model("tiny-fpn", make(tmp_path))
+    if "Refusing" not in message:
+        assert "run as code" not in str(refused.value)
+
+
 def test_copy_with_proposals_changes_only_the_copys_test_time_count():
     settings = dict(rpn_pre_nms_top_n_train=900, rpn_post_nms_top_n_train=400,
                     rpn_pre_nms_top_n_test=300, rpn_nms_thresh=0.6, rpn_score_thresh=0.1,

@@ -16,6 +16,7 @@ from drivevision.cli.options import (
     video_preset_arg,
 )
 from drivevision.cli.tracking import add_track_args
+from drivevision.config import weights_problem
 from drivevision.io import limits
 
 
@@ -95,8 +96,8 @@ def _settings(args: argparse.Namespace):
     if args.ray is not None and importlib.util.find_spec("ray") is None:
         raise ValueError("--ray needs Ray, which is not installed: "
                          "pip install 'drivevision[ray]'")
-    if args.weights and not Path(args.weights).is_file():
-        raise ValueError(f"No such checkpoint: {args.weights}")
+    if args.weights and weights_problem(args.weights):
+        raise ValueError(weights_problem(args.weights))
     return BatchSettings(detector_config(args), video=args.video,
                          video_preset=args.video_preset, csv=args.csv,
                          track=args.track, track_thresh=args.track_thresh,

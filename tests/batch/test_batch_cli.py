@@ -142,6 +142,7 @@ def test_an_input_where_nothing_decodes_fails_with_the_reason_alone(tmp_path):
     (["--workers", "0"], "Expected --workers >= 1"),
     (["--batch", "0"], "Expected --batch >= 1"),
     (["--weights", "nowhere.pt"], "No such checkpoint: nowhere.pt"),
+    (["--weights", "."], ". is a folder, not a checkpoint"),
     (["--ray", "."], "--ray took . for a cluster address"),
 ])
 def test_bad_options_are_one_line(tmp_path, capsys, footage, args, message):
