@@ -55,6 +55,7 @@ drivevision export --precision int8 --calib my_drive.mp4          # Q/DQ ONNX, c
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    _check_output_dir(args.output_dir)  # at once, before torch loads
     from drivevision.engines.export import ExportSpec, export_onnx, parse_size
     from drivevision.model import load_model
 
@@ -92,6 +93,16 @@ def cmd_export(args: argparse.Namespace) -> int:
         if held is not None:
             os.close(held)
     return EXIT_INTERRUPTED if caught else 0
+
+
+def _check_output_dir(text: str) -> None:
+    """Refuse, before any work, a -o that names a file (or a path under one)."""
+    path = Path(text)
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        where = "is a file" if existing == path else f"is under the file {existing}"
+        raise ValueError(f"-o {text} {where}; expected a folder for the pieces (made if "
+                         "missing)")
 
 
 def _leftovers(out: Path, clean: bool) -> None:

@@ -82,6 +82,18 @@ def test_export_sizes_the_detector_cannot_feed_are_refused_with_a_suggestion(cap
     assert not Path("unused").exists()
 
 
+@pytest.mark.parametrize("output", ["annotated.mp4", "annotated.mp4/engines"])
+def test_export_to_a_file_is_refused_in_one_line_before_any_work(tmp_path, capsys, output):
+    (tmp_path / "annotated.mp4").write_bytes(b"a video")
+    code = main(["export", "--model", "tiny-fpn", "--weights", str(FIXTURE),
+                 "-o", str(tmp_path / output)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and "expected a folder for the pieces" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["annotated.mp4"]
+    assert (tmp_path / "annotated.mp4").read_bytes() == b"a video"
+
+
 @pytest.mark.parametrize("text", ["800", "axb", "16x640", "800x1344x3"])
 def test_bad_input_size_is_one_clear_error(text):
     with pytest.raises(ValueError, match="input size"):
