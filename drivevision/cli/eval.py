@@ -11,6 +11,9 @@ from drivevision.cli.help import add_command
 from drivevision.cli.options import add_detector_args
 
 EVAL_CONF = 0.05  # scores this low still count for AP (torchvision's own box_score_thresh)
+# options that only shape a detector run on INPUT: a --pred file is scored as it was written
+RUN_ONLY = ("model", "weights", "engines", "device", "precision", "calib", "calib_frames",
+            "conf", "classes", "min_size", "max_size", "proposals", "warmup")
 
 
 def add_parser(commands) -> None:
@@ -37,7 +40,10 @@ drivevision eval --gt MOT17-02/gt/gt.txt --pred tracks.jsonl --report runs/eval/
                    help="ground truth: this project's JSONL (one frame a line), COCO .json "
                         "(images are frames by frame_index, else by file name in natural "
                         "order), or MOTChallenge gt.txt (one class)")
-    g.add_argument("--pred", metavar="FILE", help="detections as JSONL, as detect --jsonl writes")
+    g.add_argument("--pred", metavar="FILE",
+                   help="detections as JSONL, as detect --jsonl writes, scored as the file "
+                        "holds them: the detector options (--engines, --precision, --conf, "
+                        "--classes, ...) apply only to INPUT and are refused with --pred")
     g.add_argument("--class-map", metavar="GT=MODEL,...",
                    help="ground-truth class = model class pairs, for names that differ "
                         "(names match in any case without it)")
@@ -52,7 +58,7 @@ drivevision eval --gt MOT17-02/gt/gt.txt --pred tracks.jsonl --report runs/eval/
     out.add_argument("--warmup", type=int, default=2, metavar="N",
                      help="untimed detector calls on the first frame before timing (INPUT)")
     add_detector_args(p, conf=EVAL_CONF, several=True)
-    p.set_defaults(func=cmd_eval)
+    p.set_defaults(func=cmd_eval, run_only_defaults={d: p.get_default(d) for d in RUN_ONLY})
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -60,6 +66,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     if (args.pred is None) == (args.input is None):
         raise ValueError("Expected --pred FILE or an INPUT to run the detector on (one of them)")
+    if args.pred is not None:
+        _refuse_run_options(args)
     class_map = parse_class_map(args.class_map)
     truth = read_truth(args.gt)
     if args.pred is not None:
@@ -74,6 +82,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
         write_reports(args.report, result)
     print(json.dumps(result.table) if args.json else format_table(result))
     return 0
+
+
+def _refuse_run_options(args: argparse.Namespace) -> None:
+    """Refuse detector options given with --pred: nothing would apply them."""
+    given = [f"--{d.replace('_', '-')}" for d, default in args.run_only_defaults.items()
+             if getattr(args, d) != default]
+    if given:
+        raise ValueError(f"{', '.join(given)} apply only when eval runs the detector on an "
+                         f"INPUT; --pred {args.pred} is scored as it is: leave them out (or "
+                         "give detect --conf/--classes when writing it)")
 
 
 def _score_file(args: argparse.Namespace, truth, class_map: dict) -> int:

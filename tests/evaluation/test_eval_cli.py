@@ -90,6 +90,15 @@ def test_bad_input_is_one_line_and_exit_2(files, tmp_path, capsys, make, expecte
     assert len(err) == 1 and expected in err[0], err
 
 
+@pytest.mark.parametrize("options", [["--engines", "torch,onnx"], ["--precision", "bf16"],
+                                     ["--conf", "0.5"], ["--classes", "car"]])
+def test_detector_options_with_pred_are_refused_not_ignored(files, capsys, options):
+    gt, pred = files
+    assert main(["eval", "--gt", str(gt), "--pred", str(pred), *options]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{options[0]} apply only when eval runs the detector" in err[0]
+
+
 def test_unlabelled_frames_are_left_out_when_allowed(files, capsys):
     gt, pred = files
     write_preds(pred, {0: [("car", 0.9, CAR)], 7: [("car", 0.9, CAR)]})
