@@ -17,9 +17,9 @@ from drivevision.cli.tracking import add_track_args, track_stages
 from drivevision.pipeline import signals
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "drivevision-gui") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="drivevision-gui",
+        prog=prog,
         description="Play a video, a folder of images, a camera or a stream with the "
                     "detections overlaid.")
     parser.add_argument("source", nargs="?",
@@ -32,22 +32,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the viewer; returns its exit code (130 after Ctrl-C or SIGTERM).
+def main(argv: list[str] | None = None, prog: str = "drivevision-gui") -> int:
+    """Run the viewer; returns its exit code (130 after Ctrl-C or SIGTERM). ``prog`` names
+    the command in its messages (``drivevision view`` when started by it).
 
     Until the window exists (imports of Qt and torch), a signal quits at once with one line,
     as the commands do; then it closes the window (``close_on_signals``).
     """
     previous = signals.install(quit_now)
     try:
-        return _main(argv)
+        return _main(argv, prog)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
 
-def _main(argv: list[str] | None) -> int:
-    parser = build_parser()
+def _main(argv: list[str] | None, prog: str) -> int:
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     try:
         config = detector_config(args)

@@ -41,7 +41,7 @@ def cmd_view(args: argparse.Namespace) -> int:
                  "track_buffer", "match_thresh"):
         if getattr(args, name) is not None:
             argv += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
-    return viewer_main()(argv)
+    return viewer_main()(argv, prog="drivevision view")
 
 
 def viewer_main():

@@ -424,7 +424,7 @@ def test_drivevision_view_starts_the_viewer_with_the_same_options(monkeypatch, c
     from gui.app import build_parser
 
     calls = []
-    monkeypatch.setattr(app, "main", lambda argv: calls.append(argv) or 0)
+    monkeypatch.setattr(app, "main", lambda argv, prog: calls.append(argv) or 0)
     options = ["--model", "tiny-fpn", "--device", "cpu", "--conf", "0.3", "--classes", "car"]
     assert cli.main(["view", clip_path, *options]) == 0
     [argv] = calls  # in this process
@@ -978,7 +978,7 @@ def test_drivevision_view_passes_the_tracking_options_on(monkeypatch, clip_path)
     from gui.app import build_parser
 
     calls = []
-    monkeypatch.setattr(app, "main", lambda argv: calls.append(argv) or 0)
+    monkeypatch.setattr(app, "main", lambda argv, prog: calls.append(argv) or 0)
     assert cli.main(["view", clip_path, "--track", "bytetrack", "--track-buffer", "12"]) == 0
     args = build_parser().parse_args(calls[0])
     assert (args.track, args.track_buffer, args.match_thresh) == ("bytetrack", 12, 0.8)

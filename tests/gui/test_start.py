@@ -73,6 +73,15 @@ def test_no_display_is_one_line_saying_so():
     assert "no display" in line and "DISPLAY and WAYLAND_DISPLAY are not set" in line
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="displays: Linux only")
+def test_drivevision_view_names_itself_in_its_messages(clip_path):
+    run = subprocess.run([sys.executable, "-m", "drivevision", "view", clip_path],
+                         cwd=ROOT, env=viewer_env(), capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1, run.stderr
+    [line] = run.stderr.strip().splitlines()
+    assert line.startswith("drivevision view: no display"), line
+
+
 @linux_only
 def test_a_display_no_x_server_answers_on_is_one_line():
     """A stale DISPLAY (an ssh session without X forwarding): Qt would abort (SIGABRT)."""
