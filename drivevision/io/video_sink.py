@@ -26,6 +26,8 @@ from drivevision.io.frames import Frame
 from drivevision.io.sinks import Sink
 from drivevision.render import letterbox
 
+_FRAGMENTED = {".mp4": "mp4", ".mov": "mov"}  # suffix -> FFmpeg muxer of the finished file
+
 
 class VideoSink(Sink):
     """Annotated video at the input's size, each frame shown at its ``timestamp_ms``.
@@ -42,8 +44,8 @@ class VideoSink(Sink):
 
     MP4 and MOV are written fragmented, with a keyframe at least every second, so the part
     file plays up to its last second or so after a kill; a finished file is then copied
-    (not re-encoded) into an ordinary MP4 that stores its frame count, with the index at
-    the front. Matroska plays as it is written.
+    (not re-encoded) into an ordinary MP4 (a MOV for ``.mov``) that stores its frame count,
+    with the index at the front. Matroska plays as it is written.
     """
 
     needs_annotated = True
@@ -69,7 +71,7 @@ class VideoSink(Sink):
         self._first_ms: float | None = None
         self._last_pts = -1
         self._last_key: int | None = None
-        self._fragmented = self.path.suffix.lower() in (".mp4", ".mov")
+        self._fragmented = self.path.suffix.lower() in _FRAGMENTED
 
     def _open(self, width: int, height: int) -> None:
         codec = self.codec
@@ -175,11 +177,13 @@ def trim_fragments(path: Path) -> None:
 
 
 def _defragment(path: Path) -> None:
-    """Copy a fragmented MP4's packets into an ordinary one (frame count stored, index at
-    the front), in place; the fragmented file stays if the copy fails."""
+    """Copy a fragmented MP4 or MOV's packets into an ordinary file of the kind its suffix
+    names (frame count stored, index at the front), in place; the fragmented file stays if
+    the copy fails."""
     tmp = part_name(path, ".copy")
+    muxer = _FRAGMENTED[path.suffix.lower()]  # the demuxer's name is "mov,mp4,...": not this
     try:
-        with av.open(str(path)) as src, av.open(str(tmp), "w", format=src.format.name.split(",")[0],
+        with av.open(str(path)) as src, av.open(str(tmp), "w", format=muxer,
                                                 options={"movflags": "+faststart"}) as dst:
             stream = dst.add_stream_from_template(src.streams.video[0])
             shift = None  # fragments start at the encoder's delay; an edit list undoes it
