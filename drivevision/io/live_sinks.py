@@ -7,7 +7,6 @@ from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 
 from drivevision.config import DEFAULT_VIDEO_PRESET
@@ -24,27 +23,27 @@ class LiveVideoSink(VideoSink):
 
     A live run keeps only the frames the detector had time for, so the video has a variable
     frame rate (timestamps in ms from the first frame); a stream outage is a frozen stretch.
-    ``fps`` is only the nominal rate given to the encoder.
+    ``fps`` is only the nominal rate given to the encoder, except in AVI, which has no
+    variable rate: there the frames kept follow one another at ``fps``, so a run that
+    dropped frames or lost its stream plays faster than it happened (frame count and order
+    stay true; the JSONL keeps the capture times).
     """
 
     def __init__(self, path: str | os.PathLike, fps: float = 30.0,
                  preset: str = DEFAULT_VIDEO_PRESET):
         super().__init__(path, fps, preset=preset)
         self._t0: float | None = None
-        self._last_pts = -1
 
     def _open(self, width: int, height: int) -> None:
         super()._open(width, height)
-        self._stream.codec_context.time_base = _MS
+        if not self._by_index:
+            self._time_base = self._stream.codec_context.time_base = _MS
 
-    def _stamp(self, video_frame: av.VideoFrame, frame: Frame) -> None:
-        """Presentation time from the capture clock, so the video plays at real speed."""
+    def _ticks(self, frame: Frame) -> float:
+        """Milliseconds on the capture clock, so the video plays at real speed."""
         if self._t0 is None:
             self._t0 = frame.captured_at
-        pts = max(round((frame.captured_at - self._t0) * 1000.0), self._last_pts + 1)
-        video_frame.pts, video_frame.time_base = pts, _MS
-        self._last_pts = pts
-        self._keyframe_each_second(video_frame)
+        return (frame.captured_at - self._t0) * 1000.0
 
 
 class GapJsonlSink(JsonlSink):

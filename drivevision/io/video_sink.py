@@ -38,6 +38,10 @@ class VideoSink(Sink):
     sizes, so odd sizes and machines without an H.264 encoder fall back to MPEG-4 Part 2,
     with a note.
 
+    AVI stores no timestamps, only one frame rate: there frames follow one another at
+    ``fps`` from 0, whatever their timestamps, so the file has the input's frame rate and
+    frame count.
+
     ``preset`` is x264's speed/size trade (``PRESETS``): on a CPU whose cores the detector
     keeps busy, ``ultrafast`` takes about half the encoding time of ``veryfast`` for files
     about twice as large.
@@ -72,6 +76,7 @@ class VideoSink(Sink):
         self._last_pts = -1
         self._last_key: int | None = None
         self._fragmented = self.path.suffix.lower() in _FRAGMENTED
+        self._by_index = self.path.suffix.lower() == ".avi"  # AVI has one frame rate, no times
 
     def _open(self, width: int, height: int) -> None:
         codec = self.codec
@@ -93,9 +98,12 @@ class VideoSink(Sink):
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         if codec == "libx264":
             stream.options = {"crf": "23", "preset": self.preset}
+            if self._by_index:  # AVI cannot tell a reordered frame's time: readers misplace it
+                stream.options = {**stream.options, "bf": "0"}
         else:
             stream.bit_rate = 4_000_000
-        self._time_base = stream.codec_context.time_base = _time_base(self.fps, codec)
+        self._time_base = stream.codec_context.time_base = (
+            _frame_time_base(self.fps, codec) if self._by_index else _time_base(self.fps, codec))
         self._stream, self.size = stream, (width, height)
 
     def _write(self, frame: Frame, detections: Detections, annotated: np.ndarray | None) -> None:
@@ -116,15 +124,22 @@ class VideoSink(Sink):
                               "are letterboxed into the first one's size, aspect ratio kept")
 
     def _stamp(self, video_frame: av.VideoFrame, frame: Frame) -> None:
-        """Presentation time from ``frame.timestamp_ms`` (always increasing, at least by one
-        tick), so the video stays in step with the JSONL on variable-rate inputs."""
-        if self._first_ms is None:
-            self._first_ms = frame.timestamp_ms
-        ticks = (frame.timestamp_ms - self._first_ms) / 1000.0 / self._time_base
-        pts = max(round(ticks), self._last_pts + 1)
+        """Presentation time from ``_ticks`` (always increasing, at least by one tick), so
+        the video stays in step with the JSONL on variable-rate inputs; in AVI, the frame's
+        place in the file (``fps`` steps from 0)."""
+        if self._by_index:
+            pts = self._last_pts + 1
+        else:
+            pts = max(round(self._ticks(frame)), self._last_pts + 1)
         video_frame.pts, video_frame.time_base = pts, self._time_base
         self._last_pts = pts
         self._keyframe_each_second(video_frame)
+
+    def _ticks(self, frame: Frame) -> float:
+        """``frame.timestamp_ms`` from the first frame's, in ticks of ``_time_base``."""
+        if self._first_ms is None:
+            self._first_ms = frame.timestamp_ms
+        return (frame.timestamp_ms - self._first_ms) / 1000.0 / self._time_base
 
     def _keyframe_each_second(self, video_frame: av.VideoFrame) -> None:
         """Force a keyframe once a second of video: each closes a fragment on disk."""
@@ -216,6 +231,12 @@ def _time_base(fps: Fraction, codec: str) -> Fraction:
     if codec == "mpeg4" and n > 65535:
         n = max(1000, 65535 // fps.numerator * fps.numerator)
     return Fraction(1, n)
+
+
+def _frame_time_base(fps: Fraction, codec: str) -> Fraction:
+    """One frame at ``fps``: the time base of a constant-rate container (AVI), where each
+    frame is one tick. MPEG-4 Part 2 allows denominators <= 65535 only."""
+    return 1 / fps if codec != "mpeg4" else (1 / fps).limit_denominator(65535)
 
 
 def _has_encoder(name: str) -> bool:

@@ -1,12 +1,19 @@
-"""The annotated video as players see it: the container its suffix names."""
+"""The annotated video as players see it: the container its suffix names, and in AVI (one
+frame rate, no timestamps) the input's frame rate and frame count."""
 
 from __future__ import annotations
 
 import av
+import cv2
+import numpy as np
 import pytest
 from standins import FixedDetector, count_frames
 
+from drivevision.detections import Detections
+from drivevision.io.frames import Frame
+from drivevision.io.live_sinks import LiveVideoSink
 from drivevision.pipeline.runner import detect_video
+from drivevision.synthetic import write_clip
 
 BRANDS = {b"isom": "mp4", b"iso2": "mp4", b"mp41": "mp4", b"mp42": "mp4",  # browsers' MP4
           b"qt  ": "quicktime"}
@@ -43,3 +50,39 @@ def test_finished_video_is_the_container_its_suffix_names(tmp_path, clip_path, n
         assert b"moof" not in boxes and boxes.index(b"moov") < boxes.index(b"mdat")
         with av.open(str(out)) as container:
             assert container.streams.video[0].frames == 12
+
+
+def read_avi(path) -> tuple[float, int, list[float]]:
+    """Frame rate and frame count from the AVI's header, and each decoded frame's time (ms)
+    as OpenCV reports it."""
+    capture = cv2.VideoCapture(str(path))
+    fps, count, times = capture.get(cv2.CAP_PROP_FPS), capture.get(cv2.CAP_PROP_FRAME_COUNT), []
+    while capture.read()[0]:
+        times.append(capture.get(cv2.CAP_PROP_POS_MSEC))
+    capture.release()
+    return fps, int(count), times
+
+
+@pytest.mark.parametrize("fps", [10.0, 30000 / 1001])
+def test_avi_has_the_input_frame_rate_and_frame_count(tmp_path, fps):
+    clip, out = tmp_path / "clip.mp4", tmp_path / "out.avi"
+    write_clip(clip, 8, width=160, height=96, fps=fps, seed=1)
+    detect_video(clip, out, detector=FixedDetector())
+    rate, count, times = read_avi(out)
+    assert rate == pytest.approx(fps, rel=1e-4) and count == 8
+    assert times == pytest.approx([i * 1000.0 / fps for i in range(8)], abs=0.5)  # from 0
+
+
+@pytest.mark.parametrize("width, height", [(64, 48), (65, 49)])  # H.264; MPEG-4 fallback
+def test_live_avi_is_constant_rate_at_the_nominal_fps(tmp_path, width, height):
+    """A live run's frames come at uneven times; AVI has one rate: the kept frames follow one
+    another at the nominal fps."""
+    out = tmp_path / "live.avi"
+    captured = [0.0, 0.04, 0.5, 0.52, 1.9, 2.0]
+    with LiveVideoSink(out, fps=10.0) as sink:
+        for i, t in enumerate(captured):
+            image = np.full((height, width, 3), 30 * i, np.uint8)
+            sink.write(Frame(i, t * 1000.0, image, captured_at=t), Detections.empty(), image)
+    rate, count, times = read_avi(out)
+    assert rate == pytest.approx(10.0) and count == len(captured)
+    assert times == pytest.approx([100.0 * i for i in range(len(captured))], abs=0.5)
