@@ -200,10 +200,16 @@ class MainWindow(QMainWindow):
         self.panel.show_counts(shown, packet.run_counts, self.names)
         self.panel.show_detections(shown, self.names)
         self._hud = [
-            f"frame {frame.index + 1}/{count or '-'}  {len(shown)} objects",
+            self._frame_line(packet, shown),
             f"in {stats['input_fps']:.1f} fps  det {stats['detector_fps']:.1f} fps",
             f"latency {latency:.0f} ms  dropped {int(stats['dropped'])}"]
         self.view.set_hud(self._hud)
+
+    @staticmethod
+    def _frame_line(packet: Packet, shown) -> str:
+        count = int(packet.stats.get("frame_count", 0))
+        n = len(shown)
+        return f"frame {packet.frame.index + 1}/{count or '-'}  {n} object{'s' * (n != 1)}"
 
     def _show_outage(self) -> None:
         """A lost stream on the HUD and the status bar (its last frame stays on show), the
@@ -240,6 +246,9 @@ class MainWindow(QMainWindow):
             shown = visible(self.packet.detections, self.overlay_settings())
             self.panel.show_detections(shown, self.names)
             self.panel.show_counts(shown, self.packet.run_counts, self.names)
+            if self._hud and not self._outage:  # the count the picture shows
+                self._hud[0] = self._frame_line(self.packet, shown)
+                self.view.set_hud(self._hud)
 
     def _select_detection(self, row: int) -> None:
         self.highlight = row if row >= 0 else None

@@ -171,12 +171,14 @@ def test_slider_and_class_toggles_change_the_painted_overlay(qtbot, make_window,
     assert near(painted_rgb(window, *car_edge), colour_for(CAR, COCO_NAMES))
     assert near(painted_rgb(window, *person_edge), colour_for(PERSON, COCO_NAMES))
     assert window.panel.detections.count() == 2
+    assert window.view._hud[0].endswith("2 objects")
 
     window.panel.overlay.conf_slider.setValue(50)  # the person (0.30) goes, the car stays
     qtbot.wait(50)
     assert near(painted_rgb(window, *person_edge), (128, 128, 128))
     assert near(painted_rgb(window, *car_edge), colour_for(CAR, COCO_NAMES))
     assert window.panel.detections.count() == 1
+    assert window.view._hud[0].endswith(" 1 object")  # the count of what is drawn
 
     window.panel.overlay.class_item(CAR).setCheckState(Qt.CheckState.Unchecked)
     qtbot.wait(50)
