@@ -39,7 +39,9 @@ drivevision detect photo.jpg photo_ann.jpg        # an image in, an annotated im
 drivevision detect frames/ annotated/ --conf 0.3  # a folder in, a folder of images out
 drivevision detect assets/sample.mp4 --weights assets/tiny-fpn-synthetic.pt  # offline demo""")
     detect.add_argument("input", help="video file, image file, or folder of images")
-    detect.add_argument("output", nargs="?", help="annotated output (same as -o)")
+    detect.add_argument("output", nargs="?",
+                        help="annotated output, as -o but never an existing file (that is "
+                             "more likely a second input, as from a glob of two files)")
     out = detect.add_argument_group("outputs")
     out.add_argument("-o", "--output", dest="output_opt", metavar="PATH",
                      help="annotated video (.mp4 H.264, .mkv, .avi, .mov), image (.jpg, .png, "
@@ -119,6 +121,8 @@ def _check_args(args: argparse.Namespace) -> contextlib.ExitStack:
 
     if args.output and args.output_opt:
         raise ValueError("Give the annotated output once: as OUTPUT or with -o")
+    if args.output and Path(args.output).is_file():
+        _refuse_positional_file(args.output)
     args.output = args.output or args.output_opt
     if args.batch < 1:
         raise ValueError(f"Expected --batch >= 1, but got {args.batch}")
@@ -141,6 +145,14 @@ def _check_args(args: argparse.Namespace) -> contextlib.ExitStack:
             _check_folder(args.input, Path(args.output))
             return claims.pop_all()
     return claims
+
+
+def _refuse_positional_file(output: str) -> None:
+    """A second name that is an existing file is more likely a second input (``detect
+    pics/*.png`` on two files) than an output to replace: never overwrite it unasked."""
+    raise ValueError(f"Refusing to overwrite {output}, which exists: detect takes one input "
+                     "(for many use drivevision batch) and its second name is the output; to "
+                     f"replace {output} on purpose give -o {output}")
 
 
 def _check_cost(args: argparse.Namespace, detector, frames: int | None) -> None:

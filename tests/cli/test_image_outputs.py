@@ -117,3 +117,26 @@ def test_outputs_that_do_not_fit_fail_in_one_line_before_any_work(
     code, _, err = run(capsys, *args, "--weights", tiny_checkpoint)
     assert code == 2 and message in err and len(err.splitlines()) == 1, err
     assert sorted(tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize("suffix", [".png", ".mp4"])
+def test_a_glob_of_two_inputs_never_overwrites_the_second(tmp_path, capsys, tiny_checkpoint,
+                                                          clip_path, suffix):
+    """`detect pics/*.png` on a folder of two files names the second one as the output."""
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    if suffix == ".png":
+        cv2.imwrite(str(pics / "a.png"), scene(160, 96, 1))
+        cv2.imwrite(str(pics / "b.png"), scene(160, 96, 2))
+    else:
+        for name in ("a.mp4", "b.mp4"):
+            (pics / name).write_bytes(Path(clip_path).read_bytes())
+    first, second = pics / f"a{suffix}", pics / f"b{suffix}"
+    before = second.read_bytes()
+    code, out, err = run(capsys, first, second, "--weights", tiny_checkpoint)
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert f"-o {second}" in err and "drivevision batch" in err and "wrote" not in out
+    assert second.read_bytes() == before and files_in(pics) == [first.name, second.name]
+    code, _, err = run(capsys, first, "-o", second, "--weights", tiny_checkpoint)
+    assert code == 0 and second.read_bytes() != before, err  # -o replaces it on purpose
+
