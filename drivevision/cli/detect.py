@@ -50,7 +50,7 @@ drivevision detect assets/sample.mp4 --weights assets/tiny-fpn-synthetic.pt  # o
                      help="detections, one JSON line per frame ('-': stdout)")
     out.add_argument("--csv", metavar="FILE", help="detections, one CSV row per box ('-': stdout)")
     out.add_argument("--mot", metavar="FILE",
-                     help="tracked boxes as MOTChallenge text (needs --track)")
+                     help="tracked boxes as MOTChallenge text (needs --track; '-': stdout)")
     video_preset_arg(out)
     out.add_argument("--clean", action="store_true",
                      help="remove the part files killed runs left beside the outputs")

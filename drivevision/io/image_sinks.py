@@ -16,6 +16,7 @@ import numpy as np
 from drivevision.config import DEFAULT_VIDEO_PRESET
 from drivevision.detections import Detections
 from drivevision.errors import SinkError
+from drivevision.io.claims import STDOUT
 from drivevision.io.files import IMAGE_SUFFIXES, ImageSource
 from drivevision.io.frames import Frame, Source
 from drivevision.io.live_sinks import LiveVideoSink
@@ -26,6 +27,9 @@ from drivevision.io.video_sink import VideoSink
 def output_kind(path: str | os.PathLike) -> str:
     """"video", "image" or "folder": what an annotated output path asks for."""
     text, p = str(path), Path(path)
+    if text == STDOUT:
+        raise SinkError("An annotated video or images cannot go to stdout (-); give a file "
+                        "or folder name, and --jsonl -, --csv - or --mot - for the detections")
     if p.suffix.lower() in VideoSink.SUFFIXES:
         return "video"
     if p.suffix.lower() in IMAGE_SUFFIXES:

@@ -195,7 +195,8 @@ class Sink:
         self.close(complete=exc_type is None or issubclass(exc_type, KeyboardInterrupt))
 
 
-def _open_text(tmp: Path, path: Path, **kwargs):
+def open_text(tmp: Path, path: Path, **kwargs):
+    """A text output's file: stdout for ``-``, else ``tmp`` (its part file) opened to write."""
     if str(path) == "-":
         return sys.stdout
     try:
@@ -204,7 +205,7 @@ def _open_text(tmp: Path, path: Path, **kwargs):
         raise SinkError(f"Cannot write {path}: {e.strerror or e}") from e
 
 
-def _close_text(file) -> None:
+def close_text(file) -> None:
     if file is sys.stdout:
         file.flush()
     elif not file.closed:
@@ -234,7 +235,7 @@ class JsonlSink(Sink):
         super().__init__(path)
         self.names = names
         try:
-            self._file = _open_text(self.tmp, self.path)
+            self._file = open_text(self.tmp, self.path)
         except SinkError:
             self._release(complete=False)
             raise
@@ -252,7 +253,7 @@ class JsonlSink(Sink):
         self._file.flush()
 
     def _finish(self) -> None:
-        _close_text(self._file)
+        close_text(self._file)
 
 
 class CsvSink(Sink):
@@ -265,7 +266,7 @@ class CsvSink(Sink):
         super().__init__(path)
         self.names = names
         try:
-            self._file = _open_text(self.tmp, self.path, newline="")
+            self._file = open_text(self.tmp, self.path, newline="")
         except SinkError:
             self._release(complete=False)
             raise
@@ -280,4 +281,4 @@ class CsvSink(Sink):
         self._file.flush()
 
     def _finish(self) -> None:
-        _close_text(self._file)
+        close_text(self._file)

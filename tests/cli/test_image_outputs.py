@@ -109,6 +109,7 @@ def test_a_failed_default_run_leaves_no_empty_runs_folder(capsys, tmp_path, clip
     (lambda t, clip, folder: [folder, folder], "refusing to overwrite its images"),
     (lambda t, clip, folder: [clip, t / "x.gif"], "Expected an output ending in .mp4"),
     (lambda t, clip, folder: [clip, t / "no" / "such" / "out"], "does not exist"),
+    (lambda t, clip, folder: [clip, "-o", "-"], "cannot go to stdout (-)"),
 ])
 def test_outputs_that_do_not_fit_fail_in_one_line_before_any_work(
         tmp_path, capsys, tiny_checkpoint, clip_path, mixed_folder, make_args, message):
@@ -116,7 +117,7 @@ def test_outputs_that_do_not_fit_fail_in_one_line_before_any_work(
     args = make_args(tmp_path, clip_path, mixed_folder)
     code, _, err = run(capsys, *args, "--weights", tiny_checkpoint)
     assert code == 2 and message in err and len(err.splitlines()) == 1, err
-    assert sorted(tmp_path.rglob("*")) == before
+    assert sorted(tmp_path.rglob("*")) == before and list(Path().iterdir()) == []
 
 
 @pytest.mark.parametrize("suffix", [".png", ".mp4"])

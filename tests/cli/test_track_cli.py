@@ -101,6 +101,21 @@ def test_mot_without_track_is_refused_before_the_model_loads(tmp_path, capsys, c
     assert code == EXIT_USAGE and "--track" in err and not (tmp_path / "m.txt").exists()
 
 
+def test_mot_dash_writes_to_stdout_as_jsonl_and_csv_do(tmp_path, capsys, drive,
+                                                      monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, stdout, err = run(capsys, drive, "--weights", DEMO_MODEL, "--device", "cpu",
+                            "--track", "--mot", "-", "--csv", "d.csv")
+    assert code == 0, err
+    assert not Path("-").exists()  # before: a file named '-'
+    rows = list(csv.DictReader(Path("d.csv").read_text().splitlines()))
+    lines = stdout.splitlines()
+    assert rows and len(lines) == len(rows)  # only MOT lines: the summary went to stderr
+    assert [line.split(",")[:2] for line in lines] == [
+        [str(int(r["frame"]) + 1), r["track_id"]] for r in rows]
+    assert "wrote -" in err and "tracks" in err
+
+
 def test_without_track_there_are_no_ids(tmp_path, capsys, clip_path, tiny_checkpoint):
     code, stdout, _ = run(capsys, clip_path, "--weights", tiny_checkpoint, "--device", "cpu",
                           "--conf", "0.05", "--classes", "all", "--jsonl", tmp_path / "d.jsonl")
