@@ -173,6 +173,12 @@ def _check_folder(input_path: str, folder: Path) -> None:
     if Path(input_path).exists() and Path(input_path).resolve() == folder.resolve():
         raise ValueError(f"The output folder is the input folder ({folder}); refusing to "
                          "overwrite its images")
+    if not folder.exists():
+        try:  # as the files are checked: one that cannot be made fails now, not at frame 1
+            folder.mkdir()
+            folder.rmdir()
+        except OSError as e:
+            raise ValueError(f"Cannot make output folder {folder}: {e.strerror or e}") from None
 
 
 def _default_outputs(args: argparse.Namespace) -> Path | None:

@@ -205,6 +205,9 @@ def check_outputs(inputs: list[str], outputs: list[str], videos: list[str], *,
     if len(set(files)) != len(files) or len({s for s in streams if s != "/dev/null"}) \
             != len([s for s in streams if s != "/dev/null"]):
         raise ValueError("Two outputs have the same path")
+    for stream in outputs:
+        if is_stream(stream) and stream != STDOUT:
+            _check_stream(stream)
     for path in files:
         if not path.parent.is_dir():
             raise ValueError(f"Output folder {path.parent} does not exist")
@@ -234,6 +237,22 @@ def clean_or_warn(found: list[Path], clean: bool) -> None:
         print(f"drivevision: removed {leftover_names(found)}", file=sys.stderr)
     elif found:
         print(f"drivevision: warning: {leftover_warning(found)}", file=sys.stderr)
+
+
+def _check_stream(path: str) -> None:
+    """Refuse an output written straight through (a device, a FIFO, a path under /dev or
+    /proc) that cannot be opened to write: a missing one must be one we may create (the
+    probe is removed again). A FIFO is not opened: that would wait for its reader."""
+    if os.path.exists(path):
+        if not os.access(path, os.W_OK):
+            raise ValueError(f"Cannot write {path}: permission denied")
+        return
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    except OSError as e:
+        raise ValueError(f"Cannot write {path}: {e.strerror or e}") from None
+    with contextlib.suppress(OSError):
+        os.unlink(path)
 
 
 def writes_stdout(outputs: list[str | None]) -> bool:

@@ -284,6 +284,8 @@ def test_variable_frame_rate_file_is_not_called_truncated(tmp_path, capsys, tiny
     (["-o", "out.webm"], "Expected an output ending in .mp4"),
     (["--fps", "0"], "Expected --fps between 0.01 and 1000"),
     (["--jsonl", "missing/d.jsonl"], "does not exist"),
+    (["-o", "/proc/x.mp4"], "Cannot write /proc/x.mp4: No such file"),  # before: exit 1, late
+    (["-o", "/proc/x.png"], "Cannot write /proc/x.png: No such file"),
 ])
 def test_output_and_option_mistakes_fail_before_any_work(tmp_path, capsys, tiny_checkpoint,
                                                         args, message, monkeypatch):

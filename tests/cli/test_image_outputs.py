@@ -110,6 +110,7 @@ def test_a_failed_default_run_leaves_no_empty_runs_folder(capsys, tmp_path, clip
     (lambda t, clip, folder: [clip, t / "x.gif"], "Expected an output ending in .mp4"),
     (lambda t, clip, folder: [clip, t / "no" / "such" / "out"], "does not exist"),
     (lambda t, clip, folder: [clip, "-o", "-"], "cannot go to stdout (-)"),
+    (lambda t, clip, folder: [clip, "/proc/frames/"], "Cannot make output folder /proc/frames"),
 ])
 def test_outputs_that_do_not_fit_fail_in_one_line_before_any_work(
         tmp_path, capsys, tiny_checkpoint, clip_path, mixed_folder, make_args, message):
