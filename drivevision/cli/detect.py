@@ -142,7 +142,7 @@ def _check_args(args: argparse.Namespace) -> contextlib.ExitStack:
                            clean=args.clean)
     if kind == "folder":
         with claims:
-            _check_folder(args.input, Path(args.output))
+            _check_folder(args.input, Path(args.output), replace=bool(args.output_opt))
             return claims.pop_all()
     return claims
 
@@ -167,7 +167,11 @@ def _is_image(path: str) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES and Path(path).is_file()
 
 
-def _check_folder(input_path: str, folder: Path) -> None:
+def _check_folder(input_path: str, folder: Path, *, replace: bool) -> None:
+    """Refuse a folder output that cannot be made, is the input, or holds images that are
+    not an earlier run's; an earlier run's are replaced only when asked (``replace``: -o)."""
+    from drivevision.io.image_sinks import earlier_images, foreign_images_message
+
     if not folder.resolve().parent.is_dir():
         raise ValueError(f"Output folder {folder.resolve().parent} does not exist")
     if Path(input_path).exists() and Path(input_path).resolve() == folder.resolve():
@@ -179,6 +183,13 @@ def _check_folder(input_path: str, folder: Path) -> None:
             folder.rmdir()
         except OSError as e:
             raise ValueError(f"Cannot make output folder {folder}: {e.strerror or e}") from None
+    earlier, foreign = earlier_images(folder)
+    if foreign:
+        raise ValueError(foreign_images_message(folder, foreign))
+    if earlier and not replace:
+        raise ValueError(f"Refusing to write into {folder}, which holds {len(earlier)} image(s) "
+                         "of an earlier run: the two runs would mix; to replace them on "
+                         f"purpose give -o {folder}, or choose a new folder")
 
 
 def _default_outputs(args: argparse.Namespace) -> Path | None:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from drivevision.cli import main
+from drivevision.io.image_sinks import RECORD
 
 DEMO = Path(__file__).parents[2] / "assets" / "tiny-fpn-synthetic.pt"  # finds the scene's cars
 
@@ -54,7 +55,7 @@ def test_a_folder_becomes_a_folder_of_annotated_images_each_at_its_own_size(
     out_folder = tmp_path / "annotated"
     code, _, err = run(capsys, mixed_folder, "-o", out_folder, "--weights", tiny_checkpoint)
     assert code == 0, err
-    assert files_in(out_folder) == ["tall.jpg", "wide.png"]
+    assert files_in(out_folder) == [RECORD, "tall.jpg", "wide.png"]
     assert cv2.imread(str(out_folder / "wide.png")).shape == (96, 160, 3)
     assert cv2.imread(str(out_folder / "tall.jpg")).shape == (160, 96, 3)
     assert "letterbox" not in err and "stretch" not in err
@@ -63,7 +64,44 @@ def test_a_folder_becomes_a_folder_of_annotated_images_each_at_its_own_size(
 def test_a_video_becomes_numbered_png_frames(tmp_path, capsys, tiny_checkpoint, clip_path):
     code, _, err = run(capsys, clip_path, tmp_path / "frames/", "--weights", tiny_checkpoint)
     assert code == 0, err
-    assert files_in(tmp_path / "frames") == [f"frame_{i:06d}.png" for i in range(12)]
+    assert files_in(tmp_path / "frames") == [RECORD, *frame_names(12)]
+
+
+def frame_names(count: int) -> list[str]:
+    return [f"frame_{i:06d}.png" for i in range(count)]
+
+
+def test_a_second_run_into_a_folder_of_frames_never_mixes_with_the_first(
+        tmp_path, capsys, tiny_checkpoint, clip_path):
+    from drivevision.synthetic import write_clip
+
+    short, frames = tmp_path / "short.mp4", tmp_path / "frames"
+    write_clip(short, 8, width=160, height=96, fps=10.0, seed=1)
+    assert run(capsys, clip_path, f"{frames}/", "--weights", tiny_checkpoint)[0] == 0
+    (frames / "notes.txt").write_text("mine")
+    first = {name: (frames / name).read_bytes() for name in frame_names(12)}
+    code, _, err = run(capsys, short, f"{frames}/", "--weights", tiny_checkpoint)
+    assert code == 2 and len(err.splitlines()) == 1 and f"-o {frames}" in err, err
+    assert {name: (frames / name).read_bytes() for name in frame_names(12)} == first
+    code, _, err = run(capsys, short, "-o", frames, "--weights", tiny_checkpoint)
+    assert code == 0, err  # before: 8 new frames, and 4 stale ones of the first run
+    assert files_in(frames) == [RECORD, *frame_names(8), "notes.txt"]
+    assert (frames / "notes.txt").read_text() == "mine"
+    assert "4 of them not written again were removed" in err
+
+
+def test_a_folder_holding_images_no_run_wrote_is_refused_and_left_alone(
+        tmp_path, capsys, tiny_checkpoint, clip_path):
+    """Frames a user extracted under our names (ffmpeg's frame_%06d.png) stay theirs."""
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "frame_000000.png"), scene(160, 96, 1))
+    before = (frames / "frame_000000.png").read_bytes()
+    code, _, err = run(capsys, clip_path, "-o", frames, "--weights", tiny_checkpoint)
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "1 image(s) that no drivevision run wrote there (frame_000000.png)" in err
+    assert files_in(frames) == ["frame_000000.png"]
+    assert (frames / "frame_000000.png").read_bytes() == before
 
 
 def test_a_folder_of_mixed_sizes_is_letterboxed_into_a_video_with_a_warning(
