@@ -81,7 +81,7 @@ def full_disk(monkeypatch):
             return real_open(target, mode, **kwargs)
         return real_open(FullDisk(target, 2000), "w", format="mp4", **kwargs)
 
-    monkeypatch.setattr(sinks, "_open_text", lambda tmp, path, **kw: FullDisk(tmp, 300))
+    monkeypatch.setattr(sinks, "open_text", lambda tmp, path, **kw: FullDisk(tmp, 300))
     monkeypatch.setattr(av, "open", open_video)
 
 
