@@ -109,15 +109,21 @@ def _record(plan: Plan, event: Event) -> None:
 
 
 def _outcome(plan: Plan, seconds: float) -> Outcome:
+    """Every input's row and the totals: counts per status, and frames and detections over
+    every row (those skipped as done before included, so that they agree with the rows);
+    ``this_run`` is the work this run did itself (its inputs done, failed or interrupted)
+    and its wall time."""
     rows = list(plan.rows.values())
     summary = {s: sum(r["status"] == s for r in rows) for s in STATUSES}
     ran = [r for r in rows if r["status"] in ("done", "failed", "interrupted")]
     frames = sum(r["frames"] for r in ran)
-    summary.update(inputs=len(rows), frames=frames,
-                   detections=sum(r["detections"] for r in ran),
-                   seconds=round(seconds, 3),
-                   fps=round(frames / seconds, 2) if seconds > 0 else 0.0,
+    summary.update(inputs=len(rows), frames=sum(r["frames"] for r in rows),
+                   detections=sum(r["detections"] for r in rows),
                    with_notes=sum(bool(r["notes"]) for r in ran),
+                   this_run={"inputs": len(ran), "frames": frames,
+                             "detections": sum(r["detections"] for r in ran),
+                             "seconds": round(seconds, 3),
+                             "fps": round(frames / seconds, 2) if seconds > 0 else 0.0},
                    out=os.fspath(plan.out_dir))
     return Outcome(rows, summary)
 

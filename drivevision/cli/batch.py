@@ -144,8 +144,12 @@ def _summary(outcome, out_dir: Path) -> str:
     s = outcome.summary
     counts = ", ".join(f"{s[k]} {k}" for k in ("done", "skipped", "failed", "interrupted",
                                                "pending") if s[k])
-    lines = [f"{s['inputs']} inputs: {counts} in {s['seconds']:.1f} s; {s['frames']} frames "
-             f"({s['fps']:.1f} frames/s), {s['detections']} detections"]
+    run = s["this_run"]
+    lines = [f"{s['inputs']} inputs: {counts}; {s['frames']} frames, {s['detections']} "
+             f"detections in all",
+             f"this run: {run['inputs']} input(s), {run['frames']} frames in "
+             f"{run['seconds']:.1f} s ({run['fps']:.1f} frames/s), {run['detections']} "
+             f"detections"]
     for row in outcome.rows:
         if row["status"] == "failed":
             lines.append(f"failed: {row['input']}: {row['error']}")

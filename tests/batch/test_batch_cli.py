@@ -98,6 +98,23 @@ def test_an_output_changed_since_is_redone(tmp_path, capsys, footage):
     assert victim.read_bytes() == good
 
 
+def test_totals_cover_every_input_listed_also_on_a_rerun_that_skips_all(tmp_path, capsys,
+                                                                       footage):
+    out = tmp_path / "det"
+    assert batch(capsys, footage, "--out", out)[0] == 0
+    first = report(out)["summary"]
+    assert first["frames"] == 18 and first["this_run"]["frames"] == 18
+    code, stdout, _ = batch(capsys, footage, "--out", out)
+    assert code == 0
+    seen = report(out)
+    summary, rows = seen["summary"], seen["inputs"]
+    assert summary["frames"] == sum(r["frames"] for r in rows) == 18
+    assert summary["detections"] == sum(r["detections"] for r in rows) == first["detections"]
+    assert summary["this_run"]["frames"] == summary["this_run"]["detections"] == 0
+    assert f"18 frames, {first['detections']} detections in all" in stdout
+    assert "this run: 0 input(s), 0 frames" in stdout
+
+
 def test_another_video_preset_redoes_the_videos(tmp_path, capsys, footage):
     out = tmp_path / "det"
     assert batch(capsys, footage, "--out", out, "--video", "--video-preset", "ultrafast")[0] == 0
