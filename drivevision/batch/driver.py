@@ -80,14 +80,22 @@ def run_batch(plan: Plan, workers, *,
     """Run ``plan.todo`` on ``workers`` (``LocalWorkers`` or ``RayWorkers``), record each
     completed input in the manifest as it comes, and write batch.json and batch.csv (also
     when stopped or failing). Ctrl-C or SIGTERM (main thread) stops at once: the inputs in
-    progress are lost, their partial outputs hidden and removed by the next run."""
+    progress are lost (their rows say how many frames and seconds they had done), their
+    partial outputs hidden and removed by the next run; an output one of them had already
+    moved into place (its worker stopped while finishing) is removed too, so that an
+    interrupted input has none and the next run redoes it whole."""
     stop: list[int] = []
+    tries: dict[str, _Try] = {}
     start = time.perf_counter()
     try:
         with signals.requests(stop.append):
             for event in workers.run(plan.todo, lambda: bool(stop)):
-                if event.kind == "result":
-                    _record(plan, event)
+                if event.kind == "started":
+                    tries[event.job.rel] = _Try(plan, event.job)
+                elif event.kind == "frames" and event.job.rel in tries:
+                    tries[event.job.rel].frames += event.frames
+                elif event.kind == "result":
+                    _record(plan, event, tries.pop(event.job.rel, None))
                 if on_event is not None:
                     on_event(event)
     finally:
@@ -97,8 +105,41 @@ def run_batch(plan: Plan, workers, *,
     return outcome
 
 
-def _record(plan: Plan, event: Event) -> None:
+class _Try:
+    """One try at an input as the driver sees it: when it went to a worker, the frames the
+    worker reported, and its outputs' files as they were then (to tell those it moved into
+    place)."""
+
+    def __init__(self, plan: Plan, job: Job):
+        self.start, self.frames = time.perf_counter(), 0
+        self.before = {p: _identity(p) for p in plan.settings.outputs(job, plan.out_dir).values()}
+
+    def interrupted(self, result, out_dir: Path) -> None:
+        """Fill in what a worker stopped at once could not say, and remove what it had
+        already moved into place."""
+        result.frames = max(result.frames, self.frames)
+        result.seconds = result.seconds or time.perf_counter() - self.start
+        placed = [p for p, was in self.before.items() if _identity(p) not in (None, was)]
+        for path in placed:
+            path.unlink(missing_ok=True)
+        if placed:
+            names = ", ".join(p.relative_to(out_dir).as_posix() for p in placed)
+            result.notes.append(f"removed {names}: moved into place as the batch stopped, "
+                                "before the input's other outputs; the next run redoes it")
+
+
+def _identity(path: Path) -> tuple | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _record(plan: Plan, event: Event, tried: _Try | None) -> None:
     result = event.result
+    if result.status == "interrupted" and tried is not None:
+        tried.interrupted(result, plan.out_dir)
     row = plan.rows[result.rel]
     row.update(status=result.status, frames=result.frames, detections=result.detections,
                seconds=round(result.seconds, 3), error=result.error, notes=result.notes,

@@ -135,6 +135,7 @@ class LocalWorkers:
             w.process.kill()
         for w in workers:
             w.process.join()
+            yield from self._read(w)  # a result it sent before the kill still counts
             if w.job is not None:
                 result = JobResult(w.job.rel, w.job.source, "interrupted",
                                    worker=str(w.process.pid), error="interrupted")

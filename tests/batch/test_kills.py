@@ -11,7 +11,15 @@ import time
 import psutil
 import pytest
 
-from drivevision.batch import BatchSettings, find_jobs, local_workers, plan_batch, run_batch
+from drivevision.batch import (
+    BatchSettings,
+    Event,
+    JobResult,
+    find_jobs,
+    local_workers,
+    plan_batch,
+    run_batch,
+)
 from drivevision.cli import main
 from drivevision.config import DetectorConfig
 from tests.batch.helpers import CLIPS, WEIGHTS, hidden_or_partial, make_footage, outputs_of
@@ -42,6 +50,59 @@ def test_a_worker_killed_mid_file_costs_only_that_file_which_is_retried(tmp_path
     assert outcome.summary["done"] == 3 and outcome.failed == 0
     assert outputs_of(out) == outputs_of(clean)
     assert hidden_or_partial(out) == []
+
+
+@pytest.mark.slow
+def test_an_input_stopped_mid_file_reports_the_frames_and_seconds_it_had_done(tmp_path):
+    footage = make_footage(tmp_path / "footage", frames=80)
+    out = tmp_path / "det"
+    settings = BatchSettings(DetectorConfig(weights=WEIGHTS))
+    plan = plan_batch(find_jobs([str(footage)], out), out, settings)
+    out.mkdir()
+    reported = []
+
+    def stop_at_first_progress(event):
+        if event.kind == "frames" and not reported:
+            reported.append(event.frames)
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: the batch's stop request
+
+    outcome = run_batch(plan, local_workers(settings, out, 1), on_event=stop_at_first_progress)
+    assert reported, "the worker never reported progress"
+    [stopped] = [r for r in outcome.rows if r["status"] == "interrupted"]
+    assert stopped["frames"] >= reported[0] > 0 and stopped["seconds"] > 0
+    assert stopped["outputs"] == [] and not (out / f"{stopped['rel']}.jsonl").exists()
+    assert outcome.summary["this_run"]["frames"] == stopped["frames"]
+
+
+class _StoppedWhileFinishing:
+    """Workers whose one worker had moved its input's .jsonl into place, but not yet its
+    .mp4, when the batch stopped it."""
+
+    def __init__(self, out):
+        self.out = out
+
+    def run(self, jobs, stopping):
+        job = jobs[0]
+        yield Event("started", job, worker=1)
+        yield Event("frames", job, worker=1, frames=120)
+        (self.out / f"{job.rel}.jsonl").write_text('{"frame": 0, "detections": []}\n')
+        result = JobResult(job.rel, job.source, "interrupted", error="interrupted")
+        yield Event("result", job, worker=1, result=result)
+
+
+def test_an_input_stopped_while_finishing_keeps_none_of_its_outputs(tmp_path):
+    footage = make_footage(tmp_path / "footage", frames=1)
+    out = tmp_path / "det"
+    settings = BatchSettings(DetectorConfig(weights=WEIGHTS), video=True)
+    jobs = find_jobs([str(footage / CLIPS[2])], out)
+    plan = plan_batch(jobs, out, settings)
+    out.mkdir()
+    outcome = run_batch(plan, _StoppedWhileFinishing(out))
+    [row] = outcome.rows
+    assert row["status"] == "interrupted" and row["outputs"] == []
+    assert row["frames"] == 120
+    assert outputs_of(out) == {}  # none in place: the next run redoes the input whole
+    assert "removed rear_0001.jsonl" in row["notes"][0]
 
 
 def _start_batch(footage, out):
