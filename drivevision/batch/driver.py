@@ -78,7 +78,8 @@ def plan_batch(jobs: list[Job], out_dir: Path, settings: BatchSettings, *,
 def run_batch(plan: Plan, workers, *,
               on_event: Callable[[Event], None] | None = None) -> Outcome:
     """Run ``plan.todo`` on ``workers`` (``LocalWorkers`` or ``RayWorkers``), record each
-    completed input in the manifest as it comes, and write batch.json and batch.csv (also
+    completed input in the manifest as it comes (removing the outputs an earlier run wrote
+    for it that this one does not), and write batch.json and batch.csv (also
     when stopped or failing). Ctrl-C or SIGTERM (main thread) stops at once: the inputs in
     progress are lost (their rows say how many frames and seconds they had done), their
     partial outputs hidden and removed by the next run; an output one of them had already
@@ -140,13 +141,27 @@ def _record(plan: Plan, event: Event, tried: _Try | None) -> None:
     result = event.result
     if result.status == "interrupted" and tried is not None:
         tried.interrupted(result, plan.out_dir)
+    removed = _remove_superseded(plan, result) if result.status == "done" else []
     row = plan.rows[result.rel]
     row.update(status=result.status, frames=result.frames, detections=result.detections,
                seconds=round(result.seconds, 3), error=result.error, notes=result.notes,
-               worker=result.worker,
+               worker=result.worker, removed=removed,
                outputs=[o["path"] for o in result.outputs.values()])
     if result.status == "done":
         plan.manifest.add(result, plan.key)
+
+
+def _remove_superseded(plan: Plan, result) -> list[str]:
+    """Remove what an earlier run wrote for this input that this one does not (its .csv
+    beside a new .jsonl would contradict it); a file changed since is kept, with a note.
+    Returns the paths removed, relative to the output folder."""
+    removed, changed = plan.manifest.superseded(result.rel, result.outputs)
+    for rel in removed:
+        (plan.out_dir / rel).unlink(missing_ok=True)
+    if changed:
+        result.notes.append(f"kept {', '.join(changed)}: written by an earlier run with other "
+                            "settings, and changed since; remove it if it is no longer wanted")
+    return removed
 
 
 def _outcome(plan: Plan, seconds: float) -> Outcome:
@@ -161,6 +176,7 @@ def _outcome(plan: Plan, seconds: float) -> Outcome:
     summary.update(inputs=len(rows), frames=sum(r["frames"] for r in rows),
                    detections=sum(r["detections"] for r in rows),
                    with_notes=sum(bool(r["notes"]) for r in ran),
+                   removed=sum(len(r["removed"]) for r in rows),
                    this_run={"inputs": len(ran), "frames": frames,
                              "detections": sum(r["detections"] for r in ran),
                              "seconds": round(seconds, 3),
@@ -172,4 +188,4 @@ def _outcome(plan: Plan, seconds: float) -> Outcome:
 def _row(job: Job, status: str) -> dict:
     return {"input": job.source, "rel": job.rel, "kind": job.kind, "status": status,
             "frames": 0, "detections": 0, "seconds": 0.0, "error": "", "notes": [],
-            "worker": "", "outputs": []}
+            "worker": "", "outputs": [], "removed": []}

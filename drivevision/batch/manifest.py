@@ -68,6 +68,18 @@ class Manifest:
             return None
         return record
 
+    def superseded(self, rel: str, outputs: dict[str, dict]) -> tuple[list[str], list[str]]:
+        """The files an earlier run recorded for input ``rel`` that its new ``outputs`` (a
+        ``JobResult``'s) do not name (a ``--csv`` or ``--video`` left off since), as paths
+        relative to the output folder: (those still as recorded, the batch's own to remove;
+        those changed since, someone else's now). Files gone are in neither."""
+        earlier = self.records.get(rel, {}).get("outputs", {}).values()
+        paths = {o["path"] for o in outputs.values()}
+        left = [o for o in earlier if o.get("path") not in paths
+                and (self.out_dir / o.get("path", "")).is_file()]
+        ours = [o["path"] for o in left if self._intact(o)]
+        return ours, [o["path"] for o in left if o["path"] not in ours]
+
     def _intact(self, output: dict) -> bool:
         path = self.out_dir / output.get("path", "")
         try:

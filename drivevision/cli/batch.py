@@ -153,6 +153,11 @@ def _summary(outcome, out_dir: Path) -> str:
     for row in outcome.rows:
         if row["status"] == "failed":
             lines.append(f"failed: {row['input']}: {row['error']}")
+    if s["removed"]:
+        removed = [path for row in outcome.rows for path in row["removed"]]
+        more = f" and {len(removed) - 4} more" if len(removed) > 4 else ""
+        lines.append(f"removed {len(removed)} output(s) of earlier runs that these settings do "
+                     f"not write: {', '.join(removed[:4])}{more}")
     if s["with_notes"]:
         lines.append(f"{s['with_notes']} input(s) with warnings (damaged frames, ...): see "
                      "their notes in batch.json")

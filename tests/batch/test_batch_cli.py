@@ -115,6 +115,26 @@ def test_totals_cover_every_input_listed_also_on_a_rerun_that_skips_all(tmp_path
     assert "this run: 0 input(s), 0 frames" in stdout
 
 
+def test_a_redo_removes_what_an_earlier_run_wrote_that_the_new_settings_do_not(
+        tmp_path, capsys, footage):
+    out = tmp_path / "det"
+    assert batch(capsys, footage, "--out", out, "--video", "--csv")[0] == 0
+    mine = out / "2026-11-29" / "rear_0001.csv"
+    mine.write_text("frame,mine\n")  # replaced by the user since: theirs now
+    code, stdout, _ = batch(capsys, footage, "--out", out, "--conf", "0.9")
+    assert code == 0
+    assert sorted(outputs_of(out)) == sorted([c.replace(".mp4", ".jsonl") for c in CLIPS]
+                                             + ["2026-11-29/rear_0001.csv"])
+    assert mine.read_text() == "frame,mine\n"
+    rows = {r["rel"]: r for r in report(out)["inputs"]}
+    assert rows["2026-11-28/front_0001"]["removed"] == ["2026-11-28/front_0001.mp4",
+                                                        "2026-11-28/front_0001.csv"]
+    assert rows["2026-11-29/rear_0001"]["removed"] == ["2026-11-29/rear_0001.mp4"]
+    assert "kept 2026-11-29/rear_0001.csv" in rows["2026-11-29/rear_0001"]["notes"][0]
+    assert "removed 5 output(s) of earlier runs" in stdout
+    assert report(out)["summary"]["removed"] == 5
+
+
 def test_another_video_preset_redoes_the_videos(tmp_path, capsys, footage):
     out = tmp_path / "det"
     assert batch(capsys, footage, "--out", out, "--video", "--video-preset", "ultrafast")[0] == 0
