@@ -189,6 +189,9 @@ def cmd_live(args: argparse.Namespace) -> int:
     bind = parse_bind(args.serve) if args.serve else None
     quiet_opencv()
     claims = _claim_outputs(args)  # the outputs are this run's until it ends
+    if not (args.output or args.jsonl or args.serve):
+        _say(args, "nothing is saved: add -o VIDEO, --jsonl FILE or --serve to keep or "
+                   "watch the detections")
     with claims, undo_on_quit(claims.close), ExitStack() as finishing, ExitStack() as stack:
         # (stack unwinds first)
         server = None

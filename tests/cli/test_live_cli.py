@@ -166,3 +166,13 @@ def test_busy_serve_port_fails_before_the_model_loads(clip_path, tiny_checkpoint
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and loads == []
     assert len(err) == 1 and f"Cannot serve on 127.0.0.1:{port}" in err[0]
+
+
+def test_live_without_outputs_says_nothing_is_saved(tmp_path, clip_path, tiny_checkpoint,
+                                                     capsys):
+    detector = ["--weights", tiny_checkpoint, "--model", "tiny-fpn", "--min-size", "96"]
+    assert main(["live", clip_path, *detector]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert "nothing is saved: add -o VIDEO, --jsonl FILE or --serve" in err[0]
+    assert main(["live", clip_path, *detector, "--jsonl", str(tmp_path / "x.jsonl")]) == 0
+    assert "nothing is saved" not in capsys.readouterr().err
