@@ -294,8 +294,24 @@ def _report(args: argparse.Namespace, sources: list, pipeline) -> int:
                 print(f"wrote {sink.path}", file=out)
     notes = [n for s in sources for n in s.notes]
     notes += [n for sinks in pipeline.sinks for sink in sinks for n in sink.notes]
+    notes += _unwritten(sources, pipeline)
     for note in notes:
         print(f"drivevision: warning: {note}", file=sys.stderr)
     if pipeline.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_INPUT_LOST if any(s.gave_up for s in sources) else 0
+
+
+def _unwritten(sources: list, pipeline) -> list[str]:
+    """A note per file output left unwritten because no frame reached it (a video with no
+    frame is not kept, see ``VideoSink.keeps_empty``)."""
+    notes = []
+    for source, stats, sinks in zip(sources, pipeline.stats, pipeline.sinks):
+        why = (f"no frame came from {source.uri}" if stats.snapshot().captured == 0
+               else "no frame was detected")
+        for sink in sinks:
+            path = getattr(sink, "path", None)
+            if path is not None and not sink.segments and not getattr(sink, "stream", False) \
+                    and getattr(sink, "final_path", None) is None:
+                notes.append(f"{path} was not written: {why}")
+    return notes

@@ -146,6 +146,17 @@ class StreamSource(Source):
         self._interrupt = threading.Event()
         self._attempts = 0
         self._iterating = False
+        self.delivered = False  # a frame came since it opened (else it is not an outage)
+
+    @property
+    def outage(self) -> str:
+        """As ``Source.outage``, but a stream that opened and has not given one frame yet
+        says so ("OPENED, no frame decoded in 8 s, retrying"): it never worked, nothing
+        was lost."""
+        since = self.outage_since
+        if self.delivered or since is None or self.gave_up:
+            return super().outage
+        return f"OPENED, no frame decoded in {time.monotonic() - since:.0f} s, retrying"
 
     def interrupt(self) -> None:
         self._interrupt.set()
@@ -155,6 +166,7 @@ class StreamSource(Source):
         try:
             yield from self._frames()
         finally:
+            self._note_never_delivered()
             self._iterating = False
             self._release()
 
@@ -170,18 +182,31 @@ class StreamSource(Source):
                 self._release()
                 if outage is None:
                     stalled = now - last >= self.policy.stall_timeout * 0.9
-                    outage = (last, f"no frame for {self.policy.stall_timeout:g} s" if stalled
-                              else "the stream ended or failed")
+                    outage = (last, self._failure(stalled))
                     self._attempts, self.outage_since = 0, last
                 continue
             if outage is not None:
                 self._close_gap(outage, index, t0, now)
                 outage = self.outage_since = None
-            last = now
+            last, self.delivered = now, True
             yield Frame(index, (now - t0) * 1000.0, image, now)
             index += 1
         if outage is not None and not self.gave_up:
             self._stopped_in_gap(outage, index, t0)
+
+    def _failure(self, stalled: bool) -> str:
+        if not self.delivered:
+            return "no frame decoded since it opened"
+        return f"no frame for {self.policy.stall_timeout:g} s" if stalled else \
+            "the stream ended or failed"
+
+    def _note_never_delivered(self) -> None:
+        if self.gaps and not self.delivered:
+            self.notes.append(
+                f"{self.uri}: opened, but no frame was ever decoded "
+                f"({self.gaps[-1].attempts} reconnect attempt(s) in "
+                f"{self.lost_seconds:.0f} s): a codec this OpenCV's FFmpeg cannot decode, or "
+                "a stream that sends nothing")
 
     def _close_gap(self, outage, index: int, t0: float, now: float) -> None:
         self.gaps.append(Gap(index - 1, index, (outage[0] - t0) * 1000.0, (now - t0) * 1000.0,

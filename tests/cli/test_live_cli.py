@@ -176,3 +176,46 @@ def test_live_without_outputs_says_nothing_is_saved(tmp_path, clip_path, tiny_ch
     assert "nothing is saved: add -o VIDEO, --jsonl FILE or --serve" in err[0]
     assert main(["live", clip_path, *detector, "--jsonl", str(tmp_path / "x.jsonl")]) == 0
     assert "nothing is saved" not in capsys.readouterr().err
+
+
+class _SilentCapture:
+    """An opened capture that never decodes a frame, as OpenCV's FFmpeg does with a stream
+    in a codec it lacks."""
+
+    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+        return True
+
+    def read(self):
+        time.sleep(0.05)
+        return False, None
+
+    def get(self, prop) -> float:
+        return 0.0
+
+    def release(self) -> None:
+        pass
+
+
+@pytest.mark.timeout(60)
+def test_stream_that_opens_but_never_gives_a_frame_says_so(tmp_path, tiny_checkpoint, capsys,
+                                                           monkeypatch):
+    from drivevision.cli import live
+    from drivevision.io import sources
+    from drivevision.io.streams import StreamSource
+
+    uri = "http://127.0.0.1:9/live.m3u8"
+    monkeypatch.setattr(sources, "open_source",
+                        lambda *a, reconnect, **k: StreamSource(uri, _SilentCapture, reconnect))
+    states = []
+    monkeypatch.setattr(live, "snapshot", lambda p, i, real=live.snapshot: states.append(
+        p.sources[i].outage) or real(p, i))
+    video, lines = tmp_path / "x.mp4", tmp_path / "x.jsonl"
+    code = main(["live", uri, "-o", str(video), "--jsonl", str(lines), "--duration", "2.5",
+                 "--weights", tiny_checkpoint, "--model", "tiny-fpn"])
+    captured = capsys.readouterr()
+    assert code == 0 and not video.exists() and lines.exists()
+    assert f"wrote {lines}" in captured.out and f"wrote {video}" not in captured.out
+    assert f"{video} was not written: no frame came from {uri}" in captured.err
+    assert f"{uri}: opened, but no frame was ever decoded" in captured.err
+    assert any(s.startswith("OPENED, no frame decoded in") for s in states)
+    assert not any("LOST" in s for s in states)
