@@ -283,9 +283,11 @@ def _report(args: argparse.Namespace, sources: list, pipeline) -> int:
             s, stats = snapshot(pipeline, i), pipeline.stats[i]
             p50, p95 = stats.run_latency(50), stats.run_latency(95)
             latency = "-" if p50 is None else f"{p50:.0f}/{p95:.0f} ms"
+            lost = (f", {s.reconnects} reconnects ({s.lost_s:.1f} s lost)"
+                    if source.can_lose_input else "")
             print(f"[{i}] {source.uri}: {s.processed} frames detected of {s.captured} "
-                  f"captured ({s.dropped_pct:.0f}% dropped), latency p50/p95 {latency}, "
-                  f"{s.reconnects} reconnects ({s.lost_s:.1f} s lost)", file=out)
+                  f"captured ({s.dropped_pct:.0f}% dropped), latency p50/p95 {latency}{lost}",
+                  file=out)
         for sink in (sink for sinks in pipeline.sinks for sink in sinks):
             pieces = sink.segments
             if pieces:

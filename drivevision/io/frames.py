@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -58,8 +59,9 @@ class Source:
 
     ``notes`` collects what the user should hear at the end (e.g. a truncated file).
 
-    The state of a source that can lose its input (a camera or network stream), read while
-    it runs; a source that cannot (a file, a folder) keeps these neutral values:
+    The state of a source that can lose its input (a camera or network stream:
+    ``can_lose_input`` True), read while it runs; a source that cannot (a file, a folder,
+    also when paced in real time) keeps these neutral values:
 
     - ``gaps``: every outage so far, in order, as ``Gap`` (the list grows while the source
       runs; sinks may hold it); none for files.
@@ -73,6 +75,8 @@ class Source:
     size the consumer cannot take, e.g. ``Detector.size_problem``: they are skipped with a
     note, as damaged ones are.
     """
+
+    can_lose_input: ClassVar[bool] = False
 
     uri: str
     fps: float | None = None

@@ -137,6 +137,8 @@ class StreamSource(Source):
     ``timestamp_ms`` counts from the first frame read; ``captured_at`` is when it was read.
     """
 
+    can_lose_input = True
+
     def __init__(self, uri: str, opener: Callable[[], cv2.VideoCapture],
                  policy: Reconnect = Reconnect()):
         self._cap = opener()

@@ -122,6 +122,7 @@ def test_live_command_on_a_file_in_realtime(tmp_path, clip_path, tiny_checkpoint
                  "--video-preset", "ultrafast"])
     out = capsys.readouterr().out
     assert code == 0 and "frames detected of 12 captured" in out
+    assert "reconnects" not in out and "lost" not in out  # a file cannot lose its input
     assert x264_options(video)["cabac"] == "0"  # the preset asked for
     indices = [json.loads(x)["frame"] for x in lines.read_text().splitlines()]
     assert indices == sorted(indices) and indices[0] == 0
@@ -215,6 +216,7 @@ def test_stream_that_opens_but_never_gives_a_frame_says_so(tmp_path, tiny_checkp
     captured = capsys.readouterr()
     assert code == 0 and not video.exists() and lines.exists()
     assert f"wrote {lines}" in captured.out and f"wrote {video}" not in captured.out
+    assert "0 reconnects (" in captured.out  # a stream's summary keeps them
     assert f"{video} was not written: no frame came from {uri}" in captured.err
     assert f"{uri}: opened, but no frame was ever decoded" in captured.err
     assert any(s.startswith("OPENED, no frame decoded in") for s in states)
