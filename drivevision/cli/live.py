@@ -261,9 +261,16 @@ class StatusLine:
             if self.duration is not None and time.monotonic() - start >= self.duration:
                 self.pipeline.stop()
             if not self.quiet:
-                end = "\r" if self.tty else "\n"
-                self.stream.write(f"{self.line():<100}{end}")
-                self.stream.flush()
+                self.show()
+
+    def show(self) -> None:
+        """Write the line: over the last one on a terminal (padded to hide a longer one),
+        else as a line of its own, unpadded (a log file or pipe)."""
+        if self.tty:
+            self.stream.write(f"{self.line():<100}\r")
+        else:
+            self.stream.write(f"{self.line()}\n")
+        self.stream.flush()
 
     def __enter__(self) -> StatusLine:
         self._thread.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import signal
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 import urllib.request
 
 import cv2
@@ -221,3 +223,26 @@ def test_stream_that_opens_but_never_gives_a_frame_says_so(tmp_path, tiny_checkp
     assert f"{uri}: opened, but no frame was ever decoded" in captured.err
     assert any(s.startswith("OPENED, no frame decoded in") for s in states)
     assert not any("LOST" in s for s in states)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("stream, end", [(io.StringIO, "\n"), (_Terminal, "\r")])
+def test_status_line_is_padded_only_on_a_terminal(stream, end):
+    from drivevision.cli.live import StatusLine
+    from drivevision.io.frames import Source
+    from drivevision.pipeline.stats import SourceStats
+
+    pipeline = types.SimpleNamespace(sources=[Source("cam")], stats=[SourceStats()])
+    status = StatusLine(pipeline, stream=stream())
+    status.show()
+    status.show()
+    text = status.stream.getvalue()
+    line = status.line()
+    if end == "\n":  # a log file or pipe: whole lines, no trailing blanks
+        assert text == f"{line}\n{line}\n"
+    else:  # a terminal: each line written over the last, padded to hide a longer one
+        assert text == f"{line:<100}\r" * 2 and len(line) < 100
