@@ -79,5 +79,5 @@ def save(window: QMainWindow, s: ViewerSettings) -> None:
     s.set("overlay/labels", window.panel.overlay.labels_box.isChecked())
     s.set("overlay/thickness", window.panel.overlay.thickness.value())
     s.set("playback/speed_index", window.transport.speed.currentIndex())
-    s.set("playback/every_frame", window.transport.every_frame.isChecked())
+    s.set("playback/every_frame", window.transport.every_frame_choice())
     s.sync()

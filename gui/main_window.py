@@ -300,6 +300,7 @@ class MainWindow(QMainWindow):
         self.transport.seek.setEnabled(info.seekable)
         self.transport.back.setEnabled(info.seekable)
         self.transport.forward.setEnabled(info.seekable)
+        self.transport.set_live(info.live)
         self.setWindowTitle(f"DriveVision - {info.uri}")
         self.settings.add_recent(info.uri)
         actions.refresh_recent(self)

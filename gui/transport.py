@@ -19,6 +19,11 @@ RECORDING_STYLE = ("QToolButton { background: #c62828; color: white; font-weight
                    "border-radius: 3px; padding: 2px 6px; }")
 
 
+EVERY_FRAME_TIP = ("Show every frame (waits for the detector) instead of keeping real time "
+                   "and skipping frames")
+LIVE_TIP = "A live source always shows its newest frame: frames the detector misses are skipped"
+
+
 def format_time(ms: float) -> str:
     seconds = max(ms, 0.0) / 1000.0
     return f"{int(seconds // 60):02d}:{seconds % 60:04.1f}"
@@ -46,8 +51,8 @@ class TransportBar(QWidget):
         self.speed.setCurrentIndex(SPEEDS.index(1.0))
         self.speed.setToolTip("Playback speed (+ / -)")
         self.every_frame = QCheckBox("Every frame")
-        self.every_frame.setToolTip("Show every frame (waits for the detector) instead of "
-                                    "keeping real time and skipping frames")
+        self.every_frame.setToolTip(EVERY_FRAME_TIP)
+        self._every_frame_wanted = False  # the user's choice, kept while a live source shows
         self.record = self._button(style.standardIcon(QStyle.StandardPixmap.SP_DialogSaveButton),
                                    "Record the annotated stream and detections")
         self.record.setCheckable(True)
@@ -92,12 +97,36 @@ class TransportBar(QWidget):
         index = min(max(self.speed.currentIndex() + steps, 0), len(SPEEDS) - 1)
         self.speed.setCurrentIndex(index)
 
+    def set_live(self, live: bool) -> None:
+        """A live source cannot be sought or shown frame by frame: the slider's handle
+        stays at the start and "Every frame" is off and disabled (the file's choice comes
+        back with the next file). Emits nothing."""
+        if live == (not self.every_frame.isEnabled()):
+            return
+        self.every_frame.blockSignals(True)
+        if live:
+            self._every_frame_wanted = self.every_frame.isChecked()
+            self.every_frame.setChecked(False)
+            self.seek.blockSignals(True)
+            self.seek.setRange(0, 0)
+            self.seek.blockSignals(False)
+        else:
+            self.every_frame.setChecked(self._every_frame_wanted)
+        self.every_frame.setEnabled(not live)
+        self.every_frame.setToolTip(LIVE_TIP if live else EVERY_FRAME_TIP)
+        self.every_frame.blockSignals(False)
+
+    def every_frame_choice(self) -> bool:
+        """"Every frame" as the user set it for files (also while a live source shows)."""
+        return self.every_frame.isChecked() if self.every_frame.isEnabled() \
+            else self._every_frame_wanted
+
     def set_position(self, index: int, count: int, ms: float, fps: float | None) -> None:
         """Move the slider without emitting seeks, and update the time and frame labels."""
         self.seek.blockSignals(True)
         if count > 0:
             self.seek.setRange(0, count - 1)
-        if not self.seek.isSliderDown():
+        if count > 0 and not self.seek.isSliderDown():  # live (no count): the handle stays
             self.seek.setValue(index)
         self.seek.blockSignals(False)
         total = format_time(count * 1000.0 / fps) if count and fps else "live"

@@ -1005,3 +1005,23 @@ def test_a_recording_draws_the_trails_the_viewer_shows(tmp_path):
     with av.open(str(tmp_path / "rec.mkv")) as container:
         last = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)][-1]
     assert last[48:53, 30:50].max() > 100  # the trail, left of the box, is drawn
+
+
+def test_live_source_keeps_the_seek_handle_still_and_every_frame_off(qtbot, make_window,
+                                                                     clip_path):
+    window = make_window(FixedDetector(0.02, detections=two_boxes()))
+    bar = window.transport
+    bar.every_frame.setChecked(True)
+    with MjpegTestServer(fps=30) as server:
+        window.open_source(server.url)  # live: plays at once
+        qtbot.waitUntil(lambda: window.packet is not None, timeout=20000)
+        qtbot.waitUntil(lambda: window.packet.frame.index > 5, timeout=20000)
+        assert bar.seek.value() == bar.seek.minimum() == bar.seek.maximum()
+        assert not bar.every_frame.isEnabled() and not bar.every_frame.isChecked()
+        window.pause()
+        qtbot.waitUntil(lambda: not window.is_playing, timeout=5000)
+    window.open_source(clip_path)  # a file: the choice made for files comes back
+    qtbot.waitUntil(lambda: bar.every_frame.isEnabled() and bar.seek.maximum() > 0,
+                    timeout=10000)
+    assert bar.every_frame.isChecked()
+
