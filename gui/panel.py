@@ -168,12 +168,6 @@ class DetectorControls(QGroupBox):
                 "precision": self.precision.currentText()}
 
 
-def _table_height(table: QTableWidget, rows: int) -> int:
-    """Pixels ``table`` needs to show its header and ``rows`` whole rows."""
-    header = table.horizontalHeader().sizeHint().height()
-    return header + rows * table.verticalHeader().defaultSectionSize() + 2 * table.frameWidth()
-
-
 class SidePanel(QWidget):
     """Everything right of the video. ``detection_selected(index or -1)`` on a list click."""
 
@@ -191,14 +185,13 @@ class SidePanel(QWidget):
             "Shown detections summed over the frames seen since opening, each frame once")
         self.counts.verticalHeader().setVisible(False)
         self.counts.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.counts.setMaximumHeight(150)
         self.detections = QListWidget()
         self.track_info = QLabel()  # the selected track's span, when the viewer tracks
         self.track_info.setWordWrap(True)
         for table in (self.counts, self.detections):  # they take the room left, down to 70 px,
             table.setMinimumHeight(70)  # so the whole panel fits a 900-pixel-high screen
             table.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)
-        self.counts.setMinimumHeight(_table_height(self.counts, 5))  # 2.5 rows hid the third
-        self.counts.setMaximumHeight(_table_height(self.counts, 8))
         self.detector = DetectorControls()
         layout = QVBoxLayout(self)
         layout.addWidget(self.overlay)

@@ -1025,11 +1025,3 @@ def test_live_source_keeps_the_seek_handle_still_and_every_frame_off(qtbot, make
                     timeout=10000)
     assert bar.every_frame.isChecked()
 
-
-def test_classes_table_has_room_for_five_rows(make_window):
-    window = make_window(FixedDetector(0.02, detections=two_boxes()))
-    window.resize(1400, 900)
-    window.show()
-    table = window.panel.counts
-    rows = table.verticalHeader().defaultSectionSize()
-    assert table.height() >= table.horizontalHeader().sizeHint().height() + 5 * rows
