@@ -138,7 +138,8 @@ def time_engine(detector: Detector, frames: list, spec: BenchSpec, batch: int) -
 
 
 def run_bench(spec: BenchSpec, log=print) -> dict:
-    """Time every engine x precision x batch; returns a JSON-able dict (see ``format_tables``)."""
+    """Time every engine x precision x batch; returns a JSON-able dict (see ``format_tables``).
+    A setting that cannot run here is skipped with the reason; ValueError when all are."""
     device = resolve_device(spec.device)
     loaded, note = bench_model(spec)
     log(f"{loaded.name}: {note}")
@@ -189,6 +190,10 @@ def run_bench(spec: BenchSpec, log=print) -> dict:
                 entry["batches"][str(b)] = r
             if entry["batches"]:
                 out["results"].append(entry)
+    if not out["results"]:  # a run with no figure is no benchmark: say why, exit 2
+        why = "; ".join(f"{s['engine']} {s['precision']}: {s['reason']}" for s in out["skipped"])
+        raise ValueError(f"Expected an engine and precision that run here, but every one was "
+                         f"skipped, nothing was measured ({why})")
     for b in spec.batches:  # again after the engines: a machine that drifts shows it
         log(f"torchvision eager fp32 again, batch {b}")
         out["baseline"][str(b)] = _both(before[b], time_baseline(loaded, frames, device, spec, b),

@@ -75,3 +75,14 @@ def test_bench_names_what_auto_picked_and_goes_on_after_a_failing_engine(capsys,
     assert [r["engine"] for r in out["results"]] == ["onnx"]  # auto on a CPU, fp32
     (skip,) = out["skipped"]
     assert skip["engine"] == "torch" and skip["reason"].endswith("engine build failed")
+
+
+def test_bench_with_nothing_that_runs_here_fails_saying_why(capsys):
+    """tensorrt on a CPU: every setting is skipped, so there is no figure to print."""
+    code = main(["bench", "--model", "tiny-fpn", "--engines", "tensorrt", "--batch", "1",
+                 "--input-size", "96x160", "--iters", "1", "--warmup", "0", "--device", "cpu",
+                 "--json"])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    (line,) = [x for x in captured.err.splitlines() if x.startswith("drivevision: error:")]
+    assert "nothing was measured" in line and "tensorrt fp32: Expected a CUDA device" in line
