@@ -29,9 +29,9 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     h, w = (int(v) for v in args.input_size.split("x"))
     spec = BenchSpec(model=args.model, input_size=(h, w), device="cpu")
-    loaded, note = bench_model(spec)
-    calib, calib_note = bench_calibration(spec)
-    print(f"{loaded.name}: {note}; {calib_note}")
+    loaded, weights = bench_model(spec)
+    calib, calibration = bench_calibration(spec)
+    print(f"{loaded.name}: weights {weights}; int8 calibrated on {calibration}")
     frames = frames_for(spec, 1)
     runs = {}
     for pair in args.pairs:

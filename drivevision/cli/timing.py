@@ -55,20 +55,24 @@ class BenchSpec:
                                  f"{', '.join(wrong)}")
 
 
+COCO_CACHED = "COCO weights (cached)"
+RANDOM_WEIGHTS = "random weights (COCO weights not cached; timings only, detections meaningless)"
+
+
 def bench_model(spec: BenchSpec) -> tuple[LoadedModel, str]:
-    """The model to time and a note on where its weights came from (never downloads)."""
+    """The model to time and its weights: the file given, else ``COCO_CACHED`` or
+    ``RANDOM_WEIGHTS`` (never downloads)."""
     h, w = spec.input_size
     sizes = {"min_size": min(h, w), "max_size": max(h, w)}
     if spec.weights:
-        return load_model(spec.model, spec.weights, **sizes), f"weights {spec.weights}"
+        return load_model(spec.model, spec.weights, **sizes), spec.weights
     name = spec.model or DEFAULT_MODEL
     coco = COCO_WEIGHTS.get(name)
     if coco and (Path(torch.hub.get_dir()) / "checkpoints" / Path(coco.url).name).is_file():
-        return load_model(name, None, progress=False, **sizes), "COCO weights (cached)"
+        return load_model(name, None, progress=False, **sizes), COCO_CACHED
     torch.manual_seed(0)
     module = build_model(name, num_classes=91, **sizes)
-    note = "random weights (COCO weights not cached; timings only, detections meaningless)"
-    return LoadedModel(module, name, COCO_NAMES, "random-seed0"), note
+    return LoadedModel(module, name, COCO_NAMES, "random-seed0"), RANDOM_WEIGHTS
 
 
 def frames_for(spec: BenchSpec, n: int) -> list[np.ndarray]:
@@ -82,17 +86,17 @@ def frames_for(spec: BenchSpec, n: int) -> list[np.ndarray]:
 
 def bench_calibration(spec: BenchSpec, count: int = 4):
     """What int8 calibrates on: ``spec.calib``, else ``count`` generated scenes of the input
-    size (ranges fit for timing, not for accuracy), and a note saying which."""
+    size (ranges fit for timing, not for accuracy), and what it is: ``8 frames of clip.mp4``."""
     from drivevision.detector import calibration_set
     from drivevision.engines.int8 import CalibrationSet
 
     if spec.calib:
         return (calibration_set(spec.calib, spec.calib_frames),
-                f"int8 calibrated on {spec.calib_frames} frames of {spec.calib}")
+                f"{spec.calib_frames} frames of {spec.calib}")
     h, w = spec.input_size
     calib = CalibrationSet(f"{count} generated scenes", f"generated-{h}x{w}-seed7-{count}",
                            lambda: frames_for(spec, count))
-    return calib, f"int8 calibrated on {count} generated scenes (no --calib; timings only)"
+    return calib, f"{count} generated scenes (no --calib; timings only)"
 
 
 def _summary(samples: list[float]) -> dict:
@@ -141,20 +145,20 @@ def run_bench(spec: BenchSpec, log=print) -> dict:
     """Time every engine x precision x batch; returns a JSON-able dict (see ``format_tables``).
     A setting that cannot run here is skipped with the reason; ValueError when all are."""
     device = resolve_device(spec.device)
-    loaded, note = bench_model(spec)
-    log(f"{loaded.name}: {note}")
+    loaded, weights = bench_model(spec)
+    log(f"{loaded.name}: {_weights_text(weights)}")
     frames = frames_for(spec, max(spec.batches))
     calib = None
     if "int8" in spec.precisions:
-        calib, calib_note = bench_calibration(spec)
-        log(calib_note)
-    out = {"model": loaded.name, "weights": note, "device": _device_name(device),
+        calib, calibration = bench_calibration(spec)
+        log(f"int8 calibrated on {calibration}")
+    out = {"model": loaded.name, "weights": weights, "device": _device_name(device),
            "input_size": list(spec.input_size), "iters": spec.iters, "warmup": spec.warmup,
            "torch": torch.__version__, "threads": torch.get_num_threads(),
            "cpu_features": cpu_features().names(),
            "baseline": {}, "results": [], "skipped": []}
     if calib is not None:
-        out["calibration"] = calib_note
+        out["calibration"] = calibration
     before = {}
     for b in spec.batches:
         log(f"torchvision eager fp32, batch {b}")
@@ -216,6 +220,11 @@ def _both(before: dict, after: dict, batch: int) -> dict:
             "fps": batch * 1000 / median, "before_ms": first, "after_ms": second}
 
 
+def _weights_text(weights: str) -> str:
+    """``weights FILE``, or the label of weights without a file."""
+    return weights if weights in (COCO_CACHED, RANDOM_WEIGHTS) else f"weights {weights}"
+
+
 def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -234,9 +243,10 @@ def format_tables(result: dict) -> str:
     drift = ", ".join(f"b{b} {v['before_ms']:.1f} -> {v['after_ms']:.1f} ms"
                       for b, v in result["baseline"].items())
     lines = [f"{result['model']} at {h}x{w} on {result['device']}, {result['threads']} threads, "
-             f"torch {result['torch']}; {result['weights']}",
+             f"torch {result['torch']}; {_weights_text(result['weights'])}",
              f"{result['iters']} timed calls after {result['warmup']} warm-up calls; ms per call",
-             *([result["calibration"]] if "calibration" in result else []),
+             *([f"int8 calibrated on {result['calibration']}"] if "calibration" in result
+               else []),
              f"torchvision eager fp32 timed before and after the engines ({drift}); speedups "
              "divide the mean of its medians; 'fastest calls' divides its fastest call by the "
              "engine's (steadier where the machine's speed swings)"]

@@ -86,3 +86,18 @@ def test_bench_with_nothing_that_runs_here_fails_saying_why(capsys):
     assert code == 2 and captured.out == ""
     (line,) = [x for x in captured.err.splitlines() if x.startswith("drivevision: error:")]
     assert "nothing was measured" in line and "tensorrt fp32: Expected a CUDA device" in line
+
+
+def test_bench_json_names_the_weights_file_and_calibration_without_a_prefix(capsys,
+                                                                          tiny_checkpoint):
+    """Values a script reads as they are: the weights path, what int8 calibrated on."""
+    code = main(["bench", "--weights", tiny_checkpoint, "--model", "tiny-fpn",
+                 "--engines", "torch", "--precision", "fp32,int8", "--batch", "1",
+                 "--input-size", "96x160", "--iters", "1", "--warmup", "0", "--device", "cpu",
+                 "--json"])
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert code == 0 and out["weights"] == tiny_checkpoint
+    assert out["calibration"] == "4 generated scenes (no --calib; timings only)"
+    assert f"tiny-fpn: weights {tiny_checkpoint}" in captured.err
+    assert "int8 calibrated on 4 generated scenes" in captured.err
