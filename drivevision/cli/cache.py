@@ -78,12 +78,22 @@ def _table(chosen, stale: dict, now: float) -> None:
         int8 = e.fields.get("int8") if isinstance(e.fields.get("int8"), dict) else {}
         calibration = str(e.fields.get("calibration") or int8.get("calibration") or "")
         rows.append((e.kind, e.name, str(e.fields.get("weights_id", "")),
-                     str(e.fields.get("precision", "")), calibration, _input(e.fields),
+                     _precision(e), calibration, _input(e.fields),
                      _mb(e.bytes), _ago(now - e.used), f"stale: {why}" if why else ""))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(c.rjust(w) if i == 6 else c.ljust(w)
                         for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+
+
+def _precision(entry) -> str:
+    """``fp32``, ``bf16``, ...; ``int8`` for every int8 calibration or quantized piece, and for
+    a compiled int8 package what its float ops run in: ``int8 (bf16 float ops)``."""
+    fields = entry.fields
+    precision = str(fields.get("precision") or ("int8" if entry.kind == "int8" else ""))
+    if precision == "int8" and "autocast" in fields:
+        return f"int8 ({fields['autocast'] or 'fp32'} float ops)"
+    return precision
 
 
 def _input(fields: dict) -> str:

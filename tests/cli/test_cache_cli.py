@@ -62,6 +62,22 @@ def test_the_list_shows_each_entry_with_its_size_input_and_last_use(root, capsys
     assert "stale" not in out
 
 
+def test_the_precision_column_tells_int8_entries_apart(root, capsys):
+    """Two compiled int8 packages differ only in what their float ops run in: the list says
+    which is which, and int8 calibrations say int8."""
+    int8 = {"calibration": "5c667c3021ce5eff"}
+    entry(root, "compiled", "r50-fpn-dense_a", 1000, precision="int8", autocast="bf16",
+          int8=int8)
+    entry(root, "compiled", "r50-fpn-dense_a", 1000, precision="int8", autocast=None,
+          int8=int8)
+    entry(root, "int8", "r50-fpn-dense_a-pt2e-ranges", 1000, **int8)
+    code, out, _ = run(capsys)
+    header, *rows = out.splitlines()[1:5]
+    column = header.index("precision")
+    assert sorted(row[column:].split("  ")[0] for row in rows) == [
+        "int8", "int8 (bf16 float ops)", "int8 (fp32 float ops)"]
+
+
 def test_the_list_starts_at_once_without_importing_torch(root):
     """Reading the cache needs no torch (seconds to import): the command answers at once."""
     entry(root, "compiled", "r50-fpn-dense_a", 1000, precision="bf16")
