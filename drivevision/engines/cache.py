@@ -188,8 +188,8 @@ class Entry:
 
 
 def entries(root: Path | None = None) -> list[Entry]:
-    """Every entry under ``root`` (default ``cache_root()``), by kind, then name. Lock files
-    alone are not entries (they stay when one is removed)."""
+    """Every entry under ``root`` (default ``cache_root()``), by kind, then name. A lock file
+    alone is no entry (a build about to write its first file holds it)."""
     root = cache_root() if root is None else root
     found: dict[Path, Entry] = {}
     newest: dict[Path, float] = {}
@@ -250,9 +250,10 @@ def _installed(dist: str) -> str | None:
 
 
 def remove(entry: Entry) -> bool:
-    """Delete ``entry``'s files; False (nothing deleted) while a process builds it. A run
-    that has loaded it keeps what it loaded; the next run that needs it builds it again.
-    Its lock file stays (empty): a process about to lock it must find the same file."""
+    """Delete ``entry``'s files, its lock file last, while holding that lock; False (nothing
+    deleted) while a process builds it. A process waiting for the lock finds it removed and
+    locks the new file of that name (see ``_flock``). A run that has loaded the entry keeps
+    what it loaded; the next run that needs it builds it again."""
     lock = next((p for p in entry.files if p.name.endswith(".lock")), None)
     with _flock(lock) as free:
         if not free:
@@ -260,6 +261,8 @@ def remove(entry: Entry) -> bool:
         for path in entry.files:
             if path != lock:
                 path.unlink(missing_ok=True)
+        if lock is not None:
+            lock.unlink(missing_ok=True)
     return True
 
 
@@ -274,8 +277,9 @@ def _locked(path: Path, what: str) -> Iterator[None]:
 def _flock(lock: Path | None, waiting_for: str | None = None) -> Iterator[bool]:
     """Hold the lock file ``lock`` exclusively; yields whether it could. Held by another
     process: wait for it (saying so) when ``waiting_for`` names what it builds, else yield
-    False at once. Without POSIX locks (Windows), or no ``lock`` to take: True (temporary
-    names still keep files whole)."""
+    False at once. A lock file removed while this waited for it (``remove``) is no lock any
+    more: the file now at ``lock`` is locked instead. Without POSIX locks (Windows), or no
+    ``lock`` to take: True (temporary names still keep files whole)."""
     try:
         import fcntl
     except ImportError:
@@ -283,16 +287,31 @@ def _flock(lock: Path | None, waiting_for: str | None = None) -> Iterator[bool]:
     if lock is None or fcntl is None:
         yield True
         return
-    with open(lock, "a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if waiting_for is None:
-                yield False
-                return
-            _log.warning(f"Waiting for another process to finish building {waiting_for}")
-            fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield True
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    while True:
+        with open(lock, "a") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if waiting_for is None:
+                    yield False
+                    return
+                _log.warning(f"Waiting for another process to finish building {waiting_for}")
+                fcntl.flock(f, fcntl.LOCK_EX)
+            if not _is_at(f, lock):
+                fcntl.flock(f, fcntl.LOCK_UN)
+                continue
+            try:
+                yield True
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+            return
+
+
+def _is_at(f, path: Path) -> bool:
+    """Whether the open file ``f`` is still the file at ``path`` (not removed or replaced)."""
+    try:
+        here = os.stat(path)
+    except FileNotFoundError:
+        return False
+    there = os.fstat(f.fileno())
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)

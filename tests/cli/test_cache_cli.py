@@ -147,7 +147,8 @@ def test_clear_keeps_an_entry_another_process_is_building(root, capsys):
     assert code == 0 and "Removed 1 entry" in out
     assert f"Kept tensorrt/{building.stem}: another process is building it" in out
     assert building.exists() and not idle.exists()
-    assert idle.with_name(idle.name + ".lock").exists()  # a lock stays, and is no entry
+    assert not idle.with_name(idle.name + ".lock").exists()  # gone with its entry
+    assert lock.exists()  # the held one stays
     assert f"{root}: 1 entry, 1 KB" in run(capsys)[1]
 
 

@@ -3,6 +3,7 @@ what the first built instead of building it again."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import threading
@@ -54,3 +55,32 @@ def test_an_entry_cleared_while_a_run_checks_it_is_built_again(tmp_path, monkeyp
     got = cache.get_or_build(path, fields, lambda target: target.write_bytes(b"new"),
                              what="dense_b")
     assert cleared and got == path and path.read_bytes() == b"new"
+
+
+def test_a_build_waiting_on_a_lock_that_a_clear_removes_waits_for_the_new_one(tmp_path,
+                                                                            caplog):
+    """``drivevision cache --clear`` removes an entry's lock file while holding it; a run that
+    was waiting on the removed file must not build beside one that locked the new file."""
+    fields = {"piece": "dense_a"}
+    path = cache.entry_path(tmp_path, "tiny-fpn-dense_a", fields, "onnx")
+    lock = path.with_name(path.name + ".lock")
+    builds, got = [], []
+    with contextlib.ExitStack() as third:
+        with open(lock, "a") as cleared:
+            fcntl.flock(cleared, fcntl.LOCK_EX)  # the clear holds the lock
+            waiter = threading.Thread(target=lambda: got.append(cache.get_or_build(
+                path, fields, builds.append, what="dense_a")))
+            with caplog.at_level(logging.WARNING, logger="drivevision.engines.cache"):
+                waiter.start()
+                deadline = time.monotonic() + 10
+                while "Waiting for another process" not in caplog.text:  # on the old file
+                    assert time.monotonic() < deadline, "the run did not wait for the lock"
+                    time.sleep(0.01)
+            lock.unlink()  # the clear removes the lock file, then lets go
+            newer = third.enter_context(open(lock, "a"))  # a third run locks the new file
+            fcntl.flock(newer, fcntl.LOCK_EX)
+        waiter.join(1)
+        assert waiter.is_alive() and builds == []  # it waits for the third run
+        cache.store(path, fields, b"built by the third run")
+    waiter.join(10)
+    assert not waiter.is_alive() and got == [path] and builds == []
