@@ -36,7 +36,8 @@ drivevision bench --engines auto --precision auto       # what auto picks here, 
     calib_frames_arg(g)
     g.add_argument("--batch", default="1", help="comma list of batch sizes")
     g.add_argument("--input-size", default="800x1344", metavar="HxW",
-                   help="size of the blank test images")
+                   help="size of the generated test images, multiples of 32 (the size the "
+                        "detector pads to; as export)")
     g.add_argument("--iters", type=int, default=10, metavar="N", help="timed calls per setting")
     g.add_argument("--warmup", type=int, default=2, metavar="N", help="untimed calls first")
     g.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N")

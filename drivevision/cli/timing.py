@@ -24,6 +24,7 @@ import torch
 
 from drivevision.config import CALIB_FRAMES, DEFAULT_MODEL, ENGINES, PRECISIONS
 from drivevision.detector import STAGES, Detector, resolve_device
+from drivevision.engines.export import check_padded_size
 from drivevision.engines.hardware import cpu_features, feature_list
 from drivevision.labels import COCO_NAMES
 from drivevision.model import COCO_WEIGHTS, LoadedModel, build_model, load_model
@@ -47,6 +48,7 @@ class BenchSpec:
         if self.iters < 1 or self.warmup < 0 or not self.batches or min(self.batches) < 1:
             raise ValueError(f"Expected iters >= 1, warmup >= 0 and batch sizes >= 1, but got "
                              f"iters={self.iters}, warmup={self.warmup}, batch={self.batches}")
+        check_padded_size(self.input_size)  # another would time the padded size, not it
         for what, values, known in (("engine", self.engines, ENGINES),
                                     ("precision", self.precisions, PRECISIONS)):
             wrong = [v for v in values if v not in known] or ([] if values else ["none"])

@@ -55,10 +55,19 @@ class ExportSpec:
         if h < 32 or w < 32 or self.batch < 1:
             raise ValueError(f"Expected input size >= 32x32 and batch >= 1, but got {h}x{w}, "
                              f"batch {self.batch}")
-        if h % 32 or w % 32:
-            raise ValueError(f"Expected an input size in multiples of 32 (the detector pads "
-                             f"frames to them), but got {h}x{w}; e.g. "
-                             f"{-(-h // 32) * 32}x{-(-w // 32) * 32}")
+        check_padded_size((h, w))
+
+
+def check_padded_size(size: tuple[int, int]) -> None:
+    """ValueError unless (H, W) are multiples of 32, the size the detector pads frames to;
+    the message names the nearest such sizes below and above."""
+    h, w = size
+    if h % 32 or w % 32:
+        up = f"{-(-h // 32) * 32}x{-(-w // 32) * 32}"
+        down = f"{max(h // 32, 1) * 32}x{max(w // 32, 1) * 32}"
+        nearest = up if down == up else f"{down} or {up}"
+        raise ValueError(f"Expected an input size in multiples of 32 (the detector pads "
+                         f"frames to them), but got {h}x{w}; the nearest: {nearest}")
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -101,3 +101,15 @@ def test_bench_json_names_the_weights_file_and_calibration_without_a_prefix(caps
     assert out["calibration"] == "4 generated scenes (no --calib; timings only)"
     assert f"tiny-fpn: weights {tiny_checkpoint}" in captured.err
     assert "int8 calibrated on 4 generated scenes" in captured.err
+
+
+@pytest.mark.parametrize("size, nearest", [("100x100", "96x96 or 128x128"),
+                                           ("96x170", "96x160 or 96x192")])
+def test_bench_refuses_a_size_it_would_pad_naming_the_nearest_ones(capsys, size, nearest):
+    """100x100 runs padded to 128x128: its figures would not be 100x100's. As export does."""
+    code = main(["bench", "--model", "tiny-fpn", "--engines", "torch", "--input-size", size,
+                 "--iters", "1", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2 and "torchvision eager" not in err
+    assert f"multiples of 32 (the detector pads frames to them), but got {size}" in err
+    assert f"the nearest: {nearest}" in err
