@@ -204,11 +204,30 @@ def run_bench(spec: BenchSpec, log=print) -> dict:
         log(f"torchvision eager fp32 again, batch {b}")
         out["baseline"][str(b)] = _both(before[b], time_baseline(loaded, frames, device, spec, b),
                                         b)
+    warning = drift_warning(out["baseline"])
+    if warning:
+        log(warning)
     for entry in out["results"]:
         for b, r in entry["batches"].items():
             r["speedup"] = out["baseline"][b]["total"]["median"] / r["total"]["median"]
             r["speedup_fastest"] = out["baseline"][b]["total"]["min"] / r["total"]["min"]
     return out
+
+
+DRIFT = 1.5  # the baseline's before/after medians further apart than this: figures unreliable
+
+
+def drift_warning(baseline: dict) -> str | None:
+    """One line when torchvision eager's median before the engines and after differ by more
+    than ``DRIFT`` times at some batch size (the machine's speed changed mid-run), else None."""
+    drifted = [f"b{b} {v['before_ms']:.1f} -> {v['after_ms']:.1f} ms"
+               for b, v in baseline.items()
+               if max(v["before_ms"], v["after_ms"]) > DRIFT * min(v["before_ms"], v["after_ms"])]
+    if not drifted:
+        return None
+    return (f"warning: torchvision eager timed before and after the engines differs by more "
+            f"than {DRIFT:g}x ({', '.join(drifted)}): the machine's speed changed during the "
+            f"run, so the speedups are unreliable; rerun on a quiet machine")
 
 
 def _both(before: dict, after: dict, batch: int) -> dict:

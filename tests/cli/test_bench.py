@@ -113,3 +113,28 @@ def test_bench_refuses_a_size_it_would_pad_naming_the_nearest_ones(capsys, size,
     assert code == 2 and "torchvision eager" not in err
     assert f"multiples of 32 (the detector pads frames to them), but got {size}" in err
     assert f"the nearest: {nearest}" in err
+
+
+@pytest.mark.parametrize("after_ms, warned", [(42.8, True), (500.0, False)])
+def test_bench_warns_when_the_baseline_drifted_during_the_run(capsys, monkeypatch, after_ms,
+                                                              warned):
+    """Eager at 653.8 ms before the engines and 42.8 after: no speedup can be trusted."""
+    from drivevision.cli import timing
+
+    calls = []
+
+    def baseline(loaded, frames, device, spec, batch):
+        calls.append(batch)
+        ms = 653.8 if len(calls) == 1 else after_ms
+        return {"total": {"median": ms, "p95": ms, "min": ms}, "fps": 1000 / ms}
+
+    monkeypatch.setattr(timing, "time_baseline", baseline)
+    code = main(["bench", "--model", "tiny-fpn", "--engines", "torch", "--batch", "1",
+                 "--input-size", "96x160", "--iters", "1", "--warmup", "0", "--device", "cpu"])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "unreliable" in line]
+    assert code == 0 and len(calls) == 2
+    assert lines == ([f"warning: torchvision eager timed before and after the engines differs "
+                      f"by more than 1.5x (b1 653.8 -> {after_ms:.1f} ms): the machine's speed "
+                      f"changed during the run, so the speedups are unreliable; rerun on a "
+                      f"quiet machine"] if warned else [])
