@@ -88,8 +88,9 @@ class SeekableImages(SeekableSource):
     def read(self, index: int) -> Frame:
         if not 0 <= index < len(self.paths):
             raise IndexError(f"{self.uri} has no frame {index}")
-        return Frame(index, frame_time_ms(index, self.fps), read_image(self.paths[index]),
-                     time.monotonic())
+        path = self.paths[index]
+        return Frame(index, frame_time_ms(index, self.fps), read_image(path), time.monotonic(),
+                     file=path.name)
 
 
 def open_media(uri: str, *, fps: float = 10.0) -> Source:

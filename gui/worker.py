@@ -17,7 +17,7 @@ from dataclasses import replace
 from PyQt6.QtCore import QObject, pyqtSignal
 
 from drivevision.config import DetectorConfig, PipelineConfig
-from drivevision.io.frames import Frame, Source
+from drivevision.io.frames import Source
 from drivevision.pipeline import Pipeline, Result
 from drivevision.pipeline.stats import Snapshot
 from gui.media import Paced, SeekableSource, open_media
@@ -323,8 +323,7 @@ class Worker(QObject):
                  "detector_fps": snapshot.detector_fps if snapshot else 0.0,
                  "dropped": (snapshot.dropped if snapshot else 0) + self.display_drops,
                  "frame_count": (self.media.frame_count if self.media else None) or 0}
-        frame = Frame(result.frame.index, result.frame.timestamp_ms, image,
-                      result.frame.captured_at, result.frame.source_id)
+        frame = replace(result.frame, image=image)  # every other field kept (file, ...)
         self._post(Packet(frame, result.detections, shown, qimage, dict(result.timings), stats,
                           overlay, Counter(self.run_counts), self.opening, result.trails))
 

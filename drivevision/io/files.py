@@ -107,11 +107,17 @@ class ImageSource(Source):
         self.paths = paths
         self.max_pixels = limits.max_pixels() if max_pixels is None else max_pixels
 
+    @property
+    def names(self) -> list[str]:
+        """Each image's name relative to the input folder (a folder is not searched
+        recursively, so its file name), as its frames' ``Frame.file`` gives it."""
+        return [p.name for p in self.paths]
+
     def __iter__(self) -> Iterator[Frame]:
         damaged: list[Path] = []
         refused: list[str] = []
         try:
-            for i, path in enumerate(self.paths):
+            for i, (path, name) in enumerate(zip(self.paths, self.names, strict=True)):
                 try:
                     image = read_image(path, self.max_pixels, self.frame_check)
                 except ImageRefused as e:
@@ -120,7 +126,7 @@ class ImageSource(Source):
                 except SourceError:
                     damaged.append(path)
                     continue
-                yield Frame(i, frame_time_ms(i, self.fps), image, time.monotonic())
+                yield Frame(i, frame_time_ms(i, self.fps), image, time.monotonic(), file=name)
         finally:
             self._note_skipped(damaged, refused)
         if len(damaged) + len(refused) == len(self.paths):

@@ -24,6 +24,9 @@ class Frame:
 
     ``timestamp_ms`` is the frame's position in its stream; ``captured_at`` is
     ``time.monotonic()`` when it was read, the start of its capture-to-render latency.
+    ``file`` names the image file of a frame from an image input, relative to the input
+    folder (for a single image, its own name); None for a video or live frame. Detections
+    are traced back to their image by it: ``index`` leaves gaps where images are skipped.
     """
 
     index: int
@@ -31,6 +34,7 @@ class Frame:
     image: np.ndarray
     captured_at: float
     source_id: int = 0
+    file: str | None = None
 
 
 @dataclass(frozen=True)

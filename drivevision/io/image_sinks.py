@@ -81,7 +81,7 @@ def annotated_output(path: str | os.PathLike, source: Source,
     if kind == "image":
         return ImageSink(path)
     if kind == "folder":
-        names = [p.name for p in source.paths] if isinstance(source, ImageSource) else None
+        names = source.names if isinstance(source, ImageSource) else None
         return ImageFolderSink(path, names)
     return (LiveVideoSink if source.live else VideoSink)(path, source.fps or 30.0,
                                                          preset=preset)

@@ -229,7 +229,8 @@ def detection_records(detections: Detections, names: Sequence[str]) -> list[dict
 
 
 class JsonlSink(Sink):
-    """One JSON object per input frame, in order, also for frames with no detections."""
+    """One JSON object per input frame, in order, also for frames with no detections; a
+    frame of an image input also names its image (``"file"``, from ``Frame.file``)."""
 
     def __init__(self, path: str | os.PathLike, names: Sequence[str]):
         super().__init__(path)
@@ -241,8 +242,11 @@ class JsonlSink(Sink):
             raise
 
     def _write(self, frame: Frame, detections: Detections, annotated: np.ndarray | None) -> None:
-        line = {"frame": frame.index, "timestamp_ms": round(frame.timestamp_ms, 3),
-                "detections": detection_records(detections, self.names)}
+        line = {"frame": frame.index}
+        if frame.file is not None:
+            line["file"] = frame.file
+        line["timestamp_ms"] = round(frame.timestamp_ms, 3)
+        line["detections"] = detection_records(detections, self.names)
         if frame.source_id:
             line["source"] = frame.source_id
         self._line(line)

@@ -171,6 +171,29 @@ def test_undecodable_image_is_skipped_with_a_note(tmp_path):
     assert any("skipped 1 of 5 images" in n and "f2.png" in n for n in summary.notes)
 
 
+def test_jsonl_names_each_image_file_and_leaves_out_the_damaged_one(tmp_path):
+    folder = image_folder(tmp_path, bad={2})
+    jsonl = tmp_path / "d.jsonl"
+    detect_video(folder, jsonl=jsonl, detector=FixedDetector())
+    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert [(line["frame"], line["file"]) for line in lines] == [
+        (0, "f0.png"), (1, "f1.png"), (3, "f3.png"), (4, "f4.png")]
+    # the stand-in's box x2 is 10 + the image's mean pixel (30 x its number): each line's
+    # detections are those of the file it names
+    assert [line["detections"][0]["box"][2] for line in lines] == [10, 40, 100, 130]
+
+
+def test_jsonl_of_a_single_image_names_it_and_of_a_video_names_none(tmp_path, clip_path):
+    image = tmp_path / "shot.png"
+    cv2.imwrite(str(image), np.zeros((48, 64, 3), np.uint8))
+    detect_video(image, jsonl=tmp_path / "i.jsonl", detector=FixedDetector())
+    assert json.loads((tmp_path / "i.jsonl").read_text())["file"] == "shot.png"
+    detect_video(clip_path, jsonl=tmp_path / "v.jsonl", detector=FixedDetector())
+    lines = [json.loads(line) for line in (tmp_path / "v.jsonl").read_text().splitlines()]
+    assert len(lines) == 12
+    assert all(list(line) == ["frame", "timestamp_ms", "detections"] for line in lines)
+
+
 def test_folder_of_only_undecodable_images_fails(tmp_path):
     folder = image_folder(tmp_path, bad={0, 1}, n=2)
     with pytest.raises(StageError, match="none of the 2 images could be decoded"):

@@ -539,6 +539,20 @@ def record_to_the_end(qtbot, window, video) -> tuple[float, list[dict], object]:
     return playing_s, [json.loads(line) for line in jsonl.read_text().splitlines()], video
 
 
+def test_recording_a_folder_of_images_names_each_image_file(qtbot, make_window, tmp_path):
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    for i in (1, 2, 10):  # natural order: 10 after 2
+        cv2.imwrite(str(folder / f"p{i}.png"), np.full((48, 64, 3), i, np.uint8))
+    window = make_window(FixedDetector(detections=two_boxes()))
+    window.transport.every_frame.setChecked(True)
+    window.open_source(str(folder))
+    _, lines, _ = record_to_the_end(qtbot, window, tmp_path / "rec.mp4")
+    # recorded after frame 0 was shown
+    assert [(line["frame"], line["file"]) for line in lines] == [(1, "p2.png"), (2, "p10.png")]
+    assert window.packet.frame.file == "p10.png"  # the frame shown keeps its file too
+
+
 def test_recording_while_frames_are_skipped_lasts_as_long_as_the_playing(
         qtbot, make_window, clip_path, tmp_path):
     window = make_window(FixedDetector(0.25, detections=two_boxes()))  # 4 detections/s on 10 fps
