@@ -261,27 +261,33 @@ class JsonlSink(Sink):
 
 
 class CsvSink(Sink):
-    """One row per detection: frame, timestamp_ms, track_id, class, score, x1, y1, x2, y2."""
+    """One row per detection: frame, timestamp_ms, track_id, class, score, x1, y1, x2, y2;
+    with ``files`` (an image input) a trailing ``file`` column names each row's image
+    (``Frame.file``). Without it the columns stay as they always were: a video's CSV keeps
+    the header its readers check."""
 
     HEADER = ("frame", "timestamp_ms", "track_id", "class_id", "class_name", "score",
               "x1", "y1", "x2", "y2")
 
-    def __init__(self, path: str | os.PathLike, names: Sequence[str]):
+    def __init__(self, path: str | os.PathLike, names: Sequence[str], *, files: bool = False):
         super().__init__(path)
         self.names = names
+        self.files = files
         try:
             self._file = open_text(self.tmp, self.path, newline="")
         except SinkError:
             self._release(complete=False)
             raise
         self._writer = csv.writer(self._file)
-        self._writer.writerow(self.HEADER)
+        self._writer.writerow((*self.HEADER, "file") if files else self.HEADER)
 
     def _write(self, frame: Frame, detections: Detections, annotated: np.ndarray | None) -> None:
+        file = [frame.file] if self.files else []
         for record in detection_records(detections, self.names):
             self._writer.writerow([frame.index, round(frame.timestamp_ms, 3),
                                    record.get("track_id", -1), record["class_id"],
-                                   record["class_name"], record["score"], *record["box"]])
+                                   record["class_name"], record["score"], *record["box"],
+                                   *file])
         self._file.flush()
 
     def _finish(self) -> None:

@@ -10,6 +10,7 @@ from contextlib import ExitStack
 
 from drivevision.config import DEFAULT_VIDEO_PRESET, DetectorConfig, PipelineConfig
 from drivevision.detector import Detector
+from drivevision.io.files import ImageSource
 from drivevision.io.frames import Source
 from drivevision.io.image_sinks import annotated_output
 from drivevision.io.live_sinks import GapJsonlSink
@@ -75,7 +76,8 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
 def _sinks(src: Source, detector: Detector, output, jsonl, csv, mot=None,
            video_preset: str = DEFAULT_VIDEO_PRESET) -> Iterator[Sink]:
     """The outputs asked for; a live source's video runs on the capture clock and its JSONL
-    records the stream's outages, as in ``drivevision live``."""
+    records the stream's outages, as in ``drivevision live``; the CSV of images adds each
+    row's file."""
     if output is not None:
         yield annotated_output(output, src, video_preset)
     if jsonl is not None:
@@ -84,7 +86,7 @@ def _sinks(src: Source, detector: Detector, output, jsonl, csv, mot=None,
         else:
             yield JsonlSink(jsonl, detector.names)
     if csv is not None:
-        yield CsvSink(csv, detector.names)
+        yield CsvSink(csv, detector.names, files=isinstance(src, ImageSource))
     if mot is not None:
         yield MotSink(mot)
 

@@ -3,6 +3,7 @@ damaged images and videos, empty frames."""
 
 from __future__ import annotations
 
+import csv
 import errno
 import json
 import os
@@ -181,6 +182,26 @@ def test_jsonl_names_each_image_file_and_leaves_out_the_damaged_one(tmp_path):
     # the stand-in's box x2 is 10 + the image's mean pixel (30 x its number): each line's
     # detections are those of the file it names
     assert [line["detections"][0]["box"][2] for line in lines] == [10, 40, 100, 130]
+
+
+VIDEO_CSV_HEADER = "frame,timestamp_ms,track_id,class_id,class_name,score,x1,y1,x2,y2"
+
+
+def test_csv_of_images_names_each_row_s_file_and_a_video_s_keeps_its_columns(tmp_path,
+                                                                             clip_path):
+    folder = image_folder(tmp_path, bad={2})
+    detect_video(folder, csv=tmp_path / "d.csv", detector=FixedDetector())
+    with (tmp_path / "d.csv").open(newline="") as f:
+        rows = list(csv.reader(f))
+    assert ",".join(rows[0]) == f"{VIDEO_CSV_HEADER},file"
+    assert [(r[0], r[8], r[10]) for r in rows[1:]] == [
+        ("0", "10.0", "f0.png"), ("1", "40.0", "f1.png"), ("3", "100.0", "f3.png"),
+        ("4", "130.0", "f4.png")]  # x2 = 10 + the image's mean pixel: its own detections
+    detect_video(clip_path, csv=tmp_path / "v.csv", detector=FixedDetector())
+    with (tmp_path / "v.csv").open(newline="") as f:
+        rows = list(csv.reader(f))
+    assert ",".join(rows[0]) == VIDEO_CSV_HEADER and len(rows) == 13
+    assert {len(row) for row in rows} == {10}
 
 
 def test_jsonl_of_a_single_image_names_it_and_of_a_video_names_none(tmp_path, clip_path):
