@@ -136,10 +136,12 @@ def _check_args(args: argparse.Namespace) -> contextlib.ExitStack:
     if kind == "image" and not _is_image(args.input):
         raise ValueError(f"An image output ({args.output}) takes one image as input; for a "
                          f"video or folder give a video file (.mp4) or a folder as output")
-    files = [p for p in (args.output if kind != "folder" else None, args.jsonl, args.csv,
-                         args.mot) if p]
-    claims = check_outputs([args.input], files, [args.output] if kind == "video" else [],
-                           clean=args.clean)
+    given = [("-o" if args.output_opt else "OUTPUT", args.output if kind != "folder" else None),
+             ("--jsonl", args.jsonl), ("--csv", args.csv), ("--mot", args.mot)]
+    given = [(option, path) for option, path in given if path]
+    claims = check_outputs([args.input], [p for _, p in given],
+                           [args.output] if kind == "video" else [], clean=args.clean,
+                           options=[o for o, _ in given])
     if kind == "folder":
         with claims:
             _check_folder(args.input, Path(args.output), replace=bool(args.output_opt))

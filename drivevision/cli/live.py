@@ -130,7 +130,8 @@ def _claim_outputs(args: argparse.Namespace):
     """``check_outputs`` for every output of the run (held for the run)."""
     videos = [p for p in output_paths(args.output, len(args.sources)) if p]
     jsonls = [p for p in output_paths(args.jsonl, len(args.sources)) if p]
-    return check_outputs(args.sources, videos + jsonls, videos, clean=args.clean)
+    return check_outputs(args.sources, videos + jsonls, videos, clean=args.clean,
+                         options=["-o"] * len(videos) + ["--jsonl"] * len(jsonls))
 
 
 def open_sources(args: argparse.Namespace) -> Iterator:

@@ -286,6 +286,10 @@ def test_variable_frame_rate_file_is_not_called_truncated(tmp_path, capsys, tiny
     (["--jsonl", "missing/d.jsonl"], "does not exist"),
     (["-o", "/proc/x.mp4"], "Cannot write /proc/x.mp4: No such file"),  # before: exit 1, late
     (["-o", "/proc/x.png"], "Cannot write /proc/x.png: No such file"),
+    (["--jsonl", "d.jsonl", "--csv", "d.jsonl"],
+     "Two outputs have the same path: --jsonl and --csv are both d.jsonl"),
+    (["-o", "out.png", "--csv", "./out.png"],
+     "Two outputs have the same path: -o and --csv are both ./out.png"),
 ])
 def test_output_and_option_mistakes_fail_before_any_work(tmp_path, capsys, tiny_checkpoint,
                                                         args, message, monkeypatch):
