@@ -13,9 +13,10 @@ from drivevision.cli.options import (
     add_detector_args,
     detector_config,
     quiet_opencv,
+    score_threshold,
     video_preset_arg,
 )
-from drivevision.cli.tracking import add_track_args
+from drivevision.cli.tracking import add_track_args, check_track_args, track_options
 from drivevision.config import weights_problem
 from drivevision.io import limits
 
@@ -89,6 +90,8 @@ def _settings(args: argparse.Namespace):
         raise ValueError(f"Expected --batch >= 1, but got {args.batch}")
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"Expected --workers >= 1, but got {args.workers}")
+    score_threshold(args)
+    check_track_args(args)
     limits.check_fps(args.fps)
     if args.ray and Path(args.ray).exists():
         raise ValueError(f"--ray took {args.ray} for a cluster address: give the inputs "
@@ -100,8 +103,7 @@ def _settings(args: argparse.Namespace):
         raise ValueError(weights_problem(args.weights))
     return BatchSettings(detector_config(args), video=args.video,
                          video_preset=args.video_preset, csv=args.csv,
-                         track=args.track, track_thresh=args.track_thresh,
-                         track_buffer=args.track_buffer, match_thresh=args.match_thresh,
+                         track=args.track, **track_options(args),
                          batch=args.batch, fps=args.fps,
                          max_pixels=limits.max_pixels(args.max_pixels))
 

@@ -16,10 +16,11 @@ from drivevision.cli.options import (
     check_outputs,
     detector_config,
     quiet_opencv,
+    score_threshold,
     video_preset_arg,
     writes_stdout,
 )
-from drivevision.cli.tracking import add_track_args, track_stages
+from drivevision.cli.tracking import add_track_args, check_track_args, track_stages
 from drivevision.io import limits
 
 RUNS = Path("runs") / "detect"
@@ -127,6 +128,8 @@ def _check_args(args: argparse.Namespace) -> contextlib.ExitStack:
     if args.batch < 1:
         raise ValueError(f"Expected --batch >= 1, but got {args.batch}")
     limits.check_fps(args.fps)
+    score_threshold(args)
+    check_track_args(args)
     args.max_pixels = limits.max_pixels(args.max_pixels)
     if args.mot and not args.track:
         raise ValueError("Expected --track with --mot: a MOT file holds track ids")

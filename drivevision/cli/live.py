@@ -24,11 +24,12 @@ from drivevision.cli.options import (
     check_outputs,
     detector_config,
     quiet_opencv,
+    score_threshold,
     seconds,
     video_preset_arg,
     writes_stdout,
 )
-from drivevision.cli.tracking import add_track_args, track_stages
+from drivevision.cli.tracking import add_track_args, check_track_args, track_stages
 from drivevision.config import DEFAULT_VIDEO_PRESET
 from drivevision.io.uri import TRANSPORTS, URI_HELP
 
@@ -113,6 +114,8 @@ def _check_args(args: argparse.Namespace) -> None:
     from drivevision.io import limits
 
     reconnect_policy(args)
+    score_threshold(args)
+    check_track_args(args)
     args.max_pixels = limits.max_pixels(args.max_pixels)
     if args.batch_timeout > 10:
         raise ValueError(f"Expected --batch-timeout of at most 10 s, but got "

@@ -84,8 +84,11 @@ def add_detector_args(parser: argparse.ArgumentParser, *, conf: float = 0.5,
 
 
 def score_threshold(args: argparse.Namespace) -> float:
-    """``--conf``, else the command's default (lower with ``--track``)."""
+    """``--conf``, else the command's default (lower with ``--track``); ValueError, naming
+    the option, for a score out of [0, 1]."""
     if args.conf is not None:
+        if not 0 <= args.conf <= 1:  # also NaN
+            raise ValueError(f"Expected --conf in [0, 1], but got {args.conf:g}")
         return args.conf
     if getattr(args, "track", None):
         return min(args.default_conf, TRACK_CONF)

@@ -7,6 +7,9 @@ import argparse
 from drivevision.cli.options import TRACK_CONF
 
 TRACKERS = ("botsort", "bytetrack")  # drivevision.tracking.TRACKERS, without importing it
+# The tracker settings' defaults: the options default to None, so a value given can be told
+# from one left out.
+TRACK_DEFAULTS = {"track_thresh": 0.5, "track_buffer": 30, "match_thresh": 0.8}
 
 
 def add_track_args(parser: argparse.ArgumentParser) -> None:
@@ -15,13 +18,33 @@ def add_track_args(parser: argparse.ArgumentParser) -> None:
                    help="give each object an id that follows it: botsort (the default when "
                         "NAME is left out: ByteTrack with camera-motion compensation) or "
                         "bytetrack; one tracker per source")
-    g.add_argument("--track-thresh", type=float, default=0.5, metavar="SCORE",
+    g.add_argument("--track-thresh", type=float, metavar="SCORE",
                    help="detections scoring at least this start tracks and are matched first; "
                         "lower ones (down to 0.1, see --conf) only extend tracks (default 0.5)")
-    g.add_argument("--track-buffer", type=int, default=30, metavar="FRAMES",
+    g.add_argument("--track-buffer", type=int, metavar="FRAMES",
                    help="frames a lost track is kept, to be found again with its id (default 30)")
-    g.add_argument("--match-thresh", type=float, default=0.8, metavar="DIST",
+    g.add_argument("--match-thresh", type=float, metavar="DIST",
                    help="largest 1 - IoU at which a detection matches a track (default 0.8)")
+
+
+def track_options(args: argparse.Namespace) -> dict:
+    """``track_thresh``, ``track_buffer`` and ``match_thresh`` as given, else their defaults."""
+    return {name: default if getattr(args, name) is None else getattr(args, name)
+            for name, default in TRACK_DEFAULTS.items()}
+
+
+def check_track_args(args: argparse.Namespace) -> None:
+    """Refuse, before any work, tracker settings out of range, naming the options as typed
+    (the tracker's own checks name its parameters)."""
+    options = track_options(args)
+    if not 0 <= options["track_thresh"] <= 1:  # also NaN
+        raise ValueError(f"Expected --track-thresh in [0, 1], but got {options['track_thresh']:g}")
+    if not 0 < options["match_thresh"] <= 1:
+        raise ValueError(f"Expected --match-thresh in (0, 1] (a 1 - IoU distance), but got "
+                         f"{options['match_thresh']:g}")
+    if options["track_buffer"] < 0:
+        raise ValueError(f"Expected --track-buffer >= 0 frames, but got "
+                         f"{options['track_buffer']}")
 
 
 def track_stages(args: argparse.Namespace):
@@ -30,6 +53,6 @@ def track_stages(args: argparse.Namespace):
         return ()
     from drivevision.pipeline.track_stage import track_stages as stages
 
-    return stages(args.track, track_thresh=args.track_thresh, track_buffer=args.track_buffer,
-                  match_thresh=args.match_thresh,
-                  low_thresh=min(TRACK_CONF, args.track_thresh))
+    check_track_args(args)
+    options = track_options(args)
+    return stages(args.track, **options, low_thresh=min(TRACK_CONF, options["track_thresh"]))

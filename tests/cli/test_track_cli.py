@@ -101,6 +101,26 @@ def test_mot_without_track_is_refused_before_the_model_loads(tmp_path, capsys, c
     assert code == EXIT_USAGE and "--track" in err and not (tmp_path / "m.txt").exists()
 
 
+@pytest.mark.parametrize("command", ["detect", "live", "batch", "view"])
+@pytest.mark.parametrize("options, message", [
+    (["--track", "--track-thresh", "5"], "Expected --track-thresh in [0, 1], but got 5"),
+    (["--track", "--match-thresh", "0"], "Expected --match-thresh in (0, 1]"),
+    (["--track", "--track-buffer", "-1"], "Expected --track-buffer >= 0 frames, but got -1"),
+    (["--conf", "1.5"], "Expected --conf in [0, 1], but got 1.5"),
+])
+def test_bad_tracker_and_score_settings_are_refused_by_their_option_names(
+        tmp_path, capsys, clip_path, command, options, message):
+    where = ["--out", str(tmp_path / "out")] if command == "batch" else []
+    try:
+        code = main([command, clip_path, *where, *options, "--weights", "missing.pt"])
+    except SystemExit as e:  # the viewer's own parser refuses with parser.error
+        code = e.code
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert code == EXIT_USAGE
+    assert len(errors) == 1 and message in errors[0]  # not the checkpoint: no work was done
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_mot_dash_writes_to_stdout_as_jsonl_and_csv_do(tmp_path, capsys, drive,
                                                       monkeypatch):
     monkeypatch.chdir(tmp_path)
