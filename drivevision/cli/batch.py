@@ -12,6 +12,7 @@ from drivevision.cli.help import add_command
 from drivevision.cli.options import (
     add_detector_args,
     detector_config,
+    image_fps,
     quiet_opencv,
     score_threshold,
     video_preset_arg,
@@ -58,8 +59,9 @@ drivevision batch assets/ --out det/ --weights assets/tiny-fpn-synthetic.pt  # o
                      help="run on Ray: 'auto' joins this machine's cluster, an address joins "
                           "that one, none starts Ray here (needs drivevision[ray])")
     run.add_argument("--batch", type=int, default=1, metavar="N", help="frames per detector call")
-    run.add_argument("--fps", type=float, default=10.0,
-                     help="frame rate given to folders of images, 0.01 to 1000 (default: 10)")
+    run.add_argument("--fps", type=float,
+                     help="frame rate given to folders of images, 0.01 to 1000 (default: 10); "
+                          "videos keep their own")
     run.add_argument("--max-pixels", metavar="N",
                      help="largest frame to decode, e.g. 50M (default: $DRIVEVISION_MAX_PIXELS, "
                           "else 50M)")
@@ -75,6 +77,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     settings = _settings(args)
     out_dir = _out_dir(args.out)
     jobs = find_jobs(args.inputs, out_dir, args.list_file)
+    image_fps(args, any(job.kind == "images" for job in jobs))  # warns if nothing takes it
     workers = _workers(args, settings, out_dir)
     quiet_opencv()
     with claim_out_dir(out_dir):
@@ -92,7 +95,6 @@ def _settings(args: argparse.Namespace):
         raise ValueError(f"Expected --workers >= 1, but got {args.workers}")
     score_threshold(args)
     check_track_args(args)
-    limits.check_fps(args.fps)
     if args.ray and Path(args.ray).exists():
         raise ValueError(f"--ray took {args.ray} for a cluster address: give the inputs "
                          "before --ray, or write --ray= for a Ray instance here")
@@ -104,7 +106,7 @@ def _settings(args: argparse.Namespace):
     return BatchSettings(detector_config(args), video=args.video,
                          video_preset=args.video_preset, csv=args.csv,
                          track=args.track, **track_options(args),
-                         batch=args.batch, fps=args.fps,
+                         batch=args.batch, fps=image_fps(args, images=True),
                          max_pixels=limits.max_pixels(args.max_pixels))
 
 

@@ -15,6 +15,7 @@ from drivevision.cli.options import (
     check_detector_cost,
     check_outputs,
     detector_config,
+    image_fps,
     quiet_opencv,
     score_threshold,
     video_preset_arg,
@@ -60,8 +61,9 @@ drivevision detect assets/sample.mp4 --weights assets/tiny-fpn-synthetic.pt  # o
                           f"results go to a new folder {RUNS}/NAME/)")
     run = detect.add_argument_group("run")
     run.add_argument("--batch", type=int, default=1, metavar="N", help="frames per detector call")
-    run.add_argument("--fps", type=float, default=10.0,
-                     help="frame rate given to image inputs, 0.01 to 1000 (default: 10)")
+    run.add_argument("--fps", type=float,
+                     help="frame rate given to image inputs, 0.01 to 1000 (default: 10); a "
+                          "video keeps its own")
     run.add_argument("--max-pixels", metavar="N",
                      help="largest image or frame to decode, e.g. 50000000 or 50M; larger "
                           "ones are skipped unread (default: $DRIVEVISION_MAX_PIXELS, else 50M)")
@@ -127,7 +129,7 @@ def _check_args(args: argparse.Namespace) -> contextlib.ExitStack:
     args.output = args.output or args.output_opt
     if args.batch < 1:
         raise ValueError(f"Expected --batch >= 1, but got {args.batch}")
-    limits.check_fps(args.fps)
+    args.fps = image_fps(args, Path(args.input).is_dir() or _is_image(args.input))
     score_threshold(args)
     check_track_args(args)
     args.max_pixels = limits.max_pixels(args.max_pixels)

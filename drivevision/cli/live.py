@@ -23,6 +23,7 @@ from drivevision.cli.options import (
     check_detector_cost,
     check_outputs,
     detector_config,
+    image_fps,
     quiet_opencv,
     score_threshold,
     seconds,
@@ -76,7 +77,9 @@ drivevision live assets/sample.mp4 --realtime --duration 10s  # a file paced lik
     src.add_argument("--input-height", type=int, metavar="PX",
                      help="ask the camera for this height")
     src.add_argument("--input-fps", type=float, metavar="FPS", help="ask the camera for this rate")
-    src.add_argument("--fps", type=float, default=10.0, help="frame rate of image folders")
+    src.add_argument("--fps", type=float,
+                     help="frame rate of image folders (default: 10); videos, cameras and "
+                          "streams keep their own")
     src.add_argument("--max-pixels", metavar="N",
                      help="largest frame a source may send, e.g. 50000000 or 50M; a stream or "
                           "camera whose frames are larger is refused when it opens (default: "
@@ -112,8 +115,11 @@ def reconnect_policy(args: argparse.Namespace):
 
 def _check_args(args: argparse.Namespace) -> None:
     from drivevision.io import limits
+    from drivevision.io.files import IMAGE_SUFFIXES
 
     reconnect_policy(args)
+    args.fps = image_fps(args, any(Path(uri).is_dir() or Path(uri).suffix.lower()
+                                   in IMAGE_SUFFIXES for uri in args.sources))
     score_threshold(args)
     check_track_args(args)
     args.max_pixels = limits.max_pixels(args.max_pixels)

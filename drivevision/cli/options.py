@@ -95,6 +95,25 @@ def score_threshold(args: argparse.Namespace) -> float:
     return args.default_conf
 
 
+# The frame rate given to image inputs when --fps is left out.
+IMAGE_FPS = 10.0
+
+
+def image_fps(args: argparse.Namespace, images: bool) -> float:
+    """``--fps`` (ValueError for a rate images cannot be spaced by), else ``IMAGE_FPS``; one
+    warning line when it is given but no input is an image or a folder of images (``images``),
+    the only inputs it applies to."""
+    from drivevision.io import limits
+
+    if args.fps is None:
+        return IMAGE_FPS
+    limits.check_fps(args.fps)
+    if not images:
+        print("drivevision: warning: --fps applies to image inputs only; a video or stream "
+              "keeps its own frame rate", file=sys.stderr)
+    return args.fps
+
+
 def check_detector_cost(detector, batch: int, what: str | None = None) -> None:
     """Refuse, before the first frame, detector calls of ``batch`` frames that would not fit
     in memory at the detector's resize rule; ``what`` names the option that asked for the

@@ -35,7 +35,14 @@ def track_options(args: argparse.Namespace) -> dict:
 
 def check_track_args(args: argparse.Namespace) -> None:
     """Refuse, before any work, tracker settings out of range, naming the options as typed
-    (the tracker's own checks name its parameters)."""
+    (the tracker's own checks name its parameters), and settings given without ``--track``:
+    nothing would use them."""
+    given = [f"--{name.replace('_', '-')}" for name in TRACK_DEFAULTS
+             if getattr(args, name) is not None]
+    if given and args.track is None:
+        raise ValueError(f"Expected --track with {' and '.join(given)}: "
+                         f"{'it sets' if len(given) == 1 else 'they set'} the tracker, which "
+                         "runs only with --track")
     options = track_options(args)
     if not 0 <= options["track_thresh"] <= 1:  # also NaN
         raise ValueError(f"Expected --track-thresh in [0, 1], but got {options['track_thresh']:g}")
@@ -49,10 +56,10 @@ def check_track_args(args: argparse.Namespace) -> None:
 
 def track_stages(args: argparse.Namespace):
     """What ``Pipeline(stages=...)`` takes: a new tracker per source, or none."""
+    check_track_args(args)
     if args.track is None:
         return ()
     from drivevision.pipeline.track_stage import track_stages as stages
 
-    check_track_args(args)
     options = track_options(args)
     return stages(args.track, **options, low_thresh=min(TRACK_CONF, options["track_thresh"]))

@@ -300,6 +300,25 @@ def test_output_and_option_mistakes_fail_before_any_work(tmp_path, capsys, tiny_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
 
 
+FPS_IGNORED = "drivevision: warning: --fps applies to image inputs only"
+
+
+def test_fps_given_for_a_video_says_it_is_ignored_and_an_image_folder_takes_it(
+        tmp_path, capsys, clip_path, tiny_checkpoint):
+    code, _, err = run(capsys, clip_path, "--fps", "5", "--no-save", "-q",
+                       "--weights", tiny_checkpoint)
+    assert code == 0 and err.count(FPS_IGNORED) == 1
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    write_image(folder / "a.png", np.zeros((32, 32, 3), np.uint8))
+    jsonl = tmp_path / "d.jsonl"
+    code, _, err = run(capsys, folder, "--fps", "5", "--jsonl", jsonl, "-q",
+                       "--weights", tiny_checkpoint)
+    assert code == 0 and FPS_IGNORED not in err
+    code, _, err = run(capsys, clip_path, "--no-save", "-q", "--weights", tiny_checkpoint)
+    assert code == 0 and FPS_IGNORED not in err  # left out: nothing to say
+
+
 def test_unwritable_output_is_one_line_error(tmp_path, capsys, tiny_checkpoint, monkeypatch):
     from drivevision.io import sinks
 

@@ -130,6 +130,15 @@ def test_live_command_on_a_file_in_realtime(tmp_path, clip_path, tiny_checkpoint
     assert indices == sorted(indices) and indices[0] == 0
 
 
+def test_fps_with_no_image_source_says_it_is_ignored(clip_path, tiny_checkpoint, capsys):
+    code = main(["live", clip_path, "--fps", "5", "-q", "--weights", tiny_checkpoint,
+                 "--min-size", "96"])
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "--fps" in line]
+    assert code == 0
+    assert warnings == ["drivevision: warning: --fps applies to image inputs only; a video or "
+                        "stream keeps its own frame rate"]
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_outage_going_on_at_ctrl_c_is_in_the_summary_and_jsonl(tmp_path, tiny_checkpoint):

@@ -121,6 +121,21 @@ def test_bad_tracker_and_score_settings_are_refused_by_their_option_names(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("command", ["detect", "live", "batch", "view"])
+def test_tracker_settings_without_track_are_refused_before_any_work(tmp_path, capsys, clip_path,
+                                                                    command):
+    where = ["--out", str(tmp_path / "out")] if command == "batch" else []
+    try:
+        code = main([command, clip_path, *where, "--track-thresh", "0.3", "--match-thresh",
+                     "0.5", "--weights", "missing.pt"])
+    except SystemExit as e:
+        code = e.code
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert code == EXIT_USAGE and len(errors) == 1
+    assert "Expected --track with --track-thresh and --match-thresh" in errors[0]
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_mot_dash_writes_to_stdout_as_jsonl_and_csv_do(tmp_path, capsys, drive,
                                                       monkeypatch):
     monkeypatch.chdir(tmp_path)
