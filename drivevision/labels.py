@@ -1,4 +1,5 @@
-"""Class names of torchvision's COCO detectors, the driving subset, and per-class colours."""
+"""Class names of torchvision's COCO detectors, the driving subset, per-class colours, and
+counts of things named for people (``counted``)."""
 
 from __future__ import annotations
 
@@ -50,6 +51,11 @@ def track_colour(track_id: int) -> tuple[int, int, int]:
     """BGR colour of a track: stable for its id, neighbouring ids far apart, never dark."""
     h = (int(track_id) * 2654435761 + 0x9E3779B9) & 0xFFFFFF
     return (64 + (h & 0xBF), 64 + ((h >> 8) & 0xBF), 64 + ((h >> 16) & 0xBF))
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1: ``1 frame``, ``0 frames``, ``2 frames``."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
 def name_of(class_id: int, names: Sequence[str]) -> str:

@@ -20,6 +20,7 @@ from drivevision.cli.options import (
 from drivevision.cli.tracking import add_track_args, check_track_args, track_options
 from drivevision.config import weights_problem
 from drivevision.io import limits
+from drivevision.labels import counted
 
 
 def add_parser(commands) -> None:
@@ -133,8 +134,9 @@ def _run(args: argparse.Namespace, plan, workers) -> int:
 
     skipped = len(plan.rows) - len(plan.todo)
     with BatchProgress(len(plan.todo), quiet=args.quiet) as progress:
-        where = "Ray" if args.ray is not None else f"{getattr(workers, 'count', 1)} worker(s)"
-        progress.status(f"{len(plan.rows)} inputs: {len(plan.todo)} to run on {where}, "
+        where = ("Ray" if args.ray is not None
+                 else counted(getattr(workers, "count", 1), "worker"))
+        progress.status(f"{counted(len(plan.rows), 'input')}: {len(plan.todo)} to run on {where}, "
                         f"{skipped} done before")
         outcome = run_batch(plan, workers, on_event=progress.event)
     if not args.quiet:
@@ -149,21 +151,21 @@ def _summary(outcome, out_dir: Path) -> str:
     counts = ", ".join(f"{s[k]} {k}" for k in ("done", "skipped", "failed", "interrupted",
                                                "pending") if s[k])
     run = s["this_run"]
-    lines = [f"{s['inputs']} inputs: {counts}; {s['frames']} frames, {s['detections']} "
-             f"detections in all",
-             f"this run: {run['inputs']} input(s), {run['frames']} frames in "
-             f"{run['seconds']:.1f} s ({run['fps']:.1f} frames/s), {run['detections']} "
-             f"detections"]
+    lines = [f"{counted(s['inputs'], 'input')}: {counts}; {counted(s['frames'], 'frame')}, "
+             f"{counted(s['detections'], 'detection')} in all",
+             f"this run: {counted(run['inputs'], 'input')}, {counted(run['frames'], 'frame')} "
+             f"in {run['seconds']:.1f} s ({run['fps']:.1f} frames/s), "
+             f"{counted(run['detections'], 'detection')}"]
     for row in outcome.rows:
         if row["status"] == "failed":
             lines.append(f"failed: {row['input']}: {row['error']}")
     if s["removed"]:
         removed = [path for row in outcome.rows for path in row["removed"]]
         more = f" and {len(removed) - 4} more" if len(removed) > 4 else ""
-        lines.append(f"removed {len(removed)} output(s) of earlier runs that these settings do "
-                     f"not write: {', '.join(removed[:4])}{more}")
+        lines.append(f"removed {counted(len(removed), 'output')} of earlier runs that these "
+                     f"settings do not write: {', '.join(removed[:4])}{more}")
     if s["with_notes"]:
-        lines.append(f"{s['with_notes']} input(s) with warnings (damaged frames, ...): see "
-                     "their notes in batch.json")
+        lines.append(f"{counted(s['with_notes'], 'input')} with warnings (damaged frames, "
+                     "...): see their notes in batch.json")
     lines.append(f"report: {out_dir / 'batch.json'}, {out_dir / 'batch.csv'}")
     return "\n".join(lines)

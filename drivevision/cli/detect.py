@@ -23,6 +23,7 @@ from drivevision.cli.options import (
 )
 from drivevision.cli.tracking import add_track_args, check_track_args, track_stages
 from drivevision.io import limits
+from drivevision.labels import counted
 
 RUNS = Path("runs") / "detect"
 
@@ -194,7 +195,8 @@ def _check_folder(input_path: str, folder: Path, *, replace: bool) -> None:
     if foreign:
         raise ValueError(foreign_images_message(folder, foreign))
     if earlier and not replace:
-        raise ValueError(f"Refusing to write into {folder}, which holds {len(earlier)} image(s) "
+        raise ValueError(f"Refusing to write into {folder}, which holds "
+                         f"{counted(len(earlier), 'image')} "
                          "of an earlier run: the two runs would mix; to replace them on "
                          f"purpose give -o {folder}, or choose a new folder")
 

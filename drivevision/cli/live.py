@@ -33,6 +33,7 @@ from drivevision.cli.options import (
 from drivevision.cli.tracking import add_track_args, check_track_args, track_stages
 from drivevision.config import DEFAULT_VIDEO_PRESET
 from drivevision.io.uri import TRANSPORTS, URI_HELP
+from drivevision.labels import counted
 
 
 def add_parser(commands) -> None:
@@ -300,15 +301,17 @@ def _report(args: argparse.Namespace, sources: list, pipeline) -> int:
             s, stats = snapshot(pipeline, i), pipeline.stats[i]
             p50, p95 = stats.run_latency(50), stats.run_latency(95)
             latency = "-" if p50 is None else f"{p50:.0f}/{p95:.0f} ms"
-            lost = (f", {s.reconnects} reconnects ({s.lost_s:.1f} s lost)"
+            lost = (f", {counted(s.reconnects, 'reconnect')} ({s.lost_s:.1f} s lost)"
                     if source.can_lose_input else "")
-            print(f"[{i}] {source.uri}: {s.processed} frames detected of {s.captured} "
-                  f"captured ({s.dropped_pct:.0f}% dropped), latency p50/p95 {latency}{lost}",
+            print(f"[{i}] {source.uri}: {counted(s.processed, 'frame')} detected of "
+                  f"{s.captured} captured ({s.dropped_pct:.0f}% dropped), latency p50/p95 "
+                  f"{latency}{lost}",
                   file=out)
         for sink in (sink for sinks in pipeline.sinks for sink in sinks):
             pieces = sink.segments
             if pieces:
-                print(f"wrote {len(pieces)} segment(s): {pieces[0]} .. {pieces[-1]}", file=out)
+                print(f"wrote {counted(len(pieces), 'segment')}: {pieces[0]} .. {pieces[-1]}",
+                      file=out)
             elif getattr(sink, "final_path", None) is not None or getattr(sink, "stream", False):
                 print(f"wrote {sink.path}", file=out)
     notes = [n for s in sources for n in s.notes]

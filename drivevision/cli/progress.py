@@ -7,6 +7,8 @@ import time
 
 from tqdm import tqdm
 
+from drivevision.labels import counted
+
 
 class Progress:
     """frames done/total, fps and ETA on stderr; ``status`` prints a line above the bar."""
@@ -72,7 +74,7 @@ class BatchProgress:
             self.status(f"failed: {result.source}: {result.error}")
         elif not self.enabled:
             self.status(f"[{self.done}/{self.total}] {result.status} {result.source} "
-                        f"({result.frames} frames, {result.seconds:.1f} s)")
+                        f"({counted(result.frames, 'frame')}, {result.seconds:.1f} s)")
 
     def _fps(self) -> float:
         elapsed = time.monotonic() - self._start

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from drivevision.detections import Detections
-from drivevision.labels import name_of
+from drivevision.labels import counted, name_of
 
 # "capture" replaces "decode" for live sources: their reads include waiting for the frame.
 PIPELINE_STAGES = ("decode", "capture", "preprocess", "inference", "postprocess", "render",
@@ -207,13 +207,14 @@ class RunSummary:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
     def format(self) -> str:
-        lines = [f"{self.frames} frames in {self.seconds:.1f} s ({self.fps:.2f} fps end to end)"
+        lines = [f"{counted(self.frames, 'frame')} in {self.seconds:.1f} s "
+                 f"({self.fps:.2f} fps end to end)"
                  + (f", {self.dropped} dropped (newest frame first)" if self.dropped else "")
                  + (", interrupted" if self.interrupted else "")]
         total = sum(self.class_counts.values())
         counts = ", ".join(f"{n} {c}" for c, n in sorted(self.class_counts.items(),
                                                           key=lambda kv: -kv[1]))
-        lines.append(f"{total} detections" + (f": {counts}" if counts else ""))
+        lines.append(counted(total, "detection") + (f": {counts}" if counts else ""))
         if self.tracks is not None:
             lines.append(_tracks_line(self.tracks, self.median_track_length))
         lines.append(f"{'stage':<12}{'mean ms':>10}{'p95 ms':>10}")
@@ -229,8 +230,9 @@ class RunSummary:
 
 def _tracks_line(tracks: dict[str, int], median: float | None) -> str:
     counts = ", ".join(f"{n} {c}" for c, n in sorted(tracks.items(), key=lambda kv: -kv[1]))
-    line = f"{sum(tracks.values())} tracks" + (f": {counts}" if counts else "")
-    return line + (f"; median length {median:g} frames" if median is not None else "")
+    line = counted(sum(tracks.values()), "track") + (f": {counts}" if counts else "")
+    length = f"{median:g} frame{'' if median == 1 else 's'}"
+    return line + (f"; median length {length}" if median is not None else "")
 
 
 class TrackStats:

@@ -112,7 +112,7 @@ def test_totals_cover_every_input_listed_also_on_a_rerun_that_skips_all(tmp_path
     assert summary["detections"] == sum(r["detections"] for r in rows) == first["detections"]
     assert summary["this_run"]["frames"] == summary["this_run"]["detections"] == 0
     assert f"18 frames, {first['detections']} detections in all" in stdout
-    assert "this run: 0 input(s), 0 frames" in stdout
+    assert "this run: 0 inputs, 0 frames" in stdout
 
 
 def test_a_redo_removes_what_an_earlier_run_wrote_that_the_new_settings_do_not(
@@ -131,7 +131,7 @@ def test_a_redo_removes_what_an_earlier_run_wrote_that_the_new_settings_do_not(
                                                         "2026-11-28/front_0001.csv"]
     assert rows["2026-11-29/rear_0001"]["removed"] == ["2026-11-29/rear_0001.mp4"]
     assert "kept 2026-11-29/rear_0001.csv" in rows["2026-11-29/rear_0001"]["notes"][0]
-    assert "removed 5 output(s) of earlier runs" in stdout
+    assert "removed 5 outputs of earlier runs" in stdout
     assert report(out)["summary"]["removed"] == 5
 
 
@@ -205,3 +205,9 @@ def test_an_image_folder_is_one_input(tmp_path, capsys):
     # what the worker runs, and on which CPU features, is said once, before the inputs
     [said] = [line for line in err.splitlines() if line.startswith("worker: ")]
     assert said.startswith("worker: engine torch ") and cpu_features().describe() in said
+
+
+def test_a_batch_of_one_input_says_input_not_inputs(tmp_path, capsys, clip_path):
+    code, stdout, _ = batch(capsys, clip_path, "--out", tmp_path / "det")
+    assert code == 0
+    assert "1 input: 1 done; 12 frames" in stdout and "this run: 1 input, 12 frames" in stdout

@@ -46,6 +46,7 @@ def test_an_image_becomes_an_annotated_image_of_the_same_size(tmp_path, capsys):
     assert annotated.shape == (192, 320, 3)
     drawn = np.abs(annotated.astype(int) - cv2.imread(str(photo)).astype(int))
     assert "detections:" in out and drawn.max() > 100
+    assert out.startswith("1 frame in ")  # not "1 frames"
     assert files_in(tmp_path) == ["photo.jpg", "photo_ann.jpg"]  # nothing left beside it
     assert f"wrote {tmp_path / 'photo_ann.jpg'}" in out
 

@@ -84,7 +84,7 @@ def test_live_command_serves_reconnects_and_finishes_on_ctrl_c(tmp_path, tiny_ch
         assert run.wait(30) == 130
     finally:
         kill(run, *servers)
-    summary = out.wait_for(r"(\d+) frames detected of (\d+) captured .* 1 reconnects", 5)
+    summary = out.wait_for(r"(\d+) frames detected of (\d+) captured .* 1 reconnect \(", 5)
     records = [json.loads(x) for x in lines.read_text().splitlines()]
     detected = [r for r in records if "frame" in r]
     assert len(detected) == int(summary.group(1)) > 10
