@@ -81,6 +81,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         write_reports(args.report, result)
     print(json.dumps(result.table) if args.json else format_table(result))
+    _report_written(args)
     return 0
 
 
@@ -108,5 +109,13 @@ def _score_file(args: argparse.Namespace, truth, class_map: dict) -> int:
         print(json.dumps(result.metrics))
     else:
         print(summary_markdown(result, f"{args.pred} against {args.gt}"), end="")
+    _report_written(args)
     return 0
+
+
+def _report_written(args: argparse.Namespace) -> None:
+    """``wrote DIR`` after the results, as the other commands say where their outputs went;
+    on stderr with --json, so stdout stays one JSON document."""
+    if args.report:
+        print(f"wrote {args.report}", file=sys.stderr if args.json else sys.stdout)
 

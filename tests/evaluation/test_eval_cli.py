@@ -34,15 +34,25 @@ def test_json_has_the_coco_keys_and_per_class(files, capsys):
     assert "MOTA" not in out  # no track ids on either side
 
 
-def test_report_writes_metrics_summary_and_curves(files, tmp_path):
+def test_report_writes_metrics_summary_and_curves(files, tmp_path, capsys):
     gt, pred = files
     assert main(["eval", "--gt", str(gt), "--pred", str(pred), "--report",
                  str(tmp_path / "rep")]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"wrote {tmp_path / 'rep'}"
     names = sorted(p.name for p in (tmp_path / "rep").iterdir())
     assert names == ["metrics.json", "pr-car.png", "pr-person.png", "summary.md"]
     assert json.loads((tmp_path / "rep" / "metrics.json").read_text())["AP50"] == \
         pytest.approx(0.5)
     assert "| car |" in (tmp_path / "rep" / "summary.md").read_text()
+
+
+def test_report_with_json_says_where_it_went_on_stderr(files, tmp_path, capsys):
+    gt, pred = files
+    assert main(["eval", "--gt", str(gt), "--pred", str(pred), "--json", "--report",
+                 str(tmp_path / "rep")]) == 0
+    out, err = capsys.readouterr()
+    assert "AP" in json.loads(out)  # stdout stays one JSON document
+    assert f"wrote {tmp_path / 'rep'}" in err.splitlines()
 
 
 def _bad_line(tmp_path, gt, pred):
