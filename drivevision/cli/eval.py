@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 from drivevision.cli.help import add_command
 from drivevision.cli.options import add_detector_args
 
 EVAL_CONF = 0.05  # scores this low still count for AP (torchvision's own box_score_thresh)
+# A --pred file whose lowest score is at least this was written with a higher threshold than
+# EVAL_CONF: the boxes it left out would have added to AP (on the sample with the demo model,
+# AP 0.266 at --conf 0.25 and 0.257 at detect's default 0.5, against 0.268 at 0.05).
+UNDERSTATED_FROM = 0.2
 # options that only shape a detector run on INPUT: a --pred file is scored as it was written
 RUN_ONLY = ("model", "weights", "engines", "device", "precision", "calib", "calib_frames",
             "conf", "classes", "min_size", "max_size", "proposals", "warmup")
@@ -99,8 +104,10 @@ def _score_file(args: argparse.Namespace, truth, class_map: dict) -> int:
     from drivevision.evaluation import evaluate, read_predictions
     from drivevision.evaluation.report import summary_markdown, write_report
 
-    result = evaluate(truth, read_predictions(args.pred), class_map=class_map,
+    predictions = read_predictions(args.pred)
+    result = evaluate(truth, predictions, class_map=class_map,
                       allow_unlabelled=args.allow_unlabelled)
+    _warn_if_thresholded(args.pred, predictions)  # once the file scored: not before an error
     for note in result.notes:
         print(f"drivevision: note: {note}", file=sys.stderr)
     if args.report:
@@ -111,6 +118,19 @@ def _score_file(args: argparse.Namespace, truth, class_map: dict) -> int:
         print(summary_markdown(result, f"{args.pred} against {args.gt}"), end="")
     _report_written(args)
     return 0
+
+
+def _warn_if_thresholded(path: str, predictions) -> None:
+    """One warning line when the file holds no low scores: it was likely written with a
+    threshold above ``EVAL_CONF`` (detect's default 0.5), which understates AP."""
+    scores = [s for frame in predictions.frames.values() if frame.scores is not None
+              for s in frame.scores]
+    lowest = math.floor(min(scores, default=0.0) * 100) / 100  # "no score under" stays true
+    if lowest >= UNDERSTATED_FROM:
+        print(f"drivevision: warning: AP is understated: no score in {path} is under "
+              f"{lowest:.2f} (eval counts boxes down to {EVAL_CONF:g}; detect keeps 0.5 "
+              f"and up by default); write it with drivevision detect INPUT --conf "
+              f"{EVAL_CONF:g} --jsonl {path}", file=sys.stderr)
 
 
 def _report_written(args: argparse.Namespace) -> None:

@@ -55,6 +55,19 @@ def test_report_with_json_says_where_it_went_on_stderr(files, tmp_path, capsys):
     assert f"wrote {tmp_path / 'rep'}" in err.splitlines()
 
 
+def test_a_file_written_without_low_scores_warns_that_ap_is_understated(files, tmp_path,
+                                                                          capsys):
+    gt, pred = files  # its one box scores 0.9: written with detect's default --conf 0.5
+    assert main(["eval", "--gt", str(gt), "--pred", str(pred), "--json"]) == 0
+    [warning] = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert warning.startswith("drivevision: warning: AP is understated: no score in ")
+    assert warning.endswith(f"write it with drivevision detect INPUT --conf 0.05 --jsonl {pred}")
+    low = write_preds(tmp_path / "low.jsonl", {0: [("car", 0.9, CAR), ("car", 0.06, PERSON)],
+                                               1: []})
+    assert main(["eval", "--gt", str(gt), "--pred", str(low), "--json"]) == 0
+    assert "understated" not in capsys.readouterr().err
+
+
 def _bad_line(tmp_path, gt, pred):
     (tmp_path / "pred.jsonl").write_text(pred.read_text() + '{"frame": 2, "detections": [\n')
     return gt, tmp_path / "pred.jsonl"
