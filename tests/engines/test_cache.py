@@ -12,6 +12,20 @@ import time
 from drivevision.engines import cache
 
 
+def start_waiting_build(path, fields, builds: list, got: list, caplog) -> threading.Thread:
+    """A thread running ``get_or_build`` for ``path`` (its builds into ``builds``, its result
+    into ``got``), returned once it says it waits for another process's lock."""
+    waiter = threading.Thread(target=lambda: got.append(cache.get_or_build(
+        path, fields, builds.append, what="dense_a")))
+    with caplog.at_level(logging.WARNING, logger="drivevision.engines.cache"):
+        waiter.start()
+        deadline = time.monotonic() + 10
+        while "Waiting for another process" not in caplog.text:
+            assert time.monotonic() < deadline, "the run did not say it waits for the lock"
+            time.sleep(0.01)
+    return waiter
+
+
 def test_a_run_waiting_for_another_build_uses_its_result(tmp_path, caplog):
     path = cache.entry_path(tmp_path, "tiny-fpn-dense_a", {"piece": "dense_a"}, "onnx")
     fields = {"piece": "dense_a"}
@@ -19,16 +33,9 @@ def test_a_run_waiting_for_another_build_uses_its_result(tmp_path, caplog):
     lock = path.with_name(path.name + ".lock")
     with open(lock, "a") as held:
         fcntl.flock(held, fcntl.LOCK_EX)  # another process is building it
-        waiter = threading.Thread(target=lambda: got.append(cache.get_or_build(
-            path, fields, builds.append, what="dense_a")))
-        with caplog.at_level(logging.WARNING, logger="drivevision.engines.cache"):
-            waiter.start()
-            deadline = time.monotonic() + 10
-            while "Waiting for another process" not in caplog.text:
-                assert time.monotonic() < deadline, "the second run did not say it waits"
-                time.sleep(0.01)
-            assert waiter.is_alive()  # it waits
-            cache.store(path, fields, b"built by the other process")
+        waiter = start_waiting_build(path, fields, builds, got, caplog)
+        assert waiter.is_alive()  # it waits
+        cache.store(path, fields, b"built by the other process")
     waiter.join(10)
     assert not waiter.is_alive() and got == [path]
     assert builds == [] and path.read_bytes() == b"built by the other process"
@@ -68,14 +75,7 @@ def test_a_build_waiting_on_a_lock_that_a_clear_removes_waits_for_the_new_one(tm
     with contextlib.ExitStack() as third:
         with open(lock, "a") as cleared:
             fcntl.flock(cleared, fcntl.LOCK_EX)  # the clear holds the lock
-            waiter = threading.Thread(target=lambda: got.append(cache.get_or_build(
-                path, fields, builds.append, what="dense_a")))
-            with caplog.at_level(logging.WARNING, logger="drivevision.engines.cache"):
-                waiter.start()
-                deadline = time.monotonic() + 10
-                while "Waiting for another process" not in caplog.text:  # on the old file
-                    assert time.monotonic() < deadline, "the run did not wait for the lock"
-                    time.sleep(0.01)
+            waiter = start_waiting_build(path, fields, builds, got, caplog)  # on the old file
             lock.unlink()  # the clear removes the lock file, then lets go
             newer = third.enter_context(open(lock, "a"))  # a third run locks the new file
             fcntl.flock(newer, fcntl.LOCK_EX)
