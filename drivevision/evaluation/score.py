@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from drivevision.evaluation.annotations import Annotations, FrameBoxes
 from drivevision.evaluation.coco import coco_metrics
+from drivevision.labels import counted
 
 SIZE_SLACK = 1.0  # pixels a predicted box may reach past the frame (rounding)
 
@@ -78,7 +79,8 @@ def _labelled_frames(truth: Annotations, preds: Annotations, allow: bool,
     if not allow:
         raise ValueError(f"{preds.path} has {len(extra)} frames that {truth.path} does not "
                          f"label ({shown}); pass --allow-unlabelled to leave them out")
-    notes.append(f"left out {len(extra)} predicted frames without ground truth ({shown})")
+    notes.append(f"left out {counted(len(extra), 'predicted frame')} without ground truth "
+                 f"({shown})")
     kept = {f: fb for f, fb in preds.frames.items() if f in truth.frames}
     return Annotations(preds.path, kept, preds.classes)
 

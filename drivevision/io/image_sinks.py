@@ -27,6 +27,7 @@ from drivevision.io.frames import Frame, Source
 from drivevision.io.live_sinks import LiveVideoSink
 from drivevision.io.sinks import Sink
 from drivevision.io.video_sink import VideoSink
+from drivevision.labels import counted
 
 RECORD = ".drivevision-images.txt"
 _RECORD_HEADER = ("# the images drivevision wrote into this folder: the next run into it "
@@ -52,9 +53,9 @@ def earlier_images(folder: str | os.PathLike) -> tuple[list[str], list[str]]:
 def foreign_images_message(folder: str | os.PathLike, names: list[str]) -> str:
     """One line refusing a folder output that holds images no run recorded writing."""
     shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-    return (f"Output folder {folder} already holds {len(names)} image(s) that no drivevision "
-            f"run wrote there ({shown}); our images would mix with them: choose a new or "
-            "empty folder")
+    return (f"Output folder {folder} already holds {counted(len(names), 'image')} that no "
+            f"drivevision run wrote there ({shown}); our images would mix with them: choose "
+            "a new or empty folder")
 
 
 def output_kind(path: str | os.PathLike) -> str:

@@ -100,7 +100,7 @@ def test_a_folder_holding_images_no_run_wrote_is_refused_and_left_alone(
     before = (frames / "frame_000000.png").read_bytes()
     code, _, err = run(capsys, clip_path, "-o", frames, "--weights", tiny_checkpoint)
     assert code == 2 and len(err.splitlines()) == 1, err
-    assert "1 image(s) that no drivevision run wrote there (frame_000000.png)" in err
+    assert "1 image that no drivevision run wrote there (frame_000000.png)" in err
     assert files_in(frames) == ["frame_000000.png"]
     assert (frames / "frame_000000.png").read_bytes() == before
 

@@ -129,7 +129,7 @@ def test_unlabelled_frames_are_left_out_when_allowed(files, capsys):
                  "--json"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["detections"] == 1
-    assert "left out 1 predicted frames" in captured.err
+    assert "left out 1 predicted frame without" in captured.err
 
 
 def test_coco_images_are_frames_by_frame_index_or_file_name(tmp_path):
