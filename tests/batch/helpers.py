@@ -21,6 +21,18 @@ def make_footage(folder: Path, frames: int = 6) -> Path:
     return folder
 
 
+def new_plan(footage: Path, out: Path, **config):
+    """The batch plan for every clip under ``footage`` into a new folder ``out``, with the
+    demo model and ``config`` (``DetectorConfig`` fields); its settings are ``plan.settings``."""
+    from drivevision.batch import BatchSettings, find_jobs, plan_batch
+    from drivevision.config import DetectorConfig
+
+    settings = BatchSettings(DetectorConfig(weights=WEIGHTS, **config))
+    plan = plan_batch(find_jobs([str(footage)], out), out, settings)
+    out.mkdir()
+    return plan
+
+
 def outputs_of(out: Path) -> dict[str, bytes]:
     """Every output file under ``out`` (relative path -> bytes), the batch's own files and
     hidden ones left out."""

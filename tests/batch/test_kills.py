@@ -22,7 +22,14 @@ from drivevision.batch import (
 )
 from drivevision.cli import main
 from drivevision.config import DetectorConfig
-from tests.batch.helpers import CLIPS, WEIGHTS, hidden_or_partial, make_footage, outputs_of
+from tests.batch.helpers import (
+    CLIPS,
+    WEIGHTS,
+    hidden_or_partial,
+    make_footage,
+    new_plan,
+    outputs_of,
+)
 
 
 @pytest.mark.slow
@@ -33,9 +40,7 @@ def test_a_worker_killed_mid_file_costs_only_that_file_which_is_retried(tmp_path
     clean = tmp_path / "clean"
     assert main(["batch", str(footage), "--out", str(clean), "--weights", WEIGHTS, "-q"]) == 0
     out = tmp_path / "det"
-    settings = BatchSettings(DetectorConfig(weights=WEIGHTS))
-    plan = plan_batch(find_jobs([str(footage)], out), out, settings)
-    out.mkdir()
+    plan = new_plan(footage, out)
     events, killed = [], []
 
     def kill_in_second_file(event):
@@ -44,7 +49,7 @@ def test_a_worker_killed_mid_file_costs_only_that_file_which_is_retried(tmp_path
             killed.append(event.worker)
             os.kill(event.worker, signal.SIGKILL)
 
-    outcome = run_batch(plan, local_workers(settings, out, 1), on_event=kill_in_second_file)
+    outcome = run_batch(plan, local_workers(plan.settings, out, 1), on_event=kill_in_second_file)
     assert killed, "the worker was never seen working on the second file"
     assert ("retry", "2026-11-28/front_0002") in events
     assert outcome.summary["done"] == 3 and outcome.failed == 0
@@ -56,9 +61,7 @@ def test_a_worker_killed_mid_file_costs_only_that_file_which_is_retried(tmp_path
 def test_an_input_stopped_mid_file_reports_the_frames_and_seconds_it_had_done(tmp_path):
     footage = make_footage(tmp_path / "footage", frames=80)
     out = tmp_path / "det"
-    settings = BatchSettings(DetectorConfig(weights=WEIGHTS))
-    plan = plan_batch(find_jobs([str(footage)], out), out, settings)
-    out.mkdir()
+    plan = new_plan(footage, out)
     reported = []
 
     def stop_at_first_progress(event):
@@ -66,7 +69,7 @@ def test_an_input_stopped_mid_file_reports_the_frames_and_seconds_it_had_done(tm
             reported.append(event.frames)
             os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: the batch's stop request
 
-    outcome = run_batch(plan, local_workers(settings, out, 1), on_event=stop_at_first_progress)
+    outcome = run_batch(plan, local_workers(plan.settings, out, 1), on_event=stop_at_first_progress)
     assert reported, "the worker never reported progress"
     [stopped] = [r for r in outcome.rows if r["status"] == "interrupted"]
     assert stopped["frames"] >= reported[0] > 0 and stopped["seconds"] > 0

@@ -7,14 +7,14 @@ import time
 
 import pytest
 
-from drivevision.batch import BatchSettings, find_jobs, plan_batch, run_batch
+from drivevision.batch import run_batch
 from drivevision.cli import main
-from drivevision.config import DetectorConfig
 from tests.batch.helpers import (
     ROOT,
     WEIGHTS,
     assert_same_detections,
     hidden_or_partial,
+    new_plan,
     outputs_of,
 )
 
@@ -70,9 +70,7 @@ def test_an_actor_killed_mid_file_has_its_file_retried_on_another(cluster, local
     from drivevision.batch.ray_workers import RayWorkers
 
     out = tmp_path / "det"
-    settings = BatchSettings(DetectorConfig(weights=WEIGHTS, precision="fp32"))
-    plan = plan_batch(find_jobs([str(footage)], out), out, settings)
-    out.mkdir()
+    plan = new_plan(footage, out, precision="fp32")
     events, killed = [], []
 
     def kill_first_actor(event):
@@ -82,7 +80,7 @@ def test_an_actor_killed_mid_file_has_its_file_retried_on_another(cluster, local
             killed.append(event.job.rel)
             ray.kill(event.worker)
 
-    outcome = run_batch(plan, RayWorkers(settings, out, None, 2), on_event=kill_first_actor)
+    outcome = run_batch(plan, RayWorkers(plan.settings, out, None, 2), on_event=kill_first_actor)
     assert ("retry", killed[0]) in events
     assert outcome.summary["done"] == 3 and outcome.failed == 0
     assert_same_detections(outputs_of(out), local_outputs)

@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from tests.batch.helpers import ROOT, WEIGHTS
+from tests.batch.helpers import ROOT, new_plan
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
@@ -17,9 +17,8 @@ def test_sigterm_during_a_ray_batch_is_the_batch_s_stop_request(footage, tmp_pat
                                                                 monkeypatch):
     """While the batch runs, SIGTERM belongs to the batch (stop, write the reports), not to
     the handler ``ray.init`` installs; afterwards the process's handlers are as before."""
-    from drivevision.batch import BatchSettings, find_jobs, plan_batch, run_batch
+    from drivevision.batch import run_batch
     from drivevision.batch.ray_workers import RayWorkers
-    from drivevision.config import DetectorConfig
     from drivevision.pipeline import signals
 
     assert not ray.is_initialized()
@@ -27,9 +26,7 @@ def test_sigterm_during_a_ray_batch_is_the_batch_s_stop_request(footage, tmp_pat
         filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))  # the workers' drivevision
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     out = tmp_path / "det"
-    settings = BatchSettings(DetectorConfig(weights=WEIGHTS))
-    plan = plan_batch(find_jobs([str(footage)], out), out, settings)
-    out.mkdir()
+    plan = new_plan(footage, out)
     during = []
 
     def look(event):
@@ -38,7 +35,7 @@ def test_sigterm_during_a_ray_batch_is_the_batch_s_stop_request(footage, tmp_pat
 
     previous = signals.install(lambda s: None)  # as the drivevision program does first
     try:
-        outcome = run_batch(plan, RayWorkers(settings, out, None, 1), on_event=look)
+        outcome = run_batch(plan, RayWorkers(plan.settings, out, None, 1), on_event=look)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
