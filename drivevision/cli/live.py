@@ -312,7 +312,7 @@ def _report(args: argparse.Namespace, sources: list, pipeline) -> int:
             if pieces:
                 print(f"wrote {counted(len(pieces), 'segment')}: {pieces[0]} .. {pieces[-1]}",
                       file=out)
-            elif getattr(sink, "final_path", None) is not None or getattr(sink, "stream", False):
+            elif _wrote(sink):
                 print(f"wrote {sink.path}", file=out)
     notes = [n for s in sources for n in s.notes]
     notes += [n for sinks in pipeline.sinks for sink in sinks for n in sink.notes]
@@ -331,9 +331,13 @@ def _unwritten(sources: list, pipeline) -> list[str]:
     for source, stats, sinks in zip(sources, pipeline.stats, pipeline.sinks):
         why = (f"no frame came from {source.uri}" if stats.snapshot().captured == 0
                else "no frame was detected")
-        for sink in sinks:
-            path = getattr(sink, "path", None)
-            if path is not None and not sink.segments and not getattr(sink, "stream", False) \
-                    and getattr(sink, "final_path", None) is None:
-                notes.append(f"{path} was not written: {why}")
+        notes += [f"{sink.path} was not written: {why}" for sink in sinks
+                  if getattr(sink, "path", None) is not None and not sink.segments
+                  and not _wrote(sink)]
     return notes
+
+
+def _wrote(sink) -> bool:
+    """Whether ``sink`` (not a segmented one) left its output: a file in place, or a stream
+    written through."""
+    return getattr(sink, "final_path", None) is not None or getattr(sink, "stream", False)
