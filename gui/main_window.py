@@ -17,6 +17,7 @@ from PyQt6.QtWidgets import QMainWindow, QMessageBox
 from drivevision.config import MODELS, DetectorConfig
 from drivevision.labels import resolve_classes
 from gui import actions, layout
+from gui.hud import Hud
 from gui.overlay import OverlaySettings, draw, to_qimage, visible
 from gui.packets import MediaInfo, Packet
 from gui.settings import ViewerSettings
@@ -54,10 +55,7 @@ class MainWindow(QMainWindow):
         self._recording_since: float | None = None
         self._recording_clock = QTimer(self)
         self._recording_clock.timeout.connect(self._show_recording_time)
-        self._outage = ""  # what the HUD says of a live source's outage ("": none)
-        self._hud: list[str] = []
-        self._outage_clock = QTimer(self)  # no frames come while a stream is lost: ask it
-        self._outage_clock.timeout.connect(self._show_outage)
+        self.hud = Hud(self.view, self.statusBar(), self)
         actions.install(self)
         self._connect_controls()
         self.worker = Worker(detector, tracking=tracking)
@@ -199,33 +197,7 @@ class MainWindow(QMainWindow):
         self.panel.show_stats(stats, packet.timings, latency)
         self.panel.show_counts(shown, packet.run_counts, self.names)
         self.panel.show_detections(shown, self.names)
-        self._hud = [
-            self._frame_line(packet, shown),
-            f"in {stats['input_fps']:.1f} fps  det {stats['detector_fps']:.1f} fps",
-            f"latency {latency:.0f} ms  dropped {int(stats['dropped'])}"]
-        self.view.set_hud(self._hud)
-
-    @staticmethod
-    def _frame_line(packet: Packet, shown) -> str:
-        count = int(packet.stats.get("frame_count", 0))
-        n = len(shown)
-        return f"frame {packet.frame.index + 1}/{count or '-'}  {n} object{'s' * (n != 1)}"
-
-    def _show_outage(self) -> None:
-        """A lost stream on the HUD and the status bar (its last frame stays on show), the
-        seconds counting, as ``drivevision live``'s status line; then that it came back."""
-        media = self.worker.media
-        state = media.outage if media is not None and media.live else ""
-        if state == self._outage:
-            return
-        uri = self.media.uri if self.media is not None else ""
-        if state:
-            self.view.set_hud([state, *self._hud[:1]])
-            self.statusBar().showMessage(f"{uri}: {state}")
-        elif self._outage:
-            self.view.set_hud(self._hud)
-            self.statusBar().showMessage(f"{uri}: reconnected", 10000)
-        self._outage = state
+        self.hud.show(packet, shown, latency)
 
     def overlay_settings(self) -> OverlaySettings:
         return self.panel.overlay.settings()
@@ -246,9 +218,7 @@ class MainWindow(QMainWindow):
             shown = visible(self.packet.detections, self.overlay_settings())
             self.panel.show_detections(shown, self.names)
             self.panel.show_counts(shown, self.packet.run_counts, self.names)
-            if self._hud and not self._outage:  # the count the picture shows
-                self._hud[0] = self._frame_line(self.packet, shown)
-                self.view.set_hud(self._hud)
+            self.hud.recount(self.packet, shown)
 
     def _select_detection(self, row: int) -> None:
         self.highlight = row if row >= 0 else None
@@ -304,8 +274,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"DriveVision - {info.uri}")
         self.settings.add_recent(info.uri)
         actions.refresh_recent(self)
-        self._outage = ""
-        self._outage_clock.start(500) if info.live else self._outage_clock.stop()
+        self.hud.watch(lambda: self.worker.media, info.uri, info.live)
         kind = "live" if info.live else f"{info.frame_count or '?'} frames"
         self.statusBar().showMessage(f"opened {info.uri} ({kind}, {info.fps or 0:.1f} fps)", 10000)
         play, self._play_on_open = self._play_on_open or not info.seekable, False

@@ -1,0 +1,71 @@
+"""What the viewer writes over the picture: the frame and its object count, the rates and
+latency, or, while a live source is lost, that it is."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PyQt6.QtCore import QObject, QTimer
+from PyQt6.QtWidgets import QStatusBar
+
+from drivevision.io.frames import Source
+from gui.packets import Packet
+from gui.video_view import VideoView
+
+
+class Hud:
+    """The HUD's lines on ``view``; a lost live source also in ``status``.
+
+    No frame comes while a stream is lost, so nothing would change the picture's lines: while
+    a live source plays, its ``outage`` (``drivevision.io.frames.Source``) is asked every half
+    second, as ``drivevision live``'s status line shows it.
+    """
+
+    def __init__(self, view: VideoView, status: QStatusBar, parent: QObject):
+        self.view, self.status = view, status
+        self.lines: list[str] = []
+        self.outage = ""  # what the HUD says of the source's outage ("": none)
+        self._source: Callable[[], Source | None] = lambda: None
+        self._uri = ""
+        self._clock = QTimer(parent)
+        self._clock.timeout.connect(self._poll)
+
+    def watch(self, source: Callable[[], Source | None], uri: str, live: bool) -> None:
+        """A newly opened source (``source()`` gives it while it plays): its outages are
+        shown when it is ``live``."""
+        self._source, self._uri, self.outage = source, uri, ""
+        self._clock.start(500) if live else self._clock.stop()
+
+    def show(self, packet: Packet, shown, latency_ms: float) -> None:
+        """The lines for ``packet``, its ``shown`` detections counted."""
+        stats = packet.stats
+        self.lines = [
+            _frame_line(packet, shown),
+            f"in {stats['input_fps']:.1f} fps  det {stats['detector_fps']:.1f} fps",
+            f"latency {latency_ms:.0f} ms  dropped {int(stats['dropped'])}"]
+        self.view.set_hud(self.lines)
+
+    def recount(self, packet: Packet, shown) -> None:
+        """The object count of what the picture now draws (the overlay changed)."""
+        if self.lines and not self.outage:
+            self.lines[0] = _frame_line(packet, shown)
+            self.view.set_hud(self.lines)
+
+    def _poll(self) -> None:
+        source = self._source()
+        state = source.outage if source is not None and source.live else ""
+        if state == self.outage:
+            return
+        if state:
+            self.view.set_hud([state, *self.lines[:1]])  # the last frame stays on show
+            self.status.showMessage(f"{self._uri}: {state}")
+        elif self.outage:
+            self.view.set_hud(self.lines)
+            self.status.showMessage(f"{self._uri}: reconnected", 10000)
+        self.outage = state
+
+
+def _frame_line(packet: Packet, shown) -> str:
+    count = int(packet.stats.get("frame_count", 0))
+    n = len(shown)
+    return f"frame {packet.frame.index + 1}/{count or '-'}  {n} object{'s' * (n != 1)}"
