@@ -2,8 +2,8 @@
 
 Left: the video and the transport bar; right (in a scroll area, behind a splitter): the side
 panel; a busy bar in the status bar. What the user set (overlay, playback, window geometry,
-where the splitter between video and panel sits) is saved to and restored from
-``ViewerSettings``.
+where the splitter between video and panel sits, the panel's tab of classes or detections) is
+saved to and restored from ``ViewerSettings``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from PyQt6.QtWidgets import (
 )
 
 from drivevision.config import DEFAULT_MODEL, DetectorConfig
-from gui.panel import SidePanel
+from gui.panel import TABLES, SidePanel
 from gui.settings import ViewerSettings
 from gui.transport import TransportBar
 from gui.video_view import VideoView
@@ -69,6 +69,8 @@ def restore(window: QMainWindow, s: ViewerSettings) -> None:
         window.splitter.restoreState(splitter)
     window.panel.overlay.labels_box.setChecked(s.get("overlay/labels", True, bool))
     window.panel.overlay.thickness.setValue(s.get("overlay/thickness", 0, int))
+    table = s.get("panel/table", "classes", str)
+    window.panel.show_table(table if table in TABLES else "classes")
     window.transport.speed.setCurrentIndex(s.get("playback/speed_index", 2, int))
     window.transport.every_frame.setChecked(s.get("playback/every_frame", False, bool))
 
@@ -78,6 +80,7 @@ def save(window: QMainWindow, s: ViewerSettings) -> None:
     s.set("window/splitter", window.splitter.saveState())
     s.set("overlay/labels", window.panel.overlay.labels_box.isChecked())
     s.set("overlay/thickness", window.panel.overlay.thickness.value())
+    s.set("panel/table", window.panel.shown_table())
     s.set("playback/speed_index", window.transport.speed.currentIndex())
     s.set("playback/every_frame", window.transport.every_frame_choice())
     s.sync()

@@ -262,6 +262,8 @@ class MainWindow(QMainWindow):
         inside = [(float((b[2] - b[0]) * (b[3] - b[1])), i) for i, b in enumerate(shown.xyxy)
                   if b[0] <= x <= b[2] and b[1] <= y <= b[3]]
         self.panel.detections.setCurrentRow(min(inside)[1] if inside else -1)
+        if inside:
+            self.panel.show_table("detections")  # the box clicked, selected in its row
 
     def _opened(self, info: MediaInfo) -> None:
         self.media = info

@@ -24,6 +24,7 @@ from PyQt6.QtWidgets import (
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -35,6 +36,7 @@ from drivevision.pipeline.stats import PIPELINE_STAGES
 from gui.overlay import OverlaySettings
 
 _SKIP_NAMES = {"N/A", "__background__"}
+TABLES = ("classes", "detections")  # the tabs under the statistics, in order
 
 
 def swatch(class_id: int, names: Sequence[str]) -> QIcon:
@@ -183,25 +185,41 @@ class SidePanel(QWidget):
         self.counts.setHorizontalHeaderLabels(["class", "frame", "all frames"])
         self.counts.horizontalHeaderItem(2).setToolTip(
             "Shown detections summed over the frames seen since opening, each frame once")
-        self.counts.verticalHeader().setVisible(False)
+        rows = self.counts.verticalHeader()
+        rows.setVisible(False)
+        rows.setMinimumSectionSize(1)
+        rows.setDefaultSectionSize(self.fontMetrics().height() + 6)  # as dense as a list's
         self.counts.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.counts.setMaximumHeight(150)
         self.detections = QListWidget()
         self.track_info = QLabel()  # the selected track's span, when the viewer tracks
         self.track_info.setWordWrap(True)
         for table in (self.counts, self.detections):  # they take the room left, down to 70 px,
             table.setMinimumHeight(70)  # so the whole panel fits a 900-pixel-high screen
             table.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)
+        # one above the other, each had two or three rows on a 900-pixel-high screen; as
+        # tabs each gets the room of both
+        self.tables = QTabWidget()
+        self.tables.addTab(self.counts, "Classes (shown)")
+        self.tables.setTabToolTip(0, "Detections the overlay shows, per class")
+        self.tables.addTab(self.detections, "Detections")
+        self.tables.setTabToolTip(1, "The detections shown in this frame; click one to "
+                                     "highlight it")
         self.detector = DetectorControls()
         layout = QVBoxLayout(self)
         layout.addWidget(self.overlay)
         layout.addWidget(_boxed("Statistics", self.stats))
-        layout.addWidget(_boxed("Classes (shown)", self.counts), 1)
-        layout.addWidget(_boxed("Detections in this frame", self.detections), 1)
+        layout.addWidget(self.tables, 1)
         layout.addWidget(self.track_info)
         layout.addWidget(self.detector)
         self.detections.currentRowChanged.connect(self.detection_selected)
         self.setMinimumWidth(260)
+
+    def show_table(self, name: str) -> None:
+        """Bring the "classes" or the "detections" tab to the front."""
+        self.tables.setCurrentIndex(TABLES.index(name))
+
+    def shown_table(self) -> str:
+        return TABLES[self.tables.currentIndex()]
 
     def show_stats(self, stats: dict, timings: dict, latency_ms: float) -> None:
         stages = "  ".join(f"{s} {timings[s]:.0f}" for s in PIPELINE_STAGES if s in timings)
@@ -230,6 +248,7 @@ class SidePanel(QWidget):
                     f"{shown.scores[i]:.2f}  ({x1}, {y1}, {x2}, {y2})")
             self.detections.addItem(QListWidgetItem(swatch(int(shown.class_ids[i]), names), text))
         self.detections.blockSignals(False)
+        self.tables.setTabText(1, f"Detections ({len(shown)})")
 
 
 def _boxed(title: str, widget: QWidget) -> QGroupBox:

@@ -274,6 +274,19 @@ def test_the_side_panel_fits_a_1600x900_screen_without_scrolling(qtbot, make_win
     assert apply.isVisible() and bottom <= scroll.viewport().height()
 
 
+def test_the_classes_table_shows_six_rows_on_a_1600x900_screen(qtbot, make_window):
+    window = make_window(FixedDetector(detections=two_boxes()))
+    window.resize(1600, 820)
+    run = Counter({class_id: 10 - class_id for class_id in range(1, 9)})
+    window.panel.show_counts(Detections.empty(), run, COCO_NAMES)
+    window.panel.show_table("classes")
+    qtbot.wait(100)
+    table = window.panel.counts
+    assert table.isVisible() and table.rowCount() == 8
+    assert table.viewport().height() >= 6 * table.rowHeight(0)
+    assert window.splitter.widget(1).verticalScrollBar().maximum() == 0
+
+
 def test_where_the_user_put_the_splitter_is_kept_for_the_next_run(qtbot, make_window):
     window = make_window(FixedDetector(detections=two_boxes()))
     window.resize(1400, 820)
@@ -382,12 +395,14 @@ def test_recent_sources_and_overlay_settings_persist(qtbot, make_window, setting
     shot = tmp_path / "shot.png"
     assert window.save_screenshot(shot)
     assert cv2.imread(str(shot)).shape == (96, 160, 3)
+    window.panel.show_table("detections")
     window.close()
 
     again = make_window(FixedDetector(detections=two_boxes()))
     assert again.settings.recent()[0] == clip_path
     assert [a.text() for a in again.recent_menu.actions()] == [clip_path]
     assert again.panel.overlay.thickness.value() == 3
+    assert again.panel.shown_table() == "detections"
 
 
 @pytest.mark.timeout(120)
@@ -962,8 +977,10 @@ def test_track_ids_and_trails_show_and_hide_with_their_toggle(qtbot, tracked_win
 
 def test_clicking_a_box_selects_its_track_and_shows_its_span(qtbot, tracked_window):
     window = tracked_window
+    assert window.panel.shown_table() == "classes"
     window.view.clicked.emit(150.0, 60.0)  # inside the person's box: track 2
     assert window.selected_track == 2 and window.highlight == 1
+    assert window.panel.shown_table() == "detections"  # its row, selected, on show
     assert window.panel.track_info.text() == ("track #2: first frame 1, last frame 3, "
                                               "3 frames long (seen in 3)")
     window.step(1)
