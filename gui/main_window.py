@@ -277,8 +277,10 @@ class MainWindow(QMainWindow):
         self.settings.add_recent(info.uri)
         actions.refresh_recent(self)
         self.hud.watch(lambda: self.worker.media, info.uri, info.live)
-        kind = "live" if info.live else f"{info.frame_count or '?'} frames"
-        self.statusBar().showMessage(f"opened {info.uri} ({kind}, {info.fps or 0:.1f} fps)", 10000)
+        # a stream's own figure is often wrong (OpenCV says 25 fps for any MJPEG stream):
+        # a live source's rate is the one measured, on the HUD
+        kind = "live" if info.live else f"{info.frame_count or '?'} frames, {info.fps or 0:.1f} fps"
+        self.statusBar().showMessage(f"opened {info.uri} ({kind})", 10000)
         play, self._play_on_open = self._play_on_open or not info.seekable, False
         if play:
             self.play()

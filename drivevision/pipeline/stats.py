@@ -1,6 +1,7 @@
 """What a run measures, with bounded memory (runs may last for hours): per-stage timings
 (``StageStats``), per-source counters, rates and latency (``SourceStats``, ``Snapshot``),
-the one rate meter (``RateMeter``) and the end-of-run ``RunSummary``."""
+the rate meters (``RateMeter`` for events, ``ArrivalRate`` for frames coming in) and the
+end-of-run ``RunSummary``."""
 
 from __future__ import annotations
 
@@ -99,6 +100,39 @@ class RateMeter:
             return (len(self._times) - 1) / span if span > 0 else 0.0
 
 
+class ArrivalRate:
+    """The rate frames arrive at, in frames/s: one over the median interval between the
+    arrivals of the last ``window_s`` seconds (at least the last ``min_events``, however old).
+
+    A count over a window reads a burst as a rate: a stream's first frames, buffered while
+    it opened, come together (thousands of fps, then the claimed rate's worth too many for
+    seconds). The median ignores such bursts and single late frames. Thread-safe. It falls
+    to 0 once no frame came for ``window_s`` seconds and twice the median interval.
+    """
+
+    def __init__(self, window_s: float = 2.0, min_events: int = 3, max_events: int = 2_000):
+        self.window_s, self.min_events = window_s, min_events
+        self._times: deque[float] = deque(maxlen=max_events)
+        self._lock = threading.Lock()
+
+    def tick(self, now: float | None = None) -> None:
+        with self._lock:
+            self._times.append(time.monotonic() if now is None else now)
+
+    def rate(self, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            while len(self._times) > self.min_events and self._times[0] < now - self.window_s:
+                self._times.popleft()
+            times = np.array(self._times, dtype=np.float64)
+        if times.size < 2:
+            return 0.0
+        interval = float(np.median(np.diff(times)))
+        if interval <= 0 or now - times[-1] > max(self.window_s, 2 * interval):
+            return 0.0
+        return 1.0 / interval
+
+
 _HIST_MS = 60_000  # latencies above a minute count as a minute
 
 
@@ -136,14 +170,16 @@ class SourceStats:
     """Counters and sliding-window meters of one source; safe to use from several threads.
 
     ``captured`` frames were read, ``processed`` reached the render stage, ``dropped`` were
-    replaced by a newer frame before the detector took them (live sources only). Memory is
-    bounded: the windows keep at most ``window_s`` seconds and ``max_events``.
+    replaced by a newer frame before the detector took them (live sources only). The input
+    rate is the rate frames arrive at (``ArrivalRate``, over the last 2 s), never the rate a
+    stream or container claims. Memory is bounded: the windows keep at most ``window_s``
+    seconds and ``max_events``.
     """
 
     def __init__(self, window_s: float = 5.0, max_events: int = 20_000):
         self.window_s = window_s
         self._lock = threading.Lock()
-        self.input_rate = RateMeter(window_s, max_events)
+        self.input_rate = ArrivalRate(min(window_s, 2.0))
         self.detector_rate = RateMeter(window_s, max_events)
         self._latency: deque[tuple[float, float]] = deque(maxlen=max_events)
         self.captured = self.processed = self.dropped = 0

@@ -489,6 +489,22 @@ def test_live_stream_plays_again_after_pause_and_speed_change(qtbot, make_window
         qtbot.waitUntil(lambda: not window.is_playing, timeout=5000)
 
 
+def test_a_live_stream_shows_the_rate_its_frames_arrive_at(qtbot, make_window):
+    window = make_window(FixedDetector(0.02, detections=two_boxes()))
+    messages: list[str] = []
+    window.statusBar().messageChanged.connect(messages.append)
+    with MjpegTestServer(fps=10) as server:  # OpenCV says 25 fps for any MJPEG stream
+        window.open_source(server.url)
+        qtbot.waitUntil(lambda: window.packet is not None and stream_seq(window) >= 15,
+                        timeout=20000)
+        fps = window.packet.stats["input_fps"]
+        window.pause()
+    assert 9.0 < fps < 11.0
+    assert f"in {fps:.1f} fps" in window.view._hud[1]
+    opened = next(m for m in messages if m.startswith("opened"))
+    assert opened == f"opened {server.url} (live)"
+
+
 @pytest.mark.timeout(90)
 def test_gui_command_with_play_starts_a_live_stream_once(qtbot, monkeypatch, settings,
                                                          tiny_checkpoint):

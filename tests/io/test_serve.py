@@ -17,7 +17,7 @@ from drivevision.detections import Detections
 from drivevision.io.frames import Frame, Source
 from drivevision.io.serve import MjpegServer, ServeSink, is_loopback, parse_bind
 from drivevision.io.sinks import Sink
-from drivevision.pipeline.stats import Snapshot, SourceStats
+from drivevision.pipeline.stats import ArrivalRate, Snapshot, SourceStats
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -193,6 +193,30 @@ def test_source_stats_windows_and_whole_run():
     old = SourceStats(window_s=1.0)
     old.on_result(100, now - 5.0)
     assert old.snapshot().latency_p50 is None and old.run_latency(95) == 100.0
+
+
+def test_input_rate_is_the_rate_frames_arrive_at_after_an_opening_burst():
+    stats = SourceStats()
+    now = time.monotonic()
+    # a 10 fps stream: five frames buffered while it opened come at once, then one per 0.1 s
+    arrivals = [now - 1.0 + i * 0.001 for i in range(5)] + [now - 0.9 + i * 0.1
+                                                           for i in range(10)]
+    for t in arrivals:
+        stats.on_capture(t)
+    assert stats.snapshot().input_fps == pytest.approx(10.0, rel=0.02)
+
+
+def test_input_rate_falls_to_zero_once_frames_stop_coming():
+    meter = ArrivalRate(window_s=2.0)
+    now = time.monotonic()
+    for i in range(20):
+        meter.tick(now - 10.0 + i * 0.1)
+    assert meter.rate(now - 8.0) == pytest.approx(10.0)
+    assert meter.rate(now) == 0.0
+    slow = ArrivalRate(window_s=2.0)  # one frame every 3 s: older frames still count
+    for i in range(4):
+        slow.tick(now - 9.0 + i * 3.0)
+    assert slow.rate(now) == pytest.approx(1 / 3)
 
 
 def test_status_line_writes_every_second_and_stops_the_run_after_duration():
