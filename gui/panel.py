@@ -181,6 +181,10 @@ class SidePanel(QWidget):
         self.stats = QLabel("-")
         self.stats.setWordWrap(True)
         self.stats.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.stats.setToolTip(
+            "Waiting for frames: how long reading the frame waited for it to come (a camera, "
+            "a stream, or a file played in real time);\nfor a camera or stream its decoding "
+            "is in it. The other times are the work done on the frame, in ms.")
         self.counts = QTableWidget(0, 3)
         self.counts.setHorizontalHeaderLabels(["class", "frame", "all frames"])
         self.counts.horizontalHeaderItem(2).setToolTip(
@@ -222,11 +226,13 @@ class SidePanel(QWidget):
         return TABLES[self.tables.currentIndex()]
 
     def show_stats(self, stats: dict, timings: dict, latency_ms: float) -> None:
-        stages = "  ".join(f"{s} {timings[s]:.0f}" for s in PIPELINE_STAGES if s in timings)
+        stages = "  ".join(f"{s} {timings[s]:.0f}" for s in PIPELINE_STAGES
+                           if s in timings and s != "wait")
+        wait = f"\nwaiting for frames {timings['wait']:.0f} ms" if "wait" in timings else ""
         self.stats.setText(
             f"input {stats.get('input_fps', 0):.1f} fps, detector "
             f"{stats.get('detector_fps', 0):.1f} fps\nlatency {latency_ms:.0f} ms, dropped "
-            f"{int(stats.get('dropped', 0))}\nms: {stages or '-'}")
+            f"{int(stats.get('dropped', 0))}{wait}\nms: {stages or '-'}")
 
     def show_counts(self, shown: Detections, run: Counter, names: Sequence[str]) -> None:
         frame = Counter(int(c) for c in shown.class_ids)

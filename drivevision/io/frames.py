@@ -78,6 +78,11 @@ class Source:
     ``frame_check`` (set before iterating; files and folders apply it) refuses frames of a
     size the consumer cannot take, e.g. ``Detector.size_problem``: they are skipped with a
     note, as damaged ones are.
+
+    ``decode_ms``: how long the frame last handed out took to read and decode, for a live
+    source that can tell that apart from the wait for the frame to be due (a file paced in
+    real time); None where the two come together (a camera or stream: OpenCV decodes a
+    frame in the read that waits for it).
     """
 
     can_lose_input: ClassVar[bool] = False
@@ -92,6 +97,7 @@ class Source:
     outage_since: float | None = field(default=None, init=False, repr=False)
     gave_up: bool = field(default=False, init=False, repr=False)
     frame_check: FrameCheck | None = field(default=None, init=False, repr=False)
+    decode_ms: float | None = field(default=None, init=False, repr=False)
 
     @property
     def outage(self) -> str:

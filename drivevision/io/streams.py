@@ -275,7 +275,8 @@ class RealtimeSource(Source):
 
     Frame ``i`` is handed out when its timestamp is due on the wall clock, with
     ``captured_at`` stamped then, as a camera would deliver it; ``interrupt()`` (or
-    ``close()``) ends a wait at once. Subclasses may pace other frames of ``inner`` by
+    ``close()``) ends a wait at once. ``decode_ms`` is the read of the frame handed out,
+    without the wait. Subclasses may pace other frames of ``inner`` by
     overriding ``_frames`` (the viewer plays from any frame).
     """
 
@@ -294,7 +295,19 @@ class RealtimeSource(Source):
         self._interrupt.set()
 
     def __iter__(self) -> Iterator[Frame]:
-        return paced(self._frames(), self.speed, self._interrupt)
+        return paced(self._timed(self._frames()), self.speed, self._interrupt)
+
+    def _timed(self, frames: Iterable[Frame]) -> Iterator[Frame]:
+        """``frames``, each one's read timed into ``decode_ms`` (``paced`` reads a frame,
+        then waits until it is due, in the same call for the next frame)."""
+        frames = iter(frames)
+        while True:
+            start = time.perf_counter()
+            frame = next(frames, None)
+            if frame is None:
+                return
+            self.decode_ms = (time.perf_counter() - start) * 1000.0
+            yield frame
 
     def close(self) -> None:
         self._interrupt.set()

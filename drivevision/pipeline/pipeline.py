@@ -267,8 +267,14 @@ def _keeps_newest(source: Source, policy: str) -> bool:
 
 def read_timing(source: Source, start: float) -> dict[str, float]:
     """How long reading a frame took since ``start`` (``time.perf_counter()``): "decode" for
-    files; "capture" for live sources, whose reads also wait for the camera or the clock."""
-    return {"capture" if source.live else "decode": (time.perf_counter() - start) * 1000.0}
+    files; "wait" for live sources, whose reads wait for the camera, the stream or the
+    clock (a camera's or stream's decode is in it; a paced file's is "decode", apart)."""
+    ms = (time.perf_counter() - start) * 1000.0
+    if not source.live:
+        return {"decode": ms}
+    decode = source.decode_ms
+    return {"wait": ms} if decode is None else {"decode": decode,
+                                                 "wait": max(ms - decode, 0.0)}
 
 
 def detect_batch(detector, batch: list[tuple]) -> list[Result]:

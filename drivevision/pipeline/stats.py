@@ -15,8 +15,9 @@ import numpy as np
 from drivevision.detections import Detections
 from drivevision.labels import counted, name_of
 
-# "capture" replaces "decode" for live sources: their reads include waiting for the frame.
-PIPELINE_STAGES = ("decode", "capture", "preprocess", "inference", "postprocess", "render",
+# "wait": a live source's read waiting for its next frame (a camera's or stream's decode in
+# it, which OpenCV does in the same call); no work of ours, but where a frame's time went
+PIPELINE_STAGES = ("wait", "decode", "preprocess", "inference", "postprocess", "render",
                    "encode")
 
 
@@ -261,6 +262,9 @@ class RunSummary:
             what = (f"the first frame, {ms:.0f} ms, which holds" if n == 1 else
                     f"the first {n} frames, {ms:.0f} ms each, which hold")
             lines.append(f"(not in the table: {what} one-off work: compiling, first allocations)")
+        if "wait" in self.stages.stages():
+            lines.append("(wait: a live source's read waiting for its next frame; a camera's "
+                         "or stream's decoding is in it)")
         return "\n".join(lines)
 
 

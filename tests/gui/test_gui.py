@@ -489,6 +489,19 @@ def test_live_stream_plays_again_after_pause_and_speed_change(qtbot, make_window
         qtbot.waitUntil(lambda: not window.is_playing, timeout=5000)
 
 
+def test_the_statistics_tell_waiting_for_frames_from_decoding_them(qtbot, make_window,
+                                                                   clip_path):
+    window = make_window(FixedDetector(detections=two_boxes()))
+    window.open_source(clip_path, play=True)  # paced at the clip's 10 fps
+    qtbot.waitUntil(lambda: window.packet is not None and window.packet.frame.index >= 3,
+                    timeout=20000)
+    window.pause()
+    lines = window.panel.stats.text().splitlines()
+    waiting = next(line for line in lines if line.startswith("waiting for frames"))
+    assert 50 < float(waiting.split()[3]) < 150  # ms, the pace of 10 fps
+    assert lines[-1].startswith("ms: decode ") and "wait" not in lines[-1]
+
+
 def test_a_live_stream_shows_the_rate_its_frames_arrive_at(qtbot, make_window):
     window = make_window(FixedDetector(0.02, detections=two_boxes()))
     messages: list[str] = []

@@ -212,17 +212,34 @@ def test_stopping_early_ends_every_thread():
         assert pipeline.join(5.0)
 
 
-def test_live_reads_are_timed_as_capture_and_file_reads_as_decode(clip_path):
+@pytest.mark.timeout(30)
+def test_live_reads_are_timed_as_waits_apart_from_a_paced_files_decode(clip_path):
     from drivevision.io.streams import RealtimeSource
+    from drivevision.pipeline.stats import RunSummary, StageStats
 
     with open_source(clip_path) as file_source:
         decoded = list(Pipeline(file_source, FixedDetector(detections=BOX)).results())
     with RealtimeSource(open_source(clip_path)) as paced:
-        captured = list(Pipeline(paced, FixedDetector(detections=BOX)).results())
-    assert all("decode" in r.timings and "capture" not in r.timings for r in decoded)
-    assert all("capture" in r.timings and "decode" not in r.timings for r in captured)
+        waited = list(Pipeline(paced, FixedDetector(detections=BOX)).results())
+    with MjpegTestServer(fps=30) as server, open_source(server.url) as stream:
+        pipeline, streamed = Pipeline(stream, FixedDetector(detections=BOX)), []
+        for result in pipeline.results():
+            streamed.append(result)
+            if len(streamed) == 3:
+                break
+        assert pipeline.join(5.0)
+    assert all("decode" in r.timings and "wait" not in r.timings for r in decoded)
+    assert all({"wait", "decode"} <= set(r.timings) for r in waited)
     # paced at 10 fps: a read waits about 100 ms for its frame, which is not decoding
-    assert np.median([r.timings["capture"] for r in captured[1:]]) > 50
+    assert np.median([r.timings["wait"] for r in waited[1:]]) > 50
+    assert np.median([r.timings["decode"] for r in waited[1:]]) < 30
+    # a stream decodes in the read that waits: one figure, called what it mostly is
+    assert all("wait" in r.timings and "decode" not in r.timings for r in streamed)
+    stages = StageStats(warmup=0)
+    for result in waited:
+        stages.add(result.timings)
+    table = RunSummary(len(waited), 4.0, {}, stages, []).format()
+    assert "\nwait " in table and "(wait: a live source's read waiting" in table
 
 
 @pytest.mark.timeout(30)
