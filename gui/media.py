@@ -34,6 +34,11 @@ class SeekableSource(Source):
     def read(self, index: int) -> Frame:
         raise NotImplementedError
 
+    def read_near(self, index: int, step: int = 1) -> Frame:
+        """Frame ``index`` or, where it cannot be read and the media skips such frames, the
+        nearest one that can, going by ``step`` (1 or -1); IndexError when none can."""
+        return self.read(index)
+
     def __iter__(self) -> Iterator[Frame]:
         return self.frames_from(0)
 
@@ -41,10 +46,11 @@ class SeekableSource(Source):
         index = start
         while self.frame_count is None or index < self.frame_count:
             try:
-                yield self.read(index)
+                frame = self.read_near(index)
             except IndexError:
                 return
-            index += 1
+            yield frame
+            index = frame.index + 1
 
 
 class SeekableVideo(SeekableSource):
@@ -79,11 +85,29 @@ class SeekableVideo(SeekableSource):
 
 
 class SeekableImages(SeekableSource):
-    """Image files shown as frames at ``fps``, in the order given."""
+    """Image files shown as frames at ``fps``, in the order given.
+
+    An image that cannot be decoded, or is refused for its size, is skipped, as the
+    library's ``ImageSource`` does: its index stays unused, and ``notes`` gets a line for it.
+    """
 
     def __init__(self, uri: str, paths: list[Path], fps: float):
         super().__init__(uri, fps=fps, frame_count=len(paths))
         self.paths = paths
+        self._skipped: set[int] = set()
+
+    def read_near(self, index: int, step: int = 1) -> Frame:
+        start = index
+        while 0 <= index < len(self.paths):
+            try:
+                return self.read(index)
+            except SourceError as e:  # damaged, not an image, or too large
+                if index not in self._skipped:
+                    self._skipped.add(index)
+                    self.notes.append(f"skipped: {e}")
+            index += step
+        raise IndexError(f"{self.uri}: no image from number {start + 1} "
+                         f"{'on' if step > 0 else 'back'} can be read")
 
     def read(self, index: int) -> Frame:
         if not 0 <= index < len(self.paths):

@@ -17,7 +17,7 @@ from dataclasses import replace
 from PyQt6.QtCore import QObject, pyqtSignal
 
 from drivevision.config import DetectorConfig, PipelineConfig
-from drivevision.io.frames import Source
+from drivevision.io.frames import Frame, Source
 from drivevision.pipeline import Pipeline, Result
 from drivevision.pipeline.stats import Snapshot
 from gui.media import Paced, SeekableSource, open_media
@@ -72,6 +72,7 @@ class Worker(QObject):
                                         daemon=True)
         self.media: Source | None = None
         self.position = -1
+        self._notes_told = 0  # of the media's notes, those already in the status bar
         self._played_live = False  # a live source is spent once a pipeline has stopped it
         self._recording = Recording()
         self.loading = False  # a detector is being loaded (read from the GUI thread)
@@ -184,7 +185,7 @@ class Worker(QObject):
         if self.media is not None:
             self.media.close()
         self.media = media
-        self.position, self._played_live = -1, False
+        self.position, self._played_live, self._notes_told = -1, False, 0
         self._reset_run()
         with self._mail_lock:
             self._latest = None  # the last source's frame, not taken: not a display drop
@@ -234,14 +235,27 @@ class Worker(QObject):
             raise RuntimeError("Open a file or folder to seek; live sources only play")
         if self.media.frame_count:
             index = min(index, self.media.frame_count - 1)
-        if self.tracking and self.position >= 0 and index != self.position + 1:
-            self._reset_tracks(f"frame {index + 1} does not follow frame {self.position + 1}")
-        frame = self.media.read(index)
+        frame = self._read_near(index)
+        if self.tracking and self.position >= 0 and frame.index != self.position + 1:
+            self._reset_tracks(f"frame {frame.index + 1} does not follow frame "
+                               f"{self.position + 1}")
         detections, ms = self.detector.infer_timed([frame.image])
         result = Result(frame, detections[0], {"inference": sum(ms.values())})
         for stage in self.tracking:
             result = stage(result)
         self._publish(result, None)
+
+    def _read_near(self, index: int) -> Frame:
+        """Frame ``index``, or the nearest that can be read: on in the direction moved
+        (back for a step back), else the other way (the last images cannot be read)."""
+        step = -1 if index < self.position else 1
+        try:
+            return self.media.read_near(index, step)
+        except IndexError as moved:
+            try:
+                return self.media.read_near(index, -step)
+            except IndexError:
+                raise moved from None
 
     def _do_play(self, speed: float = 1.0, every_frame: bool = False) -> None:
         self._need_detector()
@@ -279,6 +293,7 @@ class Worker(QObject):
             self.media.close()
             self.media = None
             self.media = open_media(uri)
+            self._notes_told = 0
 
     def _consume(self, pipeline: Pipeline, interrupted: threading.Event, *,
                  source_time: bool) -> None:
@@ -312,6 +327,7 @@ class Worker(QObject):
     def _publish(self, result: Result, snapshot: Snapshot | None) -> None:
         """Post ``result`` to the GUI; ``snapshot`` is the pipeline's count of its source
         (None for a single frame shown on a seek or step)."""
+        self._tell_notes()
         overlay = replace(self.overlay, highlight=None)
         image = result.frame.image.copy()
         shown = visible(result.detections, overlay)
@@ -326,6 +342,14 @@ class Worker(QObject):
         frame = replace(result.frame, image=image)  # every other field kept (file, ...)
         self._post(Packet(frame, result.detections, shown, qimage, dict(result.timings), stats,
                           overlay, Counter(self.run_counts), self.opening, result.trails))
+
+    def _tell_notes(self) -> None:
+        """The media's notes (images skipped ...) not told yet, in the status bar."""
+        notes = self.media.notes if self.media is not None else []
+        new, self._notes_told = notes[self._notes_told:], len(notes)
+        if new:
+            more = f" (and {len(new) - 1} more)" if len(new) > 1 else ""
+            self.status.emit(new[-1] + more)
 
     def _count_tracks(self, result: Result) -> None:
         if result.detections.track_ids is None:

@@ -583,6 +583,34 @@ def record_to_the_end(qtbot, window, video) -> tuple[float, list[dict], object]:
     return playing_s, [json.loads(line) for line in jsonl.read_text().splitlines()], video
 
 
+def test_a_folder_with_damaged_images_shows_and_plays_the_others(qtbot, make_window, errors,
+                                                                  tmp_path):
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    for i in (1, 3):
+        cv2.imwrite(str(folder / f"a{i}.png"), np.full((48, 64, 3), 40 * i, np.uint8))
+    for i in (0, 2):
+        (folder / f"a{i}.png").write_bytes(b"not an image")
+    window = make_window(FixedDetector(detections=two_boxes()))
+    window.open_source(str(folder))
+    wait_for_frame(qtbot, window, 1)  # the first image that can be read
+    qtbot.waitUntil(lambda: "a0.png" in window.statusBar().currentMessage())
+    assert window.statusBar().currentMessage().startswith("skipped: Cannot decode image")
+    window.step(1)
+    wait_for_frame(qtbot, window, 3)  # over a2.png
+    window.step(-1)
+    wait_for_frame(qtbot, window, 1)
+    window.seek(0)
+    qtbot.wait(300)
+    assert window.packet.frame.index == 1
+    window.transport.every_frame.setChecked(True)
+    window.play()
+    qtbot.waitUntil(lambda: window.is_playing, timeout=5000)
+    qtbot.waitUntil(lambda: not window.is_playing, timeout=10000)
+    assert window.packet.frame.index == 3 and window.packet.frame.file == "a3.png"
+    assert errors == []
+
+
 def test_recording_a_folder_of_images_names_each_image_file(qtbot, make_window, tmp_path):
     folder = tmp_path / "pics"
     folder.mkdir()
