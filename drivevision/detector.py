@@ -34,13 +34,10 @@ STAGES = ("preprocess", "dense_a", "proposals", "dense_b", "postprocess")
 
 
 def resolve_device(device: str) -> torch.device:
-    """"auto" picks CUDA when torch sees a GPU, else the CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("Expected a CUDA GPU for --device cuda, but torch sees none; "
-                         "use --device cpu")
-    return torch.device(device)
+    """"auto" picks CUDA when torch sees a GPU, else the CPU; ValueError for a GPU torch
+    does not see (``engines.hardware.device_kind``)."""
+    kind = hardware.device_kind(device)
+    return torch.device(kind if device == "auto" else device)
 
 
 def as_bgr(frame: np.ndarray) -> np.ndarray:
@@ -90,8 +87,7 @@ class Detector:
         if precision == "auto":
             precision, self.precision_reason = hardware.pick_precision(self.device,
                                                                        engine=engine)
-        if precision == "fp16" and self.device.type != "cuda":
-            raise ValueError("Expected fp16 on a CUDA device; on the CPU use bf16 or fp32")
+        hardware.check_precision(precision, self.device.type)
         if precision == "bf16" and self.device.type == "cpu" and not hardware.cpu_features().bf16:
             _log.warning("this CPU has no bf16 instructions (AVX512-BF16 or AMX): bf16 is "
                          "emulated and slower than fp32 here")

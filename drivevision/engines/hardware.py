@@ -16,6 +16,8 @@ import platform
 from dataclasses import dataclass
 from pathlib import Path
 
+from drivevision.labels import counted
+
 # cpuinfo flag -> the name users know, in the order they are printed (fastest first).
 FEATURES = {
     "amx_bf16": "AMX-BF16",
@@ -161,3 +163,34 @@ def pick_precision(device, features: CpuFeatures | None = None,
         return "bf16", (f"bf16 in hardware ({found}); its AP on the evaluation clips is within "
                         f"{BF16_AP_TOLERANCE} of fp32")
     return "fp32", "no bf16 hardware (AMX or AVX512-BF16): emulated bf16 is slower than fp32"
+
+
+NO_CUDA = "Expected a CUDA GPU for --device cuda, but torch sees none; use --device cpu"
+FP16_NEEDS_CUDA = "Expected fp16 on a CUDA device; on the CPU use bf16 or fp32"
+
+
+def device_kind(device: str) -> str:
+    """"cpu" or "cuda": where ``device`` ("auto", "cpu", "cuda" or "cuda:N") runs here,
+    "auto" being CUDA when torch sees a GPU; ValueError, naming --device, for a malformed
+    one or a GPU torch does not see. Cheap: nothing is built, so commands ask it before the
+    model loads."""
+    import torch
+
+    kind, colon, index = device.partition(":")
+    if kind not in ("auto", "cpu", "cuda") or (colon and (kind != "cuda" or not index.isdigit())):
+        raise ValueError(f"Expected --device auto, cpu, cuda or cuda:N, but got {device!r}")
+    if kind == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(NO_CUDA)
+    if colon and int(index) >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise ValueError(f"Expected --device cuda:N with N below {count} (torch sees "
+                         f"{counted(count, 'GPU')}), but got {device}")
+    return kind
+
+
+def check_precision(precision: str, kind: str) -> None:
+    """ValueError for a ``precision`` the device ``kind`` ("cpu" or "cuda") cannot run."""
+    if precision == "fp16" and kind != "cuda":
+        raise ValueError(FP16_NEEDS_CUDA)

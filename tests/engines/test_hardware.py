@@ -162,3 +162,19 @@ def test_auto_precision_with_the_onnx_engine_is_fp32_on_a_bf16_cpu():
     precision, reason = pick_precision(cpu, parse_cpuinfo(SAPPHIRE), engine="onnx")
     assert precision == "fp32" and "onnx" in reason
     assert pick_precision(cpu, parse_cpuinfo(SAPPHIRE), engine="compiled")[0] == "bf16"
+
+
+@pytest.mark.parametrize("device, message", [
+    ("cuda:1", "Expected --device cuda:N with N below 1 (torch sees 1 GPU), but got cuda:1"),
+    ("cuda:", "Expected --device auto, cpu, cuda or cuda:N, but got 'cuda:'"),
+    ("cuda0", "Expected --device auto, cpu, cuda or cuda:N, but got 'cuda0'"),
+    ("cpu:0", "Expected --device auto, cpu, cuda or cuda:N, but got 'cpu:0'"),
+])
+def test_a_gpu_this_machine_lacks_is_named_before_anything_is_built(monkeypatch, device,
+                                                                     message):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert hardware.device_kind("cuda:0") == hardware.device_kind("auto") == "cuda"
+    with pytest.raises(ValueError) as refused:
+        hardware.device_kind(device)
+    assert str(refused.value) == message
