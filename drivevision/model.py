@@ -13,6 +13,7 @@ import os
 import pickle
 import re
 import urllib.error
+import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,12 +197,41 @@ def _reason(error: BaseException) -> str:
     return str(reason).splitlines()[0] if str(reason) else type(error).__name__
 
 
+def checkpoint_class_names(path: str | os.PathLike) -> tuple[str, ...]:
+    """The class names ``load_model`` would give the checkpoint at ``path`` (its own, a
+    sidecar's or COCO's), read without building the model: commands check ``--classes``
+    against them before the slow load. WeightsError as ``load_model`` for a file it refuses.
+    """
+    path = Path(path)
+    ckpt, state = _read_checkpoint(path, mmap=True)
+    return _class_names(path, ckpt, int(state[_CLS_KEY].shape[0]))
+
+
 def _load_checkpoint(name: str | None, path: Path, min_size: int | None,
                      max_size: int | None) -> LoadedModel:
+    ckpt, state = _read_checkpoint(path)
+    arch = _architecture(path, ckpt.get("arch"), name)
+    num_classes = int(state[_CLS_KEY].shape[0])
+    names = _class_names(path, ckpt, num_classes)
+    model = build_model(arch, num_classes=num_classes, min_size=min_size or ckpt.get("min_size"),
+                        max_size=max_size or ckpt.get("max_size"))
+    try:
+        model.load_state_dict(
+            {k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    except RuntimeError as e:
+        raise WeightsError(f"Checkpoint {path} does not fit model {arch}: {_mismatch(e)}") from e
+    return LoadedModel(model, arch, names, file_sha256(path)[:16])
+
+
+def _read_checkpoint(path: Path, *, mmap: bool = False) -> tuple[dict, dict]:
+    """The checkpoint at ``path`` and its state dict (the checkpoint itself when it is a
+    bare one). ``mmap``: tensors stay on disk until read (a zip checkpoint, torch.save's
+    format; an older one is read whole), for a look at its metadata only."""
     if weights_problem(path):
         raise WeightsError(weights_problem(path))
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True,
+                          mmap=mmap and zipfile.is_zipfile(path))
     except pickle.UnpicklingError as e:  # torch's text would suggest weights_only=False
         if _code_reference(e):
             raise WeightsError(f"Refusing checkpoint {path}: it holds Python objects other "
@@ -214,17 +244,7 @@ def _load_checkpoint(name: str | None, path: Path, min_size: int | None,
     state = ckpt.get("model", ckpt.get("state_dict", ckpt)) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict) or _CLS_KEY not in state:
         raise WeightsError(f"{path} is not a Faster R-CNN checkpoint (no {_CLS_KEY})")
-    arch = _architecture(path, ckpt.get("arch"), name)
-    num_classes = int(state[_CLS_KEY].shape[0])
-    names = _class_names(path, ckpt, num_classes)
-    model = build_model(arch, num_classes=num_classes, min_size=min_size or ckpt.get("min_size"),
-                        max_size=max_size or ckpt.get("max_size"))
-    try:
-        model.load_state_dict(
-            {k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    except RuntimeError as e:
-        raise WeightsError(f"Checkpoint {path} does not fit model {arch}: {_mismatch(e)}") from e
-    return LoadedModel(model, arch, names, file_sha256(path)[:16])
+    return ckpt, state
 
 
 def _code_reference(error: pickle.UnpicklingError) -> str | None:

@@ -11,6 +11,7 @@ from drivevision.cli.exits import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED
 from drivevision.cli.help import add_command
 from drivevision.cli.options import (
     add_detector_args,
+    check_detector_args,
     detector_config,
     image_fps,
     quiet_opencv,
@@ -104,6 +105,7 @@ def _settings(args: argparse.Namespace):
                          "pip install 'drivevision[ray]'")
     if args.weights and weights_problem(args.weights):
         raise ValueError(weights_problem(args.weights))
+    check_detector_args(args)  # here, not in every worker
     return BatchSettings(detector_config(args), video=args.video,
                          video_preset=args.video_preset, csv=args.csv,
                          track=args.track, **track_options(args),

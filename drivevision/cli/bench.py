@@ -54,6 +54,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
                      input_size=parse_size(args.input_size), iters=args.iters,
                      warmup=args.warmup, device=args.device, calib=args.calib,
                      calib_frames=args.calib_frames)
+    _check_runnable(spec)
     result = run_bench(spec, log=lambda m: print(m, file=sys.stderr, flush=True))
     print(json.dumps(result, indent=1) if args.json else format_tables(result))
     return 0
+
+
+def _check_runnable(spec) -> None:
+    """Refuse, before the model loads and torchvision eager is timed, a device this machine
+    lacks, or precisions of which it runs none: a setting that cannot run is skipped with
+    its reason, but a run with none left would measure nothing."""
+    from drivevision.engines.hardware import check_precision, device_kind
+
+    kind = device_kind(spec.device)
+    problems = []
+    for precision in spec.precisions:
+        try:
+            check_precision(precision, kind)
+        except ValueError as e:
+            problems.append(e)
+    if len(problems) == len(spec.precisions):
+        raise problems[0]

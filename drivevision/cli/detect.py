@@ -12,6 +12,7 @@ from drivevision.cli.exits import EXIT_INPUT_DAMAGED, EXIT_INTERRUPTED, undo_on_
 from drivevision.cli.help import add_command
 from drivevision.cli.options import (
     add_detector_args,
+    check_detector_args,
     check_detector_cost,
     check_outputs,
     detector_config,
@@ -138,6 +139,7 @@ def _check_args(args: argparse.Namespace) -> contextlib.ExitStack:
         raise ValueError("Expected --track with --mot: a MOT file holds track ids")
     if args.no_save and (args.output or args.jsonl or args.csv or args.mot):
         raise ValueError("--no-save writes nothing; leave it out to write the outputs given")
+    check_detector_args(args)
     kind = output_kind(args.output) if args.output else None
     if kind == "image" and not _is_image(args.input):
         raise ValueError(f"An image output ({args.output}) takes one image as input; for a "

@@ -9,7 +9,7 @@ import math
 import sys
 
 from drivevision.cli.help import add_command
-from drivevision.cli.options import add_detector_args
+from drivevision.cli.options import add_detector_args, check_detector_args
 
 EVAL_CONF = 0.05  # scores this low still count for AP (torchvision's own box_score_thresh)
 # A --pred file whose lowest score is at least this was written with a higher threshold than
@@ -73,6 +73,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise ValueError("Expected --pred FILE or an INPUT to run the detector on (one of them)")
     if args.pred is not None:
         _refuse_run_options(args)
+    else:  # a precision the device lacks is skipped with its reason, as torch fp32 runs
+        check_detector_args(args, precision=False)
     class_map = parse_class_map(args.class_map)
     truth = read_truth(args.gt)
     if args.pred is not None:

@@ -20,6 +20,7 @@ from drivevision.cli.exits import EXIT_INTERRUPTED, undo_on_quit
 from drivevision.cli.help import add_command
 from drivevision.cli.options import (
     add_detector_args,
+    check_detector_args,
     check_detector_cost,
     check_outputs,
     detector_config,
@@ -134,6 +135,7 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"Expected --segment > 0, but got {args.segment} s")
     if args.segment is not None and "-" in (args.output, args.jsonl):
         raise ValueError("--segment writes files; it cannot split stdout ('-')")
+    check_detector_args(args)
 
 
 def _claim_outputs(args: argparse.Namespace):

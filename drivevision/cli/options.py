@@ -128,6 +128,35 @@ def check_detector_cost(detector, batch: int, what: str | None = None) -> None:
                                what or f"--min-size {min_size} --max-size {max_size}")
 
 
+def check_detector_args(args: argparse.Namespace, *, precision: bool = True) -> None:
+    """Refuse, before the model loads, what the detector would refuse only once built: a
+    device this machine lacks (``--device cuda`` without a GPU), ``--precision`` the device
+    cannot run (fp16 on a CPU; ``precision`` False for a command that skips such a setting
+    and runs the others) and ``--classes`` the model lacks."""
+    from drivevision.engines import hardware
+
+    kind = hardware.device_kind(args.device)
+    if precision:
+        hardware.check_precision(args.precision, kind)
+    check_classes(args.classes, args.weights)
+
+
+def check_classes(spec: str | None, weights: str | None) -> None:
+    """ValueError, naming the unknown class and a close one, for a ``--classes`` list of
+    names the model does not have: COCO's for torchvision's weights, else the checkpoint's
+    own (read without building the model)."""
+    from drivevision.labels import COCO_NAMES, resolve_classes
+
+    if spec is None or spec.strip().lower() in ("all", "driving"):
+        return  # every model takes these ("driving" warns what a model lacks, once loaded)
+    if weights is None:
+        resolve_classes(spec, COCO_NAMES)
+        return
+    from drivevision.model import checkpoint_class_names
+
+    resolve_classes(spec, checkpoint_class_names(weights))
+
+
 def detector_config(args: argparse.Namespace) -> DetectorConfig:
     engine = args.engine or ("auto" if args.precision == "int8" else "torch")
     return DetectorConfig(model=args.model, weights=args.weights, engine=engine,

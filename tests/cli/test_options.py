@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -74,3 +75,84 @@ def test_the_command_starts_without_loading_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.fixture(scope="module")
+def own_classes_checkpoint(tmp_path_factory) -> str:
+    """A tiny-fpn checkpoint with classes of its own: pedestrian and van."""
+    import torch
+
+    from drivevision.model import LoadedModel, build_model, save_checkpoint
+
+    torch.manual_seed(0)
+    module = build_model("tiny-fpn", num_classes=3)
+    path = tmp_path_factory.mktemp("own") / "own.pt"
+    save_checkpoint(LoadedModel(module, "tiny-fpn", ("__background__", "pedestrian", "van"),
+                                "x"), path)
+    return str(path)
+
+
+@pytest.fixture
+def nothing_loads(monkeypatch):
+    """No CUDA here whatever the machine, and a model load or worker start fails the test."""
+    import torch
+
+    from drivevision import batch
+    from drivevision.cli import timing
+    from drivevision.detector import Detector
+
+    def loaded(*args, **kwargs):
+        raise AssertionError("the model loaded (or a worker started) before the refusal")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(Detector, "from_config", loaded)
+    monkeypatch.setattr(timing, "bench_model", loaded)
+    monkeypatch.setattr(batch, "local_workers", loaded)
+
+
+NO_CUDA = "Expected a CUDA GPU for --device cuda, but torch sees none; use --device cpu"
+NO_FP16 = "Expected fp16 on a CUDA device; on the CPU use bf16 or fp32"
+
+
+@pytest.mark.parametrize("command", [
+    ["detect", "CLIP", "-o", "out.mp4"], ["live", "CLIP", "-o", "out.mp4"],
+    ["batch", "CLIP", "--out", "out"], ["eval", "CLIP", "--gt", "gt.jsonl"]])
+@pytest.mark.parametrize("options, message", [
+    (["--classes", "truk"], "Unknown class 'truk'; did you mean truck?"),
+    (["--classes", "car,trafic light"],
+     "Unknown class 'trafic light'; did you mean traffic light?"),
+    (["--classes", "car", "--weights", "OWN"],
+     "Unknown class 'car'; expected 'driving', 'all', or names or ids of the model's classes: "
+     "pedestrian, van"),
+    (["--classes", "vans", "--weights", "OWN"], "Unknown class 'vans'; did you mean van?"),
+    (["--device", "cuda"], NO_CUDA),
+    (["--device", "cuda:0"], NO_CUDA),
+    (["--device", "gpu"], "Expected --device auto, cpu, cuda or cuda:N, but got 'gpu'"),
+])
+def test_what_the_model_would_refuse_is_refused_before_it_loads(
+        capsys, clip_path, own_classes_checkpoint, nothing_loads, command, options, message):
+    given = {"CLIP": clip_path, "OWN": own_classes_checkpoint}
+    code = main([given.get(a, a) for a in [*command, *options]])
+    out, err = capsys.readouterr()
+    assert code == 2, err
+    assert err.splitlines() == [f"drivevision: error: {message}"] and out == ""
+    assert not any(Path().iterdir())  # no output, no runs/ folder
+
+
+@pytest.mark.parametrize("command", [
+    ["detect", "CLIP", "--no-save"], ["live", "CLIP"], ["batch", "CLIP", "--out", "out"],
+    ["bench"], ["bench", "--precision", "fp16,fp16"]])
+def test_fp16_without_cuda_is_refused_before_the_model_loads(capsys, clip_path, nothing_loads,
+                                                              command):
+    code = main([clip_path if a == "CLIP" else a for a in command] + (
+        [] if "--precision" in command else ["--precision", "fp16"]))
+    assert code == 2 and capsys.readouterr().err.splitlines() == [f"drivevision: error: {NO_FP16}"]
+
+
+def test_eval_and_bench_skip_fp16_beside_a_precision_that_runs(clip_path, nothing_loads):
+    """Each setting a device cannot run is skipped with its reason; torch fp32 still runs."""
+    Path("gt.jsonl").write_text('{"frame": 0, "boxes": [], "labels": []}\n')
+    with pytest.raises(AssertionError, match="the model loaded"):
+        main(["eval", clip_path, "--gt", "gt.jsonl", "--precision", "fp16"])
+    with pytest.raises(AssertionError, match="the model loaded"):
+        main(["bench", "--precision", "fp32,fp16"])
