@@ -11,9 +11,15 @@ import signal
 import sys
 from contextlib import contextmanager
 
-from drivevision.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, quit_now
-from drivevision.cli.options import add_detector_args, detector_config, quiet_opencv
+from drivevision.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, quit_now
+from drivevision.cli.options import (
+    add_detector_args,
+    check_detector_args,
+    detector_config,
+    quiet_opencv,
+)
 from drivevision.cli.tracking import add_track_args, track_stages
+from drivevision.errors import DriveVisionError
 from drivevision.pipeline import signals
 
 
@@ -50,11 +56,13 @@ def main(argv: list[str] | None = None, prog: str = "drivevision-gui") -> int:
 def _main(argv: list[str] | None, prog: str) -> int:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
-    try:
+    try:  # before the window: once it is open a class the model lacks is only a dialog
         config = detector_config(args)
         tracking = track_stages(args)
-    except ValueError as e:
-        parser.error(str(e))
+        check_detector_args(args)
+    except (ValueError, DriveVisionError) as e:  # one line, as the commands say it
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
     from gui import preflight
 
     cannot = preflight.problem()

@@ -265,3 +265,19 @@ def test_drivevision_view_starts_from_the_folder_that_holds_the_clone(tmp_path,
                          cwd=parent, env=env, capture_output=True, text=True, timeout=100)
     assert run.returncode == 0, run.stderr
     assert "window shown" in run.stdout
+
+
+@pytest.mark.parametrize("classes, message", [
+    ("truk", "Unknown class 'truk'; did you mean truck?"),
+    ("cra", "Unknown class 'cra'; did you mean car?"),
+])
+def test_drivevision_view_refuses_a_class_the_model_lacks_before_the_window_opens(
+        clip_path, classes, message):
+    """Before: a dialog in the open window, then every class drawn."""
+    weights = [] if classes == "truk" else ["--weights", str(ROOT / "assets" /
+                                                          "tiny-fpn-synthetic.pt")]
+    run = subprocess.run([sys.executable, "-m", "drivevision", "view", clip_path,
+                          "--classes", classes, *weights], cwd=ROOT, env=viewer_env(),
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.splitlines() == [f"drivevision view: error: {message}"]
