@@ -46,7 +46,7 @@ drivevision batch assets/ --out det/ --weights assets/tiny-fpn-synthetic.pt  # o
     batch.add_argument("--list", metavar="FILE", dest="list_file",
                        help="more inputs, one path a line (relative to the file's folder)")
     out = batch.add_argument_group("outputs")
-    out.add_argument("--out", required=True, metavar="DIR",
+    out.add_argument("--out", "-o", "--output", dest="out", required=True, metavar="DIR",
                      help="output folder: INPUT.jsonl per input, and what is asked below")
     out.add_argument("--video", action="store_true", help="annotated video per input (.mp4)")
     video_preset_arg(out)

@@ -8,7 +8,7 @@ import json
 import sys
 
 from drivevision.cli.help import add_command
-from drivevision.cli.options import calib_frames_arg, csv_list, model_args
+from drivevision.cli.options import add_alias, calib_frames_arg, csv_list, model_args
 
 
 def add_parser(commands) -> None:
@@ -25,11 +25,13 @@ drivevision bench --weights assets/tiny-fpn-synthetic.pt --json > bench.json
 drivevision bench --engines auto --precision auto       # what auto picks here, and its speed""")
     model_args(bench)
     g = bench.add_argument_group("what to time")
-    g.add_argument("--engines", default="torch,onnx,compiled",
-                   help="comma list of torch, onnx, compiled, tensorrt")
-    g.add_argument("--precision", default="fp32",
-                   help="comma list of fp32, fp16, bf16, int8, auto (what --precision auto "
-                        "picks on this machine, and why)")
+    add_alias(g, "--engine", g.add_argument(
+        "--engines", default="torch,onnx,compiled",
+        help="comma list of torch, onnx, compiled, tensorrt"))
+    add_alias(g, "--precisions", g.add_argument(
+        "--precision", default="fp32",
+        help="comma list of fp32, fp16, bf16, int8, auto (what --precision auto picks on this "
+             "machine, and why)"))
     g.add_argument("--calib", metavar="CLIP_OR_FOLDER",
                    help="int8: footage to calibrate on (default: generated scenes, fine for "
                         "timing; eval measures accuracy)")

@@ -45,20 +45,23 @@ def add_detector_args(parser: argparse.ArgumentParser, *, conf: float = 0.5,
                "compiled (Inductor: built once per frame size and cached on the CPU, "
                "torch.compile on CUDA), tensorrt")
     if several:
-        g.add_argument("--engines", default="torch",
-                       help=f"comma list, each run in turn: {engines} (default: %(default)s)")
+        add_alias(g, "--engine", g.add_argument(
+            "--engines", default="torch",
+            help=f"comma list, each run in turn: {engines} (default: %(default)s)"))
     else:
-        g.add_argument("--engine", choices=ENGINES,
-                       help=f"{engines}; auto picks one and says why (default: torch; auto "
-                            "with --precision int8)")
+        add_alias(g, "--engines", g.add_argument(
+            "--engine", choices=ENGINES,
+            help=f"{engines}; auto picks one and says why (default: torch; auto with "
+                 "--precision int8)"))
     g.add_argument("--device", default="auto", help=f"{'|'.join(DEVICES)}|cuda:N (default: auto)")
     precision = ("fp16 needs CUDA; bf16 is fast on CPUs with AMX/AVX512-BF16; int8 (onnx or "
                  "compiled engine, CPU) needs --calib; auto: fp16 on CUDA, bf16 on a CPU with "
                  "bf16 hardware, else fp32 (the first line says which)")
     if several:
-        g.add_argument("--precision", default="fp32",
-                       help=f"comma list of {', '.join(PRECISIONS)}, each run with every "
-                            f"engine; {precision}")
+        add_alias(g, "--precisions", g.add_argument(
+            "--precision", default="fp32",
+            help=f"comma list of {', '.join(PRECISIONS)}, each run with every engine; "
+                 f"{precision}"))
     else:
         g.add_argument("--precision", choices=PRECISIONS, default="auto",
                        help=f"{precision} (default: %(default)s)")
@@ -81,6 +84,14 @@ def add_detector_args(parser: argparse.ArgumentParser, *, conf: float = 0.5,
     g.add_argument("--proposals", type=int, metavar="N",
                    help="RPN proposals per frame (default 1000); fewer is faster on a CPU "
                         "(300: 2x with the v2 model at 360 px), at a small cost in recall")
+
+
+def add_alias(group, alias: str, action: argparse.Action) -> None:
+    """``alias``, the spelling another command gives ``action``'s option (``--engines`` where
+    this one has ``--engine``), as another name for it, left out of the help: the help shows
+    one name."""
+    group.add_argument(alias, dest=action.dest, type=action.type, choices=action.choices,
+                       metavar=action.metavar, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def score_threshold(args: argparse.Namespace) -> float:

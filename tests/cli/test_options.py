@@ -156,3 +156,32 @@ def test_eval_and_bench_skip_fp16_beside_a_precision_that_runs(clip_path, nothin
         main(["eval", clip_path, "--gt", "gt.jsonl", "--precision", "fp16"])
     with pytest.raises(AssertionError, match="the model loaded"):
         main(["bench", "--precision", "fp32,fp16"])
+
+
+@pytest.mark.parametrize("spelled, as_primary", [
+    (["batch", "in", "-o", "det"], ["batch", "in", "--out", "det"]),
+    (["batch", "in", "--output", "det"], ["batch", "in", "--out", "det"]),
+    (["detect", "in", "--engines", "onnx"], ["detect", "in", "--engine", "onnx"]),
+    (["live", "0", "--engines", "onnx"], ["live", "0", "--engine", "onnx"]),
+    (["batch", "in", "-o", "d", "--engines", "onnx"],
+     ["batch", "in", "-o", "d", "--engine", "onnx"]),
+    (["bench", "--engine", "onnx"], ["bench", "--engines", "onnx"]),
+    (["bench", "--precisions", "fp32,bf16"], ["bench", "--precision", "fp32,bf16"]),
+    (["eval", "in", "--gt", "g", "--engine", "onnx", "--precisions", "bf16"],
+     ["eval", "in", "--gt", "g", "--engines", "onnx", "--precision", "bf16"]),
+])
+def test_another_commands_spelling_of_an_option_is_taken_as_this_ones(spelled, as_primary):
+    from drivevision.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(spelled) == parser.parse_args(as_primary)
+
+
+@pytest.mark.parametrize("command, shown, hidden", [
+    ("detect", "--engine {", "--engines"), ("bench", "--engines ENGINES", "--engine "),
+    ("eval", "--precision PRECISION", "--precisions"), ("batch", "--out DIR, -o DIR", None)])
+def test_the_help_shows_one_name_for_an_option(capsys, command, shown, hidden):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = capsys.readouterr().out
+    assert shown in text and (hidden is None or hidden not in text)
