@@ -36,7 +36,7 @@ from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 from drivevision.config import DEFAULT_MODEL, weights_problem
 from drivevision.errors import WeightsError
 from drivevision.hashing import file_sha256
-from drivevision.labels import COCO_NAMES
+from drivevision.labels import COCO_NAMES, counted
 
 _log = logging.getLogger(__name__)
 
@@ -308,7 +308,8 @@ def _class_names(path: Path, ckpt: dict, num_classes: int) -> tuple[str, ...]:
         names = ("__background__",) + names
     if len(names) != num_classes:
         raise WeightsError(
-            f"{path} has {num_classes} classes but its names list has {len(names)} entries")
+            f"{path} has {counted(num_classes, 'class', 'classes')} but its names list has "
+            f"{counted(len(names), 'entry', 'entries')}")
     return names
 
 

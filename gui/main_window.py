@@ -15,7 +15,7 @@ from PyQt6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QImage
 from PyQt6.QtWidgets import QMainWindow, QMessageBox
 
 from drivevision.config import MODELS, DetectorConfig
-from drivevision.labels import resolve_classes
+from drivevision.labels import counted, resolve_classes
 from gui import actions, layout
 from gui.hud import Hud
 from gui.overlay import OverlaySettings, draw, to_qimage, visible
@@ -253,7 +253,7 @@ class MainWindow(QMainWindow):
         first, last, seen = span
         self.panel.track_info.setText(
             f"track #{self.selected_track}: first frame {first + 1}, last frame {last + 1}, "
-            f"{last - first + 1} frames long (seen in {seen})")
+            f"{counted(last - first + 1, 'frame')} long (seen in {seen})")
 
     def _clicked_at(self, x: float, y: float) -> None:
         if self.packet is None:
@@ -279,7 +279,8 @@ class MainWindow(QMainWindow):
         self.hud.watch(lambda: self.worker.media, info.uri, info.live)
         # a stream's own figure is often wrong (OpenCV says 25 fps for any MJPEG stream):
         # a live source's rate is the one measured, on the HUD
-        kind = "live" if info.live else f"{info.frame_count or '?'} frames, {info.fps or 0:.1f} fps"
+        frames = counted(info.frame_count, "frame") if info.frame_count else "? frames"
+        kind = "live" if info.live else f"{frames}, {info.fps or 0:.1f} fps"
         self.statusBar().showMessage(f"opened {info.uri} ({kind})", 10000)
         play, self._play_on_open = self._play_on_open or not info.seekable, False
         if play:

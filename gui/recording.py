@@ -18,6 +18,7 @@ from drivevision.detections import Detections
 from drivevision.io.frames import Frame
 from drivevision.io.live_sinks import LiveVideoSink
 from drivevision.io.sinks import JsonlSink, Sink
+from drivevision.labels import counted
 from drivevision.pipeline import Result
 from gui.overlay import OverlaySettings, draw, visible
 
@@ -133,7 +134,7 @@ class Recording:
         except (OSError, av.FFmpegError) as e:
             failed = [f"recording failed: {e.strerror or e}"]
             notes = recorder.notes
-        return "; ".join([*failed, f"saved {recorder.frames} frames to "
+        return "; ".join([*failed, f"saved {counted(recorder.frames, 'frame')} to "
                           + self._where(recorder), *notes])
 
     @staticmethod

@@ -1,6 +1,7 @@
 """Class names: the written-out COCO list is torchvision's, and using it costs no torch."""
 
 import logging
+import re
 import subprocess
 import sys
 
@@ -96,3 +97,36 @@ def test_detections_with_all_classes_never_name_an_unused_coco_slot(tiny_loaded)
         np.random.default_rng(0).integers(0, 256, (96, 160, 3), dtype=np.uint8))
     names = {COCO_NAMES[c] for c in detections.class_ids}
     assert len(detections) > 20 and "N/A" not in names
+
+
+def message_texts(path):
+    """Every string the module at ``path`` writes, f-strings' literal parts included."""
+    import ast
+
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            yield node.lineno, node.value
+
+
+def test_no_message_counts_with_an_s_in_brackets():
+    """"1 frame(s)" reads as a form filled in: messages count with ``labels.counted``."""
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    found = [f"{path.relative_to(root)}:{line}: {text.strip()[:60]}"
+             for folder in ("drivevision", "gui") for path in sorted((root / folder).rglob("*.py"))
+             for line, text in message_texts(path)
+             if re.search(r"[a-z]\(s\)", text.replace("http(s)", ""))]
+    assert found == []
+
+
+def test_one_is_counted_in_the_singular():
+    from pathlib import Path
+
+    from drivevision.io import limits
+    from drivevision.io.claims import leftover_names
+
+    assert leftover_names([Path("a.mp4.part")]) == ("1 unfinished output left by a killed "
+                                                    "run: a.mp4.part")
+    with pytest.raises(ValueError, match="1 frame of up to 800x800 per detector call needs"):
+        limits.check_detector_call(1, (800, 800), 1000, "--min-size 800", available=10**6)

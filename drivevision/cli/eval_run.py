@@ -22,6 +22,7 @@ from drivevision.detector import Detector
 from drivevision.engines.hardware import cpu_features, feature_list
 from drivevision.evaluation import Annotations, Evaluation, FrameBoxes, evaluate
 from drivevision.evaluation.report import write_report
+from drivevision.labels import counted
 
 REFERENCE = ("torch", "fp32")
 
@@ -142,8 +143,8 @@ def _check_size(index: int, shape: tuple, truth: Annotations) -> None:
 def format_table(result: RunResult) -> str:
     """AP in COCO points (x100), as MMDeploy and papers print them."""
     t = result.table
-    lines = [f"{t['input']} against {t['gt']} on {t.get('device', '?')}, {t['threads']} threads, "
-             f"torch {t['torch']}, score threshold {t['conf']}",
+    lines = [f"{t['input']} against {t['gt']} on {t.get('device', '?')}, "
+             f"{counted(t['threads'], 'thread')}, torch {t['torch']}, score threshold {t['conf']}",
              f"CPU features: {feature_list(t.get('cpu_features', []))}",
              "AP in points (x100); ms/frame: median detector call; dAP: AP - torch fp32 AP", "",
              f"{'engine':<10}{'precision':<11}{'AP':>7}{'AP50':>7}{'AP75':>7}{'ms/frame':>10}"

@@ -26,7 +26,7 @@ from drivevision.config import CALIB_FRAMES, DEFAULT_MODEL, ENGINES, PRECISIONS
 from drivevision.detector import STAGES, Detector, resolve_device
 from drivevision.engines.export import check_padded_size
 from drivevision.engines.hardware import cpu_features, feature_list
-from drivevision.labels import COCO_NAMES
+from drivevision.labels import COCO_NAMES, counted
 from drivevision.model import COCO_WEIGHTS, LoadedModel, build_model, load_model
 
 
@@ -94,7 +94,7 @@ def bench_calibration(spec: BenchSpec, count: int = 4):
 
     if spec.calib:
         return (calibration_set(spec.calib, spec.calib_frames),
-                f"{spec.calib_frames} frames of {spec.calib}")
+                f"{counted(spec.calib_frames, 'frame')} of {spec.calib}")
     h, w = spec.input_size
     calib = CalibrationSet(f"{count} generated scenes", f"generated-{h}x{w}-seed7-{count}",
                            lambda: frames_for(spec, count))
@@ -263,8 +263,9 @@ def format_tables(result: dict) -> str:
     h, w = result["input_size"]
     drift = ", ".join(f"b{b} {v['before_ms']:.1f} -> {v['after_ms']:.1f} ms"
                       for b, v in result["baseline"].items())
-    lines = [f"{result['model']} at {h}x{w} on {result['device']}, {result['threads']} threads, "
-             f"torch {result['torch']}; {_weights_text(result['weights'])}",
+    lines = [f"{result['model']} at {h}x{w} on {result['device']}, "
+             f"{counted(result['threads'], 'thread')}, torch {result['torch']}; "
+             f"{_weights_text(result['weights'])}",
              f"{result['iters']} timed calls after {result['warmup']} warm-up calls; ms per call",
              *([f"int8 calibrated on {result['calibration']}"] if "calibration" in result
                else []),

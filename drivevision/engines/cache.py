@@ -29,6 +29,7 @@ from importlib import metadata
 from pathlib import Path
 
 from drivevision.hashing import file_sha256
+from drivevision.labels import counted
 
 _log = logging.getLogger(__name__)
 FORMAT = 1  # bump when the cache layout or export wrapping changes
@@ -107,7 +108,7 @@ def remove_leftovers(path: Path) -> None:
         size = sum(p.stat().st_size for p in stale)
         for p in stale:
             p.unlink(missing_ok=True)
-        _log.warning(f"Removed {len(stale)} unfinished file(s) of an interrupted build of "
+        _log.warning(f"Removed {counted(len(stale), 'unfinished file')} of an interrupted build of "
                   f"{path.name} ({size / 1e6:.1f} MB)")
 
 

@@ -31,6 +31,7 @@ import torch
 from drivevision.config import NEED_CALIB
 from drivevision.engines import cache as engine_cache
 from drivevision.engines.export import PIECES, cached_onnx
+from drivevision.labels import counted
 from drivevision.model import LoadedModel
 
 SCHEMES = ("cpu", "tensorrt")
@@ -104,7 +105,7 @@ def _build_table(loaded: LoadedModel, piece: str, fp32: Path, calib: Calibration
     """Run ONNX Runtime's MinMax calibrator on ``piece``; its range table goes to ``target``."""
     frames = calib.frames()
     if progress:
-        print(f"Calibrating {loaded.name} {piece} for int8 on {len(frames)} frames of "
+        print(f"Calibrating {loaded.name} {piece} for int8 on {counted(len(frames), 'frame')} of "
               f"{calib.label} (first use with these frames; cached in {target.parent})",
               file=sys.stderr, flush=True)
     inputs = calibration_inputs(loaded, frames, piece)

@@ -28,6 +28,7 @@ from drivevision.engines import cache as engine_cache
 from drivevision.engines.base import quiet_pytree_log
 from drivevision.engines.int8 import CalibrationSet, calibration_inputs
 from drivevision.engines.torch import DenseModules, DensePiece
+from drivevision.labels import counted
 from drivevision.model import LoadedModel
 
 QUANTIZER = 2  # bump when the quantization recipe changes: cached ranges are remeasured
@@ -152,8 +153,9 @@ def _calibrate(loaded: LoadedModel, prepared: torch.fx.GraphModule, piece: str,
     """Run the calibration frames through the observers; their state goes to ``target``."""
     frames = calib.frames()
     if progress:
-        print(f"Calibrating {loaded.name} {piece} for int8 (PT2E) on {len(frames)} frames of "
-              f"{calib.label} (first use with these frames; cached in {target.parent})",
+        print(f"Calibrating {loaded.name} {piece} for int8 (PT2E) on "
+              f"{counted(len(frames), 'frame')} of {calib.label} (first use with these frames; "
+              f"cached in {target.parent})",
               file=sys.stderr, flush=True)
     with torch.no_grad():
         for x in calibration_inputs(loaded, frames, piece):

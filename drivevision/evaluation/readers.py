@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from drivevision.evaluation.annotations import Annotations, FrameBoxes
+from drivevision.labels import counted
 
 MOT_CLASS = "object"  # the one class of a MOTChallenge file, which names none
 
@@ -76,8 +77,9 @@ def _add_frame(frames: dict, lines_of: dict, frame: int, boxes: FrameBoxes, path
 def _labels(value, n_boxes: int, where: str) -> tuple[str, ...]:
     if not (isinstance(value, list) and len(value) == n_boxes
             and all(isinstance(v, str) and v.strip() for v in value)):
-        raise ValueError(f"{where}: expected \"labels\", a list of {n_boxes} class names (one "
-                         f"per box), but got {json.dumps(value)[:80]}")
+        raise ValueError(f"{where}: expected \"labels\", a list of "
+                         f"{counted(n_boxes, 'class name')} (one per box), but got "
+                         f"{json.dumps(value)[:80]}")
     return tuple(v.strip().lower() for v in value)
 
 

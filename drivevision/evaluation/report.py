@@ -9,6 +9,7 @@ from pathlib import Path
 
 from drivevision.evaluation.coco import RECALLS
 from drivevision.evaluation.score import Evaluation
+from drivevision.labels import counted
 
 _ROWS = (("AP", "AP@[.5:.95]"), ("AP50", "AP@.5"), ("AP75", "AP@.75"), ("APs", "AP small"),
          ("APm", "AP medium"), ("APl", "AP large"), ("AR100", "AR@100"), ("HOTA", "HOTA"),
@@ -25,8 +26,10 @@ def fmt(value) -> str:
 
 def summary_markdown(result: Evaluation, title: str) -> str:
     m = result.metrics
-    lines = [f"# {title}", "", f"{m['frames']} frames, {m['gt_boxes']} ground-truth boxes, "
-             f"{m['detections']} detections scored.", "", "| metric | value |", "|---|---:|"]
+    lines = [f"# {title}", "", f"{counted(m['frames'], 'frame')}, "
+             f"{counted(m['gt_boxes'], 'ground-truth box', 'ground-truth boxes')}, "
+             f"{counted(m['detections'], 'detection')} scored.", "", "| metric | value |",
+             "|---|---:|"]
     lines += [f"| {label} | {fmt(m[key])} |" for key, label in _ROWS if key in m]
     lines += ["", "| class | AP@[.5:.95] |", "|---|---:|"]
     lines += [f"| {name} | {fmt(ap)} |" for name, ap in m["per_class"].items()]

@@ -77,8 +77,8 @@ def _labelled_frames(truth: Annotations, preds: Annotations, allow: bool,
         return preds
     shown = ", ".join(map(str, extra[:5])) + (", ..." if len(extra) > 5 else "")
     if not allow:
-        raise ValueError(f"{preds.path} has {len(extra)} frames that {truth.path} does not "
-                         f"label ({shown}); pass --allow-unlabelled to leave them out")
+        raise ValueError(f"{preds.path} has {counted(len(extra), 'frame')} that {truth.path} "
+                         f"does not label ({shown}); pass --allow-unlabelled to leave them out")
     notes.append(f"left out {counted(len(extra), 'predicted frame')} without ground truth "
                  f"({shown})")
     kept = {f: fb for f, fb in preds.frames.items() if f in truth.frames}

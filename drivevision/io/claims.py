@@ -24,6 +24,7 @@ import threading
 from pathlib import Path
 
 from drivevision.errors import SinkError
+from drivevision.labels import counted
 
 try:
     import fcntl
@@ -217,4 +218,4 @@ def leftover_names(paths: list[Path]) -> str:
     """How many outputs killed runs left, and the first few."""
     names = ", ".join(str(p) for p in paths[:4]) + (f" and {len(paths) - 4} more"
                                                    if len(paths) > 4 else "")
-    return f"{len(paths)} unfinished output(s) left by a killed run: {names}"
+    return f"{counted(len(paths), 'unfinished output')} left by a killed run: {names}"

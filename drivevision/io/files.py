@@ -21,6 +21,7 @@ from PIL import Image
 from drivevision.errors import SourceError
 from drivevision.io import limits
 from drivevision.io.frames import Frame, FrameCheck, Source
+from drivevision.labels import counted
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -228,8 +229,8 @@ class VideoFileSource(Source):
         self.notes.extend(r.irregularities(self.uri))
         if r.refused:
             index, problem = r.refused[0]
-            self.notes.append(f"{self.uri}: skipped {len(r.refused)} frame(s) for their size, "
-                              f"from frame {index}: {problem}")
+            self.notes.append(f"{self.uri}: skipped {counted(len(r.refused), 'frame')} for "
+                              f"their size, from frame {index}: {problem}")
         if r.decoded == 0:
             why = r.refused[0][1] if r.refused else "damaged or empty video"
             raise SourceError(f"{self.uri}: no frame could be decoded ({why})")
@@ -238,11 +239,12 @@ class VideoFileSource(Source):
             return  # every frame came, whatever hiccups the decoder had on the way
         if (r.failed or r.cut) and count:
             self.notes.append(f"{self.uri}: decoded {read} of {count} frames; {count - read} "
-                              "could not be decoded and were skipped (the file looks damaged "
-                              "or truncated)")
+                              f"could not be decoded and {'was' if count - read == 1 else 'were'}"
+                              " skipped (the file looks damaged or truncated)")
         elif r.failed or r.cut:
-            self.notes.append(f"{self.uri}: decoded {read} frames; skipped {r.failed} packets "
-                              "that could not be decoded (the file looks damaged)")
+            self.notes.append(f"{self.uri}: decoded {counted(read, 'frame')}; skipped "
+                              f"{counted(r.failed, 'packet')} that could not be decoded (the "
+                              "file looks damaged)")
         elif count and read < count:
             self.notes.append(f"{self.uri}: decoding stopped after {read} of {count} "
                               "frames; the file looks truncated or damaged")
@@ -339,14 +341,14 @@ class _Reading:
     def irregularities(self, uri: str) -> list[str]:
         notes = []
         if self._jumps:
-            notes.append(f"{uri}: the timestamps jumped back {len(self._jumps)} time(s), first "
-                         f"at frame {self._jumps[0]} (joined files or a reset clock); the "
-                         "frames after a jump continue one frame interval after the frame "
-                         "before it")
+            notes.append(f"{uri}: the timestamps jumped back "
+                         f"{counted(len(self._jumps), 'time')}, first at frame {self._jumps[0]} "
+                         "(joined files or a reset clock); the frames after a jump continue "
+                         "one frame interval after the frame before it")
         if self._sizes:
             index, (w, h) = self._sizes[0]
             first = f"{self._first[0]}x{self._first[1]}"
-            notes.append(f"{uri}: the frame size changed {len(self._sizes)} time(s), first at "
-                         f"frame {index} from {first} to {w}x{h}; each frame is detected at "
-                         "its own size")
+            notes.append(f"{uri}: the frame size changed {counted(len(self._sizes), 'time')}, "
+                         f"first at frame {index} from {first} to {w}x{h}; each frame is "
+                         "detected at its own size")
         return notes

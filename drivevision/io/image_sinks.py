@@ -173,9 +173,10 @@ class ImageFolderSink(Sink):
             except OSError:
                 kept.add(name)
         if self._earlier - kept:
+            removed = len(self._earlier - kept)
             self.notes.append(f"{self.path}: replaced the images of an earlier run into it "
-                              f"({len(self._earlier - kept)} of them not written again were "
-                              "removed)")
+                              f"({removed} of them not written again "
+                              f"{'was' if removed == 1 else 'were'} removed)")
         record = self.path / RECORD
         tmp = record.with_name(f"{RECORD}.part.{os.getpid()}")
         try:  # the appended record already lists them all: this only drops the removed

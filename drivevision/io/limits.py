@@ -16,6 +16,8 @@ import math
 import os
 import resource
 
+from drivevision.labels import counted
+
 DEFAULT_MAX_PIXELS = 50_000_000
 MAX_PIXELS_ENV = "DRIVEVISION_MAX_PIXELS"
 FPS_RANGE = (0.01, 1000.0)  # one image per 100 s .. a high-speed camera
@@ -123,6 +125,6 @@ def check_detector_call(batch: int, size: tuple[int, int], bytes_per_pixel: int,
     fits = available // (h * w * bytes_per_pixel)
     advice = (f"--batch {fits} fits" if fits >= 1 else
               f"not even one frame fits: {smaller}")
-    raise ValueError(f"{what}: {batch} frame(s) of up to {h}x{w} per detector call need about "
-                     f"{need / 2**30:.1f} GiB, but {available / 2**30:.1f} GiB is available; "
-                     f"{advice}")
+    raise ValueError(f"{what}: {counted(batch, 'frame')} of up to {h}x{w} per detector call "
+                     f"{'needs' if batch == 1 else 'need'} about {need / 2**30:.1f} GiB, but "
+                     f"{available / 2**30:.1f} GiB is available; {advice}")

@@ -23,6 +23,7 @@ import numpy as np
 from drivevision.detections import Detections
 from drivevision.io.frames import Frame
 from drivevision.io.sinks import Sink
+from drivevision.labels import counted
 
 _BOUNDARY = "drivevision-frame"
 _PATH = re.compile(r"^/(stream|snapshot)(?:/(\d{1,6}))?(?:\.jpg)?/?$")
@@ -229,8 +230,8 @@ class _HttpServer(ThreadingHTTPServer):
             if now - self._logged_at < ERROR_LOG_INTERVAL_S:
                 return
             count, self._unlogged, self._logged_at = self._unlogged, 0, now
-        _log.warning(f"serve: {count} request(s) failed since the last report, the last from "
-                     f"{client_address[0]}: {type(error).__name__}: "
+        _log.warning(f"serve: {counted(count, 'request')} failed since the last report, the "
+                     f"last from {client_address[0]}: {type(error).__name__}: "
                      f"{str(error).splitlines()[0][:120] if str(error) else ''}")
 
 
@@ -314,5 +315,6 @@ class ServeSink(Sink):
     def _finish(self) -> None:
         failures = self.server.encode_failures(self.stream)
         if failures:
-            self.notes.append(f"{self.server.url(self.stream)}: {failures} frame(s) could not "
-                              "be JPEG-encoded; viewers were sent the frame before instead")
+            self.notes.append(f"{self.server.url(self.stream)}: {counted(failures, 'frame')} "
+                              "could not be JPEG-encoded; viewers were sent the frame before "
+                              "instead")

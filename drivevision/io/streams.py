@@ -24,6 +24,7 @@ from drivevision.errors import SourceError
 from drivevision.io import limits
 from drivevision.io.frames import Frame, Gap, Source
 from drivevision.io.uri import SourceURI, csi_pipeline, ffmpeg_capture_options
+from drivevision.labels import counted
 
 _ENV_LOCK = threading.Lock()  # OPENCV_FFMPEG_CAPTURE_OPTIONS is read at open time, process-wide
 _ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
@@ -206,7 +207,7 @@ class StreamSource(Source):
         if self.gaps and not self.delivered:
             self.notes.append(
                 f"{self.uri}: opened, but no frame was ever decoded "
-                f"({self.gaps[-1].attempts} reconnect attempt(s) in "
+                f"({counted(self.gaps[-1].attempts, 'reconnect attempt')} in "
                 f"{self.lost_seconds:.0f} s): a codec this OpenCV's FFmpeg cannot decode, or "
                 "a stream that sends nothing")
 
@@ -238,8 +239,9 @@ class StreamSource(Source):
         self.gaps.append(Gap(index - 1, None, (outage[0] - t0) * 1000.0, (now - t0) * 1000.0,
                              outage[1], self._attempts))
         self.gave_up = True
-        self.notes.append(f"{self.uri}: {outage[1]}; gave up after {self._attempts} reconnect "
-                          f"attempt(s) (--max-reconnects {limit})")
+        self.notes.append(f"{self.uri}: {outage[1]}; gave up after "
+                          f"{counted(self._attempts, 'reconnect attempt')} "
+                          f"(--max-reconnects {limit})")
         return False
 
     def _release(self) -> None:

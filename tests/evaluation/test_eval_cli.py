@@ -104,7 +104,7 @@ def _unlabelled_frame(tmp_path, gt, pred):
     (_empty, "empty.jsonl is empty"),
     (_other_size, "outside the 320x240 frame"),
     (_other_classes, "No predicted class is a class of the ground truth"),
-    (_unlabelled_frame, "1 frames that"),
+    (_unlabelled_frame, "has 1 frame that"),
 ])
 def test_bad_input_is_one_line_and_exit_2(files, tmp_path, capsys, make, expected):
     gt, pred = make(tmp_path, *files)

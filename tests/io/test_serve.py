@@ -147,7 +147,7 @@ def test_a_frame_that_fails_to_encode_is_never_served(monkeypatch, failure):
         sink.close()
     assert served is not None and abs(served.mean() - 200) < 3
     assert abs(after.mean() - 50) < 3
-    assert len(sink.notes) == 1 and "1 frame(s) could not be JPEG-encoded" in sink.notes[0]
+    assert len(sink.notes) == 1 and "1 frame could not be JPEG-encoded" in sink.notes[0]
 
 
 def test_serve_sink_is_a_sink_that_writes_no_file(monkeypatch):

@@ -244,7 +244,7 @@ def test_stream_gone_for_good_ends_after_max_reconnects():
     assert source.gave_up and source.reconnects == 0
     last = source.gaps[-1]
     assert last.next_index is None and last.attempts == 2
-    assert "gave up after 2 reconnect attempt(s)" in source.notes[-1]
+    assert "gave up after 2 reconnect attempts" in source.notes[-1]
 
 
 def test_interrupt_ends_a_waiting_stream():

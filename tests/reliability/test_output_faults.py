@@ -272,16 +272,16 @@ CASES = [
     Case("--jsonl to a symlink", jsonl_to_symlink, 0, lines={"real/target.jsonl": 12}),
     Case("output name of 255 bytes", long_output_name, 0, lines={"long.jsonl": 12}),
     Case("part files of a killed run", leftover_part_files(clean=False), 0,
-         r"2 unfinished output\(s\) left by a killed run: .*\.export-abc, .*"
+         r"2 unfinished outputs left by a killed run: .*\.export-abc, .*"
          r"\.out\.part\.99999\.mp4 .*--clean removes them",
          exist=(".out.part.99999.mp4", ".export-abc"), lines={"out.jsonl": 12}),
     Case("--clean", leftover_part_files(clean=True), 0,
-         r"removed 2 unfinished output\(s\) left by a killed run: .*\.export-abc, "
+         r"removed 2 unfinished outputs left by a killed run: .*\.export-abc, "
          r".*\.out\.part\.99999\.mp4\n",
          absent=(".out.part.99999.mp4", ".export-abc"), exist=USERS_OWN,
          lines={"out.jsonl": 12}),
     Case("export: staging folder of a killed export", killed_export_staging(clean=False), 0,
-         r"1 unfinished output\(s\) left by a killed run: .*engines/\.export-old \(.*"
+         r"1 unfinished output left by a killed run: .*engines/\.export-old \(.*"
          r"--clean removes them", exist=("engines/.export-old", "engines/.export-live",
                                          "engines/dense_a.onnx")),
     Case("export --clean", killed_export_staging(clean=True), 0,

@@ -98,6 +98,6 @@ def test_a_build_removes_what_a_killed_build_of_its_entry_left(tmp_path, caplog)
         built = cache.get_or_build(path, fields, lambda tmp: tmp.write_bytes(b"new"), what="A")
     assert built.read_bytes() == b"new" and not any(f.exists() for f in killed)
     assert other.exists()
-    assert "Removed 2 unfinished file(s) of an interrupted build" in caplog.text
+    assert "Removed 2 unfinished files of an interrupted build" in caplog.text
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")) == \
         [other.name]
