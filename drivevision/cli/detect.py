@@ -152,7 +152,7 @@ def _check_args(args: argparse.Namespace) -> contextlib.ExitStack:
                            options=[o for o, _ in given])
     if kind == "folder":
         with claims:
-            _check_folder(args.input, Path(args.output), replace=bool(args.output_opt))
+            _check_folder(args.input, Path(args.output), claims, replace=bool(args.output_opt))
             return claims.pop_all()
     return claims
 
@@ -177,9 +177,12 @@ def _is_image(path: str) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES and Path(path).is_file()
 
 
-def _check_folder(input_path: str, folder: Path, *, replace: bool) -> None:
-    """Refuse a folder output that cannot be made, is the input, or holds images that are
-    not an earlier run's; an earlier run's are replaced only when asked (``replace``: -o)."""
+def _check_folder(input_path: str, folder: Path, claims: contextlib.ExitStack, *,
+                  replace: bool) -> None:
+    """Refuse a folder output that cannot be made, is the input, that another run writes
+    into (else it is claimed into ``claims``), or holds images that are not an earlier
+    run's; an earlier run's are replaced only when asked (``replace``: -o)."""
+    from drivevision.io.claims import claim_folder
     from drivevision.io.image_sinks import earlier_images, foreign_images_message
 
     if not folder.resolve().parent.is_dir():
@@ -193,6 +196,7 @@ def _check_folder(input_path: str, folder: Path, *, replace: bool) -> None:
             folder.rmdir()
         except OSError as e:
             raise ValueError(f"Cannot make output folder {folder}: {e.strerror or e}") from None
+    claims.enter_context(claim_folder(folder))  # before its images: they may be being written
     earlier, foreign = earlier_images(folder)
     if foreign:
         raise ValueError(foreign_images_message(folder, foreign))

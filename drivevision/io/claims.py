@@ -32,6 +32,7 @@ except ImportError:  # Windows: no locks; names unique per process still keep fi
     fcntl = None
 
 STDOUT = "-"
+FOLDER_LOCK = ".drivevision-images.lock"
 NAME_MAX = 255
 _DEVICE_ROOTS = ("/dev/", "/proc/")
 # what ``part_name`` makes: .STEM.part.PID.EXT, .STEM.part.PID.copy.EXT (never a user's
@@ -84,13 +85,13 @@ class Claim:
     """This process's exclusive claim on one output; ``release()`` (or ``with``) ends it.
 
     Claims are counted per path within a process, so the command and its sinks may claim
-    the same output."""
+    the same output. ``lock``: the lock file, if not the hidden one beside ``target``."""
 
     _held: dict[Path, list] = {}  # lock path -> [fd, count]
     _mutex = threading.Lock()
 
-    def __init__(self, target: Path):
-        self.lock = lock_name(target.absolute())
+    def __init__(self, target: Path, lock: Path | None = None):
+        self.lock = lock.absolute() if lock else lock_name(target.absolute())
         self.target = target
         self._released = False
         with self._mutex:
@@ -119,6 +120,16 @@ class Claim:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def claim_folder(folder: str | os.PathLike) -> Claim:
+    """This process's claim on a folder output (one image per frame), as on a file: the
+    lock beside the folder, or inside it (``FOLDER_LOCK``) when only the folder is
+    writable. The folder need not exist yet."""
+    folder = Path(folder).resolve()
+    if folder.is_dir() and not os.access(folder.parent, os.W_OK):
+        return Claim(folder, folder / FOLDER_LOCK)
+    return Claim(folder)
 
 
 def _take(lock: Path, target: Path) -> int | None:

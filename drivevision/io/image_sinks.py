@@ -21,7 +21,7 @@ import numpy as np
 from drivevision.config import DEFAULT_VIDEO_PRESET
 from drivevision.detections import Detections
 from drivevision.errors import SinkError
-from drivevision.io.claims import STDOUT
+from drivevision.io.claims import STDOUT, claim_folder
 from drivevision.io.files import IMAGE_SUFFIXES, ImageSource
 from drivevision.io.frames import Frame, Source
 from drivevision.io.live_sinks import LiveVideoSink
@@ -122,7 +122,9 @@ class ImageFolderSink(Sink):
     Each name is added to the folder's ``RECORD`` before its image lands. A folder holding
     images the record does not list is refused (``SinkError``); the images of an earlier
     run (listed) are replaced: those this run does not write again are removed when it
-    closes, finished or not, so the folder never mixes two runs.
+    closes, finished or not, so the folder never mixes two runs. The folder is claimed
+    for the run, as a file output is (``claims.claim_folder``): a second run writing into it
+    at once is refused.
     """
 
     needs_annotated = True
@@ -133,18 +135,26 @@ class ImageFolderSink(Sink):
             raise SinkError(f"Output {path} is a file; expected a folder")
         if not self.path.parent.is_dir():
             raise SinkError(f"Output folder {self.path.parent} does not exist")
+        self._claim = claim_folder(self.path)
         try:
-            self.path.mkdir(exist_ok=True)
-        except OSError as e:
-            raise SinkError(f"Cannot make output folder {path}: {e.strerror or e}") from e
-        earlier, foreign = earlier_images(self.path)
-        if foreign:
-            raise SinkError(foreign_images_message(path, foreign))
+            self._open()
+        except BaseException:
+            self._claim.release()
+            raise
         self.names = names
         self.notes: list[str] = []
         self.final_path = self.path
         self.frames = 0
         self._closed = False
+
+    def _open(self) -> None:
+        try:
+            self.path.mkdir(exist_ok=True)
+        except OSError as e:
+            raise SinkError(f"Cannot make output folder {self.path}: {e.strerror or e}") from e
+        earlier, foreign = earlier_images(self.path)
+        if foreign:
+            raise SinkError(foreign_images_message(self.path, foreign))
         self._earlier, self._written = set(earlier), set()
         self._record = _open_record(self.path / RECORD)
 
@@ -165,6 +175,12 @@ class ImageFolderSink(Sink):
         if self._closed:
             return
         self._closed = True
+        try:
+            self._tidy()
+        finally:
+            self._claim.release()
+
+    def _tidy(self) -> None:
         self._record.close()
         kept = set(self._written)
         for name in sorted(self._earlier - self._written):

@@ -181,3 +181,69 @@ def test_a_glob_of_two_inputs_never_overwrites_the_second(tmp_path, capsys, tiny
     code, _, err = run(capsys, first, "-o", second, "--weights", tiny_checkpoint)
     assert code == 0 and second.read_bytes() != before, err  # -o replaces it on purpose
 
+
+
+HOLD = ("import sys; from drivevision.io.claims import claim_folder; "
+        "claim = claim_folder(sys.argv[1]); print('held', flush=True); sys.stdin.read()")
+
+
+@pytest.fixture
+def held_by_another_run():
+    """``hold(folder)``: another process claims ``folder`` as a run writing into it does,
+    until the test ends."""
+    import subprocess
+    import sys
+
+    holders = []
+
+    def hold(folder: Path) -> int:
+        proc = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], text=True,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        holders.append(proc)
+        assert proc.stdout.readline() == "held\n"
+        return proc.pid
+
+    yield hold
+    for proc in holders:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+
+
+def test_a_second_run_into_a_folder_another_is_writing_is_refused(
+        tmp_path, capsys, tiny_checkpoint, clip_path, held_by_another_run):
+    frames = tmp_path / "frames"
+    assert run(capsys, clip_path, f"{frames}/", "--weights", tiny_checkpoint)[0] == 0
+    first = {name: (frames / name).read_bytes() for name in frame_names(12)}
+    pid = held_by_another_run(frames)  # a run replacing them (-o) is under way
+    code, out, err = run(capsys, clip_path, "-o", frames, "--weights", tiny_checkpoint)
+    assert code == 2 and out == "", err  # before: both wrote into it, frame by frame
+    assert err.splitlines() == [f"drivevision: error: {frames} is being written by another "
+                                f"run (pid {pid}); wait for it to end or choose another name"]
+    assert {name: (frames / name).read_bytes() for name in frame_names(12)} == first
+    new = tmp_path / "new"  # not made yet: claimed all the same
+    held_by_another_run(new)
+    code, _, err = run(capsys, clip_path, f"{new}/", "--weights", tiny_checkpoint)
+    assert code == 2 and "is being written by another run" in err and not new.exists()
+
+
+def test_the_library_refuses_a_folder_another_run_is_writing(tmp_path, held_by_another_run):
+    from drivevision.errors import SinkError
+    from drivevision.io.image_sinks import ImageFolderSink
+
+    held_by_another_run(tmp_path / "frames")
+    with pytest.raises(SinkError, match="is being written by another run"):
+        ImageFolderSink(tmp_path / "frames")
+    assert not (tmp_path / "frames").exists()
+    # the command's claim and its sink's: one run, one claim taken twice
+    with ImageFolderSink(tmp_path / "mine") as sink, ImageFolderSink(tmp_path / "mine"):
+        pass
+    assert sink.path.is_dir() and not (tmp_path / ".mine.lock").exists()
+
+
+def test_a_folder_in_a_read_only_folder_is_claimed_inside_it(tmp_path, monkeypatch):
+    from drivevision.io import claims
+
+    (tmp_path / "frames").mkdir()
+    monkeypatch.setattr(claims.os, "access", lambda path, mode: Path(path) != tmp_path)
+    with claims.claim_folder(tmp_path / "frames") as claim:
+        assert claim.lock == tmp_path / "frames" / claims.FOLDER_LOCK
