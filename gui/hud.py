@@ -10,19 +10,22 @@ from PyQt6.QtWidgets import QStatusBar
 
 from drivevision.io.frames import Source
 from gui.packets import Packet
+from gui.panel import rate
 from gui.video_view import VideoView
 
 
 class Hud:
-    """The HUD's lines on ``view``; a lost live source also in ``status``.
+    """The HUD's lines on ``view``; a lost live source also in ``status`` and told to
+    ``on_outage`` (its state, "" once it is back).
 
     No frame comes while a stream is lost, so nothing would change the picture's lines: while
     a live source plays, its ``outage`` (``drivevision.io.frames.Source``) is asked every half
     second, as ``drivevision live``'s status line shows it.
     """
 
-    def __init__(self, view: VideoView, status: QStatusBar, parent: QObject):
-        self.view, self.status = view, status
+    def __init__(self, view: VideoView, status: QStatusBar, parent: QObject,
+                 on_outage: Callable[[str], None] = lambda state: None):
+        self.view, self.status, self.on_outage = view, status, on_outage
         self.lines: list[str] = []
         self.outage = ""  # what the HUD says of the source's outage ("": none)
         self._source: Callable[[], Source | None] = lambda: None
@@ -41,7 +44,7 @@ class Hud:
         stats = packet.stats
         self.lines = [
             _frame_line(packet, shown),
-            f"in {stats['input_fps']:.1f} fps  det {stats['detector_fps']:.1f} fps",
+            f"in {rate(stats['input_fps'])}  det {rate(stats['detector_fps'])}",
             f"latency {latency_ms:.0f} ms  dropped {int(stats['dropped'])}"]
         self.view.set_hud(self.lines)
 
@@ -63,6 +66,7 @@ class Hud:
             self.view.set_hud(self.lines)
             self.status.showMessage(f"{self._uri}: reconnected", 10000)
         self.outage = state
+        self.on_outage(state)
 
 
 def _frame_line(packet: Packet, shown) -> str:

@@ -19,8 +19,9 @@ class Packet:
     ``frame.image`` is an (H, W, 3) uint8 BGR copy; ``detections`` are all the detector kept
     (xyxy in original pixels), ``shown`` those the overlay showed when it was drawn into
     ``image`` (RGB888 QImage that owns its pixels) with ``overlay``. ``stats``: input_fps,
-    detector_fps, dropped, frame_count; ``run_counts``: shown detections per class id over
-    the frames seen since opening, each frame counted once.
+    detector_fps (None for a frame shown on a seek or step), dropped, frame_count;
+    ``run_counts``: shown detections per class id over the frames seen since opening, each
+    frame counted once.
     """
 
     frame: Frame

@@ -179,6 +179,7 @@ class SidePanel(QWidget):
         super().__init__(parent)
         self.overlay = OverlayControls()
         self.stats = QLabel("-")
+        self._last_stats: tuple[dict, dict, float] | None = None
         self.stats.setWordWrap(True)
         self.stats.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.stats.setToolTip(
@@ -226,13 +227,24 @@ class SidePanel(QWidget):
         return TABLES[self.tables.currentIndex()]
 
     def show_stats(self, stats: dict, timings: dict, latency_ms: float) -> None:
+        """A frame's statistics; rates of None (a single frame shown, not played) read "-"."""
+        self._last_stats = (stats, timings, latency_ms)
         stages = "  ".join(f"{s} {timings[s]:.0f}" for s in PIPELINE_STAGES
                            if s in timings and s != "wait")
         wait = f"\nwaiting for frames {timings['wait']:.0f} ms" if "wait" in timings else ""
         self.stats.setText(
-            f"input {stats.get('input_fps', 0):.1f} fps, detector "
-            f"{stats.get('detector_fps', 0):.1f} fps\nlatency {latency_ms:.0f} ms, dropped "
-            f"{int(stats.get('dropped', 0))}{wait}\nms: {stages or '-'}")
+            f"input {rate(stats.get('input_fps'))}, detector {rate(stats.get('detector_fps'))}"
+            f"\nlatency {latency_ms:.0f} ms, dropped {int(stats.get('dropped', 0))}{wait}"
+            f"\nms: {stages or '-'}")
+
+    def show_outage(self, state: str) -> None:
+        """A live source lost (``state``, e.g. "LOST 8 s, reconnecting") or back (""): while
+        it is lost no frame comes, so the last rates would stand; they read "-" instead."""
+        if not state or self._last_stats is None:
+            return
+        stats, timings, latency_ms = self._last_stats
+        self.show_stats(dict(stats, input_fps=None, detector_fps=None), timings, latency_ms)
+        self.stats.setText(f"{state}\n{self.stats.text()}")
 
     def show_counts(self, shown: Detections, run: Counter, names: Sequence[str]) -> None:
         frame = Counter(int(c) for c in shown.class_ids)
@@ -255,6 +267,11 @@ class SidePanel(QWidget):
             self.detections.addItem(QListWidgetItem(swatch(int(shown.class_ids[i]), names), text))
         self.detections.blockSignals(False)
         self.tables.setTabText(1, f"Detections ({len(shown)})")
+
+
+def rate(fps: float | None) -> str:
+    """A frame rate as the panel and the HUD print it: "-" where there is none to tell."""
+    return "- fps" if fps is None else f"{fps:.1f} fps"
 
 
 def _boxed(title: str, widget: QWidget) -> QGroupBox:

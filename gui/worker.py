@@ -335,8 +335,8 @@ class Worker(QObject):
         self.position = result.frame.index
         self._count_tracks(result)
         self._count(result.frame.index, Counter(int(c) for c in shown.class_ids))
-        stats = {"input_fps": snapshot.input_fps if snapshot else 0.0,
-                 "detector_fps": snapshot.detector_fps if snapshot else 0.0,
+        stats = {"input_fps": snapshot.input_fps if snapshot else None,  # no rate to tell
+                 "detector_fps": snapshot.detector_fps if snapshot else None,
                  "dropped": (snapshot.dropped if snapshot else 0) + self.display_drops,
                  "frame_count": (self.media.frame_count if self.media else None) or 0}
         frame = replace(result.frame, image=image)  # every other field kept (file, ...)

@@ -172,6 +172,9 @@ def test_slider_and_class_toggles_change_the_painted_overlay(qtbot, make_window,
     assert near(painted_rgb(window, *person_edge), colour_for(PERSON, COCO_NAMES))
     assert window.panel.detections.count() == 2
     assert window.view._hud[0].endswith("2 objects")
+    # one frame shown, not played: no rate to tell, rather than a stalled-looking "0.0 fps"
+    assert window.view._hud[1] == "in - fps  det - fps"
+    assert window.panel.stats.text().startswith("input - fps, detector - fps")
 
     window.panel.overlay.conf_slider.setValue(50)  # the person (0.30) goes, the car stays
     qtbot.wait(50)
@@ -562,6 +565,8 @@ def test_a_lost_stream_says_so_until_it_comes_back(qtbot, make_window):
     qtbot.waitUntil(lambda: window.view._hud[0].startswith("LOST"), timeout=20000)
     assert window.view._hud[0].endswith("s, reconnecting")
     assert "reconnecting" in window.statusBar().currentMessage()
+    stats = window.panel.stats.text().splitlines()  # the panel says so too, without old rates
+    assert stats[0].startswith("LOST") and stats[1] == "input - fps, detector - fps", stats
     seen = stream_seq(window)
     with MjpegTestServer(port, fps=30):  # back on the same address: the viewer reconnects
         qtbot.waitUntil(lambda: stream_seq(window) > seen, timeout=30000)
