@@ -181,6 +181,10 @@ class Detector:
         if len(frames) == 0:
             raise ValueError("Expected at least one frame")
         frames = [as_bgr(frame) for frame in frames]
+        for frame in frames:
+            problem = self.size_problem(frame.shape[1], frame.shape[0])
+            if problem is not None:
+                raise ValueError(f"Expected a frame the model can take, but {problem}")
         uploaded = [torch.from_numpy(np.ascontiguousarray(frame))  # no wait for the GPU
                     .to(self.device, non_blocking=True) for frame in frames]
         return self.batch(uploaded), [tuple(frame.shape[:2]) for frame in frames]

@@ -133,6 +133,16 @@ def test_bad_frames_fail_with_a_clear_error(tiny_loaded, frame, error):
         Detector(tiny_loaded, device="cpu")(frame)
 
 
+@pytest.mark.parametrize("shape", [(3, 5000, 3), (5000, 3)])
+def test_a_frame_too_thin_to_resize_is_refused_before_the_model(tiny_loaded, shape):
+    """Resized to the model's input size its short side would round to 0 pixels: torch's
+    own error from deep inside the resize said nothing of the frame."""
+    detector = Detector(tiny_loaded, device="cpu")
+    with pytest.raises(ValueError, match=r"Expected a frame the model can take, but "
+                                         r"\d+x\d+ is too thin"):
+        detector.infer([scene(96, 160, seed=0), np.zeros(shape, np.uint8)])
+
+
 def test_fp16_on_cpu_is_refused(tiny_loaded):
     with pytest.raises(ValueError, match="fp16"):
         Detector(tiny_loaded, device="cpu", precision="fp16")
