@@ -9,6 +9,7 @@ every engine yields the same detections as ``model(images)``.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -43,8 +44,8 @@ def resolve_device(device: str) -> torch.device:
 def as_bgr(frame: np.ndarray) -> np.ndarray:
     """A frame as (H, W, 3) uint8 BGR: grayscale is repeated, BGRA drops its alpha."""
     if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8:
-        kind = frame.dtype if isinstance(frame, np.ndarray) else type(frame).__name__
-        raise TypeError(f"Expected a uint8 numpy image (H, W[, C]), but found {kind}")
+        raise TypeError(f"Expected a uint8 numpy image (H, W[, C]), but found "
+                        f"{_kind_of(frame)}")
     if frame.ndim in (2, 3) and (frame.shape[0] < 1 or frame.shape[1] < 1):
         raise ValueError(f"Expected an image with height and width >= 1, but found shape "
                          f"{frame.shape}")
@@ -54,6 +55,17 @@ def as_bgr(frame: np.ndarray) -> np.ndarray:
         return frame[:, :, :3]
     raise ValueError(f"Expected an image of shape (H, W), (H, W, 3) or (H, W, 4), "
                      f"but found shape {frame.shape}")
+
+
+def _kind_of(frame) -> str:
+    """What a frame that is not a uint8 array is, with the likely fix."""
+    if isinstance(frame, (str, os.PathLike)):
+        return f"a path ({str(frame)!r}); read the image first, e.g. with cv2.imread"
+    if isinstance(frame, np.ndarray):
+        if frame.dtype.kind == "f":
+            return f"{frame.dtype}; scale it to 0..255 and convert it with .astype(np.uint8)"
+        return str(frame.dtype)
+    return type(frame).__name__
 
 
 class Detector:
@@ -146,10 +158,20 @@ class Detector:
                 "be less than one pixel high")
 
     def __call__(self, frame: np.ndarray) -> Detections:
+        """Detections in one frame: uint8 (H, W, 3) in BGR order, as OpenCV reads it (an RGB
+        frame must be converted first: ``cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)``); (H, W)
+        grayscale and (H, W, 4) BGRA are taken too. Boxes are xyxy in the frame's pixels.
+        For several frames in one call use ``infer``."""
+        if isinstance(frame, (list, tuple)) or (isinstance(frame, np.ndarray)
+                                                and frame.ndim == 4):
+            raise TypeError(f"Expected one frame, but found a batch ({_batch_kind(frame)}); "
+                            "for several frames use detector.infer(frames)")
         return self.infer([frame])[0]
 
     def infer(self, frames: Sequence[np.ndarray]) -> list[Detections]:
-        """Detections for each (H, W, 3) uint8 BGR frame, boxes in that frame's pixels."""
+        """Detections for each of ``frames`` (a list of frames, or a uint8 (N, H, W, 3)
+        array), in order, in one model call: frames as for ``__call__`` (BGR), of any
+        sizes, boxes in each frame's own pixels."""
         return self.infer_timed(frames)[0]
 
     @torch.inference_mode()
@@ -257,6 +279,12 @@ def _resize(transform, image: Tensor) -> Tensor:
     if scale == 1.0 and getattr(transform, "fixed_size", None) is None:
         return image
     return transform.resize(image, None)[0]
+
+
+def _batch_kind(frames) -> str:
+    if isinstance(frames, np.ndarray):
+        return f"an array of shape {frames.shape}"
+    return f"a {type(frames).__name__} of {len(frames)}"
 
 
 def calibration_set(calib, frames: int = CALIB_FRAMES) -> CalibrationSet:

@@ -133,6 +133,25 @@ def test_bad_frames_fail_with_a_clear_error(tiny_loaded, frame, error):
         Detector(tiny_loaded, device="cpu")(frame)
 
 
+@pytest.mark.parametrize("frame, fix", [
+    ("frame.jpg", r"a path \('frame.jpg'\); read the image first, e.g. with cv2.imread"),
+    (Path("frame.jpg"), r"a path \('frame.jpg'\)"),
+    (np.zeros((10, 10, 3), np.float32), r"float32; scale it to 0..255 .*astype\(np.uint8\)"),
+    ([np.zeros((10, 10, 3), np.uint8)] * 2, r"a batch \(a list of 2\); .*detector.infer"),
+    (np.zeros((2, 10, 10, 3), np.uint8), r"a batch \(an array of shape \(2, 10, 10, 3\)\)"),
+])
+def test_a_frame_of_a_likely_wrong_kind_is_refused_with_the_fix(tiny_loaded, frame, fix):
+    with pytest.raises(TypeError, match=fix):
+        Detector(tiny_loaded, device="cpu")(frame)
+
+
+def test_a_batch_is_a_list_or_an_array_of_frames(tiny_loaded):
+    detector = Detector(tiny_loaded, device="cpu", conf=0.0, classes="all")
+    frames = [scene(96, 160, seed=s) for s in range(2)]
+    from_array = detector.infer(np.stack(frames))
+    assert from_array == detector.infer(frames) and len(from_array) == 2
+
+
 @pytest.mark.parametrize("shape", [(3, 5000, 3), (5000, 3)])
 def test_a_frame_too_thin_to_resize_is_refused_before_the_model(tiny_loaded, shape):
     """Resized to the model's input size its short side would round to 0 pixels: torch's
