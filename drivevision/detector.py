@@ -207,7 +207,8 @@ class Detector:
             problem = self.size_problem(frame.shape[1], frame.shape[0])
             if problem is not None:
                 raise ValueError(f"Expected a frame the model can take, but {problem}")
-        uploaded = [torch.from_numpy(np.ascontiguousarray(frame))  # no wait for the GPU
+        # writable too: torch warns of a read-only array (np.frombuffer of a ROS message)
+        uploaded = [torch.from_numpy(np.require(frame, requirements="CW"))  # no GPU wait
                     .to(self.device, non_blocking=True) for frame in frames]
         return self.batch(uploaded), [tuple(frame.shape[:2]) for frame in frames]
 

@@ -1,6 +1,8 @@
 """The split detector (preprocess -> engine -> torchvision ops -> postprocess) equals
 torchvision's own ``model(images)`` for the same weights and frame."""
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -160,6 +162,24 @@ def test_a_frame_too_thin_to_resize_is_refused_before_the_model(tiny_loaded, sha
     with pytest.raises(ValueError, match=r"Expected a frame the model can take, but "
                                          r"\d+x\d+ is too thin"):
         detector.infer([scene(96, 160, seed=0), np.zeros(shape, np.uint8)])
+
+
+def test_a_read_only_frame_is_detected_without_a_warning():
+    """A frame made with np.frombuffer (a ROS image message, a shared buffer) is read-only;
+    torch warned "The given NumPy array is not writable ... undefined behavior" about it,
+    once per process, so the test runs in a fresh one."""
+    code = (
+        "import numpy as np, torch\n"
+        "from drivevision.detector import Detector\n"
+        "from drivevision.labels import COCO_NAMES\n"
+        "from drivevision.model import LoadedModel, build_model\n"
+        "model = build_model('tiny-fpn', num_classes=91, rpn_post_nms_top_n_test=10)\n"
+        "detector = Detector(LoadedModel(model, 'tiny-fpn', COCO_NAMES, 'x'), device='cpu')\n"
+        "frame = np.frombuffer(bytes(range(256)) * 180, np.uint8).reshape(96, 160, 3)\n"
+        "detector(frame)\n"
+    )
+    subprocess.run([sys.executable, "-W", "error:The given NumPy array", "-c", code],
+                   check=True, timeout=300)
 
 
 def test_fp16_on_cpu_is_refused(tiny_loaded):
