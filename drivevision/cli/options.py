@@ -258,10 +258,10 @@ def check_outputs(inputs: list[str], outputs: list[str], videos: list[str], *,
     the run). Says which part files killed runs left in the output folders, or removes them
     when ``clean`` is set. ``options`` names the option that gave each output, for messages.
     """
-    from drivevision.io.claims import STDOUT, Claim, is_stream, leftovers, target_of
+    from drivevision.io.claims import STDOUT, Claim, check_distinct, is_stream, leftovers, target_of
     from drivevision.io.video_sink import check_video_name
 
-    _check_distinct(outputs, options)
+    check_distinct(outputs, options)
     files = [target_of(p).resolve() for p in outputs if not is_stream(p)]
     for stream in outputs:
         if is_stream(stream) and stream != STDOUT:
@@ -283,26 +283,6 @@ def check_outputs(inputs: list[str], outputs: list[str], videos: list[str], *,
         for path in files:
             claims.enter_context(Claim(path))
         return claims.pop_all()
-
-
-def _check_distinct(outputs: list[str], options: list[str] | None) -> None:
-    """Refuse two outputs that are one file (or one stream; /dev/null may take many), naming
-    it and the options that gave it."""
-    from drivevision.io.claims import STDOUT, is_stream, target_of
-
-    seen: dict[str, str | None] = {}
-    for path, option in zip(outputs, options or [None] * len(outputs), strict=True):
-        if is_stream(path):
-            key = "/dev/stdout" if path == STDOUT else os.path.realpath(path)
-        else:
-            key = str(target_of(path).resolve())
-        if key == "/dev/null":
-            continue
-        if key in seen:
-            which = f"{seen[key]} and {option} are both " if option and seen[key] else ""
-            raise ValueError(f"Two outputs have the same path: {which}{path}; give each "
-                             "its own")
-        seen[key] = option
 
 
 def clean_or_warn(found: list[Path], clean: bool) -> None:

@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from drivevision.errors import SinkError
@@ -55,6 +56,36 @@ def target_of(path: str | os.PathLike) -> Path:
     else the path itself."""
     p = Path(path)
     return Path(os.path.realpath(p)) if p.is_symlink() else p
+
+
+def check_distinct(outputs: Sequence[str | os.PathLike],
+                   options: Sequence[str | None] | None = None) -> None:
+    """ValueError for two outputs that are one file (or one stream; /dev/null may take many),
+    naming it and the options that gave it."""
+    seen: dict[str, str | None] = {}
+    for path, option in zip(outputs, options or [None] * len(outputs), strict=True):
+        if is_stream(path):
+            key = "/dev/stdout" if str(path) == STDOUT else os.path.realpath(path)
+        else:
+            key = str(target_of(path).resolve())
+        if key == "/dev/null":
+            continue
+        if key in seen:
+            which = f"{seen[key]} and {option} are both " if option and seen[key] else ""
+            raise ValueError(f"Two outputs have the same path: {which}{path}; give each "
+                             "its own")
+        seen[key] = option
+
+
+def check_not_input(inputs: Sequence[str | os.PathLike],
+                    outputs: Sequence[str | os.PathLike]) -> None:
+    """ValueError for an output that is one of ``inputs`` (an existing file or folder)."""
+    for path in outputs:
+        if is_stream(path):
+            continue
+        target = target_of(path).resolve()
+        if any(Path(s).exists() and Path(s).resolve() == target for s in inputs):
+            raise ValueError(f"An output path is an input ({target}); refusing to overwrite it")
 
 
 def hidden_name(target: Path, tag: str) -> Path:
