@@ -10,6 +10,7 @@ from contextlib import ExitStack
 
 from drivevision.config import DEFAULT_VIDEO_PRESET, DetectorConfig, PipelineConfig
 from drivevision.detector import Detector
+from drivevision.io.claims import check_distinct, check_not_input
 from drivevision.io.files import ImageSource
 from drivevision.io.frames import Source
 from drivevision.io.image_sinks import annotated_output
@@ -52,8 +53,11 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
     A camera or stream keeps only its newest frame (drops are counted in the summary); files
     keep every frame. Returns the run's summary. Outputs appear under their names only when
     the run completes or is stopped (Ctrl-C on the main thread is a stop request: the summary
-    says ``interrupted``); a failed run leaves ``<name>.partial<suffix>`` files.
+    says ``interrupted``), replacing files of those names; a failed run leaves
+    ``<name>.partial<suffix>`` files. An output that is the input, or two outputs of one
+    path, are refused (ValueError) before the model loads.
     """
+    _check_outputs(source, [output, jsonl, csv, mot])
     if detector is None or isinstance(detector, DetectorConfig):
         detector = Detector.from_config(detector or DetectorConfig())
     with ExitStack() as finishing, ExitStack() as stack:  # stack unwinds first
@@ -71,6 +75,14 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
     summary.notes.extend(n for s in sinks for n in s.notes)
     summary.interrupted = summary.interrupted or bool(held)
     return summary
+
+
+def _check_outputs(source: PathLike | Source, outputs: list[PathLike | None]) -> None:
+    """Refuse, before the model loads, an output that is the input (it would be replaced by
+    the annotated copy) and two outputs that are one file (their lines would interleave)."""
+    given = [path for path in outputs if path is not None]
+    check_distinct(given)
+    check_not_input([source.uri if isinstance(source, Source) else source], given)
 
 
 def _sinks(src: Source, detector: Detector, output, jsonl, csv, mot=None,

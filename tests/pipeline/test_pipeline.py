@@ -4,6 +4,7 @@ import json
 import os
 import threading
 import time
+from pathlib import Path
 
 import cv2
 import pytest
@@ -163,6 +164,24 @@ def test_failed_run_keeps_partial_outputs_under_a_partial_name(tmp_path):
     assert out.read_bytes() == b"precious"  # what the user had is not lost
     partial = tmp_path / "out.partial.mp4"
     assert partial.exists() and 0 < count_frames(partial) <= 20
+
+
+def test_detect_video_refuses_to_write_over_its_input(tmp_path, clip_path):
+    video = tmp_path / "in.mp4"
+    video.write_bytes(Path(clip_path).read_bytes())
+    before = video.read_bytes()
+    with pytest.raises(ValueError, match=r"An output path is an input \(.*in.mp4\)"):
+        detect_video(str(video), video, detector=FixedDetector())
+    with open_source(str(video)) as source, pytest.raises(ValueError, match="is an input"):
+        detect_video(source, jsonl=tmp_path / "." / "in.mp4", detector=FixedDetector())
+    assert video.read_bytes() == before
+
+
+def test_detect_video_refuses_two_outputs_of_one_path(tmp_path):
+    with pytest.raises(ValueError, match="Two outputs have the same path: .*d.txt"):
+        detect_video(ArraySource(3), jsonl=tmp_path / "d.txt", csv=str(tmp_path / "d.txt"),
+                     detector=FixedDetector())
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_folder_of_images_is_read_in_natural_order(tmp_path):
