@@ -51,17 +51,21 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
             (``drivevision.config.VIDEO_PRESETS``).
 
     A camera or stream keeps only its newest frame (drops are counted in the summary); files
-    keep every frame. Returns the run's summary. Outputs appear under their names only when
-    the run completes or is stopped (Ctrl-C on the main thread is a stop request: the summary
-    says ``interrupted``), replacing files of those names; a failed run leaves
-    ``<name>.partial<suffix>`` files. An output that is the input, or two outputs of one
-    path, are refused (ValueError) before the model loads.
+    keep every frame, but for a frame the model cannot take (too thin to resize) or cannot
+    decode, which is skipped with a note in the summary's ``notes``. Returns the run's
+    summary. Outputs appear under their names only when the run completes or is stopped
+    (Ctrl-C on the main thread is a stop request: the summary says ``interrupted``),
+    replacing files of those names; a failed run leaves ``<name>.partial<suffix>`` files.
+    An output that is the input, or two outputs of one path, are refused (ValueError)
+    before the model loads.
     """
     _check_outputs(source, [output, jsonl, csv, mot])
     if detector is None or isinstance(detector, DetectorConfig):
         detector = Detector.from_config(detector or DetectorConfig())
     with ExitStack() as finishing, ExitStack() as stack:  # stack unwinds first
         src = source if isinstance(source, Source) else stack.enter_context(open_source(source))
+        if src.frame_check is None:  # as the command does: skip a frame the model cannot take
+            src.frame_check = getattr(detector, "size_problem", None)
         sinks = [stack.enter_context(s)
                  for s in _sinks(src, detector, output, jsonl, csv, mot, video_preset)]
         # (a generator: each sink is entered before the next is made, so none leaks)

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 from standins import ArraySource, FixedDetector, count_frames
 
@@ -182,6 +183,18 @@ def test_detect_video_refuses_two_outputs_of_one_path(tmp_path):
         detect_video(ArraySource(3), jsonl=tmp_path / "d.txt", csv=str(tmp_path / "d.txt"),
                      detector=FixedDetector())
     assert list(tmp_path.iterdir()) == []
+
+
+def test_detect_video_skips_an_image_too_thin_for_the_model_as_the_command_does(
+        tmp_path, tiny_loaded):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), np.zeros((48, 64, 3), np.uint8))
+    cv2.imwrite(str(folder / "b.png"), np.zeros((3, 3000, 3), np.uint8))
+    detector = Detector(tiny_loaded, device="cpu")
+    summary = detect_video(str(folder), jsonl=tmp_path / "d.jsonl", detector=detector)
+    assert summary.frames == 1 and any("b.png" in note and "too thin" in note
+                                       for note in summary.notes)
 
 
 def test_a_folder_of_images_is_read_in_natural_order(tmp_path):
