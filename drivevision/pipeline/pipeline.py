@@ -17,6 +17,7 @@ are stop requests (``drivevision.pipeline.signals``).
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -93,9 +94,10 @@ class Pipeline(StageThreads):
                  stages: Sequence | Callable[[int], Sequence[Stage]] = (), draw: bool = False,
                  render: Callable[..., np.ndarray] | None = None):
         single = isinstance(sources, Source)
-        sources = [sources] if single else list(sources)
+        sources = [sources] if single else _sources(sources)
         if not sources:
             raise ValueError("Expected at least one source")
+        check_detector(detector)
         super().__init__(sources)
         n = len(sources)
         self.sources, self.detector, self.config = sources, detector, config
@@ -246,6 +248,32 @@ class Pipeline(StageThreads):
         while (result := self.get(self._to_write[i])) is not END:
             write_result(result, self.sinks[i])
             self.put(self._results, result)
+
+
+def _sources(given) -> list[Source]:
+    """``given`` as a list of sources; TypeError for a path or anything else that is not
+    a ``Source`` (or a sequence of them)."""
+    if isinstance(given, (str, os.PathLike)):
+        raise TypeError(f"Expected a Source or a sequence of them, but found a path "
+                        f"({str(given)!r}); open it with drivevision.open_source(path)")
+    sources = list(given) if isinstance(given, (Sequence, Iterator)) else [given]
+    for source in sources:
+        if not isinstance(source, Source):
+            raise TypeError(f"Expected a Source (drivevision.open_source(uri)) or a sequence "
+                            f"of them, but found {type(source).__name__}")
+    return sources
+
+
+def check_detector(detector, expected: str = "a Detector") -> None:
+    """TypeError unless ``detector`` can detect: a ``Detector`` (or one like it: ``names``,
+    ``infer_timed``); ``expected`` says what the caller takes, for the message."""
+    if hasattr(detector, "infer_timed") and hasattr(detector, "names"):
+        return
+    found = type(detector).__name__
+    if isinstance(detector, (str, os.PathLike)):
+        found = (f"a path ({str(detector)!r}); for a checkpoint build one with "
+                 "Detector.from_config(DetectorConfig(weights=path))")
+    raise TypeError(f"Expected {expected}, but found {found}")
 
 
 def _per_source(what: str, given: Sequence, n: int, single: bool) -> list[list]:

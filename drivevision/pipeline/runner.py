@@ -20,7 +20,7 @@ from drivevision.io.sinks import CsvSink, JsonlSink, Sink
 from drivevision.io.sources import open_source
 from drivevision.labels import name_of
 from drivevision.pipeline import signals
-from drivevision.pipeline.pipeline import Pipeline, Result, Stage
+from drivevision.pipeline.pipeline import Pipeline, Result, Stage, check_detector
 from drivevision.pipeline.stats import RunSummary, StageStats, TrackStats
 
 PathLike = str | os.PathLike
@@ -62,6 +62,7 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
     _check_outputs(source, [output, jsonl, csv, mot])
     if detector is None or isinstance(detector, DetectorConfig):
         detector = Detector.from_config(detector or DetectorConfig())
+    check_detector(detector, "a Detector, a DetectorConfig or None")  # before any output
     with ExitStack() as finishing, ExitStack() as stack:  # stack unwinds first
         src = source if isinstance(source, Source) else stack.enter_context(open_source(source))
         if src.frame_check is None:  # as the command does: skip a frame the model cannot take

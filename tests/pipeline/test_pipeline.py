@@ -197,6 +197,28 @@ def test_detect_video_skips_an_image_too_thin_for_the_model_as_the_command_does(
                                        for note in summary.notes)
 
 
+@pytest.mark.parametrize("sources, message", [
+    ("clip.mp4", r"found a path \('clip.mp4'\); open it with drivevision.open_source"),
+    (["clip.mp4"], "Expected a Source .*, but found str"),
+    (np.zeros((4, 4, 3), np.uint8), "Expected a Source .*, but found ndarray"),
+])
+def test_a_pipeline_of_something_other_than_sources_is_refused(sources, message):
+    with pytest.raises(TypeError, match=message):
+        Pipeline(sources, FixedDetector())
+
+
+def test_a_pipeline_without_a_detector_is_refused():
+    with pytest.raises(TypeError, match="Expected a Detector, but found NoneType"):
+        Pipeline(ArraySource(3), None)
+
+
+def test_detect_video_with_a_path_as_detector_says_how_to_load_it(tmp_path):
+    with pytest.raises(TypeError, match=r"Expected a Detector, a DetectorConfig or None, but "
+                                        r"found a path \('w.pt'\); .*weights=path"):
+        detect_video(ArraySource(3), tmp_path / "out.mp4", detector="w.pt")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_folder_of_images_is_read_in_natural_order(tmp_path):
     for i in (10, 2, 1):
         cv2.imwrite(str(tmp_path / f"frame{i}.png"), ArraySource(1).__iter__().__next__().image)
