@@ -7,7 +7,9 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 
-@dataclass(frozen=True)
+# eq=False keeps the class's own __eq__ and __hash__ = None: with eq=True a frozen dataclass
+# adds a __hash__ over the arrays, which fails naming numpy.ndarray
+@dataclass(frozen=True, eq=False)
 class Detections:
     """Detections of one frame, every field the same length N.
 

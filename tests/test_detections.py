@@ -53,3 +53,11 @@ def test_track_ids_follow_indexing_and_area_is_per_box():
 def test_detections_are_frozen():
     with pytest.raises(AttributeError):
         make(1).scores = np.zeros(1)
+
+
+def test_detections_are_unhashable_by_their_own_name():
+    """Equal by value, so not hashable (arrays are mutable): the error names Detections,
+    not the numpy array a generated __hash__ tripped over."""
+    with pytest.raises(TypeError, match="unhashable type: 'Detections'"):
+        hash(make(2))
+    assert make(2) == make(2) and make(2) != make(1)
