@@ -30,7 +30,9 @@ def annotate(frame: np.ndarray, detections: Detections, names: Sequence[str], *,
              trails: Mapping[int, np.ndarray] | None = None) -> np.ndarray:
     """A new (H, W, 3) uint8 BGR array: ``frame`` with boxes, class names and scores drawn.
 
-    ``frame`` itself is never changed (the drawing is on a copy). Line width and text size
+    ``frame`` is uint8 (H, W, 3) BGR, or (H, W) grayscale or (H, W, 4) BGRA (converted to
+    BGR, as the detector takes them); it is never changed (the drawing is on a copy).
+    ``names`` are the detector's class names (``detector.names``). Line width and text size
     scale with the frame (``thickness`` overrides the line width); ``highlight`` is the
     index of one detection to draw thicker. Labels go where ``label_layout`` puts them; a
     label with no free place near its box is left out (its box is still drawn). Detections
@@ -38,7 +40,7 @@ def annotate(frame: np.ndarray, detections: Detections, names: Sequence[str], *,
     ``trails`` maps track ids to float (K, 2) x, y pixel points, oldest first (``Trails``):
     each is drawn as a line in its track's colour, under the boxes.
     """
-    out = frame.copy()
+    out = _bgr_copy(frame)
     width = thickness or max(1, round(2 * _scale(out.shape)))
     for track_id, points in (trails or {}).items():
         if len(points) > 1:
@@ -57,6 +59,23 @@ def annotate(frame: np.ndarray, detections: Detections, names: Sequence[str], *,
             if layout[i] is not None:
                 _draw_label(out, texts[i], layout[i], colours[i], font_scale)
     return out
+
+
+def _bgr_copy(frame: np.ndarray) -> np.ndarray:
+    """A new (H, W, 3) uint8 BGR array of ``frame``; TypeError or ValueError, saying what
+    came, for anything that is not a uint8 image to draw on."""
+    if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8:
+        kind = frame.dtype if isinstance(frame, np.ndarray) else type(frame).__name__
+        raise TypeError(f"Expected a uint8 numpy image (H, W[, C]) to draw on, but found {kind}")
+    channels = frame.shape[2] if frame.ndim == 3 else 1 if frame.ndim == 2 else 0
+    if frame.size == 0 or channels not in (1, 3, 4):
+        raise ValueError(f"Expected an image of shape (H, W), (H, W, 3) or (H, W, 4), H and W "
+                         f">= 1, to draw on, but found shape {frame.shape}")
+    if channels == 1:
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    if channels == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+    return frame.copy()
 
 
 def box_colours(detections: Detections, names: Sequence[str]) -> list[tuple[int, int, int]]:

@@ -86,6 +86,33 @@ def tracked(boxes, ids, classes=None) -> Detections:
                       np.array(classes or [3] * n, np.int32), np.array(ids, np.int32))
 
 
+@pytest.mark.parametrize("channels", [None, 1, 4])
+def test_grayscale_and_bgra_frames_are_drawn_on_in_colour(channels):
+    """As the detector takes them: a BGR copy comes back, boxes in their class colour (on a
+    BGRA frame cv2 drew them with alpha 0, on a grayscale one without colour)."""
+    gray = np.full((60, 80), 50, np.uint8)
+    frame = {None: gray, 1: gray[:, :, None], 4: np.dstack([gray] * 3 + [gray + 200])}[channels]
+    before = frame.copy()
+    dets = Detections([[10, 10, 50, 40]], [0.9], [3])
+    out = annotate(frame, dets, COCO_NAMES, labels=False)
+    reference = annotate(np.dstack([gray] * 3), dets, COCO_NAMES, labels=False)
+    assert out.shape == (60, 80, 3) and np.array_equal(out, reference)
+    assert np.array_equal(frame, before)
+
+
+@pytest.mark.parametrize("frame, error, message", [
+    (np.zeros((8, 8, 3), np.float32), TypeError, "but found float32"),
+    ("frame.jpg", TypeError, "but found str"),
+    (None, TypeError, "but found NoneType"),
+    (np.zeros((0, 0, 3), np.uint8), ValueError, r"but found shape \(0, 0, 3\)"),
+    (np.zeros((8, 8, 2), np.uint8), ValueError, r"but found shape \(8, 8, 2\)"),
+])
+def test_annotate_refuses_what_is_not_an_image_saying_what_came(frame, error, message):
+    dets = Detections([[1, 1, 5, 5]], [0.9], [3])
+    with pytest.raises(error, match=f"Expected .* to draw on, {message}"):
+        annotate(frame, dets, COCO_NAMES)
+
+
 def test_tracked_boxes_are_labelled_with_their_id_and_coloured_by_track():
     frame = np.zeros((360, 640, 3), np.uint8)
     detections = tracked([[100, 100, 200, 180], [300, 100, 400, 180]], [12, 13])
