@@ -200,6 +200,10 @@ class Detector:
     def preprocess(self, frames: Sequence[np.ndarray]) -> tuple[ImageList, list]:
         """BGR uint8 frames -> the model's normalized, resized, padded RGB batch, and each
         frame's (height, width)."""
+        if isinstance(frames, np.ndarray) and frames.ndim != 4:
+            raise ValueError(f"Expected a list of frames or an (N, H, W, 3) array, but found "
+                             f"an array of shape {frames.shape}; for one frame use "
+                             "detector(frame)")
         if len(frames) == 0:
             raise ValueError("Expected at least one frame")
         frames = [as_bgr(frame) for frame in frames]

@@ -147,6 +147,14 @@ def test_a_frame_of_a_likely_wrong_kind_is_refused_with_the_fix(tiny_loaded, fra
         Detector(tiny_loaded, device="cpu")(frame)
 
 
+def test_one_frame_given_as_a_batch_is_refused_not_read_row_by_row(tiny_loaded):
+    """An (H, W, 3) array is a sequence of H rows, each of which passed for a grayscale
+    image: H detector runs on 1-pixel-high strips, silently."""
+    with pytest.raises(ValueError, match=r"but found an array of shape \(96, 160, 3\); "
+                                         r"for one frame use detector\(frame\)"):
+        Detector(tiny_loaded, device="cpu").infer(scene(96, 160, seed=0))
+
+
 def test_a_batch_is_a_list_or_an_array_of_frames(tiny_loaded):
     detector = Detector(tiny_loaded, device="cpu", conf=0.0, classes="all")
     frames = [scene(96, 160, seed=s) for s in range(2)]
