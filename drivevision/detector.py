@@ -36,7 +36,10 @@ STAGES = ("preprocess", "dense_a", "proposals", "dense_b", "postprocess")
 
 def resolve_device(device: str) -> torch.device:
     """"auto" picks CUDA when torch sees a GPU, else the CPU; ValueError for a GPU torch
-    does not see (``engines.hardware.device_kind``)."""
+    does not see (``engines.hardware.device_kind``). Other torch devices ("meta", "xpu")
+    are torch's to check."""
+    if device.partition(":")[0] not in ("auto", "cpu", "cuda"):
+        return torch.device(device)
     kind = hardware.device_kind(device)
     return torch.device(kind if device == "auto" else device)
 
