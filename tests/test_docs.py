@@ -1,0 +1,119 @@
+"""The README and docs/ hold together: every relative link reaches a file and, where it names
+one, a heading of that file (GitHub's anchors), and every ``drivevision`` command line in
+their shell blocks is one the CLI's parser takes."""
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+FENCE = re.compile(r"^(```|~~~)(.*)$")
+LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\[\]]*\])*\]\(<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\)")
+SHELL = {"", "bash", "sh", "shell", "console"}  # "": a block with no language
+
+
+def split_fences(text: str) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """(lines outside fenced blocks, [(block language, block lines)])."""
+    prose, blocks, block = [], [], None
+    for line in text.splitlines():
+        fence = FENCE.match(line.strip())
+        if fence and block is None:
+            block = (fence.group(2).strip().lower(), [])
+        elif fence and line.strip() == fence.group(1):
+            blocks.append(block)
+            block = None
+        elif block is not None:
+            block[1].append(line)
+        else:
+            prose.append(line)
+    return prose, blocks
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading: its text lowercased, punctuation dropped, spaces to -."""
+    text = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", heading)  # a link: its text
+    text = re.sub(r"[^\w\- ]", "", text.strip().lower())
+    return text.replace(" ", "-")
+
+
+def anchors(page: Path):
+    seen: dict[str, int] = {}
+    for line in split_fences(page.read_text())[0]:
+        match = re.match(r"#{1,6}\s+(.*?)\s*#*\s*$", line)
+        if match:
+            base = slug(match.group(1))
+            count = seen.get(base, 0)
+            seen[base] = count + 1
+            yield base if count == 0 else f"{base}-{count}"
+
+
+def links(page: Path):
+    prose = "\n".join(split_fences(page.read_text())[0])
+    prose = re.sub(r"`[^`\n]*`", "", prose)  # inline code is not a link
+    for target in LINK.findall(prose):
+        if not re.match(r"[a-z][a-z0-9+.-]*:", target):  # http:, https:, mailto:
+            yield target
+
+
+def broken_links(page: Path) -> list[str]:
+    broken = []
+    for target in links(page):
+        path, _, anchor = target.partition("#")
+        file = (page.parent / path).resolve() if path else page
+        if not file.exists():
+            broken.append(f"{target}: no such file")
+        elif anchor and file.suffix == ".md" and anchor not in set(anchors(file)):
+            broken.append(f"{target}: no heading #{anchor} in {file.name}")
+    return broken
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_relative_link_reaches_a_file_and_heading(page):
+    assert broken_links(page) == []
+
+
+def test_a_broken_link_is_found(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("# Which engine where\n\n## Watching: `--serve`\n")
+    page = tmp_path / "README.md"
+    page.write_text("[ok](docs/a.md#which-engine-where) [ok](docs/a.md#watching---serve)\n"
+                    "[gone](docs/b.md) [bad anchor](docs/a.md#caching) [self](#nothing)\n"
+                    "```\n[in code](docs/c.md)\n```\n`[inline](docs/d.md)` [web](https://x.org)\n")
+    assert broken_links(page) == ["docs/b.md: no such file",
+                                  "docs/a.md#caching: no heading #caching in a.md",
+                                  "#nothing: no heading #nothing in README.md"]
+
+
+def command_lines(page: Path):
+    for language, block in split_fences(page.read_text())[1]:
+        for line in "\n".join(block).replace("\\\n", " ").splitlines():
+            if language not in SHELL or (not language and not line.startswith("drivevision ")):
+                continue  # a plain block holds command lines among other text
+            lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+            lexer.whitespace_split, words = True, []
+            for word in [*lexer, ";"]:  # a command ends at ; && || | > and the line's end
+                if word and set(word) <= set("();<>|&"):
+                    if words[:1] == ["drivevision"]:
+                        yield words
+                    words = []
+                else:
+                    words.append(word)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_command_line_is_one_the_cli_takes(page):
+    from drivevision.cli import build_parser
+
+    lines = list(command_lines(page))
+    for words in lines:
+        if "--help" in words:
+            continue
+        try:
+            assert callable(build_parser().parse_args(words[1:]).func)
+        except SystemExit:
+            pytest.fail(f"{page.name}: the CLI refuses {shlex.join(words)}")
+    if page.name == "README.md":
+        assert len(lines) >= 10  # the blocks were found
