@@ -13,7 +13,7 @@ from PyQt6.QtWidgets import QFileDialog, QInputDialog, QMainWindow
 VIDEO_FILTER = ("Video and images (*.mp4 *.mkv *.avi *.mov *.webm *.m4v *.jpg *.jpeg *.png "
                 "*.bmp *.tif *.tiff *.webp);;All files (*)")
 
-SHORTCUTS = (  # (key, what it does), shown in the Help menu and in the README
+SHORTCUTS = (  # (key, what it does), shown in the Help menu and in docs/viewer.md
     ("Space", "play / pause"),
     ("Right / Left", "one frame forward / back (files and folders)"),
     ("+ / -", "faster / slower playback"),

@@ -42,7 +42,7 @@ def start_viewer(env: dict[str, str], *args: str, cwd: Path = ROOT):
 @linux_only
 def test_the_xcb_plugin_finds_every_library_it_links():
     """Fails where the real window could not open (the offscreen tests pass all the same):
-    install what the message names (README, Viewer)."""
+    install what the message names (docs/viewer.md)."""
     plugin = preflight.xcb_plugin()
     assert plugin is not None, "PyQt6 has no xcb platform plugin"
     missing = preflight.missing_libraries(plugin)
