@@ -10,6 +10,7 @@ import sys
 
 from drivevision.cli.help import add_command
 from drivevision.cli.options import add_detector_args, check_detector_args
+from drivevision.cli.tracking import add_track_args, check_track_args
 
 EVAL_CONF = 0.05  # scores this low still count for AP (torchvision's own box_score_thresh)
 # A --pred file whose lowest score is at least this was written with a higher threshold than
@@ -18,7 +19,8 @@ EVAL_CONF = 0.05  # scores this low still count for AP (torchvision's own box_sc
 UNDERSTATED_FROM = 0.2
 # options that only shape a detector run on INPUT: a --pred file is scored as it was written
 RUN_ONLY = ("model", "weights", "engines", "device", "precision", "calib", "calib_frames",
-            "conf", "classes", "min_size", "max_size", "proposals", "warmup")
+            "conf", "classes", "min_size", "max_size", "proposals", "warmup", "track",
+            "track_thresh", "track_buffer", "match_thresh", "frame_stride")
 
 
 def add_parser(commands) -> None:
@@ -31,12 +33,16 @@ def add_parser(commands) -> None:
                     "ids, TrackEval (HOTA) and motmetrics (MOTA, IDF1, ID switches). Either "
                     "score a detection file (--pred), or run the detector on the labelled "
                     "INPUT with each engine and precision and print their AP, ms/frame and AP "
-                    "difference to torch fp32, all measured in this one run.",
+                    "difference to torch fp32, all measured in this one run. With --track, the "
+                    "tracker runs on those detections and its tracks are scored too, on every "
+                    "frame or, with --frame-stride K, on every K-th frame: what live shows "
+                    "with a detector that keeps up with 1/K of the camera's frame rate.",
         examples="""
 drivevision eval --gt assets/sample_gt.jsonl --pred det.jsonl        # score a detect run
 drivevision eval --gt gt.json --pred det.jsonl --class-map vehicle=car --json
 drivevision eval --gt eval_gt.jsonl eval.mp4 --weights demo.pt --engines torch,onnx,compiled
 drivevision eval --gt eval_gt.jsonl eval.mp4 --weights demo.pt --precision fp32,bf16 --json
+drivevision eval --gt eval_gt.jsonl eval.mp4 --weights demo.pt --track --frame-stride 3
 drivevision eval --gt MOT17-02/gt/gt.txt --pred tracks.jsonl --report runs/eval/mot""")
     p.add_argument("input", nargs="?",
                    help="video or folder of images to run the detector on (instead of --pred)")
@@ -63,6 +69,12 @@ drivevision eval --gt MOT17-02/gt/gt.txt --pred tracks.jsonl --report runs/eval/
     out.add_argument("--warmup", type=int, default=2, metavar="N",
                      help="untimed detector calls on the first frame before timing (INPUT)")
     add_detector_args(p, conf=EVAL_CONF, several=True)
+    tracking = add_track_args(p)
+    tracking.add_argument("--frame-stride", type=int, default=1, metavar="K",
+                          help="with --track: detector and tracker see only frames 0, K, 2K, "
+                               "... of INPUT, as live does with a detector that needs K frames' "
+                               "time (it drops the frames between); scored on those frames "
+                               "(default: 1, every frame)")
     p.set_defaults(func=cmd_eval, run_only_defaults={d: p.get_default(d) for d in RUN_ONLY})
 
 
@@ -75,6 +87,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         _refuse_run_options(args)
     else:  # a precision the device lacks is skipped with its reason, as torch fp32 runs
         check_detector_args(args, precision=False)
+        _check_tracking(args)
     class_map = parse_class_map(args.class_map)
     truth = read_truth(args.gt)
     if args.pred is not None:
@@ -100,6 +113,17 @@ def _refuse_run_options(args: argparse.Namespace) -> None:
         raise ValueError(f"{', '.join(given)} apply only when eval runs the detector on an "
                          f"INPUT; --pred {args.pred} is scored as it is: leave them out (or "
                          "give detect --conf/--classes when writing it)")
+
+
+def _check_tracking(args: argparse.Namespace) -> None:
+    """Refuse, before any work, tracker settings out of range and a stride without a
+    tracker (it picks the frames the tracker sees)."""
+    check_track_args(args)
+    if args.frame_stride < 1:
+        raise ValueError(f"Expected --frame-stride >= 1 frames, but got {args.frame_stride}")
+    if args.frame_stride > 1 and args.track is None:
+        raise ValueError("Expected --track with --frame-stride: it sets the frames the tracker "
+                         "sees, which runs only with --track")
 
 
 def _score_file(args: argparse.Namespace, truth, class_map: dict) -> int:

@@ -5,13 +5,19 @@ AP75, ms/frame and the AP difference to torch fp32, all from one run on one mach
 ms/frame is the median wall time of one ``Detector`` call on a decoded frame (preprocess,
 engine and postprocess; decoding not included), after ``warmup`` untimed calls on the first
 frame (where torch.compile compiles and ONNX Runtime plans).
+
+With ``--track`` a new tracker runs on each engine's detections (the pipeline's own
+``TrackStage``, so it sees the frames as ``detect`` and ``live`` give them) and the tracks are
+scored; with ``--frame-stride K`` the detector and tracker see only every K-th frame (the
+frame indices between are skipped, as live drops them) and the ground truth is cut to those
+frames.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +78,9 @@ def run_engines(args: argparse.Namespace, truth: Annotations, class_map: dict,
     result = RunResult({"input": args.input, "gt": args.gt, "conf": score_threshold(args),
                         "torch": torch.__version__, "threads": torch.get_num_threads(),
                         "cpu_features": cpu_features().names()})
+    stride = args.frame_stride
+    if args.track is not None:
+        result.info.update(track=args.track, frame_stride=stride)
     for engine, precision in engine_settings(args):
         config = detector_config(argparse.Namespace(**{**vars(args), "engine": engine,
                                                        "precision": precision}))
@@ -86,8 +95,12 @@ def run_engines(args: argparse.Namespace, truth: Annotations, class_map: dict,
             continue
         result.info.setdefault("device", _device_name(detector.device))
         log(f"{engine} {precision}: detecting ({detector.describe()})")
-        preds, ms = detect_all(detector, args.input, truth, args.warmup)
-        evaluation = evaluate(truth, preds, class_map=class_map,
+        stages = _track_stages(args)
+        preds, ms = detect_all(detector, args.input, truth, args.warmup, stride=stride,
+                               stages=stages)
+        seen = truth if stride == 1 else replace(
+            truth, frames={f: fb for f, fb in truth.frames.items() if f in preds.frames})
+        evaluation = evaluate(seen, preds, class_map=class_map,
                               allow_unlabelled=args.allow_unlabelled)
         engine, precision = detector.engine.name, detector.precision  # what auto picked
         result.runs.append(EngineRun(engine, precision, ms, evaluation))
@@ -95,15 +108,29 @@ def run_engines(args: argparse.Namespace, truth: Annotations, class_map: dict,
     return result
 
 
-def detect_all(detector: Detector, uri: str, truth: Annotations,
-               warmup: int) -> tuple[Annotations, float]:
-    """Detections of every frame of ``uri`` and the median ms of one detector call."""
+def _track_stages(args: argparse.Namespace) -> list:
+    """A new tracker (as ``[TrackStage]``) for one run, or none without ``--track``."""
+    from drivevision.cli.tracking import track_stages
+
+    if args.track is None:
+        return []
+    return list(track_stages(args)(0))
+
+
+def detect_all(detector: Detector, uri: str, truth: Annotations, warmup: int, *,
+               stride: int = 1, stages=()) -> tuple[Annotations, float]:
+    """Detections of every ``stride``-th frame of ``uri`` (the first, then every ``stride``
+    frames read), passed through ``stages`` (a tracker's: then with track ids), and the
+    median ms of one detector call."""
     from drivevision.io.sources import open_source
+    from drivevision.pipeline.pipeline import Result
 
     frames, samples = {}, []
     with open_source(uri) as source:
         _check_files(source, truth)
-        for frame in source:
+        for position, frame in enumerate(source):
+            if position % stride:
+                continue
             _check_size(frame.index, frame.image.shape, truth)
             if not samples and frame.index == next(iter(truth.frames), 0):
                 for _ in range(warmup):
@@ -111,13 +138,20 @@ def detect_all(detector: Detector, uri: str, truth: Annotations,
             t0 = time.perf_counter()
             dets = detector(frame.image)
             samples.append((time.perf_counter() - t0) * 1000)
-            names = tuple(detector.names[int(c)].lower() for c in dets.class_ids)
-            frames[frame.index] = FrameBoxes(dets.xyxy.astype(np.float64), names,
-                                             dets.scores.astype(np.float64))
+            for stage in stages:
+                dets = stage(Result(frame, dets)).detections
+            frames[frame.index] = _frame_boxes(dets, detector.names)
     if not samples:
         raise ValueError(f"{uri}: no frame to detect in")
     classes = tuple(dict.fromkeys(n for f in frames.values() for n in f.labels))
     return Annotations(uri, frames, classes), float(np.median(samples))
+
+
+def _frame_boxes(dets, names: list[str]) -> FrameBoxes:
+    ids = None if dets.track_ids is None else dets.track_ids.astype(np.int64)
+    return FrameBoxes(dets.xyxy.astype(np.float64),
+                      tuple(names[int(c)].lower() for c in dets.class_ids),
+                      dets.scores.astype(np.float64), ids)
 
 
 def _check_files(source, truth: Annotations) -> None:
@@ -141,20 +175,35 @@ def _check_size(index: int, shape: tuple, truth: Annotations) -> None:
 
 
 def format_table(result: RunResult) -> str:
-    """AP in COCO points (x100), as MMDeploy and papers print them."""
+    """AP in COCO points (x100), as MMDeploy and papers print them; with a tracker, its
+    HOTA, MOTA, IDF1, ID switches and recall too."""
     t = result.table
+    tracked = "track" in t
     lines = [f"{t['input']} against {t['gt']} on {t.get('device', '?')}, "
              f"{counted(t['threads'], 'thread')}, torch {t['torch']}, score threshold {t['conf']}",
              f"CPU features: {feature_list(t.get('cpu_features', []))}",
-             "AP in points (x100); ms/frame: median detector call; dAP: AP - torch fp32 AP", "",
-             f"{'engine':<10}{'precision':<11}{'AP':>7}{'AP50':>7}{'AP75':>7}{'ms/frame':>10}"
-             f"{'dAP':>8}"]
+             "AP in points (x100); ms/frame: median detector call; dAP: AP - torch fp32 AP"]
+    if tracked:
+        k = t["frame_stride"]
+        seen = "every frame" if k == 1 else f"frames 0, {k}, {2 * k}, ..."
+        lines.append(f"tracker {t['track']} on {seen}; HOTA, MOTA, IDF1 and recall (share of "
+                     "ground-truth boxes a track shows) in points; IDsw: ID switches")
+    lines += ["", f"{'engine':<10}{'precision':<11}{'AP':>7}{'AP50':>7}{'AP75':>7}{'ms/frame':>10}"
+              f"{'dAP':>8}" + ("".join(f"{c:>7}" for c in _TRACK_COLUMNS) if tracked else "")]
     for r in t["results"]:
         diff = "-" if r["AP_diff"] is None else f"{100 * r['AP_diff']:+.2f}"
-        lines.append(f"{r['engine']:<10}{r['precision']:<11}{_pts(r['AP'])}{_pts(r['AP50'])}"
-                     f"{_pts(r['AP75'])}{r['ms_per_frame']:>10.1f}{diff:>8}")
+        line = (f"{r['engine']:<10}{r['precision']:<11}{_pts(r['AP'])}{_pts(r['AP50'])}"
+                f"{_pts(r['AP75'])}{r['ms_per_frame']:>10.1f}{diff:>8}")
+        if tracked:
+            line += "".join(_pts(r.get(key)) if key != "id_switches"
+                            else f"{r.get(key, '-'):>7}" for key in _TRACK_COLUMNS.values())
+        lines.append(line)
     lines += [f"skipped {s['engine']} {s['precision']}: {s['reason']}" for s in t["skipped"]]
     return "\n".join(lines)
+
+
+_TRACK_COLUMNS = {"HOTA": "HOTA", "MOTA": "MOTA", "IDF1": "IDF1", "IDsw": "id_switches",
+                  "recall": "recall"}
 
 
 def _pts(value) -> str:

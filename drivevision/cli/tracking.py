@@ -12,7 +12,9 @@ TRACKERS = ("botsort", "bytetrack")  # drivevision.tracking.TRACKERS, without im
 TRACK_DEFAULTS = {"track_thresh": 0.5, "track_buffer": 30, "match_thresh": 0.8}
 
 
-def add_track_args(parser: argparse.ArgumentParser) -> None:
+def add_track_args(parser: argparse.ArgumentParser):
+    """``--track`` and the tracker's settings, in a "tracking" group (returned, for a command
+    to add its own)."""
     g = parser.add_argument_group("tracking")
     g.add_argument("--track", nargs="?", const="botsort", choices=TRACKERS, metavar="NAME",
                    help="give each object an id that follows it: botsort (the default when "
@@ -25,6 +27,7 @@ def add_track_args(parser: argparse.ArgumentParser) -> None:
                    help="frames a lost track is kept, to be found again with its id (default 30)")
     g.add_argument("--match-thresh", type=float, metavar="DIST",
                    help="largest 1 - IoU at which a detection matches a track (default 0.8)")
+    return g
 
 
 def track_options(args: argparse.Namespace) -> dict:

@@ -14,7 +14,7 @@ from drivevision.labels import counted
 _ROWS = (("AP", "AP@[.5:.95]"), ("AP50", "AP@.5"), ("AP75", "AP@.75"), ("APs", "AP small"),
          ("APm", "AP medium"), ("APl", "AP large"), ("AR100", "AR@100"), ("HOTA", "HOTA"),
          ("DetA", "DetA"), ("AssA", "AssA"), ("MOTA", "MOTA"), ("IDF1", "IDF1"),
-         ("id_switches", "ID switches"))
+         ("id_switches", "ID switches"), ("recall", "recall (tracks)"))
 
 
 def fmt(value) -> str:

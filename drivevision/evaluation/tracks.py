@@ -45,10 +45,11 @@ def _frame_pairs(truth: FrameBoxes, pred: FrameBoxes):
 
 
 def track_metrics(truth: Annotations, preds: Annotations) -> dict:
-    """MOTA, IDF1 (0..1; MOTA can be negative), ``id_switches`` and the counts behind them,
-    over every ground-truth frame, and HOTA, DetA, AssA (0..1, averaged over TrackEval's IoU
-    thresholds 0.05..0.95; None when TrackEval is not installed). Needs track ids on both
-    sides."""
+    """MOTA, IDF1 (0..1; MOTA can be negative), ``id_switches``, ``recall`` (the share of
+    ground-truth boxes a track box matches: what a viewer of the tracks sees) and the counts
+    behind them, over every ground-truth frame, and HOTA, DetA, AssA (0..1, averaged over
+    TrackEval's IoU thresholds 0.05..0.95; None when TrackEval is not installed). Needs track
+    ids on both sides."""
     import motmetrics as mm
 
     pairs = [_frame_pairs(fb, preds.frames.get(f, FrameBoxes.empty()))
@@ -57,11 +58,11 @@ def track_metrics(truth: Annotations, preds: Annotations) -> dict:
     for gt_ids, pred_ids, sim in pairs:
         acc.update(gt_ids.tolist(), pred_ids.tolist(),
                    np.where(sim >= MIN_IOU, 1.0 - sim, np.nan))
-    names = ["mota", "idf1", "num_switches", "num_false_positives", "num_misses",
+    names = ["mota", "idf1", "num_switches", "recall", "num_false_positives", "num_misses",
              "num_unique_objects"]
     row = mm.metrics.create().compute(acc, metrics=names).iloc[0]
     return {"MOTA": float(row["mota"]), "IDF1": float(row["idf1"]),
-            "id_switches": int(row["num_switches"]),
+            "id_switches": int(row["num_switches"]), "recall": float(row["recall"]),
             "false_positives": int(row["num_false_positives"]),
             "misses": int(row["num_misses"]), "gt_tracks": int(row["num_unique_objects"]),
             **hota(pairs)}

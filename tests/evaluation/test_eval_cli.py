@@ -114,12 +114,27 @@ def test_bad_input_is_one_line_and_exit_2(files, tmp_path, capsys, make, expecte
 
 
 @pytest.mark.parametrize("options", [["--engines", "torch,onnx"], ["--precision", "bf16"],
-                                     ["--conf", "0.5"], ["--classes", "car"]])
+                                     ["--conf", "0.5"], ["--classes", "car"], ["--track"],
+                                     ["--frame-stride", "3"]])
 def test_detector_options_with_pred_are_refused_not_ignored(files, capsys, options):
     gt, pred = files
     assert main(["eval", "--gt", str(gt), "--pred", str(pred), *options]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"{options[0]} apply only when eval runs the detector" in err[0]
+
+
+@pytest.mark.parametrize("options, expected", [
+    (["--frame-stride", "3"], "Expected --track with --frame-stride"),
+    (["--track", "--frame-stride", "0"], "Expected --frame-stride >= 1 frames, but got 0"),
+    (["--track-buffer", "10"], "Expected --track with --track-buffer"),
+])
+def test_tracker_settings_on_an_input_are_checked_before_the_model_loads(files, capsys, options,
+                                                                         expected):
+    gt, _ = files
+    assert main(["eval", "--gt", str(gt), "missing.mp4", "--weights", "missing.pt",
+                 *options]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expected in err[0], err
 
 
 def test_unlabelled_frames_are_left_out_when_allowed(files, capsys):
@@ -182,6 +197,17 @@ def test_mot_tracks_score_mota_idf1_and_switches(tmp_path, capsys):
     assert swapped["id_switches"] == 2
     assert swapped["MOTA"] == pytest.approx(1 - 2 / 8)  # 8 boxes scored, the ignored one not
     assert swapped["IDF1"] == pytest.approx(0.5)
+    assert perfect["recall"] == swapped["recall"] == 1.0  # every box shown, ids aside
+
+
+def test_recall_is_the_share_of_ground_truth_boxes_a_track_shows(tmp_path, capsys):
+    gt = _mot_truth(tmp_path / "gt.txt")
+    lines = _tracked(tmp_path / "a.jsonl", 99).read_text().splitlines()
+    first = json.loads(lines[0])
+    first["detections"] = first["detections"][:1]  # frame 0 shows one person of the two
+    (tmp_path / "a.jsonl").write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+    assert main(["eval", "--gt", str(gt), "--pred", str(tmp_path / "a.jsonl"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["recall"] == pytest.approx(7 / 8)
 
 
 def test_hota_by_trackeval_splits_detection_from_association(tmp_path, capsys):

@@ -58,3 +58,40 @@ def test_bf16_is_within_the_tolerance_auto_relies_on(tmp_path, capsys):
     assert rows["torch", "fp32"]["AP"] > 0.1
     for setting in (("torch", "bf16"), ("compiled", "bf16")):
         assert abs(100 * rows[setting]["AP_diff"]) <= tolerance, rows[setting]
+
+
+def run_tracked(tmp_path, capsys, *options: str, frames_per_seed: int = 9) -> dict:
+    video, gt = tmp_path / "clip.mp4", tmp_path / "gt.jsonl"
+    write_eval_clip(video, gt, seeds=(101,), frames_per_seed=frames_per_seed)
+    code = main(["eval", "--gt", str(gt), str(video), "--weights", WEIGHTS, "--device", "cpu",
+                 "--warmup", "0", "--json", "--track", *options])
+    assert code == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_tracks_are_scored_on_every_frame_or_on_every_kth_with_frame_stride(tmp_path, capsys):
+    from drivevision.evaluation import read_truth
+
+    every = run_tracked(tmp_path, capsys, "bytetrack")
+    strided = run_tracked(tmp_path, capsys, "bytetrack", "--frame-stride", "4")
+    assert (every["track"], every["frame_stride"], strided["frame_stride"]) == (
+        "bytetrack", 1, 4)
+    [all_frames], [kth] = every["results"], strided["results"]
+    truth = read_truth(tmp_path / "gt.jsonl")
+    assert all_frames["frames"] == 9 and kth["frames"] == 3  # frames 0, 4 and 8
+    assert kth["gt_boxes"] == sum(len(truth.frames[f]) for f in (0, 4, 8))
+    for row in (all_frames, kth):
+        assert row["gt_tracks"] > 0 and 0 < row["recall"] <= 1 and row["HOTA"] > 0, row
+    assert all_frames["detections"] > kth["detections"]
+
+
+def test_the_table_shows_the_tracker_and_its_scores(tmp_path, capsys):
+    video, gt = tmp_path / "clip.mp4", tmp_path / "gt.jsonl"
+    write_eval_clip(video, gt, seeds=(101,), frames_per_seed=3)
+    assert main(["eval", "--gt", str(gt), str(video), "--weights", WEIGHTS, "--device", "cpu",
+                 "--warmup", "0", "--track", "--frame-stride", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("tracker botsort on frames 0, 2, 4, ...") for line in lines)
+    header = next(line for line in lines if line.startswith("engine"))
+    assert header.split()[-5:] == ["HOTA", "MOTA", "IDF1", "IDsw", "recall"]
+    assert len(lines[-1].split()) == len(header.split())  # the torch fp32 row, every column
