@@ -13,7 +13,8 @@ from drivevision.tracking import Tracker, create_tracker
 class TrackStage:
     """Runs one ``Tracker`` over one source's results, in frame order, and keeps their
     ``Trails`` (by the frames' timestamps) for drawing; its time is reported as "track". The
-    frame goes to the tracker too (camera-motion compensation)."""
+    frame goes to the tracker too (camera-motion compensation), and its index, so that frames
+    a live source dropped count as time gone by."""
 
     name = "track"
 
@@ -22,7 +23,8 @@ class TrackStage:
         self.trails = trails if trails is not None else Trails()
 
     def __call__(self, result: Result) -> Result:
-        tracked = self.tracker.update(result.detections, result.frame.image)
+        tracked = self.tracker.update(result.detections, result.frame.image,
+                                      frame_index=result.frame.index)
         paths = self.trails.add(result.frame.timestamp_ms, tracked)
         return replace(result, detections=tracked, trails=paths)
 

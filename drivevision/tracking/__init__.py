@@ -27,10 +27,13 @@ DEFAULT_TRACKER = "botsort"
 
 
 class Tracker(Protocol):
-    def update(self, detections: Detections, frame: np.ndarray | None = None) -> Detections:
+    def update(self, detections: Detections, frame: np.ndarray | None = None,
+               frame_index: int | None = None) -> Detections:
         """One frame's detections (boxes in ``frame``'s pixels) -> the detections of the
         tracks seen in it, with ``track_ids`` (unique in a run, never reused). ``frame`` is
-        uint8 (H, W, 3) BGR, optional. Frames must come in order."""
+        uint8 (H, W, 3) BGR, optional; ``frame_index``, the frame's index in its stream,
+        tells the tracker how many frames went by unseen (dropped); None: one. Frames must
+        come in order."""
 
     def reset(self) -> None:
         """Forget every track (a new video)."""

@@ -1,12 +1,13 @@
 """ByteTrack: every detection box counts, low-score ones included; optionally with the camera's
 motion taken out of the predictions first (BoT-SORT's camera-motion compensation).
 
-Each frame: predict every track with its Kalman filter (and move the predictions by the
-camera's motion); match high-score detections to the confirmed tracks, tracked or lost
+Each update: predict every track with its Kalman filter over the frames gone by since the
+previous update (more than one when the source dropped frames) and move the predictions by
+the camera's motion; match high-score detections to the confirmed tracks, tracked or lost
 (``1 - IoU`` at most ``match_thresh``); match low-score detections to the tracks still
-unmatched that were seen in the previous frame (IoU >= 0.5), which keeps objects through
+unmatched that were seen in the previous update (IoU >= 0.5), which keeps objects through
 blur and partial occlusion; match what is left of the high-score detections to tracks born
-in the previous frame (IoU >= 0.3), which confirms them. High-score detections left over
+in the previous update (IoU >= 0.3), which confirms them. High-score detections left over
 start tracks; tracks unseen for more than ``track_buffer`` frames end. Matches happen only
 within a class; a track's class is the most frequent one among its matched detections.
 """
@@ -52,7 +53,8 @@ class ByteTracker:
 
     def reset(self) -> None:
         """Forget every track; ids start again from 1 (a new run)."""
-        self._frame, self._next_id = 0, 1
+        self._frame, self._next_id = 0, 1  # _frame: this update's frame, counted from 1
+        self._prev, self._index = 0, None  # the previous update's frame; its frame_index
         self._mean, self._cov = np.zeros((0, 8)), np.zeros((0, 8, 8))
         self._ids = np.zeros(0, np.int64)
         self._last = np.zeros(0, np.int64)  # frame number of the last match
@@ -62,18 +64,27 @@ class ByteTracker:
         if self.motion is not None:
             self.motion.reset()
 
-    def update(self, detections: Detections, frame: np.ndarray | None = None) -> Detections:
+    def update(self, detections: Detections, frame: np.ndarray | None = None,
+               frame_index: int | None = None) -> Detections:
         """This frame's detections -> those of the tracks seen in it, with ``track_ids``.
 
         Args:
             detections: every detection of the frame, low scores included.
             frame: the uint8 (H, W, 3) BGR image, for camera-motion compensation (when this
                 tracker has it); without it the camera is taken to be still.
+            frame_index: the frame's index in its stream. Frames skipped since the previous
+                update (a live source drops frames a slow detector cannot take) count as
+                frames gone by: motion is predicted over them and ``track_buffer`` counts
+                them. None, or an index not after the previous one: the next frame.
 
         Returns the detections matched to confirmed tracks, in their input order, each box
         and score as detected.
         """
-        self._frame += 1
+        step = 1
+        if frame_index is not None and self._index is not None:
+            step = max(int(frame_index) - self._index, 1)
+        self._index = None if frame_index is None else int(frame_index)
+        self._prev, self._frame = self._frame, self._frame + step
         keep = detections.scores >= self.low_thresh
         dets = detections[keep]
         kinds, inverse = np.unique(dets.class_ids, return_inverse=True)
@@ -102,9 +113,9 @@ class ByteTracker:
             affine = self.motion.estimate(frame, boxes)
         if not len(self._ids):
             return
-        lost = self._last < self._frame - 1
+        lost = self._last < self._prev
         self._mean[lost, 7] = 0.0  # a lost box keeps its size
-        self._mean, self._cov = kalman.predict(self._mean, self._cov)
+        self._mean, self._cov = kalman.predict(self._mean, self._cov, self._frame - self._prev)
         if affine is not None:
             self._mean, self._cov = kalman.warp(self._mean, self._cov, affine)
 
@@ -119,7 +130,7 @@ class ByteTracker:
         free_dets = np.ones(len(dets), bool)
         matches: list[tuple[int, int]] = []
         rounds = ((self._confirmed, high, self.match_thresh),
-                  (self._confirmed & (self._last == self._frame - 1), ~high, _LOW_MAX_COST),
+                  (self._confirmed & (self._last == self._prev), ~high, _LOW_MAX_COST),
                   (~self._confirmed, high, _NEW_MAX_COST))
         for tracks, wanted, max_cost in rounds:
             ok = (tracks & free_tracks)[t] & (wanted & free_dets)[d] & (cost <= max_cost)

@@ -11,8 +11,6 @@ from __future__ import annotations
 import numpy as np
 
 _POS, _VEL = 1 / 20, 1 / 160  # noise per pixel of box height, position and velocity
-_F = np.eye(8)
-_F[:4, 4:] = np.eye(4)
 
 
 def xyah(xyxy: np.ndarray) -> np.ndarray:
@@ -55,12 +53,26 @@ def initiate(measurements: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, _diag(std)
 
 
-def predict(mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One frame ahead: (N, 8) means and (N, 8, 8) covariances."""
+def predict(mean: np.ndarray, cov: np.ndarray,
+            frames: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """``frames`` frames ahead (1 or more): (N, 8) means and (N, 8, 8) covariances.
+
+    The same as ``frames`` one-frame steps with the process noise of the current box height:
+    a gap of k frames moves a box by k times its velocity and adds k frames' uncertainty.
+    """
+    n = float(frames)
     h = mean[:, 3]
-    q = _diag(np.concatenate([_std(h, (_POS, _POS, 1e-2, _POS)),
-                              _std(h, (_VEL, _VEL, 1e-5, _VEL))], 1))
-    return mean @ _F.T, _F @ cov @ _F.T + q
+    qp = _std(h, (_POS, _POS, 1e-2, _POS)) ** 2  # (N, 4) noise per frame: position,
+    qv = _std(h, (_VEL, _VEL, 1e-5, _VEL)) ** 2  # velocity
+    # sum over the k steps of F^i Q F^i^T, F^i moving position by i times velocity
+    q = np.zeros(cov.shape)
+    idx = np.arange(4)
+    q[:, idx, idx] = n * qp + (n - 1) * n * (2 * n - 1) / 6 * qv
+    q[:, idx, idx + 4] = q[:, idx + 4, idx] = (n - 1) * n / 2 * qv
+    q[:, idx + 4, idx + 4] = n * qv
+    f = np.eye(8)
+    f[:4, 4:] = n * np.eye(4)
+    return mean @ f.T, f @ cov @ f.T + q
 
 
 def update(mean: np.ndarray, cov: np.ndarray,

@@ -1,0 +1,89 @@
+"""Tracking when the detector sees only some frames (a live source drops the frames a slow
+detector cannot take): the frame index tells the tracker how many frames went by."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from drivevision.detections import Detections
+from drivevision.io.frames import Frame, Source
+from drivevision.labels import COCO_NAMES
+from drivevision.pipeline import Pipeline
+from drivevision.pipeline.track_stage import TrackStage
+from drivevision.tracking import create_tracker, kalman
+
+SPEED = 6.0  # px a frame, right; the car is 40 px wide
+
+
+def car(frame: int) -> Detections:
+    x = 20 + SPEED * frame
+    return Detections([[x, 100, x + 40, 140]], [0.9], [3])
+
+
+def test_predicting_k_frames_ahead_is_k_one_frame_steps():
+    mean, cov = kalman.initiate(kalman.xyah(np.array([[10.0, 20, 50, 100], [0, 0, 8, 30]])))
+    mean[:, 4:6] = [[3.0, -1.0], [0.5, 2.0]]  # moving; height steady (its noise stays put)
+    stepped = (mean, cov)
+    for _ in range(5):
+        stepped = kalman.predict(*stepped)
+    at_once = kalman.predict(mean, cov, 5)
+    np.testing.assert_allclose(at_once[0], stepped[0])
+    np.testing.assert_allclose(at_once[1], stepped[1], rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["bytetrack", "botsort"])
+def test_a_steady_object_keeps_its_id_over_dropped_frames(name):
+    """After frames 0-5 the detector misses 6 frames: the car moved 42 px, more than its
+    width, which only a prediction over the 7 frames finds again."""
+    tracker = create_tracker(name)
+    ids = [tracker.update(car(f), frame_index=f).track_ids.tolist() for f in (*range(6), 12, 13)]
+    assert ids == [[1]] * 8
+
+
+def test_track_buffer_counts_the_frames_dropped_not_the_updates():
+    tracker = create_tracker("bytetrack", track_buffer=30)
+    for f in range(10):
+        tracker.update(car(0), frame_index=f)
+    assert len(tracker.update(Detections.empty(), frame_index=45)) == 0  # 36 frames unseen
+    assert tracker.update(car(0), frame_index=46).track_ids.tolist() == []  # a new track
+    assert tracker.update(car(0), frame_index=47).track_ids.tolist() == [2]
+
+
+def test_an_index_not_after_the_last_counts_as_the_next_frame():
+    """A source opened anew (the viewer's camera after a stop) counts from 0 again."""
+    tracker = create_tracker("bytetrack")
+    ids = [tracker.update(car(f), frame_index=i).track_ids.tolist()
+           for f, i in zip(range(6), (100, 101, 102, 0, 1, 1))]
+    assert ids == [[1]] * 6
+
+
+class DroppingSource(Source):
+    """The frames a live source kept: ``indices``, each image's pixels holding its index."""
+
+    def __init__(self, indices: list[int]):
+        super().__init__("array://", fps=30.0, frame_count=len(indices))
+        self.indices = indices
+
+    def __iter__(self):
+        for i in self.indices:
+            yield Frame(i, i * 1000 / 30, np.full((240, 320, 3), i, np.uint8), time.monotonic())
+
+
+class CarDetector:
+    """The car of ``car``, where it is in the frame whose index the pixels hold."""
+
+    names = COCO_NAMES
+
+    def infer_timed(self, images):
+        return [car(int(im[0, 0, 0])) for im in images], {"inference": 0.0}
+
+
+def test_the_pipeline_gives_the_tracker_the_frame_index():
+    stage = TrackStage(create_tracker("bytetrack"))
+    pipeline = Pipeline(DroppingSource([*range(6), 12, 13]), CarDetector(), stages=[stage])
+    results = list(pipeline.results())
+    assert [r.frame.index for r in results] == [*range(6), 12, 13]
+    assert [r.detections.track_ids.tolist() for r in results] == [[1]] * 8
