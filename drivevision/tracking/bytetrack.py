@@ -7,7 +7,8 @@ the camera's motion; match high-score detections to the confirmed tracks, tracke
 (``1 - IoU`` at most ``match_thresh``); match low-score detections to the tracks still
 unmatched that were seen in the previous update (IoU >= 0.5), which keeps objects through
 blur and partial occlusion; match what is left of the high-score detections to tracks born
-in the previous update (IoU >= 0.3), which confirms them. High-score detections left over
+in the previous update (IoU >= 0.3, of boxes grown by 0.3 of their size per frame dropped
+in between), which confirms them. High-score detections left over
 start tracks; tracks unseen for more than ``track_buffer`` frames end. Matches happen only
 within a class; a track's class is the most frequent one among its matched detections.
 """
@@ -22,6 +23,10 @@ from drivevision.tracking.matching import assign_pairs, overlapping
 from drivevision.tracking.motion import CameraMotion
 
 _LOW_MAX_COST, _NEW_MAX_COST = 0.5, 0.7
+# A new track has no velocity yet: after frames were dropped its second sighting is matched
+# with both boxes grown by this share of their size on every side, per frame dropped (the
+# buffered IoU of C-BIoU, Yang et al., 2023); with none dropped, plain IoU.
+_NEW_MARGIN = 0.3
 
 
 class ByteTracker:
@@ -122,17 +127,25 @@ class ByteTracker:
     def _associate(self, dets: Detections, classes: np.ndarray) -> list[tuple[int, int]]:
         """(track row, detection row) pairs of the three matching rounds."""
         track_class = self._votes.argmax(1) if len(self._ids) else np.zeros(0, np.intp)
-        # the pairs of one class that overlap at all, once for every round: (P,) arrays
-        t, d, value = overlapping(kalman.xyxy(self._mean), track_class, dets.xyxy, classes)
-        cost = 1.0 - value
+        # the pairs of one class that overlap at all, once for every round (after dropped
+        # frames, those of grown boxes for the third): (P,) arrays
+        boxes = kalman.xyxy(self._mean)
+        pairs = overlapping(boxes, track_class, dets.xyxy, classes)
+        new_pairs = pairs
+        dropped = self._frame - self._prev - 1
+        if dropped:
+            margin = _NEW_MARGIN * dropped
+            new_pairs = overlapping(_grown(boxes, margin), track_class,
+                                    _grown(dets.xyxy, margin), classes)
         high = dets.scores >= self.track_thresh
         free_tracks = np.ones(len(self._ids), bool)
         free_dets = np.ones(len(dets), bool)
         matches: list[tuple[int, int]] = []
-        rounds = ((self._confirmed, high, self.match_thresh),
-                  (self._confirmed & (self._last == self._prev), ~high, _LOW_MAX_COST),
-                  (~self._confirmed, high, _NEW_MAX_COST))
-        for tracks, wanted, max_cost in rounds:
+        rounds = ((pairs, self._confirmed, high, self.match_thresh),
+                  (pairs, self._confirmed & (self._last == self._prev), ~high, _LOW_MAX_COST),
+                  (new_pairs, ~self._confirmed, high, _NEW_MAX_COST))
+        for (t, d, value), tracks, wanted, max_cost in rounds:
+            cost = 1.0 - value
             ok = (tracks & free_tracks)[t] & (wanted & free_dets)[d] & (cost <= max_cost)
             rows, cols = assign_pairs(t[ok], d[ok], cost[ok])
             free_tracks[rows] = False
@@ -177,3 +190,10 @@ class ByteTracker:
         keep = np.where(self._confirmed, age <= self.track_buffer, age == 0)
         for name in ("_mean", "_cov", "_ids", "_last", "_confirmed", "_votes"):
             setattr(self, name, getattr(self, name)[keep])
+
+
+def _grown(xyxy: np.ndarray, margin: float) -> np.ndarray:
+    """float (N, 4) xyxy boxes grown by ``margin`` times their width and height on each side."""
+    xyxy = np.asarray(xyxy, np.float64)
+    size = np.tile(xyxy[:, 2:] - xyxy[:, :2], 2)
+    return xyxy + margin * size * np.array([-1.0, -1.0, 1.0, 1.0])

@@ -43,6 +43,29 @@ def test_a_steady_object_keeps_its_id_over_dropped_frames(name):
     assert ids == [[1]] * 8
 
 
+def moved(frame: int, per_frame: float) -> Detections:
+    x = 20 + per_frame * frame
+    return Detections([[x, 100, x + 40, 140]], [0.9], [3])
+
+
+@pytest.mark.parametrize("name", ["bytetrack", "botsort"])
+def test_a_new_object_is_confirmed_by_its_next_sighting_after_dropped_frames(name):
+    """Seen at frames 4 and 8 only, it moved 24 px of its 40 (IoU 0.25, under the 0.3 that
+    confirms a new track): three frames dropped between allow for that."""
+    tracker = create_tracker(name)
+    tracker.update(Detections.empty(), frame_index=0)  # a track born on the first is shown
+    ids = [tracker.update(moved(f, SPEED), frame_index=f).track_ids.tolist() for f in (4, 8)]
+    assert ids == [[], [1]]
+
+
+def test_without_dropped_frames_a_new_track_still_needs_iou_03_to_be_confirmed():
+    tracker = create_tracker("bytetrack")
+    tracker.update(Detections.empty(), frame_index=0)
+    ids = [tracker.update(moved(f, 4 * SPEED), frame_index=f).track_ids.tolist()
+           for f in (1, 2, 3)]
+    assert ids == [[], [], []]  # 24 px a frame: each sighting starts a new track
+
+
 def test_track_buffer_counts_the_frames_dropped_not_the_updates():
     tracker = create_tracker("bytetrack", track_buffer=30)
     for f in range(10):
