@@ -101,7 +101,7 @@ class RateMeter:
             return (len(self._times) - 1) / span if span > 0 else 0.0
 
 
-class ArrivalRate:
+class ArrivalRate(RateMeter):
     """The rate frames arrive at, in frames/s: one over the median interval between the
     arrivals of the last ``window_s`` seconds (at least the last ``min_events``, however old).
 
@@ -112,13 +112,8 @@ class ArrivalRate:
     """
 
     def __init__(self, window_s: float = 2.0, min_events: int = 3, max_events: int = 2_000):
-        self.window_s, self.min_events = window_s, min_events
-        self._times: deque[float] = deque(maxlen=max_events)
-        self._lock = threading.Lock()
-
-    def tick(self, now: float | None = None) -> None:
-        with self._lock:
-            self._times.append(time.monotonic() if now is None else now)
+        super().__init__(window_s, max_events)
+        self.min_events = min_events
 
     def rate(self, now: float | None = None) -> float:
         now = time.monotonic() if now is None else now
