@@ -11,6 +11,7 @@ from contextlib import ExitStack
 from drivevision.config import DEFAULT_VIDEO_PRESET, DetectorConfig, PipelineConfig
 from drivevision.detector import Detector
 from drivevision.io.claims import check_distinct, check_not_input
+from drivevision.io.dataset_sinks import CropSink, YoloSink
 from drivevision.io.files import ImageSource
 from drivevision.io.frames import Source
 from drivevision.io.image_sinks import annotated_output
@@ -32,7 +33,8 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
                  on_result: Callable[[Result], None] | None = None,
                  stages: Sequence[Stage] | Callable[[int], Sequence[Stage]] = (),
                  mot: PathLike | None = None,
-                 video_preset: str = DEFAULT_VIDEO_PRESET) -> RunSummary:
+                 video_preset: str = DEFAULT_VIDEO_PRESET, yolo: PathLike | None = None,
+                 crops: PathLike | None = None) -> RunSummary:
     """Detect objects in a video, image or folder; write the annotated video and detections.
 
     Args:
@@ -49,6 +51,10 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
         mot: MOTChallenge text file of the tracked boxes (needs a tracker stage), or None.
         video_preset: x264's speed/size trade for an annotated video
             (``drivevision.config.VIDEO_PRESETS``).
+        yolo: folder for a YOLO dataset of the frames with detections
+            (``drivevision.io.dataset_sinks.YoloSink``), or None.
+        crops: folder for each detection cut out of its frame, ``CLASS/NAME_INDEX.jpg``
+            (``drivevision.io.dataset_sinks.CropSink``), or None.
 
     A camera or stream keeps only its newest frame (drops are counted in the summary); files
     keep every frame, but for a frame the model cannot take (too thin to resize) or cannot
@@ -59,7 +65,7 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
     An output that is the input, or two outputs of one path, are refused (ValueError)
     before the model loads.
     """
-    _check_outputs(source, [output, jsonl, csv, mot])
+    _check_outputs(source, [output, jsonl, csv, mot, yolo, crops])
     if detector is None or isinstance(detector, DetectorConfig):
         detector = Detector.from_config(detector or DetectorConfig())
     check_detector(detector, "a Detector, a DetectorConfig or None")  # before any output
@@ -68,7 +74,8 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
         if src.frame_check is None:  # as the command does: skip a frame the model cannot take
             src.frame_check = getattr(detector, "size_problem", None)
         sinks = [stack.enter_context(s)
-                 for s in _sinks(src, detector, output, jsonl, csv, mot, video_preset)]
+                 for s in _sinks(src, detector, output, jsonl, csv, mot, video_preset,
+                                 yolo, crops)]
         # (a generator: each sink is entered before the next is made, so none leaks)
         pipeline = Pipeline(src, detector, sinks, config=PipelineConfig(batch_size=batch),
                             stages=stages)
@@ -91,7 +98,7 @@ def _check_outputs(source: PathLike | Source, outputs: list[PathLike | None]) ->
 
 
 def _sinks(src: Source, detector: Detector, output, jsonl, csv, mot=None,
-           video_preset: str = DEFAULT_VIDEO_PRESET) -> Iterator[Sink]:
+           video_preset: str = DEFAULT_VIDEO_PRESET, yolo=None, crops=None) -> Iterator[Sink]:
     """The outputs asked for; a live source's video runs on the capture clock and its JSONL
     records the stream's outages, as in ``drivevision live``; the CSV of images adds each
     row's file."""
@@ -106,6 +113,11 @@ def _sinks(src: Source, detector: Detector, output, jsonl, csv, mot=None,
         yield CsvSink(csv, detector.names, files=isinstance(src, ImageSource))
     if mot is not None:
         yield MotSink(mot)
+    files = src.names if isinstance(src, ImageSource) else None
+    if yolo is not None:
+        yield YoloSink(yolo, detector.names, getattr(detector, "class_ids", None), files)
+    if crops is not None:
+        yield CropSink(crops, detector.names, files)
 
 
 def _run(pipeline: Pipeline, detector: Detector,

@@ -1,0 +1,168 @@
+"""YOLO labels and object crops as outputs, in-process with a stand-in detector."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from standins import ArraySource, FixedDetector
+
+from drivevision.detections import Detections
+from drivevision.errors import SinkError
+from drivevision.io.dataset_sinks import (
+    RECORD,
+    CropSink,
+    YoloSink,
+    crop_box,
+    frame_stems,
+    kept_classes,
+    yolo_lines,
+)
+from drivevision.io.frames import Frame
+from drivevision.labels import COCO_NAMES
+from drivevision.pipeline.runner import detect_video
+
+# a car (COCO 3) and a truck (8) in every frame of 64x48, one box touching the right edge
+BOXES = Detections([[2.4, 3.6, 20.2, 30.1], [40.0, 10.0, 64.0, 47.5]], [0.9, 0.8], [3, 8])
+
+
+def files_in(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def read_labels(path: Path, width: int, height: int) -> list[tuple[int, list[float]]]:
+    """A YOLO label file back in pixels: (class, [x1, y1, x2, y2]) per line."""
+    boxes = []
+    for line in path.read_text().splitlines():
+        c, x, y, w, h = line.split()
+        x, y, w, h = float(x) * width, float(y) * height, float(w) * width, float(h) * height
+        boxes.append((int(c), [x - w / 2, y - h / 2, x + w / 2, y + h / 2]))
+    return boxes
+
+
+def test_yolo_labels_read_back_to_the_boxes_within_a_pixel(tmp_path):
+    summary = detect_video(ArraySource(3), detector=FixedDetector(detections=BOXES),
+                           yolo=tmp_path / "ds")
+    ds = tmp_path / "ds"
+    assert summary.frames == 3
+    names = (ds / "classes.txt").read_text().splitlines()
+    assert names == [n for n in COCO_NAMES if n not in ("__background__", "N/A")]
+    for i in range(3):
+        assert cv2.imread(str(ds / f"images/frame_{i:06d}.jpg")).shape == (48, 64, 3)
+        labels = read_labels(ds / f"labels/frame_{i:06d}.txt", 64, 48)
+        assert [names[c] for c, _ in labels] == ["car", "truck"]
+        for (_, box), want in zip(labels, BOXES.xyxy.tolist(), strict=True):
+            assert box == pytest.approx(want, abs=1.0)
+    assert "names:\n  0: \"person\"\n" in (ds / "data.yaml").read_text()
+    assert files_in(ds) == sorted([RECORD, "classes.txt", "data.yaml",
+                                   *(f"images/frame_{i:06d}.jpg" for i in range(3)),
+                                   *(f"labels/frame_{i:06d}.txt" for i in range(3))])
+
+
+def test_yolo_classes_are_renumbered_over_the_classes_kept():
+    assert kept_classes(COCO_NAMES, (8, 3)) == (3, 8)
+    lines = yolo_lines(BOXES, {3: 0, 8: 1}, 64, 48)
+    assert [line.split()[0] for line in lines] == ["0", "1"]
+    assert lines[1].split()[1:] == ["0.812500", "0.598958", "0.375000", "0.781250"]
+
+
+def test_frames_without_detections_are_left_out_of_the_dataset(tmp_path):
+    summary = detect_video(ArraySource(2), detector=FixedDetector(detections=Detections.empty()),
+                           yolo=tmp_path / "ds", crops=tmp_path / "crops")
+    assert summary.frames == 2
+    assert files_in(tmp_path / "ds") == [RECORD, "classes.txt", "data.yaml"]
+    assert files_in(tmp_path / "crops") == [RECORD]
+
+
+def test_crops_are_their_boxes_cut_from_the_unannotated_frame(tmp_path):
+    detect_video(ArraySource(2), detector=FixedDetector(detections=BOXES),
+                 crops=tmp_path / "crops")
+    crops = tmp_path / "crops"
+    assert files_in(crops) == [RECORD, "car/frame_000000_0.jpg", "car/frame_000001_0.jpg",
+                               "truck/frame_000000_1.jpg", "truck/frame_000001_1.jpg"]
+    car = cv2.imread(str(crops / "car/frame_000001_0.jpg"))
+    truck = cv2.imread(str(crops / "truck/frame_000001_1.jpg"))
+    assert car.shape == (26, 18, 3) and truck.shape == (38, 24, 3)  # the boxes, rounded
+    assert abs(int(car.mean()) - 1) <= 1  # frame 1's pixels are 1: no box or label drawn
+
+
+@pytest.mark.parametrize("box, size, want", [
+    ([2.4, 3.6, 20.2, 30.1], (64, 48), (2, 4, 20, 30)),
+    ([-3.0, -1.0, 70.0, 50.0], (64, 48), (0, 0, 64, 48)),  # clipped to the frame
+    ([10.2, 5.0, 10.3, 5.1], (64, 48), (10, 5, 11, 6)),    # never empty
+    ([63.8, 47.9, 64.0, 48.0], (64, 48), (63, 47, 64, 48)),
+])
+def test_crop_box_rounds_to_pixels_inside_the_frame(box, size, want):
+    x1, y1, x2, y2 = crop_box(box, *size)
+    assert (x1, y1, x2, y2) == want
+    assert abs((x2 - x1) - min(box[2] - box[0], size[0])) <= 1
+
+
+def test_a_folder_of_images_keeps_their_names_and_formats(tmp_path):
+    frames = [Frame(0, 0.0, np.full((48, 64, 3), 9, np.uint8), 0.0, file="left.png"),
+              Frame(2, 200.0, np.full((48, 64, 3), 9, np.uint8), 0.0, file="right.jpeg")]
+    with YoloSink(tmp_path / "ds", COCO_NAMES, (3, 8), ["left.png", "x.png", "right.jpeg"]) as ds, \
+            CropSink(tmp_path / "crops", COCO_NAMES) as crops:
+        for frame in frames:
+            ds.write(frame, BOXES, None)
+            crops.write(frame, BOXES, None)
+    assert "images/left.png" in files_in(tmp_path / "ds")
+    assert "images/right.jpeg" in files_in(tmp_path / "ds")
+    assert "labels/right.txt" in files_in(tmp_path / "ds")
+    assert "truck/right_1.jpg" in files_in(tmp_path / "crops")
+    assert (tmp_path / "ds/classes.txt").read_text() == "car\ntruck\n"
+    with pytest.raises(ValueError, match="a.png and a.jpg would both be labelled a.txt"):
+        frame_stems(["a.png", "b.png", "a.jpg"])
+
+
+@pytest.mark.parametrize("sink, mine", [
+    (lambda p: YoloSink(p, COCO_NAMES, (3,)), "images/mine.jpg"),
+    (lambda p: YoloSink(p, COCO_NAMES, (3,)), "data.yaml"),
+    (lambda p: CropSink(p, COCO_NAMES), "car/mine.jpg"),
+])
+def test_a_folder_holding_files_no_run_wrote_is_refused_and_left_alone(tmp_path, sink, mine):
+    folder = tmp_path / "out"
+    (folder / mine).parent.mkdir(parents=True, exist_ok=True)
+    (folder / mine).write_text("mine")
+    (folder / "notes.txt").write_text("mine too")
+    with pytest.raises(SinkError, match=rf"1 file that no drivevision run wrote there \({mine}\)"):
+        sink(folder)
+    assert files_in(folder) == sorted([mine, "notes.txt"])
+
+
+def test_a_second_run_replaces_the_first_and_keeps_the_users_files(tmp_path):
+    ds = tmp_path / "ds"
+    detect_video(ArraySource(4), detector=FixedDetector(detections=BOXES), yolo=ds,
+                 crops=tmp_path / "crops")
+    (ds / "README.md").write_text("mine")
+    summary = detect_video(ArraySource(2), detector=FixedDetector(detections=BOXES[:1]),
+                           yolo=ds, crops=tmp_path / "crops")
+    assert files_in(ds) == [RECORD, "README.md", "classes.txt", "data.yaml",
+                            "images/frame_000000.jpg", "images/frame_000001.jpg",
+                            "labels/frame_000000.txt", "labels/frame_000001.txt"]
+    assert files_in(tmp_path / "crops") == [RECORD, "car/frame_000000_0.jpg",
+                                            "car/frame_000001_0.jpg"]
+    assert not (tmp_path / "crops" / "truck").exists()  # emptied by the replacement
+    assert any("6 of them not written again were removed" in n for n in summary.notes)
+    assert (ds / RECORD).read_text().splitlines()[1:] == files_in(ds)[2:]
+
+
+HOLD = ("import sys; from drivevision.io.claims import claim_folder; "
+        "claim = claim_folder(sys.argv[1]); print('held', flush=True); sys.stdin.read()")
+
+
+def test_a_folder_another_run_is_writing_is_refused(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path / "ds")], text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        with pytest.raises(SinkError, match=rf"is being written by another run \(pid {holder.pid}"):
+            YoloSink(tmp_path / "ds", COCO_NAMES, (3,))
+        assert not (tmp_path / "ds").exists()
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
