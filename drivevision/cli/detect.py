@@ -41,6 +41,7 @@ drivevision detect dashcam.mp4                    # -> {RUNS}/dashcam/dashcam.mp
 drivevision detect dashcam.mp4 -o out.mp4 --jsonl det.jsonl --classes car,truck
 drivevision detect photo.jpg photo_ann.jpg        # an image in, an annotated image out
 drivevision detect frames/ annotated/ --conf 0.3  # a folder in, a folder of images out
+drivevision detect dashcam.mp4 --yolo dataset/ --crops crops/  # pre-labels, object crops
 drivevision detect assets/sample.mp4 --weights assets/tiny-fpn-synthetic.pt  # offline demo""")
     detect.add_argument("input", help="video file, image file, or folder of images")
     detect.add_argument("output", nargs="?",
@@ -55,6 +56,13 @@ drivevision detect assets/sample.mp4 --weights assets/tiny-fpn-synthetic.pt  # o
     out.add_argument("--csv", metavar="FILE", help="detections, one CSV row per box ('-': stdout)")
     out.add_argument("--mot", metavar="FILE",
                      help="tracked boxes as MOTChallenge text (needs --track; '-': stdout)")
+    out.add_argument("--yolo", metavar="DIR",
+                     help="a YOLO dataset of the frames with detections, for training or "
+                          "labelling tools: DIR/images/, DIR/labels/ (one .txt per image, class "
+                          "ids 0..n-1 over the classes kept), data.yaml, classes.txt")
+    out.add_argument("--crops", metavar="DIR",
+                     help="each detection cut out of its frame (no margin, unannotated): "
+                          "DIR/CLASS/NAME_INDEX.jpg")
     video_preset_arg(out)
     out.add_argument("--clean", action="store_true",
                      help="remove the part files killed runs left beside the outputs")
@@ -101,13 +109,14 @@ def _detect(args: argparse.Namespace) -> int:
             summary = detect_video(source, args.output, jsonl=args.jsonl, csv=args.csv,
                                    detector=detector, batch=args.batch,
                                    on_result=progress.update, stages=track_stages(args),
-                                   mot=args.mot, video_preset=args.video_preset)
+                                   mot=args.mot, video_preset=args.video_preset,
+                                   yolo=args.yolo, crops=args.crops)
     except BaseException:
         if folder is not None:
             with suppress(OSError):
                 folder.rmdir()  # only if nothing was written into it
         raise
-    outputs = [args.output, args.jsonl, args.csv, args.mot]
+    outputs = [args.output, args.jsonl, args.csv, args.mot, args.yolo, args.crops]
     report = sys.stderr if writes_stdout(outputs) else sys.stdout
     if not args.quiet:
         print(summary.format(), file=report)
@@ -122,6 +131,7 @@ def _detect(args: argparse.Namespace) -> int:
 def _check_args(args: argparse.Namespace) -> contextlib.ExitStack:
     """Refuse, before any work, outputs that cannot be written, that another run writes or
     that do not fit the input; returns the run's claims on its outputs."""
+    from drivevision.io.claims import check_distinct
     from drivevision.io.image_sinks import output_kind
 
     if args.output and args.output_opt:
@@ -137,7 +147,8 @@ def _check_args(args: argparse.Namespace) -> contextlib.ExitStack:
     args.max_pixels = limits.max_pixels(args.max_pixels)
     if args.mot and not args.track:
         raise ValueError("Expected --track with --mot: a MOT file holds track ids")
-    if args.no_save and (args.output or args.jsonl or args.csv or args.mot):
+    if args.no_save and (args.output or args.jsonl or args.csv or args.mot or args.yolo
+                         or args.crops):
         raise ValueError("--no-save writes nothing; leave it out to write the outputs given")
     check_detector_args(args)
     kind = output_kind(args.output) if args.output else None
@@ -147,14 +158,18 @@ def _check_args(args: argparse.Namespace) -> contextlib.ExitStack:
     given = [("-o" if args.output_opt else "OUTPUT", args.output if kind != "folder" else None),
              ("--jsonl", args.jsonl), ("--csv", args.csv), ("--mot", args.mot)]
     given = [(option, path) for option, path in given if path]
+    folders = [(o, p) for o, p in [("-o" if args.output_opt else "OUTPUT",
+                                    args.output if kind == "folder" else None),
+                                   ("--yolo", args.yolo), ("--crops", args.crops)] if p]
+    check_distinct([p for _, p in given + folders], [o for o, _ in given + folders])
     claims = check_outputs([args.input], [p for _, p in given],
                            [args.output] if kind == "video" else [], clean=args.clean,
                            options=[o for o, _ in given])
-    if kind == "folder":
-        with claims:
+    with claims:
+        if kind == "folder":
             _check_folder(args.input, Path(args.output), claims, replace=bool(args.output_opt))
-            return claims.pop_all()
-    return claims
+        _check_dataset_folders(args, claims)
+        return claims.pop_all()
 
 
 def _refuse_positional_file(output: str) -> None:
@@ -207,11 +222,37 @@ def _check_folder(input_path: str, folder: Path, claims: contextlib.ExitStack, *
                          f"purpose give -o {folder}, or choose a new folder")
 
 
+def _check_dataset_folders(args: argparse.Namespace, claims: contextlib.ExitStack) -> None:
+    """Refuse ``--yolo`` and ``--crops`` folders that cannot be made, are the input, hold
+    files no run wrote, or that another run writes into (else they are claimed into
+    ``claims``); and a folder of images two of which would share a file name there."""
+    from drivevision.io.claims import check_not_input, claim_folder
+    from drivevision.io.dataset_sinks import YOLO_TOP, check_folder_output, frame_stems
+
+    for option, folder, top in (("--yolo", args.yolo, YOLO_TOP), ("--crops", args.crops, ())):
+        if not folder:
+            continue
+        check_folder_output(option, folder, ())  # files no run wrote: checked once claimed
+        check_not_input([args.input], [folder])
+        claims.enter_context(claim_folder(folder))  # before its files: they may be being written
+        check_folder_output(option, folder, top)
+    if (args.yolo or args.crops) and Path(args.input).is_dir():
+        frame_stems(_image_names(Path(args.input)))
+
+
+def _image_names(folder: Path) -> list[str]:
+    from drivevision.io.files import IMAGE_SUFFIXES
+
+    return sorted(p.name for p in folder.iterdir()
+                  if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
 def _default_outputs(args: argparse.Namespace) -> Path | None:
     """With no output option (and no --no-save): a new folder ``runs/detect/NAME`` (NAME,
     NAME2, NAME3, ...: never one that exists) with the annotated video, image or images and
     the detections as JSONL. Returns the folder made, or None."""
-    if args.no_save or args.output or args.jsonl or args.csv or args.mot:
+    if (args.no_save or args.output or args.jsonl or args.csv or args.mot or args.yolo
+            or args.crops):
         return None
     path = Path(args.input)
     stem = path.stem if path.exists() else "stream"
@@ -239,6 +280,6 @@ def _new_folder(parent: Path, stem: str) -> Path:
 
 
 def _report_outputs(args: argparse.Namespace, report) -> None:
-    for path in (args.output, args.jsonl, args.csv, args.mot):
+    for path in (args.output, args.jsonl, args.csv, args.mot, args.yolo, args.crops):
         if path and not args.quiet:
             print(f"wrote {path}", file=report)
