@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
+import cv2
 import faults
 import pytest
 from faults import Ctx, wait_for
@@ -49,9 +50,44 @@ def playable_frames(path: Path) -> int:
 
 # -- actions ----------------------------------------------------------------------------------
 
+# --yolo and --crops need boxes: the demo model finds the generated scenes' cars
+DEMO = str(Path(__file__).parents[2] / "assets" / "tiny-fpn-synthetic.pt")
+DATASET = ("--conf", "0.3")
+
+
 def finished_run(ctx: Ctx) -> int:
     return ctx.run("detect", ctx.clip, "-o", str(ctx.tmp / "out.mp4"),
                    "--jsonl", str(ctx.tmp / "out.jsonl"))
+
+
+def finished_run_with_dataset(ctx: Ctx) -> int:
+    ctx.weights = DEMO
+    code = ctx.run("detect", ctx.clip, "--jsonl", str(ctx.tmp / "out.jsonl"), "--yolo",
+                   str(ctx.tmp / "ds"), "--crops", str(ctx.tmp / "crops"), *DATASET)
+    assert len(list((ctx.tmp / "ds" / "labels").iterdir())) == 12
+    check_dataset(ctx.tmp / "ds", ctx.tmp / "crops")
+    return code
+
+
+def check_dataset(ds: Path, crops: Path) -> None:
+    """Whatever became of the run: each image of the YOLO folder has its label file, every
+    label and crop is whole, and each folder's record lists every file in it (so the next
+    run may replace them)."""
+    from drivevision.io.dataset_sinks import RECORD, earlier_files
+
+    for image in (ds / "images").iterdir():
+        if image.name.startswith("."):
+            continue  # the one being written when the run was killed
+        assert cv2.imread(str(image)) is not None, image
+        label = (ds / "labels" / image.name).with_suffix(".txt")
+        for line in label.read_text().splitlines():
+            values = line.split()
+            assert len(values) == 5 and all(0 <= float(v) <= 1 for v in values[1:]), line
+    for crop in crops.rglob("[!.]*.jpg"):
+        assert cv2.imread(str(crop)) is not None, crop
+    for folder, top in ((ds, ("data.yaml", "classes.txt")), (crops, ())):
+        assert (folder / RECORD).is_file()
+        assert earlier_files(folder, top)[1] == [], folder  # none unlisted
 
 
 def second_run_same_output(ctx: Ctx) -> int:
@@ -185,8 +221,11 @@ def killed_detect(ctx: Ctx) -> int:
     """SIGKILL once the JSONL part file holds 30 lines: the part files hold what was made."""
     clip = ctx.tmp / "long.mp4"
     write_clip(clip, 400, width=160, height=96, fps=10.0, seed=3)
+    ctx.weights = DEMO
     run = subprocess.Popen(ctx.cmd("detect", str(clip), "-o", str(ctx.tmp / "out.mp4"),
-                                   "--jsonl", str(ctx.tmp / "out.jsonl")),
+                                   "--jsonl", str(ctx.tmp / "out.jsonl"), "--yolo",
+                                   str(ctx.tmp / "ds"), "--crops", str(ctx.tmp / "crops"),
+                                   *DATASET),
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(lambda: any(len(p.read_bytes().splitlines()) >= 30
@@ -195,6 +234,8 @@ def killed_detect(ctx: Ctx) -> int:
         run.kill()
         run.wait()
     _recover(ctx)
+    assert len(list((ctx.tmp / "ds" / "images").glob("frame_*.jpg"))) >= 25
+    check_dataset(ctx.tmp / "ds", ctx.tmp / "crops")
     return run.returncode
 
 
@@ -262,6 +303,8 @@ class Case(faults.Case):
 CASES = [
     Case("finished run", finished_run, 0, exist=("out.mp4", "out.jsonl"),
          plays={"out.mp4": 12}, lines={"out.jsonl": 12}),
+    Case("finished run with --yolo and --crops", finished_run_with_dataset, 0,
+         exist=("ds/data.yaml", "ds/classes.txt", "crops/car"), lines={"out.jsonl": 12}),
     Case("second run writing the same output", second_run_same_output, 2,
          r"out\.mp4 is being written by another run \(pid \d+\)", absent=("out.mp4",)),
     Case("--jsonl /dev/null", jsonl_to("/dev/null"), 0),
