@@ -109,11 +109,19 @@ def resolve_classes(spec: str | Sequence[str] | None,
     return tuple(sorted(set(ids)))
 
 
+_LISTED = 10  # classes an unknown-class message names; COCO's 80 on one line are unreadable
+
+
 def _unknown_class(item: str, names: Sequence[str]) -> str:
-    known = [n for n in names if n not in _UNUSED]
-    close = difflib.get_close_matches(item.lower(), [n.lower() for n in known], n=3,
+    known = [(i, n) for i, n in enumerate(names) if n not in _UNUSED]
+    close = difflib.get_close_matches(item.lower(), [n.lower() for _, n in known], n=3,
                                       cutoff=0.6)
     if close:
         return f"Unknown class {item!r}; did you mean {' or '.join(close)}?"
+    listed = ", ".join(f"{n} ({i})" for i, n in known[:_LISTED])
+    if len(known) > _LISTED:
+        where = ("docs/detect.md#coco-class-ids lists them all" if tuple(names) == COCO_NAMES
+                 else "the checkpoint or its names file lists them all")
+        listed += f", ... ({len(known)} in all; {where})"
     return (f"Unknown class {item!r}; expected 'driving', 'all', or names or ids of the "
-            f"model's classes: {', '.join(known)}")
+            f"model's classes: {listed}")

@@ -4,6 +4,7 @@ import logging
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -71,7 +72,7 @@ def test_class_names_match_whatever_their_case(spec, expected):
     ("car,trucks", "Unknown class 'trucks'; did you mean truck?"),
     ("ca r", "Unknown class 'ca r'; did you mean car or"),
     ("N/A", "Unknown class 'N/A'; expected 'driving', 'all', or names or ids of the model's "
-            "classes: person, bicycle, car,"),
+            "classes: person (1), bicycle (2), car (3),"),
     ("12", "Unknown class '12'"),  # an id of one of COCO's unused slots
 ])
 def test_a_typo_in_a_class_name_is_one_line_naming_close_matches(spec, message):
@@ -79,6 +80,31 @@ def test_a_typo_in_a_class_name_is_one_line_naming_close_matches(spec, message):
         resolve_classes(spec, COCO_NAMES)
     assert str(error.value).startswith(message)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("spec", ["0", "99", "unicorn"])
+def test_an_unknown_class_names_the_first_ten_of_cocos_and_where_to_find_the_rest(spec):
+    with pytest.raises(ValueError) as error:
+        resolve_classes(spec, COCO_NAMES)
+    message = str(error.value)
+    assert message.endswith("traffic light (10), ... (80 in all; docs/detect.md#coco-class-ids "
+                            "lists them all)")
+    assert "toothbrush" not in message
+
+
+def test_an_unknown_class_of_a_small_model_lists_its_every_class():
+    with pytest.raises(ValueError) as error:
+        resolve_classes("0", CUSTOM)
+    listed = ", ".join(f"{n} ({i})" for i, n in enumerate(CUSTOM) if i)
+    assert str(error.value).endswith(f"classes: {listed}")
+
+
+def test_the_docs_list_cocos_class_ids_as_the_models_have_them():
+    text = (Path(__file__).parents[1] / "docs" / "detect.md").read_text()
+    section = text.split("## COCO class ids", 1)[1].split("\n## ", 1)[0]
+    listed = re.findall(r"(\d+) ([a-z ]+?)[,.]", " ".join(section.split("\n\n", 2)[2].split()))
+    assert [(int(i), n) for i, n in listed] == [
+        (i, n) for i, n in enumerate(COCO_NAMES) if n not in ("N/A", "__background__")]
 
 
 def test_all_classes_leave_out_cocos_unused_slots_and_keep_a_custom_models_every_class():

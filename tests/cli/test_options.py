@@ -123,7 +123,7 @@ NO_FP16 = "Expected fp16 on a CUDA device; on the CPU use bf16 or fp32"
      "Unknown class 'trafic light'; did you mean traffic light?"),
     (["--classes", "car", "--weights", "OWN"],
      "Unknown class 'car'; expected 'driving', 'all', or names or ids of the model's classes: "
-     "pedestrian, van"),
+     "pedestrian (1), van (2)"),
     (["--classes", "vans", "--weights", "OWN"], "Unknown class 'vans'; did you mean van?"),
     (["--device", "cuda"], NO_CUDA),
     (["--device", "cuda:0"], NO_CUDA),
