@@ -50,7 +50,7 @@ def add_detector_args(parser: argparse.ArgumentParser, *, conf: float = 0.5,
             help=f"comma list, each run in turn: {engines} (default: %(default)s)"))
     else:
         add_alias(g, "--engines", g.add_argument(
-            "--engine", choices=ENGINES,
+            "--engine", choices=ENGINES, type=one_value(parser, "engine"),
             help=f"{engines}; auto picks one and says why (default: torch; auto with "
                  "--precision int8)"))
     g.add_argument("--device", default="auto", help=f"{'|'.join(DEVICES)}|cuda:N (default: auto)")
@@ -64,6 +64,7 @@ def add_detector_args(parser: argparse.ArgumentParser, *, conf: float = 0.5,
                  f"{precision}"))
     else:
         g.add_argument("--precision", choices=PRECISIONS, default="auto",
+                       type=one_value(parser, "precision"),
                        help=f"{precision} (default: %(default)s)")
     g.add_argument("--calib", metavar="CLIP_OR_FOLDER",
                    help="int8: a video or folder of images from your own cameras to calibrate "
@@ -84,6 +85,21 @@ def add_detector_args(parser: argparse.ArgumentParser, *, conf: float = 0.5,
     g.add_argument("--proposals", type=int, metavar="N",
                    help="RPN proposals per frame (default 1000); fewer is faster on a CPU "
                         "(300: 2x with the v2 model at 360 px), at a small cost in recall")
+
+
+def one_value(parser: argparse.ArgumentParser, what: str):
+    """An argparse ``type`` that refuses a comma list where ``parser``'s command runs one
+    ``what`` (engine, precision), naming the commands that compare several."""
+    command = parser.prog.split()[-1]
+
+    def parse(value: str) -> str:
+        if "," in value:
+            raise argparse.ArgumentTypeError(
+                f"{command} runs one {what}, but got {value!r}; bench and eval compare "
+                f"several (drivevision bench --engines torch,onnx --precision fp32,bf16)")
+        return value
+    parse.__name__ = what  # argparse names the type in some of its errors
+    return parse
 
 
 def add_alias(group, alias: str, action: argparse.Action) -> None:

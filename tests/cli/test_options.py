@@ -185,3 +185,20 @@ def test_the_help_shows_one_name_for_an_option(capsys, command, shown, hidden):
         main([command, "--help"])
     text = capsys.readouterr().out
     assert shown in text and (hidden is None or hidden not in text)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["detect", "in", "--engines", "torch,onnx"],
+     "argument --engines: detect runs one engine, but got 'torch,onnx'; bench and eval "
+     "compare several"),
+    (["live", "0", "--engine", "onnx,torch"], "live runs one engine, but got 'onnx,torch'"),
+    (["batch", "in", "-o", "d", "--precision", "fp32,bf16"],
+     "argument --precision: batch runs one precision, but got 'fp32,bf16'"),
+])
+def test_a_comma_list_where_one_engine_runs_names_the_commands_that_compare_several(
+        capsys, args, message):
+    from drivevision.cli import build_parser
+
+    with pytest.raises(SystemExit) as usage:
+        build_parser().parse_args(args)
+    assert usage.value.code == 2 and message in capsys.readouterr().err
