@@ -131,20 +131,36 @@ class ImageSource(Source):
         finally:
             self._note_skipped(damaged, refused)
         if len(damaged) + len(refused) == len(self.paths):
-            why = refused[0] if refused and not damaged else "damaged or not images"
-            raise SourceError(f"{self.uri}: none of the {len(self.paths)} images could be "
-                              f"decoded ({why})")
+            why = refused[0] if refused and not damaged else _damaged(len(self.paths))
+            what = ("its only image could not" if len(self.paths) == 1 else
+                    f"none of the {len(self.paths)} images could")
+            raise SourceError(f"{self.uri}: {what} be decoded ({why})")
 
     def _note_skipped(self, damaged: list[Path], refused: list[str]) -> None:
         if damaged:
             names = ", ".join(p.name for p in damaged[:5]) + (", ..." if len(damaged) > 5
                                                               else "")
-            self.notes.append(f"{self.uri}: skipped {len(damaged)} of {len(self.paths)} images "
-                              f"that could not be decoded (damaged or not images): {names}")
+            which = _share(len(damaged), len(self.paths))
+            that = ", which" if len(damaged) == len(self.paths) else " that"
+            self.notes.append(f"{self.uri}: skipped {which}{that} could not be decoded "
+                              f"({_damaged(len(damaged))}): {names}")
         if refused:
             reasons = "; ".join(refused[:3]) + ("; ..." if len(refused) > 3 else "")
-            self.notes.append(f"{self.uri}: skipped {len(refused)} of {len(self.paths)} images "
-                              f"for their size: {reasons}")
+            its = "its" if len(self.paths) == 1 else "their"
+            self.notes.append(f"{self.uri}: skipped {_share(len(refused), len(self.paths))} for "
+                              f"{its} size: {reasons}")
+
+
+def _damaged(n: int) -> str:
+    return "damaged or not an image" if n == 1 else "damaged or not images"
+
+
+def _share(k: int, n: int) -> str:
+    """``k`` of a folder's ``n`` images as a sentence says it: "the only image", "all 3
+    images", "2 of 5 images"."""
+    if n == 1:
+        return "the only image"
+    return f"all {n} images" if k == n else f"{k} of {n} images"
 
 
 def open_video_file(path: str | Path) -> tuple[cv2.VideoCapture, float, int | None]:

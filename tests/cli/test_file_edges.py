@@ -3,6 +3,7 @@ damaged images and videos, empty frames."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import json
@@ -22,7 +23,7 @@ from drivevision.cli import main
 from drivevision.cli.exits import EXIT_INPUT_DAMAGED
 from drivevision.detections import Detections
 from drivevision.detector import Detector, as_bgr
-from drivevision.errors import StageError
+from drivevision.errors import SourceError, StageError
 from drivevision.io import sinks, video_sink
 from drivevision.io.frames import Frame
 from drivevision.io.sources import open_source
@@ -170,6 +171,36 @@ def test_undecodable_image_is_skipped_with_a_note(tmp_path):
     frames = [json.loads(line)["frame"] for line in jsonl.read_text().splitlines()]
     assert frames == [0, 1, 3, 4] and summary.frames == 4
     assert any("skipped 1 of 5 images" in n and "f2.png" in n for n in summary.notes)
+
+
+@pytest.mark.parametrize("n, bad, note, error", [
+    (1, {0}, "skipped the only image, which could not be decoded (damaged or not an image): "
+     "f0.png", "its only image could not be decoded (damaged or not an image)"),
+    (3, {0, 1, 2}, "skipped all 3 images, which could not be decoded (damaged or not "
+     "images): f0.png, f1.png, f2.png",
+     "none of the 3 images could be decoded (damaged or not images)"),
+    (3, {1}, "skipped 1 of 3 images that could not be decoded (damaged or not an image): "
+     "f1.png", None),
+])
+def test_skipped_images_are_counted_as_a_sentence_says_it(tmp_path, n, bad, note, error):
+    from drivevision.io.files import ImageSource
+
+    folder = image_folder(tmp_path, bad=bad, n=n)
+    source = ImageSource("frames", sorted(folder.iterdir()))
+    with pytest.raises(SourceError) if error else contextlib.nullcontext() as raised:
+        list(source)
+    assert source.notes == [f"frames: {note}"]
+    assert error is None or str(raised.value) == f"frames: {error}"
+
+
+def test_a_folder_of_one_image_too_large_says_its_only_image_was_skipped(tmp_path):
+    from drivevision.io.files import ImageSource
+
+    source = ImageSource("frames", sorted(image_folder(tmp_path, bad=set(), n=1).iterdir()),
+                         max_pixels=100)
+    with pytest.raises(SourceError, match="^frames: its only image could not be decoded"):
+        list(source)
+    assert source.notes[0].startswith("frames: skipped the only image for its size: f0.png")
 
 
 def test_jsonl_names_each_image_file_and_leaves_out_the_damaged_one(tmp_path):
