@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -171,14 +171,14 @@ class Detector:
                             "for several frames use detector.infer(frames)")
         return self.infer([frame])[0]
 
-    def infer(self, frames: Sequence[np.ndarray]) -> list[Detections]:
-        """Detections for each of ``frames`` (a list of frames, or a uint8 (N, H, W, 3)
-        array), in order, in one model call: frames as for ``__call__`` (BGR), of any
-        sizes, boxes in each frame's own pixels."""
+    def infer(self, frames: Iterable[np.ndarray]) -> list[Detections]:
+        """Detections for each of ``frames`` (a list, tuple, generator or other iterable of
+        frames, or a uint8 (N, H, W, 3) array), in order, in one model call: frames as for
+        ``__call__`` (BGR), of any sizes, boxes in each frame's own pixels."""
         return self.infer_timed(frames)[0]
 
     @torch.inference_mode()
-    def infer_timed(self, frames: Sequence[np.ndarray], *,
+    def infer_timed(self, frames: Iterable[np.ndarray], *,
                     sync: bool = False) -> tuple[list[Detections], dict]:
         """Like ``infer``, plus milliseconds spent in each of ``STAGES`` for the whole batch.
 
@@ -200,13 +200,10 @@ class Detector:
         clock.lap("postprocess")
         return results, clock.ms
 
-    def preprocess(self, frames: Sequence[np.ndarray]) -> tuple[ImageList, list]:
+    def preprocess(self, frames: Iterable[np.ndarray]) -> tuple[ImageList, list]:
         """BGR uint8 frames -> the model's normalized, resized, padded RGB batch, and each
         frame's (height, width)."""
-        if isinstance(frames, np.ndarray) and frames.ndim != 4:
-            raise ValueError(f"Expected a list of frames or an (N, H, W, 3) array, but found "
-                             f"an array of shape {frames.shape}; for one frame use "
-                             "detector(frame)")
+        frames = _frame_list(frames)
         if len(frames) == 0:
             raise ValueError("Expected at least one frame")
         frames = [as_bgr(frame) for frame in frames]
@@ -287,6 +284,21 @@ def _resize(transform, image: Tensor) -> Tensor:
     if scale == 1.0 and getattr(transform, "fixed_size", None) is None:
         return image
     return transform.resize(image, None)[0]
+
+
+def _frame_list(frames: Iterable[np.ndarray]) -> Sequence[np.ndarray]:
+    """``frames`` as a sequence (a generator's frames taken in); TypeError or ValueError for
+    what is not a batch of frames (one frame, a path)."""
+    if isinstance(frames, np.ndarray):
+        if frames.ndim != 4:
+            raise ValueError(f"Expected a list of frames or an (N, H, W, 3) array, but found "
+                             f"an array of shape {frames.shape}; for one frame use "
+                             "detector(frame)")
+        return frames
+    if isinstance(frames, (str, os.PathLike)) or not isinstance(frames, Iterable):
+        raise TypeError(f"Expected a list (or any iterable) of frames, but found "
+                        f"{_kind_of(frames)}")
+    return frames if isinstance(frames, Sequence) else list(frames)
 
 
 def _batch_kind(frames) -> str:

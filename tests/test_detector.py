@@ -162,6 +162,23 @@ def test_a_batch_is_a_list_or_an_array_of_frames(tiny_loaded):
     assert from_array == detector.infer(frames) and len(from_array) == 2
 
 
+def test_a_batch_may_be_any_iterable_of_frames(tiny_loaded):
+    detector = Detector(tiny_loaded, device="cpu", conf=0.0, classes="all")
+    frames = [scene(96, 160, seed=s) for s in range(2)]
+    assert detector.infer(f for f in frames) == detector.infer(frames)
+    assert detector.infer(iter(tuple(frames))) == detector.infer(frames)
+
+
+@pytest.mark.parametrize("frames, fix", [
+    ("frame.jpg", r"a list \(or any iterable\) of frames, but found a path \('frame.jpg'\)"),
+    (Path("frames"), r"but found a path \('frames'\)"),
+    (7, r"a list \(or any iterable\) of frames, but found int$"),
+])
+def test_what_is_not_a_batch_of_frames_is_refused_by_infer(tiny_loaded, frames, fix):
+    with pytest.raises(TypeError, match=fix):
+        Detector(tiny_loaded, device="cpu").infer(frames)
+
+
 @pytest.mark.parametrize("shape", [(3, 5000, 3), (5000, 3)])
 def test_a_frame_too_thin_to_resize_is_refused_before_the_model(tiny_loaded, shape):
     """Resized to the model's input size its short side would round to 0 pixels: torch's
