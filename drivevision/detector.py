@@ -68,6 +68,12 @@ def _kind_of(frame) -> str:
         if frame.dtype.kind == "f":
             return f"{frame.dtype}; scale it to 0..255 and convert it with .astype(np.uint8)"
         return str(frame.dtype)
+    if isinstance(frame, torch.Tensor):
+        return ("Tensor; give it as a numpy (H, W, 3) uint8 array in BGR order: "
+                "frame.cpu().numpy() (after .permute(1, 2, 0) for a (3, H, W) tensor)")
+    if type(frame).__module__.startswith("PIL."):  # PIL stays unimported: only its name is read
+        return ("Image (PIL); convert it with "
+                "cv2.cvtColor(np.asarray(img.convert('RGB')), cv2.COLOR_RGB2BGR)")
     return type(frame).__name__
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch._subclasses.fake_tensor import DynamicOutputShapeException, FakeTensorMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torchvision.ops import box_iou
@@ -141,6 +142,11 @@ def test_bad_frames_fail_with_a_clear_error(tiny_loaded, frame, error):
     (np.zeros((10, 10, 3), np.float32), r"float32; scale it to 0..255 .*astype\(np.uint8\)"),
     ([np.zeros((10, 10, 3), np.uint8)] * 2, r"a batch \(a list of 2\); .*detector.infer"),
     (np.zeros((2, 10, 10, 3), np.uint8), r"a batch \(an array of shape \(2, 10, 10, 3\)\)"),
+    (torch.zeros((10, 10, 3), dtype=torch.uint8),
+     r"found Tensor; give it as a numpy \(H, W, 3\) uint8 array in BGR order: "
+     r"frame.cpu\(\).numpy\(\) \(after .permute\(1, 2, 0\) for a \(3, H, W\) tensor\)$"),
+    (Image.new("RGB", (10, 10)), r"found Image \(PIL\); convert it with "
+     r"cv2.cvtColor\(np.asarray\(img.convert\('RGB'\)\), cv2.COLOR_RGB2BGR\)$"),
 ])
 def test_a_frame_of_a_likely_wrong_kind_is_refused_with_the_fix(tiny_loaded, frame, fix):
     with pytest.raises(TypeError, match=fix):
