@@ -162,10 +162,14 @@ def load_model(name: str | None, weights: str | os.PathLike | None = None, *,
     return _load_checkpoint(name, Path(weights), min_size, max_size)
 
 
+# The commands' spelling and the Python API's: this error reaches users of both.
+_LOCAL_WEIGHTS = "give a local checkpoint: --weights PATH, or DetectorConfig(weights=PATH)"
+
+
 def _load_coco(name: str, progress: bool, min_size: int | None,
                max_size: int | None) -> LoadedModel:
     if name not in COCO_WEIGHTS:
-        raise WeightsError(f"Model {name} has no published weights; pass --weights PATH")
+        raise WeightsError(f"Model {name} has no published weights; {_LOCAL_WEIGHTS}")
     spec = COCO_WEIGHTS[name]
     folder = Path(torch.hub.get_dir()) / "checkpoints"
     file = os.path.basename(spec.url)
@@ -176,7 +180,7 @@ def _load_coco(name: str, progress: bool, min_size: int | None,
     except (urllib.error.URLError, OSError, RuntimeError) as e:
         raise WeightsError(
             f"Cannot get the COCO weights for {name} ({_reason(e)}). Download {spec.url} and put "
-            f"{file} in {folder}, or pass --weights PATH to a local checkpoint"
+            f"{file} in {folder}, or {_LOCAL_WEIGHTS}"
         ) from e
     model = build_model(name, num_classes=91, min_size=min_size, max_size=max_size)
     model.load_state_dict(state)

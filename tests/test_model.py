@@ -36,7 +36,15 @@ def test_offline_without_cached_weights_names_the_file_and_folder(torch_home):
     message = str(info.value)
     file = COCO_WEIGHTS["r50-fpn"].url.rsplit("/", 1)[1]
     assert file in message and str(torch_home / "hub" / "checkpoints") in message
-    assert "--weights" in message and "\n" not in message
+    assert message.endswith("or give a local checkpoint: --weights PATH, or "
+                            "DetectorConfig(weights=PATH)") and "\n" not in message
+
+
+def test_a_model_without_published_weights_names_both_ways_to_give_a_checkpoint():
+    with pytest.raises(WeightsError, match=r"^Model tiny-fpn has no published weights; give a "
+                                           r"local checkpoint: --weights PATH, or "
+                                           r"DetectorConfig\(weights=PATH\)$"):
+        load_model("tiny-fpn")
 
 
 def test_offline_without_cached_weights_prints_nothing_before_the_error(torch_home, capfd):
