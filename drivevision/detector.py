@@ -101,8 +101,10 @@ class Detector:
     """
 
     def __init__(self, loaded: LoadedModel, *, engine: str = "torch", device: str = "auto",
-                 precision: str = "fp32", conf: float = 0.5, classes=None,
-                 proposals: int | None = None, progress: bool = False, calib=None):
+                 precision: str = "fp32", conf: float = 0.5,
+                 classes: str | Sequence[str | int] | None = None,
+                 proposals: int | None = None, progress: bool = False,
+                 calib: str | os.PathLike | CalibrationSet | None = None):
         self.device = resolve_device(device)
         self.precision_reason = None
         if precision == "auto":

@@ -522,3 +522,30 @@ def test_a_real_cuda_run_makes_no_synchronizing_call_before_the_copy():
         assert len(g) > 10
         assert_found_in(c, g, conf=0.3, min_iou=0.99)
         assert_found_in(g, c, conf=0.3, min_iou=0.99)
+
+
+def public_functions():
+    """(name, function) for each function and public method among ``drivevision``'s names."""
+    import inspect
+
+    import drivevision
+
+    for name in drivevision.__all__:
+        public = getattr(drivevision, name)
+        if inspect.isfunction(public):
+            yield name, public
+        elif inspect.isclass(public):
+            for attr, function in {**vars(public), "__init__": public.__init__}.items():
+                if inspect.isfunction(function) and (attr == "__init__" or attr[0] != "_"):
+                    yield f"{name}.{attr}", function
+
+
+def test_every_argument_of_the_public_api_has_a_type_hint():
+    import inspect
+    import typing
+
+    for name, function in public_functions():
+        hints = typing.get_type_hints(function)  # also: every hint names a real type
+        bare = [p for p in inspect.signature(function).parameters
+                if p not in ("self", "cls") and p not in hints]
+        assert not bare, f"{name}: no type hint for {', '.join(bare)}"

@@ -26,7 +26,8 @@ from drivevision.io.uri import parse_uri
 
 def open_source(uri: str | Path, *, fps: float = 10.0, width: int | None = None,
                 height: int | None = None, input_fps: float | None = None,
-                transport: str | None = None, reconnect=None, realtime: bool = False,
+                transport: str | None = None, reconnect: streams.Reconnect | None = None,
+                realtime: bool = False,
                 max_pixels: int | None = None) -> Source:
     """The source for ``uri`` (forms in ``drivevision.io.uri``), opened now so that a source
     that cannot be opened fails here with one clear message.
