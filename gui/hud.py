@@ -1,5 +1,5 @@
-"""What the viewer writes over the picture: the frame and its object count, the rates and
-latency, or, while a live source is lost, that it is."""
+"""What the viewer writes over the picture: the frame (and an image's file name) and its
+object count, the rates and latency, or, while a live source is lost, that it is."""
 
 from __future__ import annotations
 
@@ -69,7 +69,20 @@ class Hud:
         self.on_outage(state)
 
 
+FILE_CHARS = 32  # a longer image name is cut in its middle, keeping its end and extension
+
+
 def _frame_line(packet: Packet, shown) -> str:
     count = int(packet.stats.get("frame_count", 0))
     n = len(shown)
-    return f"frame {packet.frame.index + 1}/{count or '-'}  {n} object{'s' * (n != 1)}"
+    file = f"  {elide(packet.frame.file)}" if packet.frame.file else ""
+    return f"frame {packet.frame.index + 1}/{count or '-'}{file}  {n} object{'s' * (n != 1)}"
+
+
+def elide(name: str, chars: int = FILE_CHARS) -> str:
+    """``name`` in at most ``chars`` characters: its start and end around an ellipsis (the
+    numbers and extension that tell images of a folder apart are at the end)."""
+    if len(name) <= chars:
+        return name
+    tail = (chars - 1) * 3 // 5  # more of the end than of the start
+    return f"{name[:chars - 1 - tail]}\u2026{name[-tail:]}"

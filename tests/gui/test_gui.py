@@ -616,6 +616,24 @@ def test_a_folder_with_damaged_images_shows_and_plays_the_others(qtbot, make_win
     assert errors == []
 
 
+def test_the_hud_names_the_image_of_a_folder_it_shows_cutting_a_long_name(qtbot, make_window,
+                                                                          tmp_path):
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    long = "front_camera_2024-05-17_14-03-22_frame_000123.png"  # 49 characters
+    for name in ("a.png", long):
+        cv2.imwrite(str(folder / name), np.full((48, 64, 3), 90, np.uint8))
+    window = make_window(FixedDetector(detections=two_boxes()))
+    window.open_source(str(folder))
+    wait_for_frame(qtbot, window, 0)
+    qtbot.waitUntil(lambda: window.view._hud[0] == "frame 1/2  a.png  1 object")
+    window.step(1)
+    wait_for_frame(qtbot, window, 1)
+    shown = "front_camera_\u20262_frame_000123.png"
+    qtbot.waitUntil(lambda: window.view._hud[0] == f"frame 2/2  {shown}  1 object")
+    assert len(shown) == 32
+
+
 def test_recording_a_folder_of_images_names_each_image_file(qtbot, make_window, tmp_path):
     folder = tmp_path / "pics"
     folder.mkdir()
