@@ -29,7 +29,8 @@ class Recorder:
     Either path may be None. The detections written are the ones the overlay shows (after the
     confidence slider and class toggles), in original-frame pixels xyxy. Each video frame is
     shown at its ``Frame.captured_at`` (seconds, counted from the first frame's);
-    :class:`Recording` sets that clock. ``fps`` is only nominal.
+    :class:`Recording` sets that clock. ``fps`` is only nominal (an AVI, which has one frame
+    rate, takes the rate measured on its first frames: ``LiveVideoSink``).
     """
 
     def __init__(self, video: str | Path | None, jsonl: str | Path | None, *, fps: float,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import statistics
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -16,6 +17,10 @@ from drivevision.io.sinks import JsonlSink, Sink
 from drivevision.io.video_sink import VideoSink
 
 _MS = Fraction(1, 1000)
+# AVI from a live source: its one frame rate is measured on the first frames kept, held in
+# memory until then (a stream's claimed rate is often wrong: OpenCV says 25 for any MJPEG).
+MEASURE_FRAMES = 16
+MEASURE_S = 5.0  # ... or on those of the first seconds, for a slow detector
 
 
 class LiveVideoSink(VideoSink):
@@ -24,15 +29,49 @@ class LiveVideoSink(VideoSink):
     A live run keeps only the frames the detector had time for, so the video has a variable
     frame rate (timestamps in ms from the first frame); a stream outage is a frozen stretch.
     ``fps`` is only the nominal rate given to the encoder, except in AVI, which has no
-    variable rate: there the frames kept follow one another at ``fps``, so a run that
-    dropped frames or lost its stream plays faster than it happened (frame count and order
-    stay true; the JSONL keeps the capture times).
+    variable rate: there the frames kept follow one another at the rate measured on the first
+    ``MEASURE_FRAMES`` of them (the median time between them; ``fps`` if there is none), so
+    a run whose detector speed changes, or that lost its stream, plays at another speed than
+    it happened (frame count and order stay true; the JSONL keeps the capture times).
     """
 
     def __init__(self, path: str | os.PathLike, fps: float = 30.0,
                  preset: str = DEFAULT_VIDEO_PRESET):
         super().__init__(path, fps, preset=preset)
         self._t0: float | None = None
+        self._waiting: list[tuple[Frame, Detections, np.ndarray]] | None = (
+            [] if self._by_index else None)  # AVI: frames held until the rate is measured
+
+    def _write(self, frame: Frame, detections: Detections, annotated: np.ndarray | None) -> None:
+        if self._waiting is None:
+            super()._write(frame, detections, annotated)
+            return
+        image = frame.image if annotated is None else annotated
+        self._waiting.append((frame, detections, image.copy()))  # a caller may reuse its buffer
+        if (len(self._waiting) >= MEASURE_FRAMES
+                or frame.captured_at - self._waiting[0][0].captured_at >= MEASURE_S):
+            self._write_waiting()
+
+    def _write_waiting(self) -> None:
+        """Fix the AVI's frame rate from the frames held, then write them."""
+        waiting, self._waiting = self._waiting, None
+        times = [frame.captured_at for frame, _, _ in waiting]
+        gaps = [b - a for a, b in zip(times, times[1:]) if b > a]
+        if gaps:
+            measured = max(round(1.0 / statistics.median(gaps), 2), 0.01)
+            if abs(measured - float(self.fps)) > 0.05 * float(self.fps):
+                self.notes.append(
+                    f"{self.path}: AVI has one frame rate: {measured:g} fps, measured on the "
+                    f"first {len(waiting)} frames kept (not the source's {float(self.fps):g}); "
+                    "MP4 or MKV keep each frame's time")
+            self.fps = Fraction(measured).limit_denominator(1001)
+        for frame, detections, image in waiting:
+            super()._write(frame, detections, image)
+
+    def _finish(self) -> None:
+        if self._waiting:
+            self._write_waiting()  # fewer frames than a measurement takes: measure on these
+        super()._finish()
 
     def _open(self, width: int, height: int) -> None:
         super()._open(width, height)

@@ -74,9 +74,9 @@ def test_avi_has_the_input_frame_rate_and_frame_count(tmp_path, fps):
 
 
 @pytest.mark.parametrize("width, height", [(64, 48), (65, 49)])  # H.264; MPEG-4 fallback
-def test_live_avi_is_constant_rate_at_the_nominal_fps(tmp_path, width, height):
+def test_live_avi_is_constant_rate_at_the_measured_fps(tmp_path, width, height):
     """A live run's frames come at uneven times; AVI has one rate: the kept frames follow one
-    another at the nominal fps."""
+    another at the rate of the median time between them (0.1 s here)."""
     out = tmp_path / "live.avi"
     captured = [0.0, 0.04, 0.5, 0.52, 1.9, 2.0]
     with LiveVideoSink(out, fps=10.0) as sink:
@@ -86,3 +86,30 @@ def test_live_avi_is_constant_rate_at_the_nominal_fps(tmp_path, width, height):
     rate, count, times = read_avi(out)
     assert rate == pytest.approx(10.0) and count == len(captured)
     assert times == pytest.approx([100.0 * i for i in range(len(captured))], abs=0.5)
+
+
+@pytest.mark.parametrize("count", [40, 5])  # a measurement's worth and more; fewer
+def test_live_avi_takes_the_rate_measured_on_the_first_frames_not_the_claimed_one(tmp_path,
+                                                                                  count):
+    """OpenCV claims 25 fps for any MJPEG stream; a detector that keeps 5 frames a second
+    would have made the AVI play 5x too fast."""
+    out = tmp_path / "live.avi"
+    with LiveVideoSink(out, fps=25.0) as sink:
+        for i in range(count):
+            image = np.full((48, 64, 3), 5 * i, np.uint8)
+            t = 0.2 * i + (1.5 if i else 0.0)  # the first frame's detection took longer
+            sink.write(Frame(i, t * 1000.0, image, captured_at=t), Detections.empty(), image)
+    rate, frames, times = read_avi(out)
+    assert rate == pytest.approx(5.0) and frames == count
+    assert times == pytest.approx([200.0 * i for i in range(count)], abs=0.5)
+    assert sink.notes == [f"{out}: AVI has one frame rate: 5 fps, measured on the first "
+                          f"{min(count, 16)} frames kept (not the source's 25); MP4 or MKV "
+                          "keep each frame's time"]
+
+
+def test_live_avi_of_one_frame_has_the_nominal_rate(tmp_path):
+    out = tmp_path / "live.avi"
+    image = np.zeros((48, 64, 3), np.uint8)
+    with LiveVideoSink(out, fps=25.0) as sink:
+        sink.write(Frame(0, 0.0, image, captured_at=3.0), Detections.empty(), image)
+    assert read_avi(out)[:2] == (pytest.approx(25.0), 1) and sink.notes == []
