@@ -198,23 +198,15 @@ def _check_folder(input_path: str, folder: Path, claims: contextlib.ExitStack, *
     into (else it is claimed into ``claims``), or holds images that are not an earlier
     run's; an earlier run's are replaced only when asked (``replace``: -o)."""
     from drivevision.io.claims import claim_folder
-    from drivevision.io.image_sinks import earlier_images, foreign_images_message
+    from drivevision.io.image_sinks import IMAGE_FOLDER
+    from drivevision.io.recorded import check_folder_output
 
-    if not folder.resolve().parent.is_dir():
-        raise ValueError(f"Output folder {folder.resolve().parent} does not exist")
+    check_folder_output("Output", folder)
     if Path(input_path).exists() and Path(input_path).resolve() == folder.resolve():
         raise ValueError(f"The output folder is the input folder ({folder}); refusing to "
                          "overwrite its images")
-    if not folder.exists():
-        try:  # as the files are checked: one that cannot be made fails now, not at frame 1
-            folder.mkdir()
-            folder.rmdir()
-        except OSError as e:
-            raise ValueError(f"Cannot make output folder {folder}: {e.strerror or e}") from None
     claims.enter_context(claim_folder(folder))  # before its images: they may be being written
-    earlier, foreign = earlier_images(folder)
-    if foreign:
-        raise ValueError(foreign_images_message(folder, foreign))
+    earlier = check_folder_output("Output", folder, IMAGE_FOLDER)
     if earlier and not replace:
         raise ValueError(f"Refusing to write into {folder}, which holds "
                          f"{counted(len(earlier), 'image')} "
@@ -227,15 +219,17 @@ def _check_dataset_folders(args: argparse.Namespace, claims: contextlib.ExitStac
     files no run wrote, or that another run writes into (else they are claimed into
     ``claims``); and a folder of images two of which would share a file name there."""
     from drivevision.io.claims import check_not_input, claim_folder
-    from drivevision.io.dataset_sinks import YOLO_TOP, check_folder_output, frame_stems
+    from drivevision.io.dataset_sinks import CROPS_FOLDER, YOLO_FOLDER, frame_stems
+    from drivevision.io.recorded import check_folder_output
 
-    for option, folder, top in (("--yolo", args.yolo, YOLO_TOP), ("--crops", args.crops, ())):
+    for option, folder, layout in (("--yolo", args.yolo, YOLO_FOLDER),
+                                   ("--crops", args.crops, CROPS_FOLDER)):
         if not folder:
             continue
-        check_folder_output(option, folder, ())  # files no run wrote: checked once claimed
+        check_folder_output(option, folder)
         check_not_input([args.input], [folder])
         claims.enter_context(claim_folder(folder))  # before its files: they may be being written
-        check_folder_output(option, folder, top)
+        check_folder_output(option, folder, layout)
     if (args.yolo or args.crops) and Path(args.input).is_dir():
         frame_stems(_image_names(Path(args.input)))
 

@@ -5,8 +5,8 @@
 renumbered 0..n-1 over the classes the detector keeps. ``CropSink`` cuts each detection out
 of the unannotated frame into ``CLASS/NAME_INDEX.jpg``.
 
-Both are folder outputs kept as ``ImageFolderSink`` keeps its folder (``RecordedTree``): the
-folder is claimed for the run, a hidden ``RECORD`` lists every file a run wrote into it
+Both are recorded folder outputs, as ``ImageFolderSink``'s is (``recorded.RecordedTree``):
+the folder is claimed for the run, a hidden ``RECORD`` lists every file a run wrote into it
 (each name before its file lands), a folder holding files no run recorded is refused, and
 the files of an earlier run that this one does not write again are removed when it closes.
 Each file is written under a hidden name and moved into place, so a file in the folder is
@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Sequence
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -25,14 +26,11 @@ import numpy as np
 
 from drivevision.detections import Detections
 from drivevision.errors import SinkError
-from drivevision.io.claims import STDOUT, claim_folder
 from drivevision.io.frames import Frame
-from drivevision.io.sinks import Sink
-from drivevision.labels import counted, name_of
+from drivevision.io.recorded import Layout, RecordedSink
+from drivevision.labels import name_of
 
 RECORD = ".drivevision-files.txt"
-_RECORD_HEADER = ("# the files drivevision wrote into this folder: the next run into it "
-                  "replaces them, and touches no other file\n")
 JPEG_QUALITY = 95
 YOLO_TOP = ("data.yaml", "classes.txt")  # the dataset's own files beside images/ and labels/
 
@@ -98,25 +96,18 @@ def frame_stems(names: Sequence[str] | None) -> list[str] | None:
     return [Path(n).stem for n in names]
 
 
-def earlier_files(folder: str | os.PathLike,
-                  top: Iterable[str] = ()) -> tuple[list[str], list[str]]:
-    """The files already in ``folder``'s subfolders and of its top-level ``top`` names, as
-    ``/``-separated paths relative to it, sorted, as two lists: those an earlier run recorded
-    writing (a new run replaces them) and the others (no run may touch them). Hidden files
-    and folders are not counted; other top-level files are left to their owner."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return [], []
-    try:
-        recorded = set((folder / RECORD).read_text(encoding="utf-8").splitlines())
-    except OSError:
-        recorded = set()
+def dataset_layout(top: Iterable[str] = ()) -> Layout:
+    """A dataset folder's layout: its files are those in its subfolders and its top-level
+    ``top`` names; other top-level files are left to their owner."""
+    return Layout(RECORD, "file", partial(_dataset_files, top=tuple(top)))
+
+
+def _dataset_files(folder: Path, top: tuple[str, ...]) -> list[str]:
     found = [name for name in top if (folder / name).is_file()]
     for entry in sorted(folder.iterdir()):
         if entry.is_dir() and not entry.name.startswith("."):
             found += _files_under(entry, folder)
-    found.sort()
-    return [n for n in found if n in recorded], [n for n in found if n not in recorded]
+    return found
 
 
 def _files_under(path: Path, root: Path) -> list[str]:
@@ -128,140 +119,15 @@ def _files_under(path: Path, root: Path) -> list[str]:
     return found
 
 
-def foreign_files_message(option: str, folder: str | os.PathLike, names: list[str]) -> str:
-    """One line refusing a folder output that holds files no run recorded writing."""
-    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-    return (f"{option} {folder} already holds {counted(len(names), 'file')} that no "
-            f"drivevision run wrote there ({shown}); ours would mix with them: choose a new "
-            "or empty folder")
+YOLO_FOLDER, CROPS_FOLDER = dataset_layout(YOLO_TOP), dataset_layout()
 
 
-def check_folder_output(option: str, folder: str | os.PathLike, top: Iterable[str] = ()) -> None:
-    """ValueError, naming ``option``, for a folder output that cannot be made (a file, a
-    missing parent, stdout) or that holds files no run wrote (``earlier_files``)."""
-    folder = Path(folder)
-    if str(folder) == STDOUT:
-        raise ValueError(f"{option} writes a folder; give a folder name, not -")
-    if folder.exists() and not folder.is_dir():
-        raise ValueError(f"{option} {folder} is a file; expected a folder (made if missing)")
-    if not folder.resolve().parent.is_dir():
-        raise ValueError(f"Output folder {folder.resolve().parent} does not exist")
-    if not folder.exists():
-        try:  # fail now, not at the first detection
-            folder.mkdir()
-            folder.rmdir()
-        except OSError as e:
-            raise ValueError(f"Cannot make {option} folder {folder}: {e.strerror or e}") from None
-    foreign = earlier_files(folder, top)[1]
-    if foreign:
-        raise ValueError(foreign_files_message(option, folder, foreign))
-
-
-class RecordedTree:
-    """A claimed folder output whose files this run writes by relative path (``put``) and
-    lists in ``RECORD``; ``close`` removes the earlier run's files this run did not write
-    again. ``option`` names the output in messages; ``top``: the top-level files it writes
-    (see ``earlier_files``)."""
-
-    def __init__(self, path: str | os.PathLike, option: str, top: Iterable[str] = ()):
-        self.path = Path(path)
-        if self.path.exists() and not self.path.is_dir():
-            raise SinkError(f"{option} {path} is a file; expected a folder")
-        if not self.path.parent.is_dir():
-            raise SinkError(f"Output folder {self.path.parent} does not exist")
-        self.option = option
-        self._claim = claim_folder(self.path)
-        try:
-            self._open(tuple(top))
-        except BaseException:
-            self._claim.release()
-            raise
-        self.notes: list[str] = []
-        self._closed = False
-
-    def _open(self, top: tuple[str, ...]) -> None:
-        try:
-            self.path.mkdir(exist_ok=True)
-        except OSError as e:
-            raise SinkError(f"Cannot make {self.option} folder {self.path}: "
-                            f"{e.strerror or e}") from e
-        earlier, foreign = earlier_files(self.path, top)
-        if foreign:
-            raise SinkError(foreign_files_message(self.option, self.path, foreign))
-        self.earlier, self.written = set(earlier), set()
-        try:
-            self._record = (self.path / RECORD).open("a", encoding="utf-8")
-        except OSError as e:
-            raise SinkError(f"Cannot write {self.path / RECORD}: {e.strerror or e}") from e
-        if self._record.tell() == 0:
-            self._record.write(_RECORD_HEADER)
-
-    def put(self, rel: str, data: bytes) -> None:
-        """Write ``data`` as the file ``rel`` (``/``-separated, below the folder): listed in
-        the record first, written under a hidden name, then moved into place."""
-        if rel not in self.written and rel not in self.earlier:
-            self._record.write(f"{rel}\n")  # first, so a killed run leaves none unlisted
-            self._record.flush()
-        self.written.add(rel)
-        target = self.path / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.stem}.part{target.suffix}")
-        try:
-            tmp.write_bytes(data)
-            os.replace(tmp, target)
-        except OSError as e:
-            tmp.unlink(missing_ok=True)
-            raise SinkError(f"Cannot write {target}: {e.strerror or e}") from e
-
-    def remove_earlier(self, rel: str) -> None:
-        """Remove an earlier run's ``rel`` now, before this run writes what replaces it."""
-        if rel in self.earlier and rel not in self.written:
-            (self.path / rel).unlink(missing_ok=True)
-
-    def close(self) -> None:
-        """Remove the earlier run's files this run did not write again (and the folders that
-        leaves empty), and leave the record listing what the folder holds."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self._tidy()
-        finally:
-            self._claim.release()
-
-    def _tidy(self) -> None:
-        self._record.close()
-        kept = set(self.written)
-        for rel in sorted(self.earlier - self.written):
-            try:
-                (self.path / rel).unlink(missing_ok=True)
-            except OSError:
-                kept.add(rel)
-                continue
-            _remove_empty_parents(self.path / rel, self.path)
-        removed = len(self.earlier - kept)
-        if removed:
-            self.notes.append(f"{self.path}: replaced the files of an earlier run into it "
-                              f"({removed} of them not written again "
-                              f"{'was' if removed == 1 else 'were'} removed)")
-        record = self.path / RECORD
-        tmp = record.with_name(f"{RECORD}.part.{os.getpid()}")
-        try:  # the appended record already lists them all: this only drops the removed
-            tmp.write_text(_RECORD_HEADER + "".join(f"{n}\n" for n in sorted(kept)),
-                           encoding="utf-8")
-            os.replace(tmp, record)
-        except OSError:
-            tmp.unlink(missing_ok=True)
-
-
-def _remove_empty_parents(path: Path, root: Path) -> None:
-    for parent in path.parents:
-        if parent == root:
-            return
-        try:
-            parent.rmdir()
-        except OSError:
-            return
+def earlier_files(folder: str | os.PathLike,
+                  top: Iterable[str] = ()) -> tuple[list[str], list[str]]:
+    """The files already in ``folder``'s subfolders and of its top-level ``top`` names, as
+    ``/``-separated paths relative to it, sorted, as two lists: those an earlier run recorded
+    writing and the others (``recorded.Layout.earlier``)."""
+    return dataset_layout(top).earlier(folder)
 
 
 def encode_image(image: np.ndarray, suffix: str) -> bytes:
@@ -276,32 +142,20 @@ def encode_image(image: np.ndarray, suffix: str) -> bytes:
     return data.tobytes()
 
 
-class _TreeSink(Sink):
-    """A sink writing a ``RecordedTree``; frames of a folder of images are named by their
-    image's stem (``names``: the image names, ``Frame.file``), a video's ``frame_000123``."""
-
-    option = ""
-    top: tuple[str, ...] = ()
+class _TreeSink(RecordedSink):
+    """A dataset folder; frames of a folder of images are named by their image's stem
+    (``names``: the image names, ``Frame.file``), a video's ``frame_000123``."""
 
     def __init__(self, path: str | os.PathLike, names: Sequence[str] | None = None):
-        super().__init__()
         try:
             frame_stems(names)
         except ValueError as e:
             raise SinkError(str(e)) from None
-        self.tree = RecordedTree(path, self.option, self.top)
-        self.path = self.final_path = self.tree.path
-        self.notes = self.tree.notes
+        super().__init__(path)
 
     @staticmethod
     def stem(frame: Frame) -> str:
         return Path(frame.file).stem if frame.file else f"frame_{frame.index:06d}"
-
-    def close(self, complete: bool = True) -> None:
-        """Whatever ended the run, every file written is in place; tidy up the folder."""
-        if not self._closed:
-            self._closed = True
-            self.tree.close()
 
 
 class YoloSink(_TreeSink):
@@ -315,8 +169,8 @@ class YoloSink(_TreeSink):
     no label file trains as one with no objects).
     """
 
-    option = "--yolo"
-    top = YOLO_TOP
+    label = "--yolo"
+    layout = YOLO_FOLDER
 
     def __init__(self, path: str | os.PathLike, names: Sequence[str],
                  class_ids: Sequence[int] | None, files: Sequence[str] | None = None):
@@ -357,7 +211,8 @@ class CropSink(_TreeSink):
     ``CLASS/NAME_INDEX.jpg``: INDEX is the box's place in its frame's detections, as in
     the JSONL's ``detections`` list."""
 
-    option = "--crops"
+    label = "--crops"
+    layout = CROPS_FOLDER
 
     def __init__(self, path: str | os.PathLike, names: Sequence[str],
                  files: Sequence[str] | None = None):

@@ -1,0 +1,225 @@
+"""Folder outputs that record what they write, so that a later run replaces exactly that.
+
+A recorded folder lists in a hidden file (its ``Layout.record``) every file a run wrote into
+it, each name before its file lands. A later run into the folder replaces exactly those: the
+earlier run's files it does not write again are removed when it closes, finished or not, so
+the folder never mixes two runs; and a folder holding a file no run recorded is refused, so
+a user's file is never touched. Each file is written under a hidden name and moved into
+place, so a file in the folder is always whole. The folder is claimed for the run, as a file
+output is (``claims.claim_folder``): a second run writing into it at once is refused.
+
+The ``Layout`` says which files of a folder count: ``image_sinks``' folder of images keeps
+its top-level images, ``dataset_sinks``' datasets the files in subfolders and a few named
+top-level ones; other files are left to their owner.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from drivevision.errors import SinkError
+from drivevision.io.claims import STDOUT, claim_folder
+from drivevision.io.sinks import Sink
+from drivevision.labels import counted
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A kind of recorded folder: the name of its ``record`` file, the ``noun`` its files
+    are counted in ("image", "file"), and ``files``: the files of a folder that count, as
+    ``/``-separated paths relative to it (never hidden ones)."""
+
+    record: str
+    noun: str
+    files: Callable[[Path], list[str]]
+
+    @property
+    def header(self) -> str:
+        return (f"# the {self.noun}s drivevision wrote into this folder: the next run into "
+                "it replaces them, and touches no other file\n")
+
+    def earlier(self, folder: str | os.PathLike) -> tuple[list[str], list[str]]:
+        """The files of ``folder`` that count (none if it does not exist), sorted, as two
+        lists: those an earlier run recorded writing (a new run replaces them) and the
+        others (no run may overwrite or remove them)."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            return [], []
+        try:
+            recorded = set((folder / self.record).read_text(encoding="utf-8").splitlines())
+        except OSError:
+            recorded = set()
+        found = sorted(self.files(folder))
+        return [n for n in found if n in recorded], [n for n in found if n not in recorded]
+
+    def foreign_message(self, label: str, folder: str | os.PathLike, names: list[str]) -> str:
+        """One line refusing the folder output ``label`` names, which holds ``names`` that
+        no run recorded writing."""
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3
+                                        else "")
+        return (f"{label} folder {folder} already holds {counted(len(names), self.noun)} "
+                f"that no drivevision run wrote there ({shown}); our {self.noun}s would mix "
+                "with them: choose a new or empty folder")
+
+
+def check_folder_output(label: str, folder: str | os.PathLike,
+                        layout: Layout | None = None) -> list[str]:
+    """ValueError, naming the output by ``label`` ("Output", "--yolo"), for a folder output
+    that cannot be made (stdout, a file, a missing parent) or, given its ``layout``, that
+    holds files no run wrote. Returns the files an earlier run wrote there (none without a
+    ``layout``)."""
+    folder = Path(folder)
+    if str(folder) == STDOUT:
+        raise ValueError(f"{label} writes a folder; give a folder name, not -")
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{label} {folder} is a file; expected a folder (made if missing)")
+    if not folder.resolve().parent.is_dir():
+        raise ValueError(f"Output folder {folder.resolve().parent} does not exist")
+    if not folder.exists():
+        try:  # fail now, not at the first frame
+            folder.mkdir()
+            folder.rmdir()
+        except OSError as e:
+            raise ValueError(f"Cannot make {label.lower()} folder {folder}: "
+                             f"{e.strerror or e}") from None
+    if layout is None:
+        return []
+    earlier, foreign = layout.earlier(folder)
+    if foreign:
+        raise ValueError(layout.foreign_message(label, folder, foreign))
+    return earlier
+
+
+class RecordedTree:
+    """A claimed folder output of the kind ``layout`` describes, whose files this run writes
+    by relative path (``put``) and lists in the record; ``close`` removes the earlier run's
+    files this run did not write again. ``label`` names the output in messages."""
+
+    def __init__(self, path: str | os.PathLike, label: str, layout: Layout):
+        self.path = Path(path)
+        if self.path.exists() and not self.path.is_dir():
+            raise SinkError(f"{label} {path} is a file; expected a folder")
+        if not self.path.parent.is_dir():
+            raise SinkError(f"Output folder {self.path.parent} does not exist")
+        self.label, self.layout = label, layout
+        self._claim = claim_folder(self.path)
+        try:
+            self._open()
+        except BaseException:
+            self._claim.release()
+            raise
+        self.notes: list[str] = []
+        self._closed = False
+
+    def _open(self) -> None:
+        try:
+            self.path.mkdir(exist_ok=True)
+        except OSError as e:
+            raise SinkError(f"Cannot make {self.label.lower()} folder {self.path}: "
+                            f"{e.strerror or e}") from e
+        earlier, foreign = self.layout.earlier(self.path)
+        if foreign:
+            raise SinkError(self.layout.foreign_message(self.label, self.path, foreign))
+        self.earlier, self.written = set(earlier), set()
+        record = self.path / self.layout.record
+        try:
+            self._record = record.open("a", encoding="utf-8")
+        except OSError as e:
+            raise SinkError(f"Cannot write {record}: {e.strerror or e}") from e
+        if self._record.tell() == 0:
+            self._record.write(self.layout.header)
+
+    def put(self, rel: str, data: bytes) -> None:
+        """Write ``data`` as the file ``rel`` (``/``-separated, below the folder)."""
+        self.put_with(rel, lambda tmp: tmp.write_bytes(data))
+
+    def put_with(self, rel: str, write: Callable[[Path], None]) -> None:
+        """Make the file ``rel`` with ``write(tmp)``: listed in the record first, written
+        under a hidden name ``tmp``, then moved into place."""
+        if rel not in self.written and rel not in self.earlier:
+            self._record.write(f"{rel}\n")  # first, so a killed run leaves none unlisted
+            self._record.flush()
+        self.written.add(rel)
+        target = self.path / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.stem}.part{target.suffix}")
+        try:
+            write(tmp)
+            os.replace(tmp, target)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise SinkError(f"Cannot write {target}: {e.strerror or e}") from e
+
+    def remove_earlier(self, rel: str) -> None:
+        """Remove an earlier run's ``rel`` now, before this run writes what replaces it."""
+        if rel in self.earlier and rel not in self.written:
+            (self.path / rel).unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Remove the earlier run's files this run did not write again (and the folders that
+        leaves empty), and leave the record listing what the folder holds."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._tidy()
+        finally:
+            self._claim.release()
+
+    def _tidy(self) -> None:
+        self._record.close()
+        kept = set(self.written)
+        for rel in sorted(self.earlier - self.written):
+            try:
+                (self.path / rel).unlink(missing_ok=True)
+            except OSError:
+                kept.add(rel)
+                continue
+            _remove_empty_parents(self.path / rel, self.path)
+        removed = len(self.earlier - kept)
+        if removed:
+            self.notes.append(f"{self.path}: replaced the {self.layout.noun}s of an earlier "
+                              f"run into it ({removed} of them not written again "
+                              f"{'was' if removed == 1 else 'were'} removed)")
+        record = self.path / self.layout.record
+        tmp = record.with_name(f"{record.name}.part.{os.getpid()}")
+        try:  # the appended record already lists them all: this only drops the removed
+            tmp.write_text(self.layout.header + "".join(f"{n}\n" for n in sorted(kept)),
+                           encoding="utf-8")
+            os.replace(tmp, record)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+
+
+def _remove_empty_parents(path: Path, root: Path) -> None:
+    for parent in path.parents:
+        if parent == root:
+            return
+        try:
+            parent.rmdir()
+        except OSError:
+            return
+
+
+class RecordedSink(Sink):
+    """A sink writing a ``RecordedTree`` (``tree``), the folder ``path``: whatever ends the
+    run, every file it wrote is in place when it closes, and the folder is tidied."""
+
+    label = "Output"
+    layout: Layout
+
+    def __init__(self, path: str | os.PathLike):
+        super().__init__()
+        self.tree = RecordedTree(path, self.label, self.layout)
+        self.path = self.final_path = self.tree.path
+        self.notes = self.tree.notes
+
+    def close(self, complete: bool = True) -> None:
+        """Remove the earlier run's files this run did not write again and rewrite the
+        record (see ``RecordedTree.close``)."""
+        if not self._closed:
+            self._closed = True
+            self.tree.close()
