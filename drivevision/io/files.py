@@ -99,8 +99,11 @@ class ImageSource(Source):
     An image that cannot be decoded, or is refused for its size (over ``max_pixels``, read
     from its header before decoding, or refused by ``frame_check``), is skipped with a note
     (its index and time stay unused, so every frame keeps its place in the folder);
-    SourceError if none is kept.
+    SourceError if none is kept. With ``frame_stride`` K only images 0, K, 2K, ... (by place
+    in the folder) are read; the others are not opened.
     """
+
+    can_stride = True
 
     def __init__(self, uri: str, paths: list[Path], fps: float = 10.0,
                  max_pixels: int | None = None):
@@ -117,8 +120,12 @@ class ImageSource(Source):
     def __iter__(self) -> Iterator[Frame]:
         damaged: list[Path] = []
         refused: list[str] = []
+        self.passed = 0
         try:
             for i, (path, name) in enumerate(zip(self.paths, self.names, strict=True)):
+                if i % self.frame_stride:
+                    self.passed += 1
+                    continue
                 try:
                     image = read_image(path, self.max_pixels, self.frame_check)
                 except ImageRefused as e:
@@ -130,10 +137,11 @@ class ImageSource(Source):
                 yield Frame(i, frame_time_ms(i, self.fps), image, time.monotonic(), file=name)
         finally:
             self._note_skipped(damaged, refused)
-        if len(damaged) + len(refused) == len(self.paths):
-            why = refused[0] if refused and not damaged else _damaged(len(self.paths))
+        tried = len(self.paths) - self.passed  # the images read: --frame-stride passes others
+        if len(damaged) + len(refused) == tried:
+            why = refused[0] if refused and not damaged else _damaged(tried)
             what = ("its only image could not" if len(self.paths) == 1 else
-                    f"none of the {len(self.paths)} images could")
+                    f"none of the {tried} images {'read ' if self.passed else ''}could")
             raise SourceError(f"{self.uri}: {what} be decoded ({why})")
 
     def _note_skipped(self, damaged: list[Path], refused: list[str]) -> None:
@@ -198,7 +206,11 @@ class VideoFileSource(Source):
     back (an MPEG-TS reset, files joined end to end) the frames after it continue from the
     frame before, one frame interval later, and a note says so; so does a frame size that
     changes. Frames over ``max_pixels`` or refused by ``frame_check`` are skipped with a note.
+    With ``frame_stride`` K only frames 0, K, 2K, ... are kept: the others are decoded (later
+    frames may be predicted from them) but never converted to BGR, checked or noted.
     """
+
+    can_stride = True
 
     def __init__(self, uri: str, path: str | Path, max_pixels: int | None = None):
         self.max_pixels = limits.max_pixels() if max_pixels is None else max_pixels
@@ -212,6 +224,7 @@ class VideoFileSource(Source):
 
     def __iter__(self) -> Iterator[Frame]:
         reading = _Reading(self.fps, self._stream)
+        self.passed = 0
         try:
             for packet in self._container.demux(self._stream):
                 reading.add_packet(packet)
@@ -230,6 +243,9 @@ class VideoFileSource(Source):
 
     def _frame(self, reading: _Reading, frame: av.VideoFrame) -> Frame | None:
         index, timestamp = reading.place(frame)
+        if index % self.frame_stride:
+            self.passed += 1
+            return None
         size = (frame.width, frame.height)
         problem = limits.pixel_problem(*size, self.max_pixels) or (
             self.frame_check and self.frame_check(*size))
@@ -238,8 +254,7 @@ class VideoFileSource(Source):
             return None
         reading.note_size(index, size)
         reading.decoded += 1
-        image = frame.to_ndarray(format="bgr24")
-        return Frame(index, timestamp, image, time.monotonic())
+        return Frame(index, timestamp, to_bgr(frame), time.monotonic())
 
     def _check_complete(self, r: _Reading) -> None:
         self.notes.extend(r.irregularities(self.uri))
@@ -250,7 +265,7 @@ class VideoFileSource(Source):
         if r.decoded == 0:
             why = r.refused[0][1] if r.refused else "damaged or empty video"
             raise SourceError(f"{self.uri}: no frame could be decoded ({why})")
-        count, read = self.frame_count, r.decoded + len(r.refused)
+        count, read = self.frame_count, r.decoded + len(r.refused) + self.passed
         if count and read >= count:
             return  # every frame came, whatever hiccups the decoder had on the way
         if (r.failed or r.cut) and count:
@@ -267,6 +282,12 @@ class VideoFileSource(Source):
 
     def close(self) -> None:
         self._container.close()
+
+
+def to_bgr(frame: av.VideoFrame) -> np.ndarray:
+    """A decoded frame as (H, W, 3) uint8 BGR: a colour conversion, the part of a frame's
+    reading that a frame stride saves."""
+    return frame.to_ndarray(format="bgr24")
 
 
 def _open_av(path: str | Path) -> tuple[av.container.InputContainer, av.VideoStream, float]:

@@ -79,6 +79,10 @@ class Source:
     size the consumer cannot take, e.g. ``Detector.size_problem``: they are skipped with a
     note, as damaged ones are.
 
+    ``frame_stride`` (set with ``keep_every`` before iterating; files and folders, where
+    ``can_stride`` is True): only frames whose index is a multiple of it are handed out; the
+    others are read past as cheaply as the input allows and counted in ``passed``.
+
     ``decode_ms``: how long the frame last handed out took to read and decode, for a live
     source that can tell that apart from the wait for the frame to be due (a file paced in
     real time); None where the two come together (a camera or stream: OpenCV decodes a
@@ -86,6 +90,7 @@ class Source:
     """
 
     can_lose_input: ClassVar[bool] = False
+    can_stride: ClassVar[bool] = False
 
     uri: str
     fps: float | None = None
@@ -98,6 +103,8 @@ class Source:
     gave_up: bool = field(default=False, init=False, repr=False)
     frame_check: FrameCheck | None = field(default=None, init=False, repr=False)
     decode_ms: float | None = field(default=None, init=False, repr=False)
+    frame_stride: int = field(default=1, init=False, repr=False)
+    passed: int = field(default=0, init=False, repr=False)
 
     @property
     def outage(self) -> str:
@@ -112,6 +119,19 @@ class Source:
     def lost_seconds(self) -> float:
         """Seconds without frames over every outage in ``gaps`` (0.0 for files)."""
         return sum(g.seconds for g in self.gaps)
+
+    def keep_every(self, stride: int) -> None:
+        """Hand out only frames 0, ``stride``, 2 ``stride``, ... (by index in the input).
+
+        ValueError for a stride below 1, and for a stride above 1 on a source that cannot
+        keep it: a camera or stream (or a file paced in real time) drops frames by itself."""
+        if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
+            raise ValueError(f"Expected a frame stride >= 1 (an int), but got {stride!r}")
+        if stride > 1 and not self.can_stride:
+            raise ValueError(f"A frame stride takes a video file or a folder of images, but "
+                             f"{self.uri} is read live (a camera, a stream or a file paced in real "
+                             "time), which drops frames by itself")
+        self.frame_stride = stride
 
     def __iter__(self) -> Iterator[Frame]:
         raise NotImplementedError

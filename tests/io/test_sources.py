@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import functools
 import socket
 import threading
@@ -338,3 +339,55 @@ def test_file_uris_are_percent_decoded(clip_path, tmp_path):
     assert parse_uri("file://localhost/tmp/a%20b.mp4").target == "/tmp/a b.mp4"
     with open_source(uri) as source:
         assert len(list(source)) == 12
+
+
+def test_a_frame_stride_keeps_every_kth_frame_of_a_video_at_its_own_index_and_time(
+        clip_path, monkeypatch):
+    from drivevision.io import files
+
+    with open_source(clip_path) as source:
+        every = {f.index: f.timestamp_ms for f in source}
+    converted = []
+    monkeypatch.setattr(files, "to_bgr", lambda frame: converted.append(frame) or
+                        frame.to_ndarray(format="bgr24"))
+    with open_source(clip_path) as source:
+        source.keep_every(5)
+        frames = list(source)
+    assert [f.index for f in frames] == [0, 5, 10]
+    assert [f.timestamp_ms for f in frames] == [every[0], every[5], every[10]]
+    assert len(converted) == 3  # the frames passed over are never converted to BGR
+    assert source.passed == 9 and source.notes == []  # 12 frames, none called missing
+
+
+def test_a_frame_stride_on_a_folder_never_opens_the_images_passed_over(clip_path, tmp_path):
+    with open_source(clip_path) as video:
+        images = [f.image for f, _ in zip(video, range(5))]
+    for i, image in enumerate(images):
+        cv2.imwrite(str(tmp_path / f"f{i}.png"), image)
+    (tmp_path / "f1.png").write_bytes(b"not an image")  # passed over: no note about it
+    with open_source(str(tmp_path), fps=5.0) as folder:
+        folder.keep_every(2)
+        frames = list(folder)
+    assert [(f.index, f.file, f.timestamp_ms) for f in frames] == [
+        (0, "f0.png", 0.0), (2, "f2.png", 400.0), (4, "f4.png", 800.0)]
+    assert folder.passed == 2 and folder.notes == []
+
+
+@pytest.mark.parametrize("stride, message", [
+    (0, "Expected a frame stride >= 1 (an int), but got 0"),
+    (-2, "Expected a frame stride >= 1 (an int), but got -2"),
+    (1.5, "Expected a frame stride >= 1 (an int), but got 1.5"),
+])
+def test_a_frame_stride_below_one_is_refused(clip_path, stride, message):
+    with open_source(clip_path) as source, pytest.raises(ValueError, match=re.escape(message)):
+        source.keep_every(stride)
+
+
+def test_a_frame_stride_is_refused_for_live_sources_which_drop_frames_by_themselves(clip_path):
+    with open_source(clip_path, realtime=True) as paced:
+        paced.keep_every(1)  # every frame: nothing to refuse
+        with pytest.raises(ValueError, match="is read live .* which drops frames by itself"):
+            paced.keep_every(2)
+    stream = StreamSource("rtsp://cam", cv2.VideoCapture, Reconnect())
+    with pytest.raises(ValueError, match="drops frames by itself"):
+        stream.keep_every(3)
