@@ -39,8 +39,9 @@ class Tracker(Protocol):
         """Forget every track (a new video)."""
 
 
-def create_tracker(name: str = "bytetrack", **options) -> Tracker:
-    """A new tracker by name (``TRACKERS``), configured by keyword ``options``."""
+def create_tracker(name: str = DEFAULT_TRACKER, **options) -> Tracker:
+    """A new tracker by name (``TRACKERS``; by default ``DEFAULT_TRACKER``, what ``--track``
+    with no name runs), configured by keyword ``options``."""
     if name == "bytetrack":
         return ByteTracker(**options)
     if name == "botsort":

@@ -3,6 +3,8 @@ ids survive short occlusions, low scores only extend tracks, classes never mix."
 
 from __future__ import annotations
 
+import argparse
+
 import cv2
 import motmetrics as mm
 import numpy as np
@@ -157,3 +159,14 @@ def test_camera_motion_follows_its_corners_on_and_searches_for_new_ones_only_whe
         assert not ((corners[:, 0] > 500) & (corners[:, 0] < 800) & (corners[:, 1] > 200)
                     & (corners[:, 1] < 500)).any()
     assert len(searches) <= 2  # not once a frame
+
+
+def test_the_default_tracker_is_the_one_track_runs_with_no_name():
+    from drivevision.cli import tracking as options
+    from drivevision.tracking import DEFAULT_TRACKER, TRACKERS
+
+    assert DEFAULT_TRACKER == "botsort" and create_tracker().motion is not None  # botsort's
+    assert options.TRACKERS == TRACKERS
+    parser = argparse.ArgumentParser()
+    options.add_track_args(parser)
+    assert parser.parse_args(["--track"]).track == DEFAULT_TRACKER
