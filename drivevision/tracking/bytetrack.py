@@ -92,6 +92,7 @@ class ByteTracker:
         self._prev, self._frame = self._frame, self._frame + step
         keep = detections.scores >= self.low_thresh
         dets = detections[keep]
+        self._expire()
         kinds, inverse = np.unique(dets.class_ids, return_inverse=True)
         classes = np.array([self._column(int(c)) for c in kinds], np.intp)[inverse.ravel()]
         self._predict(frame, dets.xyxy)
@@ -184,10 +185,19 @@ class ByteTracker:
         self._votes = np.concatenate([self._votes, votes])
         return list(zip(d.tolist(), ids.tolist()))
 
+    def _expire(self) -> None:
+        """Before matching: drop the tracks unseen for more than ``track_buffer`` frames by
+        now, which frames skipped since the last update (dropped, strided, an outage) can
+        make of a track ``_end`` kept."""
+        if len(self._ids):
+            self._keep(self._frame - self._last - 1 <= self.track_buffer)
+
     def _end(self) -> None:
         """Drop tracks born and not confirmed by the next frame, and those lost too long."""
         age = self._frame - self._last
-        keep = np.where(self._confirmed, age <= self.track_buffer, age == 0)
+        self._keep(np.where(self._confirmed, age <= self.track_buffer, age == 0))
+
+    def _keep(self, keep: np.ndarray) -> None:
         for name in ("_mean", "_cov", "_ids", "_last", "_confirmed", "_votes"):
             setattr(self, name, getattr(self, name)[keep])
 

@@ -75,6 +75,16 @@ def test_track_buffer_counts_the_frames_dropped_not_the_updates():
     assert tracker.update(car(0), frame_index=47).track_ids.tolist() == [2]
 
 
+@pytest.mark.parametrize("unseen, same", [(30, True), (31, False), (200, False)])
+def test_a_track_unseen_for_more_than_the_buffer_is_not_matched_after_a_jump(unseen, same):
+    """No update came between: the track's frames unseen are counted when the next comes."""
+    tracker = create_tracker("bytetrack", track_buffer=30)
+    for f in range(10):
+        tracker.update(car(0), frame_index=f)
+    ids = tracker.update(car(0), frame_index=10 + unseen).track_ids.tolist()
+    assert ids == ([1] if same else [])  # else a new track, shown from its second sighting
+
+
 def test_an_index_not_after_the_last_counts_as_the_next_frame():
     """A source opened anew (the viewer's camera after a stop) counts from 0 again."""
     tracker = create_tracker("bytetrack")
@@ -110,3 +120,4 @@ def test_the_pipeline_gives_the_tracker_the_frame_index():
     results = list(pipeline.results())
     assert [r.frame.index for r in results] == [*range(6), 12, 13]
     assert [r.detections.track_ids.tolist() for r in results] == [[1]] * 8
+
