@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import types
 
 import cv2
 import numpy as np
@@ -57,3 +58,46 @@ class ArraySource(Source):
                 raise OSError("camera unplugged")
             image = np.full((self.h, self.w, 3), i % 256, np.uint8)
             yield Frame(i, i * 100.0, image, time.monotonic())
+
+
+class ScriptedStream:
+    """A network stream on a fake clock, for ``StreamSource`` (``opener`` and ``clock``).
+
+    ``runs`` gives each connection: (frames it sends, seconds between them, seconds the
+    reconnect that opens it takes); the stream claims ``fps``. Each read moves the clock on
+    by its frame's interval; a connection out of frames fails its next read, as a stream
+    that ended does. Patch ``drivevision.io.streams.time`` with ``clock``.
+    """
+
+    def __init__(self, runs: list[tuple[int, float, float]], fps: float = 0.0):
+        self.runs, self.fps, self.now, self._opened = list(runs), fps, 100.0, 0
+        self.clock = types.SimpleNamespace(monotonic=lambda: self.now,
+                                           perf_counter=lambda: self.now)
+
+    def opener(self):
+        from drivevision.errors import SourceError
+
+        if self._opened == len(self.runs):
+            raise SourceError("gone")
+        frames, period, opening = self.runs[self._opened]
+        self._opened += 1
+        self.now += opening
+        return _Connection(self, frames, period)
+
+
+class _Connection:
+    def __init__(self, stream: ScriptedStream, frames: int, period: float):
+        self.stream, self.left, self.period = stream, frames, period
+
+    def get(self, prop):
+        return self.stream.fps if prop == cv2.CAP_PROP_FPS else 0.0
+
+    def read(self):
+        if self.left == 0:
+            return False, None
+        self.left -= 1
+        self.stream.now += self.period
+        return True, np.zeros((8, 8, 3), np.uint8)
+
+    def release(self):
+        pass

@@ -3,7 +3,10 @@
 A ``StreamSource`` reads an OpenCV capture; when the stream ends, errors or stalls (no frame
 for ``stall_timeout`` seconds) it closes the capture and reopens it with exponential backoff
 (capped), forever or until ``max_reconnects`` attempts in a row have failed. Frame indices
-keep counting across reconnects; every outage is kept as a ``Gap`` in ``gaps``, including
+go on after a reconnect as if the frames the outage lost had come (its length x the rate
+frames came at before it), so that a tracker sees it as time gone by, as it sees frames a
+live run dropped, and forgets the tracks of an outage longer than its buffer; every outage
+is kept as a ``Gap`` in ``gaps`` (its ``next_index`` past those frames), including
 one still going on when the run stops (see ``Source`` for ``reconnects``, ``outage_since``,
 ``gave_up`` and ``lost_seconds``).
 """
@@ -14,6 +17,7 @@ import os
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,6 +30,7 @@ from drivevision.io.frames import Frame, Gap, Source
 from drivevision.io.uri import SourceURI, csi_pipeline, ffmpeg_capture_options
 from drivevision.labels import counted
 
+_RATE_FRAMES = 31  # the newest frame times a stream's rate is measured over
 _ENV_LOCK = threading.Lock()  # OPENCV_FFMPEG_CAPTURE_OPTIONS is read at open time, process-wide
 _ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
 
@@ -176,6 +181,7 @@ class StreamSource(Source):
     def _frames(self) -> Iterator[Frame]:
         t0 = last = time.monotonic()
         index, outage = 0, None  # outage: (start time, reason) while no frame comes
+        arrivals: deque[float] = deque(maxlen=_RATE_FRAMES)
         while not self._interrupt.is_set():
             if self._cap is None and not self._reopen(outage, index, t0):
                 break
@@ -189,13 +195,28 @@ class StreamSource(Source):
                     self._attempts, self.outage_since = 0, last
                 continue
             if outage is not None:
-                self._close_gap(outage, index, t0, now)
+                lost = self._lost_frames(now - last, arrivals) if self.delivered else 0
+                self._close_gap(outage, index - 1, index + lost, t0, now)
+                index += lost
                 outage = self.outage_since = None
+                arrivals.clear()  # the rate after a reconnect starts afresh
+            arrivals.append(now)
             last, self.delivered = now, True
             yield Frame(index, (now - t0) * 1000.0, image, now)
             index += 1
         if outage is not None and not self.gave_up:
             self._stopped_in_gap(outage, index, t0)
+
+    def _lost_frames(self, seconds: float, arrivals: deque[float]) -> int:
+        """Frames an outage of ``seconds`` (from the last frame to the next) cost, besides
+        the one expected next: at the median rate frames came before it, else the rate the
+        stream claims; 0 when neither is known."""
+        times = list(arrivals)
+        gaps = sorted(b - a for a, b in zip(times, times[1:]))
+        interval = gaps[len(gaps) // 2] if gaps else (1.0 / self.fps if self.fps else 0.0)
+        if interval <= 0:
+            return 0
+        return max(0, round(seconds / interval) - 1)
 
     def _failure(self, stalled: bool) -> str:
         if not self.delivered:
@@ -211,9 +232,10 @@ class StreamSource(Source):
                 f"{self.lost_seconds:.0f} s): a codec this OpenCV's FFmpeg cannot decode, or "
                 "a stream that sends nothing")
 
-    def _close_gap(self, outage, index: int, t0: float, now: float) -> None:
-        self.gaps.append(Gap(index - 1, index, (outage[0] - t0) * 1000.0, (now - t0) * 1000.0,
-                             outage[1], self._attempts))
+    def _close_gap(self, outage, last_index: int, next_index: int, t0: float,
+                   now: float) -> None:
+        self.gaps.append(Gap(last_index, next_index, (outage[0] - t0) * 1000.0,
+                             (now - t0) * 1000.0, outage[1], self._attempts))
         self.reconnects += 1
 
     def _stopped_in_gap(self, outage, index: int, t0: float) -> None:

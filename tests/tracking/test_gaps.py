@@ -121,3 +121,21 @@ def test_the_pipeline_gives_the_tracker_the_frame_index():
     assert [r.frame.index for r in results] == [*range(6), 12, 13]
     assert [r.detections.track_ids.tolist() for r in results] == [[1]] * 8
 
+
+@pytest.mark.parametrize("outage_s, same", [(0.4, True), (2.0, False)])
+def test_a_stream_outage_counts_as_frames_gone_by_so_a_long_one_forgets_the_tracks(
+        monkeypatch, outage_s, same):
+    """A parked car seen on a 25 fps stream that drops out: after 0.4 s (10 frames, within
+    track_buffer 30) it keeps its id; after 2 s (50 frames) its track is gone."""
+    from standins import ScriptedStream
+
+    from drivevision.io import streams
+    from drivevision.pipeline.pipeline import Result
+
+    stream = ScriptedStream([(10, 0.04, 0.0), (5, 0.04, outage_s)])
+    monkeypatch.setattr(streams, "time", stream.clock)
+    source = streams.StreamSource("rtsp://cam", stream.opener,
+                                  streams.Reconnect(max_reconnects=1, backoff_initial=0.001))
+    stage = TrackStage(create_tracker("bytetrack", track_buffer=30))
+    ids = [stage(Result(frame, car(0))).detections.track_ids.tolist() for frame in source]
+    assert ids[9] == [1] and ids[-1] == ([1] if same else [2])
