@@ -42,6 +42,7 @@ drivevision detect dashcam.mp4 -o out.mp4 --jsonl det.jsonl --classes car,truck
 drivevision detect photo.jpg photo_ann.jpg        # an image in, an annotated image out
 drivevision detect frames/ annotated/ --conf 0.3  # a folder in, a folder of images out
 drivevision detect dashcam.mp4 --yolo dataset/ --crops crops/  # pre-labels, object crops
+drivevision detect dashcam.mp4 --frame-stride 5   # detect every 5th frame: about 5x faster
 drivevision detect assets/sample.mp4 --weights assets/tiny-fpn-synthetic.pt  # offline demo""")
     detect.add_argument("input", help="video file, image file, or folder of images")
     detect.add_argument("output", nargs="?",
@@ -71,6 +72,11 @@ drivevision detect assets/sample.mp4 --weights assets/tiny-fpn-synthetic.pt  # o
                           f"results go to a new folder {RUNS}/NAME/)")
     run = detect.add_argument_group("run")
     run.add_argument("--batch", type=int, default=1, metavar="N", help="frames per detector call")
+    run.add_argument("--frame-stride", type=int, default=1, metavar="K",
+                     help="detect only frames 0, K, 2K, ... of a video or folder (the others "
+                          "are read past, not converted or detected): the outputs keep each "
+                          "frame's index and time, the annotated video its length at 1/K of "
+                          "the frame rate (default: 1, every frame)")
     run.add_argument("--fps", type=float,
                      help="frame rate given to image inputs, 0.01 to 1000 (default: 10); a "
                           "video keeps its own")
@@ -98,9 +104,14 @@ def _detect(args: argparse.Namespace) -> int:
     config = detector_config(args)
     quiet_opencv()
     source = open_source(args.input, fps=args.fps, max_pixels=args.max_pixels)
+    if args.frame_stride > 1 and not source.can_stride:  # refused before the model loads
+        source.close()
+        raise ValueError(f"--frame-stride takes a video file or a folder of images, but "
+                         f"{args.input} is a live source, which drops frames by itself")
+    source.keep_every(args.frame_stride)
     folder = _default_outputs(args)
     try:
-        with source, Progress(source.frame_count, quiet=args.quiet) as progress:
+        with source, Progress(_to_detect(source), quiet=args.quiet) as progress:
             progress.status(f"loading {config.weights_label}")
             detector = Detector.from_config(config, progress=not args.quiet)
             _check_cost(args, detector, source.frame_count)
@@ -110,7 +121,8 @@ def _detect(args: argparse.Namespace) -> int:
                                    detector=detector, batch=args.batch,
                                    on_result=progress.update, stages=track_stages(args),
                                    mot=args.mot, video_preset=args.video_preset,
-                                   yolo=args.yolo, crops=args.crops)
+                                   yolo=args.yolo, crops=args.crops,
+                                   frame_stride=args.frame_stride)
     except BaseException:
         if folder is not None:
             with suppress(OSError):
@@ -141,6 +153,8 @@ def _check_args(args: argparse.Namespace) -> contextlib.ExitStack:
     args.output = args.output or args.output_opt
     if args.batch < 1:
         raise ValueError(f"Expected --batch >= 1, but got {args.batch}")
+    if args.frame_stride < 1:
+        raise ValueError(f"Expected --frame-stride >= 1 frames, but got {args.frame_stride}")
     args.fps = image_fps(args, Path(args.input).is_dir() or _is_image(args.input))
     score_threshold(args)
     check_track_args(args)
@@ -178,6 +192,12 @@ def _refuse_positional_file(output: str) -> None:
     raise ValueError(f"Refusing to overwrite {output}, which exists: detect takes one input "
                      "(for many use drivevision batch) and its second name is the output; to "
                      f"replace {output} on purpose give -o {output}")
+
+
+def _to_detect(source) -> int | None:
+    """How many frames of ``source`` its frame stride keeps, when its frame count is known."""
+    count, stride = source.frame_count, source.frame_stride
+    return None if count is None else -(-count // stride)
 
 
 def _check_cost(args: argparse.Namespace, detector, frames: int | None) -> None:

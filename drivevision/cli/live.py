@@ -92,6 +92,7 @@ drivevision live assets/sample.mp4 --realtime --duration 10s  # a file paced lik
     run.add_argument("--duration", type=seconds, metavar="TIME",
                      help="stop after this long (90, 90s, 15m, 2h; a bare number is seconds)")
     run.add_argument("-q", "--quiet", action="store_true", help="no status line or summary")
+    run.add_argument("--frame-stride", type=int, help=argparse.SUPPRESS)  # refused: see below
     add_detector_args(p, tracked=True)
     add_track_args(p)
     p.set_defaults(func=cmd_live)
@@ -119,6 +120,10 @@ def _check_args(args: argparse.Namespace) -> None:
     from drivevision.io import limits
     from drivevision.io.files import IMAGE_SUFFIXES
 
+    if args.frame_stride is not None:
+        raise ValueError("live drops the frames it has no time for by itself (it detects the "
+                         "newest one); --frame-stride is for detect, batch and eval, which "
+                         "read every frame of a file")
     reconnect_policy(args)
     args.fps = image_fps(args, any(Path(uri).is_dir() or Path(uri).suffix.lower()
                                    in IMAGE_SUFFIXES for uri in args.sources))

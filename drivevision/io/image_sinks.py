@@ -59,15 +59,16 @@ def output_kind(path: str | os.PathLike) -> str:
 def annotated_output(path: str | os.PathLike, source: Source,
                      preset: str = DEFAULT_VIDEO_PRESET) -> Sink:
     """The sink that writes ``source``'s annotated frames to ``path`` (see ``output_kind``);
-    a video is encoded with x264's ``preset``."""
+    a video is encoded with x264's ``preset``, at the rate of the frames the source keeps
+    (its own over its ``frame_stride``), so that it lasts as long as the input."""
     kind = output_kind(path)
     if kind == "image":
         return ImageSink(path)
     if kind == "folder":
         names = source.names if isinstance(source, ImageSource) else None
         return ImageFolderSink(path, names)
-    return (LiveVideoSink if source.live else VideoSink)(path, source.fps or 30.0,
-                                                         preset=preset)
+    fps = (source.fps or 30.0) / source.frame_stride
+    return (LiveVideoSink if source.live else VideoSink)(path, fps, preset=preset)
 
 
 class ImageSink(Sink):

@@ -34,7 +34,7 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
                  stages: Sequence[Stage] | Callable[[int], Sequence[Stage]] = (),
                  mot: PathLike | None = None,
                  video_preset: str = DEFAULT_VIDEO_PRESET, yolo: PathLike | None = None,
-                 crops: PathLike | None = None) -> RunSummary:
+                 crops: PathLike | None = None, frame_stride: int = 1) -> RunSummary:
     """Detect objects in a video, image or folder; write the annotated video and detections.
 
     Args:
@@ -55,6 +55,9 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
             (``drivevision.io.dataset_sinks.YoloSink``), or None.
         crops: folder for each detection cut out of its frame, ``CLASS/NAME_INDEX.jpg``
             (``drivevision.io.dataset_sinks.CropSink``), or None.
+        frame_stride: detect only frames 0, K, 2K, ... of a video file or folder (K >= 1;
+            ``Source.keep_every``): the outputs keep each frame's index and time, the
+            annotated video runs at 1/K of the frame rate, a tracker sees the gaps.
 
     A camera or stream keeps only its newest frame (drops are counted in the summary); files
     keep every frame, but for a frame the model cannot take (too thin to resize) or cannot
@@ -63,14 +66,15 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
     (Ctrl-C on the main thread is a stop request: the summary says ``interrupted``),
     replacing files of those names; a failed run leaves ``<name>.partial<suffix>`` files.
     An output that is the input, or two outputs of one path, are refused (ValueError)
-    before the model loads.
+    before the model loads, as is a frame stride a source cannot keep (a live one).
     """
     _check_outputs(source, [output, jsonl, csv, mot, yolo, crops])
-    if detector is None or isinstance(detector, DetectorConfig):
-        detector = Detector.from_config(detector or DetectorConfig())
-    check_detector(detector, "a Detector, a DetectorConfig or None")  # before any output
     with ExitStack() as finishing, ExitStack() as stack:  # stack unwinds first
         src = source if isinstance(source, Source) else stack.enter_context(open_source(source))
+        src.keep_every(frame_stride)  # before the model loads
+        if detector is None or isinstance(detector, DetectorConfig):
+            detector = Detector.from_config(detector or DetectorConfig())
+        check_detector(detector, "a Detector, a DetectorConfig or None")  # before any output
         if src.frame_check is None:  # as the command does: skip a frame the model cannot take
             src.frame_check = getattr(detector, "size_problem", None)
         sinks = [stack.enter_context(s)
@@ -84,6 +88,7 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
         finally:  # a signal while the outputs are finished waits until they are in place
             held = finishing.enter_context(signals.held())
         summary.notes.extend(src.notes)
+        summary.frame_stride, summary.read = src.frame_stride, summary.frames + src.passed
     summary.notes.extend(n for s in sinks for n in s.notes)
     summary.interrupted = summary.interrupted or bool(held)
     return summary

@@ -233,14 +233,15 @@ class RunSummary:
     dropped: int = 0  # live sources: frames replaced by newer ones before detection
     tracks: dict[str, int] | None = None  # with a tracker: distinct tracks per class
     median_track_length: float | None = None  # frames a track was seen in, median
+    frame_stride: int = 1  # only every frame_stride-th frame of the input was detected
+    read: int | None = None  # frames of the input read, those passed over too
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
     def format(self) -> str:
-        lines = [f"{counted(self.frames, 'frame')} in {self.seconds:.1f} s "
-                 f"({self.fps:.2f} fps end to end)"
+        lines = [self._frames_line()
                  + (f", {self.dropped} dropped (newest frame first)" if self.dropped else "")
                  + (", interrupted" if self.interrupted else "")]
         total = sum(self.class_counts.values())
@@ -261,6 +262,22 @@ class RunSummary:
             lines.append("(wait: a live source's read waiting for its next frame; a camera's "
                          "or stream's decoding is in it)")
         return "\n".join(lines)
+
+    def _frames_line(self) -> str:
+        """"12 frames in 3.1 s (3.87 fps end to end)"; with a frame stride, how many frames
+        were read and the rate of the input's frames too."""
+        line = (f"{counted(self.frames, 'frame')} in {self.seconds:.1f} s "
+                f"({self.fps:.2f} fps end to end")
+        if self.frame_stride == 1 or self.read is None:
+            return line + ")"
+        rate = self.read / self.seconds if self.seconds > 0 else 0.0
+        return (f"{counted(self.read, 'frame')} read, every {_ordinal(self.frame_stride)} "
+                f"detected: {line}, {rate:.2f} frames of the input per second)")
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def _tracks_line(tracks: dict[str, int], median: float | None) -> str:
