@@ -23,7 +23,8 @@ class BatchSettings:
     outputs (``video``: annotated .mp4, encoded with x264's ``video_preset``, ``csv``,
     ``track``: a tracker name, which also writes MOT text), frames per detector call, the
     frame rate given to image folders, the largest frame in pixels (None:
-    ``limits.max_pixels()``) and the tracker's settings."""
+    ``limits.max_pixels()``), the tracker's settings and the frame stride (only frames 0, K,
+    2K, ... of each input detected)."""
 
     config: DetectorConfig = field(default_factory=DetectorConfig)
     video: bool = False
@@ -36,6 +37,7 @@ class BatchSettings:
     batch: int = 1
     fps: float = 10.0
     max_pixels: int | None = None
+    frame_stride: int = 1
 
     def outputs(self, job: Job, out_dir: Path) -> dict[str, Path]:
         return job.outputs(out_dir, video=self.video, csv=self.csv, mot=self.track is not None)
@@ -44,6 +46,8 @@ class BatchSettings:
         """The settings as the manifest records them (a checkpoint by its content's hash,
         so a retrained file under the same name counts as a change), as JSON reads back."""
         key = asdict(self)
+        if self.frame_stride == 1:  # as manifests written before the option record it
+            del key["frame_stride"]
         key["config"].update(resolved_engine(self.config))
         weights = self.config.weights
         if weights:
@@ -160,7 +164,8 @@ def _detect(detector, job: Job, settings: BatchSettings, paths: dict[str, Path],
         return detect_video(source, paths.get("video"), jsonl=paths["jsonl"],
                             csv=paths.get("csv"), detector=detector, batch=settings.batch,
                             on_result=on_frame, stages=stages, mot=paths.get("mot"),
-                            video_preset=settings.video_preset)
+                            video_preset=settings.video_preset,
+                            frame_stride=settings.frame_stride)
 
 
 def input_stat(job: Job) -> tuple[int, int]:

@@ -61,6 +61,9 @@ drivevision batch assets/ --out det/ --weights assets/tiny-fpn-synthetic.pt  # o
                      help="run on Ray: 'auto' joins this machine's cluster, an address joins "
                           "that one, none starts Ray here (needs drivevision[ray])")
     run.add_argument("--batch", type=int, default=1, metavar="N", help="frames per detector call")
+    run.add_argument("--frame-stride", type=int, default=1, metavar="K",
+                     help="detect only frames 0, K, 2K, ... of each input, as detect does "
+                          "(default: 1, every frame); another K redoes the inputs done before")
     run.add_argument("--fps", type=float,
                      help="frame rate given to folders of images, 0.01 to 1000 (default: 10); "
                           "videos keep their own")
@@ -93,6 +96,8 @@ def _settings(args: argparse.Namespace):
 
     if args.batch < 1:
         raise ValueError(f"Expected --batch >= 1, but got {args.batch}")
+    if args.frame_stride < 1:
+        raise ValueError(f"Expected --frame-stride >= 1 frames, but got {args.frame_stride}")
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"Expected --workers >= 1, but got {args.workers}")
     score_threshold(args)
@@ -110,7 +115,8 @@ def _settings(args: argparse.Namespace):
                          video_preset=args.video_preset, csv=args.csv,
                          track=args.track, **track_options(args),
                          batch=args.batch, fps=image_fps(args, images=True),
-                         max_pixels=limits.max_pixels(args.max_pixels))
+                         max_pixels=limits.max_pixels(args.max_pixels),
+                         frame_stride=args.frame_stride)
 
 
 def _out_dir(text: str) -> Path:

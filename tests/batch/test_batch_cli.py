@@ -145,6 +145,26 @@ def test_another_video_preset_redoes_the_videos(tmp_path, capsys, footage):
     assert x264_options(video)["cabac"] == "1"
 
 
+def test_another_frame_stride_redoes_the_inputs_and_detects_every_kth_frame(
+        tmp_path, capsys, footage):
+    out = tmp_path / "det"
+    assert batch(capsys, footage, "--out", out)[0] == 0
+    code, stdout, _ = batch(capsys, footage, "--out", out, "--frame-stride", "4")
+    assert code == 0 and set(statuses(out).values()) == {"done"}
+    frames = [json.loads(line)["frame"] for line in (out / CLIPS[0]).with_suffix(
+        ".jsonl").read_text().splitlines()]
+    assert frames == [0, 4]  # 6 frames: 0 and 4
+    assert batch(capsys, footage, "--out", out, "--frame-stride", "4")[0] == 0
+    assert set(statuses(out).values()) == {"skipped"}
+
+
+def test_every_frame_is_recorded_as_manifests_from_before_the_frame_stride_recorded_it():
+    from drivevision.batch import BatchSettings
+
+    assert "frame_stride" not in BatchSettings().key()  # their inputs stay done
+    assert BatchSettings(frame_stride=3).key()["frame_stride"] == 3
+
+
 def test_ray_without_ray_installed_says_how_to_install_it(tmp_path, capsys, footage,
                                                           monkeypatch):
     import importlib.util
@@ -178,6 +198,7 @@ def test_an_input_where_nothing_decodes_fails_with_the_reason_alone(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--workers", "0"], "Expected --workers >= 1"),
     (["--batch", "0"], "Expected --batch >= 1"),
+    (["--frame-stride", "0"], "Expected --frame-stride >= 1 frames, but got 0"),
     (["--weights", "nowhere.pt"], "No such checkpoint: nowhere.pt"),
     (["--weights", "."], ". is a folder, not a checkpoint"),
     (["--ray", "."], "--ray took . for a cluster address"),
