@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import re
 import functools
+import re
 import socket
 import threading
 import time
@@ -396,8 +396,9 @@ def test_a_frame_stride_is_refused_for_live_sources_which_drop_frames_by_themsel
 
 def scripted(monkeypatch, runs, fps=0.0, max_reconnects=3):
     """A ``StreamSource`` reading a ``ScriptedStream`` on its fake clock, and its frames."""
-    from drivevision.io import streams
     from standins import ScriptedStream
+
+    from drivevision.io import streams
 
     stream = ScriptedStream(runs, fps)
     monkeypatch.setattr(streams, "time", stream.clock)
