@@ -110,8 +110,9 @@ def _refuse_run_options(args: argparse.Namespace) -> None:
     given = [f"--{d.replace('_', '-')}" for d, default in args.run_only_defaults.items()
              if getattr(args, d) != default]
     if given:
-        raise ValueError(f"{', '.join(given)} apply only when eval runs the detector on an "
-                         f"INPUT; --pred {args.pred} is scored as it is: leave them out (or "
+        verb, them = ("applies", "it") if len(given) == 1 else ("apply", "them")
+        raise ValueError(f"{', '.join(given)} {verb} only when eval runs the detector on an "
+                         f"INPUT; --pred {args.pred} is scored as it is: leave {them} out (or "
                          "give detect --conf/--classes when writing it)")
 
 

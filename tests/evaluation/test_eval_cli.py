@@ -120,7 +120,13 @@ def test_detector_options_with_pred_are_refused_not_ignored(files, capsys, optio
     gt, pred = files
     assert main(["eval", "--gt", str(gt), "--pred", str(pred), *options]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and f"{options[0]} apply only when eval runs the detector" in err[0]
+    assert len(err) == 1 and f"{options[0]} applies only when eval runs the detector" in err[0]
+
+
+def test_several_detector_options_with_pred_are_named_together(files, capsys):
+    gt, pred = files
+    assert main(["eval", "--gt", str(gt), "--pred", str(pred), "--conf", "0.5", "--track"]) == 2
+    assert "--conf, --track apply only when eval runs" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("options, expected", [
