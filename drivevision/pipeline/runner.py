@@ -84,11 +84,13 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
         pipeline = Pipeline(src, detector, sinks, config=PipelineConfig(batch_size=batch),
                             stages=stages)
         try:
-            summary = _run(pipeline, detector, on_result)
+            summary, last = _run(pipeline, detector, on_result)
         finally:  # a signal while the outputs are finished waits until they are in place
             held = finishing.enter_context(signals.held())
         summary.notes.extend(src.notes)
         summary.frame_stride, summary.read = src.frame_stride, summary.frames + src.passed
+        if summary.interrupted:  # the reader ran ahead of the detector: count what it covered
+            summary.read = min(summary.read, last + 1)
     summary.notes.extend(n for s in sinks for n in s.notes)
     summary.interrupted = summary.interrupted or bool(held)
     return summary
@@ -126,13 +128,17 @@ def _sinks(src: Source, detector: Detector, output, jsonl, csv, mot=None,
 
 
 def _run(pipeline: Pipeline, detector: Detector,
-         on_result: Callable[[Result], None] | None) -> RunSummary:
+         on_result: Callable[[Result], None] | None) -> tuple[RunSummary, int]:
+    """The run's summary and the index of the last frame detected (-1: none)."""
     # the first detector call's frames carry one-off work (compiling for the frame size)
     stats = StageStats(warmup=pipeline.config.batch_size)
     counts, tracks = Counter(), TrackStats()
     start = time.perf_counter()
+    last = -1
 
     def collect(result: Result) -> None:
+        nonlocal last
+        last = max(last, result.frame.index)
         stats.add(result.timings)
         counts.update(name_of(int(c), detector.names) for c in result.detections.class_ids)
         tracks.add(result.frame.source_id, result.detections)
@@ -143,4 +149,4 @@ def _run(pipeline: Pipeline, detector: Detector,
     return RunSummary(frames, time.perf_counter() - start, dict(counts), stats, [],
                       interrupted=pipeline.interrupted, dropped=pipeline.dropped,
                       tracks=tracks.per_class(detector.names) if tracks else None,
-                      median_track_length=tracks.median_length() if tracks else None)
+                      median_track_length=tracks.median_length() if tracks else None), last

@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -154,6 +155,28 @@ def test_interrupt_keeps_a_playable_video_and_complete_jsonl(tmp_path, clip_path
     lines = jsonl.read_text().splitlines()
     assert len(lines) >= 3 and [json.loads(x)["frame"] for x in lines] == list(range(len(lines)))
     assert count_frames(out) == len(lines)
+
+
+def test_an_interrupted_strided_run_counts_the_input_read_up_to_its_last_frame(tmp_path):
+    """The reader runs ahead of the detector: frames it read past the last one detected
+    when Ctrl-C came are not counted as read (nor in the input's frames per second)."""
+    from drivevision.synthetic import write_clip
+
+    clip, jsonl = tmp_path / "clip.mp4", tmp_path / "d.jsonl"
+    write_clip(clip, 200, width=64, height=48, fps=10.0, seed=1)
+    seen = []
+
+    def ctrl_c_at_the_third(result):
+        seen.append(result.frame.index)
+        if len(seen) == 3:
+            time.sleep(0.5)  # the reader fills its queue meanwhile
+            os.kill(os.getpid(), signal.SIGINT)
+
+    summary = detect_video(clip, jsonl=jsonl, detector=FixedDetector(0.002), frame_stride=4,
+                           on_result=ctrl_c_at_the_third)
+    last = json.loads(jsonl.read_text().splitlines()[-1])["frame"]
+    assert summary.interrupted and summary.read == last + 1 < 200
+    assert f"{last + 1} frames read, every 4th detected" in summary.format()
 
 
 def test_failed_run_keeps_partial_outputs_under_a_partial_name(tmp_path):
