@@ -119,18 +119,17 @@ def _track_stages(args: argparse.Namespace) -> list:
 
 def detect_all(detector: Detector, uri: str, truth: Annotations, warmup: int, *,
                stride: int = 1, stages=()) -> tuple[Annotations, float]:
-    """Detections of every ``stride``-th frame of ``uri`` (the first, then every ``stride``
-    frames read), passed through ``stages`` (a tracker's: then with track ids), and the
-    median ms of one detector call."""
+    """Detections of frames 0, ``stride``, 2 x ``stride``, ... of ``uri`` (by their index in
+    it, whatever frames could not be decoded), passed through ``stages`` (a tracker's: then
+    with track ids), and the median ms of one detector call."""
     from drivevision.io.sources import open_source
     from drivevision.pipeline.pipeline import Result
 
     frames, samples = {}, []
     with open_source(uri) as source:
         _check_files(source, truth)
-        for position, frame in enumerate(source):
-            if position % stride:
-                continue
+        source.keep_every(stride)
+        for frame in source:
             _check_size(frame.index, frame.image.shape, truth)
             if not samples and frame.index == next(iter(truth.frames), 0):
                 for _ in range(warmup):

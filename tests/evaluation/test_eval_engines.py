@@ -95,3 +95,28 @@ def test_the_table_shows_the_tracker_and_its_scores(tmp_path, capsys):
     header = next(line for line in lines if line.startswith("engine"))
     assert header.split()[-5:] == ["HOTA", "MOTA", "IDF1", "IDsw", "recall"]
     assert len(lines[-1].split()) == len(header.split())  # the torch fp32 row, every column
+
+
+def test_frame_stride_picks_frames_by_their_index_past_an_image_that_cannot_be_decoded(
+        tmp_path):
+    """Frames 0, 2, 4 of a folder whose image 1 is damaged, as the table says: not every
+    second image that decoded (0, 3, 5)."""
+    import cv2
+    import numpy as np
+
+    from drivevision.cli.eval_run import detect_all
+    from drivevision.detections import Detections
+    from drivevision.evaluation import Annotations
+    from drivevision.labels import COCO_NAMES
+
+    class NoBoxes:
+        names = COCO_NAMES
+
+        def __call__(self, image):
+            return Detections.empty()
+
+    for i in range(6):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((48, 64, 3), 40 * i, np.uint8))
+    (tmp_path / "1.png").write_bytes(b"not a png")
+    preds, _ = detect_all(NoBoxes(), str(tmp_path), Annotations("gt", {}, ()), 0, stride=2)
+    assert sorted(preds.frames) == [0, 2, 4]
