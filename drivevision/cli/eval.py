@@ -72,9 +72,10 @@ drivevision eval --gt MOT17-02/gt/gt.txt --pred tracks.jsonl --report runs/eval/
     tracking = add_track_args(p)
     tracking.add_argument("--frame-stride", type=int, default=1, metavar="K",
                           help="with --track: detector and tracker see only frames 0, K, 2K, "
-                               "... of INPUT, as live does with a detector that needs K frames' "
-                               "time (it drops the frames between); scored on those frames "
-                               "(default: 1, every frame)")
+                               "... of INPUT (by index, as detect --frame-stride picks them), as "
+                               "live does with a detector that needs K frames' time (it drops "
+                               "the frames between); scored on those frames (default: 1, every "
+                               "frame)")
     p.set_defaults(func=cmd_eval, run_only_defaults={d: p.get_default(d) for d in RUN_ONLY})
 
 

@@ -8,8 +8,9 @@ frame (where torch.compile compiles and ONNX Runtime plans).
 
 With ``--track`` a new tracker runs on each engine's detections (the pipeline's own
 ``TrackStage``, so it sees the frames as ``detect`` and ``live`` give them) and the tracks are
-scored; with ``--frame-stride K`` the detector and tracker see only every K-th frame (the
-frame indices between are skipped, as live drops them) and the ground truth is cut to those
+scored; with ``--frame-stride K`` the detector and tracker see only frames 0, K, 2K, ... by
+index in the input (the source's ``keep_every``, as ``detect --frame-stride`` picks them; the
+frames between are read past, as live drops them) and the ground truth is cut to those
 frames.
 """
 
@@ -99,7 +100,7 @@ def run_engines(args: argparse.Namespace, truth: Annotations, class_map: dict,
         preds, ms = detect_all(detector, args.input, truth, args.warmup, stride=stride,
                                stages=stages)
         seen = truth if stride == 1 else replace(
-            truth, frames={f: fb for f, fb in truth.frames.items() if f in preds.frames})
+            truth, frames={f: fb for f, fb in truth.frames.items() if f % stride == 0})
         evaluation = evaluate(seen, preds, class_map=class_map,
                               allow_unlabelled=args.allow_unlabelled)
         engine, precision = detector.engine.name, detector.precision  # what auto picked

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import pytest
 
 from drivevision.cli import main
-from drivevision.synthetic import write_eval_clip
+from drivevision.synthetic import write_eval_clip, write_ground_truth
+from drivevision.synthetic.evalset import eval_scenes
 
 WEIGHTS = str(Path(__file__).parents[2] / "assets" / "tiny-fpn-synthetic.pt")
 FP32_AP_TOLERANCE = 0.001  # 0.1 AP point, MMDeploy's "37.4 vs 37.3"
@@ -97,26 +99,33 @@ def test_the_table_shows_the_tracker_and_its_scores(tmp_path, capsys):
     assert len(lines[-1].split()) == len(header.split())  # the torch fp32 row, every column
 
 
-def test_frame_stride_picks_frames_by_their_index_past_an_image_that_cannot_be_decoded(
-        tmp_path):
-    """Frames 0, 2, 4 of a folder whose image 1 is damaged, as the table says: not every
-    second image that decoded (0, 3, 5)."""
-    import cv2
-    import numpy as np
+def test_eval_scores_the_frames_detect_writes_with_the_same_stride_past_a_damaged_one(
+        tmp_path, capsys, monkeypatch):
+    """Frames 0, K, 2K, ... by index in the input, as ``detect --frame-stride`` keeps them:
+    image 1 of the folder is damaged, so counting the frames read would have picked 0, 3, 5."""
+    import drivevision.cli.eval_run as eval_run
 
-    from drivevision.cli.eval_run import detect_all
-    from drivevision.detections import Detections
-    from drivevision.evaluation import Annotations
-    from drivevision.labels import COCO_NAMES
+    folder, gt, jsonl = tmp_path / "frames", tmp_path / "gt.jsonl", tmp_path / "d.jsonl"
+    folder.mkdir()
+    scenes = eval_scenes((101,), frames_per_seed=7)
+    write_ground_truth(gt, scenes)
+    for i, scene in enumerate(scenes):
+        cv2.imwrite(str(folder / f"frame_{i:03d}.png"), scene.image)
+    (folder / "frame_001.png").write_bytes(b"not an image")
+    options = ["--weights", WEIGHTS, "--device", "cpu", "--conf", "0.05", "--track",
+               "--frame-stride", "2"]
+    assert main(["detect", str(folder), "--jsonl", str(jsonl), "-q",
+                 *options]) == 0
+    written = [json.loads(line)["frame"] for line in jsonl.read_text().splitlines()]
+    scored = []
 
-    class NoBoxes:
-        names = COCO_NAMES
+    def spy(truth, preds, **kwargs):
+        scored.append((sorted(truth.frames), sorted(preds.frames)))
+        return evaluate(truth, preds, **kwargs)
 
-        def __call__(self, image):
-            return Detections.empty()
-
-    for i in range(6):
-        cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((48, 64, 3), 40 * i, np.uint8))
-    (tmp_path / "1.png").write_bytes(b"not a png")
-    preds, _ = detect_all(NoBoxes(), str(tmp_path), Annotations("gt", {}, ()), 0, stride=2)
-    assert sorted(preds.frames) == [0, 2, 4]
+    evaluate = eval_run.evaluate
+    monkeypatch.setattr(eval_run, "evaluate", spy)
+    assert main(["eval", "--gt", str(gt), str(folder), "--warmup", "0", "--json",
+                 *options]) == 0
+    [row] = json.loads(capsys.readouterr().out)["results"]
+    assert written == [0, 2, 4, 6] and scored == [(written, written)] and row["frames"] == 4
