@@ -12,11 +12,24 @@ TRACKERS = ("botsort", "bytetrack")  # drivevision.tracking.TRACKERS, without im
 TRACK_DEFAULTS = {"track_thresh": 0.5, "track_buffer": 30, "match_thresh": 0.8}
 
 
+def tracker_name(value: str) -> str:
+    """``--track``'s NAME. Its NAME is optional, so ``--track clip.mp4`` takes the input for
+    it: the error says so, rather than only that clip.mp4 is no tracker."""
+    if value in TRACKERS:
+        return value
+    hint = ""
+    if "." in value or "/" in value or "\\" in value:
+        hint = (f"; {value} looks like an input: put it before --track, or name the tracker "
+                f"(--track botsort {value})")
+    raise argparse.ArgumentTypeError(f"expected a tracker, {' or '.join(TRACKERS)}, but got "
+                                     f"{value!r}{hint}")
+
+
 def add_track_args(parser: argparse.ArgumentParser):
     """``--track`` and the tracker's settings, in a "tracking" group (returned, for a command
     to add its own)."""
     g = parser.add_argument_group("tracking")
-    g.add_argument("--track", nargs="?", const="botsort", choices=TRACKERS, metavar="NAME",
+    g.add_argument("--track", nargs="?", const="botsort", type=tracker_name, metavar="NAME",
                    help="give each object an id that follows it: botsort (the default when "
                         "NAME is left out: ByteTrack with camera-motion compensation) or "
                         "bytetrack; one tracker per source")

@@ -121,6 +121,23 @@ def test_bad_tracker_and_score_settings_are_refused_by_their_option_names(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("command", ["detect", "eval"])
+def test_an_input_after_track_is_named_as_one_not_only_as_no_tracker(tmp_path, capsys,
+                                                                      clip_path, command):
+    """``--track``'s NAME is optional, so argparse gives it the input that follows."""
+    where = ["--gt", str(tmp_path / "gt.jsonl")] if command == "eval" else []
+    with pytest.raises(SystemExit) as stop:
+        main([command, *where, "--track", clip_path])
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert stop.value.code == EXIT_USAGE
+    assert "expected a tracker, botsort or bytetrack" in err
+    assert "looks like an input: put it before --track" in err
+    with pytest.raises(SystemExit):
+        main(["detect", clip_path, "--track", "sort"])
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert "but got 'sort'" in err and "looks like an input" not in err
+
+
 @pytest.mark.parametrize("command", ["detect", "live", "batch", "view"])
 def test_tracker_settings_without_track_are_refused_before_any_work(tmp_path, capsys, clip_path,
                                                                     command):
