@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,3 +105,28 @@ def no_thread_leak():
 
 def random_frame(h: int, w: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+HOLD = ("import sys; from drivevision.io.claims import claim_folder; "
+        "claim = claim_folder(sys.argv[1]); print('held', flush=True); sys.stdin.read()")
+
+
+@pytest.fixture
+def held_by_another_run():
+    """``hold(folder)``: another process claims ``folder`` as a run writing into it does,
+    until the test ends."""
+    import subprocess
+
+    holders = []
+
+    def hold(folder: Path) -> int:
+        proc = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], text=True,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        holders.append(proc)
+        assert proc.stdout.readline() == "held\n"
+        return proc.pid
+
+    yield hold
+    for proc in holders:
+        proc.stdin.close()
+        proc.wait(timeout=30)

@@ -1,8 +1,6 @@
 """`drivevision detect --yolo DIR --crops DIR`: a dataset from one's own footage."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -128,23 +126,14 @@ def test_the_input_folder_is_never_a_dataset_folder(tmp_path, capsys):
     assert files_in(shots) == ["a.png"]
 
 
-HOLD = ("import sys; from drivevision.io.claims import claim_folder; "
-        "claim = claim_folder(sys.argv[1]); print('held', flush=True); sys.stdin.read()")
-
-
 @pytest.mark.parametrize("option", ["--yolo", "--crops"])
-def test_a_folder_another_run_is_writing_is_refused(tmp_path, capsys, clip_path, option):
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path / "d")], text=True,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    try:
-        assert holder.stdout.readline() == "held\n"
-        code, out, err = run(capsys, clip_path, option, tmp_path / "d", "--weights",
-                             tmp_path / "not-loaded.pt")
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=30)
+def test_a_folder_another_run_is_writing_is_refused(tmp_path, capsys, clip_path, option,
+                                                    held_by_another_run):
+    pid = held_by_another_run(tmp_path / "d")
+    code, out, err = run(capsys, clip_path, option, tmp_path / "d", "--weights",
+                         tmp_path / "not-loaded.pt")
     assert code == 2 and out == "", err
     assert err.splitlines() == [f"drivevision: error: {tmp_path / 'd'} is being written by "
-                                f"another run (pid {holder.pid}); wait for it to end or "
+                                f"another run (pid {pid}); wait for it to end or "
                                 "choose another name"]
     assert not (tmp_path / "d").exists()

@@ -183,32 +183,6 @@ def test_a_glob_of_two_inputs_never_overwrites_the_second(tmp_path, capsys, tiny
 
 
 
-HOLD = ("import sys; from drivevision.io.claims import claim_folder; "
-        "claim = claim_folder(sys.argv[1]); print('held', flush=True); sys.stdin.read()")
-
-
-@pytest.fixture
-def held_by_another_run():
-    """``hold(folder)``: another process claims ``folder`` as a run writing into it does,
-    until the test ends."""
-    import subprocess
-    import sys
-
-    holders = []
-
-    def hold(folder: Path) -> int:
-        proc = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], text=True,
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        holders.append(proc)
-        assert proc.stdout.readline() == "held\n"
-        return proc.pid
-
-    yield hold
-    for proc in holders:
-        proc.stdin.close()
-        proc.wait(timeout=30)
-
-
 def test_a_second_run_into_a_folder_another_is_writing_is_refused(
         tmp_path, capsys, tiny_checkpoint, clip_path, held_by_another_run):
     frames = tmp_path / "frames"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -151,18 +149,8 @@ def test_a_second_run_replaces_the_first_and_keeps_the_users_files(tmp_path):
     assert (ds / RECORD).read_text().splitlines()[1:] == files_in(ds)[2:]
 
 
-HOLD = ("import sys; from drivevision.io.claims import claim_folder; "
-        "claim = claim_folder(sys.argv[1]); print('held', flush=True); sys.stdin.read()")
-
-
-def test_a_folder_another_run_is_writing_is_refused(tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path / "ds")], text=True,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    try:
-        assert holder.stdout.readline() == "held\n"
-        with pytest.raises(SinkError, match=rf"is being written by another run \(pid {holder.pid}"):
-            YoloSink(tmp_path / "ds", COCO_NAMES, (3,))
-        assert not (tmp_path / "ds").exists()
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=30)
+def test_a_folder_another_run_is_writing_is_refused(tmp_path, held_by_another_run):
+    pid = held_by_another_run(tmp_path / "ds")
+    with pytest.raises(SinkError, match=rf"is being written by another run \(pid {pid}"):
+        YoloSink(tmp_path / "ds", COCO_NAMES, (3,))
+    assert not (tmp_path / "ds").exists()
