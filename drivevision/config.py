@@ -13,6 +13,10 @@ DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")
 CALIB_FRAMES = 16  # frames int8 calibrates on, evenly spaced over --calib
 MAX_CALIB_FRAMES = 256  # each is held in memory (twice over while a video is spaced out)
+# --agnostic-nms: boxes of any classes overlapping more than this are one object (Ultralytics'
+# default NMS IoU); one vehicle's car and truck boxes overlap by far more, and two vehicles
+# side by side, even one partly hidden behind the other, mostly by less.
+AGNOSTIC_IOU = 0.7
 NEED_CALIB = ("int8 needs frames to calibrate on: pass --calib CLIP_OR_FOLDER, a video or a "
               f"folder of images from your own cameras ({CALIB_FRAMES} frames are used, "
               "--calib-frames N for more; the result is cached)")
@@ -35,6 +39,7 @@ class DetectorConfig:
     names and every class for a model with its own.
     ``min_size``/``max_size`` None keep the model's own resize rule (800/1333 for COCO);
     ``proposals`` None keeps its RPN proposals per image (1000), fewer is faster on CPUs.
+    ``agnostic_nms``: one box where boxes of different classes overlap (``Detector``).
     ``calib``: a video file or folder of images that int8 calibrates on (needed for int8);
     ``calib_frames`` of its frames, evenly spaced, are used.
     """
@@ -49,6 +54,7 @@ class DetectorConfig:
     min_size: int | None = None
     max_size: int | None = None
     proposals: int | None = None
+    agnostic_nms: bool = False
     calib: str | None = None
     calib_frames: int = CALIB_FRAMES
 

@@ -83,3 +83,25 @@ class Detections:
         """float32 (N,) box areas in pixels."""
         wh = np.clip(self.xyxy[:, 2:] - self.xyxy[:, :2], 0, None)
         return wh[:, 0] * wh[:, 1]
+
+    def with_nms(self, iou: float = 0.7, *, class_agnostic: bool = True) -> Detections:
+        """The detections that non-maximum suppression keeps, in their order here.
+
+        ``class_agnostic`` (the default) suppresses across classes: of boxes overlapping by
+        more than ``iou``, only the highest-scoring is kept, whatever its class. It is for the
+        same vehicle found twice, as a car and as a truck, which the model's own NMS (per
+        class) keeps both of. False runs NMS within each class only.
+        """
+        if not 0.0 <= iou <= 1.0:
+            raise ValueError(f"Expected iou in [0, 1], but got {iou}")
+        if len(self) < 2:
+            return self
+        import torch
+        from torchvision.ops import batched_nms, nms
+
+        boxes, scores = torch.from_numpy(self.xyxy), torch.from_numpy(self.scores)
+        if class_agnostic:
+            keep = nms(boxes, scores, iou)
+        else:
+            keep = batched_nms(boxes, scores, torch.from_numpy(self.class_ids), iou)
+        return self[np.sort(keep.numpy())]

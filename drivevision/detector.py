@@ -20,7 +20,13 @@ import torch
 from torch import Tensor
 from torchvision.models.detection.image_list import ImageList
 
-from drivevision.config import CALIB_FRAMES, NEED_CALIB, DetectorConfig, check_calib_frames
+from drivevision.config import (
+    AGNOSTIC_IOU,
+    CALIB_FRAMES,
+    NEED_CALIB,
+    DetectorConfig,
+    check_calib_frames,
+)
 from drivevision.detections import Detections
 from drivevision.engines import Engine, create_engine, hardware
 from drivevision.engines.int8 import CalibrationSet
@@ -95,6 +101,10 @@ class Detector:
             COCO's class names, all for one with its own (see ``labels.resolve_classes``).
         proposals: RPN proposals kept per frame (torchvision's ``rpn_post_nms_top_n_test``);
             None keeps the model's (1000).
+        agnostic_nms: keep one box where boxes of different classes overlap by more than
+            ``AGNOSTIC_IOU`` (the highest-scoring), after ``conf`` and ``classes``: one
+            vehicle found as a car and as a truck is shown once. The model's own NMS is per
+            class and keeps both.
         progress: print a line before slow first-use engine work (export, build, compile).
         calib: int8 only: a video file or folder of images to calibrate on (frames of the
             user's own footage), or an ``engines.int8.CalibrationSet``.
@@ -103,8 +113,8 @@ class Detector:
     def __init__(self, loaded: LoadedModel, *, engine: str = "torch", device: str = "auto",
                  precision: str = "fp32", conf: float = 0.5,
                  classes: str | Sequence[str | int] | None = None,
-                 proposals: int | None = None, progress: bool = False,
-                 calib: str | os.PathLike | CalibrationSet | None = None):
+                 proposals: int | None = None, agnostic_nms: bool = False,
+                 progress: bool = False, calib: str | os.PathLike | CalibrationSet | None = None):
         self.device = resolve_device(device)
         self.precision_reason = None
         if precision == "auto":
@@ -124,6 +134,7 @@ class Detector:
         self.precision = precision
         self.conf = conf
         self.class_ids = resolve_classes(classes, self.names)
+        self.agnostic_nms = agnostic_nms
         self.engine: Engine = create_engine(
             engine, self.loaded, device=self.device, precision=precision, progress=progress,
             calib=calibration_set(calib) if precision == "int8" else None)
@@ -135,7 +146,8 @@ class Detector:
                             min_size=config.min_size, max_size=config.max_size)
         return cls(loaded, engine=config.engine, device=config.device,
                    precision=config.precision, conf=config.conf, classes=config.classes,
-                   proposals=config.proposals, progress=progress,
+                   proposals=config.proposals, agnostic_nms=config.agnostic_nms,
+                   progress=progress,
                    calib=calibration_set(config.calib, config.calib_frames)
                    if config.precision == "int8" else config.calib)
 
@@ -281,7 +293,8 @@ class Detector:
         keep = det.scores >= self.conf
         if self.class_ids is not None:
             keep &= np.isin(det.class_ids, self.class_ids)
-        return det[keep]
+        det = det[keep]
+        return det.with_nms(AGNOSTIC_IOU) if self.agnostic_nms else det
 
 
 def _resize(transform, image: Tensor) -> Tensor:

@@ -52,6 +52,7 @@ def build(window: QMainWindow, config: DetectorConfig) -> None:
     window.progress.hide()
     window.statusBar().addPermanentWidget(window.progress)
     window.panel.overlay.set_conf(config.conf)
+    window.panel.overlay.agnostic_box.setChecked(config.agnostic_nms)
     window.panel.detector.set_values(config.model or DEFAULT_MODEL, config.weights,
                                      config.engine, config.device, config.precision)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from PyQt6.QtGui import QImage
 
+from drivevision.config import AGNOSTIC_IOU
 from drivevision.detections import Detections
 from drivevision.render import annotate
 
@@ -21,7 +22,8 @@ INTERNAL_CONF = 0.05  # the detector keeps everything scoring at least this
 @dataclass(frozen=True)
 class OverlaySettings:
     """The overlay controls. ``hidden`` holds class ids switched off; ``thickness`` 0 = auto;
-    ``tracks``: track ids and trails shown (when the viewer tracks)."""
+    ``tracks``: track ids and trails shown (when the viewer tracks); ``agnostic_nms``: one
+    box where boxes of the classes shown overlap (``Detector``'s ``agnostic_nms``)."""
 
     conf: float = 0.5
     hidden: frozenset[int] = frozenset()
@@ -29,6 +31,7 @@ class OverlaySettings:
     thickness: int = 0
     highlight: int | None = None
     tracks: bool = True
+    agnostic_nms: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.conf <= 1.0:
@@ -38,12 +41,15 @@ class OverlaySettings:
 
 
 def visible(detections: Detections, settings: OverlaySettings) -> Detections:
-    """The detections the overlay shows: score >= ``conf`` and class not hidden; without their
-    track ids when ``tracks`` is off."""
+    """The detections the overlay shows: score >= ``conf`` and class not hidden (one of those
+    overlapping with ``agnostic_nms``, so a hidden class never hides a shown one); without
+    their track ids when ``tracks`` is off."""
     keep = detections.scores >= settings.conf
     if settings.hidden:
         keep &= ~np.isin(detections.class_ids, list(settings.hidden))
     shown = detections[keep]
+    if settings.agnostic_nms:
+        shown = shown.with_nms(AGNOSTIC_IOU)
     if not settings.tracks and shown.track_ids is not None:
         shown = Detections(shown.xyxy, shown.scores, shown.class_ids)
     return shown

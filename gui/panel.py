@@ -63,6 +63,10 @@ class OverlayControls(QGroupBox):
         self.tracks_box.setChecked(True)
         self.tracks_box.setEnabled(False)  # until the viewer tracks (--track)
         self.tracks_box.setToolTip("start the viewer with --track to follow objects")
+        self.agnostic_box = QCheckBox("One box per object")
+        self.agnostic_box.setToolTip(
+            "where boxes of different classes overlap (IoU > 0.7), show only the "
+            "highest-scoring, e.g. a vehicle found both as car and as truck")
         self.thickness = QSpinBox()
         self.thickness.setRange(0, 12)
         self.thickness.setSpecialValueText("auto")
@@ -79,11 +83,16 @@ class OverlayControls(QGroupBox):
         style.addWidget(QLabel("Box width"))
         style.addWidget(self.thickness)
         form.addRow(style)
-        form.addRow(self.tracks_box)
+        shown = QHBoxLayout()  # one row: the panel fits a 1600x900 screen unscrolled
+        shown.addWidget(self.agnostic_box)
+        shown.addWidget(self.tracks_box)
+        shown.addStretch(1)
+        form.addRow(shown)
         form.addRow(self.classes)
         self.conf_slider.valueChanged.connect(self._conf_moved)
         self.labels_box.toggled.connect(self.changed)
         self.tracks_box.toggled.connect(self.changed)
+        self.agnostic_box.toggled.connect(self.changed)
         self.thickness.valueChanged.connect(self.changed)
         self.classes.itemChanged.connect(self.changed)
         self._conf_moved(self.conf_slider.value())
@@ -126,7 +135,8 @@ class OverlayControls(QGroupBox):
         return OverlaySettings(conf=self.conf_slider.value() / 100, hidden=hidden,
                                labels=self.labels_box.isChecked(),
                                thickness=self.thickness.value(), highlight=highlight,
-                               tracks=self.tracks_box.isChecked())
+                               tracks=self.tracks_box.isChecked(),
+                               agnostic_nms=self.agnostic_box.isChecked())
 
 
 class DetectorControls(QGroupBox):

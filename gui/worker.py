@@ -169,7 +169,9 @@ class Worker(QObject):
         try:
             from drivevision.detector import Detector
 
-            internal = replace(config, conf=min(config.conf, INTERNAL_CONF), classes="all")
+            # the overlay applies conf, classes and agnostic NMS, so a slider redraws at once
+            internal = replace(config, conf=min(config.conf, INTERNAL_CONF), classes="all",
+                               agnostic_nms=False)
             self.detector = Detector.from_config(internal, progress=False)
         finally:
             self.loading = False

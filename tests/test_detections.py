@@ -61,3 +61,33 @@ def test_detections_are_unhashable_by_their_own_name():
     with pytest.raises(TypeError, match="unhashable type: 'Detections'"):
         hash(make(2))
     assert make(2) == make(2) and make(2) != make(1)
+
+
+def overlapping() -> Detections:
+    """A car and a truck on one object (IoU 0.91), that car again less sure, and a car apart."""
+    return Detections([[0, 0, 10, 10], [0, 0, 10, 11], [40, 40, 50, 50], [0, 0, 10, 10]],
+                      [0.5, 0.9, 0.3, 0.4], [3, 8, 3, 3], track_ids=[1, 2, 3, 4])
+
+
+def test_class_agnostic_nms_keeps_the_best_box_of_an_object_whatever_its_class():
+    kept = overlapping().with_nms(0.7)
+    assert kept.class_ids.tolist() == [8, 3]  # the truck and the car apart, in their order
+    assert kept.track_ids.tolist() == [2, 3]
+    assert kept.scores.tolist() == pytest.approx([0.9, 0.3])
+
+
+def test_nms_per_class_keeps_one_box_of_each_class_on_an_object():
+    kept = overlapping().with_nms(0.7, class_agnostic=False)
+    assert kept.class_ids.tolist() == [3, 8, 3]
+    assert kept.scores.tolist() == pytest.approx([0.5, 0.9, 0.3])
+
+
+def test_nms_keeps_boxes_overlapping_less_than_the_threshold():
+    assert len(overlapping().with_nms(0.95)) == 3  # only the car's exact copy goes
+    assert overlapping()[[2]].with_nms(0.7) == overlapping()[[2]]
+    assert len(Detections.empty().with_nms()) == 0
+
+
+def test_an_nms_threshold_outside_0_1_is_refused():
+    with pytest.raises(ValueError, match=r"iou in \[0, 1\], but got 1.5"):
+        overlapping().with_nms(1.5)

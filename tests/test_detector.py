@@ -14,6 +14,7 @@ from torch._subclasses.fake_tensor import DynamicOutputShapeException, FakeTenso
 from torch.utils._python_dispatch import TorchDispatchMode
 from torchvision.ops import box_iou
 
+from drivevision.config import AGNOSTIC_IOU
 from drivevision.detections import Detections
 from drivevision.detector import STAGES, Detector, as_bgr
 from drivevision.labels import COCO_NAMES
@@ -88,6 +89,37 @@ def test_conf_and_classes_filter_the_output(tiny_loaded):
     assert set(cars.class_ids.tolist()) <= {3}
     assert len(cars) == int(np.sum(everything.class_ids == 3))
     assert len(confident) == int(np.sum(everything.scores >= 0.07))
+
+
+def cross_class_overlaps(det: Detections, above: float) -> int:
+    """Pairs of boxes of different classes overlapping by more than ``above`` (IoU)."""
+    iou = box_iou(torch.from_numpy(det.xyxy), torch.from_numpy(det.xyxy)).numpy()
+    other = det.class_ids[:, None] != det.class_ids[None, :]
+    return int(np.triu((iou > above) & other, 1).sum())
+
+
+def test_agnostic_nms_keeps_the_best_of_boxes_of_different_classes_on_one_object(tiny_loaded):
+    frame = scene(120, 200, seed=1)
+    plain = Detector(tiny_loaded, device="cpu", conf=0.0, classes="all")(frame)
+    one = Detector(tiny_loaded, device="cpu", conf=0.0, classes="all", agnostic_nms=True)(frame)
+    assert cross_class_overlaps(plain, AGNOSTIC_IOU) > 0  # what the model's own NMS keeps
+    assert cross_class_overlaps(one, AGNOSTIC_IOU) == 0
+    assert 0 < len(one) < len(plain)
+    rows = {tuple(r) for r in np.c_[plain.xyxy, plain.scores, plain.class_ids].tolist()}
+    assert all(tuple(r) in rows for r in np.c_[one.xyxy, one.scores, one.class_ids].tolist())
+    assert one.scores.max() == plain.scores.max()
+
+
+def test_agnostic_nms_runs_after_classes_so_a_class_left_out_never_hides_one_kept(tiny_loaded):
+    frame = scene(120, 200, seed=1)
+    kept_ids = [3, 8, 22, 57]  # random weights: these overlap each other and class 40 a lot
+    some = Detector(tiny_loaded, device="cpu", conf=0.0, classes=kept_ids)(frame)
+    one = Detector(tiny_loaded, device="cpu", conf=0.0, classes=kept_ids,
+                   agnostic_nms=True)(frame)
+    assert cross_class_overlaps(some, AGNOSTIC_IOU) > 0
+    assert one == some.with_nms(AGNOSTIC_IOU)
+    every = Detector(tiny_loaded, device="cpu", conf=0.0, classes="all", agnostic_nms=True)(frame)
+    assert len(one) > int(np.isin(every.class_ids, kept_ids).sum())  # class 40 hid some there
 
 
 @pytest.mark.parametrize("size", ["smaller", "the model's"])

@@ -48,6 +48,8 @@ class BatchSettings:
         key = asdict(self)
         if self.frame_stride == 1:  # as manifests written before the option record it
             del key["frame_stride"]
+        if not self.config.agnostic_nms:  # nor the option
+            del key["config"]["agnostic_nms"]
         key["config"].update(resolved_engine(self.config))
         weights = self.config.weights
         if weights:

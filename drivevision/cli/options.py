@@ -85,6 +85,10 @@ def add_detector_args(parser: argparse.ArgumentParser, *, conf: float = 0.5,
     g.add_argument("--proposals", type=int, metavar="N",
                    help="RPN proposals per frame (default 1000); fewer is faster on a CPU "
                         "(300: 2x with the v2 model at 360 px), at a small cost in recall")
+    g.add_argument("--agnostic-nms", action="store_true",
+                   help="one box per object: where boxes of different classes overlap (IoU > "
+                        "0.7), keep the highest-scoring, e.g. a vehicle found both as car and "
+                        "as truck (the model's own NMS is per class)")
 
 
 def one_value(parser: argparse.ArgumentParser, what: str):
@@ -189,7 +193,8 @@ def detector_config(args: argparse.Namespace) -> DetectorConfig:
     return DetectorConfig(model=args.model, weights=args.weights, engine=engine,
                           device=args.device, precision=args.precision, conf=score_threshold(args),
                           classes=args.classes, min_size=args.min_size, max_size=args.max_size,
-                          proposals=args.proposals, calib=getattr(args, "calib", None),
+                          proposals=args.proposals, agnostic_nms=args.agnostic_nms,
+                          calib=getattr(args, "calib", None),
                           calib_frames=getattr(args, "calib_frames", CALIB_FRAMES))
 
 

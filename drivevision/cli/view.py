@@ -35,7 +35,8 @@ def cmd_view(args: argparse.Namespace) -> int:
     library never imports ``gui``. Not ``python -m gui`` in a new process: that puts the
     working folder first on the import path, so run from the folder that holds the clone
     (itself named ``drivevision``) it would import the clone's folder as the package."""
-    argv = [*([args.source] if args.source else []), *(["--play"] if args.play else [])]
+    argv = [*([args.source] if args.source else []), *(["--play"] if args.play else []),
+            *(["--agnostic-nms"] if args.agnostic_nms else [])]
     for name in ("model", "weights", "engine", "device", "precision", "conf", "classes",
                  "min_size", "max_size", "proposals", "track", "track_thresh",
                  "track_buffer", "match_thresh"):

@@ -88,3 +88,14 @@ def test_the_manifest_records_what_auto_settles_to_on_this_machine(monkeypatch):
     assert amx == key_on(SAPPHIRE, engine="compiled", precision="bf16")  # the same outputs
     avx2 = key_on(EPYC, engine="auto", precision="auto")
     assert avx2["precision"] == "fp32" and avx2 != amx  # a rerun there redoes the inputs
+
+
+def test_agnostic_nms_is_a_setting_of_its_own_and_old_manifests_stay_done():
+    from drivevision.batch.work import BatchSettings
+    from drivevision.config import DetectorConfig
+
+    plain = BatchSettings(DetectorConfig(device="cpu", engine="torch", precision="fp32")).key()
+    one_box = BatchSettings(DetectorConfig(device="cpu", engine="torch", precision="fp32",
+                                           agnostic_nms=True)).key()
+    assert "agnostic_nms" not in plain["config"]  # as manifests written before the option
+    assert one_box["config"]["agnostic_nms"] is True and one_box != plain

@@ -237,6 +237,29 @@ def test_replaying_from_the_end_shows_rates_of_the_new_pass(qtbot, make_window, 
     assert 5.0 <= rates[-1][0] <= 12.0, huds  # the clip's 10 fps, measured over the pass
 
 
+def test_one_box_per_object_keeps_the_best_class_of_an_object_and_follows_the_option(
+        qtbot, make_window, clip_path):
+    truck = 8
+    on_one = Detections([[20, 20, 80, 70], [21, 20, 80, 71], [110, 30, 180, 90]],
+                        [0.9, 0.6, 0.8], [CAR, truck, PERSON])
+    window = make_window(FixedDetector(detections=on_one), agnostic_nms=True)
+    box = window.panel.overlay.agnostic_box
+    assert box.isChecked()  # drivevision view --agnostic-nms
+    window.open_source(clip_path)
+    wait_for_frame(qtbot, window, 0)
+
+    def listed() -> list[str]:
+        panel = window.panel.detections
+        return [panel.item(i).text().split()[0] for i in range(panel.count())]
+
+    assert listed() == ["car", "person"]
+    window.panel.overlay.class_item(CAR).setCheckState(Qt.CheckState.Unchecked)
+    assert listed() == ["truck", "person"]  # a hidden class never hides one shown
+    window.panel.overlay.class_item(CAR).setCheckState(Qt.CheckState.Checked)
+    box.setChecked(False)
+    assert listed() == ["car", "truck", "person"]
+
+
 def red_share(widget) -> float:
     """How much of ``widget`` is painted a strong red."""
     image = widget.grab().toImage()
@@ -445,7 +468,8 @@ def test_drivevision_view_starts_the_viewer_with_the_same_options(monkeypatch, c
 
     calls = []
     monkeypatch.setattr(app, "main", lambda argv, prog: calls.append(argv) or 0)
-    options = ["--model", "tiny-fpn", "--device", "cpu", "--conf", "0.3", "--classes", "car"]
+    options = ["--model", "tiny-fpn", "--device", "cpu", "--conf", "0.3", "--classes", "car",
+               "--agnostic-nms"]
     assert cli.main(["view", clip_path, *options]) == 0
     [argv] = calls  # in this process
     assert argv[0] == clip_path
