@@ -133,3 +133,22 @@ class PipelineConfig:
         if not 0 <= self.batch_timeout <= 10:
             raise ValueError(f"Expected batch timeout in [0, 10] s, but got {self.batch_timeout}")
         _check_choice("frames", self.frames, FRAME_POLICIES)
+
+
+MAX_LINE_WIDTH = 64  # pixels: wider boxes would hide what they mark
+
+
+@dataclass(frozen=True)
+class DrawStyle:
+    """How the annotated outputs draw detections: ``labels`` (class, score, track id) on or
+    off, ``scores`` in the labels, ``line_width`` in pixels (None: scaled to the frame);
+    ``drivevision.render.renderer`` draws in it."""
+
+    labels: bool = True
+    scores: bool = True
+    line_width: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.line_width is not None and not 1 <= self.line_width <= MAX_LINE_WIDTH:
+            raise ValueError(f"Expected a line width of 1 to {MAX_LINE_WIDTH} pixels, but got "
+                             f"{self.line_width}")

@@ -12,11 +12,13 @@ around it, always inside the frame (``label_layout``).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 
 import cv2
 import numpy as np
 
+from drivevision.config import DrawStyle
 from drivevision.detections import Detections
 from drivevision.labels import colour_for, name_of, track_colour
 
@@ -25,7 +27,7 @@ _PAD = 2  # pixels of label background around the text
 
 
 def annotate(frame: np.ndarray, detections: Detections, names: Sequence[str], *,
-             labels: bool = True, thickness: int | None = None,
+             labels: bool = True, scores: bool = True, thickness: int | None = None,
              highlight: int | None = None,
              trails: Mapping[int, np.ndarray] | None = None) -> np.ndarray:
     """A new (H, W, 3) uint8 BGR array: ``frame`` with boxes, class names and scores drawn.
@@ -33,7 +35,8 @@ def annotate(frame: np.ndarray, detections: Detections, names: Sequence[str], *,
     ``frame`` is uint8 (H, W, 3) BGR, or (H, W) grayscale or (H, W, 4) BGRA (converted to
     BGR, as the detector takes them); it is never changed (the drawing is on a copy).
     ``names`` are the detector's class names (``detector.names``). Line width and text size
-    scale with the frame (``thickness`` overrides the line width); ``highlight`` is the
+    scale with the frame (``thickness`` overrides the line width); ``labels`` False draws
+    boxes only, ``scores`` False leaves the score out of each label; ``highlight`` is the
     index of one detection to draw thicker. Labels go where ``label_layout`` puts them; a
     label with no free place near its box is left out (its box is still drawn). Detections
     with ``track_ids`` take their track's colour (``track_colour``), others their class's.
@@ -53,12 +56,19 @@ def annotate(frame: np.ndarray, detections: Detections, names: Sequence[str], *,
                       cv2.LINE_AA)
     if labels:
         font_scale = _font_scale(out.shape)
-        texts = label_texts(detections, names)
-        layout = label_layout(out.shape, detections, names, highlight=highlight)
+        texts = label_texts(detections, names, scores=scores)
+        layout = label_layout(out.shape, detections, names, highlight=highlight, scores=scores)
         for i in _order(detections, highlight):
             if layout[i] is not None:
                 _draw_label(out, texts[i], layout[i], colours[i], font_scale)
     return out
+
+
+def renderer(style: DrawStyle, names: Sequence[str]) -> Callable[..., np.ndarray]:
+    """``annotate`` in ``style``, as ``Pipeline(render=...)`` takes it:
+    ``render(frame, detections, trails=...)``."""
+    return partial(annotate, names=names, labels=style.labels, scores=style.scores,
+                   thickness=style.line_width)
 
 
 def _bgr_copy(frame: np.ndarray) -> np.ndarray:
@@ -128,11 +138,15 @@ class Trails:
         return {t: np.array(p, np.float32)[:, 1:] for t, p in self._points.items()}
 
 
-def label_texts(detections: Detections, names: Sequence[str]) -> list[str]:
-    """The label of each detection: "car 0.91", or "#7 car 0.91" with a track id."""
+def label_texts(detections: Detections, names: Sequence[str], *,
+                scores: bool = True) -> list[str]:
+    """The label of each detection: "car 0.91", or "#7 car 0.91" with a track id ("car" and
+    "#7 car" without ``scores``)."""
     texts = []
     for i in range(len(detections)):
-        text = f"{name_of(int(detections.class_ids[i]), names)} {detections.scores[i]:.2f}"
+        text = name_of(int(detections.class_ids[i]), names)
+        if scores:
+            text = f"{text} {detections.scores[i]:.2f}"
         if detections.track_ids is not None:
             text = f"#{detections.track_ids[i]} {text}"
         texts.append(text)
@@ -140,8 +154,10 @@ def label_texts(detections: Detections, names: Sequence[str]) -> list[str]:
 
 
 def label_layout(shape: tuple[int, ...], detections: Detections, names: Sequence[str], *,
-                 highlight: int | None = None) -> list[tuple[int, int, int, int] | None]:
-    """Where ``annotate`` draws each detection's label on a frame of ``shape`` (H, W, ...).
+                 highlight: int | None = None,
+                 scores: bool = True) -> list[tuple[int, int, int, int] | None]:
+    """Where ``annotate`` draws each detection's label (``label_texts``) on a frame of
+    ``shape`` (H, W, ...).
 
     One rectangle (x1, y1, x2, y2) per detection, in pixels, x2 and y2 exclusive, or None
     where no free place was found near the box. Rectangles are inside the frame and never
@@ -153,7 +169,7 @@ def label_layout(shape: tuple[int, ...], detections: Detections, names: Sequence
     weight = _weight(font_scale)
     placed = np.empty((0, 4), dtype=np.int64)
     layout: list[tuple[int, int, int, int] | None] = [None] * len(detections)
-    texts = label_texts(detections, names)
+    texts = label_texts(detections, names, scores=scores)
     for i in _order(detections, highlight):
         (tw, th), base = cv2.getTextSize(texts[i], _FONT, font_scale, weight)
         size = (tw + 2 * _PAD, th + base + 2 * _PAD)

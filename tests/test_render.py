@@ -6,7 +6,7 @@ import pytest
 
 from drivevision.detections import Detections
 from drivevision.labels import COCO_NAMES, track_colour
-from drivevision.render import Trails, annotate, label_layout, label_texts
+from drivevision.render import Trails, annotate, label_layout, label_texts, renderer
 
 
 def crowd(n: int, width: int, height: int, seed: int) -> Detections:
@@ -155,3 +155,32 @@ def test_annotate_without_trails_or_track_ids_is_unchanged():
     detections = crowd(10, 640, 360, seed=6)
     assert np.array_equal(annotate(frame, detections, COCO_NAMES),
                           annotate(frame, detections, COCO_NAMES, trails={}))
+
+
+def test_labels_without_scores_name_the_class_and_track_only():
+    detections = Detections([[10, 10, 60, 50], [80, 10, 140, 60]], [0.91, 0.5], [3, 1],
+                            track_ids=[7, 8])
+    assert label_texts(detections, COCO_NAMES) == ["#7 car 0.91", "#8 person 0.50"]
+    assert label_texts(detections, COCO_NAMES, scores=False) == ["#7 car", "#8 person"]
+    with_scores = label_layout((200, 300, 3), detections, COCO_NAMES)
+    without = label_layout((200, 300, 3), detections, COCO_NAMES, scores=False)
+    assert all(b[2] - b[0] < a[2] - a[0] for a, b in zip(with_scores, without))
+
+
+def test_a_draw_style_draws_as_annotate_with_its_options():
+    from drivevision.config import DrawStyle
+
+    frame = np.full((120, 200, 3), 90, np.uint8)
+    detections = Detections([[20, 30, 90, 100]], [0.8], [3])
+    plain = renderer(DrawStyle(), COCO_NAMES)(frame, detections)
+    assert np.array_equal(plain, annotate(frame, detections, COCO_NAMES))
+    boxes_only = renderer(DrawStyle(labels=False, line_width=6), COCO_NAMES)(frame, detections)
+    assert np.array_equal(boxes_only, annotate(frame, detections, COCO_NAMES, labels=False,
+                                               thickness=6))
+    assert not np.array_equal(boxes_only, plain)
+    def edge(image) -> int:  # pixels drawn across the box's left edge, halfway down
+        return int((image[65, 5:40] != 90).any(axis=1).sum())
+
+    assert edge(boxes_only) >= 6 > edge(plain)
+    with pytest.raises(ValueError, match="line width of 1 to 64 pixels, but got 0"):
+        DrawStyle(line_width=0)

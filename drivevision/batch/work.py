@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from drivevision.batch.jobs import Job
-from drivevision.config import DEFAULT_VIDEO_PRESET, DetectorConfig
+from drivevision.config import DEFAULT_VIDEO_PRESET, DetectorConfig, DrawStyle
 from drivevision.errors import input_failure
 from drivevision.hashing import file_sha256
 
@@ -23,8 +23,8 @@ class BatchSettings:
     outputs (``video``: annotated .mp4, encoded with x264's ``video_preset``, ``csv``,
     ``track``: a tracker name, which also writes MOT text), frames per detector call, the
     frame rate given to image folders, the largest frame in pixels (None:
-    ``limits.max_pixels()``), the tracker's settings and the frame stride (only frames 0, K,
-    2K, ... of each input detected)."""
+    ``limits.max_pixels()``), the tracker's settings, the frame stride (only frames 0, K,
+    2K, ... of each input detected) and how the video draws the boxes (``style``)."""
 
     config: DetectorConfig = field(default_factory=DetectorConfig)
     video: bool = False
@@ -38,6 +38,7 @@ class BatchSettings:
     fps: float = 10.0
     max_pixels: int | None = None
     frame_stride: int = 1
+    style: DrawStyle = field(default_factory=DrawStyle)
 
     def outputs(self, job: Job, out_dir: Path) -> dict[str, Path]:
         return job.outputs(out_dir, video=self.video, csv=self.csv, mot=self.track is not None)
@@ -48,6 +49,8 @@ class BatchSettings:
         key = asdict(self)
         if self.frame_stride == 1:  # as manifests written before the option record it
             del key["frame_stride"]
+        if not self.video or self.style == DrawStyle():  # drawn only in the video
+            del key["style"]
         if not self.config.agnostic_nms:  # nor the option
             del key["config"]["agnostic_nms"]
         key["config"].update(resolved_engine(self.config))
@@ -167,7 +170,7 @@ def _detect(detector, job: Job, settings: BatchSettings, paths: dict[str, Path],
                             csv=paths.get("csv"), detector=detector, batch=settings.batch,
                             on_result=on_frame, stages=stages, mot=paths.get("mot"),
                             video_preset=settings.video_preset,
-                            frame_stride=settings.frame_stride)
+                            frame_stride=settings.frame_stride, style=settings.style)
 
 
 def input_stat(job: Job) -> tuple[int, int]:

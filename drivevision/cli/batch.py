@@ -11,8 +11,10 @@ from drivevision.cli.exits import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED
 from drivevision.cli.help import add_command
 from drivevision.cli.options import (
     add_detector_args,
+    add_style_args,
     check_detector_args,
     detector_config,
+    draw_style,
     image_fps,
     quiet_opencv,
     score_threshold,
@@ -50,6 +52,7 @@ drivevision batch assets/ --out det/ --weights assets/tiny-fpn-synthetic.pt  # o
                      help="output folder: INPUT.jsonl per input, and what is asked below")
     out.add_argument("--video", action="store_true", help="annotated video per input (.mp4)")
     video_preset_arg(out)
+    add_style_args(out)
     out.add_argument("--csv", action="store_true", help="detections per input as CSV")
     out.add_argument("--force", action="store_true",
                      help="redo every input, also those done before with the same settings")
@@ -116,7 +119,7 @@ def _settings(args: argparse.Namespace):
                          track=args.track, **track_options(args),
                          batch=args.batch, fps=image_fps(args, images=True),
                          max_pixels=limits.max_pixels(args.max_pixels),
-                         frame_stride=args.frame_stride)
+                         frame_stride=args.frame_stride, style=draw_style(args))
 
 
 def _out_dir(text: str) -> Path:

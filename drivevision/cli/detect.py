@@ -12,10 +12,12 @@ from drivevision.cli.exits import EXIT_INPUT_DAMAGED, EXIT_INTERRUPTED, undo_on_
 from drivevision.cli.help import add_command
 from drivevision.cli.options import (
     add_detector_args,
+    add_style_args,
     check_detector_args,
     check_detector_cost,
     check_outputs,
     detector_config,
+    draw_style,
     image_fps,
     quiet_opencv,
     score_threshold,
@@ -65,6 +67,7 @@ drivevision detect assets/sample.mp4 --weights assets/tiny-fpn-synthetic.pt  # o
                      help="each detection cut out of its frame (no margin, unannotated): "
                           "DIR/CLASS/NAME_INDEX.jpg")
     video_preset_arg(out)
+    add_style_args(out)
     out.add_argument("--clean", action="store_true",
                      help="remove the part files killed runs left beside the outputs")
     out.add_argument("--no-save", action="store_true",
@@ -122,7 +125,7 @@ def _detect(args: argparse.Namespace) -> int:
                                    on_result=progress.update, stages=track_stages(args),
                                    mot=args.mot, video_preset=args.video_preset,
                                    yolo=args.yolo, crops=args.crops,
-                                   frame_stride=args.frame_stride)
+                                   frame_stride=args.frame_stride, style=draw_style(args))
     except BaseException:
         if folder is not None:
             with suppress(OSError):
@@ -155,6 +158,7 @@ def _check_args(args: argparse.Namespace) -> contextlib.ExitStack:
         raise ValueError(f"Expected --batch >= 1, but got {args.batch}")
     if args.frame_stride < 1:
         raise ValueError(f"Expected --frame-stride >= 1 frames, but got {args.frame_stride}")
+    draw_style(args)
     args.fps = image_fps(args, Path(args.input).is_dir() or _is_image(args.input))
     score_threshold(args)
     check_track_args(args)

@@ -20,10 +20,12 @@ from drivevision.cli.exits import EXIT_INTERRUPTED, undo_on_quit
 from drivevision.cli.help import add_command
 from drivevision.cli.options import (
     add_detector_args,
+    add_style_args,
     check_detector_args,
     check_detector_cost,
     check_outputs,
     detector_config,
+    draw_style,
     image_fps,
     quiet_opencv,
     score_threshold,
@@ -59,6 +61,7 @@ drivevision live assets/sample.mp4 --realtime --duration 10s  # a file paced lik
                      help="record in pieces this long by capture time, like a dashcam: "
                           "NAME_0001.mp4, NAME_0002.mp4, ... each with its own JSONL")
     video_preset_arg(out)
+    add_style_args(out)
     out.add_argument("--clean", action="store_true",
                      help="remove the part files killed runs left beside the outputs")
     out.add_argument("--serve", nargs="?", const="127.0.0.1:8090", metavar="HOST:PORT",
@@ -124,6 +127,7 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError("live drops the frames it has no time for by itself (it detects the "
                          "newest one); --frame-stride is for detect, batch and eval, which "
                          "read every frame of a file")
+    draw_style(args)
     reconnect_policy(args)
     args.fps = image_fps(args, any(Path(uri).is_dir() or Path(uri).suffix.lower()
                                    in IMAGE_SUFFIXES for uri in args.sources))
@@ -202,6 +206,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     from drivevision.detector import Detector
     from drivevision.io.serve import MjpegServer, parse_bind
     from drivevision.pipeline import Pipeline, signals
+    from drivevision.render import renderer
 
     _check_args(args)
     bind = parse_bind(args.serve) if args.serve else None
@@ -233,7 +238,8 @@ def cmd_live(args: argparse.Namespace) -> int:
                                       args.segment, args.video_preset)]
         pipeline = Pipeline(sources, detector, sinks,
                             config=PipelineConfig(batch_timeout=args.batch_timeout),
-                            stages=track_stages(args))
+                            stages=track_stages(args),
+                            render=renderer(draw_style(args), detector.names))
         try:
             with StatusLine(pipeline, quiet=args.quiet, duration=args.duration):
                 pipeline.run()

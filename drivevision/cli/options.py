@@ -15,10 +15,12 @@ from drivevision.config import (
     DEVICES,
     ENGINES,
     MAX_CALIB_FRAMES,
+    MAX_LINE_WIDTH,
     MODELS,
     PRECISIONS,
     VIDEO_PRESETS,
     DetectorConfig,
+    DrawStyle,
 )
 
 # With --track and no --conf the detector keeps boxes down to this score: ByteTrack's second
@@ -218,6 +220,24 @@ def video_preset_arg(group) -> None:
                             "ones take less CPU from a CPU detector for larger files "
                             "(ultrafast: about half the encoding CPU, twice the size) "
                             f"(default: {DEFAULT_VIDEO_PRESET})")
+
+
+def add_style_args(group) -> None:
+    """How the annotated outputs draw the boxes (Ultralytics' ``line_width``,
+    ``show_labels``, ``show_conf``); ``draw_style`` reads them."""
+    group.add_argument("--line-width", type=int, metavar="PX",
+                       help=f"box line width in pixels, 1 to {MAX_LINE_WIDTH} (default: scaled "
+                            "to the frame, 2 at 720p)")
+    group.add_argument("--hide-labels", action="store_true",
+                       help="draw the boxes only: no class, score or track id")
+    group.add_argument("--hide-conf", action="store_true",
+                       help="labels without the score (\"car\", \"#7 car\")")
+
+
+def draw_style(args: argparse.Namespace) -> DrawStyle:
+    """The ``DrawStyle`` of ``add_style_args``' options (ValueError for a bad width)."""
+    return DrawStyle(labels=not args.hide_labels, scores=not args.hide_conf,
+                     line_width=args.line_width)
 
 
 def seconds(text: str) -> float:

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 
-from drivevision.config import DEFAULT_VIDEO_PRESET, DetectorConfig, PipelineConfig
+from drivevision.config import DEFAULT_VIDEO_PRESET, DetectorConfig, DrawStyle, PipelineConfig
 from drivevision.detector import Detector
 from drivevision.io.claims import check_distinct, check_not_input
 from drivevision.io.dataset_sinks import CropSink, YoloSink
@@ -23,6 +23,7 @@ from drivevision.labels import name_of
 from drivevision.pipeline import signals
 from drivevision.pipeline.pipeline import Pipeline, Result, Stage, check_detector
 from drivevision.pipeline.stats import RunSummary, StageStats, TrackStats
+from drivevision.render import renderer
 
 PathLike = str | os.PathLike
 
@@ -34,7 +35,8 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
                  stages: Sequence[Stage] | Callable[[int], Sequence[Stage]] = (),
                  mot: PathLike | None = None,
                  video_preset: str = DEFAULT_VIDEO_PRESET, yolo: PathLike | None = None,
-                 crops: PathLike | None = None, frame_stride: int = 1) -> RunSummary:
+                 crops: PathLike | None = None, frame_stride: int = 1,
+                 style: DrawStyle = DrawStyle()) -> RunSummary:
     """Detect objects in a video, image or folder; write the annotated video and detections.
 
     Args:
@@ -58,6 +60,7 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
         frame_stride: detect only frames 0, K, 2K, ... of a video file or folder (K >= 1;
             ``Source.keep_every``): the outputs keep each frame's index and time, the
             annotated video runs at 1/K of the frame rate, a tracker sees the gaps.
+        style: how the annotated outputs draw the boxes (labels, scores, line width).
 
     A camera or stream keeps only its newest frame (drops are counted in the summary); files
     keep every frame, but for a frame the model cannot take (too thin to resize) or cannot
@@ -82,7 +85,7 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
                                  yolo, crops)]
         # (a generator: each sink is entered before the next is made, so none leaks)
         pipeline = Pipeline(src, detector, sinks, config=PipelineConfig(batch_size=batch),
-                            stages=stages)
+                            stages=stages, render=renderer(style, detector.names))
         try:
             summary, last = _run(pipeline, detector, on_result)
         finally:  # a signal while the outputs are finished waits until they are in place

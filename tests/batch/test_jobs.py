@@ -99,3 +99,15 @@ def test_agnostic_nms_is_a_setting_of_its_own_and_old_manifests_stay_done():
                                            agnostic_nms=True)).key()
     assert "agnostic_nms" not in plain["config"]  # as manifests written before the option
     assert one_box["config"]["agnostic_nms"] is True and one_box != plain
+
+
+def test_the_drawing_style_counts_only_where_a_video_is_drawn():
+    from drivevision.batch.work import BatchSettings
+    from drivevision.config import DetectorConfig, DrawStyle
+
+    config = DetectorConfig(device="cpu", engine="torch", precision="fp32")
+    thin = DrawStyle(labels=False, line_width=1)
+    assert "style" not in BatchSettings(config, video=True).key()  # as older manifests
+    assert BatchSettings(config, style=thin).key() == BatchSettings(config).key()  # no video
+    drawn = BatchSettings(config, video=True, style=thin).key()
+    assert drawn["style"] == {"labels": False, "scores": True, "line_width": 1}

@@ -1,5 +1,6 @@
 """`drivevision detect` writes images as well as videos, and lands somewhere by default."""
 
+import json
 from pathlib import Path
 
 import cv2
@@ -221,3 +222,46 @@ def test_a_folder_in_a_read_only_folder_is_claimed_inside_it(tmp_path, monkeypat
     monkeypatch.setattr(claims.os, "access", lambda path, mode: Path(path) != tmp_path)
     with claims.claim_folder(tmp_path / "frames") as claim:
         assert claim.lock == tmp_path / "frames" / claims.FOLDER_LOCK
+
+
+@pytest.mark.parametrize("style, drawn", [
+    (["--hide-labels", "--line-width", "5"], {"labels": False, "thickness": 5}),
+    (["--hide-conf"], {"scores": False}),
+    ([], {}),
+])
+def test_the_drawing_options_draw_the_detections_of_the_jsonl_in_that_style(
+        tmp_path, capsys, style, drawn):
+    from drivevision.detections import Detections
+    from drivevision.labels import COCO_NAMES
+    from drivevision.model import checkpoint_class_names
+    from drivevision.render import annotate
+
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), scene(320, 192, 1))
+    code, _, err = run(capsys, photo, tmp_path / "out.png", "--jsonl", tmp_path / "d.jsonl",
+                       "--weights", DEMO, *style)
+    assert code == 0, err
+    [line] = (tmp_path / "d.jsonl").read_text().splitlines()
+    found = json.loads(line)["detections"]
+    assert found
+    detections = Detections([d["box"] for d in found], [d["score"] for d in found],
+                            [d["class_id"] for d in found])
+    names = checkpoint_class_names(str(DEMO)) or COCO_NAMES
+    expected = annotate(cv2.imread(str(photo)), detections, names, **drawn)
+    written = cv2.imread(str(tmp_path / "out.png")).astype(int)
+    # the JSONL's scores and boxes are rounded: a label may differ by a pixel's shade
+    assert np.mean(np.abs(written - expected.astype(int)) > 40) < 0.002
+    assert np.mean(np.abs(written - annotate(cv2.imread(str(photo)), detections, names,
+                                             **({"labels": False} if not drawn else {}))
+                          .astype(int)) > 40) > 0.002  # another style differs
+
+
+@pytest.mark.parametrize("command", ["detect", "live", "batch"])
+@pytest.mark.parametrize("width", ["0", "65"])
+def test_a_line_width_out_of_range_is_one_line_before_the_model_loads(
+        tmp_path, capsys, clip_path, command, width):
+    out = ["--out", str(tmp_path / "b")] if command == "batch" else []
+    assert main([command, clip_path, *out, "--line-width", width]) == 2  # no weights needed
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"drivevision: error: Expected a line width of 1 to 64 pixels, but got "
+                   f"{width}"]
