@@ -53,8 +53,9 @@ drivevision eval --gt MOT17-02/gt/gt.txt --pred tracks.jsonl --report runs/eval/
                         "order), or MOTChallenge gt.txt (one class)")
     g.add_argument("--pred", metavar="FILE",
                    help="detections as JSONL, as detect --jsonl writes, scored as the file "
-                        "holds them: the detector options (--engines, --precision, --conf, "
-                        "--classes, ...) apply only to INPUT and are refused with --pred")
+                        "holds them, on the frames it has a line for (detect --frame-stride K "
+                        "writes every K-th): the detector options (--engines, --precision, "
+                        "--conf, --classes, ...) apply only to INPUT and are refused with --pred")
     g.add_argument("--class-map", metavar="GT=MODEL,...",
                    help="ground-truth class = model class pairs, for names that differ "
                         "(names match in any case without it)")
@@ -134,7 +135,7 @@ def _score_file(args: argparse.Namespace, truth, class_map: dict) -> int:
 
     predictions = read_predictions(args.pred)
     result = evaluate(truth, predictions, class_map=class_map,
-                      allow_unlabelled=args.allow_unlabelled)
+                      allow_unlabelled=args.allow_unlabelled, covered_only=True)
     _warn_if_thresholded(args.pred, predictions)  # once the file scored: not before an error
     for note in result.notes:
         print(f"drivevision: note: {note}", file=sys.stderr)

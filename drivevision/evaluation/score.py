@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from drivevision.evaluation.annotations import Annotations, FrameBoxes
 from drivevision.evaluation.coco import coco_metrics
+from drivevision.evaluation.coverage import covered_truth
 from drivevision.labels import counted
 
 SIZE_SLACK = 1.0  # pixels a predicted box may reach past the frame (rounding)
@@ -42,16 +43,22 @@ def parse_class_map(text: str | None) -> dict[str, str]:
 
 
 def evaluate(truth: Annotations, preds: Annotations, *, class_map: dict[str, str] | None = None,
-             allow_unlabelled: bool = False) -> Evaluation:
+             allow_unlabelled: bool = False, covered_only: bool = False) -> Evaluation:
     """COCO metrics of ``preds`` against ``truth``, and MOTA/IDF1 when both carry tracks.
 
     ``metrics`` holds AP, AP50, AP75, APs, APm, APl, AR100 (0..1, None where undefined),
-    ``per_class`` (name -> AP), ``frames``, ``gt_boxes``, ``detections``, and with tracks
-    MOTA, IDF1, id_switches and their counts. A frame of ``truth`` missing from ``preds``
-    counts as one with no detections; a predicted frame missing from ``truth`` is a
-    ValueError unless ``allow_unlabelled``, when it is left out.
+    ``per_class`` (name -> AP), ``frames`` (scored), ``gt_boxes``, ``detections``, and with
+    tracks MOTA, IDF1, id_switches and their counts. A frame of ``truth`` missing from
+    ``preds`` counts as one with no detections, or, with ``covered_only`` (a file ``detect``
+    wrote, a line per frame it detected in), is left out with a note saying which and why
+    (``coverage.covered_truth``; a ValueError when ``preds`` covers no frame of ``truth``).
+    A predicted frame missing from ``truth`` is a ValueError unless ``allow_unlabelled``,
+    when it is left out.
     """
     notes: list[str] = []
+    if covered_only:
+        truth, note = covered_truth(truth, preds)
+        notes += [note] if note else []
     preds = _labelled_frames(truth, preds, allow_unlabelled, notes)
     _check_sizes(truth, preds)
     preds = _matched_classes(truth, preds, class_map or {}, notes)

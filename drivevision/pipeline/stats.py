@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from drivevision.detections import Detections
-from drivevision.labels import counted, name_of
+from drivevision.labels import counted, name_of, ordinal
 
 # "wait": a live source's read waiting for its next frame (a camera's or stream's decode in
 # it, which OpenCV does in the same call); no work of ours, but where a frame's time went
@@ -271,13 +271,8 @@ class RunSummary:
         if self.frame_stride == 1 or self.read is None:
             return line + ")"
         rate = self.read / self.seconds if self.seconds > 0 else 0.0
-        return (f"{counted(self.read, 'frame')} read, every {_ordinal(self.frame_stride)} "
+        return (f"{counted(self.read, 'frame')} read, every {ordinal(self.frame_stride)} "
                 f"detected: {line}, {rate:.2f} frames of the input per second)")
-
-
-def _ordinal(n: int) -> str:
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
 
 
 def _tracks_line(tracks: dict[str, int], median: float | None) -> str:

@@ -98,6 +98,11 @@ def _unlabelled_frame(tmp_path, gt, pred):
     return gt, pred
 
 
+def _no_common_frame(tmp_path, gt, pred):
+    write_preds(pred, {5: [], 6: []})
+    return gt, pred
+
+
 @pytest.mark.parametrize("make, expected", [
     (_bad_line, "pred.jsonl line 3: not JSON"),
     (_x2_before_x1, "x2 < x1"),
@@ -105,6 +110,7 @@ def _unlabelled_frame(tmp_path, gt, pred):
     (_other_size, "outside the 320x240 frame"),
     (_other_classes, "No predicted class is a class of the ground truth"),
     (_unlabelled_frame, "has 1 frame that"),
+    (_no_common_frame, "has no line for any frame"),
 ])
 def test_bad_input_is_one_line_and_exit_2(files, tmp_path, capsys, make, expected):
     gt, pred = make(tmp_path, *files)
@@ -151,6 +157,73 @@ def test_unlabelled_frames_are_left_out_when_allowed(files, capsys):
     captured = capsys.readouterr()
     assert json.loads(captured.out)["detections"] == 1
     assert "left out 1 predicted frame without" in captured.err
+
+
+def covered(tmp_path, capsys, frames, *options, labelled=12):
+    """``eval --pred --json`` of a truth with a car in each of ``labelled`` frames and a
+    file that finds it in each of ``frames``: the metrics and the notes."""
+    gt = write_truth(tmp_path / "gt.jsonl", [[("car", shifted(CAR, 10 * f))]
+                                             for f in range(labelled)])
+    pred = write_preds(tmp_path / "pred.jsonl", {f: [("car", 0.9, shifted(CAR, 10 * f))]
+                                                 for f in frames})
+    assert main(["eval", "--gt", str(gt), "--pred", str(pred), "--json", *options]) == 0
+    out, err = capsys.readouterr()
+    return json.loads(out), [line for line in err.splitlines() if "note:" in line]
+
+
+def shifted(box, dx):
+    return [box[0] + dx, box[1], box[2] + dx, box[3]]
+
+
+@pytest.mark.parametrize("frames, says, not_said", [
+    (range(0, 12, 5), ["scored 3 of 12 labelled frames", "(the others are not counted as "
+                       "missed)", "every 5th frame only (written with --frame-stride 5?)"],
+     ["cut short", "start at", "lack"]),
+    (range(8), ["scored 8 of 12", "they stop at frame 7, the ground truth at 11 (a run cut "
+                "short?)"], ["--frame-stride", "start at", "lack"]),
+    (range(0, 6, 5), ["scored 2 of 12", "every 5th frame only", "and stop at frame 5, the "
+                      "ground truth at 11 (a run cut short?)"], ["start at", "lack"]),
+    ([f for f in range(12) if f not in (3, 6)], ["scored 10 of 12", "they lack 2 frames in "
+                                                 "between (3, 6)"],
+     ["--frame-stride", "cut short", "start at"]),
+    (range(4, 12), ["scored 8 of 12", "they start at frame 4, the ground truth at 0"],
+     ["--frame-stride", "cut short", "lack"]),
+])
+def test_only_the_frames_the_predictions_have_are_scored_and_a_note_says_why(
+        tmp_path, capsys, frames, says, not_said):
+    """A file ``detect --frame-stride K`` wrote, or one of a run cut short, scores what the
+    detector did on the frames it saw: the frames without a line are not missed objects."""
+    metrics, [note] = covered(tmp_path, capsys, frames)
+    assert (metrics["frames"], metrics["gt_boxes"]) == (len(frames), len(frames))
+    assert (metrics["AP"], metrics["AR100"]) == pytest.approx((1.0, 1.0))
+    assert note.startswith("drivevision: note: scored ")
+    assert all(s in note for s in says) and not any(s in note for s in not_said), note
+
+
+def test_a_file_with_every_labelled_frame_needs_no_note(tmp_path, capsys):
+    metrics, notes = covered(tmp_path, capsys, range(12))
+    assert metrics["frames"] == 12 and notes == []
+
+
+def test_predicted_frames_past_the_ground_truth_are_left_out_of_the_stride_too(tmp_path,
+                                                                               capsys):
+    metrics, notes = covered(tmp_path, capsys, range(0, 20, 5), "--allow-unlabelled",
+                             labelled=10)
+    assert metrics["frames"] == 2 and metrics["detections"] == 2
+    assert metrics["AP"] == pytest.approx(1.0)
+    assert "scored 2 of 10 labelled frames" in notes[0] and "--frame-stride 5?" in notes[0]
+    assert "cut short" not in notes[0]  # frame 10 is past the ground truth, not missing
+    assert "left out 2 predicted frames without ground truth (10, 15)" in notes[1]
+
+
+def test_a_file_with_no_labelled_frame_is_refused_also_with_allow_unlabelled(files, capsys):
+    gt, pred = files
+    write_preds(pred, {7: [("car", 0.9, CAR)], 8: []})
+    assert main(["eval", "--gt", str(gt), "--pred", str(pred), "--allow-unlabelled"]) == 2
+    [err] = capsys.readouterr().err.strip().splitlines()
+    assert err.endswith(f"{pred} has no line for any frame {gt} labels (its frames 7-8, the "
+                        "ground truth's 0-1): nothing to score; were they made from the same "
+                        "video?")
 
 
 def test_coco_images_are_frames_by_frame_index_or_file_name(tmp_path):
@@ -214,6 +287,31 @@ def test_recall_is_the_share_of_ground_truth_boxes_a_track_shows(tmp_path, capsy
     (tmp_path / "a.jsonl").write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
     assert main(["eval", "--gt", str(gt), "--pred", str(tmp_path / "a.jsonl"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["recall"] == pytest.approx(7 / 8)
+
+
+def test_tracks_of_a_strided_file_are_scored_on_its_frames_as_eval_frame_stride_does(
+        tmp_path, capsys):
+    """Tracks written at every 2nd frame: scored on frames 0 and 2, as ``eval INPUT --track
+    --frame-stride 2`` scores its own (the ground truth cut to those frames); the skipped
+    frames' people are not misses, and an id swap between two scored frames still counts."""
+    from dataclasses import replace
+
+    gt = _mot_truth(tmp_path / "gt.txt")
+    truth = read_truth(gt)
+    every_2nd = replace(truth, frames={f: fb for f, fb in truth.frames.items() if f % 2 == 0})
+    for swap_from, switches in ((99, 0), (1, 2)):
+        lines = _tracked(tmp_path / "a.jsonl", swap_from).read_text().splitlines()
+        pred = tmp_path / "a.jsonl"
+        pred.write_text("\n".join(lines[::2]) + "\n")  # frames 0 and 2
+        assert main(["eval", "--gt", str(gt), "--pred", str(pred), "--json"]) == 0
+        out, err = capsys.readouterr()
+        scored = json.loads(out)
+        assert (scored["frames"], scored["recall"], scored["id_switches"]) == (2, 1.0, switches)
+        assert "scored 2 of 4 labelled frames" in err and "--frame-stride 2?" in err
+        as_eval_input = evaluate(every_2nd, read_predictions(pred)).metrics
+        for key in ("MOTA", "IDF1", "HOTA", "AssA", "recall", "misses", "AP"):
+            assert scored[key] == pytest.approx(as_eval_input[key]), key
+    assert scored["MOTA"] == pytest.approx(1 - 2 / 4)  # 4 boxes scored, 2 switches
 
 
 def test_hota_by_trackeval_splits_detection_from_association(tmp_path, capsys):

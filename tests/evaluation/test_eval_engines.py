@@ -129,3 +129,28 @@ def test_eval_scores_the_frames_detect_writes_with_the_same_stride_past_a_damage
                  *options]) == 0
     [row] = json.loads(capsys.readouterr().out)["results"]
     assert written == [0, 2, 4, 6] and scored == [(written, written)] and row["frames"] == 4
+
+
+@pytest.mark.slow
+def test_eval_pred_of_a_strided_detect_run_scores_as_eval_input_with_that_stride(
+        tmp_path, capsys):
+    """``detect --track --frame-stride 3`` then ``eval --pred`` scores the frames detect saw,
+    as ``eval INPUT --track --frame-stride 3`` does: the same AP and tracking scores, not the
+    skipped frames' objects as misses."""
+    video, gt, jsonl = tmp_path / "clip.mp4", tmp_path / "gt.jsonl", tmp_path / "d.jsonl"
+    write_eval_clip(video, gt, seeds=(101,), frames_per_seed=7)
+    options = ["--weights", WEIGHTS, "--device", "cpu", "--precision", "fp32", "--track",
+               "bytetrack", "--frame-stride", "3"]
+    assert main(["detect", str(video), "--jsonl", str(jsonl), "--conf", "0.05", "-q",
+                 *options]) == 0
+    assert main(["eval", "--gt", str(gt), "--pred", str(jsonl), "--json"]) == 0
+    out, err = capsys.readouterr()
+    from_file = json.loads(out)
+    assert "scored 3 of 7 labelled frames" in err and "--frame-stride 3?" in err
+    assert main(["eval", "--gt", str(gt), str(video), "--warmup", "0", "--json",
+                 *options]) == 0
+    [run] = json.loads(capsys.readouterr().out)["results"]
+    assert from_file["frames"] == run["frames"] == 3  # frames 0, 3 and 6
+    assert from_file["gt_boxes"] == run["gt_boxes"] and from_file["recall"] > 0
+    for key in ("AP", "AP50", "HOTA", "MOTA", "IDF1", "id_switches", "recall"):
+        assert from_file[key] == pytest.approx(run[key], abs=1e-6), key
