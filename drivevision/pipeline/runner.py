@@ -92,6 +92,7 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
             held = finishing.enter_context(signals.held())
         summary.notes.extend(src.notes)
         summary.frame_stride, summary.read = src.frame_stride, summary.frames + src.passed
+        summary.input_fps = src.fps
         if summary.interrupted:  # the reader ran ahead of the detector: count what it covered
             summary.read = min(summary.read, last + 1)
     summary.notes.extend(n for s in sinks for n in s.notes)
@@ -144,7 +145,7 @@ def _run(pipeline: Pipeline, detector: Detector,
         last = max(last, result.frame.index)
         stats.add(result.timings)
         counts.update(name_of(int(c), detector.names) for c in result.detections.class_ids)
-        tracks.add(result.frame.source_id, result.detections)
+        tracks.add(result.frame, result.detections)
         if on_result is not None:
             on_result(result)
 
@@ -152,4 +153,5 @@ def _run(pipeline: Pipeline, detector: Detector,
     return RunSummary(frames, time.perf_counter() - start, dict(counts), stats, [],
                       interrupted=pipeline.interrupted, dropped=pipeline.dropped,
                       tracks=tracks.per_class(detector.names) if tracks else None,
-                      median_track_length=tracks.median_length() if tracks else None), last
+                      median_track_length=tracks.median_length(),
+                      median_track_span=tracks.median_span()), last

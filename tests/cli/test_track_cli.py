@@ -7,6 +7,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from drivevision.cli import main
@@ -77,6 +78,27 @@ def test_track_ids_are_the_same_with_any_batch_and_reach_every_output(tmp_path, 
             abs(x - x1) < 0.02 and abs(y - y1) < 0.02 and abs(w - (x2 - x1)) < 0.03
             and abs(h - (y2 - y1)) < 0.03)
         assert 0 < float(fields[6]) <= 1
+
+
+@pytest.mark.slow
+def test_the_summary_gives_a_strided_tracks_length_in_detected_and_in_input_frames(
+        tmp_path, capsys, drive):
+    """With --frame-stride 3 a track in 2 detected frames lasted 6 frames of the input (and
+    the summary says both), not 2 frames as if every frame were detected."""
+    code, stdout, err = run(capsys, drive, "--weights", DEMO_MODEL, "--device", "cpu",
+                            "--track", "--frame-stride", "3", "--jsonl", tmp_path / "t.jsonl")
+    assert code == 0, err
+    frames_of: dict[int, list[int]] = {}
+    for line in (tmp_path / "t.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        for d in record["detections"]:
+            frames_of.setdefault(d["track_id"], []).append(record["frame"])
+    detected = float(np.median([len(f) for f in frames_of.values()]))
+    over = float(np.median([f[-1] - f[0] + 3 for f in frames_of.values()]))
+    [tracks] = [line for line in stdout.splitlines() if "tracks" in line]
+    assert tracks.endswith(f"; median length {detected:g} detected frame"
+                           f"{'' if detected == 1 else 's'}, over {over:g} frames of the input "
+                           f"({over / 15:.2f} s)"), tracks  # the drive is 15 fps
 
 
 def scores(jsonl) -> list[float]:
