@@ -10,7 +10,10 @@ the folder is claimed for the run, a hidden ``RECORD`` lists every file a run wr
 (each name before its file lands), a folder holding files no run recorded is refused, and
 the files of an earlier run that this one does not write again are removed when it closes.
 Each file is written under a hidden name and moved into place, so a file in the folder is
-always whole.
+always whole. In a batch, each input is a ``part`` of folders shared by all (``SharedPart``):
+its files go one folder deeper, under its name (``images/PART/NAME.jpg``,
+``CLASS/PART/NAME_INDEX.jpg``), and the batch claims and tidies the folders
+(``drivevision.batch.datasets``).
 """
 
 from __future__ import annotations
@@ -144,18 +147,21 @@ def encode_image(image: np.ndarray, suffix: str) -> bytes:
 
 class _TreeSink(RecordedSink):
     """A dataset folder; frames of a folder of images are named by their image's stem
-    (``names``: the image names, ``Frame.file``), a video's ``frame_000123``."""
+    (``names``: the image names, ``Frame.file``), a video's ``frame_000123``, under the
+    ``part``'s folder when given."""
 
-    def __init__(self, path: str | os.PathLike, names: Sequence[str] | None = None):
+    def __init__(self, path: str | os.PathLike, names: Sequence[str] | None = None,
+                 part: str | None = None):
         try:
             frame_stems(names)
         except ValueError as e:
             raise SinkError(str(e)) from None
-        super().__init__(path)
+        super().__init__(path, part)
+        self.sub = f"{part}/" if part else ""
 
-    @staticmethod
-    def stem(frame: Frame) -> str:
-        return Path(frame.file).stem if frame.file else f"frame_{frame.index:06d}"
+    def stem(self, frame: Frame) -> str:
+        stem = Path(frame.file).stem if frame.file else f"frame_{frame.index:06d}"
+        return self.sub + stem
 
 
 class YoloSink(_TreeSink):
@@ -173,15 +179,16 @@ class YoloSink(_TreeSink):
     layout = YOLO_FOLDER
 
     def __init__(self, path: str | os.PathLike, names: Sequence[str],
-                 class_ids: Sequence[int] | None, files: Sequence[str] | None = None):
-        super().__init__(path, files)
-        self.kept = kept_classes(names, class_ids)
-        self.index = {c: i for i, c in enumerate(self.kept)}
-        self.class_names = [name_of(c, names) for c in self.kept]
-        self._earlier_images = {Path(r).stem: r for r in self.tree.earlier
-                                if r.startswith("images/")}
-        self.tree.put("classes.txt", "".join(f"{n}\n" for n in self.class_names).encode())
-        self.tree.put("data.yaml", data_yaml(self.class_names).encode())
+                 class_ids: Sequence[int] | None, files: Sequence[str] | None = None,
+                 part: str | None = None):
+        super().__init__(path, files, part)
+        self.class_names = dataset_classes(names, class_ids)
+        self.index = {c: i for i, c in enumerate(kept_classes(names, class_ids))}
+        self._earlier_images = {r.removeprefix("images/").rsplit(".", 1)[0]: r
+                                for r in self.tree.earlier if r.startswith("images/")}
+        if part is None:  # a batch writes them once for all its parts
+            for name, text in yolo_top(self.class_names).items():
+                self.tree.put(name, text.encode())
 
     def _write(self, frame: Frame, detections: Detections, annotated: np.ndarray | None) -> None:
         if not len(detections):
@@ -196,11 +203,22 @@ class YoloSink(_TreeSink):
         self.tree.put(f"images/{stem}{suffix}", encode_image(frame.image, suffix))
 
 
+def dataset_classes(names: Sequence[str], class_ids: Sequence[int] | None) -> list[str]:
+    """The names of a dataset's classes 0..n-1 (``kept_classes``)."""
+    return [name_of(c, names) for c in kept_classes(names, class_ids)]
+
+
+def yolo_top(class_names: Sequence[str]) -> dict[str, str]:
+    """A YOLO dataset's own files (``YOLO_TOP``) for its classes, name -> text."""
+    return {"classes.txt": "".join(f"{n}\n" for n in class_names),
+            "data.yaml": data_yaml(class_names)}
+
+
 def data_yaml(class_names: Sequence[str]) -> str:
     """Ultralytics' dataset file: no ``path``, so the folder it lies in is the dataset's root
     wherever the folder moves; every image is in ``train`` and ``val`` (split it yourself)."""
     names = "".join(f"  {i}: {json.dumps(n)}\n" for i, n in enumerate(class_names))
-    return ("# a YOLO dataset drivevision detect wrote: pre-labels, to be checked before "
+    return ("# a YOLO dataset drivevision wrote: pre-labels, to be checked before "
             "training\n# train and val are the same images: split them for a real "
             "validation set\ntrain: images\nval: images\n"
             f"nc: {len(class_names)}\nnames:\n{names}")
@@ -215,8 +233,8 @@ class CropSink(_TreeSink):
     layout = CROPS_FOLDER
 
     def __init__(self, path: str | os.PathLike, names: Sequence[str],
-                 files: Sequence[str] | None = None):
-        super().__init__(path, files)
+                 files: Sequence[str] | None = None, part: str | None = None):
+        super().__init__(path, files, part)
         self.names = names
 
     def _write(self, frame: Frame, detections: Detections, annotated: np.ndarray | None) -> None:

@@ -8,6 +8,11 @@ a user's file is never touched. Each file is written under a hidden name and mov
 place, so a file in the folder is always whole. The folder is claimed for the run, as a file
 output is (``claims.claim_folder``): a second run writing into it at once is refused.
 
+Several processes may write one recorded folder at once (a batch's dataset, each input under
+its own names: ``SharedPart``): each lists its names in a journal of its own (in the hidden
+``Layout.journals`` folder), which counts as part of the record until the next run into the
+folder merges the journals into it.
+
 The ``Layout`` says which files of a folder count: ``image_sinks``' folder of images keeps
 its top-level images, ``dataset_sinks``' datasets the files in subfolders and a few named
 top-level ones; other files are left to their owner.
@@ -16,9 +21,12 @@ top-level ones; other files are left to their owner.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from hashlib import sha256
 from pathlib import Path
+from typing import TextIO
 
 from drivevision.errors import SinkError
 from drivevision.io.claims import STDOUT, claim_folder
@@ -48,12 +56,37 @@ class Layout:
         folder = Path(folder)
         if not folder.is_dir():
             return [], []
-        try:
-            recorded = set((folder / self.record).read_text(encoding="utf-8").splitlines())
-        except OSError:
-            recorded = set()
+        recorded = self.recorded(folder)
         found = sorted(self.files(folder))
         return [n for n in found if n in recorded], [n for n in found if n not in recorded]
+
+    def journals(self, folder: Path) -> Path:
+        """The hidden folder of the journals of ``SharedPart`` writers."""
+        return folder / f"{Path(self.record).stem}.d"
+
+    def recorded(self, folder: Path) -> set[str]:
+        """The names the record and the journals list."""
+        names: set[str] = set()
+        for path in [folder / self.record, *sorted(self.journals(folder).glob("*.txt"))]:
+            try:
+                names.update(path.read_text(encoding="utf-8").splitlines())
+            except OSError:
+                continue
+        return names
+
+    def rewrite(self, folder: Path, names) -> None:
+        """Make the record list ``names`` (written whole), and drop the journals, which
+        it now covers."""
+        record = folder / self.record
+        tmp = record.with_name(f"{record.name}.part.{os.getpid()}")
+        try:
+            tmp.write_text(self.header + "".join(f"{n}\n" for n in sorted(names)),
+                           encoding="utf-8")
+            os.replace(tmp, record)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            return
+        shutil.rmtree(self.journals(folder), ignore_errors=True)
 
     def foreign_message(self, label: str, folder: str | os.PathLike, names: list[str]) -> str:
         """One line refusing the folder output ``label`` names, which holds ``names`` that
@@ -93,44 +126,18 @@ def check_folder_output(label: str, folder: str | os.PathLike,
     return earlier
 
 
-class RecordedTree:
-    """A claimed folder output of the kind ``layout`` describes, whose files this run writes
-    by relative path (``put``) and lists in the record; ``close`` removes the earlier run's
-    files this run did not write again. ``label`` names the output in messages."""
+class _Writer:
+    """Writes files into ``path`` by relative name, each listed in ``_record`` before it
+    lands and written whole."""
 
-    def __init__(self, path: str | os.PathLike, label: str, layout: Layout):
-        self.path = Path(path)
-        if self.path.exists() and not self.path.is_dir():
-            raise SinkError(f"{label} {path} is a file; expected a folder")
-        if not self.path.parent.is_dir():
-            raise SinkError(f"Output folder {self.path.parent} does not exist")
-        self.label, self.layout = label, layout
-        self._claim = claim_folder(self.path)
-        try:
-            self._open()
-        except BaseException:
-            self._claim.release()
-            raise
+    path: Path
+    _record: TextIO
+
+    def _start(self) -> None:
+        self.earlier: set[str] = set()
+        self.written: set[str] = set()
         self.notes: list[str] = []
         self._closed = False
-
-    def _open(self) -> None:
-        try:
-            self.path.mkdir(exist_ok=True)
-        except OSError as e:
-            raise SinkError(f"Cannot make {self.label.lower()} folder {self.path}: "
-                            f"{e.strerror or e}") from e
-        earlier, foreign = self.layout.earlier(self.path)
-        if foreign:
-            raise SinkError(self.layout.foreign_message(self.label, self.path, foreign))
-        self.earlier, self.written = set(earlier), set()
-        record = self.path / self.layout.record
-        try:
-            self._record = record.open("a", encoding="utf-8")
-        except OSError as e:
-            raise SinkError(f"Cannot write {record}: {e.strerror or e}") from e
-        if self._record.tell() == 0:
-            self._record.write(self.layout.header)
 
     def put(self, rel: str, data: bytes) -> None:
         """Write ``data`` as the file ``rel`` (``/``-separated, below the folder)."""
@@ -158,6 +165,66 @@ class RecordedTree:
         if rel in self.earlier and rel not in self.written:
             (self.path / rel).unlink(missing_ok=True)
 
+
+class SharedPart(_Writer):
+    """One writer's files in a recorded folder that others write at the same time, each
+    under names of its own (``part``, e.g. a batch's input): its names go to its own
+    journal (``Layout.journals``), so no two writers append to one file. It claims nothing,
+    replaces nothing and tidies nothing: the run that claimed the folder does."""
+
+    def __init__(self, path: str | os.PathLike, part: str, layout: Layout):
+        self.path = Path(path)
+        self._start()
+        journal = layout.journals(self.path) / f"{sha256(part.encode()).hexdigest()[:20]}.txt"
+        try:
+            journal.parent.mkdir(parents=True, exist_ok=True)
+            self._record = journal.open("a", encoding="utf-8")
+        except OSError as e:
+            raise SinkError(f"Cannot write {journal}: {e.strerror or e}") from e
+
+    def close(self) -> None:
+        self._closed = True
+        self._record.close()
+
+
+class RecordedTree(_Writer):
+    """A claimed folder output of the kind ``layout`` describes, whose files this run writes
+    by relative path (``put``) and lists in the record; ``close`` removes the earlier run's
+    files this run did not write again. ``label`` names the output in messages."""
+
+    def __init__(self, path: str | os.PathLike, label: str, layout: Layout):
+        self.path = Path(path)
+        if self.path.exists() and not self.path.is_dir():
+            raise SinkError(f"{label} {path} is a file; expected a folder")
+        if not self.path.parent.is_dir():
+            raise SinkError(f"Output folder {self.path.parent} does not exist")
+        self.label, self.layout = label, layout
+        self._start()
+        self._claim = claim_folder(self.path)
+        try:
+            self._open()
+        except BaseException:
+            self._claim.release()
+            raise
+
+    def _open(self) -> None:
+        try:
+            self.path.mkdir(exist_ok=True)
+        except OSError as e:
+            raise SinkError(f"Cannot make {self.label.lower()} folder {self.path}: "
+                            f"{e.strerror or e}") from e
+        earlier, foreign = self.layout.earlier(self.path)
+        if foreign:
+            raise SinkError(self.layout.foreign_message(self.label, self.path, foreign))
+        self.earlier, self.written = set(earlier), set()
+        record = self.path / self.layout.record
+        try:
+            self._record = record.open("a", encoding="utf-8")
+        except OSError as e:
+            raise SinkError(f"Cannot write {record}: {e.strerror or e}") from e
+        if self._record.tell() == 0:
+            self._record.write(self.layout.header)
+
     def close(self) -> None:
         """Remove the earlier run's files this run did not write again (and the folders that
         leaves empty), and leave the record listing what the folder holds."""
@@ -178,23 +245,17 @@ class RecordedTree:
             except OSError:
                 kept.add(rel)
                 continue
-            _remove_empty_parents(self.path / rel, self.path)
+            remove_empty_parents(self.path / rel, self.path)
         removed = len(self.earlier - kept)
         if removed:
             self.notes.append(f"{self.path}: replaced the {self.layout.noun}s of an earlier "
                               f"run into it ({removed} of them not written again "
                               f"{'was' if removed == 1 else 'were'} removed)")
-        record = self.path / self.layout.record
-        tmp = record.with_name(f"{record.name}.part.{os.getpid()}")
-        try:  # the appended record already lists them all: this only drops the removed
-            tmp.write_text(self.layout.header + "".join(f"{n}\n" for n in sorted(kept)),
-                           encoding="utf-8")
-            os.replace(tmp, record)
-        except OSError:
-            tmp.unlink(missing_ok=True)
+        # the appended record already lists them all: this only drops the removed
+        self.layout.rewrite(self.path, kept)
 
 
-def _remove_empty_parents(path: Path, root: Path) -> None:
+def remove_empty_parents(path: Path, root: Path) -> None:
     for parent in path.parents:
         if parent == root:
             return
@@ -206,14 +267,16 @@ def _remove_empty_parents(path: Path, root: Path) -> None:
 
 class RecordedSink(Sink):
     """A sink writing a ``RecordedTree`` (``tree``), the folder ``path``: whatever ends the
-    run, every file it wrote is in place when it closes, and the folder is tidied."""
+    run, every file it wrote is in place when it closes, and the folder is tidied; or, given
+    a ``part``, a ``SharedPart`` of a folder a batch holds."""
 
     label = "Output"
     layout: Layout
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, part: str | None = None):
         super().__init__()
-        self.tree = RecordedTree(path, self.label, self.layout)
+        self.tree = (RecordedTree(path, self.label, self.layout) if part is None
+                     else SharedPart(path, part, self.layout))
         self.path = self.final_path = self.tree.path
         self.notes = self.tree.notes
 

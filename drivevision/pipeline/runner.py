@@ -36,7 +36,8 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
                  mot: PathLike | None = None,
                  video_preset: str = DEFAULT_VIDEO_PRESET, yolo: PathLike | None = None,
                  crops: PathLike | None = None, frame_stride: int = 1,
-                 style: DrawStyle = DrawStyle()) -> RunSummary:
+                 style: DrawStyle = DrawStyle(),
+                 dataset_part: str | None = None) -> RunSummary:
     """Detect objects in a video, image or folder; write the annotated video and detections.
 
     Args:
@@ -61,6 +62,9 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
             ``Source.keep_every``): the outputs keep each frame's index and time, the
             annotated video runs at 1/K of the frame rate, a tracker sees the gaps.
         style: how the annotated outputs draw the boxes (labels, scores, line width).
+        dataset_part: this input's name in ``yolo`` and ``crops`` folders that other inputs
+            write too (a batch's, ``recorded.SharedPart``), or None: the folders are this
+            run's.
 
     A camera or stream keeps only its newest frame (drops are counted in the summary); files
     keep every frame, but for a frame the model cannot take (too thin to resize) or cannot
@@ -82,7 +86,7 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
             src.frame_check = getattr(detector, "size_problem", None)
         sinks = [stack.enter_context(s)
                  for s in _sinks(src, detector, output, jsonl, csv, mot, video_preset,
-                                 yolo, crops)]
+                                 yolo, crops, dataset_part)]
         # (a generator: each sink is entered before the next is made, so none leaks)
         pipeline = Pipeline(src, detector, sinks, config=PipelineConfig(batch_size=batch),
                             stages=stages, render=renderer(style, detector.names))
@@ -109,7 +113,8 @@ def _check_outputs(source: PathLike | Source, outputs: list[PathLike | None]) ->
 
 
 def _sinks(src: Source, detector: Detector, output, jsonl, csv, mot=None,
-           video_preset: str = DEFAULT_VIDEO_PRESET, yolo=None, crops=None) -> Iterator[Sink]:
+           video_preset: str = DEFAULT_VIDEO_PRESET, yolo=None, crops=None,
+           part: str | None = None) -> Iterator[Sink]:
     """The outputs asked for; a live source's video runs on the capture clock and its JSONL
     records the stream's outages, as in ``drivevision live``; the CSV of images adds each
     row's file."""
@@ -126,9 +131,9 @@ def _sinks(src: Source, detector: Detector, output, jsonl, csv, mot=None,
         yield MotSink(mot)
     files = src.names if isinstance(src, ImageSource) else None
     if yolo is not None:
-        yield YoloSink(yolo, detector.names, getattr(detector, "class_ids", None), files)
+        yield YoloSink(yolo, detector.names, getattr(detector, "class_ids", None), files, part)
     if crops is not None:
-        yield CropSink(crops, detector.names, files)
+        yield CropSink(crops, detector.names, files, part)
 
 
 def _run(pipeline: Pipeline, detector: Detector,
