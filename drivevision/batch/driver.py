@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from drivevision.batch.datasets import Datasets, part_counts
 from drivevision.batch.jobs import Job
 from drivevision.batch.manifest import REPORT_JSON, Manifest, write_reports
 from drivevision.batch.work import BatchSettings, Event
@@ -64,10 +65,12 @@ def plan_batch(jobs: list[Job], out_dir: Path, settings: BatchSettings, *,
     plan = Plan(out_dir, settings, key, manifest, {})
     for job in jobs:
         record = None if force else manifest.done(job, key)
+        if record is not None and record.get("dataset", {}) != part_counts(settings, job.rel):
+            record = None  # some of its dataset files are gone
         row = _row(job, "pending")
         if record is not None:
             row.update(status="skipped", frames=record["frames"],
-                       detections=record["detections"],
+                       detections=record["detections"], dataset=record.get("dataset", {}),
                        outputs=[o["path"] for o in record["outputs"].values()])
         else:
             plan.todo.append(job)
@@ -84,10 +87,13 @@ def run_batch(plan: Plan, workers, *,
     progress are lost (their rows say how many frames and seconds they had done), their
     partial outputs hidden and removed by the next run; an output one of them had already
     moved into place (its worker stopped while finishing) is removed too, so that an
-    interrupted input has none and the next run redoes it whole."""
+    interrupted input has none and the next run redoes it whole. The dataset folders
+    (``Datasets``) hold only inputs done and those in progress."""
     stop: list[int] = []
     tries: dict[str, _Try] = {}
     start = time.perf_counter()
+    datasets = Datasets(plan.settings)
+    datasets.prepare(plan)
     try:
         with signals.requests(stop.append):
             for event in workers.run(plan.todo, lambda: bool(stop)):
@@ -95,13 +101,16 @@ def run_batch(plan: Plan, workers, *,
                     tries[event.job.rel] = _Try(plan, event.job)
                 elif event.kind == "frames" and event.job.rel in tries:
                     tries[event.job.rel].frames += event.frames
+                elif event.kind == "retry":
+                    datasets.drop(event.job.rel)
                 elif event.kind == "result":
-                    _record(plan, event, tries.pop(event.job.rel, None))
+                    _record(plan, event, tries.pop(event.job.rel, None), datasets)
                 if on_event is not None:
                     on_event(event)
     finally:
         plan.manifest.close()
         outcome = _outcome(plan, time.perf_counter() - start)
+        outcome.summary.update(notes=datasets.notes, datasets=datasets.summary(outcome.rows))
         write_reports(plan.out_dir, outcome.rows, outcome.summary)
     return outcome
 
@@ -137,7 +146,7 @@ def _identity(path: Path) -> tuple | None:
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
-def _record(plan: Plan, event: Event, tried: _Try | None) -> None:
+def _record(plan: Plan, event: Event, tried: _Try | None, datasets: Datasets) -> None:
     result = event.result
     if result.status == "interrupted" and tried is not None:
         tried.interrupted(result, plan.out_dir)
@@ -145,10 +154,13 @@ def _record(plan: Plan, event: Event, tried: _Try | None) -> None:
     row = plan.rows[result.rel]
     row.update(status=result.status, frames=result.frames, detections=result.detections,
                seconds=round(result.seconds, 3), error=result.error, notes=result.notes,
-               worker=result.worker, removed=removed,
+               worker=result.worker, removed=removed, dataset=result.dataset,
                outputs=[o["path"] for o in result.outputs.values()])
     if result.status == "done":
+        datasets.done(result)  # data.yaml before the manifest counts the input as done
         plan.manifest.add(result, plan.key)
+    else:
+        datasets.drop(result.rel)
 
 
 def _remove_superseded(plan: Plan, result) -> list[str]:
@@ -188,4 +200,4 @@ def _outcome(plan: Plan, seconds: float) -> Outcome:
 def _row(job: Job, status: str) -> dict:
     return {"input": job.source, "rel": job.rel, "kind": job.kind, "status": status,
             "frames": 0, "detections": 0, "seconds": 0.0, "error": "", "notes": [],
-            "worker": "", "outputs": [], "removed": []}
+            "worker": "", "outputs": [], "removed": [], "dataset": {}}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,20 +49,22 @@ class Job:
         return paths
 
 
-def find_jobs(inputs: list[str], out_dir: Path, list_file: str | None = None) -> list[Job]:
+def find_jobs(inputs: list[str], out_dir: Path, list_file: str | None = None,
+              skip: Iterable[Path] = ()) -> list[Job]:
     """The jobs for ``inputs`` (files, folders, globs) and the lines of ``list_file`` (one
     path per line; relative paths are relative to the list file's folder; blank lines and
-    ``#`` comments skipped), in the order given, each input once.
+    ``#`` comments skipped), in the order given, each input once. A folder search passes
+    over ``out_dir`` and the folders in ``skip`` (the batch's datasets).
 
     Raises ValueError, in one line, for a name that matches nothing, no input at all, or two
     inputs whose outputs would have the same name.
     """
-    out_dir = out_dir.resolve()
+    skipped = frozenset({out_dir.resolve(), *(Path(p).resolve() for p in skip)})
     jobs: list[Job] = []
     for pattern in inputs:
-        jobs.extend(_expand(pattern, out_dir))
+        jobs.extend(_expand(pattern, skipped))
     if list_file is not None:
-        jobs.extend(_listed(Path(list_file), out_dir))
+        jobs.extend(_listed(Path(list_file), skipped))
     jobs = list({job.source: job for job in reversed(jobs)}.values())[::-1]  # first wins
     if not jobs:
         raise ValueError("No inputs: expected video files, folders with videos or images, "
@@ -70,19 +73,19 @@ def find_jobs(inputs: list[str], out_dir: Path, list_file: str | None = None) ->
     return jobs
 
 
-def _expand(pattern: str, out_dir: Path) -> list[Job]:
+def _expand(pattern: str, skipped: frozenset[Path]) -> list[Job]:
     if not _GLOB_CHARS & set(pattern):
         path = Path(pattern)
         if not path.exists():
             raise ValueError(f"No such file or folder: {pattern}")
-        return _jobs_at(path.resolve(), None, out_dir)
+        return _jobs_at(path.resolve(), None, skipped)
     matches = sorted(glob.glob(pattern, recursive=True), key=lambda p: natural_key(Path(p)))
     if not matches:
         raise ValueError(f"Nothing matches {pattern}")
     root = _glob_root(pattern)
     jobs = []
     for match in matches:
-        jobs.extend(_jobs_at(Path(match).resolve(), root, out_dir))
+        jobs.extend(_jobs_at(Path(match).resolve(), root, skipped))
     return jobs
 
 
@@ -97,7 +100,7 @@ def _glob_root(pattern: str) -> Path:
     return Path(*fixed).resolve() if fixed else Path.cwd()
 
 
-def _listed(list_file: Path, out_dir: Path) -> list[Job]:
+def _listed(list_file: Path, skipped: frozenset[Path]) -> list[Job]:
     try:
         lines = list_file.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
@@ -113,27 +116,27 @@ def _listed(list_file: Path, out_dir: Path) -> list[Job]:
     root = Path(os.path.commonpath([p.parent for p in paths]))
     jobs = []
     for path in paths:
-        jobs.extend(_jobs_at(path, root, out_dir))
+        jobs.extend(_jobs_at(path, root, skipped))
     return jobs
 
 
-def _jobs_at(path: Path, root: Path | None, out_dir: Path) -> list[Job]:
+def _jobs_at(path: Path, root: Path | None, skipped: frozenset[Path]) -> list[Job]:
     """The jobs at ``path`` (a file: itself; a folder: searched), named relative to
     ``root`` (None: a file's own folder, or the folder searched)."""
     if path.is_dir():
-        return _search(path, root or path, out_dir)
+        return _search(path, root or path, skipped)
     if _is_image(path):  # a lone image: a sequence of one
         return [_job(path, root or path.parent, "images")]
     return [_job(path, root or path.parent, "video")]
 
 
-def _search(folder: Path, root: Path, out_dir: Path) -> list[Job]:
+def _search(folder: Path, root: Path, skipped: frozenset[Path]) -> list[Job]:
     """Videos anywhere under ``folder``, and each folder holding images as one input."""
     jobs = []
     for here, dirs, files in os.walk(folder):
         here_path = Path(here)
         dirs[:] = sorted((d for d in dirs if not d.startswith(".")
-                          and (here_path / d).resolve() != out_dir), key=_natural)
+                          and (here_path / d).resolve() not in skipped), key=_natural)
         names = sorted((f for f in files if not f.startswith(".")), key=_natural)
         if any(_is_image(here_path / f) for f in names):
             jobs.append(_job(here_path, root, "images"))

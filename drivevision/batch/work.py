@@ -24,7 +24,9 @@ class BatchSettings:
     ``track``: a tracker name, which also writes MOT text), frames per detector call, the
     frame rate given to image folders, the largest frame in pixels (None:
     ``limits.max_pixels()``), the tracker's settings, the frame stride (only frames 0, K,
-    2K, ... of each input detected) and how the video draws the boxes (``style``)."""
+    2K, ... of each input detected), how the video draws the boxes (``style``) and the
+    dataset folders all inputs write into (``yolo``, ``crops``: absolute paths, or None;
+    ``drivevision.batch.datasets``)."""
 
     config: DetectorConfig = field(default_factory=DetectorConfig)
     video: bool = False
@@ -39,6 +41,8 @@ class BatchSettings:
     max_pixels: int | None = None
     frame_stride: int = 1
     style: DrawStyle = field(default_factory=DrawStyle)
+    yolo: str | None = None
+    crops: str | None = None
 
     def outputs(self, job: Job, out_dir: Path) -> dict[str, Path]:
         return job.outputs(out_dir, video=self.video, csv=self.csv, mot=self.track is not None)
@@ -53,6 +57,9 @@ class BatchSettings:
             del key["style"]
         if not self.config.agnostic_nms:  # nor the option
             del key["config"]["agnostic_nms"]
+        for option in ("yolo", "crops"):  # likewise
+            if key[option] is None:
+                del key[option]
         key["config"].update(resolved_engine(self.config))
         weights = self.config.weights
         if weights:
@@ -81,7 +88,9 @@ class JobResult:
     """What became of one input. ``status``: "done", "failed" or "interrupted"; ``size`` and
     ``mtime_ns`` are the input's when the work began (a folder of images: its images' total
     bytes and newest time); ``outputs`` maps an output kind to its path relative to the
-    output folder, bytes, mtime and sha256; ``seconds`` is wall time."""
+    output folder, bytes, mtime and sha256; ``seconds`` is wall time; ``dataset``: how many
+    files it has in each dataset folder, by kind ("yolo", "crops"), and ``classes`` the
+    YOLO dataset's class names."""
 
     rel: str
     source: str
@@ -95,6 +104,8 @@ class JobResult:
     notes: list[str] = field(default_factory=list)
     outputs: dict[str, dict] = field(default_factory=dict)
     worker: str = ""
+    dataset: dict[str, int] = field(default_factory=dict)
+    classes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -150,11 +161,13 @@ def run_job(detector, job: Job, settings: BatchSettings, out_dir: Path,
     if result.status == "done":
         result.outputs = {k: describe_output(p, out_dir) for k, p in paths.items()}
         remove_stale(paths.values())
+        _describe_dataset(result, detector, settings)
     result.seconds = time.perf_counter() - start
     return result
 
 
 def _detect(detector, job: Job, settings: BatchSettings, paths: dict[str, Path], on_frame):
+    from drivevision.batch.datasets import dataset_part
     from drivevision.io.sources import open_source
     from drivevision.pipeline.runner import detect_video
     from drivevision.pipeline.track_stage import track_stages
@@ -170,7 +183,18 @@ def _detect(detector, job: Job, settings: BatchSettings, paths: dict[str, Path],
                             csv=paths.get("csv"), detector=detector, batch=settings.batch,
                             on_result=on_frame, stages=stages, mot=paths.get("mot"),
                             video_preset=settings.video_preset,
-                            frame_stride=settings.frame_stride, style=settings.style)
+                            frame_stride=settings.frame_stride, style=settings.style,
+                            yolo=settings.yolo,
+                            crops=settings.crops, dataset_part=dataset_part(job.rel))
+
+
+def _describe_dataset(result: JobResult, detector, settings: BatchSettings) -> None:
+    from drivevision.batch.datasets import part_counts
+    from drivevision.io.dataset_sinks import dataset_classes
+
+    result.dataset = part_counts(settings, result.rel)
+    if settings.yolo:
+        result.classes = dataset_classes(detector.names, getattr(detector, "class_ids", None))
 
 
 def input_stat(job: Job) -> tuple[int, int]:

@@ -40,6 +40,7 @@ def add_parser(commands) -> None:
 drivevision batch footage/ --out detections/                 # every video under footage/
 drivevision batch 'footage/2026-*/*.mp4' --out det/ --csv --video --workers 2
 drivevision batch --list files.txt --out det/ --track        # + MOT text per input
+drivevision batch footage/ --out det/ --yolo dataset/ --crops crops/  # one dataset for all
 drivevision batch footage/ --out det/ --ray auto             # on the Ray cluster joined
 drivevision batch assets/ --out det/ --weights assets/tiny-fpn-synthetic.pt  # offline demo""")
     batch.add_argument("inputs", nargs="*", metavar="INPUT",
@@ -54,6 +55,12 @@ drivevision batch assets/ --out det/ --weights assets/tiny-fpn-synthetic.pt  # o
     video_preset_arg(out)
     add_style_args(out)
     out.add_argument("--csv", action="store_true", help="detections per input as CSV")
+    out.add_argument("--yolo", metavar="DIR",
+                     help="one YOLO dataset of every input's frames with detections "
+                          "(images/, labels/, data.yaml, classes.txt), each input's files "
+                          "under its name: images/INPUT/frame_000123.jpg")
+    out.add_argument("--crops", metavar="DIR",
+                     help="each detection cut out of its frame: DIR/CLASS/INPUT/NAME_INDEX.jpg")
     out.add_argument("--force", action="store_true",
                      help="redo every input, also those done before with the same settings")
     run = batch.add_argument_group("run")
@@ -81,14 +88,17 @@ drivevision batch assets/ --out det/ --weights assets/tiny-fpn-synthetic.pt  # o
 
 def cmd_batch(args: argparse.Namespace) -> int:
     from drivevision.batch import claim_out_dir, find_jobs, plan_batch
+    from drivevision.batch.datasets import check_datasets, claim_datasets
 
     settings = _settings(args)
     out_dir = _out_dir(args.out)
-    jobs = find_jobs(args.inputs, out_dir, args.list_file)
+    datasets = [Path(p) for p in (settings.yolo, settings.crops) if p]
+    jobs = find_jobs(args.inputs, out_dir, args.list_file, skip=datasets)
+    check_datasets(settings, out_dir, jobs)
     image_fps(args, any(job.kind == "images" for job in jobs))  # warns if nothing takes it
     workers = _workers(args, settings, out_dir)
     quiet_opencv()
-    with claim_out_dir(out_dir):
+    with claim_out_dir(out_dir), claim_datasets(settings):
         plan = plan_batch(jobs, out_dir, settings, force=args.force)
         return _run(args, plan, workers)
 
@@ -119,7 +129,14 @@ def _settings(args: argparse.Namespace):
                          track=args.track, **track_options(args),
                          batch=args.batch, fps=image_fps(args, images=True),
                          max_pixels=limits.max_pixels(args.max_pixels),
-                         frame_stride=args.frame_stride, style=draw_style(args))
+                         frame_stride=args.frame_stride, style=draw_style(args),
+                         yolo=_folder(args.yolo),
+                         crops=_folder(args.crops))
+
+
+def _folder(text: str | None) -> str | None:
+    """A dataset folder as the settings record it: absolute (workers run elsewhere)."""
+    return text if text in (None, "-") else str(Path(text).resolve())
 
 
 def _out_dir(text: str) -> Path:
@@ -175,6 +192,9 @@ def _summary(outcome, out_dir: Path) -> str:
         more = f" and {len(removed) - 4} more" if len(removed) > 4 else ""
         lines.append(f"removed {counted(len(removed), 'output')} of earlier runs that these "
                      f"settings do not write: {', '.join(removed[:4])}{more}")
+    lines += s.get("notes", [])
+    for kind, dataset in s.get("datasets", {}).items():
+        lines.append(f"{kind}: {dataset['path']} ({counted(dataset['files'], 'file')})")
     if s["with_notes"]:
         lines.append(f"{counted(s['with_notes'], 'input')} with warnings (damaged frames, "
                      "...): see their notes in batch.json")

@@ -1,4 +1,5 @@
-"""Batch test helpers: a small tree of generated clips, the demo model, what a run left."""
+"""Batch test helpers: a small tree of generated clips, the demo model, what a run left,
+a dataset checked against the JSONL."""
 
 import json
 from pathlib import Path
@@ -61,3 +62,63 @@ def assert_same_detections(got: dict[str, bytes], want: dict[str, bytes]) -> Non
 
 def hidden_or_partial(out: Path) -> list[str]:
     return sorted(p.name for p in out.rglob("*") if ".part" in p.name)
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    """Every file in ``folder`` but the hidden ones: relative path -> bytes."""
+    found = {}
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if path.is_file() and not any(p.startswith(".") for p in rel.parts):
+            found[rel.as_posix()] = path.read_bytes()
+    return found
+
+
+def hidden_leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.rglob(".*.part*"))
+
+
+def labels_in_pixels(path: Path, width: int, height: int) -> list[tuple[int, list[float]]]:
+    boxes = []
+    for line in path.read_text().splitlines():
+        c, x, y, w, h = line.split()
+        x, y, w, h = float(x) * width, float(y) * height, float(w) * width, float(h) * height
+        boxes.append((int(c), [x - w / 2, y - h / 2, x + w / 2, y + h / 2]))
+    return boxes
+
+
+def assert_dataset_is_the_jsonl(root: Path, rels: list[str], size=(160, 96)) -> None:
+    """The dataset in ``root``/ds and crops in ``root``/crops hold, for each input of
+    ``rels`` (frames of ``size``), a label file and an image for each frame with detections
+    in its JSONL (``root``/det), the same boxes and classes, and a crop for each detection;
+    every file is recorded, none is half-written."""
+    from drivevision.io.dataset_sinks import CROPS_FOLDER, YOLO_FOLDER
+
+    ds, crops = root / "ds", root / "crops"
+    names = (ds / "classes.txt").read_text().splitlines()
+    assert f"nc: {len(names)}" in (ds / "data.yaml").read_text()
+    top = sorted(n for n in files(ds) if "/" not in n)
+    assert top == ["classes.txt", "data.yaml"]  # once, for all inputs
+    rows = {r["rel"]: r for r in json.loads((root / "det" / "batch.json").read_text())["inputs"]}
+    for rel in rels:
+        jsonl = (root / "det" / f"{rel}.jsonl").read_text()
+        frames = [json.loads(ln) for ln in jsonl.splitlines()]
+        with_boxes = [f for f in frames if f["detections"]]
+        assert with_boxes, "the demo model found nothing: the test checks nothing"
+        stems = [f"frame_{f['frame']:06d}" for f in with_boxes]
+        assert sorted(n.rsplit("/", 1)[1] for n in files(ds) if n.startswith(f"labels/{rel}/")) \
+            == [f"{s}.txt" for s in stems]
+        assert sorted(n.rsplit("/", 1)[1] for n in files(ds) if n.startswith(f"images/{rel}/")) \
+            == [f"{s}.jpg" for s in stems]
+        for frame, stem in zip(with_boxes, stems):
+            got = labels_in_pixels(ds / "labels" / rel / f"{stem}.txt", *size)
+            want = frame["detections"]
+            assert [names[c] for c, _ in got] == [d["class_name"] for d in want]
+            for (_, box), d in zip(got, want):
+                assert box == pytest.approx(d["box"], abs=0.01)
+        detections = sum(len(f["detections"]) for f in frames)
+        assert len([n for n in files(crops) if f"/{rel}/" in n]) == detections
+        assert rows[rel]["dataset"] == {"yolo": 2 * len(stems), "crops": detections}
+    for folder, layout in ((ds, YOLO_FOLDER), (crops, CROPS_FOLDER)):
+        assert layout.earlier(folder)[1] == []  # every file recorded
+        assert hidden_leftovers(folder) == []

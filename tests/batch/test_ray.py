@@ -1,5 +1,5 @@
-"""The batch on a real local Ray cluster started here: the same outputs as local workers, and
-an actor killed mid-file costs nothing but a retry."""
+"""The batch on a real local Ray cluster started here: the same outputs as local workers, one
+dataset written by all actors, and an actor killed mid-file costs nothing but a retry."""
 
 import os
 import signal
@@ -10,8 +10,10 @@ import pytest
 from drivevision.batch import run_batch
 from drivevision.cli import main
 from tests.batch.helpers import (
+    CLIPS,
     ROOT,
     WEIGHTS,
+    assert_dataset_is_the_jsonl,
     assert_same_detections,
     hidden_or_partial,
     new_plan,
@@ -86,3 +88,13 @@ def test_an_actor_killed_mid_file_has_its_file_retried_on_another(cluster, local
     assert_same_detections(outputs_of(out), local_outputs)
     assert hidden_or_partial(out) == []
 
+
+
+def test_ray_actors_write_one_dataset_as_local_workers_do(cluster, footage, tmp_path, capsys):
+    args = ["batch", str(footage), "--out", str(tmp_path / "det"), "--yolo",
+            str(tmp_path / "ds"), "--crops", str(tmp_path / "crops"), "--weights", WEIGHTS,
+            "--ray", "--workers", "2", *FP32]
+    assert main(args) == 0, capsys.readouterr().err
+    assert_dataset_is_the_jsonl(tmp_path, [c.removesuffix(".mp4") for c in CLIPS])
+    assert main(args) == 0
+    assert "3 skipped" in capsys.readouterr().out  # the actors' records read as one
