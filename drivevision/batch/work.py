@@ -184,8 +184,8 @@ def _detect(detector, job: Job, settings: BatchSettings, paths: dict[str, Path],
                             on_result=on_frame, stages=stages, mot=paths.get("mot"),
                             video_preset=settings.video_preset,
                             frame_stride=settings.frame_stride, style=settings.style,
-                            yolo=settings.yolo,
-                            crops=settings.crops, dataset_part=dataset_part(job.rel))
+                            yolo=settings.yolo, crops=settings.crops,
+                            dataset_part=dataset_part(job.rel))
 
 
 def _describe_dataset(result: JobResult, detector, settings: BatchSettings) -> None:

@@ -130,8 +130,7 @@ def _settings(args: argparse.Namespace):
                          batch=args.batch, fps=image_fps(args, images=True),
                          max_pixels=limits.max_pixels(args.max_pixels),
                          frame_stride=args.frame_stride, style=draw_style(args),
-                         yolo=_folder(args.yolo),
-                         crops=_folder(args.crops))
+                         yolo=_folder(args.yolo), crops=_folder(args.crops))
 
 
 def _folder(text: str | None) -> str | None:
