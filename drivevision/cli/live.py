@@ -351,6 +351,8 @@ def _unwritten(sources: list, pipeline) -> list[str]:
 
 
 def _wrote(sink) -> bool:
-    """Whether ``sink`` (not a segmented one) left its output: a file in place, or a stream
-    written through."""
-    return getattr(sink, "final_path", None) is not None or getattr(sink, "stream", False)
+    """Whether ``sink`` (not a segmented one) left its output: a file in place, or stdout
+    written through. A ``--serve`` sink has no path (its ``stream`` is a stream's number)."""
+    if getattr(sink, "path", None) is None:
+        return False
+    return getattr(sink, "final_path", None) is not None or getattr(sink, "stream", False) is True

@@ -255,3 +255,16 @@ def test_status_line_is_padded_only_on_a_terminal(stream, end):
         assert text == f"{line}\n{line}\n"
     else:  # a terminal: each line written over the last, padded to hide a longer one
         assert text == f"{line:<100}\r" * 2 and len(line) < 100
+
+
+@pytest.mark.timeout(90)
+def test_two_sources_served_report_only_the_files_written(tmp_path, clip_path, tiny_checkpoint,
+                                                          capsys):
+    # the second source's --serve sink is stream 1: it is no file, and no "wrote None"
+    code = main(["live", clip_path, clip_path, "--serve", "127.0.0.1:0", "-o",
+                 str(tmp_path / "out.mp4"), "--weights", tiny_checkpoint, "--model",
+                 "tiny-fpn", "--min-size", "96", "--video-preset", "ultrafast"])
+    wrote = [line.split(" ", 1)[1] for line in capsys.readouterr().out.splitlines()
+             if line.startswith("wrote ")]
+    assert code == 0
+    assert wrote == [str(tmp_path / "out.0.mp4"), str(tmp_path / "out.1.mp4")]
