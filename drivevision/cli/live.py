@@ -212,9 +212,6 @@ def cmd_live(args: argparse.Namespace) -> int:
     bind = parse_bind(args.serve) if args.serve else None
     quiet_opencv()
     claims = _claim_outputs(args)  # the outputs are this run's until it ends
-    if not (args.output or args.jsonl or args.serve):
-        _say(args, "nothing is saved: add -o VIDEO, --jsonl FILE or --serve to keep or "
-                   "watch the detections")
     with claims, undo_on_quit(claims.close), ExitStack() as finishing, ExitStack() as stack:
         # (stack unwinds first)
         server = None
@@ -222,6 +219,9 @@ def cmd_live(args: argparse.Namespace) -> int:
             server = MjpegServer(*bind, streams=len(args.sources))
             stack.callback(server.close)
         sources = [stack.enter_context(s) for s in open_sources(args)]
+        if not (args.output or args.jsonl or args.serve):  # (a source that fails says only that)
+            _say(args, "nothing is saved: add -o VIDEO, --jsonl FILE or --serve to keep or "
+                       "watch the detections")
         config = detector_config(args)
         _say(args, f"loading {config.weights_label}")
         detector = Detector.from_config(config, progress=not args.quiet)

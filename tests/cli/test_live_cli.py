@@ -180,6 +180,17 @@ def test_busy_serve_port_fails_before_the_model_loads(clip_path, tiny_checkpoint
     assert len(err) == 1 and f"Cannot serve on 127.0.0.1:{port}" in err[0]
 
 
+@pytest.mark.parametrize("source, message", [
+    ("http://127.0.0.1:9/stream", "Cannot open http://127.0.0.1:9/stream"),
+    ("missing.mp4", "No such file or directory: missing.mp4"),
+])
+def test_a_source_that_fails_without_outputs_says_only_that(source, message, tiny_checkpoint,
+                                                            capsys):
+    code = main(["live", source, "--weights", tiny_checkpoint, "--model", "tiny-fpn"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and message in err[0]
+
+
 def test_live_without_outputs_says_nothing_is_saved(tmp_path, clip_path, tiny_checkpoint,
                                                      capsys):
     detector = ["--weights", tiny_checkpoint, "--model", "tiny-fpn", "--min-size", "96"]
