@@ -174,6 +174,8 @@ def _run(args: argparse.Namespace, plan, workers) -> int:
 
 
 def _summary(outcome, out_dir: Path) -> str:
+    from drivevision.cli.progress import failed_line
+
     s = outcome.summary
     counts = ", ".join(f"{s[k]} {k}" for k in ("done", "skipped", "failed", "interrupted",
                                                "pending") if s[k])
@@ -185,7 +187,7 @@ def _summary(outcome, out_dir: Path) -> str:
              f"{counted(run['detections'], 'detection')}"]
     for row in outcome.rows:
         if row["status"] == "failed":
-            lines.append(f"failed: {row['input']}: {row['error']}")
+            lines.append(failed_line(row["input"], row["error"]))
     if s["removed"]:
         removed = [path for row in outcome.rows for path in row["removed"]]
         more = f" and {len(removed) - 4} more" if len(removed) > 4 else ""

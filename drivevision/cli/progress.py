@@ -10,6 +10,12 @@ from tqdm import tqdm
 from drivevision.labels import counted
 
 
+def failed_line(source: str, error: str) -> str:
+    """``failed: SOURCE: REASON``, the source named once though the reason may begin with it
+    (a SourceError names its input)."""
+    return f"failed: {source}: {error.removeprefix(f'{source}: ')}"
+
+
 class Progress:
     """frames done/total, fps and ETA on stderr; ``status`` prints a line above the bar."""
 
@@ -71,7 +77,7 @@ class BatchProgress:
         self.done += 1
         self._bar.update(1)
         if result.status == "failed":
-            self.status(f"failed: {result.source}: {result.error}")
+            self.status(failed_line(result.source, result.error))
         elif not self.enabled:
             self.status(f"[{self.done}/{self.total}] {result.status} {result.source} "
                         f"({counted(result.frames, 'frame')}, {result.seconds:.1f} s)")

@@ -195,6 +195,18 @@ def test_an_input_where_nothing_decodes_fails_with_the_reason_alone(tmp_path):
     assert result.error == f"{cam}: none of the 2 images could be decoded (damaged or not images)"
 
 
+def test_a_failed_input_is_named_once_in_its_line(tmp_path, capsys):
+    cam = tmp_path / "footage" / "cam"  # an image folder where nothing decodes: the reason
+    cam.mkdir(parents=True)             # begins with the input's path
+    for i in range(2):
+        (cam / f"f{i}.jpg").write_bytes(b"not an image")
+    code, stdout, err = batch(capsys, tmp_path / "footage", "--out", tmp_path / "det")
+    failed = [line for line in (stdout + err).splitlines() if line.startswith("failed: ")]
+    assert code == EXIT_SOME_FAILED
+    assert failed == [f"failed: {cam}: none of the 2 images could be decoded (damaged or not "
+                      "images)"] * 2  # the progress line and the summary's
+
+
 @pytest.mark.parametrize("args, message", [
     (["--workers", "0"], "Expected --workers >= 1"),
     (["--batch", "0"], "Expected --batch >= 1"),
