@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import threading
 import time
 from collections import deque
@@ -25,6 +26,7 @@ from drivevision.errors import DriveVisionError
 INSTALL = "pip install 'drivevision[ray]'"
 POLL_SECONDS = 0.25  # the driver looks at its stop request at least this often
 START_SECONDS = 600.0  # the longest wait for a first actor (a cluster scaling up, a model load)
+REACH_SECONDS = 10.0  # the longest wait for a cluster address to answer at all
 ATTEMPTS = 2  # an input whose actor died this many times is recorded as failed
 
 
@@ -65,6 +67,8 @@ class RayWorkers:
                  count: int | None):
         self.settings, self.out_dir, self.address, self.count = settings, out_dir, address, count
         self._ray = import_ray()
+        if not self._ray.is_initialized():
+            _check_reachable(address)
         self._actor_class = None
         self._threads = 1
         self._gpu = False
@@ -192,6 +196,22 @@ class _Dispatch:
             result = JobResult(job.rel, job.source, "interrupted", error="interrupted")
             yield Event("result", job, worker=actor, result=result)
         self.running.clear()
+
+
+def _check_reachable(address: str | None) -> None:
+    """A one-line error for a cluster address nothing answers at (Ray itself would retry
+    for minutes); ``auto``, ``local`` and none are Ray's to resolve."""
+    if address in (None, "auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not port.isdigit():
+        return  # not host:port: Ray says what it expected
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=REACH_SECONDS).close()
+    except OSError as e:
+        raise DriveVisionError(
+            f"Cannot reach a Ray cluster at {address} ({e.strerror or e}): give the address "
+            "`ray start --head` printed, or --ray alone for a Ray instance here") from None
 
 
 def _cause(error: BaseException) -> str:

@@ -180,6 +180,23 @@ def test_ray_without_ray_installed_says_how_to_install_it(tmp_path, capsys, foot
     assert not (tmp_path / "det").exists()
 
 
+@pytest.mark.timeout(60)
+def test_a_ray_address_nothing_answers_at_is_one_line_at_once(tmp_path, capsys, footage):
+    import socket
+    import time
+
+    pytest.importorskip("ray")
+    with socket.socket() as closed:  # bound, not listening: the connection is refused
+        closed.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{closed.getsockname()[1]}"
+        start = time.monotonic()
+        code, _, err = batch(capsys, footage, "--out", tmp_path / "det", "--ray", address)
+    assert code != 0 and time.monotonic() - start < 20.0  # Ray alone retries for minutes
+    [line] = err.strip().splitlines()
+    assert line.startswith(f"drivevision: error: Cannot reach a Ray cluster at {address} (")
+    assert not (tmp_path / "det").exists()
+
+
 def test_an_input_where_nothing_decodes_fails_with_the_reason_alone(tmp_path):
     from drivevision.batch.jobs import Job
     from drivevision.batch.work import BatchSettings, run_job
