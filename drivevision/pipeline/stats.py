@@ -75,6 +75,10 @@ class StageStats:
     def _warm(self, stage: str) -> list[float]:
         return [t[stage] for t in self.first if stage in t]
 
+    def __repr__(self) -> str:  # a printed RunSummary shows the means, not an address
+        means = ", ".join(f"{s}={self.mean(s):.1f}" for s in self.stages())
+        return f"StageStats(mean ms: {means})"
+
 
 class RateMeter:
     """Events per second over the last ``window_s`` seconds (at most ``max_events`` kept).

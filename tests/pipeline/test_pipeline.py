@@ -283,3 +283,14 @@ def test_starting_a_pipeline_ends_the_idle_openmp_team_of_the_thread_starting_it
     assert len(seen["team"]) == 1  # the worker of the team
     assert seen["frames"] == 5
     assert not seen["team"] & seen["after"]  # ended when the pipeline started
+
+
+def test_a_printed_summary_shows_the_stage_means_not_an_object_address():
+    from drivevision.pipeline.stats import RunSummary, StageStats
+
+    stages = StageStats(warmup=0)
+    stages.add({"decode": 2.0, "inference": 10.0})
+    stages.add({"decode": 4.0, "inference": 30.0})
+    text = repr(RunSummary(2, 1.0, {"car": 3}, stages, []))
+    assert "object at 0x" not in text
+    assert "stages=StageStats(mean ms: decode=3.0, inference=20.0)" in text
