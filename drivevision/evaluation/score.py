@@ -20,7 +20,7 @@ class Evaluation:
     out and why, for the user to read."""
 
     metrics: dict
-    curves: dict
+    curves: dict = field(repr=False)  # 2 x 101 numbers a class: left out of print(evaluation)
     notes: list[str] = field(default_factory=list)
 
 

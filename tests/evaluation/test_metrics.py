@@ -38,6 +38,15 @@ def test_perfect_predictions_score_one(tmp_path):
     assert_same_as_pycocotools(m, truth, preds)
 
 
+def test_a_printed_evaluation_shows_the_metrics_not_the_curves(tmp_path):
+    truth = [[("car", CAR), ("person", PERSON)]]
+    evaluation = score(tmp_path, truth, {0: [("car", 0.9, CAR)]})
+    assert len(evaluation.curves["car"]["iou50"]) == 101  # kept, only not printed
+    text = repr(evaluation)
+    assert text.startswith("Evaluation(metrics={'AP': ") and "curves" not in text
+    assert len(text) < 1000
+
+
 def test_a_box_shifted_to_iou_two_thirds_passes_at_50_and_fails_at_75(tmp_path):
     # a 100 px square moved 20 px: overlap 80 x 100 over union 120 x 100, IoU 0.667, a hit
     # at the thresholds 0.5, 0.55, 0.6 and 0.65, a miss at the six above
