@@ -72,10 +72,14 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
     summary. Outputs appear under their names only when the run completes or is stopped
     (Ctrl-C on the main thread is a stop request: the summary says ``interrupted``),
     replacing files of those names; a failed run leaves ``<name>.partial<suffix>`` files.
-    An output that is the input, or two outputs of one path, are refused (ValueError)
-    before the model loads, as is a frame stride a source cannot keep (a live one).
+    An output that is the input, two outputs of one path, or ``mot`` with no stages, are
+    refused (ValueError) before the model loads, as is a frame stride a source cannot keep
+    (a live one).
     """
     _check_outputs(source, [output, jsonl, csv, mot, yolo, crops])
+    if mot is not None and not callable(stages) and not stages:
+        raise ValueError("Expected stages with a tracker for mot= (a MOT file needs track "
+                         "ids), e.g. stages=track_stages('bytetrack'), but got none")
     with ExitStack() as finishing, ExitStack() as stack:  # stack unwinds first
         src = source if isinstance(source, Source) else stack.enter_context(open_source(source))
         src.keep_every(frame_stride)  # before the model loads

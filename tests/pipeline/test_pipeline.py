@@ -294,3 +294,16 @@ def test_a_printed_summary_shows_the_stage_means_not_an_object_address():
     text = repr(RunSummary(2, 1.0, {"car": 3}, stages, []))
     assert "object at 0x" not in text
     assert "stages=StageStats(mean ms: decode=3.0, inference=20.0)" in text
+
+
+def test_a_mot_file_without_a_tracker_is_refused_before_the_model_loads(tmp_path, clip_path):
+    from drivevision.config import DetectorConfig
+    from drivevision.pipeline.track_stage import track_stages
+
+    missing = DetectorConfig(weights=str(tmp_path / "none.pt"))  # loading it would fail
+    with pytest.raises(ValueError, match="Expected stages with a tracker for mot="):
+        detect_video(clip_path, mot=tmp_path / "m.txt", detector=missing)
+    assert list(tmp_path.iterdir()) == []
+    summary = detect_video(clip_path, mot=tmp_path / "m.txt", detector=FixedDetector(),
+                           stages=track_stages("bytetrack"))
+    assert summary.frames == 12 and (tmp_path / "m.txt").exists()
