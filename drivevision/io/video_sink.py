@@ -54,6 +54,7 @@ class VideoSink(Sink):
 
     needs_annotated = True
     keeps_empty = False  # no frame, no video: a file that does not play helps nobody
+    X264_TUNE: dict[str, str] = {}  # more x264 options (a live video's zero latency)
     SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
 
     def __init__(self, path: str | os.PathLike, fps: float, codec: str = "libx264",
@@ -97,7 +98,7 @@ class VideoSink(Sink):
             raise SinkError(f"Cannot write video {self.path}: {e}") from e
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         if codec == "libx264":
-            stream.options = {"crf": "23", "preset": self.preset}
+            stream.options = {"crf": "23", "preset": self.preset, **self.X264_TUNE}
             if self._by_index:  # AVI cannot tell a reordered frame's time: readers misplace it
                 stream.options = {**stream.options, "bf": "0"}
         else:

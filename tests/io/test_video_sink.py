@@ -113,3 +113,21 @@ def test_live_avi_of_one_frame_has_the_nominal_rate(tmp_path):
     with LiveVideoSink(out, fps=25.0) as sink:
         sink.write(Frame(0, 0.0, image, captured_at=3.0), Detections.empty(), image)
     assert read_avi(out)[:2] == (pytest.approx(25.0), 1) and sink.notes == []
+
+
+def test_live_mp4_frames_reach_the_part_file_as_they_are_made(tmp_path):
+    """A killed live run keeps its part file: the encoder may not hold frames back (x264's
+    lookahead kept 11, many seconds at a CPU detector's rate), so each closed fragment (one a
+    second) plays; the finished file lasts to its last frame."""
+    out, rng = tmp_path / "live.mp4", np.random.default_rng(0)
+    captured = [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
+    with LiveVideoSink(out, fps=25.0) as sink:
+        for i, t in enumerate(captured):
+            image = rng.integers(0, 255, (96, 128, 3), np.uint8)
+            sink.write(Frame(i, t * 1000.0, image, captured_at=t), Detections.empty(), image)
+        with av.open(str(sink.tmp)) as part:  # what a SIGKILL now would leave
+            assert sum(1 for _ in part.decode(video=0)) >= 4
+    with av.open(str(out)) as finished:
+        times = [frame.time for frame in finished.decode(video=0)]
+        assert times == pytest.approx(captured, abs=0.01)
+        assert finished.duration / 1e6 >= captured[-1]
