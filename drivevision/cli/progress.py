@@ -76,8 +76,9 @@ class BatchProgress:
         self._frames[result.rel] = result.frames  # Ray reports frames only at the end
         self.done += 1
         self._bar.update(1)
-        if result.status == "failed":
-            self.status(failed_line(result.source, result.error))
+        if result.status == "failed":  # numbered as the others where there is no bar
+            count = "" if self.enabled else f"[{self.done}/{self.total}] "
+            self.status(count + failed_line(result.source, result.error))
         elif not self.enabled:
             self.status(f"[{self.done}/{self.total}] {result.status} {result.source} "
                         f"({counted(result.frames, 'frame')}, {result.seconds:.1f} s)")

@@ -218,10 +218,10 @@ def test_a_failed_input_is_named_once_in_its_line(tmp_path, capsys):
     for i in range(2):
         (cam / f"f{i}.jpg").write_bytes(b"not an image")
     code, stdout, err = batch(capsys, tmp_path / "footage", "--out", tmp_path / "det")
-    failed = [line for line in (stdout + err).splitlines() if line.startswith("failed: ")]
+    reason = f"failed: {cam}: none of the 2 images could be decoded (damaged or not images)"
     assert code == EXIT_SOME_FAILED
-    assert failed == [f"failed: {cam}: none of the 2 images could be decoded (damaged or not "
-                      "images)"] * 2  # the progress line and the summary's
+    assert f"\n{reason}\n" in stdout  # the summary's line
+    assert f"\n[1/1] {reason}\n" in err  # the progress line, numbered as a done one is
 
 
 @pytest.mark.parametrize("args, message", [
