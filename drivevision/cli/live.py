@@ -123,6 +123,7 @@ def _check_args(args: argparse.Namespace) -> None:
     from drivevision.io import limits
     from drivevision.io.files import IMAGE_SUFFIXES
 
+    _check_camera_args(args)
     if args.frame_stride is not None:
         raise ValueError("live drops the frames it has no time for by itself (it detects the "
                          "newest one); --frame-stride is for detect, batch and eval, which "
@@ -153,6 +154,19 @@ def _claim_outputs(args: argparse.Namespace):
     jsonls = [p for p in output_paths(args.jsonl, len(args.sources)) if p]
     return check_outputs(args.sources, videos + jsonls, videos, clean=args.clean,
                          options=["-o"] * len(videos) + ["--jsonl"] * len(jsonls))
+
+
+def _check_camera_args(args: argparse.Namespace) -> None:
+    """--input-width/-height/-fps only with cameras, refused by the flags' own names."""
+    from drivevision.io.uri import parse_uri
+
+    asked = [flag for flag, value in (("--input-width", args.input_width),
+                                      ("--input-height", args.input_height),
+                                      ("--input-fps", args.input_fps)) if value is not None]
+    for uri in args.sources if asked else ():
+        if parse_uri(uri).kind not in ("camera", "csi"):
+            raise ValueError(f"Expected {', '.join(asked)} only for a camera (0, /dev/videoN, "
+                             f"csi://N), but {uri} is not one: it has its own size and rate")
 
 
 def open_sources(args: argparse.Namespace) -> Iterator:

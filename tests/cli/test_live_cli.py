@@ -104,6 +104,9 @@ def test_live_command_serves_reconnects_and_finishes_on_ctrl_c(tmp_path, tiny_ch
     (["clip.mp4", "--stall-timeout", "0"], "Expected --stall-timeout > 0"),
     (["clip.mp4", "--max-reconnects", "-1"], "Expected --max-reconnects >= 0"),
     (["clip.mp4", "-o", "out.webm"], "Expected a video file name ending in .mp4, .mkv"),
+    (["http://127.0.0.1:9/x", "--input-width", "320", "--input-fps", "5"],
+     "Expected --input-width, --input-fps only for a camera (0, /dev/videoN, csi://N), but "
+     "http://127.0.0.1:9/x is not one"),
 ])
 def test_live_command_fails_fast_with_one_line(args, message, capsys, tiny_checkpoint):
     # a long stall timeout (args may override it): waiting for it or retrying would take far
