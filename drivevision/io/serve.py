@@ -261,7 +261,11 @@ class MjpegServer:
         return self._http.server_address[:2]
 
     def url(self, stream: int = 0) -> str:
+        """The stream's address to open; served on every interface (0.0.0.0, ::), it names
+        this machine (its host name), as ``http://0.0.0.0:PORT`` opens nothing elsewhere."""
         host, port = self.address
+        if ipaddress.ip_address(host.split("%")[0]).is_unspecified:
+            host = socket.gethostname()
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{port}/stream/{stream}"
 

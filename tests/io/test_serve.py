@@ -45,6 +45,18 @@ def test_only_loopback_counts_as_private(host, loopback):
     assert is_loopback(host) is loopback
 
 
+def test_served_on_every_interface_the_address_shown_names_this_machine():
+    import socket
+
+    server = MjpegServer("0.0.0.0", port=0)
+    try:
+        port = server.address[1]
+        assert server.url(1) == f"http://{socket.gethostname()}:{port}/stream/1"
+        assert server.warning and "without authentication" in server.warning
+    finally:
+        server.close()
+
+
 @pytest.mark.timeout(30)
 def test_clients_receive_published_frames_and_close_ends_them():
     server = MjpegServer(port=0, streams=2).start()
