@@ -80,7 +80,7 @@ class RayWorkers:
         started = not ray.is_initialized()
         if started:
             with _signals_kept():
-                ray.init(address=self.address or None, log_to_driver=False)
+                _init(ray, self.address)
         actors: list = []
         try:
             count = self._size(len(jobs))
@@ -196,6 +196,20 @@ class _Dispatch:
             result = JobResult(job.rel, job.source, "interrupted", error="interrupted")
             yield Event("result", job, worker=actor, result=result)
         self.running.clear()
+
+
+def _init(ray, address: str | None) -> None:
+    """``ray.init``, with Ray's "no running instance" (which names Ray's own ``--address``
+    flag) said in this command's terms."""
+    try:
+        ray.init(address=address or None, log_to_driver=False)
+    except ConnectionError as e:
+        if "Could not find any running Ray instance" not in str(e):
+            raise
+        raise DriveVisionError(
+            f"--ray {address} found no running Ray cluster: start one with `ray start --head` "
+            "(or set RAY_ADDRESS), give its address, or use --ray alone for a Ray instance "
+            "here") from None
 
 
 def _check_reachable(address: str | None) -> None:

@@ -197,6 +197,20 @@ def test_a_ray_address_nothing_answers_at_is_one_line_at_once(tmp_path, capsys, 
     assert not (tmp_path / "det").exists()
 
 
+@pytest.mark.timeout(60)
+def test_ray_auto_with_no_cluster_running_says_how_to_start_one(tmp_path, capsys, footage,
+                                                                monkeypatch):
+    pytest.importorskip("ray")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "ray"))  # no cluster recorded there
+    code, _, err = batch(capsys, footage, "--out", tmp_path / "det", "--ray", "auto")
+    assert code == 2
+    assert err.strip().splitlines()[-1] == (
+        "drivevision: error: --ray auto found no running Ray cluster: start one with `ray "
+        "start --head` (or set RAY_ADDRESS), give its address, or use --ray alone for a Ray "
+        "instance here")
+
+
 def test_an_input_where_nothing_decodes_fails_with_the_reason_alone(tmp_path):
     from drivevision.batch.jobs import Job
     from drivevision.batch.work import BatchSettings, run_job
