@@ -4,12 +4,13 @@ a labelled input with several engines and precisions and score and time each."""
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import math
 import sys
 
 from drivevision.cli.help import add_command
-from drivevision.cli.options import add_detector_args, check_detector_args
+from drivevision.cli.options import add_detector_args, check_detector_args, csv_list
 from drivevision.cli.tracking import add_track_args, check_track_args
 
 EVAL_CONF = 0.05  # scores this low still count for AP (torchvision's own box_score_thresh)
@@ -88,6 +89,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.pred is not None:
         _refuse_run_options(args)
     else:  # a precision the device lacks is skipped with its reason, as torch fp32 runs
+        _check_settings(args)
         check_detector_args(args, precision=False)
         _check_tracking(args)
     class_map = parse_class_map(args.class_map)
@@ -116,6 +118,22 @@ def _refuse_run_options(args: argparse.Namespace) -> None:
         raise ValueError(f"{', '.join(given)} {verb} only when eval runs the detector on an "
                          f"INPUT; --pred {args.pred} is scored as it is: leave {them} out (or "
                          "give detect --conf/--classes when writing it)")
+
+
+def _check_settings(args: argparse.Namespace) -> None:
+    """Refuse, before the model loads, an engine or precision that does not exist (a typo):
+    a setting that cannot run here is skipped, but only after the torch fp32 reference ran,
+    and a misspelt one would never run anywhere."""
+    from drivevision.config import ENGINES, PRECISIONS
+
+    for option, names, known in (("--engines", args.engines, ENGINES),
+                                 ("--precision", args.precision, PRECISIONS)):
+        for name in csv_list(names):
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f"; did you mean {close[0]}?" if close else ""
+                raise ValueError(f"Expected {option} from {', '.join(known)}, but got "
+                                 f"{name!r}{hint}")
 
 
 def _check_tracking(args: argparse.Namespace) -> None:

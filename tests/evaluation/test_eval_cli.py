@@ -149,6 +149,20 @@ def test_tracker_settings_on_an_input_are_checked_before_the_model_loads(files, 
     assert len(err) == 1 and expected in err[0], err
 
 
+@pytest.mark.parametrize("options, expected", [
+    (["--engines", "torch,onx"], "Expected --engines from auto, torch, compiled, onnx, tensorrt, "
+                                 "but got 'onx'; did you mean onnx?"),
+    (["--precision", "fp32,fp61"], "but got 'fp61'; did you mean fp16?"),
+])
+def test_a_misspelt_engine_or_precision_is_refused_before_the_reference_runs(files, capsys,
+                                                                             options, expected):
+    gt, _ = files  # missing.pt: the model would fail to load, so nothing ran before the refusal
+    assert main(["eval", "--gt", str(gt), "missing.mp4", "--weights", "missing.pt",
+                 *options]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expected in err[0], err
+
+
 def test_unlabelled_frames_are_left_out_when_allowed(files, capsys):
     gt, pred = files
     write_preds(pred, {0: [("car", 0.9, CAR)], 7: [("car", 0.9, CAR)]})
