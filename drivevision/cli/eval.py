@@ -7,6 +7,7 @@ import argparse
 import difflib
 import json
 import math
+import os
 import sys
 
 from drivevision.cli.help import add_command
@@ -92,6 +93,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         _check_settings(args)
         check_detector_args(args, precision=False)
         _check_tracking(args)
+        if not os.path.exists(args.input) and "://" not in args.input:
+            raise ValueError(f"No such file or directory: {args.input}")
+    _check_report(args.report)
     class_map = parse_class_map(args.class_map)
     truth = read_truth(args.gt)
     if args.pred is not None:
@@ -134,6 +138,13 @@ def _check_settings(args: argparse.Namespace) -> None:
                 hint = f"; did you mean {close[0]}?" if close else ""
                 raise ValueError(f"Expected {option} from {', '.join(known)}, but got "
                                  f"{name!r}{hint}")
+
+
+def _check_report(report: str | None) -> None:
+    """Refuse, before any work, a --report that names a file: the report is a folder."""
+    if report is not None and os.path.exists(report) and not os.path.isdir(report):
+        raise ValueError(f"--report {report} is a file; expected a folder for metrics.json, "
+                         "summary.md and the curves (made if missing)")
 
 
 def _check_tracking(args: argparse.Namespace) -> None:

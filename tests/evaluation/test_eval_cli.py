@@ -163,6 +163,27 @@ def test_a_misspelt_engine_or_precision_is_refused_before_the_reference_runs(fil
     assert len(err) == 1 and expected in err[0], err
 
 
+def test_a_missing_input_is_refused_before_the_model_loads(files, capsys):
+    gt, _ = files
+    assert main(["eval", "--gt", str(gt), "missing.mp4", "--weights", "missing.pt"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["drivevision: error: No such file or directory: missing.mp4"]
+
+
+@pytest.mark.parametrize("mode", ["pred", "input"])
+def test_a_report_naming_a_file_is_refused_before_any_work_and_the_file_kept(files, tmp_path,
+                                                                            capsys, mode):
+    gt, pred = files
+    report = tmp_path / "notes.md"
+    report.write_text("mine\n")
+    source = ["--pred", str(pred)] if mode == "pred" else [str(gt), "--weights", "missing.pt"]
+    assert main(["eval", "--gt", str(gt), *source, "--report", str(report)]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and f"--report {report} is a file; expected a folder" in err[0], err
+    assert captured.out == "" and report.read_text() == "mine\n"
+
+
 def test_unlabelled_frames_are_left_out_when_allowed(files, capsys):
     gt, pred = files
     write_preds(pred, {0: [("car", 0.9, CAR)], 7: [("car", 0.9, CAR)]})
