@@ -129,6 +129,16 @@ def _fail(error: BaseException, code: int, debug: bool) -> int:
     return code
 
 
+# the optional libraries (pyproject's extras) by module, so a missing one says what to install
+EXTRAS = {"onnx": "onnx", "onnxruntime": "onnx", "onnxscript": "onnx", "torchao": "int8",
+          "pycocotools": "eval", "motmetrics": "eval", "matplotlib": "eval", "tabulate": "eval",
+          "ray": "ray", "PyQt6": "gui", "tensorrt_rtx": "tensorrt-rtx"}
+
+
 def _one_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
+    line = text[0] if text else type(error).__name__
+    extra = isinstance(error, ModuleNotFoundError) and EXTRAS.get((error.name or "").split(".")[0])
+    if extra and "pip install" not in line:
+        line += f": it comes with the {extra} extra, pip install -e \".[{extra}]\" in the clone"
+    return line

@@ -4,6 +4,7 @@ JSON and report outputs, tracks scored, and the detector run on a generated labe
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -182,6 +183,16 @@ def test_a_report_naming_a_file_is_refused_before_any_work_and_the_file_kept(fil
     err = captured.err.strip().splitlines()
     assert len(err) == 1 and f"--report {report} is a file; expected a folder" in err[0], err
     assert captured.out == "" and report.read_text() == "mine\n"
+
+
+def test_without_the_eval_extra_the_error_says_what_to_install(files, capsys, monkeypatch):
+    gt, pred = files
+    for name in ("pycocotools", "pycocotools.coco", "pycocotools.cocoeval"):
+        monkeypatch.setitem(sys.modules, name, None)  # as if never installed
+    assert main(["eval", "--gt", str(gt), "--pred", str(pred)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pycocotools" in err[0], err
+    assert err[0].endswith('it comes with the eval extra, pip install -e ".[eval]" in the clone')
 
 
 def test_unlabelled_frames_are_left_out_when_allowed(files, capsys):
