@@ -31,12 +31,27 @@ def read_truth(path: str | Path) -> Annotations:
     return read_truth_jsonl(path)
 
 
-def _lines(path: str | Path) -> list[tuple[int, str]]:
-    """Numbered non-blank lines; ValueError for a missing or empty file."""
+TRUTH_FILES = "ground truth: JSONL (one frame a line), COCO .json or MOTChallenge .txt"
+PREDICTION_FILES = ("detections as JSONL, as drivevision detect --jsonl writes them (a video "
+                    "or folder to run the detector on is the INPUT, without --pred)")
+
+
+def _text(path: str | Path, expected: str) -> str:
+    """The file's text; ValueError naming what was ``expected`` for a missing file, a folder
+    or one that is not text (a video or an image given in a file's place)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ValueError(f"Cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not a text file: expected {expected}") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path} is a folder: expected {expected}") from None
+    except OSError as e:
+        raise ValueError(f"Cannot read {path}: {e.strerror or e}") from None
+
+
+def _lines(path: str | Path, expected: str = TRUTH_FILES) -> list[tuple[int, str]]:
+    """Numbered non-blank lines; ValueError for a missing or empty file."""
+    text = _text(path, expected)
     lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
     if not lines:
         raise ValueError(f"{path} is empty: expected one JSON object per frame")
@@ -114,7 +129,8 @@ def read_truth_jsonl(path: str | Path) -> Annotations:
         record, where = _json_line(path, n, line), f"{path} line {n}"
         raw = record.get("boxes")
         if not isinstance(raw, list):
-            raise ValueError(f"{where}: expected \"boxes\", a list of [x1, y1, x2, y2]")
+            raise ValueError(f"{where}: expected \"boxes\", a list of [x1, y1, x2, y2]"
+                             + _swapped(record, "detections", "--pred"))
         boxes = [_box(b, f"{where} box {i}") for i, b in enumerate(raw)]
         labels = _labels(record.get("labels"), len(boxes), where)
         classes.update(dict.fromkeys(labels))
@@ -132,16 +148,23 @@ def read_predictions(path: str | Path) -> Annotations:
     "detections": [{"class_name": "car", "score": 0.98, "box": [x1, y1, x2, y2]}, ...]}``
     a line, ``"track_id"`` on each detection when tracked."""
     frames, lines_of, classes = {}, {}, {}
-    for n, line in _lines(path):
+    for n, line in _lines(path, PREDICTION_FILES):
         record, where = _json_line(path, n, line), f"{path} line {n}"
         dets = record.get("detections")
         if not isinstance(dets, list) or not all(isinstance(d, dict) for d in dets):
             raise ValueError(f"{where}: expected \"detections\", a list of objects with "
-                             "\"class_name\", \"score\" and \"box\"")
+                             "\"class_name\", \"score\" and \"box\""
+                             + _swapped(record, "boxes", "--gt"))
         entry = _detections(dets, where)
         classes.update(dict.fromkeys(entry.labels))
         _add_frame(frames, lines_of, record["frame"], entry, path, n)
     return Annotations(str(path), frames, tuple(classes))
+
+
+def _swapped(record: dict, key: str, option: str) -> str:
+    """A hint, when the line holds the other kind of file's ``key``: --gt and --pred swapped."""
+    return f"; this looks like a {option} file: are --gt and --pred swapped?" \
+        if key in record else ""
 
 
 def _detections(dets: list[dict], where: str) -> FrameBoxes:
@@ -171,9 +194,7 @@ def read_coco(path: str | Path) -> Annotations:
     image (a video's frames), else by their ``file_name`` in natural order, the order in
     which ``detect`` reads a folder of those images. ``iscrowd`` boxes are ignored regions."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as e:
-        raise ValueError(f"Cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+        data = json.loads(_text(path, TRUTH_FILES))
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not JSON ({e.msg}, line {e.lineno})") from None
     if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in

@@ -104,7 +104,28 @@ def _no_common_frame(tmp_path, gt, pred):
     return gt, pred
 
 
+def _video_as_pred(tmp_path, gt, pred):
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(bytes(range(256)) * 4)  # an MP4's bytes are not UTF-8 text
+    return gt, video
+
+
+def _folder_as_gt(tmp_path, gt, pred):
+    return tmp_path, pred
+
+
+def _swapped(tmp_path, gt, pred):
+    return pred, gt
+
+
 @pytest.mark.parametrize("make, expected", [
+    (_video_as_pred, "clip.mp4 is not a text file: expected detections as JSONL, as drivevision "
+                     "detect --jsonl writes them (a video or folder to run the detector on is "
+                     "the INPUT, without --pred)"),
+    (_folder_as_gt, "is a folder: expected ground truth: JSONL (one frame a line), COCO .json "
+                    "or MOTChallenge .txt"),
+    (_swapped, 'pred.jsonl line 1: expected "boxes", a list of [x1, y1, x2, y2]; this looks '
+               "like a --pred file: are --gt and --pred swapped?"),
     (_bad_line, "pred.jsonl line 3: not JSON"),
     (_x2_before_x1, "x2 < x1"),
     (_empty, "empty.jsonl is empty"),
