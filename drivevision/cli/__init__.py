@@ -29,9 +29,9 @@ from drivevision.pipeline import signals
 def build_parser() -> argparse.ArgumentParser:
     from drivevision.cli import batch, bench, cache, detect, export, live, view
     from drivevision.cli import eval as evaluate
-    from drivevision.cli.help import DEBUG_HELP, HelpFormatter, wrap
+    from drivevision.cli.help import DEBUG_HELP, HelpFormatter, Parser, wrap
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="drivevision", formatter_class=HelpFormatter,
         description=wrap("Object detection on driving video: files, cameras and streams in; "
                          "annotated video, images and detections out."),

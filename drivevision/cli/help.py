@@ -4,7 +4,55 @@ and examples at the end."""
 from __future__ import annotations
 
 import argparse
+import difflib
+import re
 import textwrap
+
+
+class Parser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one line (no usage block) that says where the
+    options are listed, suggest the close name for a misspelt option or choice, and name the
+    command an unknown argument was given to."""
+
+    def parse_args(self, args=None, namespace=None):
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = _command_parser(self, parsed)
+            command.error(f"unrecognized arguments: {' '.join(extras)}"
+                          f"{_close_option(command, extras)}")
+        return parsed
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}{_close_choice(message)} "
+                     f"({self.prog} --help lists the options)\n")
+
+
+def _command_parser(parser: argparse.ArgumentParser, parsed: argparse.Namespace):
+    """The sub-command's parser that ``parsed`` went through, else ``parser`` itself."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices.get(getattr(parsed, action.dest, None), parser)
+    return parser
+
+
+def _close_option(parser: argparse.ArgumentParser, extras: list[str]) -> str:
+    """"; did you mean --classes?" for the first unknown option close to one of ``parser``'s."""
+    known = [o for o in parser._option_string_actions if o.startswith("--")]
+    for extra in extras:
+        if extra.startswith("--"):
+            close = difflib.get_close_matches(extra.split("=")[0], known, n=1)
+            if close:
+                return f"; did you mean {close[0]}?"
+    return ""
+
+
+def _close_choice(message: str) -> str:
+    """"; did you mean onnx?" for argparse's "invalid choice: 'onx' (choose from ...)"."""
+    match = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+    if not match:
+        return ""
+    close = difflib.get_close_matches(match[1], re.findall(r"'([^']*)'", match[2]), n=1)
+    return f"; did you mean {close[0]}?" if close else ""
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):

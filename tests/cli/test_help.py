@@ -58,3 +58,24 @@ def test_the_detect_page_names_every_model_choice():
 
     page = (Path(__file__).parents[2] / "docs" / "detect.md").read_text()  # its Model item
     assert [m for m in MODELS if not re.search(rf"--model {m}(?![-\w])", page)] == []
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("detect in.mp4 --clases car", "drivevision detect: error: unrecognized arguments: --clases "
+                                   "car; did you mean --classes? (drivevision detect --help "
+                                   "lists the options)"),
+    ("eval --gt gt.jsonl --pred=p.jsonl --jsno", "unrecognized arguments: --jsno; did you mean "
+                                                 "--json? (drivevision eval --help"),
+    ("detect in.mp4 --engine onx", "invalid choice: 'onx' (choose from 'auto', 'torch', "
+                                   "'compiled', 'onnx', 'tensorrt'); did you mean onnx?"),
+    ("detet in.mp4", "drivevision: error: argument COMMAND: invalid choice: 'detet'"),
+    ("detect", "drivevision detect: error: the following arguments are required: input"),
+    ("cache --older-than soon", "argument --older-than: invalid float value: 'soon' "
+                                "(drivevision cache --help lists the options)"),
+])
+def test_a_mistyped_command_line_is_one_line_naming_the_command_and_the_close_name(
+        capsys, line, expected):
+    with pytest.raises(SystemExit) as usage:
+        build_parser().parse_args(shlex.split(line))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert usage.value.code == 2 and len(err) == 1 and expected in err[0], err
