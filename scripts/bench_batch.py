@@ -24,7 +24,8 @@ DEMO = Path(__file__).parents[1] / "assets" / "tiny-fpn-synthetic.pt"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--clips", type=int, default=6, help="generated clips")
     p.add_argument("--frames", type=int, default=40, help="frames per clip")
     p.add_argument("--size", default="320x192", help="WxH of the clips")

@@ -66,7 +66,8 @@ def one_call(det: Detector, frames: list) -> tuple[float, float, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="r50-fpn")
     parser.add_argument("--input-size", default="800x1344", help="HxW")
     parser.add_argument("--batch", default="1,8")

@@ -21,7 +21,8 @@ from drivevision.detector import Detector
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("pairs", nargs="+", help="ENGINE:PRECISION, e.g. compiled:int8")
     p.add_argument("--model", default="r50-fpn")
     p.add_argument("--input-size", default="800x1344", help="HxW")

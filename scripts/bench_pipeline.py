@@ -254,7 +254,8 @@ def _eager_fps(model, frames) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="r50-fpn-v2")
     parser.add_argument("--weights")
     parser.add_argument("--min-size", type=int, default=360)

@@ -107,7 +107,8 @@ def our_pieces(det, images, features, objectness, deltas) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="r50-fpn")
     parser.add_argument("--input-size", default="800x1344", help="HxW")
     parser.add_argument("--repeat", type=int, default=7)

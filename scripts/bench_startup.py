@@ -50,7 +50,8 @@ def child(args) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="r50-fpn-v2")
     parser.add_argument("--weights")
     parser.add_argument("--engine", default="compiled")

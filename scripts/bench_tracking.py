@@ -100,7 +100,8 @@ def bench_pipeline(frames: int, tmp: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=("update", "motion", "pipeline"))
     parser.add_argument("--frames", type=int, default=300, help="frames for update")
     parser.add_argument("--motion-frames", type=int, default=60)

@@ -14,7 +14,8 @@ from drivevision.synthetic import EVAL_SEEDS, write_eval_clip
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("eval.mp4"), help="MP4 to write")
     p.add_argument("--gt", type=Path, default=Path("eval_gt.jsonl"), help="JSONL to write")
     p.add_argument("--seeds", default=",".join(map(str, EVAL_SEEDS)), help="drives, comma list")

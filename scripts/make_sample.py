@@ -19,7 +19,8 @@ from drivevision.synthetic import Scene, write_clip
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("assets/sample.mp4"), help="MP4 to write")
     p.add_argument("--frames", type=int, default=40)
     p.add_argument("--width", type=int, default=640)
