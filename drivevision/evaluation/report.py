@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -15,6 +16,7 @@ _ROWS = (("AP", "AP@[.5:.95]"), ("AP50", "AP@.5"), ("AP75", "AP@.75"), ("APs", "
          ("APm", "AP medium"), ("APl", "AP large"), ("AR100", "AR@100"), ("HOTA", "HOTA"),
          ("DetA", "DetA"), ("AssA", "AssA"), ("MOTA", "MOTA"), ("IDF1", "IDF1"),
          ("id_switches", "ID switches"), ("recall", "recall (tracks)"))
+_log = logging.getLogger(__name__)
 
 
 def fmt(value) -> str:
@@ -48,6 +50,9 @@ def write_report(folder: str | Path, result: Evaluation, title: str = "Evaluatio
     try:
         import matplotlib
     except ImportError:
+        if result.curves:  # asked for a report, and it would have held curves: say why not
+            _log.warning("%s: no precision-recall curves: they need matplotlib, which comes "
+                         'with the eval extra: pip install -e ".[eval]" in the clone', folder)
         return written
     matplotlib.use("Agg", force=False)
     return written + [_curve(folder, name, c, result.metrics["per_class"].get(name))

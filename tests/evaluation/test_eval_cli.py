@@ -4,6 +4,7 @@ JSON and report outputs, tracks scored, and the detector run on a generated labe
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -45,6 +46,19 @@ def test_report_writes_metrics_summary_and_curves(files, tmp_path, capsys):
     assert json.loads((tmp_path / "rep" / "metrics.json").read_text())["AP50"] == \
         pytest.approx(0.5)
     assert "| car |" in (tmp_path / "rep" / "summary.md").read_text()
+
+
+def test_a_report_without_matplotlib_says_why_it_has_no_curves(files, tmp_path, capsys,
+                                                              caplog, monkeypatch):
+    gt, pred = files
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if never installed
+    assert main(["eval", "--gt", str(gt), "--pred", str(pred), "--report",
+                 str(tmp_path / "rep")]) == 0
+    assert sorted(p.name for p in (tmp_path / "rep").iterdir()) == ["metrics.json",
+                                                                     "summary.md"]
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        f"{tmp_path / 'rep'}: no precision-recall curves: they need matplotlib, which comes "
+        'with the eval extra: pip install -e ".[eval]" in the clone']
 
 
 def test_report_with_json_says_where_it_went_on_stderr(files, tmp_path, capsys):
