@@ -82,9 +82,19 @@ class DetectorConfig:
             raise ValueError(NEED_CALIB)
 
 
+EXPORTED = (".onnx", ".engine")  # what ``drivevision export`` writes: pieces, not a model
+
+
 def weights_problem(path: str | os.PathLike) -> str | None:
-    """Why ``path`` cannot be a checkpoint to load (nothing there, a folder), or None."""
+    """Why ``path`` cannot be a checkpoint to load (nothing there, a folder, a piece
+    ``export`` wrote), or None."""
     path = Path(path)
+    exported = path.is_file() and path.suffix in EXPORTED or path.is_dir() and any(
+        (path / f"dense_a{suffix}").is_file() for suffix in EXPORTED)
+    if exported:
+        return (f"{path} is what drivevision export writes, for deployment elsewhere; "
+                "--weights takes the .pt checkpoint it was exported from, and --engine onnx "
+                "or tensorrt runs that checkpoint as those engines (built once, cached)")
     if path.is_dir():
         return f"{path} is a folder, not a checkpoint (a .pt/.pth file saved by torch.save)"
     if not path.is_file():
