@@ -64,8 +64,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def _check_runnable(spec) -> None:
     """Refuse, before the model loads and torchvision eager is timed, a device this machine
-    lacks, or precisions of which it runs none: a setting that cannot run is skipped with
-    its reason, but a run with none left would measure nothing."""
+    lacks, precisions of which it runs none, or only tensorrt without CUDA: a setting that
+    cannot run is skipped with its reason, but a run with none left would measure nothing."""
     from drivevision.engines.hardware import check_precision, device_kind
 
     kind = device_kind(spec.device)
@@ -77,3 +77,7 @@ def _check_runnable(spec) -> None:
             problems.append(e)
     if len(problems) == len(spec.precisions):
         raise problems[0]
+    if kind != "cuda" and set(spec.engines) == {"tensorrt"}:  # TensorRT runs on CUDA only
+        raise ValueError(f"Expected an engine and precision that run here, but none can, so "
+                         f"nothing would be measured (tensorrt: Expected a CUDA device for "
+                         f"the tensorrt engine, but got {kind})")
