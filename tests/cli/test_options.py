@@ -202,3 +202,22 @@ def test_a_comma_list_where_one_engine_runs_names_the_commands_that_compare_seve
     with pytest.raises(SystemExit) as usage:
         build_parser().parse_args(args)
     assert usage.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_classes_given_by_id_are_named_in_a_note_since_ultralytics_counts_coco_from_0(capsys):
+    from drivevision.cli.options import check_classes
+
+    check_classes("2, 8,car", None)  # Ultralytics' 2 and 8 are car and boat
+    assert capsys.readouterr().err == (
+        "drivevision: note: --classes by id: 2 bicycle, 8 truck (torchvision's COCO ids, from "
+        "1 = person; Ultralytics' count from 0)\n")
+    check_classes("car,Truck", None)
+    assert capsys.readouterr().err == ""
+
+
+def test_a_checkpoints_own_class_ids_are_named_without_the_coco_remark(capsys):
+    from drivevision.cli.options import check_classes
+
+    demo = Path(__file__).parents[2] / "assets" / "tiny-fpn-synthetic.pt"  # its own 5 classes
+    check_classes("2,4", str(demo))
+    assert capsys.readouterr().err == "drivevision: note: --classes by id: 2 car, 4 bus\n"
