@@ -296,8 +296,9 @@ def _open_av(path: str | Path) -> tuple[av.container.InputContainer, av.VideoStr
     try:
         container = av.open(str(path))
     except (av.FFmpegError, OSError) as e:
+        reason = getattr(e, "strerror", None) or _first_line(e)  # FFmpeg's text, no errno
         raise SourceError(f"Cannot open {path} as a video (not a video file, or damaged: "
-                          f"{_first_line(e)})") from e
+                          f"{reason})") from e
     if not container.streams.video:
         container.close()
         raise SourceError(f"Cannot open {path} as a video (it holds no video stream)")

@@ -149,6 +149,15 @@ def test_camera_options_refused_for_files(clip_path):
         open_source(clip_path, width=640)
 
 
+def test_a_file_that_is_no_video_says_so_in_ffmpegs_words_without_its_error_number(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a video\n")
+    with pytest.raises(SourceError) as refused:
+        open_source(str(notes))
+    assert str(refused.value) == (f"Cannot open {notes} as a video (not a video file, or "
+                                  "damaged: Invalid data found when processing input)")
+
+
 def test_files_and_folders_open_as_before(clip_path, tmp_path):
     with open_source(clip_path) as source:
         frames = list(source)
