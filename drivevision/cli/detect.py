@@ -47,6 +47,8 @@ drivevision detect dashcam.mp4 --yolo dataset/ --crops crops/  # pre-labels, obj
 drivevision detect dashcam.mp4 --frame-stride 5   # detect every 5th frame: about 5x faster
 drivevision detect assets/sample.mp4 --weights assets/tiny-fpn-synthetic.pt  # offline demo""")
     detect.add_argument("input", help="video file, image file, or folder of images")
+    detect.inputs_hint = ("; detect takes one input and an output (a glob such as pics/*.png "
+                          "gives several): for many inputs use drivevision batch")
     detect.add_argument("output", nargs="?",
                         help="annotated output, as -o but never an existing file (that is "
                              "more likely a second input, as from a glob of two files)")

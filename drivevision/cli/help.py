@@ -18,8 +18,10 @@ class Parser(argparse.ArgumentParser):
         parsed, extras = self.parse_known_args(args, namespace)
         if extras:
             command = _command_parser(self, parsed)
-            command.error(f"unrecognized arguments: {' '.join(extras)}"
-                          f"{_close_option(command, extras)}")
+            hint = _close_option(command, extras)
+            if not hint and any(not e.startswith("-") for e in extras):
+                hint = getattr(command, "inputs_hint", "")  # ``detect a.png b.png c.png``
+            command.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
         return parsed
 
     def error(self, message: str):

@@ -69,6 +69,9 @@ def test_the_detect_page_names_every_model_choice():
     ("detect in.mp4 --engine onx", "invalid choice: 'onx' (choose from 'auto', 'torch', "
                                    "'compiled', 'onnx', 'tensorrt'); did you mean onnx?"),
     ("detet in.mp4", "drivevision: error: argument COMMAND: invalid choice: 'detet'"),
+    ("detect a.png b.png c.png", "unrecognized arguments: c.png; detect takes one input and an "
+                                 "output (a glob such as pics/*.png gives several): for many "
+                                 "inputs use drivevision batch"),
     ("detect", "drivevision detect: error: the following arguments are required: input"),
     ("cache --older-than soon", "argument --older-than: invalid float value: 'soon' "
                                 "(drivevision cache --help lists the options)"),
