@@ -39,7 +39,9 @@ class DetectorConfig:
     names and every class for a model with its own.
     ``min_size``/``max_size`` None keep the model's own resize rule (800/1333 for COCO);
     ``proposals`` None keeps its RPN proposals per image (1000), fewer is faster on CPUs.
-    ``agnostic_nms``: one box where boxes of different classes overlap (``Detector``).
+    ``iou``/``max_det`` None keep the box head's NMS threshold (0.5) and detections per
+    image (100); ``agnostic_nms``: one box where boxes of different classes overlap
+    (``Detector``).
     ``calib``: a video file or folder of images that int8 calibrates on (needed for int8);
     ``calib_frames`` of its frames, evenly spaced, are used.
     """
@@ -54,6 +56,8 @@ class DetectorConfig:
     min_size: int | None = None
     max_size: int | None = None
     proposals: int | None = None
+    iou: float | None = None
+    max_det: int | None = None
     agnostic_nms: bool = False
     calib: str | None = None
     calib_frames: int = CALIB_FRAMES
@@ -77,6 +81,10 @@ class DetectorConfig:
                 raise ValueError(f"Expected {name} >= 32 pixels, but got {value}")
         if self.proposals is not None and self.proposals < 1:
             raise ValueError(f"Expected proposals >= 1, but got {self.proposals}")
+        if self.iou is not None and not 0.0 < self.iou <= 1.0:
+            raise ValueError(f"Expected iou in (0, 1], but got {self.iou}")
+        if self.max_det is not None and self.max_det < 1:
+            raise ValueError(f"Expected max_det >= 1, but got {self.max_det}")
         check_calib_frames(self.calib_frames)
         if self.precision == "int8" and not self.calib:
             raise ValueError(NEED_CALIB)

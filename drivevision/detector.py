@@ -31,7 +31,7 @@ from drivevision.detections import Detections
 from drivevision.engines import Engine, create_engine, hardware
 from drivevision.engines.int8 import CalibrationSet
 from drivevision.labels import resolve_classes
-from drivevision.model import LoadedModel, copy_with_proposals, load_model
+from drivevision.model import LoadedModel, copy_with_proposals, load_model, set_box_nms
 from drivevision.ops.boxes import to_device
 from drivevision.ops.postprocess import fixed_detections
 from drivevision.proposals import MiddleStage, RoIs
@@ -101,6 +101,11 @@ class Detector:
             COCO's class names, all for one with its own (see ``labels.resolve_classes``).
         proposals: RPN proposals kept per frame (torchvision's ``rpn_post_nms_top_n_test``);
             None keeps the model's (1000).
+        iou: the box head's NMS threshold within a class (torchvision's ``box_nms_thresh``,
+            0.5): of boxes of one class overlapping by more than this, the best is kept;
+            None keeps the model's.
+        max_det: most detections per frame (torchvision's ``box_detections_per_img``, 100),
+            the best first; None keeps the model's.
         agnostic_nms: keep one box where boxes of different classes overlap by more than
             ``AGNOSTIC_IOU`` (the highest-scoring), after ``conf`` and ``classes``: one
             vehicle found as a car and as a truck is shown once. The model's own NMS is per
@@ -113,7 +118,8 @@ class Detector:
     def __init__(self, loaded: LoadedModel, *, engine: str = "torch", device: str = "auto",
                  precision: str = "fp32", conf: float = 0.5,
                  classes: str | Sequence[str | int] | None = None,
-                 proposals: int | None = None, agnostic_nms: bool = False,
+                 proposals: int | None = None, iou: float | None = None,
+                 max_det: int | None = None, agnostic_nms: bool = False,
                  progress: bool = False, calib: str | os.PathLike | CalibrationSet | None = None):
         self.device = resolve_device(device)
         self.precision_reason = None
@@ -127,6 +133,7 @@ class Detector:
         # Its own copy, so detectors built from one model on other devices or proposal
         # counts cannot change each other.
         module = copy_with_proposals(loaded.module, proposals).to(self.device).eval()
+        set_box_nms(module, iou, max_det)
         self.loaded = replace(loaded, module=module)
         self.model = module
         self.middle = MiddleStage(module)
@@ -146,7 +153,8 @@ class Detector:
                             min_size=config.min_size, max_size=config.max_size)
         return cls(loaded, engine=config.engine, device=config.device,
                    precision=config.precision, conf=config.conf, classes=config.classes,
-                   proposals=config.proposals, agnostic_nms=config.agnostic_nms,
+                   proposals=config.proposals, iou=config.iou, max_det=config.max_det,
+                   agnostic_nms=config.agnostic_nms,
                    progress=progress,
                    calib=calibration_set(config.calib, config.calib_frames)
                    if config.precision == "int8" else config.calib)

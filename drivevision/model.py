@@ -135,6 +135,19 @@ def copy_with_proposals(module: FasterRCNN, proposals: int | None = None) -> Fas
     return module
 
 
+def set_box_nms(module: FasterRCNN, iou: float | None, max_det: int | None) -> None:
+    """The box head's NMS threshold and detections per image, as torchvision's
+    ``FasterRCNN(box_nms_thresh=iou, box_detections_per_img=max_det)`` sets them."""
+    if iou is not None:
+        if isinstance(iou, bool) or not 0.0 < iou <= 1.0:
+            raise ValueError(f"Expected iou in (0, 1], but got {iou!r}")
+        module.roi_heads.nms_thresh = float(iou)
+    if max_det is not None:
+        if isinstance(max_det, bool) or not isinstance(max_det, int) or max_det < 1:
+            raise ValueError(f"Expected max_det to be an int >= 1, but got {max_det!r}")
+        module.roi_heads.detections_per_img = max_det
+
+
 def _nms_top_n(rpn: RegionProposalNetwork) -> tuple[dict[str, int], dict[str, int]]:
     """The RPN's pre- and post-NMS counts per mode, read through its public getters."""
     pre, post = {}, {}

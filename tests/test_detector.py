@@ -581,3 +581,25 @@ def test_every_argument_of_the_public_api_has_a_type_hint():
         bare = [p for p in inspect.signature(function).parameters
                 if p not in ("self", "cls") and p not in hints]
         assert not bare, f"{name}: no type hint for {', '.join(bare)}"
+
+
+def test_iou_and_max_det_equal_torchvision_built_with_them(tiny_loaded):
+    ref = build_model("tiny-fpn", num_classes=91, rpn_post_nms_top_n_test=100,
+                      box_nms_thresh=0.3, box_detections_per_img=7)
+    ref.load_state_dict(tiny_loaded.module.state_dict())
+    ref.roi_heads.score_thresh = 0.0
+    frame = scene(120, 200, seed=1)
+    detector = Detector(tiny_loaded, device="cpu", conf=0.0, classes="all", iou=0.3, max_det=7)
+    got, want = detector(frame), reference(ref, frame)
+    assert len(got) == len(want["boxes"]) == 7
+    np.testing.assert_allclose(got.xyxy, want["boxes"].numpy(), atol=1e-4)
+    plain = Detector(tiny_loaded, device="cpu", conf=0.0, classes="all")(frame)
+    assert len(plain) > 7  # the model's own 100 a frame, NMS at 0.5
+    assert tiny_loaded.module.roi_heads.nms_thresh == 0.5  # the caller's model is left alone
+
+
+@pytest.mark.parametrize("kwargs, message", [({"iou": 0.0}, r"iou in \(0, 1\], but got 0.0"),
+                                             ({"max_det": 0}, "max_det to be an int >= 1")])
+def test_an_iou_or_max_det_out_of_range_is_refused(tiny_loaded, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Detector(tiny_loaded, device="cpu", **kwargs)

@@ -55,8 +55,11 @@ class BatchSettings:
             del key["frame_stride"]
         if not self.video or self.style == DrawStyle():  # drawn only in the video
             del key["style"]
-        if not self.config.agnostic_nms:  # nor the option
+        if not self.config.agnostic_nms:  # nor these options
             del key["config"]["agnostic_nms"]
+        for option in ("iou", "max_det"):
+            if key["config"][option] is None:
+                del key["config"][option]
         for option in ("yolo", "crops"):  # likewise
             if key[option] is None:
                 del key[option]

@@ -22,7 +22,8 @@ UNDERSTATED_FROM = 0.2
 # options that only shape a detector run on INPUT: a --pred file is scored as it was written
 RUN_ONLY = ("model", "weights", "engines", "device", "precision", "calib", "calib_frames",
             "conf", "classes", "min_size", "max_size", "proposals", "warmup", "track",
-            "track_thresh", "track_buffer", "match_thresh", "frame_stride", "agnostic_nms")
+            "track_thresh", "track_buffer", "match_thresh", "frame_stride", "agnostic_nms",
+            "iou", "max_det")
 
 
 def add_parser(commands) -> None:

@@ -87,6 +87,12 @@ def add_detector_args(parser: argparse.ArgumentParser, *, conf: float = 0.5,
     g.add_argument("--proposals", type=int, metavar="N",
                    help="RPN proposals per frame (default 1000); fewer is faster on a CPU "
                         "(300: 2x with the v2 model at 360 px), at a small cost in recall")
+    g.add_argument("--iou", type=float, metavar="IOU",
+                   help="NMS threshold within a class: of a class's boxes overlapping by more "
+                        "than this, the best is kept (default: 0.5, torchvision's); higher "
+                        "keeps more of a crowd's overlapping objects, and more duplicates")
+    g.add_argument("--max-det", type=int, metavar="N",
+                   help="most detections per frame, the best first (default: 100)")
     g.add_argument("--agnostic-nms", action="store_true",
                    help="one box per object: where boxes of different classes overlap (IoU > "
                         "0.7), keep the highest-scoring, e.g. a vehicle found both as car and "
@@ -165,8 +171,14 @@ def check_detector_args(args: argparse.Namespace, *, precision: bool = True) -> 
     """Refuse, before the model loads, what the detector would refuse only once built: a
     device this machine lacks (``--device cuda`` without a GPU), ``--precision`` the device
     cannot run (fp16 on a CPU; ``precision`` False for a command that skips such a setting
-    and runs the others) and ``--classes`` the model lacks."""
+    and runs the others), ``--classes`` the model lacks, and ``--iou``/``--max-det`` out of
+    range."""
     from drivevision.engines import hardware
+
+    if args.iou is not None and not 0.0 < args.iou <= 1.0:
+        raise ValueError(f"Expected --iou in (0, 1], but got {args.iou}")
+    if args.max_det is not None and args.max_det < 1:
+        raise ValueError(f"Expected --max-det >= 1, but got {args.max_det}")
 
     kind = hardware.device_kind(args.device)
     if precision:
@@ -204,7 +216,8 @@ def detector_config(args: argparse.Namespace) -> DetectorConfig:
     return DetectorConfig(model=args.model, weights=args.weights, engine=engine,
                           device=args.device, precision=args.precision, conf=score_threshold(args),
                           classes=args.classes, min_size=args.min_size, max_size=args.max_size,
-                          proposals=args.proposals, agnostic_nms=args.agnostic_nms,
+                          proposals=args.proposals, iou=args.iou, max_det=args.max_det,
+                          agnostic_nms=args.agnostic_nms,
                           calib=getattr(args, "calib", None),
                           calib_frames=getattr(args, "calib_frames", CALIB_FRAMES))
 

@@ -38,7 +38,7 @@ def cmd_view(args: argparse.Namespace) -> int:
     argv = [*([args.source] if args.source else []), *(["--play"] if args.play else []),
             *(["--agnostic-nms"] if args.agnostic_nms else [])]
     for name in ("model", "weights", "engine", "device", "precision", "conf", "classes",
-                 "min_size", "max_size", "proposals", "track", "track_thresh",
+                 "min_size", "max_size", "proposals", "iou", "max_det", "track", "track_thresh",
                  "track_buffer", "match_thresh"):
         if getattr(args, name) is not None:
             argv += [f"--{name.replace('_', '-')}", str(getattr(args, name))]

@@ -97,7 +97,7 @@ def test_agnostic_nms_is_a_setting_of_its_own_and_old_manifests_stay_done():
     plain = BatchSettings(DetectorConfig(device="cpu", engine="torch", precision="fp32")).key()
     one_box = BatchSettings(DetectorConfig(device="cpu", engine="torch", precision="fp32",
                                            agnostic_nms=True)).key()
-    assert "agnostic_nms" not in plain["config"]  # as manifests written before the option
+    assert not {"agnostic_nms", "iou", "max_det"} & set(plain["config"])  # as older manifests
     assert one_box["config"]["agnostic_nms"] is True and one_box != plain
 
 
@@ -111,3 +111,14 @@ def test_the_drawing_style_counts_only_where_a_video_is_drawn():
     assert BatchSettings(config, style=thin).key() == BatchSettings(config).key()  # no video
     drawn = BatchSettings(config, video=True, style=thin).key()
     assert drawn["style"] == {"labels": False, "scores": True, "line_width": 1}
+
+
+@pytest.mark.parametrize("option", [{"iou": 0.6}, {"max_det": 20}])
+def test_the_box_nms_options_are_settings_of_their_own(option):
+    from drivevision.batch.work import BatchSettings
+    from drivevision.config import DetectorConfig
+
+    fp32 = {"device": "cpu", "engine": "torch", "precision": "fp32"}
+    changed = BatchSettings(DetectorConfig(**fp32, **option)).key()
+    assert changed != BatchSettings(DetectorConfig(**fp32)).key()
+    assert changed["config"][next(iter(option))] == next(iter(option.values()))

@@ -128,6 +128,8 @@ NO_FP16 = "Expected fp16 on a CUDA device; on the CPU use bf16 or fp32"
     (["--device", "cuda"], NO_CUDA),
     (["--device", "cuda:0"], NO_CUDA),
     (["--device", "gpu"], "Expected --device auto, cpu, cuda or cuda:N, but got 'gpu'"),
+    (["--iou", "0"], "Expected --iou in (0, 1], but got 0.0"),
+    (["--max-det", "0"], "Expected --max-det >= 1, but got 0"),
 ])
 def test_what_the_model_would_refuse_is_refused_before_it_loads(
         capsys, clip_path, own_classes_checkpoint, nothing_loads, command, options, message):

@@ -157,7 +157,8 @@ def test_bad_input_is_one_line_and_exit_2(files, tmp_path, capsys, make, expecte
 
 @pytest.mark.parametrize("options", [["--engines", "torch,onnx"], ["--precision", "bf16"],
                                      ["--conf", "0.5"], ["--classes", "car"], ["--track"],
-                                     ["--frame-stride", "3"], ["--agnostic-nms"]])
+                                     ["--frame-stride", "3"], ["--agnostic-nms"],
+                                     ["--iou", "0.6"], ["--max-det", "50"]])
 def test_detector_options_with_pred_are_refused_not_ignored(files, capsys, options):
     gt, pred = files
     assert main(["eval", "--gt", str(gt), "--pred", str(pred), *options]) == 2

@@ -469,7 +469,7 @@ def test_drivevision_view_starts_the_viewer_with_the_same_options(monkeypatch, c
     calls = []
     monkeypatch.setattr(app, "main", lambda argv, prog: calls.append(argv) or 0)
     options = ["--model", "tiny-fpn", "--device", "cpu", "--conf", "0.3", "--classes", "car",
-               "--agnostic-nms"]
+               "--agnostic-nms", "--iou", "0.6", "--max-det", "20"]
     assert cli.main(["view", clip_path, *options]) == 0
     [argv] = calls  # in this process
     assert argv[0] == clip_path
