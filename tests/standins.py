@@ -66,11 +66,15 @@ class ScriptedStream:
     ``runs`` gives each connection: (frames it sends, seconds between them, seconds the
     reconnect that opens it takes); the stream claims ``fps``. Each read moves the clock on
     by its frame's interval; a connection out of frames fails its next read, as a stream
-    that ended does. Patch ``drivevision.io.streams.time`` with ``clock``.
+    that ended does. Patch ``drivevision.io.streams.time`` with ``clock``. ``stamps``: for
+    each connection, its frames' own times in ms (FFmpeg's, ``CAP_PROP_POS_MSEC``); without
+    them the frames have none (``CAP_PROP_PTS`` is FFmpeg's "no timestamp"), as MJPEG's.
     """
 
-    def __init__(self, runs: list[tuple[int, float, float]], fps: float = 0.0):
+    def __init__(self, runs: list[tuple[int, float, float]], fps: float = 0.0,
+                 stamps: list[list[float]] | None = None):
         self.runs, self.fps, self.now, self._opened = list(runs), fps, 100.0, 0
+        self.stamps = stamps
         self.clock = types.SimpleNamespace(monotonic=lambda: self.now,
                                            perf_counter=lambda: self.now)
 
@@ -80,22 +84,30 @@ class ScriptedStream:
         if self._opened == len(self.runs):
             raise SourceError("gone")
         frames, period, opening = self.runs[self._opened]
+        stamps = self.stamps[self._opened] if self.stamps else None
         self._opened += 1
         self.now += opening
-        return _Connection(self, frames, period)
+        return _Connection(self, frames, period, stamps)
 
 
 class _Connection:
-    def __init__(self, stream: ScriptedStream, frames: int, period: float):
-        self.stream, self.left, self.period = stream, frames, period
+    def __init__(self, stream: ScriptedStream, frames: int, period: float,
+                 stamps: list[float] | None = None):
+        self.stream, self.left, self.period, self.stamps = stream, frames, period, stamps
+        self.read_count = 0
 
     def get(self, prop):
+        if prop == cv2.CAP_PROP_PTS:
+            return float(self.read_count) if self.stamps else -2.0 ** 63
+        if prop == cv2.CAP_PROP_POS_MSEC and self.stamps:
+            return self.stamps[self.read_count - 1]
         return self.stream.fps if prop == cv2.CAP_PROP_FPS else 0.0
 
     def read(self):
         if self.left == 0:
             return False, None
         self.left -= 1
+        self.read_count += 1
         self.stream.now += self.period
         return True, np.zeros((8, 8, 3), np.uint8)
 

@@ -87,6 +87,11 @@ class Source:
     source that can tell that apart from the wait for the frame to be due (a file paced in
     real time); None where the two come together (a camera or stream: OpenCV decodes a
     frame in the read that waits for it).
+
+    ``stream_clock``: True for a network stream whose ``timestamp_ms`` follow its own
+    timestamps (HLS, RTSP), which run at real speed while its frames may arrive in bursts
+    (an HLS segment at once): its rate and its video's timing are taken from them, not from
+    ``captured_at``.
     """
 
     can_lose_input: ClassVar[bool] = False
@@ -105,6 +110,7 @@ class Source:
     decode_ms: float | None = field(default=None, init=False, repr=False)
     frame_stride: int = field(default=1, init=False, repr=False)
     passed: int = field(default=0, init=False, repr=False)
+    stream_clock: bool = field(default=False, init=False, repr=False)
 
     @property
     def outage(self) -> str:

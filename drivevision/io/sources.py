@@ -66,7 +66,7 @@ def open_source(uri: str | Path, *, fps: float = 10.0, width: int | None = None,
                                    timeout_s=policy.stall_timeout)
         return streams.within_limit(cap, str(uri), max_pixels)
 
-    return streams.StreamSource(str(uri), opener, policy)
+    return streams.StreamSource(str(uri), opener, policy, stream_clock=spec.network)
 
 
 def _recorded(url: str, timeout_s: float) -> bool:

@@ -4,11 +4,11 @@ A ``StreamSource`` reads an OpenCV capture; when the stream ends, errors or stal
 for ``stall_timeout`` seconds) it closes the capture and reopens it with exponential backoff
 (capped), forever or until ``max_reconnects`` attempts in a row have failed. Frame indices
 go on after a reconnect as if the frames the outage lost had come (its length x the rate
-frames came at before it), so that a tracker sees it as time gone by, as it sees frames a
-live run dropped, and forgets the tracks of an outage longer than its buffer; every outage
-is kept as a ``Gap`` in ``gaps`` (its ``next_index`` past those frames), including
-one still going on when the run stops (see ``Source`` for ``reconnects``, ``outage_since``,
-``gave_up`` and ``lost_seconds``).
+of the frames before it, on the stream's own clock where it has one), so that a tracker
+sees it as time gone by, as it sees frames a live run dropped, and forgets the tracks of an
+outage longer than its buffer; every outage is kept as a ``Gap`` in ``gaps`` (its
+``next_index`` past those frames), including one still going on when the run stops (see
+``Source`` for ``reconnects``, ``outage_since``, ``gave_up`` and ``lost_seconds``).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from drivevision.labels import counted
 _RATE_FRAMES = 31  # the newest frame times a stream's rate is measured over
 _ENV_LOCK = threading.Lock()  # OPENCV_FFMPEG_CAPTURE_OPTIONS is read at open time, process-wide
 _ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
+_NO_PTS = -2.0 ** 62  # OpenCV's CAP_PROP_PTS below this is FFmpeg's AV_NOPTS_VALUE: no time
 
 
 @dataclass(frozen=True)
@@ -135,21 +136,49 @@ def _open_gstreamer(spec: SourceURI, width, height, fps) -> cv2.VideoCapture:
     return cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER)
 
 
+class _Clock:
+    """A stream's frame times in ms from its first frame: between two frames of one
+    connection, the step of the stream's own timestamps (``pos``, ms) where it has them, else
+    (no timestamps, an outage, a step back or one ahead by more than ``max_jump_s`` and the
+    time that passed) the time that passed between their arrivals."""
+
+    def __init__(self, start: float, max_jump_s: float):
+        self.ms, self.at, self.pos = 0.0, start, None  # the last frame's time, arrival, pos
+        self.max_jump_ms = max_jump_s * 1000.0
+
+    def ms_at(self, now: float) -> float:
+        """The clock at ``now`` (``time.monotonic()``) when no frame came since the last."""
+        return self.ms + (now - self.at) * 1000.0
+
+    def tick(self, now: float, pos: float | None) -> float:
+        """The time of a frame that arrived at ``now``, with its own time ``pos`` (or None)."""
+        step = (now - self.at) * 1000.0
+        if pos is not None and self.pos is not None and \
+                0 < pos - self.pos <= max(step, self.max_jump_ms):
+            step = pos - self.pos
+        self.ms, self.at, self.pos = self.ms + step, now, pos
+        return self.ms
+
+
 class StreamSource(Source):
     """Frames from a camera or network stream, reopened after outages (see module doc).
 
     ``opener`` returns an opened capture or raises SourceError; it is called once here, so
     an unopenable source fails at once, and again for every reconnect attempt.
-    ``timestamp_ms`` counts from the first frame read; ``captured_at`` is when it was read.
+    ``captured_at`` is when a frame was read; ``timestamp_ms`` counts from the first frame
+    read, in steps of the stream's own timestamps when ``stream_clock`` is True (an FFmpeg
+    capture: HLS hands over a whole segment's frames at once) and it has them, else in the
+    time between arrivals (MJPEG over HTTP, cameras); an outage adds the time it lasted.
     """
 
     can_lose_input = True
 
     def __init__(self, uri: str, opener: Callable[[], cv2.VideoCapture],
-                 policy: Reconnect = Reconnect()):
+                 policy: Reconnect = Reconnect(), *, stream_clock: bool = False):
         self._cap = opener()
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         super().__init__(uri, fps=fps if 0 < fps < 1000 else None, live=True)
+        self.stream_clock = stream_clock
         self._opener, self.policy = opener, policy
         self._interrupt = threading.Event()
         self._attempts = 0
@@ -179,41 +208,52 @@ class StreamSource(Source):
             self._release()
 
     def _frames(self) -> Iterator[Frame]:
-        t0 = last = time.monotonic()
-        index, outage = 0, None  # outage: (start time, reason) while no frame comes
-        arrivals: deque[float] = deque(maxlen=_RATE_FRAMES)
+        clock = _Clock(time.monotonic(), self.policy.stall_timeout)
+        index, outage = 0, None  # outage: (its start on the clock, reason) while no frame comes
+        times: deque[float] = deque(maxlen=_RATE_FRAMES)  # the last frames' times, ms
         while not self._interrupt.is_set():
-            if self._cap is None and not self._reopen(outage, index, t0):
+            if self._cap is None and not self._reopen(outage, index, clock):
                 break
             ok, image = self._cap.read()
             now = time.monotonic()
             if not ok or image is None:
                 self._release()
+                clock.pos = None  # a new connection's timestamps start afresh
                 if outage is None:
-                    stalled = now - last >= self.policy.stall_timeout * 0.9
-                    outage = (last, self._failure(stalled))
-                    self._attempts, self.outage_since = 0, last
+                    stalled = now - clock.at >= self.policy.stall_timeout * 0.9
+                    outage = (clock.ms, self._failure(stalled))
+                    self._attempts, self.outage_since = 0, clock.at
                 continue
+            seconds, ms = now - clock.at, clock.tick(now, self._position_ms())
             if outage is not None:
-                lost = self._lost_frames(now - last, arrivals) if self.delivered else 0
-                self._close_gap(outage, index - 1, index + lost, t0, now)
+                lost = self._lost_frames(seconds, times) if self.delivered else 0
+                self._close_gap(outage, index - 1, index + lost, ms)
                 index += lost
                 outage = self.outage_since = None
-                arrivals.clear()  # the rate after a reconnect starts afresh
-            arrivals.append(now)
-            last, self.delivered = now, True
-            yield Frame(index, (now - t0) * 1000.0, image, now)
+                times.clear()  # the rate after a reconnect starts afresh
+            times.append(ms)
+            self.delivered = True
+            yield Frame(index, ms, image, now)
             index += 1
         if outage is not None and not self.gave_up:
-            self._stopped_in_gap(outage, index, t0)
+            self._stopped_in_gap(outage, index, clock)
 
-    def _lost_frames(self, seconds: float, arrivals: deque[float]) -> int:
+    def _position_ms(self) -> float | None:
+        """The frame just read's own time (ms) where the stream has one: FFmpeg's
+        presentation timestamp; None for MJPEG over HTTP, which has none (OpenCV then counts
+        frames at a made-up 25 fps), and for cameras."""
+        if not self.stream_clock or self._cap.get(cv2.CAP_PROP_PTS) < _NO_PTS:
+            return None
+        return self._cap.get(cv2.CAP_PROP_POS_MSEC)
+
+    def _lost_frames(self, seconds: float, times: deque[float]) -> int:
         """Frames an outage of ``seconds`` (from the last frame to the next) cost, besides
-        the one expected next: at the median rate frames came before it, else the rate the
+        the one expected next: at the median interval between the frames before it (on
+        the stream's clock: an HLS segment's frames come at once), else the rate the
         stream claims; 0 when neither is known."""
-        times = list(arrivals)
-        gaps = sorted(b - a for a, b in zip(times, times[1:]))
-        interval = gaps[len(gaps) // 2] if gaps else (1.0 / self.fps if self.fps else 0.0)
+        gaps = sorted(b - a for a, b in zip(times, list(times)[1:]))
+        interval = gaps[len(gaps) // 2] / 1000.0 if gaps else (
+            1.0 / self.fps if self.fps else 0.0)
         if interval <= 0:
             return 0
         return max(0, round(seconds / interval) - 1)
@@ -232,20 +272,18 @@ class StreamSource(Source):
                 f"{self.lost_seconds:.0f} s): a codec this OpenCV's FFmpeg cannot decode, or "
                 "a stream that sends nothing")
 
-    def _close_gap(self, outage, last_index: int, next_index: int, t0: float,
-                   now: float) -> None:
-        self.gaps.append(Gap(last_index, next_index, (outage[0] - t0) * 1000.0,
-                             (now - t0) * 1000.0, outage[1], self._attempts))
+    def _close_gap(self, outage, last_index: int, next_index: int, end_ms: float) -> None:
+        self.gaps.append(Gap(last_index, next_index, outage[0], end_ms, outage[1],
+                             self._attempts))
         self.reconnects += 1
 
-    def _stopped_in_gap(self, outage, index: int, t0: float) -> None:
+    def _stopped_in_gap(self, outage, index: int, clock: _Clock) -> None:
         """The run stopped during an outage: keep it, lost up to now, never came back."""
-        now = time.monotonic()
-        self.gaps.append(Gap(index - 1, None, (outage[0] - t0) * 1000.0, (now - t0) * 1000.0,
+        self.gaps.append(Gap(index - 1, None, outage[0], clock.ms_at(time.monotonic()),
                              f"{outage[1]}; still lost when the run stopped", self._attempts))
         self.outage_since = None
 
-    def _reopen(self, outage, index: int, t0: float) -> bool:
+    def _reopen(self, outage, index: int, clock: _Clock) -> bool:
         """Open again after the backoff; False when interrupted or out of attempts."""
         limit = self.policy.max_reconnects
         while limit is None or self._attempts < limit:
@@ -257,8 +295,7 @@ class StreamSource(Source):
                 return True
             except SourceError:
                 continue
-        now = time.monotonic()
-        self.gaps.append(Gap(index - 1, None, (outage[0] - t0) * 1000.0, (now - t0) * 1000.0,
+        self.gaps.append(Gap(index - 1, None, outage[0], clock.ms_at(time.monotonic()),
                              outage[1], self._attempts))
         self.gave_up = True
         self.notes.append(f"{self.uri}: {outage[1]}; gave up after "

@@ -435,3 +435,30 @@ def test_with_one_frame_before_an_outage_the_claimed_rate_counts_the_frames_lost
 def test_a_stream_that_never_gave_a_frame_starts_at_index_zero(monkeypatch):
     source, frames = scripted(monkeypatch, [(0, 0.04, 0.0), (3, 0.04, 2.0)], fps=25.0)
     assert [f.index for f in frames] == [0, 1, 2] and source.gaps[0].next_index == 0
+
+
+def test_a_stream_with_its_own_timestamps_is_timed_by_them_not_by_their_bursts(monkeypatch):
+    """HLS hands over a segment's frames at once: frames 100 ms apart on the stream's clock
+    arrive 1 ms apart. A step back or a jump of an hour is not believed (the time between
+    arrivals is taken), nor are timestamps across a reconnect (the outage's length is)."""
+    from standins import ScriptedStream
+
+    from drivevision.io import streams
+
+    stamps = [[0, 100, 200, 300, 400, 500, 400, 3_600_400, 3_600_500], [7000, 7100, 7200]]
+    stream = ScriptedStream([(9, 0.001, 0.0), (3, 0.001, 2.0)], stamps=stamps)
+    monkeypatch.setattr(streams, "time", stream.clock)
+    policy = Reconnect(stall_timeout=5.0, max_reconnects=3, backoff_initial=0.001)
+    source = StreamSource("http://cam/live.m3u8", stream.opener, policy, stream_clock=True)
+    frames = list(source)
+    expected = [1, 101, 201, 301, 401, 501, 502, 503, 603, 2604, 2704, 2804]
+    assert [f.timestamp_ms for f in frames] == pytest.approx(expected, abs=1e-6)
+    # 2.001 s lost at the median 100 ms between frames: 20 frames' time, 19 besides the next
+    assert [f.index for f in frames] == [*range(9), 28, 29, 30]
+    gap = source.gaps[0]
+    assert (gap.start_ms, gap.end_ms) == pytest.approx((603, 2604), abs=1e-6)
+
+    stream = ScriptedStream([(9, 0.001, 0.0)], stamps=stamps[:1])
+    monkeypatch.setattr(streams, "time", stream.clock)
+    arrival = StreamSource("http://cam/stream", stream.opener, policy)  # MJPEG: no clock
+    assert [f.timestamp_ms for f in arrival] == pytest.approx(range(1, 10), abs=1e-6)
