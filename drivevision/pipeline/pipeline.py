@@ -168,7 +168,8 @@ class Pipeline(StageThreads):
                     return
                 if frame.source_id != i:
                     frame = replace(frame, source_id=i)
-                stats.on_capture(frame.captured_at)
+                stats.on_capture(frame.captured_at,
+                                 frame.timestamp_ms / 1000.0 if source.stream_clock else None)
                 self._offer(i, (frame, read_timing(source, start)))
         finally:
             with self._cond:

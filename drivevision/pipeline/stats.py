@@ -113,22 +113,38 @@ class ArrivalRate(RateMeter):
     A count over a window reads a burst as a rate: a stream's first frames, buffered while
     it opened, come together (thousands of fps, then the claimed rate's worth too many for
     seconds). The median ignores such bursts and single late frames. Thread-safe. It falls
-    to 0 once no frame came for ``window_s`` seconds and twice the median interval.
+    to 0 once no frame came for ``window_s`` seconds and twice the median interval. Where
+    each arrival comes with the frame's own time (``tick``'s ``stamp_s``), the intervals are
+    those of the frames' times: HLS hands over a segment's frames at once, so the median
+    between arrivals is nearly 0 s.
     """
 
     def __init__(self, window_s: float = 2.0, min_events: int = 3, max_events: int = 2_000):
         super().__init__(window_s, max_events)
         self.min_events = min_events
+        self._stamps: deque[float | None] = deque(maxlen=max_events)
+
+    def tick(self, now: float | None = None, stamp_s: float | None = None) -> None:
+        """A frame arrived at ``now``; ``stamp_s``: its own time in seconds where the stream
+        has one that runs at real speed (HLS: a segment's frames arrive at once), which the
+        intervals are then taken from."""
+        with self._lock:
+            self._times.append(time.monotonic() if now is None else now)
+            self._stamps.append(stamp_s)
 
     def rate(self, now: float | None = None) -> float:
         now = time.monotonic() if now is None else now
         with self._lock:
             while len(self._times) > self.min_events and self._times[0] < now - self.window_s:
                 self._times.popleft()
+                self._stamps.popleft()
             times = np.array(self._times, dtype=np.float64)
+            stamps = list(self._stamps)
         if times.size < 2:
             return 0.0
-        interval = float(np.median(np.diff(times)))
+        steps = (np.diff(np.array(stamps, dtype=np.float64)) if None not in stamps
+                 else np.diff(times))
+        interval = float(np.median(steps))
         if interval <= 0 or now - times[-1] > max(self.window_s, 2 * interval):
             return 0.0
         return 1.0 / interval
@@ -172,8 +188,9 @@ class SourceStats:
 
     ``captured`` frames were read, ``processed`` reached the render stage, ``dropped`` were
     replaced by a newer frame before the detector took them (live sources only). The input
-    rate is the rate frames arrive at (``ArrivalRate``, over the last 2 s), never the rate a
-    stream or container claims. Memory is bounded: the windows keep at most ``window_s``
+    rate is the rate frames arrive at (``ArrivalRate``, over the last 2 s; on the stream's own
+    timestamps where ``on_capture`` is given them), never the rate a stream or container
+    claims. Memory is bounded: the windows keep at most ``window_s``
     seconds and ``max_events``.
     """
 
@@ -186,10 +203,11 @@ class SourceStats:
         self.captured = self.processed = self.dropped = 0
         self._histogram = np.zeros(_HIST_MS + 1, np.int64)  # whole-run latency, 1 ms bins
 
-    def on_capture(self, now: float | None = None) -> None:
+    def on_capture(self, now: float | None = None, stamp_s: float | None = None) -> None:
+        """A frame read at ``now``, with its own time ``stamp_s`` (see ``ArrivalRate.tick``)."""
         with self._lock:
             self.captured += 1
-        self.input_rate.tick(now)
+        self.input_rate.tick(now, stamp_s)
 
     def on_drop(self) -> None:
         with self._lock:

@@ -218,6 +218,19 @@ def test_input_rate_is_the_rate_frames_arrive_at_after_an_opening_burst():
     assert stats.snapshot().input_fps == pytest.approx(10.0, rel=0.02)
 
 
+def test_input_rate_of_a_stream_with_its_own_times_is_theirs_not_its_bursts():
+    now = time.monotonic()
+    # HLS at 10 fps in 0.5 s segments: each segment's 5 frames arrive within 2 ms
+    frames = [(now - 1.9 + (i // 5) * 0.5 + (i % 5) * 0.0005, i * 0.1) for i in range(20)]
+    timed, arrivals = SourceStats(), SourceStats()
+    for arrived, stamp in frames:
+        timed.on_capture(arrived, stamp)
+        arrivals.on_capture(arrived)
+    assert timed.snapshot().input_fps == pytest.approx(10.0)
+    assert arrivals.snapshot().input_fps > 1000  # what the arrivals alone read as
+    assert timed.input_rate.rate(now + 3.0) == 0.0  # still falls to 0 when frames stop
+
+
 def test_input_rate_falls_to_zero_once_frames_stop_coming():
     meter = ArrivalRate(window_s=2.0)
     now = time.monotonic()
