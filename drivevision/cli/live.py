@@ -205,8 +205,10 @@ def _source_sinks(i: int, source, names, video: str | None, jsonl: str | None,
     from drivevision.io.video_sink import VideoSink
 
     if video:
-        make = functools.partial(LiveVideoSink if source.live else VideoSink,
-                                 fps=source.fps or 30.0, preset=preset)
+        make = functools.partial(VideoSink, fps=source.fps or 30.0, preset=preset)
+        if source.live:
+            make = functools.partial(LiveVideoSink, fps=source.fps or 30.0, preset=preset,
+                                     stream_time=source.stream_clock)
         yield make(video) if segment is None else Segmented(video, make, segment)
     if jsonl:
         make = functools.partial(GapJsonlSink, names=names, gaps=source.gaps)

@@ -68,7 +68,9 @@ def annotated_output(path: str | os.PathLike, source: Source,
         names = source.names if isinstance(source, ImageSource) else None
         return ImageFolderSink(path, names)
     fps = (source.fps or 30.0) / source.frame_stride
-    return (LiveVideoSink if source.live else VideoSink)(path, fps, preset=preset)
+    if source.live:
+        return LiveVideoSink(path, fps, preset=preset, stream_time=source.stream_clock)
+    return VideoSink(path, fps, preset=preset)
 
 
 class ImageSink(Sink):

@@ -24,7 +24,9 @@ MEASURE_S = 5.0  # ... or on those of the first seconds, for a slow detector
 
 
 class LiveVideoSink(VideoSink):
-    """Annotated video of a live source; each frame is shown at its capture time.
+    """Annotated video of a live source; each frame is shown at its capture time, or with
+    ``stream_time`` at its ``timestamp_ms`` (a stream whose frames arrive in bursts but carry
+    their own times: ``Source.stream_clock``).
 
     A live run keeps only the frames the detector had time for, so the video has a variable
     frame rate (timestamps in ms from the first frame); a stream outage is a frozen stretch.
@@ -43,8 +45,9 @@ class LiveVideoSink(VideoSink):
     X264_TUNE = {"tune": "zerolatency"}
 
     def __init__(self, path: str | os.PathLike, fps: float = 30.0,
-                 preset: str = DEFAULT_VIDEO_PRESET):
+                 preset: str = DEFAULT_VIDEO_PRESET, *, stream_time: bool = False):
         super().__init__(path, fps, preset=preset)
+        self.stream_time = stream_time
         self._t0: float | None = None
         self._waiting: list[tuple[Frame, Detections, np.ndarray]] | None = (
             [] if self._by_index else None)  # AVI: frames held until the rate is measured
@@ -56,13 +59,13 @@ class LiveVideoSink(VideoSink):
         image = frame.image if annotated is None else annotated
         self._waiting.append((frame, detections, image.copy()))  # a caller may reuse its buffer
         if (len(self._waiting) >= MEASURE_FRAMES
-                or frame.captured_at - self._waiting[0][0].captured_at >= MEASURE_S):
+                or self._time(frame) - self._time(self._waiting[0][0]) >= MEASURE_S):
             self._write_waiting()
 
     def _write_waiting(self) -> None:
         """Fix the AVI's frame rate from the frames held, then write them."""
         waiting, self._waiting = self._waiting, None
-        times = [frame.captured_at for frame, _, _ in waiting]
+        times = [self._time(frame) for frame, _, _ in waiting]
         gaps = [b - a for a, b in zip(times, times[1:]) if b > a]
         if gaps:
             measured = max(round(1.0 / statistics.median(gaps), 2), 0.01)
@@ -85,11 +88,15 @@ class LiveVideoSink(VideoSink):
         if not self._by_index:
             self._time_base = self._stream.codec_context.time_base = _MS
 
+    def _time(self, frame: Frame) -> float:
+        """Seconds on the clock the video follows (``stream_time``: the stream's own)."""
+        return frame.timestamp_ms / 1000.0 if self.stream_time else frame.captured_at
+
     def _ticks(self, frame: Frame) -> float:
         """Milliseconds on the capture clock, so the video plays at real speed."""
         if self._t0 is None:
-            self._t0 = frame.captured_at
-        return (frame.captured_at - self._t0) * 1000.0
+            self._t0 = self._time(frame)
+        return (self._time(frame) - self._t0) * 1000.0
 
 
 class GapJsonlSink(JsonlSink):

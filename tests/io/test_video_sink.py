@@ -107,6 +107,28 @@ def test_live_avi_takes_the_rate_measured_on_the_first_frames_not_the_claimed_on
                           "keep each frame's time"]
 
 
+@pytest.mark.parametrize("suffix", ["mp4", "avi"])
+def test_live_video_of_a_stream_with_its_own_times_follows_them_not_the_arrivals(tmp_path,
+                                                                                 suffix):
+    """HLS hands over a segment at once: frames 0.2 s apart on the stream's clock (every
+    other frame of a 10 fps stream kept) arrive in bursts; the video shows them 0.2 s apart."""
+    out = tmp_path / f"live.{suffix}"
+    arrived = [0.0, 0.001, 0.002, 1.0, 1.001, 1.002, 2.0, 2.001]
+    with LiveVideoSink(out, fps=10.0, stream_time=True) as sink:
+        for i, t in enumerate(arrived):
+            image = np.full((48, 64, 3), 30 * i, np.uint8)
+            sink.write(Frame(2 * i, 5000.0 + 200.0 * i, image, captured_at=t),
+                       Detections.empty(), image)
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        shown = [float(f.pts * stream.time_base) for f in container.decode(stream)]
+    steps = [b - a for a, b in zip(shown, shown[1:])]
+    assert steps == pytest.approx([0.2] * (len(arrived) - 1), abs=0.002)
+    assert sink.notes == ([] if suffix == "mp4" else [
+        f"{out}: AVI has one frame rate: 5 fps, measured on the first 8 frames kept (not the "
+        "source's 10); MP4 or MKV keep each frame's time"])
+
+
 def test_live_avi_of_one_frame_has_the_nominal_rate(tmp_path):
     out = tmp_path / "live.avi"
     image = np.zeros((48, 64, 3), np.uint8)
