@@ -81,6 +81,66 @@ def test_server_killed_mid_stream_reconnects_and_reports_gap(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.timeout(90)
+def test_hls_frames_are_timed_by_the_stream_not_by_the_bursts_they_arrive_in(tmp_path):
+    """A live HLS stream of the 10 fps sample hands over a segment (5 frames) at once: the
+    rate shown, the frame times (JSONL, video) and an outage's frame count follow the
+    stream's own timestamps, not the arrivals (which read as over 1000 fps)."""
+    from hls_server import FPS, LiveHlsServer
+
+    policy = Reconnect(stall_timeout=2.0, backoff_initial=0.25, backoff_max=0.5)
+    results, rates = [], {"before": [], "after": []}
+    with LiveHlsServer(tmp_path / "hls") as server, \
+            open_source(server.url, reconnect=policy) as source:
+        assert source.stream_clock
+        with LiveVideoSink(tmp_path / "live.mp4", stream_time=True) as video, \
+                GapJsonlSink(tmp_path / "live.jsonl", COCO_NAMES, source.gaps) as lines:
+            pipeline = Pipeline([source], FixedDetector(0.02, detections=BOX), [[video, lines]])
+            deadline = threading.Timer(40, pipeline.stop)
+            deadline.start()
+            start = time.monotonic()
+            for result in pipeline.results():
+                results.append(result)
+                now, back = time.monotonic(), source.gaps[0].end_ms if source.gaps else None
+                if 1.0 < now - start < 2.5:
+                    rates["before"].append(pipeline.stats[0].input_rate.rate())
+                elif now - start >= 2.5 and not source.gaps and not server.is_down() and \
+                        not rates["after"] and source.reconnects == 0:
+                    server.down(2.5)
+                    rates["after"].append(None)  # the outage was started
+                if back is not None and result.frame.timestamp_ms > back + 1500:
+                    rates["after"].append(pipeline.stats[0].input_rate.rate())
+                    if result.frame.timestamp_ms > back + 3000:
+                        pipeline.stop()
+            deadline.cancel()
+    measured = rates["before"] + rates["after"][1:]
+    assert len(rates["before"]) >= 5 and len(rates["after"]) >= 3
+    assert all(abs(rate - FPS) < 0.5 for rate in measured), measured
+    frames = [r.frame for r in results]
+    bursts = [(b.captured_at - a.captured_at) / (b.index - a.index) for a, b in
+              zip(frames, frames[1:])]
+    assert min(bursts) < 0.01  # frames did arrive many times faster than 10 fps
+    assert len(source.gaps) == 1 and source.reconnects == 1
+    gap = source.gaps[0]
+    lost = gap.next_index - gap.last_index - 1
+    assert 1.5 < gap.seconds < 8 and abs(lost - gap.seconds * FPS) <= 2  # about 30, not 6000
+    records = jsonl(tmp_path / "live.jsonl")
+    record = next(r["gap"] for r in records if "gap" in r)
+    assert (record["after_frame"], record["next_frame"]) == (gap.last_index, gap.next_index)
+    times = [(r["frame"], r["timestamp_ms"]) for r in records if "frame" in r]
+    assert [i for i, _ in times] == [f.index for f in frames]
+    for (i, a), (j, b) in zip(times, times[1:]):
+        spans_gap = i <= gap.last_index < j
+        assert b - a == pytest.approx((j - i) * 1000 / FPS, abs=150 if spans_gap else 1)
+    with av.open(str(tmp_path / "live.mp4")) as container:  # shown at the stream's times
+        stream = container.streams.video[0]
+        shown = sorted(float(f.pts * stream.time_base) * 1000 for f in container.decode(stream))
+    assert len(shown) == len(times)
+    steps = np.diff(shown) - np.diff([t for _, t in times])
+    assert np.abs(steps).max() <= 2
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
 def test_latency_stays_bounded_with_a_slow_detector(tmp_path):
     proc, port = start_process(fps=30, width=320, height=240)
     try:
