@@ -69,7 +69,9 @@ drivevision eval --gt MOT17-02/gt/gt.txt --pred tracks.jsonl --report runs/eval/
                      help="print the metrics as one JSON object (0..1) instead of tables")
     out.add_argument("--report", metavar="DIR",
                      help="write metrics.json, summary.md and precision-recall curves (PNG) "
-                          "into DIR (one folder per engine and precision with INPUT)")
+                          "into DIR (one folder per engine and precision with INPUT); an "
+                          "earlier run's report there is replaced, a folder holding report "
+                          "files no run wrote is refused")
     out.add_argument("--warmup", type=int, default=2, metavar="N",
                      help="untimed detector calls on the first frame before timing (INPUT)")
     add_detector_args(p, conf=EVAL_CONF, several=True)
@@ -84,6 +86,7 @@ drivevision eval --gt MOT17-02/gt/gt.txt --pred tracks.jsonl --report runs/eval/
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from drivevision.cli.eval_report import check_report
     from drivevision.evaluation import parse_class_map, read_truth
 
     if (args.pred is None) == (args.input is None):
@@ -96,19 +99,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
         _check_tracking(args)
         if not os.path.exists(args.input) and "://" not in args.input:
             raise ValueError(f"No such file or directory: {args.input}")
-    _check_report(args.report)
-    class_map = parse_class_map(args.class_map)
-    truth = read_truth(args.gt)
-    if args.pred is not None:
-        return _score_file(args, truth, class_map)
-    from drivevision.cli.eval_run import format_table, run_engines
+    with check_report(args):  # the run's claim on --report, until it is written
+        class_map = parse_class_map(args.class_map)
+        truth = read_truth(args.gt)
+        if args.pred is not None:
+            return _score_file(args, truth, class_map)
+        return _run_and_score(args, truth, class_map)
+
+
+def _run_and_score(args: argparse.Namespace, truth, class_map: dict) -> int:
+    from drivevision.cli.eval_run import format_table, run_engines, write_reports
 
     result = run_engines(args, truth, class_map,
                          log=lambda m: print(f"drivevision: {m}", file=sys.stderr, flush=True))
     if args.report:
-        from drivevision.cli.eval_run import write_reports
-
-        write_reports(args.report, result)
+        _write_report(args.report, lambda out: write_reports(out, result))
     print(json.dumps(result.table) if args.json else format_table(result))
     _report_written(args)
     return 0
@@ -141,13 +146,6 @@ def _check_settings(args: argparse.Namespace) -> None:
                                  f"{name!r}{hint}")
 
 
-def _check_report(report: str | None) -> None:
-    """Refuse, before any work, a --report that names a file: the report is a folder."""
-    if report is not None and os.path.exists(report) and not os.path.isdir(report):
-        raise ValueError(f"--report {report} is a file; expected a folder for metrics.json, "
-                         "summary.md and the curves (made if missing)")
-
-
 def _check_tracking(args: argparse.Namespace) -> None:
     """Refuse, before any work, tracker settings out of range and a stride without a
     tracker (it picks the frames the tracker sees)."""
@@ -170,7 +168,8 @@ def _score_file(args: argparse.Namespace, truth, class_map: dict) -> int:
     for note in result.notes:
         print(f"drivevision: note: {note}", file=sys.stderr)
     if args.report:
-        write_report(args.report, result, title=f"{args.pred} against {args.gt}")
+        _write_report(args.report, lambda out: write_report(
+            out, result, title=f"{args.pred} against {args.gt}"))
     if args.json:
         print(json.dumps(result.metrics))
     else:
@@ -190,6 +189,17 @@ def _warn_if_thresholded(path: str, predictions) -> None:
               f"{lowest:.2f} (eval counts boxes down to {EVAL_CONF:g}; detect keeps 0.5 "
               f"and up by default); write it with drivevision detect INPUT --conf "
               f"{EVAL_CONF:g} --jsonl {path}", file=sys.stderr)
+
+
+def _write_report(folder: str, write) -> None:
+    """``write(out)`` the report into ``folder``, replacing an earlier run's (a note says
+    when some of its files were removed)."""
+    from drivevision.cli.eval_report import report_tree
+
+    with report_tree(folder) as out:
+        write(out)
+    for note in out.notes:
+        print(f"drivevision: note: {note}", file=sys.stderr)
 
 
 def _report_written(args: argparse.Namespace) -> None:

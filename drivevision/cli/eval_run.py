@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -210,11 +209,11 @@ def _pts(value) -> str:
     return f"{'-':>7}" if value is None else f"{100 * value:>7.2f}"
 
 
-def write_reports(folder: str, result: RunResult) -> None:
-    """One report folder per engine and precision, and the table as ``summary.md``."""
-    root = Path(folder)
+def write_reports(out, result: RunResult) -> None:
+    """One report per engine and precision, each in a subfolder named for them, and the
+    table as ``summary.md``, through ``out`` (``report.write_report``)."""
     for r in result.runs:
-        write_report(root / f"{r.engine}-{r.precision}", r.evaluation,
-                     title=f"{r.engine} {r.precision} on {result.info['input']}")
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "summary.md").write_text("```\n" + format_table(result) + "\n```\n")
+        write_report(out, r.evaluation, title=f"{r.engine} {r.precision} on "
+                     f"{result.info['input']}", under=f"{r.engine}-{r.precision}")
+    table = "```\n" + format_table(result) + "\n```\n"
+    out.put_with("summary.md", lambda path: path.write_text(table))

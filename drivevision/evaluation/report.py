@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from functools import partial
 from pathlib import Path
 
 from drivevision.evaluation.coco import RECALLS
@@ -40,26 +41,34 @@ def summary_markdown(result: Evaluation, title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(folder: str | Path, result: Evaluation, title: str = "Evaluation") -> list[Path]:
-    """Write the report into ``folder`` (made if missing); returns the files written."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    written = [folder / "metrics.json", folder / "summary.md"]
-    written[0].write_text(json.dumps({**result.metrics, "notes": result.notes}, indent=1) + "\n")
-    written[1].write_text(summary_markdown(result, title))
+def write_report(out, result: Evaluation, title: str = "Evaluation", under: str = "") -> list[str]:
+    """Write the report into the folder ``out.path`` through ``out.put_with(name, write)``,
+    which calls ``write(path)`` to make the file ``name`` (``/``-separated, in the subfolder
+    ``under`` when given), as ``io.recorded.RecordedTree`` does. Returns the names written."""
+    prefix = f"{under}/" if under else ""
+    texts = {"metrics.json": json.dumps({**result.metrics, "notes": result.notes}, indent=1)
+             + "\n", "summary.md": summary_markdown(result, title)}
+    for name, text in texts.items():
+        out.put_with(prefix + name, lambda path, text=text: path.write_text(text))
+    written = [prefix + name for name in texts]
     try:
         import matplotlib
     except ImportError:
         if result.curves:  # asked for a report, and it would have held curves: say why not
             _log.warning("%s: no precision-recall curves: they need matplotlib, which comes "
-                         'with the eval extra: pip install -e ".[eval]" in the clone', folder)
+                         'with the eval extra: pip install -e ".[eval]" in the clone',
+                         Path(out.path, under))
         return written
     matplotlib.use("Agg", force=False)
-    return written + [_curve(folder, name, c, result.metrics["per_class"].get(name))
-                      for name, c in result.curves.items()]
+    for name, curve in result.curves.items():
+        png = f"{prefix}pr-{re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')}.png"
+        out.put_with(png, partial(_curve, name=name, curve=curve,
+                                  ap=result.metrics["per_class"].get(name)))
+        written.append(png)
+    return written
 
 
-def _curve(folder: Path, name: str, curve: dict, ap: float | None) -> Path:
+def _curve(path: Path, *, name: str, curve: dict, ap: float | None) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(4.5, 4), dpi=100)
@@ -70,8 +79,8 @@ def _curve(folder: Path, name: str, curve: dict, ap: float | None) -> Path:
            title=f"{name}: AP@[.5:.95] {fmt(ap)}")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left")
-    path = folder / f"pr-{re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')}.png"
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    try:
+        fig.savefig(path, format="png")
+    finally:
+        plt.close(fig)

@@ -1,0 +1,100 @@
+"""``eval --report DIR`` keeps what a user had: a folder holding report files no run wrote is
+refused before the model loads, an earlier run's report is replaced whole, other files are
+never touched, and a folder another run is writing is refused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from drivevision.cli import main
+from tests.evaluation.helpers import write_preds, write_truth
+
+CAR, PERSON = [10, 10, 110, 110], [200, 20, 240, 120]
+
+
+@pytest.fixture
+def files(tmp_path):
+    gt = write_truth(tmp_path / "gt.jsonl", [[("car", CAR), ("person", PERSON)], []],
+                     width=320, height=240)
+    pred = write_preds(tmp_path / "pred.jsonl", {0: [("car", 0.9, CAR)], 1: []})
+    return gt, pred
+
+
+def visible(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
+                  if not p.name.startswith("."))
+
+
+@pytest.mark.parametrize("mine", ["summary.md", "metrics.json", "pr-car.png",
+                                  "torch-fp32/summary.md"])
+@pytest.mark.parametrize("mode", ["pred", "input"])
+def test_a_users_own_report_file_is_refused_before_the_model_loads_and_kept(
+        files, tmp_path, capsys, monkeypatch, mine, mode):
+    gt, pred = files
+    folder = tmp_path / "work"
+    (folder / mine).parent.mkdir(parents=True)
+    (folder / mine).write_text("my notes\n")
+    (folder / "notes.txt").write_text("other\n")
+    monkeypatch.chdir(folder)  # --report . as a user would give it
+    source = ["--pred", str(pred)] if mode == "pred" else [str(gt), "--weights", "missing.pt"]
+    assert main(["eval", "--gt", str(gt), *source, "--report", "."]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        f"drivevision: error: --report folder . already holds 1 report file that no "
+        f"drivevision run wrote there ({mine}); our report files would mix with them: "
+        "choose a new or empty folder"]  # not a missing-weights error: before the model
+    assert visible(folder) == sorted(["notes.txt", mine, *(["torch-fp32"] if "/" in mine
+                                                            else [])])
+    assert (folder / mine).read_text() == "my notes\n"
+
+
+def test_a_second_run_replaces_the_first_runs_report_and_nothing_else(files, tmp_path,
+                                                                       capsys):
+    gt, pred = files
+    report = tmp_path / "rep"
+    report.mkdir()
+    (report / "README.txt").write_text("what these runs are\n")  # not a report file
+    assert main(["eval", "--gt", str(gt), "--pred", str(pred), "--report", str(report)]) == 0
+    assert visible(report) == ["README.txt", "metrics.json", "pr-car.png", "pr-person.png",
+                               "summary.md"]
+    capsys.readouterr()
+    # the same predictions against ground truth that labels only cars: no person curve
+    car_gt = write_truth(tmp_path / "cars.jsonl", [[("car", CAR)], []], width=320, height=240)
+    assert main(["eval", "--gt", str(car_gt), "--pred", str(pred), "--report",
+                 str(report)]) == 0
+    err = capsys.readouterr().err
+    assert visible(report) == ["README.txt", "metrics.json", "pr-car.png", "summary.md"]
+    assert json.loads((report / "metrics.json").read_text())["per_class"] == pytest.approx(
+        {"car": 1.0})
+    assert f"drivevision: note: {report}: replaced the report files of an earlier run into " \
+           "it (1 of them not written again was removed)" in err.splitlines()
+    assert (report / "README.txt").read_text() == "what these runs are\n"
+    assert (report / ".drivevision-report.txt").read_text().splitlines()[1:] == [
+        "metrics.json", "pr-car.png", "summary.md"]
+
+
+def test_a_report_folder_another_run_is_writing_is_refused(files, tmp_path, capsys,
+                                                          held_by_another_run):
+    gt, pred = files
+    report = tmp_path / "rep"
+    pid = held_by_another_run(report)
+    assert main(["eval", "--gt", str(gt), str(gt), "--weights", "missing.pt", "--report",
+                 str(report)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"drivevision: error: {report.resolve()} is being written by another run (pid {pid}); "
+        "wait for it to end or choose another name"]
+    assert not report.exists()
+
+
+def test_the_input_folder_is_refused_as_the_report_folder(files, tmp_path, capsys):
+    gt, _ = files
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    assert main(["eval", "--gt", str(gt), str(frames), "--weights", "missing.pt", "--report",
+                 str(frames)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "An output path is an input" in err[0], err
+    assert visible(frames) == []
