@@ -9,10 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections import Counter
 
 import numpy as np
 
 from drivevision.evaluation.annotations import Annotations
+from drivevision.evaluation.classes import (
+    best_f1_threshold,
+    confusion_matrix,
+    matches_at_50,
+    precision_recall,
+)
 
 # COCOeval.stats positions of the numbers we report (maxDets 100, every area unless named)
 STATS = {"AP": 0, "AP50": 1, "AP75": 2, "APs": 3, "APm": 4, "APl": 5, "AR100": 8}
@@ -48,9 +55,11 @@ def coco_dicts(truth: Annotations, preds: Annotations,
 
 def coco_metrics(truth: Annotations, preds: Annotations, classes: tuple[str, ...]) -> dict:
     """AP, AP50, AP75, APs, APm, APl, AR100 (0..1; None where the ground truth has no such
-    object), ``per_class`` name -> AP@[.5:.95] (None for a class without ground truth), and
-    ``curves``: name -> precision at ``RECALLS`` for IoU 0.5 and 0.75 (lists, -1 where
-    undefined)."""
+    object), ``per_class`` name -> AP@[.5:.95] (None for a class without ground truth),
+    ``conf_best_f1`` and ``classes`` (name -> ``gt_boxes``, ``detections``, ``precision``,
+    ``recall``, ``AP50``, ``AP``; see ``evaluation.classes``), ``confusion`` (int64 (C+1, C+1),
+    [predicted, true], background last) and ``curves``: name -> precision at ``RECALLS`` for
+    IoU 0.5 and 0.75 (lists, -1 where undefined)."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -68,10 +77,30 @@ def coco_metrics(truth: Annotations, preds: Annotations, classes: tuple[str, ...
     precision = ev.eval["precision"]  # [IoU threshold, recall, class, area, maxDets]
     out["per_class"] = {name: _mean_defined(precision[:, :, k, 0, -1])
                         for k, name in enumerate(classes)}
+    out.update(_per_class_rows(ev, truth, preds, classes, precision))
     out["curves"] = {name: {"iou50": precision[0, :, k, 0, -1].tolist(),
                             "iou75": precision[5, :, k, 0, -1].tolist()}
                      for k, name in enumerate(classes)}
     return out
+
+
+def _per_class_rows(ev, truth: Annotations, preds: Annotations, classes: tuple[str, ...],
+                    precision: np.ndarray) -> dict:
+    """``conf_best_f1``, ``classes`` (name -> gt_boxes, detections, precision, recall at that
+    threshold, AP50, AP) and ``confusion`` (``classes.confusion_matrix``)."""
+    matches = matches_at_50(ev, classes)
+    threshold = best_f1_threshold(matches)
+    pr = precision_recall(matches, threshold)
+    # COCO result ids count the predictions in coco_dicts' order from 1
+    where = [(f, i) for f, fb in preds.frames.items() for i in range(len(fb))]
+    ignored = {where[d - 1] for m in matches.values() for d in m["ignored_ids"]}
+    dets = Counter(n for fb in preds.frames.values() for n in fb.labels)
+    rows = {name: {"gt_boxes": m["gt"], "detections": dets[name], **pr[name],
+                   "AP50": _mean_defined(precision[0, :, k, 0, -1]),
+                   "AP": _mean_defined(precision[:, :, k, 0, -1])}
+            for k, (name, m) in enumerate(matches.items())}
+    return {"conf_best_f1": threshold, "classes": rows,
+            "confusion": confusion_matrix(truth, preds, classes, threshold, ignored)}
 
 
 def _coco(cls, dataset: dict):

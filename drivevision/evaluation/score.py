@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from drivevision.evaluation.annotations import Annotations, FrameBoxes
 from drivevision.evaluation.coco import coco_metrics
 from drivevision.evaluation.coverage import covered_truth
@@ -17,11 +19,13 @@ SIZE_SLACK = 1.0  # pixels a predicted box may reach past the frame (rounding)
 class Evaluation:
     """``metrics``: what ``--json`` prints (see ``evaluate``); ``curves``: class name ->
     precision at COCO's 101 recall points for IoU 0.5 and 0.75; ``notes``: what was left
-    out and why, for the user to read."""
+    out and why, for the user to read; ``confusion``: int64 (C+1, C+1) counts [predicted,
+    true] over ``metrics["classes"]`` and the background, last (``evaluation.classes``)."""
 
     metrics: dict
     curves: dict = field(repr=False)  # 2 x 101 numbers a class: left out of print(evaluation)
     notes: list[str] = field(default_factory=list)
+    confusion: np.ndarray | None = field(default=None, repr=False)
 
 
 def parse_class_map(text: str | None) -> dict[str, str]:
@@ -47,10 +51,12 @@ def evaluate(truth: Annotations, preds: Annotations, *, class_map: dict[str, str
     """COCO metrics of ``preds`` against ``truth``, and MOTA/IDF1 when both carry tracks.
 
     ``metrics`` holds AP, AP50, AP75, APs, APm, APl, AR100 (0..1, None where undefined),
-    ``per_class`` (name -> AP), ``frames`` (scored), ``gt_boxes``, ``detections``, and with
-    tracks MOTA, IDF1, id_switches and their counts. A frame of ``truth`` missing from
-    ``preds`` counts as one with no detections, or, with ``covered_only`` (a file ``detect``
-    wrote, a line per frame it detected in), is left out with a note saying which and why
+    ``per_class`` (name -> AP), ``conf_best_f1`` and ``classes`` (name -> counts, precision,
+    recall at that threshold, AP50, AP: ``evaluation.classes``), ``frames`` (scored),
+    ``gt_boxes``, ``detections``, and with tracks MOTA, IDF1, id_switches and their
+    counts. A frame of ``truth`` missing from ``preds`` counts as one with no detections,
+    or, with ``covered_only`` (a file ``detect`` wrote, a line per frame it detected in),
+    is left out with a note saying which and why
     (``coverage.covered_truth``; a ValueError when ``preds`` covers no frame of ``truth``).
     A predicted frame missing from ``truth`` is a ValueError unless ``allow_unlabelled``,
     when it is left out.
@@ -64,7 +70,7 @@ def evaluate(truth: Annotations, preds: Annotations, *, class_map: dict[str, str
     preds = _matched_classes(truth, preds, class_map or {}, notes)
     classes = truth.classes
     coco = coco_metrics(truth, preds, classes)
-    curves = coco.pop("curves")
+    curves, confusion = coco.pop("curves"), coco.pop("confusion")
     metrics = {**coco, "frames": len(truth.frames),
                "gt_boxes": sum(len(f) for f in truth.frames.values()),
                "detections": sum(len(f) for f in preds.frames.values())}
@@ -74,7 +80,7 @@ def evaluate(truth: Annotations, preds: Annotations, *, class_map: dict[str, str
         metrics.update(track_metrics(truth, preds))
         if metrics["HOTA"] is None:
             notes.append(HOTA_INSTALL)
-    return Evaluation(metrics, curves, notes)
+    return Evaluation(metrics, curves, notes, confusion)
 
 
 def _labelled_frames(truth: Annotations, preds: Annotations, allow: bool,

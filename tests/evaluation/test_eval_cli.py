@@ -42,8 +42,8 @@ def test_report_writes_metrics_summary_and_curves(files, tmp_path, capsys):
                  str(tmp_path / "rep")]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == f"wrote {tmp_path / 'rep'}"
     names = sorted(p.name for p in (tmp_path / "rep").iterdir())
-    assert names == [".drivevision-report.txt", "metrics.json", "pr-car.png", "pr-person.png",
-                     "summary.md"]
+    assert names == [".drivevision-report.txt", "confusion-matrix.png", "metrics.json",
+                     "pr-car.png", "pr-person.png", "summary.md"]
     assert json.loads((tmp_path / "rep" / "metrics.json").read_text())["AP50"] == \
         pytest.approx(0.5)
     assert "| car |" in (tmp_path / "rep" / "summary.md").read_text()
@@ -58,8 +58,8 @@ def test_a_report_without_matplotlib_says_why_it_has_no_curves(files, tmp_path, 
     assert sorted(p.name for p in (tmp_path / "rep").iterdir()) == [
         ".drivevision-report.txt", "metrics.json", "summary.md"]
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
-        f"{tmp_path / 'rep'}: no precision-recall curves: they need matplotlib, which comes "
-        'with the eval extra: pip install -e ".[eval]" in the clone']
+        f"{tmp_path / 'rep'}: no precision-recall curves or confusion matrix (PNG): they "
+        'need matplotlib, which comes with the eval extra: pip install -e ".[eval]" in the clone']
 
 
 def test_report_with_json_says_where_it_went_on_stderr(files, tmp_path, capsys):

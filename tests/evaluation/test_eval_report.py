@@ -58,22 +58,23 @@ def test_a_second_run_replaces_the_first_runs_report_and_nothing_else(files, tmp
     report.mkdir()
     (report / "README.txt").write_text("what these runs are\n")  # not a report file
     assert main(["eval", "--gt", str(gt), "--pred", str(pred), "--report", str(report)]) == 0
-    assert visible(report) == ["README.txt", "metrics.json", "pr-car.png", "pr-person.png",
-                               "summary.md"]
+    assert visible(report) == ["README.txt", "confusion-matrix.png", "metrics.json",
+                               "pr-car.png", "pr-person.png", "summary.md"]
     capsys.readouterr()
     # the same predictions against ground truth that labels only cars: no person curve
     car_gt = write_truth(tmp_path / "cars.jsonl", [[("car", CAR)], []], width=320, height=240)
     assert main(["eval", "--gt", str(car_gt), "--pred", str(pred), "--report",
                  str(report)]) == 0
     err = capsys.readouterr().err
-    assert visible(report) == ["README.txt", "metrics.json", "pr-car.png", "summary.md"]
+    assert visible(report) == ["README.txt", "confusion-matrix.png", "metrics.json",
+                               "pr-car.png", "summary.md"]
     assert json.loads((report / "metrics.json").read_text())["per_class"] == pytest.approx(
         {"car": 1.0})
     assert f"drivevision: note: {report}: replaced the report files of an earlier run into " \
            "it (1 of them not written again was removed)" in err.splitlines()
     assert (report / "README.txt").read_text() == "what these runs are\n"
     assert (report / ".drivevision-report.txt").read_text().splitlines()[1:] == [
-        "metrics.json", "pr-car.png", "summary.md"]
+        "confusion-matrix.png", "metrics.json", "pr-car.png", "summary.md"]
 
 
 def test_a_report_folder_another_run_is_writing_is_refused(files, tmp_path, capsys,

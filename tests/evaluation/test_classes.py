@@ -1,0 +1,93 @@
+"""Per-class precision, recall and counts and the confusion matrix on hand-made cases whose
+every number is worked out below, through ``evaluate`` and through ``eval --report``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from drivevision.cli import main
+from drivevision.evaluation import evaluate, read_predictions, read_truth
+from tests.evaluation.helpers import write_preds, write_truth
+
+A, B, P, Q = [0, 0, 100, 100], [200, 0, 300, 100], [0, 200, 50, 300], [0, 0, 50, 100]
+EMPTY, EMPTY2 = [400, 0, 450, 100], [400, 200, 450, 300]
+TRUTH = [[("car", A), ("car", B), ("person", P)], [("person", Q)]]
+PREDS = {0: [("car", 0.9, A),           # car found
+             ("car", 0.8, P),           # the person taken for a car
+             ("person", 0.7, EMPTY),    # a person where there is nothing
+             ("car", 0.3, B)],          # the second car, found with a low score
+         1: [("person", 0.6, Q),        # person found
+             ("car", 0.2, EMPTY2)]}     # below the best-F1 threshold: in no P, R or matrix
+# Mean F1 over car and person (F1 = 2 TP / (detections + ground truth)) by threshold:
+#   0.9: (2/3 + 0)/2 = .33   0.8: (2/4 + 0)/2 = .25   0.7: (.5 + 0)/2 = .25
+#   0.6: (.5 + 2/4)/2 = .5   0.3: (4/5 + .5)/2 = .65  0.2: (4/6 + .5)/2 = .58   -> 0.3
+# At 0.3: car TP 2 of 3 detections, 2 cars; person TP 1 of 2 detections, 2 people.
+
+
+def score(tmp_path, truth, preds):
+    gt = read_truth(write_truth(tmp_path / "gt.jsonl", truth, width=500, height=400))
+    return evaluate(gt, read_predictions(write_preds(tmp_path / "pred.jsonl", preds)))
+
+
+def test_precision_and_recall_per_class_at_the_best_f1_threshold(tmp_path):
+    m = score(tmp_path, TRUTH, PREDS).metrics
+    assert m["conf_best_f1"] == pytest.approx(0.3)
+    car, person = m["classes"]["car"], m["classes"]["person"]
+    assert (car["gt_boxes"], car["detections"]) == (2, 4)  # every detection is counted
+    assert (person["gt_boxes"], person["detections"]) == (2, 2)
+    assert [car["precision"], car["recall"]] == pytest.approx([2 / 3, 1.0])
+    assert [person["precision"], person["recall"]] == pytest.approx([1 / 2, 1 / 2])
+    assert car["AP"] == pytest.approx(m["per_class"]["car"])  # the same AP as before
+
+
+def test_the_confusion_matrix_counts_each_box_once_at_iou_50(tmp_path):
+    cm = score(tmp_path, TRUTH, PREDS).confusion
+    # rows predicted car, person, background; columns true car, person, background
+    assert cm.tolist() == [[2, 1, 0],   # 2 cars found, the person taken for a car
+                           [0, 1, 1],   # 1 person found, 1 where there is nothing
+                           [0, 0, 0]]   # nothing missed at 0.3 (0.2's box left out)
+
+
+def test_matching_is_one_to_one_and_greedy_by_iou(tmp_path):
+    truck, c = [0, 0, 100, 120], [200, 0, 300, 100]
+    truth = [[("car", A), ("truck", truck), ("car", c)]]
+    # the truck box overlaps car A by IoU 100/118 = .85 and the truck by 118/120 = .98, the
+    # second box on A (IoU .99) the truck by .83: taken highest IoU first, A goes to the car
+    # box on it (1.0), the truck to the truck box, and the second box finds both taken
+    preds = {0: [("truck", 0.9, [0, 0, 100, 118]), ("car", 0.85, A),
+                 ("car", 0.8, [0, 0, 100, 99]), ("car", 0.7, c)]}
+    # mean F1: 0.9 (0 + 1)/2, 0.85 (2/3 + 1)/2, 0.8 (2/4 + 1)/2, 0.7 (4/5 + 1)/2 -> 0.7
+    ev = score(tmp_path, truth, preds)
+    assert ev.metrics["conf_best_f1"] == pytest.approx(0.7)
+    assert ev.confusion.tolist() == [[2, 0, 1], [0, 1, 0], [0, 0, 0]]
+    assert ev.metrics["classes"]["car"]["precision"] == pytest.approx(2 / 3)
+
+
+def test_no_detection_at_all_leaves_precision_undefined_and_everything_missed(tmp_path):
+    ev = score(tmp_path, TRUTH, {0: [], 1: []})
+    assert ev.metrics["conf_best_f1"] is None
+    assert ev.metrics["classes"]["car"] == {"gt_boxes": 2, "detections": 0, "precision": None,
+                                            "recall": 0.0, "AP50": 0.0, "AP": 0.0}
+    assert ev.confusion[2].tolist() == [2, 2, 0] and not ev.confusion[:2].any()
+
+
+def test_the_report_tables_them_and_metrics_json_holds_them(tmp_path, capsys):
+    gt = write_truth(tmp_path / "gt.jsonl", TRUTH, width=500, height=400)
+    pred = write_preds(tmp_path / "pred.jsonl", PREDS)
+    report = tmp_path / "rep"
+    assert main(["eval", "--gt", str(gt), "--pred", str(pred), "--report", str(report)]) == 0
+    summary = (report / "summary.md").read_text()
+    assert summary == capsys.readouterr().out.rsplit("wrote ", 1)[0]  # what was printed
+    assert "detections scoring 0.300 and up" in summary
+    assert "| car | 2 | 4 | 0.667 | 1.000 |" in summary
+    assert "| person | 2 | 2 | 0.500 | 0.500 |" in summary
+    assert "| predicted / true | car | person | background |" in summary
+    assert "| car | 2 | 1 | 0 |\n| person | 0 | 1 | 1 |\n| background | 0 | 0 | 0 |" in summary
+    saved = json.loads((report / "metrics.json").read_text())
+    assert saved["confusion_matrix"] == {"labels": ["car", "person", "background"],
+                                         "rows": "predicted",
+                                         "counts": [[2, 1, 0], [0, 1, 1], [0, 0, 0]]}
+    assert saved["classes"]["person"]["recall"] == pytest.approx(0.5)
+    assert (report / "confusion-matrix.png").read_bytes()[:4] == b"\x89PNG"
