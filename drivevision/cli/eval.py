@@ -46,14 +46,17 @@ drivevision eval --gt gt.json --pred det.jsonl --class-map vehicle=car --json
 drivevision eval --gt eval_gt.jsonl eval.mp4 --weights demo.pt --engines torch,onnx,compiled
 drivevision eval --gt eval_gt.jsonl eval.mp4 --weights demo.pt --precision fp32,bf16 --json
 drivevision eval --gt eval_gt.jsonl eval.mp4 --weights demo.pt --track --frame-stride 3
-drivevision eval --gt MOT17-02/gt/gt.txt --pred tracks.jsonl --report runs/eval/mot""")
+drivevision eval --gt MOT17-02/gt/gt.txt --pred tracks.jsonl --report runs/eval/mot
+drivevision eval --gt dataset/ dataset/images/ --weights demo.pt     # corrected YOLO labels""")
     p.add_argument("input", nargs="?",
                    help="video or folder of images to run the detector on (instead of --pred)")
     g = p.add_argument_group("what to score")
-    g.add_argument("--gt", required=True, metavar="FILE",
+    g.add_argument("--gt", required=True, metavar="PATH",
                    help="ground truth: this project's JSONL (one frame a line), COCO .json "
                         "(images are frames by frame_index, else by file name in natural "
-                        "order), or MOTChallenge gt.txt (one class)")
+                        "order), MOTChallenge gt.txt (one class), or a YOLO dataset folder "
+                        "(data.yaml or classes.txt, images/, labels/; predictions matched to "
+                        "its images by file name)")
     g.add_argument("--pred", metavar="FILE",
                    help="detections as JSONL, as detect --jsonl writes, scored as the file "
                         "holds them, on the frames it has a line for (detect --frame-stride K "
@@ -102,6 +105,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     with check_report(args):  # the run's claim on --report, until it is written
         class_map = parse_class_map(args.class_map)
         truth = read_truth(args.gt)
+        if truth.match_files and args.frame_stride > 1:
+            raise ValueError(f"--frame-stride picks frames of a video by index; {args.gt} is "
+                             "a dataset, whose images are matched by name: leave it out")
         if args.pred is not None:
             return _score_file(args, truth, class_map)
         return _run_and_score(args, truth, class_map)

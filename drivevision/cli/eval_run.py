@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,6 +29,7 @@ from drivevision.detector import Detector
 from drivevision.engines.hardware import cpu_features, feature_list
 from drivevision.evaluation import Annotations, Evaluation, FrameBoxes, evaluate
 from drivevision.evaluation.report import write_report
+from drivevision.evaluation.yolo import image_stem
 from drivevision.labels import counted
 
 REFERENCE = ("torch", "fp32")
@@ -125,12 +127,13 @@ def detect_all(detector: Detector, uri: str, truth: Annotations, warmup: int, *,
     from drivevision.io.sources import open_source
     from drivevision.pipeline.pipeline import Result
 
-    frames, samples = {}, []
+    frames, files, samples = {}, {}, []
+    frame_of = _truth_frames(truth)
     with open_source(uri) as source:
         _check_files(source, truth)
         source.keep_every(stride)
         for frame in source:
-            _check_size(frame.index, frame.image.shape, truth)
+            _check_size(frame_of(frame), frame.image.shape, truth)
             if not samples and frame.index == next(iter(truth.frames), 0):
                 for _ in range(warmup):
                     detector(frame.image)
@@ -140,10 +143,21 @@ def detect_all(detector: Detector, uri: str, truth: Annotations, warmup: int, *,
             for stage in stages:
                 dets = stage(Result(frame, dets)).detections
             frames[frame.index] = _frame_boxes(dets, detector.names)
+            if frame.file is not None:
+                files[frame.index] = frame.file
     if not samples:
         raise ValueError(f"{uri}: no frame to detect in")
     classes = tuple(dict.fromkeys(n for f in frames.values() for n in f.labels))
-    return Annotations(uri, frames, classes), float(np.median(samples))
+    return Annotations(uri, frames, classes, file_names=files), float(np.median(samples))
+
+
+def _truth_frames(truth: Annotations):
+    """Frame -> the ground truth's frame for it: the same index, or for a dataset the image
+    of the same name, as ``evaluate`` matches them (None: not labelled)."""
+    if not truth.match_files:
+        return lambda frame: frame.index
+    stems = {Path(n).stem: f for f, n in truth.file_names.items()}
+    return lambda frame: stems.get(image_stem(frame.index, frame.file))
 
 
 def _frame_boxes(dets, names: list[str]) -> FrameBoxes:
@@ -154,9 +168,18 @@ def _frame_boxes(dets, names: list[str]) -> FrameBoxes:
 
 
 def _check_files(source, truth: Annotations) -> None:
-    """A folder against COCO file names: the same images, or frame numbers mean nothing."""
+    """A folder against COCO file names: the same images, or frame numbers mean nothing;
+    against a dataset's (matched by name): every image of it, and more if it likes."""
     paths = getattr(source, "paths", None)
     if paths is None or not truth.file_names:
+        return
+    if truth.match_files:
+        have = {p.stem for p in paths}
+        lacking = [n for n in truth.file_names.values() if Path(n).stem not in have]
+        if lacking:
+            raise ValueError(f"{source.uri} lacks {counted(len(lacking), 'image')} of "
+                             f"{truth.path} ({', '.join(lacking[:3])}"
+                             f"{', ...' if len(lacking) > 3 else ''}): give its images/ folder")
         return
     mine = [p.name for p in paths]
     theirs = [truth.file_names[f] for f in sorted(truth.file_names)]
@@ -166,11 +189,16 @@ def _check_files(source, truth: Annotations) -> None:
                          f"({len(mine)} here, {len(theirs)} there; e.g. {', '.join(missing)})")
 
 
-def _check_size(index: int, shape: tuple, truth: Annotations) -> None:
+def _check_size(index: int | None, shape: tuple, truth: Annotations) -> None:
     size = truth.sizes.get(index)
-    if size is not None and (shape[1], shape[0]) != size:
-        raise ValueError(f"Frame {index} of the input is {shape[1]}x{shape[0]}, but the ground "
-                         f"truth's is {size[0]}x{size[1]}: not the labelled video?")
+    if size is None or (shape[1], shape[0]) == size:
+        return
+    if truth.match_files:
+        raise ValueError(f"Image {truth.file_names[index]} of the input is {shape[1]}x"
+                         f"{shape[0]}, but the dataset's is {size[0]}x{size[1]}: another "
+                         "image of that name?")
+    raise ValueError(f"Frame {index} of the input is {shape[1]}x{shape[0]}, but the ground "
+                     f"truth's is {size[0]}x{size[1]}: not the labelled video?")
 
 
 def format_table(result: RunResult) -> str:

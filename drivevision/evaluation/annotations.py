@@ -47,9 +47,11 @@ class Annotations:
 
     ``classes`` is the file's vocabulary in its own order (a COCO file's categories, else the
     names in order of first appearance); ``sizes`` maps a frame to its (width, height) when
-    the file says; ``file_names`` a frame to its image file's name (COCO); ``one_class``
-    marks ground truth without class names (MOTChallenge), which every predicted class is
-    scored against.
+    the file says; ``file_names`` a frame to its image file's name (COCO, a YOLO dataset,
+    predictions of a folder of images); ``one_class`` marks ground truth without class names
+    (MOTChallenge), which every predicted class is scored against; ``match_files`` ground
+    truth whose frames predictions are matched to by file name, not by frame index (a YOLO
+    dataset: ``yolo.match_files``).
     """
 
     path: str
@@ -58,6 +60,7 @@ class Annotations:
     sizes: dict[int, tuple[int, int]] = field(default_factory=dict)
     one_class: bool = False
     file_names: dict[int, str] = field(default_factory=dict)
+    match_files: bool = False
 
     @property
     def has_tracks(self) -> bool:

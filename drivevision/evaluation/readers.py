@@ -1,7 +1,8 @@
 """Ground truth and predictions from files, checked line by line.
 
 Ground truth is read by suffix: ``.json`` a COCO file, ``.txt`` MOTChallenge ``gt.txt``,
-anything else this project's JSONL (one frame a line). Predictions are the JSONL that
+anything else this project's JSONL (one frame a line); a folder with ``data.yaml`` or
+``classes.txt`` is a YOLO dataset (``yolo.read_yolo``). Predictions are the JSONL that
 ``drivevision detect`` writes. A file that cannot be read as what it claims to be raises
 ValueError naming the file, the line (or COCO entry) and what was expected.
 """
@@ -16,13 +17,17 @@ from pathlib import Path
 import numpy as np
 
 from drivevision.evaluation.annotations import Annotations, FrameBoxes
+from drivevision.evaluation.yolo import is_dataset, read_yolo
 from drivevision.labels import counted
 
 MOT_CLASS = "object"  # the one class of a MOTChallenge file, which names none
 
 
 def read_truth(path: str | Path) -> Annotations:
-    """Ground truth from a COCO ``.json``, a MOTChallenge ``.txt`` or a JSONL file."""
+    """Ground truth from a COCO ``.json``, a MOTChallenge ``.txt``, a JSONL file or a YOLO
+    dataset folder."""
+    if is_dataset(path):
+        return read_yolo(path)
     suffix = Path(path).suffix.lower()
     if suffix == ".json":
         return read_coco(path)
@@ -31,7 +36,8 @@ def read_truth(path: str | Path) -> Annotations:
     return read_truth_jsonl(path)
 
 
-TRUTH_FILES = "ground truth: JSONL (one frame a line), COCO .json or MOTChallenge .txt"
+TRUTH_FILES = ("ground truth: JSONL (one frame a line), COCO .json, MOTChallenge .txt or a YOLO "
+               "dataset folder (data.yaml or classes.txt, images/, labels/)")
 PREDICTION_FILES = ("detections as JSONL, as drivevision detect --jsonl writes them (a video "
                     "or folder to run the detector on is the INPUT, without --pred)")
 
@@ -146,8 +152,9 @@ def read_truth_jsonl(path: str | Path) -> Annotations:
 def read_predictions(path: str | Path) -> Annotations:
     """Detections as ``drivevision detect --jsonl`` writes them: ``{"frame": 0,
     "detections": [{"class_name": "car", "score": 0.98, "box": [x1, y1, x2, y2]}, ...]}``
-    a line, ``"track_id"`` on each detection when tracked."""
-    frames, lines_of, classes = {}, {}, {}
+    a line, ``"track_id"`` on each detection when tracked, ``"file"`` naming the frame's
+    image for a folder of images."""
+    frames, lines_of, classes, files = {}, {}, {}, {}
     for n, line in _lines(path, PREDICTION_FILES):
         record, where = _json_line(path, n, line), f"{path} line {n}"
         dets = record.get("detections")
@@ -158,7 +165,9 @@ def read_predictions(path: str | Path) -> Annotations:
         entry = _detections(dets, where)
         classes.update(dict.fromkeys(entry.labels))
         _add_frame(frames, lines_of, record["frame"], entry, path, n)
-    return Annotations(str(path), frames, tuple(classes))
+        if isinstance(record.get("file"), str):
+            files[record["frame"]] = record["file"]
+    return Annotations(str(path), frames, tuple(classes), file_names=files)
 
 
 def _swapped(record: dict, key: str, option: str) -> str:

@@ -10,6 +10,7 @@ import numpy as np
 from drivevision.evaluation.annotations import Annotations, FrameBoxes
 from drivevision.evaluation.coco import coco_metrics
 from drivevision.evaluation.coverage import covered_truth
+from drivevision.evaluation.yolo import match_files
 from drivevision.labels import counted
 
 SIZE_SLACK = 1.0  # pixels a predicted box may reach past the frame (rounding)
@@ -59,9 +60,12 @@ def evaluate(truth: Annotations, preds: Annotations, *, class_map: dict[str, str
     is left out with a note saying which and why
     (``coverage.covered_truth``; a ValueError when ``preds`` covers no frame of ``truth``).
     A predicted frame missing from ``truth`` is a ValueError unless ``allow_unlabelled``,
-    when it is left out.
+    when it is left out. Ground truth with ``match_files`` (a YOLO dataset) takes the
+    predicted frames by file name first (``yolo.match_files``).
     """
     notes: list[str] = []
+    if truth.match_files:
+        preds = match_files(truth, preds, allow_unlabelled, notes)
     if covered_only:
         truth, note = covered_truth(truth, preds)
         notes += [note] if note else []
