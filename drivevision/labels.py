@@ -64,6 +64,15 @@ def ordinal(n: int) -> str:
     return f"{n}{suffix}"
 
 
+def clock(seconds: float) -> str:
+    """A time in the input as a clock reads it, ffmpeg's way: ``0:05``, ``1:30``, ``1:02:03``,
+    with the fraction where there is one (``1:30.5``, to the millisecond)."""
+    whole, fraction = divmod(round(seconds * 1000), 1000)
+    hours, rest = divmod(whole, 3600)
+    text = f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+    return text + (f".{fraction:03d}".rstrip("0") if fraction else "")
+
+
 def name_of(class_id: int, names: Sequence[str]) -> str:
     return names[class_id] if 0 <= class_id < len(names) else f"class {class_id}"
 

@@ -6,11 +6,11 @@ BGRA already converted. Open them through ``drivevision.io.sources.open_source``
 
 from __future__ import annotations
 
-import bisect
+import contextlib
 import re
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import av
@@ -20,7 +20,8 @@ from PIL import Image
 
 from drivevision.errors import SourceError
 from drivevision.io import limits
-from drivevision.io.frames import Frame, FrameCheck, Source
+from drivevision.io.frames import Frame, FrameCheck, Source, range_text
+from drivevision.io.reading import Reading
 from drivevision.labels import counted
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -100,7 +101,8 @@ class ImageSource(Source):
     from its header before decoding, or refused by ``frame_check``), is skipped with a note
     (its index and time stay unused, so every frame keeps its place in the folder);
     SourceError if none is kept. With ``frame_stride`` K only images 0, K, 2K, ... (by place
-    in the folder) are read; the others are not opened.
+    in the folder) are read; the others are not opened. A time range (``keep_range``) keeps
+    the images whose time, ``index / fps``, lies in it.
     """
 
     can_stride = True
@@ -121,8 +123,12 @@ class ImageSource(Source):
         damaged: list[Path] = []
         refused: list[str] = []
         self.passed = 0
+        first, stop = self.range_indices()
+        self.span = (first, stop - 1) if self.ranged else None
         try:
             for i, (path, name) in enumerate(zip(self.paths, self.names, strict=True)):
+                if not first <= i < stop:
+                    continue
                 if i % self.frame_stride:
                     self.passed += 1
                     continue
@@ -137,11 +143,12 @@ class ImageSource(Source):
                 yield Frame(i, frame_time_ms(i, self.fps), image, time.monotonic(), file=name)
         finally:
             self._note_skipped(damaged, refused)
-        tried = len(self.paths) - self.passed  # the images read: --frame-stride passes others
+        tried = stop - first - self.passed  # the images read: a stride or range passes others
         if len(damaged) + len(refused) == tried:
             why = refused[0] if refused and not damaged else _damaged(tried)
+            read = "read " if self.passed or self.ranged else ""
             what = ("its only image could not" if len(self.paths) == 1 else
-                    f"none of the {tried} images {'read ' if self.passed else ''}could")
+                    f"none of the {tried} images {read}could")
             raise SourceError(f"{self.uri}: {what} be decoded ({why})")
 
     def _note_skipped(self, damaged: list[Path], refused: list[str]) -> None:
@@ -208,6 +215,9 @@ class VideoFileSource(Source):
     changes. Frames over ``max_pixels`` or refused by ``frame_check`` are skipped with a note.
     With ``frame_stride`` K only frames 0, K, 2K, ... are kept: the others are decoded (later
     frames may be predicted from them) but never converted to BGR, checked or noted.
+    A time range (``keep_range``) seeks to the keyframe at or before its start (the frames
+    from there to the start are decoded, not converted: ``lead_in``; the first one's index is
+    its time at the frame rate, see ``Reading``) and stops reading at its end.
     """
 
     can_stride = True
@@ -223,8 +233,40 @@ class VideoFileSource(Source):
             raise SourceError(f"{uri}: its frames are too large to decode: {problem}")
 
     def __iter__(self) -> Iterator[Frame]:
-        reading = _Reading(self.fps, self._stream)
-        self.passed = 0
+        self.passed = self.lead_in = 0
+        self.span = None
+        reading = self._reading(seek=bool(self.start_s))
+        if (yield from self._read(reading)):  # the seek landed after the start: read it all
+            reading = self._reading(seek=False, rewind=True)
+            yield from self._read(reading)
+        self._check_complete(reading)
+
+    @property
+    def duration_s(self) -> float | None:
+        """The video stream's stored length in seconds (else the container's, else its frame
+        count over its rate), None when the file stores none."""
+        stream = self._stream
+        if stream.duration:
+            return float(stream.duration * stream.time_base)
+        if self._container.duration:
+            return self._container.duration / av.time_base
+        return super().duration_s
+
+    def _reading(self, *, seek: bool, rewind: bool = False) -> Reading:
+        """A new pass over the file: from the keyframe at or before ``start_s`` (``seek``),
+        from the first frame (``rewind``, after an earlier pass), or from where it stands."""
+        if seek or rewind:
+            target = (self._stream.start_time or 0) + (
+                int(self.start_s / self._stream.time_base) if seek else 0)
+            try:
+                self._container.seek(target, backward=True, stream=self._stream)
+            except av.FFmpegError:  # not seekable (a stream served without ranges)
+                return Reading(self.fps, self._stream, seeked=False)
+        return Reading(self.fps, self._stream, seeked=seek)
+
+    def _read(self, reading: Reading) -> Generator[Frame, None, bool]:
+        """The frames in the time range, from where ``reading`` starts; returns True, having
+        yielded none, when the first frame after a seek lies after the range's start."""
         try:
             for packet in self._container.demux(self._stream):
                 reading.add_packet(packet)
@@ -234,15 +276,35 @@ class VideoFileSource(Source):
                     reading.failed += 1
                     continue
                 for frame in frames:
-                    kept = self._frame(reading, frame)
+                    index, timestamp = reading.place(frame)
+                    where = self.in_range(timestamp)
+                    if where < 0:
+                        self.lead_in += 1
+                        continue
+                    if where > 0:  # past the end: the rest is not read
+                        self._drain()
+                        return False
+                    if reading.seeked and self.span is None and not self.lead_in and \
+                            self.in_range(timestamp - reading.period_ms) == 0:
+                        self._drain()
+                        return True
+                    self.span = (index if self.span is None else self.span[0], index)
+                    kept = self._frame(reading, frame, index, timestamp)
                     if kept is not None:
                         yield kept
         except av.FFmpegError:
             reading.cut = True  # the container itself is damaged from here on
-        self._check_complete(reading)
+        return False
 
-    def _frame(self, reading: _Reading, frame: av.VideoFrame) -> Frame | None:
-        index, timestamp = reading.place(frame)
+    def _drain(self) -> None:
+        """Let the decoder's threads finish the frames in flight before a seek or close: an
+        error FFmpeg logs on a busy thread waits for the GIL, which the seek or close holds
+        while it waits for that thread."""
+        with contextlib.suppress(av.FFmpegError):
+            self._stream.codec_context.decode(None)
+
+    def _frame(self, reading: Reading, frame: av.VideoFrame, index: int,
+               timestamp: float) -> Frame | None:
         if index % self.frame_stride:
             self.passed += 1
             return None
@@ -256,7 +318,7 @@ class VideoFileSource(Source):
         reading.decoded += 1
         return Frame(index, timestamp, to_bgr(frame), time.monotonic())
 
-    def _check_complete(self, r: _Reading) -> None:
+    def _check_complete(self, r: Reading) -> None:
         self.notes.extend(r.irregularities(self.uri))
         if r.refused:
             index, problem = r.refused[0]
@@ -264,8 +326,13 @@ class VideoFileSource(Source):
                               f"their size, from frame {index}: {problem}")
         if r.decoded == 0:
             why = r.refused[0][1] if r.refused else "damaged or empty video"
-            raise SourceError(f"{self.uri}: no frame could be decoded ({why})")
+            where = (f" in {range_text(self.start_s or 0, self.end_s)}" if self.ranged else "")
+            raise SourceError(f"{self.uri}: no frame{where} could be decoded ({why})")
         count, read = self.frame_count, r.decoded + len(r.refused) + self.passed
+        if self.ranged and (self.end_s is not None or r.failed or r.cut):
+            count = None  # how many frames the range holds is not stored
+        elif self.ranged:  # from the start to the end of the file: the frames up to the last
+            read = r.last_index + 1
         if count and read >= count:
             return  # every frame came, whatever hiccups the decoder had on the way
         if (r.failed or r.cut) and count:
@@ -307,86 +374,3 @@ def _open_av(path: str | Path) -> tuple[av.container.InputContainer, av.VideoStr
     rate = stream.average_rate or stream.guessed_rate
     fps = float(rate) if rate else 0.0
     return container, stream, (fps if 0 < fps < 1000 else 30.0)
-
-
-class _Reading:
-    """The state of one pass over a video: where each frame belongs in the input, and what
-    went wrong on the way.
-
-    A frame's index is the number of packets with an earlier presentation time, counted
-    over every packet demuxed so far (the decoder returns a frame only after the packets
-    presented before it): packets that failed to decode still count. A packet at or before
-    the first time of the clock's run starts a new run (a reset clock, joined files), whose
-    frames count on after the packets of the runs before.
-    """
-
-    def __init__(self, fps: float, stream: av.VideoStream):
-        self.period_ms = 1000.0 / fps
-        self.base = stream.time_base
-        self.start = stream.start_time or 0
-        self.failed = self.decoded = 0
-        self.cut = False
-        self.refused: list[tuple[int, str]] = []
-        # each run of the clock between jumps back: (packets before it, sorted packet times)
-        self._runs: list[tuple[int, list[int]]] = [(0, [])]
-        self._run = 0  # the run the frames come from now
-        self._last_pts: int | None = None
-        self._index = -1
-        self._last_ms: float | None = None
-        self._offset_ms = 0.0
-        self._jumps: list[int] = []  # frame indexes where the clock jumped back
-        self._first: tuple[int, int] | None = None
-        self._size: tuple[int, int] | None = None
-        self._sizes: list[tuple[int, tuple[int, int]]] = []
-
-    def add_packet(self, packet: av.Packet) -> None:
-        pts = packet.pts if packet.pts is not None else packet.dts
-        if pts is None or not packet.size:
-            return
-        before, times = self._runs[-1]
-        if len(times) >= 4 and pts <= times[0]:  # reordering never goes back to the start
-            self._runs.append((before + len(times), []))
-        bisect.insort(self._runs[-1][1], pts)
-
-    def place(self, frame: av.VideoFrame) -> tuple[int, float]:
-        """(index in the input, timestamp in ms, never going back) of a decoded frame."""
-        pts = frame.pts
-        if pts is None:
-            index = self._index + 1
-            ms = index * self.period_ms
-        else:
-            jumped = self._last_pts is not None and pts <= self._last_pts  # frames come in order
-            if jumped and self._run < len(self._runs) - 1:
-                self._run += 1
-            before, times = self._runs[self._run]
-            index = max(self._index + 1, before + bisect.bisect_left(times, pts))
-            ms = float((pts - self.start) * self.base * 1000)  # exact, then rounded once
-            self._last_pts = pts
-        ms += self._offset_ms
-        if self._last_ms is not None and ms <= self._last_ms:
-            self._jumps.append(index)
-            self._offset_ms += self._last_ms + self.period_ms - ms
-            ms = self._last_ms + self.period_ms
-        self._index, self._last_ms = index, ms
-        return index, ms
-
-    def note_size(self, index: int, size: tuple[int, int]) -> None:
-        if self._size is not None and size != self._size:
-            self._sizes.append((index, size))
-        self._first = self._first or size
-        self._size = size
-
-    def irregularities(self, uri: str) -> list[str]:
-        notes = []
-        if self._jumps:
-            notes.append(f"{uri}: the timestamps jumped back "
-                         f"{counted(len(self._jumps), 'time')}, first at frame {self._jumps[0]} "
-                         "(joined files or a reset clock); the frames after a jump continue "
-                         "one frame interval after the frame before it")
-        if self._sizes:
-            index, (w, h) = self._sizes[0]
-            first = f"{self._first[0]}x{self._first[1]}"
-            notes.append(f"{uri}: the frame size changed {counted(len(self._sizes), 'time')}, "
-                         f"first at frame {index} from {first} to {w}x{h}; each frame is "
-                         "detected at its own size")
-        return notes

@@ -7,12 +7,19 @@ only, not on OpenCV or the file readers.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
+
+from drivevision.labels import clock
+
+# A frame is in a time range when its time is at or after the start, less this (milliseconds):
+# a start typed in seconds meets the frame's time read from the container's exact clock.
+RANGE_SLACK_MS = 1e-3
 
 # Given a frame's width and height: why it cannot be used (one phrase), or None.
 FrameCheck = Callable[[int, int], "str | None"]
@@ -83,6 +90,13 @@ class Source:
     ``can_stride`` is True): only frames whose index is a multiple of it are handed out; the
     others are read past as cheaply as the input allows and counted in ``passed``.
 
+    ``start_s``/``end_s`` (set with ``keep_range`` before iterating; files and folders):
+    only frames whose time in the input is at or after ``start_s`` and before ``end_s`` are
+    read, each keeping its index and time in the input; None: from the first frame, to the
+    last. ``span`` is then the first and last index read in the range (those a frame stride
+    passed included), None until one is; ``lead_in`` counts the frames decoded before the
+    start (a video seeks to the keyframe before it and decodes from there).
+
     ``decode_ms``: how long the frame last handed out took to read and decode, for a live
     source that can tell that apart from the wait for the frame to be due (a file paced in
     real time); None where the two come together (a camera or stream: OpenCV decodes a
@@ -111,6 +125,10 @@ class Source:
     frame_stride: int = field(default=1, init=False, repr=False)
     passed: int = field(default=0, init=False, repr=False)
     stream_clock: bool = field(default=False, init=False, repr=False)
+    start_s: float | None = field(default=None, init=False, repr=False)
+    end_s: float | None = field(default=None, init=False, repr=False)
+    span: tuple[int, int] | None = field(default=None, init=False, repr=False)
+    lead_in: int = field(default=0, init=False, repr=False)
 
     @property
     def outage(self) -> str:
@@ -139,6 +157,67 @@ class Source:
                              "time), which drops frames by itself")
         self.frame_stride = stride
 
+    def keep_range(self, start: float | None = None, end: float | None = None) -> None:
+        """Hand out only frames at or after ``start`` and before ``end`` (seconds in the input,
+        as ``Frame.timestamp_ms`` counts them; None: from the first frame, to the last).
+
+        ValueError for a negative time, an ``end`` not after ``start``, a range on a source
+        that cannot keep one (a camera or stream: ``can_stride`` False), a start at or past
+        the input's length and a range that holds no frame (when the length is known)."""
+        for name, value in (("start", start), ("end", end)):
+            if value is not None and not 0 <= value < math.inf:
+                raise ValueError(f"Expected a {name} time >= 0 seconds, but got {value!r}")
+        if start is not None and end is not None and end <= start:
+            raise ValueError(f"Expected the end after the start, but got start {clock(start)} "
+                             f"and end {clock(end)}")
+        if (start is not None or end is not None) and not self.can_stride:
+            raise ValueError(f"A time range takes a video file or a folder of images, but "
+                             f"{self.uri} is read live (a camera, a stream or a file paced in "
+                             "real time)")
+        length = self.duration_s
+        if start is not None and length is not None and start >= length:
+            raise ValueError(f"The start, {clock(start)}, is at or past the end of {self.uri}, "
+                             f"which lasts {clock(length)}")
+        self.start_s, self.end_s = start or None, end
+        first, stop = self.range_indices()
+        if stop is not None and first >= stop:
+            self.start_s = self.end_s = None
+            raise ValueError(f"No frame of {self.uri} lies in {range_text(start or 0, end)}: "
+                             f"it has a frame every {1 / self.fps:g} s")
+
+    @property
+    def duration_s(self) -> float | None:
+        """The input's length in seconds, when known: its frame count over its frame rate."""
+        if self.frame_count is None or not self.fps:
+            return None
+        return self.frame_count / self.fps
+
+    def range_indices(self) -> tuple[int, int | None]:
+        """The indices from the first frame in the time range to the first past it (None:
+        the count is not known), at ``fps`` (exact for images and constant-frame-rate video)."""
+        start_ms, end_s = (self.start_s or 0) * 1000, self.end_s
+        if not self.fps:
+            return 0, self.frame_count
+        first = max(0, math.ceil((start_ms - RANGE_SLACK_MS) * self.fps / 1000))
+        stop = (None if end_s is None else
+                math.ceil((end_s * 1000 - RANGE_SLACK_MS) * self.fps / 1000))
+        if self.frame_count is not None:
+            stop = self.frame_count if stop is None else min(stop, self.frame_count)
+        return first, stop
+
+    @property
+    def ranged(self) -> bool:
+        """True when ``keep_range`` left frames out at either end."""
+        return self.start_s is not None or self.end_s is not None
+
+    def in_range(self, ms: float) -> int:
+        """-1 for a time before the range, 1 past it, 0 in it."""
+        if self.start_s is not None and ms < self.start_s * 1000 - RANGE_SLACK_MS:
+            return -1
+        if self.end_s is not None and ms >= self.end_s * 1000 - RANGE_SLACK_MS:
+            return 1
+        return 0
+
     def __iter__(self) -> Iterator[Frame]:
         raise NotImplementedError
 
@@ -153,3 +232,8 @@ class Source:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def range_text(start: float, end: float | None) -> str:
+    """A time range as the summary says it: "1:30 to 3:00", "1:30 to the end"."""
+    return f"{clock(start)} to {'the end' if end is None else clock(end)}"

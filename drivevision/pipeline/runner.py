@@ -37,7 +37,8 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
                  video_preset: str = DEFAULT_VIDEO_PRESET, yolo: PathLike | None = None,
                  crops: PathLike | None = None, frame_stride: int = 1,
                  style: DrawStyle = DrawStyle(),
-                 dataset_part: str | None = None) -> RunSummary:
+                 dataset_part: str | None = None, start: float | None = None,
+                 end: float | None = None) -> RunSummary:
     """Detect objects in a video, image or folder; write the annotated video and detections.
 
     Args:
@@ -65,6 +66,11 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
         dataset_part: this input's name in ``yolo`` and ``crops`` folders that other inputs
             write too (a batch's, ``recorded.SharedPart``), or None: the folders are this
             run's.
+        start / end: detect only the frames at or after ``start`` and before ``end``, in
+            seconds of the input (None: from the first frame, to the last;
+            ``Source.keep_range``): a video seeks to the keyframe before ``start`` and stops
+            reading at ``end``; the outputs keep each frame's index and time in the input,
+            the annotated video holds only the range.
 
     A camera or stream keeps only its newest frame (drops are counted in the summary); files
     keep every frame, but for a frame the model cannot take (too thin to resize) or cannot
@@ -73,8 +79,8 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
     (Ctrl-C on the main thread is a stop request: the summary says ``interrupted``),
     replacing files of those names; a failed run leaves ``<name>.partial<suffix>`` files.
     An output that is the input, two outputs of one path, or ``mot`` with no stages, are
-    refused (ValueError) before the model loads, as is a frame stride a source cannot keep
-    (a live one).
+    refused (ValueError) before the model loads, as are a frame stride or time range a
+    source cannot keep (a live one), and a start at or past the input's length.
     """
     _check_outputs(source, [output, jsonl, csv, mot, yolo, crops])
     if mot is not None and not callable(stages) and not stages:
@@ -83,6 +89,8 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
     with ExitStack() as finishing, ExitStack() as stack:  # stack unwinds first
         src = source if isinstance(source, Source) else stack.enter_context(open_source(source))
         src.keep_every(frame_stride)  # before the model loads
+        if start is not None or end is not None:
+            src.keep_range(start, end)
         if detector is None or isinstance(detector, DetectorConfig):
             detector = Detector.from_config(detector or DetectorConfig())
         check_detector(detector, "a Detector, a DetectorConfig or None")  # before any output
@@ -101,8 +109,13 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
         summary.notes.extend(src.notes)
         summary.frame_stride, summary.read = src.frame_stride, summary.frames + src.passed
         summary.input_fps = src.fps
+        if src.ranged:
+            summary.range, summary.span = (src.start_s or 0.0, src.end_s), src.span
         if summary.interrupted:  # the reader ran ahead of the detector: count what it covered
-            summary.read = min(summary.read, last + 1)
+            first = src.span[0] if src.ranged and src.span else 0
+            summary.read = min(summary.read, last + 1 - first)
+            if summary.span is not None:
+                summary.span = (first, min(summary.span[1], max(last, first)))
     summary.notes.extend(n for s in sinks for n in s.notes)
     summary.interrupted = summary.interrupted or bool(held)
     return summary

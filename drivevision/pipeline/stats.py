@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from drivevision.detections import Detections
-from drivevision.io.frames import Frame
+from drivevision.io.frames import Frame, range_text
 from drivevision.labels import counted, name_of, ordinal
 
 # "wait": a live source's read waiting for its next frame (a camera's or stream's decode in
@@ -260,6 +260,8 @@ class RunSummary:
     read: int | None = None  # frames of the input read, those passed over too
     median_track_span: float | None = None  # frames of the input from its first to last, median
     input_fps: float | None = None  # the input's frame rate, where known
+    range: tuple[float, float | None] | None = None  # the time range asked for (s; None: end)
+    span: tuple[int, int] | None = None  # first and last index of the input read in it
 
     @property
     def fps(self) -> float:
@@ -311,14 +313,20 @@ class RunSummary:
 
     def _frames_line(self) -> str:
         """"12 frames in 3.1 s (3.87 fps end to end)"; with a frame stride, how many frames
-        were read and the rate of the input's frames too."""
+        were read and the rate of the input's frames too; with a time range, which frames
+        of the input it held ("frames 900-1799 of the input (1:30 to 3:00): ...")."""
         line = (f"{counted(self.frames, 'frame')} in {self.seconds:.1f} s "
                 f"({self.fps:.2f} fps end to end")
+        where = ""
+        if self.range is not None:
+            frames = "no frame" if self.span is None else f"frames {self.span[0]}-{self.span[1]}"
+            where = f"{frames} of the input ({range_text(*self.range)})"
         if self.frame_stride == 1 or self.read is None:
-            return line + ")"
+            return f"{where}: {line})" if where else line + ")"
         rate = self.read / self.seconds if self.seconds > 0 else 0.0
-        return (f"{counted(self.read, 'frame')} read, every {ordinal(self.frame_stride)} "
-                f"detected: {line}, {rate:.2f} frames of the input per second)")
+        read = f"{where}, every" if where else f"{counted(self.read, 'frame')} read, every"
+        return (f"{read} {ordinal(self.frame_stride)} detected: {line}, {rate:.2f} frames "
+                "of the input per second)")
 
 
 class TrackStats:
