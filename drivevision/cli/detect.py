@@ -21,12 +21,13 @@ from drivevision.cli.options import (
     image_fps,
     quiet_opencv,
     score_threshold,
+    time_point,
     video_preset_arg,
     writes_stdout,
 )
 from drivevision.cli.tracking import add_track_args, check_track_args, track_stages
 from drivevision.io import limits
-from drivevision.labels import counted
+from drivevision.labels import clock, counted
 
 RUNS = Path("runs") / "detect"
 
@@ -45,6 +46,7 @@ drivevision detect photo.jpg photo_ann.jpg        # an image in, an annotated im
 drivevision detect frames/ annotated/ --conf 0.3  # a folder in, a folder of images out
 drivevision detect dashcam.mp4 --yolo dataset/ --crops crops/  # pre-labels, object crops
 drivevision detect dashcam.mp4 --frame-stride 5   # detect every 5th frame: about 5x faster
+drivevision detect dashcam.mp4 --start 12:25 --end 12:35  # only those 10 s of the recording
 drivevision detect assets/sample.mp4 --weights assets/tiny-fpn-synthetic.pt  # offline demo""")
     detect.add_argument("input", help="video file, image file, or folder of images")
     detect.inputs_hint = ("; detect takes one input and an output (a glob such as pics/*.png "
@@ -82,6 +84,13 @@ drivevision detect assets/sample.mp4 --weights assets/tiny-fpn-synthetic.pt  # o
                           "are read past, not converted or detected): the outputs keep each "
                           "frame's index and time, the annotated video its length at 1/K of "
                           "the frame rate (default: 1, every frame)")
+    run.add_argument("--start", metavar="TIME",
+                     help="detect from this time in the video (or folder: image i is at i/fps "
+                          "s): 90, 90.5, 2m, 1:30 or 01:02:03.5; a video seeks to the keyframe "
+                          "before it; the outputs keep each frame's index and time in the input")
+    run.add_argument("--end", metavar="TIME",
+                     help="stop before this time (exclusive; as --start takes it); the rest is "
+                          "not read")
     run.add_argument("--fps", type=float,
                      help="frame rate given to image inputs, 0.01 to 1000 (default: 10); a "
                           "video keeps its own")
@@ -113,7 +122,17 @@ def _detect(args: argparse.Namespace) -> int:
         source.close()
         raise ValueError(f"--frame-stride takes a video file or a folder of images, but "
                          f"{args.input} is a live source, which drops frames by itself")
+    ranged = args.start is not None or args.end is not None
+    if ranged and not source.can_stride:
+        source.close()
+        raise ValueError(f"--start/--end take a video file or a folder of images, but "
+                         f"{args.input} is a live source, which has no times to seek to")
     source.keep_every(args.frame_stride)
+    try:
+        source.keep_range(args.start, args.end)
+    except ValueError:
+        source.close()
+        raise
     folder = _default_outputs(args)
     try:
         with source, Progress(_to_detect(source), quiet=args.quiet) as progress:
@@ -127,7 +146,8 @@ def _detect(args: argparse.Namespace) -> int:
                                    on_result=progress.update, stages=track_stages(args),
                                    mot=args.mot, video_preset=args.video_preset,
                                    yolo=args.yolo, crops=args.crops,
-                                   frame_stride=args.frame_stride, style=draw_style(args))
+                                   frame_stride=args.frame_stride, style=draw_style(args),
+                                   start=args.start, end=args.end)
     except BaseException:
         if folder is not None:
             with suppress(OSError):
@@ -160,6 +180,10 @@ def _check_args(args: argparse.Namespace) -> contextlib.ExitStack:
         raise ValueError(f"Expected --batch >= 1, but got {args.batch}")
     if args.frame_stride < 1:
         raise ValueError(f"Expected --frame-stride >= 1 frames, but got {args.frame_stride}")
+    args.start, args.end = _time_arg("--start", args.start), _time_arg("--end", args.end)
+    if args.start is not None and args.end is not None and args.end <= args.start:
+        raise ValueError(f"Expected --end after --start, but got --start {clock(args.start)} "
+                         f"and --end {clock(args.end)}")
     draw_style(args)
     args.fps = image_fps(args, Path(args.input).is_dir() or _is_image(args.input))
     score_threshold(args)
@@ -200,10 +224,19 @@ def _refuse_positional_file(output: str) -> None:
                      f"replace {output} on purpose give -o {output}")
 
 
+def _time_arg(option: str, text: str | None) -> float | None:
+    """``--start``/``--end`` in seconds (``options.time_point``), refused in one line."""
+    try:
+        return None if text is None else time_point(text)
+    except argparse.ArgumentTypeError as e:
+        raise ValueError(f"{option}: {e}") from None
+
+
 def _to_detect(source) -> int | None:
-    """How many frames of ``source`` its frame stride keeps, when its frame count is known."""
-    count, stride = source.frame_count, source.frame_stride
-    return None if count is None else -(-count // stride)
+    """How many frames of ``source`` its time range and frame stride keep, when its frame
+    count (or the range's end) is known: the multiples of the stride in the range."""
+    (first, stop), stride = source.range_indices(), source.frame_stride
+    return None if stop is None else max(0, -(-stop // stride) - -(-first // stride))
 
 
 def _check_cost(args: argparse.Namespace, detector, frames: int | None) -> None:

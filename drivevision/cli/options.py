@@ -281,6 +281,29 @@ def seconds(text: str) -> float:
     return result
 
 
+def time_point(text: str) -> float:
+    """A time in the input, in seconds: a duration as ``seconds`` takes it (``90``,
+    ``90.5``, ``2m``) or a clock time as ffmpeg's ``-ss`` takes it (``1:30``, ``01:02:03.5``)."""
+    if ":" not in text:
+        try:
+            return seconds(text)
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(
+                f"expected a time such as 90, 90.5, 2m, 1:30 or 01:02:03.5 (>= 0), but got "
+                f"{text!r}") from None
+    *upper, last = text.strip().split(":")
+    try:
+        parts = [int(p) for p in upper] + [float(last)]
+    except ValueError:
+        parts = []
+    if not 2 <= len(parts) <= 3 or any(not 0 <= p < 60 for p in parts[1:]) or parts[0] < 0 \
+            or any(p.strip() != p or not p for p in [*upper, last]):
+        raise argparse.ArgumentTypeError(
+            f"expected a clock time as [H:]MM:SS[.s] (minutes and seconds below 60), such "
+            f"as 1:30 or 01:02:03.5, but got {text!r}")
+    return sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
+
+
 def model_args(parser: argparse.ArgumentParser) -> None:
     """``--model`` and ``--weights`` alone, for commands that build no detector."""
     parser.add_argument("--model", choices=MODELS,
