@@ -21,10 +21,10 @@ from drivevision.cli.options import (
     image_fps,
     quiet_opencv,
     score_threshold,
-    time_point,
     video_preset_arg,
     writes_stdout,
 )
+from drivevision.cli.times import time_point
 from drivevision.cli.tracking import add_track_args, check_track_args, track_stages
 from drivevision.io import limits
 from drivevision.labels import clock, counted
@@ -225,7 +225,7 @@ def _refuse_positional_file(output: str) -> None:
 
 
 def _time_arg(option: str, text: str | None) -> float | None:
-    """``--start``/``--end`` in seconds (``options.time_point``), refused in one line."""
+    """``--start``/``--end`` in seconds (``times.time_point``), refused in one line."""
     try:
         return None if text is None else time_point(text)
     except argparse.ArgumentTypeError as e:

@@ -29,10 +29,10 @@ from drivevision.cli.options import (
     image_fps,
     quiet_opencv,
     score_threshold,
-    seconds,
     video_preset_arg,
     writes_stdout,
 )
+from drivevision.cli.times import seconds
 from drivevision.cli.tracking import add_track_args, check_track_args, track_stages
 from drivevision.config import DEFAULT_VIDEO_PRESET
 from drivevision.io.uri import TRANSPORTS, URI_HELP

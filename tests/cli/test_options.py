@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from drivevision.cli import main
-from drivevision.cli.options import seconds
+from drivevision.cli.times import seconds
 
 
 @pytest.mark.parametrize("text, expected", [

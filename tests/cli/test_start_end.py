@@ -10,7 +10,7 @@ from mjpeg_server import MjpegTestServer
 
 from drivevision.cli import main
 from drivevision.cli.detect import _to_detect
-from drivevision.cli.options import time_point
+from drivevision.cli.times import time_point
 from drivevision.io.sources import open_source
 from drivevision.synthetic import write_clip
 from tests.batch.helpers import WEIGHTS as DEMO_MODEL
