@@ -218,11 +218,10 @@ def _send(conn, message) -> None:
 
 
 def _quiet_decoders() -> None:
-    """FFmpeg's per-packet errors would bury the batch's own lines (as ``detect`` does)."""
-    import av.logging
-
-    if av.logging.get_level() is None:
-        av.logging.set_level(av.logging.PANIC)
+    """FFmpeg's per-packet errors would bury the batch's own lines (as ``detect`` does):
+    OpenCV's are turned down; PyAV's logging is off unless a user turned it on
+    (``options.quiet_opencv`` says why it stays off)."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 
 @contextlib.contextmanager

@@ -277,14 +277,13 @@ def csv_list(text: str, kind=str) -> list:
 
 def quiet_opencv() -> None:
     """Our own lines say what failed (a damaged file, a lost stream), so OpenCV's warnings
-    and FFmpeg's per-packet errors (OpenCV's FFmpeg and PyAV's) would only bury them; a
-    user's own setting wins."""
+    and FFmpeg's per-packet errors (OpenCV's FFmpeg) would only bury them; a user's own
+    setting wins. PyAV's FFmpeg logging is left as PyAV starts it, off: any level would
+    route FFmpeg's messages through a Python callback, which a decoding thread can block on
+    while a close or seek holds the GIL waiting for that thread (a hang; PyAV's docs warn
+    of it with threads)."""
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-    import av.logging
     import cv2
-
-    if av.logging.get_level() is None:
-        av.logging.set_level(av.logging.PANIC)
 
     logging_ = getattr(cv2, "utils", None) and getattr(cv2.utils, "logging", None)
     if logging_ is not None:
