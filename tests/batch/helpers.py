@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from drivevision.synthetic import write_clip
+from tests.io.test_dataset_sinks import read_labels
 
 ROOT = Path(__file__).parents[2]
 WEIGHTS = str(ROOT / "assets" / "tiny-fpn-synthetic.pt")
@@ -78,15 +79,6 @@ def hidden_leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.rglob(".*.part*"))
 
 
-def labels_in_pixels(path: Path, width: int, height: int) -> list[tuple[int, list[float]]]:
-    boxes = []
-    for line in path.read_text().splitlines():
-        c, x, y, w, h = line.split()
-        x, y, w, h = float(x) * width, float(y) * height, float(w) * width, float(h) * height
-        boxes.append((int(c), [x - w / 2, y - h / 2, x + w / 2, y + h / 2]))
-    return boxes
-
-
 def assert_dataset_is_the_jsonl(root: Path, rels: list[str], size=(160, 96)) -> None:
     """The dataset in ``root``/ds and crops in ``root``/crops hold, for each input of
     ``rels`` (frames of ``size``), a label file and an image for each frame with detections
@@ -111,7 +103,7 @@ def assert_dataset_is_the_jsonl(root: Path, rels: list[str], size=(160, 96)) -> 
         assert sorted(n.rsplit("/", 1)[1] for n in files(ds) if n.startswith(f"images/{rel}/")) \
             == [f"{s}.jpg" for s in stems]
         for frame, stem in zip(with_boxes, stems):
-            got = labels_in_pixels(ds / "labels" / rel / f"{stem}.txt", *size)
+            got = read_labels(ds / "labels" / rel / f"{stem}.txt", *size)
             want = frame["detections"]
             assert [names[c] for c, _ in got] == [d["class_name"] for d in want]
             for (_, box), d in zip(got, want):

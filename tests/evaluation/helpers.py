@@ -8,6 +8,8 @@ import io
 import json
 from pathlib import Path
 
+CAR, PERSON = [10, 10, 110, 110], [200, 20, 240, 120]  # boxes in a 320x240 frame
+
 
 def write_truth(path: Path, frames: list[list[tuple]], **extra) -> Path:
     """``frames[i]``: (label, [x1, y1, x2, y2]) pairs of frame i."""

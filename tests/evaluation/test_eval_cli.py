@@ -13,18 +13,9 @@ import pytest
 
 from drivevision.cli import main
 from drivevision.evaluation import evaluate, read_predictions, read_truth
-from tests.evaluation.helpers import write_preds, write_truth
+from tests.evaluation.helpers import CAR, PERSON, write_preds, write_truth
 
-CAR, PERSON = [10, 10, 110, 110], [200, 20, 240, 120]
 ASSETS = Path(__file__).parents[2] / "assets"
-
-
-@pytest.fixture
-def files(tmp_path):
-    gt = write_truth(tmp_path / "gt.jsonl", [[("car", CAR), ("person", PERSON)], []],
-                     width=320, height=240)
-    pred = write_preds(tmp_path / "pred.jsonl", {0: [("car", 0.9, CAR)], 1: []})
-    return gt, pred
 
 
 def test_json_has_the_coco_keys_and_per_class(files, capsys):

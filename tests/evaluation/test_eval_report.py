@@ -9,17 +9,7 @@ import json
 import pytest
 
 from drivevision.cli import main
-from tests.evaluation.helpers import write_preds, write_truth
-
-CAR, PERSON = [10, 10, 110, 110], [200, 20, 240, 120]
-
-
-@pytest.fixture
-def files(tmp_path):
-    gt = write_truth(tmp_path / "gt.jsonl", [[("car", CAR), ("person", PERSON)], []],
-                     width=320, height=240)
-    pred = write_preds(tmp_path / "pred.jsonl", {0: [("car", 0.9, CAR)], 1: []})
-    return gt, pred
+from tests.evaluation.helpers import CAR, write_truth
 
 
 def visible(folder):
