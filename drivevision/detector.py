@@ -30,7 +30,7 @@ from drivevision.config import (
 from drivevision.detections import Detections
 from drivevision.engines import Engine, create_engine, hardware
 from drivevision.engines.int8 import CalibrationSet
-from drivevision.labels import resolve_classes
+from drivevision.labels import classes_text, resolve_classes
 from drivevision.model import LoadedModel, copy_with_proposals, load_model, set_box_nms
 from drivevision.ops.boxes import to_device
 from drivevision.ops.postprocess import fixed_detections
@@ -171,6 +171,16 @@ class Detector:
                f"engine auto: {self.engine.auto_reason}" if self.engine.auto_reason else ""]
         return "; ".join([f"engine {self.engine.name} {self.precision} on {where}"]
                          + [w for w in why if w])
+
+    def __repr__(self) -> str:  # one line: what was built; ``describe`` adds the hardware
+        heads = self.model.roi_heads
+        tuned = {"proposals": (self.model.rpn.post_nms_top_n(), 1000), "agnostic_nms":
+                 (self.agnostic_nms, False), "iou": (heads.nms_thresh, 0.5),
+                 "max_det": (heads.detections_per_img, 100)}  # torchvision's defaults
+        extra = "".join(f", {k}={v!r}" for k, (v, default) in tuned.items() if v != default)
+        return (f"Detector(model={self.loaded.name!r}, engine={self.engine.name!r}, "
+                f"precision={self.precision!r}, device='{self.device}', conf={self.conf!r}, "
+                f"classes={classes_text(self.class_ids, self.names)!r}{extra})")
 
     def size_problem(self, width: int, height: int) -> str | None:
         """Why a ``width`` x ``height`` frame cannot be detected in, or None.

@@ -124,6 +124,16 @@ def resolve_classes(spec: str | Sequence[str] | None,
     return tuple(sorted(set(ids)))
 
 
+def classes_text(class_ids: Sequence[int] | None, names: Sequence[str]) -> str:
+    """What ``resolve_classes`` kept, as a user would ask for it: "all", "driving", or the
+    kept classes' names comma-separated ("driving" only where the model has them all)."""
+    if class_ids is None or tuple(class_ids) == resolve_classes("all", names):
+        return "all"
+    if tuple(class_ids) == _driving_ids(names) and set(DRIVING_CLASSES) <= set(names):
+        return "driving"
+    return ",".join(name_of(i, names) for i in class_ids)
+
+
 _LISTED = 10  # classes an unknown-class message names; COCO's 80 on one line are unreadable
 
 

@@ -122,6 +122,18 @@ def test_agnostic_nms_runs_after_classes_so_a_class_left_out_never_hides_one_kep
     assert len(one) > int(np.isin(every.class_ids, kept_ids).sum())  # class 40 hid some there
 
 
+def test_a_printed_detector_shows_what_it_runs_on_one_line(tiny_loaded):
+    plain = repr(Detector(tiny_loaded, device="cpu"))
+    assert plain == ("Detector(model='tiny-fpn', engine='torch', precision='fp32', device='cpu', "
+                     "conf=0.5, classes='driving', proposals=100)")  # the fixture's 100
+    tuned = Detector(tiny_loaded, device="cpu", conf=0.25, classes="Car, person", iou=0.6,
+                     max_det=20, proposals=1000, agnostic_nms=True)
+    assert repr(tuned) == str(tuned) == (
+        "Detector(model='tiny-fpn', engine='torch', precision='fp32', device='cpu', conf=0.25, "
+        "classes='person,car', agnostic_nms=True, iou=0.6, max_det=20)")
+    assert "\n" not in repr(tuned)
+
+
 @pytest.mark.parametrize("size", ["smaller", "the model's"])
 def test_preprocessing_is_torchvisions_transform_bit_for_bit(tiny_loaded, size):
     """Normalized in place and not resized when the frame is already at the model's input

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from drivevision.labels import COCO_NAMES, DRIVING_CLASSES, resolve_classes
+from drivevision.labels import COCO_NAMES, DRIVING_CLASSES, classes_text, resolve_classes
 
 
 def test_coco_names_are_torchvisions_list():
@@ -38,6 +38,17 @@ def test_default_classes_are_the_driving_ones_for_coco_and_all_for_a_custom_mode
     assert resolve_classes("driving", COCO_NAMES) == driving
     assert resolve_classes(None, CUSTOM) is None
     assert caplog.records == []
+
+
+@pytest.mark.parametrize("names, spec, text", [
+    (COCO_NAMES, None, "driving"), (COCO_NAMES, "driving", "driving"), (COCO_NAMES, "all", "all"),
+    (COCO_NAMES, "truck,3", "car,truck"), (CUSTOM, None, "all"), (CUSTOM, "all", "all"),
+    (CUSTOM, "van", "van"), (CUSTOM, "driving", "car"),
+])
+def test_kept_classes_are_told_as_they_would_be_asked_for(names, spec, text):
+    ids = resolve_classes(spec, names)
+    assert classes_text(ids, names) == text
+    assert resolve_classes(text, names) == ids
 
 
 @pytest.mark.parametrize("names, ids, message", [

@@ -242,6 +242,12 @@ class SourceStats:
                         None if p50 is None else float(p50),
                         None if p95 is None else float(p95), reconnects, lost_s, state)
 
+    def __repr__(self) -> str:  # one line: the counters and the current rates
+        snap = self.snapshot()
+        return (f"SourceStats(captured={snap.captured}, processed={snap.processed}, "
+                f"dropped={snap.dropped}, input_fps={snap.input_fps:.1f}, "
+                f"detector_fps={snap.detector_fps:.1f})")
+
 
 @dataclass
 class RunSummary:

@@ -296,6 +296,19 @@ def test_a_printed_summary_shows_the_stage_means_not_an_object_address():
     assert "stages=StageStats(mean ms: decode=3.0, inference=20.0)" in text
 
 
+def test_a_printed_source_stats_shows_its_counts_on_one_line():
+    from drivevision.pipeline.stats import SourceStats
+
+    stats = SourceStats()
+    for _ in range(3):
+        stats.on_capture()
+    stats.on_drop()
+    stats.on_result(12.0)
+    text = repr(stats)
+    assert text.startswith("SourceStats(captured=3, processed=1, dropped=1, input_fps=")
+    assert ", detector_fps=" in text and "\n" not in text
+
+
 def test_a_mot_file_without_a_tracker_is_refused_before_the_model_loads(tmp_path, clip_path):
     from drivevision.config import DetectorConfig
     from drivevision.pipeline.track_stage import track_stages
