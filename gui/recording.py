@@ -94,7 +94,10 @@ class Recording:
     lasts until the next was captured, so the video lasts as long as the watching (a pause is
     a still frame); with every frame shown, frames are as far apart as in the source (the
     video lasts as long as the clip, as the JSONL's ``timestamp_ms`` say, however long the
-    detector took). A jump back (a replay, a seek) moves the clock on by one nominal frame.
+    detector took), and so are those of a stream with its own clock (``Source.stream_clock``:
+    HLS hands over a segment's frames at once, which by arrival would be one instant). A
+    jump back moves the clock on by one nominal frame (a replay, a seek), or by the time
+    between the arrivals (a stream opened anew after a pause: a still frame).
     """
 
     def __init__(self) -> None:
@@ -143,25 +146,27 @@ class Recording:
         return ", ".join(str(p) for p in recorder.paths)
 
     def write(self, result: Result, overlay: OverlaySettings, names: Sequence[str], *,
-              source_time: bool = False) -> None:
+              source_time: bool = False, stream_clock: bool = False) -> None:
         """Record ``result`` as ``overlay`` shows it (no hover highlight); nothing when stopped.
-        ``source_time``: every frame is shown, so time the video by the source's timestamps."""
+        ``source_time``: every frame is shown, so time the video by the source's timestamps;
+        ``stream_clock``: the source's timestamps are a stream's own (``Source.stream_clock``),
+        so time it by them whichever frames are shown."""
         if self._recorder is None:
             return
         shown = visible(result.detections, overlay)
         annotated = draw(result.frame.image, shown, names, replace(overlay, highlight=None),
                          trails=result.trails)  # as the viewer shows them
-        self._recorder.write(self._stamped(result.frame, source_time), shown, annotated)
+        self._recorder.write(self._stamped(result.frame, source_time, stream_clock), shown,
+                             annotated)
 
-    def _stamped(self, frame: Frame, source_time: bool) -> Frame:
+    def _stamped(self, frame: Frame, source_time: bool, stream_clock: bool) -> Frame:
         last, self._last = self._last, frame
-        if last is None:
-            step = 0.0
-        elif not source_time:
-            step = max(frame.captured_at - last.captured_at, 0.0)
+        arrival = 0.0 if last is None else max(frame.captured_at - last.captured_at, 0.0)
+        if last is None or not (source_time or stream_clock):
+            step = arrival
         elif frame.timestamp_ms > last.timestamp_ms:
             step = (frame.timestamp_ms - last.timestamp_ms) / 1000.0
-        else:
-            step = 1.0 / self._fps
+        else:  # a jump back: a file replayed or sought; a stream opened anew after a pause
+            step = arrival if stream_clock else 1.0 / self._fps
         self._clock += step
         return replace(frame, captured_at=self._clock)

@@ -304,7 +304,8 @@ class Worker(QObject):
             for result in results:
                 self._publish(result, pipeline.stats[0].snapshot())
                 self._recording.write(result, self.overlay, self.detector.names,
-                                      source_time=source_time)
+                                      source_time=source_time,
+                                      stream_clock=bool(pipeline.sources[0].stream_clock))
                 while (command := self._next_command(inline_only=True)) is not None:
                     self._execute(*command)
         if not interrupted.is_set():

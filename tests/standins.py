@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import types
 
@@ -58,6 +59,37 @@ class ArraySource(Source):
                 raise OSError("camera unplugged")
             image = np.full((self.h, self.w, 3), i % 256, np.uint8)
             yield Frame(i, i * 100.0, image, time.monotonic())
+
+
+class BurstyStream(Source):
+    """A live stream with its own clock (``stream_clock``), as HLS hands one over: frames
+    ``step_ms`` apart in their own time (``timestamp_ms``) arrive a segment of ``per_burst``
+    at a time, ``within_s`` apart, the next segment ``gap_s`` later. Frame 0 comes at once,
+    the others once ``go`` is set. The pixel values encode the frame's index."""
+
+    def __init__(self, bursts: int, per_burst: int, *, step_ms: float = 100.0,
+                 within_s: float = 0.02, gap_s: float = 0.4):
+        super().__init__("hls://bursty", fps=1000.0 / step_ms, live=True)
+        self.stream_clock = True
+        self.bursts, self.per_burst, self.step_ms = bursts, per_burst, step_ms
+        self.within_s, self.gap_s = within_s, gap_s
+        self.go, self._stop = threading.Event(), threading.Event()
+
+    def __iter__(self):
+        yield self._frame(0)
+        while not self.go.wait(0.05):
+            if self._stop.is_set():
+                return
+        for i in range(1, self.bursts * self.per_burst + 1):
+            if self._stop.wait(self.gap_s if i % self.per_burst == 1 else self.within_s):
+                return
+            yield self._frame(i)
+
+    def _frame(self, i: int) -> Frame:
+        return Frame(i, i * self.step_ms, np.full((48, 64, 3), i, np.uint8), time.monotonic())
+
+    def interrupt(self) -> None:
+        self._stop.set()
 
 
 class ScriptedStream:

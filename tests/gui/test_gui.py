@@ -26,7 +26,7 @@ pytest.importorskip("pytestqt")
 from mjpeg_server import MjpegTestServer, read_seq  # noqa: E402
 from PyQt6.QtCore import QSettings, Qt, QTimer  # noqa: E402
 from PyQt6.QtWidgets import QApplication, QMessageBox  # noqa: E402
-from standins import FixedDetector  # noqa: E402
+from standins import BurstyStream, FixedDetector  # noqa: E402
 
 from drivevision.config import DetectorConfig  # noqa: E402
 from drivevision.detections import Detections  # noqa: E402
@@ -702,6 +702,48 @@ def test_recording_every_frame_lasts_as_long_as_the_clip(qtbot, make_window, tmp
     clip_s = (lines[-1]["timestamp_ms"] - lines[0]["timestamp_ms"]) / 1000.0
     assert playing_s > 1.5 * clip_s
     assert abs((times[-1] - times[0]) - clip_s) < 0.01, (times[-1] - times[0], clip_s)
+
+
+def test_recording_a_stream_with_its_own_clock_times_frames_by_it_not_by_arrival(
+        qtbot, make_window, tmp_path, monkeypatch):
+    stream = BurstyStream(bursts=3, per_burst=5)  # 10 fps, 5 frames 20 ms apart, then 0.4 s
+    monkeypatch.setattr("gui.worker.open_media", lambda uri: stream)
+    window = make_window(FixedDetector(detections=two_boxes()))
+    window.open_source(stream.uri)  # live: plays at once
+    wait_for_frame(qtbot, window, 0)
+    video, jsonl = tmp_path / "rec.mkv", tmp_path / "rec.jsonl"
+    window.start_recording(str(video), str(jsonl))
+    with qtbot.waitSignal(window.worker.ended, timeout=20000):
+        stream.go.set()
+    window.stop_recording()
+    qtbot.waitUntil(jsonl.exists, timeout=10000)
+    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert len(lines) > 3 + 1, "frames of one burst should have been recorded"
+    stamps = np.array([line["timestamp_ms"] for line in lines]) / 1000.0
+    times = np.array(video_times(video))
+    assert len(times) == len(lines)
+    # by arrival, frames of one burst would be 20 ms apart: here as far as their own times
+    np.testing.assert_allclose(np.diff(times), np.diff(stamps), atol=0.0015)
+
+
+def test_a_stream_with_its_own_clock_reopened_after_a_pause_records_the_pause_as_a_still(
+        tmp_path):
+    from drivevision.io.frames import Frame
+    from drivevision.pipeline import Result
+    from gui.overlay import OverlaySettings
+
+    image = np.zeros((48, 64, 3), np.uint8)
+    # (its own time in ms, arrival in s): a segment at once; paused 3 s; opened anew, its
+    # times start again from 0
+    frames = [(0.0, 10.0), (100.0, 10.01), (200.0, 10.02), (0.0, 13.02), (100.0, 13.03)]
+    recording = Recording()
+    recording.start(tmp_path / "rec.mkv", None, fps=10.0, names=COCO_NAMES)
+    for i, (ms, arrived) in enumerate(frames):
+        result = Result(Frame(i, ms, image, arrived), Detections.empty())
+        recording.write(result, OverlaySettings(), COCO_NAMES, stream_clock=True)
+    recording.stop()
+    np.testing.assert_allclose(video_times(tmp_path / "rec.mkv"), [0, 0.1, 0.2, 3.2, 3.3],
+                               atol=0.0015)
 
 
 def _disk_full_on_finishing_video(monkeypatch) -> None:
