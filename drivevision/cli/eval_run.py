@@ -238,10 +238,14 @@ def _pts(value) -> str:
 
 
 def write_reports(out, result: RunResult) -> None:
-    """One report per engine and precision, each in a subfolder named for them, and the
-    table as ``summary.md``, through ``out`` (``report.write_report``)."""
+    """One report per engine and precision, each in a subfolder named for them (with its
+    own ``summary.md``), and the table as ``summary.md``, linking to theirs, through ``out``
+    (``report.write_report``)."""
     for r in result.runs:
         write_report(out, r.evaluation, title=f"{r.engine} {r.precision} on "
                      f"{result.info['input']}", under=f"{r.engine}-{r.precision}")
-    table = "```\n" + format_table(result) + "\n```\n"
-    out.put_with("summary.md", lambda path: path.write_text(table))
+    links = [f"- [{r.engine} {r.precision}]({r.engine}-{r.precision}/summary.md)"
+             for r in result.runs]
+    text = ("```\n" + format_table(result) + "\n```\n\nEach run's metrics, precision, "
+            "recall and AP per class, and confusion matrix:\n\n" + "\n".join(links) + "\n")
+    out.put_with("summary.md", lambda path: path.write_text(text))

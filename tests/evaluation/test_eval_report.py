@@ -5,11 +5,15 @@ never touched, and a folder another run is writing is refused."""
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
 from drivevision.cli import main
 from tests.evaluation.helpers import CAR, write_truth
+
+WEIGHTS = str(Path(__file__).parents[2] / "assets" / "tiny-fpn-synthetic.pt")
 
 
 def visible(folder):
@@ -89,3 +93,48 @@ def test_the_input_folder_is_refused_as_the_report_folder(files, tmp_path, capsy
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and "An output path is an input" in err[0], err
     assert visible(frames) == []
+
+
+def car_clip(tmp_path):
+    """(video, ground truth): 2 frames of the evaluation clip, labelled for cars only, so
+    the demo model's predictions of other classes are left out with a note."""
+    from drivevision.synthetic import write_eval_clip
+
+    video, full, gt = tmp_path / "clip.mp4", tmp_path / "full.jsonl", tmp_path / "gt.jsonl"
+    write_eval_clip(video, full, seeds=(101,), frames_per_seed=2)
+    lines = []
+    for line in full.read_text().splitlines():
+        frame = json.loads(line)
+        keep = [i for i, name in enumerate(frame["labels"]) if name == "car"]
+        for key in ("boxes", "labels", "track_ids"):
+            frame[key] = [frame[key][i] for i in keep]
+        lines.append(json.dumps(frame) + "\n")
+    gt.write_text("".join(lines))
+    return video, gt
+
+
+def run_car_clip(tmp_path, *options):
+    video, gt = car_clip(tmp_path)
+    return main(["eval", "--gt", str(gt), str(video), "--weights", WEIGHTS, "--device", "cpu",
+                 "--warmup", "0", *options])
+
+
+def test_each_engine_folder_has_the_summary_a_pred_report_has_linked_from_the_top(
+        tmp_path, capsys):
+    report = tmp_path / "rep"
+    assert run_car_clip(tmp_path, "--report", str(report)) == 0
+    capsys.readouterr()
+    assert visible(report / "torch-fp32") == [
+        "confusion-matrix.png", "metrics.json", "pr-car.png", "summary.md"]
+    summary = (report / "torch-fp32" / "summary.md").read_text()
+    assert summary.startswith(f"# torch fp32 on {tmp_path / 'clip.mp4'}\n")
+    assert "| class | boxes | detections | P | R | AP@.5 | AP@[.5:.95] |" in summary
+    assert "\n| car | 4 | " in summary
+    assert "| predicted / true | car | background |" in summary
+    assert "\n- left out predictions of classes the ground truth does not label: " in summary
+    top = (report / "summary.md").read_text()
+    assert "- [torch fp32](torch-fp32/summary.md)\n" in top
+    links = re.findall(r"\]\(([^)]+)\)", top)
+    assert links == ["torch-fp32/summary.md"] and (report / links[0]).is_file()
+    assert "torch-fp32/summary.md" in (report / ".drivevision-report.txt").read_text()
+
