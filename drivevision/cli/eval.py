@@ -114,12 +114,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _run_and_score(args: argparse.Namespace, truth, class_map: dict) -> int:
-    from drivevision.cli.eval_run import format_table, run_engines, write_reports
+    from drivevision.cli.eval_run import format_table, run_engines, run_notes, write_reports
 
     result = run_engines(args, truth, class_map,
                          log=lambda m: print(f"drivevision: {m}", file=sys.stderr, flush=True))
     if args.report:
         _write_report(args.report, lambda out: write_reports(out, result))
+    if args.json:  # the table lists the notes; beside JSON they go to stderr
+        _print_notes(run_notes(result))
     print(json.dumps(result.table) if args.json else format_table(result))
     _report_written(args)
     return 0
@@ -171,8 +173,8 @@ def _score_file(args: argparse.Namespace, truth, class_map: dict) -> int:
     result = evaluate(truth, predictions, class_map=class_map,
                       allow_unlabelled=args.allow_unlabelled, covered_only=True)
     _warn_if_thresholded(args.pred, predictions)  # once the file scored: not before an error
-    for note in result.notes:
-        print(f"drivevision: note: {note}", file=sys.stderr)
+    if args.json:  # the Markdown on stdout lists the notes; beside JSON they go to stderr
+        _print_notes(result.notes)
     if args.report:
         _write_report(args.report, lambda out: write_report(
             out, result, title=f"{args.pred} against {args.gt}"))
@@ -204,7 +206,11 @@ def _write_report(folder: str, write) -> None:
 
     with report_tree(folder) as out:
         write(out)
-    for note in out.notes:
+    _print_notes(out.notes)
+
+
+def _print_notes(notes) -> None:
+    for note in notes:
         print(f"drivevision: note: {note}", file=sys.stderr)
 
 

@@ -226,7 +226,18 @@ def format_table(result: RunResult) -> str:
                             else f"{r.get(key, '-'):>7}" for key in _TRACK_COLUMNS.values())
         lines.append(line)
     lines += [f"skipped {s['engine']} {s['precision']}: {s['reason']}" for s in t["skipped"]]
+    lines += [f"note: {note}" for note in run_notes(result)]
     return "\n".join(lines)
+
+
+def run_notes(result: RunResult) -> list[str]:
+    """The runs' notes (what scoring left out, and why), each once, after the runs that
+    have it: "torch fp32, torch bf16: left out ..."."""
+    runs: dict[str, list[str]] = {}
+    for r in result.runs:
+        for note in r.evaluation.notes:
+            runs.setdefault(note, []).append(f"{r.engine} {r.precision}")
+    return [f"{', '.join(names)}: {note}" for note, names in runs.items()]
 
 
 _TRACK_COLUMNS = {"HOTA": "HOTA", "MOTA": "MOTA", "IDF1": "IDF1", "IDsw": "id_switches",

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from drivevision.cli import main
-from tests.evaluation.helpers import CAR, write_truth
+from tests.evaluation.helpers import CAR, PERSON, write_preds, write_truth
 
 WEIGHTS = str(Path(__file__).parents[2] / "assets" / "tiny-fpn-synthetic.pt")
 
@@ -138,3 +138,53 @@ def test_each_engine_folder_has_the_summary_a_pred_report_has_linked_from_the_to
     assert links == ["torch-fp32/summary.md"] and (report / links[0]).is_file()
     assert "torch-fp32/summary.md" in (report / ".drivevision-report.txt").read_text()
 
+
+NOTE = "left out predictions of classes the ground truth does not label: "
+
+
+@pytest.mark.parametrize("json_out", [False, True])
+@pytest.mark.parametrize("report", [False, True])
+def test_a_pred_note_is_printed_once_on_stdout_or_beside_json_and_kept_in_the_summary(
+        files, tmp_path, capsys, json_out, report):
+    gt, pred = files
+    write_preds(pred, {0: [("car", 0.9, CAR), ("dog", 0.8, PERSON)], 1: []})
+    folder = tmp_path / "rep"
+    assert main(["eval", "--gt", str(gt), "--pred", str(pred),
+                 *(["--json"] if json_out else []),
+                 *(["--report", str(folder)] if report else [])]) == 0
+    out, err = capsys.readouterr()
+    note = NOTE + "dog"
+    assert (out + err).count(note) == 1, (out, err)
+    if json_out:
+        assert f"drivevision: note: {note}" in err.splitlines() and "note" not in out
+    else:
+        assert f"- {note}" in out.splitlines() and "note:" not in err
+    if report:
+        assert f"- {note}" in (folder / "summary.md").read_text().splitlines()
+
+
+@pytest.mark.parametrize("json_out", [False, True])
+def test_an_input_runs_notes_are_printed_once_with_the_table_or_beside_json(
+        tmp_path, capsys, json_out):
+    report = tmp_path / "rep"
+    assert run_car_clip(tmp_path, "--report", str(report),
+                        *(["--json"] if json_out else [])) == 0
+    out, err = capsys.readouterr()
+    [line] = [s for s in (out + err).splitlines() if NOTE in s]
+    if json_out:
+        assert line.startswith(f"drivevision: note: torch fp32: {NOTE}") and line in err
+    else:
+        assert line.startswith(f"note: torch fp32: {NOTE}") and line in out.splitlines()
+    assert line.split("note: ", 1)[1] in (report / "summary.md").read_text()
+
+
+def test_a_note_several_runs_share_is_listed_once_naming_them():
+    from drivevision.cli.eval_run import EngineRun, RunResult, run_notes
+    from drivevision.evaluation import Evaluation
+
+    def run(engine, precision, notes):
+        return EngineRun(engine, precision, 1.0, Evaluation({}, {}, notes))
+
+    result = RunResult({}, [run("torch", "fp32", ["a"]), run("torch", "bf16", ["a", "b"]),
+                            run("onnx", "fp32", [])])
+    assert run_notes(result) == ["torch fp32, torch bf16: a", "torch bf16: b"]
