@@ -20,7 +20,7 @@ from PIL import Image
 
 from drivevision.errors import SourceError
 from drivevision.io import limits
-from drivevision.io.frames import Frame, FrameCheck, Source, range_text
+from drivevision.io.frames import Frame, FrameCheck, Source, range_text, stride_miss
 from drivevision.io.reading import Reading
 from drivevision.labels import counted
 
@@ -324,6 +324,10 @@ class VideoFileSource(Source):
             index, problem = r.refused[0]
             self.notes.append(f"{self.uri}: skipped {counted(len(r.refused), 'frame')} for "
                               f"their size, from frame {index}: {problem}")
+        span, stride = self.span, self.frame_stride
+        if r.decoded == 0 and self.ranged and span and not (r.failed or r.cut) and \
+                -(-span[0] // stride) * stride > span[1]:  # no frame in the range to keep
+            raise SourceError(stride_miss(self.uri, self.start_s or 0, self.end_s, span, stride))
         if r.decoded == 0:
             why = r.refused[0][1] if r.refused else "damaged or empty video"
             where = (f" in {range_text(self.start_s or 0, self.end_s)}" if self.ranged else "")

@@ -163,7 +163,8 @@ class Source:
 
         ValueError for a negative time, an ``end`` not after ``start``, a range on a source
         that cannot keep one (a camera or stream: ``can_stride`` False), a start at or past
-        the input's length and a range that holds no frame (when the length is known)."""
+        the input's length and a range that holds no frame, or none the frame stride (set
+        before, with ``keep_every``) keeps (when the length is known)."""
         for name, value in (("start", start), ("end", end)):
             if value is not None and not 0 <= value < math.inf:
                 raise ValueError(f"Expected a {name} time >= 0 seconds, but got {value!r}")
@@ -184,6 +185,10 @@ class Source:
             self.start_s = self.end_s = None
             raise ValueError(f"No frame of {self.uri} lies in {range_text(start or 0, end)}: "
                              f"it has a frame every {1 / self.fps:g} s")
+        stride = self.frame_stride
+        if stop is not None and -(-first // stride) * stride >= stop:
+            self.start_s = self.end_s = None
+            raise ValueError(stride_miss(self.uri, start or 0, end, (first, stop - 1), stride))
 
     @property
     def duration_s(self) -> float | None:
@@ -237,3 +242,13 @@ class Source:
 def range_text(start: float, end: float | None) -> str:
     """A time range as the summary says it: "1:30 to 3:00", "1:30 to the end"."""
     return f"{clock(start)} to {'the end' if end is None else clock(end)}"
+
+
+def stride_miss(uri: str, start: float, end: float | None, span: tuple[int, int],
+                stride: int) -> str:
+    """Why a time range gives no frame: those it holds (``span``, first and last index) are
+    none of them a multiple of the frame stride."""
+    first, last = span
+    frames = f"frame {first}" if first == last else f"frames {first}-{last}"
+    return (f"No frame of {uri} in {range_text(start, end)} is one the frame stride keeps: "
+            f"the range holds {frames}, the stride keeps multiples of {stride}")

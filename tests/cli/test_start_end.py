@@ -121,6 +121,9 @@ def test_times_are_taken_as_seconds_durations_or_clock_times(text, seconds):
                         "below 60), such as 1:30 or 01:02:03.5, but got '1:75'"),
     (["--start", "12:30"], "The start, 12:30, is at or past the end of {clip}, which lasts 0:04"),
     (["--start", "4"], "The start, 0:04, is at or past the end of {clip}, which lasts 0:04"),
+    (["--start", "1.1", "--end", "1.3", "--frame-stride", "5"],
+     "No frame of {clip} in 0:01.1 to 0:01.3 is one the frame stride keeps: the range holds "
+     "frames 11-12, the stride keeps multiples of 5"),
 ])
 def test_a_range_that_cannot_be_read_is_refused_in_one_line_before_the_model_loads(
         tmp_path, capsys, monkeypatch, long_clip, args, message):

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from drivevision.errors import SourceError
 from drivevision.io.sources import open_source
 from drivevision.io.streams import Reconnect, StreamSource
 
@@ -145,6 +146,28 @@ def test_a_range_that_cannot_hold_a_frame_is_refused(clip_path, start, end, mess
         with pytest.raises(ValueError, match=re.escape(message.format(clip=clip_path))):
             source.keep_range(start, end)
         assert len(list(source)) == 12  # a refused range leaves the source whole
+
+
+def test_a_range_with_no_frame_the_stride_keeps_is_refused_before_reading(clip_path):
+    with open_source(clip_path) as source:  # 12 frames at 10 fps
+        source.keep_every(5)
+        with pytest.raises(ValueError, match=re.escape(
+                f"No frame of {clip_path} in 0:00.6 to 0:00.9 is one the frame stride keeps: "
+                "the range holds frames 6-8, the stride keeps multiples of 5")):
+            source.keep_range(0.6, 0.9)
+        assert [f.index for f in source] == [0, 5, 10]  # a refused range leaves the source whole
+
+
+def test_a_range_with_no_frame_the_stride_keeps_says_so_after_reading_when_its_length_is_unknown(
+        clip_path):
+    with open_source(clip_path) as source:  # 12 frames at 10 fps
+        source.frame_count = None  # as a file that stores no frame count
+        source.keep_every(5)
+        source.keep_range(1.1)  # frame 11 only
+        with pytest.raises(SourceError, match=re.escape(
+                f"No frame of {clip_path} in 0:01.1 to the end is one the frame stride keeps: "
+                "the range holds frame 11, the stride keeps multiples of 5")):
+            list(source)
 
 
 def test_a_range_is_refused_for_live_sources(clip_path):
