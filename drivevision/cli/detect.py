@@ -111,11 +111,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 def _detect(args: argparse.Namespace) -> int:
     from drivevision.cli.progress import Progress
-    from drivevision.detector import Detector
     from drivevision.io.sources import open_source
-    from drivevision.pipeline.runner import detect_video
 
-    config = detector_config(args)
     quiet_opencv()
     source = open_source(args.input, fps=args.fps, max_pixels=args.max_pixels)
     if args.frame_stride > 1 and not source.can_stride:  # refused before the model loads
@@ -130,9 +127,14 @@ def _detect(args: argparse.Namespace) -> int:
     source.keep_every(args.frame_stride)
     try:
         source.keep_range(args.start, args.end)
-    except ValueError:
+        check_detector_args(args)  # torch is imported from here: the refusals above are instant
+        config = detector_config(args)
+    except BaseException:
         source.close()
         raise
+    from drivevision.detector import Detector
+    from drivevision.pipeline.runner import detect_video
+
     folder = _default_outputs(args)
     try:
         with source, Progress(_to_detect(source), quiet=args.quiet) as progress:
@@ -194,7 +196,6 @@ def _check_args(args: argparse.Namespace) -> contextlib.ExitStack:
     if args.no_save and (args.output or args.jsonl or args.csv or args.mot or args.yolo
                          or args.crops):
         raise ValueError("--no-save writes nothing; leave it out to write the outputs given")
-    check_detector_args(args)
     kind = output_kind(args.output) if args.output else None
     if kind == "image" and not _is_image(args.input):
         raise ValueError(f"An image output ({args.output}) takes one image as input; for a "

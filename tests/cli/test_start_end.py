@@ -2,6 +2,8 @@
 keep each frame's index and time in the input, the annotated video holds only the range."""
 
 import json
+import subprocess
+import sys
 
 import av
 import cv2
@@ -144,3 +146,25 @@ def test_a_range_is_refused_for_a_stream_before_the_model_loads(capsys, monkeypa
     assert code == 2 and "Traceback" not in err
     assert f"--start/--end take a video file or a folder of images, but {server.url} is a " \
            "live source" in err
+
+
+def refusal_and_modules(*args) -> tuple[str, list[str]]:
+    """The error line of ``detect ARGS`` run in a fresh interpreter, and which of torch and
+    torchvision it had imported by then."""
+    code = ("import sys; from drivevision.cli import main; code = main(sys.argv[1:]); "
+            "print(code, sorted(m for m in ('torch', 'torchvision') if m in sys.modules))")
+    run = subprocess.run([sys.executable, "-c", code, "detect", *args], capture_output=True,
+                         text=True, timeout=120)
+    return run.stderr.strip(), run.stdout.split()
+
+
+def test_refusals_of_the_input_come_before_torch_loads(tmp_path, long_clip):
+    """torch takes seconds to import: a start past the end, or a stride for a stream, is
+    refused before it."""
+    err, out = refusal_and_modules(long_clip, "--no-save", "--start", "9")
+    assert err == f"drivevision: error: The start, 0:09, is at or past the end of {long_clip}, " \
+                  "which lasts 0:04"
+    assert out == ["2", "[]"]
+    with MjpegTestServer(fps=30) as server:
+        err, out = refusal_and_modules(server.url, "--no-save", "--frame-stride", "5")
+    assert "is a live source, which drops frames by itself" in err and out == ["2", "[]"]
