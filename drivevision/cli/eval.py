@@ -188,7 +188,11 @@ def _score_file(args: argparse.Namespace, truth, class_map: dict) -> int:
 
 def _warn_if_thresholded(path: str, predictions) -> None:
     """One warning line when the file holds no low scores: it was likely written with a
-    threshold above ``EVAL_CONF`` (detect's default 0.5), which understates AP."""
+    threshold above ``EVAL_CONF`` (detect's default 0.5), which understates AP. Not for a
+    file of tracks: a tracker writes only the boxes that extend a track, so its lowest
+    score tells nothing of the threshold it was written with."""
+    if predictions.has_tracks:
+        return
     scores = [s for frame in predictions.frames.values() if frame.scores is not None
               for s in frame.scores]
     lowest = math.floor(min(scores, default=0.0) * 100) / 100  # "no score under" stays true

@@ -75,6 +75,22 @@ def test_a_file_written_without_low_scores_warns_that_ap_is_understated(files, t
     assert "understated" not in capsys.readouterr().err
 
 
+def test_a_file_of_tracks_is_not_said_to_understate_ap_for_its_lack_of_low_scores(
+        files, tmp_path, capsys):
+    """A tracker writes only the boxes that extend a track, so a file of tracks written at
+    --conf 0.05 can hold no score under 0.2."""
+    gt, _ = files
+    tracks = tmp_path / "tracks.jsonl"
+    with open(tracks, "w") as f:
+        for i in range(2):
+            f.write(json.dumps({"frame": i, "timestamp_ms": 100.0 * i, "detections": [
+                {"class_id": 0, "class_name": "car", "score": 0.9, "box": CAR,
+                 "track_id": 1}]}) + "\n")
+    assert read_predictions(str(tracks)).has_tracks  # the premise: scored as tracks
+    assert main(["eval", "--gt", str(gt), "--pred", str(tracks), "--json"]) == 0
+    assert "understated" not in capsys.readouterr().err
+
+
 def _bad_line(tmp_path, gt, pred):
     (tmp_path / "pred.jsonl").write_text(pred.read_text() + '{"frame": 2, "detections": [\n')
     return gt, tmp_path / "pred.jsonl"
