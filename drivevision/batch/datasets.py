@@ -22,7 +22,14 @@ from pathlib import Path
 
 from drivevision.errors import SinkError
 from drivevision.io.claims import STDOUT, check_distinct, check_not_input, claim_folder
-from drivevision.io.dataset_sinks import CROPS_FOLDER, YOLO_FOLDER, YOLO_TOP, yolo_top
+from drivevision.io.dataset_sinks import (
+    CROPS_FOLDER,
+    YOLO_FOLDER,
+    YOLO_TOP,
+    frame_stems,
+    yolo_top,
+)
+from drivevision.io.files import IMAGE_SUFFIXES
 from drivevision.io.recorded import (
     Layout,
     SharedPart,
@@ -78,8 +85,9 @@ def part_counts(settings, rel: str) -> dict[str, int]:
 
 def check_datasets(settings, out_dir: Path, jobs) -> None:
     """ValueError, in one line, for dataset folders that cannot be made, are an input, are
-    ``out_dir`` or hold it, or would take in an input's other outputs. (A missing folder
-    is made, with its parents, as ``--out`` is.)"""
+    ``out_dir`` or hold it, or would take in an input's other outputs, and for a folder of
+    images two of which would share a name there (``a.png`` and ``a.jpg``). (A missing
+    folder is made, with its parents, as ``--out`` is.)"""
     folders = dataset_folders(settings)
     check_distinct([out_dir, *(f for _, _, f, _ in folders)],
                    ["--out", *(option for _, option, _, _ in folders)])
@@ -97,6 +105,18 @@ def check_datasets(settings, out_dir: Path, jobs) -> None:
         if inside:
             raise ValueError(f"{inside[0].source}'s outputs would go into {option} {folder} "
                              "(inside --out): give the dataset another folder")
+    for job in jobs if folders else ():
+        if job.kind == "images" and Path(job.source).is_dir():
+            try:
+                frame_stems(_image_names(Path(job.source)))
+            except ValueError as e:
+                raise ValueError(f"{job.source}: {e}") from None
+
+
+def _image_names(folder: Path) -> list[str]:
+    """The names of a folder's images, as its source reads them."""
+    return sorted(p.name for p in folder.iterdir()
+                  if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
 @contextlib.contextmanager

@@ -202,6 +202,24 @@ def test_dataset_folders_that_would_mix_with_other_outputs_are_one_line(twins, c
     assert message.format(cwd=Path.cwd().resolve()) in err
 
 
+@pytest.mark.parametrize("option", ["--yolo", "--crops"])
+def test_a_folder_of_images_two_of_which_share_a_name_is_refused_before_the_batch_starts(
+        tmp_path, capsys, twins, option):
+    import cv2
+    import numpy as np
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for name in ("a.png", "a.jpg", "b.png"):
+        cv2.imwrite(str(frames / name), np.zeros((48, 64, 3), np.uint8))
+    code, out, err = batch(capsys, twins, frames, "--out", tmp_path / "det", option,
+                           tmp_path / "ds")
+    assert code == EXIT_USAGE and out == ""
+    assert err.splitlines() == [f"drivevision: error: {frames}: a.jpg and a.png would both be "
+                                "labelled a.txt in a dataset; rename one of them"]
+    assert not (tmp_path / "det").exists() and not (tmp_path / "ds").exists()
+
+
 def test_a_dataset_folder_inside_the_footage_is_not_an_input(tmp_path):
     footage = tmp_path / "footage"
     (footage / "ds" / "images" / "a" / "clip").mkdir(parents=True)
