@@ -106,19 +106,26 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
             summary, last = _run(pipeline, detector, on_result)
         finally:  # a signal while the outputs are finished waits until they are in place
             held = finishing.enter_context(signals.held())
-        summary.notes.extend(src.notes)
-        summary.frame_stride, summary.read = src.frame_stride, summary.frames + src.passed
-        summary.input_fps = src.fps
-        if src.ranged:
-            summary.range, summary.span = (src.start_s or 0.0, src.end_s), src.span
-        if summary.interrupted:  # the reader ran ahead of the detector: count what it covered
-            first = src.span[0] if src.ranged and src.span else 0
-            summary.read = min(summary.read, last + 1 - first)
-            if summary.span is not None:
-                summary.span = (first, min(summary.span[1], max(last, first)))
+        _add_input(summary, src, last)
     summary.notes.extend(n for s in sinks for n in s.notes)
     summary.interrupted = summary.interrupted or bool(held)
     return summary
+
+
+def _add_input(summary: RunSummary, src: Source, last: int) -> None:
+    """What the summary says of the input: its notes, the frames read (those a stride or
+    range passed over too), its frame rate and the range asked for; ``last`` is the index
+    of the last frame detected."""
+    summary.notes.extend(src.notes)
+    summary.frame_stride, summary.read = src.frame_stride, summary.frames + src.passed
+    summary.input_fps = src.fps
+    if src.ranged:
+        summary.range, summary.span = (src.start_s or 0.0, src.end_s), src.span
+    if summary.interrupted:  # the reader ran ahead of the detector: count what it covered
+        first = src.span[0] if src.ranged and src.span else 0
+        summary.read = min(summary.read, last + 1 - first)
+        if summary.span is not None:
+            summary.span = (first, min(summary.span[1], max(last, first)))
 
 
 def _check_outputs(source: PathLike | Source, outputs: list[PathLike | None]) -> None:
