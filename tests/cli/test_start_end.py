@@ -138,14 +138,20 @@ def test_a_range_that_cannot_be_read_is_refused_in_one_line_before_the_model_loa
     assert not (tmp_path / "runs").exists()  # no output folder made
 
 
-def test_a_range_is_refused_for_a_stream_before_the_model_loads(capsys, monkeypatch):
+@pytest.mark.parametrize("option, refusal", [
+    (("--frame-stride", "2"), "--frame-stride takes a video file or a folder of images, but "
+                              "{url} is a live source, which drops frames by itself"),
+    (("--start", "10"), "--start/--end take a video file or a folder of images, but {url} is "
+                        "a live source"),
+])
+def test_a_stride_or_range_is_refused_for_a_stream_before_the_model_loads(
+        capsys, monkeypatch, option, refusal):
     monkeypatch.setattr("drivevision.detector.Detector.from_config",
                         lambda *a, **k: pytest.fail("the model loaded"))
     with MjpegTestServer(fps=30) as server:
-        code, _, err = run(capsys, server.url, "--no-save", "--start", "10")
+        code, _, err = run(capsys, server.url, "--no-save", *option)
     assert code == 2 and "Traceback" not in err
-    assert f"--start/--end take a video file or a folder of images, but {server.url} is a " \
-           "live source" in err
+    assert refusal.format(url=server.url) in err
 
 
 def refusal_and_modules(*args) -> tuple[str, list[str]]:
