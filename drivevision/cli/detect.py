@@ -112,22 +112,26 @@ def cmd_detect(args: argparse.Namespace) -> int:
 def _detect(args: argparse.Namespace) -> int:
     from drivevision.cli.progress import Progress
     from drivevision.io.sources import open_source
+    from drivevision.io.uri import parse_uri
 
+    kind = parse_uri(args.input).kind
+    if kind != "path":  # a stream may take seconds to answer: what needs none is refused first
+        if kind != "http":  # (http may serve a recording, which can stride and seek)
+            _refuse_stride_or_range(args)
+        check_detector_args(args)
     quiet_opencv()
     source = open_source(args.input, fps=args.fps, max_pixels=args.max_pixels)
-    if args.frame_stride > 1 and not source.can_stride:  # refused before the model loads
-        source.close()
-        raise ValueError(f"--frame-stride takes a video file or a folder of images, but "
-                         f"{args.input} is a live source, which drops frames by itself")
-    ranged = args.start is not None or args.end is not None
-    if ranged and not source.can_stride:
-        source.close()
-        raise ValueError(f"--start/--end take a video file or a folder of images, but "
-                         f"{args.input} is a live source, which has no times to seek to")
+    if not source.can_stride:  # refused before the model loads
+        try:
+            _refuse_stride_or_range(args)
+        except ValueError:
+            source.close()
+            raise
     source.keep_every(args.frame_stride)
     try:
         source.keep_range(args.start, args.end)
-        check_detector_args(args)  # torch is imported from here: the refusals above are instant
+        if kind == "path":  # torch is imported from here: a file's refusals above are instant
+            check_detector_args(args)
         config = detector_config(args)
     except BaseException:
         source.close()
@@ -165,6 +169,16 @@ def _detect(args: argparse.Namespace) -> int:
     if summary.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_INPUT_DAMAGED if source.notes else 0
+
+
+def _refuse_stride_or_range(args: argparse.Namespace) -> None:
+    """ValueError for ``--frame-stride`` or ``--start``/``--end`` given with a live input."""
+    if args.frame_stride > 1:
+        raise ValueError(f"--frame-stride takes a video file or a folder of images, but "
+                         f"{args.input} is a live source, which drops frames by itself")
+    if args.start is not None or args.end is not None:
+        raise ValueError(f"--start/--end take a video file or a folder of images, but "
+                         f"{args.input} is a live source, which has no times to seek to")
 
 
 def _check_args(args: argparse.Namespace) -> contextlib.ExitStack:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import socket
+import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -139,6 +143,63 @@ def test_what_the_model_would_refuse_is_refused_before_it_loads(
     assert code == 2, err
     assert err.splitlines() == [f"drivevision: error: {message}"] and out == ""
     assert not any(Path().iterdir())  # no output, no runs/ folder
+
+
+@pytest.fixture
+def silent_stream():
+    """A loopback server that accepts connections and never answers, as a camera that hangs:
+    yields (URL scheme -> URL, the connections it accepted)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+
+    def serve():
+        with contextlib.suppress(OSError):  # closed at the end
+            while True:
+                accepted.append(server.accept()[0])
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    port = server.getsockname()[1]
+    try:
+        yield {"http": f"http://127.0.0.1:{port}/live.mjpg",
+               "rtsp": f"rtsp://127.0.0.1:{port}/front"}, accepted
+    finally:
+        server.shutdown(socket.SHUT_RDWR)  # wakes the accept (a close alone does not)
+        thread.join(5)
+        server.close()
+        for connection in accepted:
+            connection.close()
+
+
+@pytest.mark.parametrize("command", [["detect", "--no-save"], ["live"]])
+@pytest.mark.parametrize("scheme", ["http", "rtsp"])
+@pytest.mark.parametrize("options, message", [
+    (["--device", "cuda"], NO_CUDA),
+    (["--precision", "fp16"], NO_FP16),
+    (["--classes", "truk"], "Unknown class 'truk'; did you mean truck?"),
+])
+def test_a_bad_option_with_a_stream_is_refused_before_connecting(
+        capsys, nothing_loads, silent_stream, command, scheme, options, message):
+    """A stream that answers slowly (or, as here, never) does not delay the refusal of an
+    option that needs no connection: the stream is not even connected to."""
+    urls, accepted = silent_stream
+    code = main([command[0], urls[scheme], *command[1:], *options])
+    out, err = capsys.readouterr()
+    assert code == 2 and err.splitlines() == [f"drivevision: error: {message}"] and out == ""
+    assert accepted == []
+
+
+def test_detect_refuses_a_bad_option_with_a_silent_stream_at_once(silent_stream):
+    """The same as a user runs it (fp16 is refused on any machine with --device cpu): the
+    one-line refusal comes well within the time the stream is waited for (5 s to connect,
+    again to read)."""
+    urls, accepted = silent_stream
+    run = subprocess.run([sys.executable, "-m", "drivevision", "detect", urls["http"],
+                          "--no-save", "--device", "cpu", "--precision", "fp16"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr.splitlines() == [f"drivevision: error: {NO_FP16}"]
+    assert accepted == []
 
 
 @pytest.mark.parametrize("command", [

@@ -165,12 +165,16 @@ def refusal_and_modules(*args) -> tuple[str, list[str]]:
 
 
 def test_refusals_of_the_input_come_before_torch_loads(tmp_path, long_clip):
-    """torch takes seconds to import: a start past the end, or a stride for a stream, is
-    refused before it."""
+    """torch takes seconds to import: a start past the end, or a stride for an RTSP stream
+    (live by its scheme: refused before connecting, so no server is needed), is refused
+    before it. (An http(s) URL may serve a recording, which takes both: its stride is
+    refused once connected, after the detector options' checks, which import torch.)"""
     err, out = refusal_and_modules(long_clip, "--no-save", "--start", "9")
     assert err == f"drivevision: error: The start, 0:09, is at or past the end of {long_clip}, " \
                   "which lasts 0:04"
     assert out == ["2", "[]"]
-    with MjpegTestServer(fps=30) as server:
-        err, out = refusal_and_modules(server.url, "--no-save", "--frame-stride", "5")
-    assert "is a live source, which drops frames by itself" in err and out == ["2", "[]"]
+    url = "rtsp://127.0.0.1:9/front"
+    err, out = refusal_and_modules(url, "--no-save", "--frame-stride", "5")
+    assert err == f"drivevision: error: --frame-stride takes a video file or a folder of " \
+                  f"images, but {url} is a live source, which drops frames by itself"
+    assert out == ["2", "[]"]
