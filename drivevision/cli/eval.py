@@ -114,15 +114,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _run_and_score(args: argparse.Namespace, truth, class_map: dict) -> int:
-    from drivevision.cli.eval_run import format_table, run_engines, run_notes, write_reports
+    from drivevision.cli.eval_run import format_table, run_engines, write_reports
 
     result = run_engines(args, truth, class_map,
                          log=lambda m: print(f"drivevision: {m}", file=sys.stderr, flush=True))
     if args.report:
         _write_report(args.report, lambda out: write_reports(out, result))
-    if args.json:  # the table lists the notes; beside JSON they go to stderr
-        _print_notes(run_notes(result))
-    print(json.dumps(result.table) if args.json else format_table(result))
+    table = result.table
+    if args.json:  # the table lists the notes; JSON holds them as "notes", and stderr too
+        _print_notes(table["notes"])
+    print(json.dumps(table) if args.json else format_table(result))
     _report_written(args)
     return 0
 
@@ -173,13 +174,13 @@ def _score_file(args: argparse.Namespace, truth, class_map: dict) -> int:
     result = evaluate(truth, predictions, class_map=class_map,
                       allow_unlabelled=args.allow_unlabelled, covered_only=True)
     _warn_if_thresholded(args.pred, predictions)  # once the file scored: not before an error
-    if args.json:  # the Markdown on stdout lists the notes; beside JSON they go to stderr
+    if args.json:  # the Markdown on stdout lists the notes; JSON holds them, and stderr too
         _print_notes(result.notes)
     if args.report:
         _write_report(args.report, lambda out: write_report(
             out, result, title=f"{args.pred} against {args.gt}"))
     if args.json:
-        print(json.dumps(result.metrics))
+        print(json.dumps({**result.metrics, "notes": result.notes}))
     else:
         print(summary_markdown(result, f"{args.pred} against {args.gt}"), end="")
     _report_written(args)

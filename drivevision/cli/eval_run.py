@@ -62,14 +62,15 @@ class RunResult:
     @property
     def table(self) -> dict:
         """JSON-able: ``info``, ``results`` (engine, precision, ms_per_frame, AP_diff (AP
-        minus torch fp32's, 0..1) and the metrics), ``skipped``."""
+        minus torch fp32's, 0..1) and the metrics), ``skipped``, ``notes`` (``run_notes``)."""
         ref = next((r.evaluation.metrics["AP"] for r in self.runs
                     if (r.engine, r.precision) == REFERENCE), None)
         rows = [{"engine": r.engine, "precision": r.precision,
                  "ms_per_frame": round(r.ms_per_frame, 3),
                  "AP_diff": None if ref is None else r.evaluation.metrics["AP"] - ref,
                  **r.evaluation.metrics} for r in self.runs]
-        return {**self.info, "results": rows, "skipped": self.skipped}
+        return {**self.info, "results": rows, "skipped": self.skipped,
+                "notes": run_notes(self)}
 
 
 def run_engines(args: argparse.Namespace, truth: Annotations, class_map: dict,
@@ -226,7 +227,7 @@ def format_table(result: RunResult) -> str:
                             else f"{r.get(key, '-'):>7}" for key in _TRACK_COLUMNS.values())
         lines.append(line)
     lines += [f"skipped {s['engine']} {s['precision']}: {s['reason']}" for s in t["skipped"]]
-    lines += [f"note: {note}" for note in run_notes(result)]
+    lines += [f"note: {note}" for note in t["notes"]]
     return "\n".join(lines)
 
 

@@ -259,7 +259,9 @@ def covered(tmp_path, capsys, frames, *options, labelled=12):
                                                  for f in frames})
     assert main(["eval", "--gt", str(gt), "--pred", str(pred), "--json", *options]) == 0
     out, err = capsys.readouterr()
-    return json.loads(out), [line for line in err.splitlines() if "note:" in line]
+    metrics, notes = json.loads(out), [line for line in err.splitlines() if "note:" in line]
+    assert metrics.pop("notes") == [line.split("note: ", 1)[1] for line in notes]
+    return metrics, notes
 
 
 def shifted(box, dx):
