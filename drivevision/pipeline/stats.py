@@ -108,15 +108,18 @@ class RateMeter:
 
 class ArrivalRate(RateMeter):
     """The rate frames arrive at, in frames/s: one over the median interval between the
-    arrivals of the last ``window_s`` seconds (at least the last ``min_events``, however old).
+    arrivals of the last ``window_s`` seconds (at least the last ``min_events``, however old),
+    or None while that cannot be told yet.
 
     A count over a window reads a burst as a rate: a stream's first frames, buffered while
-    it opened, come together (thousands of fps, then the claimed rate's worth too many for
-    seconds). The median ignores such bursts and single late frames. Thread-safe. It falls
-    to 0 once no frame came for ``window_s`` seconds and twice the median interval. Where
-    each arrival comes with the frame's own time (``tick``'s ``stamp_s``), the intervals are
-    those of the frames' times: HLS hands over a segment's frames at once, so the median
-    between arrivals is nearly 0 s.
+    it opened and the model loaded, come together. The median ignores bursts and late frames
+    that are a minority; a backlog that opens the window is left out whole (the leading
+    intervals under a quarter of the newest five's median). Until the intervals left span
+    half the window the rate is None, not known: a status line shows a settled rate, never
+    thousands of fps read off a burst. Thread-safe. It falls to 0 once no frame came for
+    ``window_s`` seconds and twice the median interval. Where each arrival comes with the
+    frame's own time (``tick``'s ``stamp_s``), the intervals are those of the frames' times
+    (HLS hands over a segment's frames at once).
     """
 
     def __init__(self, window_s: float = 2.0, min_events: int = 3, max_events: int = 2_000):
@@ -132,7 +135,8 @@ class ArrivalRate(RateMeter):
             self._times.append(time.monotonic() if now is None else now)
             self._stamps.append(stamp_s)
 
-    def rate(self, now: float | None = None) -> float:
+    def rate(self, now: float | None = None) -> float | None:
+        """Frames/s now; 0.0 once frames stopped coming; None while not known yet."""
         now = time.monotonic() if now is None else now
         with self._lock:
             while len(self._times) > self.min_events and self._times[0] < now - self.window_s:
@@ -140,14 +144,22 @@ class ArrivalRate(RateMeter):
                 self._stamps.popleft()
             times = np.array(self._times, dtype=np.float64)
             stamps = list(self._stamps)
-        if times.size < 2:
+        if times.size == 0:
+            return None
+        steps = _after_backlog(np.diff(np.array(stamps, dtype=np.float64))
+                               if None not in stamps else np.diff(times))
+        known = steps.size >= self.min_events - 1 and steps.sum() >= self.window_s / 2
+        interval = float(np.median(steps)) if known else 0.0
+        if now - times[-1] > max(self.window_s, 2 * interval):
             return 0.0
-        steps = (np.diff(np.array(stamps, dtype=np.float64)) if None not in stamps
-                 else np.diff(times))
-        interval = float(np.median(steps))
-        if interval <= 0 or now - times[-1] > max(self.window_s, 2 * interval):
-            return 0.0
-        return 1.0 / interval
+        return 1.0 / interval if known and interval > 0 else None
+
+
+def _after_backlog(steps: np.ndarray) -> np.ndarray:
+    """``steps`` (intervals between frames, s) from the end of a backlog that opens them:
+    the leading ones under a quarter of the median of the newest five (the flow now)."""
+    newest = float(np.median(steps[-5:])) if steps.size else 0.0
+    return steps[np.cumsum(steps >= newest / 4) > 0]  # from the first that is not short
 
 
 _HIST_MS = 60_000  # latencies above a minute count as a minute
@@ -155,10 +167,11 @@ _HIST_MS = 60_000  # latencies above a minute count as a minute
 
 @dataclass(frozen=True)
 class Snapshot:
-    """One source's state: rates in frames/s, ``dropped_pct`` over the whole run,
-    latency (capture to render) in ms over the window, None before the first result."""
+    """One source's state: rates in frames/s (``input_fps`` None until it is known, see
+    ``ArrivalRate``), ``dropped_pct`` over the whole run, latency (capture to render) in
+    ms over the window, None before the first result."""
 
-    input_fps: float
+    input_fps: float | None
     detector_fps: float
     captured: int
     processed: int
@@ -176,11 +189,16 @@ class Snapshot:
     def format(self) -> str:
         latency = ("-" if self.latency_p50 is None
                    else f"{self.latency_p50:.0f}/{self.latency_p95:.0f} ms")
-        text = (f"in {self.input_fps:4.1f} fps  det {self.detector_fps:4.1f} fps  "
+        text = (f"in {_fps(self.input_fps)} fps  det {self.detector_fps:4.1f} fps  "
                 f"dropped {self.dropped_pct:3.0f}%  latency p50/p95 {latency}")
         if self.reconnects or self.lost_s:
             text += f"  reconnects {self.reconnects} ({self.lost_s:.1f} s lost)"
         return f"{text}  {self.state}" if self.state else text
+
+
+def _fps(rate: float | None) -> str:
+    """A rate as the status line prints it, 4 wide: "-" while it is not known."""
+    return f"{'-' if rate is None else f'{rate:.1f}':>4}"
 
 
 class SourceStats:
@@ -189,8 +207,8 @@ class SourceStats:
     ``captured`` frames were read, ``processed`` reached the render stage, ``dropped`` were
     replaced by a newer frame before the detector took them (live sources only). The input
     rate is the rate frames arrive at (``ArrivalRate``, over the last 2 s; on the stream's own
-    timestamps where ``on_capture`` is given them), never the rate a stream or container
-    claims. Memory is bounded: the windows keep at most ``window_s``
+    timestamps where ``on_capture`` is given them; None until it has settled), never the rate
+    a stream or container claims. Memory is bounded: the windows keep at most ``window_s``
     seconds and ``max_events``.
     """
 
@@ -245,7 +263,7 @@ class SourceStats:
     def __repr__(self) -> str:  # one line: the counters and the current rates
         snap = self.snapshot()
         return (f"SourceStats(captured={snap.captured}, processed={snap.processed}, "
-                f"dropped={snap.dropped}, input_fps={snap.input_fps:.1f}, "
+                f"dropped={snap.dropped}, input_fps={_fps(snap.input_fps).strip()}, "
                 f"detector_fps={snap.detector_fps:.1f})")
 
 

@@ -535,7 +535,8 @@ def test_a_live_stream_shows_the_rate_its_frames_arrive_at(qtbot, make_window):
     window.statusBar().messageChanged.connect(messages.append)
     with MjpegTestServer(fps=10) as server:  # OpenCV says 25 fps for any MJPEG stream
         window.open_source(server.url)
-        qtbot.waitUntil(lambda: window.packet is not None and stream_seq(window) >= 15,
+        qtbot.waitUntil(lambda: window.packet is not None and stream_seq(window) >= 15
+                        and window.packet.stats["input_fps"] is not None,  # settled
                         timeout=20000)
         fps = window.packet.stats["input_fps"]
         window.pause()

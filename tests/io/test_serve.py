@@ -207,15 +207,35 @@ def test_source_stats_windows_and_whole_run():
     assert old.snapshot().latency_p50 is None and old.run_latency(95) == 100.0
 
 
-def test_input_rate_is_the_rate_frames_arrive_at_after_an_opening_burst():
-    stats = SourceStats()
-    now = time.monotonic()
-    # a 10 fps stream: five frames buffered while it opened come at once, then one per 0.1 s
-    arrivals = [now - 1.0 + i * 0.001 for i in range(5)] + [now - 0.9 + i * 0.1
-                                                           for i in range(10)]
+@pytest.mark.parametrize("backlog", [0, 5, 40, 125])
+def test_input_rate_is_unknown_until_it_settles_never_a_bursts_rate(backlog):
+    """A 10 fps stream whose ``backlog`` frames, buffered while it opened and the model
+    loaded, are read 4 ms apart (decoding), then one frame per 0.1 s: as each frame comes,
+    the rate is unknown (None) or 10, never the burst's 250 fps; it is known once a second
+    of the stream's own flow came, and stays so."""
+    meter = ArrivalRate(window_s=2.0)
+    start = 100.0
+    arrivals = [start + i * 0.004 for i in range(backlog)]
+    flow = (arrivals[-1] if arrivals else start) + 0.1
+    arrivals += [flow + i * 0.1 for i in range(40)]
+    rates = []
     for t in arrivals:
-        stats.on_capture(t)
-    assert stats.snapshot().input_fps == pytest.approx(10.0, rel=0.02)
+        meter.tick(t)
+        rates.append((round(t - flow, 3), meter.rate(t)))
+    assert all(rate is None or rate == pytest.approx(10.0) for _, rate in rates), rates
+    assert all(rate is None for at, rate in rates if at < 0.85), rates
+    assert all(rate == pytest.approx(10.0) for at, rate in rates if at >= 1.0), rates
+
+
+def test_an_unknown_input_rate_reads_as_a_dash():
+    """Before the rate settles the status line says "-" where the rate goes, as latency
+    does before the first result, and ``print(stats)`` too."""
+    assert Snapshot(None, 0.0, 2, 0, 0, None, None).format() == (
+        "in    - fps  det  0.0 fps  dropped   0%  latency p50/p95 -")
+    stats = SourceStats()
+    assert stats.snapshot().input_fps is None  # no frame yet
+    stats.on_capture()
+    assert "input_fps=-," in repr(stats)
 
 
 def test_input_rate_of_a_stream_with_its_own_times_is_theirs_not_its_bursts():
