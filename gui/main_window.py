@@ -117,14 +117,17 @@ class MainWindow(QMainWindow):
         self.config = config
         self.worker.send("load", config)
         if self.media is not None and self.media.seekable and self.packet is not None:
-            self.worker.send("seek", self.packet.frame.index, False)
+            self.worker.send("seek", self.packet.frame.index, None)
 
     def toggle_play(self) -> None:
         self.pause() if self.is_playing else self.play()
 
     def play(self) -> None:
-        self.worker.send("play", self.transport.speed_value(),
-                         self.transport.every_frame.isChecked())
+        self.worker.send("play", *self._playback())
+
+    def _playback(self) -> tuple[float, bool]:
+        """How to play, as the transport bar says: speed, and every frame or not."""
+        return self.transport.speed_value(), self.transport.every_frame.isChecked()
 
     def pause(self) -> None:
         self.worker.send("pause")
@@ -135,7 +138,7 @@ class MainWindow(QMainWindow):
 
     def seek(self, index: int) -> None:
         if self.media is not None and self.media.seekable:
-            self.worker.send("seek", index, self.is_playing)
+            self.worker.send("seek", index, self._playback() if self.is_playing else None)
 
     def start_recording(self, video: str | None, jsonl: str | None) -> None:
         self.worker.send("record", video, jsonl)

@@ -198,10 +198,11 @@ class Worker(QObject):
         if seekable and self.detector is not None:
             self._show(0)
 
-    def _do_seek(self, index: int, resume: bool = False) -> None:
+    def _do_seek(self, index: int, play: tuple[float, bool] | None = None) -> None:
+        """Show frame ``index``, then play on from it with ``play`` (speed, every frame)."""
         self._show(index)
-        if resume:
-            self._do_play()
+        if play is not None:
+            self._do_play(*play)
 
     def _do_step(self, delta: int) -> None:
         self.playing.emit(False)

@@ -144,6 +144,29 @@ def test_plays_a_clip_to_the_end_matching_the_library_jsonl(qtbot, make_window, 
     assert run == dict(totals), "frames seen again were counted again"
 
 
+@pytest.mark.parametrize("choice", ["speed", "every frame"])
+def test_a_seek_while_playing_plays_on_as_the_transport_bar_says(qtbot, make_window, clip_path,
+                                                                 choice):
+    slow = choice == "every frame"
+    window = make_window(FixedDetector(0.25 if slow else 0.0, detections=two_boxes()))
+    bar = window.transport
+    bar.speed.setCurrentIndex(2 if slow else 0)  # 1x, or 0.25x: the 12 frames take 4.8 s
+    bar.every_frame.setChecked(slow)  # a detector at 4 frames/s on the 10 fps clip waits
+    window.open_source(clip_path)
+    wait_for_frame(qtbot, window, 0)
+    window.play()
+    qtbot.waitUntil(lambda: window.packet.frame.index >= 1, timeout=10000)
+    qtbot.waitUntil(lambda: window.is_playing, timeout=5000)
+    started = time.monotonic()
+    with qtbot.waitSignal(window.worker.ended, timeout=20000):
+        window.seek(7)
+    wait_for_frame(qtbot, window, 11)
+    if slow:  # every frame from 8 to 12 shown, none skipped for the detector
+        assert window.packet.stats["dropped"] == 0
+    else:  # frames 9 to 12 at a quarter of 10 fps: 1.6 s (0.4 s at 1x)
+        assert time.monotonic() - started > 1.2
+
+
 def painted_rgb(window, x: float, y: float) -> tuple[int, int, int]:
     """The colour the video widget painted at frame pixel (x, y)."""
     grab = window.view.grab().toImage()
