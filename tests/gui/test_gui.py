@@ -470,6 +470,31 @@ def test_the_detector_panel_names_the_model_the_checkpoint_holds(qtbot, settings
     window.close()
 
 
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("source", ["file", "stream"])
+def test_apply_while_playing_plays_on_with_the_new_detector(qtbot, make_window, clip_path,
+                                                             tiny_checkpoint, source):
+    window = make_window(FixedDetector(0.02, detections=two_boxes()), min_size=96,
+                         max_size=160)
+    window.transport.speed.setCurrentIndex(0)  # 0.25x: the clip plays for 4.8 s
+    with MjpegTestServer(fps=30) as server:
+        window.open_source(clip_path if source == "file" else server.url)
+        qtbot.waitUntil(lambda: window.packet is not None, timeout=20000)
+        if source == "file":  # a stream plays once open
+            window.play()
+        qtbot.waitUntil(lambda: window.is_playing and window.packet.frame.index >= 1,
+                        timeout=10000)
+        window.panel.detector.weights.setText(tiny_checkpoint)
+        with qtbot.waitSignal(window.worker.detector_ready, timeout=60000):
+            window.panel.detector.apply.click()
+        loaded = window.packet.frame.index
+        if source == "file":  # on to the clip's end
+            qtbot.waitUntil(lambda: window.packet.frame.index == 11, timeout=20000)
+        else:  # newer frames of the stream come
+            qtbot.waitUntil(lambda: window.packet.frame.index > loaded + 3, timeout=20000)
+    window.pause()
+
+
 def test_a_recent_file_opens_from_another_working_directory(settings, tmp_path, monkeypatch):
     from gui.settings import ViewerSettings
 
