@@ -300,6 +300,7 @@ class Worker(QObject):
 
     def _consume(self, pipeline: Pipeline, interrupted: threading.Event, *,
                  source_time: bool) -> None:
+        told = self._notes_told
         results = pipeline.results()
         with contextlib.closing(results):
             for result in results:
@@ -311,6 +312,7 @@ class Worker(QObject):
                     self._execute(*command)
         if not interrupted.is_set():
             self.ended.emit()
+            self._tell_notes(since=told)  # after "end of input": what the playing skipped
 
     def _reset_run(self) -> None:
         self.run_counts: Counter = Counter()  # shown detections per class, each frame once
@@ -347,10 +349,12 @@ class Worker(QObject):
         self._post(Packet(frame, result.detections, shown, qimage, dict(result.timings), stats,
                           overlay, Counter(self.run_counts), self.opening, result.trails))
 
-    def _tell_notes(self) -> None:
-        """The media's notes (images skipped ...) not told yet, in the status bar."""
+    def _tell_notes(self, since: int | None = None) -> None:
+        """The media's notes (images skipped ...) not told yet, or all from number ``since``,
+        in the status bar."""
         notes = self.media.notes if self.media is not None else []
-        new, self._notes_told = notes[self._notes_told:], len(notes)
+        new = notes[self._notes_told if since is None else since:]
+        self._notes_told = len(notes)
         if new:
             more = f" (and {len(new) - 1} more)" if len(new) > 1 else ""
             self.status.emit(new[-1] + more)

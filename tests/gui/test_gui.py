@@ -689,6 +689,23 @@ def test_a_folder_with_damaged_images_shows_and_plays_the_others(qtbot, make_win
     assert errors == []
 
 
+def test_a_damaged_last_image_is_told_when_playing_ends_on_it(qtbot, make_window, errors,
+                                                              tmp_path):
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    for i in (0, 1):
+        cv2.imwrite(str(folder / f"a{i}.png"), np.full((48, 64, 3), 40 * i, np.uint8))
+    (folder / "a2.png").write_bytes(b"not an image")  # read only by the playing, then it ends
+    window = make_window(FixedDetector(detections=two_boxes()))
+    window.transport.every_frame.setChecked(True)
+    window.open_source(str(folder))
+    wait_for_frame(qtbot, window, 0)
+    play_to_the_end(qtbot, window)
+    qtbot.waitUntil(lambda: "a2.png" in window.statusBar().currentMessage(), timeout=5000)
+    assert window.statusBar().currentMessage().startswith("skipped: Cannot decode image")
+    assert window.packet.frame.file == "a1.png" and errors == []
+
+
 def test_the_hud_names_the_image_of_a_folder_it_shows_cutting_a_long_name(qtbot, make_window,
                                                                           tmp_path):
     folder = tmp_path / "pics"
