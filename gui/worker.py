@@ -232,7 +232,8 @@ class Worker(QObject):
             raise RuntimeError("No detector is loaded (choose a model and press Apply)")
 
     def _show(self, index: int) -> None:
-        """Detect and publish one frame of seekable media (seek, step)."""
+        """Detect and publish one frame of seekable media (seek, step); a recording gets it,
+        lasting until the next frame shown."""
         self._need_detector()
         if not isinstance(self.media, SeekableSource):
             raise RuntimeError("Open a file or folder to seek; live sources only play")
@@ -247,6 +248,7 @@ class Worker(QObject):
         for stage in self.tracking:
             result = stage(result)
         self._publish(result, None)
+        self._recording.write(result, self.overlay, self.detector.names)
 
     def _read_near(self, index: int) -> Frame:
         """Frame ``index``, or the nearest that can be read: on in the direction moved

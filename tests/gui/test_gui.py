@@ -738,6 +738,29 @@ def test_recording_a_folder_of_images_names_each_image_file(qtbot, make_window, 
     assert window.packet.frame.file == "p10.png"  # the frame shown keeps its file too
 
 
+def test_frames_shown_by_steps_and_seeks_while_recording_are_recorded(qtbot, make_window,
+                                                                        clip_path, tmp_path):
+    window = make_window(FixedDetector(detections=two_boxes()))
+    window.open_source(clip_path)
+    wait_for_frame(qtbot, window, 0)
+    video, jsonl = tmp_path / "rec.mp4", tmp_path / "rec.jsonl"
+    window.start_recording(str(video), str(jsonl))
+    qtbot.waitUntil(window.transport.record.isChecked, timeout=10000)
+    for index, move in ((1, lambda: window.step(1)), (2, lambda: window.step(1)),
+                        (6, lambda: window.seek(6))):
+        qtbot.wait(200)  # looked at for a while: a still in the video
+        move()
+        wait_for_frame(qtbot, window, index)
+    qtbot.wait(200)
+    with qtbot.waitSignal(window.worker.recorded, timeout=10000) as saved:
+        window.stop_recording()
+    assert saved.args[0].startswith("saved 3 frames to ")
+    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert [line["frame"] for line in lines] == [1, 2, 6]
+    times = video_times(video)
+    assert len(times) == 3 and all(gap > 0.15 for gap in np.diff(times)), times
+
+
 def test_recording_while_frames_are_skipped_lasts_as_long_as_the_playing(
         qtbot, make_window, clip_path, tmp_path):
     window = make_window(FixedDetector(0.25, detections=two_boxes()))  # 4 detections/s on 10 fps
