@@ -48,10 +48,15 @@ class Recorder:
             self._close_all(complete=False)  # the error that got us here is the one to raise
             raise
         self.frames = 0
+        self.closed = False
 
     @property
     def paths(self) -> list[Path]:
-        return [s.final_path or s.path for s in self._sinks]
+        """The files: where they go while recording; once closed, those written (a video
+        with no frame is not)."""
+        if not self.closed:
+            return [s.path for s in self._sinks]
+        return [s.final_path for s in self._sinks if s.final_path is not None]
 
     @property
     def notes(self) -> list[str]:
@@ -78,7 +83,7 @@ class Recorder:
 
     def _close_all(self, complete: bool) -> Exception | None:
         """Close every sink; returns the first error instead of stopping at it."""
-        first = None
+        self.closed, first = True, None
         for sink in self._sinks:
             try:
                 sink.close(complete=complete)
@@ -138,8 +143,12 @@ class Recording:
         except (OSError, av.FFmpegError) as e:
             failed = [f"recording failed: {e.strerror or e}"]
             notes = recorder.notes
-        return "; ".join([*failed, f"saved {counted(recorder.frames, 'frame')} to "
-                          + self._where(recorder), *notes])
+        if recorder.frames:
+            saved = f"saved {counted(recorder.frames, 'frame')} to {self._where(recorder)}"
+        else:
+            left = f" ({self._where(recorder)} left empty)" if recorder.paths else ""
+            saved = f"nothing recorded: no frame was shown while recording{left}"
+        return "; ".join([*failed, saved, *notes])
 
     @staticmethod
     def _where(recorder: Recorder) -> str:

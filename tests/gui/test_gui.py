@@ -761,6 +761,22 @@ def test_frames_shown_by_steps_and_seeks_while_recording_are_recorded(qtbot, mak
     assert len(times) == 3 and all(gap > 0.15 for gap in np.diff(times)), times
 
 
+def test_a_recording_stopped_before_any_frame_names_no_video_it_did_not_write(
+        qtbot, make_window, clip_path, tmp_path):
+    window = make_window(FixedDetector(detections=two_boxes()))
+    window.open_source(clip_path)
+    wait_for_frame(qtbot, window, 0)
+    video, jsonl = tmp_path / "rec.mp4", tmp_path / "rec.jsonl"
+    window.start_recording(str(video), str(jsonl))
+    qtbot.waitUntil(window.transport.record.isChecked, timeout=10000)
+    with qtbot.waitSignal(window.worker.recorded, timeout=10000) as saved:
+        window.stop_recording()  # nothing shown meanwhile: no frame to record
+    assert not video.exists() and jsonl.read_text() == ""
+    assert saved.args[0] == f"nothing recorded: no frame was shown while recording ({jsonl} " \
+                            "left empty)"
+    assert window.statusBar().currentMessage() == saved.args[0]
+
+
 def test_recording_while_frames_are_skipped_lasts_as_long_as_the_playing(
         qtbot, make_window, clip_path, tmp_path):
     window = make_window(FixedDetector(0.25, detections=two_boxes()))  # 4 detections/s on 10 fps
@@ -891,7 +907,8 @@ def test_starting_a_second_recording_is_refused_and_keeps_the_first(tmp_path):
     assert first.startswith("recording to")
     with pytest.raises(RuntimeError, match="Already recording to .*a.mp4"):
         recording.start(tmp_path / "b.mp4", None, fps=10.0, names=COCO_NAMES)
-    assert recording.stop() == f"saved 0 frames to {tmp_path / 'a.mp4'}, {tmp_path / 'a.jsonl'}"
+    assert recording.stop() == ("nothing recorded: no frame was shown while recording "
+                                f"({tmp_path / 'a.jsonl'} left empty)")
     assert (tmp_path / "a.jsonl").exists() and not (tmp_path / "b.mp4").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jsonl"]  # nothing left open
 
