@@ -31,6 +31,19 @@ from drivevision.io.streams import RealtimeSource
 class SeekableSource(Source):
     """A file source with random access. ``read(i)`` returns frame i (image (H, W, 3) BGR)."""
 
+    end: int | None = None  # no frame from this index on can be read (found by reading)
+
+    def readable_count(self) -> int | None:
+        """Frames up to the last one that can be read: ``frame_count``, or fewer once reading
+        found the last ones unreadable (damaged images, a video that stops decoding early)."""
+        if self.end is None:
+            return self.frame_count
+        return self.end if self.frame_count is None else min(self.end, self.frame_count)
+
+    def found_end(self, index: int) -> None:
+        """Reading on from ``index`` found no frame: the readable frames end before it."""
+        self.end = index if self.end is None else min(self.end, index)
+
     def read(self, index: int) -> Frame:
         raise NotImplementedError
 
@@ -48,6 +61,7 @@ class SeekableSource(Source):
             try:
                 frame = self.read_near(index)
             except IndexError:
+                self.found_end(index)
                 return
             yield frame
             index = frame.index + 1

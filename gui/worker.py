@@ -257,6 +257,8 @@ class Worker(QObject):
         try:
             return self.media.read_near(index, step)
         except IndexError as moved:
+            if step > 0:
+                self.media.found_end(index)
             try:
                 return self.media.read_near(index, -step)
             except IndexError:
@@ -268,12 +270,14 @@ class Worker(QObject):
             raise RuntimeError("Open a file, folder, camera or stream first")
         self._reopen_spent_live()
         start = self.position + 1
-        if self.media.frame_count and start >= self.media.frame_count:
+        seekable = isinstance(self.media, SeekableSource)
+        count = self.media.readable_count() if seekable else self.media.frame_count
+        if count and start >= count:  # at the end: from the first frame again
             start = 0
             if self.tracking:
                 self._reset_tracks("playing again from the first frame")
         source, stop = self.media, threading.Event()
-        if isinstance(self.media, SeekableSource):
+        if seekable:
             source = Paced(self.media, start, speed, stop)
         newest = bool(self.media.live) or not every_frame
         pipeline = Pipeline(source, self.detector, stages=self.tracking,

@@ -706,6 +706,33 @@ def test_a_damaged_last_image_is_told_when_playing_ends_on_it(qtbot, make_window
     assert window.packet.frame.file == "a1.png" and errors == []
 
 
+def test_play_at_the_last_image_that_can_be_read_plays_the_folder_again(qtbot, make_window,
+                                                                         errors, tmp_path):
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    for i in (0, 1):
+        cv2.imwrite(str(folder / f"a{i}.png"), np.full((48, 64, 3), 40 * i, np.uint8))
+    (folder / "a2.png").write_bytes(b"not an image")
+    window = make_window(FixedDetector(detections=two_boxes()))
+    window.transport.every_frame.setChecked(True)
+    window.open_source(str(folder))
+    wait_for_frame(qtbot, window, 0)
+    shown: list[str] = []  # the HUD's frame numbers, one per frame shown
+    set_hud = window.view.set_hud
+    window.view.set_hud = lambda lines: (shown.append(lines[0].split()[1]), set_hud(lines))
+    for _ in range(2):  # the second step finds no image after a1.png: a1.png stays on show
+        window.step(1)
+        wait_for_frame(qtbot, window, 1)
+    qtbot.wait(300)
+    assert shown[-1] == "2/3" and window.packet.frame.file == "a1.png"
+    shown.clear()
+    play_to_the_end(qtbot, window)  # Space at the end: from the first image again
+    assert shown == ["1/3", "2/3"]
+    shown.clear()
+    play_to_the_end(qtbot, window)  # and again, now that playing found the end too
+    assert shown == ["1/3", "2/3"] and errors == []
+
+
 def test_the_hud_names_the_image_of_a_folder_it_shows_cutting_a_long_name(qtbot, make_window,
                                                                           tmp_path):
     folder = tmp_path / "pics"
