@@ -114,13 +114,13 @@ class MainWindow(QMainWindow):
         self.worker.send("open", uri)
 
     def load_detector(self, config: DetectorConfig) -> None:
-        """Load ``config``'s detector; the frame on show is detected again with it, and what
-        was playing plays on."""
+        """Load ``config``'s detector; the frame on show (a file's first, when none could be
+        detected yet) is detected again with it, and what was playing plays on."""
         self.config = config
         play = self._playback() if self.is_playing else None
         self.worker.send("load", config)
-        if self.media is not None and self.media.seekable and self.packet is not None:
-            self.worker.send("seek", self.packet.frame.index, play)
+        if self.media is not None and self.media.seekable:
+            self.worker.send("seek", 0 if self.packet is None else self.packet.frame.index, play)
         elif play is not None:
             self.worker.send("play", *play)
 

@@ -471,6 +471,25 @@ def test_the_detector_panel_names_the_model_the_checkpoint_holds(qtbot, settings
 
 
 @pytest.mark.timeout(120)
+def test_a_file_opened_before_any_detector_loaded_shows_its_frame_once_one_is(
+        qtbot, settings, errors, clip_path, tiny_checkpoint, tmp_path):
+    config = DetectorConfig(model="tiny-fpn", weights=str(tmp_path / "missing.pt"),
+                            device="cpu", min_size=96, max_size=160)
+    window = MainWindow(config, settings=settings)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: len(errors) == 1, timeout=60000)  # no such checkpoint
+    window.open_source(clip_path)
+    qtbot.waitUntil(lambda: window.media is not None, timeout=10000)
+    assert window.packet is None  # nothing to detect with yet
+    window.panel.detector.weights.setText(tiny_checkpoint)
+    window.panel.detector.apply.click()
+    wait_for_frame(qtbot, window, 0, timeout=30000)
+    assert not window.view.image().isNull() and "missing.pt" in errors[0]
+    window.close()
+
+
+@pytest.mark.timeout(120)
 @pytest.mark.parametrize("source", ["file", "stream"])
 def test_apply_while_playing_plays_on_with_the_new_detector(qtbot, make_window, clip_path,
                                                              tiny_checkpoint, source):
