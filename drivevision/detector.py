@@ -35,6 +35,7 @@ from drivevision.model import LoadedModel, copy_with_proposals, load_model, set_
 from drivevision.ops.boxes import to_device
 from drivevision.ops.postprocess import fixed_detections
 from drivevision.proposals import MiddleStage, RoIs
+from drivevision.render import frame_kind
 
 _log = logging.getLogger(__name__)
 STAGES = ("preprocess", "dense_a", "proposals", "dense_b", "postprocess")
@@ -54,7 +55,7 @@ def as_bgr(frame: np.ndarray) -> np.ndarray:
     """A frame as (H, W, 3) uint8 BGR: grayscale is repeated, BGRA drops its alpha."""
     if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8:
         raise TypeError(f"Expected a uint8 numpy image (H, W[, C]), but found "
-                        f"{_kind_of(frame)}")
+                        f"{frame_kind(frame)}")
     if frame.ndim in (2, 3) and (frame.shape[0] < 1 or frame.shape[1] < 1):
         raise ValueError(f"Expected an image with height and width >= 1, but found shape "
                          f"{frame.shape}")
@@ -64,23 +65,6 @@ def as_bgr(frame: np.ndarray) -> np.ndarray:
         return frame[:, :, :3]
     raise ValueError(f"Expected an image of shape (H, W), (H, W, 3) or (H, W, 4), "
                      f"but found shape {frame.shape}")
-
-
-def _kind_of(frame) -> str:
-    """What a frame that is not a uint8 array is, with the likely fix."""
-    if isinstance(frame, (str, os.PathLike)):
-        return f"a path ({str(frame)!r}); read the image first, e.g. with cv2.imread"
-    if isinstance(frame, np.ndarray):
-        if frame.dtype.kind == "f":
-            return f"{frame.dtype}; scale it to 0..255 and convert it with .astype(np.uint8)"
-        return str(frame.dtype)
-    if isinstance(frame, torch.Tensor):
-        return ("Tensor; give it as a numpy (H, W, 3) uint8 array in BGR order: "
-                "frame.cpu().numpy() (after .permute(1, 2, 0) for a (3, H, W) tensor)")
-    if type(frame).__module__.startswith("PIL."):  # PIL stays unimported: only its name is read
-        return ("Image (PIL); convert it with "
-                "cv2.cvtColor(np.asarray(img.convert('RGB')), cv2.COLOR_RGB2BGR)")
-    return type(frame).__name__
 
 
 class Detector:
@@ -336,7 +320,7 @@ def _frame_list(frames: Iterable[np.ndarray]) -> Sequence[np.ndarray]:
         return frames
     if isinstance(frames, (str, os.PathLike)) or not isinstance(frames, Iterable):
         raise TypeError(f"Expected a list (or any iterable) of frames, but found "
-                        f"{_kind_of(frames)}")
+                        f"{frame_kind(frames)}")
     return frames if isinstance(frames, Sequence) else list(frames)
 
 

@@ -11,6 +11,7 @@ around it, always inside the frame (``label_layout``).
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
@@ -75,8 +76,8 @@ def _bgr_copy(frame: np.ndarray) -> np.ndarray:
     """A new (H, W, 3) uint8 BGR array of ``frame``; TypeError or ValueError, saying what
     came, for anything that is not a uint8 image to draw on."""
     if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8:
-        kind = frame.dtype if isinstance(frame, np.ndarray) else type(frame).__name__
-        raise TypeError(f"Expected a uint8 numpy image (H, W[, C]) to draw on, but found {kind}")
+        raise TypeError(f"Expected a uint8 numpy image (H, W[, C]) to draw on, but found "
+                        f"{frame_kind(frame)}")
     channels = frame.shape[2] if frame.ndim == 3 else 1 if frame.ndim == 2 else 0
     if frame.size == 0 or channels not in (1, 3, 4):
         raise ValueError(f"Expected an image of shape (H, W), (H, W, 3) or (H, W, 4), H and W "
@@ -86,6 +87,26 @@ def _bgr_copy(frame: np.ndarray) -> np.ndarray:
     if channels == 4:
         return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
     return frame.copy()
+
+
+def frame_kind(frame) -> str:
+    """What a frame that is not a uint8 array is, with the likely fix (torch and PIL stay
+    unimported: only the type's module is read)."""
+    if frame is None:
+        return "None (cv2.imread gives None for a file it cannot read: check the path)"
+    if isinstance(frame, (str, os.PathLike)):
+        return f"a path ({str(frame)!r}); read the image first, e.g. with cv2.imread"
+    if isinstance(frame, np.ndarray):
+        if frame.dtype.kind == "f":
+            return f"{frame.dtype}; scale it to 0..255 and convert it with .astype(np.uint8)"
+        return str(frame.dtype)
+    if any(f"{c.__module__}.{c.__name__}" == "torch.Tensor" for c in type(frame).__mro__):
+        return ("Tensor; give it as a numpy (H, W, 3) uint8 array in BGR order: "
+                "frame.cpu().numpy() (after .permute(1, 2, 0) for a (3, H, W) tensor)")
+    if type(frame).__module__.startswith("PIL."):
+        return ("Image (PIL); convert it with "
+                "cv2.cvtColor(np.asarray(img.convert('RGB')), cv2.COLOR_RGB2BGR)")
+    return type(frame).__name__
 
 
 def box_colours(detections: Detections, names: Sequence[str]) -> list[tuple[int, int, int]]:

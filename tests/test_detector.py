@@ -183,6 +183,7 @@ def test_bad_frames_fail_with_a_clear_error(tiny_loaded, frame, error):
 @pytest.mark.parametrize("frame, fix", [
     ("frame.jpg", r"a path \('frame.jpg'\); read the image first, e.g. with cv2.imread"),
     (Path("frame.jpg"), r"a path \('frame.jpg'\)"),
+    (None, r"found None \(cv2.imread gives None for a file it cannot read: check the path\)$"),
     (np.zeros((10, 10, 3), np.float32), r"float32; scale it to 0..255 .*astype\(np.uint8\)"),
     ([np.zeros((10, 10, 3), np.uint8)] * 2, r"a batch \(a list of 2\); .*detector.infer"),
     (np.zeros((2, 10, 10, 3), np.uint8), r"a batch \(an array of shape \(2, 10, 10, 3\)\)"),

@@ -3,6 +3,7 @@ the input frame is never changed; tracks are labelled with their ids and drawn w
 
 import numpy as np
 import pytest
+import torch
 
 from drivevision.detections import Detections
 from drivevision.labels import COCO_NAMES, track_colour
@@ -102,8 +103,10 @@ def test_grayscale_and_bgra_frames_are_drawn_on_in_colour(channels):
 
 @pytest.mark.parametrize("frame, error, message", [
     (np.zeros((8, 8, 3), np.float32), TypeError, "but found float32"),
-    ("frame.jpg", TypeError, "but found str"),
-    (None, TypeError, "but found NoneType"),
+    ("frame.jpg", TypeError, r"but found a path \('frame.jpg'\); read the image first"),
+    (None, TypeError, r"but found None \(cv2.imread gives None for a file it cannot read: "
+     r"check the path\)$"),
+    (torch.zeros((8, 8, 3), dtype=torch.uint8), TypeError, r"but found Tensor; .*\.numpy\(\)"),
     (np.zeros((0, 0, 3), np.uint8), ValueError, r"but found shape \(0, 0, 3\)"),
     (np.zeros((8, 8, 2), np.uint8), ValueError, r"but found shape \(8, 8, 2\)"),
 ])
