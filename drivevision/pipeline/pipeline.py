@@ -104,6 +104,8 @@ class Pipeline(StageThreads):
         self.sinks = _per_source("sinks", sinks, n, single)
         self.stages = ([list(stages(i)) for i in range(n)] if callable(stages)
                        else _per_source("stages", stages, n, single))
+        for chain in self.stages:
+            check_stages(chain)
         self.draw = [draw or any(s.needs_annotated for s in ss) for ss in self.sinks]
         self.render = render or (lambda image, det, **kw: annotate(image, det, detector.names,
                                                                    **kw))
@@ -277,17 +279,38 @@ def check_detector(detector, expected: str = "a Detector") -> None:
     raise TypeError(f"Expected {expected}, but found {found}")
 
 
+def check_stages(chain) -> None:
+    """TypeError, saying how to make one, for anything in ``chain`` (one source's stages)
+    that is not a ``Stage``: a tracker's name, given in their place or in it, a tracker."""
+    for stage in [chain] if isinstance(chain, str) else chain:
+        if callable(stage):
+            continue
+        found = type(stage).__name__
+        if isinstance(stage, str):
+            found = (f"a str ({stage!r}); for a tracker: stages=track_stages({stage!r}) "
+                     "(drivevision.pipeline.track_stage)")
+        elif hasattr(stage, "update"):
+            found += (", a tracker: run it as a stage, stages=[TrackStage(tracker)] "
+                      "(drivevision.pipeline.track_stage)")
+        raise TypeError(f"Expected a stage, a Result -> Result callable, but found {found}")
+
+
 def _per_source(what: str, given: Sequence, n: int, single: bool) -> list[list]:
     """``given`` as one list per source: a single source's flat list, or one per source."""
     if single:
-        return [list(given)]
+        return [_listed(given)]
     given = list(given)
     if not given:
         return [[] for _ in range(n)]
     if len(given) != n:
         raise ValueError(f"Expected one sequence of {what} per source ({n}), "
                          f"but got {len(given)}")
-    return [list(g) for g in given]
+    return [_listed(g) for g in given]
+
+
+def _listed(given) -> list:
+    """A sequence as a list; a str (a tracker's name, say) stays whole, for the message."""
+    return [given] if isinstance(given, str) else list(given)
 
 
 def _keeps_newest(source: Source, policy: str) -> bool:

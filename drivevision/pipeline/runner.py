@@ -21,7 +21,7 @@ from drivevision.io.sinks import CsvSink, JsonlSink, Sink
 from drivevision.io.sources import open_source
 from drivevision.labels import name_of
 from drivevision.pipeline import signals
-from drivevision.pipeline.pipeline import Pipeline, Result, Stage, check_detector
+from drivevision.pipeline.pipeline import Pipeline, Result, Stage, check_detector, check_stages
 from drivevision.pipeline.stats import RunSummary, StageStats, TrackStats
 from drivevision.render import renderer
 
@@ -80,9 +80,12 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
     replacing files of those names; a failed run leaves ``<name>.partial<suffix>`` files.
     An output that is the input, two outputs of one path, or ``mot`` with no stages, are
     refused (ValueError) before the model loads, as are a frame stride or time range a
-    source cannot keep (a live one), and a start at or past the input's length.
+    source cannot keep (a live one), a start at or past the input's length, and stages that
+    are not ``Stage`` callables (TypeError: a tracker's name, a tracker itself).
     """
     _check_outputs(source, [output, jsonl, csv, mot, yolo, crops])
+    if not callable(stages):
+        check_stages(stages)  # before the model loads
     if mot is not None and not callable(stages) and not stages:
         raise ValueError("Expected stages with a tracker for mot= (a MOT file needs track "
                          "ids), e.g. stages=track_stages('bytetrack'), but got none")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from standins import ArraySource, FixedDetector, count_frames
 
-from drivevision.config import PipelineConfig
+from drivevision.config import DetectorConfig, PipelineConfig
 from drivevision.detector import Detector
 from drivevision.errors import StageError
 from drivevision.io.sinks import JsonlSink, Sink
@@ -20,6 +20,7 @@ from drivevision.io.sources import open_source
 from drivevision.io.video_sink import VideoSink
 from drivevision.pipeline import Pipeline
 from drivevision.pipeline.runner import detect_video
+from drivevision.tracking import create_tracker
 
 
 def test_real_decode_detect_encode_keeps_every_frame_in_order(tmp_path, clip_path, tiny_loaded):
@@ -233,6 +234,23 @@ def test_a_pipeline_of_something_other_than_sources_is_refused(sources, message)
 def test_a_pipeline_without_a_detector_is_refused():
     with pytest.raises(TypeError, match="Expected a Detector, but found NoneType"):
         Pipeline(ArraySource(3), None)
+
+
+@pytest.mark.parametrize("stages, message", [
+    ("botsort", r"found a str \('botsort'\); for a tracker: stages=track_stages\('botsort'\)"),
+    (["bytetrack"], r"found a str \('bytetrack'\); .*track_stages\('bytetrack'\)"),
+    ([create_tracker("bytetrack")], r"found ByteTracker, a tracker: .*TrackStage\(tracker\)"),
+])
+def test_stages_that_are_not_stages_are_refused_before_anything_runs(tmp_path, stages,
+                                                                     message):
+    with pytest.raises(TypeError, match=message):
+        Pipeline(ArraySource(3), FixedDetector(), stages=stages)
+    with pytest.raises(TypeError, match=message):
+        Pipeline([ArraySource(3), ArraySource(3)], FixedDetector(), stages=[[], stages])
+    missing = DetectorConfig(weights=str(tmp_path / "none.pt"))  # loading it would fail
+    with pytest.raises(TypeError, match=message):
+        detect_video(ArraySource(3), tmp_path / "out.mp4", detector=missing, stages=stages)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_detect_video_with_a_path_as_detector_says_how_to_load_it(tmp_path):
