@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from drivevision.detections import Detections
+from drivevision.render import frame_kind
 from drivevision.tracking import kalman
 from drivevision.tracking.matching import assign_pairs, overlapping
 from drivevision.tracking.motion import CameraMotion
@@ -85,6 +86,7 @@ class ByteTracker:
         Returns the detections matched to confirmed tracks, in their input order, each box
         and score as detected.
         """
+        _check_inputs(detections, frame)
         step = 1
         if frame_index is not None and self._index is not None:
             step = max(int(frame_index) - self._index, 1)
@@ -207,3 +209,15 @@ def _grown(xyxy: np.ndarray, margin: float) -> np.ndarray:
     xyxy = np.asarray(xyxy, np.float64)
     size = np.tile(xyxy[:, 2:] - xyxy[:, :2], 2)
     return xyxy + margin * size * np.array([-1.0, -1.0, 1.0, 1.0])
+
+
+def _check_inputs(detections: Detections, frame: np.ndarray | None) -> None:
+    """TypeError, naming what came and the fix, for what ``update`` cannot take."""
+    if not isinstance(detections, Detections):
+        swapped = isinstance(detections, np.ndarray) and isinstance(frame, Detections)
+        raise TypeError(f"Expected Detections (what the detector returns) first, but found "
+                        f"{type(detections).__name__}"
+                        + ("; the order is update(detections, frame)" if swapped else ""))
+    if frame is not None and not isinstance(frame, np.ndarray):
+        raise TypeError(f"Expected the frame as a uint8 (H, W, 3) BGR numpy image or None, but "
+                        f"found {frame_kind(frame)}")

@@ -141,6 +141,21 @@ def test_bad_tracker_names_and_options_say_what_was_expected(name, options):
         create_tracker(name, **options)
 
 
+@pytest.mark.parametrize("name", ["botsort", "bytetrack"])
+def test_update_refuses_what_is_not_detections_or_a_frame_naming_the_fix(name):
+    frame = np.zeros((48, 64, 3), np.uint8)
+    dets = Detections([[4, 4, 20, 30]], [0.9], [3])
+    tracker = create_tracker(name)
+    with pytest.raises(TypeError, match=r"Expected Detections .* but found ndarray; the order "
+                                        r"is update\(detections, frame\)$"):
+        tracker.update(frame, dets)
+    with pytest.raises(TypeError, match="Expected Detections .* but found list$"):
+        tracker.update([[4, 4, 20, 30]], frame)
+    with pytest.raises(TypeError, match=r"found a path \('frame.jpg'\); read the image first"):
+        tracker.update(dets, "frame.jpg")
+    assert tracker.update(dets, frame).track_ids.tolist() == [1]  # nothing refused was kept
+
+
 def test_camera_motion_follows_its_corners_on_and_searches_for_new_ones_only_when_needed(
         monkeypatch):
     first = SceneGenerator(1280, 720, seed=2).frame(0).image
