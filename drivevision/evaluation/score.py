@@ -3,6 +3,7 @@ matched, then COCO box metrics and, when both sides carry track ids, tracking sc
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -63,6 +64,7 @@ def evaluate(truth: Annotations, preds: Annotations, *, class_map: dict[str, str
     when it is left out. Ground truth with ``match_files`` (a YOLO dataset) takes the
     predicted frames by file name first (``yolo.match_files``).
     """
+    _check_kinds(truth, preds)
     notes: list[str] = []
     if truth.match_files:
         preds = match_files(truth, preds, allow_unlabelled, notes)
@@ -85,6 +87,21 @@ def evaluate(truth: Annotations, preds: Annotations, *, class_map: dict[str, str
         if metrics["HOTA"] is None:
             notes.append(HOTA_INSTALL)
     return Evaluation(metrics, curves, notes, confusion)
+
+
+def _check_kinds(truth: Annotations, preds: Annotations) -> None:
+    """TypeError for files given as paths; ValueError for predictions without scores (ground
+    truth given as the predictions: the two swapped)."""
+    for given, reader in ((truth, "read_truth"), (preds, "read_predictions")):
+        if not isinstance(given, Annotations):
+            found = (f"a path ({str(given)!r}); read it with {reader}(path) "
+                     f"(drivevision.evaluation)" if isinstance(given, (str, os.PathLike))
+                     else type(given).__name__)
+            raise TypeError(f"Expected Annotations, but found {found}")
+    if any(f.scores is None for f in preds.frames.values() if len(f)):
+        raise ValueError(f"{preds.path} has boxes without scores, as ground truth has: "
+                         "evaluate takes the ground truth first, then the predictions "
+                         "(evaluate(read_truth(gt), read_predictions(pred)))")
 
 
 def _labelled_frames(truth: Annotations, preds: Annotations, allow: bool,

@@ -124,3 +124,18 @@ def test_ignored_ground_truth_is_neither_missed_nor_a_false_positive(tmp_path):
     for dets in ([("car", 0.9, CAR)], [("car", 0.9, CAR), ("car", 0.95, PERSON)]):
         preds = read_predictions(write_preds(tmp_path / "p.jsonl", {0: dets}))
         assert evaluate(gt, preds).metrics["AP"] == pytest.approx(1.0)
+
+
+def test_files_given_as_paths_or_the_two_swapped_are_refused_naming_the_fix(tmp_path):
+    gt_path = write_truth(tmp_path / "gt.jsonl", [[("car", CAR)]])
+    pred_path = write_preds(tmp_path / "pred.jsonl", {0: [("car", 0.9, CAR)]})
+    gt, preds = read_truth(gt_path), read_predictions(pred_path)
+    with pytest.raises(TypeError, match=r"found a path \('.*gt.jsonl'\); read it with "
+                                        r"read_truth\(path\)"):
+        evaluate(str(gt_path), preds)
+    with pytest.raises(TypeError, match=r"found a path .*; read it with read_predictions"):
+        evaluate(gt, pred_path)
+    with pytest.raises(ValueError, match=r"gt.jsonl has boxes without scores, as ground truth "
+                                         r"has: evaluate takes the ground truth first"):
+        evaluate(preds, gt)
+    assert evaluate(gt, preds).metrics["AP"] == pytest.approx(1.0)
