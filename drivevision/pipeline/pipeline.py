@@ -122,6 +122,7 @@ class Pipeline(StageThreads):
         self._to_render = [queue.Queue(maxsize=r) for r in self._room]
         self._to_write = [queue.Queue(maxsize=r) for r in self._room]
         self._results: queue.Queue = queue.Queue(maxsize=max(2 * n, min(room, 8)))
+        self._drained = False  # results() was called: the pipeline runs once
 
     @property
     def dropped(self) -> int:
@@ -148,7 +149,12 @@ class Pipeline(StageThreads):
             self._cond.notify_all()
 
     def results(self) -> Iterator[Result]:
-        """Results as they are written; raises ``StageError`` if a stage failed."""
+        """Results as they are written; raises ``StageError`` if a stage failed. A pipeline
+        runs once: a second call is a RuntimeError."""
+        if self._drained:
+            raise RuntimeError("Expected a new Pipeline: this one has run (results() or run() "
+                               "was called before); make another, on a newly opened source")
+        self._drained = True
         if not self._threads:
             self.start()
         return self.drain(self._results, ends=len(self.sources))

@@ -139,6 +139,19 @@ def test_breaking_out_of_results_stops_every_thread():
             break
 
 
+@pytest.mark.parametrize("first", ["run", "break"])
+def test_a_pipeline_that_has_run_refuses_to_run_again_rather_than_yield_nothing(first):
+    pipeline = Pipeline(ArraySource(20), FixedDetector())
+    if first == "run":
+        assert pipeline.run() == 20
+    else:
+        assert next(iter(pipeline.results())).frame.index == 0
+    for again in (pipeline.results, pipeline.run):
+        with pytest.raises(RuntimeError, match="Expected a new Pipeline: this one has run"):
+            again()
+    assert len(list(Pipeline(ArraySource(20), FixedDetector()).results())) == 20
+
+
 def test_interrupt_keeps_a_playable_video_and_complete_jsonl(tmp_path, clip_path, tiny_loaded):
     """Ctrl-C (KeyboardInterrupt on the caller's thread) ends the run with valid outputs."""
     detector = Detector(tiny_loaded, device="cpu", conf=0.0, classes="all")
