@@ -217,7 +217,8 @@ class VideoFileSource(Source):
     frames may be predicted from them) but never converted to BGR, checked or noted.
     A time range (``keep_range``) seeks to the keyframe at or before its start (the frames
     from there to the start are decoded, not converted: ``lead_in``; the first one's index is
-    its time at the frame rate, see ``Reading``) and stops reading at its end.
+    its time at the frame rate, see ``Reading``) and stops reading at its end. Every pass
+    (``iter``) reads from the start again, also after one that stopped early.
     """
 
     can_stride = True
@@ -231,11 +232,15 @@ class VideoFileSource(Source):
         if problem:
             self.close()
             raise SourceError(f"{uri}: its frames are too large to decode: {problem}")
+        self._read_before = False  # a pass began: the next one rewinds to the first frame
 
     def __iter__(self) -> Iterator[Frame]:
         self.passed = self.lead_in = 0
         self.span = None
-        reading = self._reading(seek=bool(self.start_s))
+        if self._read_before:
+            self._drain()  # the frames left in flight by the last pass (a peek, a break)
+        reading = self._reading(seek=bool(self.start_s), rewind=self._read_before)
+        self._read_before = True
         if (yield from self._read(reading)):  # the seek landed after the start: read it all
             reading = self._reading(seek=False, rewind=True)
             yield from self._read(reading)

@@ -169,6 +169,21 @@ def test_files_and_folders_open_as_before(clip_path, tmp_path):
         assert [f.timestamp_ms for f in folder] == [0.0, 200.0, 400.0]
 
 
+def test_a_video_read_again_after_a_peek_or_to_its_end_starts_from_its_first_frame(clip_path):
+    with open_source(clip_path) as source:
+        peeked = next(iter(source))  # e.g. for the frame size, before a pipeline reads it
+        again, third = list(source), list(source)
+    assert peeked.index == 0 and peeked.timestamp_ms == 0.0
+    for frames in (again, third):
+        assert [f.index for f in frames] == list(range(12))
+        assert [f.timestamp_ms for f in frames] == [frame_time_ms(i, 10.0) for i in range(12)]
+        assert np.array_equal(frames[0].image, peeked.image)
+    with open_source(clip_path) as source:
+        source.keep_range(0.3, 0.8)
+        spans = [([f.index for f in source], source.span) for _ in range(2)]
+    assert spans[0] == spans[1] == (list(range(3, 8)), (3, 7))
+
+
 def test_realtime_file_is_paced_at_its_frame_rate(clip_path):
     with open_source(clip_path, realtime=True) as source:
         assert isinstance(source, RealtimeSource) and source.live
