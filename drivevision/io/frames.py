@@ -43,6 +43,12 @@ class Frame:
     source_id: int = 0
     file: str | None = None
 
+    def __repr__(self) -> str:  # the image as its dtype and shape, not thousands of numbers
+        image = getattr(self.image, "shape", None)
+        image = f"<{self.image.dtype} {image}>" if image is not None else repr(self.image)
+        return (f"Frame(index={self.index}, timestamp_ms={self.timestamp_ms}, image={image}, "
+                f"source_id={self.source_id}, file={self.file!r})")
+
 
 @dataclass(frozen=True)
 class Gap:

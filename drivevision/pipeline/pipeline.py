@@ -50,7 +50,7 @@ class Result:
     frame: Frame
     detections: Detections
     timings: dict[str, float] = field(default_factory=dict)
-    annotated: np.ndarray | None = None
+    annotated: np.ndarray | None = field(default=None, repr=False)  # pixels: not printed
     rendered_at: float | None = None
     trails: dict[int, np.ndarray] | None = None
 

@@ -340,6 +340,17 @@ def test_a_printed_source_stats_shows_its_counts_on_one_line():
     assert ", detector_fps=" in text and "\n" not in text
 
 
+def test_a_printed_result_shows_the_frame_image_as_its_shape_not_its_pixels(clip_path):
+    with open_source(clip_path) as source:
+        result = next(iter(Pipeline(source, FixedDetector(), draw=True).results()))
+    assert result.annotated.shape == (96, 160, 3)
+    assert repr(result.frame) == ("Frame(index=0, timestamp_ms=0.0, image=<uint8 (96, 160, 3)>, "
+                                  "source_id=0, file=None)")
+    text = repr(result)
+    assert text.startswith(f"Result(frame={result.frame!r}, detections=Detections(xyxy=")
+    assert "annotated" not in text and len(text) < 600
+
+
 def test_a_mot_file_without_a_tracker_is_refused_before_the_model_loads(tmp_path, clip_path):
     from drivevision.config import DetectorConfig
     from drivevision.pipeline.track_stage import track_stages
