@@ -30,7 +30,7 @@ from drivevision.config import (
 from drivevision.detections import Detections
 from drivevision.engines import Engine, create_engine, hardware
 from drivevision.engines.int8 import CalibrationSet
-from drivevision.labels import classes_text, resolve_classes
+from drivevision.labels import ClassNames, classes_text, resolve_classes
 from drivevision.model import LoadedModel, copy_with_proposals, load_model, set_box_nms
 from drivevision.ops.boxes import to_device
 from drivevision.ops.postprocess import fixed_detections
@@ -121,7 +121,7 @@ class Detector:
         self.loaded = replace(loaded, module=module)
         self.model = module
         self.middle = MiddleStage(module)
-        self.names = loaded.class_names
+        self.names = ClassNames(loaded.class_names)
         self.precision = precision
         self.conf = conf
         self.class_ids = resolve_classes(classes, self.names)

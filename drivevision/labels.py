@@ -137,7 +137,8 @@ def classes_text(class_ids: Sequence[int] | None, names: Sequence[str]) -> str:
 _LISTED = 10  # classes an unknown-class message names; COCO's 80 on one line are unreadable
 
 
-def _unknown_class(item: str, names: Sequence[str]) -> str:
+def _unknown_class(item: str, names: Sequence[str], expected: str = "'driving', 'all', or "
+                   "names or ids of the model's classes") -> str:
     known = [(i, n) for i, n in enumerate(names) if n not in _UNUSED]
     close = difflib.get_close_matches(item.lower(), [n.lower() for _, n in known], n=3,
                                       cutoff=0.6)
@@ -148,5 +149,18 @@ def _unknown_class(item: str, names: Sequence[str]) -> str:
         where = ("docs/detect.md#coco-class-ids lists them all" if tuple(names) == COCO_NAMES
                  else "the checkpoint or its names file lists them all")
         listed += f", ... ({len(known)} in all; {where})"
-    return (f"Unknown class {item!r}; expected 'driving', 'all', or names or ids of the "
-            f"model's classes: {listed}")
+    return f"Unknown class {item!r}; expected {expected}: {listed}"
+
+
+class ClassNames(tuple):
+    """A model's class names, by class id: a tuple whose ``index(name)``, for a name it does
+    not hold, is a ValueError naming the close ones or listing the classes."""
+
+    __slots__ = ()
+
+    def index(self, name, *args) -> int:
+        try:
+            return super().index(name, *args)
+        except ValueError:
+            raise ValueError(_unknown_class(str(name), self, "one of the model's classes")) \
+                from None

@@ -616,3 +616,13 @@ def test_iou_and_max_det_equal_torchvision_built_with_them(tiny_loaded):
 def test_an_iou_or_max_det_out_of_range_is_refused(tiny_loaded, kwargs, message):
     with pytest.raises(ValueError, match=message):
         Detector(tiny_loaded, device="cpu", **kwargs)
+
+
+def test_names_index_of_a_class_the_model_lacks_names_the_close_ones(tiny_loaded):
+    names = Detector(tiny_loaded, device="cpu").names
+    assert names.index("car") == 3 and names == COCO_NAMES and repr(names) == repr(COCO_NAMES)
+    with pytest.raises(ValueError, match=r"^Unknown class 'cars'; did you mean car or "):
+        names.index("cars")
+    with pytest.raises(ValueError, match=r"^Unknown class 'zzz'; expected one of the model's "
+                                         r"classes: person \(1\), bicycle \(2\), car \(3\)"):
+        names.index("zzz")
