@@ -35,7 +35,7 @@ from drivevision.model import LoadedModel, copy_with_proposals, load_model, set_
 from drivevision.ops.boxes import to_device
 from drivevision.ops.postprocess import fixed_detections
 from drivevision.proposals import MiddleStage, RoIs
-from drivevision.render import frame_kind
+from drivevision.render import channels_first_hint, frame_kind
 
 _log = logging.getLogger(__name__)
 STAGES = ("preprocess", "dense_a", "proposals", "dense_b", "postprocess")
@@ -64,7 +64,7 @@ def as_bgr(frame: np.ndarray) -> np.ndarray:
     if frame.ndim == 3 and frame.shape[2] in (3, 4):
         return frame[:, :, :3]
     raise ValueError(f"Expected an image of shape (H, W), (H, W, 3) or (H, W, 4), "
-                     f"but found shape {frame.shape}")
+                     f"but found shape {frame.shape}{channels_first_hint(frame.shape)}")
 
 
 class Detector:

@@ -81,7 +81,8 @@ def _bgr_copy(frame: np.ndarray) -> np.ndarray:
     channels = frame.shape[2] if frame.ndim == 3 else 1 if frame.ndim == 2 else 0
     if frame.size == 0 or channels not in (1, 3, 4):
         raise ValueError(f"Expected an image of shape (H, W), (H, W, 3) or (H, W, 4), H and W "
-                         f">= 1, to draw on, but found shape {frame.shape}")
+                         f">= 1, to draw on, but found shape {frame.shape}"
+                         f"{channels_first_hint(frame.shape)}")
     if channels == 1:
         return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
     if channels == 4:
@@ -107,6 +108,13 @@ def frame_kind(frame) -> str:
         return ("Image (PIL); convert it with "
                 "cv2.cvtColor(np.asarray(img.convert('RGB')), cv2.COLOR_RGB2BGR)")
     return type(frame).__name__
+
+
+def channels_first_hint(shape: tuple[int, ...]) -> str:
+    """The fix for a (C, H, W) image, as torch and PIL-to-tensor code holds them, or ""."""
+    if len(shape) == 3 and shape[0] in (1, 3, 4) and shape[2] not in (1, 3, 4):
+        return "; for a channels-first (C, H, W) array give frame.transpose(1, 2, 0)"
+    return ""
 
 
 def box_colours(detections: Detections, names: Sequence[str]) -> list[tuple[int, int, int]]:

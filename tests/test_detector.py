@@ -180,6 +180,14 @@ def test_bad_frames_fail_with_a_clear_error(tiny_loaded, frame, error):
         Detector(tiny_loaded, device="cpu")(frame)
 
 
+def test_a_channels_first_frame_is_refused_saying_how_to_put_channels_last(tiny_loaded):
+    with pytest.raises(ValueError, match=r"found shape \(3, 48, 64\); for a channels-first "
+                                         r"\(C, H, W\) array give frame.transpose\(1, 2, 0\)$"):
+        Detector(tiny_loaded, device="cpu")(np.zeros((3, 48, 64), np.uint8))
+    with pytest.raises(ValueError, match=r"found shape \(48, 64, 2\)$"):
+        Detector(tiny_loaded, device="cpu")(np.zeros((48, 64, 2), np.uint8))
+
+
 @pytest.mark.parametrize("frame, fix", [
     ("frame.jpg", r"a path \('frame.jpg'\); read the image first, e.g. with cv2.imread"),
     (Path("frame.jpg"), r"a path \('frame.jpg'\)"),

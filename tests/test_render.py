@@ -109,6 +109,8 @@ def test_grayscale_and_bgra_frames_are_drawn_on_in_colour(channels):
     (torch.zeros((8, 8, 3), dtype=torch.uint8), TypeError, r"but found Tensor; .*\.numpy\(\)"),
     (np.zeros((0, 0, 3), np.uint8), ValueError, r"but found shape \(0, 0, 3\)"),
     (np.zeros((8, 8, 2), np.uint8), ValueError, r"but found shape \(8, 8, 2\)"),
+    (np.zeros((3, 8, 9), np.uint8), ValueError,
+     r"but found shape \(3, 8, 9\); .* frame.transpose\(1, 2, 0\)$"),
 ])
 def test_annotate_refuses_what_is_not_an_image_saying_what_came(frame, error, message):
     dets = Detections([[1, 1, 5, 5]], [0.9], [3])
