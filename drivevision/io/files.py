@@ -123,6 +123,7 @@ class ImageSource(Source):
         damaged: list[Path] = []
         refused: list[str] = []
         self.passed = 0
+        self.notes.clear()  # what this pass meets: an earlier one (a peek) told its own
         first, stop = self.range_indices()
         self.span = (first, stop - 1) if self.ranged else None
         try:
@@ -237,6 +238,7 @@ class VideoFileSource(Source):
     def __iter__(self) -> Iterator[Frame]:
         self.passed = self.lead_in = 0
         self.span = None
+        self.notes.clear()  # what this pass meets: an earlier one (a peek) told its own
         if self._read_before:
             self._drain()  # the frames left in flight by the last pass (a peek, a break)
         reading = self._reading(seek=bool(self.start_s), rewind=self._read_before)

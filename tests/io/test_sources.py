@@ -184,6 +184,18 @@ def test_a_video_read_again_after_a_peek_or_to_its_end_starts_from_its_first_fra
     assert spans[0] == spans[1] == (list(range(3, 8)), (3, 7))
 
 
+def test_a_folder_read_again_after_a_peek_notes_a_damaged_image_once(tmp_path):
+    for i in range(4):
+        cv2.imwrite(str(tmp_path / f"f{i}.png"), np.full((16, 16, 3), 60 * i, np.uint8))
+    (tmp_path / "f1.png").write_bytes(b"not a png")
+    with open_source(tmp_path) as source:
+        peek = iter(source)
+        assert [next(peek).index, next(peek).index] == [0, 2]  # past the damaged f1.png
+        peek.close()
+        assert [f.index for f in source] == [0, 2, 3]
+        assert len(source.notes) == 1 and "f1.png" in source.notes[0]
+
+
 def test_realtime_file_is_paced_at_its_frame_rate(clip_path):
     with open_source(clip_path, realtime=True) as source:
         assert isinstance(source, RealtimeSource) and source.live
