@@ -37,5 +37,8 @@ class TrackStage:
 def track_stages(name: str, **options):
     """A function of the source's position giving its own ``[TrackStage]`` (what
     ``Pipeline(stages=...)`` takes), so every source has a tracker of its own."""
+    if isinstance(name, int) and not options:  # the pipeline calling track_stages itself
+        raise TypeError(f"Expected a tracker name, but got the source position {name}: pass "
+                        "stages=track_stages('botsort') (what it returns), not the function")
     create_tracker(name, **options)  # bad options fail here, not on a pipeline thread
     return lambda _source: [TrackStage(create_tracker(name, **options))]

@@ -266,6 +266,16 @@ def test_stages_that_are_not_stages_are_refused_before_anything_runs(tmp_path, s
     assert list(tmp_path.iterdir()) == []
 
 
+def test_track_stages_given_uncalled_says_to_call_it(tmp_path):
+    from drivevision.pipeline.track_stage import track_stages
+
+    with pytest.raises(TypeError, match=r"got the source position 0: pass "
+                                        r"stages=track_stages\('botsort'\) \(what it returns\)"):
+        detect_video(ArraySource(3), tmp_path / "out.mp4", detector=FixedDetector(),
+                     stages=track_stages)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_detect_video_with_a_path_as_detector_says_how_to_load_it(tmp_path):
     with pytest.raises(TypeError, match=r"Expected a Detector, a DetectorConfig or None, but "
                                         r"found a path \('w.pt'\); .*weights=path"):
