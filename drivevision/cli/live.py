@@ -32,6 +32,7 @@ from drivevision.cli.options import (
     video_preset_arg,
     writes_stdout,
 )
+from drivevision.cli.terminal import Rewriter, columns
 from drivevision.cli.times import seconds
 from drivevision.cli.tracking import add_track_args, check_track_args, track_stages
 from drivevision.config import DEFAULT_VIDEO_PRESET
@@ -285,15 +286,18 @@ class StatusLine:
         self.pipeline, self.quiet, self.duration = pipeline, quiet, duration
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
+        self._rows = Rewriter(self.stream)
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="drivevision-status",
                                         daemon=True)
 
     def line(self) -> str:
+        return " | ".join(self.parts())
+
+    def parts(self) -> list[str]:
+        """One segment per source, ``[N]`` before each where there are several."""
         parts = [snapshot(self.pipeline, i).format() for i in range(len(self.pipeline.sources))]
-        if len(parts) == 1:
-            return parts[0]
-        return " | ".join(f"[{i}] {p}" for i, p in enumerate(parts))
+        return parts if len(parts) == 1 else [f"[{i}] {p}" for i, p in enumerate(parts)]
 
     def _loop(self) -> None:
         start = time.monotonic()
@@ -304,13 +308,16 @@ class StatusLine:
                 self.show()
 
     def show(self) -> None:
-        """Write the line: over the last one on a terminal (padded to hide a longer one),
-        else as a line of its own, unpadded (a log file or pipe)."""
+        """Write the line: over the last one on a terminal (a row per source where one line
+        is wider than the terminal, rows wrapped to its width), else as a line of its own (a
+        log file or pipe)."""
         if self.tty:
-            self.stream.write(f"{self.line():<100}\r")
+            parts = self.parts()
+            line = " | ".join(parts)
+            self._rows.write([line] if len(line) < columns(self.stream) else parts)
         else:
             self.stream.write(f"{self.line()}\n")
-        self.stream.flush()
+            self.stream.flush()
 
     def __enter__(self) -> StatusLine:
         self._thread.start()
