@@ -69,13 +69,13 @@ def parse_uri(uri: str, *, transport: str | None = None) -> SourceURI:
     if match is None:
         return SourceURI(text, "path", text)
     scheme = match.group(1).lower()
+    if scheme in ("rtsp", "rtsps", "http", "https"):
+        _check_url(text, scheme)
     if scheme in ("rtsp", "rtsps"):
         url, found = _pop_transport(text)
         chosen = _check_transport(found or transport or "tcp")
         return SourceURI(text, "rtsp", url, chosen)
     if scheme in ("http", "https"):
-        if not urlsplit(text).netloc:
-            raise ValueError(f"Expected a host in {text!r} (like http://HOST:PORT/PATH)")
         return SourceURI(text, "http", text)
     if scheme == "csi":
         rest = text[len("csi://"):]
@@ -86,6 +86,20 @@ def parse_uri(uri: str, *, transport: str | None = None) -> SourceURI:
         return SourceURI(text, "path", _file_path(text))
     raise ValueError(f"Unknown source scheme {scheme + '://'!r} in {text!r}; expected "
                      f"{URI_HELP}")
+
+
+def _check_url(text: str, scheme: str) -> None:
+    """ValueError naming ``text`` for a network URL whose host or port cannot be read."""
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # a port out of range or not a number raises here
+    except ValueError as e:
+        raise ValueError(f"Expected {scheme}://HOST:PORT/PATH (a port from 1 to 65535, an IPv6 "
+                         f"host in brackets), but got {text!r}: {e}") from None
+    if not parts.hostname or port == 0:
+        raise ValueError(f"Expected a host in {text!r} (like {scheme}://HOST:PORT/PATH)"
+                         if not parts.hostname else
+                         f"Expected a port from 1 to 65535 in {text!r}, but got 0")
 
 
 def _file_path(text: str) -> str:

@@ -61,6 +61,12 @@ def test_rtsp_transport_default_and_query():
     ("gst:videotestsrc ! fakesink", "ends in appsink"),
     ("rtsp://cam/live?transport=quic", "tcp or udp"),
     ("http:///path", "Expected a host"),
+    ("rtsp:///live", "Expected a host in 'rtsp:///live'"),
+    # the source named, with what a URL needs, not urllib's bare "Invalid IPv6 URL"
+    ("http://[::1/stream", r"Expected http://HOST:PORT/PATH .*'http://\[::1/stream'"),
+    ("rtsp://cam:99999/live", r"Expected rtsp://HOST:PORT/PATH .*'rtsp://cam:99999/live'"),
+    ("http://cam:eighty/x", r"Expected http://HOST:PORT/PATH .*'http://cam:eighty/x'"),
+    ("http://cam:0/x", "Expected a port from 1 to 65535 in 'http://cam:0/x'"),
     ("  ", "empty string"),
 ])
 def test_bad_uri_is_one_clear_value_error(uri, message):
