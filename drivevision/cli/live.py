@@ -66,6 +66,7 @@ drivevision live assets/sample.mp4 --realtime --duration 10s  # a file paced lik
     out.add_argument("--clean", action="store_true",
                      help="remove the part files killed runs left beside the outputs")
     out.add_argument("--serve", nargs="?", const="127.0.0.1:8090", metavar="HOST:PORT",
+                     type=serve_address,
                      help="publish the annotated video as MJPEG over HTTP (default "
                           "127.0.0.1:8090; other addresses are open to anyone who can reach "
                           "them)")
@@ -100,6 +101,22 @@ drivevision live assets/sample.mp4 --realtime --duration 10s  # a file paced lik
     add_detector_args(p, tracked=True)
     add_track_args(p)
     p.set_defaults(func=cmd_live)
+
+
+def serve_address(text: str) -> str:
+    """``--serve``'s value, checked as it is parsed: ``live --serve rtsp://cam/live`` took
+    the source for HOST:PORT, and would otherwise be told only that SOURCE is missing."""
+    from drivevision.io.serve import parse_bind
+
+    try:
+        parse_bind(text)
+    except ValueError as e:
+        if "/" not in text and not Path(text).suffix:
+            raise argparse.ArgumentTypeError(str(e)) from None
+        raise argparse.ArgumentTypeError(
+            f"expected HOST:PORT, but got {text!r}, a SOURCE: put the sources first "
+            f"(live SOURCE --serve) or give --serve its HOST:PORT") from None
+    return text
 
 
 def output_paths(path: str | None, count: int) -> list[str | None]:

@@ -100,7 +100,6 @@ def test_live_command_serves_reconnects_and_finishes_on_ctrl_c(tmp_path, tiny_ch
     (["ftp://host/x.mp4"], "Unknown source scheme 'ftp://'"),
     (["/dev/video63"], "Cannot open /dev/video63: no such device"),
     (["http://127.0.0.1:9/stream"], "Cannot open http://127.0.0.1:9/stream"),
-    (["clip.mp4", "--serve", "here"], "Expected HOST:PORT"),
     (["clip.mp4", "--stall-timeout", "0"], "Expected --stall-timeout > 0"),
     (["clip.mp4", "--max-reconnects", "-1"], "Expected --max-reconnects >= 0"),
     (["clip.mp4", "-o", "out.webm"], "Expected a video file name ending in .mp4, .mkv"),
@@ -117,6 +116,25 @@ def test_live_command_fails_fast_with_one_line(args, message, capsys, tiny_check
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and message in err[0]
     assert time.monotonic() - start < 20.0
+
+
+@pytest.mark.parametrize("args, message", [
+    # `live --serve SOURCE` took the source for HOST:PORT, and argparse then said only that
+    # SOURCE was missing
+    (["--serve", "rtsp://cam.local:8554/front"], "expected HOST:PORT, but got "
+     "'rtsp://cam.local:8554/front', a SOURCE: put the sources first (live SOURCE --serve)"),
+    (["--serve", "/dev/video0", "-o", "out.mp4"], "expected HOST:PORT, but got '/dev/video0', "
+     "a SOURCE"),
+    (["--serve", "clip.mp4"], "expected HOST:PORT, but got 'clip.mp4', a SOURCE"),
+    (["clip.mp4", "--serve", "here"], "Expected HOST:PORT for --serve (e.g. 127.0.0.1:8090), "
+     "but got 'here'"),
+])
+def test_a_bad_serve_address_is_refused_as_it_is_parsed(args, message, capsys):
+    with pytest.raises(SystemExit) as usage:
+        main(["live", *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert usage.value.code == 2 and len(err) == 1
+    assert f"argument --serve: {message}" in err[0]
 
 
 @pytest.mark.timeout(60)
