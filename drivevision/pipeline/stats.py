@@ -116,16 +116,17 @@ class ArrivalRate(RateMeter):
     that are a minority; a backlog that opens the window is left out whole (the leading
     intervals under a quarter of the newest five's median). Until the intervals left span
     half the window the rate is None, not known: a status line shows a settled rate, never
-    thousands of fps read off a burst. Thread-safe. It falls to 0 once no frame came for
-    ``window_s`` seconds and twice the median interval. Where each arrival comes with the
-    frame's own time (``tick``'s ``stamp_s``), the intervals are those of the frames' times
-    (HLS hands over a segment's frames at once).
+    thousands of fps read off a burst. Once settled it stays known: when frames stop (an
+    outage, the run's end) the last rate holds until, after ``window_s`` seconds and twice
+    its interval, it falls to 0. Where each arrival comes with the frame's own time (``tick``'s
+    ``stamp_s``), the intervals are those times' (HLS hands over a segment at once). Thread-safe.
     """
 
     def __init__(self, window_s: float = 2.0, min_events: int = 3, max_events: int = 2_000):
         super().__init__(window_s, max_events)
         self.min_events = min_events
         self._stamps: deque[float | None] = deque(maxlen=max_events)
+        self._settled: float | None = None  # the last known interval, s
 
     def tick(self, now: float | None = None, stamp_s: float | None = None) -> None:
         """A frame arrived at ``now``; ``stamp_s``: its own time in seconds where the stream
@@ -148,11 +149,12 @@ class ArrivalRate(RateMeter):
             return None
         steps = _after_backlog(np.diff(np.array(stamps, dtype=np.float64))
                                if None not in stamps else np.diff(times))
-        known = steps.size >= self.min_events - 1 and steps.sum() >= self.window_s / 2
-        interval = float(np.median(steps)) if known else 0.0
+        if steps.size >= self.min_events - 1 and steps.sum() >= self.window_s / 2:
+            self._settled = float(np.median(steps))
+        interval = self._settled or 0.0
         if now - times[-1] > max(self.window_s, 2 * interval):
             return 0.0
-        return 1.0 / interval if known and interval > 0 else None
+        return 1.0 / interval if interval > 0 else None
 
 
 def _after_backlog(steps: np.ndarray) -> np.ndarray:

@@ -227,6 +227,19 @@ def test_input_rate_is_unknown_until_it_settles_never_a_bursts_rate(backlog):
     assert all(rate == pytest.approx(10.0) for at, rate in rates if at >= 1.0), rates
 
 
+def test_a_settled_input_rate_stays_known_through_an_outage_until_it_falls_to_zero():
+    """A 10 fps stream that stops (an outage, the end of a run): the status line goes on
+    showing 10 fps and then 0, never back to "-" as if the rate had never been known."""
+    meter = ArrivalRate(window_s=2.0)
+    last = 100.0 + 3.9
+    for i in range(40):
+        meter.tick(100.0 + i * 0.1)
+    polls = [(round(t, 2), meter.rate(last + t)) for t in np.arange(0.0, 4.0, 0.25)]
+    assert all(rate is not None for _, rate in polls), polls
+    assert all(rate == pytest.approx(10.0) for t, rate in polls if t < 2.0), polls
+    assert all(rate == 0.0 for t, rate in polls if t > 2.0), polls
+
+
 def test_an_unknown_input_rate_reads_as_a_dash():
     """Before the rate settles the status line says "-" where the rate goes, as latency
     does before the first result, and ``print(stats)`` too."""
