@@ -9,6 +9,7 @@ import json
 import math
 import os
 import sys
+from pathlib import Path
 
 from drivevision.cli.help import add_command
 from drivevision.cli.options import add_detector_args, check_detector_args, csv_list
@@ -200,8 +201,26 @@ def _warn_if_thresholded(path: str, predictions) -> None:
     if lowest >= UNDERSTATED_FROM:
         print(f"drivevision: warning: AP is understated: no score in {path} is under "
               f"{lowest:.2f} (eval counts boxes down to {EVAL_CONF:g}; detect keeps 0.5 "
-              f"and up by default); write it with drivevision detect INPUT --conf "
-              f"{EVAL_CONF:g} --jsonl {path}", file=sys.stderr)
+              f"and up by default); {_rewrite_hint(path)}", file=sys.stderr)
+
+
+def _rewrite_hint(path: str) -> str:
+    """How to write ``path`` again at ``EVAL_CONF``: a batch's output by rerunning the batch
+    (a file ``detect`` wrote over it would be replaced by that batch's next run, as an
+    altered output), any other by ``detect``."""
+    from drivevision.batch.manifest import MANIFEST, Manifest
+
+    file = Path(path).resolve()
+    for folder in file.parents:
+        if (folder / MANIFEST).is_file():
+            rel = file.relative_to(folder).as_posix()
+            records = Manifest(folder).load().records.values()
+            if any(o.get("path") == rel for r in records for o in r.get("outputs", {}).values()):
+                return (f"it is an output of the batch in {folder}: rerun that batch with "
+                        f"--conf {EVAL_CONF:g} (drivevision batch INPUT... --out {folder} "
+                        f"--conf {EVAL_CONF:g})")
+            break
+    return f"write it with drivevision detect INPUT --conf {EVAL_CONF:g} --jsonl {path}"
 
 
 def _write_report(folder: str, write) -> None:

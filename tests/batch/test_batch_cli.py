@@ -275,3 +275,28 @@ def test_a_batch_of_one_input_says_input_not_inputs(tmp_path, capsys, clip_path)
     code, stdout, _ = batch(capsys, clip_path, "--out", tmp_path / "det")
     assert code == 0
     assert "1 input: 1 done; 12 frames" in stdout and "this run: 1 input, 12 frames" in stdout
+
+
+@pytest.mark.slow
+def test_eval_of_an_output_without_low_scores_says_to_rerun_the_batch(tmp_path, capsys):
+    """eval warns that a file written at the default --conf understates AP and says how to
+    write it again: for a batch's output, by rerunning the batch at eval's --conf, since a
+    file detect wrote over it would be replaced by the batch's next run as an altered one."""
+    from drivevision.synthetic import write_eval_clip
+
+    (tmp_path / "footage").mkdir()
+    write_eval_clip(tmp_path / "footage" / "clip.mp4", tmp_path / "gt.jsonl", seeds=(101,),
+                    frames_per_seed=3)
+    out = tmp_path / "det"
+    assert batch(capsys, tmp_path / "footage", "--out", out)[0] == 0
+    pred = out / "clip.jsonl"
+    assert main(["eval", "--gt", str(tmp_path / "gt.jsonl"), "--pred", str(pred), "--json"]) == 0
+    [warning] = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert "AP is understated" in warning
+    assert warning.endswith(f"it is an output of the batch in {out}: rerun that batch with "
+                            f"--conf 0.05 (drivevision batch INPUT... --out {out} --conf 0.05)")
+    mine = out / "mine.jsonl"  # detect's file in the batch's folder: not the batch's output
+    mine.write_bytes(pred.read_bytes())
+    assert main(["eval", "--gt", str(tmp_path / "gt.jsonl"), "--pred", str(mine), "--json"]) == 0
+    [warning] = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert warning.endswith(f"write it with drivevision detect INPUT --conf 0.05 --jsonl {mine}")
