@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--frames", type=int, default=30, help="frames per drive")
     args = p.parse_args(argv)
     seeds = tuple(int(s) for s in args.seeds.split(","))
+    for path in (args.out, args.gt):
+        path.parent.mkdir(parents=True, exist_ok=True)
     scenes = write_eval_clip(args.out, args.gt, seeds=seeds, frames_per_seed=args.frames)
     print(f"{args.out}, {args.gt}: {len(scenes)} frames, "
           f"{sum(len(s.labels) for s in scenes)} boxes")

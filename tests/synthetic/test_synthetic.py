@@ -135,3 +135,20 @@ def image_shift(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
     errors = {(dx, dy): np.abs(grey_b[100 + dy:160 + dy, 100 + dx:540 + dx] - ref).mean()
               for dx in range(-30, 31) for dy in range(-10, 11)}
     return min(errors, key=errors.get)
+
+
+def test_make_eval_clip_makes_the_folders_it_is_told_to_write_into(tmp_path, monkeypatch,
+                                                                   capsys):
+    """As make_sample.py does: ``--out eval/clip.mp4 --gt gt/clip.jsonl`` into a new
+    folder writes both, not a traceback from the video writer."""
+    import runpy
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[2] / "scripts" / "make_eval_clip.py"
+    video, truth = tmp_path / "eval" / "clip.mp4", tmp_path / "gt" / "clip.jsonl"
+    monkeypatch.setattr(sys, "argv", [script.name, "--out", str(video), "--gt", str(truth),
+                                      "--seeds", "101", "--frames", "2"])
+    runpy.run_path(str(script), run_name="__main__")
+    assert f"{video}, {truth}: 2 frames" in capsys.readouterr().out
+    assert video.stat().st_size > 0 and len(truth.read_text().splitlines()) == 2
