@@ -161,7 +161,7 @@ def pick_precision(device, features: CpuFeatures | None = None,
     if features.bf16:
         found = ", ".join(FEATURES[f] for f in BF16_FLAGS if f in features.flags)
         return "bf16", (f"bf16 in hardware ({found}); its AP on the evaluation clips is within "
-                        f"{BF16_AP_TOLERANCE} of fp32")
+                        f"{BF16_AP_TOLERANCE} AP points (AP x100) of fp32")
     return "fp32", "no bf16 hardware (AMX or AVX512-BF16): emulated bf16 is slower than fp32"
 
 

@@ -178,3 +178,10 @@ def test_a_gpu_this_machine_lacks_is_named_before_anything_is_built(monkeypatch,
     with pytest.raises(ValueError) as refused:
         hardware.device_kind(device)
     assert str(refused.value) == message
+
+
+def test_the_bf16_reason_gives_the_ap_tolerance_in_points_not_in_eval_s_0_to_1_scale():
+    """eval --pred prints AP in 0..1 (0.393): "within 0.3 of fp32" would read as a loss of
+    most of it; the tolerance is 0.3 AP points, the scale of eval's engines table."""
+    reason = pick_precision(CPU, parse_cpuinfo(ZEN4))[1]
+    assert reason.endswith(f"within {hardware.BF16_AP_TOLERANCE} AP points (AP x100) of fp32")
