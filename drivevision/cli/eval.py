@@ -114,7 +114,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return _run_and_score(args, truth, class_map)
 
 
+def _open_input(uri: str) -> None:
+    """Open INPUT once, before any model loads: an empty or damaged file, or a folder with no
+    images (a batch's footage folder of videos), is refused at once in one line. A stream is
+    opened only when it is read."""
+    from drivevision.io.sources import open_source
+
+    if "://" not in uri:
+        with open_source(uri):
+            pass
+
+
 def _run_and_score(args: argparse.Namespace, truth, class_map: dict) -> int:
+    _open_input(args.input)  # before eval_run imports torch
     from drivevision.cli.eval_run import format_table, run_engines, write_reports
 
     result = run_engines(args, truth, class_map,

@@ -216,6 +216,34 @@ def test_a_missing_input_is_refused_before_the_model_loads(files, capsys):
     assert err == ["drivevision: error: No such file or directory: missing.mp4"]
 
 
+
+def _folder_of_videos(tmp_path):
+    (tmp_path / "footage").mkdir()
+    (tmp_path / "footage" / "clip.mp4").write_bytes(b"\0" * 64)
+    return tmp_path / "footage", "No images (.bmp"
+
+
+def _empty_video(tmp_path):
+    (tmp_path / "empty.mp4").touch()
+    return tmp_path / "empty.mp4", "empty.mp4 is empty (0 bytes)"
+
+
+def _damaged_video(tmp_path):
+    (tmp_path / "damaged.mp4").write_bytes(b"not a video" * 100)
+    return tmp_path / "damaged.mp4", "Cannot open"
+
+
+@pytest.mark.parametrize("make", [_folder_of_videos, _empty_video, _damaged_video])
+def test_an_input_that_cannot_be_read_is_refused_before_the_model_loads(files, tmp_path,
+                                                                        capsys, make):
+    """A batch's footage folder (videos, not images), an empty or a damaged file: one line
+    at once, not after a model load (missing.pt would fail that)."""
+    gt, _ = files
+    source, expected = make(tmp_path)
+    assert main(["eval", "--gt", str(gt), str(source), "--weights", "missing.pt"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("drivevision: error: ") and expected in err[0], err
+
 @pytest.mark.parametrize("mode", ["pred", "input"])
 def test_a_report_naming_a_file_is_refused_before_any_work_and_the_file_kept(files, tmp_path,
                                                                             capsys, mode):
