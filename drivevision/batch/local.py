@@ -43,14 +43,21 @@ class _Worker:
 
 
 class LocalWorkers:
-    """``count`` worker processes; worker ``i`` runs on ``devices[i]`` (None: the settings'
-    device) with ``threads`` CPU threads for torch."""
+    """Up to ``count`` worker processes, never more than the jobs; worker ``i`` runs on
+    ``devices[i]`` (None: the settings' device), the ``cpus`` cores shared out among those
+    started as torch threads."""
 
     def __init__(self, settings: BatchSettings, out_dir: Path, count: int,
-                 devices: list[str | None], threads: int):
+                 devices: list[str | None], cpus: int):
         self.settings, self.out_dir, self.count = settings, out_dir, count
-        self.devices, self.threads = devices, threads
+        self.devices, self.cpus, self.threads = devices, cpus, max(1, cpus // count)
         self._ctx = multiprocessing.get_context("spawn")
+
+    def share(self, jobs: int) -> tuple[int, int]:
+        """(workers started for ``jobs`` jobs, torch CPU threads each): a resumed batch with
+        one input left runs it on one worker with every core."""
+        started = max(1, min(self.count, jobs))
+        return started, max(1, self.cpus // started)
 
     def run(self, jobs: list[Job], stopping: Callable[[], bool]) -> Iterator[Event]:
         """Yield events ("started", "frames", "retry", "result") until every job has a
@@ -58,6 +65,7 @@ class LocalWorkers:
         they held come back "interrupted"). Raises DriveVisionError when the detector cannot
         be loaded."""
         todo, deaths, load_deaths = deque(jobs), {}, 0
+        _, self.threads = self.share(len(jobs))
         workers = [self._start(i) for i in range(min(self.count, len(jobs)))]
         try:
             while todo or any(w.job for w in workers):
@@ -249,12 +257,11 @@ def _exit_reason(process) -> str:
 def local_workers(settings: BatchSettings, out_dir: Path, count: int | None) -> LocalWorkers:
     """Workers for this machine: ``count`` of them, or by default one per GPU the settings'
     device may use (``auto``, ``cuda``; worker ``i`` on GPU ``i`` mod GPUs) and one on a
-    CPU-only machine; each gets its share of the CPU cores as torch threads."""
+    CPU-only machine; each started gets its share of the CPU cores as torch threads."""
     gpus = _gpus() if settings.config.device in ("auto", "cuda") else 0
     count = count or max(1, gpus)
     devices = [f"cuda:{i % gpus}" if gpus else None for i in range(count)]
-    threads = max(1, (os.cpu_count() or 1) // count)
-    return LocalWorkers(settings, out_dir, count, devices, threads)
+    return LocalWorkers(settings, out_dir, count, devices, os.cpu_count() or 1)
 
 
 def _gpus() -> int:

@@ -161,8 +161,7 @@ def _run(args: argparse.Namespace, plan, workers) -> int:
 
     skipped = len(plan.rows) - len(plan.todo)
     with BatchProgress(len(plan.todo), quiet=args.quiet) as progress:
-        where = ("Ray" if args.ray is not None
-                 else counted(getattr(workers, "count", 1), "worker"))
+        where = "Ray" if args.ray is not None else _local_share(workers, len(plan.todo))
         progress.status(f"{counted(len(plan.rows), 'input')}: {len(plan.todo)} to run on {where}, "
                         f"{skipped} done before")
         outcome = run_batch(plan, workers, on_event=progress.event)
@@ -171,6 +170,14 @@ def _run(args: argparse.Namespace, plan, workers) -> int:
     if outcome.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_SOME_FAILED if outcome.failed else EXIT_OK
+
+
+def _local_share(workers, jobs: int) -> str:
+    """``1 worker (4 CPU threads)``, ``2 workers (2 CPU threads each)``: the workers started
+    for ``jobs`` and each one's share."""
+    started, threads = workers.share(jobs)
+    each = " each" if started > 1 else ""
+    return f"{counted(started, 'worker')} ({counted(threads, 'CPU thread')}{each})"
 
 
 def _summary(outcome, out_dir: Path) -> str:

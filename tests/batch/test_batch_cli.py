@@ -300,3 +300,17 @@ def test_eval_of_an_output_without_low_scores_says_to_rerun_the_batch(tmp_path, 
     assert main(["eval", "--gt", str(tmp_path / "gt.jsonl"), "--pred", str(mine), "--json"]) == 0
     [warning] = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
     assert warning.endswith(f"write it with drivevision detect INPUT --conf 0.05 --jsonl {mine}")
+
+
+@pytest.mark.slow
+def test_workers_beyond_the_inputs_left_are_not_started_nor_given_the_cores(
+        tmp_path, capsys, footage, monkeypatch):
+    """--workers 2 resuming a batch with one input left starts one worker, and that worker
+    gets every core, not the half a second worker would have had."""
+    monkeypatch.setattr("drivevision.batch.local.os.cpu_count", lambda: 4)
+    out = tmp_path / "det"
+    assert batch(capsys, footage, "--out", out)[0] == 0
+    (out / "2026-11-29" / "rear_0001.jsonl").unlink()
+    code, _, err = batch(capsys, footage, "--out", out, "--workers", "2")
+    assert code == 0
+    assert "3 inputs: 1 to run on 1 worker (4 CPU threads), 2 done before" in err.splitlines()
