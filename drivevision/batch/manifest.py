@@ -114,7 +114,7 @@ class Manifest:
 
 def write_reports(out_dir: Path, rows: Iterable[dict], summary: dict) -> None:
     """``batch.json`` ({"summary": ..., "inputs": rows}) and ``batch.csv`` (one row per
-    input: CSV_FIELDS, outputs joined by spaces)."""
+    input: CSV_FIELDS, outputs joined by "; ", as names hold spaces)."""
     rows = list(rows)
     write_whole(out_dir / REPORT_JSON,
                 json.dumps({"summary": summary, "inputs": rows}, indent=1) + "\n")
@@ -123,7 +123,7 @@ def write_reports(out_dir: Path, rows: Iterable[dict], summary: dict) -> None:
         writer = csv.DictWriter(f, CSV_FIELDS, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
-            writer.writerow({**row, "outputs": " ".join(row.get("outputs", []))})
+            writer.writerow({**row, "outputs": "; ".join(row.get("outputs", []))})
     os.replace(tmp, out_dir / REPORT_CSV)
 
 

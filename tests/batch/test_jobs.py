@@ -122,3 +122,19 @@ def test_the_box_nms_options_are_settings_of_their_own(option):
     changed = BatchSettings(DetectorConfig(**fp32, **option)).key()
     assert changed != BatchSettings(DetectorConfig(**fp32)).key()
     assert changed["config"][next(iter(option))] == next(iter(option.values()))
+
+
+def test_batch_csv_lists_outputs_whose_names_hold_spaces_so_they_can_be_told_apart(tmp_path):
+    """Dashcam folders and clips named by people hold spaces ("rear 0001 Straße ü.mp4"):
+    the outputs cell of batch.csv must split back into the files batch.json lists."""
+    import csv
+
+    from drivevision.batch.manifest import write_reports
+
+    outputs = ["2026-11-28/rear 0001 Straße ü.jsonl", "2026-11-28/rear 0001 Straße ü.mp4"]
+    row = {"input": "/f/2026-11-28/rear 0001 Straße ü.mp4", "status": "done", "frames": 8,
+           "detections": 68, "seconds": 0.4, "error": "", "outputs": outputs}
+    write_reports(tmp_path, [row], {})
+    with (tmp_path / "batch.csv").open(encoding="utf-8", newline="") as f:
+        [listed] = list(csv.DictReader(f))
+    assert listed["outputs"].split("; ") == outputs
