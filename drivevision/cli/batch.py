@@ -207,4 +207,8 @@ def _summary(outcome, out_dir: Path) -> str:
         lines.append(f"{counted(s['with_notes'], 'input')} with warnings (damaged frames, "
                      "...): see their notes in batch.json")
     lines.append(f"report: {out_dir / 'batch.json'}, {out_dir / 'batch.csv'}")
+    left = s["interrupted"] + s["pending"]
+    if left:  # what was done stays done: a rerun skips it
+        lines.append(f"stopped with {left} of {counted(s['inputs'], 'input')} left: run the "
+                     "same command again to resume")
     return "\n".join(lines)

@@ -143,6 +143,9 @@ def test_a_batch_killed_or_stopped_mid_way_resumes_and_completes(tmp_path, signu
     if signum == signal.SIGINT:
         seen = json.loads((out / "batch.json").read_text())["summary"]
         assert seen["done"] >= 1 and seen["interrupted"] + seen["pending"] >= 1
+        left = seen["interrupted"] + seen["pending"]
+        assert (f"stopped with {left} of {len(CLIPS)} inputs left: run the same command "
+                "again to resume") in process.stdout.read().splitlines()
     done_before = (out / "batch-manifest.jsonl").read_text().count("\n")
     assert 1 <= done_before < len(CLIPS)
 
