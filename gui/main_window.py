@@ -59,7 +59,7 @@ class MainWindow(QMainWindow):
         actions.install(self)
         self._connect_controls()
         self.worker = Worker(detector, tracking=tracking)
-        self.panel.overlay.tracks_box.setEnabled(bool(self.worker.tracking))
+        self.panel.overlay.set_tracking(bool(self.worker.tracking))
         self._connect_worker()
         self.worker.start()
         layout.restore(self, self.settings)

@@ -60,9 +60,7 @@ class OverlayControls(QGroupBox):
         self.labels_box = QCheckBox("Labels")
         self.labels_box.setChecked(True)
         self.tracks_box = QCheckBox("Track ids and trails")
-        self.tracks_box.setChecked(True)
-        self.tracks_box.setEnabled(False)  # until the viewer tracks (--track)
-        self.tracks_box.setToolTip("start the viewer with --track to follow objects")
+        self.set_tracking(False)  # until the viewer tracks (--track)
         self.agnostic_box = QCheckBox("One box per object")
         self.agnostic_box.setToolTip(
             "where boxes of different classes overlap (IoU > 0.7), show only the "
@@ -100,6 +98,15 @@ class OverlayControls(QGroupBox):
     def _conf_moved(self, value: int) -> None:
         self.conf_label.setText(f"{value / 100:.2f}")
         self.changed.emit()
+
+    def set_tracking(self, available: bool) -> None:
+        """Without a tracker the toggle reads as unavailable: unchecked and greyed out,
+        its tooltip saying how to get it; with one, checked and enabled."""
+        self.tracks_box.setChecked(available)
+        self.tracks_box.setEnabled(available)
+        self.tracks_box.setToolTip("draw each object's track id and trail" if available
+                                   else "unavailable: start the viewer with --track to "
+                                        "follow objects")
 
     def set_conf(self, conf: float) -> None:
         self.conf_slider.setValue(round(conf * 100))

@@ -78,10 +78,10 @@ def errors(monkeypatch) -> list[str]:
 def make_window(qtbot, settings):
     windows = []
 
-    def make(detector, **config) -> MainWindow:
+    def make(detector, tracking=(), **config) -> MainWindow:
         config.setdefault("classes", "all")
         window = MainWindow(DetectorConfig(model="tiny-fpn", device="cpu", **config),
-                            detector=detector, settings=settings)
+                            detector=detector, settings=settings, tracking=tracking)
         qtbot.addWidget(window)
         window.show()
         windows.append(window)
@@ -1250,9 +1250,8 @@ def tracked_window(qtbot, make_window, clip_path):
     from drivevision.pipeline.track_stage import track_stages
 
     detector = FixedDetector(detections=two_boxes())
-    window = make_window(detector, conf=0.2)
-    window.worker.tracking = list(track_stages("botsort", track_thresh=0.2, low_thresh=0.1)(0))
-    window.panel.overlay.tracks_box.setEnabled(True)
+    window = make_window(detector, conf=0.2,
+                         tracking=track_stages("botsort", track_thresh=0.2, low_thresh=0.1))
     window.panel.overlay.labels_box.setChecked(False)
     window.panel.overlay.thickness.setValue(6)
     window.open_source(clip_path)
@@ -1261,6 +1260,17 @@ def tracked_window(qtbot, make_window, clip_path):
         window.step(1)
         wait_for_frame(qtbot, window, index)
     return window
+
+
+def test_the_track_toggle_reads_as_unavailable_without_a_tracker(qtbot, make_window):
+    from drivevision.pipeline.track_stage import track_stages
+
+    untracked = make_window(FixedDetector(detections=two_boxes())).panel.overlay.tracks_box
+    assert not untracked.isChecked() and not untracked.isEnabled()
+    assert "--track" in untracked.toolTip()
+    tracked = make_window(FixedDetector(detections=two_boxes()),
+                          tracking=track_stages("botsort")).panel.overlay.tracks_box
+    assert tracked.isChecked() and tracked.isEnabled()
 
 
 def test_track_ids_and_trails_show_and_hide_with_their_toggle(qtbot, tracked_window):
