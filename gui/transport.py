@@ -44,6 +44,8 @@ class TransportBar(QWidget):
             "One frame forward (Right)")
         self.seek = QSlider(Qt.Orientation.Horizontal)
         self.seek.setEnabled(False)
+        self._count, self._fps = 0, None  # the media's, for the labels while dragging
+        self.seek.sliderMoved.connect(self._dragged)
         self.time = QLabel("--:--.- / --:--.-")
         self.frame = QLabel("frame - / -")
         self.speed = QComboBox()
@@ -129,6 +131,18 @@ class TransportBar(QWidget):
         if count > 0 and not self.seek.isSliderDown():  # live (no count): the handle stays
             self.seek.setValue(index)
         self.seek.blockSignals(False)
+        self._count, self._fps = count, fps
+        if not self.seek.isSliderDown():  # while dragging, the labels tell the handle's place
+            self._show_labels(index, ms)
+
+    def _dragged(self, index: int) -> None:
+        """The handle dragged to ``index``: the labels follow it (the frame shows on release)."""
+        if self._count:
+            self._show_labels(index, index * 1000.0 / self._fps if self._fps else None)
+
+    def _show_labels(self, index: int, ms: float | None) -> None:
+        count, fps = self._count, self._fps
         total = format_time(count * 1000.0 / fps) if count and fps else "live"
-        self.time.setText(f"{format_time(ms)} / {total}")
+        now = "--:--.-" if ms is None else format_time(ms)
+        self.time.setText(f"{now} / {total}")
         self.frame.setText(f"frame {index + 1} / {count or '-'}")

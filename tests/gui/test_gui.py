@@ -167,6 +167,53 @@ def test_a_seek_while_playing_plays_on_as_the_transport_bar_says(qtbot, make_win
         assert time.monotonic() - started > 1.2
 
 
+def drag(slider, x: float, *, press: bool = False, release: bool = False) -> None:
+    """The left mouse button on ``slider`` at ``x`` (its own pixels): pressed, moved with
+    the button held, or released, as a hand dragging its handle sends them."""
+    from PyQt6.QtCore import QEvent, QPointF
+    from PyQt6.QtGui import QMouseEvent
+
+    kind = (QEvent.Type.MouseButtonPress if press else QEvent.Type.MouseButtonRelease
+            if release else QEvent.Type.MouseMove)
+    held = Qt.MouseButton.NoButton if release else Qt.MouseButton.LeftButton
+    point = QPointF(x, slider.height() / 2)
+    QApplication.sendEvent(slider, QMouseEvent(kind, point, slider.mapToGlobal(point),
+                                               Qt.MouseButton.LeftButton, held,
+                                               Qt.KeyboardModifier.NoModifier))
+
+
+def test_the_time_and_frame_labels_follow_the_seek_handle_while_it_is_dragged(
+        qtbot, make_window, clip_path):
+    from PyQt6.QtWidgets import QStyle, QStyleOptionSlider
+
+    window = make_window(FixedDetector(detections=two_boxes()))
+    bar = window.transport
+    window.open_source(clip_path)  # 12 frames at 10 fps
+    wait_for_frame(qtbot, window, 0)
+    assert (bar.time.text(), bar.frame.text()) == ("00:00.0 / 00:01.2", "frame 1 / 12")
+    option = QStyleOptionSlider()
+    bar.seek.initStyleOption(option)
+    handle = bar.seek.style().subControlRect(QStyle.ComplexControl.CC_Slider, option,
+                                             QStyle.SubControl.SC_SliderHandle, bar.seek)
+    drag(bar.seek, handle.center().x(), press=True)
+    seen = []
+    for x in range(handle.center().x(), bar.seek.width(), 8):
+        drag(bar.seek, x)
+        seen.append((bar.seek.value(), bar.frame.text(), bar.time.text()))
+    dragged = bar.seek.value()
+    assert dragged == 11 and bar.seek.isSliderDown()
+    for value, frame, time_text in seen:  # each place the handle passed, told at once
+        assert frame == f"frame {value + 1} / 12"
+        assert time_text == f"00:{value / 10:04.1f} / 00:01.2"
+    assert len({frame for _, frame, _ in seen}) > 5
+    qtbot.wait(300)
+    assert window.packet.frame.index == 0  # not sought while dragging ...
+    assert bar.frame.text() == "frame 12 / 12"  # ... and the labels stay with the handle
+    drag(bar.seek, bar.seek.width() - 1, release=True)
+    wait_for_frame(qtbot, window, 11)  # sought on release
+    assert (bar.time.text(), bar.frame.text()) == ("00:01.1 / 00:01.2", "frame 12 / 12")
+
+
 def painted_rgb(window, x: float, y: float) -> tuple[int, int, int]:
     """The colour the video widget painted at frame pixel (x, y)."""
     grab = window.view.grab().toImage()
