@@ -53,6 +53,11 @@ def build(window: QMainWindow, config: DetectorConfig) -> None:
     window.statusBar().addPermanentWidget(window.progress)
     window.panel.overlay.set_conf(config.conf)
     window.panel.overlay.agnostic_box.setChecked(config.agnostic_nms)
+    show_detector(window, config)
+
+
+def show_detector(window: QMainWindow, config: DetectorConfig) -> None:
+    """The side panel's detector choices, as ``config`` has them."""
     window.panel.detector.set_values(config.model or DEFAULT_MODEL, config.weights,
                                      config.engine, config.device, config.precision)
 

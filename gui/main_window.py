@@ -6,6 +6,7 @@ Widgets only paint and send commands; detection runs on the worker thread (``gui
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import replace
 from pathlib import Path
 
@@ -42,6 +43,8 @@ class MainWindow(QMainWindow):
                  settings: QSettings | None = None, tracking=()):
         super().__init__()
         self.config = config or DetectorConfig()
+        self.loaded: DetectorConfig | None = None  # the detector running, once one is
+        self._loads: deque[DetectorConfig] = deque()  # asked for, not loaded or failed yet
         self.settings = ViewerSettings(settings)
         self.packet: Packet | None = None
         self.media: MediaInfo | None = None
@@ -96,6 +99,7 @@ class MainWindow(QMainWindow):
         w.status.connect(lambda text: self.statusBar().showMessage(text, 10000))
         w.busy.connect(self.progress.setVisible)
         w.detector_ready.connect(self._detector_ready)
+        w.load_failed.connect(self._load_failed)
         w.recording.connect(self._recording_changed)
         w.recorded.connect(self._recorded)
 
@@ -118,6 +122,7 @@ class MainWindow(QMainWindow):
         detected yet) is detected again with it, and what was playing plays on."""
         self.config = config
         play = self._playback() if self.is_playing else None
+        self._loads.append(config)
         self.worker.send("load", config)
         if self.media is not None and self.media.seekable:
             self.worker.send("seek", 0 if self.packet is None else self.packet.frame.index, play)
@@ -300,15 +305,27 @@ class MainWindow(QMainWindow):
 
     def _detector_ready(self, names, model: str | None = None) -> None:
         self.names = tuple(names)
+        self.loaded = self._loads.popleft() if self._loads else self.config
         if model in MODELS:  # a checkpoint's own architecture wins over the one asked for
-            self.config = replace(self.config, model=model)
-            self.panel.detector.model.setCurrentText(model)
+            self.loaded = replace(self.loaded, model=model)
+            if not self._loads:
+                self.config = replace(self.config, model=model)
+                self.panel.detector.model.setCurrentText(model)
         try:
             enabled = resolve_classes(self.config.classes, self.names)
         except ValueError as e:
             self.show_error(str(e))
             enabled = None
         self.panel.overlay.set_classes(self.names, enabled)
+
+    def _load_failed(self) -> None:
+        """The detector asked for did not load (the error dialog says why): the one running
+        stays, and the panel shows it again (with none loaded yet, it keeps what was asked)."""
+        if self._loads:
+            self._loads.popleft()
+        if self.loaded is not None and not self._loads:
+            self.config = self.loaded
+            layout.show_detector(self, self.loaded)
 
     def _recorded(self, message: str) -> None:
         self.statusBar().showMessage(message, 15000)
@@ -344,6 +361,7 @@ class MainWindow(QMainWindow):
         try:
             config = replace(self.config, **self.panel.detector.values())
         except ValueError as e:
+            layout.show_detector(self, self.loaded or self.config)
             self.show_error(str(e))
             return
         self.load_detector(config)

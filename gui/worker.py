@@ -34,8 +34,8 @@ class Worker(QObject):
     Signals: ``frame_ready`` (take the packet with ``take()``), ``opened(MediaInfo)``,
     ``playing(bool)``, ``ended``, ``failed(str)`` (one line), ``status(str)``,
     ``busy(bool)`` (detector loading), ``detector_ready(names, model)`` (the loaded
-    architecture), ``recording(bool)`` (files open / finished), ``recorded(str)`` (what was
-    saved).
+    architecture), ``load_failed`` (the detector before runs on; ``failed`` says why),
+    ``recording(bool)`` (files open / finished), ``recorded(str)`` (what was saved).
 
     ``tracking``: the per-source stages of ``drivevision.cli.tracking.track_stages`` (or a
     list of ``TrackStage``), kept for the whole session: playing on, pausing and stepping
@@ -51,6 +51,7 @@ class Worker(QObject):
     status = pyqtSignal(str)
     busy = pyqtSignal(bool)
     detector_ready = pyqtSignal(object, str)
+    load_failed = pyqtSignal()
     recording = pyqtSignal(bool)
     recorded = pyqtSignal(str)
 
@@ -173,6 +174,9 @@ class Worker(QObject):
             internal = replace(config, conf=min(config.conf, INTERNAL_CONF), classes="all",
                                agnostic_nms=False)
             self.detector = Detector.from_config(internal, progress=False)
+        except Exception:
+            self.load_failed.emit()
+            raise
         finally:
             self.loading = False
             self.busy.emit(False)

@@ -517,6 +517,34 @@ def test_the_detector_panel_names_the_model_the_checkpoint_holds(qtbot, settings
     window.close()
 
 
+def test_a_failed_apply_shows_the_detector_that_runs_on(qtbot, make_window, clip_path,
+                                                         monkeypatch):
+    window = make_window(FixedDetector(detections=two_boxes()))
+    panel = window.panel.detector
+    running = panel.values()
+    assert running["weights"] is None and running["precision"] == "auto"
+    dialogs = []  # the message, and the panel's choices as the dialog shows it
+    monkeypatch.setattr(QMessageBox, "critical",
+                        lambda parent, title, text: dialogs.append((text, panel.values())))
+    window.open_source(clip_path)
+    wait_for_frame(qtbot, window, 0)
+    panel.weights.setText("nope.pt")
+    panel.precision.setCurrentText("bf16")
+    panel.apply.click()
+    qtbot.waitUntil(lambda: len(dialogs) == 1, timeout=20000)
+    message, shown = dialogs[0]
+    assert "nope.pt" in message
+    assert shown == running == panel.values()  # what runs, not what failed to load
+    assert window.config.weights is None and window.config.precision == "auto"
+    window.step(1)  # the detector that was running still runs
+    wait_for_frame(qtbot, window, 1)
+    assert len(window.packet.detections) == 2
+
+    panel.device.setCurrentText("gpu7")  # refused before anything loads
+    panel.apply.click()
+    assert "gpu7" in dialogs[1][0] and panel.values() == running
+
+
 @pytest.mark.timeout(120)
 def test_a_file_opened_before_any_detector_loaded_shows_its_frame_once_one_is(
         qtbot, settings, errors, clip_path, tiny_checkpoint, tmp_path):
