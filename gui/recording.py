@@ -7,6 +7,7 @@ around one recorder, drawing each result as the overlay shows it and wording wha
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -31,6 +32,8 @@ class Recorder:
     shown at its ``Frame.captured_at`` (seconds, counted from the first frame's);
     :class:`Recording` sets that clock. ``fps`` is only nominal (an AVI, which has one frame
     rate, takes the rate measured on its first frames: ``LiveVideoSink``).
+    ``close(hold=...)`` shows the last frame once more, in the video only, so it lasts
+    until then.
     """
 
     def __init__(self, video: str | Path | None, jsonl: str | Path | None, *, fps: float,
@@ -39,6 +42,7 @@ class Recorder:
             raise ValueError("Expected a video path, a JSONL path or both to record to")
         self._sinks: list[Sink] = []
         self._lock = threading.Lock()
+        self._last: tuple[Detections, np.ndarray] | None = None  # the last frame's, drawn
         try:
             if video is not None:
                 self._sinks.append(LiveVideoSink(video, fps))
@@ -67,16 +71,25 @@ class Recorder:
             for sink in self._sinks:
                 sink.write(frame, shown, annotated)
             self.frames += 1
+            self._last = shown, annotated
 
-    def close(self) -> list[str]:
+    def close(self, hold: Frame | None = None) -> list[str]:
         """Finish every file; returns the notes the sinks left (e.g. a codec fallback).
+        ``hold``: the last frame written lasts until ``hold.captured_at`` in the video.
 
         A file that cannot be finished (e.g. a full disk) does not stop the others from being
         finished; the first such error is raised once every file is closed (what it had is
         kept as ``.partial``, with a note).
         """
         with self._lock:
-            error = self._close_all(complete=True)
+            error = None
+            videos = [s for s in self._sinks if isinstance(s, LiveVideoSink)]
+            if hold is not None and self._last is not None and videos:
+                try:
+                    videos[0].write(hold, *self._last)
+                except (OSError, av.FFmpegError) as e:  # raised once every file is closed
+                    error = e
+            error = self._close_all(complete=True) or error
         if error is not None:
             raise error
         return self.notes
@@ -97,10 +110,12 @@ class Recording:
 
     The video's clock: while frames are skipped (real-time playing, live sources) a frame
     lasts until the next was captured, so the video lasts as long as the watching (a pause is
-    a still frame); with every frame shown, frames are as far apart as in the source (the
-    video lasts as long as the clip, as the JSONL's ``timestamp_ms`` say, however long the
-    detector took), and so are those of a stream with its own clock (``Source.stream_clock``:
-    HLS hands over a segment's frames at once, which by arrival would be one instant). A
+    a still frame): from the frame on show when recording starts (``start``'s ``on_show``)
+    to ``stop``, the last frame on show until then. With every frame shown, frames are as
+    far apart as in the source (the video lasts as long as the clip, as the JSONL's
+    ``timestamp_ms`` say, however long the detector took), and so are those of a stream with
+    its own clock (``Source.stream_clock``: HLS hands over a segment's frames at once, which
+    by arrival would be one instant); these videos end with their last frame. A
     jump back moves the clock on by one nominal frame (a replay, a seek), or by the time
     between the arrivals (a stream opened anew after a pause: a still frame).
     """
@@ -110,6 +125,7 @@ class Recording:
         self._fps = 30.0
         self._clock = 0.0
         self._last: Frame | None = None
+        self._by_arrival = False  # the last frame was timed by its arrival
 
     @property
     def active(self) -> bool:
@@ -117,14 +133,25 @@ class Recording:
         return self._recorder is not None
 
     def start(self, video: str | Path | None, jsonl: str | Path | None, *, fps: float,
-              names: Sequence[str]) -> str:
-        """Open the files; returns the status line. RuntimeError while a recording runs
-        (``stop`` it first): it stays as it was, its files open."""
+              names: Sequence[str], on_show: tuple[Result, OverlaySettings] | None = None
+              ) -> str:
+        """Open the files and record ``on_show`` (the result on screen, as the overlay shows
+        it), the video's first frame from now; returns the status line. RuntimeError while
+        a recording runs (``stop`` it first): it stays as it was, its files open."""
         if self._recorder is not None:
             raise RuntimeError("Already recording to " + self._where(self._recorder)
                                + "; stop that recording first")
         self._recorder = Recorder(video, jsonl, fps=fps, names=names)
         self._fps, self._clock, self._last = fps, 0.0, None
+        if on_show is not None:  # on show from now
+            result, overlay = on_show
+            try:
+                self.write(replace(result, frame=replace(result.frame,
+                                                         captured_at=time.monotonic())),
+                           overlay, names)
+            except BaseException:
+                self.stop()  # no recording left half started
+                raise
         return "recording to " + self._where(self._recorder)
 
     def stop(self) -> str | None:
@@ -138,8 +165,12 @@ class Recording:
         if recorder is None:
             return None
         failed: list[str] = []
+        hold = None
+        if self._last is not None and self._by_arrival:  # on show until now
+            held = self._clock + max(time.monotonic() - self._last.captured_at, 0.0)
+            hold = replace(self._last, captured_at=held)
         try:
-            notes = recorder.close()
+            notes = recorder.close(hold)
         except (OSError, av.FFmpegError) as e:
             failed = [f"recording failed: {e.strerror or e}"]
             notes = recorder.notes
@@ -170,6 +201,7 @@ class Recording:
 
     def _stamped(self, frame: Frame, source_time: bool, stream_clock: bool) -> Frame:
         last, self._last = self._last, frame
+        self._by_arrival = not (source_time or stream_clock)
         arrival = 0.0 if last is None else max(frame.captured_at - last.captured_at, 0.0)
         if last is None or not (source_time or stream_clock):
             step = arrival

@@ -72,7 +72,7 @@ class Worker(QObject):
         self._thread = threading.Thread(target=self._run, name="drivevision-viewer-worker",
                                         daemon=True)
         self.media: Source | None = None
-        self.position = -1
+        self.position, self._shown = -1, None  # the frame shown last: its index, its result
         self._notes_told = 0  # of the media's notes, those already in the status bar
         self._played_live = False  # a live source is spent once a pipeline has stopped it
         self._recording = Recording()
@@ -191,7 +191,7 @@ class Worker(QObject):
         if self.media is not None:
             self.media.close()
         self.media = media
-        self.position, self._played_live, self._notes_told = -1, False, 0
+        self.position, self._played_live, self._notes_told, self._shown = -1, False, 0, None
         self._reset_run()
         with self._mail_lock:
             self._latest = None  # the last source's frame, not taken: not a display drop
@@ -219,7 +219,9 @@ class Worker(QObject):
         self._close_recorder()
         self._need_detector()
         fps = (self.media.fps if self.media is not None else None) or 30.0
-        self.status.emit(self._recording.start(video, jsonl, fps=fps, names=self.detector.names))
+        on_show = None if self._shown is None else (self._shown, self.overlay)
+        self.status.emit(self._recording.start(video, jsonl, fps=fps, names=self.detector.names,
+                                               on_show=on_show))
         self.recording.emit(True)
 
     def _do_stop_record(self) -> None:
@@ -348,7 +350,7 @@ class Worker(QObject):
         image = result.frame.image.copy()
         shown = visible(result.detections, overlay)
         qimage = to_qimage(draw(image, shown, self.detector.names, overlay, result.trails))
-        self.position = result.frame.index
+        self.position, self._shown = result.frame.index, result
         self._count_tracks(result)
         self._count(result.frame.index, Counter(int(c) for c in shown.class_ids))
         stats = {"input_fps": snapshot.input_fps if snapshot else None,  # no rate to tell

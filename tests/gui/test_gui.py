@@ -481,9 +481,9 @@ def test_recent_sources_and_overlay_settings_persist(qtbot, make_window, setting
     window.stop_recording()
     qtbot.waitUntil(jsonl.exists, timeout=10000)
     lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
-    assert [line["frame"] for line in lines] == list(range(1, 12))  # played after frame 0
+    assert [line["frame"] for line in lines] == list(range(12))  # frame 0 on show at Rec
     times = video_times(video)
-    assert len(times) == 11
+    assert len(times) == 12
     # every frame shown: the video keeps the clip's own times (the JSONL's), not the playing's
     source = [line["timestamp_ms"] / 1000.0 for line in lines]
     assert np.allclose(np.subtract(times, times[0]), np.subtract(source, source[0]), atol=0.002)
@@ -854,8 +854,9 @@ def test_recording_a_folder_of_images_names_each_image_file(qtbot, make_window, 
     window.transport.every_frame.setChecked(True)
     window.open_source(str(folder))
     _, lines, _ = record_to_the_end(qtbot, window, tmp_path / "rec.mp4")
-    # recorded after frame 0 was shown
-    assert [(line["frame"], line["file"]) for line in lines] == [(1, "p2.png"), (2, "p10.png")]
+    # the image on show when recording started, then those played
+    assert [(line["frame"], line["file"]) for line in lines] == [(0, "p1.png"), (1, "p2.png"),
+                                                                   (2, "p10.png")]
     assert window.packet.frame.file == "p10.png"  # the frame shown keeps its file too
 
 
@@ -875,18 +876,46 @@ def test_frames_shown_by_steps_and_seeks_while_recording_are_recorded(qtbot, mak
     qtbot.wait(200)
     with qtbot.waitSignal(window.worker.recorded, timeout=10000) as saved:
         window.stop_recording()
-    assert saved.args[0].startswith("saved 3 frames to ")
+    assert saved.args[0].startswith("saved 4 frames to ")  # the first on show at Rec
     lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
-    assert [line["frame"] for line in lines] == [1, 2, 6]
-    times = video_times(video)
-    assert len(times) == 3 and all(gap > 0.15 for gap in np.diff(times)), times
+    assert [line["frame"] for line in lines] == [0, 1, 2, 6]
+    times = video_times(video)  # and the last once more, at Stop
+    assert len(times) == 5 and all(gap > 0.15 for gap in np.diff(times)), times
 
 
-def test_a_recording_stopped_before_any_frame_names_no_video_it_did_not_write(
-        qtbot, make_window, clip_path, tmp_path):
+def test_a_recording_lasts_from_rec_to_stop_as_its_clock_says(qtbot, make_window, clip_path,
+                                                               tmp_path):
     window = make_window(FixedDetector(detections=two_boxes()))
     window.open_source(clip_path)
     wait_for_frame(qtbot, window, 0)
+    video, jsonl = tmp_path / "rec.mp4", tmp_path / "rec.jsonl"
+    asked = time.monotonic()
+    with qtbot.waitSignal(window.worker.recording, timeout=10000):
+        window.start_recording(str(video), str(jsonl))
+    started = time.monotonic()
+    qtbot.wait(1000)  # paused: frame 0 on show
+    stepped = time.monotonic()
+    window.step(1)
+    wait_for_frame(qtbot, window, 1)
+    qtbot.wait(1000)  # paused again before Stop
+    clock = window.transport.record.text()
+    stopping = time.monotonic()
+    with qtbot.waitSignal(window.worker.recorded, timeout=10000) as saved:
+        window.stop_recording()
+    stopped = time.monotonic()
+    assert saved.args[0].startswith("saved 2 frames to ")
+    assert [json.loads(line)["frame"] for line in jsonl.read_text().splitlines()] == [0, 1]
+    times = video_times(video)  # frame 0 from Rec, frame 1 from the step, held until Stop
+    assert len(times) == 3 and times[1] - times[0] >= stepped - started, times
+    assert stopping - started <= times[-1] - times[0] <= stopped - asked
+    # the clock (whole seconds of tenths rounded, four updates a second) said as much
+    assert clock.startswith("\u25cf Rec 00:0")
+    assert -0.1 < times[-1] - times[0] - int(clock[-1]) < 1.3, (clock, times)
+
+
+def test_a_recording_stopped_before_any_frame_names_no_video_it_did_not_write(
+        qtbot, make_window, tmp_path):
+    window = make_window(FixedDetector(detections=two_boxes()))  # nothing opened: no frame
     video, jsonl = tmp_path / "rec.mp4", tmp_path / "rec.jsonl"
     window.start_recording(str(video), str(jsonl))
     qtbot.waitUntil(window.transport.record.isChecked, timeout=10000)
@@ -905,13 +934,16 @@ def test_recording_while_frames_are_skipped_lasts_as_long_as_the_playing(
     window.transport.every_frame.setChecked(False)
     window.open_source(clip_path)
     playing_s, lines, video = record_to_the_end(qtbot, window, tmp_path / "rec.mkv")
-    assert 2 <= len(lines) < 11, "the detector should have skipped frames"
+    assert lines[0]["frame"] == 0 and 3 <= len(lines) < 12, \
+        "frame 0 on show at Rec, then the detector should have skipped frames"
     times = video_times(video)
-    assert len(times) == len(lines)
-    watched = (lines[-1]["timestamp_ms"] - lines[0]["timestamp_ms"]) / 1000.0
+    assert len(times) == len(lines) + 1  # the last frame once more at Stop: shown until then
+    watched = (lines[-1]["timestamp_ms"] - lines[1]["timestamp_ms"]) / 1000.0
     # about 2.5 frames apart, so stamped at the clip's 10 fps the video would last 0.4x the
     # watching; a frame captured late on a loaded machine shortens it by that lateness only
-    assert 0.7 * watched <= times[-1] - times[0] <= playing_s + 0.01
+    assert 0.7 * watched <= times[-2] - times[1] <= playing_s + 0.01
+    # from Rec (sent just before Play) to Stop (after the end): at least the playing
+    assert times[-1] - times[0] >= playing_s - 0.05
 
 
 def test_recording_every_frame_lasts_as_long_as_the_clip(qtbot, make_window, tmp_path):
@@ -924,7 +956,7 @@ def test_recording_every_frame_lasts_as_long_as_the_clip(qtbot, make_window, tmp
     window.open_source(str(clip))
     playing_s, lines, video = record_to_the_end(qtbot, window, tmp_path / "rec.mp4")
     times = video_times(video)
-    assert len(times) == len(lines) == 39
+    assert len(times) == len(lines) == 40  # frame 0 on show at Rec, then 39 played
     clip_s = (lines[-1]["timestamp_ms"] - lines[0]["timestamp_ms"]) / 1000.0
     assert playing_s > 1.5 * clip_s
     assert abs((times[-1] - times[0]) - clip_s) < 0.01, (times[-1] - times[0], clip_s)
@@ -1003,7 +1035,7 @@ def test_a_recording_file_that_cannot_be_finished_leaves_the_other_finished(
     message = saved.args[0]
     assert message.startswith("recording failed: No space left on device")
     assert "rec.partial.mp4" in message and "kept as .partial" in message
-    assert len(jsonl.read_text().splitlines()) == 11  # finished and in place all the same
+    assert len(jsonl.read_text().splitlines()) == 12  # finished and in place all the same
     assert (tmp_path / "rec.partial.mp4").exists() and not video.exists()
     assert window.worker.is_running() and errors == []
 
@@ -1018,7 +1050,7 @@ def test_closing_while_recording_closes_the_media_even_when_a_file_fails(
     window.close()  # the worker's last act: finish the recording, close the media
     assert not window.worker.is_running()
     assert not media._cap.isOpened()
-    assert len(jsonl.read_text().splitlines()) == 11
+    assert len(jsonl.read_text().splitlines()) == 12
 
 
 def test_starting_a_second_recording_is_refused_and_keeps_the_first(tmp_path):
