@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -32,7 +30,7 @@ from drivevision.cli.options import (
     video_preset_arg,
     writes_stdout,
 )
-from drivevision.cli.terminal import Rewriter, columns
+from drivevision.cli.status import StatusLine, snapshot
 from drivevision.cli.times import seconds
 from drivevision.cli.tracking import add_track_args, check_track_args, track_stages
 from drivevision.config import DEFAULT_VIDEO_PRESET
@@ -286,65 +284,6 @@ def cmd_live(args: argparse.Namespace) -> int:
 def _say(args: argparse.Namespace, message: str) -> None:
     if not args.quiet:
         print(message, file=sys.stderr)
-
-
-def snapshot(pipeline, i: int):
-    """Source ``i``'s ``Snapshot``, with its reconnects and any outage going on now."""
-    source = pipeline.sources[i]
-    return pipeline.stats[i].snapshot(source.reconnects, source.lost_seconds, source.outage)
-
-
-class StatusLine:
-    """A thread that rewrites the status line once a second and stops the run after
-    ``duration`` seconds; ends with the ``with`` block."""
-
-    def __init__(self, pipeline, *, quiet: bool = False, duration: float | None = None,
-                 stream=None):
-        self.pipeline, self.quiet, self.duration = pipeline, quiet, duration
-        self.stream = stream or sys.stderr
-        self.tty = self.stream.isatty()
-        self._rows = Rewriter(self.stream)
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="drivevision-status",
-                                        daemon=True)
-
-    def line(self) -> str:
-        return " | ".join(self.parts())
-
-    def parts(self) -> list[str]:
-        """One segment per source, ``[N]`` before each where there are several."""
-        parts = [snapshot(self.pipeline, i).format() for i in range(len(self.pipeline.sources))]
-        return parts if len(parts) == 1 else [f"[{i}] {p}" for i, p in enumerate(parts)]
-
-    def _loop(self) -> None:
-        start = time.monotonic()
-        while not self._done.wait(1.0):
-            if self.duration is not None and time.monotonic() - start >= self.duration:
-                self.pipeline.stop()
-            if not self.quiet:
-                self.show()
-
-    def show(self) -> None:
-        """Write the line: over the last one on a terminal (a row per source where one line
-        is wider than the terminal, rows wrapped to its width), else as a line of its own (a
-        log file or pipe)."""
-        if self.tty:
-            parts = self.parts()
-            line = " | ".join(parts)
-            self._rows.write([line] if len(line) < columns(self.stream) else parts)
-        else:
-            self.stream.write(f"{self.line()}\n")
-            self.stream.flush()
-
-    def __enter__(self) -> StatusLine:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._done.set()
-        self._thread.join(5.0)
-        if self.tty and not self.quiet:
-            self.stream.write("\n")
 
 
 def _report(args: argparse.Namespace, sources: list, pipeline) -> int:

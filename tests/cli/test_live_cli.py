@@ -243,7 +243,7 @@ class _SilentCapture:
 @pytest.mark.timeout(60)
 def test_stream_that_opens_but_never_gives_a_frame_says_so(tmp_path, tiny_checkpoint, capsys,
                                                            monkeypatch):
-    from drivevision.cli import live
+    from drivevision.cli import status
     from drivevision.io import sources
     from drivevision.io.streams import StreamSource
 
@@ -251,7 +251,7 @@ def test_stream_that_opens_but_never_gives_a_frame_says_so(tmp_path, tiny_checkp
     monkeypatch.setattr(sources, "open_source",
                         lambda *a, reconnect, **k: StreamSource(uri, _SilentCapture, reconnect))
     states = []
-    monkeypatch.setattr(live, "snapshot", lambda p, i, real=live.snapshot: states.append(
+    monkeypatch.setattr(status, "snapshot", lambda p, i, real=status.snapshot: states.append(
         p.sources[i].outage) or real(p, i))
     video, lines = tmp_path / "x.mp4", tmp_path / "x.jsonl"
     code = main(["live", uri, "-o", str(video), "--jsonl", str(lines), "--duration", "2.5",
@@ -300,7 +300,7 @@ def _screen(text: str, width: int) -> list[str]:
 
 
 def test_status_line_in_a_file_is_a_line_of_its_own_each_time():
-    from drivevision.cli.live import StatusLine
+    from drivevision.cli.status import StatusLine
     from drivevision.io.frames import Source
     from drivevision.pipeline.stats import SourceStats
 
@@ -316,7 +316,7 @@ def test_status_line_in_a_file_is_a_line_of_its_own_each_time():
 def test_status_line_is_rewritten_in_place_on_a_terminal_of_any_width(sources, width,
                                                                        monkeypatch):
     # an 80-column terminal wrapped a longer line, and each refresh left a copy above it
-    from drivevision.cli.live import StatusLine
+    from drivevision.cli.status import StatusLine
     from drivevision.pipeline.stats import SourceStats
 
     monkeypatch.setenv("COLUMNS", str(width))

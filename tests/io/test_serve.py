@@ -278,7 +278,7 @@ def test_input_rate_falls_to_zero_once_frames_stop_coming():
 
 
 def test_status_line_writes_every_second_and_stops_the_run_after_duration():
-    from drivevision.cli.live import StatusLine
+    from drivevision.cli.status import StatusLine
 
     class Stub:
         sources = [Source("stub://", live=True)]
