@@ -312,6 +312,28 @@ def test_status_line_in_a_file_is_a_line_of_its_own_each_time():
     assert status.stream.getvalue() == f"{line}\n{line}\n" and line == line.rstrip()
 
 
+@pytest.mark.parametrize("duration", [0.04, 1.3])
+def test_duration_stops_the_run_at_its_end_not_at_the_next_status_line(duration):
+    # the end was looked at only with the line, once a second: --duration 40ms ran 1 s
+    from drivevision.cli.status import StatusLine
+    from drivevision.io.frames import Source
+    from drivevision.pipeline.stats import SourceStats
+
+    stopped, shown = [], []
+    out = io.StringIO()
+    pipeline = types.SimpleNamespace(sources=[Source("cam", live=True)], stats=[SourceStats()],
+                                     stop=lambda: stopped.append(time.monotonic()) or shown.append(
+                                         out.getvalue().count("\n")))
+    start = time.monotonic()
+    with StatusLine(pipeline, duration=duration, stream=out):
+        deadline = start + duration + 0.6  # the next line was 1 s after the start, or 2 s
+        while not stopped and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert stopped, f"not stopped {duration + 0.6} s after the start"
+    assert stopped[0] - start >= duration and len(stopped) == 1
+    assert shown == [int(duration)]  # the line still came once a second before it
+
+
 @pytest.mark.parametrize("sources, width", [(1, 80), (3, 80), (3, 120), (2, 400)])
 def test_status_line_is_rewritten_in_place_on_a_terminal_of_any_width(sources, width,
                                                                        monkeypatch):
