@@ -136,6 +136,8 @@ def reconnect_policy(args: argparse.Namespace):
 
 
 def _check_args(args: argparse.Namespace) -> None:
+    """Refuse bad values; none of these checks imports torch (seconds), so they answer at
+    once (``check_detector_args``, which does, comes after them)."""
     from drivevision.io import limits
     from drivevision.io.files import IMAGE_SUFFIXES
 
@@ -161,7 +163,6 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"Expected --segment > 0, but got {args.segment} s")
     if args.segment is not None and "-" in (args.output, args.jsonl):
         raise ValueError("--segment writes files; it cannot split stdout ('-')")
-    check_detector_args(args)
 
 
 def _claim_outputs(args: argparse.Namespace):
@@ -234,18 +235,20 @@ def _source_sinks(i: int, source, names, video: str | None, jsonl: str | None,
 
 
 def cmd_live(args: argparse.Namespace) -> int:
+    _check_args(args)  # first: a bad value was refused only after torch's import
     from drivevision.config import PipelineConfig
-    from drivevision.detector import Detector
     from drivevision.io.serve import MjpegServer, parse_bind
     from drivevision.pipeline import Pipeline, signals
     from drivevision.render import renderer
 
-    _check_args(args)
     bind = parse_bind(args.serve) if args.serve else None
     quiet_opencv()
     claims = _claim_outputs(args)  # the outputs are this run's until it ends
     with claims, undo_on_quit(claims.close), ExitStack() as finishing, ExitStack() as stack:
         # (stack unwinds first)
+        check_detector_args(args)  # torch is imported from here, after every refusal above
+        from drivevision.detector import Detector
+
         server = None
         if bind is not None:  # bound now, so a busy port fails before the model loads
             server = MjpegServer(*bind, streams=len(args.sources))

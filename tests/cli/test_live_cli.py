@@ -266,6 +266,26 @@ def test_stream_that_opens_but_never_gives_a_frame_says_so(tmp_path, tiny_checkp
     assert not any("LOST" in s for s in states)
 
 
+@pytest.mark.parametrize("option, refusal", [
+    (("--conf", "2"), "Expected --conf in [0, 1], but got 2"),
+    (("--iou", "0"), "Expected --iou in (0, 1], but got 0.0"),
+    (("--max-det", "0"), "Expected --max-det >= 1, but got 0"),
+    (("--duration", "0"), "Expected --duration > 0, but got 0.0 s"),
+    (("--stall-timeout", "0"), "Expected --stall-timeout > 0 s, but got 0.0"),
+    (("-o", "out.txt"), "Expected a video file name ending in .mp4, .mkv, .mov, .avi, but got "
+                        "out.txt"),
+])
+def test_a_bad_value_is_refused_before_torch_loads(option, refusal, tmp_path):
+    """torch takes seconds to import: live refused --conf 2 only after it, as it does a
+    device or class list, which need it. (An RTSP source: nothing is connected to first.)"""
+    code = ("import sys; from drivevision.cli import main; code = main(sys.argv[1:]); "
+            "print(code, sorted(m for m in ('torch', 'torchvision') if m in sys.modules))")
+    run = subprocess.run([sys.executable, "-c", code, "live", "rtsp://127.0.0.1:9/front",
+                          *option], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert run.stderr.splitlines() == [f"drivevision: error: {refusal}"]
+    assert run.stdout.split() == ["2", "[]"]
+
+
 class _Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True
