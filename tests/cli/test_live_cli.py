@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
@@ -59,6 +60,16 @@ def kill(*processes) -> None:
         process.wait()
 
 
+def written_frames(path) -> int:
+    """The frame lines a JSONL output has on disk now, in its part file while the run lasts
+    (whole lines only)."""
+    lines = 0
+    for part in path.parent.glob(f".{path.stem}.part.*{path.suffix}"):
+        with contextlib.suppress(OSError):  # moved into place meanwhile
+            lines += sum('"frame"' in line for line in part.read_text().split("\n")[:-1])
+    return lines
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_live_command_serves_reconnects_and_finishes_on_ctrl_c(tmp_path, tiny_checkpoint):
@@ -80,6 +91,9 @@ def test_live_command_serves_reconnects_and_finishes_on_ctrl_c(tmp_path, tiny_ch
         servers.append(start_process(port, fps=30)[0])
         err.wait_for(r"reconnects 1 ", 20)
         time.sleep(1.5)
+        deadline = time.monotonic() + 30  # a loaded machine's detector may be slower
+        while written_frames(lines) <= 10 and time.monotonic() < deadline:
+            time.sleep(0.1)
         run.send_signal(signal.SIGINT)
         assert run.wait(30) == 130
     finally:
