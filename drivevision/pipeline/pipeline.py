@@ -143,7 +143,9 @@ class Pipeline(StageThreads):
                        on_exit=lambda: self.put(self._results, END))
 
     def stop(self) -> None:
-        """Stop reading the sources; frames already detected still reach the sinks."""
+        """Stop reading the sources and start no detector call; frames already in the
+        detector, or past it, still reach the sinks (live frames left waiting count as
+        dropped)."""
         super().stop()
         with self._cond:
             self._cond.notify_all()
@@ -188,6 +190,9 @@ class Pipeline(StageThreads):
         """Policy of source ``i``: newest-only replaces what waits; every-frame waits for room."""
         with self._cond:
             waiting = self._waiting[i]
+            if self._stop.is_set():  # read as the run stopped: no detector call is left for it
+                self._discard(i, 1)
+                return
             while not self.newest[i] and len(waiting) >= self._room[i]:
                 if self._abort.is_set():
                     raise Aborted
@@ -224,14 +229,20 @@ class Pipeline(StageThreads):
                 if self._abort.is_set():
                     raise Aborted
                 self._cond.wait(min(POLL_S, max(deadline - time.monotonic(), 0.001)))
-            if self._stop.is_set():  # a live source's last frame still counts; files stop here
-                for i, newest in enumerate(self.newest):
-                    if not newest:
-                        self._waiting[i].clear()
+            if self._stop.is_set():  # no new call: one more on each live source's last frame
+                for i, waiting in enumerate(self._waiting):  # held the exit for seconds
+                    self._discard(i, len(waiting))
+                    waiting.clear()
+                return None
             batch = [(i, waiting.popleft()) for i, waiting in enumerate(self._waiting)
                      for _ in range(min(len(waiting), self._share[i]))]
             self._cond.notify_all()
             return batch or None
+
+    def _discard(self, i: int, count: int) -> None:
+        """``count`` frames of source ``i`` will not be detected: live ones count as dropped."""
+        for _ in range(count if self.newest[i] else 0):
+            self.stats[i].on_drop()
 
     def _batch_due(self, deadline: float) -> bool:
         """Every source gave its share (or ended); after ``deadline``, every-frame sources

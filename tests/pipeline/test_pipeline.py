@@ -132,6 +132,42 @@ def test_stop_finishes_what_was_detected_and_closes_cleanly(tmp_path):
     assert seen == list(range(len(seen))) and len(lines) == len(seen) < 10_000
 
 
+@pytest.mark.timeout(60)
+def test_a_stop_starts_no_detector_call_and_finishes_the_one_running(tmp_path):
+    """A stop ran one more detector call on every live source's last frame: with 3 sources
+    on a loaded CPU the exit took seconds. The call under way when it came still ends in
+    the outputs."""
+    gate = threading.Event()  # holds the first call until the stop
+    detector = FixedDetector(gate=gate)
+    sources = [ArraySource(100_000, live=True, period=0.005) for _ in range(3)]
+    sinks = [[JsonlSink(tmp_path / f"{i}.jsonl", FixedDetector.names)] for i in range(3)]
+    pipeline = Pipeline(sources, detector, sinks)
+
+    def stop_during_the_first_call():
+        deadline = time.monotonic() + 20  # every source has frames waiting by then
+        while time.monotonic() < deadline and not (
+                detector.calls == 1 and all(s.captured >= 30 for s in pipeline.stats)):
+            time.sleep(0.01)
+        pipeline.stop()
+        gate.set()
+
+    stopper = threading.Thread(target=stop_during_the_first_call)
+    stopper.start()
+    results = list(pipeline.results())
+    stopper.join()
+    for sink in (ss[0] for ss in sinks):
+        sink.close()
+    assert all(s.captured >= 30 for s in pipeline.stats)
+    assert detector.calls == 1 and list(pipeline.batch_sizes) == [len(results)] and results
+    for i, stats in enumerate(pipeline.stats):
+        mine = [r.frame.index for r in results if r.frame.source_id == i]
+        lines = [json.loads(line)["frame"] for line in
+                 (tmp_path / f"{i}.jsonl").read_text().splitlines()]
+        assert lines == mine and stats.processed == len(mine)
+        assert stats.processed + stats.dropped == stats.captured  # the rest: dropped
+    assert not any(t.name.startswith("drivevision-") for t in threading.enumerate())
+
+
 def test_breaking_out_of_results_stops_every_thread():
     pipeline = Pipeline(ArraySource(10_000), FixedDetector())
     for result in pipeline.results():
