@@ -86,7 +86,8 @@ class Pipeline(StageThreads):
 
     Iterate ``results()`` (or call ``run()``) on the caller's thread: every source's results,
     each source's in order. ``stop()`` ends reading (what was detected still reaches the
-    sinks), ``abort()`` ends everything now. ``stats[i]`` counts source ``i``.
+    sinks), ``abort()`` ends everything now. ``stats[i]`` counts source ``i``. Leaving
+    ``with Pipeline(...) as pipeline:`` (or ``close()``) aborts and joins every thread.
     """
 
     def __init__(self, sources: Source | Sequence[Source], detector,

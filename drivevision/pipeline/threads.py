@@ -13,6 +13,7 @@ import os
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 
 from drivevision.errors import StageError
@@ -86,6 +87,25 @@ class StageThreads:
         self._interruptible = list(sources)
         self.error: StageError | None = None
         self.interrupted = False
+        # the one drain() gave, closed on exit; weak, so that a loop left early still
+        # closes it at once (it holds self: a strong reference would make a cycle)
+        self._iterator: weakref.ref | None = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        """Leaving the block, by a ``break``, a return or an exception, ends every stage now
+        and waits for it; a half-read ``results()`` is closed (the signals come back)."""
+        self.close()
+
+    def close(self) -> None:
+        """Abort every stage and join its thread; what was not yet written is dropped."""
+        iterator = self._iterator() if self._iterator is not None else None
+        if iterator is not None:
+            iterator.close()  # runs drain's own clean-up: abort, join, signals back
+        self.abort()
+        self._join_or_warn()
 
     def spawn(self, name: str, body: Callable, *args, on_exit: Callable[[], None] | None = None):
         thread = threading.Thread(target=self._run_stage, args=(name, body, args, on_exit),
@@ -133,6 +153,11 @@ class StageThreads:
             thread.join(max(0.0, deadline - time.monotonic()))
         return not any(t.is_alive() for t in self._threads)
 
+    def _join_or_warn(self) -> None:
+        if not self.join():
+            stuck = [t.name for t in self._threads if t.is_alive()]
+            _log.warning("still running after 10 s, left behind: %s", ", ".join(stuck))
+
     def put(self, q: queue.Queue, item) -> None:
         while not self._abort.is_set():
             try:
@@ -151,6 +176,12 @@ class StageThreads:
         raise Aborted
 
     def drain(self, q: queue.Queue, ends: int) -> Iterator:
+        """``_drain(q, ends)``, kept so that ``close()`` can end it."""
+        iterator = self._drain(q, ends)
+        self._iterator = weakref.ref(iterator)
+        return iterator
+
+    def _drain(self, q: queue.Queue, ends: int) -> Iterator:
         """Items from ``q`` on the caller's thread until ``ends`` end markers came.
 
         While it runs on the main thread, Ctrl-C (and a SIGTERM the program took over) is a
@@ -175,9 +206,7 @@ class StageThreads:
                         yield item
         finally:
             self.abort()  # ends a caller's early exit, and any stage still blocked after a stop
-            if not self.join():
-                stuck = [t.name for t in self._threads if t.is_alive()]
-                _log.warning("still running after 10 s, left behind: %s", ", ".join(stuck))
+            self._join_or_warn()
         if self.error is not None:
             raise self.error
 

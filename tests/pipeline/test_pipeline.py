@@ -175,6 +175,40 @@ def test_breaking_out_of_results_stops_every_thread():
             break
 
 
+def _stage_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("drivevision-")]
+
+
+def test_leaving_a_with_block_ends_a_half_read_run_and_gives_ctrl_c_back():
+    before = signal.getsignal(signal.SIGINT)
+    with Pipeline(ArraySource(10_000), FixedDetector()) as pipeline:
+        it = pipeline.results()
+        assert next(it).frame.index == 0
+        assert _stage_threads()  # kept by `it`, which is still referenced
+        assert signal.getsignal(signal.SIGINT) is not before  # taken over while it runs
+    assert _stage_threads() == []
+    assert signal.getsignal(signal.SIGINT) is before
+    assert list(it) == []  # closed: nothing more comes
+    assert pipeline.stats[0].processed < 10_000
+
+
+def test_an_exception_in_a_with_block_ends_every_thread_and_is_raised_unchanged():
+    with pytest.raises(ZeroDivisionError), Pipeline(ArraySource(10_000),
+                                                    FixedDetector()) as pipeline:
+        it = pipeline.results()
+        next(it)
+        raise ZeroDivisionError
+    assert _stage_threads() == []
+    assert list(it) == []  # still referenced until here, and closed
+
+
+def test_a_with_block_left_before_results_is_read_ends_the_started_threads():
+    with Pipeline(ArraySource(10_000), FixedDetector()) as pipeline:
+        it = pipeline.results()  # starts the threads; never iterated
+    assert _stage_threads() == []
+    assert list(it) == []
+
+
 @pytest.mark.parametrize("first", ["run", "break"])
 def test_a_pipeline_that_has_run_refuses_to_run_again_rather_than_yield_nothing(first):
     pipeline = Pipeline(ArraySource(20), FixedDetector())
