@@ -1,5 +1,8 @@
 """Error types for failures a user must act on; each message is one line that says what to do."""
 
+import errno
+import os
+
 
 class DriveVisionError(Exception):
     """Base class: the CLI prints these as one line, never as a traceback."""
@@ -11,6 +14,36 @@ class WeightsError(DriveVisionError):
 
 class SourceError(DriveVisionError):
     """An input could not be opened or decoded."""
+
+
+class _SourceOSError(SourceError, OSError):
+    """A SourceError that is also the OSError Python raises for the same cause, with its
+    ``errno``, ``strerror`` and ``filename``; ``str()`` is the message alone."""
+
+    ERRNO = 0
+
+    def __init__(self, message: str, filename: str | None = None):
+        super().__init__(message)
+        self.errno, self.strerror = self.ERRNO, os.strerror(self.ERRNO)
+        self.filename = filename
+
+    def __str__(self) -> str:
+        return Exception.__str__(self)  # not OSError's "[Errno 2] ...: 'name'"
+
+    def __reduce__(self):  # to a batch worker's parent whole, with its file name
+        return type(self), (str(self), self.filename)
+
+
+class SourceNotFoundError(_SourceOSError, FileNotFoundError):
+    """An input file or folder that does not exist (``except FileNotFoundError`` takes it)."""
+
+    ERRNO = errno.ENOENT
+
+
+class SourcePermissionError(_SourceOSError, PermissionError):
+    """An input this process may not read (``except PermissionError`` takes it)."""
+
+    ERRNO = errno.EACCES
 
 
 class SinkError(DriveVisionError):

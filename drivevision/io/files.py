@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from drivevision.errors import SourceError
+from drivevision.errors import SourceError, SourcePermissionError
 from drivevision.io import limits
 from drivevision.io.frames import Frame, FrameCheck, Source, range_text, stride_miss
 from drivevision.io.reading import Reading
@@ -375,8 +375,9 @@ def _open_av(path: str | Path) -> tuple[av.container.InputContainer, av.VideoStr
         container = av.open(str(path))
     except (av.FFmpegError, OSError) as e:
         reason = getattr(e, "strerror", None) or _first_line(e)  # FFmpeg's text, no errno
-        raise SourceError(f"Cannot open {path} as a video (not a video file, or damaged: "
-                          f"{reason})") from e
+        error = SourcePermissionError if isinstance(e, PermissionError) else SourceError
+        raise error(f"Cannot open {path} as a video (not a video file, or damaged: "
+                    f"{reason})") from e
     if not container.streams.video:
         container.close()
         raise SourceError(f"Cannot open {path} as a video (it holds no video stream)")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import av
 
-from drivevision.errors import SourceError
+from drivevision.errors import SourceError, SourceNotFoundError
 from drivevision.io import limits, streams
 from drivevision.io.files import (
     IMAGE_SUFFIXES,
@@ -83,7 +83,7 @@ def _open_path(uri: str, fps: float, max_pixels: int) -> Source:
     """A video file, an image file or a folder of images."""
     path = Path(uri)
     if not path.exists():
-        raise SourceError(f"No such file or directory: {uri}")
+        raise SourceNotFoundError(f"No such file or directory: {uri}", str(uri))
     kind = _not_a_file(path)
     if kind:
         raise SourceError(f"{uri} is {kind}, not a file: expected a video file, an image or a "

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
+import os
+import pickle
 import re
 import socket
 import threading
 import time
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -545,3 +549,34 @@ def test_a_damaged_video_closed_early_prints_nothing_and_pyav_logging_stays_off(
                           capture_output=True, text=True, timeout=100)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "closed; PyAV logging None" and done.stderr == ""
+
+
+def test_a_missing_input_is_a_file_not_found_error_with_the_same_message(tmp_path):
+    from drivevision.pipeline.runner import detect_video
+
+    missing = tmp_path / "nope.mp4"
+    for open_it in (open_source, detect_video):
+        with pytest.raises(FileNotFoundError) as info:
+            open_it(str(missing))
+        error = info.value
+        assert isinstance(error, SourceError)  # what the commands and older code catch
+        assert str(error) == f"No such file or directory: {missing}"
+        assert (error.errno, error.filename) == (errno.ENOENT, str(missing))
+    copy = pickle.loads(pickle.dumps(error))  # as a batch worker's parent gets it
+    assert (type(copy), str(copy), copy.filename) == (type(error), str(error), str(missing))
+
+
+def test_a_video_ffmpeg_may_not_read_is_a_permission_error_with_the_same_message(
+        clip_path, tmp_path, monkeypatch):
+    locked = tmp_path / "locked.mp4"
+    locked.write_bytes(Path(clip_path).read_bytes())
+    locked.chmod(0)
+    if os.access(locked, os.R_OK):  # root reads anything: FFmpeg refuses as it would then
+        def refuse(path, *args, **kwargs):
+            raise av.error.PermissionError(errno.EACCES, "Permission denied", path)
+        monkeypatch.setattr(av, "open", refuse)
+    with pytest.raises(PermissionError) as info:
+        open_source(str(locked))
+    assert isinstance(info.value, SourceError)
+    assert str(info.value) == (f"Cannot open {locked} as a video (not a video file, or "
+                               "damaged: Permission denied)")
