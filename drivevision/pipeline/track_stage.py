@@ -22,6 +22,9 @@ class TrackStage:
         self.tracker = tracker
         self.trails = trails if trails is not None else Trails()
 
+    def __repr__(self) -> str:
+        return f"TrackStage({self.tracker!r})"
+
     def __call__(self, result: Result) -> Result:
         tracked = self.tracker.update(result.detections, result.frame.image,
                                       frame_index=result.frame.index)

@@ -57,6 +57,12 @@ class ByteTracker:
         self.motion = motion
         self.reset()
 
+    def __repr__(self) -> str:  # one line, its settings; as a call that would make it again
+        motion = "" if self.motion is None else f", motion={self.motion!r}"
+        return (f"ByteTracker(track_thresh={self.track_thresh!r}, track_buffer="
+                f"{self.track_buffer!r}, match_thresh={self.match_thresh!r}, "
+                f"low_thresh={self.low_thresh!r}{motion})")
+
     def reset(self) -> None:
         """Forget every track; ids start again from 1 (a new run)."""
         self._frame, self._next_id = 0, 1  # _frame: this update's frame, counted from 1

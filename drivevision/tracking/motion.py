@@ -31,6 +31,9 @@ class CameraMotion:
         self.width, self.max_corners = width, max_corners
         self.reset()
 
+    def __repr__(self) -> str:
+        return f"CameraMotion(width={self.width!r}, max_corners={self.max_corners!r})"
+
     def reset(self) -> None:
         """Forget the previous frame: the next estimate is the identity."""
         self._prev: np.ndarray | None = None

@@ -185,3 +185,19 @@ def test_the_default_tracker_is_the_one_track_runs_with_no_name():
     parser = argparse.ArgumentParser()
     options.add_track_args(parser)
     assert parser.parse_args(["--track"]).track == DEFAULT_TRACKER
+
+
+def test_a_tracker_prints_its_settings_on_one_line_as_the_call_that_makes_it():
+    from drivevision.pipeline.track_stage import TrackStage
+    from drivevision.tracking import ByteTracker
+
+    plain = create_tracker("bytetrack", track_buffer=60, low_thresh=0.05)
+    assert repr(plain) == str(plain) == ("ByteTracker(track_thresh=0.5, track_buffer=60, "
+                                         "match_thresh=0.8, low_thresh=0.05)")
+    botsort = create_tracker("botsort")
+    assert repr(botsort) == ("ByteTracker(track_thresh=0.5, track_buffer=30, match_thresh=0.8, "
+                             "low_thresh=0.1, motion=CameraMotion(width=320, max_corners=120))")
+    again = eval(repr(botsort), {"ByteTracker": ByteTracker, "CameraMotion": CameraMotion})
+    assert repr(again) == repr(botsort)
+    assert repr(TrackStage(plain)) == f"TrackStage({plain!r})"
+    assert "\n" not in repr(TrackStage(botsort))
