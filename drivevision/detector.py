@@ -182,32 +182,47 @@ class Detector:
                 f"{transform.min_size[-1]}, long side at most {transform.max_size}): it would "
                 "be less than one pixel high")
 
-    def __call__(self, frame: np.ndarray) -> Detections:
+    def __call__(self, frame: np.ndarray, *, conf: float | None = None,
+                 classes: str | Sequence[str | int] | None = None) -> Detections:
         """Detections in one frame: uint8 (H, W, 3) in BGR order, as OpenCV reads it (an RGB
         frame must be converted first: ``cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)``); (H, W)
         grayscale and (H, W, 4) BGRA are taken too. Boxes are xyxy in the frame's pixels.
-        For several frames in one call use ``infer``."""
+        ``conf``, ``classes``: this call's, as ``kept`` says. For several frames use ``infer``."""
         if isinstance(frame, (list, tuple)) or (isinstance(frame, np.ndarray)
                                                 and frame.ndim == 4):
             raise TypeError(f"Expected one frame, but found a batch ({_batch_kind(frame)}); "
                             "for several frames use detector.infer(frames)")
-        return self.infer([frame])[0]
+        return self.infer([frame], conf=conf, classes=classes)[0]
 
-    def infer(self, frames: Iterable[np.ndarray]) -> list[Detections]:
+    def infer(self, frames: Iterable[np.ndarray], *, conf: float | None = None,
+              classes: str | Sequence[str | int] | None = None) -> list[Detections]:
         """Detections for each of ``frames`` (a list, tuple, generator or other iterable of
         frames, or a uint8 (N, H, W, 3) array), in order, in one model call: frames as for
         ``__call__`` (BGR), of any sizes, boxes in each frame's own pixels."""
-        return self.infer_timed(frames)[0]
+        return self.infer_timed(frames, conf=conf, classes=classes)[0]
+
+    def kept(self, conf: float | None = None,
+             classes: str | Sequence[str | int] | None = None) -> tuple[float, tuple | None]:
+        """The score threshold and class ids (None: all) a call keeps: the detector's, or
+        ``conf``/``classes`` given as to the constructor, for that call only. They filter
+        the model's output on the host: the engine and its cached builds never see them."""
+        if conf is not None and not 0.0 <= conf <= 1.0:
+            raise ValueError(f"Expected conf in [0, 1], but got {conf}")
+        ids = self.class_ids if classes is None else resolve_classes(classes, self.names)
+        return (self.conf if conf is None else conf), ids
 
     @torch.inference_mode()
-    def infer_timed(self, frames: Iterable[np.ndarray], *,
-                    sync: bool = False) -> tuple[list[Detections], dict]:
+    def infer_timed(self, frames: Iterable[np.ndarray], *, sync: bool = False,
+                    conf: float | None = None,
+                    classes: str | Sequence[str | int] | None = None
+                    ) -> tuple[list[Detections], dict]:
         """Like ``infer``, plus milliseconds spent in each of ``STAGES`` for the whole batch.
 
         On CUDA the stages are timed with CUDA events and the only wait for the GPU is the
         detections' copy to the host; ``sync=True`` waits after every stage (what ``bench``
         does, so a stage's time is all its own, at the cost of overlap).
         """
+        kept = self.kept(conf, classes)  # refused before the model runs
         clock = _StageClock(self.device, sync=sync)
         images, original_sizes = self.preprocess(frames)
         clock.lap("preprocess")
@@ -218,7 +233,7 @@ class Detector:
         logits, box_deltas = self.engine.dense_b(rois.pooled)
         clock.lap("dense_b")
         results = self.postprocess(logits, box_deltas, rois, images.image_sizes,
-                                   original_sizes)
+                                   original_sizes, kept)
         clock.lap("postprocess")
         return results, clock.ms
 
@@ -260,11 +275,13 @@ class Detector:
         return self.middle(images, features, objectness, deltas)
 
     def postprocess(self, logits: Tensor, box_deltas: Tensor, rois: RoIs, image_sizes: list,
-                    original_sizes: list) -> list[Detections]:
-        """Decode boxes, per-class NMS, scale to the original frames, apply conf/classes."""
+                    original_sizes: list, kept: tuple | None = None) -> list[Detections]:
+        """Decode boxes, per-class NMS, scale to the original frames, apply conf/classes
+        (``kept``, by default the detector's)."""
+        kept = self.kept() if kept is None else kept
         if rois.valid is not None:
             rows = self.detection_rows(logits, box_deltas, rois, image_sizes, original_sizes)
-            return [self._select(r[r[:, 6] > 0]) for r in rows.cpu().numpy()]  # the one wait
+            return [self._select(r[r[:, 6] > 0], *kept) for r in rows.cpu().numpy()]  # 1 wait
         roi_heads = self.model.roi_heads
         boxes, scores, labels = roi_heads.postprocess_detections(
             logits, box_deltas, rois.boxes, image_sizes)
@@ -273,7 +290,7 @@ class Detector:
         raw = self.model.transform.postprocess(raw, image_sizes, original_sizes)
         return [self._select(torch.cat([r["boxes"], r["scores"][:, None],
                                         r["labels"][:, None].to(r["boxes"].dtype)], 1)
-                             .cpu().numpy()) for r in raw]
+                             .cpu().numpy(), *kept) for r in raw]
 
     def detection_rows(self, logits: Tensor, box_deltas: Tensor, rois: RoIs, image_sizes: list,
                        original_sizes: list) -> Tensor:
@@ -289,12 +306,12 @@ class Detector:
         return torch.cat([boxes, found.scores[..., None], found.labels[..., None].to(boxes.dtype),
                           found.real[..., None].to(boxes.dtype)], -1)
 
-    def _select(self, rows: np.ndarray) -> Detections:
+    def _select(self, rows: np.ndarray, conf: float, class_ids: tuple | None) -> Detections:
         """Detections from rows of x1, y1, x2, y2, score, label, with conf and classes."""
         det = Detections(rows[:, :4], rows[:, 4], rows[:, 5].astype(np.int64))
-        keep = det.scores >= self.conf
-        if self.class_ids is not None:
-            keep &= np.isin(det.class_ids, self.class_ids)
+        keep = det.scores >= conf
+        if class_ids is not None:
+            keep &= np.isin(det.class_ids, class_ids)
         det = det[keep]
         return det.with_nms(AGNOSTIC_IOU) if self.agnostic_nms else det
 
