@@ -100,11 +100,15 @@ class StageThreads:
         self.close()
 
     def close(self) -> None:
-        """Abort every stage and join its thread; what was not yet written is dropped."""
+        """Abort every stage and join its thread; what was not yet written is dropped. From
+        another thread too: the loop reading ``results()`` there then ends."""
+        self.abort()
         iterator = self._iterator() if self._iterator is not None else None
         if iterator is not None:
-            iterator.close()  # runs drain's own clean-up: abort, join, signals back
-        self.abort()
+            try:
+                iterator.close()  # runs drain's own clean-up: join, signals back
+            except ValueError:  # being read on another thread: it ends there, on the abort
+                pass
         self._join_or_warn()
 
     def spawn(self, name: str, body: Callable, *args, on_exit: Callable[[], None] | None = None):

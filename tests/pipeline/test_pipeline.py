@@ -209,6 +209,16 @@ def test_a_with_block_left_before_results_is_read_ends_the_started_threads():
     assert list(it) == []
 
 
+def test_close_from_another_thread_ends_the_loop_reading_the_results():
+    pipeline = Pipeline(ArraySource(10_000), FixedDetector(0.002))
+    closer = threading.Timer(0.3, pipeline.close)
+    closer.start()
+    seen = sum(1 for _ in pipeline.results())
+    closer.join()
+    assert 0 < seen < 10_000
+    assert _stage_threads() == []
+
+
 @pytest.mark.parametrize("first", ["run", "break"])
 def test_a_pipeline_that_has_run_refuses_to_run_again_rather_than_yield_nothing(first):
     pipeline = Pipeline(ArraySource(20), FixedDetector())
