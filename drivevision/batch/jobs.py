@@ -18,12 +18,16 @@ from pathlib import Path
 from drivevision.io.files import IMAGE_SUFFIXES, natural_key
 
 # what a folder search takes as video; a file named on the command line is tried whatever
-# its suffix
+# its suffix, unless plainly not footage (NOT_MEDIA_SUFFIXES)
 VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".mov", ".avi", ".m4v", ".webm", ".ts", ".mts",
                             ".m2ts", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".h264", ".h265"})
 # the batch's own files in the output folder are batch.json, batch.csv and
 # batch-manifest.jsonl: an input's outputs (REL.jsonl, REL.csv, ...) may not take them
 RESERVED = frozenset({"batch", "batch-manifest"})
+# plainly not footage: a file named with one of these is refused before any model loads
+# (a list of inputs given without --list, an earlier run's detections)
+NOT_MEDIA_SUFFIXES = frozenset({".txt", ".csv", ".json", ".jsonl", ".yaml", ".yml", ".md",
+                                ".log"})
 _GLOB_CHARS = frozenset("*?[")
 
 
@@ -78,6 +82,7 @@ def _expand(pattern: str, skipped: frozenset[Path]) -> list[Job]:
         path = Path(pattern)
         if not path.exists():
             raise ValueError(f"No such file or folder: {pattern}")
+        _check_media(path, pattern)
         return _jobs_at(path.resolve(), None, skipped)
     matches = sorted(glob.glob(pattern, recursive=True), key=lambda p: natural_key(Path(p)))
     if not matches:
@@ -87,6 +92,16 @@ def _expand(pattern: str, skipped: frozenset[Path]) -> list[Job]:
     for match in matches:
         jobs.extend(_jobs_at(Path(match).resolve(), root, skipped))
     return jobs
+
+
+def _check_media(path: Path, name: str) -> None:
+    """Refuse a file named on the command line that is plainly not a video or an image."""
+    suffix = path.suffix.lower()
+    if suffix not in NOT_MEDIA_SUFFIXES or not path.is_file():
+        return
+    hint = (f": if it lists inputs one path a line, give it as --list {name}"
+            if suffix == ".txt" else "")
+    raise ValueError(f"{name} is a {suffix} file, not a video, an image or a folder{hint}")
 
 
 def _glob_root(pattern: str) -> Path:

@@ -252,6 +252,20 @@ def test_bad_options_are_one_line(tmp_path, capsys, footage, args, message):
     assert code == EXIT_USAGE and message in err and len(err.strip().splitlines()) == 1
 
 
+def test_a_list_given_without_list_is_refused_before_the_model_loads(tmp_path, capsys,
+                                                                      monkeypatch):
+    import drivevision.cli.batch as batch_cli
+
+    listing = tmp_path / "list.txt"
+    listing.write_text("clip.mp4\n")
+    monkeypatch.setattr(batch_cli, "_workers", lambda *a: pytest.fail("workers started"))
+    code, stdout, err = batch(capsys, listing, "--out", tmp_path / "det")
+    assert code == EXIT_USAGE and stdout == ""
+    assert err == (f"drivevision: error: {listing} is a .txt file, not a video, an image or a "
+                   f"folder: if it lists inputs one path a line, give it as --list {listing}\n")
+    assert not (tmp_path / "det").exists()
+
+
 def test_an_image_folder_is_one_input(tmp_path, capsys):
     import cv2
 

@@ -65,6 +65,28 @@ def test_inputs_that_name_nothing_are_one_line(tmp_path, monkeypatch, inputs, me
         find_jobs(inputs, tmp_path / "out")
 
 
+@pytest.mark.parametrize("name, message", [
+    ("list.txt", "list.txt is a .txt file, not a video, an image or a folder: if it lists "
+                 "inputs one path a line, give it as --list list.txt"),
+    ("front.jsonl", "front.jsonl is a .jsonl file, not a video, an image or a folder"),
+    ("front.CSV", "front.CSV is a .csv file, not a video, an image or a folder"),
+    ("info.json", "info.json is a .json file, not a video, an image or a folder"),
+])
+def test_a_file_plainly_not_footage_is_refused_up_front(tmp_path, monkeypatch, name, message):
+    monkeypatch.chdir(tmp_path)
+    touch(tmp_path / name, b"clip.mp4\n")
+    with pytest.raises(ValueError) as refused:
+        find_jobs([name], tmp_path / "out")
+    assert str(refused.value) == message
+
+
+def test_a_folder_named_like_a_text_file_and_a_video_of_any_suffix_stay_inputs(tmp_path):
+    folder = touch(tmp_path / "takes.txt" / "clip.mp4").parent
+    odd = touch(tmp_path / "drive.dat")  # named on the command line: tried as a video
+    jobs = find_jobs([str(folder), str(odd)], tmp_path / "out")
+    assert [(j.rel, j.kind) for j in jobs] == [("clip", "video"), ("drive", "video")]
+
+
 def test_two_inputs_with_the_same_output_name_are_refused(tmp_path):
     a, b = touch(tmp_path / "a" / "clip.mp4"), touch(tmp_path / "b" / "clip.mp4")
     with pytest.raises(ValueError, match="would write the same outputs"):
