@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 
@@ -11,9 +12,16 @@ from drivevision.labels import counted
 
 
 def failed_line(source: str, error: str) -> str:
-    """``failed: SOURCE: REASON``, the source named once though the reason may begin with it
-    (a SourceError names its input)."""
-    return f"failed: {source}: {error.removeprefix(f'{source}: ')}"
+    """``failed: SOURCE: REASON``, the source named once (see ``reason``)."""
+    return f"failed: {source}: {reason(source, error)}"
+
+
+def reason(source: str, error: str) -> str:
+    """``error`` as said after ``SOURCE: ``: a SourceError names its input, so a leading
+    ``SOURCE: `` is dropped and the source named further on becomes "it" (``Cannot open it as
+    a video (...)``)."""
+    text = error.removeprefix(f"{source}: ")
+    return re.sub(rf"{re.escape(source)}(?=[\s:,;)]|$)", "it", text)
 
 
 class Progress:
@@ -67,7 +75,7 @@ class BatchProgress:
         if event.kind == "frames":
             self._frames[rel] = self._frames.get(rel, 0) + event.frames
         elif event.kind == "retry":
-            self.status(f"retrying {event.job.source}: {event.error}")
+            self.status(f"retrying {event.job.source}: {reason(event.job.source, event.error)}")
         elif event.kind == "result":
             self._finished(event.result)
         self._bar.set_postfix_str(f"{self._fps():.1f} frames/s", refresh=False)

@@ -39,7 +39,7 @@ def test_outputs_mirror_the_inputs_equal_detect_and_a_damaged_file_fails_alone(
     code, stdout, err = batch(capsys, folder, "--out", out, "--csv", "--track")
     assert code == EXIT_SOME_FAILED
     assert "4 inputs: 3 done, 1 failed" in stdout
-    assert "failed: " in stdout and "broken.mp4: Cannot open" in stdout
+    assert f"failed: {folder / '2026-11-29' / 'broken.mp4'}: Cannot open it as a video (" in stdout
     for rel in CLIPS:
         stem = rel.removesuffix(".mp4")
         code = main(["detect", str(folder / rel), "--jsonl", str(tmp_path / "d.jsonl"),
@@ -236,6 +236,26 @@ def test_a_failed_input_is_named_once_in_its_line(tmp_path, capsys):
     assert code == EXIT_SOME_FAILED
     assert f"\n{reason}\n" in stdout  # the summary's line
     assert f"\n[1/1] {reason}\n" in err  # the progress line, numbered as a done one is
+
+
+def test_a_file_that_is_no_video_is_named_once_in_its_failed_and_retry_lines(tmp_path, capsys):
+    from drivevision.batch.jobs import Job
+    from drivevision.batch.work import BatchSettings, Event, run_job
+    from drivevision.cli.progress import BatchProgress
+
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video" * 50)
+    job = Job(str(broken), "broken", "video")
+    result = run_job(FixedDetector(), job, BatchSettings(), tmp_path / "det")
+    assert result.status == "failed"
+    assert result.error.startswith(f"Cannot open {broken} as a video (")  # stored as it came
+    with BatchProgress(1) as progress:
+        progress.event(Event("retry", job, error=result.error))
+        progress.event(Event("result", job, result=result))
+    err = capsys.readouterr().err.splitlines()
+    said = result.error.replace(f"Cannot open {broken} ", "Cannot open it ")
+    assert err == [f"retrying {broken}: {said}", f"[1/1] failed: {broken}: {said}"]
+    assert said.startswith("Cannot open it as a video (not a video file, or damaged")
 
 
 @pytest.mark.parametrize("args, message", [
