@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+from drivevision.cli.exits import EXIT_INTERRUPTED, EXIT_OK
 from drivevision.cli.help import add_command
 from drivevision.cli.options import add_detector_args, check_detector_args, csv_list
 from drivevision.cli.tracking import add_track_args, check_track_args
@@ -138,7 +139,7 @@ def _run_and_score(args: argparse.Namespace, truth, class_map: dict) -> int:
         _print_notes(table["notes"])
     print(json.dumps(table) if args.json else format_table(result))
     _report_written(args)
-    return 0
+    return EXIT_INTERRUPTED if result.not_scored else EXIT_OK
 
 
 def _refuse_run_options(args: argparse.Namespace) -> None:

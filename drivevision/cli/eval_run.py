@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from drivevision.cli import exits
 from drivevision.cli.options import csv_list, detector_config, score_threshold
 from drivevision.detector import Detector
 from drivevision.engines.hardware import cpu_features, feature_list
@@ -31,6 +32,7 @@ from drivevision.evaluation import Annotations, Evaluation, FrameBoxes, evaluate
 from drivevision.evaluation.report import write_report
 from drivevision.evaluation.yolo import image_stem
 from drivevision.labels import counted
+from drivevision.pipeline import signals
 
 REFERENCE = ("torch", "fp32")
 
@@ -53,62 +55,97 @@ class EngineRun:
 
 @dataclass
 class RunResult:
-    """Every engine run, the settings skipped (with why) and what was run on."""
+    """Every engine run, the settings skipped (with why), those a Ctrl-C left unscored
+    (``not_scored``, "engine precision" as asked) and what was run on."""
 
     info: dict
     runs: list[EngineRun] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)
+    not_scored: list[str] = field(default_factory=list)
 
     @property
     def table(self) -> dict:
         """JSON-able: ``info``, ``results`` (engine, precision, ms_per_frame, AP_diff (AP
-        minus torch fp32's, 0..1) and the metrics), ``skipped``, ``notes`` (``run_notes``)."""
+        minus torch fp32's, 0..1) and the metrics), ``skipped``, ``notes`` (``run_notes``) and,
+        when a Ctrl-C stopped the run, ``not_scored``."""
         ref = next((r.evaluation.metrics["AP"] for r in self.runs
                     if (r.engine, r.precision) == REFERENCE), None)
         rows = [{"engine": r.engine, "precision": r.precision,
                  "ms_per_frame": round(r.ms_per_frame, 3),
                  "AP_diff": None if ref is None else r.evaluation.metrics["AP"] - ref,
                  **r.evaluation.metrics} for r in self.runs]
+        stopped = {"not_scored": self.not_scored} if self.not_scored else {}
         return {**self.info, "results": rows, "skipped": self.skipped,
-                "notes": run_notes(self)}
+                "notes": run_notes(self), **stopped}
 
 
 def run_engines(args: argparse.Namespace, truth: Annotations, class_map: dict,
                 log=print) -> RunResult:
-    """Detect, time and score with every engine x precision of ``args`` (torch fp32 first)."""
-    from drivevision.cli.timing import _device_name
-
+    """Detect, time and score with every engine x precision of ``args`` (torch fp32 first).
+    A Ctrl-C once an engine is scored stops after the frame or model load in progress: the
+    engines scored are kept, the others listed in ``not_scored``; before that, or a second
+    one, quits at once."""
     result = RunResult({"input": args.input, "gt": args.gt, "conf": score_threshold(args),
                         "torch": torch.__version__, "threads": torch.get_num_threads(),
                         "cpu_features": cpu_features().names()})
-    stride = args.frame_stride
     if args.track is not None:
-        result.info.update(track=args.track, frame_stride=stride)
-    for engine, precision in engine_settings(args):
-        config = detector_config(argparse.Namespace(**{**vars(args), "engine": engine,
-                                                       "precision": precision}))
-        try:
-            detector = Detector.from_config(config, progress=True)
-        except (ValueError, ImportError) as e:
-            reason = str(e).strip().splitlines()[0]
-            if (engine, precision) == REFERENCE:
-                raise
-            result.skipped.append({"engine": engine, "precision": precision, "reason": reason})
-            log(f"skipped {engine} {precision}: {reason}")
-            continue
-        result.info.setdefault("device", _device_name(detector.device))
-        log(f"{engine} {precision}: detecting ({detector.describe()})")
-        stages = _track_stages(args)
-        preds, ms = detect_all(detector, args.input, truth, args.warmup, stride=stride,
-                               stages=stages)
-        seen = truth if stride == 1 else replace(
-            truth, frames={f: fb for f, fb in truth.frames.items() if f % stride == 0})
-        evaluation = evaluate(seen, preds, class_map=class_map,
-                              allow_unlabelled=args.allow_unlabelled)
-        engine, precision = detector.engine.name, detector.precision  # what auto picked
-        result.runs.append(EngineRun(engine, precision, ms, evaluation))
-        log(f"{engine} {precision}: AP {evaluation.metrics['AP']:.4f}, {ms:.1f} ms/frame")
+        result.info.update(track=args.track, frame_stride=args.frame_stride)
+    stop: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        if stop or not result.runs:  # nothing to keep: leave at once, as at start-up
+            exits.quit_now(signum)
+        stop.append(signum)
+        log("interrupted: stopping, the engines scored so far are kept (Ctrl-C again to "
+            "quit at once)")
+
+    settings = engine_settings(args)
+    with signals.requests(on_signal):
+        for done, (engine, precision) in enumerate(settings):
+            try:
+                _run_one(args, truth, class_map, engine, precision, result, log, stop)
+            except KeyboardInterrupt:
+                result.not_scored = [f"{e} {p}" for e, p in settings[done:]]
+                if not result.runs:
+                    raise
+                log(f"interrupted: not scored: {', '.join(result.not_scored)}")
+                break
     return result
+
+
+def _run_one(args: argparse.Namespace, truth: Annotations, class_map: dict, engine: str,
+             precision: str, result: RunResult, log, stop: list) -> None:
+    """Load, run and score one engine and precision into ``result``; KeyboardInterrupt as
+    soon as ``stop`` holds a signal."""
+    from drivevision.cli.timing import _device_name
+
+    if stop:  # came as the setting before was skipped
+        raise KeyboardInterrupt
+    config = detector_config(argparse.Namespace(**{**vars(args), "engine": engine,
+                                                   "precision": precision}))
+    try:
+        detector = Detector.from_config(config, progress=True)
+    except (ValueError, ImportError) as e:
+        reason = str(e).strip().splitlines()[0]
+        if (engine, precision) == REFERENCE:
+            raise
+        result.skipped.append({"engine": engine, "precision": precision, "reason": reason})
+        log(f"skipped {engine} {precision}: {reason}")
+        return
+    if stop:  # came while the model loaded
+        raise KeyboardInterrupt
+    result.info.setdefault("device", _device_name(detector.device))
+    log(f"{engine} {precision}: detecting ({detector.describe()})")
+    stride = args.frame_stride
+    preds, ms = detect_all(detector, args.input, truth, args.warmup, stride=stride,
+                           stages=_track_stages(args), stop=stop)
+    seen = truth if stride == 1 else replace(
+        truth, frames={f: fb for f, fb in truth.frames.items() if f % stride == 0})
+    evaluation = evaluate(seen, preds, class_map=class_map,
+                          allow_unlabelled=args.allow_unlabelled)
+    engine, precision = detector.engine.name, detector.precision  # what auto picked
+    result.runs.append(EngineRun(engine, precision, ms, evaluation))
+    log(f"{engine} {precision}: AP {evaluation.metrics['AP']:.4f}, {ms:.1f} ms/frame")
 
 
 def _track_stages(args: argparse.Namespace) -> list:
@@ -121,10 +158,11 @@ def _track_stages(args: argparse.Namespace) -> list:
 
 
 def detect_all(detector: Detector, uri: str, truth: Annotations, warmup: int, *,
-               stride: int = 1, stages=()) -> tuple[Annotations, float]:
+               stride: int = 1, stages=(), stop=()) -> tuple[Annotations, float]:
     """Detections of frames 0, ``stride``, 2 x ``stride``, ... of ``uri`` (by their index in
     it, whatever frames could not be decoded), passed through ``stages`` (a tracker's: then
-    with track ids), and the median ms of one detector call."""
+    with track ids), and the median ms of one detector call. KeyboardInterrupt before a
+    frame once ``stop`` is not empty (a Ctrl-C came)."""
     from drivevision.io.sources import open_source
     from drivevision.pipeline.pipeline import Result
 
@@ -134,6 +172,8 @@ def detect_all(detector: Detector, uri: str, truth: Annotations, warmup: int, *,
         _check_files(source, truth)
         source.keep_every(stride)
         for frame in source:
+            if stop:
+                raise KeyboardInterrupt
             _check_size(frame_of(frame), frame.image.shape, truth)
             if not samples and frame.index == next(iter(truth.frames), 0):
                 for _ in range(warmup):
@@ -227,6 +267,8 @@ def format_table(result: RunResult) -> str:
                             else f"{r.get(key, '-'):>7}" for key in _TRACK_COLUMNS.values())
         lines.append(line)
     lines += [f"skipped {s['engine']} {s['precision']}: {s['reason']}" for s in t["skipped"]]
+    if t.get("not_scored"):
+        lines.append(f"interrupted: not scored: {', '.join(t['not_scored'])}")
     lines += [f"note: {note}" for note in t["notes"]]
     return "\n".join(lines)
 

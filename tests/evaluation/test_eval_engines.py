@@ -155,3 +155,66 @@ def test_eval_pred_of_a_strided_detect_run_scores_as_eval_input_with_that_stride
     assert from_file["gt_boxes"] == run["gt_boxes"] and from_file["recall"] > 0
     for key in ("AP", "AP50", "HOTA", "MOTA", "IDF1", "id_switches", "recall"):
         assert from_file[key] == pytest.approx(run[key], abs=1e-6), key
+
+
+class Interrupting:
+    """A detector that gets a Ctrl-C as it detects in a frame."""
+
+    def __init__(self, detector):
+        self.detector = detector
+
+    def __getattr__(self, name):
+        return getattr(self.detector, name)
+
+    def __call__(self, image):
+        import os
+        import signal
+
+        os.kill(os.getpid(), signal.SIGINT)
+        return self.detector(image)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("when, json_out", [("loading", False), ("detecting", True)])
+def test_ctrl_c_during_a_later_engine_keeps_those_scored_in_the_table_and_report(
+        tmp_path, capsys, monkeypatch, when, json_out):
+    import os
+    import signal
+
+    import drivevision.cli as cli
+    from drivevision.cli import eval_run
+    from drivevision.cli.exits import EXIT_INTERRUPTED
+
+    def leave(signum):  # what quitting at once comes to, without ending the test's process
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "quit_now", leave)
+    loaded, load = [], eval_run.Detector.from_config
+
+    def from_config(config, **options):
+        loaded.append(load(config, **options))
+        if len(loaded) == 2 and when == "loading":  # Ctrl-C as the second model loads
+            os.kill(os.getpid(), signal.SIGINT)
+        return Interrupting(loaded[-1]) if len(loaded) == 2 else loaded[-1]
+
+    monkeypatch.setattr(eval_run.Detector, "from_config", from_config)
+    video, gt = tmp_path / "clip.mp4", tmp_path / "gt.jsonl"
+    write_eval_clip(video, gt, seeds=(101,), frames_per_seed=3)
+    report = tmp_path / "rep"
+    code = main(["eval", "--gt", str(gt), str(video), "--weights", WEIGHTS, "--device", "cpu",
+                 "--engines", "torch", "--precision", "fp32,bf16", "--warmup", "0",
+                 "--report", str(report), *(["--json"] if json_out else [])])
+    out, err = capsys.readouterr()
+    assert code == EXIT_INTERRUPTED and len(loaded) == 2
+    if json_out:
+        table = json.loads(out)
+        assert [(r["engine"], r["precision"]) for r in table["results"]] == [("torch", "fp32")]
+        assert table["not_scored"] == ["torch bf16"]
+    else:
+        rows = [line.split()[:2] for line in out.splitlines() if line.startswith("torch ")]
+        assert rows == [["torch", "fp32"]]
+        assert "\ninterrupted: not scored: torch bf16\n" in out
+    assert "drivevision: interrupted: not scored: torch bf16\n" in err
+    assert "interrupted: not scored: torch bf16" in (report / "summary.md").read_text()
+    assert (report / "torch-fp32" / "summary.md").is_file()
+    assert not (report / "torch-bf16").exists()
