@@ -755,14 +755,20 @@ def record_to_the_end(qtbot, window, video) -> tuple[float, list[dict], object]:
     return playing_s, [json.loads(line) for line in jsonl.read_text().splitlines()], video
 
 
-def test_a_folder_with_damaged_images_shows_and_plays_the_others(qtbot, make_window, errors,
-                                                                  tmp_path):
+def pics(tmp_path, good, damaged=()):
+    """A folder of ``a{i}.png`` images: those in ``good`` readable, those in ``damaged`` not."""
     folder = tmp_path / "pics"
     folder.mkdir()
-    for i in (1, 3):
+    for i in good:
         cv2.imwrite(str(folder / f"a{i}.png"), np.full((48, 64, 3), 40 * i, np.uint8))
-    for i in (0, 2):
+    for i in damaged:
         (folder / f"a{i}.png").write_bytes(b"not an image")
+    return folder
+
+
+def test_a_folder_with_damaged_images_shows_and_plays_the_others(qtbot, make_window, errors,
+                                                                  tmp_path):
+    folder = pics(tmp_path, good=(1, 3), damaged=(0, 2))
     window = make_window(FixedDetector(detections=two_boxes()))
     window.open_source(str(folder))
     wait_for_frame(qtbot, window, 1)  # the first image that can be read
@@ -785,11 +791,8 @@ def test_a_folder_with_damaged_images_shows_and_plays_the_others(qtbot, make_win
 
 def test_a_damaged_last_image_is_told_when_playing_ends_on_it(qtbot, make_window, errors,
                                                               tmp_path):
-    folder = tmp_path / "pics"
-    folder.mkdir()
-    for i in (0, 1):
-        cv2.imwrite(str(folder / f"a{i}.png"), np.full((48, 64, 3), 40 * i, np.uint8))
-    (folder / "a2.png").write_bytes(b"not an image")  # read only by the playing, then it ends
+    # a2.png is read only by the playing, then it ends
+    folder = pics(tmp_path, good=(0, 1), damaged=(2,))
     window = make_window(FixedDetector(detections=two_boxes()))
     window.transport.every_frame.setChecked(True)
     window.open_source(str(folder))
@@ -802,11 +805,7 @@ def test_a_damaged_last_image_is_told_when_playing_ends_on_it(qtbot, make_window
 
 def test_play_at_the_last_image_that_can_be_read_plays_the_folder_again(qtbot, make_window,
                                                                          errors, tmp_path):
-    folder = tmp_path / "pics"
-    folder.mkdir()
-    for i in (0, 1):
-        cv2.imwrite(str(folder / f"a{i}.png"), np.full((48, 64, 3), 40 * i, np.uint8))
-    (folder / "a2.png").write_bytes(b"not an image")
+    folder = pics(tmp_path, good=(0, 1), damaged=(2,))
     window = make_window(FixedDetector(detections=two_boxes()))
     window.transport.every_frame.setChecked(True)
     window.open_source(str(folder))
