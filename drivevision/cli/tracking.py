@@ -68,6 +68,22 @@ def check_track_args(args: argparse.Namespace) -> None:
     if options["track_buffer"] < 0:
         raise ValueError(f"Expected --track-buffer >= 0 frames, but got "
                          f"{options['track_buffer']}")
+    _check_stride(args, options["track_buffer"])
+
+
+def _check_stride(args: argparse.Namespace, buffer: int) -> None:
+    """Refuse a ``--frame-stride K`` the buffer cannot bridge: a track unseen for more than
+    ``--track-buffer`` frames ends, so with more than that between two detected frames
+    (K - 1) every track would end before the next one, and (new tracks show from their second
+    detection) no box after the first frame would reach any output."""
+    stride = getattr(args, "frame_stride", None) or 1
+    if args.track is None or stride - 1 <= buffer:
+        return
+    given = "" if args.track_buffer is not None else " (the default)"
+    raise ValueError(f"Expected --track-buffer >= {stride - 1} frames with --frame-stride "
+                     f"{stride}, but got {buffer}{given}: a track ends after --track-buffer "
+                     f"frames unseen, and {stride - 1} go by between two detected frames, so "
+                     "no track would reach the next one")
 
 
 def track_stages(args: argparse.Namespace):

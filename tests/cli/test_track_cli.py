@@ -160,6 +160,27 @@ def test_an_input_after_track_is_named_as_one_not_only_as_no_tracker(tmp_path, c
     assert "but got 'sort'" in err and "looks like an input" not in err
 
 
+@pytest.mark.parametrize("command", ["detect", "batch", "eval"])
+@pytest.mark.parametrize("options, message", [
+    (["--frame-stride", "35"], "Expected --track-buffer >= 34 frames with --frame-stride 35"),
+    (["--frame-stride", "2", "--track-buffer", "0"],
+     "Expected --track-buffer >= 1 frames with --frame-stride 2"),
+])
+def test_a_stride_longer_than_the_track_buffer_is_refused_before_any_work(
+        tmp_path, capsys, clip_path, command, options, message):
+    """Every track would end in the frames between two detected ones: after the first frame
+    no box would reach any output (new tracks show from their second detection)."""
+    gt = tmp_path / "gt.jsonl"
+    gt.write_text('{"frame": 0, "boxes": [[10, 10, 40, 40]], "labels": ["car"]}\n')
+    where = {"batch": ["--out", str(tmp_path / "out")], "eval": ["--gt", str(gt)]}
+    code = main([command, clip_path, *where.get(command, []), "--track", *options,
+                 "--weights", "missing.pt"])
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert code == EXIT_USAGE
+    assert len(errors) == 1 and message in errors[0]  # not the checkpoint: no work was done
+    assert list(tmp_path.iterdir()) == [gt]
+
+
 @pytest.mark.parametrize("command", ["detect", "live", "batch", "view"])
 def test_tracker_settings_without_track_are_refused_before_any_work(tmp_path, capsys, clip_path,
                                                                     command):
