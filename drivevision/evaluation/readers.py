@@ -64,16 +64,33 @@ def _lines(path: str | Path, expected: str = TRUTH_FILES) -> list[tuple[int, str
     return lines
 
 
-def _json_line(path, n: int, line: str) -> dict:
+def _json_line(path, n: int, line: str, expected: str | None = None) -> dict:
+    """Line ``n`` as a frame's object. Not JSON, but ``detect --mot`` or ``--csv`` output (the
+    wrong one of a run's files), the error says so and what was ``expected``, when given."""
     try:
         record = json.loads(line)
     except json.JSONDecodeError as e:
+        kind = _other_output(line) if expected else None
+        if kind:
+            raise ValueError(f"{path} line {n}: not JSON: this looks like {kind}; expected "
+                             f"{expected}") from None
         raise ValueError(f"{path} line {n}: not JSON ({e.msg})") from None
     if not isinstance(record, dict) or not isinstance(record.get("frame"), int) \
             or isinstance(record["frame"], bool) or record["frame"] < 0:
         raise ValueError(f"{path} line {n}: expected an object with an integer \"frame\" >= 0, "
                          f"but got {line.strip()[:80]}")
     return record
+
+
+def _other_output(line: str) -> str | None:
+    """Which other file of ``detect`` a text line comes from: its MOTChallenge text (all
+    numbers) or its CSV (the header); None for neither."""
+    fields = [f.strip() for f in line.split(",")]
+    if len(fields) >= 6 and all(re.fullmatch(r"-?[\d.]+(e-?\d+)?", f) for f in fields):
+        return "MOTChallenge text, as detect --mot writes it"
+    if fields[0] == "frame" and "class_name" in fields:
+        return "CSV, as detect --csv writes it"
+    return None
 
 
 def _box(value, where: str) -> list[float]:
@@ -156,7 +173,7 @@ def read_predictions(path: str | Path) -> Annotations:
     image for a folder of images."""
     frames, lines_of, classes, files = {}, {}, {}, {}
     for n, line in _lines(path, PREDICTION_FILES):
-        record, where = _json_line(path, n, line), f"{path} line {n}"
+        record, where = _json_line(path, n, line, PREDICTION_FILES), f"{path} line {n}"
         dets = record.get("detections")
         if not isinstance(dets, list) or not all(isinstance(d, dict) for d in dets):
             raise ValueError(f"{where}: expected \"detections\", a list of objects with "

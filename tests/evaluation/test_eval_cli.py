@@ -140,6 +140,20 @@ def _swapped(tmp_path, gt, pred):
     return pred, gt
 
 
+def _mot_as_pred(tmp_path, gt, pred):
+    """What ``detect --track --mot`` writes, given where its ``--jsonl`` belongs."""
+    mot = tmp_path / "tracks.txt"
+    mot.write_text("1,1,10.00,10.00,100.00,100.00,0.9000,-1,-1,-1\n")
+    return gt, mot
+
+
+def _csv_as_pred(tmp_path, gt, pred):
+    csv = tmp_path / "tracks.csv"
+    csv.write_text("frame,timestamp_ms,track_id,class_id,class_name,score,x1,y1,x2,y2\n"
+                   "0,0.0,1,2,car,0.9,10,10,110,110\n")
+    return gt, csv
+
+
 @pytest.mark.parametrize("make, expected", [
     (_video_as_pred, "clip.mp4 is not a text file: expected detections as JSONL, as drivevision "
                      "detect --jsonl writes them (a video or folder to run the detector on is "
@@ -150,6 +164,11 @@ def _swapped(tmp_path, gt, pred):
     (_swapped, 'pred.jsonl line 1: expected "boxes", a list of [x1, y1, x2, y2]; this looks '
                "like a --pred file: are --gt and --pred swapped?"),
     (_bad_line, "pred.jsonl line 3: not JSON"),
+    (_mot_as_pred, "tracks.txt line 1: not JSON: this looks like MOTChallenge text, as "
+                   "detect --mot writes it; expected detections as JSONL, as drivevision "
+                   "detect --jsonl writes them"),
+    (_csv_as_pred, "tracks.csv line 1: not JSON: this looks like CSV, as detect --csv writes "
+                   "it; expected detections as JSONL"),
     (_x2_before_x1, "x2 < x1"),
     (_empty, "empty.jsonl is empty"),
     (_other_size, "outside the 320x240 frame"),
