@@ -66,7 +66,7 @@ class VideoSink(Sink):
             raise SinkError(f"Expected an x264 preset ({', '.join(VIDEO_PRESETS)}), "
                             f"but got {preset}")
         super().__init__(path)
-        self.fps = Fraction(fps).limit_denominator(1001)
+        self.fps = _rate(fps)
         self.codec = codec
         self.preset = preset
         self._container = None
@@ -221,6 +221,12 @@ def check_video_name(path: str | os.PathLike) -> None:
     if Path(path).suffix.lower() not in VideoSink.SUFFIXES:
         raise SinkError(f"Expected a video file name ending in "
                         f"{', '.join(VideoSink.SUFFIXES)}, but got {path}")
+
+
+def _rate(fps: float) -> Fraction:
+    """``fps`` as a Fraction of denominator <= 1001 (29.97 is 30000/1001); under 1/2002 fps
+    (a stride past the clip's length) that is 0, so 1 over the whole seconds of a frame."""
+    return Fraction(fps).limit_denominator(1001) or Fraction(1, round(1 / fps))
 
 
 def _time_base(fps: Fraction, codec: str) -> Fraction:

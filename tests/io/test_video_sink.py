@@ -73,6 +73,15 @@ def test_avi_has_the_input_frame_rate_and_frame_count(tmp_path, fps):
     assert times == pytest.approx([i * 1000.0 / fps for i in range(8)], abs=0.5)  # from 0
 
 
+@pytest.mark.parametrize("name", ["out.mp4", "out.avi"])
+def test_a_stride_past_the_clip_writes_its_first_frame(tmp_path, clip_path, name):
+    """--frame-stride 99999 on a 10 fps clip: a video of 1/9999.9 fps, which rounded to a
+    frame rate of denominator <= 1001 is 0, and the writer failed dividing by it."""
+    out = tmp_path / name
+    summary = detect_video(clip_path, out, detector=FixedDetector(), frame_stride=99999)
+    assert summary.frames == 1 and count_frames(out) == 1
+
+
 @pytest.mark.parametrize("width, height", [(64, 48), (65, 49)])  # H.264; MPEG-4 fallback
 def test_live_avi_is_constant_rate_at_the_measured_fps(tmp_path, width, height):
     """A live run's frames come at uneven times; AVI has one rate: the kept frames follow one
