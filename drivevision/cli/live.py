@@ -310,6 +310,8 @@ def _report(args: argparse.Namespace, sources: list, pipeline) -> int:
             elif _wrote(sink):
                 print(f"wrote {sink.path}", file=out)
     notes = [n for s in sources for n in s.notes]
+    notes += [f"{source.uri}: {n}" for source, chain in zip(sources, pipeline.stages)
+              for stage in chain for n in getattr(stage, "notes", ())]
     notes += [n for sinks in pipeline.sinks for sink in sinks for n in sink.notes]
     notes += _unwritten(sources, pipeline)
     for note in notes:

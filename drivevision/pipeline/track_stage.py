@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from drivevision.labels import counted
 from drivevision.pipeline.pipeline import Result
 from drivevision.render import Trails
 from drivevision.tracking import Tracker, create_tracker
@@ -21,11 +22,27 @@ class TrackStage:
     def __init__(self, tracker: Tracker, trails: Trails | None = None):
         self.tracker = tracker
         self.trails = trails if trails is not None else Trails()
+        self._index: int | None = None  # the previous frame's index
+        self._gaps: list[int] = []  # frames between updates that outlasted the buffer
 
     def __repr__(self) -> str:
         return f"TrackStage({self.tracker!r})"
 
+    @property
+    def notes(self) -> list[str]:
+        """What a user must know: frames gone by between two updates (a slow detector, an
+        outage) that outlasted the tracker's ``track_buffer``, which ended every track."""
+        buffer = getattr(self.tracker, "track_buffer", None)
+        if not self._gaps:
+            return []
+        return [f"{counted(len(self._gaps), 'gap')} between detected frames outlasted "
+                f"--track-buffer {buffer} (up to {max(self._gaps)} frames unseen): at each, "
+                "every track ended, and its object got a new id and no box until its next "
+                "detection (none at all while the gaps stay that long); --track-buffer "
+                f"{max(self._gaps)} or more keeps them"]
+
     def __call__(self, result: Result) -> Result:
+        self._count_gap(result.frame.index)
         tracked = self.tracker.update(result.detections, result.frame.image,
                                       frame_index=result.frame.index)
         paths = self.trails.add(result.frame.timestamp_ms, tracked)
@@ -35,6 +52,13 @@ class TrackStage:
         """Forget every track and trail (the next frame does not follow the last one)."""
         self.tracker.reset()
         self.trails.reset()
+        self._index = None
+
+    def _count_gap(self, index: int) -> None:
+        buffer = getattr(self.tracker, "track_buffer", None)
+        if self._index is not None and buffer is not None and index - self._index - 1 > buffer:
+            self._gaps.append(index - self._index - 1)
+        self._index = index
 
 
 def track_stages(name: str, **options):

@@ -139,3 +139,29 @@ def test_a_stream_outage_counts_as_frames_gone_by_so_a_long_one_forgets_the_trac
     stage = TrackStage(create_tracker("bytetrack", track_buffer=30))
     ids = [stage(Result(frame, car(0))).detections.track_ids.tolist() for frame in source]
     assert ids[9] == [1] and ids[-1] == ([1] if same else [2])
+
+
+@pytest.mark.parametrize("indices, ended", [([*range(6), 12, 13], 0), ([0, 1, 40, 80, 81], 2)])
+def test_live_warns_when_the_gaps_between_detected_frames_outlast_the_track_buffer(
+        capsys, indices, ended):
+    """A detector too slow for the camera (or an outage) leaves more frames between two
+    detected ones than --track-buffer: every track ends there, and while gaps stay that long
+    no box is shown at all. The run's end says so, and which --track-buffer keeps them."""
+    from argparse import Namespace
+
+    from drivevision.cli.live import _report
+
+    source, stage = DroppingSource(indices), TrackStage(create_tracker("bytetrack"))
+    pipeline = Pipeline(source, CarDetector(), stages=[stage])
+    ids = [r.detections.track_ids.tolist() for r in pipeline.results()]
+    assert _report(Namespace(output=None, jsonl=None, quiet=True), [source], pipeline) == 0
+    warnings = capsys.readouterr().err.splitlines()
+    if not ended:
+        assert ids == [[1]] * len(indices) and warnings == []
+        return
+    assert ids == [[1], [1], [], [], [3]]  # new ids after each gap, shown from the 2nd sighting
+    assert warnings == [
+        "drivevision: warning: array://: 2 gaps between detected frames outlasted "
+        "--track-buffer 30 (up to 39 frames unseen): at each, every track ended, and its "
+        "object got a new id and no box until its next detection (none at all while the gaps "
+        "stay that long); --track-buffer 39 or more keeps them"]
