@@ -170,9 +170,10 @@ def check_detector_cost(detector, batch: int, what: str | None = None) -> None:
 def check_detector_args(args: argparse.Namespace, *, precision: bool = True) -> None:
     """Refuse, before the model loads, what the detector would refuse only once built: a
     device this machine lacks (``--device cuda`` without a GPU), ``--precision`` the device
-    cannot run (fp16 on a CPU; ``precision`` False for a command that skips such a setting
-    and runs the others), ``--classes`` the model lacks, and ``--iou``/``--max-det`` out of
-    range."""
+    or ``--engine`` cannot run (fp16 on a CPU, tensorrt without CUDA, int8 on an engine
+    without it, a ``--calib`` that is not there; ``precision`` False for a command that
+    skips such a setting and runs the others), ``--classes`` the model lacks, and
+    ``--iou``/``--max-det`` out of range."""
     from drivevision.engines import hardware
 
     if args.iou is not None and not 0.0 < args.iou <= 1.0:
@@ -183,7 +184,23 @@ def check_detector_args(args: argparse.Namespace, *, precision: bool = True) -> 
     kind = hardware.device_kind(args.device)
     if precision:
         hardware.check_precision(args.precision, kind)
+        _check_engine(args, kind)
     check_classes(args.classes, args.weights)
+
+
+def _check_engine(args: argparse.Namespace, kind: str) -> None:
+    """ValueError for the one ``--engine`` and ``--precision`` given, as the engine would
+    raise it once the model is built; for int8 also a ``--calib`` that is not there."""
+    from drivevision.engines import check_int8_engine
+
+    engine = detector_config(args).engine
+    if args.precision == "int8":
+        from drivevision.io.calibration import calibration_path
+
+        check_int8_engine(engine)
+        calibration_path(args.calib)  # present: DetectorConfig refused int8 without it
+    if engine == "tensorrt" and kind != "cuda":
+        raise ValueError(f"Expected a CUDA device for the tensorrt engine, but got {kind}")
 
 
 def check_classes(spec: str | None, weights: str | None) -> None:

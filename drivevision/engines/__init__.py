@@ -73,16 +73,22 @@ def create_engine(name: str, loaded: LoadedModel, *, device, precision: str,
 def _create_int8(name: str, loaded: LoadedModel, *, device, progress: bool, calib) -> Engine:
     """An int8 engine: onnx (ONNX Runtime's QDQ kernels) or compiled (PT2E with the x86
     Inductor quantizer, oneDNN's int8 kernels); ``auto``: see ``pick_int8``."""
-    if name not in ("auto", *INT8_ENGINES):
-        raise ValueError(f"Expected --engine {' or '.join(INT8_ENGINES)} (or auto) for int8, "
-                         f"but got {name}; a TensorRT int8 engine: drivevision export "
-                         "--format tensorrt --precision int8 --calib CLIP_OR_FOLDER")
+    check_int8_engine(name)
     name, reason = pick_engine(name, device, "int8")
     module = importlib.import_module(_MODULES[name])
     engine = module.create(loaded, device=device, precision="int8", progress=progress,
                            calib=calib)
     engine.auto_reason = reason
     return engine
+
+
+def check_int8_engine(name: str) -> None:
+    """ValueError, saying where TensorRT int8 comes from, unless engine ``name`` runs int8
+    (cheap: commands ask it before the model loads)."""
+    if name not in ("auto", *INT8_ENGINES):
+        raise ValueError(f"Expected --engine {' or '.join(INT8_ENGINES)} (or auto) for int8, "
+                         f"but got {name}; a TensorRT int8 engine: drivevision export "
+                         "--format tensorrt --precision int8 --calib CLIP_OR_FOLDER")
 
 
 def pick_engine(name: str, device, precision: str) -> tuple[str, str | None]:

@@ -202,6 +202,34 @@ def test_detect_refuses_a_bad_option_with_a_silent_stream_at_once(silent_stream)
     assert accepted == []
 
 
+NO_TENSORRT = "Expected a CUDA device for the tensorrt engine, but got cpu"
+INT8_ENGINE = ("Expected --engine onnx or compiled (or auto) for int8, but got {}; a TensorRT "
+               "int8 engine: drivevision export --format tensorrt --precision int8 --calib "
+               "CLIP_OR_FOLDER")
+
+
+@pytest.mark.parametrize("command", [
+    ["detect", "CLIP", "--no-save"], ["live", "CLIP"], ["batch", "CLIP", "--out", "out"]])
+@pytest.mark.parametrize("options, message", [
+    (["--engine", "tensorrt"], NO_TENSORRT),
+    (["--engine", "tensorrt", "--device", "cpu", "--precision", "fp32"], NO_TENSORRT),
+    (["--precision", "int8", "--calib", "missing.mp4"],
+     "Expected --calib to be a video file or a folder of images from your own cameras, but "
+     "missing.mp4 does not exist"),
+    (["--precision", "int8", "--calib", "CLIP", "--engine", "torch"], INT8_ENGINE.format("torch")),
+    (["--precision", "int8", "--calib", "CLIP", "--engine", "tensorrt"],
+     INT8_ENGINE.format("tensorrt")),
+])
+def test_engine_and_calib_mistakes_are_refused_before_the_model_loads(
+        capsys, clip_path, nothing_loads, command, options, message):
+    """A tensorrt engine without CUDA, a --calib that is not there, an engine without int8:
+    one line before the model loads (R50-FPN's COCO weights may first be downloaded)."""
+    code = main([clip_path if a == "CLIP" else a for a in [*command, *options]])
+    out, err = capsys.readouterr()
+    assert code == 2, err
+    assert err.splitlines() == [f"drivevision: error: {message}"] and out == ""
+
+
 @pytest.mark.parametrize("command", [
     ["detect", "CLIP", "--no-save"], ["live", "CLIP"], ["batch", "CLIP", "--out", "out"],
     ["bench"], ["bench", "--precision", "fp16,fp16"]])
