@@ -88,11 +88,15 @@ def _table(chosen, stale: dict, now: float) -> None:
 
 def _precision(entry) -> str:
     """``fp32``, ``bf16``, ...; ``int8`` for every int8 calibration or quantized piece, and for
-    a compiled int8 package what its float ops run in: ``int8 (bf16 float ops)``."""
+    a compiled int8 package what its float ops run in: ``int8 (bf16 float ops)``; a piece
+    the TorchScript exporter made (``--exporter legacy``), beside the default one's:
+    ``fp32 (legacy exporter)``."""
     fields = entry.fields
     precision = str(fields.get("precision") or ("int8" if entry.kind == "int8" else ""))
     if precision == "int8" and "autocast" in fields:
         return f"int8 ({fields['autocast'] or 'fp32'} float ops)"
+    if fields.get("exporter") == "legacy":
+        return f"{precision} (legacy exporter)"
     return precision
 
 

@@ -78,6 +78,21 @@ def test_the_precision_column_tells_int8_entries_apart(root, capsys):
         "int8", "int8 (bf16 float ops)", "int8 (fp32 float ops)"]
 
 
+def test_the_precision_column_tells_the_two_exporters_pieces_apart(root, capsys):
+    """export --exporter legacy and a run's default exporter keep one ONNX piece (and one
+    int8 calibration) each: the rows say which is which instead of looking the same."""
+    for exporter in ("dynamo", "legacy"):
+        entry(root, "onnx", "r50-fpn-dense_a-fp32", 1000, precision="fp32", exporter=exporter)
+        entry(root, "int8", "r50-fpn-dense_a-calib", 1000, calibration="5c667c3021ce5eff",
+              exporter=exporter)
+    code, out, _ = run(capsys)
+    header, *rows = out.splitlines()[1:6]
+    column = header.index("precision")
+    assert code == 0 and len(set(rows)) == 4
+    assert sorted(row[column:].split("  ")[0] for row in rows) == [
+        "fp32", "fp32 (legacy exporter)", "int8", "int8 (legacy exporter)"]
+
+
 def test_the_list_starts_at_once_without_importing_torch(root):
     """Reading the cache needs no torch (seconds to import): the command answers at once."""
     entry(root, "compiled", "r50-fpn-dense_a", 1000, precision="bf16")
