@@ -13,7 +13,12 @@ from pathlib import Path
 
 from drivevision.cli.exits import EXIT_INTERRUPTED, undo_on_quit
 from drivevision.cli.help import add_command
-from drivevision.cli.options import calib_frames_arg, clean_or_warn, model_args
+from drivevision.cli.options import (
+    calib_frames_arg,
+    clean_or_warn,
+    model_args,
+    warn_unused_calib,
+)
 from drivevision.io.claims import hold_folder, leftovers
 from drivevision.pipeline import signals
 
@@ -64,6 +69,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                       input_size=parse_size(args.input_size), batch=args.batch,
                       exporter=args.exporter)
     _check_cost(args, spec.input_size)
+    warn_unused_calib(args)
     calib = _calibration(args) if int8 else None
     loaded = load_model(args.model, args.weights)
     out = Path(args.output_dir)

@@ -194,6 +194,7 @@ def _check_engine(args: argparse.Namespace, kind: str) -> None:
     from drivevision.engines import check_int8_engine
 
     engine = detector_config(args).engine
+    warn_unused_calib(args)
     if args.precision == "int8":
         from drivevision.io.calibration import calibration_path
 
@@ -237,6 +238,14 @@ def detector_config(args: argparse.Namespace) -> DetectorConfig:
                           agnostic_nms=args.agnostic_nms,
                           calib=getattr(args, "calib", None),
                           calib_frames=getattr(args, "calib_frames", CALIB_FRAMES))
+
+
+def warn_unused_calib(args: argparse.Namespace) -> None:
+    """One warning line for ``--calib`` without ``--precision int8``, which it does not
+    turn on (as trtexec's ``--calib`` without ``--int8``)."""
+    if args.calib and args.precision != "int8":
+        print("drivevision: warning: --calib is only used with --precision int8; without it "
+              "nothing is calibrated or quantized", file=sys.stderr)
 
 
 def calib_frames_arg(group) -> None:

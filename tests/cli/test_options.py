@@ -230,6 +230,25 @@ def test_engine_and_calib_mistakes_are_refused_before_the_model_loads(
     assert err.splitlines() == [f"drivevision: error: {message}"] and out == ""
 
 
+UNUSED_CALIB = ("drivevision: warning: --calib is only used with --precision int8; without it "
+                "nothing is calibrated or quantized")
+
+
+@pytest.mark.parametrize("command", [
+    ["detect", "CLIP", "--no-save"], ["live", "CLIP"], ["batch", "CLIP", "--out", "out"]])
+@pytest.mark.parametrize("precision", [[], ["--precision", "fp32"]])
+def test_calib_without_int8_is_said_to_do_nothing_before_the_model_loads(
+        capsys, clip_path, nothing_loads, command, precision):
+    """--calib does not turn int8 on (as trtexec's --calib without --int8): one line says
+    so before the model loads, so a run meant to be int8 can be stopped at once."""
+    with pytest.raises(AssertionError, match="the model loaded"):
+        main([clip_path if a == "CLIP" else a
+              for a in [*command, "--calib", "CLIP", *precision]])
+    lines = capsys.readouterr().err.splitlines()
+    assert lines.count(UNUSED_CALIB) == 1
+    assert not any(line.startswith("loading") for line in lines[:lines.index(UNUSED_CALIB)])
+
+
 @pytest.mark.parametrize("command", [
     ["detect", "CLIP", "--no-save"], ["live", "CLIP"], ["batch", "CLIP", "--out", "out"],
     ["bench"], ["bench", "--precision", "fp16,fp16"]])

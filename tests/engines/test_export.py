@@ -221,6 +221,19 @@ def test_export_command_writes_onnx_with_metadata(tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
 
 
+def test_export_says_calib_without_int8_is_not_used(tmp_path, capsys):
+    """--calib alone does not make an int8 export (as trtexec's --calib without --int8):
+    one line says so, and the pieces are the fp32 ones."""
+    code = main(["export", "--model", "tiny-fpn", "--weights", str(FIXTURE), "--calib",
+                 str(FIXTURE.with_name("sample.mp4")), "--input-size", "224x384",
+                 "--exporter", "legacy", "-o", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert ("drivevision: warning: --calib is only used with --precision int8; without it "
+            "nothing is calibrated or quantized") in err.splitlines()
+    assert read_metadata(tmp_path / "dense_a.onnx")["precision"] == "fp32"
+
+
 def test_an_interrupted_export_leaves_the_folder_as_it_was(tmp_path, monkeypatch, capsys):
     import drivevision.engines.export as export
 
