@@ -196,10 +196,10 @@ def _check_engine(args: argparse.Namespace, kind: str) -> None:
     engine = detector_config(args).engine
     warn_unused_calib(args)
     if args.precision == "int8":
-        from drivevision.io.calibration import calibration_path
+        from drivevision.io.calibration import check_calibration
 
         check_int8_engine(engine)
-        calibration_path(args.calib)  # present: DetectorConfig refused int8 without it
+        check_calibration(args.calib)  # present: DetectorConfig refused int8 without it
     if engine == "tensorrt" and kind != "cuda":
         raise ValueError(f"Expected a CUDA device for the tensorrt engine, but got {kind}")
 

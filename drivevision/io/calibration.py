@@ -31,9 +31,22 @@ def calibration_path(uri: str) -> Path:
     return path
 
 
-def calibration_digest(uri: str, count: int) -> str:
-    """16 hex digits naming ``count`` frames of ``uri`` (its bytes, not its decoded pixels)."""
+def check_calibration(uri: str) -> Path:
+    """``calibration_path``, a file also opened and closed as calibration will open it (a
+    video: its container, before any frame is read), so footage that cannot be read is
+    refused before any slow work."""
     path = calibration_path(uri)
+    if path.is_file():
+        from drivevision.io.sources import open_source
+
+        open_source(uri).close()
+    return path
+
+
+def calibration_digest(uri: str, count: int) -> str:
+    """16 hex digits naming ``count`` frames of ``uri`` (its bytes, not its decoded pixels);
+    SourceError, before any slow work, for footage that cannot be read (``check_calibration``)."""
+    path = check_calibration(uri)
     digest = hashlib.sha256(f"frames={count}".encode())
     if path.is_dir():
         from drivevision.io.files import IMAGE_SUFFIXES, natural_key

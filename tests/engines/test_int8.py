@@ -89,6 +89,29 @@ def test_bad_calib_is_one_clear_line(tmp_path, capsys, extra, says):
     assert code == 2 and len(err) == 1 and says in err[0], err
 
 
+@pytest.mark.parametrize("command", [
+    ["export", "--exporter", "legacy", "-o", "out"], ["detect", str(SAMPLE), "--no-save"]])
+def test_a_calib_file_that_is_no_video_is_refused_before_the_model_loads(
+        tmp_path, capsys, monkeypatch, command):
+    """Found when calibration starts, it came after the model loaded and its fp32 pieces
+    were exported (minutes for R50-FPN): now at once, in one line."""
+    import drivevision.model
+
+    def loaded(*args, **kwargs):
+        raise AssertionError("the model loaded before the refusal")
+
+    monkeypatch.setattr(drivevision.model, "load_model", loaded)
+    monkeypatch.setattr(Detector, "from_config", loaded)
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text('{"frame": 0, "boxes": []}\n')
+    command = [str(tmp_path / "out") if a == "out" else a for a in command]
+    code = main([*command, "--weights", str(FIXTURE), "--precision", "int8",
+                 "--calib", str(labels)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith(f"drivevision: error: Cannot open {labels} as a video"), err
+
+
 def test_detect_int8_without_calib_says_what_to_pass(tmp_path, capsys):
     code = main(["detect", str(SAMPLE), "--weights", str(FIXTURE), "--engine", "onnx",
                  "--precision", "int8", "--no-save"])
