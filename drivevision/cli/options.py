@@ -202,6 +202,10 @@ def _check_engine(args: argparse.Namespace, kind: str) -> None:
         check_calibration(args.calib)  # present: DetectorConfig refused int8 without it
     if engine == "tensorrt" and kind != "cuda":
         raise ValueError(f"Expected a CUDA device for the tensorrt engine, but got {kind}")
+    if engine == "onnx" and args.precision != "auto":
+        from drivevision.engines.onnx import check_precision
+
+        check_precision(args.precision, kind)
 
 
 def check_classes(spec: str | None, weights: str | None) -> None:

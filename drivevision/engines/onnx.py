@@ -40,6 +40,14 @@ def providers_for(device: torch.device) -> list:
     return ["CPUExecutionProvider"]
 
 
+def check_precision(precision: str, device_type: str) -> None:
+    """ValueError unless the onnx engine runs ``precision`` (a resolved one) on
+    ``device_type`` ("cpu" or "cuda")."""
+    if precision not in {"cpu": ("fp32", "int8"), "cuda": ("fp32", "fp16")}[device_type]:
+        raise ValueError(f"Expected fp32 (CPU or CUDA), fp16 (CUDA) or int8 (CPU) for the "
+                         f"onnx engine, but got {precision} on {device_type}")
+
+
 class OnnxEngine(Engine):
     """Runs dense A and dense B with ONNX Runtime sessions; outputs float32 on ``device``."""
 
@@ -49,9 +57,7 @@ class OnnxEngine(Engine):
                  exporter: str = "dynamo", progress: bool = False, calib=None):
         import onnxruntime as ort
 
-        if precision not in {"cpu": ("fp32", "int8"), "cuda": ("fp32", "fp16")}[device.type]:
-            raise ValueError(f"Expected fp32 (CPU or CUDA), fp16 (CUDA) or int8 (CPU) for the "
-                             f"onnx engine, but got {precision} on {device.type}")
+        check_precision(precision, device.type)
         self.device = device
         paths = cached_int8_onnx(loaded, calib, "cpu", exporter=exporter, progress=progress) \
             if precision == "int8" else cached_onnx(loaded, precision, exporter=exporter,

@@ -219,6 +219,9 @@ INT8_ENGINE = ("Expected --engine onnx or compiled (or auto) for int8, but got {
     (["--precision", "int8", "--calib", "CLIP", "--engine", "torch"], INT8_ENGINE.format("torch")),
     (["--precision", "int8", "--calib", "CLIP", "--engine", "tensorrt"],
      INT8_ENGINE.format("tensorrt")),
+    (["--engine", "onnx", "--precision", "bf16"],
+     "Expected fp32 (CPU or CUDA), fp16 (CUDA) or int8 (CPU) for the onnx engine, but got "
+     "bf16 on cpu"),
 ])
 def test_engine_and_calib_mistakes_are_refused_before_the_model_loads(
         capsys, clip_path, nothing_loads, command, options, message):
