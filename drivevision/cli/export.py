@@ -70,6 +70,8 @@ def cmd_export(args: argparse.Namespace) -> int:
                       exporter=args.exporter)
     _check_cost(args, spec.input_size)
     warn_unused_calib(args)
+    if args.format == "tensorrt":
+        _builder()
     calib = _calibration(args) if int8 else None
     loaded = load_model(args.model, args.weights)
     out = Path(args.output_dir)
@@ -152,18 +154,29 @@ def _export_int8(loaded, out: Path, spec, calib) -> dict[str, Path]:
     return {piece: out / f"{piece}.onnx" for piece in pieces}
 
 
+def _builder():
+    """The TensorRT module that can build here (checked before the model loads): ImportError
+    without one, ValueError for one that needs a GPU on a machine without CUDA."""
+    import torch
+
+    from drivevision.engines import trt_build
+
+    trt = trt_build.import_tensorrt()
+    if not torch.cuda.is_available() and trt.__name__ != "tensorrt_rtx":
+        raise ValueError("Expected a CUDA GPU to build TensorRT engines (only TensorRT for RTX "
+                         "builds portable engines without one)")
+    return trt
+
+
 def _export_tensorrt(loaded, out: Path, spec, calib=None) -> dict:
     """Build both engines for ``spec`` into ``out`` (with the export metadata beside them);
     with ``calib``, int8 engines from the calibrated Q/DQ ONNX."""
     import torch
 
     from drivevision.engines.export import ExportSpec, export_onnx, fpn_levels, metadata
-    from drivevision.engines.trt_build import build_serialized, import_tensorrt, onnx_precision
+    from drivevision.engines.trt_build import build_serialized, onnx_precision
 
-    trt = import_tensorrt()
-    if not torch.cuda.is_available() and trt.__name__ != "tensorrt_rtx":
-        raise ValueError("Expected a CUDA GPU to build TensorRT engines (only TensorRT for RTX "
-                         "builds portable engines without one)")
+    trt = _builder()
     precision = "int8" if calib else spec.precision
     if calib:
         onnx = _export_int8(loaded, out / "onnx", spec, calib)

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from drivevision.cli import main
+from drivevision.cli.exits import EXIT_FAILED, EXIT_USAGE
 from drivevision.engines import cache as engine_cache
 from drivevision.engines.export import (
     ExportSpec,
@@ -232,6 +233,42 @@ def test_export_says_calib_without_int8_is_not_used(tmp_path, capsys):
     assert ("drivevision: warning: --calib is only used with --precision int8; without it "
             "nothing is calibrated or quantized") in err.splitlines()
     assert read_metadata(tmp_path / "dense_a.onnx")["precision"] == "fp32"
+
+
+class _FullTensorRT:
+    """A stand-in for NVIDIA's full TensorRT module, which builds only on a GPU."""
+
+    __name__ = "tensorrt"
+    __version__ = "10.3.0"
+
+
+def _no_tensorrt():
+    raise ImportError("TensorRT is not installed: expected the tensorrt module (JetPack, or "
+                      "NVIDIA's wheels) or tensorrt_rtx (pip install tensorrt-rtx)")
+
+
+@pytest.mark.parametrize("importer, exit_code, says", [
+    (_no_tensorrt, EXIT_FAILED, "TensorRT is not installed"),  # a library missing: as ever
+    (lambda: _FullTensorRT, EXIT_USAGE, "Expected a CUDA GPU to build TensorRT engines"),
+])
+def test_export_tensorrt_that_cannot_build_here_is_refused_before_the_model_loads(
+        tmp_path, capsys, monkeypatch, importer, exit_code, says):
+    """No TensorRT, or a TensorRT that needs a GPU on a machine without one: one line before
+    the model loads (R50-FPN's COCO weights may first be downloaded), nothing written."""
+    import drivevision.model
+    from drivevision.engines import trt_build
+
+    def loaded(*args, **kwargs):
+        raise AssertionError("the model loaded before the refusal")
+
+    monkeypatch.setattr(drivevision.model, "load_model", loaded)
+    monkeypatch.setattr(trt_build, "import_tensorrt", importer)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code = main(["export", "--model", "tiny-fpn", "--weights", str(FIXTURE), "--format",
+                 "tensorrt", "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == exit_code and len(err) == 1 and says in err[0], err
+    assert not (tmp_path / "out").exists()
 
 
 def test_an_interrupted_export_leaves_the_folder_as_it_was(tmp_path, monkeypatch, capsys):
