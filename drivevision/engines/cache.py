@@ -36,9 +36,14 @@ FORMAT = 1  # bump when the cache layout or export wrapping changes
 
 
 def cache_root() -> Path:
-    """``$DRIVEVISION_CACHE`` or ``~/.cache/drivevision``."""
+    """``$DRIVEVISION_CACHE`` or ``~/.cache/drivevision``; ValueError, naming where it came
+    from, when that is something other than a folder."""
     env = os.environ.get("DRIVEVISION_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "drivevision"
+    root = Path(env) if env else Path.home() / ".cache" / "drivevision"
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"Expected {'DRIVEVISION_CACHE' if env else 'the engine cache'} to be "
+                         f"a folder (made if missing), but {root} is not a folder")
+    return root
 
 
 def entry_key(fields: dict) -> str:
