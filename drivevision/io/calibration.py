@@ -33,14 +33,27 @@ def calibration_path(uri: str) -> Path:
 
 def check_calibration(uri: str) -> Path:
     """``calibration_path``, a file also opened and closed as calibration will open it (a
-    video: its container, before any frame is read), so footage that cannot be read is
-    refused before any slow work."""
+    video: its container, before any frame is read) and a folder checked for images, so
+    footage that cannot be read is refused before any slow work."""
     path = calibration_path(uri)
-    if path.is_file():
+    if path.is_dir():
+        _images(path, uri)
+    else:
         from drivevision.io.sources import open_source
 
         open_source(uri).close()
     return path
+
+
+def _images(folder: Path, uri: str) -> list[Path]:
+    """The images in ``folder``, in natural order; SourceError when there are none."""
+    from drivevision.io.files import IMAGE_SUFFIXES, natural_key
+
+    images = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
+                     and p.is_file()), key=natural_key)
+    if not images:
+        raise SourceError(f"Expected --calib to be {WHAT}, but folder {uri} has no images")
+    return images
 
 
 def calibration_digest(uri: str, count: int) -> str:
@@ -49,13 +62,7 @@ def calibration_digest(uri: str, count: int) -> str:
     path = check_calibration(uri)
     digest = hashlib.sha256(f"frames={count}".encode())
     if path.is_dir():
-        from drivevision.io.files import IMAGE_SUFFIXES, natural_key
-
-        images = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
-                         and p.is_file()), key=natural_key)
-        if not images:
-            raise SourceError(f"Expected --calib to be {WHAT}, but folder {uri} has no images")
-        for image in images:
+        for image in _images(path, uri):
             digest.update(f"{image.name}={file_sha256(image)};".encode())
     else:
         digest.update(file_sha256(path).encode())

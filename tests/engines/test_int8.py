@@ -112,6 +112,20 @@ def test_a_calib_file_that_is_no_video_is_refused_before_the_model_loads(
     assert err[0].startswith(f"drivevision: error: Cannot open {labels} as a video"), err
 
 
+def test_detect_refuses_a_calib_folder_without_images_before_the_model_loads(
+        tmp_path, capsys, monkeypatch):
+    def loaded(*args, **kwargs):
+        raise AssertionError("the model loaded before the refusal")
+
+    monkeypatch.setattr(Detector, "from_config", loaded)
+    (tmp_path / "notes.txt").write_text("no images here")
+    code = main(["detect", str(SAMPLE), "--weights", str(FIXTURE), "--precision", "int8",
+                 "--calib", str(tmp_path), "--no-save"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].endswith(
+        f"but folder {tmp_path} has no images"), err
+
+
 def test_detect_int8_without_calib_says_what_to_pass(tmp_path, capsys):
     code = main(["detect", str(SAMPLE), "--weights", str(FIXTURE), "--engine", "onnx",
                  "--precision", "int8", "--no-save"])
