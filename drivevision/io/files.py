@@ -315,7 +315,8 @@ class VideoFileSource(Source):
         if index % self.frame_stride:
             self.passed += 1
             return None
-        size = (frame.width, frame.height)
+        size = (frame.height, frame.width) if upright_turns(frame) % 2 else (
+            frame.width, frame.height)
         problem = limits.pixel_problem(*size, self.max_pixels) or (
             self.frame_check and self.frame_check(*size))
         if problem:
@@ -363,9 +364,18 @@ class VideoFileSource(Source):
 
 
 def to_bgr(frame: av.VideoFrame) -> np.ndarray:
-    """A decoded frame as (H, W, 3) uint8 BGR: a colour conversion, the part of a frame's
-    reading that a frame stride saves."""
-    return frame.to_ndarray(format="bgr24")
+    """A decoded frame as (H, W, 3) uint8 BGR, upright: a colour conversion (the part of a
+    frame's reading that a frame stride saves), then the rotation its display matrix asks
+    for (a phone's portrait video), as players and OpenCV show it."""
+    image = frame.to_ndarray(format="bgr24")
+    turns = upright_turns(frame)
+    return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
+
+
+def upright_turns(frame: av.VideoFrame) -> int:
+    """Quarter turns counterclockwise (0-3) that show ``frame`` upright: its display
+    matrix's rotation (counterclockwise degrees) to the nearest quarter turn."""
+    return round(frame.rotation / 90) % 4
 
 
 def _open_av(path: str | Path) -> tuple[av.container.InputContainer, av.VideoStream, float]:

@@ -179,6 +179,25 @@ def test_files_and_folders_open_as_before(clip_path, tmp_path):
         assert [f.timestamp_ms for f in folder] == [0.0, 200.0, 400.0]
 
 
+@pytest.mark.parametrize("rotation", [90, -90, 180])
+def test_a_phone_video_with_a_display_rotation_is_read_upright(tmp_path, rotation):
+    upright = np.zeros((48, 32, 3), np.uint8)  # a portrait frame, bright in its top left
+    upright[:16, :16] = 255
+    stored = np.ascontiguousarray(np.rot90(upright, -rotation // 90))  # as the phone stores it
+    path = tmp_path / "phone.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = stored.shape[1], stored.shape[0], "yuv444p"
+        stream.set_display_rotation(rotation)  # what a player turns it by
+        for packet in [*stream.encode(av.VideoFrame.from_ndarray(stored, format="bgr24")),
+                       *stream.encode()]:
+            out.mux(packet)
+    with open_source(str(path)) as source:
+        image = next(iter(source)).image
+    assert image.shape == upright.shape
+    assert image[:16, :16].mean() > 200 and image[16:, :].mean() < 50 and image[:, 16:].mean() < 50
+
+
 def test_a_video_read_again_after_a_peek_or_to_its_end_starts_from_its_first_frame(clip_path):
     with open_source(clip_path) as source:
         peeked = next(iter(source))  # e.g. for the frame size, before a pipeline reads it
