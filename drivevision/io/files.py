@@ -340,7 +340,7 @@ class VideoFileSource(Source):
             why = r.refused[0][1] if r.refused else "damaged or empty video"
             where = (f" in {range_text(self.start_s or 0, self.end_s)}" if self.ranged else "")
             raise SourceError(f"{self.uri}: no frame{where} could be decoded ({why})")
-        count, read = self.frame_count, r.decoded + len(r.refused) + self.passed
+        count, read = self.frame_count, r.head + r.decoded + len(r.refused) + self.passed
         if self.ranged and (self.end_s is not None or r.failed or r.cut):
             count = None  # how many frames the range holds is not stored
         elif self.ranged:  # from the start to the end of the file: the frames up to the last

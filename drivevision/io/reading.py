@@ -40,6 +40,7 @@ class Reading:
         self._run = 0  # the run the frames come from now
         self._last_pts: int | None = None
         self._index = -1
+        self.head = 0  # frames before the first that decoded, in a reading from the start
         self._last_ms: float | None = None
         self._offset_ms = 0.0
         self._jumps: list[int] = []  # frame indexes where the clock jumped back
@@ -74,6 +75,8 @@ class Reading:
             index = max(self._index + 1, before + bisect.bisect_left(times, pts))
             ms = float((pts - self.start) * self.base * 1000)  # exact, then rounded once
             self._last_pts = pts
+        if self._index < 0 and not (self.seeked or self.failed):  # else: damaged packets
+            self.head = index
         ms += self._offset_ms
         if self._last_ms is not None and ms <= self._last_ms:
             self._jumps.append(index)
@@ -95,6 +98,10 @@ class Reading:
 
     def irregularities(self, uri: str) -> list[str]:
         notes = []
+        if self.head:
+            notes.append(f"{uri}: the first {counted(self.head, 'frame')} could not be decoded "
+                         "(the video starts without a keyframe, as a recording cut mid-stream "
+                         f"does); the first frame read is frame {self.head}")
         if self._jumps:
             notes.append(f"{uri}: the timestamps jumped back "
                          f"{counted(len(self._jumps), 'time')}, first at frame {self._jumps[0]} "

@@ -198,6 +198,32 @@ def test_a_phone_video_with_a_display_rotation_is_read_upright(tmp_path, rotatio
     assert image[:16, :16].mean() > 200 and image[16:, :].mean() < 50 and image[:, 16:].mean() < 50
 
 
+@pytest.mark.parametrize("muxer", ["mpegts", "mp4"])
+def test_a_video_cut_before_its_first_keyframe_says_how_many_frames_did_not_decode(
+        clip_path, tmp_path, muxer):
+    whole = tmp_path / "whole.mp4"
+    with open_source(clip_path) as source, av.open(str(whole), "w") as out:
+        stream = out.add_stream("libx264", rate=10, options={"g": "6", "sc_threshold": "0"})
+        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
+        for frame in source:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame.image, format="bgr24")))
+        out.mux(stream.encode())
+    cut = tmp_path / f"cut.{muxer}"
+    with av.open(str(whole)) as src, av.open(str(cut), "w", format=muxer) as out:
+        stream = out.add_stream_from_template(src.streams.video[0])
+        packets = [p for p in src.demux(video=0) if p.dts is not None]
+        for packet in packets[3:]:  # from a frame predicted from the keyframe cut away
+            packet.stream = stream
+            out.mux(packet)
+    with open_source(str(cut)) as source:
+        frames = list(source)
+    first = frames[0].index
+    assert 0 < first < 6 and [f.index for f in frames] == list(range(first, first + len(frames)))
+    assert source.notes == [f"{cut}: the first {first} frames could not be decoded (the video "
+                            "starts without a keyframe, as a recording cut mid-stream does); "
+                            f"the first frame read is frame {first}"]
+
+
 def test_a_video_read_again_after_a_peek_or_to_its_end_starts_from_its_first_frame(clip_path):
     with open_source(clip_path) as source:
         peeked = next(iter(source))  # e.g. for the frame size, before a pipeline reads it
