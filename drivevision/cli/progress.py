@@ -49,7 +49,9 @@ class Progress:
 
 class BatchProgress:
     """A batch's progress on stderr: files done/total, frames/s and ETA on a bar (a TTY),
-    else one line per finished input; failures and retries are lines above the bar."""
+    else one line per finished input; failures and retries are lines above the bar. ``quiet``
+    keeps only the failures: an exit code 3 with nothing said would leave the user to dig
+    through batch.json."""
 
     def __init__(self, total: int, *, quiet: bool = False):
         self.quiet, self.total, self.done = quiet, total, 0
@@ -60,8 +62,9 @@ class BatchProgress:
         self._ready: set[str] = set()  # what workers said runs where, each said once
         self._start = time.monotonic()
 
-    def status(self, message: str) -> None:
-        if not self.quiet:
+    def status(self, message: str, *, always: bool = False) -> None:
+        """``message`` on stderr, above the bar; under ``quiet`` only when ``always``."""
+        if always or not self.quiet:
             (self._bar.write if self.enabled else print)(message, file=sys.stderr)
 
     def event(self, event) -> None:
@@ -86,7 +89,7 @@ class BatchProgress:
         self._bar.update(1)
         if result.status == "failed":  # numbered as the others where there is no bar
             count = "" if self.enabled else f"[{self.done}/{self.total}] "
-            self.status(count + failed_line(result.source, result.error))
+            self.status(count + failed_line(result.source, result.error), always=True)
         elif not self.enabled:
             self.status(f"[{self.done}/{self.total}] {result.status} {result.source} "
                         f"({counted(result.frames, 'frame')}, {result.seconds:.1f} s)")

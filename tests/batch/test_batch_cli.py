@@ -238,6 +238,17 @@ def test_a_failed_input_is_named_once_in_its_line(tmp_path, capsys):
     assert f"\n[1/1] {reason}\n" in err  # the progress line, numbered as a done one is
 
 
+def test_quiet_still_names_a_failed_input(tmp_path, capsys):
+    cam = tmp_path / "footage" / "cam"
+    cam.mkdir(parents=True)
+    (cam / "f0.jpg").write_bytes(b"not an image")
+    code, stdout, err = batch(capsys, tmp_path / "footage", "--out", tmp_path / "det", "-q")
+    assert code == EXIT_SOME_FAILED
+    assert stdout == ""  # no summary
+    assert err.splitlines() == [f"[1/1] failed: {cam}: its only image could not be decoded "
+                                "(damaged or not an image)"]
+
+
 def test_a_file_that_is_no_video_is_named_once_in_its_failed_and_retry_lines(tmp_path, capsys):
     from drivevision.batch.jobs import Job
     from drivevision.batch.work import BatchSettings, Event, run_job
