@@ -318,7 +318,13 @@ def _report(args: argparse.Namespace, sources: list, pipeline) -> int:
         print(f"drivevision: warning: {note}", file=sys.stderr)
     if pipeline.interrupted:
         return EXIT_INTERRUPTED
-    return EXIT_INPUT_LOST if any(s.gave_up for s in sources) else 0
+    return EXIT_INPUT_LOST if any(_failed(s) for s in sources) else 0
+
+
+def _failed(source) -> bool:
+    """Whether ``source`` lost its input for good, or is a file (or folder) found damaged
+    (truncated, undecodable stretches: its notes say how), as ``detect`` exits 3 for."""
+    return source.gave_up or (not source.can_lose_input and bool(source.notes))
 
 
 def _unwritten(sources: list, pipeline) -> list[str]:

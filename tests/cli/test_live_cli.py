@@ -165,6 +165,24 @@ def test_live_command_on_a_file_in_realtime(tmp_path, clip_path, tiny_checkpoint
     assert indices == sorted(indices) and indices[0] == 0
 
 
+@pytest.mark.timeout(60)
+def test_live_on_a_truncated_file_warns_and_exits_3(tmp_path, tiny_checkpoint, capsys):
+    from drivevision.cli.exits import EXIT_INPUT_DAMAGED
+    from drivevision.synthetic import write_clip
+
+    full, cut = tmp_path / "full.mp4", tmp_path / "cut.mp4"
+    write_clip(full, 30, width=160, height=96, fps=10.0, seed=3)
+    data = full.read_bytes()
+    cut.write_bytes(data[: len(data) * 6 // 10])
+    lines = tmp_path / "out.jsonl"
+    code = main(["live", str(cut), "--realtime", "--weights", tiny_checkpoint,
+                 "--model", "tiny-fpn", "--min-size", "96", "--jsonl", str(lines), "-q"])
+    err = capsys.readouterr().err
+    kept = len(lines.read_text().splitlines())
+    assert code == EXIT_INPUT_DAMAGED  # as detect on the same file (was 0)
+    assert "truncated" in err and 0 < kept < 30
+
+
 def test_fps_with_no_image_source_says_it_is_ignored(clip_path, tiny_checkpoint, capsys):
     code = main(["live", clip_path, "--fps", "5", "-q", "--weights", tiny_checkpoint,
                  "--min-size", "96"])
