@@ -50,9 +50,13 @@ class Outcome:
 def claim_out_dir(out_dir: Path):
     """This run's exclusive hold on ``out_dir`` (made if missing); SinkError when another
     batch writes there. A context manager."""
+    from drivevision.errors import SinkError
     from drivevision.io.claims import Claim
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a read-only file system, a file where a folder should be, ...
+        raise SinkError(f"Cannot make --out folder {out_dir}: {e.strerror or e}") from None
     return Claim(out_dir / REPORT_JSON)
 
 

@@ -238,6 +238,18 @@ def test_a_failed_input_is_named_once_in_its_line(tmp_path, capsys):
     assert f"\n[1/1] {reason}\n" in err  # the progress line, numbered as a done one is
 
 
+def test_an_out_folder_that_cannot_be_made_is_refused_in_one_line(tmp_path, capsys):
+    (tmp_path / "footage" / "cam").mkdir(parents=True)
+    (tmp_path / "footage" / "cam" / "f0.jpg").write_bytes(b"not an image")
+    (tmp_path / "afile").write_text("mine\n")
+    out = tmp_path / "afile" / "det"  # under a file: the folder cannot be made
+    code, stdout, err = batch(capsys, tmp_path / "footage", "--out", out, "-q")
+    assert code == EXIT_USAGE  # was 1, "[Errno 20] Not a directory: ..."
+    assert err.splitlines() == [f"drivevision: error: Cannot make --out folder {out}: "
+                                "Not a directory"]
+    assert (tmp_path / "afile").read_text() == "mine\n"
+
+
 def test_quiet_still_names_a_failed_input(tmp_path, capsys):
     cam = tmp_path / "footage" / "cam"
     cam.mkdir(parents=True)
