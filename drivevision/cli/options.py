@@ -328,7 +328,15 @@ def check_outputs(inputs: list[str], outputs: list[str], videos: list[str], *,
     the run). Says which part files killed runs left in the output folders, or removes them
     when ``clean`` is set. ``options`` names the option that gave each output, for messages.
     """
-    from drivevision.io.claims import STDOUT, Claim, check_distinct, is_stream, leftovers, target_of
+    from drivevision.io.claims import (
+        STDOUT,
+        Claim,
+        check_distinct,
+        is_stream,
+        leftovers,
+        missing_folder,
+        target_of,
+    )
     from drivevision.io.video_sink import check_video_name
 
     check_distinct(outputs, options)
@@ -338,7 +346,7 @@ def check_outputs(inputs: list[str], outputs: list[str], videos: list[str], *,
             _check_stream(stream)
     for path in files:
         if not path.parent.is_dir():
-            raise ValueError(f"Output folder {path.parent} does not exist")
+            raise ValueError(f"Output folder {path.parent} {missing_folder(path.parent)}")
         if path.is_dir() or not os.access(path.parent, os.W_OK):
             raise ValueError(f"Cannot write {path}: a folder, or in a read-only folder")
         if any(Path(s).exists() and Path(s).resolve() == path for s in inputs):

@@ -77,6 +77,12 @@ def check_distinct(outputs: Sequence[str | os.PathLike],
         seen[key] = option
 
 
+def missing_folder(folder: Path) -> str:
+    """Why ``folder`` (not a folder) cannot hold an output: ``does not exist`` or
+    ``is a file, not a folder``."""
+    return "is a file, not a folder" if folder.exists() else "does not exist"
+
+
 def check_not_input(inputs: Sequence[str | os.PathLike],
                     outputs: Sequence[str | os.PathLike]) -> None:
     """ValueError for an output that is one of ``inputs`` (an existing file or folder)."""

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TextIO
 
 from drivevision.errors import SinkError
-from drivevision.io.claims import STDOUT, claim_folder
+from drivevision.io.claims import STDOUT, claim_folder, missing_folder
 from drivevision.io.sinks import Sink
 from drivevision.labels import counted
 
@@ -109,8 +109,9 @@ def check_folder_output(label: str, folder: str | os.PathLike,
         raise ValueError(f"{label} writes a folder; give a folder name, not -")
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{label} {folder} is a file; expected a folder (made if missing)")
-    if not folder.resolve().parent.is_dir():
-        raise ValueError(f"Output folder {folder.resolve().parent} does not exist")
+    parent = folder.resolve().parent
+    if not parent.is_dir():
+        raise ValueError(f"Output folder {parent} {missing_folder(parent)}")
     if not folder.exists():
         try:  # fail now, not at the first frame
             folder.mkdir()

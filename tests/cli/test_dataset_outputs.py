@@ -93,6 +93,11 @@ def _foreign(t: Path, kind: str, rel: str) -> list:
     return [f"--{kind}", t / kind]
 
 
+def _under_a_file(t: Path, option: str, name: str) -> list:
+    (t / "notes").write_text("mine")  # a file where the output's folder would be
+    return [option, t / "notes" / name]
+
+
 @pytest.mark.parametrize("make_args, message", [
     (lambda t, clip: ["--yolo", clip], "--yolo " + "{clip} is a file"),
     (lambda t, clip: _foreign(t, "yolo", "images/x.jpg"),
@@ -104,6 +109,8 @@ def _foreign(t: Path, kind: str, rel: str) -> list:
     (lambda t, clip: ["-o", t / "d/", "--yolo", t / "d"], "-o and --yolo are both "),
     (lambda t, clip: ["--yolo", "-"], "--yolo writes a folder"),
     (lambda t, clip: ["--crops", t / "no" / "such"], "does not exist"),
+    (lambda t, clip: _under_a_file(t, "--crops", "crops"), "notes is a file, not a folder"),
+    (lambda t, clip: _under_a_file(t, "--jsonl", "d.jsonl"), "notes is a file, not a folder"),
     (lambda t, clip: ["--yolo", t / "d", "--no-save"], "--no-save writes nothing"),
 ])
 def test_dataset_folders_that_do_not_fit_fail_in_one_line_before_any_work(
