@@ -12,7 +12,7 @@ from pathlib import Path
 from drivevision.batch.datasets import Datasets, part_counts
 from drivevision.batch.jobs import Job
 from drivevision.batch.manifest import REPORT_JSON, Manifest, write_reports
-from drivevision.batch.work import BatchSettings, Event
+from drivevision.batch.work import BatchSettings, Event, remove_killed_parts
 from drivevision.pipeline import signals
 
 STATUSES = ("done", "skipped", "failed", "interrupted", "pending")
@@ -63,7 +63,7 @@ def claim_out_dir(out_dir: Path):
 def plan_batch(jobs: list[Job], out_dir: Path, settings: BatchSettings, *,
                force: bool = False) -> Plan:
     """Skip the inputs the manifest in ``out_dir`` has done with these settings (all of
-    them run again with ``force``)."""
+    them run again with ``force``), removing the part files killed runs left for them."""
     key = settings.key()
     manifest = Manifest(out_dir).load()
     plan = Plan(out_dir, settings, key, manifest, {})
@@ -73,6 +73,7 @@ def plan_batch(jobs: list[Job], out_dir: Path, settings: BatchSettings, *,
             record = None  # some of its dataset files are gone
         row = _row(job, "pending")
         if record is not None:
+            remove_killed_parts(out_dir / o["path"] for o in record["outputs"].values())
             row.update(status="skipped", frames=record["frames"],
                        detections=record["detections"], dataset=record.get("dataset", {}),
                        outputs=[o["path"] for o in record["outputs"].values()])

@@ -228,10 +228,18 @@ def describe_output(path: Path, out_dir: Path) -> dict:
 def remove_stale(targets) -> None:
     """Once ``targets`` are complete: the ``.partial`` files failed runs left for them and
     the hidden part files killed runs left (those no running process holds)."""
+    targets = list(targets)
+    for target in targets:
+        target.with_name(f"{target.stem}.partial{target.suffix}").unlink(missing_ok=True)
+    remove_killed_parts(targets)
+
+
+def remove_killed_parts(targets) -> None:
+    """The hidden part files killed runs left for ``targets`` (those no running process
+    holds): also where an input is skipped, as one killed while redone (``--force``)."""
     from drivevision.io.claims import hidden_name, leftovers
 
     for target in targets:
-        target.with_name(f"{target.stem}.partial{target.suffix}").unlink(missing_ok=True)
         prefix = hidden_name(target, "part.").name.removesuffix(target.suffix)
         for stale in leftovers([target.parent]):
             if stale.name.startswith(prefix) and stale.name.endswith(target.suffix):

@@ -22,6 +22,7 @@ from drivevision.batch import (
 )
 from drivevision.cli import main
 from drivevision.config import DetectorConfig
+from drivevision.synthetic import write_clip
 from tests.batch.helpers import (
     CLIPS,
     WEIGHTS,
@@ -161,3 +162,22 @@ def test_a_batch_killed_or_stopped_mid_way_resumes_and_completes(tmp_path, signu
         assert [json.loads(ln)["frame"] for ln in lines] == list(range(30))
     assert hidden_or_partial(out) == []
     assert len((out / "batch-manifest.jsonl").read_text().splitlines()) == len(CLIPS)
+
+
+def test_a_rerun_that_skips_an_input_removes_the_part_files_a_killed_redo_left(tmp_path):
+    from drivevision.io.claims import part_name
+
+    footage = tmp_path / "footage"
+    (footage / "cam").mkdir(parents=True)
+    write_clip(footage / "cam" / "a.mp4", 3, width=160, height=96, seed=1)
+    out = tmp_path / "det"
+    assert main(["batch", str(footage), "--out", str(out), "--weights", WEIGHTS, "-q"]) == 0
+    done = outputs_of(out)
+    # what a `--force` rerun killed mid-input leaves beside the done output: its part file
+    killed = part_name(out / "cam" / "a.jsonl")
+    killed.write_text('{"frame": 0}\n')
+    assert hidden_or_partial(out) == [killed.name]
+    assert main(["batch", str(footage), "--out", str(out), "--weights", WEIGHTS, "-q"]) == 0
+    assert json.loads((out / "batch.json").read_text())["inputs"][0]["status"] == "skipped"
+    assert hidden_or_partial(out) == []  # before: kept, named by nothing, forever
+    assert outputs_of(out) == done
