@@ -110,6 +110,8 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
         finally:  # a signal while the outputs are finished waits until they are in place
             held = finishing.enter_context(signals.held())
         _add_input(summary, src, last)
+    summary.notes.extend(n for chain in pipeline.stages for stage in chain
+                         for n in getattr(stage, "notes", ()))  # a tracker's gaps
     summary.notes.extend(n for s in sinks for n in s.notes)
     summary.interrupted = summary.interrupted or bool(held)
     return summary

@@ -165,3 +165,19 @@ def test_live_warns_when_the_gaps_between_detected_frames_outlast_the_track_buff
         "--track-buffer 30 (up to 39 frames unseen): at each, every track ended, and its "
         "object got a new id and no box until its next detection (none at all while the gaps "
         "stay that long); --track-buffer 39 or more keeps them"]
+
+
+def test_detect_video_notes_the_gaps_a_stride_leaves_that_outlast_the_track_buffer():
+    """What the command refuses up front (a --frame-stride the --track-buffer cannot bridge),
+    the API runs, but its summary says so rather than returning an output silently without
+    boxes."""
+    from drivevision import detect_video
+    from drivevision.pipeline.track_stage import track_stages
+
+    kept = detect_video(DroppingSource([0, 1, 2, 3]), detector=CarDetector(),
+                        stages=track_stages("bytetrack", track_buffer=2))
+    assert kept.notes == []
+    lost = detect_video(DroppingSource([0, 5, 10, 15]), detector=CarDetector(),
+                        stages=track_stages("bytetrack", track_buffer=2))
+    assert len(lost.notes) == 1
+    assert lost.notes[0].startswith("3 gaps between detected frames outlasted --track-buffer 2")
