@@ -17,6 +17,7 @@ frames.
 from __future__ import annotations
 
 import argparse
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -90,12 +91,12 @@ def run_engines(args: argparse.Namespace, truth: Annotations, class_map: dict,
                         "cpu_features": cpu_features().names()})
     if args.track is not None:
         result.info.update(track=args.track, frame_stride=args.frame_stride)
-    stop: list[int] = []
+    stop = threading.Event()  # set by a Ctrl-C once an engine is scored
 
     def on_signal(signum: int) -> None:
-        if stop or not result.runs:  # nothing to keep: leave at once, as at start-up
+        if stop.is_set() or not result.runs:  # nothing to keep: leave at once, as at start-up
             exits.quit_now(signum)
-        stop.append(signum)
+        stop.set()
         log("interrupted: stopping, the engines scored so far are kept (Ctrl-C again to "
             "quit at once)")
 
@@ -114,12 +115,12 @@ def run_engines(args: argparse.Namespace, truth: Annotations, class_map: dict,
 
 
 def _run_one(args: argparse.Namespace, truth: Annotations, class_map: dict, engine: str,
-             precision: str, result: RunResult, log, stop: list) -> None:
+             precision: str, result: RunResult, log, stop: threading.Event) -> None:
     """Load, run and score one engine and precision into ``result``; KeyboardInterrupt as
-    soon as ``stop`` holds a signal."""
+    soon as ``stop`` is set."""
     from drivevision.cli.timing import _device_name
 
-    if stop:  # came as the setting before was skipped
+    if stop.is_set():  # came as the setting before was skipped
         raise KeyboardInterrupt
     config = detector_config(argparse.Namespace(**{**vars(args), "engine": engine,
                                                    "precision": precision}))
@@ -132,7 +133,7 @@ def _run_one(args: argparse.Namespace, truth: Annotations, class_map: dict, engi
         result.skipped.append({"engine": engine, "precision": precision, "reason": reason})
         log(f"skipped {engine} {precision}: {reason}")
         return
-    if stop:  # came while the model loaded
+    if stop.is_set():  # came while the model loaded
         raise KeyboardInterrupt
     result.info.setdefault("device", _device_name(detector.device))
     log(f"{engine} {precision}: detecting ({detector.describe()})")
@@ -158,11 +159,12 @@ def _track_stages(args: argparse.Namespace) -> list:
 
 
 def detect_all(detector: Detector, uri: str, truth: Annotations, warmup: int, *,
-               stride: int = 1, stages=(), stop=()) -> tuple[Annotations, float]:
+               stride: int = 1, stages=(), stop: threading.Event | None = None
+               ) -> tuple[Annotations, float]:
     """Detections of frames 0, ``stride``, 2 x ``stride``, ... of ``uri`` (by their index in
     it, whatever frames could not be decoded), passed through ``stages`` (a tracker's: then
     with track ids), and the median ms of one detector call. KeyboardInterrupt before a
-    frame once ``stop`` is not empty (a Ctrl-C came)."""
+    frame once ``stop`` is set (a Ctrl-C came)."""
     from drivevision.io.sources import open_source
     from drivevision.pipeline.pipeline import Result
 
@@ -172,7 +174,7 @@ def detect_all(detector: Detector, uri: str, truth: Annotations, warmup: int, *,
         _check_files(source, truth)
         source.keep_every(stride)
         for frame in source:
-            if stop:
+            if stop is not None and stop.is_set():
                 raise KeyboardInterrupt
             _check_size(frame_of(frame), frame.image.shape, truth)
             if not samples and frame.index == next(iter(truth.frames), 0):
