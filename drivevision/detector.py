@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -33,6 +32,7 @@ from drivevision.engines.int8 import CalibrationSet
 from drivevision.labels import ClassNames, classes_text, resolve_classes
 from drivevision.model import LoadedModel, copy_with_proposals, load_model, set_box_nms
 from drivevision.ops.boxes import to_device
+from drivevision.ops.clock import StageClock
 from drivevision.ops.postprocess import fixed_detections
 from drivevision.proposals import MiddleStage, RoIs
 from drivevision.render import channels_first_hint, frame_kind
@@ -223,7 +223,7 @@ class Detector:
         does, so a stage's time is all its own, at the cost of overlap).
         """
         kept = self.kept(conf, classes)  # refused before the model runs
-        clock = _StageClock(self.device, sync=sync)
+        clock = StageClock(self.device, sync=sync)
         images, original_sizes = self.preprocess(frames)
         clock.lap("preprocess")
         features, objectness, deltas = self.engine.dense_a(images.tensors)
@@ -360,41 +360,3 @@ def calibration_set(calib, frames: int = CALIB_FRAMES) -> CalibrationSet:
     text = str(calib)
     return CalibrationSet(Path(text).name or text, calibration_digest(text, frames),
                           lambda: calibration_frames(text, frames))
-
-
-class _StageClock:
-    """Milliseconds spent in each stage of one call.
-
-    On CUDA nothing waits for the GPU by default: each lap records an event on the current
-    stream, so the CPU goes on preparing work while the GPU runs, and the times are read
-    from the events at the end, when the detections' copy to the host has already waited
-    for the GPU. ``sync=True`` (bench) waits for the GPU at every lap instead, so that each
-    stage's wall time is its own. On the CPU laps are wall times.
-    """
-
-    def __init__(self, device: torch.device, *, sync: bool = False):
-        self.events = device.type == "cuda" and not sync
-        self.sync = device.type == "cuda" and sync
-        self._marks: list[tuple[str, object]] = [("start", self._mark())]
-
-    def _mark(self):
-        if self.events:
-            event = torch.cuda.Event(enable_timing=True)
-            event.record()
-            return event
-        if self.sync:
-            torch.cuda.synchronize()
-        return time.perf_counter()
-
-    def lap(self, stage: str) -> None:
-        self._marks.append((stage, self._mark()))
-
-    @property
-    def ms(self) -> dict[str, float]:
-        """Stage -> milliseconds since the previous lap (read once the laps are done)."""
-        if self.events:
-            self._marks[-1][1].synchronize()  # already passed: the host copy came before it
-            return {stage: before.elapsed_time(after) for (_, before), (stage, after)
-                    in zip(self._marks, self._marks[1:])}
-        return {stage: (after - before) * 1000.0 for (_, before), (stage, after)
-                in zip(self._marks, self._marks[1:])}

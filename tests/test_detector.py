@@ -423,8 +423,8 @@ def test_stages_on_cuda_are_timed_without_waiting_for_the_gpu_unless_asked(
     cuda = CountingCuda()
     monkeypatch.setattr(torch.cuda, "Event", cuda.Event)
     monkeypatch.setattr(torch.cuda, "synchronize", cuda.synchronize)
-    clock = detector_module._StageClock  # the detector's clock, told it times a CUDA run
-    monkeypatch.setattr(detector_module, "_StageClock",
+    clock = detector_module.StageClock  # the detector's clock, told it times a CUDA run
+    monkeypatch.setattr(detector_module, "StageClock",
                         lambda device, sync: clock(torch.device("cuda"), sync=sync))
     detector = Detector(tiny_loaded, device="cpu", precision="fp32")
     _, ms = detector.infer_timed([scene(120, 200, 3)], sync=sync)
