@@ -17,7 +17,8 @@ from drivevision.detections import Detections
 from drivevision.io.frames import Frame, Source
 from drivevision.io.serve import MjpegServer, ServeSink, is_loopback, parse_bind
 from drivevision.io.sinks import Sink
-from drivevision.pipeline.stats import ArrivalRate, Snapshot, SourceStats
+from drivevision.pipeline.rates import ArrivalRate
+from drivevision.pipeline.stats import Snapshot, SourceStats
 
 
 @pytest.mark.parametrize("text, expected", [
