@@ -166,7 +166,7 @@ def detect_all(detector: Detector, uri: str, truth: Annotations, warmup: int, *,
     with track ids), and the median ms of one detector call. KeyboardInterrupt before a
     frame once ``stop`` is set (a Ctrl-C came)."""
     from drivevision.io.sources import open_source
-    from drivevision.pipeline.pipeline import Result
+    from drivevision.pipeline.result import Result
 
     frames, files, samples = {}, {}, []
     frame_of = _truth_frames(truth)

@@ -1,5 +1,6 @@
 """The one pipeline: N sources -> per-source policy -> batcher -> detector -> per-source
-stages -> render -> sinks, on threads that cannot hang (``threads``), with per-source
+stages -> render -> sinks, on threads that cannot hang (``threads``), with what it accepts
+checked first (``checks``), each frame's ``result`` and the steps that fill it in, per-source
 ``stats``, signals as stop requests (``signals``) and ``detect_video`` (``runner``) on top.
 
 ``Pipeline``, ``Result`` and ``Stage`` load on first use, so ``signals`` stays light.
@@ -9,8 +10,8 @@ from __future__ import annotations
 
 import importlib
 
-_LAZY = {"Pipeline": "drivevision.pipeline.pipeline", "Result": "drivevision.pipeline.pipeline",
-         "Stage": "drivevision.pipeline.pipeline"}
+_LAZY = {"Pipeline": "drivevision.pipeline.pipeline", "Result": "drivevision.pipeline.result",
+         "Stage": "drivevision.pipeline.result"}
 
 __all__ = list(_LAZY)
 

@@ -17,56 +17,32 @@ are stop requests (``drivevision.pipeline.signals``).
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import numpy as np
 
 from drivevision.config import PipelineConfig
-from drivevision.detections import Detections
-from drivevision.errors import StageError
-from drivevision.io.frames import Frame, Source
-from drivevision.io.sinks import Sink
+from drivevision.io.frames import Source
+from drivevision.pipeline.checks import check_detector, check_sources, check_stages, per_source
+from drivevision.pipeline.result import (
+    Result,
+    Stage,
+    detect_batch,
+    draw_result,
+    read_timing,
+    run_stage,
+    write_result,
+)
 from drivevision.pipeline.stats import SourceStats
 from drivevision.pipeline.threads import END, POLL_S, Aborted, StageThreads, release_openmp_workers
 from drivevision.render import annotate
 
-
-@dataclass
-class Result:
-    """One frame's outcome; ``timings`` holds ms per stage (decode ... encode) for it.
-
-    ``rendered_at`` is ``time.monotonic()`` when the frame was rendered (or passed the render
-    stage undrawn): its capture-to-render latency is ``rendered_at - frame.captured_at``.
-    ``trails`` (track id -> float (K, 2) centres, ``drivevision.render.Trails``) is set by a
-    tracking stage and drawn with the boxes.
-    """
-
-    frame: Frame
-    detections: Detections
-    timings: dict[str, float] = field(default_factory=dict)
-    annotated: np.ndarray | None = field(default=None, repr=False)  # pixels: not printed
-    rendered_at: float | None = None
-    trails: dict[int, np.ndarray] | None = None
-
-    @property
-    def latency_ms(self) -> float | None:
-        """Milliseconds from capture to render, or None before the render stage."""
-        if self.rendered_at is None:
-            return None
-        return (self.rendered_at - self.frame.captured_at) * 1000.0
-
-
-Stage = Callable[[Result], Result]
-"""A per-source stage after inference: takes a source's results one by one, in frame order,
-on that source's own thread, and returns the result (changed or new). Stateful stages (a
-tracker) belong to one source. Its time is reported under its ``name`` attribute, else its
-``__name__``."""
+__all__ = ["Pipeline", "Result", "Stage"]  # Result and Stage stay importable from here
 
 
 class Pipeline(StageThreads):
@@ -95,16 +71,16 @@ class Pipeline(StageThreads):
                  stages: Sequence | Callable[[int], Sequence[Stage]] = (), draw: bool = False,
                  render: Callable[..., np.ndarray] | None = None):
         single = isinstance(sources, Source)
-        sources = [sources] if single else _sources(sources)
+        sources = [sources] if single else check_sources(sources)
         if not sources:
             raise ValueError("Expected at least one source")
         check_detector(detector)
         super().__init__(sources)
         n = len(sources)
         self.sources, self.detector, self.config = sources, detector, config
-        self.sinks = _per_source("sinks", sinks, n, single)
+        self.sinks = per_source("sinks", sinks, n, single)
         self.stages = ([list(stages(i)) for i in range(n)] if callable(stages)
-                       else _per_source("stages", stages, n, single))
+                       else per_source("stages", stages, n, single))
         for chain in self.stages:
             check_stages(chain)
         self.draw = [draw or any(s.needs_annotated for s in ss) for ss in self.sinks]
@@ -271,126 +247,5 @@ class Pipeline(StageThreads):
             self.put(self._results, result)
 
 
-def _sources(given) -> list[Source]:
-    """``given`` as a list of sources; TypeError for a path or anything else that is not
-    a ``Source`` (or a sequence of them)."""
-    if isinstance(given, (str, os.PathLike)):
-        raise TypeError(f"Expected a Source or a sequence of them, but found a path "
-                        f"({str(given)!r}); open it with drivevision.open_source(path)")
-    sources = list(given) if isinstance(given, (Sequence, Iterator)) else [given]
-    for source in sources:
-        if not isinstance(source, Source):
-            raise TypeError(f"Expected a Source (drivevision.open_source(uri)) or a sequence "
-                            f"of them, but found {type(source).__name__}")
-    return sources
-
-
-def check_detector(detector, expected: str = "a Detector") -> None:
-    """TypeError unless ``detector`` can detect: a ``Detector`` (or one like it: ``names``,
-    ``infer_timed``); ``expected`` says what the caller takes, for the message."""
-    if hasattr(detector, "infer_timed") and hasattr(detector, "names"):
-        return
-    found = type(detector).__name__
-    if isinstance(detector, (str, os.PathLike)):
-        found = (f"a path ({str(detector)!r}); for a checkpoint build one with "
-                 "Detector.from_config(DetectorConfig(weights=path))")
-    raise TypeError(f"Expected {expected}, but found {found}")
-
-
-def check_stages(chain) -> None:
-    """TypeError, saying how to make one, for anything in ``chain`` (one source's stages)
-    that is not a ``Stage``: a tracker's name, given in their place or in it, a tracker."""
-    for stage in [chain] if isinstance(chain, str) else chain:
-        if callable(stage):
-            continue
-        found = type(stage).__name__
-        if isinstance(stage, str):
-            found = (f"a str ({stage!r}); for a tracker: stages=track_stages({stage!r}) "
-                     "(drivevision.pipeline.track_stage)")
-        elif hasattr(stage, "update"):
-            found += (", a tracker: run it as a stage, stages=[TrackStage(tracker)] "
-                      "(drivevision.pipeline.track_stage)")
-        raise TypeError(f"Expected a stage, a Result -> Result callable, but found {found}")
-
-
-def _per_source(what: str, given: Sequence, n: int, single: bool) -> list[list]:
-    """``given`` as one list per source: a single source's flat list, or one per source."""
-    if single:
-        return [_listed(given)]
-    given = list(given)
-    if not given:
-        return [[] for _ in range(n)]
-    if len(given) != n:
-        raise ValueError(f"Expected one sequence of {what} per source ({n}), "
-                         f"but got {len(given)}")
-    return [_listed(g) for g in given]
-
-
-def _listed(given) -> list:
-    """A sequence as a list; a str (a tracker's name, say) stays whole, for the message."""
-    return [given] if isinstance(given, str) else list(given)
-
-
 def _keeps_newest(source: Source, policy: str) -> bool:
     return source.live if policy == "auto" else policy == "newest"
-
-
-def read_timing(source: Source, start: float) -> dict[str, float]:
-    """How long reading a frame took since ``start`` (``time.perf_counter()``): "decode" for
-    files; "wait" for live sources, whose reads wait for the camera, the stream or the
-    clock (a camera's or stream's decode is in it; a paced file's is "decode", apart)."""
-    ms = (time.perf_counter() - start) * 1000.0
-    if not source.live:
-        return {"decode": ms}
-    decode = source.decode_ms
-    return {"wait": ms} if decode is None else {"decode": decode,
-                                                 "wait": max(ms - decode, 0.0)}
-
-
-def detect_batch(detector, batch: list[tuple]) -> list[Result]:
-    """Run ``detector`` once on ``(frame, read timing)`` pairs; each result gets its share
-    of the batch's stage times."""
-    detections, ms = detector.infer_timed([frame.image for frame, _ in batch])
-    share = {k: v / len(batch) for k, v in _group(ms).items()}
-    return [Result(frame, det, {**read_ms, **share})
-            for (frame, read_ms), det in zip(batch, detections)]
-
-
-def run_stage(stage: Stage, result: Result, names: str) -> Result:
-    """``stage(result)``, timed under the stage's name; a failure names the stage."""
-    name = getattr(stage, "name", None) or getattr(stage, "__name__", type(stage).__name__)
-    start = time.perf_counter()
-    try:
-        result = stage(result)
-    except Exception as e:
-        raise StageError(names.format(name), e) from e
-    if not isinstance(result, Result):
-        raise StageError(names.format(name), TypeError(
-            f"Expected the stage to return a Result, but got {type(result).__name__}"))
-    result.timings[name] = (time.perf_counter() - start) * 1000.0
-    return result
-
-
-def draw_result(result: Result, render: Callable[..., np.ndarray] | None) -> None:
-    """Draw the boxes (when ``render`` is given) and stamp the render time."""
-    if render is not None:
-        start = time.perf_counter()
-        extra = {} if result.trails is None else {"trails": result.trails}
-        result.annotated = render(result.frame.image, result.detections, **extra)
-        result.timings["render"] = (time.perf_counter() - start) * 1000.0
-    result.rendered_at = time.monotonic()
-
-
-def write_result(result: Result, sinks: Sequence[Sink]) -> None:
-    if sinks:
-        start = time.perf_counter()
-        for sink in sinks:
-            sink.write(result.frame, result.detections, result.annotated)
-        result.timings["encode"] = (time.perf_counter() - start) * 1000.0
-
-
-def _group(ms: dict[str, float]) -> dict[str, float]:
-    """Detector stage times as the pipeline reports them (dense parts = inference)."""
-    grouped = {"preprocess": ms.get("preprocess", 0.0), "postprocess": ms.get("postprocess", 0.0)}
-    grouped["inference"] = sum(v for k, v in ms.items() if k not in grouped)
-    return grouped

@@ -21,7 +21,9 @@ from drivevision.io.sinks import CsvSink, JsonlSink, Sink
 from drivevision.io.sources import open_source
 from drivevision.labels import name_of
 from drivevision.pipeline import signals
-from drivevision.pipeline.pipeline import Pipeline, Result, Stage, check_detector, check_stages
+from drivevision.pipeline.checks import check_detector, check_stages
+from drivevision.pipeline.pipeline import Pipeline
+from drivevision.pipeline.result import Result, Stage
 from drivevision.pipeline.stats import RunSummary, StageStats, TrackStats
 from drivevision.render import renderer
 

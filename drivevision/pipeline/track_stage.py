@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from drivevision.labels import counted
-from drivevision.pipeline.pipeline import Result
+from drivevision.pipeline.result import Result
 from drivevision.render import Trails
 from drivevision.tracking import Tracker, create_tracker
 
