@@ -52,6 +52,20 @@ class SeekableSource(Source):
         nearest one that can, going by ``step`` (1 or -1); IndexError when none can."""
         return self.read(index)
 
+    def read_closest(self, index: int, step: int) -> Frame:
+        """Frame ``index``, or the nearest that can be read: on by ``step`` (1, or -1 for a
+        step back), else the other way (the last images cannot be read); IndexError, the one
+        of the first way, when none can."""
+        try:
+            return self.read_near(index, step)
+        except IndexError as moved:
+            if step > 0:
+                self.found_end(index)
+            try:
+                return self.read_near(index, -step)
+            except IndexError:
+                raise moved from None
+
     def __iter__(self) -> Iterator[Frame]:
         return self.frames_from(0)
 

@@ -7,16 +7,23 @@ and class toggles afterwards, so moving a slider redraws at once without new inf
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PyQt6.QtGui import QImage
 
-from drivevision.config import AGNOSTIC_IOU
+from drivevision.config import AGNOSTIC_IOU, DetectorConfig
 from drivevision.detections import Detections
 from drivevision.render import annotate
 
 INTERNAL_CONF = 0.05  # the detector keeps everything scoring at least this
+
+
+def internal_config(config: DetectorConfig) -> DetectorConfig:
+    """What the viewer's detector runs with: ``config`` keeping every class, every box down to
+    ``INTERNAL_CONF`` and no agnostic NMS; the overlay applies the user's choices of these."""
+    return replace(config, conf=min(config.conf, INTERNAL_CONF), classes="all",
+                   agnostic_nms=False)
 
 
 @dataclass(frozen=True)

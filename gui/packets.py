@@ -1,7 +1,9 @@
-"""What the viewer's worker hands the GUI thread: frames ready to show, and opened media."""
+"""What the viewer's worker hands the GUI thread: frames ready to show (the newest kept in a
+``Mailbox``), and opened media."""
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -44,3 +46,34 @@ class MediaInfo:
     seekable: bool
     live: bool
     opening: int = 0  # counts opens; packets carry the one they came from
+
+
+class Mailbox:
+    """Holds the newest packet from the worker thread until the GUI thread takes it; a packet
+    replaced before it was taken counts in ``drops``, so repaints never pile up."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._latest: Packet | None = None
+        self.drops = 0
+
+    def post(self, packet: Packet) -> bool:
+        """Keep ``packet`` as the newest; True when the GUI must be told (it took the last
+        one; else a notice sent earlier has not been handled yet)."""
+        with self._lock:
+            tell = self._latest is None
+            if not tell:
+                self.drops += 1
+            self._latest = packet
+        return tell
+
+    def take(self) -> Packet | None:
+        """The newest packet, or None when it was already taken."""
+        with self._lock:
+            packet, self._latest = self._latest, None
+            return packet
+
+    def clear(self) -> None:
+        """Forget the packet not taken (its source was closed): not a drop."""
+        with self._lock:
+            self._latest = None

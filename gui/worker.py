@@ -1,34 +1,37 @@
 """The viewer's worker: one Python thread that owns the detector, the media and the pipeline.
 
-The GUI thread only sends commands (``open``, ``play``, ``seek`` ...) and paints what comes
-back. Results cross threads as ``Packet`` objects holding copies (a numpy frame and a QImage
-that owns its pixels); only the newest packet is kept, so repaints never pile up. Commands
-that change what plays interrupt the running pipeline through its abort event; ``stop()``
-ends the thread with an event and waits for it (no thread is ever killed).
+The GUI thread only sends commands (``open``, ``play``, ``seek`` ...; ``gui.commands``) and
+paints what comes back. Results cross threads as ``Packet`` objects holding copies (a numpy
+frame and a QImage that owns its pixels); only the newest packet is kept (``Mailbox``), so
+repaints never pile up. Commands that change what plays interrupt the running pipeline
+through its abort event; ``stop()`` ends the thread with an event and waits for it (no
+thread is ever killed).
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import replace
 
 from PyQt6.QtCore import QObject, pyqtSignal
 
 from drivevision.config import DetectorConfig, PipelineConfig
-from drivevision.io.frames import Frame, Source
+from drivevision.io.frames import Source
 from drivevision.pipeline import Pipeline, Result
 from drivevision.pipeline.stats import Snapshot
+from gui.commands import CommandThread
 from gui.media import Paced, SeekableSource, open_media
-from gui.overlay import INTERNAL_CONF, OverlaySettings, draw, to_qimage, visible
-from gui.packets import MediaInfo, Packet
+from gui.overlay import OverlaySettings, draw, internal_config, to_qimage, visible
+from gui.packets import Mailbox, MediaInfo, Packet
 from gui.recording import Recording
+from gui.tally import RunTally
 
 TRANSPORT = frozenset({"open", "load", "play", "pause", "seek", "step"})
 
 
-class Worker(QObject):
+class Worker(CommandThread):
     """Runs detection off the GUI thread. Create it on the GUI thread; ``start()``, ``stop()``.
 
     Signals: ``frame_ready`` (take the packet with ``take()``), ``opened(MediaInfo)``,
@@ -47,30 +50,24 @@ class Worker(QObject):
     opened = pyqtSignal(object)
     playing = pyqtSignal(bool)
     ended = pyqtSignal()
-    failed = pyqtSignal(str)
     status = pyqtSignal(str)
     busy = pyqtSignal(bool)
     detector_ready = pyqtSignal(object, str)
     load_failed = pyqtSignal()
     recording = pyqtSignal(bool)
     recorded = pyqtSignal(str)
+    interrupting = TRANSPORT
 
     def __init__(self, detector=None, parent: QObject | None = None, *, tracking=()):
-        super().__init__(parent)
+        super().__init__(parent, name="drivevision-viewer-worker")
         self.detector = detector
         self.tracking = list(tracking(0)) if callable(tracking) else list(tracking)
-        self._spans: dict[int, list[int]] = {}  # track id -> first, last frame, frames seen
+        self._tally = RunTally()  # shown detections per class, track spans
         self.overlay = OverlaySettings()  # replaced whole by the GUI; read by the worker
-        self._cond = threading.Condition()
-        self._pending: deque[tuple[str, tuple]] = deque()
-        self._quit = threading.Event()
         self._pipeline: Pipeline | None = None
         self._pace_stop: threading.Event | None = None
-        self._mail_lock = threading.Lock()
-        self._latest: Packet | None = None
+        self._mailbox = Mailbox()
         self.opening = 0
-        self._thread = threading.Thread(target=self._run, name="drivevision-viewer-worker",
-                                        daemon=True)
         self.media: Source | None = None
         self.position, self._shown = -1, None  # the frame shown last: its index, its result
         self._notes_told = 0  # of the media's notes, those already in the status bar
@@ -81,50 +78,23 @@ class Worker(QObject):
 
     # -- GUI thread ------------------------------------------------------------------------
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 15.0) -> bool:
-        """Ask the thread to end and wait for it; True when it has ended."""
-        self._quit.set()
-        self._interrupt()
-        with self._cond:
-            self._cond.notify_all()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    def is_running(self) -> bool:
-        return self._thread.is_alive()
+    @property
+    def display_drops(self) -> int:
+        """Packets replaced before the GUI took them, since the media was opened."""
+        return self._mailbox.drops
 
     def nothing_to_finish(self) -> bool:
         """True while a detector loads and nothing is recorded: quitting loses nothing."""
         return self.loading and not self._recording.active
 
-    def send(self, name: str, *args) -> None:
-        """Queue a command; one in ``TRANSPORT`` also interrupts what is playing."""
-        with self._cond:
-            self._pending.append((name, args))
-            self._cond.notify_all()
-            if name in TRANSPORT:
-                self._interrupt_locked()
-
     def track_span(self, track_id: int) -> tuple[int, int, int] | None:
         """First and last frame index of a track and the frames it was seen in, or None
         when the tracker does not know it (never seen, or reset since)."""
-        with self._mail_lock:
-            span = self._spans.get(track_id)
-            return None if span is None else (span[0], span[1], span[2])
+        return self._tally.span(track_id)
 
     def take(self) -> Packet | None:
         """The newest packet, or None when it was already taken."""
-        with self._mail_lock:
-            packet, self._latest = self._latest, None
-            return packet
-
-    def _interrupt(self) -> None:
-        with self._cond:
-            self._interrupt_locked()
+        return self._mailbox.take()
 
     def _interrupt_locked(self) -> None:
         if self._pace_stop is not None:
@@ -134,33 +104,10 @@ class Worker(QObject):
 
     # -- worker thread ---------------------------------------------------------------------
 
-    def _run(self) -> None:
-        try:
-            while not self._quit.is_set():
-                command = self._next_command()
-                if command is not None:
-                    self._execute(*command)
-        finally:
-            self._close_recorder()
-            if self.media is not None:
-                self.media.close()
-
-    def _next_command(self, inline_only: bool = False) -> tuple[str, tuple] | None:
-        with self._cond:
-            if not inline_only:
-                self._cond.wait_for(lambda: self._pending or self._quit.is_set(), 0.2)
-            if not self._pending or self._quit.is_set():
-                return None
-            if inline_only and self._pending[0][0] in TRANSPORT:
-                return None
-            return self._pending.popleft()
-
-    def _execute(self, name: str, args: tuple) -> None:
-        try:
-            getattr(self, f"_do_{name}")(*args)
-        except Exception as e:  # noqa: BLE001 - every failure goes to the user as one line
-            lines = str(e).strip().splitlines()
-            self.failed.emit(lines[0] if lines else type(e).__name__)
+    def _finish(self) -> None:
+        self._close_recorder()
+        if self.media is not None:
+            self.media.close()
 
     def _do_load(self, config: DetectorConfig) -> None:
         self.loading = True  # importing torch and reading the weights take seconds
@@ -171,9 +118,7 @@ class Worker(QObject):
             from drivevision.detector import Detector
 
             # the overlay applies conf, classes and agnostic NMS, so a slider redraws at once
-            internal = replace(config, conf=min(config.conf, INTERNAL_CONF), classes="all",
-                               agnostic_nms=False)
-            self.detector = Detector.from_config(internal, progress=False)
+            self.detector = Detector.from_config(internal_config(config), progress=False)
         except Exception:
             self.load_failed.emit()
             raise
@@ -193,9 +138,8 @@ class Worker(QObject):
         self.media = media
         self.position, self._played_live, self._notes_told, self._shown = -1, False, 0, None
         self._reset_run()
-        with self._mail_lock:
-            self._latest = None  # the last source's frame, not taken: not a display drop
-            self.opening += 1
+        self._mailbox.clear()  # the last source's frame, not taken: not a display drop
+        self.opening += 1
         seekable = isinstance(self.media, SeekableSource)
         self.opened.emit(MediaInfo(uri, self.media.fps, self.media.frame_count, seekable,
                                    bool(self.media.live), self.opening))
@@ -245,7 +189,7 @@ class Worker(QObject):
             raise RuntimeError("Open a file or folder to seek; live sources only play")
         if self.media.frame_count:
             index = min(index, self.media.frame_count - 1)
-        frame = self._read_near(index)
+        frame = self.media.read_closest(index, -1 if index < self.position else 1)
         if self.tracking and self.position >= 0 and frame.index != self.position + 1:
             self._reset_tracks(f"frame {frame.index + 1} does not follow frame "
                                f"{self.position + 1}")
@@ -255,20 +199,6 @@ class Worker(QObject):
             result = stage(result)
         self._publish(result, None)
         self._recording.write(result, self.overlay, self.detector.names)
-
-    def _read_near(self, index: int) -> Frame:
-        """Frame ``index``, or the nearest that can be read: on in the direction moved
-        (back for a step back), else the other way (the last images cannot be read)."""
-        step = -1 if index < self.position else 1
-        try:
-            return self.media.read_near(index, step)
-        except IndexError as moved:
-            if step > 0:
-                self.media.found_end(index)
-            try:
-                return self.media.read_near(index, -step)
-            except IndexError:
-                raise moved from None
 
     def _do_play(self, speed: float = 1.0, every_frame: bool = False) -> None:
         self._need_detector()
@@ -289,7 +219,7 @@ class Worker(QObject):
         pipeline = Pipeline(source, self.detector, stages=self.tracking,
                             config=PipelineConfig(frames="newest" if newest else "all"))
         with self._cond:
-            if any(name in TRANSPORT for name, _ in self._pending) or self._quit.is_set():
+            if self._interrupting_pending():
                 return
             self._pipeline, self._pace_stop = pipeline, stop
         self.playing.emit(True)
@@ -327,9 +257,8 @@ class Worker(QObject):
             self._tell_notes(since=told)  # after "end of input": what the playing skipped
 
     def _reset_run(self) -> None:
-        self.run_counts: Counter = Counter()  # shown detections per class, each frame once
-        self._frame_counts: dict[int, Counter] = {}  # seekable media: per frame index
-        self.display_drops = 0  # packets replaced before the GUI took them
+        self._tally.reset()
+        self._mailbox.drops = 0
         self._reset_tracks()
 
     def _reset_tracks(self, why: str | None = None) -> None:
@@ -337,8 +266,7 @@ class Worker(QObject):
         goes to the status bar."""
         for stage in self.tracking:
             stage.reset()
-        with self._mail_lock:
-            self._spans = {}
+        self._tally.reset_tracks()
         if why:
             self.status.emit(f"tracker reset: {why}")
 
@@ -351,15 +279,17 @@ class Worker(QObject):
         shown = visible(result.detections, overlay)
         qimage = to_qimage(draw(image, shown, self.detector.names, overlay, result.trails))
         self.position, self._shown = result.frame.index, result
-        self._count_tracks(result)
-        self._count(result.frame.index, Counter(int(c) for c in shown.class_ids))
+        self._tally.add(result.frame.index, shown, result.detections,
+                       replaces=isinstance(self.media, SeekableSource))  # live: never again
         stats = {"input_fps": snapshot.input_fps if snapshot else None,  # no rate to tell
                  "detector_fps": snapshot.detector_fps if snapshot else None,
-                 "dropped": (snapshot.dropped if snapshot else 0) + self.display_drops,
+                 "dropped": (snapshot.dropped if snapshot else 0) + self._mailbox.drops,
                  "frame_count": (self.media.frame_count if self.media else None) or 0}
         frame = replace(result.frame, image=image)  # every other field kept (file, ...)
-        self._post(Packet(frame, result.detections, shown, qimage, dict(result.timings), stats,
-                          overlay, Counter(self.run_counts), self.opening, result.trails))
+        if self._mailbox.post(Packet(frame, result.detections, shown, qimage,
+                                     dict(result.timings), stats, overlay,
+                                     Counter(self._tally.counts), self.opening, result.trails)):
+            self.frame_ready.emit()  # else the GUI has not taken the last one yet
 
     def _tell_notes(self, since: int | None = None) -> None:
         """The media's notes (images skipped ...) not told yet, or all from number ``since``,
@@ -370,30 +300,3 @@ class Worker(QObject):
         if new:
             more = f" (and {len(new) - 1} more)" if len(new) > 1 else ""
             self.status.emit(new[-1] + more)
-
-    def _count_tracks(self, result: Result) -> None:
-        if result.detections.track_ids is None:
-            return
-        index = result.frame.index
-        with self._mail_lock:
-            for track_id in result.detections.track_ids.tolist():
-                span = self._spans.setdefault(track_id, [index, index, 0])
-                span[1], span[2] = index, span[2] + 1
-
-    def _count(self, index: int, counts: Counter) -> None:
-        """Add a frame's counts to the run's; a frame of a file shown again (a replay, a step)
-        replaces its earlier counts instead of adding to them. Live frames never come back."""
-        if isinstance(self.media, SeekableSource):
-            self.run_counts.subtract(self._frame_counts.get(index, Counter()))
-            self._frame_counts[index] = counts
-        self.run_counts.update(counts)
-        self.run_counts = +self.run_counts  # drops classes back at 0
-
-    def _post(self, packet: Packet) -> None:
-        with self._mail_lock:
-            post = self._latest is None  # else a posted signal has not been handled yet
-            if not post:
-                self.display_drops += 1
-            self._latest = packet
-        if post:
-            self.frame_ready.emit()
