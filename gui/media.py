@@ -16,14 +16,9 @@ from pathlib import Path
 import cv2
 
 from drivevision.errors import SourceError
-from drivevision.io.files import (
-    ImageSource,
-    VideoFileSource,
-    frame_time_ms,
-    open_video_file,
-    read_image,
-)
+from drivevision.io.files import VideoFileSource, open_video_file
 from drivevision.io.frames import Frame, Source
+from drivevision.io.images import ImageSource, frame_time_ms, read_image
 from drivevision.io.sources import open_source
 from drivevision.io.streams import RealtimeSource
 

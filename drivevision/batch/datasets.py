@@ -29,7 +29,7 @@ from drivevision.io.dataset_sinks import (
     frame_stems,
     yolo_top,
 )
-from drivevision.io.files import IMAGE_SUFFIXES
+from drivevision.io.images import folder_images
 from drivevision.io.recorded import (
     Layout,
     SharedPart,
@@ -115,8 +115,7 @@ def check_datasets(settings, out_dir: Path, jobs) -> None:
 
 def _image_names(folder: Path) -> list[str]:
     """The names of a folder's images, as its source reads them."""
-    return sorted(p.name for p in folder.iterdir()
-                  if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    return sorted(p.name for p in folder_images(folder))
 
 
 @contextlib.contextmanager

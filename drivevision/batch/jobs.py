@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from drivevision.io.files import IMAGE_SUFFIXES, natural_key
+from drivevision.io.images import IMAGE_SUFFIXES, natural_key
 
 # what a folder search takes as video; a file named on the command line is tried whatever
 # its suffix, unless plainly not footage (NOT_MEDIA_SUFFIXES)

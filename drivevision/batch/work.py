@@ -207,7 +207,7 @@ def input_stat(job: Job) -> tuple[int, int]:
     if not path.is_dir():
         st = path.stat()
         return st.st_size, st.st_mtime_ns
-    from drivevision.io.files import IMAGE_SUFFIXES
+    from drivevision.io.images import IMAGE_SUFFIXES
 
     size, newest = 0, path.stat().st_mtime_ns
     for entry in os.scandir(path):

@@ -261,7 +261,7 @@ def _check_cost(args: argparse.Namespace, detector, frames: int | None) -> None:
 
 
 def _is_image(path: str) -> bool:
-    from drivevision.io.files import IMAGE_SUFFIXES
+    from drivevision.io.images import IMAGE_SUFFIXES
 
     return Path(path).suffix.lower() in IMAGE_SUFFIXES and Path(path).is_file()
 
@@ -309,10 +309,9 @@ def _check_dataset_folders(args: argparse.Namespace, claims: contextlib.ExitStac
 
 
 def _image_names(folder: Path) -> list[str]:
-    from drivevision.io.files import IMAGE_SUFFIXES
+    from drivevision.io.images import folder_images
 
-    return sorted(p.name for p in folder.iterdir()
-                  if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    return sorted(p.name for p in folder_images(folder))
 
 
 def _default_outputs(args: argparse.Namespace) -> Path | None:

@@ -139,7 +139,7 @@ def _check_args(args: argparse.Namespace) -> None:
     """Refuse bad values; none of these checks imports torch (seconds), so they answer at
     once (``check_detector_args``, which does, comes after them)."""
     from drivevision.io import limits
-    from drivevision.io.files import IMAGE_SUFFIXES
+    from drivevision.io.images import IMAGE_SUFFIXES
 
     _check_camera_args(args)
     if args.frame_stride is not None:

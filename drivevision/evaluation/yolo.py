@@ -27,7 +27,7 @@ from PIL import Image
 from drivevision.evaluation.annotations import Annotations, FrameBoxes
 from drivevision.labels import counted
 
-# the images detect reads from a folder (drivevision.io.files.IMAGE_SUFFIXES, a module this
+# the images detect reads from a folder (drivevision.io.images.IMAGE_SUFFIXES, a module this
 # layer may not import; a test keeps the two equal)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 NAMES_FILES = ("data.yaml", "classes.txt")

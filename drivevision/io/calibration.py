@@ -47,10 +47,9 @@ def check_calibration(uri: str) -> Path:
 
 def _images(folder: Path, uri: str) -> list[Path]:
     """The images in ``folder``, in natural order; SourceError when there are none."""
-    from drivevision.io.files import IMAGE_SUFFIXES, natural_key
+    from drivevision.io.images import folder_images
 
-    images = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
-                     and p.is_file()), key=natural_key)
+    images = folder_images(folder)
     if not images:
         raise SourceError(f"Expected --calib to be {WHAT}, but folder {uri} has no images")
     return images

@@ -1,182 +1,27 @@
-"""Files and folders: video files (PyAV), images and folders of images.
+"""Video files (PyAV), and OpenCV's capture of one for the viewer.
 
-Every source yields ``Frame`` objects whose image is (H, W, 3) uint8 BGR, grayscale and
-BGRA already converted. Open them through ``drivevision.io.sources.open_source``.
+Every source yields ``Frame`` objects whose image is (H, W, 3) uint8 BGR. Images and folders
+of images are in ``drivevision.io.images``. Open them through
+``drivevision.io.sources.open_source``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
 import time
-import warnings
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import av
 import cv2
 import numpy as np
-from PIL import Image
 
 from drivevision.errors import SourceError, SourcePermissionError
 from drivevision.io import limits
-from drivevision.io.frames import Frame, FrameCheck, Source, range_text, stride_miss
+from drivevision.io.frames import Frame, Source, range_text, stride_miss
+from drivevision.io.images import reason_line
 from drivevision.io.reading import Reading
 from drivevision.labels import counted
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
-
-# Sizes come from Pillow's header readers (installed with torchvision), and we bound them
-# ourselves: its bomb warning would only repeat our note.
-warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
-
-
-class ImageRefused(SourceError):
-    """An image that is not decoded, or not kept, because of its size."""
-
-
-def natural_key(path: Path) -> list:
-    """Sort key that puts frame2.png before frame10.png."""
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
-
-
-def image_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) from an image file's header, without decoding it; None when Pillow
-    cannot read the header (OpenCV may still decode the file). Pillow's own bound (179 MP)
-    raises ``Image.DecompressionBombError`` with the pixel count."""
-    try:
-        with Image.open(path) as image:
-            return image.size
-    except (OSError, SyntaxError, ValueError):
-        return None
-
-
-def read_image(path: Path, max_pixels: int | None = None,
-               check: FrameCheck | None = None) -> np.ndarray:
-    """An image file as (H, W, 3) uint8 BGR (grayscale, 16-bit and alpha converted).
-
-    An image whose header announces more than ``max_pixels`` (default: ``limits.max_pixels``)
-    is refused before it is decoded (``ImageRefused``), as is one ``check`` refuses (given
-    width and height, it returns why, or None). SourceError when it cannot be decoded.
-    """
-    limit = limits.max_pixels() if max_pixels is None else max_pixels
-    try:
-        size = image_size(path)
-    except Image.DecompressionBombError as e:
-        pixels = int(re.search(r"\((\d+) pixels\)", str(e)).group(1))
-        if pixels > limit:
-            raise ImageRefused(f"{path.name}: {limits.over_limit(pixels, limit)}") from None
-        size = None
-    problem = size and (limits.pixel_problem(*size, limit) or (check and check(*size)))
-    if problem:
-        raise ImageRefused(f"{path.name}: {problem}")
-    try:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    except cv2.error as e:  # a header Pillow cannot read that asks for too much memory
-        raise ImageRefused(f"{path.name}: OpenCV refused to decode it ({_first_line(e)})") from e
-    if image is None:
-        raise SourceError(f"Cannot decode image {path} (damaged or not an image)")
-    problem = size is None and check and check(image.shape[1], image.shape[0])
-    if problem:
-        raise ImageRefused(f"{path.name}: {problem}")
-    return image
-
-
-def _first_line(error: BaseException) -> str:
-    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
-    return lines[-1] if lines else type(error).__name__
-
-
-def frame_time_ms(index: int, fps: float, position_ms: float = 0.0) -> float:
-    """Frame ``index``'s time: ``position_ms`` (the container's), or ``index / fps`` when
-    there is none (<= 0; images have none). Rounded to the nanosecond, so a container time
-    read through float seconds (OpenCV's 300.00000000000006) is the exact one (300.0)."""
-    return round(position_ms, 6) if position_ms > 0 else index * 1000.0 / fps
-
-
-class ImageSource(Source):
-    """Still images, one frame each, in natural order; ``fps`` spaces their timestamps.
-
-    An image that cannot be decoded, or is refused for its size (over ``max_pixels``, read
-    from its header before decoding, or refused by ``frame_check``), is skipped with a note
-    (its index and time stay unused, so every frame keeps its place in the folder);
-    SourceError if none is kept. With ``frame_stride`` K only images 0, K, 2K, ... (by place
-    in the folder) are read; the others are not opened. A time range (``keep_range``) keeps
-    the images whose time, ``index / fps``, lies in it.
-    """
-
-    can_stride = True
-
-    def __init__(self, uri: str, paths: list[Path], fps: float = 10.0,
-                 max_pixels: int | None = None):
-        super().__init__(uri, fps=fps, frame_count=len(paths))
-        self.paths = paths
-        self.max_pixels = limits.max_pixels() if max_pixels is None else max_pixels
-
-    @property
-    def names(self) -> list[str]:
-        """Each image's name relative to the input folder (a folder is not searched
-        recursively, so its file name), as its frames' ``Frame.file`` gives it."""
-        return [p.name for p in self.paths]
-
-    def __iter__(self) -> Iterator[Frame]:
-        damaged: list[Path] = []
-        refused: list[str] = []
-        self.passed = 0
-        self.notes.clear()  # what this pass meets: an earlier one (a peek) told its own
-        first, stop = self.range_indices()
-        self.span = (first, stop - 1) if self.ranged else None
-        try:
-            for i, (path, name) in enumerate(zip(self.paths, self.names, strict=True)):
-                if not first <= i < stop:
-                    continue
-                if i % self.frame_stride:
-                    self.passed += 1
-                    continue
-                try:
-                    image = read_image(path, self.max_pixels, self.frame_check)
-                except ImageRefused as e:
-                    refused.append(str(e))
-                    continue
-                except SourceError:
-                    damaged.append(path)
-                    continue
-                yield Frame(i, frame_time_ms(i, self.fps), image, time.monotonic(), file=name)
-        finally:
-            self._note_skipped(damaged, refused)
-        tried = stop - first - self.passed  # the images read: a stride or range passes others
-        if len(damaged) + len(refused) == tried:
-            why = refused[0] if refused and not damaged else _damaged(tried)
-            read = "read " if self.passed or self.ranged else ""
-            what = ("its only image could not" if len(self.paths) == 1 else
-                    f"none of the {tried} images {read}could")
-            raise SourceError(f"{self.uri}: {what} be decoded ({why})")
-
-    def _note_skipped(self, damaged: list[Path], refused: list[str]) -> None:
-        if damaged:
-            names = ", ".join(p.name for p in damaged[:5]) + (", ..." if len(damaged) > 5
-                                                              else "")
-            which = _share(len(damaged), len(self.paths))
-            that = ", which" if len(damaged) == len(self.paths) else " that"
-            self.notes.append(f"{self.uri}: skipped {which}{that} could not be decoded "
-                              f"({_damaged(len(damaged))}): {names}")
-        if refused:
-            reasons = "; ".join(refused[:3]) + ("; ..." if len(refused) > 3 else "")
-            its = "its" if len(self.paths) == 1 else "their"
-            self.notes.append(f"{self.uri}: skipped {_share(len(refused), len(self.paths))} for "
-                              f"{its} size: {reasons}")
-
-
-def _damaged(n: int) -> str:
-    return "damaged or not an image" if n == 1 else "damaged or not images"
-
-
-def _share(k: int, n: int) -> str:
-    """``k`` of a folder's ``n`` images as a sentence says it: "the only image", "all 3
-    images", "2 of 5 images"."""
-    if n == 1:
-        return "the only image"
-    return f"all {n} images" if k == n else f"{k} of {n} images"
 
 
 def open_video_file(path: str | Path) -> tuple[cv2.VideoCapture, float, int | None]:
@@ -384,7 +229,7 @@ def _open_av(path: str | Path) -> tuple[av.container.InputContainer, av.VideoStr
     try:
         container = av.open(str(path))
     except (av.FFmpegError, OSError) as e:
-        reason = getattr(e, "strerror", None) or _first_line(e)  # FFmpeg's text, no errno
+        reason = getattr(e, "strerror", None) or reason_line(e)  # FFmpeg's text, no errno
         error = SourcePermissionError if isinstance(e, PermissionError) else SourceError
         raise error(f"Cannot open {path} as a video (not a video file, or damaged: "
                     f"{reason})") from e

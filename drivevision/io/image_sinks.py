@@ -22,8 +22,8 @@ from drivevision.config import DEFAULT_VIDEO_PRESET
 from drivevision.detections import Detections
 from drivevision.errors import SinkError
 from drivevision.io.claims import STDOUT
-from drivevision.io.files import IMAGE_SUFFIXES, ImageSource
 from drivevision.io.frames import Frame, Source
+from drivevision.io.images import IMAGE_SUFFIXES, ImageSource
 from drivevision.io.live_sinks import LiveVideoSink
 from drivevision.io.recorded import Layout, RecordedSink
 from drivevision.io.sinks import Sink

@@ -1,7 +1,8 @@
 """``open_source(uri)``: the one entry point every command uses to open an input.
 
-URI forms are in ``drivevision.io.uri``; files and folders in ``drivevision.io.files``;
-cameras and network streams in ``drivevision.io.streams``.
+URI forms are in ``drivevision.io.uri``; video files in ``drivevision.io.files``; images and
+folders of images in ``drivevision.io.images``; cameras and network streams in
+``drivevision.io.streams``.
 """
 
 from __future__ import annotations
@@ -13,14 +14,9 @@ import av
 
 from drivevision.errors import SourceError, SourceNotFoundError
 from drivevision.io import limits, streams
-from drivevision.io.files import (
-    IMAGE_SUFFIXES,
-    ImageSource,
-    VideoFileSource,
-    natural_key,
-    read_image,
-)
+from drivevision.io.files import VideoFileSource
 from drivevision.io.frames import Source
+from drivevision.io.images import IMAGE_SUFFIXES, ImageSource, folder_images, read_image
 from drivevision.io.uri import parse_uri
 
 
@@ -89,8 +85,7 @@ def _open_path(uri: str, fps: float, max_pixels: int) -> Source:
         raise SourceError(f"{uri} is {kind}, not a file: expected a video file, an image or a "
                           "folder of images (a stream is a URL, a camera 0 or /dev/videoN)")
     if path.is_dir():
-        images = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
-                         and p.is_file()), key=natural_key)
+        images = folder_images(path)
         if not images:
             raise SourceError(f"No images ({', '.join(sorted(IMAGE_SUFFIXES))}) in folder {uri}")
         return ImageSource(str(uri), images, fps, max_pixels)

@@ -12,9 +12,9 @@ from drivevision.config import DEFAULT_VIDEO_PRESET, DetectorConfig, DrawStyle, 
 from drivevision.detector import Detector
 from drivevision.io.claims import check_distinct, check_not_input
 from drivevision.io.dataset_sinks import CropSink, YoloSink
-from drivevision.io.files import ImageSource
 from drivevision.io.frames import Source
 from drivevision.io.image_sinks import annotated_output
+from drivevision.io.images import ImageSource
 from drivevision.io.live_sinks import GapJsonlSink
 from drivevision.io.mot import MotSink
 from drivevision.io.sinks import CsvSink, JsonlSink, Sink

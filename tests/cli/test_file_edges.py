@@ -183,7 +183,7 @@ def test_undecodable_image_is_skipped_with_a_note(tmp_path):
      "f1.png", None),
 ])
 def test_skipped_images_are_counted_as_a_sentence_says_it(tmp_path, n, bad, note, error):
-    from drivevision.io.files import ImageSource
+    from drivevision.io.images import ImageSource
 
     folder = image_folder(tmp_path, bad=bad, n=n)
     source = ImageSource("frames", sorted(folder.iterdir()))
@@ -194,7 +194,7 @@ def test_skipped_images_are_counted_as_a_sentence_says_it(tmp_path, n, bad, note
 
 
 def test_a_folder_of_one_image_too_large_says_its_only_image_was_skipped(tmp_path):
-    from drivevision.io.files import ImageSource
+    from drivevision.io.images import ImageSource
 
     source = ImageSource("frames", sorted(image_folder(tmp_path, bad=set(), n=1).iterdir()),
                          max_pixels=100)

@@ -77,7 +77,7 @@ def test_an_exif_rotated_image_has_the_size_opencv_decodes_it_at(tmp_path):
 
 def test_the_images_read_are_those_detect_reads_from_a_folder():
     from drivevision.evaluation.yolo import IMAGE_SUFFIXES
-    from drivevision.io.files import IMAGE_SUFFIXES as DETECT_READS
+    from drivevision.io.images import IMAGE_SUFFIXES as DETECT_READS
 
     assert IMAGE_SUFFIXES == DETECT_READS
 

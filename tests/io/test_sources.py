@@ -21,8 +21,8 @@ from mjpeg_server import MjpegTestServer, read_seq, read_tint
 from standins import ArraySource
 
 from drivevision.errors import SourceError
-from drivevision.io.files import frame_time_ms
 from drivevision.io.frames import Gap
+from drivevision.io.images import frame_time_ms
 from drivevision.io.sources import open_source
 from drivevision.io.streams import RealtimeSource, Reconnect, StreamSource
 from drivevision.io.uri import csi_pipeline, ffmpeg_capture_options, parse_uri
