@@ -110,7 +110,8 @@ def _images(root: Path) -> list[Path]:
     if any(p.is_dir() and not p.name.startswith(".") for p in entries):
         raise ValueError(f"{folder} holds folders: expected the images themselves (a "
                          "batch's dataset, one folder an input, is not read as one)")
-    images = [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+    images = [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+              and not p.name.startswith(".")]
     if not images:
         raise ValueError(f"{folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     stems: dict[str, str] = {}

@@ -39,9 +39,10 @@ def natural_key(path: Path) -> list:
 
 def folder_images(folder: Path) -> list[Path]:
     """The images directly in ``folder``, in natural order: files (or links to files) with
-    an image suffix."""
+    an image suffix, not hidden (``.DS_Store``, and macOS's ``._IMG_0001.jpg`` resource forks
+    on shared drives, hold no image)."""
     return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
-                   and p.is_file()), key=natural_key)
+                   and not p.name.startswith(".") and p.is_file()), key=natural_key)
 
 
 def image_size(path: Path) -> tuple[int, int] | None:
