@@ -9,6 +9,8 @@ import cv2
 import numpy as np
 from standins import FixedDetector
 
+from drivevision.cli import main
+from drivevision.cli.exits import EXIT_INPUT_DAMAGED
 from drivevision.pipeline.runner import detect_video
 
 # the start of a macOS resource fork ("AppleDouble"), which Finder writes as ._NAME beside
@@ -33,3 +35,45 @@ def test_hidden_files_in_a_folder_of_images_are_not_read_as_images(tmp_path):
     assert [(line["frame"], line["file"]) for line in lines] == [
         (0, "IMG_0001.png"), (1, "IMG_0002.png")]
     assert summary.notes == []  # before: "skipped 1 of 3 images that could not be decoded"
+
+
+def photo(path, seed: int = 0, size=(96, 128)) -> bytes:
+    """A JPEG of a textured scene (noise compresses to many bytes of entropy-coded data)."""
+    image = np.random.default_rng(seed).integers(0, 255, (*size, 3), dtype=np.uint8)
+    cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return path.read_bytes()
+
+
+def test_a_truncated_jpeg_is_detected_as_it_decodes_with_a_note_naming_it(
+        tmp_path, capsys, tiny_checkpoint):
+    folder = tmp_path / "dump"
+    folder.mkdir()
+    photo(folder / "a.jpg", 0)
+    whole = photo(folder / "b.jpg", 1)
+    (folder / "b.jpg").write_bytes(whole[:len(whole) // 2])  # a copy cut off half way
+    # a phone's motion photo: its video follows the JPEG's end; the JPEG is whole
+    (folder / "c.jpg").write_bytes(photo(folder / "c.jpg", 2) + b"\x00\x00\x00\x18ftypmp42")
+    jsonl = tmp_path / "d.jsonl"
+    code = main(["detect", str(folder), "--jsonl", str(jsonl), "--weights", tiny_checkpoint,
+                 "-q"])
+    err = capsys.readouterr().err
+    assert code == EXIT_INPUT_DAMAGED, err  # before: 0, and only libjpeg's line naming no file
+    files = [json.loads(line)["file"] for line in jsonl.read_text().splitlines()]
+    assert files == ["a.jpg", "b.jpg", "c.jpg"]  # what decodes is still detected
+    notes = [line for line in err.splitlines() if line.startswith("drivevision: warning:")]
+    assert len(notes) == 1, err
+    assert "1 of 3 images decoded only in part" in notes[0]
+    assert ": b.jpg (image file is truncated" in notes[0]
+
+
+def test_a_whole_jpeg_png_or_webp_has_no_damage_to_report(tmp_path):
+    from drivevision.io.images import jpeg_damage
+
+    photo(tmp_path / "a.jpg")
+    grey_png(tmp_path / "b.png", 40)
+    cv2.imwrite(str(tmp_path / "c.webp"), np.full((8, 8, 3), 9, np.uint8))
+    cut = (tmp_path / "b.png").read_bytes()
+    (tmp_path / "d.png").write_bytes(cut[:len(cut) // 2])  # OpenCV refuses it: not partial
+    cv2.imwrite(str(tmp_path / "e.jpg"), np.full((1, 1, 3), 9, np.uint8))
+    assert [jpeg_damage(tmp_path / n) for n in ("a.jpg", "b.png", "c.webp", "d.png", "e.jpg")
+            ] == [None] * 5
