@@ -7,10 +7,13 @@ import json
 
 import cv2
 import numpy as np
+import pytest
+from PIL import Image, ImageOps
 from standins import FixedDetector
 
 from drivevision.cli import main
 from drivevision.cli.exits import EXIT_INPUT_DAMAGED
+from drivevision.io.sources import open_source
 from drivevision.pipeline.runner import detect_video
 
 # the start of a macOS resource fork ("AppleDouble"), which Finder writes as ._NAME beside
@@ -77,3 +80,45 @@ def test_a_whole_jpeg_png_or_webp_has_no_damage_to_report(tmp_path):
     cv2.imwrite(str(tmp_path / "e.jpg"), np.full((1, 1, 3), 9, np.uint8))
     assert [jpeg_damage(tmp_path / n) for n in ("a.jpg", "b.png", "c.webp", "d.png", "e.jpg")
             ] == [None] * 5
+
+
+def upright_scene() -> np.ndarray:
+    """96x128 BGR: a bright top-left quarter and a red bottom edge, so any turn or flip
+    shows."""
+    image = np.full((96, 128, 3), 40, np.uint8)
+    image[:48, :64] = 230
+    image[-8:] = (0, 0, 200)
+    return image
+
+
+@pytest.mark.parametrize("orientation, stored", [
+    (3, Image.Transpose.ROTATE_180), (6, Image.Transpose.ROTATE_90),
+    (8, Image.Transpose.ROTATE_270)])
+def test_a_phone_photo_with_exif_orientation_is_detected_and_written_upright(
+        tmp_path, orientation, stored):
+    upright = upright_scene()
+    folder = tmp_path / "phone"
+    folder.mkdir()
+    exif = Image.Exif()
+    exif[0x0112] = orientation  # the pixels are stored turned; viewers turn them back
+    Image.fromarray(upright[..., ::-1]).transpose(stored).save(folder / "IMG_0001.jpg",
+                                                               exif=exif, quality=98)
+    with open_source(folder) as source:
+        (frame,) = list(source)
+    assert frame.image.shape == upright.shape
+    assert np.abs(frame.image.astype(int) - upright).mean() < 3  # as PIL's exif_transpose
+    with Image.open(folder / "IMG_0001.jpg") as viewed:
+        shown = np.asarray(ImageOps.exif_transpose(viewed))[..., ::-1]
+    assert np.abs(frame.image.astype(int) - shown).mean() < 3
+
+    yolo, crops, out = tmp_path / "ds", tmp_path / "crops", tmp_path / "annotated"
+    detect_video(folder, out, yolo=yolo, crops=crops, detector=FixedDetector())
+    for written in (yolo / "images" / "IMG_0001.jpg", out / "IMG_0001.jpg"):
+        with Image.open(written) as image:  # upright pixels, no tag to turn them again
+            assert image.size == (128, 96) and 0x0112 not in image.getexif()
+    label = (yolo / "labels" / "IMG_0001.txt").read_text().split()
+    x2 = 10 + float(upright.mean())  # the stand-in's box: [1, 1, 10 + mean pixel, 20]
+    assert [float(v) for v in label[1:]] == pytest.approx(
+        [(1 + x2) / 2 / 128, 10.5 / 96, (x2 - 1) / 128, 19 / 96], abs=2e-3)
+    (crop,) = (crops / "car").iterdir()
+    assert cv2.imread(str(crop)).shape[:2] == (19, round(x2) - 1)
