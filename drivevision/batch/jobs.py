@@ -54,19 +54,22 @@ class Job:
 
 
 def find_jobs(inputs: list[str], out_dir: Path, list_file: str | None = None,
-              skip: Iterable[Path] = ()) -> list[Job]:
+              skip: Iterable[Path] = (), passed: list[str] | None = None) -> list[Job]:
     """The jobs for ``inputs`` (files, folders, globs) and the lines of ``list_file`` (one
     path per line; relative paths are relative to the list file's folder; blank lines and
     ``#`` comments skipped), in the order given, each input once. A folder search passes
-    over ``out_dir`` and the folders in ``skip`` (the batch's datasets).
+    over ``out_dir`` and the folders in ``skip`` (the batch's datasets). What a glob matches
+    that is plainly not footage (``NOT_MEDIA_SUFFIXES``: ``notes.txt`` in ``footage/*``)
+    or a link to nothing is passed over, and appended to ``passed`` with why.
 
-    Raises ValueError, in one line, for a name that matches nothing, no input at all, or two
-    inputs whose outputs would have the same name.
+    Raises ValueError, in one line, for a name that matches nothing (or nothing but what is
+    passed over), no input at all, or two inputs whose outputs would have the same name.
     """
     skipped = frozenset({out_dir.resolve(), *(Path(p).resolve() for p in skip)})
+    passed = [] if passed is None else passed
     jobs: list[Job] = []
     for pattern in inputs:
-        jobs.extend(_expand(pattern, skipped))
+        jobs.extend(_expand(pattern, skipped, passed))
     if list_file is not None:
         jobs.extend(_listed(Path(list_file), skipped))
     jobs = list({job.source: job for job in reversed(jobs)}.values())[::-1]  # first wins
@@ -77,21 +80,43 @@ def find_jobs(inputs: list[str], out_dir: Path, list_file: str | None = None,
     return jobs
 
 
-def _expand(pattern: str, skipped: frozenset[Path]) -> list[Job]:
+def _expand(pattern: str, skipped: frozenset[Path], passed: list[str]) -> list[Job]:
     if not _GLOB_CHARS & set(pattern):
         path = Path(pattern)
         if not path.exists():
-            raise ValueError(f"No such file or folder: {pattern}")
+            raise ValueError(_missing(path, pattern))
         _check_media(path, pattern)
         return _jobs_at(path.resolve(), None, skipped)
     matches = sorted(glob.glob(pattern, recursive=True), key=lambda p: natural_key(Path(p)))
     if not matches:
         raise ValueError(f"Nothing matches {pattern}")
+    not_footage = {m: _not_footage(Path(m)) for m in matches}
+    matches = [m for m in matches if not not_footage[m]]
+    passed_here = [f"{m} ({why})" for m, why in not_footage.items() if why]
+    if not matches:
+        raise ValueError(f"Nothing but what is not footage matches {pattern}: "
+                         f"{', '.join(passed_here[:5])}{', ...' if len(passed_here) > 5 else ''}")
+    passed.extend(passed_here)
     root = _glob_root(pattern)
     jobs = []
     for match in matches:
         jobs.extend(_jobs_at(Path(match).resolve(), root, skipped))
     return jobs
+
+
+def _missing(path: Path, name: str) -> str:
+    if path.is_symlink():
+        return f"{name} is a link to {os.readlink(path)}, which does not exist"
+    return f"No such file or folder: {name}"
+
+
+def _not_footage(path: Path) -> str | None:
+    """Why a glob's match is passed over (a link to nothing, a file plainly not footage), or
+    None."""
+    if not path.exists():
+        return "a link to a missing file"
+    suffix = path.suffix.lower()
+    return f"a {suffix} file" if suffix in NOT_MEDIA_SUFFIXES and path.is_file() else None
 
 
 def _check_media(path: Path, name: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import sys
 from pathlib import Path
 
 from drivevision.cli.exits import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED
@@ -93,7 +94,11 @@ def cmd_batch(args: argparse.Namespace) -> int:
     settings = _settings(args)
     out_dir = _out_dir(args.out)
     datasets = [Path(p) for p in (settings.yolo, settings.crops) if p]
-    jobs = find_jobs(args.inputs, out_dir, args.list_file, skip=datasets)
+    passed: list[str] = []
+    jobs = find_jobs(args.inputs, out_dir, args.list_file, skip=datasets, passed=passed)
+    if passed:
+        print("drivevision: warning: passed over what a glob matched that is not footage: "
+              f"{', '.join(passed[:5])}{', ...' if len(passed) > 5 else ''}", file=sys.stderr)
     check_datasets(settings, out_dir, jobs)
     image_fps(args, any(job.kind == "images" for job in jobs))  # warns if nothing takes it
     workers = _workers(args, settings, out_dir)

@@ -160,3 +160,33 @@ def test_batch_csv_lists_outputs_whose_names_hold_spaces_so_they_can_be_told_apa
     with (tmp_path / "batch.csv").open(encoding="utf-8", newline="") as f:
         [listed] = list(csv.DictReader(f))
     assert listed["outputs"].split("; ") == outputs
+
+
+def test_a_glob_passes_over_what_it_matches_that_is_not_footage_and_says_so(tmp_path):
+    day = tmp_path / "day"
+    touch(day / "front_2.mp4")
+    touch(day / "front_10.mp4")
+    touch(day / "notes.txt")
+    touch(day / "IMG 1.jpg")
+    (day / "gone.mp4").symlink_to(day / "deleted.mp4")
+    passed: list[str] = []
+    jobs = find_jobs([str(day / "*")], tmp_path / "out", passed=passed)
+    # before: notes.txt and the link were inputs, each failing as a video (exit 3)
+    assert [(j.rel, j.kind) for j in jobs] == [
+        ("front_2", "video"), ("front_10", "video"), ("IMG 1", "images")]
+    assert passed == [f"{day / 'gone.mp4'} (a link to a missing file)",
+                      f"{day / 'notes.txt'} (a .txt file)"]
+
+
+def test_a_glob_matching_only_what_is_not_footage_and_a_link_to_nothing_are_one_line(
+        tmp_path):
+    touch(tmp_path / "notes.txt")
+    with pytest.raises(ValueError) as refused:
+        find_jobs([str(tmp_path / "*.txt")], tmp_path / "out")
+    assert str(refused.value) == (f"Nothing but what is not footage matches "
+                                  f"{tmp_path / '*.txt'}: {tmp_path / 'notes.txt'} (a .txt file)")
+    (tmp_path / "clip.mp4").symlink_to(tmp_path / "deleted.mp4")
+    with pytest.raises(ValueError) as refused:
+        find_jobs([str(tmp_path / "clip.mp4")], tmp_path / "out")
+    assert str(refused.value) == (f"{tmp_path / 'clip.mp4'} is a link to "
+                                  f"{tmp_path / 'deleted.mp4'}, which does not exist")
