@@ -15,12 +15,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from drivevision.io.files import VIDEO_SUFFIXES
 from drivevision.io.images import IMAGE_SUFFIXES, natural_key
 
-# what a folder search takes as video; a file named on the command line is tried whatever
-# its suffix, unless plainly not footage (NOT_MEDIA_SUFFIXES)
-VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".mov", ".avi", ".m4v", ".webm", ".ts", ".mts",
-                            ".m2ts", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".h264", ".h265"})
+# a folder search takes files with VIDEO_SUFFIXES as video; a file named on the command line
+# is tried whatever its suffix, unless plainly not footage (NOT_MEDIA_SUFFIXES)
 # the batch's own files in the output folder are batch.json, batch.csv and
 # batch-manifest.jsonl: an input's outputs (REL.jsonl, REL.csv, ...) may not take them
 RESERVED = frozenset({"batch", "batch-manifest"})

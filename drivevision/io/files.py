@@ -23,6 +23,10 @@ from drivevision.io.images import reason_line
 from drivevision.io.reading import Reading
 from drivevision.labels import counted
 
+# the suffixes of video files: what a folder search (``batch``) takes as video
+VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".mov", ".avi", ".m4v", ".webm", ".ts", ".mts",
+                            ".m2ts", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".h264", ".h265"})
+
 
 def open_video_file(path: str | Path) -> tuple[cv2.VideoCapture, float, int | None]:
     """An opened OpenCV FFmpeg capture of a file, its frame rate (30 if the file has none

@@ -14,10 +14,11 @@ import av
 
 from drivevision.errors import SourceError, SourceNotFoundError
 from drivevision.io import limits, streams
-from drivevision.io.files import VideoFileSource
+from drivevision.io.files import VIDEO_SUFFIXES, VideoFileSource
 from drivevision.io.frames import Source
 from drivevision.io.images import IMAGE_SUFFIXES, ImageSource, folder_images, read_image
 from drivevision.io.uri import parse_uri
+from drivevision.labels import counted
 
 
 def open_source(uri: str | Path, *, fps: float = 10.0, width: int | None = None,
@@ -87,7 +88,8 @@ def _open_path(uri: str, fps: float, max_pixels: int) -> Source:
     if path.is_dir():
         images = folder_images(path)
         if not images:
-            raise SourceError(f"No images ({', '.join(sorted(IMAGE_SUFFIXES))}) in folder {uri}")
+            raise SourceError(f"No images ({', '.join(sorted(IMAGE_SUFFIXES))}) in folder {uri}"
+                              f"{_held_instead(path, uri)}")
         return ImageSource(str(uri), images, fps, max_pixels)
     if path.stat().st_size == 0:
         raise SourceError(f"{uri} is empty (0 bytes)")
@@ -95,6 +97,25 @@ def _open_path(uri: str, fps: float, max_pixels: int) -> Source:
         read_image(path, max_pixels)  # fail now, not in the capture thread
         return ImageSource(str(uri), [path], fps, max_pixels)
     return VideoFileSource(str(uri), path, max_pixels)
+
+
+def _held_instead(folder: Path, uri: str) -> str:
+    """What a folder with no images holds instead, as the end of a sentence: its subfolders
+    and the suffixes of its other files (hidden ones left out), and where they can go."""
+    entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    folders = sum(p.is_dir() for p in entries)
+    suffixes = sorted({p.suffix.lower() or "no suffix" for p in entries if p.is_file()})
+    files = sum(p.is_file() for p in entries)
+    held = [counted(folders, "subfolder")] if folders else []
+    if files:
+        held.append(f"{counted(files, 'other file')} ({', '.join(suffixes[:6])}"
+                    f"{', ...' if len(suffixes) > 6 else ''})")
+    if not held:
+        return ": it is empty"
+    videos = VIDEO_SUFFIXES.intersection(suffixes)
+    hint = (f"; drivevision batch {uri} takes the videos and folders of images in it and under "
+            "it" if folders or videos else "")
+    return f": it holds {' and '.join(held)}{hint}"
 
 
 def _not_a_file(path: Path) -> str | None:

@@ -13,6 +13,7 @@ from standins import FixedDetector
 
 from drivevision.cli import main
 from drivevision.cli.exits import EXIT_INPUT_DAMAGED
+from drivevision.errors import SourceError
 from drivevision.io.sources import open_source
 from drivevision.pipeline.runner import detect_video
 
@@ -122,3 +123,31 @@ def test_a_phone_photo_with_exif_orientation_is_detected_and_written_upright(
         [(1 + x2) / 2 / 128, 10.5 / 96, (x2 - 1) / 128, 19 / 96], abs=2e-3)
     (crop,) = (crops / "car").iterdir()
     assert cv2.imread(str(crop)).shape[:2] == (19, round(x2) - 1)
+
+
+NO_IMAGES = "No images (.bmp, .jpeg, .jpg, .png, .tif, .tiff, .webp) in folder {}"
+
+
+@pytest.mark.parametrize("names, held", [
+    ([], ": it is empty"),
+    ([".DS_Store", "._IMG_0001.jpg"], ": it is empty"),
+    (["IMG_0001.HEIC", "IMG_0002.heic", "clip.gif", "README"],
+     ": it holds 4 other files (.gif, .heic, no suffix)"),
+    (["2026-11-28/", "2026-11-29/", "notes.txt"],
+     ": it holds 2 subfolders and 1 other file (.txt); drivevision batch {} takes the videos "
+     "and folders of images in it and under it"),
+    (["front.MP4", "rear.mp4"], ": it holds 2 other files (.mp4); drivevision batch {} takes "
+     "the videos and folders of images in it and under it"),
+])
+def test_a_folder_without_images_says_what_it_holds_instead(tmp_path, names, held):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in names:
+        if name.endswith("/"):
+            (folder / name).mkdir()
+        else:
+            (folder / name).write_bytes(b"x")
+    with pytest.raises(SourceError) as refused:
+        open_source(folder)
+    # before: only the first part, whatever the folder held
+    assert str(refused.value) == NO_IMAGES.format(folder) + held.format(folder)
