@@ -60,7 +60,8 @@ def annotated_output(path: str | os.PathLike, source: Source,
                      preset: str = DEFAULT_VIDEO_PRESET) -> Sink:
     """The sink that writes ``source``'s annotated frames to ``path`` (see ``output_kind``);
     a video is encoded with x264's ``preset``, at the rate of the frames the source keeps
-    (its own over its ``frame_stride``), so that it lasts as long as the input."""
+    (its own over its ``frame_stride``), so that it lasts as long as the input; a folder of
+    images' video has the size most of them have (``ImageSource.common_size``)."""
     kind = output_kind(path)
     if kind == "image":
         return ImageSink(path)
@@ -70,7 +71,8 @@ def annotated_output(path: str | os.PathLike, source: Source,
     fps = (source.fps or 30.0) / source.frame_stride
     if source.live:
         return LiveVideoSink(path, fps, preset=preset, stream_time=source.stream_clock)
-    return VideoSink(path, fps, preset=preset)
+    size = source.common_size() if isinstance(source, ImageSource) else None
+    return VideoSink(path, fps, preset=preset, size=size)
 
 
 class ImageSink(Sink):

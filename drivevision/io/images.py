@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import time
 import warnings
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from drivevision.io import limits
 from drivevision.io.frames import Frame, FrameCheck, Source
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+TURNED = {5, 6, 7, 8}  # EXIF orientations that swap width and height (a phone on its side)
 
 # Sizes come from Pillow's header readers (installed with torchvision), and we bound them
 # ourselves: its bomb warning would only repeat our note.
@@ -46,14 +48,16 @@ def folder_images(folder: Path) -> list[Path]:
 
 
 def image_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) from an image file's header, without decoding it; None when Pillow
-    cannot read the header (OpenCV may still decode the file). Pillow's own bound (179 MP)
-    raises ``Image.DecompressionBombError`` with the pixel count."""
+    """(width, height) of an image as it is read (its EXIF orientation applied, as OpenCV
+    does), from the file's header, without decoding it; None when Pillow cannot read the
+    header (OpenCV may still decode the file). Pillow's own bound (179 MP) raises
+    ``Image.DecompressionBombError`` with the pixel count."""
     try:
         with Image.open(path) as image:
-            return image.size
+            (width, height), turned = image.size, image.getexif().get(0x0112) in TURNED
     except (OSError, SyntaxError, ValueError):
         return None
+    return (height, width) if turned else (width, height)
 
 
 def read_image(path: Path, max_pixels: int | None = None,
@@ -142,6 +146,14 @@ class ImageSource(Source):
         self.paths = paths
         self.max_pixels = limits.max_pixels() if max_pixels is None else max_pixels
 
+    def common_size(self) -> tuple[int, int] | None:
+        """The (width, height) most of the images have, from their headers (of equally
+        common sizes the largest, then the first); None when no header reads."""
+        sizes = Counter(size for size in map(_header_size, self.paths) if size)
+        if not sizes:
+            return None
+        return max(sizes.items(), key=lambda item: (item[1], item[0][0] * item[0][1]))[0]
+
     @property
     def names(self) -> list[str]:
         """Each image's name relative to the input folder (a folder is not searched
@@ -204,6 +216,13 @@ class ImageSource(Source):
             self.notes.append(f"{self.uri}: {_share(len(partial), len(self.paths))} decoded only "
                               "in part (a damaged or truncated JPEG: the rest of the picture is "
                               f"grey or garbled) and detected as decoded: {names}")
+
+
+def _header_size(path: Path) -> tuple[int, int] | None:
+    try:
+        return image_size(path)
+    except Image.DecompressionBombError:
+        return None  # refused when it is read
 
 
 def _damaged(n: int) -> str:

@@ -30,7 +30,9 @@ _FRAGMENTED = {".mp4": "mp4", ".mov": "mov"}  # suffix -> FFmpeg muxer of the fi
 
 
 class VideoSink(Sink):
-    """Annotated video at the input's size, each frame shown at its ``timestamp_ms``.
+    """Annotated video at the input's size (``size``, width and height, else the first
+    frame's; frames of another size are letterboxed into it), each frame shown at its
+    ``timestamp_ms``.
 
     A constant-rate input gives a constant-rate video at ``fps``; a variable-rate one keeps
     its timing (timestamps from the first frame's, in a time base of ``fps`` steps of a
@@ -58,7 +60,7 @@ class VideoSink(Sink):
     SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
 
     def __init__(self, path: str | os.PathLike, fps: float, codec: str = "libx264",
-                 preset: str = DEFAULT_VIDEO_PRESET):
+                 preset: str = DEFAULT_VIDEO_PRESET, size: tuple[int, int] | None = None):
         check_video_name(path)
         if not fps > 0:
             raise SinkError(f"Expected a frame rate > 0 for {path}, but got {fps}")
@@ -72,6 +74,7 @@ class VideoSink(Sink):
         self._container = None
         self._stream = None
         self.size: tuple[int, int] | None = None
+        self._wanted = size  # (width, height); None: the first frame's
         self._time_base = Fraction(1, 1000)
         self._first_ms: float | None = None
         self._last_pts = -1
@@ -110,7 +113,7 @@ class VideoSink(Sink):
     def _write(self, frame: Frame, detections: Detections, annotated: np.ndarray | None) -> None:
         image = frame.image if annotated is None else annotated
         if self._stream is None:
-            self._open(image.shape[1], image.shape[0])
+            self._open(*(self._wanted or (image.shape[1], image.shape[0])))
         if (image.shape[1], image.shape[0]) != self.size:
             self._note_letterbox(image.shape)
             image = letterbox(image, self.size)
@@ -120,9 +123,9 @@ class VideoSink(Sink):
 
     def _note_letterbox(self, shape: tuple[int, ...]) -> None:
         if not any("letterboxed" in n for n in self.notes):
-            self.notes.append(f"{self.path}: frames of another size than the first "
+            self.notes.append(f"{self.path}: frames of another size than the video's "
                               f"({shape[1]}x{shape[0]}, not {self.size[0]}x{self.size[1]}) "
-                              "are letterboxed into the first one's size, aspect ratio kept")
+                              "are letterboxed into it, aspect ratio kept")
 
     def _stamp(self, video_frame: av.VideoFrame, frame: Frame) -> None:
         """Presentation time from ``_ticks`` (always increasing, at least by one tick), so

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -151,3 +152,36 @@ def test_a_folder_without_images_says_what_it_holds_instead(tmp_path, names, hel
         open_source(folder)
     # before: only the first part, whatever the folder held
     assert str(refused.value) == NO_IMAGES.format(folder) + held.format(folder)
+
+
+def test_a_folder_video_has_the_size_most_images_have_not_a_first_thumbnail_s(tmp_path):
+    folder = tmp_path / "dump"
+    folder.mkdir()
+    grey_png(folder / "a0.png", 90, size=(1, 1))  # a stray thumbnail, first in order
+    for i in range(1, 4):
+        grey_png(folder / f"a{i}.png", 30 * i, size=(96, 128))
+    grey_png(folder / "a4.png", 200, size=(128, 96))  # a portrait one
+    video = tmp_path / "dump.mp4"
+    summary = detect_video(folder, video, detector=FixedDetector())
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        assert (stream.width, stream.height) == (128, 96)  # before: 1x1 (and MPEG-4)
+        assert stream.codec_context.name == "h264"
+        frames = [f.to_ndarray(format="bgr24") for f in container.decode(stream)]
+    assert len(frames) == 5
+    assert abs(frames[2].mean() - 60) < 4  # a 128x96 image fills its frame
+    portrait = frames[4][40:]  # below the stand-in's box: bars beside the image
+    assert portrait[:, :24].max() < 20 and portrait[:, 40:88].mean() > 150
+    assert [n for n in summary.notes if "letterboxed" in n] == [
+        f"{video}: frames of another size than the video's (1x1, not 128x96) are "
+        "letterboxed into it, aspect ratio kept"]
+
+
+def test_an_exif_turned_photo_counts_at_its_upright_size(tmp_path):
+    from drivevision.io.images import image_size
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (128, 96)).save(tmp_path / "side.jpg", exif=exif)
+    assert image_size(tmp_path / "side.jpg") == (96, 128)  # as OpenCV decodes it
+    assert cv2.imread(str(tmp_path / "side.jpg")).shape[:2] == (128, 96)
