@@ -212,7 +212,7 @@ def _detections(dets: list[dict], where: str) -> FrameBoxes:
 
 def natural_key(name: str) -> list:
     """Sort key that puts frame2.png before frame10.png (as ``detect`` orders a folder)."""
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+    return [int(t) if t.isdecimal() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
 def read_coco(path: str | Path) -> Annotations:

@@ -124,7 +124,7 @@ def _images(root: Path) -> list[Path]:
 
 
 def _natural(name: str) -> list:
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+    return [int(t) if t.isdecimal() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
 def _size(image: Path) -> tuple[int, int]:

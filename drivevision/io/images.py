@@ -36,7 +36,7 @@ class ImageRefused(SourceError):
 
 def natural_key(path: Path) -> list:
     """Sort key that puts frame2.png before frame10.png."""
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
+    return [int(t) if t.isdecimal() else t.lower() for t in re.split(r"(\d+)", path.name)]
 
 
 def folder_images(folder: Path) -> list[Path]:

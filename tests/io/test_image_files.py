@@ -185,3 +185,10 @@ def test_an_exif_turned_photo_counts_at_its_upright_size(tmp_path):
     Image.new("RGB", (128, 96)).save(tmp_path / "side.jpg", exif=exif)
     assert image_size(tmp_path / "side.jpg") == (96, 128)  # as OpenCV decodes it
     assert cv2.imread(str(tmp_path / "side.jpg")).shape[:2] == (128, 96)
+
+
+def test_a_folder_sorts_naturally_also_with_superscript_digits_in_a_name(tmp_path):
+    for name in ("img10.png", "img2.png", "IMG1.png", "m1²2.png", "m1².png"):
+        grey_png(tmp_path / name, 50)
+    with open_source(tmp_path) as source:  # before: ValueError: invalid literal for int()
+        assert source.names == ["IMG1.png", "img2.png", "img10.png", "m1²2.png", "m1².png"]
