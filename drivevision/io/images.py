@@ -7,6 +7,7 @@ Open them through ``drivevision.io.sources.open_source``.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import warnings
@@ -34,17 +35,31 @@ class ImageRefused(SourceError):
     """An image that is not decoded, or not kept, because of its size."""
 
 
+class ImageUnreadable(SourceError):
+    """An image file that cannot be opened (a link to a missing file or a loop of links, no
+    permission to read it); ``why`` says which, after the file's name."""
+
+    def __init__(self, path: Path, error: OSError):
+        why = error.strerror or type(error).__name__
+        if path.is_symlink():
+            why = f"a link to {os.readlink(path)}: {why}"
+        self.why = f"{path.name} ({why})"
+        super().__init__(f"Cannot read image {path}: {why}")
+
+
 def natural_key(path: Path) -> list:
     """Sort key that puts frame2.png before frame10.png."""
     return [int(t) if t.isdecimal() else t.lower() for t in re.split(r"(\d+)", path.name)]
 
 
 def folder_images(folder: Path) -> list[Path]:
-    """The images directly in ``folder``, in natural order: files (or links to files) with
-    an image suffix, not hidden (``.DS_Store``, and macOS's ``._IMG_0001.jpg`` resource forks
-    on shared drives, hold no image)."""
+    """The images directly in ``folder``, in natural order: files (or links to files, also
+    to missing ones, which reading then names) with an image suffix, not hidden
+    (``.DS_Store``, and macOS's ``._IMG_0001.jpg`` resource forks on shared drives, hold no
+    image)."""
     return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
-                   and not p.name.startswith(".") and p.is_file()), key=natural_key)
+                   and not p.name.startswith(".")
+                   and (p.is_file() or p.is_symlink() and not p.exists())), key=natural_key)
 
 
 def image_size(path: Path) -> tuple[int, int] | None:
@@ -66,9 +81,15 @@ def read_image(path: Path, max_pixels: int | None = None,
 
     An image whose header announces more than ``max_pixels`` (default: ``limits.max_pixels``)
     is refused before it is decoded (``ImageRefused``), as is one ``check`` refuses (given
-    width and height, it returns why, or None). SourceError when it cannot be decoded.
+    width and height, it returns why, or None). ``ImageUnreadable`` when the file cannot be
+    opened, SourceError when it cannot be decoded.
     """
     limit = limits.max_pixels() if max_pixels is None else max_pixels
+    try:
+        with open(path, "rb"):
+            pass  # OpenCV and Pillow would call a file they cannot open damaged, or no image
+    except OSError as e:
+        raise ImageUnreadable(path, e) from None
     try:
         size = image_size(path)
     except Image.DecompressionBombError as e:
@@ -164,6 +185,7 @@ class ImageSource(Source):
         damaged: list[Path] = []
         refused: list[str] = []
         partial: list[str] = []
+        unreadable: list[str] = []
         self.passed = 0
         self.notes.clear()  # what this pass meets: an earlier one (a peek) told its own
         first, stop = self.range_indices()
@@ -180,6 +202,9 @@ class ImageSource(Source):
                 except ImageRefused as e:
                     refused.append(str(e))
                     continue
+                except ImageUnreadable as e:
+                    unreadable.append(e.why)
+                    continue
                 except SourceError:
                     damaged.append(path)
                     continue
@@ -188,17 +213,26 @@ class ImageSource(Source):
                     partial.append(f"{name} ({damage})")
                 yield Frame(i, frame_time_ms(i, self.fps), image, time.monotonic(), file=name)
         finally:
-            self._note_skipped(damaged, refused, partial)
+            self._note_skipped(damaged, refused, partial, unreadable)
         tried = stop - first - self.passed  # the images read: a stride or range passes others
-        if len(damaged) + len(refused) == tried:
-            why = refused[0] if refused and not damaged else _damaged(tried)
+        if len(damaged) + len(refused) + len(unreadable) == tried:
+            why = f"decoded ({_damaged(tried)})"
+            if refused and not damaged and not unreadable:
+                why = f"decoded ({refused[0]})"
+            elif unreadable and not damaged and not refused:
+                why = f"read: {unreadable[0]}"
             read = "read " if self.passed or self.ranged else ""
             what = ("its only image could not" if len(self.paths) == 1 else
                     f"none of the {tried} images {read}could")
-            raise SourceError(f"{self.uri}: {what} be decoded ({why})")
+            raise SourceError(f"{self.uri}: {what} be {why}")
 
-    def _note_skipped(self, damaged: list[Path], refused: list[str],
-                      partial: list[str]) -> None:
+    def _note_skipped(self, damaged: list[Path], refused: list[str], partial: list[str],
+                      unreadable: list[str]) -> None:
+        if unreadable:
+            names = "; ".join(unreadable[:5]) + ("; ..." if len(unreadable) > 5 else "")
+            which = _share(len(unreadable), len(self.paths))
+            that = ", which" if len(unreadable) == len(self.paths) else " that"
+            self.notes.append(f"{self.uri}: skipped {which}{that} could not be read: {names}")
         if damaged:
             names = ", ".join(p.name for p in damaged[:5]) + (", ..." if len(damaged) > 5
                                                               else "")

@@ -192,3 +192,31 @@ def test_a_folder_sorts_naturally_also_with_superscript_digits_in_a_name(tmp_pat
         grey_png(tmp_path / name, 50)
     with open_source(tmp_path) as source:  # before: ValueError: invalid literal for int()
         assert source.names == ["IMG1.png", "img2.png", "img10.png", "m1²2.png", "m1².png"]
+
+
+def test_links_to_missing_images_and_loops_of_links_are_named_and_skipped(tmp_path):
+    folder = tmp_path / "dump"
+    folder.mkdir()
+    grey_png(folder / "a.png", 30)
+    (folder / "b.png").symlink_to(tmp_path / "card" / "b.png")  # a card no longer mounted
+    (folder / "c.png").symlink_to("d.png")
+    (folder / "d.png").symlink_to("c.png")
+    (folder / "e.png").symlink_to(tmp_path / "e_elsewhere.png")
+    grey_png(tmp_path / "e_elsewhere.png", 60)  # a link to an image is read as it
+    with open_source(folder) as source:
+        frames = list(source)
+    assert [(f.index, f.file) for f in frames] == [(0, "a.png"), (4, "e.png")]
+    # before: b, c and d were left out without a word
+    assert source.notes == [
+        f"{folder}: skipped 3 of 5 images that could not be read: b.png (a link to "
+        f"{tmp_path / 'card' / 'b.png'}: No such file or directory); c.png (a link to d.png: "
+        "Too many levels of symbolic links); d.png (a link to c.png: Too many levels of "
+        "symbolic links)"]
+
+
+def test_a_folder_of_only_links_to_missing_images_says_so_in_one_line(tmp_path):
+    (tmp_path / "a.jpg").symlink_to("/nonexistent/a.jpg")
+    with open_source(tmp_path) as source, pytest.raises(SourceError) as failed:
+        list(source)
+    assert str(failed.value) == (f"{tmp_path}: its only image could not be read: a.jpg (a "
+                                 "link to /nonexistent/a.jpg: No such file or directory)")
