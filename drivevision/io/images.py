@@ -17,7 +17,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from drivevision.errors import SourceError
 from drivevision.io import limits
@@ -25,6 +25,8 @@ from drivevision.io.frames import Frame, FrameCheck, Source
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 TURNED = {5, 6, 7, 8}  # EXIF orientations that swap width and height (a phone on its side)
+# the image modes Pillow converts to 8-bit RGB without clipping samples
+PILLOW_MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr"}
 
 # Sizes come from Pillow's header readers (installed with torchvision), and we bound them
 # ourselves: its bomb warning would only repeat our note.
@@ -67,12 +69,23 @@ def image_size(path: Path) -> tuple[int, int] | None:
     does), from the file's header, without decoding it; None when Pillow cannot read the
     header (OpenCV may still decode the file). Pillow's own bound (179 MP) raises
     ``Image.DecompressionBombError`` with the pixel count."""
+    header = _header(path)
+    return header and _upright(header)
+
+
+def _upright(header: tuple[tuple[int, int], str, int | None]) -> tuple[int, int]:
+    (width, height), _, orientation = header
+    return (height, width) if orientation in TURNED else (width, height)
+
+
+def _header(path: Path) -> tuple[tuple[int, int], str, int | None] | None:
+    """(width and height as stored, format, EXIF orientation) from a file's header, or None
+    (``image_size``)."""
     try:
         with Image.open(path) as image:
-            (width, height), turned = image.size, image.getexif().get(0x0112) in TURNED
+            return image.size, image.format, image.getexif().get(0x0112)
     except (OSError, SyntaxError, ValueError):
         return None
-    return (height, width) if turned else (width, height)
 
 
 def read_image(path: Path, max_pixels: int | None = None,
@@ -91,25 +104,46 @@ def read_image(path: Path, max_pixels: int | None = None,
     except OSError as e:
         raise ImageUnreadable(path, e) from None
     try:
-        size = image_size(path)
+        header = _header(path)
     except Image.DecompressionBombError as e:
         pixels = int(re.search(r"\((\d+) pixels\)", str(e)).group(1))
         if pixels > limit:
             raise ImageRefused(f"{path.name}: {limits.over_limit(pixels, limit)}") from None
-        size = None
+        header = None
+    size = header and _upright(header)
     problem = size and (limits.pixel_problem(*size, limit) or (check and check(*size)))
     if problem:
         raise ImageRefused(f"{path.name}: {problem}")
-    try:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    except cv2.error as e:  # a header Pillow cannot read that asks for too much memory
-        raise ImageRefused(f"{path.name}: OpenCV refused to decode it ({reason_line(e)})") from e
+    if header and header[1] == "TIFF" and header[2] in TURNED:
+        image = _pillow_decode(path)  # OpenCV 5.0 fails on it, printing an error of its own
+    else:
+        try:
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        except cv2.error as e:  # a header Pillow cannot read that asks for too much memory
+            raise ImageRefused(f"{path.name}: OpenCV refused to decode it "
+                               f"({reason_line(e)})") from e
+        if image is None and header:  # Pillow read the header: it may decode it too
+            image = _pillow_decode(path)
     if image is None:
         raise SourceError(f"Cannot decode image {path} (damaged or not an image)")
     problem = size is None and check and check(image.shape[1], image.shape[0])
     if problem:
         raise ImageRefused(f"{path.name}: {problem}")
     return image
+
+
+def _pillow_decode(path: Path) -> np.ndarray | None:
+    """``path`` decoded by Pillow, upright by its EXIF orientation, as BGR; None when Pillow
+    cannot decode it either, or only by clipping its samples (16-bit, float). For files
+    OpenCV fails on: OpenCV 5.0 fails on a TIFF whose orientation turns it (5-8)."""
+    try:
+        with Image.open(path) as image:
+            if image.mode not in PILLOW_MODES:
+                return None
+            upright = ImageOps.exif_transpose(image).convert("RGB")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None
+    return np.ascontiguousarray(np.asarray(upright)[..., ::-1])
 
 
 def jpeg_damage(path: Path) -> str | None:

@@ -220,3 +220,26 @@ def test_a_folder_of_only_links_to_missing_images_says_so_in_one_line(tmp_path):
         list(source)
     assert str(failed.value) == (f"{tmp_path}: its only image could not be read: a.jpg (a "
                                  "link to /nonexistent/a.jpg: No such file or directory)")
+
+
+@pytest.mark.parametrize("orientation, stored", [
+    (6, Image.Transpose.ROTATE_90), (8, Image.Transpose.ROTATE_270)])
+def test_a_tiff_turned_by_its_orientation_is_read_upright(tmp_path, orientation, stored):
+    upright = upright_scene()
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "scan.tif"
+    Image.fromarray(upright[..., ::-1]).transpose(stored).save(path, exif=exif)
+    assert cv2.imread(str(path)) is None  # OpenCV 5.0 fails on it
+    with open_source(path) as source:  # before: "Cannot decode image (damaged or not an image)"
+        (frame,) = list(source)
+    assert np.array_equal(frame.image, upright)
+
+
+def test_what_neither_decoder_reads_is_still_one_line(tmp_path):
+    cut = tmp_path / "cut.png"
+    grey_png(cut, 80)
+    cut.write_bytes(cut.read_bytes()[:60])  # the header whole, the pixels gone
+    with pytest.raises(SourceError, match=r"Cannot decode image .*cut.png \(damaged or not an "
+                                          r"image\)$"):
+        open_source(cut)
