@@ -31,6 +31,9 @@ PILLOW_MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr
 # Sizes come from Pillow's header readers (installed with torchvision), and we bound them
 # ourselves: its bomb warning would only repeat our note.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+# a damaged EXIF block (an orientation read as none) is no reason for lines naming no file
+warnings.filterwarnings("ignore", message="(Corrupt EXIF data|Tag data larger than file)",
+                        category=UserWarning, module=r"PIL\.TiffImagePlugin")
 
 
 class ImageRefused(SourceError):

@@ -4,6 +4,8 @@ the images, damaged JPEGs, EXIF orientation."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import av
 import cv2
@@ -243,3 +245,20 @@ def test_what_neither_decoder_reads_is_still_one_line(tmp_path):
     with pytest.raises(SourceError, match=r"Cannot decode image .*cut.png \(damaged or not an "
                                           r"image\)$"):
         open_source(cut)
+
+
+def test_a_photo_with_a_damaged_exif_block_is_read_without_pillow_s_warnings(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(upright_scene()).save(tmp_path / "a.jpg", exif=exif)
+    data = bytearray((tmp_path / "a.jpg").read_bytes())
+    entry = data.index(b"Exif\x00\x00") + 6 + 8 + 2  # TIFF header, IFD entry count
+    assert data[entry:entry + 2] == b"\x01\x12"  # the orientation's entry
+    data[entry + 4] = 0xFF  # its value count: far past the end of the file
+    (tmp_path / "a.jpg").write_bytes(bytes(data))
+    code = ("import sys; from pathlib import Path; from drivevision.io.sources import "
+            "open_source; print(len(list(open_source(Path(sys.argv[1])))))")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.stdout == "1\n", done.stderr
+    assert done.stderr == ""  # before: "UserWarning: Tag data larger than file. Skipping ..."
