@@ -103,10 +103,17 @@ class AheadOfTime:
 
     def _load(self, x: Tensor, shape: tuple):
         path, fields = self.path(shape)
+        what = f"the compiled {self.name} for input {self._sizes(x)}"
         engine_cache.get_or_build(path, fields, lambda target: self._build(x, target),
-                                  what=f"the compiled {self.name} for input {self._sizes(x)}")
+                                  what=what, reused=self._say_reused(what))
         self.paths[shape] = path
         return load_package(path)
+
+    def _say_reused(self, what: str) -> Callable[[Path], None] | None:
+        if not self.progress:
+            return None
+        model = self.fields.get("model", "the model")
+        return lambda path: engine_cache.say_reused(f"{model}'s {what[4:]}", [path])
 
     def _sizes(self, x: Tensor) -> str:
         return f"[{', '.join(map(str, ['N', *x.shape[1:]] if self.any_rows else x.shape))}]"

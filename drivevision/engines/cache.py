@@ -23,7 +23,8 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -128,21 +129,24 @@ def invalidate(path: Path) -> None:
 
 
 def get_or_build(path: Path, fields: dict, build: Callable[[Path], None], *,
-                 what: str, log: Callable[[str], None] | None = None) -> Path:
+                 what: str, log: Callable[[str], None] | None = None,
+                 reused: Callable[[Path], None] | None = None) -> Path:
     """``path`` when valid, else ``build(path)`` writes it and it is recorded.
 
     ``build`` writes to the path it is given (a temporary name, renamed into place after).
-    ``log`` gets one line when an existing entry is rejected (default: a logging warning).
+    ``log`` gets one line when an existing entry is rejected (default: a logging warning);
+    ``reused`` gets ``path`` when it was valid (built by an earlier run, or by another
+    process this run waited for), so the caller can say so (``say_reused``).
     A valid entry is used without writing anything (the cache may be read-only); the lock
     is taken only to build.
     """
     if check(path, fields) is None:  # no lock needed to read: a read-only cache works
-        return _used(path)
+        return _used(path, reused)
     path.parent.mkdir(parents=True, exist_ok=True)
     with _locked(path, what):
         reason = check(path, fields)
         if reason is None:
-            return _used(path)
+            return _used(path, reused)
         if reason != "not built yet":
             (log or _log.warning)(f"Rebuilding {what}: cached {path.name} is not usable: "
                                   f"{reason}")
@@ -157,11 +161,22 @@ def get_or_build(path: Path, fields: dict, build: Callable[[Path], None], *,
         return store(path, fields)
 
 
-def _used(path: Path) -> Path:
+def _used(path: Path, reused: Callable[[Path], None] | None = None) -> Path:
     """``path``, its record's time set to now: when the entry was last used."""
     with contextlib.suppress(OSError):  # a read-only cache is still used as it is
         os.utime(path.with_suffix(".json"))
+    if reused is not None:
+        reused(path)
     return path
+
+
+def say_reused(what: str, paths: Sequence[Path]) -> None:
+    """One line on stderr, as a build says it is building: ``what`` comes from the cache,
+    built by an earlier run, and where (the file, or the folder of several)."""
+    where = str(paths[0]) if len(paths) == 1 else \
+        ", ".join(sorted({str(p.parent) for p in paths}))
+    print(f"Loaded {what} from the cache ({where}; built by an earlier run, listed by "
+          "drivevision cache)", file=sys.stderr, flush=True)
 
 
 # -- what the cache holds: listing and clearing (``drivevision cache``) -----------------------

@@ -208,17 +208,20 @@ def _stamp(path: Path, props: dict[str, str]) -> None:
 
 
 def cached_onnx(loaded: LoadedModel, precision: str, *, exporter: str = "dynamo",
-                log=None, progress: bool = False) -> dict[str, Path]:
+                log=None, progress: bool = False,
+                reused: list[Path] | None = None) -> dict[str, Path]:
     """The ONNX pieces of ``loaded`` at ``precision``, exported once into the cache.
 
     Keyed by model, weights id, precision, exporter and torch version, so a file from
     other weights is never used (``engine_cache`` checks the key and the file's hash).
+    ``progress`` says each export, and in one line which pieces came from the cache;
+    with ``reused`` (a list) those pieces are added to it instead, for the caller to say.
     """
     from drivevision.engines import cache as engine_cache
 
     spec = ExportSpec(precision=precision, input_size=(320, 320), exporter=exporter)
     folder = engine_cache.cache_root() / "onnx"
-    out = {}
+    out, hits = {}, []
     for piece in PIECES:
         fields = {"piece": piece, "model": loaded.name, "weights_id": loaded.weights_id,
                   "precision": precision, "exporter": exporter, "torch": torch.__version__}
@@ -236,5 +239,11 @@ def cached_onnx(loaded: LoadedModel, precision: str, *, exporter: str = "dynamo"
                 shutil.rmtree(tmp, ignore_errors=True)
 
         out[piece] = engine_cache.get_or_build(path, fields, build,
-                                               what=f"ONNX {piece} of {loaded.name}", log=log)
+                                               what=f"ONNX {piece} of {loaded.name}", log=log,
+                                               reused=hits.append)
+    if reused is not None:
+        reused += hits
+    elif progress and hits:
+        pieces = ", ".join(p for p in PIECES if out[p] in hits)
+        engine_cache.say_reused(f"{loaded.name} {pieces} ONNX ({precision})", hits)
     return out

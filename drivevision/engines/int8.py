@@ -64,26 +64,34 @@ def cached_int8_onnx(loaded: LoadedModel, calib: CalibrationSet | None, scheme: 
     if calib is None:
         raise ValueError(NEED_CALIB)
     check_scheme(scheme)
-    fp32 = cached_onnx(loaded, "fp32", exporter=exporter, progress=progress)
-    return {piece: _cached_piece(loaded, piece, fp32[piece], calib, scheme, exporter, progress)
-            for piece in PIECES}
+    hits: list[Path] = []  # entries earlier runs made: said in one line
+    fp32 = cached_onnx(loaded, "fp32", exporter=exporter, progress=progress, reused=hits)
+    out = {piece: _cached_piece(loaded, piece, fp32[piece], calib, scheme, exporter, progress,
+                                hits) for piece in PIECES}
+    quantized = [p for p in out.values() if p in hits]
+    if progress and quantized:
+        pieces = ", ".join(p for p in PIECES if out[p] in hits)
+        engine_cache.say_reused(f"{loaded.name} {pieces} int8 ONNX ({scheme} scheme, calibrated "
+                                f"on {calib.label})", quantized)
+    return out
 
 
 def _cached_piece(loaded: LoadedModel, piece: str, fp32: Path, calib: CalibrationSet,
-                  scheme: str, exporter: str, progress: bool) -> Path:
+                  scheme: str, exporter: str, progress: bool, hits: list[Path]) -> Path:
     """The cached calibration table of ``piece`` (measured now if missing), then its
-    quantized file in ``scheme`` (made from the table if missing)."""
+    quantized file in ``scheme`` (made from the table if missing); entries found in the
+    cache are added to ``hits``."""
     folder = engine_cache.cache_root() / "int8"
     base = table_fields(loaded, piece, calib, exporter)
     table = engine_cache.entry_path(folder, f"{loaded.name}-{piece}-calib", base, "calib")
     engine_cache.get_or_build(
         table, base, lambda target: _build_table(loaded, piece, fp32, calib, target, progress),
-        what=f"int8 calibration of {loaded.name} {piece}")
+        what=f"int8 calibration of {loaded.name} {piece}", reused=hits.append)
     fields = {**base, "scheme": scheme, "quantizer": QUANTIZER}
     path = engine_cache.entry_path(folder, f"{loaded.name}-{piece}-int8-{scheme}", fields, "onnx")
     return engine_cache.get_or_build(
         path, fields, lambda target: _build_quantized(fp32, table, target, scheme, calib),
-        what=f"int8 {piece} of {loaded.name}")
+        what=f"int8 {piece} of {loaded.name}", reused=hits.append)
 
 
 def table_fields(loaded: LoadedModel, piece: str, calib: CalibrationSet, exporter: str) -> dict:

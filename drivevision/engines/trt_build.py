@@ -154,4 +154,9 @@ def cached_engine(trt, loaded: LoadedModel, piece: str, shapes: dict, precision:
         target.write_bytes(build_serialized(trt, onnx, shapes, precision, progress=progress,
                                             compute_capability=here))
 
-    return engine_cache.get_or_build(path, fields, build, what=f"TensorRT {piece} engine")
+    def reused(found: Path) -> None:
+        engine_cache.say_reused(f"TensorRT {piece} engine for {loaded.name} {shape} "
+                                f"{precision}", [found])
+
+    return engine_cache.get_or_build(path, fields, build, what=f"TensorRT {piece} engine",
+                                     reused=reused if progress else None)

@@ -69,7 +69,15 @@ def test_a_later_engine_loads_the_packages_and_finds_the_same(loaded, precision,
     _no_compiling(monkeypatch)
     later = detector()
     got = [later(frame) for frame in _frames()]
-    assert "Compiling" not in capsys.readouterr().err
+    told = capsys.readouterr().err
+    assert "Compiling" not in told
+    # and says it loaded them, from where, one line each as the compilations were said
+    loaded_lines = [line for line in told.splitlines() if "from the cache" in line]
+    assert len(loaded_lines) == 2
+    assert loaded_lines[0].startswith("Loaded tiny-fpn's compiled dense_a for input "
+                                      f"[1, 3, 224, 384] from the cache ({tmp_path / 'compiled'}")
+    assert loaded_lines[1].startswith("Loaded tiny-fpn's compiled dense_b for input "
+                                      "[N, 64, 7, 7] from the cache")
     assert sum(len(d) for d in want) >= 2
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g.xyxy, w.xyxy)

@@ -205,12 +205,19 @@ def test_a_record_that_is_not_an_object_is_rebuilt(loaded, tmp_path, monkeypatch
     assert json.loads(path.with_suffix(".json").read_text())["sha256"]
 
 
-def test_first_export_says_so_and_later_runs_are_silent(loaded, tmp_path, monkeypatch, capsys):
+def test_first_export_says_so_and_a_later_run_says_in_one_line_it_loaded_them(
+        loaded, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DRIVEVISION_CACHE", str(tmp_path))
     cached_onnx(loaded, "fp32", exporter="legacy", progress=True)
     first = capsys.readouterr().err
     assert "Exporting" in first and "dense_a" in first and "first use" in first
+    assert "from the cache" not in first
     cached_onnx(loaded, "fp32", exporter="legacy", progress=True)
+    later = capsys.readouterr().err.splitlines()
+    assert len(later) == 1 and "Exporting" not in later[0]
+    assert later[0].startswith("Loaded tiny-fpn dense_a, dense_b ONNX (fp32) from the cache")
+    assert str(tmp_path / "onnx") in later[0]  # where they came from
+    cached_onnx(loaded, "fp32", exporter="legacy")  # a quiet caller (batch workers)
     assert capsys.readouterr().err == ""
 
 

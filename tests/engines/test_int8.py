@@ -33,6 +33,19 @@ def test_int8_detections_match_fp32_on_the_trained_model(loaded):
     assert_int8_matches_fp32(fp32, int8)
 
 
+def test_a_run_that_finds_the_int8_pieces_cached_says_so_in_one_line(loaded, tmp_path,
+                                                                    monkeypatch, capsys):
+    monkeypatch.setenv("DRIVEVISION_CACHE", str(tmp_path))
+    cached_int8_onnx(loaded, generated(43, 2), exporter="legacy", progress=True)
+    first = capsys.readouterr().err
+    assert "Calibrating tiny-fpn dense_a" in first and "from the cache" not in first
+    cached_int8_onnx(loaded, generated(43, 2), exporter="legacy", progress=True)
+    later = capsys.readouterr().err.splitlines()
+    assert later == [f"Loaded tiny-fpn dense_a, dense_b int8 ONNX (cpu scheme, calibrated on "
+                     f"seed 43) from the cache ({tmp_path / 'int8'}; built by an earlier run, "
+                     "listed by drivevision cache)"]
+
+
 @pytest.mark.slow
 def test_calibration_is_cached_by_the_sets_digest(loaded):
     """A second run with the same set calibrates nothing and gives the same file; another
