@@ -19,6 +19,7 @@ from drivevision.cli.exits import (
     EXIT_READER_LEFT,
     EXIT_USAGE,
     quit_now,
+    undo_on_quit,
 )
 from drivevision.pipeline import signals
 
@@ -81,7 +82,8 @@ def _run(command, args: argparse.Namespace, debug: bool) -> int:
     from drivevision.errors import DriveVisionError, StageError, input_failure
 
     try:
-        return command(args)
+        with undo_on_quit(_abandon_engine_builds):
+            return command(args)
     except (StageError, BrokenPipeError) as e:
         if _stdout_reader_left(e):  # `drivevision ... --jsonl - | head`: the Unix way
             return EXIT_READER_LEFT
@@ -95,6 +97,14 @@ def _run(command, args: argparse.Namespace, debug: bool) -> int:
     except KeyboardInterrupt:
         print("drivevision: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _abandon_engine_builds() -> None:
+    """What a Ctrl-C during an engine build would leave in the cache (its lock file, half a
+    file) removed, without importing the cache's module where no build ran."""
+    cache = sys.modules.get("drivevision.engines.cache")
+    if cache is not None:
+        cache.abandon_builds()
 
 
 def _stdout_reader_left(error: BaseException) -> bool:

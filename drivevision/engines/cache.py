@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -107,15 +108,35 @@ def temp_name(path: Path) -> Path:
 
 def remove_leftovers(path: Path) -> None:
     """Deletes the temporary files of killed builds of ``path``'s entry (its file and its
-    sidecar), with a line saying how much space came back. Call with the entry's lock."""
+    sidecar, and a staging folder beside them: ``<temporary name>.export``), with a line
+    saying how much space came back. Call with the entry's lock."""
     stale = [p for name in (path.name, path.with_suffix(".json").name)
-             for p in path.parent.glob(f".{glob_escape(name)}.*.tmp") if p.is_file()]
+             for pattern in (f".{glob_escape(name)}.*.tmp", f".{glob_escape(name)}.*.tmp.*")
+             for p in path.parent.glob(pattern)]
     if stale:
-        size = sum(p.stat().st_size for p in stale)
+        size = sum(_size(p) for p in stale)
         for p in stale:
-            p.unlink(missing_ok=True)
+            _delete(p)
         _log.warning(f"Removed {counted(len(stale), 'unfinished file')} of an interrupted build of "
                   f"{path.name} ({size / 1e6:.1f} MB)")
+
+
+def _size(path: Path) -> int:
+    """Bytes in ``path``: a file's, or a (real, not linked) folder's files'."""
+    try:
+        if path.is_symlink() or not path.is_dir():
+            return path.lstat().st_size
+        return sum(p.lstat().st_size for p in path.rglob("*") if not p.is_dir())
+    except FileNotFoundError:  # removed meanwhile
+        return 0
+
+
+def _delete(path: Path) -> None:
+    """Remove the file, link (never what it points to) or folder ``path``."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def glob_escape(name: str) -> str:
@@ -153,12 +174,27 @@ def get_or_build(path: Path, fields: dict, build: Callable[[Path], None], *,
             invalidate(path)
         remove_leftovers(path)
         tmp = temp_name(path)
+        _building[tmp] = path.with_name(path.name + ".lock")
         try:
             build(tmp)
             os.replace(tmp, path)
         finally:
+            _building.pop(tmp, None)
             tmp.unlink(missing_ok=True)
         return store(path, fields)
+
+
+_building: dict[Path, Path] = {}  # this process's builds: temporary name -> held lock file
+
+
+def abandon_builds() -> None:
+    """Remove what this process's builds in progress wrote (temporary files, an export's
+    staging folder) and their lock files: for a process about to quit at once (Ctrl-C
+    while a command starts), which runs no ``finally``."""
+    for tmp, lock in list(_building.items()):
+        for leftover in tmp.parent.glob(f"{glob_escape(tmp.name)}*"):
+            _delete(leftover)
+        lock.unlink(missing_ok=True)  # held by this process: no one else's
 
 
 def _used(path: Path, reused: Callable[[Path], None] | None = None) -> Path:
@@ -182,8 +218,10 @@ def say_reused(what: str, paths: Sequence[Path]) -> None:
 # -- what the cache holds: listing and clearing (``drivevision cache``) -----------------------
 
 # an entry's files: <stem>.<suffix>, <stem>.json, <stem>.<suffix>.lock, a TensorRT engine's
-# <stem>.runtime-cache, and killed builds' .<stem>.<suffix>.<pid>.tmp; <stem> ends in its key
+# <stem>.runtime-cache, and killed builds' .<stem>.<suffix>.<pid>.tmp (an ONNX export's also
+# a staging folder .<stem>.<suffix>.<pid>.tmp.export); <stem> ends in its key
 _ENTRY_FILE = re.compile(r"^\.?(?P<stem>.+-[0-9a-f]{16})\.[^/]+$")
+_LEFTOVER_FOLDER = re.compile(r"^\..+\.[0-9]+\.tmp\.[a-z]+$")
 # the record's fields that name a library version, and the distribution that has it
 _VERSIONED = {"torch": "torch", "onnxruntime": "onnxruntime", "torchao": "torchao"}
 
@@ -201,6 +239,7 @@ class Entry:
     bytes: int = 0
     used: float = 0.0
     built: bool = False  # its file is in place (not only a killed build's temporary one)
+    locked: bool = False  # it has a lock file: a build now, or one a killed process left
 
     @property
     def name(self) -> str:
@@ -210,7 +249,8 @@ class Entry:
 
 def entries(root: Path | None = None) -> list[Entry]:
     """Every entry under ``root`` (default ``cache_root()``), by kind, then name. A lock file
-    alone is no entry (a build about to write its first file holds it)."""
+    alone is an unfinished build (one that is about to write its first file, or one a
+    killed process left: ``remove`` tells them apart)."""
     root = cache_root() if root is None else root
     found: dict[Path, Entry] = {}
     newest: dict[Path, float] = {}
@@ -219,7 +259,8 @@ def entries(root: Path | None = None) -> list[Entry]:
         for path in sorted(folder.iterdir()):
             match = _ENTRY_FILE.match(path.name)
             try:
-                if match is None or not path.is_file():
+                if match is None or not (path.is_file() or _LEFTOVER_FOLDER.match(path.name)
+                                         and path.is_dir() and not path.is_symlink()):
                     continue
                 stat = path.stat()
             except FileNotFoundError:  # a build renamed or removed it just now
@@ -227,8 +268,10 @@ def entries(root: Path | None = None) -> list[Entry]:
             stem = folder / match["stem"]
             entry = found.setdefault(stem, Entry(stem, folder.name))
             entry.files.append(path)
-            entry.bytes += stat.st_size
+            entry.bytes += _size(path)
             if path.name.endswith(".lock"):
+                entry.locked = True
+                newest.setdefault(stem, stat.st_mtime)
                 continue
             newest[stem] = max(newest.get(stem, 0.0), stat.st_mtime)
             if path.name == stem.name + ".json":
@@ -248,7 +291,7 @@ def stale(entry: Entry) -> str | None:
     (a build that never finished), an older cache layout, or built with another version of torch,
     ONNX Runtime or torchao than the one installed."""
     if not entry.fields or not entry.built:
-        return "unfinished build"
+        return "unfinished build" + (" (or one running now)" if entry.locked else "")
     if entry.fields.get("format") != FORMAT:
         return "older cache layout"
     for key, dist in _VERSIONED.items():
@@ -281,7 +324,7 @@ def remove(entry: Entry) -> bool:
             return False
         for path in entry.files:
             if path != lock:
-                path.unlink(missing_ok=True)
+                _delete(path)
         if lock is not None:
             lock.unlink(missing_ok=True)
     return True
@@ -298,9 +341,11 @@ def _locked(path: Path, what: str) -> Iterator[None]:
 def _flock(lock: Path | None, waiting_for: str | None = None) -> Iterator[bool]:
     """Hold the lock file ``lock`` exclusively; yields whether it could. Held by another
     process: wait for it (saying so) when ``waiting_for`` names what it builds, else yield
-    False at once. A lock file removed while this waited for it (``remove``) is no lock any
-    more: the file now at ``lock`` is locked instead. Without POSIX locks (Windows), or no
-    ``lock`` to take: True (temporary names still keep files whole)."""
+    False at once. The holder removes the file before letting go, however it leaves; a lock
+    file removed while this waited for it is no lock any more: the file now at ``lock`` is
+    locked instead. One a killed process left is locked by nobody: taken at once, then
+    removed. Without POSIX locks (Windows), or no ``lock`` to take: True (temporary names
+    still keep files whole)."""
     try:
         import fcntl
     except ImportError:
@@ -324,6 +369,11 @@ def _flock(lock: Path | None, waiting_for: str | None = None) -> Iterator[bool]:
             try:
                 yield True
             finally:
+                # removed while held (a build that failed or was interrupted too), so no
+                # empty lock file stays behind; a process waiting on it finds it gone and
+                # locks the file of that name anew
+                if _is_at(f, lock):
+                    lock.unlink(missing_ok=True)
                 fcntl.flock(f, fcntl.LOCK_UN)
             return
 

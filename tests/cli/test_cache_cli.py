@@ -199,3 +199,34 @@ def test_a_cache_path_that_is_a_file_is_one_line_naming_the_variable(tmp_path, c
 def test_a_negative_age_is_refused(root, capsys):
     code, _, err = run(capsys, "--clear", "--older-than", "-1")
     assert code == EXIT_USAGE and "--older-than DAYS >= 0" in err
+
+
+def test_what_a_killed_build_left_is_listed_and_cleared(root, capsys):
+    """A lock file and an export's staging folder that a killed process left (no entry
+    file, no record): listed as an unfinished build with their size, and cleared."""
+    done = entry(root, "onnx", "r50-fpn-dense_b-fp32", 1000)
+    stem = f"r50-fpn-dense_a-fp32-{'0123456789abcdef'}"
+    lock = root / "onnx" / f"{stem}.onnx.lock"
+    lock.touch()
+    staging = root / "onnx" / f".{stem}.onnx.4242.tmp.export"
+    staging.mkdir()
+    (staging / "dense_a.onnx").write_bytes(b"x" * 2_000_000)
+    lone = root / "int8" / f"r50-fpn-dense_a-calib-{'fedcba9876543210'}.calib.lock"
+    lone.parent.mkdir()
+    lone.touch()
+    code, out, _ = run(capsys, "--stale")
+    assert code == 0 and "2 entries chosen, 2.0 MB" in out
+    lines = [line for line in out.splitlines() if "unfinished build (or one running now)" in line]
+    assert len(lines) == 2 and any("2.0 MB" in line for line in lines)
+    code, out, _ = run(capsys, "--clear", "--stale")
+    assert code == 0 and "Removed 2 entries, 2.0 MB freed" in out
+    assert not lock.exists() and not staging.exists() and not lone.exists()
+    assert done.exists()
+
+
+def test_an_entry_built_now_has_no_lock_file_left(root):
+    fields = {"piece": "dense_a"}
+    path = cache.entry_path(root / "onnx", "r50-fpn-dense_a-fp32", fields, "onnx")
+    cache.get_or_build(path, fields, lambda t: t.write_bytes(b"built"), what="dense_a")
+    assert sorted(p.name for p in path.parent.iterdir()) == sorted(
+        [path.name, path.with_suffix(".json").name])

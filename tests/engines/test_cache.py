@@ -6,10 +6,19 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
+
+import pytest
 
 from drivevision.engines import cache
+
+FIXTURE = Path(__file__).parents[2] / "assets" / "tiny-fpn-synthetic.pt"
+SAMPLE = Path(__file__).parents[2] / "assets" / "sample.mp4"
 
 
 def start_waiting_build(path, fields, builds: list, got: list, caplog) -> threading.Thread:
@@ -84,3 +93,69 @@ def test_a_build_waiting_on_a_lock_that_a_clear_removes_waits_for_the_new_one(tm
         cache.store(path, fields, b"built by the third run")
     waiter.join(10)
     assert not waiter.is_alive() and got == [path] and builds == []
+
+
+def _files(folder) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.mark.parametrize("failure", [RuntimeError("export failed"), KeyboardInterrupt()])
+def test_a_failed_or_interrupted_build_leaves_no_lock_or_partial_file(tmp_path, failure):
+    fields = {"piece": "dense_a"}
+    path = cache.entry_path(tmp_path, "tiny-fpn-dense_a", fields, "onnx")
+
+    def build(target):
+        target.write_bytes(b"half an export")
+        raise failure
+
+    with pytest.raises(type(failure)):
+        cache.get_or_build(path, fields, build, what="dense_a")
+    assert _files(tmp_path) == []
+    # and the next run builds it without waiting for anyone
+    assert cache.get_or_build(path, fields, lambda t: t.write_bytes(b"whole"),
+                              what="dense_a") == path
+    assert _files(tmp_path) == sorted([path.name, path.with_suffix(".json").name])
+
+
+def test_a_lock_a_killed_build_left_neither_blocks_nor_stays(tmp_path, caplog):
+    """A process killed while building leaves its lock file, which nobody holds any more:
+    the next run takes it at once (no waiting), builds, and removes it."""
+    fields = {"piece": "dense_a"}
+    path = cache.entry_path(tmp_path, "tiny-fpn-dense_a", fields, "onnx")
+    path.with_name(path.name + ".lock").touch()  # what the killed process left
+    staging = tmp_path / f".{path.name}.4242.tmp.export"  # its ONNX export's staging folder
+    staging.mkdir()
+    (staging / "dense_a.onnx").write_bytes(b"x" * 1000)
+    with caplog.at_level(logging.WARNING, logger="drivevision.engines.cache"):
+        cache.get_or_build(path, fields, lambda t: t.write_bytes(b"whole"), what="dense_a")
+    assert "Waiting" not in caplog.text
+    assert "Removed 1 unfinished file of an interrupted build" in caplog.text
+    assert _files(tmp_path) == sorted([path.name, path.with_suffix(".json").name])
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_an_export_leaves_nothing_in_the_cache(tmp_path):
+    """Ctrl-C while a command starts quits at once (no ``finally`` runs): the export's lock
+    file and half-written staging folder go too."""
+    script = f"""
+import os, signal, sys, time
+from pathlib import Path
+from drivevision.engines import export
+
+def interrupted(loaded, folder, spec, pieces):
+    Path(folder).mkdir(parents=True)
+    (Path(folder) / "dense_a.onnx").write_bytes(b"half an export")
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(30)
+
+export.export_onnx = interrupted
+from drivevision.cli import main
+sys.exit(main(["detect", {str(SAMPLE)!r}, "--jsonl", {str(tmp_path / "d.jsonl")!r},
+               "--weights", {str(FIXTURE)!r}, "--engine", "onnx"]))
+"""
+    root = tmp_path / "cache"
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env={**os.environ, "DRIVEVISION_CACHE": str(root)}, timeout=120)
+    assert proc.returncode == 130, proc.stderr
+    assert "Exporting" in proc.stderr and "interrupted" in proc.stderr
+    assert [p.name for p in root.rglob("*")] == ["onnx"]
