@@ -22,7 +22,7 @@ from __future__ import annotations
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +47,19 @@ class CalibrationSet:
     digest: str
     frames: Callable[[], Sequence[np.ndarray]] = field(compare=False, repr=False)
 
+    def read_once(self) -> CalibrationSet:
+        """This set, its frames read (a video decoded) at most once and kept as long as the
+        copy is: both pieces calibrate on them. The caller's set keeps nothing, so an
+        engine that holds it for later builds holds no frames."""
+        kept: list[Sequence[np.ndarray]] = []
+
+        def frames() -> Sequence[np.ndarray]:
+            if not kept:
+                kept.append(self.frames())
+            return kept[0]
+
+        return replace(self, frames=frames)
+
 
 def check_scheme(scheme: str) -> None:
     if scheme not in SCHEMES:
@@ -64,6 +77,7 @@ def cached_int8_onnx(loaded: LoadedModel, calib: CalibrationSet | None, scheme: 
     if calib is None:
         raise ValueError(NEED_CALIB)
     check_scheme(scheme)
+    calib = calib.read_once()
     hits: list[Path] = []  # entries earlier runs made: said in one line
     fp32 = cached_onnx(loaded, "fp32", exporter=exporter, progress=progress, reused=hits)
     out = {piece: _cached_piece(loaded, piece, fp32[piece], calib, scheme, exporter, progress,

@@ -45,6 +45,7 @@ def quantized_pieces(loaded: LoadedModel, calib: CalibrationSet | None, *,
     float32[R, C, 7, 7]; the activation ranges come from the cache or are measured now.
     """
     check_can_quantize(calib)
+    calib = calib.read_once()
     dense = fold_batch_norms(DenseModules(copy.deepcopy(loaded.module)).eval())
     with torch.no_grad():
         levels = len(dense.backbone(torch.zeros(1, 3, 64, 64)))
