@@ -8,6 +8,7 @@ and any change to it (another clip, an image added or edited) calibrates anew.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 
@@ -34,15 +35,25 @@ def calibration_path(uri: str) -> Path:
 def check_calibration(uri: str) -> Path:
     """``calibration_path``, a file also opened and closed as calibration will open it (a
     video: its container, before any frame is read) and a folder checked for images, so
-    footage that cannot be read is refused before any slow work."""
+    footage that cannot be read is refused before any slow work. A file is opened once
+    per process while it stays as it was (a command checks before the model loads, and
+    the digest after)."""
     path = calibration_path(uri)
     if path.is_dir():
         _images(path, uri)
     else:
-        from drivevision.io.sources import open_source
-
-        open_source(uri).close()
+        stat = path.stat()
+        _opens(uri, stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
     return path
+
+
+@functools.lru_cache(maxsize=16)  # an error is not kept: a file that failed is tried again
+def _opens(uri: str, *_unchanged) -> None:
+    """Open and close ``uri``'s container; ``_unchanged`` (device, inode, size, mtime) keys
+    the file as it is now."""
+    from drivevision.io.sources import open_source
+
+    open_source(uri).close()
 
 
 def _images(folder: Path, uri: str) -> list[Path]:
