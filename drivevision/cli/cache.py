@@ -6,8 +6,7 @@ import argparse
 import time
 
 from drivevision.cli.help import add_command
-
-KINDS = ("onnx", "int8", "compiled", "tensorrt")
+from drivevision.engines.cache import KINDS
 
 
 def add_parser(commands) -> None:

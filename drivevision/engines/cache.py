@@ -35,6 +35,7 @@ from drivevision.labels import counted
 
 _log = logging.getLogger(__name__)
 FORMAT = 1  # bump when the cache layout or export wrapping changes
+KINDS = ("onnx", "int8", "compiled", "tensorrt")  # its folders; nothing else is the cache's
 
 
 def cache_root() -> Path:
@@ -248,14 +249,17 @@ class Entry:
 
 
 def entries(root: Path | None = None) -> list[Entry]:
-    """Every entry under ``root`` (default ``cache_root()``), by kind, then name. A lock file
-    alone is an unfinished build (one that is about to write its first file, or one a
+    """Every entry under ``root`` (default ``cache_root()``), by kind, then name: in the
+    ``KINDS`` folders only, so that a cache folder shared with other files (or a mistyped
+    ``DRIVEVISION_CACHE``) never lists, or clears, what the engines did not write. A lock
+    file alone is an unfinished build (one that is about to write its first file, or one a
     killed process left: ``remove`` tells them apart)."""
     root = cache_root() if root is None else root
     found: dict[Path, Entry] = {}
     newest: dict[Path, float] = {}
-    folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-    for folder in folders:
+    for folder in (root / kind for kind in sorted(KINDS)):
+        if not folder.is_dir():
+            continue
         for path in sorted(folder.iterdir()):
             match = _ENTRY_FILE.match(path.name)
             try:

@@ -230,3 +230,19 @@ def test_an_entry_built_now_has_no_lock_file_left(root):
     cache.get_or_build(path, fields, lambda t: t.write_bytes(b"built"), what="dense_a")
     assert sorted(p.name for p in path.parent.iterdir()) == sorted(
         [path.name, path.with_suffix(".json").name])
+
+
+def test_clear_touches_nothing_outside_the_engines_folders(root, capsys):
+    """A cache folder that is also home to other files (DRIVEVISION_CACHE set to a home or
+    project folder by mistake): names that look like entries are not the cache's."""
+    built = entry(root, "onnx", "r50-fpn-dense_a-fp32", 1000)
+    theirs = [root / "Documents" / "report-0123456789abcdef.pdf",
+              root / "notes-0123456789abcdef.txt"]
+    for path in theirs:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("someone's work")
+    code, out, _ = run(capsys)
+    assert code == 0 and "1 entry" in out and "report" not in out and "notes" not in out
+    code, out, _ = run(capsys, "--clear")
+    assert code == 0 and "Removed 1 entry" in out and not built.exists()
+    assert all(path.read_text() == "someone's work" for path in theirs)
