@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from drivevision.engines.locks import hold
 from drivevision.hashing import file_sha256
 from drivevision.labels import counted
 
@@ -320,10 +321,10 @@ def _installed(dist: str) -> str | None:
 def remove(entry: Entry) -> bool:
     """Delete ``entry``'s files, its lock file last, while holding that lock; False (nothing
     deleted) while a process builds it. A process waiting for the lock finds it removed and
-    locks the new file of that name (see ``_flock``). A run that has loaded the entry keeps
+    locks the new file of that name (see ``locks.hold``). A run that has loaded the entry keeps
     what it loaded; the next run that needs it builds it again."""
     lock = next((p for p in entry.files if p.name.endswith(".lock")), None)
-    with _flock(lock) as free:
+    with hold(lock) as free:
         if not free:
             return False
         for path in entry.files:
@@ -337,56 +338,5 @@ def remove(entry: Entry) -> bool:
 @contextlib.contextmanager
 def _locked(path: Path, what: str) -> Iterator[None]:
     """Hold ``<path>.lock`` exclusively (POSIX); say so when another process has it."""
-    with _flock(path.with_name(path.name + ".lock"), waiting_for=what):
+    with hold(path.with_name(path.name + ".lock"), waiting_for=what):
         yield
-
-
-@contextlib.contextmanager
-def _flock(lock: Path | None, waiting_for: str | None = None) -> Iterator[bool]:
-    """Hold the lock file ``lock`` exclusively; yields whether it could. Held by another
-    process: wait for it (saying so) when ``waiting_for`` names what it builds, else yield
-    False at once. The holder removes the file before letting go, however it leaves; a lock
-    file removed while this waited for it is no lock any more: the file now at ``lock`` is
-    locked instead. One a killed process left is locked by nobody: taken at once, then
-    removed. Without POSIX locks (Windows), or no ``lock`` to take: True (temporary names
-    still keep files whole)."""
-    try:
-        import fcntl
-    except ImportError:
-        fcntl = None
-    if lock is None or fcntl is None:
-        yield True
-        return
-    while True:
-        with open(lock, "a") as f:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                if waiting_for is None:
-                    yield False
-                    return
-                _log.warning(f"Waiting for another process to finish building {waiting_for}")
-                fcntl.flock(f, fcntl.LOCK_EX)
-            if not _is_at(f, lock):
-                fcntl.flock(f, fcntl.LOCK_UN)
-                continue
-            try:
-                yield True
-            finally:
-                # removed while held (a build that failed or was interrupted too), so no
-                # empty lock file stays behind; a process waiting on it finds it gone and
-                # locks the file of that name anew
-                if _is_at(f, lock):
-                    lock.unlink(missing_ok=True)
-                fcntl.flock(f, fcntl.LOCK_UN)
-            return
-
-
-def _is_at(f, path: Path) -> bool:
-    """Whether the open file ``f`` is still the file at ``path`` (not removed or replaced)."""
-    try:
-        here = os.stat(path)
-    except FileNotFoundError:
-        return False
-    there = os.fstat(f.fileno())
-    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
