@@ -40,14 +40,33 @@ KINDS = ("onnx", "int8", "compiled", "tensorrt")  # its folders; nothing else is
 
 
 def cache_root() -> Path:
-    """``$DRIVEVISION_CACHE`` or ``~/.cache/drivevision``; ValueError, naming where it came
-    from, when that is something other than a folder."""
+    """``$DRIVEVISION_CACHE`` (``~`` expanded, made absolute) or ``~/.cache/drivevision``;
+    ValueError, naming where it came from, when that is something other than a folder or
+    cannot become one (a file in its path)."""
     env = os.environ.get("DRIVEVISION_CACHE")
-    root = Path(env) if env else Path.home() / ".cache" / "drivevision"
-    if root.exists() and not root.is_dir():
-        raise ValueError(f"Expected {'DRIVEVISION_CACHE' if env else 'the engine cache'} to be "
-                         f"a folder (made if missing), but {root} is not a folder")
+    root = Path(env).expanduser().absolute() if env else Path.home() / ".cache" / "drivevision"
+    there = next(p for p in (root, *root.parents) if p.exists())
+    if not there.is_dir():
+        raise ValueError(f"Expected {_root_name()} to be a folder (made if missing), but "
+                         f"{there} is not a folder")
     return root
+
+
+def _root_name() -> str:
+    return "DRIVEVISION_CACHE" if os.environ.get("DRIVEVISION_CACHE") else "the engine cache"
+
+
+def _make_folder(folder: Path) -> None:
+    """``folder`` made if missing; PermissionError, naming the cache, where this user cannot
+    write there (a build needs to)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise PermissionError(f"Expected {_root_name()} to be a folder this user can write, "
+                              f"but {e.filename or folder}: {e.strerror}") from e
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(f"Expected {_root_name()} to be a folder this user can write, "
+                              f"but {folder} is read-only")
 
 
 def entry_key(fields: dict) -> str:
@@ -165,7 +184,7 @@ def get_or_build(path: Path, fields: dict, build: Callable[[Path], None], *,
     """
     if check(path, fields) is None:  # no lock needed to read: a read-only cache works
         return _used(path, reused)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_folder(path.parent)
     with _locked(path, what):
         reason = check(path, fields)
         if reason is None:

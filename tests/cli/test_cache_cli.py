@@ -180,14 +180,17 @@ def test_an_empty_or_missing_cache_is_said_so(root, capsys):
     assert run(capsys, "--clear")[0] == 0
 
 
+@pytest.mark.parametrize("under", ["", "cache"])
 @pytest.mark.parametrize("command", [["cache"], ["cache", "--clear"]])
 def test_a_cache_path_that_is_a_file_is_one_line_naming_the_variable(tmp_path, capsys,
-                                                                     monkeypatch, command):
-    """DRIVEVISION_CACHE set to a file (a typo, a path mixed up with another): said, in one
-    line naming the variable, instead of an empty cache (or, in a run, a bare errno)."""
+                                                                     monkeypatch, command,
+                                                                     under):
+    """DRIVEVISION_CACHE set to a file, or to a folder to be made under a file (a typo, a
+    path mixed up with another): said, in one line naming the variable and the file,
+    instead of an empty cache (or, in a run, a bare errno)."""
     not_a_folder = tmp_path / "engines.tar"
     not_a_folder.write_bytes(b"an archive")
-    monkeypatch.setenv("DRIVEVISION_CACHE", str(not_a_folder))
+    monkeypatch.setenv("DRIVEVISION_CACHE", str(not_a_folder / under))
     code = main(command)
     out, err = capsys.readouterr()
     assert code == EXIT_USAGE and out == ""

@@ -159,3 +159,22 @@ sys.exit(main(["detect", {str(SAMPLE)!r}, "--jsonl", {str(tmp_path / "d.jsonl")!
     assert proc.returncode == 130, proc.stderr
     assert "Exporting" in proc.stderr and "interrupted" in proc.stderr
     assert [p.name for p in root.rglob("*")] == ["onnx"]
+
+
+def test_the_cache_variable_takes_a_home_relative_or_relative_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DRIVEVISION_CACHE", "~/engines")  # quoted in a unit file: unexpanded
+    assert cache.cache_root() == tmp_path / "home" / "engines"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DRIVEVISION_CACHE", "engines")
+    assert cache.cache_root() == tmp_path / "engines"  # messages name where it is
+
+
+def test_a_cache_that_cannot_be_written_is_one_line_naming_the_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("DRIVEVISION_CACHE", str(tmp_path / "shared"))
+    (tmp_path / "shared").mkdir()
+    monkeypatch.setattr(cache.os, "access", lambda path, mode: False)  # as a read-only mount
+    path = cache.entry_path(cache.cache_root() / "onnx", "tiny-fpn-dense_a", {}, "onnx")
+    with pytest.raises(PermissionError, match="^Expected DRIVEVISION_CACHE to be a folder this "
+                       f"user can write, but {path.parent} is read-only$"):
+        cache.get_or_build(path, {}, lambda t: t.write_bytes(b"x"), what="dense_a")
