@@ -110,7 +110,7 @@ class Detector:
         if precision == "auto":
             precision, self.precision_reason = hardware.pick_precision(self.device,
                                                                        engine=engine)
-        hardware.check_precision(precision, self.device.type)
+        hardware.check_precision(precision, self.device.type, engine)
         if precision == "bf16" and self.device.type == "cpu" and not hardware.cpu_features().bf16:
             _log.warning("this CPU has no bf16 instructions (AVX512-BF16 or AMX): bf16 is "
                          "emulated and slower than fp32 here")

@@ -183,7 +183,7 @@ def check_detector_args(args: argparse.Namespace, *, precision: bool = True) -> 
 
     kind = hardware.device_kind(args.device)
     if precision:
-        hardware.check_precision(args.precision, kind)
+        hardware.check_precision(args.precision, kind, detector_config(args).engine)
         _check_engine(args, kind)
     check_classes(args.classes, args.weights)
 

@@ -190,7 +190,15 @@ def device_kind(device: str) -> str:
     return kind
 
 
-def check_precision(precision: str, kind: str) -> None:
-    """ValueError for a ``precision`` the device ``kind`` ("cpu" or "cuda") cannot run."""
+FP16_INSTEAD = {  # what to run on the CPU instead, where an engine has not bf16 and fp32
+    "onnx": "Expected fp16 on a CUDA device; on the CPU the onnx engine runs fp32, or int8 "
+            "with --calib",
+    "tensorrt": "Expected fp16 on a CUDA device, as the tensorrt engine runs on CUDA only; on "
+                "the CPU use --engine onnx or compiled"}
+
+
+def check_precision(precision: str, kind: str, engine: str = "auto") -> None:
+    """ValueError for a ``precision`` the device ``kind`` ("cpu" or "cuda") cannot run,
+    saying what ``engine`` runs there instead."""
     if precision == "fp16" and kind != "cuda":
-        raise ValueError(FP16_NEEDS_CUDA)
+        raise ValueError(FP16_INSTEAD.get(engine, FP16_NEEDS_CUDA))

@@ -222,6 +222,14 @@ INT8_ENGINE = ("Expected --engine onnx or compiled (or auto) for int8, but got {
     (["--engine", "onnx", "--precision", "bf16"],
      "Expected fp32 (CPU or CUDA), fp16 (CUDA) or int8 (CPU) for the onnx engine, but got "
      "bf16 on cpu"),
+    # fp16 on the CPU: what this engine runs instead (onnx has no bf16; tensorrt no CPU)
+    (["--engine", "onnx", "--precision", "fp16"],
+     "Expected fp16 on a CUDA device; on the CPU the onnx engine runs fp32, or int8 with "
+     "--calib"),
+    (["--engine", "tensorrt", "--precision", "fp16"],
+     "Expected fp16 on a CUDA device, as the tensorrt engine runs on CUDA only; on the CPU use "
+     "--engine onnx or compiled"),
+    (["--engine", "compiled", "--precision", "fp16"], NO_FP16),
 ])
 def test_engine_and_calib_mistakes_are_refused_before_the_model_loads(
         capsys, clip_path, nothing_loads, command, options, message):
