@@ -80,24 +80,39 @@ def cached_int8_onnx(loaded: LoadedModel, calib: CalibrationSet | None, scheme: 
     calib = calib.read_once()
     hits: list[Path] = []  # entries earlier runs made: said in one line
     fp32 = cached_onnx(loaded, "fp32", exporter=exporter, progress=progress, reused=hits)
+    tables: dict[str, Path] = {}
     out = {piece: _cached_piece(loaded, piece, fp32[piece], calib, scheme, exporter, progress,
-                                hits) for piece in PIECES}
-    quantized = [p for p in out.values() if p in hits]
-    if progress and quantized:
-        pieces = ", ".join(p for p in PIECES if out[p] in hits)
-        engine_cache.say_reused(f"{loaded.name} {pieces} int8 ONNX ({scheme} scheme, calibrated "
-                                f"on {calib.label})", quantized)
+                                hits, tables) for piece in PIECES}
+    if progress:
+        _say_reused(loaded.name, calib, scheme, out, tables, hits)
     return out
 
 
+def _say_reused(name: str, calib: CalibrationSet, scheme: str, out: dict[str, Path],
+                tables: dict[str, Path], hits: list[Path]) -> None:
+    """One line for the quantized pieces found in the cache, and one for the calibration
+    tables found there for pieces quantized now."""
+    done = [piece for piece in PIECES if out[piece] in hits]
+    if done:
+        engine_cache.say_reused(f"{name} {', '.join(done)} int8 ONNX ({scheme} scheme, "
+                                f"calibrated on {calib.label})", [out[p] for p in done])
+    measured = [piece for piece in PIECES if piece not in done and tables[piece] in hits]
+    if measured:
+        engine_cache.say_reused(f"{name} {', '.join(measured)} int8 calibration on "
+                                f"{calib.label} (quantizing to the {scheme} scheme now)",
+                                [tables[p] for p in measured])
+
+
 def _cached_piece(loaded: LoadedModel, piece: str, fp32: Path, calib: CalibrationSet,
-                  scheme: str, exporter: str, progress: bool, hits: list[Path]) -> Path:
+                  scheme: str, exporter: str, progress: bool, hits: list[Path],
+                  tables: dict[str, Path]) -> Path:
     """The cached calibration table of ``piece`` (measured now if missing), then its
     quantized file in ``scheme`` (made from the table if missing); entries found in the
-    cache are added to ``hits``."""
+    cache are added to ``hits``, the table's path to ``tables``."""
     folder = engine_cache.cache_root() / "int8"
     base = table_fields(loaded, piece, calib, exporter)
-    table = engine_cache.entry_path(folder, f"{loaded.name}-{piece}-calib", base, "calib")
+    table = tables[piece] = engine_cache.entry_path(folder, f"{loaded.name}-{piece}-calib",
+                                                    base, "calib")
     engine_cache.get_or_build(
         table, base, lambda target: _build_table(loaded, piece, fp32, calib, target, progress),
         what=f"int8 calibration of {loaded.name} {piece}", reused=hits.append)

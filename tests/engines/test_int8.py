@@ -46,6 +46,14 @@ def test_a_run_that_finds_the_int8_pieces_cached_says_so_in_one_line(loaded, tmp
     assert later == [f"Loaded tiny-fpn dense_a, dense_b int8 ONNX (cpu scheme, calibrated on "
                      f"seed 43) from the cache ({tmp_path / 'int8'}; built by an earlier run, "
                      "listed by drivevision cache)"]
+    # the other scheme (export's) from the same calibration: measured once, said so
+    cached_int8_onnx(loaded, generated(43, 2, calls), "tensorrt", exporter="legacy",
+                     progress=True)
+    assert calls == [43]
+    assert capsys.readouterr().err.splitlines() == [
+        f"Loaded tiny-fpn dense_a, dense_b int8 calibration on seed 43 (quantizing to the "
+        f"tensorrt scheme now) from the cache ({tmp_path / 'int8'}; built by an earlier run, "
+        "listed by drivevision cache)"]
 
 
 @pytest.mark.slow
