@@ -54,7 +54,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
     print(f"Engine cache {root}: {_entries(len(chosen))}{' chosen' if filtered else ''}, "
           f"{_mb(sum(e.bytes for e in chosen))}")
     if not args.clear:
-        _table(chosen, stale, now)
+        _table(chosen, stale, now, _footage(found))
         if chosen:
             print("Remove them with the same options and --clear; a run rebuilds what it needs.")
         return 0
@@ -67,7 +67,14 @@ def cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
-def _table(chosen, stale: dict, now: float) -> None:
+def _footage(found) -> dict[str, str]:
+    """Calibration digest -> the name of the footage it was measured on, from the records
+    that have it (a compiled int8 package's record names only the digest)."""
+    return {str(e.fields.get("calibration")): str(e.about["calibration"])
+            for e in found if e.fields.get("calibration") and e.about.get("calibration")}
+
+
+def _table(chosen, stale: dict, now: float, footage: dict[str, str]) -> None:
     if not chosen:
         return
     rows = [("kind", "entry", "weights", "precision", "calibration", "input", "size",
@@ -76,6 +83,8 @@ def _table(chosen, stale: dict, now: float) -> None:
         why = stale[e.stem]
         int8 = e.fields.get("int8") if isinstance(e.fields.get("int8"), dict) else {}
         calibration = str(e.fields.get("calibration") or int8.get("calibration") or "")
+        if calibration in footage:  # the footage's name, and enough digest to tell apart
+            calibration = f"{footage[calibration]} ({calibration[:8]})"
         rows.append((e.kind, e.name, str(e.fields.get("weights_id", "")),
                      _precision(e), calibration, _input(e.fields),
                      _mb(e.bytes), _ago(now - e.used), f"stale: {why}" if why else ""))

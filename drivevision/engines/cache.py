@@ -106,15 +106,18 @@ def check(path: Path, fields: dict) -> str | None:
     return None
 
 
-def store(path: Path, fields: dict, data: bytes | None = None) -> Path:
-    """Record ``path`` (after writing ``data`` there atomically, if given) as valid."""
+def store(path: Path, fields: dict, data: bytes | None = None, *,
+          about: dict | None = None) -> Path:
+    """Record ``path`` (after writing ``data`` there atomically, if given) as valid;
+    ``about`` (JSON-able) is kept in the record for people, outside the key (the name of
+    the footage a calibration ran on, whose digest is in the key)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if data is not None:
         tmp = temp_name(path)
         tmp.write_bytes(data)
         os.replace(tmp, path)
     record = {"fields": {"format": FORMAT, **fields}, "sha256": file_sha256(path),
-              "bytes": path.stat().st_size}
+              "bytes": path.stat().st_size, **({"about": about} if about else {})}
     tmp = temp_name(path.with_suffix(".json"))
     tmp.write_text(json.dumps(record, indent=1) + "\n")
     os.replace(tmp, path.with_suffix(".json"))
@@ -172,13 +175,15 @@ def invalidate(path: Path) -> None:
 
 def get_or_build(path: Path, fields: dict, build: Callable[[Path], None], *,
                  what: str, log: Callable[[str], None] | None = None,
-                 reused: Callable[[Path], None] | None = None) -> Path:
+                 reused: Callable[[Path], None] | None = None,
+                 about: dict | None = None) -> Path:
     """``path`` when valid, else ``build(path)`` writes it and it is recorded.
 
     ``build`` writes to the path it is given (a temporary name, renamed into place after).
     ``log`` gets one line when an existing entry is rejected (default: a logging warning);
     ``reused`` gets ``path`` when it was valid (built by an earlier run, or by another
-    process this run waited for), so the caller can say so (``say_reused``).
+    process this run waited for), so the caller can say so (``say_reused``); ``about``
+    goes into the record of what is built (``store``).
     A valid entry is used without writing anything (the cache may be read-only); the lock
     is taken only to build.
     """
@@ -202,7 +207,7 @@ def get_or_build(path: Path, fields: dict, build: Callable[[Path], None], *,
         finally:
             _building.pop(tmp, None)
             tmp.unlink(missing_ok=True)
-        return store(path, fields)
+        return store(path, fields, about=about)
 
 
 _building: dict[Path, Path] = {}  # this process's builds: temporary name -> held lock file
@@ -257,6 +262,7 @@ class Entry:
     kind: str
     files: list[Path] = field(default_factory=list)
     fields: dict = field(default_factory=dict)
+    about: dict = field(default_factory=dict)  # the record's notes for people (``store``)
     bytes: int = 0
     used: float = 0.0
     built: bool = False  # its file is in place (not only a killed build's temporary one)
@@ -299,8 +305,10 @@ def entries(root: Path | None = None) -> list[Entry]:
                 continue
             newest[stem] = max(newest.get(stem, 0.0), stat.st_mtime)
             if path.name == stem.name + ".json":
-                with contextlib.suppress(OSError, ValueError, AttributeError):
-                    entry.fields = dict(json.loads(path.read_text()).get("fields", {}))
+                with contextlib.suppress(OSError, ValueError, AttributeError, TypeError):
+                    record = json.loads(path.read_text())
+                    entry.fields = dict(record.get("fields", {}))
+                    entry.about = dict(record.get("about", {}))
                 entry.used = stat.st_mtime  # touched by every run that uses it
             else:
                 entry.built = entry.built or not path.name.startswith(".")

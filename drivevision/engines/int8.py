@@ -115,12 +115,14 @@ def _cached_piece(loaded: LoadedModel, piece: str, fp32: Path, calib: Calibratio
                                                     base, "calib")
     engine_cache.get_or_build(
         table, base, lambda target: _build_table(loaded, piece, fp32, calib, target, progress),
-        what=f"int8 calibration of {loaded.name} {piece}", reused=hits.append)
+        what=f"int8 calibration of {loaded.name} {piece}", reused=hits.append,
+        about={"calibration": calib.label})
     fields = {**base, "scheme": scheme, "quantizer": QUANTIZER}
     path = engine_cache.entry_path(folder, f"{loaded.name}-{piece}-int8-{scheme}", fields, "onnx")
     return engine_cache.get_or_build(
         path, fields, lambda target: _build_quantized(fp32, table, target, scheme, calib),
-        what=f"int8 {piece} of {loaded.name}", reused=hits.append)
+        what=f"int8 {piece} of {loaded.name}", reused=hits.append,
+        about={"calibration": calib.label})
 
 
 def table_fields(loaded: LoadedModel, piece: str, calib: CalibrationSet, exporter: str) -> dict:

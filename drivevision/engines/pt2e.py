@@ -96,7 +96,8 @@ def _quantized(loaded: LoadedModel, dense: DenseModules, piece: str, calib: Cali
     engine_cache.get_or_build(
         path, fields, lambda target: _calibrate(loaded, prepared, piece, calib, target,
                                                 progress),
-        what=f"PT2E int8 calibration of {loaded.name} {piece}")
+        what=f"PT2E int8 calibration of {loaded.name} {piece}",
+        about={"calibration": calib.label})
     ranges = torch.load(path, weights_only=True)
     wanted = {k for k in prepared.state_dict() if _OBSERVER in k}
     if set(ranges) != wanted:  # the key fields name the versions, so only a bug lands here

@@ -25,12 +25,13 @@ def root(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
-def entry(root, kind: str, name: str, size: int, age_days: float = 0.0, **fields):
+def entry(root, kind: str, name: str, size: int, age_days: float = 0.0, about=None,
+          **fields):
     """A cached entry as the engines store them: its file and its record."""
     fields = {"piece": "dense_a", "model": "r50-fpn", "weights_id": "coco",
               "torch": torch.__version__, **fields}
     path = cache.entry_path(root / kind, name, fields, "pt2")
-    cache.store(path, fields, b"x" * size)
+    cache.store(path, fields, b"x" * size, about=about)
     then = time.time() - age_days * DAY
     os.utime(path.with_suffix(".json"), (then, then))
     return path
@@ -249,3 +250,20 @@ def test_clear_touches_nothing_outside_the_engines_folders(root, capsys):
     code, out, _ = run(capsys, "--clear")
     assert code == 0 and "Removed 1 entry" in out and not built.exists()
     assert all(path.read_text() == "someone's work" for path in theirs)
+
+
+def test_the_calibration_column_names_the_footage(root, capsys):
+    """Which clip a calibration ran on, not only its digest: from its own record, and for
+    a compiled int8 package (whose record has the digest only) from the calibration's."""
+    digest = "5c667c3021ce5eff"
+    entry(root, "int8", "r50-fpn-dense_a-calib", 31_000, calibration=digest,
+          about={"calibration": "my_drive.mp4"})
+    entry(root, "compiled", "r50-fpn-dense_a", 3_000, precision="int8",
+          int8={"calibration": digest}, autocast=None)
+    entry(root, "int8", "r50-fpn-dense_b-calib", 2_000, calibration="0123456789abcdef")
+    code, out, _ = run(capsys)
+    lines = out.splitlines()
+    assert code == 0
+    assert "my_drive.mp4 (5c667c30)" in next(line for line in lines if "dense_a-calib" in line)
+    assert "my_drive.mp4 (5c667c30)" in next(line for line in lines if "compiled" in line)
+    assert "0123456789abcdef" in next(line for line in lines if "dense_b-calib" in line)
