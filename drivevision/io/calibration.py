@@ -43,7 +43,12 @@ def check_calibration(uri: str) -> Path:
         _images(path, uri)
     else:
         stat = path.stat()
-        _opens(uri, stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        try:
+            _opens(uri, stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        except SourceError as e:  # said as the option's error: which file was meant is clear
+            text = str(e)
+            raise SourceError(f"Expected --calib to be {WHAT}, but {text[:1].lower()}{text[1:]}"
+                              ) from e
     return path
 
 

@@ -132,7 +132,9 @@ def test_a_calib_file_that_is_no_video_is_refused_before_the_model_loads(
                  "--calib", str(labels)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
-    assert err[0].startswith(f"drivevision: error: Cannot open {labels} as a video"), err
+    assert err[0].startswith(f"drivevision: error: Expected --calib to be a video file or a "
+                             f"folder of images from your own cameras, but cannot open {labels} "
+                             "as a video"), err
 
 
 def test_detect_refuses_a_calib_folder_without_images_before_the_model_loads(

@@ -51,7 +51,8 @@ def test_a_clip_that_cannot_be_read_is_refused_every_time(tmp_path, opened):
     clip = tmp_path / "drive.mp4"
     clip.write_text("not a video")
     for _ in range(2):
-        with pytest.raises(SourceError):
+        with pytest.raises(SourceError, match=f"^Expected --calib to be a video file or a "
+                           f"folder of images from your own cameras, but cannot open {clip} "):
             calibration.check_calibration(str(clip))
     assert opened == [str(clip)] * 2  # a failure is not remembered
 
