@@ -8,6 +8,14 @@ import time
 from drivevision.cli.help import add_command
 from drivevision.engines.cache import KINDS
 
+ABOUT = {  # what each kind of entry is for, said under a list that has one
+    "compiled": "the compiled engine's packages for the CPU (dense_a: one per frame size)",
+    "int8": "calibrations (-calib: onnx engine, export; -pt2e-ranges: compiled engine) and "
+            "quantized pieces (-int8-cpu: onnx engine; -int8-tensorrt: export)",
+    "onnx": "the pieces the onnx engine runs, and that int8 and TensorRT build from",
+    "tensorrt": "the tensorrt engine's engines (one per padded frame size)",
+}
+
 
 def add_parser(commands) -> None:
     """Register ``cache`` on the ``drivevision`` sub-command parsers."""
@@ -55,6 +63,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
           f"{_mb(sum(e.bytes for e in chosen))}")
     if not args.clear:
         _table(chosen, stale, now, _footage(found))
+        for kind in dict.fromkeys(e.kind for e in chosen):
+            print(f"{kind}/: {ABOUT[kind]}")
         if chosen:
             print("Remove them with the same options and --clear; a run rebuilds what it needs.")
         return 0

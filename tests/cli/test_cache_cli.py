@@ -267,3 +267,14 @@ def test_the_calibration_column_names_the_footage(root, capsys):
     assert "my_drive.mp4 (5c667c30)" in next(line for line in lines if "dense_a-calib" in line)
     assert "my_drive.mp4 (5c667c30)" in next(line for line in lines if "compiled" in line)
     assert "0123456789abcdef" in next(line for line in lines if "dense_b-calib" in line)
+
+
+def test_the_list_says_what_each_kind_listed_is_for(root, capsys):
+    entry(root, "int8", "r50-fpn-dense_a-calib", 31_000, calibration="5c667c3021ce5eff")
+    entry(root, "onnx", "r50-fpn-dense_a-fp32", 1000)
+    out = run(capsys)[1].splitlines()
+    notes = [line for line in out if line.split("/:")[0] in ("compiled", "int8", "onnx",
+                                                             "tensorrt")]
+    assert [line.split("/:")[0] for line in notes] == ["int8", "onnx"]  # only kinds listed
+    assert "-calib: onnx engine, export" in notes[0]
+    assert "the pieces the onnx engine runs" in notes[1]
