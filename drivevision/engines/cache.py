@@ -130,9 +130,22 @@ def temp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
+@contextlib.contextmanager
+def scratch(target: Path) -> Iterator[Path]:
+    """A folder for a build's intermediate files, removed after: named after the build's
+    temporary name ``target``, so that what a killed build left there goes with the rest
+    (``remove_leftovers``, ``abandon_builds``), never into the system's temporary folder."""
+    folder = target.with_name(target.name + ".work")
+    folder.mkdir()
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def remove_leftovers(path: Path) -> None:
     """Deletes the temporary files of killed builds of ``path``'s entry (its file and its
-    sidecar, and a staging folder beside them: ``<temporary name>.export``), with a line
+    sidecar, and a folder beside them: ``<temporary name>.export``, ``.work``), with a line
     saying how much space came back. Call with the entry's lock."""
     stale = [p for name in (path.name, path.with_suffix(".json").name)
              for pattern in (f".{glob_escape(name)}.*.tmp", f".{glob_escape(name)}.*.tmp.*")

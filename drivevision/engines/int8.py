@@ -19,8 +19,8 @@ proposal count (dense B) and the tool versions:
 
 from __future__ import annotations
 
+import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -148,17 +148,20 @@ def _build_table(loaded: LoadedModel, piece: str, fp32: Path, calib: Calibration
               f"{calib.label} (first use with these frames; cached in {target.parent})",
               file=sys.stderr, flush=True)
     inputs = calibration_inputs(loaded, frames, piece)
-    with tempfile.TemporaryDirectory(prefix="drivevision-int8-") as tmp:
-        _quantize(_prepared(fp32, Path(tmp)), Path(tmp) / "unused.onnx", target, "cpu",
+    with engine_cache.scratch(target) as tmp:
+        # the table written in the scratch folder too: ONNX Runtime writes it through a
+        # temporary file beside it, which a killed build would leave in the cache unnamed
+        _quantize(_prepared(fp32, tmp), tmp / "unused.onnx", tmp / "table", "cpu",
                   reader=_reader("images" if piece == "dense_a" else "pooled", inputs))
+        os.replace(tmp / "table", target)
 
 
 def _build_quantized(fp32: Path, table: Path, target: Path, scheme: str,
                      calib: CalibrationSet) -> None:
     """Quantize ``fp32`` with the ranges in ``table``; metadata says int8 and the calibration."""
-    with tempfile.TemporaryDirectory(prefix="drivevision-int8-") as tmp:
-        out = Path(tmp) / "int8.onnx"
-        _quantize(_prepared(fp32, Path(tmp)), out, table, scheme)
+    with engine_cache.scratch(target) as tmp:
+        out = tmp / "int8.onnx"
+        _quantize(_prepared(fp32, tmp), out, table, scheme)
         stamp_int8(out, target, scheme, calib)
 
 

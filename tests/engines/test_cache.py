@@ -178,3 +178,40 @@ def test_a_cache_that_cannot_be_written_is_one_line_naming_the_variable(tmp_path
     with pytest.raises(PermissionError, match="^Expected DRIVEVISION_CACHE to be a folder this "
                        f"user can write, but {path.parent} is read-only$"):
         cache.get_or_build(path, {}, lambda t: t.write_bytes(b"x"), what="dense_a")
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_an_int8_calibration_leaves_nothing_behind(tmp_path):
+    """The calibration's intermediate files live beside its entry, not in the system's
+    temporary folder, so a Ctrl-C that quits at once takes them too."""
+    script = f"""
+import os, signal, sys, time
+from pathlib import Path
+from drivevision.engines import int8
+
+fp32 = Path({str(tmp_path / "fp32.onnx")!r})
+fp32.write_bytes(b"an exported piece")
+int8.cached_onnx = lambda loaded, precision, **kwargs: {{"dense_a": fp32, "dense_b": fp32}}
+int8._prepared = lambda src, folder: src
+
+def interrupted(src, dst, table, scheme, reader=None):
+    Path(dst).write_bytes(b"half a quantized piece")
+    Path(table).write_bytes(b"half a table")
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(30)
+
+int8._quantize = interrupted
+from drivevision.cli import main
+sys.exit(main(["detect", {str(SAMPLE)!r}, "--jsonl", {str(tmp_path / "d.jsonl")!r},
+               "--weights", {str(FIXTURE)!r}, "--engine", "onnx", "--precision", "int8",
+               "--calib", {str(SAMPLE)!r}, "--calib-frames", "2"]))
+"""
+    root, temp = tmp_path / "cache", tmp_path / "tmp"
+    temp.mkdir()
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env={**os.environ, "DRIVEVISION_CACHE": str(root),
+                               "TMPDIR": str(temp)}, timeout=120)
+    assert proc.returncode == 130, proc.stderr
+    assert "Calibrating tiny-fpn dense_a" in proc.stderr
+    assert [p.name for p in root.rglob("*")] == ["int8"]
+    assert [p.name for p in temp.iterdir() if "drivevision" in p.name] == []
