@@ -97,7 +97,8 @@ def _table(chosen, stale: dict, now: float, footage: dict[str, str]) -> None:
             calibration = f"{footage[calibration]} ({calibration[:8]})"
         rows.append((e.kind, e.name, str(e.fields.get("weights_id", "")),
                      _precision(e), calibration, _input(e.fields),
-                     _mb(e.bytes), _ago(now - e.used), f"stale: {why}" if why else ""))
+                     _mb(e.bytes), _ago(now - e.used),
+                     "being built now" if e.building else f"stale: {why}" if why else ""))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(c.rjust(w) if i == 6 else c.ljust(w)

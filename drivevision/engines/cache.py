@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from drivevision.engines.locks import hold
+from drivevision.engines.locks import held, hold
 from drivevision.hashing import file_sha256
 from drivevision.labels import counted
 
@@ -279,7 +279,7 @@ class Entry:
     bytes: int = 0
     used: float = 0.0
     built: bool = False  # its file is in place (not only a killed build's temporary one)
-    locked: bool = False  # it has a lock file: a build now, or one a killed process left
+    building: bool = False  # a process holds its lock file now (not one a killed one left)
 
     @property
     def name(self) -> str:
@@ -291,8 +291,8 @@ def entries(root: Path | None = None) -> list[Entry]:
     """Every entry under ``root`` (default ``cache_root()``), by kind, then name: in the
     ``KINDS`` folders only, so that a cache folder shared with other files (or a mistyped
     ``DRIVEVISION_CACHE``) never lists, or clears, what the engines did not write. A lock
-    file alone is an unfinished build (one that is about to write its first file, or one a
-    killed process left: ``remove`` tells them apart)."""
+    file alone is an unfinished build: one that is running (``building``), or one a killed
+    process left."""
     root = cache_root() if root is None else root
     found: dict[Path, Entry] = {}
     newest: dict[Path, float] = {}
@@ -313,7 +313,7 @@ def entries(root: Path | None = None) -> list[Entry]:
             entry.files.append(path)
             entry.bytes += _size(path)
             if path.name.endswith(".lock"):
-                entry.locked = True
+                entry.building = held(path)
                 newest.setdefault(stem, stat.st_mtime)
                 continue
             newest[stem] = max(newest.get(stem, 0.0), stat.st_mtime)
@@ -332,11 +332,13 @@ def entries(root: Path | None = None) -> list[Entry]:
 
 
 def stale(entry: Entry) -> str | None:
-    """Why no run of this install can use ``entry`` (None: one may): no record or no file
-    (a build that never finished), an older cache layout, or built with another version of torch,
-    ONNX Runtime or torchao than the one installed."""
+    """Why no run of this install can use ``entry`` (None: one may, or a process builds it
+    now): no record or no file (a build that never finished), an older cache layout, or
+    built with another version of torch, ONNX Runtime or torchao than the one installed."""
+    if entry.building:  # another process's, which it will finish
+        return None
     if not entry.fields or not entry.built:
-        return "unfinished build" + (" (or one running now)" if entry.locked else "")
+        return "unfinished build"
     if entry.fields.get("format") != FORMAT:
         return "older cache layout"
     for key, dist in _VERSIONED.items():

@@ -62,3 +62,23 @@ def is_at(f, path: Path) -> bool:
         return False
     there = os.fstat(f.fileno())
     return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+
+def held(lock: Path) -> bool:
+    """Whether a process holds ``lock`` now (a build is running); False for a lock file a
+    killed process left, a missing one, or without POSIX locks. Opened read-only: never
+    made, never taken for longer than the test."""
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    try:
+        with open(lock, "rb") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(f, fcntl.LOCK_UN)
+    except OSError:
+        pass
+    return False

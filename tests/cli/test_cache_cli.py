@@ -220,12 +220,32 @@ def test_what_a_killed_build_left_is_listed_and_cleared(root, capsys):
     lone.touch()
     code, out, _ = run(capsys, "--stale")
     assert code == 0 and "2 entries chosen, 2.0 MB" in out
-    lines = [line for line in out.splitlines() if "unfinished build (or one running now)" in line]
+    lines = [line for line in out.splitlines() if "stale: unfinished build" in line]
     assert len(lines) == 2 and any("2.0 MB" in line for line in lines)
     code, out, _ = run(capsys, "--clear", "--stale")
     assert code == 0 and "Removed 2 entries, 2.0 MB freed" in out
     assert not lock.exists() and not staging.exists() and not lone.exists()
     assert done.exists()
+
+
+def test_a_build_running_now_is_told_from_one_a_killed_process_left(root, capsys):
+    """Both are a lock file with nothing built beside it; only the running build holds its
+    lock. It is listed as such, is not stale, and --clear keeps it."""
+    stem = f"r50-fpn-dense_a-fp32-{'0123456789abcdef'}"
+    running = root / "onnx" / f"{stem}.onnx.lock"
+    killed = root / "onnx" / f"r50-fpn-dense_b-fp32-{'fedcba9876543210'}.onnx.lock"
+    running.parent.mkdir(parents=True)
+    killed.touch()
+    with open(running, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as the build in another process holds it
+        out = run(capsys)[1].splitlines()
+        assert next(line for line in out if "dense_a" in line).endswith("being built now")
+        assert next(line for line in out if "dense_b" in line).endswith("stale: unfinished build")
+        code, out, _ = run(capsys, "--clear", "--stale")
+        assert code == 0 and "Removed 1 entry" in out and "Kept" not in out
+        code, out, _ = run(capsys, "--clear")
+        assert f"Kept onnx/{stem}: another process is building it" in out
+    assert running.exists() and not killed.exists()
 
 
 def test_an_entry_built_now_has_no_lock_file_left(root):
