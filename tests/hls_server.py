@@ -6,6 +6,7 @@ as a camera's would: segment k is listed once ``(k + 1) * segment_s`` seconds ha
 with the ``window`` newest before it. A player gets a whole segment's frames at once.
 ``down(seconds)`` answers every request with 503 for that long, an outage of the server;
 the playlist's clock goes on meanwhile, so the segments of that time are missed.
+``freeze()`` keeps serving the playlist as it is now, with no new segment: a frozen stream.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class LiveHlsServer:
         self.segments = write_segments(self.folder, frames, segment_s)
         self._t0 = time.monotonic()
         self._down_until = 0.0
+        self._frozen: bytes | None = None
         handler = functools.partial(_Handler, self, directory=str(self.folder))
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._thread = threading.Thread(target=self._server.serve_forever,
@@ -62,10 +64,15 @@ class LiveHlsServer:
     def down(self, seconds: float) -> None:
         self._down_until = time.monotonic() + seconds
 
+    def freeze(self) -> None:
+        self._frozen = self.playlist()
+
     def is_down(self) -> bool:
         return time.monotonic() < self._down_until
 
     def playlist(self) -> bytes:
+        if self._frozen is not None:
+            return self._frozen
         newest = min(self.segments - 1, int((time.monotonic() - self._t0) / self.segment_s))
         first = max(0, newest - self.window)
         lines = ["#EXTM3U", "#EXT-X-VERSION:3",

@@ -214,9 +214,10 @@ class StreamSource(Source):
         while not self._interrupt.is_set():
             if self._cap is None and not self._reopen(outage, index, clock):
                 break
+            asked = time.monotonic()
             ok, image = self._cap.read()
             now = time.monotonic()
-            if not ok or image is None:
+            if not ok or image is None or self._held_back(now - asked):
                 self._release()
                 clock.pos = None  # a new connection's timestamps start afresh
                 if outage is None:
@@ -237,6 +238,14 @@ class StreamSource(Source):
             index += 1
         if outage is not None and not self.gave_up:
             self._stopped_in_gap(outage, index, clock)
+
+    def _held_back(self, waited: float) -> bool:
+        """Whether a frame that took ``waited`` seconds to read is one FFmpeg's decoder held
+        back until its read timed out (a stream that froze: an HLS playlist that stopped
+        growing hands out its decoder's last frames one per timeout, which would put off
+        seeing the stall by a timeout per frame); it is dropped and the stream counts as
+        stalled now."""
+        return self.stream_clock and waited >= self.policy.stall_timeout
 
     def _position_ms(self) -> float | None:
         """The frame just read's own time (ms) where the stream has one: FFmpeg's

@@ -140,6 +140,42 @@ def test_hls_frames_are_timed_by_the_stream_not_by_the_bursts_they_arrive_in(tmp
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_frozen_hls_stream_is_noticed_after_the_stall_timeout(tmp_path):
+    """A live playlist that stops growing (served as it is, no new segment) counts as
+    stalled one --stall-timeout after its last frame, as other streams do; FFmpeg's decoder
+    used to hand out the frames it held back one per timed-out read, each putting it off."""
+    from hls_server import LiveHlsServer
+
+    stall = 1.5
+    policy = Reconnect(stall_timeout=stall, backoff_initial=5.0, backoff_max=5.0)
+    noticed, last, frozen = [], [], []
+    with LiveHlsServer(tmp_path / "hls") as server, \
+            open_source(server.url, reconnect=policy) as source:
+        def watch():
+            while not source.outage_since:
+                time.sleep(0.02)
+            noticed.append((time.monotonic(), source.outage_since))
+            source.interrupt()
+
+        start = time.monotonic()
+        for frame in source:
+            last.append(frame.captured_at)
+            if not frozen and time.monotonic() - start > 1.2:
+                server.freeze()
+                frozen.append(time.monotonic())
+                threading.Thread(target=watch, daemon=True).start()
+    assert noticed and len(last) > 5
+    at, since = noticed[0]
+    waits = np.diff(last)
+    assert waits.max() < stall, waits  # no frame came out of a read that timed out
+    # the playlist read before the freeze may list a segment not yet fetched (0.5 s)
+    assert at - frozen[0] < stall + 1.2, at - frozen[0]
+    assert stall - 0.1 < at - last[-1] < stall + 0.6, at - last[-1]
+    assert since == pytest.approx(last[-1], abs=1e-6)  # LOST counts from the last frame
+
+
+@pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_latency_stays_bounded_with_a_slow_detector(tmp_path):
     proc, port = start_process(fps=30, width=320, height=240)
