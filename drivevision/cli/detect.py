@@ -142,6 +142,8 @@ def _detect(args: argparse.Namespace) -> int:
     folder = _default_outputs(args)
     try:
         with source, Progress(_to_detect(source), quiet=args.quiet) as progress:
+            for line in source.about:
+                progress.status(f"{args.input}: {line}")
             progress.status(f"loading {config.weights_label}")
             detector = Detector.from_config(config, progress=not args.quiet)
             _check_cost(args, detector, source.frame_count)

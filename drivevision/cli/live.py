@@ -254,6 +254,9 @@ def cmd_live(args: argparse.Namespace) -> int:
             server = MjpegServer(*bind, streams=len(args.sources))
             stack.callback(server.close)
         sources = [stack.enter_context(s) for s in open_sources(args)]
+        for source in sources:
+            for line in source.about:
+                _say(args, f"{source.uri}: {line}")
         if not (args.output or args.jsonl or args.serve):  # (a source that fails says only that)
             _say(args, "nothing is saved: add -o VIDEO, --jsonl FILE or --serve to keep or "
                        "watch the detections")

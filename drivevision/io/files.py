@@ -16,10 +16,10 @@ import av
 import cv2
 import numpy as np
 
-from drivevision.errors import SourceError, SourcePermissionError
+from drivevision.errors import SourceError
 from drivevision.io import limits
+from drivevision.io.containers import open_video
 from drivevision.io.frames import Frame, Source, range_text, stride_miss
-from drivevision.io.images import reason_line
 from drivevision.io.reading import Reading
 from drivevision.labels import counted
 
@@ -75,8 +75,9 @@ class VideoFileSource(Source):
 
     def __init__(self, uri: str, path: str | Path, max_pixels: int | None = None):
         self.max_pixels = limits.max_pixels() if max_pixels is None else max_pixels
-        self._container, self._stream, fps = _open_av(path)
+        self._container, self._stream, fps, about = open_video(path)
         super().__init__(uri, fps=fps, frame_count=self._stream.frames or None)
+        self.about.extend(about)
         problem = limits.pixel_problem(self._stream.codec_context.width,
                                        self._stream.codec_context.height, self.max_pixels)
         if problem:
@@ -225,23 +226,3 @@ def upright_turns(frame: av.VideoFrame) -> int:
     """Quarter turns counterclockwise (0-3) that show ``frame`` upright: its display
     matrix's rotation (counterclockwise degrees) to the nearest quarter turn."""
     return round(frame.rotation / 90) % 4
-
-
-def _open_av(path: str | Path) -> tuple[av.container.InputContainer, av.VideoStream, float]:
-    """The opened file, its first video stream (decoded on threads) and its frame rate (30
-    if it has none that makes sense)."""
-    try:
-        container = av.open(str(path))
-    except (av.FFmpegError, OSError) as e:
-        reason = getattr(e, "strerror", None) or reason_line(e)  # FFmpeg's text, no errno
-        error = SourcePermissionError if isinstance(e, PermissionError) else SourceError
-        raise error(f"Cannot open {path} as a video (not a video file, or damaged: "
-                    f"{reason})") from e
-    if not container.streams.video:
-        container.close()
-        raise SourceError(f"Cannot open {path} as a video (it holds no video stream)")
-    stream = container.streams.video[0]
-    stream.thread_type = "AUTO"
-    rate = stream.average_rate or stream.guessed_rate
-    fps = float(rate) if rate else 0.0
-    return container, stream, (fps if 0 < fps < 1000 else 30.0)

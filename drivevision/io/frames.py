@@ -74,7 +74,9 @@ class Gap:
 class Source:
     """Base of every source: iterate for frames, ``close()`` when done (or use ``with``).
 
-    ``notes`` collects what the user should hear at the end (e.g. a truncated file).
+    ``notes`` collects what the user should hear at the end (e.g. a truncated file);
+    ``about``, what to say once, when it opens, that is no fault of the input (which of its
+    video streams is read).
 
     The state of a source that can lose its input (a camera or network stream:
     ``can_lose_input`` True), read while it runs; a source that cannot (a file, a folder,
@@ -122,6 +124,7 @@ class Source:
     frame_count: int | None = None
     live: bool = False
     notes: list[str] = field(default_factory=list)
+    about: list[str] = field(default_factory=list, init=False, repr=False)
     gaps: list[Gap] = field(default_factory=list, init=False, repr=False)
     reconnects: int = field(default=0, init=False, repr=False)
     outage_since: float | None = field(default=None, init=False, repr=False)

@@ -14,6 +14,7 @@ import av
 
 from drivevision.errors import SourceError, SourceNotFoundError
 from drivevision.io import limits, streams
+from drivevision.io.containers import streams_read
 from drivevision.io.files import VIDEO_SUFFIXES, VideoFileSource
 from drivevision.io.frames import Source
 from drivevision.io.images import IMAGE_SUFFIXES, ImageSource, folder_images, read_image
@@ -52,7 +53,9 @@ def open_source(uri: str | Path, *, fps: float = 10.0, width: int | None = None,
         source = _open_path(spec.target, fps, max_pixels)
         return streams.RealtimeSource(source) if realtime else source
     policy = reconnect or streams.Reconnect()
-    if spec.kind == "http" and _recorded(spec.target, policy.stall_timeout):
+    recorded, about = _probe(spec.target, policy.stall_timeout) if spec.kind == "http" else (
+        False, [])
+    if recorded:
         # a video file or a finished playlist served over HTTP: read once, every frame, as
         # a file (a live stream's end is an outage, which would replay it from the start)
         source = VideoFileSource(str(uri), spec.target, max_pixels)
@@ -63,17 +66,22 @@ def open_source(uri: str | Path, *, fps: float = 10.0, width: int | None = None,
                                    timeout_s=policy.stall_timeout)
         return streams.within_limit(cap, str(uri), max_pixels)
 
-    return streams.StreamSource(str(uri), opener, policy, stream_clock=spec.network)
+    source = streams.StreamSource(str(uri), opener, policy, stream_clock=spec.network)
+    source.about.extend(about)
+    return source
 
 
-def _recorded(url: str, timeout_s: float) -> bool:
-    """True when ``url`` serves a recording (a video file, a VOD playlist: it has a
-    duration), not a live stream (MJPEG, a live playlist: none)."""
+def _probe(url: str, timeout_s: float) -> tuple[bool, list[str]]:
+    """Whether ``url`` serves a recording (a video file, a VOD playlist: it has a
+    duration), not a live stream (MJPEG, a live playlist: none), and which of its video
+    streams is read where it has several (OpenCV reads the first too, as FFmpeg lists them:
+    an HLS playlist's variants in its order)."""
     try:
         with av.open(url, timeout=timeout_s) as container:
-            return container.duration is not None and bool(container.streams.video)
+            recorded = container.duration is not None and bool(container.streams.video)
+            return recorded, streams_read(container)
     except (av.FFmpegError, OSError):
-        return False  # opened again as a stream, which says what is wrong
+        return False, []  # opened again as a stream, which says what is wrong
 
 
 def _open_path(uri: str, fps: float, max_pixels: int) -> Source:

@@ -355,6 +355,7 @@ class RealtimeSource(Source):
             raise ValueError(f"Expected a playback speed > 0, but got {speed}")
         super().__init__(inner.uri, fps=inner.fps, frame_count=inner.frame_count, live=True,
                          notes=inner.notes)
+        self.about = inner.about
         self.inner, self.speed = inner, speed
         self._interrupt = threading.Event()
 

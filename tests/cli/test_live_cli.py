@@ -183,6 +183,18 @@ def test_live_on_a_truncated_file_warns_and_exits_3(tmp_path, tiny_checkpoint, c
     assert "truncated" in err and 0 < kept < 30
 
 
+def test_live_says_once_which_of_two_video_streams_it_reads(tmp_path, tiny_checkpoint, capsys):
+    from tests.io.test_sources import write_two_streams
+
+    write_two_streams(tmp_path / "two.mkv")
+    code = main(["live", str(tmp_path / "two.mkv"), "--weights", tiny_checkpoint, "--model",
+                 "tiny-fpn", "--min-size", "96"])
+    said = [line for line in capsys.readouterr().err.splitlines() if "video streams" in line]
+    assert code == 0  # a second stream is nothing wrong with the input: no warning, exit 0
+    assert said == [f"{tmp_path / 'two.mkv'}: 2 video streams: reading the first, #0 160x120 "
+                    "h264; not read: #1 320x240 h264"]
+
+
 def test_fps_with_no_image_source_says_it_is_ignored(clip_path, tiny_checkpoint, capsys):
     code = main(["live", clip_path, "--fps", "5", "-q", "--weights", tiny_checkpoint,
                  "--min-size", "96"])

@@ -408,6 +408,40 @@ def test_a_video_file_over_http_is_read_as_a_file(clip_path):
         assert [f.timestamp_ms for f in local] == [f.timestamp_ms for f in frames]
 
 
+def write_two_streams(path: Path) -> None:
+    """A video holding two video streams: 160x120 dark frames, then 320x240 bright ones."""
+    with av.open(str(path), "w") as out:
+        streams = [out.add_stream("libx264", rate=10) for _ in range(2)]
+        for stream, (w, h) in zip(streams, [(160, 120), (320, 240)]):
+            stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        for _ in range(6):
+            for stream, value in zip(streams, (40, 200)):
+                image = np.full((stream.height, stream.width, 3), value, np.uint8)
+                out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")))
+        for stream in streams:
+            out.mux(stream.encode())
+
+
+@pytest.mark.parametrize("how", ["file", "realtime", "http"])
+def test_a_second_video_stream_is_named_and_the_first_is_read(tmp_path, how):
+    write_two_streams(tmp_path / "two.mkv")
+    uri = str(tmp_path / "two.mkv")
+    with contextlib.ExitStack() as stack:
+        if how == "http":
+            uri = f"{stack.enter_context(served(tmp_path))}/two.mkv"
+        source = stack.enter_context(open_source(uri, realtime=how == "realtime"))
+        frames = list(source)
+    assert source.about == ["2 video streams: reading the first, #0 160x120 h264; not read: "
+                            "#1 320x240 h264"]
+    assert len(frames) == 6 and not source.notes  # nothing wrong with the input
+    assert all(f.image.shape == (120, 160, 3) and f.image.mean() < 100 for f in frames)
+
+
+def test_a_video_with_one_stream_says_nothing_about_it(clip_path):
+    with open_source(clip_path) as source:
+        assert source.about == []
+
+
 def test_an_existing_all_digit_folder_is_a_folder_not_a_camera(clip_path, tmp_path,
                                                                 monkeypatch):
     monkeypatch.chdir(tmp_path)
