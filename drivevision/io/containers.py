@@ -1,5 +1,11 @@
 """Opening a video file (or a recording served over HTTP) with PyAV: which of its video
-streams is read, and at which frame rate."""
+streams is read, and at which frame rate.
+
+A raw elementary stream (``.h264``, ``.h265``, ``.mjpeg``: no container) has no frame times;
+FFmpeg's raw readers time it at 25 fps whatever it is. Its frames are timed at the rate the
+stream itself states where it does (H.264 and H.265 in their SPS's VUI timing, as x264 and
+cameras write it), else at FFmpeg's 25 fps; either way the user is told once.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +16,18 @@ import av
 from drivevision.errors import SourceError, SourcePermissionError
 from drivevision.io.images import reason_line
 
+# FFmpeg's demuxers of raw elementary video streams: no container, no frame times
+RAW_FORMATS = {"h264", "hevc", "vvc", "m4v", "mpegvideo", "mjpeg", "cavsvideo", "avs2", "avs3",
+               "vc1", "obu", "dirac"}
+CODEC_NAMES = {"h264": "H.264", "hevc": "H.265", "vvc": "H.266"}
+
 
 def open_video(path: str | Path) -> tuple[av.container.InputContainer, av.VideoStream, float,
                                            list[str]]:
     """The opened file, its first video stream (decoded on threads), its frame rate (30 if
-    it has none that makes sense) and what to tell the user about the choice: a line naming
-    the stream read when the file holds several (players show the first too)."""
+    it has none that makes sense; a raw stream's, see the module doc) and what to tell the
+    user about these choices: a line naming the stream read when the file holds several
+    (players show the first too), one saying where a raw stream's rate comes from."""
     try:
         container = av.open(str(path))
     except (av.FFmpegError, OSError) as e:
@@ -29,8 +41,28 @@ def open_video(path: str | Path) -> tuple[av.container.InputContainer, av.VideoS
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
     rate = stream.average_rate or stream.guessed_rate
+    about = streams_read(container)
+    if container.format.name in RAW_FORMATS:
+        rate, line = raw_rate(path, stream)
+        about.append(line)
     fps = float(rate) if rate else 0.0
-    return container, stream, (fps if 0 < fps < 1000 else 30.0), streams_read(container)
+    return container, stream, (fps if 0 < fps < 1000 else 30.0), about
+
+
+def raw_rate(path: str | Path, stream: av.VideoStream):
+    """A raw stream's frame rate, and a line saying where it comes from (see module doc)."""
+    context = stream.codec_context
+    codec = CODEC_NAMES.get(context.name, context.name.upper())
+    stated = context.framerate
+    if stated and 0 < stated < 1000:
+        return stated, (f"a raw {codec} stream (no container, no frame times): timed at "
+                        f"{float(stated):g} fps, the rate the stream states")
+    assumed = stream.average_rate or 25
+    name = Path(str(path)).name
+    return assumed, (f"a raw {codec} stream (no container, no frame times, no rate in it): "
+                     f"timed at {float(assumed):g} fps, FFmpeg's default; for another rate put "
+                     f"it in a container, e.g. ffmpeg -framerate 30 -i {name} -c copy "
+                     f"{Path(name).stem}.mp4")
 
 
 def streams_read(container: av.container.InputContainer) -> list[str]:

@@ -442,6 +442,47 @@ def test_a_video_with_one_stream_says_nothing_about_it(clip_path):
         assert source.about == []
 
 
+def write_raw(path: Path, codec: str, fps: int, frames: int = 12) -> None:
+    """A raw elementary stream (no container): ``codec`` at ``fps``, as the encoder states it
+    (x264 and x265 write it in the SPS)."""
+    pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+    with av.open(str(path), "w", format={"libx264": "h264", "libx265": "hevc"}.get(
+            codec, codec)) as out:
+        stream = out.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, pix_fmt
+        for i in range(frames):
+            image = np.full((120, 160, 3), i * 20, np.uint8)
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24").reformat(format=pix_fmt)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+
+
+@pytest.mark.parametrize("codec, suffix, name", [("libx264", "h264", "H.264"),
+                                                 ("libx265", "h265", "H.265")])
+def test_a_raw_stream_is_timed_at_the_rate_it_states_not_at_25_fps(tmp_path, codec, suffix,
+                                                                    name):
+    path = tmp_path / f"drive.{suffix}"
+    write_raw(path, codec, fps=10)
+    with open_source(str(path)) as source:
+        times = [f.timestamp_ms for f in source]
+    assert source.fps == 10 and times == [i * 100.0 for i in range(12)]
+    assert source.about == [f"a raw {name} stream (no container, no frame times): timed at 10 "
+                            "fps, the rate the stream states"]
+    with open_source(str(path), realtime=True) as paced:  # paced at 10 fps, not 25
+        start = time.monotonic()
+        assert len(list(paced)) == 12 and time.monotonic() - start > 1.0
+
+
+def test_a_raw_stream_with_no_rate_in_it_says_the_rate_is_assumed_and_how_to_set_it(tmp_path):
+    write_raw(tmp_path / "cam.mjpeg", "mjpeg", fps=10, frames=3)
+    with open_source(str(tmp_path / "cam.mjpeg")) as source:
+        assert [f.timestamp_ms for f in source] == [0.0, 40.0, 80.0]
+    assert source.fps == 25 and not source.notes
+    assert source.about == ["a raw MJPEG stream (no container, no frame times, no rate in it): "
+                            "timed at 25 fps, FFmpeg's default; for another rate put it in a "
+                            "container, e.g. ffmpeg -framerate 30 -i cam.mjpeg -c copy cam.mp4"]
+
+
 def test_an_existing_all_digit_folder_is_a_folder_not_a_camera(clip_path, tmp_path,
                                                                 monkeypatch):
     monkeypatch.chdir(tmp_path)
