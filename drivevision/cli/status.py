@@ -33,8 +33,12 @@ class StatusLine:
         return " | ".join(self.parts())
 
     def parts(self) -> list[str]:
-        """One segment per source, ``[N]`` before each where there are several."""
-        parts = [snapshot(self.pipeline, i).format() for i in range(len(self.pipeline.sources))]
+        """One segment per source, ``[N]`` before each where there are several; a stage's
+        ``status`` (a tracker whose buffer the gaps between detections outlast) after it."""
+        chains = getattr(self.pipeline, "stages", None) or [[]] * len(self.pipeline.sources)
+        parts = [" ".join([snapshot(self.pipeline, i).format(),
+                           *filter(None, (getattr(s, "status", "") for s in chains[i]))])
+                 for i in range(len(self.pipeline.sources))]
         return parts if len(parts) == 1 else [f"[{i}] {p}" for i, p in enumerate(parts)]
 
     def _loop(self) -> None:

@@ -24,6 +24,7 @@ class TrackStage:
         self.trails = trails if trails is not None else Trails()
         self._index: int | None = None  # the previous frame's index
         self._gaps: list[int] = []  # frames between updates that outlasted the buffer
+        self._outlasted = False  # the last gap between updates did
 
     def __repr__(self) -> str:
         return f"TrackStage({self.tracker!r})"
@@ -41,6 +42,15 @@ class TrackStage:
                 "detection (none at all while the gaps stay that long); --track-buffer "
                 f"{max(self._gaps)} or more keeps them"]
 
+    @property
+    def status(self) -> str:
+        """For a status line, while it goes on: the frames between the last two updates
+        outlasted the buffer, so every track ended there ("" otherwise)."""
+        if not self._outlasted:
+            return ""
+        buffer = getattr(self.tracker, "track_buffer", None)
+        return f"tracks end: {self._gaps[-1]} frames between detections > --track-buffer {buffer}"
+
     def __call__(self, result: Result) -> Result:
         self._count_gap(result.frame.index)
         tracked = self.tracker.update(result.detections, result.frame.image,
@@ -53,10 +63,13 @@ class TrackStage:
         self.tracker.reset()
         self.trails.reset()
         self._index = None
+        self._outlasted = False
 
     def _count_gap(self, index: int) -> None:
         buffer = getattr(self.tracker, "track_buffer", None)
-        if self._index is not None and buffer is not None and index - self._index - 1 > buffer:
+        self._outlasted = (self._index is not None and buffer is not None
+                           and index - self._index - 1 > buffer)
+        if self._outlasted:
             self._gaps.append(index - self._index - 1)
         self._index = index
 

@@ -12,6 +12,7 @@ from drivevision.detections import Detections
 from drivevision.io.frames import Frame, Source
 from drivevision.labels import COCO_NAMES
 from drivevision.pipeline import Pipeline
+from drivevision.pipeline.result import Result
 from drivevision.pipeline.track_stage import TrackStage
 from drivevision.tracking import create_tracker, kalman
 
@@ -165,6 +166,28 @@ def test_live_warns_when_the_gaps_between_detected_frames_outlast_the_track_buff
         "--track-buffer 30 (up to 39 frames unseen): at each, every track ended, and its "
         "object got a new id and no box until its next detection (none at all while the gaps "
         "stay that long); --track-buffer 39 or more keeps them"]
+
+
+def test_live_status_line_says_while_the_gaps_between_detections_outlast_the_track_buffer():
+    """Said at the end only, a run that showed no box for an hour left its user guessing
+    meanwhile: the status line says it while it lasts, and stops once the gaps are short."""
+    import io
+    import types
+
+    from drivevision.cli.status import StatusLine
+    from drivevision.pipeline.stats import SourceStats
+
+    stage = TrackStage(create_tracker("bytetrack"))
+    source = DroppingSource([0, 1, 40, 80, 81])
+    pipeline = types.SimpleNamespace(sources=[source], stats=[SourceStats()], stages=[[stage]])
+    status = StatusLine(pipeline, stream=io.StringIO())
+    lines = []
+    for frame in source:
+        stage(Result(frame, car(frame.index)))
+        lines.append(status.line())
+    said = "tracks end: 38 frames between detections > --track-buffer 30"
+    assert [said in line for line in lines] == [False, False, True, False, False]
+    assert lines[3].endswith("tracks end: 39 frames between detections > --track-buffer 30")
 
 
 def test_detect_video_notes_the_gaps_a_stride_leaves_that_outlast_the_track_buffer():
