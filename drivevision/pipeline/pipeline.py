@@ -111,7 +111,8 @@ class Pipeline(StageThreads):
         # loading and warming up the model) would make that thread's team sleep at barriers
         release_openmp_workers()
         for i in range(len(self.sources)):
-            self.spawn(self._names[i].format("capture"), self._capture, i)
+            self.spawn(self._names[i].format("capture"), self._capture, i,
+                       reader=self.sources[i].can_lose_input)
         self.spawn("infer", self._infer, on_exit=self._end_all)
         for i in range(len(self.sources)):
             self.spawn(self._names[i].format("render"), self._render, i,

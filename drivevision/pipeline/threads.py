@@ -22,6 +22,10 @@ from drivevision.pipeline import signals
 _log = logging.getLogger(__name__)
 END = object()  # the stop marker a stage sends downstream when it ends
 POLL_S = 0.05
+# how long a thread reading a camera or stream is waited for once the others have ended: its
+# read can block in OpenCV until the stream's timeout (--stall-timeout), which no stop
+# request shortens; it ends by itself then, and releases its capture
+READER_GRACE_S = 1.0
 
 
 def release_openmp_workers() -> bool:
@@ -84,6 +88,7 @@ class StageThreads:
         self._abort, self._stop = threading.Event(), threading.Event()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self._readers: set[threading.Thread] = set()  # blocked reads end by themselves
         self._interruptible = list(sources)
         self.error: StageError | None = None
         self.interrupted = False
@@ -111,10 +116,17 @@ class StageThreads:
                 pass
         self._join_or_warn()
 
-    def spawn(self, name: str, body: Callable, *args, on_exit: Callable[[], None] | None = None):
+    def spawn(self, name: str, body: Callable, *args, on_exit: Callable[[], None] | None = None,
+              reader: bool = False):
+        """Run ``body(*args)`` on a thread of its own; ``reader``: it reads a camera or
+        stream, whose read may block until the stream's own timeout, and is waited for only
+        ``READER_GRACE_S`` once the others have ended (Ctrl-C on a frozen stream waited the
+        whole timeout, then 10 s)."""
         thread = threading.Thread(target=self._run_stage, args=(name, body, args, on_exit),
                                   name=f"drivevision-{name}", daemon=True)
         self._threads.append(thread)
+        if reader:
+            self._readers.add(thread)
         thread.start()
 
     def _run_stage(self, name: str, body: Callable, args: tuple, on_exit) -> None:
@@ -151,15 +163,17 @@ class StageThreads:
         self.stop()
 
     def join(self, timeout: float = 10.0) -> bool:
-        """Wait for every stage thread; True when all have ended."""
+        """Wait for every stage thread (a ``reader`` only briefly, see ``spawn``); True when
+        all but such readers have ended."""
         deadline = time.monotonic() + timeout
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        return not any(t.is_alive() for t in self._threads)
+        for thread in sorted(self._threads, key=lambda t: t in self._readers):
+            left = max(0.0, deadline - time.monotonic())
+            thread.join(min(left, READER_GRACE_S) if thread in self._readers else left)
+        return not any(t.is_alive() for t in self._threads if t not in self._readers)
 
     def _join_or_warn(self) -> None:
         if not self.join():
-            stuck = [t.name for t in self._threads if t.is_alive()]
+            stuck = [t.name for t in self._threads if t.is_alive() and t not in self._readers]
             _log.warning("still running after 10 s, left behind: %s", ", ".join(stuck))
 
     def put(self, q: queue.Queue, item) -> None:

@@ -8,8 +8,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
+import numpy as np
 import pytest
 from standins import ArraySource, FixedDetector, count_frames
 
@@ -98,3 +100,55 @@ def test_ctrl_c_while_the_command_starts_is_one_line(tmp_path, clip_path, tiny_c
         assert out.splitlines()[0].endswith(", interrupted"), out
     else:
         assert err.strip().splitlines()[-1] == "drivevision: interrupted"
+
+
+class _FrozenCapture:
+    """An OpenCV capture of a stream that froze after ``frames`` frames: the next read blocks
+    until its timeout (``block_s``), as FFmpeg's does, whatever stop was asked meanwhile."""
+
+    def __init__(self, frames: int, block_s: float):
+        self.left, self.block_s = frames, block_s
+        self.blocking, self.released = threading.Event(), threading.Event()
+
+    def get(self, prop):
+        return 0.0
+
+    def read(self):
+        if self.left:
+            self.left -= 1
+            return True, np.zeros((48, 64, 3), np.uint8)
+        self.blocking.set()
+        time.sleep(self.block_s)
+        return False, None
+
+    def release(self):
+        self.released.set()
+
+
+@pytest.mark.timeout(30)
+def test_a_stop_during_a_read_blocked_on_a_frozen_stream_ends_the_run_at_once(caplog):
+    """Ctrl-C while a stream is frozen (its read blocks until FFmpeg's timeout, the stall
+    timeout: 4 s here): the run waited for the read, up to 10 s and then left it behind with
+    a warning; now it ends within a second or two, and the read, when it times out, still
+    releases its capture."""
+    from drivevision.io.streams import Reconnect, StreamSource
+    from drivevision.pipeline import Pipeline
+
+    capture = _FrozenCapture(frames=3, block_s=4.0)
+    source = StreamSource("http://cam/stream", lambda: capture, Reconnect(stall_timeout=20))
+    pipeline = Pipeline([source], FixedDetector(0.001))
+    asked = []
+
+    def stop_while_blocked():
+        capture.blocking.wait(10)
+        time.sleep(0.3)
+        asked.append(time.monotonic())
+        pipeline.stop()
+
+    threading.Thread(target=stop_while_blocked, daemon=True).start()
+    with caplog.at_level("WARNING"), source:
+        seen = [result.frame.index for result in pipeline.results()]
+        took = time.monotonic() - asked[0]
+    assert seen and seen[-1] == 2 and took < 2.5, took
+    assert "left behind" not in caplog.text
+    assert capture.released.wait(6.0)  # the read ended by itself and let go of the stream
