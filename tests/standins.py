@@ -129,8 +129,8 @@ class _Connection:
         self.read_count = 0
 
     def get(self, prop):
-        if prop == cv2.CAP_PROP_PTS:
-            return float(self.read_count) if self.stamps else -2.0 ** 63
+        if prop == cv2.CAP_PROP_PTS:  # the frame's own time, in the stamps' unit
+            return float(self.stamps[self.read_count - 1]) if self.stamps else -2.0 ** 63
         if prop == cv2.CAP_PROP_POS_MSEC and self.stamps:
             return self.stamps[self.read_count - 1]
         return self.stream.fps if prop == cv2.CAP_PROP_FPS else 0.0

@@ -27,6 +27,7 @@ import cv2
 from drivevision.errors import SourceError
 from drivevision.io import limits
 from drivevision.io.frames import Frame, Gap, Source
+from drivevision.io.stream_times import Replays, StreamClock
 from drivevision.io.uri import SourceURI, csi_pipeline, ffmpeg_capture_options
 from drivevision.labels import counted
 
@@ -136,30 +137,6 @@ def _open_gstreamer(spec: SourceURI, width, height, fps) -> cv2.VideoCapture:
     return cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER)
 
 
-class _Clock:
-    """A stream's frame times in ms from its first frame: between two frames of one
-    connection, the step of the stream's own timestamps (``pos``, ms) where it has them, else
-    (no timestamps, an outage, a step back or one ahead by more than ``max_jump_s`` and the
-    time that passed) the time that passed between their arrivals."""
-
-    def __init__(self, start: float, max_jump_s: float):
-        self.ms, self.at, self.pos = 0.0, start, None  # the last frame's time, arrival, pos
-        self.max_jump_ms = max_jump_s * 1000.0
-
-    def ms_at(self, now: float) -> float:
-        """The clock at ``now`` (``time.monotonic()``) when no frame came since the last."""
-        return self.ms + (now - self.at) * 1000.0
-
-    def tick(self, now: float, pos: float | None) -> float:
-        """The time of a frame that arrived at ``now``, with its own time ``pos`` (or None)."""
-        step = (now - self.at) * 1000.0
-        if pos is not None and self.pos is not None and \
-                0 < pos - self.pos <= max(step, self.max_jump_ms):
-            step = pos - self.pos
-        self.ms, self.at, self.pos = self.ms + step, now, pos
-        return self.ms
-
-
 class StreamSource(Source):
     """Frames from a camera or network stream, reopened after outages (see module doc).
 
@@ -208,9 +185,12 @@ class StreamSource(Source):
             self._release()
 
     def _frames(self) -> Iterator[Frame]:
-        clock = _Clock(time.monotonic(), self.policy.stall_timeout)
+        clock = StreamClock(time.monotonic(), self.policy.stall_timeout)
         index, outage = 0, None  # outage: (its start on the clock, reason) while no frame comes
         times: deque[float] = deque(maxlen=_RATE_FRAMES)  # the last frames' times, ms
+        # only HLS reads a stream's last seconds again when reopened; an RTSP session's
+        # times start afresh, and might meet those of a short one before
+        replays = Replays(enabled=self.uri.lower().startswith(("http://", "https://")))
         while not self._interrupt.is_set():
             if self._cap is None and not self._reopen(outage, index, clock):
                 break
@@ -225,7 +205,10 @@ class StreamSource(Source):
                     outage = (clock.ms, self._failure(stalled))
                     self._attempts, self.outage_since = 0, clock.at
                 continue
-            seconds, ms = now - clock.at, clock.tick(now, self._position_ms())
+            pts = self._pts()
+            if outage is not None and replays.replayed(pts):
+                continue  # reopened, it hands over again frames it gave before
+            seconds, ms = now - clock.at, clock.tick(now, self._position_ms(pts))
             if outage is not None:
                 lost = self._lost_frames(seconds, times) if self.delivered else 0
                 self._close_gap(outage, index - 1, index + lost, ms)
@@ -233,6 +216,7 @@ class StreamSource(Source):
                 outage = self.outage_since = None
                 times.clear()  # the rate after a reconnect starts afresh
             times.append(ms)
+            replays.add(pts)
             self.delivered = True
             yield Frame(index, ms, image, now)
             index += 1
@@ -247,13 +231,18 @@ class StreamSource(Source):
         stalled now."""
         return self.stream_clock and waited >= self.policy.stall_timeout
 
-    def _position_ms(self) -> float | None:
-        """The frame just read's own time (ms) where the stream has one: FFmpeg's
-        presentation timestamp; None for MJPEG over HTTP, which has none (OpenCV then counts
+    def _pts(self) -> float | None:
+        """The frame just read's presentation timestamp (FFmpeg's, as OpenCV gives it) where
+        the stream has one; None for MJPEG over HTTP, which has none (OpenCV then counts
         frames at a made-up 25 fps), and for cameras."""
-        if not self.stream_clock or self._cap.get(cv2.CAP_PROP_PTS) < _NO_PTS:
+        if not self.stream_clock:
             return None
-        return self._cap.get(cv2.CAP_PROP_POS_MSEC)
+        pts = self._cap.get(cv2.CAP_PROP_PTS)
+        return None if pts < _NO_PTS else pts
+
+    def _position_ms(self, pts: float | None) -> float | None:
+        """The frame just read's own time in ms (None where ``pts`` is)."""
+        return None if pts is None else self._cap.get(cv2.CAP_PROP_POS_MSEC)
 
     def _lost_frames(self, seconds: float, times: deque[float]) -> int:
         """Frames an outage of ``seconds`` (from the last frame to the next) cost, besides
@@ -286,13 +275,13 @@ class StreamSource(Source):
                              self._attempts))
         self.reconnects += 1
 
-    def _stopped_in_gap(self, outage, index: int, clock: _Clock) -> None:
+    def _stopped_in_gap(self, outage, index: int, clock: StreamClock) -> None:
         """The run stopped during an outage: keep it, lost up to now, never came back."""
         self.gaps.append(Gap(index - 1, None, outage[0], clock.ms_at(time.monotonic()),
                              f"{outage[1]}; still lost when the run stopped", self._attempts))
         self.outage_since = None
 
-    def _reopen(self, outage, index: int, clock: _Clock) -> bool:
+    def _reopen(self, outage, index: int, clock: StreamClock) -> bool:
         """Open again after the backoff; False when interrupted or out of attempts."""
         limit = self.policy.max_reconnects
         while limit is None or self._attempts < limit:

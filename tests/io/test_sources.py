@@ -595,6 +595,25 @@ def test_a_stream_that_never_gave_a_frame_starts_at_index_zero(monkeypatch):
     assert [f.index for f in frames] == [0, 1, 2] and source.gaps[0].next_index == 0
 
 
+@pytest.mark.parametrize("uri, kept", [("http://cam/live.m3u8", 6), ("rtsp://cam/live", 11)])
+def test_frames_a_reopened_stream_hands_over_again_are_left_out(monkeypatch, uri, kept):
+    """A frozen HLS playlist, read anew, starts again at segments already read: the frames
+    with the times of frames already handed out are left out, up to the first new one. An
+    RTSP session's times start afresh, and may meet a short one's before: all are kept."""
+    from standins import ScriptedStream
+
+    from drivevision.io import streams
+
+    stamps = [[0, 100, 200, 300], [100, 200, 300, 400, 500], [200, 300]]
+    stream = ScriptedStream([(4, 0.1, 0.0), (5, 0.1, 1.0), (2, 0.1, 1.0)], stamps=stamps)
+    monkeypatch.setattr(streams, "time", stream.clock)
+    policy = Reconnect(stall_timeout=5.0, max_reconnects=3, backoff_initial=0.001)
+    source = StreamSource(uri, stream.opener, policy, stream_clock=True)
+    frames = list(source)
+    assert len(frames) == kept  # HLS: 0-300, then 400 and 500; the third only replays
+    assert source.reconnects == (1 if kept == 6 else 2)
+
+
 def test_a_stream_with_its_own_timestamps_is_timed_by_them_not_by_their_bursts(monkeypatch):
     """HLS hands over a segment's frames at once: frames 100 ms apart on the stream's clock
     arrive 1 ms apart. A step back or a jump of an hour is not believed (the time between

@@ -176,6 +176,32 @@ def test_frozen_hls_stream_is_noticed_after_the_stall_timeout(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_a_frozen_hls_stream_reopened_does_not_hand_over_its_last_segments_again(tmp_path):
+    """Reopened, a frozen live playlist starts again at the segments already read: each
+    reconnect handed over the same 1.4 s as new frames, every few seconds, for as long as it
+    stayed frozen. They are left out; the outage goes on until a new frame comes."""
+    from hls_server import LiveHlsServer
+
+    policy = Reconnect(stall_timeout=1.5, backoff_initial=0.25, backoff_max=0.5)
+    frames, frozen = [], []
+    with LiveHlsServer(tmp_path / "hls") as server, \
+            open_source(server.url, reconnect=policy) as source:
+        for frame in source:
+            frames.append(frame)
+            if not frozen and frame.captured_at - frames[0].captured_at > 1.2:
+                server.freeze()
+                frozen.append(time.monotonic())
+                threading.Timer(7.0, source.interrupt).start()
+        attempts = source.gaps[-1].attempts
+    after = [f for f in frames if f.captured_at > frozen[0] + 0.2]
+    images = [f.image for f in frames if f.captured_at <= frozen[0] + 0.2]
+    repeated = [f.index for f in after if any(np.array_equal(f.image, im) for im in images)]
+    assert repeated == [] and len(after) <= 8  # a segment listed before the freeze, at most
+    assert source.gaps[-1].next_index is None and attempts >= 1  # reopened, still lost
+
+
+@pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_latency_stays_bounded_with_a_slow_detector(tmp_path):
     proc, port = start_process(fps=30, width=320, height=240)
