@@ -113,8 +113,10 @@ class VideoFileSource(Source):
         """A new pass over the file: from the keyframe at or before ``start_s`` (``seek``),
         from the first frame (``rewind``, after an earlier pass), or from where it stands."""
         if seek or rewind:
-            target = (self._stream.start_time or 0) + (
-                int(self.start_s / self._stream.time_base) if seek else 0)
+            # a rewind aims a second before the first frame: MPEG-TS, its clock inexact,
+            # can land past the first keyframe when asked for the first frame's time
+            target = (self._stream.start_time or 0) + int(
+                (self.start_s if seek else -1) / self._stream.time_base)
             try:
                 self._container.seek(target, backward=True, stream=self._stream)
             except av.FFmpegError:  # not seekable (a stream served without ranges)
@@ -123,7 +125,8 @@ class VideoFileSource(Source):
 
     def _read(self, reading: Reading) -> Generator[Frame, None, bool]:
         """The frames in the time range, from where ``reading`` starts; returns True, having
-        yielded none, when the first frame after a seek lies after the range's start."""
+        yielded none, when the first frame after a seek lies after the range's start, or none
+        came at all."""
         try:
             for packet in self._container.demux(self._stream):
                 reading.add_packet(packet)
@@ -151,7 +154,8 @@ class VideoFileSource(Source):
                         yield kept
         except av.FFmpegError:
             reading.cut = True  # the container itself is damaged from here on
-        return False
+        # a seek that found no keyframe before the start (MPEG-TS with one keyframe): read all
+        return reading.seeked and self.span is None and not self.lead_in and not reading.cut
 
     def _drain(self) -> None:
         """Let the decoder's threads finish the frames in flight before a seek or close: an

@@ -107,6 +107,19 @@ def test_a_seek_that_lands_after_the_start_reads_from_the_beginning_instead(gop_
     assert frames == [(i, ms) for i, ms in full if 2350 <= ms < 4000]
 
 
+def test_a_seek_that_finds_no_keyframe_reads_from_the_beginning_instead(tmp_path):
+    """An MPEG-TS recording with its only keyframe first (a dashcam's .ts): the seek to the
+    start lands past it and nothing decodes; the range was "no frame could be decoded"."""
+    path = tmp_path / "drive.ts"
+    write_gop_clip(path, 30, rate=Fraction(10), gop=100)
+    with open_source(str(path)) as whole:
+        everything = [(f.index, f.timestamp_ms) for f in whole]
+    with open_source(str(path)) as source:
+        source.keep_range(1.0, 1.5)
+        ranged = [(f.index, f.timestamp_ms) for f in source]
+    assert ranged == [(i, t) for i, t in everything if 1000 <= t < 1500] and len(ranged) == 5
+
+
 def test_a_range_that_ends_stops_reading_there(tmp_path):
     """The packets after the end are never read: a file damaged only after the range gives
     no note about it, while a full read of it does."""
