@@ -73,12 +73,15 @@ def open_source(uri: str | Path, *, fps: float = 10.0, width: int | None = None,
 
 def _probe(url: str, timeout_s: float) -> tuple[bool, list[str]]:
     """Whether ``url`` serves a recording (a video file, a VOD playlist: it has a
-    duration), not a live stream (MJPEG, a live playlist: none), and which of its video
-    streams is read where it has several (OpenCV reads the first too, as FFmpeg lists them:
-    an HLS playlist's variants in its order)."""
+    duration; a file with no duration stored, as MPEG-TS, from a server without range
+    requests: its length is known), not a live stream (MJPEG, a live playlist: neither), and
+    which of its video streams is read where it has several (OpenCV reads the first too, as
+    FFmpeg lists them: an HLS playlist's variants in its order)."""
     try:
         with av.open(url, timeout=timeout_s) as container:
-            recorded = container.duration is not None and bool(container.streams.video)
+            sized = container.size > 0 and container.format.name != "hls"  # not a playlist's
+            recorded = (container.duration is not None or sized) and bool(
+                container.streams.video)
             return recorded, streams_read(container)
     except (av.FFmpegError, OSError):
         return False, []  # opened again as a stream, which says what is wrong

@@ -408,6 +408,22 @@ def test_a_video_file_over_http_is_read_as_a_file(clip_path):
         assert [f.timestamp_ms for f in local] == [f.timestamp_ms for f in frames]
 
 
+@pytest.mark.timeout(30)
+def test_a_ts_recording_served_without_range_requests_is_read_once_as_a_file(tmp_path):
+    """MPEG-TS stores no duration, and a server without range requests lets FFmpeg find
+    none: its known length (Content-Length) still tells a recording from a live stream. It
+    was read as one, reopened at its end and replayed from its start, and never ended."""
+    from fractions import Fraction
+
+    from tests.io.test_source_ranges import write_gop_clip
+
+    write_gop_clip(tmp_path / "drive.ts", 20, rate=Fraction(10), gop=10)
+    with served(tmp_path) as url, open_source(f"{url}/drive.ts") as source:
+        assert not source.live
+        frames = list(source)
+    assert [f.index for f in frames] == list(range(20))
+
+
 def write_two_streams(path: Path) -> None:
     """A video holding two video streams: 160x120 dark frames, then 320x240 bright ones."""
     with av.open(str(path), "w") as out:
