@@ -167,7 +167,7 @@ def _detect(args: argparse.Namespace) -> int:
         print(summary.format(), file=report)
     for note in summary.notes:
         print(f"drivevision: warning: {note}", file=sys.stderr)
-    _report_outputs(args, report)
+    _report_outputs(args, report, summary.placed)
     if summary.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_INPUT_DAMAGED if source.notes else 0
@@ -348,7 +348,9 @@ def _new_folder(parent: Path, stem: str) -> Path:
     raise ValueError(f"No free folder name for {stem} in {parent}; clean it up")
 
 
-def _report_outputs(args: argparse.Namespace, report) -> None:
+def _report_outputs(args: argparse.Namespace, report, placed: dict) -> None:
+    """``wrote PATH`` for each output, naming where it went when that is another name (an
+    interrupted run beside a file it keeps)."""
     for path in (args.output, args.jsonl, args.csv, args.mot, args.yolo, args.crops):
         if path and not args.quiet:
-            print(f"wrote {path}", file=report)
+            print(f"wrote {placed.get(Path(path), path)}", file=report)

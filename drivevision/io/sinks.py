@@ -6,8 +6,11 @@ every open output), so a process killed by SIGKILL or a power cut loses only abo
 second. While the run lasts an output is written under ``.NAME.part.PID.EXT`` beside its
 target (see ``drivevision.io.claims``, which also claims it for the run) and moved into
 place when closed, so an existing file is never clobbered by a failed run. A run that fails
-leaves what it wrote as ``<name>.partial<suffix>``; one stopped with Ctrl-C is complete and
-kept. Outputs that are not regular files (``-``, ``/dev/null``, a FIFO) are written straight
+leaves what it wrote as ``<name>.partial<suffix>``; one stopped part way (Ctrl-C:
+``interrupted``) is complete and takes its name, unless a file of that name exists: that one
+is the user's and stays, and the run's output goes beside it as ``<name>.partial<suffix>``
+(never over an earlier ``.partial`` either: ``<name>.partial2<suffix>``, ...). Outputs that
+are not regular files (``-``, ``/dev/null``, a FIFO) are written straight
 through. The annotated video is in ``drivevision.io.video_sink``.
 """
 
@@ -27,7 +30,7 @@ import numpy as np
 
 from drivevision.detections import Detections
 from drivevision.errors import SinkError
-from drivevision.io.claims import Claim, hold_part, is_stream, part_name, target_of
+from drivevision.io.claims import NAME_MAX, Claim, hold_part, is_stream, part_name, target_of
 from drivevision.io.frames import Frame
 from drivevision.labels import name_of
 
@@ -93,6 +96,7 @@ class Sink:
 
     needs_annotated = False
     keeps_empty = True  # a finished output with no frame is still one (an empty JSONL)
+    interrupted = False  # stopped part way: an existing file of its name is kept (``_move``)
 
     def __init__(self, path: str | os.PathLike | None = None):
         self.notes: list[str] = []
@@ -183,16 +187,55 @@ class Sink:
         if not self.tmp.exists() or (self.frames == 0 and empty_is_nothing):
             self.tmp.unlink(missing_ok=True)
             return
-        target = self.target if complete else self.target.with_name(
-            f"{self.target.stem}.partial{self.target.suffix}")
-        os.replace(self.tmp, target)
-        self.final_path = target
+        if complete and not (self.interrupted and self.target.exists()):
+            os.replace(self.tmp, self.target)
+            self.final_path = self.target
+            return
+        self.final_path = keep_beside(self.tmp, self.target)
+        if complete:
+            self.notes.append(f"{self.path} was left as it was (the run was interrupted); "
+                              f"this run's {_frames(self.frames)} are in {self.final_path}")
 
     def __enter__(self) -> Sink:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.close(complete=exc_type is None or issubclass(exc_type, KeyboardInterrupt))
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            self.interrupted = True
+        self.close(complete=exc_type is None or self.interrupted)
+
+
+def _frames(n: int) -> str:
+    return "1 frame" if n == 1 else f"{n} frames"
+
+
+def partial_name(target: Path, n: int = 1) -> Path:
+    """``NAME.partial.EXT`` beside ``target`` (``NAME.partialN.EXT`` for ``n`` > 1), its
+    stem shortened where the name would pass the file system's 255 bytes."""
+    tag, stem = f".partial{n if n > 1 else ''}{target.suffix}", target.stem
+    while len(os.fsencode(stem + tag)) > NAME_MAX and stem:
+        stem = stem[:-1]
+    return target.with_name(stem + tag)
+
+
+def keep_beside(tmp: Path, target: Path) -> Path:
+    """Move ``tmp`` to the first free ``partial_name`` of ``target`` and return it: never
+    over a file, an earlier run's ``.partial`` included (it may be all a user has)."""
+    for n in range(1, 1000):
+        dest = partial_name(target, n)
+        try:
+            os.link(tmp, dest)  # fails where dest exists: no window to clobber it
+        except FileExistsError:
+            continue
+        except OSError:  # a file system without hard links
+            if dest.exists():
+                continue
+            os.replace(tmp, dest)
+            return dest
+        tmp.unlink()
+        return dest
+    raise SinkError(f"No free name beside {target} for the unfinished output ({tmp} is "
+                    "kept): remove old .partial files")
 
 
 def open_text(tmp: Path, path: Path, **kwargs):

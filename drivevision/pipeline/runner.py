@@ -77,9 +77,11 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
     A camera or stream keeps only its newest frame (drops are counted in the summary); files
     keep every frame, but for a frame the model cannot take (too thin to resize) or cannot
     decode, which is skipped with a note in the summary's ``notes``. Returns the run's
-    summary. Outputs appear under their names only when the run completes or is stopped
-    (Ctrl-C on the main thread is a stop request: the summary says ``interrupted``),
-    replacing files of those names; a failed run leaves ``<name>.partial<suffix>`` files.
+    summary. Outputs appear under their names only when the run completes, replacing files
+    of those names, or is stopped (Ctrl-C on the main thread is a stop request: the summary
+    says ``interrupted``) where no file has that name: a stopped run keeps the file there and
+    writes ``<name>.partial<suffix>`` beside it, as a failed run does; the summary's
+    ``placed`` maps each output that went elsewhere to where it went, and a note says so.
     An output that is the input, two outputs of one path, or ``mot`` with no stages, are
     refused (ValueError) before the model loads, as are a frame stride or time range a
     source cannot keep (a live one), a start at or past the input's length, and stages that
@@ -112,10 +114,14 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
         finally:  # a signal while the outputs are finished waits until they are in place
             held = finishing.enter_context(signals.held())
         _add_input(summary, src, last)
+        for sink in sinks:  # stopped part way: a file of an output's name is kept, not replaced
+            sink.interrupted = summary.interrupted and not src.live
     summary.notes.extend(n for chain in pipeline.stages for stage in chain
                          for n in getattr(stage, "notes", ()))  # a tracker's gaps
     summary.notes.extend(n for s in sinks for n in s.notes)
     summary.interrupted = summary.interrupted or bool(held)
+    summary.placed = {s.path: s.final_path for s in sinks if s.path is not None
+                      and s.final_path is not None and s.final_path != (s.target or s.path)}
     return summary
 
 

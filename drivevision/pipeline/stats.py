@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -204,6 +204,7 @@ class RunSummary:
     input_fps: float | None = None  # the input's frame rate, where known
     range: tuple[float, float | None] | None = None  # the time range asked for (s; None: end)
     span: tuple[int, int] | None = None  # first and last index of the input read in it
+    placed: dict = field(default_factory=dict)  # output path -> where it went, if elsewhere
 
     @property
     def fps(self) -> float:

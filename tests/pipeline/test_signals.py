@@ -152,3 +152,58 @@ def test_a_stop_during_a_read_blocked_on_a_frozen_stream_ends_the_run_at_once(ca
     assert seen and seen[-1] == 2 and took < 2.5, took
     assert "left behind" not in caplog.text
     assert capture.released.wait(6.0)  # the read ended by itself and let go of the stream
+
+
+def _ctrl_c_at(n: int):
+    seen = []
+
+    def on_result(result):
+        seen.append(result.frame.index)
+        if len(seen) == n:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    return on_result
+
+
+def test_ctrl_c_keeps_the_files_its_outputs_would_replace(tmp_path):
+    """A run stopped part way never replaces a file the user had: that file stays as it
+    was, and what the run wrote goes beside it as NAME.partial.EXT (never over an earlier
+    .partial either), named in a note and in ``placed``."""
+    out, jsonl, csv = tmp_path / "out.mp4", tmp_path / "out.jsonl", tmp_path / "out.csv"
+    for path in (out, jsonl, csv):
+        path.write_bytes(b"the user's own " + path.suffix.encode())
+    (tmp_path / "out.partial.csv").write_text("an earlier partial run")
+
+    summary = detect_video(ArraySource(10_000), out, jsonl=jsonl, csv=csv,
+                           detector=FixedDetector(0.002), on_result=_ctrl_c_at(3))
+
+    assert summary.interrupted and 3 <= summary.frames < 10_000
+    for path in (out, jsonl, csv):
+        assert path.read_bytes() == b"the user's own " + path.suffix.encode()
+    assert (tmp_path / "out.partial.csv").read_text() == "an earlier partial run"
+    assert summary.placed == {out: tmp_path / "out.partial.mp4",
+                              jsonl: tmp_path / "out.partial.jsonl",
+                              csv: tmp_path / "out.partial2.csv"}
+    assert count_frames(tmp_path / "out.partial.mp4") == summary.frames
+    lines = (tmp_path / "out.partial.jsonl").read_text().splitlines()
+    assert [json.loads(x)["frame"] for x in lines] == list(range(summary.frames))
+    assert (tmp_path / "out.partial2.csv").read_text().startswith("frame,timestamp_ms,")
+    assert any(f"{jsonl} was left as it was (the run was interrupted); this run's "
+               f"{summary.frames} frames are in {tmp_path / 'out.partial.jsonl'}" == n
+               for n in summary.notes), summary.notes
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_a_finished_run_replaces_the_file_and_a_live_one_stopped_with_ctrl_c_too(tmp_path):
+    """-o replaces a file on a finished run; a camera is stopped with Ctrl-C, which is how
+    such a run ends, so its outputs take their names too."""
+    done, live = tmp_path / "done.jsonl", tmp_path / "live.jsonl"
+    done.write_text("old\n")
+    live.write_text("old\n")
+    assert not detect_video(ArraySource(5), jsonl=done, detector=FixedDetector(0.0)).placed
+    summary = detect_video(ArraySource(10_000, live=True, period=0.01), jsonl=live,
+                           detector=FixedDetector(0.002), on_result=_ctrl_c_at(3))
+    assert summary.interrupted and not summary.placed
+    assert len(done.read_text().splitlines()) == 5
+    assert live.read_text() != "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["done.jsonl", "live.jsonl"]

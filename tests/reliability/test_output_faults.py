@@ -239,6 +239,31 @@ def killed_detect(ctx: Ctx) -> int:
     return run.returncode
 
 
+def interrupted_over_earlier(ctx: Ctx) -> int:
+    """Ctrl-C part way through a run whose outputs have names of existing files: those stay
+    as they were; the run's outputs go beside them as NAME.partial.EXT, each line says so."""
+    clip = ctx.tmp / "long.mp4"
+    write_clip(clip, 400, width=160, height=96, fps=10.0, seed=3)
+    earlier = {name: f"the user's {name}".encode() for name in ("out.mp4", "out.jsonl")}
+    for name, data in earlier.items():
+        (ctx.tmp / name).write_bytes(data)
+    run = subprocess.Popen(ctx.cmd("detect", str(clip), "-o", str(ctx.tmp / "out.mp4"),
+                                   "--jsonl", str(ctx.tmp / "out.jsonl")),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: any(len(p.read_bytes().splitlines()) >= 10
+                             for p in parts(ctx.tmp, ".jsonl")), 90, "10 JSONL lines")
+        run.send_signal(signal.SIGINT)
+        ctx.stdout, ctx.stderr = run.communicate(timeout=60)
+    finally:
+        run.kill()
+        run.wait()
+    for name, data in earlier.items():
+        assert (ctx.tmp / name).read_bytes() == data, name
+    assert "wrote " + str(ctx.tmp / "out.partial.mp4") in ctx.stdout
+    return run.returncode
+
+
 def killed_live(ctx: Ctx) -> int:
     """A live run, 5 s after its first detection, then SIGKILL: the JSONL is on disk."""
     server, port = start_process(fps=15)
@@ -332,6 +357,10 @@ CASES = [
     Case("disk full mid-video", full_disk, 1, r"error: .*File too large",
          exist=("out.partial.mp4",), absent=("out.mp4",), plays={"out.partial.mp4": 10},
          slow=True),
+    Case("Ctrl-C part way, outputs of existing names", interrupted_over_earlier, 130,
+         r"out\.mp4 was left as it was \(the run was interrupted\); this run's \d+ frames "
+         r"are in .*out\.partial\.mp4", exist=("out.partial.jsonl",),
+         plays={"out.partial.mp4": 10}, lines={"out.partial.jsonl": 10}, exact_lines=False),
     Case("detect killed (SIGKILL)", killed_detect, -signal.SIGKILL,
          plays={"recovered.mp4": 10}, lines={"recovered.jsonl": 30}, exact_lines=False,
          absent=("out.mp4", "out.jsonl"), slow=True),
