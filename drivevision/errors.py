@@ -47,7 +47,25 @@ class SourcePermissionError(_SourceOSError, PermissionError):
 
 
 class SinkError(DriveVisionError):
-    """An output could not be written."""
+    """An output could not be written. ``kept``, once the output was closed: where what was
+    written of it is kept (its ``.partial`` file), which ``str()`` then names too."""
+
+    kept: str | None = None
+
+    def __str__(self) -> str:
+        text = Exception.__str__(self)
+        return f"{text}; what was written is kept in {self.kept}" if self.kept else text
+
+
+class WriteError(SinkError, OSError):
+    """An output that failed while the run wrote it (a full disk), not one refused at start:
+    the command exits 1, as for a failed stage, not 2. It is the ``OSError`` behind it too
+    (``except OSError`` takes it), with its ``errno`` and ``strerror``."""
+
+    def __init__(self, message: str, error: BaseException | None = None):
+        super().__init__(message)
+        self.errno = getattr(error, "errno", None)
+        self.strerror = getattr(error, "strerror", None)
 
 
 class StageError(DriveVisionError):

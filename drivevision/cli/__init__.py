@@ -79,7 +79,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(command, args: argparse.Namespace, debug: bool) -> int:
-    from drivevision.errors import DriveVisionError, StageError, input_failure
+    from drivevision.errors import (
+        DriveVisionError,
+        SinkError,
+        StageError,
+        WriteError,
+        input_failure,
+    )
 
     try:
         with undo_on_quit(_abandon_engine_builds):
@@ -89,9 +95,13 @@ def _run(command, args: argparse.Namespace, debug: bool) -> int:
             return EXIT_READER_LEFT
         if input_failure(e):  # a damaged input (no frame decodes), not a bug in a stage
             return _fail(input_failure(e), EXIT_INPUT_DAMAGED, debug)
+        if isinstance(getattr(e, "error", None), SinkError):  # a full disk: the output says
+            e.error.output_notes = getattr(e, "output_notes", [])
+            return _fail(e.error, EXIT_FAILED, debug)
         return _fail(e, EXIT_FAILED, debug)
     except (DriveVisionError, ValueError, TypeError) as e:
-        return _fail(e, EXIT_FAILED if isinstance(e, StageError) else EXIT_USAGE, debug)
+        failed = isinstance(e, (StageError, WriteError))  # at run time, not refused at start
+        return _fail(e, EXIT_FAILED if failed else EXIT_USAGE, debug)
     except (OSError, ImportError) as e:  # a full disk, a missing optional library, ...
         return _fail(e, EXIT_FAILED, debug)
     except KeyboardInterrupt:
@@ -112,6 +122,8 @@ def _stdout_reader_left(error: BaseException) -> bool:
     quietly, as a command killed by SIGPIPE would, and nothing more is written to stdout."""
     cause = error if isinstance(error, BrokenPipeError) else (
         getattr(error, "error", None) or error.__cause__)
+    if not isinstance(cause, BrokenPipeError) and cause is not None:
+        cause = cause.__cause__  # a sink's WriteError, from the BrokenPipeError
     if not isinstance(cause, BrokenPipeError) or not hasattr(select, "poll"):
         return False
     try:
@@ -133,6 +145,8 @@ def _fail(error: BaseException, code: int, debug: bool) -> int:
 
     if debug:
         traceback.print_exception(error)
+    for note in getattr(error, "output_notes", ()):  # the other outputs: where they are kept
+        print(f"drivevision: warning: {note}", file=sys.stderr)
     print(f"drivevision: error: {_one_line(error)}", file=sys.stderr)
     if not debug and code == EXIT_FAILED and isinstance(error, StageError):
         print("drivevision: run again with --debug for the full traceback", file=sys.stderr)

@@ -17,6 +17,8 @@ class MotSink(Sink):
     the top-left corner and ``w, h`` the size, in the frame's pixels. Needs ``track_ids``.
     ``-`` writes to stdout, as the JSONL and CSV sinks do."""
 
+    lines = True
+
     def __init__(self, path: str | os.PathLike):
         super().__init__(path)
         try:

@@ -28,9 +28,9 @@ from hashlib import sha256
 from pathlib import Path
 from typing import TextIO
 
-from drivevision.errors import SinkError
+from drivevision.errors import SinkError, WriteError
 from drivevision.io.claims import STDOUT, claim_folder, missing_folder
-from drivevision.io.sinks import Sink
+from drivevision.io.sinks import Sink, unwritable
 from drivevision.labels import counted
 
 
@@ -159,7 +159,7 @@ class _Writer:
             os.replace(tmp, target)
         except OSError as e:
             tmp.unlink(missing_ok=True)
-            raise SinkError(f"Cannot write {target}: {e.strerror or e}") from e
+            raise WriteError(f"Cannot write {target}: {unwritable(e)}", e) from e
 
     def remove_earlier(self, rel: str) -> None:
         """Remove an earlier run's ``rel`` now, before this run writes what replaces it."""

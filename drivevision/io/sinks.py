@@ -17,6 +17,7 @@ through. The annotated video is in ``drivevision.io.video_sink``.
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
 import sys
@@ -29,7 +30,7 @@ import av
 import numpy as np
 
 from drivevision.detections import Detections
-from drivevision.errors import SinkError
+from drivevision.errors import SinkError, WriteError
 from drivevision.io.claims import NAME_MAX, Claim, hold_part, is_stream, part_name, target_of
 from drivevision.io.frames import Frame
 from drivevision.labels import name_of
@@ -97,6 +98,7 @@ class Sink:
     needs_annotated = False
     keeps_empty = True  # a finished output with no frame is still one (an empty JSONL)
     interrupted = False  # stopped part way: an existing file of its name is kept (``_move``)
+    lines = False  # a text file of lines: one that failed is cut after its last whole line
 
     def __init__(self, path: str | os.PathLike | None = None):
         self.notes: list[str] = []
@@ -106,6 +108,7 @@ class Sink:
         self._closed = False
         self._claim: Claim | None = None
         self._hold: int | None = None
+        self._failure: SinkError | None = None
         self.path = self.tmp = self.target = None
         self.stream = False
         if path is None:
@@ -130,9 +133,21 @@ class Sink:
         _SYNCER.add(self._hold)
 
     def write(self, frame: Frame, detections: Detections, annotated: np.ndarray | None) -> None:
-        """Write one frame's result (``annotated`` is the drawn frame, or None)."""
-        self._write(frame, detections, annotated)
+        """Write one frame's result (``annotated`` is the drawn frame, or None); a failure
+        (a full disk) is a ``SinkError`` naming the output, not its part file."""
+        try:
+            self._write(frame, detections, annotated)
+        except (OSError, av.FFmpegError) as e:
+            raise self._failed(e) from e
         self.frames += 1
+
+    def _failed(self, error: BaseException) -> WriteError:
+        """The SinkError for ``error``, naming the output and why (``unwritable``); it
+        names the ``.partial`` file too once the output is closed (``SinkError.kept``).
+        The first failure is the one to tell: closing after it often fails the same way."""
+        if self._failure is None:
+            self._failure = WriteError(f"Cannot write {self.path}: {unwritable(error)}", error)
+        return self._failure
 
     def _write(self, frame: Frame, detections: Detections, annotated: np.ndarray | None) -> None:
         raise NotImplementedError
@@ -159,12 +174,13 @@ class Sink:
             if complete and not self.stream:
                 self._complete()
         except (OSError, av.FFmpegError) as e:
-            reason = getattr(e, "strerror", None) or e
-            self.notes.append(f"{self.path}: could not finish writing ({reason}); what was "
-                              "written is kept as .partial")
+            told = self._failure is not None  # a write failed: that error is on its way
+            failure = self._failed(e)
             self._release(complete=False)
+            if not told:  # not a write's failure, which is already on its way
+                self.notes.append(str(failure))
             if complete:
-                raise
+                raise failure from e
             return
         self._release(complete)
 
@@ -172,6 +188,11 @@ class Sink:
         try:
             if not self.stream:
                 self._move(complete)
+        except OSError as e:  # the folder turned read-only: the part file is all there is
+            failure = self._failed(e)
+            if self.tmp is not None and self.tmp.exists():
+                failure.kept = self.final_path = self.tmp
+            raise failure from e
         finally:
             if self._hold is not None:
                 _SYNCER.remove(self._hold)
@@ -191,7 +212,14 @@ class Sink:
             os.replace(self.tmp, self.target)
             self.final_path = self.target
             return
+        if not complete and self.lines:
+            whole_lines(self.tmp)
         self.final_path = keep_beside(self.tmp, self.target)
+        if self._failure is not None:
+            self._failure.kept = str(self.final_path)
+        elif not complete:
+            self.notes.append(f"{self.path}: the run failed; what was written is kept in "
+                              f"{self.final_path}")
         if complete:
             self.notes.append(f"{self.path} was left as it was (the run was interrupted); "
                               f"this run's {_frames(self.frames)} are in {self.final_path}")
@@ -205,8 +233,39 @@ class Sink:
         self.close(complete=exc_type is None or self.interrupted)
 
 
+_WHY = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+        errno.EFBIG: "the file reached its size limit, ulimit -f or the file system's",
+        errno.EROFS: "the file system is read-only", errno.EACCES: "it is not writable",
+        errno.EPERM: "it is not writable", errno.EIO: "the disk reported an I/O error",
+        errno.EPIPE: "its reader went away"}
+
+
+def unwritable(error: BaseException) -> str:
+    """Why a write failed, as a user reads it: "the disk is full (No space left on
+    device)"; never the hidden part file's name that ``OSError`` carries."""
+    code = getattr(error, "errno", None)
+    reason = getattr(error, "strerror", None) or (os.strerror(code) if code else str(error))
+    return f"{_WHY[code]} ({reason})" if code in _WHY else reason
+
+
 def _frames(n: int) -> str:
     return "1 frame" if n == 1 else f"{n} frames"
+
+
+def whole_lines(path: Path) -> None:
+    """Cut a text file after its last line end: a write that failed part way (a full disk)
+    leaves a torn line that would stop its reader."""
+    with path.open("rb+") as f:
+        end = f.seek(0, os.SEEK_END)
+        while end > 0:
+            start = max(0, end - 65536)
+            f.seek(start)
+            cut = f.read(end - start).rfind(b"\n")
+            if cut >= 0:
+                end = start + cut + 1
+                break
+            end = start
+        f.truncate(end)
 
 
 def partial_name(target: Path, n: int = 1) -> Path:
@@ -275,6 +334,8 @@ class JsonlSink(Sink):
     """One JSON object per input frame, in order, also for frames with no detections; a
     frame of an image input also names its image (``"file"``, from ``Frame.file``)."""
 
+    lines = True
+
     def __init__(self, path: str | os.PathLike, names: Sequence[str]):
         super().__init__(path)
         self.names = names
@@ -309,6 +370,7 @@ class CsvSink(Sink):
     (``Frame.file``). Without it the columns stay as they always were: a video's CSV keeps
     the header its readers check."""
 
+    lines = True
     HEADER = ("frame", "timestamp_ms", "track_id", "class_id", "class_name", "score",
               "x1", "y1", "x2", "y2")
 

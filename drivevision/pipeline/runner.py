@@ -103,10 +103,11 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
         check_detector(detector, "a Detector, a DetectorConfig or None")  # before any output
         if src.frame_check is None:  # as the command does: skip a frame the model cannot take
             src.frame_check = getattr(detector, "size_problem", None)
-        sinks = [stack.enter_context(s)
-                 for s in _sinks(src, detector, output, jsonl, csv, mot, video_preset,
-                                 yolo, crops, dataset_part)]
-        # (a generator: each sink is entered before the next is made, so none leaks)
+        sinks: list[Sink] = []
+        stack.push(lambda _type, error, _tb: _tell_outputs(error, sinks))  # after they close
+        for sink in _sinks(src, detector, output, jsonl, csv, mot, video_preset, yolo, crops,
+                           dataset_part):  # (each entered before the next is made: none leaks)
+            sinks.append(stack.enter_context(sink))
         pipeline = Pipeline(src, detector, sinks, config=PipelineConfig(batch_size=batch),
                             stages=stages, render=renderer(style, detector.names))
         try:
@@ -123,6 +124,14 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
     summary.placed = {s.path: s.final_path for s in sinks if s.path is not None
                       and s.final_path is not None and s.final_path != (s.target or s.path)}
     return summary
+
+
+def _tell_outputs(error: BaseException | None, sinks: list[Sink]) -> bool:
+    """On a failed run, what became of its outputs (their notes: ``.partial`` files kept)
+    goes with the error, as ``output_notes``, for the caller to tell."""
+    if error is not None:  # (an output's own failure is the error, not a note beside it)
+        error.output_notes = [n for s in sinks for n in s.notes if n != str(error)]
+    return False
 
 
 def _add_input(summary: RunSummary, src: Source, last: int) -> None:

@@ -104,7 +104,11 @@ def test_full_disk_at_the_last_flush_keeps_a_partial_and_says_why(tmp_path, full
     sink.write(Frame(0, 0.0, np.zeros((4, 4, 3), np.uint8), 0.0), Detections.empty(), None)
     with pytest.raises(OSError) as caught:
         sink.close(complete=True)
-    assert caught.value.errno == errno.ENOSPC and caught.value.__context__ is None
+    assert caught.value.errno == errno.ENOSPC  # the disk's error, and none from closing
+    assert caught.value.__cause__.__context__ is None
+    assert str(caught.value) == (f"Cannot write {tmp_path / 'd.jsonl'}: the disk is full (No "
+                                 "space left on device); what was written is kept in "
+                                 f"{tmp_path / 'd.partial.jsonl'}")
     assert (tmp_path / "d.partial.jsonl").read_text().startswith('{"frame": 0')
     assert not (tmp_path / "d.jsonl").exists() and hidden_parts(tmp_path) == []
     assert any("No space left on device" in note for note in sink.notes)

@@ -214,7 +214,10 @@ def full_disk(ctx: Ctx) -> int:
     write_clip(clip, 40, width=160, height=96, fps=10.0, seed=2)
     ctx.clip = str(clip)
     limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (12000, 12000))  # noqa: E731
-    return ctx.run("detect", ctx.clip, "-o", str(ctx.tmp / "out.mp4"), preexec_fn=limit)
+    code = ctx.run("detect", ctx.clip, "-o", str(ctx.tmp / "out.mp4"), "--jsonl",
+                   str(ctx.tmp / "out.jsonl"), preexec_fn=limit)
+    assert ".part." not in ctx.stderr and "Traceback" not in ctx.stderr, ctx.stderr
+    return code
 
 
 def killed_detect(ctx: Ctx) -> int:
@@ -354,9 +357,17 @@ CASES = [
                                          "engines/dense_a.onnx")),
     Case("export --clean", killed_export_staging(clean=True), 0,
          absent=("engines/.export-old",), exist=("engines/.export-live", "engines/dense_a.onnx")),
-    Case("disk full mid-video", full_disk, 1, r"error: .*File too large",
-         exist=("out.partial.mp4",), absent=("out.mp4",), plays={"out.partial.mp4": 10},
+    Case("disk full mid-video", full_disk, 1,
+         r"warning: .*out\.jsonl: the run failed; what was written is kept in .*"
+         r"out\.partial\.jsonl\ndrivevision: error: Cannot write .*out\.mp4: the file reached "
+         r"its size limit, .*\(File too large\); what was written is kept in "
+         r".*out\.partial\.mp4\n$",
+         exist=("out.partial.mp4",), absent=("out.mp4", "out.jsonl"),
+         plays={"out.partial.mp4": 10}, lines={"out.partial.jsonl": 10}, exact_lines=False,
          slow=True),
+    Case("--jsonl /dev/full", jsonl_to("/dev/full"), 1,
+         r"\ndrivevision: error: Cannot write /dev/full: the disk is full \(No space left on "
+         r"device\)\n$"),
     Case("Ctrl-C part way, outputs of existing names", interrupted_over_earlier, 130,
          r"out\.mp4 was left as it was \(the run was interrupted\); this run's \d+ frames "
          r"are in .*out\.partial\.mp4", exist=("out.partial.jsonl",),

@@ -101,3 +101,67 @@ def test_a_build_removes_what_a_killed_build_of_its_entry_left(tmp_path, caplog)
     assert "Removed 2 unfinished files of an interrupted build" in caplog.text
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")) == \
         [other.name]
+
+
+class _FillingDisk:
+    """A text file on a disk that is full once the file holds ``room`` characters: what fits
+    is written, then ``OSError(code)``, as a file system does."""
+
+    def __init__(self, path: Path, room: int, code: int):
+        self._file, self.room, self.code = path.open("w", encoding="utf-8"), room, code
+
+    def write(self, text: str) -> int:
+        fits = text[:max(0, self.room)]
+        self._file.write(fits)
+        self.room -= len(fits)
+        if len(fits) < len(text):
+            self._file.flush()
+            raise OSError(self.code, os.strerror(self.code))
+        return len(text)
+
+    def __getattr__(self, name):  # flush, close, closed
+        return getattr(self._file, name)
+
+
+@pytest.mark.parametrize("code, why", [(errno.ENOSPC, "the disk is full (No space left on "
+                                                      "device)"),
+                                       (errno.EDQUOT, "the disk quota is used up")])
+def test_a_full_disk_names_the_output_and_keeps_whole_lines_beside_it(tmp_path, monkeypatch,
+                                                                     code, why):
+    """The error names the user's file (never the hidden part file) and why, in one line,
+    and, once the output is closed, the .partial file that keeps every whole line."""
+    monkeypatch.setattr(sinks, "open_text", lambda tmp, path: _FillingDisk(tmp, 300, code))
+    out = tmp_path / "out.jsonl"
+    sink = sinks.JsonlSink(out, ["car"])
+    with pytest.raises(sinks.WriteError) as failed:
+        for i in range(100):
+            sink.write(frame(i, i / 10), Detections.empty(), None)
+    sink.close(complete=False)
+    monkeypatch.undo()
+    message = str(failed.value)
+    assert message.startswith(f"Cannot write {out}: {why}"), message
+    assert message.endswith(f"; what was written is kept in {tmp_path / 'out.partial.jsonl'}")
+    assert ".part." not in message and "\n" not in message
+    lines = (tmp_path / "out.partial.jsonl").read_text().splitlines()
+    assert [json.loads(x)["frame"] for x in lines] == list(range(len(lines))) and lines
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.partial.jsonl"]
+
+
+def test_a_folder_that_refuses_the_finished_file_names_it_and_the_part_file_kept(
+        tmp_path, monkeypatch):
+    """Moving the finished output into place fails (the folder turned read-only): the error
+    names the output and says where its only copy is, the hidden part file."""
+    out = tmp_path / "out.csv"
+    sink = sinks.CsvSink(out, ["car"])
+    sink.write(frame(0, 0.0), Detections.empty(), None)
+
+    def refused(src, dst):
+        raise PermissionError(errno.EACCES, "Permission denied", str(src), None, str(dst))
+
+    monkeypatch.setattr(os, "replace", refused)
+    with pytest.raises(sinks.WriteError) as failed:
+        sink.close()
+    monkeypatch.undo()
+    assert str(failed.value) == (f"Cannot write {out}: it is not writable (Permission "
+                                 f"denied); what was written is kept in {sink.tmp}")
+    assert sink.tmp.read_text().startswith("frame,")
