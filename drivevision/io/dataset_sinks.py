@@ -172,7 +172,9 @@ class YoloSink(_TreeSink):
     A video's frames are JPEGs (quality 95); a folder's images keep their format. The label
     lands before its image, and an earlier run's image of that name goes first, so a killed
     run never leaves an image beside another run's label or without its own (an image with
-    no label file trains as one with no objects).
+    no label file trains as one with no objects). Both are written whole before either
+    lands (``put_together``): a failure on the way (a full disk, an image that cannot be
+    encoded) leaves neither, so each label file always has its image.
     """
 
     label = "--yolo"
@@ -199,8 +201,10 @@ class YoloSink(_TreeSink):
         if stem in self._earlier_images:
             self.tree.remove_earlier(self._earlier_images[stem])
         lines = yolo_lines(detections, self.index, width, height)
-        self.tree.put(f"labels/{stem}.txt", "".join(f"{ln}\n" for ln in lines).encode())
-        self.tree.put(f"images/{stem}{suffix}", encode_image(frame.image, suffix))
+        self.tree.put_together({
+            f"labels/{stem}.txt": "".join(f"{ln}\n" for ln in lines).encode(),
+            f"images/{stem}{suffix}": lambda tmp: tmp.write_bytes(encode_image(frame.image,
+                                                                           suffix))})
 
 
 def dataset_classes(names: Sequence[str], class_ids: Sequence[int] | None) -> list[str]:

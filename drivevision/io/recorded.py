@@ -147,6 +147,32 @@ class _Writer:
     def put_with(self, rel: str, write: Callable[[Path], None]) -> None:
         """Make the file ``rel`` with ``write(tmp)``: listed in the record first, written
         under a hidden name ``tmp``, then moved into place."""
+        self.put_together({rel: write})
+
+    def put_together(self, files: dict[str, Callable[[Path], None] | bytes]) -> None:
+        """Make the files ``rel -> write(tmp)`` (or bytes) as one: each is listed in the
+        record and written whole under a hidden name first, then all are moved into place in
+        order, so a failure on the way (a full disk, an image that cannot be encoded) leaves
+        none of them, nor an earlier run's file of their names: a YOLO label never stays
+        without its image, nor an image without its label."""
+        staged: list[tuple[Path, Path]] = []
+        try:
+            for rel, write in files.items():
+                staged.append(self._stage(rel, write))
+            for tmp, target in staged:
+                os.replace(tmp, target)
+        except BaseException as e:
+            for tmp, target in staged:
+                tmp.unlink(missing_ok=True)
+                if len(files) > 1:
+                    target.unlink(missing_ok=True)
+            if isinstance(e, OSError):
+                where = staged[-1][1] if staged else self.path / next(iter(files))
+                raise WriteError(f"Cannot write {where}: {unwritable(e)}", e) from e
+            raise
+
+    def _stage(self, rel: str, write: Callable[[Path], None] | bytes) -> tuple[Path, Path]:
+        """``rel`` listed in the record and written under its hidden name: (that, target)."""
         if rel not in self.written and rel not in self.earlier:
             self._record.write(f"{rel}\n")  # first, so a killed run leaves none unlisted
             self._record.flush()
@@ -155,11 +181,11 @@ class _Writer:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.stem}.part{target.suffix}")
         try:
-            write(tmp)
-            os.replace(tmp, target)
-        except OSError as e:
+            write(tmp) if callable(write) else tmp.write_bytes(write)
+        except BaseException:
             tmp.unlink(missing_ok=True)
-            raise WriteError(f"Cannot write {target}: {unwritable(e)}", e) from e
+            raise
+        return tmp, target
 
     def remove_earlier(self, rel: str) -> None:
         """Remove an earlier run's ``rel`` now, before this run writes what replaces it."""

@@ -137,6 +137,8 @@ class Sink:
         (a full disk) is a ``SinkError`` naming the output, not its part file."""
         try:
             self._write(frame, detections, annotated)
+        except SinkError:
+            raise  # names its file already (one of a folder output's)
         except (OSError, av.FFmpegError) as e:
             raise self._failed(e) from e
         self.frames += 1

@@ -154,3 +154,42 @@ def test_a_folder_another_run_is_writing_is_refused(tmp_path, held_by_another_ru
     with pytest.raises(SinkError, match=rf"is being written by another run \(pid {pid}"):
         YoloSink(tmp_path / "ds", COCO_NAMES, (3,))
     assert not (tmp_path / "ds").exists()
+
+
+@pytest.mark.parametrize("failure", ["full disk", "image refused by the encoder"])
+def test_a_label_never_stays_without_its_image(tmp_path, monkeypatch, failure):
+    """An image that cannot be written (a full disk) or encoded at frame 2, in a folder an
+    earlier run filled: the run fails naming the file, and every label file left has its
+    image (the frame's earlier label goes with its earlier image)."""
+    detect_video(ArraySource(4), detector=FixedDetector(detections=BOXES), yolo=tmp_path / "ds")
+    if failure == "full disk":
+        real = Path.write_bytes
+
+        def write_bytes(path, data):
+            if path.name == ".frame_000002.part.jpg":
+                real(path, data[:100])
+                raise OSError(28, "No space left on device")
+            return real(path, data)
+        monkeypatch.setattr(Path, "write_bytes", write_bytes)
+    else:
+        import drivevision.io.dataset_sinks as dataset_sinks
+
+        real = dataset_sinks.encode_image
+        calls = []
+
+        def encode(image, suffix):
+            calls.append(suffix)
+            if len(calls) == 3:
+                raise SinkError("Cannot encode an image as .jpg")
+            return real(image, suffix)
+        monkeypatch.setattr(dataset_sinks, "encode_image", encode)
+    with pytest.raises(Exception, match="frame_000002|encode") as failed:
+        detect_video(ArraySource(4), detector=FixedDetector(detections=BOXES),
+                     yolo=tmp_path / "ds")
+    monkeypatch.undo()
+    assert ".part" not in str(failed.value)
+    ds = tmp_path / "ds"
+    labels = sorted(p.stem for p in (ds / "labels").iterdir())
+    images = sorted(p.stem for p in (ds / "images").iterdir())
+    assert labels == images == ["frame_000000", "frame_000001"]
+    assert not [p for p in ds.rglob(".*") if p.name != RECORD]
