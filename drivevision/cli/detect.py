@@ -225,7 +225,7 @@ def _check_args(args: argparse.Namespace) -> contextlib.ExitStack:
     check_distinct([p for _, p in given + folders], [o for o, _ in given + folders])
     claims = check_outputs([args.input], [p for _, p in given],
                            [args.output] if kind == "video" else [], clean=args.clean,
-                           options=[o for o, _ in given])
+                           options=[o for o, _ in given], folders=[p for _, p in folders])
     with claims:
         if kind == "folder":
             _check_folder(args.input, Path(args.output), claims, replace=bool(args.output_opt))

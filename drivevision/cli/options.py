@@ -321,12 +321,14 @@ def quiet_opencv() -> None:
 
 
 def check_outputs(inputs: list[str], outputs: list[str], videos: list[str], *,
-                  clean: bool = False, options: list[str] | None = None) -> contextlib.ExitStack:
+                  clean: bool = False, options: list[str] | None = None,
+                  folders: list[str] = ()) -> contextlib.ExitStack:
     """Refuse, before the model loads, outputs that would overwrite an input or each other,
     that land in a missing or read-only folder, that another run is writing, or videos in a
     format we cannot write. Returns the run's claims on its outputs (a context to hold for
     the run). Says which part files killed runs left in the output folders, or removes them
-    when ``clean`` is set. ``options`` names the option that gave each output, for messages.
+    when ``clean`` is set (beside the folder outputs ``folders`` too). ``options`` names the
+    option that gave each output, for messages.
     """
     from drivevision.io.claims import (
         STDOUT,
@@ -355,7 +357,8 @@ def check_outputs(inputs: list[str], outputs: list[str], videos: list[str], *,
         if video == STDOUT:
             raise ValueError("Expected a video file name, but got - (stdout is for JSONL)")
         check_video_name(video)
-    clean_or_warn(leftovers(p.parent for p in files), clean)
+    parents = [p.parent for p in files] + [Path(f).resolve().parent for f in folders]
+    clean_or_warn(leftovers(parents), clean)
     claims = contextlib.ExitStack()
     with claims:
         for path in files:

@@ -233,15 +233,15 @@ def _in_use(path: Path) -> bool:
 
 
 def leftovers(folders) -> list[Path]:
-    """Hidden part files (``.NAME.part.PID.EXT``, as ``part_name`` makes them) and export
-    staging folders (``.export-*``) in ``folders`` that no running process holds: what
-    killed runs left."""
+    """Hidden part files (``.NAME.part.PID.EXT``, as ``part_name`` makes them), part
+    folders (a folder output written aside, ``.NAME.part.PID``) and export staging folders
+    (``.export-*``) in ``folders`` that no running process holds: what killed runs left."""
     found = []
     for folder in sorted({Path(f).absolute() for f in folders}):
         with contextlib.suppress(OSError):
             for entry in sorted(folder.iterdir()):
                 name = entry.name
-                part = _PART.fullmatch(name) is not None and entry.is_file()
+                part = _PART.fullmatch(name) is not None  # a file, or a folder output's
                 staging = name.startswith(".export-") and entry.is_dir()
                 if (part or staging) and not _in_use(entry):
                     found.append(entry)

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TextIO
 
 from drivevision.errors import SinkError, WriteError
-from drivevision.io.claims import STDOUT, claim_folder, missing_folder
+from drivevision.io.claims import STDOUT, claim_folder, hidden_name, hold_folder, missing_folder
 from drivevision.io.sinks import Sink, unwritable
 from drivevision.labels import counted
 
@@ -136,7 +136,8 @@ class _Writer:
 
     def _start(self) -> None:
         self.earlier: set[str] = set()
-        self.written: set[str] = set()
+        self.written: dict[str, None] = {}  # in the order written (a label before its image)
+        self.root = self.path  # where files are written while the run lasts
         self.notes: list[str] = []
         self._closed = False
 
@@ -160,15 +161,15 @@ class _Writer:
             for rel, write in files.items():
                 staged.append(self._stage(rel, write))
             for tmp, target in staged:
+                rel = target.relative_to(self.root).as_posix()
                 os.replace(tmp, target)
         except BaseException as e:
             for tmp, target in staged:
                 tmp.unlink(missing_ok=True)
                 if len(files) > 1:
                     target.unlink(missing_ok=True)
-            if isinstance(e, OSError):
-                where = staged[-1][1] if staged else self.path / next(iter(files))
-                raise WriteError(f"Cannot write {where}: {unwritable(e)}", e) from e
+            if isinstance(e, OSError):  # named in the folder given, not where it is written
+                raise WriteError(f"Cannot write {self.path / rel}: {unwritable(e)}", e) from e
             raise
 
     def _stage(self, rel: str, write: Callable[[Path], None] | bytes) -> tuple[Path, Path]:
@@ -176,8 +177,8 @@ class _Writer:
         if rel not in self.written and rel not in self.earlier:
             self._record.write(f"{rel}\n")  # first, so a killed run leaves none unlisted
             self._record.flush()
-        self.written.add(rel)
-        target = self.path / rel
+        self.written[rel] = None
+        target = self.root / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.stem}.part{target.suffix}")
         try:
@@ -188,8 +189,9 @@ class _Writer:
         return tmp, target
 
     def remove_earlier(self, rel: str) -> None:
-        """Remove an earlier run's ``rel`` now, before this run writes what replaces it."""
-        if rel in self.earlier and rel not in self.written:
+        """Remove an earlier run's ``rel`` now, before this run writes what replaces it
+        (unless this run writes aside, and replaces the earlier run only when done)."""
+        if rel in self.earlier and rel not in self.written and self.root == self.path:
             (self.path / rel).unlink(missing_ok=True)
 
 
@@ -243,7 +245,7 @@ class RecordedTree(_Writer):
         earlier, foreign = self.layout.earlier(self.path)
         if foreign:
             raise SinkError(self.layout.foreign_message(self.label, self.path, foreign))
-        self.earlier, self.written = set(earlier), set()
+        self.earlier, self.written = set(earlier), {}
         record = self.path / self.layout.record
         try:
             self._record = record.open("a", encoding="utf-8")
@@ -251,22 +253,76 @@ class RecordedTree(_Writer):
             raise SinkError(f"Cannot write {record}: {e.strerror or e}") from e
         if self._record.tell() == 0:
             self._record.write(self.layout.header)
+        self._hold = self._aside() if self.earlier else None
 
-    def close(self) -> None:
+    def _aside(self) -> int | None:
+        """Write into a hidden folder beside this one, ``.NAME.part.PID`` (its lock held),
+        so that the earlier run's files are replaced only by a finished run; where that
+        cannot be (a parent that is read-only or on another file system), in place."""
+        folder = self.path.resolve()
+        staging = hidden_name(folder, f"part.{os.getpid()}")
+        try:
+            if folder.parent.stat().st_dev != folder.stat().st_dev:
+                return None
+            staging.mkdir()
+            hold = hold_folder(staging)
+        except OSError:
+            return None
+        self.root = staging
+        return hold
+
+    def close(self, finished: bool = True, why: str = "did not finish") -> None:
         """Remove the earlier run's files this run did not write again (and the folders that
-        leaves empty), and leave the record listing what the folder holds."""
+        leaves empty), and leave the record listing what the folder holds. A run that did
+        not finish (stopped or failed: ``why`` says which in the note) and wrote aside leaves
+        the folder as it was and its own files in ``NAME.partial`` beside it (``kept``)."""
         if self._closed:
             return
         self._closed = True
         try:
-            self._tidy()
+            if self.root == self.path:
+                self._tidy()
+            elif finished:
+                self._move_in()
+                shutil.rmtree(self.root, ignore_errors=True)  # its empty folders
+            else:
+                self._keep_aside(why)
         finally:
+            if self._hold is not None:
+                os.close(self._hold)
             self._claim.release()
+
+    def _move_in(self) -> None:
+        """The finished run's files into the folder, in the order written (a label before
+        its image), then the earlier run's others out."""
+        for rel in self.written:
+            target = self.path / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.root / rel, target)
+        self._tidy()
+
+    def _keep_aside(self, why: str) -> None:
+        self._record.close()
+        self.layout.rewrite(self.path, self.earlier)  # the names this run added: not here
+        if not self.written:
+            shutil.rmtree(self.root, ignore_errors=True)
+            return
+        self.layout.rewrite(self.root, self.written)  # a folder the next run may replace
+        kept = self.root  # where no free name is left: its hidden folder, named below
+        for n in range(1, 1000):
+            free = self.path.with_name(f"{self.path.name}.partial{n if n > 1 else ''}")
+            if not free.exists():
+                os.rename(self.root, free)
+                kept = free
+                break
+        self.kept = kept
+        self.notes.append(f"{self.path} was left as it was (the run {why}); this run's "
+                          f"{counted(len(self.written), self.layout.noun)} are in {kept}")
 
     def _tidy(self) -> None:
         self._record.close()
         kept = set(self.written)
-        for rel in sorted(self.earlier - self.written):
+        for rel in sorted(self.earlier - kept):
             try:
                 (self.path / rel).unlink(missing_ok=True)
             except OSError:
@@ -309,7 +365,12 @@ class RecordedSink(Sink):
 
     def close(self, complete: bool = True) -> None:
         """Remove the earlier run's files this run did not write again and rewrite the
-        record (see ``RecordedTree.close``)."""
+        record, or, stopped or failed, keep the earlier run's (see ``RecordedTree.close``)."""
         if not self._closed:
             self._closed = True
-            self.tree.close()
+            if isinstance(self.tree, RecordedTree):
+                self.tree.close(finished=complete and not self.interrupted,
+                                why="failed" if not complete else "was interrupted")
+                self.final_path = getattr(self.tree, "kept", self.tree.path)
+            else:
+                self.tree.close()

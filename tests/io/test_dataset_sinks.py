@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import cv2
@@ -159,8 +161,8 @@ def test_a_folder_another_run_is_writing_is_refused(tmp_path, held_by_another_ru
 @pytest.mark.parametrize("failure", ["full disk", "image refused by the encoder"])
 def test_a_label_never_stays_without_its_image(tmp_path, monkeypatch, failure):
     """An image that cannot be written (a full disk) or encoded at frame 2, in a folder an
-    earlier run filled: the run fails naming the file, and every label file left has its
-    image (the frame's earlier label goes with its earlier image)."""
+    earlier run filled: the run fails naming the file, the earlier run's dataset stays
+    whole, and in what the failed run kept beside it every label file has its image."""
     detect_video(ArraySource(4), detector=FixedDetector(detections=BOXES), yolo=tmp_path / "ds")
     if failure == "full disk":
         real = Path.write_bytes
@@ -188,8 +190,61 @@ def test_a_label_never_stays_without_its_image(tmp_path, monkeypatch, failure):
                      yolo=tmp_path / "ds")
     monkeypatch.undo()
     assert ".part" not in str(failed.value)
-    ds = tmp_path / "ds"
-    labels = sorted(p.stem for p in (ds / "labels").iterdir())
-    images = sorted(p.stem for p in (ds / "images").iterdir())
-    assert labels == images == ["frame_000000", "frame_000001"]
-    assert not [p for p in ds.rglob(".*") if p.name != RECORD]
+    for ds, frames in ((tmp_path / "ds", 4), (tmp_path / "ds.partial", 2)):
+        labels = sorted(p.stem for p in (ds / "labels").iterdir())
+        images = sorted(p.stem for p in (ds / "images").iterdir())
+        assert labels == images == [f"frame_{i:06d}" for i in range(frames)]
+        assert not [p for p in ds.rglob(".*") if p.name != RECORD]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "ds.partial"]
+
+
+@pytest.mark.parametrize("kind", ["--yolo", "--crops", "-o folder"])
+def test_ctrl_c_keeps_an_earlier_runs_folder_and_puts_its_own_beside(tmp_path, kind):
+    """A run into a folder an earlier run filled, stopped part way: the folder stays as the
+    earlier run left it; this run's files are in FOLDER.partial (a folder a later run may
+    replace), named in a note and ``placed``. A finished rerun then replaces the folder."""
+    out = tmp_path / "out"
+
+    def run(n: int, on_result=None):
+        where = {"--yolo": {"yolo": out}, "--crops": {"crops": out},
+                 "-o folder": {"output": out}}[kind]
+        return detect_video(ArraySource(n), detector=FixedDetector(0.002, detections=BOXES),
+                            on_result=on_result, **where)
+
+    run(6)
+    before = {f: (out / f).read_bytes() for f in files_in(out)}
+    seen = []
+
+    def ctrl_c_at_the_third(result):
+        seen.append(result)
+        if len(seen) == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    summary = run(10_000, ctrl_c_at_the_third)
+    assert summary.interrupted and summary.frames < 10_000
+    assert {f: (out / f).read_bytes() for f in files_in(out)} == before
+    partial = tmp_path / "out.partial"
+    assert summary.placed == {out: partial}
+    assert any(n.startswith(f"{out} was left as it was (the run was interrupted); this run's ")
+               and n.endswith(f" are in {partial}") for n in summary.notes), summary.notes
+    frames = {int(f.split("frame_")[1][:6]) for f in files_in(partial) if "frame_" in f}
+    assert frames == set(range(summary.frames))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "out.partial"]
+    run(2)  # finished: replaces the earlier run, whose frames 2-5 go
+    assert {int(f.split("frame_")[1][:6]) for f in files_in(out) if "frame_" in f} == {0, 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "out.partial"]
+
+
+def test_a_killed_runs_part_folder_is_named_and_a_running_ones_is_not(tmp_path):
+    """A run into an earlier run's folder writes into .NAME.part.PID beside it, locked while
+    it runs: one a killed run left is what --clean removes; the running one is left alone."""
+    from drivevision.io.claims import leftovers
+
+    detect_video(ArraySource(2), detector=FixedDetector(detections=BOXES), yolo=tmp_path / "ds")
+    killed = tmp_path / ".ds.part.99999"
+    (killed / "labels").mkdir(parents=True)
+    with YoloSink(tmp_path / "ds", COCO_NAMES, None) as sink:
+        running = sink.tree.root
+        assert running.parent == tmp_path and running.name.startswith(".ds.part.")
+        assert leftovers([tmp_path]) == [killed]
+    assert not running.exists()

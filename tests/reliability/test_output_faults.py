@@ -267,6 +267,33 @@ def interrupted_over_earlier(ctx: Ctx) -> int:
     return run.returncode
 
 
+def interrupted_over_earlier_folders(ctx: Ctx) -> int:
+    """The same with --yolo and --crops folders an earlier run filled: they stay whole; the
+    stopped run's files are in ds.partial and crops.partial, each a whole dataset."""
+    ctx.weights = DEMO
+    folders = ("--yolo", str(ctx.tmp / "ds"), "--crops", str(ctx.tmp / "crops"), *DATASET)
+    assert ctx.run("detect", ctx.clip, *folders) == 0
+    before = {p: p.read_bytes() for p in ctx.tmp.rglob("*") if p.is_file()}
+    clip = ctx.tmp / "long.mp4"
+    write_clip(clip, 400, width=160, height=96, fps=10.0, seed=3)
+    run = subprocess.Popen(ctx.cmd("detect", str(clip), *folders), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: len(list(ctx.tmp.glob(".ds.part.*/labels/*.txt"))) >= 10, 90,
+                 "10 label files")
+        run.send_signal(signal.SIGINT)
+        ctx.stdout, ctx.stderr = run.communicate(timeout=60)
+    finally:
+        run.kill()
+        run.wait()
+    assert {p: p.read_bytes() for p in before} == before
+    assert not [p for p in (ctx.tmp / "ds").rglob("*") if p.is_file() and p not in before]
+    check_dataset(ctx.tmp / "ds.partial", ctx.tmp / "crops.partial")
+    labels = {p.stem for p in (ctx.tmp / "ds.partial" / "labels").iterdir()}
+    assert labels == {p.stem for p in (ctx.tmp / "ds.partial" / "images").iterdir()}
+    return run.returncode
+
+
 def killed_live(ctx: Ctx) -> int:
     """A live run, 5 s after its first detection, then SIGKILL: the JSONL is on disk."""
     server, port = start_process(fps=15)
@@ -372,6 +399,11 @@ CASES = [
          r"out\.mp4 was left as it was \(the run was interrupted\); this run's \d+ frames "
          r"are in .*out\.partial\.mp4", exist=("out.partial.jsonl",),
          plays={"out.partial.mp4": 10}, lines={"out.partial.jsonl": 10}, exact_lines=False),
+    Case("Ctrl-C part way, --yolo and --crops folders of an earlier run",
+         interrupted_over_earlier_folders, 130,
+         r"ds was left as it was \(the run was interrupted\); this run's \d+ files are in "
+         r".*ds\.partial\n.*crops was left as it was",
+         exist=("ds.partial/data.yaml", "crops.partial"), absent=(".ds.lock",)),
     Case("detect killed (SIGKILL)", killed_detect, -signal.SIGKILL,
          plays={"recovered.mp4": 10}, lines={"recovered.jsonl": 30}, exact_lines=False,
          absent=("out.mp4", "out.jsonl"), slow=True),
