@@ -337,15 +337,30 @@ def _default_outputs(args: argparse.Namespace) -> Path | None:
 
 
 def _new_folder(parent: Path, stem: str) -> Path:
-    parent.mkdir(parents=True, exist_ok=True)
+    """A new folder ``parent/STEM`` (``STEM2``, ... where that exists); ValueError in one
+    line where it cannot be made (``runs`` a file, a read-only folder)."""
     for n in range(1, 10_000):
         folder = parent / (stem if n == 1 else f"{stem}{n}")
         try:
+            parent.mkdir(parents=True, exist_ok=True)
             folder.mkdir()
-        except FileExistsError:
-            continue
+        except (FileExistsError, NotADirectoryError):
+            if folder.is_dir():
+                continue
+            raise ValueError(f"Cannot make {folder} for the results: {_blocker(folder)} is "
+                             "a file, not a folder; give the outputs (-o, --jsonl) or run "
+                             "elsewhere") from None
+        except OSError as e:
+            raise ValueError(f"Cannot make {folder} for the results: {e.strerror or e}; give "
+                             "the outputs (-o, --jsonl) or run elsewhere") from None
         return folder
     raise ValueError(f"No free folder name for {stem} in {parent}; clean it up")
+
+
+def _blocker(path: Path) -> Path:
+    """The first of ``path`` and its parents that exists and is not a folder."""
+    return next((p for p in reversed([path, *path.parents]) if p.exists() and not p.is_dir()),
+                path)
 
 
 def _report_outputs(args: argparse.Namespace, report, placed: dict) -> None:

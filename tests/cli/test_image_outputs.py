@@ -133,6 +133,36 @@ def test_no_output_option_writes_to_a_new_runs_folder_and_says_where(capsys, cli
     assert len(Path("runs/detect/clip/clip.jsonl").read_text().splitlines()) == 12
 
 
+@pytest.mark.parametrize("blocker", ["runs", "runs/detect"])
+def test_a_runs_folder_that_cannot_be_made_is_one_line_naming_what_blocks_it(
+        capsys, clip_path, tiny_checkpoint, blocker):
+    """(before: ``[Errno 20] Not a directory: 'runs/detect'``, exit 1)"""
+    Path(blocker).parent.mkdir(parents=True, exist_ok=True)
+    Path(blocker).write_text("a file of mine")
+    code, out, err = run(capsys, clip_path, "--weights", tiny_checkpoint)
+    assert code == 2 and not out
+    assert err == (f"drivevision: error: Cannot make {Path('runs/detect/clip')} for the "
+                   f"results: {Path(blocker)} is a file, not a folder; give the outputs (-o, "
+                   "--jsonl) or run elsewhere\n")
+    assert Path(blocker).read_text() == "a file of mine"
+
+
+def test_a_read_only_runs_folder_is_one_line(capsys, clip_path, tiny_checkpoint,
+                                            monkeypatch):
+    Path("runs/detect").mkdir(parents=True)
+    real = Path.mkdir
+
+    def read_only(path, *args, **kwargs):
+        if path.parent == Path("runs/detect"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, *args, **kwargs)
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    code, _, err = run(capsys, clip_path, "--weights", tiny_checkpoint)
+    assert code == 2 and err == (
+        f"drivevision: error: Cannot make {Path('runs/detect/clip')} for the results: "
+        "Permission denied; give the outputs (-o, --jsonl) or run elsewhere\n")
+
+
 def test_no_save_writes_nothing(capsys, clip_path, tiny_checkpoint):
     code, out, _ = run(capsys, clip_path, "--weights", tiny_checkpoint, "--no-save")
     assert code == 0 and "12 frames" in out and "wrote" not in out
