@@ -223,6 +223,7 @@ def _check_args(args: argparse.Namespace) -> contextlib.ExitStack:
                                     args.output if kind == "folder" else None),
                                    ("--yolo", args.yolo), ("--crops", args.crops)] if p]
     check_distinct([p for _, p in given + folders], [o for o, _ in given + folders])
+    _check_not_in_dataset(given, folders)
     claims = check_outputs([args.input], [p for _, p in given],
                            [args.output] if kind == "video" else [], clean=args.clean,
                            options=[o for o, _ in given], folders=[p for _, p in folders])
@@ -231,6 +232,22 @@ def _check_args(args: argparse.Namespace) -> contextlib.ExitStack:
             _check_folder(args.input, Path(args.output), claims, replace=bool(args.output_opt))
         _check_dataset_folders(args, claims)
         return claims.pop_all()
+
+
+def _check_not_in_dataset(files: list[tuple[str, str]], folders: list[tuple[str, str]]) -> None:
+    """Refuse an output inside a ``--yolo`` or ``--crops`` folder (but a file at its top):
+    every file in their subfolders counts as the dataset's, so the next run into it would
+    refuse it as holding files no run wrote there."""
+    for option, holder in folders:
+        if option not in ("--yolo", "--crops"):
+            continue
+        top = Path(holder).resolve()
+        for other, path in files + folders:
+            inside = Path(path).resolve().parents
+            if other != option and top in inside and (other, path) not in files or \
+                    top in inside[1:]:
+                raise ValueError(f"{other} {path} is inside {option} {holder}, whose subfolders "
+                                 "hold only its own files: give it a place beside it")
 
 
 def _refuse_positional_file(output: str) -> None:

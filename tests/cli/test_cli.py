@@ -290,6 +290,11 @@ def test_variable_frame_rate_file_is_not_called_truncated(tmp_path, capsys, tiny
      "Two outputs have the same path: --jsonl and --csv are both d.jsonl"),
     (["-o", "out.png", "--csv", "./out.png"],
      "Two outputs have the same path: -o and --csv are both ./out.png"),
+    # (before: accepted, and the next --yolo ds refused ds as holding files no run wrote)
+    (["--yolo", "ds", "--crops", "ds/crops"],
+     "--crops ds/crops is inside --yolo ds, whose subfolders hold only its own files"),
+    (["--crops", "cr", "--jsonl", "cr/car/d.jsonl"],
+     "--jsonl cr/car/d.jsonl is inside --crops cr, whose subfolders hold only its own files"),
 ])
 def test_output_and_option_mistakes_fail_before_any_work(tmp_path, capsys, tiny_checkpoint,
                                                         args, message, monkeypatch):
