@@ -214,6 +214,9 @@ class Sink:
             os.replace(self.tmp, self.target)
             self.final_path = self.target
             return
+        if complete and self.frames == 0:  # stopped before its first frame: nothing to keep
+            self.tmp.unlink(missing_ok=True)
+            return
         if not complete and self.lines:
             whole_lines(self.tmp)
         self.final_path = keep_beside(self.tmp, self.target)

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from standins import ArraySource, FixedDetector, count_frames
 
+from drivevision.io.sinks import JsonlSink
 from drivevision.pipeline import signals
 from drivevision.pipeline.runner import detect_video
 
@@ -207,3 +208,12 @@ def test_a_finished_run_replaces_the_file_and_a_live_one_stopped_with_ctrl_c_too
     assert len(done.read_text().splitlines()) == 5
     assert live.read_text() != "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["done.jsonl", "live.jsonl"]
+
+
+def test_ctrl_c_before_the_first_frame_leaves_nothing_beside_the_users_file(tmp_path):
+    jsonl = tmp_path / "d.jsonl"
+    jsonl.write_text("mine\n")
+    with pytest.raises(KeyboardInterrupt), JsonlSink(jsonl, ["car"]):
+        raise KeyboardInterrupt
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.jsonl"]
+    assert jsonl.read_text() == "mine\n"
