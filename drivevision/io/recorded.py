@@ -157,6 +157,7 @@ class _Writer:
         none of them, nor an earlier run's file of their names: a YOLO label never stays
         without its image, nor an image without its label."""
         staged: list[tuple[Path, Path]] = []
+        new = [rel for rel in files if rel not in self.written]
         try:
             for rel, write in files.items():
                 staged.append(self._stage(rel, write))
@@ -168,6 +169,8 @@ class _Writer:
                 tmp.unlink(missing_ok=True)
                 if len(files) > 1:
                     target.unlink(missing_ok=True)
+            for name in new:  # not written after all
+                self.written.pop(name, None)
             if isinstance(e, OSError):  # named in the folder given, not where it is written
                 raise WriteError(f"Cannot write {self.path / rel}: {unwritable(e)}", e) from e
             raise

@@ -248,3 +248,26 @@ def test_a_killed_runs_part_folder_is_named_and_a_running_ones_is_not(tmp_path):
         assert running.parent == tmp_path and running.name.startswith(".ds.part.")
         assert leftovers([tmp_path]) == [killed]
     assert not running.exists()
+
+
+def test_a_file_that_failed_is_not_moved_in_when_the_folder_is_finished(tmp_path):
+    """A caller that goes on after a failed file (an eval report closes its folder
+    whatever happened) finishes the folder with the files that were written."""
+    from drivevision.errors import WriteError
+    from drivevision.io.dataset_sinks import CROPS_FOLDER
+    from drivevision.io.recorded import RecordedTree
+
+    first = RecordedTree(tmp_path / "out", "--crops", CROPS_FOLDER)
+    first.put("car/a.jpg", b"a")
+    first.close()
+    tree = RecordedTree(tmp_path / "out", "--crops", CROPS_FOLDER)
+    tree.put("car/b.jpg", b"b")
+
+    def no_room(tmp):
+        tmp.write_bytes(b"c"[:0])
+        raise OSError(28, "No space left on device")
+    with pytest.raises(WriteError, match=r"Cannot write .*out/car/c\.jpg: the disk is full"):
+        tree.put_with("car/c.jpg", no_room)
+    tree.close()
+    assert files_in(tmp_path / "out") == [RECORD, "car/b.jpg"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
