@@ -82,3 +82,18 @@ def input_failure(error: BaseException) -> SourceError | None:
     stage raised (a video in which no frame decodes); None for any other error."""
     error = error.error if isinstance(error, StageError) else error
     return error if isinstance(error, SourceError) else None
+
+
+_WHY = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+        errno.EFBIG: "the file reached its size limit, ulimit -f or the file system's",
+        errno.EROFS: "the file system is read-only", errno.EACCES: "it is not writable",
+        errno.EPERM: "it is not writable", errno.EIO: "the disk reported an I/O error",
+        errno.EPIPE: "its reader went away"}
+
+
+def unwritable(error: BaseException) -> str:
+    """Why a write failed, as a user reads it: "the disk is full (No space left on
+    device)"; never the hidden part file's name that ``OSError`` carries."""
+    code = getattr(error, "errno", None)
+    reason = getattr(error, "strerror", None) or (os.strerror(code) if code else str(error))
+    return f"{_WHY[code]} ({reason})" if code in _WHY else reason

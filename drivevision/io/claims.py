@@ -8,6 +8,9 @@ the run lasts the output is written under a hidden name unique to the process,
 the part file is locked too, so a later run can tell the part files that killed runs left
 (unlocked) from those of runs still going (locked), and report them.
 
+What a run that did not finish wrote is kept beside its output as ``NAME.partial.EXT``
+(``keep_beside``; never over a file), a text file cut after its last whole line.
+
 Outputs that are not regular files (``-`` for stdout, ``/dev/null``, a FIFO, a device) are
 written straight through; a symbolic link is written through to its target, in the
 target's folder.
@@ -267,3 +270,48 @@ def leftover_names(paths: list[Path]) -> str:
     names = ", ".join(str(p) for p in paths[:4]) + (f" and {len(paths) - 4} more"
                                                    if len(paths) > 4 else "")
     return f"{counted(len(paths), 'unfinished output')} left by a killed run: {names}"
+
+
+def whole_lines(path: Path) -> None:
+    """Cut a text file after its last line end: a write that failed part way (a full disk)
+    leaves a torn line that would stop its reader."""
+    with path.open("rb+") as f:
+        end = f.seek(0, os.SEEK_END)
+        while end > 0:
+            start = max(0, end - 65536)
+            f.seek(start)
+            cut = f.read(end - start).rfind(b"\n")
+            if cut >= 0:
+                end = start + cut + 1
+                break
+            end = start
+        f.truncate(end)
+
+
+def partial_name(target: Path, n: int = 1) -> Path:
+    """``NAME.partial.EXT`` beside ``target`` (``NAME.partialN.EXT`` for ``n`` > 1), its
+    stem shortened where the name would pass the file system's 255 bytes."""
+    tag, stem = f".partial{n if n > 1 else ''}{target.suffix}", target.stem
+    while len(os.fsencode(stem + tag)) > NAME_MAX and stem:
+        stem = stem[:-1]
+    return target.with_name(stem + tag)
+
+
+def keep_beside(tmp: Path, target: Path) -> Path:
+    """Move ``tmp`` to the first free ``partial_name`` of ``target`` and return it: never
+    over a file, an earlier run's ``.partial`` included (it may be all a user has)."""
+    for n in range(1, 1000):
+        dest = partial_name(target, n)
+        try:
+            os.link(tmp, dest)  # fails where dest exists: no window to clobber it
+        except FileExistsError:
+            continue
+        except OSError:  # a file system without hard links
+            if dest.exists():
+                continue
+            os.replace(tmp, dest)
+            return dest
+        tmp.unlink()
+        return dest
+    raise SinkError(f"No free name beside {target} for the unfinished output ({tmp} is "
+                    "kept): remove old .partial files")

@@ -28,9 +28,9 @@ from hashlib import sha256
 from pathlib import Path
 from typing import TextIO
 
-from drivevision.errors import SinkError, WriteError
+from drivevision.errors import SinkError, WriteError, unwritable
 from drivevision.io.claims import STDOUT, claim_folder, hidden_name, hold_folder, missing_folder
-from drivevision.io.sinks import Sink, unwritable
+from drivevision.io.sinks import Sink
 from drivevision.labels import counted
 
 

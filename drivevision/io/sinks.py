@@ -17,7 +17,6 @@ through. The annotated video is in ``drivevision.io.video_sink``.
 from __future__ import annotations
 
 import csv
-import errno
 import json
 import os
 import sys
@@ -30,8 +29,16 @@ import av
 import numpy as np
 
 from drivevision.detections import Detections
-from drivevision.errors import SinkError, WriteError
-from drivevision.io.claims import NAME_MAX, Claim, hold_part, is_stream, part_name, target_of
+from drivevision.errors import SinkError, WriteError, unwritable
+from drivevision.io.claims import (
+    Claim,
+    hold_part,
+    is_stream,
+    keep_beside,
+    part_name,
+    target_of,
+    whole_lines,
+)
 from drivevision.io.frames import Frame
 from drivevision.labels import name_of
 
@@ -238,68 +245,8 @@ class Sink:
         self.close(complete=exc_type is None or self.interrupted)
 
 
-_WHY = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
-        errno.EFBIG: "the file reached its size limit, ulimit -f or the file system's",
-        errno.EROFS: "the file system is read-only", errno.EACCES: "it is not writable",
-        errno.EPERM: "it is not writable", errno.EIO: "the disk reported an I/O error",
-        errno.EPIPE: "its reader went away"}
-
-
-def unwritable(error: BaseException) -> str:
-    """Why a write failed, as a user reads it: "the disk is full (No space left on
-    device)"; never the hidden part file's name that ``OSError`` carries."""
-    code = getattr(error, "errno", None)
-    reason = getattr(error, "strerror", None) or (os.strerror(code) if code else str(error))
-    return f"{_WHY[code]} ({reason})" if code in _WHY else reason
-
-
 def _frames(n: int) -> str:
     return "1 frame" if n == 1 else f"{n} frames"
-
-
-def whole_lines(path: Path) -> None:
-    """Cut a text file after its last line end: a write that failed part way (a full disk)
-    leaves a torn line that would stop its reader."""
-    with path.open("rb+") as f:
-        end = f.seek(0, os.SEEK_END)
-        while end > 0:
-            start = max(0, end - 65536)
-            f.seek(start)
-            cut = f.read(end - start).rfind(b"\n")
-            if cut >= 0:
-                end = start + cut + 1
-                break
-            end = start
-        f.truncate(end)
-
-
-def partial_name(target: Path, n: int = 1) -> Path:
-    """``NAME.partial.EXT`` beside ``target`` (``NAME.partialN.EXT`` for ``n`` > 1), its
-    stem shortened where the name would pass the file system's 255 bytes."""
-    tag, stem = f".partial{n if n > 1 else ''}{target.suffix}", target.stem
-    while len(os.fsencode(stem + tag)) > NAME_MAX and stem:
-        stem = stem[:-1]
-    return target.with_name(stem + tag)
-
-
-def keep_beside(tmp: Path, target: Path) -> Path:
-    """Move ``tmp`` to the first free ``partial_name`` of ``target`` and return it: never
-    over a file, an earlier run's ``.partial`` included (it may be all a user has)."""
-    for n in range(1, 1000):
-        dest = partial_name(target, n)
-        try:
-            os.link(tmp, dest)  # fails where dest exists: no window to clobber it
-        except FileExistsError:
-            continue
-        except OSError:  # a file system without hard links
-            if dest.exists():
-                continue
-            os.replace(tmp, dest)
-            return dest
-        tmp.unlink()
-        return dest
-    raise SinkError(f"No free name beside {target} for the unfinished output ({tmp} is "
-                    "kept): remove old .partial files")
 
 
 def open_text(tmp: Path, path: Path, **kwargs):
