@@ -350,15 +350,15 @@ def check_outputs(inputs: list[str], outputs: list[str], videos: list[str], *,
         if not path.parent.is_dir():
             raise ValueError(f"Output folder {path.parent} {missing_folder(path.parent)}")
         if path.is_dir() or not os.access(path.parent, os.W_OK):
-            raise ValueError(f"Cannot write {path}: a folder, or in a read-only folder")
+            raise ValueError(f"Cannot write {path}: " + (
+                "it is a folder; give a file name" if path.is_dir() else "its folder is read-only"))
         if any(Path(s).exists() and Path(s).resolve() == path for s in inputs):
             raise ValueError(f"An output path is an input ({path}); refusing to overwrite it")
     for video in videos:
         if video == STDOUT:
             raise ValueError("Expected a video file name, but got - (stdout is for JSONL)")
         check_video_name(video)
-    parents = [p.parent for p in files] + [Path(f).resolve().parent for f in folders]
-    clean_or_warn(leftovers(parents), clean)
+    clean_or_warn(leftovers([p.parent for p in files] + [Path(f).parent for f in folders]), clean)
     claims = contextlib.ExitStack()
     with claims:
         for path in files:

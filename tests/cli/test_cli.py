@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 import subprocess
 import sys
 from fractions import Fraction
@@ -303,6 +304,21 @@ def test_output_and_option_mistakes_fail_before_any_work(tmp_path, capsys, tiny_
     code, _, err = run(capsys, "in.png", *args, "--weights", tiny_checkpoint)
     assert code == 2 and message in err and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
+
+
+def test_an_output_that_is_a_folder_or_in_a_read_only_one_says_which(
+        tmp_path, capsys, tiny_checkpoint, monkeypatch):
+    """(before: "a folder, or in a read-only folder" for both)"""
+    monkeypatch.chdir(tmp_path)
+    write_image(tmp_path / "in.png", np.zeros((32, 32, 3), np.uint8))
+    (tmp_path / "d.jsonl").mkdir()
+    code, _, err = run(capsys, "in.png", "--jsonl", "d.jsonl", "--weights", tiny_checkpoint)
+    assert code == 2 and err.endswith(f"Cannot write {tmp_path / 'd.jsonl'}: it is a folder; "
+                                      "give a file name\n"), err
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # as root, chmod would not do
+    code, _, err = run(capsys, "in.png", "--csv", "d.csv", "--weights", tiny_checkpoint)
+    assert code == 2 and err.endswith(f"Cannot write {tmp_path / 'd.csv'}: its folder is "
+                                      "read-only\n"), err
 
 
 FPS_IGNORED = "drivevision: warning: --fps applies to image inputs only"
