@@ -129,3 +129,50 @@ def test_command_lines_are_read_from_shell_blocks(tmp_path):
     assert [shlex.join(words) for words in command_lines(page)] == [
         "drivevision detect a.mp4 -o b.mp4", "drivevision eval --gt g.jsonl --pred p.jsonl",
         "drivevision cache --clear"]
+
+
+def layer_contract() -> list[set[str]]:
+    """The modules of each layer of pyproject.toml's import-linter `layers` contract, top first."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: pytest's own dependency
+        import tomli as tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    layers = next(c["layers"] for c in config["contracts"] if c["type"] == "layers")
+    return [{m.strip() for m in layer.split("|")} for layer in layers]
+
+
+def documented_layers(page: Path, layers: list[set[str]]) -> list[int]:
+    """The layer of each `drivevision/...` line of the page's first code block, in its order;
+    `drivevision/*.py` is the bottom layer (the core types)."""
+    block = split_fences(page.read_text())[1][0][1]
+    found = []
+    for line in block:
+        path = line.split()[0] if line.strip() else ""
+        if not path.startswith("drivevision/"):
+            continue
+        if path == "drivevision/*.py":
+            found.append(len(layers) - 1)
+            continue
+        module = "drivevision." + path.removeprefix("drivevision/").strip("/").removesuffix(".py")
+        found.append(next((i for i, layer in enumerate(layers) if module in layer), -1))
+    return found
+
+
+def test_how_it_works_lists_the_layers_in_the_order_lint_imports_checks():
+    layers = layer_contract()
+    found = documented_layers(ROOT / "docs" / "how-it-works.md", layers)
+    assert -1 not in found, "a line names a module that is in no layer of the contract"
+    assert found == sorted(found), "a layer is listed above one it sits below"
+    named = {m for layer in layers[:-1] for m in layer}
+    assert len(found) - found.count(len(layers) - 1) == len(named)  # every module, once
+
+
+def test_a_layer_listed_out_of_order_is_found(tmp_path):
+    layers = [{"drivevision.cli"}, {"drivevision.io", "drivevision.engines"},
+              {"drivevision.ops"}, {"drivevision.labels"}]
+    page = tmp_path / "a.md"
+    page.write_text("```\ndrivevision/cli/  commands\ndrivevision/ops/  ops\n"
+                    "drivevision/io/   io\ndrivevision/*.py  core\ngui/  viewer\n```\n")
+    assert documented_layers(page, layers) == [0, 2, 1, 3]
