@@ -58,7 +58,7 @@ def add_detector_args(parser: argparse.ArgumentParser, *, conf: float = 0.5,
     g.add_argument("--device", default="auto", help=f"{'|'.join(DEVICES)}|cuda:N (default: auto)")
     precision = ("fp16 needs CUDA; bf16 is fast on CPUs with AMX/AVX512-BF16; int8 (onnx or "
                  "compiled engine, CPU) needs --calib; auto: fp16 on CUDA, bf16 on a CPU with "
-                 "bf16 hardware, else fp32 (the first line says which)")
+                 "bf16 hardware, else fp32 (the line after 'loading' says which)")
     if several:
         add_alias(g, "--precisions", g.add_argument(
             "--precision", default="fp32",
