@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "annotated video, images and detections out."),
         epilog="Examples:\n"
                "  drivevision detect dashcam.mp4              # results in runs/detect/dashcam/\n"
-               "  drivevision batch footage/ --out det/        # every video under footage/\n"
+               "  drivevision batch footage/ --out det/       # every video under footage/\n"
                "  drivevision live 0 --serve                  # a camera, watched in a browser\n"
                "  drivevision detect --help                   # a command's options\n\n"
                "No network? Try the bundled sample and demo model:\n"

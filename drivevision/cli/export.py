@@ -34,7 +34,7 @@ def add_parser(commands) -> None:
 drivevision export                                   # ONNX, fp32, 800x1344 -> engines/
 drivevision export --precision fp16 --input-size 736x1280 -o deploy/
 drivevision export --format tensorrt --precision fp16 --batch 4
-drivevision export --precision int8 --calib my_drive.mp4          # Q/DQ ONNX, calibrated""")
+drivevision export --precision int8 --calib my_drive.mp4  # Q/DQ ONNX, calibrated""")
     model_args(export)
     g = export.add_argument_group("export")
     g.add_argument("--format", choices=("onnx", "tensorrt"), default="onnx",

@@ -82,3 +82,25 @@ def test_a_mistyped_command_line_is_one_line_naming_the_command_and_the_close_na
         build_parser().parse_args(shlex.split(line))
     err = capsys.readouterr().err.strip().splitlines()
     assert usage.value.code == 2 and len(err) == 1 and expected in err[0], err
+
+
+def misaligned_comments(epilog: str) -> list[str]:
+    """The example lines whose `# comment` starts off the column the others share; a command
+    too long for that column has its comment two spaces after it."""
+    lines = [line for line in epilog.splitlines()
+             if line.strip().startswith("drivevision") and "  #" in line]
+    starts = [line.index("  #") + 2 for line in lines]
+    column = min(starts, key=lambda c: (-starts.count(c), c), default=0)
+    return [line for line, start in zip(lines, starts)
+            if start != column and not (start > column and line[start - 3] != " ")]
+
+
+@pytest.mark.parametrize("name", list(commands()))
+def test_the_comments_of_the_examples_line_up(name):
+    assert misaligned_comments(commands()[name].epilog) == []
+
+
+def test_a_comment_off_the_column_is_found():
+    epilog = ("Examples:\n  drivevision a       # one\n  drivevision b c d e  # long, two spaces\n"
+              "  drivevision f        # one column off\n  drivevision g       # two\n")
+    assert misaligned_comments(epilog) == ["  drivevision f        # one column off"]
