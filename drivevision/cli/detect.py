@@ -139,7 +139,7 @@ def _detect(args: argparse.Namespace) -> int:
     from drivevision.detector import Detector
     from drivevision.pipeline.runner import detect_video
 
-    folder = _default_outputs(args)
+    made = _default_outputs(args)
     try:
         with source, Progress(_to_detect(source), quiet=args.quiet) as progress:
             for line in source.about:
@@ -157,9 +157,9 @@ def _detect(args: argparse.Namespace) -> int:
                                    frame_stride=args.frame_stride, style=draw_style(args),
                                    start=args.start, end=args.end)
     except BaseException:
-        if folder is not None:
+        for folder in made:  # innermost first, each only if nothing was written into it
             with suppress(OSError):
-                folder.rmdir()  # only if nothing was written into it
+                folder.rmdir()
         raise
     outputs = [args.output, args.jsonl, args.csv, args.mot, args.yolo, args.crops]
     report = sys.stderr if writes_stdout(outputs) else sys.stdout
@@ -333,15 +333,17 @@ def _image_names(folder: Path) -> list[str]:
     return sorted(p.name for p in folder_images(folder))
 
 
-def _default_outputs(args: argparse.Namespace) -> Path | None:
+def _default_outputs(args: argparse.Namespace) -> list[Path]:
     """With no output option (and no --no-save): a new folder ``runs/detect/NAME`` (NAME,
     NAME2, NAME3, ...: never one that exists) with the annotated video, image or images and
-    the detections as JSONL. Returns the folder made, or None."""
+    the detections as JSONL. Returns the folders made (``runs`` and ``runs/detect`` where they
+    were not there), innermost first, for a failed run to remove."""
     if (args.no_save or args.output or args.jsonl or args.csv or args.mot or args.yolo
             or args.crops):
-        return None
+        return []
     path = Path(args.input)
     stem = path.stem if path.exists() else "stream"
+    parents = [p for p in (RUNS, RUNS.parent) if not p.is_dir()]
     folder = _new_folder(RUNS, stem)
     if path.is_dir():
         args.output = str(folder)
@@ -350,7 +352,7 @@ def _default_outputs(args: argparse.Namespace) -> Path | None:
     else:
         args.output = str(folder / f"{stem}.mp4")
     args.jsonl = str(folder / f"{stem}.jsonl")
-    return folder
+    return [folder, *parents]
 
 
 def _new_folder(parent: Path, stem: str) -> Path:
