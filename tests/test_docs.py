@@ -1,9 +1,13 @@
 """The README and docs/ hold together: every relative link reaches a file and, where it names
-one, a heading of that file (GitHub's anchors), and every ``drivevision`` command line in
-their shell blocks is one the CLI's parser takes."""
+one, a heading of that file (GitHub's anchors), every ``drivevision`` command line in their
+shell blocks is one the CLI's parser takes, how-it-works.md lists the layers lint-imports
+checks, and the README's sample output is what its quick start prints."""
 
+import os
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -176,3 +180,39 @@ def test_a_layer_listed_out_of_order_is_found(tmp_path):
     page.write_text("```\ndrivevision/cli/  commands\ndrivevision/ops/  ops\n"
                     "drivevision/io/   io\ndrivevision/*.py  core\ngui/  viewer\n```\n")
     assert documented_layers(page, layers) == [0, 2, 1, 3]
+
+
+def sample_output(page: Path) -> list[str]:
+    """The page's block of a run's summary: the one whose first line is "N frames in ..."."""
+    return next(lines for _, lines in split_fences(page.read_text())[1]
+                if lines and re.match(r"\d+ frames in ", lines[0]))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_the_readme_quick_start_prints_what_the_readme_shows(tmp_path, precision):
+    from drivevision.engines.hardware import cpu_features
+
+    if precision == "bf16" and not cpu_features().bf16:
+        pytest.skip("bf16 emulated on this CPU: its rounding is not what the README shows")
+    readme = ROOT / "README.md"
+    shown = sample_output(readme)
+    run = subprocess.run(
+        [sys.executable, "-m", "drivevision", "detect", str(ROOT / "assets" / "sample.mp4"),
+         "-o", "annotated.mp4", "--jsonl", "detections.jsonl", "--precision", precision,
+         "--weights", str(ROOT / "assets" / "tiny-fpn-synthetic.pt")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=240,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert run.returncode == 0, run.stderr
+    printed = run.stdout.splitlines()
+    [counts] = [line for line in printed if " detections: " in line]
+
+    def shape(lines):  # timings differ from machine to machine, counts by precision
+        return [" detections: " in line or re.sub(r"\d+(\.\d+)?", "N", line).split()
+                for line in lines]
+
+    assert shape(printed) == shape(shown)
+    if precision == "bf16":  # what the block shows; fp32's counts are in the text below it
+        assert counts in shown
+    else:
+        assert f"fp32, which finds `{counts}`" in " ".join(readme.read_text().split())
