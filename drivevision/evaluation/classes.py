@@ -12,7 +12,11 @@ threshold against every ground-truth box of any class, pairs with IoU >= 0.5 tak
 by IoU, highest first, each box in one pair at most (IoU by ``pycocotools.mask.iou``). Ignored
 ground truth (crowd regions) and the detections COCOeval ignored for overlapping one are left
 out. Rows are the predicted class, columns the true class; the last row and column are the
-background: a missed object, a detection of nothing.
+background: a missed object, a detection of nothing. A box of the wrong class on an object
+counts once, in its own row and the object's column (a truck box on a car: row truck,
+column car), never as a detection of nothing plus a missed object; so do predictions of a
+class the ground truth does not label (rows after its classes, their columns empty), which
+AP leaves out.
 """
 
 from __future__ import annotations
@@ -82,33 +86,48 @@ def precision_recall(matches: dict[str, dict], threshold: float | None) -> dict[
 
 
 def confusion_matrix(truth: Annotations, preds: Annotations, classes: tuple[str, ...],
-                     threshold: float | None, ignored: set[tuple[int, int]]) -> np.ndarray:
-    """int64 (C+1, C+1): [predicted, true] counts over ``classes`` and the background (last),
-    for detections scoring ``threshold`` and up (none if None), leaving out ignored ground
-    truth and the detections ``ignored`` names as (frame, index in the frame)."""
+                     threshold: float | None, ignored: set[tuple[int, int]],
+                     unlabelled: Annotations | None = None) -> np.ndarray:
+    """int64 (K+1, K+1): [predicted, true] counts over ``classes``, then the classes of
+    ``unlabelled`` (predictions of classes the ground truth lacks), and the background
+    (last), for detections scoring ``threshold`` and up (none if None), leaving out ignored
+    ground truth and the detections ``ignored`` names as (frame, index in ``preds``' frame)."""
     from pycocotools import mask
 
-    index = {name: i for i, name in enumerate(classes)}
-    bg = len(classes)
+    extra = () if unlabelled is None else unlabelled.classes
+    index = {name: i for i, name in enumerate((*classes, *extra))}
+    bg = len(index)
     cm = np.zeros((bg + 1, bg + 1), np.int64)
+    skipped: dict[int, set[int]] = {}
+    for f, i in ignored:
+        skipped.setdefault(f, set()).add(i)
     for f, fb in truth.frames.items():
         keep = ~fb.ignore if fb.ignore is not None else np.ones(len(fb), bool)
         gt_cls = [index[n] for n, k in zip(fb.labels, keep) if k]
         gt_box = _xywh(fb.boxes[keep])
-        pb = preds.frames.get(f)
-        dets = [] if pb is None or threshold is None else [
-            i for i in range(len(pb)) if pb.scores[i] >= threshold and (f, i) not in ignored]
-        dt_cls = [index[pb.labels[i]] for i in dets]
-        dt_box = _xywh(pb.boxes[dets]) if dets else np.zeros((0, 4))
-        pairs = _greedy(mask.iou(dt_box, gt_box, [0] * len(gt_box)) if dets and gt_cls
-                        else np.zeros((len(dets), len(gt_cls))))
+        found = [] if threshold is None else (
+            _scoring(preds.frames.get(f), threshold, skipped.get(f, set()))
+            + _scoring(unlabelled.frames.get(f) if unlabelled else None, threshold, set()))
+        dt_cls = [index[name] for name, _ in found]
+        dt_box = _xywh(np.array([box for _, box in found])) if found else np.zeros((0, 4))
+        pairs = _greedy(mask.iou(dt_box, gt_box, [0] * len(gt_box)) if found and gt_cls
+                        else np.zeros((len(found), len(gt_cls))))
         for d, g in pairs:
             cm[dt_cls[d], gt_cls[g]] += 1
         for g in set(range(len(gt_cls))) - {g for _, g in pairs}:
             cm[bg, gt_cls[g]] += 1
-        for d in set(range(len(dets))) - {d for d, _ in pairs}:
+        for d in set(range(len(found))) - {d for d, _ in pairs}:
             cm[dt_cls[d], bg] += 1
     return cm
+
+
+def _scoring(fb, threshold: float, skip: set[int]) -> list[tuple[str, np.ndarray]]:
+    """(class name, xyxy box) of the boxes of ``fb`` (None: no line) scoring ``threshold``
+    and up, but those at the indices ``skip``."""
+    if fb is None:
+        return []
+    return [(fb.labels[i], fb.boxes[i]) for i in range(len(fb))
+            if fb.scores[i] >= threshold and i not in skip]
 
 
 def _greedy(iou: np.ndarray) -> list[tuple[int, int]]:

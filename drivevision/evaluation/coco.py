@@ -53,13 +53,15 @@ def coco_dicts(truth: Annotations, preds: Annotations,
     return {"images": images, "annotations": anns, "categories": categories}, results
 
 
-def coco_metrics(truth: Annotations, preds: Annotations, classes: tuple[str, ...]) -> dict:
+def coco_metrics(truth: Annotations, preds: Annotations, classes: tuple[str, ...],
+                 unlabelled: Annotations | None = None) -> dict:
     """AP, AP50, AP75, APs, APm, APl, AR100 (0..1; None where the ground truth has no such
     object), ``per_class`` name -> AP@[.5:.95] (None for a class without ground truth),
     ``conf_best_f1`` and ``classes`` (name -> ``gt_boxes``, ``detections``, ``precision``,
-    ``recall``, ``AP50``, ``AP``; see ``evaluation.classes``), ``confusion`` (int64 (C+1, C+1),
-    [predicted, true], background last) and ``curves``: name -> precision at ``RECALLS`` for
-    IoU 0.5 and 0.75 (lists, -1 where undefined)."""
+    ``recall``, ``AP50``, ``AP``; see ``evaluation.classes``), ``confusion`` (int64 (K+1, K+1),
+    [predicted, true] over ``classes``, then ``unlabelled``'s (predictions of classes the
+    ground truth lacks, scored nowhere else), background last) and ``curves``: name ->
+    precision at ``RECALLS`` for IoU 0.5 and 0.75 (lists, -1 where undefined)."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -77,7 +79,7 @@ def coco_metrics(truth: Annotations, preds: Annotations, classes: tuple[str, ...
     precision = ev.eval["precision"]  # [IoU threshold, recall, class, area, maxDets]
     out["per_class"] = {name: _mean_defined(precision[:, :, k, 0, -1])
                         for k, name in enumerate(classes)}
-    out.update(_per_class_rows(ev, truth, preds, classes, precision))
+    out.update(_per_class_rows(ev, truth, preds, classes, precision, unlabelled))
     out["curves"] = {name: {"iou50": precision[0, :, k, 0, -1].tolist(),
                             "iou75": precision[5, :, k, 0, -1].tolist()}
                      for k, name in enumerate(classes)}
@@ -85,7 +87,7 @@ def coco_metrics(truth: Annotations, preds: Annotations, classes: tuple[str, ...
 
 
 def _per_class_rows(ev, truth: Annotations, preds: Annotations, classes: tuple[str, ...],
-                    precision: np.ndarray) -> dict:
+                    precision: np.ndarray, unlabelled: Annotations | None) -> dict:
     """``conf_best_f1``, ``classes`` (name -> gt_boxes, detections, precision, recall at that
     threshold, AP50, AP) and ``confusion`` (``classes.confusion_matrix``)."""
     matches = matches_at_50(ev, classes)
@@ -100,7 +102,8 @@ def _per_class_rows(ev, truth: Annotations, preds: Annotations, classes: tuple[s
                    "AP": _mean_defined(precision[:, :, k, 0, -1])}
             for k, (name, m) in enumerate(matches.items())}
     return {"conf_best_f1": threshold, "classes": rows,
-            "confusion": confusion_matrix(truth, preds, classes, threshold, ignored)}
+            "confusion": confusion_matrix(truth, preds, classes, threshold, ignored,
+                                          unlabelled)}
 
 
 def _coco(cls, dataset: dict):

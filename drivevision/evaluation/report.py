@@ -59,7 +59,7 @@ def _confusion_table(result: Evaluation) -> list[str]:
     cm = result.confusion
     if cm is None:
         return []
-    names = [*result.metrics["classes"], "background"]
+    names = list(result.confusion_labels)
     lines = ["", "Confusion matrix (IoU 0.5, same detections): rows the predicted class, "
              "columns the true one; background: a detection of nothing, a missed object.", "",
              "| predicted / true | " + " | ".join(names) + " |",
@@ -74,7 +74,7 @@ def write_report(out, result: Evaluation, title: str = "Evaluation", under: str 
     ``under`` when given), as ``io.recorded.RecordedTree`` does. Returns the names written."""
     prefix = f"{under}/" if under else ""
     confusion = {} if result.confusion is None else {"confusion_matrix": {
-        "labels": [*result.metrics["classes"], "background"], "rows": "predicted",
+        "labels": list(result.confusion_labels), "rows": "predicted",
         "counts": result.confusion.tolist()}}
     texts = {"metrics.json": json.dumps({**result.metrics, **confusion, "notes": result.notes},
                                         indent=1) + "\n",
@@ -94,7 +94,7 @@ def write_report(out, result: Evaluation, title: str = "Evaluation", under: str 
     matplotlib.use("Agg", force=False)
     if result.confusion is not None:
         out.put_with(prefix + "confusion-matrix.png", partial(
-            _matrix, names=[*result.metrics["classes"], "background"], cm=result.confusion))
+            _matrix, names=list(result.confusion_labels), cm=result.confusion))
         written.append(prefix + "confusion-matrix.png")
     for name, curve in result.curves.items():
         png = f"{prefix}pr-{re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')}.png"

@@ -21,13 +21,16 @@ SIZE_SLACK = 1.0  # pixels a predicted box may reach past the frame (rounding)
 class Evaluation:
     """``metrics``: what ``--json`` prints (see ``evaluate``); ``curves``: class name ->
     precision at COCO's 101 recall points for IoU 0.5 and 0.75; ``notes``: what was left
-    out and why, for the user to read; ``confusion``: int64 (C+1, C+1) counts [predicted,
-    true] over ``metrics["classes"]`` and the background, last (``evaluation.classes``)."""
+    out and why, for the user to read; ``confusion``: int64 (K+1, K+1) counts [predicted,
+    true] over ``confusion_labels``: ``metrics["classes"]``, then the predicted classes the
+    ground truth does not label (AP leaves them out; the matrix shows what they were taken
+    for), and the background, last (``evaluation.classes``)."""
 
     metrics: dict
     curves: dict = field(repr=False)  # 2 x 101 numbers a class: left out of print(evaluation)
     notes: list[str] = field(default_factory=list)
     confusion: np.ndarray | None = field(default=None, repr=False)
+    confusion_labels: tuple[str, ...] = ()
 
 
 def parse_class_map(text: str | None) -> dict[str, str]:
@@ -73,9 +76,9 @@ def evaluate(truth: Annotations, preds: Annotations, *, class_map: dict[str, str
         notes += [note] if note else []
     preds = _labelled_frames(truth, preds, allow_unlabelled, notes)
     _check_sizes(truth, preds)
-    preds = _matched_classes(truth, preds, class_map or {}, notes)
+    preds, unlabelled = _matched_classes(truth, preds, class_map or {}, notes)
     classes = truth.classes
-    coco = coco_metrics(truth, preds, classes)
+    coco = coco_metrics(truth, preds, classes, unlabelled)
     curves, confusion = coco.pop("curves"), coco.pop("confusion")
     metrics = {**coco, "frames": len(truth.frames),
                "gt_boxes": sum(len(f) for f in truth.frames.values()),
@@ -86,7 +89,8 @@ def evaluate(truth: Annotations, preds: Annotations, *, class_map: dict[str, str
         metrics.update(track_metrics(truth, preds))
         if metrics["HOTA"] is None:
             notes.append(HOTA_INSTALL)
-    return Evaluation(metrics, curves, notes, confusion)
+    return Evaluation(metrics, curves, notes, confusion,
+                      (*classes, *unlabelled.classes, "background"))
 
 
 def _check_kinds(truth: Annotations, preds: Annotations) -> None:
@@ -133,9 +137,10 @@ def _check_sizes(truth: Annotations, preds: Annotations) -> None:
 
 
 def _matched_classes(truth: Annotations, preds: Annotations, class_map: dict[str, str],
-                     notes: list[str]) -> Annotations:
+                     notes: list[str]) -> tuple[Annotations, Annotations]:
     """Predictions renamed to ground-truth classes (by ``class_map``, else by name; all to
-    the one class of a ground truth without names), the others left out with a note."""
+    the one class of a ground truth without names), and those of the other classes, which
+    AP leaves out (a note says so) and the confusion matrix counts."""
     unknown = sorted(set(class_map.values()) - set(truth.classes))
     if unknown:
         raise ValueError(f"--class-map names {', '.join(unknown)}, which {truth.path} does not "
@@ -152,11 +157,16 @@ def _matched_classes(truth: Annotations, preds: Annotations, class_map: dict[str
     if dropped:
         notes.append(f"left out predictions of classes the ground truth does not label: "
                      f"{', '.join(dropped)}")
-    frames = {}
-    for f, fb in preds.frames.items():
-        keep = [i for i, n in enumerate(fb.labels) if rename[n] in truth.classes]
-        frames[f] = FrameBoxes(fb.boxes[keep], tuple(rename[fb.labels[i]] for i in keep),
-                               fb.scores[keep],
-                               None if fb.track_ids is None else fb.track_ids[keep])
-    return Annotations(preds.path, frames, tuple(dict.fromkeys(rename[n] for n in preds.classes
-                                                               if n not in dropped)))
+    kept = {f: _picked(fb, rename, lambda n: n in truth.classes) for f, fb in preds.frames.items()}
+    other = {f: _picked(fb, rename, lambda n: n not in truth.classes)
+             for f, fb in preds.frames.items()}
+    return (Annotations(preds.path, kept, tuple(dict.fromkeys(
+                rename[n] for n in preds.classes if n not in dropped))),
+            Annotations(preds.path, other, tuple(dropped)))
+
+
+def _picked(fb: FrameBoxes, rename: dict[str, str], wanted) -> FrameBoxes:
+    """The boxes of ``fb`` whose renamed class is ``wanted``, renamed."""
+    keep = [i for i, n in enumerate(fb.labels) if wanted(rename[n])]
+    return FrameBoxes(fb.boxes[keep], tuple(rename[fb.labels[i]] for i in keep),
+                      fb.scores[keep], None if fb.track_ids is None else fb.track_ids[keep])

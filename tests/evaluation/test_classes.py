@@ -91,3 +91,31 @@ def test_the_report_tables_them_and_metrics_json_holds_them(tmp_path, capsys):
                                          "counts": [[2, 1, 0], [0, 1, 1], [0, 0, 0]]}
     assert saved["classes"]["person"]["recall"] == pytest.approx(0.5)
     assert (report / "confusion-matrix.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_box_of_the_wrong_class_is_one_cross_class_cell_not_a_miss_and_a_false_positive(
+        tmp_path):
+    truck = [200, 0, 300, 120]
+    truth = [[("car", A), ("truck", truck)]]
+    ev = score(tmp_path, truth, {0: [("truck", 0.9, A), ("truck", 0.8, truck)]})
+    # rows predicted car, truck, background; columns true car, truck, background
+    assert ev.confusion.tolist() == [[0, 0, 0], [1, 1, 0], [0, 0, 0]]
+
+
+def test_a_box_of_a_class_the_ground_truth_lacks_still_shows_what_it_was_taken_for(tmp_path):
+    # the ground truth labels no bus: AP leaves bus out, but the matrix shows the car taken
+    # for a bus (row bus, column car) and the bus box on nothing, not the car as just missed
+    truth = [[("car", A), ("car", B)]]
+    ev = score(tmp_path, truth, {0: [("bus", 0.9, A), ("car", 0.8, B), ("bus", 0.85, EMPTY)]})
+    # the threshold comes from car alone: its one detection, 0.8; both bus boxes score more
+    assert ev.metrics["classes"]["car"]["recall"] == pytest.approx(0.5)  # AP, P, R: car only
+    assert "bus" not in ev.metrics["classes"]
+    assert ev.confusion_labels == ("car", "bus", "background")
+    assert ev.confusion.tolist() == [[1, 0, 0],   # the second car found
+                                     [1, 0, 1],   # the first car taken for a bus; a bus on nothing
+                                     [0, 0, 0]]   # no car missed
+    from drivevision.evaluation.report import summary_markdown
+
+    summary = summary_markdown(ev, "bus")
+    assert "| predicted / true | car | bus | background |" in summary
+    assert "| bus | 1 | 0 | 1 |" in summary

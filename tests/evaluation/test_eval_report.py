@@ -130,7 +130,8 @@ def test_each_engine_folder_has_the_summary_a_pred_report_has_linked_from_the_to
     assert summary.startswith(f"# torch fp32 on {tmp_path / 'clip.mp4'}\n")
     assert "| class | boxes | detections | P | R | AP@.5 | AP@[.5:.95] |" in summary
     assert "\n| car | 4 | " in summary
-    assert "| predicted / true | car | background |" in summary
+    # the classes the ground truth lacks come after its own: what its cars were taken for
+    assert "| predicted / true | car | bus | person | truck | background |" in summary
     assert "\n- left out predictions of classes the ground truth does not label: " in summary
     top = (report / "summary.md").read_text()
     assert "- [torch fp32](torch-fp32/summary.md)\n" in top
