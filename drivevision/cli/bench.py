@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 
+from drivevision.cli.exits import EXIT_INTERRUPTED, EXIT_OK
 from drivevision.cli.help import add_command
 from drivevision.cli.options import add_alias, calib_frames_arg, csv_list, model_args
 
@@ -59,7 +60,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     _check_runnable(spec)
     result = run_bench(spec, log=lambda m: print(m, file=sys.stderr, flush=True))
     print(json.dumps(result, indent=1) if args.json else format_tables(result))
-    return 0
+    return EXIT_INTERRUPTED if result.get("interrupted") else EXIT_OK
 
 
 def _check_runnable(spec) -> None:

@@ -10,11 +10,16 @@ recorded, so a machine whose speed drifted during the run shows it). int8 calibr
 says so). Nothing is
 downloaded: without ``weights`` and without cached COCO weights the model gets random
 weights, which time the same but detect nothing meaningful (the output says so).
+
+A Ctrl-C once a setting is timed stops after the call in progress: the settings timed are
+kept and tabled against eager as timed before the engines, the others listed as not timed;
+before that, or a second one, quits at once.
 """
 
 from __future__ import annotations
 
 import platform
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +27,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from drivevision.cli import exits
 from drivevision.config import CALIB_FRAMES, DEFAULT_MODEL, ENGINES, PRECISIONS
 from drivevision.detector import STAGES, Detector, resolve_device
 from drivevision.engines.export import check_padded_size
 from drivevision.engines.hardware import cpu_features, feature_list
 from drivevision.labels import COCO_NAMES, counted
 from drivevision.model import COCO_WEIGHTS, LoadedModel, build_model, load_model
+from drivevision.pipeline import signals
 
 
 @dataclass(frozen=True)
@@ -107,13 +114,15 @@ def _summary(samples: list[float]) -> dict:
 
 
 def time_baseline(loaded: LoadedModel, frames: list, device: torch.device, spec: BenchSpec,
-                  batch: int) -> dict:
-    """torchvision eager fp32 ``model(images)`` (BGR -> RGB float conversion included)."""
+                  batch: int, stop: threading.Event | None = None) -> dict:
+    """torchvision eager fp32 ``model(images)`` (BGR -> RGB float conversion included).
+    KeyboardInterrupt before a call once ``stop`` is set."""
     model = loaded.module.to(device).eval()
     chunk = frames[:batch]
     samples = []
     with torch.inference_mode():
         for i in range(spec.warmup + spec.iters):
+            _check(stop)
             t0 = time.perf_counter()
             images = [torch.from_numpy(f).to(device).permute(2, 0, 1).flip(0).float() / 255
                       for f in chunk]
@@ -126,12 +135,15 @@ def time_baseline(loaded: LoadedModel, frames: list, device: torch.device, spec:
     return {"total": total, "fps": batch * 1000 / total["median"]}
 
 
-def time_engine(detector: Detector, frames: list, spec: BenchSpec, batch: int) -> dict:
-    """Per-stage and total ms of ``detector.infer_timed`` on ``batch`` frames."""
+def time_engine(detector: Detector, frames: list, spec: BenchSpec, batch: int,
+                stop: threading.Event | None = None) -> dict:
+    """Per-stage and total ms of ``detector.infer_timed`` on ``batch`` frames.
+    KeyboardInterrupt before a call once ``stop`` is set."""
     chunk = frames[:batch]
     stages: dict[str, list[float]] = {s: [] for s in STAGES}
     totals = []
     for i in range(spec.warmup + spec.iters):
+        _check(stop)
         t0 = time.perf_counter()
         _, ms = detector.infer_timed(chunk, sync=True)
         if i >= spec.warmup:
@@ -143,9 +155,31 @@ def time_engine(detector: Detector, frames: list, spec: BenchSpec, batch: int) -
             "fps": batch * 1000 / total["median"]}
 
 
+def _check(stop: threading.Event | None) -> None:
+    if stop is not None and stop.is_set():
+        raise KeyboardInterrupt
+
+
 def run_bench(spec: BenchSpec, log=print) -> dict:
     """Time every engine x precision x batch; returns a JSON-able dict (see ``format_tables``).
-    A setting that cannot run here is skipped with the reason; ValueError when all are."""
+    A setting that cannot run here is skipped with the reason; ValueError when all are. A
+    Ctrl-C once a setting is timed stops the run: ``interrupted`` is True and ``not_timed``
+    names what was left ("engine precision", or "..., batch B" for a batch)."""
+    stop = threading.Event()  # set by a Ctrl-C once a setting is timed
+    out: dict = {}
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set() or not out.get("results"):  # nothing to keep: leave at once
+            exits.quit_now(signum)
+        stop.set()
+        log("interrupted: stopping after the call in progress, the settings timed so far are "
+            "kept (Ctrl-C again to quit at once)")
+
+    with signals.requests(on_signal):
+        return _run_bench(spec, log, stop, out)
+
+
+def _run_bench(spec: BenchSpec, log, stop: threading.Event, out: dict) -> dict:
     device = resolve_device(spec.device)
     loaded, weights = bench_model(spec)
     log(f"{loaded.name}: {_weights_text(weights)}")
@@ -154,64 +188,115 @@ def run_bench(spec: BenchSpec, log=print) -> dict:
     if "int8" in spec.precisions:
         calib, calibration = bench_calibration(spec)
         log(f"int8 calibrated on {calibration}")
-    out = {"model": loaded.name, "weights": weights, "device": _device_name(device),
-           "input_size": list(spec.input_size), "iters": spec.iters, "warmup": spec.warmup,
-           "torch": torch.__version__, "threads": torch.get_num_threads(),
-           "cpu_features": cpu_features().names(),
-           "baseline": {}, "results": [], "skipped": []}
+    out.update({"model": loaded.name, "weights": weights, "device": _device_name(device),
+                "input_size": list(spec.input_size), "iters": spec.iters,
+                "warmup": spec.warmup, "torch": torch.__version__,
+                "threads": torch.get_num_threads(), "cpu_features": cpu_features().names(),
+                "baseline": {}, "results": [], "skipped": []})
     if calib is not None:
         out["calibration"] = calibration
     before = {}
     for b in spec.batches:
         log(f"torchvision eager fp32, batch {b}")
         before[b] = time_baseline(loaded, frames, device, spec, b)
-    for engine in spec.engines:
-        for precision in spec.precisions:
-            try:
-                det = Detector(loaded, engine=engine, device=str(device), precision=precision,
-                               conf=0.5, classes="all", progress=True, calib=calib)
-            except (ValueError, ImportError) as e:
-                out["skipped"].append({"engine": engine, "precision": precision,
-                                       "reason": str(e).splitlines()[0]})
-                log(f"skip {engine} {precision}: {str(e).splitlines()[0]}")
-                continue
-            name = det.engine.name  # what auto picked
-            entry = {"engine": name, "precision": det.precision, "batches": {}}
-            reasons = [f"{what} auto: {why}" for what, why in
-                       (("precision", det.precision_reason), ("engine", det.engine.auto_reason))
-                       if why]
-            if reasons:
-                entry["auto"] = "; ".join(reasons)
-                log(f"{engine} {precision} -> {name} {det.precision} ({entry['auto']})")
-            for b in spec.batches:
-                log(f"{name} {precision}, batch {b}")
-                try:
-                    r = time_engine(det, frames, spec, b)
-                except (RuntimeError, OSError) as e:  # a failed build or run: say, go on
-                    reason = f"batch {b}: {type(e).__name__}: {str(e).strip().splitlines()[0]}"
-                    out["skipped"].append({"engine": name, "precision": precision,
-                                           "reason": reason})
-                    log(f"skip {name} {precision}: {reason}")
-                    continue
-                entry["batches"][str(b)] = r
-            if entry["batches"]:
-                out["results"].append(entry)
+    settings = [(e, p) for e in spec.engines for p in spec.precisions]
+    for done, (engine, precision) in enumerate(settings):
+        try:
+            _time_setting(spec, loaded, frames, device, calib, engine, precision, out, log, stop)
+        except KeyboardInterrupt:
+            out["not_timed"] = out.get("not_timed", []) + [f"{e} {p}" for e, p in
+                                                           settings[done + 1:]]
+            break
     if not out["results"]:  # a run with no figure is no benchmark: say why, exit 2
         why = "; ".join(f"{s['engine']} {s['precision']}: {s['reason']}" for s in out["skipped"])
         raise ValueError(f"Expected an engine and precision that run here, but every one was "
                          f"skipped, nothing was measured ({why})")
-    for b in spec.batches:  # again after the engines: a machine that drifts shows it
-        log(f"torchvision eager fp32 again, batch {b}")
-        out["baseline"][str(b)] = _both(before[b], time_baseline(loaded, frames, device, spec, b),
-                                        b)
-    warning = drift_warning(out["baseline"])
-    if warning:
-        log(warning)
+    _baseline_after(spec, loaded, frames, device, before, out, log, stop)
     for entry in out["results"]:
         for b, r in entry["batches"].items():
             r["speedup"] = out["baseline"][b]["total"]["median"] / r["total"]["median"]
             r["speedup_fastest"] = out["baseline"][b]["total"]["min"] / r["total"]["min"]
     return out
+
+
+def _time_setting(spec: BenchSpec, loaded: LoadedModel, frames: list, device: torch.device,
+                  calib, engine: str, precision: str, out: dict, log,
+                  stop: threading.Event) -> None:
+    """Time one engine and precision at every batch size into ``out`` (or skip it, saying
+    why). KeyboardInterrupt once ``stop`` is set, after adding the batches timed, and the
+    others to ``out["not_timed"]``."""
+    try:
+        det = Detector(loaded, engine=engine, device=str(device), precision=precision,
+                       conf=0.5, classes="all", progress=True, calib=calib)
+    except (ValueError, ImportError) as e:
+        out["skipped"].append({"engine": engine, "precision": precision,
+                               "reason": str(e).splitlines()[0]})
+        log(f"skip {engine} {precision}: {str(e).splitlines()[0]}")
+        return
+    name = det.engine.name  # what auto picked
+    entry = {"engine": name, "precision": det.precision, "batches": {}}
+    reasons = [f"{what} auto: {why}" for what, why in
+               (("precision", det.precision_reason), ("engine", det.engine.auto_reason))
+               if why]
+    if reasons:
+        entry["auto"] = "; ".join(reasons)
+        log(f"{engine} {precision} -> {name} {det.precision} ({entry['auto']})")
+    try:
+        for b in spec.batches:
+            log(f"{name} {precision}, batch {b}")
+            try:
+                r = time_engine(det, frames, spec, b, stop)
+            except (RuntimeError, OSError) as e:  # a failed build or run: say, go on
+                reason = f"batch {b}: {type(e).__name__}: {str(e).strip().splitlines()[0]}"
+                out["skipped"].append({"engine": name, "precision": precision,
+                                       "reason": reason})
+                log(f"skip {name} {precision}: {reason}")
+                continue
+            entry["batches"][str(b)] = r
+    except KeyboardInterrupt:
+        left = [str(b) for b in spec.batches if str(b) not in entry["batches"]]
+        out["not_timed"] = [f"{engine} {precision}" if not entry["batches"] else
+                            f"{name} {precision}, batch {', '.join(left)}"]
+        raise
+    finally:
+        if entry["batches"]:
+            out["results"].append(entry)
+
+
+def _baseline_after(spec: BenchSpec, loaded: LoadedModel, frames: list, device: torch.device,
+                    before: dict, out: dict, log, stop: threading.Event) -> None:
+    """Eager timed again after the engines (a machine that drifts shows it), into
+    ``out["baseline"]``; after a Ctrl-C, the timing before the engines alone."""
+    for b in spec.batches:
+        after = None
+        if not stop.is_set():
+            log(f"torchvision eager fp32 again, batch {b}")
+            try:
+                after = time_baseline(loaded, frames, device, spec, b, stop)
+            except KeyboardInterrupt:
+                pass
+        out["baseline"][str(b)] = (_both(before[b], after, b) if after else
+                                   {**before[b], "before_ms": before[b]["total"]["median"],
+                                    "after_ms": None})
+    if stop.is_set():
+        out["interrupted"] = True
+        out["not_timed"] = out.get("not_timed", [])
+        log(interrupted_line(out))
+    warning = drift_warning(out["baseline"])
+    if warning:
+        log(warning)
+
+
+def interrupted_line(result: dict) -> str:
+    """What a Ctrl-C left out of ``result``, in one line."""
+    left = result["not_timed"]
+    line = (f"interrupted: not timed: {', '.join(left)}" if left
+            else "interrupted: every setting was timed")
+    before_only = [f"b{b}" for b, v in result["baseline"].items() if v["after_ms"] is None]
+    if before_only:
+        line += (f"; speedups ({', '.join(before_only)}) divide torchvision eager as timed "
+                 "before the engines only")
+    return line
 
 
 DRIFT = 1.5  # the baseline's before/after medians further apart than this: figures unreliable
@@ -221,7 +306,7 @@ def drift_warning(baseline: dict) -> str | None:
     """One line when torchvision eager's median before the engines and after differ by more
     than ``DRIFT`` times at some batch size (the machine's speed changed mid-run), else None."""
     drifted = [f"b{b} {v['before_ms']:.1f} -> {v['after_ms']:.1f} ms"
-               for b, v in baseline.items()
+               for b, v in baseline.items() if v["after_ms"] is not None
                if max(v["before_ms"], v["after_ms"]) > DRIFT * min(v["before_ms"], v["after_ms"])]
     if not drifted:
         return None
@@ -261,8 +346,9 @@ def _device_name(device: torch.device) -> str:
 def format_tables(result: dict) -> str:
     """One table per engine and precision: stage rows, median/p95 columns per batch size."""
     h, w = result["input_size"]
-    drift = ", ".join(f"b{b} {v['before_ms']:.1f} -> {v['after_ms']:.1f} ms"
-                      for b, v in result["baseline"].items())
+    drift = ", ".join(f"b{b} {v['before_ms']:.1f} -> " + (
+        "not timed again" if v["after_ms"] is None else f"{v['after_ms']:.1f} ms")
+        for b, v in result["baseline"].items())
     lines = [f"{result['model']} at {h}x{w} on {result['device']}, "
              f"{counted(result['threads'], 'thread')}, torch {result['torch']}; "
              f"{_weights_text(result['weights'])}",
@@ -299,4 +385,6 @@ def format_tables(result: dict) -> str:
             f"{entry['batches'][b]['speedup_fastest']:>13.2f}x{'':>9}" for b in batches))
     for s in result["skipped"]:
         lines.append(f"skipped {s['engine']} {s['precision']}: {s['reason']}")
+    if result.get("interrupted"):
+        lines.append(interrupted_line(result))
     return "\n".join(lines)

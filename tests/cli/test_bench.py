@@ -124,7 +124,7 @@ def test_bench_warns_when_the_baseline_drifted_during_the_run(capsys, monkeypatc
 
     calls = []
 
-    def baseline(loaded, frames, device, spec, batch):
+    def baseline(loaded, frames, device, spec, batch, stop=None):
         calls.append(batch)
         ms = 653.8 if len(calls) == 1 else after_ms
         return {"total": {"median": ms, "p95": ms, "min": ms}, "fps": 1000 / ms}
@@ -139,3 +139,43 @@ def test_bench_warns_when_the_baseline_drifted_during_the_run(capsys, monkeypatc
                       f"by more than 1.5x (b1 653.8 -> {after_ms:.1f} ms): the machine's speed "
                       f"changed during the run, so the speedups are unreliable; rerun on a "
                       f"quiet machine"] if warned else [])
+
+
+def test_ctrl_c_once_a_setting_is_timed_keeps_its_table_and_names_the_rest(capsys,
+                                                                          monkeypatch):
+    """Ctrl-C while torch bf16 runs: torch fp32's figures are printed, bf16 is named as not
+    timed, eager is not timed again (speedups divide the timing before), exit 130."""
+    import os
+    import signal
+
+    from drivevision.cli import timing
+
+    timed = timing.time_engine
+
+    def interrupted_in_bf16(detector, *args):
+        if detector.precision == "bf16":
+            os.kill(os.getpid(), signal.SIGINT)  # as a Ctrl-C in the terminal
+        return timed(detector, *args)
+
+    def quit_at_once(signum):  # os._exit in the program: it would end the tests here
+        raise AssertionError("the Ctrl-C quit at once, losing what was timed")
+
+    monkeypatch.setattr(timing, "time_engine", interrupted_in_bf16)
+    monkeypatch.setattr("drivevision.cli.exits.quit_now", quit_at_once)
+    monkeypatch.setattr("drivevision.cli.quit_now", quit_at_once)
+    args = ["bench", "--model", "tiny-fpn", "--engines", "torch", "--precision", "fp32,bf16",
+            "--input-size", "64x64", "--iters", "1", "--warmup", "0", "--device", "cpu"]
+    assert main([*args, "--json"]) == 130
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert [(r["engine"], r["precision"]) for r in out["results"]] == [("torch", "fp32")]
+    assert out["interrupted"] is True and out["not_timed"] == ["torch bf16"]
+    base = out["baseline"]["1"]
+    assert base["after_ms"] is None and base["before_ms"] == base["total"]["median"]
+    assert out["results"][0]["batches"]["1"]["speedup"] > 0
+    assert "torchvision eager fp32 again" not in captured.err
+    assert main(args) == 130
+    table = capsys.readouterr().out
+    assert "\ntorch fp32\n" in table and "speedup" in table
+    assert table.endswith("\ninterrupted: not timed: torch bf16; speedups (b1) divide "
+                          "torchvision eager as timed before the engines only\n")
