@@ -1,5 +1,5 @@
 """``drivevision bench``: time each engine stage by stage against torchvision eager
-(the measuring itself is in ``drivevision.cli.timing``)."""
+(the measuring itself is in ``drivevision.cli.timing``, the tables in ``bench_tables``)."""
 
 from __future__ import annotations
 
@@ -49,7 +49,8 @@ drivevision bench --engines auto --precision auto  # what auto picks here, and i
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from drivevision.cli.timing import BenchSpec, format_tables, run_bench
+    from drivevision.cli.bench_tables import format_tables
+    from drivevision.cli.timing import BenchSpec, run_bench
     from drivevision.engines.export import parse_size
 
     spec = BenchSpec(model=args.model, weights=args.weights, engines=csv_list(args.engines),

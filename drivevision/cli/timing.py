@@ -31,7 +31,7 @@ from drivevision.cli import exits
 from drivevision.config import CALIB_FRAMES, DEFAULT_MODEL, ENGINES, PRECISIONS
 from drivevision.detector import STAGES, Detector, resolve_device
 from drivevision.engines.export import check_padded_size
-from drivevision.engines.hardware import cpu_features, feature_list
+from drivevision.engines.hardware import cpu_features
 from drivevision.labels import COCO_NAMES, counted
 from drivevision.model import COCO_WEIGHTS, LoadedModel, build_model, load_model
 from drivevision.pipeline import signals
@@ -182,7 +182,7 @@ def run_bench(spec: BenchSpec, log=print) -> dict:
 def _run_bench(spec: BenchSpec, log, stop: threading.Event, out: dict) -> dict:
     device = resolve_device(spec.device)
     loaded, weights = bench_model(spec)
-    log(f"{loaded.name}: {_weights_text(weights)}")
+    log(f"{loaded.name}: {weights_text(weights)}")
     frames = frames_for(spec, max(spec.batches))
     calib = None
     if "int8" in spec.precisions:
@@ -326,7 +326,7 @@ def _both(before: dict, after: dict, batch: int) -> dict:
             "fps": batch * 1000 / median, "before_ms": first, "after_ms": second}
 
 
-def _weights_text(weights: str) -> str:
+def weights_text(weights: str) -> str:
     """``weights FILE``, or the label of weights without a file."""
     return weights if weights in (COCO_CACHED, RANDOM_WEIGHTS) else f"weights {weights}"
 
@@ -341,50 +341,3 @@ def _device_name(device: torch.device) -> str:
     except OSError:
         pass
     return f"CPU: {platform.processor() or platform.machine()}"
-
-
-def format_tables(result: dict) -> str:
-    """One table per engine and precision: stage rows, median/p95 columns per batch size."""
-    h, w = result["input_size"]
-    drift = ", ".join(f"b{b} {v['before_ms']:.1f} -> " + (
-        "not timed again" if v["after_ms"] is None else f"{v['after_ms']:.1f} ms")
-        for b, v in result["baseline"].items())
-    lines = [f"{result['model']} at {h}x{w} on {result['device']}, "
-             f"{counted(result['threads'], 'thread')}, torch {result['torch']}; "
-             f"{_weights_text(result['weights'])}",
-             f"{result['iters']} timed calls after {result['warmup']} warm-up calls; ms per call",
-             *([f"int8 calibrated on {result['calibration']}"] if "calibration" in result
-               else []),
-             f"torchvision eager fp32 timed before and after the engines ({drift}); speedups "
-             "divide the mean of its medians; 'fastest calls' divides its fastest call by the "
-             "engine's (steadier where the machine's speed swings)"]
-    features = result.get("cpu_features")
-    if features is not None:
-        lines.append(f"CPU features: {feature_list(features)}")
-    for entry in result["results"]:
-        batches = list(entry["batches"])
-        lines += ["", f"{entry['engine']} {entry['precision']}"
-                  + (f" (chosen by {entry['auto']})" if entry.get("auto") else ""),
-                  f"{'stage':<22}" + "".join(f"{'b' + b + ' median':>14}{'p95':>9}"
-                                             for b in batches)]
-        rows = [(s, s) for s in STAGES] + [("total", None)]
-        for label, stage in rows:
-            cells = [entry["batches"][b]["stages"][stage] if stage else
-                     entry["batches"][b]["total"] for b in batches]
-            name = "proposals+RoIAlign" if label == "proposals" else label
-            lines.append(f"{name:<22}" + "".join(f"{c['median']:>14.1f}{c['p95']:>9.1f}"
-                                                 for c in cells))
-        lines.append(f"{'frames/s':<22}" + "".join(f"{entry['batches'][b]['fps']:>14.2f}{'':>9}"
-                                                   for b in batches))
-        base = [result["baseline"][b]["total"]["median"] for b in batches]
-        lines.append(f"{'torchvision eager ms':<22}" + "".join(f"{v:>14.1f}{'':>9}"
-                                                               for v in base))
-        lines.append(f"{'speedup':<22}" + "".join(
-            f"{entry['batches'][b]['speedup']:>13.2f}x{'':>9}" for b in batches))
-        lines.append(f"{'speedup, fastest calls':<22}" + "".join(
-            f"{entry['batches'][b]['speedup_fastest']:>13.2f}x{'':>9}" for b in batches))
-    for s in result["skipped"]:
-        lines.append(f"skipped {s['engine']} {s['precision']}: {s['reason']}")
-    if result.get("interrupted"):
-        lines.append(interrupted_line(result))
-    return "\n".join(lines)
