@@ -3,10 +3,14 @@ one table per engine and precision, stage rows, median and p95 columns per batch
 
 from __future__ import annotations
 
+import textwrap
+
 from drivevision.cli.timing import interrupted_line, weights_text
 from drivevision.detector import STAGES
 from drivevision.engines.hardware import feature_list
 from drivevision.labels import counted
+
+WIDTH = 80  # a terminal's: the tables fit it up to two batch sizes, prose is wrapped to it
 
 
 def format_tables(result: dict) -> str:
@@ -15,22 +19,24 @@ def format_tables(result: dict) -> str:
     drift = ", ".join(f"b{b} {v['before_ms']:.1f} -> " + (
         "not timed again" if v["after_ms"] is None else f"{v['after_ms']:.1f} ms")
         for b, v in result["baseline"].items())
-    lines = [f"{result['model']} at {h}x{w} on {result['device']}, "
-             f"{counted(result['threads'], 'thread')}, torch {result['torch']}; "
-             f"{weights_text(result['weights'])}",
-             f"{result['iters']} timed calls after {result['warmup']} warm-up calls; ms per call",
-             *([f"int8 calibrated on {result['calibration']}"] if "calibration" in result
-               else []),
-             f"torchvision eager fp32 timed before and after the engines ({drift}); speedups "
-             "divide the mean of its medians; 'fastest calls' divides its fastest call by the "
-             "engine's (steadier where the machine's speed swings)"]
+    header = [f"{result['model']} at {h}x{w} on {result['device']}, "
+              f"{counted(result['threads'], 'thread')}, torch {result['torch']}; "
+              f"{weights_text(result['weights'])}",
+              f"{counted(result['iters'], 'timed call')} after "
+              f"{counted(result['warmup'], 'warm-up call')}; ms per call",
+              *([f"int8 calibrated on {result['calibration']}"] if "calibration" in result
+                else []),
+              f"torchvision eager fp32 timed before and after the engines ({drift}); speedups "
+              "divide the mean of its medians; 'fastest calls' divides its fastest call by "
+              "the engine's (steadier where the machine's speed swings)"]
     features = result.get("cpu_features")
     if features is not None:
-        lines.append(f"CPU features: {feature_list(features)}")
+        header.append(f"CPU features: {feature_list(features)}")
+    lines = [part for line in header for part in _wrapped(line)]
     for entry in result["results"]:
         batches = list(entry["batches"])
-        lines += ["", f"{entry['engine']} {entry['precision']}"
-                  + (f" (chosen by {entry['auto']})" if entry.get("auto") else ""),
+        lines += ["", *_wrapped(f"{entry['engine']} {entry['precision']}"
+                                + (f" (chosen by {entry['auto']})" if entry.get("auto") else "")),
                   f"{'stage':<22}" + "".join(f"{'b' + b + ' median':>14}{'p95':>9}"
                                              for b in batches)]
         rows = [(s, s) for s in STAGES] + [("total", None)]
@@ -50,7 +56,14 @@ def format_tables(result: dict) -> str:
         lines.append(f"{'speedup, fastest calls':<22}" + "".join(
             f"{entry['batches'][b]['speedup_fastest']:>13.2f}x{'':>9}" for b in batches))
     for s in result["skipped"]:
-        lines.append(f"skipped {s['engine']} {s['precision']}: {s['reason']}")
+        lines += _wrapped(f"skipped {s['engine']} {s['precision']}: {s['reason']}")
     if result.get("interrupted"):
-        lines.append(interrupted_line(result))
+        lines += _wrapped(interrupted_line(result))
     return "\n".join(lines)
+
+
+def _wrapped(text: str) -> list[str]:
+    """``text`` as lines of at most ``WIDTH`` columns, the ones after the first indented; a
+    word longer than that (a path) is kept whole on its own line."""
+    return textwrap.wrap(text, WIDTH, subsequent_indent="  ", break_long_words=False,
+                         break_on_hyphens=False)

@@ -177,5 +177,37 @@ def test_ctrl_c_once_a_setting_is_timed_keeps_its_table_and_names_the_rest(capsy
     assert main(args) == 130
     table = capsys.readouterr().out
     assert "\ntorch fp32\n" in table and "speedup" in table
-    assert table.endswith("\ninterrupted: not timed: torch bf16; speedups (b1) divide "
-                          "torchvision eager as timed before the engines only\n")
+    last = table.rsplit("\ninterrupted: ", 1)[1]  # wrapped to the terminal's 80 columns
+    assert " ".join(last.split()) == ("not timed: torch bf16; speedups (b1) divide "
+                                      "torchvision eager as timed before the engines only")
+
+
+def test_bench_tables_fit_an_80_column_terminal_with_two_batch_sizes():
+    """The header, the reason auto chose and a skipped setting's reason are wrapped, not
+    one 200-character line; a long path is kept whole."""
+    from drivevision.cli.bench_tables import format_tables
+
+    cell = {"median": 1234.5, "p95": 2345.6, "min": 1000.0}
+    batch = {"stages": {s: cell for s in ("preprocess", "dense_a", "proposals", "dense_b",
+                                          "postprocess")},
+             "total": cell, "fps": 0.81, "speedup": 1.5, "speedup_fastest": 1.4}
+    weights = "/home/someone/projects/driving/checkpoints/tiny-fpn-synthetic-2026-11-30.pt"
+    why = ("precision auto: bf16 in hardware (AVX512-BF16); its AP on the evaluation clips is "
+           "within 0.3 AP points (AP x100) of fp32; engine auto: CPU, bf16: Inductor's bf16 "
+           "kernels, the fastest CPU path measured")
+    result = {"model": "tiny-fpn", "weights": weights, "device": "CPU: AMD EPYC 9B14 96-Core "
+              "Processor", "input_size": [384, 640], "iters": 1, "warmup": 1,
+              "torch": "2.14.1+cu130", "threads": 2,
+              "cpu_features": ["avx512_bf16", "avx512_vnni", "avx512f", "avx2"],
+              "baseline": {b: {"total": cell, "fps": 0.8, "before_ms": 1351.0,
+                               "after_ms": 870.5} for b in ("1", "8")},
+              "results": [{"engine": "compiled", "precision": "bf16", "auto": why,
+                           "batches": {"1": batch, "8": batch}}],
+              "skipped": [{"engine": "tensorrt", "precision": "fp16", "reason": "Expected a "
+                           "CUDA device for the tensorrt engine, but got cpu (no GPU here)"}]}
+    text = format_tables(result)
+    assert max(len(line) for line in text.splitlines()) <= 80, text
+    assert weights in text and "1 timed call after 1 warm-up call;" in text
+    assert f"compiled bf16 (chosen by {why})" in " ".join(
+        line.strip() for line in text.splitlines())
+    assert "\nstage " in text and "\nspeedup, fastest calls " in text  # rows start a line
