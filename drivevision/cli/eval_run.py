@@ -190,6 +190,7 @@ def detect_all(detector: Detector, uri: str, truth: Annotations, warmup: int, *,
                 files[frame.index] = frame.file
     if not samples:
         raise ValueError(f"{uri}: no frame to detect in")
+    _check_end(uri, max(frames), truth, stride)
     classes = tuple(dict.fromkeys(n for f in frames.values() for n in f.labels))
     return Annotations(uri, frames, classes, file_names=files), float(np.median(samples))
 
@@ -230,6 +231,19 @@ def _check_files(source, truth: Annotations) -> None:
         missing = sorted(set(theirs) - set(mine))[:3] or sorted(set(mine) - set(theirs))[:3]
         raise ValueError(f"{source.uri} does not hold exactly the images of the ground truth "
                          f"({len(mine)} here, {len(theirs)} there; e.g. {', '.join(missing)})")
+
+
+def _check_end(uri: str, last: int, truth: Annotations, stride: int) -> None:
+    """Labelled frames (of those the stride keeps) past the input's last frame would count as
+    missed: the ground truth is another, longer video's, or the video was cut."""
+    past = sorted(f for f in truth.frames if f > last and f % stride == 0)
+    if not past or truth.match_files:  # a dataset's images: matched by name (_check_files)
+        return
+    which = str(past[0]) if len(past) == 1 else f"{past[0]}-{past[-1]}"
+    raise ValueError(f"{uri} ends at frame {last}, but {truth.path} labels "
+                     f"{counted(len(past), 'frame')} after it ({which}), whose objects would "
+                     "count as missed: the ground truth of a longer video? Give the ground "
+                     "truth of the frames the input has")
 
 
 def _check_size(index: int | None, shape: tuple, truth: Annotations) -> None:

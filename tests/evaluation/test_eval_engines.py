@@ -218,3 +218,24 @@ def test_ctrl_c_during_a_later_engine_keeps_those_scored_in_the_table_and_report
     assert "interrupted: not scored: torch bf16" in (report / "summary.md").read_text()
     assert (report / "torch-fp32" / "summary.md").is_file()
     assert not (report / "torch-bf16").exists()
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_ground_truth_past_the_end_of_the_input_is_refused_not_scored_as_missed(
+        tmp_path, capsys, stride):
+    """A 3-frame clip against the ground truth of 6 frames: frames 3-5 would count as
+    missed, lowering AP with no word of why; the run says so in one line instead (exit 2).
+    With --frame-stride 2 the input's frame 2 is the last it gives, frame 4 the one it lacks."""
+    video, gt = tmp_path / "clip.mp4", tmp_path / "gt.jsonl"
+    write_eval_clip(video, gt, seeds=(101,), frames_per_seed=6)
+    write_eval_clip(video, tmp_path / "short_gt.jsonl", seeds=(101,), frames_per_seed=3)
+    extra = ["--track", "--frame-stride", "2"] if stride == 2 else []
+    code = main(["eval", "--gt", str(gt), str(video), "--weights", WEIGHTS, "--device", "cpu",
+                 "--warmup", "0", *extra])
+    captured = capsys.readouterr()
+    lacking = "3 frames after it (3-5)" if stride == 1 else "1 frame after it (4)"
+    assert code == 2 and captured.out == ""
+    assert captured.err.splitlines()[-1] == (
+        f"drivevision: error: {video} ends at frame 2, but {gt} labels {lacking}, "
+        "whose objects would count as missed: the ground truth of a longer video? Give the "
+        "ground truth of the frames the input has")
