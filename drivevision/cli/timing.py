@@ -240,10 +240,11 @@ def _time_setting(spec: BenchSpec, loaded: LoadedModel, frames: list, device: to
                if why]
     if reasons:
         entry["auto"] = "; ".join(reasons)
-        log(f"{engine} {precision} -> {name} {det.precision} ({entry['auto']})")
+        log(f"engine {engine}, precision {precision} -> {name} {det.precision} "
+            f"({entry['auto']})")
     try:
         for b in spec.batches:
-            log(f"{name} {precision}, batch {b}")
+            log(f"{name} {det.precision}, batch {b}")
             try:
                 r = time_engine(det, frames, spec, b, stop)
             except (RuntimeError, OSError) as e:  # a failed build or run: say, go on

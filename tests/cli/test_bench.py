@@ -211,3 +211,14 @@ def test_bench_tables_fit_an_80_column_terminal_with_two_batch_sizes():
     assert f"compiled bf16 (chosen by {why})" in " ".join(
         line.strip() for line in text.splitlines())
     assert "\nstage " in text and "\nspeedup, fastest calls " in text  # rows start a line
+
+
+def test_bench_progress_names_the_precision_auto_picked_not_auto(capsys):
+    assert main(["bench", "--model", "tiny-fpn", "--engines", "torch", "--precision", "auto",
+                 "--input-size", "64x64", "--iters", "1", "--warmup", "0", "--device", "cpu",
+                 "--json"]) == 0
+    captured = capsys.readouterr()
+    (entry,) = json.loads(captured.out)["results"]
+    assert entry["precision"] in ("fp32", "bf16")  # by the CPU's bf16 hardware
+    assert f"\ntorch {entry['precision']}, batch 1\n" in captured.err
+    assert "auto, batch" not in captured.err
