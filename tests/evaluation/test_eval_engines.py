@@ -94,10 +94,14 @@ def test_the_table_shows_the_tracker_and_its_scores(tmp_path, capsys):
                  "--warmup", "0", "--track", "--frame-stride", "2"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert any(line.startswith("tracker botsort on frames 0, 2, 4, ...") for line in lines)
-    header = next(line for line in lines if line.startswith("engine"))
-    assert header.split()[-5:] == ["HOTA", "MOTA", "IDF1", "IDsw", "recall"]
-    row = next(line for line in lines if line.startswith("torch "))
-    assert len(row.split()) == len(header.split())  # the torch fp32 row, every column
+    # two tables, AP and tracks, each with the torch fp32 row, every column; 80 columns
+    headers = [i for i, line in enumerate(lines) if line.startswith("engine")]
+    assert [lines[i].split()[2:] for i in headers] == [
+        ["AP", "AP50", "AP75", "ms/frame", "dAP"], ["HOTA", "MOTA", "IDF1", "IDsw", "recall"]]
+    for i in headers:
+        assert lines[i + 1].startswith("torch     fp32 ")
+        assert len(lines[i + 1].split()) == len(lines[i].split())
+    assert max(len(line) for line in lines if not line.startswith("note:")) <= 80
 
 
 def test_eval_scores_the_frames_detect_writes_with_the_same_stride_past_a_damaged_one(
