@@ -46,7 +46,7 @@ def _class_table(m: dict) -> list[str]:
     """Per class, as Ultralytics' val prints it: ground-truth boxes, detections, precision
     and recall at the best-F1 score threshold (IoU 0.5), AP50 and AP."""
     conf = m.get("conf_best_f1")
-    lines = [f"Precision P and recall R at IoU 0.5 for detections scoring {fmt(conf)} and up, "
+    lines = [f"Precision P and recall R at IoU 0.5 for detections scoring {fmt(conf)} and up,",
              "the threshold of the best mean F1 over the classes.", "",
              "| class | boxes | detections | P | R | AP@.5 | AP@[.5:.95] |",
              "|---|---:|---:|---:|---:|---:|---:|"]
@@ -60,7 +60,7 @@ def _confusion_table(result: Evaluation) -> list[str]:
     if cm is None:
         return []
     names = list(result.confusion_labels)
-    lines = ["", "Confusion matrix (IoU 0.5, same detections): rows the predicted class, "
+    lines = ["", "Confusion matrix (IoU 0.5, same detections): rows the predicted class,",
              "columns the true one; background: a detection of nothing, a missed object.", "",
              "| predicted / true | " + " | ".join(names) + " |",
              "|---|" + "---:|" * len(names)]

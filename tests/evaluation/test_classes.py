@@ -81,6 +81,8 @@ def test_the_report_tables_them_and_metrics_json_holds_them(tmp_path, capsys):
     summary = (report / "summary.md").read_text()
     assert summary == capsys.readouterr().out.rsplit("wrote ", 1)[0]  # what was printed
     assert "detections scoring 0.300 and up" in summary
+    prose = [line for line in summary.splitlines() if not line.startswith(("|", "# "))]
+    assert max(map(len, prose)) <= 80  # an 80-column terminal shows it as it is written
     assert "| car | 2 | 4 | 0.667 | 1.000 |" in summary
     assert "| person | 2 | 2 | 0.500 | 0.500 |" in summary
     assert "| predicted / true | car | person | background |" in summary
