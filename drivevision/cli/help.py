@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import re
+import shutil
 import textwrap
 
 
@@ -85,6 +86,8 @@ def add_command(commands, name: str, *, summary: str, description: str,
     return parser
 
 
-def wrap(text: str, width: int = 88) -> str:
-    """``text`` wrapped to ``width`` columns, its own line breaks kept."""
+def wrap(text: str, width: int | None = None) -> str:
+    """``text`` wrapped to ``width`` columns, by default the terminal's less 2, as argparse
+    wraps the options' help (88 at most), its own line breaks kept."""
+    width = width or min(88, shutil.get_terminal_size().columns - 2)
     return "\n".join(textwrap.fill(line, width) for line in text.splitlines())

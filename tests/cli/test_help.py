@@ -104,3 +104,12 @@ def test_a_comment_off_the_column_is_found():
     epilog = ("Examples:\n  drivevision a       # one\n  drivevision b c d e  # long, two spaces\n"
               "  drivevision f        # one column off\n  drivevision g       # two\n")
     assert misaligned_comments(epilog) == ["  drivevision f        # one column off"]
+
+
+def test_descriptions_fit_the_terminal_they_are_shown_in(monkeypatch):
+    """Wrapped to the terminal's width as argparse wraps the options' help (80 columns here),
+    not at a fixed 88 that an 80-column terminal breaks again mid-line."""
+    monkeypatch.setenv("COLUMNS", "80")
+    for name, parser in commands().items():  # built now, in that terminal
+        lines = parser.description.splitlines()  # printed as they are (raw description)
+        assert max(len(line) for line in lines) <= 78, name  # argparse's margin: 2
