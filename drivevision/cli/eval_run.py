@@ -33,7 +33,7 @@ from drivevision.engines.hardware import cpu_features, feature_list
 from drivevision.evaluation import Annotations, Evaluation, FrameBoxes, evaluate
 from drivevision.evaluation.report import write_report
 from drivevision.evaluation.yolo import image_stem
-from drivevision.labels import counted
+from drivevision.labels import ClassNames, counted
 from drivevision.pipeline import signals
 
 REFERENCE = ("torch", "fp32")
@@ -136,6 +136,7 @@ def _run_one(args: argparse.Namespace, truth: Annotations, class_map: dict, engi
         return
     if stop.is_set():  # came while the model loaded
         raise KeyboardInterrupt
+    _check_class_map(class_map, detector.names)
     result.info.setdefault("device", _device_name(detector.device))
     log(f"{engine} {precision}: detecting ({detector.describe()})")
     stride = args.frame_stride
@@ -148,6 +149,19 @@ def _run_one(args: argparse.Namespace, truth: Annotations, class_map: dict, engi
     engine, precision = detector.engine.name, detector.precision  # what auto picked
     result.runs.append(EngineRun(engine, precision, ms, evaluation))
     log(f"{engine} {precision}: AP {evaluation.metrics['AP']:.4f}, {ms:.1f} ms/frame")
+
+
+def _check_class_map(class_map: dict[str, str], names) -> None:
+    """A ``--class-map`` model class the model does not have (a typo, another model's name):
+    a ValueError naming the close ones or listing the model's, before any frame is detected,
+    where it would only leave that ground-truth class without detections."""
+    lower = ClassNames(n.lower() for n in names)
+    for model in class_map:
+        if model not in lower:
+            try:
+                lower.index(model)
+            except ValueError as e:
+                raise ValueError(f"--class-map: {e}") from None
 
 
 def _track_stages(args: argparse.Namespace) -> list:

@@ -243,3 +243,21 @@ def test_ground_truth_past_the_end_of_the_input_is_refused_not_scored_as_missed(
         f"drivevision: error: {video} ends at frame 2, but {gt} labels {lacking}, "
         "whose objects would count as missed: the ground truth of a longer video? Give the "
         "ground truth of the frames the input has")
+
+
+@pytest.mark.parametrize("mapping, expected", [
+    ("car=tractor", "--class-map: Unknown class 'tractor'; expected one of the model's "
+                    "classes: person (1), car (2), truck (3), bus (4), traffic light (5)"),
+    ("vehicle=Truk", "--class-map: Unknown class 'truk'; did you mean truck?"),
+])
+def test_a_class_map_naming_a_class_the_model_lacks_is_refused_before_detecting(
+        tmp_path, capsys, mapping, expected):
+    video, gt = tmp_path / "clip.mp4", tmp_path / "gt.jsonl"
+    write_eval_clip(video, gt, seeds=(101,), frames_per_seed=1)
+    if mapping.startswith("vehicle"):  # a ground truth that says vehicle
+        gt.write_text(gt.read_text().replace('"truck"', '"vehicle"'))
+    code = main(["eval", "--gt", str(gt), str(video), "--weights", WEIGHTS, "--device", "cpu",
+                 "--warmup", "0", "--class-map", mapping])
+    err = capsys.readouterr().err
+    assert code == 2 and err.splitlines()[-1] == f"drivevision: error: {expected}"
+    assert "detecting" not in err  # the model loaded, no frame went through it
