@@ -29,6 +29,10 @@ def format_tables(result: dict) -> str:
               f"torchvision eager fp32 timed before and after the engines ({drift}); speedups "
               "divide the mean of its medians; 'fastest calls' divides its fastest call by "
               "the engine's (steadier where the machine's speed swings)"]
+    if not result["warmup"]:
+        header.append("warning: no warm-up call, so the first timed call's one-off work "
+                      "(compiling: a minute or more for compiled; first allocations) is in "
+                      "the figures; --warmup 1 keeps it out")
     features = result.get("cpu_features")
     if features is not None:
         header.append(f"CPU features: {feature_list(features)}")

@@ -182,35 +182,52 @@ def test_ctrl_c_once_a_setting_is_timed_keeps_its_table_and_names_the_rest(capsy
                                       "torchvision eager as timed before the engines only")
 
 
+WHY_AUTO = ("precision auto: bf16 in hardware (AVX512-BF16); its AP on the evaluation clips "
+            "is within 0.3 AP points (AP x100) of fp32; engine auto: CPU, bf16: Inductor's "
+            "bf16 kernels, the fastest CPU path measured")
+LONG_WEIGHTS = "/home/someone/projects/driving/checkpoints/tiny-fpn-synthetic-2026-11-30.pt"
+
+
+def table_result(warmup: int = 1) -> dict:
+    """What run_bench returns, by hand: compiled bf16 chosen by auto at batch 1 and 8."""
+    cell = {"median": 1234.5, "p95": 2345.6, "min": 1000.0}
+    batch = {"stages": {s: cell for s in ("preprocess", "dense_a", "proposals", "dense_b",
+                                          "postprocess")},
+             "total": cell, "fps": 0.81, "speedup": 1.5, "speedup_fastest": 1.4}
+    return {"model": "tiny-fpn", "weights": LONG_WEIGHTS,
+            "device": "CPU: AMD EPYC 9B14 96-Core Processor", "input_size": [384, 640],
+            "iters": 1, "warmup": warmup, "torch": "2.14.1+cu130", "threads": 2,
+            "cpu_features": ["avx512_bf16", "avx512_vnni", "avx512f", "avx2"],
+            "baseline": {b: {"total": cell, "fps": 0.8, "before_ms": 1351.0,
+                             "after_ms": 870.5} for b in ("1", "8")},
+            "results": [{"engine": "compiled", "precision": "bf16", "auto": WHY_AUTO,
+                         "batches": {"1": batch, "8": batch}}],
+            "skipped": [{"engine": "tensorrt", "precision": "fp16", "reason": "Expected a "
+                         "CUDA device for the tensorrt engine, but got cpu (no GPU here)"}]}
+
+
 def test_bench_tables_fit_an_80_column_terminal_with_two_batch_sizes():
     """The header, the reason auto chose and a skipped setting's reason are wrapped, not
     one 200-character line; a long path is kept whole."""
     from drivevision.cli.bench_tables import format_tables
 
-    cell = {"median": 1234.5, "p95": 2345.6, "min": 1000.0}
-    batch = {"stages": {s: cell for s in ("preprocess", "dense_a", "proposals", "dense_b",
-                                          "postprocess")},
-             "total": cell, "fps": 0.81, "speedup": 1.5, "speedup_fastest": 1.4}
-    weights = "/home/someone/projects/driving/checkpoints/tiny-fpn-synthetic-2026-11-30.pt"
-    why = ("precision auto: bf16 in hardware (AVX512-BF16); its AP on the evaluation clips is "
-           "within 0.3 AP points (AP x100) of fp32; engine auto: CPU, bf16: Inductor's bf16 "
-           "kernels, the fastest CPU path measured")
-    result = {"model": "tiny-fpn", "weights": weights, "device": "CPU: AMD EPYC 9B14 96-Core "
-              "Processor", "input_size": [384, 640], "iters": 1, "warmup": 1,
-              "torch": "2.14.1+cu130", "threads": 2,
-              "cpu_features": ["avx512_bf16", "avx512_vnni", "avx512f", "avx2"],
-              "baseline": {b: {"total": cell, "fps": 0.8, "before_ms": 1351.0,
-                               "after_ms": 870.5} for b in ("1", "8")},
-              "results": [{"engine": "compiled", "precision": "bf16", "auto": why,
-                           "batches": {"1": batch, "8": batch}}],
-              "skipped": [{"engine": "tensorrt", "precision": "fp16", "reason": "Expected a "
-                           "CUDA device for the tensorrt engine, but got cpu (no GPU here)"}]}
-    text = format_tables(result)
+    text = format_tables(table_result())
     assert max(len(line) for line in text.splitlines()) <= 80, text
-    assert weights in text and "1 timed call after 1 warm-up call;" in text
-    assert f"compiled bf16 (chosen by {why})" in " ".join(
+    assert LONG_WEIGHTS in text and "1 timed call after 1 warm-up call;" in text
+    assert f"compiled bf16 (chosen by {WHY_AUTO})" in " ".join(
         line.strip() for line in text.splitlines())
     assert "\nstage " in text and "\nspeedup, fastest calls " in text  # rows start a line
+
+
+def test_bench_without_warm_up_says_the_first_call_s_one_off_work_is_timed():
+    """--warmup 0 with the compiled engine times its compilation: 17 s of a 96x160 call."""
+    from drivevision.cli.bench_tables import format_tables
+
+    assert "no warm-up call" not in format_tables(table_result(warmup=1))
+    cold = " ".join(format_tables(table_result(warmup=0)).split())
+    assert ("warning: no warm-up call, so the first timed call's one-off work (compiling: a "
+            "minute or more for compiled; first allocations) is in the figures; --warmup 1 "
+            "keeps it out") in cold
 
 
 def test_bench_progress_names_the_precision_auto_picked_not_auto(capsys):
