@@ -155,8 +155,8 @@ def _matched_classes(truth: Annotations, preds: Annotations, class_map: dict[str
                          f"{', '.join(truth.classes) or 'none'}, {preds.path} has "
                          f"{', '.join(preds.classes)}; map them with --class-map gt=model,...")
     if dropped:
-        notes.append(f"left out predictions of classes the ground truth does not label: "
-                     f"{', '.join(dropped)}")
+        notes.append(f"left out of AP, P and R (the confusion matrix counts them) predictions "
+                     f"of classes the ground truth does not label: {', '.join(dropped)}")
     kept = {f: _picked(fb, rename, lambda n: n in truth.classes) for f, fb in preds.frames.items()}
     other = {f: _picked(fb, rename, lambda n: n not in truth.classes)
              for f, fb in preds.frames.items()}

@@ -112,6 +112,8 @@ def test_a_box_of_a_class_the_ground_truth_lacks_still_shows_what_it_was_taken_f
     # the threshold comes from car alone: its one detection, 0.8; both bus boxes score more
     assert ev.metrics["classes"]["car"]["recall"] == pytest.approx(0.5)  # AP, P, R: car only
     assert "bus" not in ev.metrics["classes"]
+    assert ev.notes == ["left out of AP, P and R (the confusion matrix counts them) "
+                        "predictions of classes the ground truth does not label: bus"]
     assert ev.confusion_labels == ("car", "bus", "background")
     assert ev.confusion.tolist() == [[1, 0, 0],   # the second car found
                                      [1, 0, 1],   # the first car taken for a bus; a bus on nothing

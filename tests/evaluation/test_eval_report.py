@@ -132,7 +132,8 @@ def test_each_engine_folder_has_the_summary_a_pred_report_has_linked_from_the_to
     assert "\n| car | 4 | " in summary
     # the classes the ground truth lacks come after its own: what its cars were taken for
     assert "| predicted / true | car | bus | person | truck | background |" in summary
-    assert "\n- left out predictions of classes the ground truth does not label: " in summary
+    assert "\n- left out of AP, P and R (the confusion matrix counts them) predictions of " \
+        "classes the ground truth does not label: " in summary
     top = (report / "summary.md").read_text()
     assert "- [torch fp32](torch-fp32/summary.md)\n" in top
     links = re.findall(r"\]\(([^)]+)\)", top)
@@ -140,7 +141,8 @@ def test_each_engine_folder_has_the_summary_a_pred_report_has_linked_from_the_to
     assert "torch-fp32/summary.md" in (report / ".drivevision-report.txt").read_text()
 
 
-NOTE = "left out predictions of classes the ground truth does not label: "
+NOTE = ("left out of AP, P and R (the confusion matrix counts them) predictions of classes the "
+        "ground truth does not label: ")
 
 
 @pytest.mark.parametrize("json_out", [False, True])
