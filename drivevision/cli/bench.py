@@ -66,8 +66,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def _check_runnable(spec) -> None:
     """Refuse, before the model loads and torchvision eager is timed, a device this machine
-    lacks, precisions of which it runs none, or only tensorrt without CUDA: a setting that
-    cannot run is skipped with its reason, but a run with none left would measure nothing."""
+    lacks, or engines and precisions of which no pair runs here (tensorrt without CUDA, int8
+    on torch): a setting that cannot run is skipped with its reason, but a run with none
+    left would measure nothing."""
+    from drivevision.engines import check_int8_engine
     from drivevision.engines.hardware import check_precision, device_kind
 
     kind = device_kind(spec.device)
@@ -79,7 +81,24 @@ def _check_runnable(spec) -> None:
             problems.append(e)
     if len(problems) == len(spec.precisions):
         raise problems[0]
-    if kind != "cuda" and set(spec.engines) == {"tensorrt"}:  # TensorRT runs on CUDA only
+    reasons = [_why_not(engine, precision, kind, check_int8_engine)
+               for engine in spec.engines for precision in spec.precisions]
+    if all(reasons):
         raise ValueError(f"Expected an engine and precision that run here, but none can, so "
-                         f"nothing would be measured (tensorrt: Expected a CUDA device for "
-                         f"the tensorrt engine, but got {kind})")
+                         f"nothing would be measured ({'; '.join(dict.fromkeys(reasons))})")
+
+
+def _why_not(engine: str, precision: str, kind: str, check_int8_engine) -> str | None:
+    """Why ``engine`` in ``precision`` cannot run on a device of ``kind`` (None: it may)."""
+    from drivevision.engines.hardware import check_precision
+
+    try:
+        check_precision(precision, kind)
+        if precision == "int8":
+            check_int8_engine(engine)
+    except ValueError as e:
+        return f"{engine} {precision}: {str(e).splitlines()[0]}"
+    if engine == "tensorrt" and kind != "cuda":  # TensorRT runs on CUDA only
+        return (f"{engine} {precision}: Expected a CUDA device for the tensorrt engine, but "
+                f"got {kind}")
+    return None

@@ -86,7 +86,24 @@ def test_bench_with_nothing_that_runs_here_fails_saying_why(capsys):
     assert code == 2 and captured.out == ""
     (line,) = captured.err.splitlines()  # one line, before torchvision eager was timed
     assert line.startswith("drivevision: error: Expected an engine and precision that run here")
-    assert "nothing would be measured (tensorrt: Expected a CUDA device" in line
+    assert "nothing would be measured (tensorrt fp32: Expected a CUDA device" in line
+
+
+@pytest.mark.parametrize("engines, reason", [
+    ("torch", "torch int8: Expected --engine onnx or compiled (or auto) for int8, but got torch"),
+    ("torch,tensorrt", "; tensorrt int8: Expected --engine onnx or compiled (or auto) for "
+                       "int8, but got tensorrt; a TensorRT int8 engine: drivevision export"),
+])
+def test_bench_with_no_engine_for_the_precision_fails_before_timing_eager(capsys, engines,
+                                                                        reason):
+    """torch int8 never runs: said at once, not after torchvision eager was timed."""
+    code = main(["bench", "--model", "tiny-fpn", "--engines", engines, "--precision", "int8",
+                 "--input-size", "64x64", "--iters", "1", "--warmup", "0", "--device", "cpu"])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    (line,) = captured.err.splitlines()  # one line, before torchvision eager was timed
+    assert line.startswith("drivevision: error: Expected an engine and precision that run here")
+    assert reason in line
 
 
 def test_bench_json_names_the_weights_file_and_calibration_without_a_prefix(capsys,
