@@ -20,10 +20,10 @@ def add_parser(commands) -> None:
                     "frames/s per batch size, and the speedup over torchvision's eager fp32 "
                     "model(images) measured in the same run.",
         examples="""
-drivevision bench --engines torch,onnx --input-size 384x640 --iters 5  # a quick CPU look
-drivevision bench --device cuda --engines torch,compiled,tensorrt --precision fp32,fp16
+drivevision bench --engines torch,onnx --input-size 384x640 --iters 5  # CPU
+drivevision bench --device cuda --engines compiled,tensorrt --precision fp16
 drivevision bench --weights assets/tiny-fpn-synthetic.pt --json > bench.json
-drivevision bench --engines auto --precision auto  # what auto picks here, and its speed""")
+drivevision bench --engines auto --precision auto  # what auto picks here, why""")
     model_args(bench)
     g = bench.add_argument_group("what to time")
     add_alias(g, "--engine", g.add_argument(

@@ -43,13 +43,13 @@ def add_parser(commands) -> None:
                     "frame or, with --frame-stride K, on every K-th frame: what live shows "
                     "with a detector that keeps up with 1/K of the camera's frame rate.",
         examples="""
-drivevision eval --gt assets/sample_gt.jsonl --pred det.jsonl        # score a detect run
+drivevision eval --gt assets/sample_gt.jsonl --pred det.jsonl  # a detect run
 drivevision eval --gt gt.json --pred det.jsonl --class-map vehicle=car --json
-drivevision eval --gt eval_gt.jsonl eval.mp4 --weights demo.pt --engines torch,onnx,compiled
-drivevision eval --gt eval_gt.jsonl eval.mp4 --weights demo.pt --precision fp32,bf16 --json
-drivevision eval --gt eval_gt.jsonl eval.mp4 --weights demo.pt --track --frame-stride 3
-drivevision eval --gt MOT17-02/gt/gt.txt --pred tracks.jsonl --report runs/eval/mot
-drivevision eval --gt dataset/ dataset/images/ --weights demo.pt     # corrected YOLO labels""")
+drivevision eval --gt gt.jsonl clip.mp4 --weights demo.pt --engines onnx
+drivevision eval --gt gt.jsonl clip.mp4 --weights demo.pt --precision bf16
+drivevision eval --gt gt.jsonl clip.mp4 --track --frame-stride 3  # tracks
+drivevision eval --gt MOT17-02/gt/gt.txt --pred tracks.jsonl --report report/
+drivevision eval --gt dataset/ dataset/images/ --weights demo.pt  # YOLO""")
     p.add_argument("input", nargs="?",
                    help="video or folder of images to run the detector on (instead of --pred)")
     g = p.add_argument_group("what to score")

@@ -113,3 +113,10 @@ def test_descriptions_fit_the_terminal_they_are_shown_in(monkeypatch):
     for name, parser in commands().items():  # built now, in that terminal
         lines = parser.description.splitlines()  # printed as they are (raw description)
         assert max(len(line) for line in lines) <= 78, name  # argparse's margin: 2
+
+
+@pytest.mark.parametrize("name", ["bench", "eval"])
+def test_the_whole_help_fits_an_80_column_terminal(monkeypatch, name):
+    monkeypatch.setenv("COLUMNS", "80")
+    text = commands()[name].format_help()
+    assert max(len(line) for line in text.splitlines()) <= 80, name
