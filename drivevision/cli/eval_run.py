@@ -141,7 +141,8 @@ def _run_one(args: argparse.Namespace, truth: Annotations, class_map: dict, engi
     log(f"{engine} {precision}: detecting ({detector.describe()})")
     stride = args.frame_stride
     preds, ms = detect_all(detector, args.input, truth, args.warmup, stride=stride,
-                           stages=_track_stages(args), stop=stop)
+                           stages=_track_stages(args), stop=stop,
+                           allow_unlabelled=args.allow_unlabelled)
     seen = truth if stride == 1 else replace(
         truth, frames={f: fb for f, fb in truth.frames.items() if f % stride == 0})
     evaluation = evaluate(seen, preds, class_map=class_map,
@@ -174,12 +175,13 @@ def _track_stages(args: argparse.Namespace) -> list:
 
 
 def detect_all(detector: Detector, uri: str, truth: Annotations, warmup: int, *,
-               stride: int = 1, stages=(), stop: threading.Event | None = None
-               ) -> tuple[Annotations, float]:
+               stride: int = 1, stages=(), stop: threading.Event | None = None,
+               allow_unlabelled: bool = True) -> tuple[Annotations, float]:
     """Detections of frames 0, ``stride``, 2 x ``stride``, ... of ``uri`` (by their index in
     it, whatever frames could not be decoded), passed through ``stages`` (a tracker's: then
     with track ids), and the median ms of one detector call. KeyboardInterrupt before a
-    frame once ``stop`` is set (a Ctrl-C came)."""
+    frame once ``stop`` is set (a Ctrl-C came); unless ``allow_unlabelled``, a ValueError
+    at the first frame ``truth`` does not label, before it is detected."""
     from drivevision.io.sources import open_source
     from drivevision.pipeline.result import Result
 
@@ -191,6 +193,8 @@ def detect_all(detector: Detector, uri: str, truth: Annotations, warmup: int, *,
         for frame in source:
             if stop is not None and stop.is_set():
                 raise KeyboardInterrupt
+            if not (allow_unlabelled or truth.match_files or frame.index in truth.frames):
+                raise ValueError(_unlabelled(uri, frame.index, truth))
             _check_size(frame_of(frame), frame.image.shape, truth)
             if not samples and frame.index == next(iter(truth.frames), 0):
                 for _ in range(warmup):
@@ -246,6 +250,16 @@ def _check_files(source, truth: Annotations) -> None:
         missing = sorted(set(theirs) - set(mine))[:3] or sorted(set(mine) - set(theirs))[:3]
         raise ValueError(f"{source.uri} does not hold exactly the images of the ground truth "
                          f"({len(mine)} here, {len(theirs)} there; e.g. {', '.join(missing)})")
+
+
+def _unlabelled(uri: str, index: int, truth: Annotations) -> str:
+    """Frame ``index`` of ``uri`` has no ground truth: said at once, not after every frame
+    past the labelled ones was detected (a long video against a short ground truth)."""
+    labelled = sorted(truth.frames)
+    span = f", {labelled[0]}-{labelled[-1]}" if labelled else ""
+    return (f"{uri} has frame {index}, which {truth.path} does not label (it labels "
+            f"{counted(len(labelled), 'frame')}{span}); pass --allow-unlabelled to leave "
+            "the frames it lacks out")
 
 
 def _check_end(uri: str, last: int, truth: Annotations, stride: int) -> None:

@@ -261,3 +261,25 @@ def test_a_class_map_naming_a_class_the_model_lacks_is_refused_before_detecting(
     err = capsys.readouterr().err
     assert code == 2 and err.splitlines()[-1] == f"drivevision: error: {expected}"
     assert "detecting" not in err  # the model loaded, no frame went through it
+
+
+def test_an_input_longer_than_its_ground_truth_stops_at_the_first_unlabelled_frame(
+        tmp_path, capsys, monkeypatch):
+    """A 6-frame clip against the ground truth of its first 3: refused at frame 3, before
+    it is detected, not after the detector went through the rest of the video."""
+    from drivevision.detector import Detector
+
+    video, gt = tmp_path / "clip.mp4", tmp_path / "gt.jsonl"
+    write_eval_clip(video, tmp_path / "full.jsonl", seeds=(101,), frames_per_seed=6)
+    gt.write_text("".join((tmp_path / "full.jsonl").read_text().splitlines(True)[:3]))
+    calls = []
+    call = Detector.__call__
+    monkeypatch.setattr(Detector, "__call__", lambda self, *a, **k: calls.append(1) or
+                        call(self, *a, **k))
+    code = main(["eval", "--gt", str(gt), str(video), "--weights", WEIGHTS, "--device", "cpu",
+                 "--warmup", "0"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(calls) == 3  # frames 0-2 only
+    assert err.splitlines()[-1] == (
+        f"drivevision: error: {video} has frame 3, which {gt} does not label (it labels 3 "
+        "frames, 0-2); pass --allow-unlabelled to leave the frames it lacks out")
