@@ -43,7 +43,7 @@ def add_parser(commands) -> None:
                     "frame or, with --frame-stride K, on every K-th frame: what live shows "
                     "with a detector that keeps up with 1/K of the camera's frame rate.",
         examples="""
-drivevision eval --gt assets/sample_gt.jsonl --pred det.jsonl  # a detect run
+drivevision eval --gt assets/sample_gt.jsonl --pred det.jsonl     # the sample
 drivevision eval --gt gt.json --pred det.jsonl --class-map vehicle=car --json
 drivevision eval --gt gt.jsonl clip.mp4 --weights demo.pt --engines onnx
 drivevision eval --gt gt.jsonl clip.mp4 --weights demo.pt --precision bf16
