@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from drivevision.cli.exits import EXIT_INTERRUPTED, EXIT_OK
+from drivevision.cli.exits import EXIT_INPUT_DAMAGED, EXIT_INTERRUPTED, EXIT_OK
 from drivevision.cli.help import add_command
 from drivevision.cli.options import add_detector_args, check_detector_args, csv_list
 from drivevision.cli.tracking import add_track_args, check_track_args
@@ -139,7 +139,9 @@ def _run_and_score(args: argparse.Namespace, truth, class_map: dict) -> int:
         _print_notes(table["notes"])
     print(json.dumps(table) if args.json else format_table(result))
     _report_written(args)
-    return EXIT_INTERRUPTED if result.not_scored else EXIT_OK
+    if result.not_scored:
+        return EXIT_INTERRUPTED
+    return EXIT_INPUT_DAMAGED if result.damaged else EXIT_OK  # as detect on that input
 
 
 def _refuse_run_options(args: argparse.Namespace) -> None:

@@ -31,6 +31,7 @@ from drivevision.cli.options import csv_list, detector_config, score_threshold
 from drivevision.detector import Detector
 from drivevision.engines.hardware import cpu_features, feature_list
 from drivevision.evaluation import Annotations, Evaluation, FrameBoxes, evaluate
+from drivevision.evaluation.coverage import SHOWN
 from drivevision.evaluation.report import write_report
 from drivevision.evaluation.yolo import image_stem
 from drivevision.labels import ClassNames, counted
@@ -64,6 +65,7 @@ class RunResult:
     runs: list[EngineRun] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)
     not_scored: list[str] = field(default_factory=list)
+    damaged: bool = False  # the input had frames that could not be decoded (exit 3)
 
     @property
     def table(self) -> dict:
@@ -140,13 +142,15 @@ def _run_one(args: argparse.Namespace, truth: Annotations, class_map: dict, engi
     result.info.setdefault("device", _device_name(detector.device))
     log(f"{engine} {precision}: detecting ({detector.describe()})")
     stride = args.frame_stride
-    preds, ms = detect_all(detector, args.input, truth, args.warmup, stride=stride,
-                           stages=_track_stages(args), stop=stop,
-                           allow_unlabelled=args.allow_unlabelled)
+    preds, ms, input_notes = detect_all(detector, args.input, truth, args.warmup,
+                                        stride=stride, stages=_track_stages(args), stop=stop,
+                                        allow_unlabelled=args.allow_unlabelled)
     seen = truth if stride == 1 else replace(
         truth, frames={f: fb for f, fb in truth.frames.items() if f % stride == 0})
     evaluation = evaluate(seen, preds, class_map=class_map,
                           allow_unlabelled=args.allow_unlabelled)
+    evaluation.notes[:0] = input_notes
+    result.damaged = result.damaged or bool(input_notes)
     engine, precision = detector.engine.name, detector.precision  # what auto picked
     result.runs.append(EngineRun(engine, precision, ms, evaluation))
     log(f"{engine} {precision}: AP {evaluation.metrics['AP']:.4f}, {ms:.1f} ms/frame")
@@ -179,9 +183,11 @@ def detect_all(detector: Detector, uri: str, truth: Annotations, warmup: int, *,
                allow_unlabelled: bool = True) -> tuple[Annotations, float]:
     """Detections of frames 0, ``stride``, 2 x ``stride``, ... of ``uri`` (by their index in
     it, whatever frames could not be decoded), passed through ``stages`` (a tracker's: then
-    with track ids), and the median ms of one detector call. KeyboardInterrupt before a
-    frame once ``stop`` is set (a Ctrl-C came); unless ``allow_unlabelled``, a ValueError
-    at the first frame ``truth`` does not label, before it is detected."""
+    with track ids), the median ms of one detector call, and the notes on what of the input
+    could not be decoded (the source's, and which labelled frames that leaves as missed).
+    KeyboardInterrupt before a frame once ``stop`` is set (a Ctrl-C came); unless
+    ``allow_unlabelled``, a ValueError at the first frame ``truth`` does not label, before
+    it is detected; a ValueError for labelled frames past the input's end."""
     from drivevision.io.sources import open_source
     from drivevision.pipeline.result import Result
 
@@ -209,9 +215,14 @@ def detect_all(detector: Detector, uri: str, truth: Annotations, warmup: int, *,
                 files[frame.index] = frame.file
     if not samples:
         raise ValueError(f"{uri}: no frame to detect in")
-    _check_end(uri, max(frames), truth, stride)
+    notes = list(source.notes)
+    if not truth.match_files:  # a dataset's images: matched by name (_check_files)
+        held = max(source.frame_count or 0, max(frames) + 1)  # what the container says
+        _check_end(uri, held, truth, stride, notes)
+        notes += _missed_note(uri, held, truth, stride, frames)
     classes = tuple(dict.fromkeys(n for f in frames.values() for n in f.labels))
-    return Annotations(uri, frames, classes, file_names=files), float(np.median(samples))
+    return (Annotations(uri, frames, classes, file_names=files), float(np.median(samples)),
+            notes)
 
 
 def _truth_frames(truth: Annotations):
@@ -262,17 +273,34 @@ def _unlabelled(uri: str, index: int, truth: Annotations) -> str:
             "the frames it lacks out")
 
 
-def _check_end(uri: str, last: int, truth: Annotations, stride: int) -> None:
-    """Labelled frames (of those the stride keeps) past the input's last frame would count as
-    missed: the ground truth is another, longer video's, or the video was cut."""
-    past = sorted(f for f in truth.frames if f > last and f % stride == 0)
-    if not past or truth.match_files:  # a dataset's images: matched by name (_check_files)
+def _check_end(uri: str, held: int, truth: Annotations, stride: int,
+               notes: list[str]) -> None:
+    """Labelled frames (of those the stride keeps) past the frames the input holds (as its
+    container counts them, else up to the last decoded) would count as missed: the ground
+    truth is another, longer video's, or the video was cut. ``notes``: the source's, which
+    say when the file looks truncated."""
+    past = sorted(f for f in truth.frames if f >= held and f % stride == 0)
+    if not past:
         return
     which = str(past[0]) if len(past) == 1 else f"{past[0]}-{past[-1]}"
-    raise ValueError(f"{uri} ends at frame {last}, but {truth.path} labels "
+    cut = f" ({notes[-1].removeprefix(f'{uri}: ')})" if notes else ""
+    raise ValueError(f"{uri} ends at frame {held - 1}{cut}, but {truth.path} labels "
                      f"{counted(len(past), 'frame')} after it ({which}), whose objects would "
                      "count as missed: the ground truth of a longer video? Give the ground "
                      "truth of the frames the input has")
+
+
+def _missed_note(uri: str, held: int, truth: Annotations, stride: int,
+                 frames: dict) -> list[str]:
+    """A note on the labelled frames the input holds but could not decode (a damaged
+    stretch, a cut file's last frames): their objects count as missed, as ``detect`` would
+    find none there."""
+    lost = sorted(f for f in truth.frames if f < held and f % stride == 0 and f not in frames)
+    if not lost:
+        return []
+    shown = ", ".join(map(str, lost[:SHOWN])) + (", ..." if len(lost) > SHOWN else "")
+    return [f"the objects of {counted(len(lost), 'labelled frame')} count as missed: {uri} "
+            f"has them, but they could not be decoded ({shown})"]
 
 
 def _check_size(index: int | None, shape: tuple, truth: Annotations) -> None:

@@ -283,3 +283,28 @@ def test_an_input_longer_than_its_ground_truth_stops_at_the_first_unlabelled_fra
     assert err.splitlines()[-1] == (
         f"drivevision: error: {video} has frame 3, which {gt} does not label (it labels 3 "
         "frames, 0-2); pass --allow-unlabelled to leave the frames it lacks out")
+
+
+def test_labelled_frames_a_truncated_video_has_but_cannot_decode_count_as_missed(
+        tmp_path, capsys):
+    """An MP4 cut at 90%: its container still counts 12 frames, the last 5 do not decode.
+    Their objects count as missed, as the docs say of frames that cannot be decoded, with
+    notes saying which and why, and exit 3 as detect on that file; not the error for ground
+    truth past the input's end (the file holds those frames, damaged)."""
+    video, gt, cut = tmp_path / "clip.mp4", tmp_path / "gt.jsonl", tmp_path / "cut.mp4"
+    write_eval_clip(video, gt, seeds=(101,), frames_per_seed=12)
+    data = video.read_bytes()
+    cut.write_bytes(data[: len(data) * 9 // 10])
+    code = main(["eval", "--gt", str(gt), str(cut), "--weights", WEIGHTS, "--device", "cpu",
+                 "--warmup", "0", "--json"])
+    captured = capsys.readouterr()
+    table = json.loads(captured.out)
+    [row] = table["results"]
+    assert code == 3, captured.err
+    assert row["frames"] == 12 and row["gt_boxes"] == sum(
+        len(json.loads(line)["boxes"]) for line in gt.read_text().splitlines())
+    assert f"torch fp32: {cut}: decoding stopped after 7 of 12 frames; the file looks " \
+           "truncated or damaged" in table["notes"]
+    assert (f"torch fp32: the objects of 5 labelled frames count as missed: {cut} has them, "
+            "but they could not be decoded (7, 8, 9, 10, 11)") in table["notes"]
+    assert "count as missed" in captured.err  # on stderr beside --json, too
