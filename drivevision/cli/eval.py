@@ -15,6 +15,7 @@ from drivevision.cli.exits import EXIT_INPUT_DAMAGED, EXIT_INTERRUPTED, EXIT_OK
 from drivevision.cli.help import add_command
 from drivevision.cli.options import add_detector_args, check_detector_args, csv_list
 from drivevision.cli.tracking import add_track_args, check_track_args
+from drivevision.labels import counted
 
 EVAL_CONF = 0.05  # scores this low still count for AP (torchvision's own box_score_thresh)
 # A --pred file whose lowest score is at least this was written with a higher threshold than
@@ -190,6 +191,7 @@ def _score_file(args: argparse.Namespace, truth, class_map: dict) -> int:
     result = evaluate(truth, predictions, class_map=class_map,
                       allow_unlabelled=args.allow_unlabelled, covered_only=True)
     _warn_if_thresholded(args.pred, predictions)  # once the file scored: not before an error
+    result.notes[:0] = _prediction_notes(args.pred, predictions, class_map)
     if args.json:  # the Markdown on stdout lists the notes; JSON holds them, and stderr too
         _print_notes(result.notes)
     if args.report:
@@ -201,6 +203,15 @@ def _score_file(args: argparse.Namespace, truth, class_map: dict) -> int:
         print(summary_markdown(result, f"{args.pred} against {args.gt}"), end="")
     _report_written(args)
     return 0
+
+
+def _prediction_notes(path: str, predictions, class_map: dict[str, str]) -> list[str]:
+    """What the file itself explains of a low AP: it holds no box at all."""
+    if not predictions.classes:
+        return [f"{path} holds no boxes ({counted(len(predictions.frames), 'line')}, none "
+                "with a detection), so AP is 0: the wrong file, or one written with a --conf "
+                "too high for any box to pass?"]
+    return []
 
 
 def _warn_if_thresholded(path: str, predictions) -> None:

@@ -515,3 +515,27 @@ def test_the_eval_clip_is_made_of_drives_the_demo_model_never_saw(tmp_path):
     ids = [set(truth.frames[f].track_ids.tolist()) for f in (0, 4)]
     assert not ids[0] & ids[1]  # another drive: other objects, other ids
     np.testing.assert_allclose(truth.frames[3].boxes, scenes[3].boxes, atol=0.01)
+
+
+def empty_lines(tmp_path, frames: int) -> Path:
+    return write_preds(tmp_path / "pred.jsonl", {f: [] for f in range(frames)})
+
+
+@pytest.mark.parametrize("mode", ["json", "summary"])
+def test_predictions_without_any_box_are_noted_beside_their_ap_of_0(tmp_path, capsys, mode):
+    """Every line of the file without detections (the wrong file, or one written with a
+    --conf no box passed): AP 0 with a note saying so, not a bare 0."""
+    gt = write_truth(tmp_path / "gt.jsonl", [[("car", CAR)] for _ in range(3)])
+    pred = empty_lines(tmp_path, 3)
+    json_flag = ["--json"] if mode == "json" else []
+    assert main(["eval", "--gt", str(gt), "--pred", str(pred), *json_flag]) == 0
+    out, err = capsys.readouterr()
+    note = (f"{pred} holds no boxes (3 lines, none with a detection), so AP is 0: the wrong "
+            "file, or one written with a --conf too high for any box to pass?")
+    if mode == "json":
+        metrics = json.loads(out)
+        assert metrics["AP"] == 0 and metrics["notes"] == [note]
+        assert f"drivevision: note: {note}" in err.splitlines()
+    else:
+        assert f"- {note}" in out.splitlines()
+
