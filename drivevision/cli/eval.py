@@ -206,12 +206,24 @@ def _score_file(args: argparse.Namespace, truth, class_map: dict) -> int:
 
 
 def _prediction_notes(path: str, predictions, class_map: dict[str, str]) -> list[str]:
-    """What the file itself explains of a low AP: it holds no box at all."""
+    """What the file itself explains of a low AP: it holds no box at all, or a
+    ``--class-map`` model class appears nowhere in it (a typo leaves its ground-truth class
+    with nothing to match, with no word of why). With INPUT such a class is refused against
+    the model's own classes; a file tells only the classes it holds, so here a note."""
     if not predictions.classes:
         return [f"{path} holds no boxes ({counted(len(predictions.frames), 'line')}, none "
                 "with a detection), so AP is 0: the wrong file, or one written with a --conf "
                 "too high for any box to pass?"]
-    return []
+    notes = []
+    for model, gt in class_map.items():
+        if model in predictions.classes:
+            continue
+        close = difflib.get_close_matches(model, predictions.classes, n=3, cutoff=0.6)
+        hint = (f"did you mean {' or '.join(close)}?" if close else
+                f"its classes: {', '.join(predictions.classes)}")
+        notes.append(f"--class-map {gt}={model}: no prediction in {path} is a {model} "
+                     f"({hint}), so no box is scored as {gt} by it")
+    return notes
 
 
 def _warn_if_thresholded(path: str, predictions) -> None:

@@ -539,3 +539,33 @@ def test_predictions_without_any_box_are_noted_beside_their_ap_of_0(tmp_path, ca
     else:
         assert f"- {note}" in out.splitlines()
 
+
+@pytest.mark.parametrize("mapping, hint", [
+    ("vehicle=truk", "did you mean truck?"),
+    ("vehicle=tractor", "its classes: car, truck"),
+])
+def test_a_class_map_naming_a_class_the_file_never_has_is_noted_with_the_close_ones(
+        tmp_path, capsys, mapping, hint):
+    """--class-map vehicle=truk (a typo): no box becomes a vehicle, so that class scores 0
+    with no word of why; a note names the class the file lacks and the close ones. (With
+    INPUT it is refused against the model's classes; a file tells only those it holds.)"""
+    gt = write_truth(tmp_path / "gt.jsonl", [[("car", CAR), ("vehicle", PERSON)]],
+                     width=320, height=240)
+    pred = write_preds(tmp_path / "pred.jsonl", {0: [("car", 0.9, CAR),
+                                                     ("truck", 0.8, PERSON)]})
+    assert main(["eval", "--gt", str(gt), "--pred", str(pred), "--class-map", mapping,
+                 "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    model = mapping.split("=")[1]
+    assert metrics["notes"][0] == (f"--class-map {mapping}: no prediction in {pred} is a "
+                                   f"{model} ({hint}), so no box is scored as vehicle by it")
+    assert len(metrics["notes"]) == 2  # and truck, unmapped, is left out of AP
+
+
+def test_a_class_map_naming_a_class_the_file_has_needs_no_note(tmp_path, capsys):
+    gt = write_truth(tmp_path / "gt.jsonl", [[("vehicle", CAR)]], width=320, height=240)
+    pred = write_preds(tmp_path / "pred.jsonl", {0: [("truck", 0.9, CAR)]})
+    assert main(["eval", "--gt", str(gt), "--pred", str(pred), "--class-map",
+                 "vehicle=Truck", "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["AP"] == pytest.approx(1.0) and metrics["notes"] == []
