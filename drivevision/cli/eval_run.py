@@ -218,7 +218,7 @@ def detect_all(detector: Detector, uri: str, truth: Annotations, warmup: int, *,
     notes = list(source.notes)
     if not truth.match_files:  # a dataset's images: matched by name (_check_files)
         held = max(source.frame_count or 0, max(frames) + 1)  # what the container says
-        _check_end(uri, held, truth, stride, notes)
+        _check_end(uri, held, truth, stride)
         notes += _missed_note(uri, held, truth, stride, frames)
     classes = tuple(dict.fromkeys(n for f in frames.values() for n in f.labels))
     return (Annotations(uri, frames, classes, file_names=files), float(np.median(samples)),
@@ -273,18 +273,15 @@ def _unlabelled(uri: str, index: int, truth: Annotations) -> str:
             "the frames it lacks out")
 
 
-def _check_end(uri: str, held: int, truth: Annotations, stride: int,
-               notes: list[str]) -> None:
+def _check_end(uri: str, held: int, truth: Annotations, stride: int) -> None:
     """Labelled frames (of those the stride keeps) past the frames the input holds (as its
     container counts them, else up to the last decoded) would count as missed: the ground
-    truth is another, longer video's, or the video was cut. ``notes``: the source's, which
-    say when the file looks truncated."""
+    truth is another, longer video's, or the video was cut."""
     past = sorted(f for f in truth.frames if f >= held and f % stride == 0)
     if not past:
         return
     which = str(past[0]) if len(past) == 1 else f"{past[0]}-{past[-1]}"
-    cut = f" ({notes[-1].removeprefix(f'{uri}: ')})" if notes else ""
-    raise ValueError(f"{uri} ends at frame {held - 1}{cut}, but {truth.path} labels "
+    raise ValueError(f"{uri} ends at frame {held - 1}, but {truth.path} labels "
                      f"{counted(len(past), 'frame')} after it ({which}), whose objects would "
                      "count as missed: the ground truth of a longer video? Give the ground "
                      "truth of the frames the input has")
@@ -299,8 +296,9 @@ def _missed_note(uri: str, held: int, truth: Annotations, stride: int,
     if not lost:
         return []
     shown = ", ".join(map(str, lost[:SHOWN])) + (", ..." if len(lost) > SHOWN else "")
+    them = "it, but it" if len(lost) == 1 else "them, but they"
     return [f"the objects of {counted(len(lost), 'labelled frame')} count as missed: {uri} "
-            f"has them, but they could not be decoded ({shown})"]
+            f"has {them} could not be decoded ({shown})"]
 
 
 def _check_size(index: int | None, shape: tuple, truth: Annotations) -> None:

@@ -308,3 +308,28 @@ def test_labelled_frames_a_truncated_video_has_but_cannot_decode_count_as_missed
     assert (f"torch fp32: the objects of 5 labelled frames count as missed: {cut} has them, "
             "but they could not be decoded (7, 8, 9, 10, 11)") in table["notes"]
     assert "count as missed" in captured.err  # on stderr beside --json, too
+
+
+@pytest.mark.parametrize("damaged", [1, 3])
+def test_a_labelled_image_that_cannot_be_decoded_counts_as_missed_with_a_note(
+        tmp_path, capsys, damaged):
+    """A damaged image inside the folder, or its last one: the folder has that frame, so
+    its objects count as missed (not an error for ground truth past the end), the notes say
+    which, and the exit code is 3, as detect on that folder. (Before: exit 0 with no word
+    for the one inside, the past-the-end error for the last.)"""
+    folder, gt = tmp_path / "frames", tmp_path / "gt.jsonl"
+    folder.mkdir()
+    scenes = eval_scenes((101,), frames_per_seed=4)
+    write_ground_truth(gt, scenes)
+    for i, scene in enumerate(scenes):
+        cv2.imwrite(str(folder / f"frame_{i:03d}.png"), scene.image)
+    (folder / f"frame_{damaged:03d}.png").write_bytes(b"not an image")
+    code = main(["eval", "--gt", str(gt), str(folder), "--weights", WEIGHTS, "--device", "cpu",
+                 "--warmup", "0", "--json"])
+    table = json.loads(capsys.readouterr().out)
+    [row] = table["results"]
+    assert code == 3 and row["frames"] == 4
+    assert (f"torch fp32: the objects of 1 labelled frame count as missed: {folder} has "
+            f"it, but it could not be decoded ({damaged})") in table["notes"]
+    assert any("could not be decoded" in n and "frame_00" in n for n in table["notes"]
+               if "count as missed" not in n), table["notes"]
