@@ -15,15 +15,14 @@ from drivevision.cli.options import (
     add_style_args,
     check_detector_args,
     check_detector_cost,
-    check_outputs,
     detector_config,
     draw_style,
     image_fps,
     quiet_opencv,
     score_threshold,
     video_preset_arg,
-    writes_stdout,
 )
+from drivevision.cli.outputs import check_outputs, writes_stdout
 from drivevision.cli.times import time_point
 from drivevision.cli.tracking import add_track_args, check_track_args, track_stages
 from drivevision.io import limits

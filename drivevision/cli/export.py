@@ -15,10 +15,10 @@ from drivevision.cli.exits import EXIT_INTERRUPTED, undo_on_quit
 from drivevision.cli.help import add_command
 from drivevision.cli.options import (
     calib_frames_arg,
-    clean_or_warn,
     model_args,
     warn_unused_calib,
 )
+from drivevision.cli.outputs import clean_or_warn
 from drivevision.io.claims import hold_folder, leftovers
 from drivevision.pipeline import signals
 

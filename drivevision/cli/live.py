@@ -21,15 +21,14 @@ from drivevision.cli.options import (
     add_style_args,
     check_detector_args,
     check_detector_cost,
-    check_outputs,
     detector_config,
     draw_style,
     image_fps,
     quiet_opencv,
     score_threshold,
     video_preset_arg,
-    writes_stdout,
 )
+from drivevision.cli.outputs import check_outputs, writes_stdout
 from drivevision.cli.status import StatusLine, snapshot
 from drivevision.cli.times import seconds
 from drivevision.cli.tracking import add_track_args, check_track_args, track_stages
