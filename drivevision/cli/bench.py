@@ -9,7 +9,13 @@ import sys
 
 from drivevision.cli.exits import EXIT_INTERRUPTED, EXIT_OK
 from drivevision.cli.help import add_command
-from drivevision.cli.options import add_alias, calib_frames_arg, csv_list, model_args
+from drivevision.cli.options import (
+    add_alias,
+    calib_frames_arg,
+    csv_list,
+    int_list,
+    model_args,
+)
 
 
 def add_parser(commands) -> None:
@@ -37,7 +43,8 @@ drivevision bench --engines auto --precision auto  # what auto picks here, why""
                    help="int8: footage to calibrate on (default: generated scenes, fine for "
                         "timing; eval measures accuracy)")
     calib_frames_arg(g)
-    g.add_argument("--batch", default="1", help="comma list of batch sizes")
+    g.add_argument("--batch", type=int_list, default="1",
+                   help="comma list of batch sizes")
     g.add_argument("--input-size", default="800x1344", metavar="HxW",
                    help="size of the generated test images, multiples of 32 (the size the "
                         "detector pads to; as export)")
@@ -54,7 +61,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from drivevision.engines.export import parse_size
 
     spec = BenchSpec(model=args.model, weights=args.weights, engines=csv_list(args.engines),
-                     precisions=csv_list(args.precision), batches=csv_list(args.batch, int),
+                     precisions=csv_list(args.precision), batches=args.batch,
                      input_size=parse_size(args.input_size), iters=args.iters,
                      warmup=args.warmup, device=args.device, calib=args.calib,
                      calib_frames=args.calib_frames)

@@ -296,11 +296,18 @@ def model_args(parser: argparse.ArgumentParser) -> None:
                         help="local checkpoint; default: torchvision's COCO weights")
 
 
-def csv_list(text: str, kind=str) -> list:
+def csv_list(text: str) -> list[str]:
+    return [v for v in text.split(",") if v.strip()]
+
+
+def int_list(text: str) -> list[int]:
+    """An argparse ``type`` for a comma list of whole numbers (``--batch 1,2,4``), so a bad
+    one is refused naming the option, as argparse's own types are."""
     try:
-        return [kind(v) for v in text.split(",") if v.strip()]
+        return [int(v) for v in csv_list(text)]
     except ValueError:
-        raise ValueError(f"Expected a comma list of {kind.__name__}, but got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas "
+                                         f"(1,2,4), but got {text!r}") from None
 
 
 def quiet_opencv() -> None:

@@ -53,6 +53,18 @@ def test_bench_refuses_unknown_precisions_before_timing_anything(capsys):
     assert code == 2 and "fp8" in captured.err and "torchvision eager" not in captured.err
 
 
+@pytest.mark.parametrize("batch", ["a", "1,two", "1.5"])
+def test_a_batch_list_that_is_not_whole_numbers_names_the_option_and_what_it_takes(capsys,
+                                                                                   batch):
+    with pytest.raises(SystemExit) as usage:
+        main(["bench", "--model", "tiny-fpn", "--batch", batch, "--device", "cpu"])
+    captured = capsys.readouterr()
+    assert usage.value.code == 2 and captured.out == ""
+    (line,) = captured.err.splitlines()  # refused while parsing, before anything is timed
+    assert line.startswith("drivevision bench: error: argument --batch: expected whole "
+                           f"numbers separated by commas (1,2,4), but got {batch!r}")
+
+
 @pytest.mark.slow
 def test_bench_names_what_auto_picked_and_goes_on_after_a_failing_engine(capsys, monkeypatch,
                                                                         tmp_path):
