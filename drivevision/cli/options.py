@@ -282,7 +282,12 @@ def add_style_args(group) -> None:
 
 
 def draw_style(args: argparse.Namespace) -> DrawStyle:
-    """The ``DrawStyle`` of ``add_style_args``' options (ValueError for a bad width)."""
+    """The ``DrawStyle`` of ``add_style_args``' options (ValueError, naming the option, for
+    a bad width)."""
+    width = args.line_width
+    if width is not None and not 1 <= width <= MAX_LINE_WIDTH:
+        raise ValueError(f"Expected --line-width of 1 to {MAX_LINE_WIDTH} pixels, but got "
+                         f"{width}")
     return DrawStyle(labels=not args.hide_labels, scores=not args.hide_conf,
                      line_width=args.line_width)
 

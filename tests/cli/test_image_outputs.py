@@ -296,5 +296,5 @@ def test_a_line_width_out_of_range_is_one_line_before_the_model_loads(
     out = ["--out", str(tmp_path / "b")] if command == "batch" else []
     assert main([command, clip_path, *out, "--line-width", width]) == 2  # no weights needed
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"drivevision: error: Expected a line width of 1 to 64 pixels, but got "
+    assert err == [f"drivevision: error: Expected --line-width of 1 to 64 pixels, but got "
                    f"{width}"]
