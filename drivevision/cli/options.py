@@ -204,6 +204,23 @@ def _check_engine(args: argparse.Namespace, kind: str) -> None:
         from drivevision.engines.onnx import check_precision
 
         check_precision(args.precision, kind)
+    _check_cache(engine, args.precision, kind)
+
+
+def _check_cache(engine: str, precision: str, kind: str) -> None:
+    """ValueError for an engine cache (``$DRIVEVISION_CACHE``) that the engine and precision
+    would keep their builds in but cannot use, said now, not once the model has loaded.
+    Nothing is checked for what keeps nothing there: torch, compiled on CUDA (torch.compile),
+    and auto but for int8 (which it picks is settled only as the model loads)."""
+    kinds = {"onnx": ["onnx"], "tensorrt": ["onnx", "tensorrt"]}.get(engine, [])
+    if engine == "compiled" and kind == "cpu":
+        kinds = ["compiled"]
+    if precision == "int8":
+        kinds = ["int8", *kinds]
+    if kinds:
+        from drivevision.engines.cache import check_usable
+
+        check_usable(kinds)
 
 
 def check_classes(spec: str | None, weights: str | None) -> None:

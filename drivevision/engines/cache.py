@@ -69,6 +69,21 @@ def _make_folder(folder: Path) -> None:
                               f"but {folder} is read-only")
 
 
+def check_usable(kinds: Sequence[str]) -> None:
+    """ValueError, before a model loads (cheap; makes nothing), where builds of ``kinds``
+    (onnx, int8, ...) could not be kept: a file in the cache's path, or a folder that can be
+    neither made nor written to. A read-only folder holding files passes: a valid entry is
+    used without writing (``get_or_build``), and a build there is refused as it starts."""
+    for folder in (cache_root() / kind for kind in kinds):
+        with contextlib.suppress(OSError):  # missing, or not a folder: said below
+            if any(folder.iterdir()):
+                continue
+        there = next(p for p in (folder, *folder.parents) if p.exists())
+        if not there.is_dir() or not os.access(there, os.W_OK | os.X_OK):
+            raise ValueError(f"Expected {_root_name()} to be a folder this user can write, but "
+                             f"{there} is {'read-only' if there.is_dir() else 'not a folder'}")
+
+
 def entry_key(fields: dict) -> str:
     """16 hex digits identifying ``fields`` (JSON-able key/values)."""
     text = json.dumps({"format": FORMAT, **fields}, sort_keys=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -239,6 +240,65 @@ def test_engine_and_calib_mistakes_are_refused_before_the_model_loads(
     out, err = capsys.readouterr()
     assert code == 2, err
     assert err.splitlines() == [f"drivevision: error: {message}"] and out == ""
+
+
+@pytest.fixture
+def unusable_cache(tmp_path, monkeypatch):
+    """DRIVEVISION_CACHE set to a folder under a file, or to a read-only folder (by
+    ``os.access``: as root, chmod would not do): yields (kind -> the line that refuses it)."""
+    a_file = tmp_path / "engines.tar"
+    a_file.write_bytes(b"an archive")
+    read_only = tmp_path / "read-only"
+    read_only.mkdir()
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: Path(path) != read_only
+                        and access(path, mode, **kw))
+    yield {"file": (a_file / "cache", f"Expected DRIVEVISION_CACHE to be a folder (made if "
+                                      f"missing), but {a_file} is not a folder"),
+           "read-only": (read_only, f"Expected DRIVEVISION_CACHE to be a folder this user "
+                                    f"can write, but {read_only} is read-only")}
+
+
+CACHED = [["--engine", "onnx"], ["--engine", "compiled", "--device", "cpu"],
+          ["--precision", "int8", "--calib", "CLIP"]]
+
+
+@pytest.mark.parametrize("command", [
+    ["detect", "CLIP", "--no-save"], ["live", "CLIP"], ["batch", "CLIP", "--out", "out"]])
+@pytest.mark.parametrize("options", CACHED)
+@pytest.mark.parametrize("cache", ["file", "read-only"])
+def test_an_engine_cache_that_cannot_be_used_is_refused_before_the_model_loads(
+        capsys, clip_path, nothing_loads, unusable_cache, monkeypatch, command, options, cache):
+    """The engines and precisions that keep builds in the cache: one line naming the
+    variable at once, not once the model has loaded (and, for a file, with the same line
+    as drivevision cache gives)."""
+    root, message = unusable_cache[cache]
+    monkeypatch.setenv("DRIVEVISION_CACHE", str(root))
+    code = main([clip_path if a == "CLIP" else a for a in [*command, *options]])
+    out, err = capsys.readouterr()
+    assert code == 2, err
+    assert err.splitlines() == [f"drivevision: error: {message}"] and out == ""
+
+
+@pytest.mark.parametrize("options", [["--engine", "torch"], []])
+def test_a_run_that_keeps_nothing_in_the_cache_does_not_look_at_it(
+        capsys, clip_path, nothing_loads, unusable_cache, monkeypatch, options):
+    monkeypatch.setenv("DRIVEVISION_CACHE", str(unusable_cache["file"][0]))
+    with pytest.raises(AssertionError, match="the model loaded"):
+        main(["detect", clip_path, "--no-save", *options])
+    assert "DRIVEVISION_CACHE" not in capsys.readouterr().err
+
+
+def test_a_read_only_cache_that_holds_builds_is_used_as_it_is(
+        capsys, clip_path, nothing_loads, unusable_cache, monkeypatch):
+    """Its entries may be all the run needs: a valid one is used without writing."""
+    root, _ = unusable_cache["read-only"]
+    (root / "onnx").mkdir()
+    (root / "onnx" / "tiny-fpn-dense_a-0123456789abcdef.onnx").write_bytes(b"built")
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: False)  # all of it read-only
+    monkeypatch.setenv("DRIVEVISION_CACHE", str(root))
+    with pytest.raises(AssertionError, match="the model loaded"):
+        main(["detect", clip_path, "--no-save", "--engine", "onnx"])
 
 
 UNUSED_CALIB = ("drivevision: warning: --calib is only used with --precision int8; without it "
