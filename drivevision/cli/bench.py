@@ -12,6 +12,7 @@ from drivevision.cli.help import add_command
 from drivevision.cli.options import (
     add_alias,
     calib_frames_arg,
+    check_cache,
     csv_list,
     int_list,
     model_args,
@@ -73,9 +74,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def _check_runnable(spec) -> None:
     """Refuse, before the model loads and torchvision eager is timed, a device this machine
-    lacks, or engines and precisions of which no pair runs here (tensorrt without CUDA, int8
+    lacks, engines and precisions of which no pair runs here (tensorrt without CUDA, int8
     on torch): a setting that cannot run is skipped with its reason, but a run with none
-    left would measure nothing."""
+    left would measure nothing; and an engine cache the pairs that run would build in but
+    cannot (``check_cache``)."""
     from drivevision.engines import check_int8_engine
     from drivevision.engines.hardware import check_precision, device_kind
 
@@ -88,11 +90,12 @@ def _check_runnable(spec) -> None:
             problems.append(e)
     if len(problems) == len(spec.precisions):
         raise problems[0]
-    reasons = [_why_not(engine, precision, kind, check_int8_engine)
-               for engine in spec.engines for precision in spec.precisions]
+    settings = [(engine, precision) for engine in spec.engines for precision in spec.precisions]
+    reasons = [_why_not(*setting, kind, check_int8_engine) for setting in settings]
     if all(reasons):
         raise ValueError(f"Expected an engine and precision that run here, but none can, so "
                          f"nothing would be measured ({'; '.join(dict.fromkeys(reasons))})")
+    check_cache([s for s, why in zip(settings, reasons) if why is None], kind)
 
 
 def _why_not(engine: str, precision: str, kind: str, check_int8_engine) -> str | None:

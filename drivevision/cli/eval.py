@@ -13,7 +13,12 @@ from pathlib import Path
 
 from drivevision.cli.exits import EXIT_INPUT_DAMAGED, EXIT_INTERRUPTED, EXIT_OK
 from drivevision.cli.help import add_command
-from drivevision.cli.options import add_detector_args, check_detector_args, csv_list
+from drivevision.cli.options import (
+    add_detector_args,
+    check_cache,
+    check_detector_args,
+    csv_list,
+)
 from drivevision.cli.tracking import add_track_args, check_track_args
 from drivevision.labels import counted
 
@@ -102,6 +107,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:  # a precision the device lacks is skipped with its reason, as torch fp32 runs
         _check_settings(args)
         check_detector_args(args, precision=False)
+        _check_cache(args)
         _check_tracking(args)
         if not os.path.exists(args.input) and "://" not in args.input:
             raise ValueError(f"No such file or directory: {args.input}")
@@ -170,6 +176,15 @@ def _check_settings(args: argparse.Namespace) -> None:
                 hint = f"; did you mean {close[0]}?" if close else ""
                 raise ValueError(f"Expected {option} from {', '.join(known)}, but got "
                                  f"{name!r}{hint}")
+
+
+def _check_cache(args: argparse.Namespace) -> None:
+    """Refuse, before the model loads, an engine cache the engines and precisions would
+    build in but cannot use (``check_cache``)."""
+    from drivevision.engines.hardware import device_kind
+
+    check_cache([(e, p) for e in csv_list(args.engines) for p in csv_list(args.precision)],
+                device_kind(args.device))
 
 
 def _check_tracking(args: argparse.Namespace) -> None:

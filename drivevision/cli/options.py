@@ -204,23 +204,25 @@ def _check_engine(args: argparse.Namespace, kind: str) -> None:
         from drivevision.engines.onnx import check_precision
 
         check_precision(args.precision, kind)
-    _check_cache(engine, args.precision, kind)
+    check_cache([(engine, args.precision)], kind)
 
 
-def _check_cache(engine: str, precision: str, kind: str) -> None:
-    """ValueError for an engine cache (``$DRIVEVISION_CACHE``) that the engine and precision
-    would keep their builds in but cannot use, said now, not once the model has loaded.
-    Nothing is checked for what keeps nothing there: torch, compiled on CUDA (torch.compile),
-    and auto but for int8 (which it picks is settled only as the model loads)."""
-    kinds = {"onnx": ["onnx"], "tensorrt": ["onnx", "tensorrt"]}.get(engine, [])
-    if engine == "compiled" and kind == "cpu":
-        kinds = ["compiled"]
-    if precision == "int8":
-        kinds = ["int8", *kinds]
+def check_cache(settings, kind: str) -> None:
+    """ValueError for an engine cache (``$DRIVEVISION_CACHE``) that the (engine, precision)
+    ``settings`` on a device of ``kind`` would keep builds in but cannot use, said before
+    the model loads, not once it has. Nothing is checked for what keeps nothing there:
+    torch, compiled on CUDA (torch.compile), what cannot run (tensorrt without CUDA, int8
+    on CUDA or on torch), and auto but for int8 (its pick is settled as the model loads)."""
+    kinds = []
+    for engine, precision in settings:
+        kinds += {"onnx": ["onnx"], "compiled": ["compiled"] if kind == "cpu" else [],
+                  "tensorrt": ["onnx", "tensorrt"] if kind == "cuda" else []}.get(engine, [])
+        if precision == "int8" and kind == "cpu" and engine in ("auto", "onnx", "compiled"):
+            kinds.append("int8")
     if kinds:
         from drivevision.engines.cache import check_usable
 
-        check_usable(kinds)
+        check_usable(list(dict.fromkeys(kinds)))
 
 
 def check_classes(spec: str | None, weights: str | None) -> None:

@@ -280,6 +280,23 @@ def test_an_engine_cache_that_cannot_be_used_is_refused_before_the_model_loads(
     assert err.splitlines() == [f"drivevision: error: {message}"] and out == ""
 
 
+@pytest.mark.parametrize("command", [["bench", "--engines", "torch,onnx"],
+                                     ["eval", "CLIP", "--gt", "gt.jsonl", "--engines", "onnx"],
+                                     ["bench", "--engines", "torch,compiled", "--device", "cpu"]])
+@pytest.mark.parametrize("cache", ["file", "read-only"])
+def test_bench_and_eval_refuse_an_unusable_cache_before_timing_or_scoring_the_reference(
+        capsys, clip_path, nothing_loads, unusable_cache, monkeypatch, command, cache):
+    """Not only after torchvision eager (bench) or torch fp32 (eval) ran, as the engine that
+    needs it is skipped."""
+    Path("gt.jsonl").write_text('{"frame": 0, "boxes": [], "labels": []}\n')
+    root, message = unusable_cache[cache]
+    monkeypatch.setenv("DRIVEVISION_CACHE", str(root))
+    code = main([clip_path if a == "CLIP" else a for a in command])
+    out, err = capsys.readouterr()
+    assert code == 2, err
+    assert err.splitlines() == [f"drivevision: error: {message}"] and out == ""
+
+
 @pytest.mark.parametrize("options", [["--engine", "torch"], []])
 def test_a_run_that_keeps_nothing_in_the_cache_does_not_look_at_it(
         capsys, clip_path, nothing_loads, unusable_cache, monkeypatch, options):
