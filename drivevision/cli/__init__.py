@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; returns its exit code (``drivevision.cli.options``: 0, 1, 2, 3, 130).
+    """Run one command; returns its exit code (``drivevision.cli.exits``: 0, 1, 2, 3, 130).
 
     Failures are one line on stderr; ``--debug`` or ``DRIVEVISION_DEBUG=1`` adds the full
     traceback, so a bug in a stage can be told from bad input. Ctrl-C or SIGTERM while the
