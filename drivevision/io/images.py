@@ -1,7 +1,8 @@
 """Still images and folders of them: reading one (size checked from its header first),
 listing a folder's, and ``ImageSource``, a folder (or one image) as a source.
 
-Every frame's image is (H, W, 3) uint8 BGR, grayscale, 16-bit and alpha already converted.
+Every frame's image is (H, W, 3) uint8 BGR, grayscale, 16-bit, 32-bit, float and alpha
+already converted.
 Open them through ``drivevision.io.sources.open_source``.
 """
 
@@ -27,6 +28,9 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 TURNED = {5, 6, 7, 8}  # EXIF orientations that swap width and height (a phone on its side)
 # the image modes Pillow converts to 8-bit RGB without clipping samples
 PILLOW_MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr"}
+# decoded by Pillow: OpenCV prints errors of its own (naming no file) for a cut TIFF or BMP,
+# and does not decode a TIFF whose orientation turns it (5-8)
+PILLOW_FORMATS = {"TIFF", "BMP"}
 
 # Sizes come from Pillow's header readers (installed with torchvision), and we bound them
 # ourselves: its bomb warning would only repeat our note.
@@ -93,7 +97,7 @@ def _header(path: Path) -> tuple[tuple[int, int], str, int | None] | None:
 
 def read_image(path: Path, max_pixels: int | None = None,
                check: FrameCheck | None = None) -> np.ndarray:
-    """An image file as (H, W, 3) uint8 BGR (grayscale, 16-bit and alpha converted).
+    """An image file as (H, W, 3) uint8 BGR (grayscale, other depths and alpha converted).
 
     An image whose header announces more than ``max_pixels`` (default: ``limits.max_pixels``)
     is refused before it is decoded (``ImageRefused``), as is one ``check`` refuses (given
@@ -117,8 +121,10 @@ def read_image(path: Path, max_pixels: int | None = None,
     problem = size and (limits.pixel_problem(*size, limit) or (check and check(*size)))
     if problem:
         raise ImageRefused(f"{path.name}: {problem}")
-    if header and header[1] == "TIFF" and header[2] in TURNED:
-        image = _pillow_decode(path)  # OpenCV 5.0 fails on it, printing an error of its own
+    if header and header[1] in PILLOW_FORMATS:
+        image = _pillow_decode(path)  # OpenCV would print errors of its own on a cut file
+    elif header is None and _tiff_cut_before_directory(path):
+        image = None  # OpenCV's TIFF reader would print libtiff's errors, naming no file
     else:
         try:
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -127,6 +133,8 @@ def read_image(path: Path, max_pixels: int | None = None,
                                f"({reason_line(e)})") from e
         if image is None and header:  # Pillow read the header: it may decode it too
             image = _pillow_decode(path)
+        if image is None and header is None:  # a depth Pillow does not read: float RGB
+            image = _opencv_any_depth(path)
     if image is None:
         raise SourceError(f"Cannot decode image {path} (damaged or not an image)")
     problem = size is None and check and check(image.shape[1], image.shape[0])
@@ -136,17 +144,68 @@ def read_image(path: Path, max_pixels: int | None = None,
 
 
 def _pillow_decode(path: Path) -> np.ndarray | None:
-    """``path`` decoded by Pillow, upright by its EXIF orientation, as BGR; None when Pillow
-    cannot decode it either, or only by clipping its samples (16-bit, float). For files
-    OpenCV fails on: OpenCV 5.0 fails on a TIFF whose orientation turns it (5-8)."""
+    """``path`` decoded by Pillow, upright by its EXIF orientation (all eight, as photo
+    viewers turn and mirror them), as BGR; other depths (16- and 32-bit integer, 32-bit
+    float) scaled to 8 bits by ``to_8bit``. None when Pillow cannot decode it; SourceError
+    saying why for a TIFF of such a depth turned on its side (Pillow 13 leaves it as stored).
+    For TIFF and BMP, and for files OpenCV fails on."""
     try:
         with Image.open(path) as image:
-            if image.mode not in PILLOW_MODES:
-                return None
-            upright = ImageOps.exif_transpose(image).convert("RGB")
+            if image.mode not in PILLOW_MODES and image.format == "TIFF" and (
+                    image.getexif().get(0x0112) in TURNED):
+                raise SourceError(f"Cannot decode image {path} (a {image.mode} TIFF turned "
+                                  "on its side by its orientation tag: neither OpenCV nor "
+                                  "Pillow reads one upright; save it as 8-bit or upright)")
+            upright = ImageOps.exif_transpose(image)
+            if upright.mode in PILLOW_MODES:
+                return np.ascontiguousarray(np.asarray(upright.convert("RGB"))[..., ::-1])
+            samples = np.asarray(upright)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         return None
-    return np.ascontiguousarray(np.asarray(upright)[..., ::-1])
+    return _bgr(to_8bit(samples)) if samples.dtype.kind in "uif" else None
+
+
+def _opencv_any_depth(path: Path) -> np.ndarray | None:
+    """``path`` decoded by OpenCV at its own depth (32-bit float RGB TIFF, which Pillow does
+    not open), as 8-bit BGR (``to_8bit``); None when OpenCV cannot decode it either."""
+    image = cv2.imread(str(path), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
+    return None if image is None else _bgr(to_8bit(image))
+
+
+def to_8bit(samples: np.ndarray) -> np.ndarray:
+    """Samples of any depth as uint8: 8-bit as they are; integers up to 65535 (16-bit) by
+    their high byte, as OpenCV reads 16-bit images; floats from 0 to 1 times 255; other
+    values (a float or 32-bit image in its own units) stretched from their least to their
+    greatest to 0-255. Not a number counts as 0."""
+    if samples.dtype == np.uint8:
+        return samples
+    if samples.dtype.kind in "ui" and samples.min() >= 0 and samples.max() <= 65535:
+        return (samples >> 8).astype(np.uint8)
+    values = np.nan_to_num(samples.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    low, high = float(values.min()), float(values.max())
+    if samples.dtype.kind == "f" and low >= 0 and high <= 1:
+        low, high = 0.0, 1.0
+    scale = 255 / (high - low) if high > low else 0.0
+    return np.rint((values - low) * scale).astype(np.uint8)
+
+
+def _bgr(samples: np.ndarray) -> np.ndarray:
+    """(H, W), (H, W, 1), (H, W, 3) or (H, W, 4) samples in OpenCV's channel order as
+    (H, W, 3) BGR, alpha dropped. Pillow's RGB of these depths is grey (one channel)."""
+    if samples.ndim == 2 or samples.shape[2] == 1:
+        return cv2.cvtColor(samples.reshape(samples.shape[:2]), cv2.COLOR_GRAY2BGR)
+    return np.ascontiguousarray(samples[..., :3])
+
+
+def _tiff_cut_before_directory(path: Path) -> bool:
+    """Whether ``path`` is a TIFF cut short before its directory (which libtiff writes
+    after the pixels), so that nothing of it can be decoded."""
+    with open(path, "rb") as file:
+        head = file.read(8)
+    if head[:4] not in (b"II*\x00", b"MM\x00*"):
+        return False
+    offset = int.from_bytes(head[4:8], "little" if head[:2] == b"II" else "big")
+    return offset + 2 > path.stat().st_size
 
 
 def jpeg_damage(path: Path) -> str | None:

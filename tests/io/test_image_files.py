@@ -262,3 +262,78 @@ def test_a_photo_with_a_damaged_exif_block_is_read_without_pillow_s_warnings(tmp
                           text=True, timeout=60)
     assert done.stdout == "1\n", done.stderr
     assert done.stderr == ""  # before: "UserWarning: Tag data larger than file. Skipping ..."
+
+
+# how each EXIF orientation stores the upright picture; a viewer undoes it
+STORED = {1: None, 2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+          4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+          6: Image.Transpose.ROTATE_90, 7: Image.Transpose.TRANSVERSE,
+          8: Image.Transpose.ROTATE_270}
+
+
+@pytest.mark.parametrize("orientation", sorted(STORED))
+@pytest.mark.parametrize("kind", ["jpg", "tif", "16-bit tif"])
+def test_every_exif_orientation_reads_as_photo_viewers_show_it(tmp_path, orientation, kind):
+    upright = upright_scene()
+    picture = Image.fromarray(upright[..., ::-1])
+    if kind == "16-bit tif":
+        picture = picture.convert("L")
+        upright = np.repeat(np.asarray(picture)[..., None], 3, axis=2)
+    if STORED[orientation] is not None:
+        picture = picture.transpose(STORED[orientation])
+    if kind == "16-bit tif":  # a scanner's or a raw converter's grey: 257 x the 8-bit level
+        picture = Image.fromarray(np.asarray(picture).astype(np.uint16) * 257)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"photo.{kind.split()[-1]}"
+    picture.save(path, exif=exif, **({"quality": 98} if kind == "jpg" else {}))
+    if kind == "16-bit tif" and orientation > 4:  # Pillow would leave it as stored
+        with pytest.raises(SourceError, match=r"photo.tif \(a I;16 TIFF turned on its side"):
+            open_source(path)  # before: "damaged or not an image"
+        return
+    with open_source(path) as source:
+        (frame,) = list(source)
+    assert frame.image.shape == upright.shape
+    assert np.abs(frame.image.astype(int) - upright).mean() < 3
+
+
+def test_float_and_32_bit_tiffs_are_read_scaled_to_8_bits(tmp_path):
+    ramp = np.linspace(0, 1, 96 * 128, dtype=np.float32).reshape(96, 128)
+    Image.fromarray(ramp).save(tmp_path / "a.tif")  # 0..1, as image tools write float
+    Image.fromarray(ramp * 40 - 10).save(tmp_path / "b.tif")  # a float in its own units
+    Image.fromarray((ramp * 1e6).astype(np.int32)).save(tmp_path / "c.tif")
+    cv2.imwrite(str(tmp_path / "d.tif"), np.dstack([ramp, ramp / 2, ramp / 4]))  # BGR float
+    with open_source(tmp_path) as source:  # before: all 4 "damaged or not images"
+        frames = list(source)
+    assert source.notes == []
+    level = np.rint(ramp * 255)  # each scaled so the ramp spans 0..255
+    for frame in frames[:3]:
+        assert frame.image.dtype == np.uint8 and frame.image.shape == (96, 128, 3)
+        assert np.abs(frame.image.astype(float) - level[..., None]).max() <= 1, frame.file
+    assert np.abs(frames[3].image.astype(float)
+                  - np.dstack([level, level / 2, level / 4])).max() <= 1
+
+
+def run_quietly(code: str, path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from "
+                           "drivevision.io.sources import open_source; " + code, str(path)],
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("name", ["pillow.tif", "opencv.tif", "scan.bmp"])
+def test_a_cut_tiff_or_bmp_is_one_line_naming_it_without_opencv_s_errors(tmp_path, name):
+    path = tmp_path / name
+    image = np.random.default_rng(1).integers(0, 255, (96, 128, 3), np.uint8)
+    if name == "pillow.tif":
+        Image.fromarray(image).save(path)  # its directory first, the pixels after
+    else:
+        cv2.imwrite(str(path), image)
+    if name == "opencv.tif":
+        with open(path, "rb") as file:  # libtiff writes the directory after the pixels
+            assert int.from_bytes(file.read(8)[4:], "little") > image.size
+    path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+    done = run_quietly("open_source(Path(sys.argv[1]))", path)
+    (last,) = [line for line in done.stderr.splitlines() if line.strip()][-1:]
+    assert last == (f"drivevision.errors.SourceError: Cannot decode image {path} (damaged or "
+                    "not an image)")
+    assert "ERROR" not in done.stderr and "TIFF" not in done.stderr, done.stderr  # OpenCV's
