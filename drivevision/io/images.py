@@ -252,16 +252,19 @@ class ImageSource(Source):
     SourceError if none is kept. A JPEG that decodes only in part (``jpeg_damage``) is kept
     as it decodes, with a note. With ``frame_stride`` K only images 0, K, 2K, ... (by place
     in the folder) are read; the others are not opened. A time range (``keep_range``) keeps
-    the images whose time, ``index / fps``, lies in it.
+    the images whose time, ``index / fps``, lies in it. ``decoded``: a single image's
+    picture, already read (``read_image``) to fail before the run, is not decoded again
+    (a damaged JPEG's decoder line is printed once).
     """
 
     can_stride = True
 
     def __init__(self, uri: str, paths: list[Path], fps: float = 10.0,
-                 max_pixels: int | None = None):
+                 max_pixels: int | None = None, decoded: np.ndarray | None = None):
         super().__init__(uri, fps=fps, frame_count=len(paths))
         self.paths = paths
         self.max_pixels = limits.max_pixels() if max_pixels is None else max_pixels
+        self.decoded = decoded if len(paths) == 1 else None
 
     def common_size(self) -> tuple[int, int] | None:
         """The (width, height) most of the images have, from their headers (of equally
@@ -294,7 +297,7 @@ class ImageSource(Source):
                     self.passed += 1
                     continue
                 try:
-                    image = read_image(path, self.max_pixels, self.frame_check)
+                    image = self._read(path)
                 except ImageRefused as e:
                     refused.append(str(e))
                     continue
@@ -321,6 +324,15 @@ class ImageSource(Source):
             what = ("its only image could not" if len(self.paths) == 1 else
                     f"none of the {tried} images {read}could")
             raise SourceError(f"{self.uri}: {what} be {why}")
+
+    def _read(self, path: Path) -> np.ndarray:
+        if self.decoded is None:
+            return read_image(path, self.max_pixels, self.frame_check)
+        image = self.decoded.copy()  # each pass's frame is its own: sinks may draw on it
+        problem = self.frame_check and self.frame_check(image.shape[1], image.shape[0])
+        if problem:
+            raise ImageRefused(f"{path.name}: {problem}")
+        return image
 
     def _note_skipped(self, damaged: list[Path], refused: list[str], partial: list[str],
                       unreadable: list[str]) -> None:

@@ -105,8 +105,8 @@ def _open_path(uri: str, fps: float, max_pixels: int) -> Source:
     if path.stat().st_size == 0:
         raise SourceError(f"{uri} is empty (0 bytes)")
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        read_image(path, max_pixels)  # fail now, not in the capture thread
-        return ImageSource(str(uri), [path], fps, max_pixels)
+        image = read_image(path, max_pixels)  # fail now, not in the capture thread
+        return ImageSource(str(uri), [path], fps, max_pixels, decoded=image)
     return VideoFileSource(str(uri), path, max_pixels)
 
 

@@ -320,6 +320,18 @@ def run_quietly(code: str, path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=60)
 
 
+def test_a_single_truncated_jpeg_is_decoded_once(tmp_path):
+    whole = photo(tmp_path / "cut.jpg")
+    (tmp_path / "cut.jpg").write_bytes(whole[:len(whole) // 2])
+    done = run_quietly("s = open_source(Path(sys.argv[1])); print(len(list(s)), s.notes)",
+                       tmp_path / "cut.jpg")
+    assert done.stdout.startswith("1 ['"), done.stderr
+    assert "decoded only in part" in done.stdout and "cut.jpg (image file is truncated" in (
+        done.stdout)
+    # libjpeg's own line, naming no file: before, twice (the check at open, then the run)
+    assert done.stderr.count("Premature end of JPEG file") == 1, done.stderr
+
+
 @pytest.mark.parametrize("name", ["pillow.tif", "opencv.tif", "scan.bmp"])
 def test_a_cut_tiff_or_bmp_is_one_line_naming_it_without_opencv_s_errors(tmp_path, name):
     path = tmp_path / name
