@@ -90,7 +90,10 @@ def _header(path: Path) -> tuple[tuple[int, int], str, int | None] | None:
     (``image_size``)."""
     try:
         with Image.open(path) as image:
-            return image.size, image.format, image.getexif().get(0x0112)
+            size = image.size
+            if image.format == "TIFF":  # Pillow gives a TIFF turned on its side upright
+                size = image.tag_v2[256], image.tag_v2[257]  # ImageWidth, ImageLength
+            return size, image.format, image.getexif().get(0x0112)
     except (OSError, SyntaxError, ValueError):
         return None
 

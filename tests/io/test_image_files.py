@@ -17,6 +17,7 @@ from standins import FixedDetector
 from drivevision.cli import main
 from drivevision.cli.exits import EXIT_INPUT_DAMAGED
 from drivevision.errors import SourceError
+from drivevision.io.images import image_size
 from drivevision.io.sources import open_source
 from drivevision.pipeline.runner import detect_video
 
@@ -295,6 +296,7 @@ def test_every_exif_orientation_reads_as_photo_viewers_show_it(tmp_path, orienta
         (frame,) = list(source)
     assert frame.image.shape == upright.shape
     assert np.abs(frame.image.astype(int) - upright).mean() < 3
+    assert image_size(path) == (128, 96)  # the size checked before decoding: also upright
 
 
 def test_float_and_32_bit_tiffs_are_read_scaled_to_8_bits(tmp_path):
