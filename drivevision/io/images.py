@@ -176,20 +176,23 @@ def _opencv_any_depth(path: Path) -> np.ndarray | None:
 
 
 def to_8bit(samples: np.ndarray) -> np.ndarray:
-    """Samples of any depth as uint8: 8-bit as they are; integers up to 65535 (16-bit) by
-    their high byte, as OpenCV reads 16-bit images; floats from 0 to 1 times 255; other
-    values (a float or 32-bit image in its own units) stretched from their least to their
-    greatest to 0-255. Not a number counts as 0."""
+    """Samples of any depth as uint8: 8-bit as they are; 16-bit by their high byte, as
+    OpenCV reads 16-bit images; floats from 0 to 1 times 255; other values (a float or
+    32-bit integer image in its own units: a thermal or depth camera's) stretched from
+    their least to their greatest to 0-255. Not a number counts as 0."""
     if samples.dtype == np.uint8:
         return samples
-    if samples.dtype.kind in "ui" and samples.min() >= 0 and samples.max() <= 65535:
+    if samples.dtype.kind == "u" and samples.dtype.itemsize == 2:
         return (samples >> 8).astype(np.uint8)
-    values = np.nan_to_num(samples.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    values = np.nan_to_num(samples.astype(np.float32), copy=False, nan=0.0, posinf=0.0,
+                           neginf=0.0)  # float32: a 50 MP RGB image's copy stays 600 MB
     low, high = float(values.min()), float(values.max())
     if samples.dtype.kind == "f" and low >= 0 and high <= 1:
         low, high = 0.0, 1.0
     scale = 255 / (high - low) if high > low else 0.0
-    return np.rint((values - low) * scale).astype(np.uint8)
+    values -= low
+    values *= scale
+    return np.rint(values, out=values).astype(np.uint8)
 
 
 def _bgr(samples: np.ndarray) -> np.ndarray:

@@ -304,15 +304,16 @@ def test_float_and_32_bit_tiffs_are_read_scaled_to_8_bits(tmp_path):
     Image.fromarray(ramp).save(tmp_path / "a.tif")  # 0..1, as image tools write float
     Image.fromarray(ramp * 40 - 10).save(tmp_path / "b.tif")  # a float in its own units
     Image.fromarray((ramp * 1e6).astype(np.int32)).save(tmp_path / "c.tif")
-    cv2.imwrite(str(tmp_path / "d.tif"), np.dstack([ramp, ramp / 2, ramp / 4]))  # BGR float
-    with open_source(tmp_path) as source:  # before: all 4 "damaged or not images"
+    Image.fromarray((ramp * 5000).astype(np.int32)).save(tmp_path / "d.tif")  # depth in mm
+    cv2.imwrite(str(tmp_path / "e.tif"), np.dstack([ramp, ramp / 2, ramp / 4]))  # BGR float
+    with open_source(tmp_path) as source:  # before: all 5 "damaged or not images"
         frames = list(source)
     assert source.notes == []
     level = np.rint(ramp * 255)  # each scaled so the ramp spans 0..255
-    for frame in frames[:3]:
+    for frame in frames[:4]:
         assert frame.image.dtype == np.uint8 and frame.image.shape == (96, 128, 3)
         assert np.abs(frame.image.astype(float) - level[..., None]).max() <= 1, frame.file
-    assert np.abs(frames[3].image.astype(float)
+    assert np.abs(frames[4].image.astype(float)
                   - np.dstack([level, level / 2, level / 4])).max() <= 1
 
 
