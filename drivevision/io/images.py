@@ -28,6 +28,8 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 TURNED = {5, 6, 7, 8}  # EXIF orientations that swap width and height (a phone on its side)
 # the image modes Pillow converts to 8-bit RGB without clipping samples
 PILLOW_MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr"}
+# Pillow's modes of other depths, as a message names them
+DEPTHS = {"I;16": "16-bit", "I": "32-bit integer", "F": "32-bit float"}
 # decoded by Pillow: OpenCV prints errors of its own (naming no file) for a cut TIFF or BMP,
 # and does not decode a TIFF whose orientation turns it (5-8)
 PILLOW_FORMATS = {"TIFF", "BMP"}
@@ -156,9 +158,10 @@ def _pillow_decode(path: Path) -> np.ndarray | None:
         with Image.open(path) as image:
             if image.mode not in PILLOW_MODES and image.format == "TIFF" and (
                     image.getexif().get(0x0112) in TURNED):
-                raise SourceError(f"Cannot decode image {path} (a {image.mode} TIFF turned "
-                                  "on its side by its orientation tag: neither OpenCV nor "
-                                  "Pillow reads one upright; save it as 8-bit or upright)")
+                depth = DEPTHS.get(image.mode[:4], image.mode)
+                raise SourceError(f"Cannot decode image {path} (a {depth} TIFF turned on its "
+                                  "side by its orientation tag: neither OpenCV nor Pillow "
+                                  "reads one upright; save it as 8-bit or upright)")
             upright = ImageOps.exif_transpose(image)
             if upright.mode in PILLOW_MODES:
                 return np.ascontiguousarray(np.asarray(upright.convert("RGB"))[..., ::-1])
