@@ -260,9 +260,16 @@ def remove_leftovers(paths: list[Path]) -> None:
 
 
 def leftover_warning(paths: list[Path]) -> str:
-    """One line naming what killed runs left, and what to do with it."""
-    return (f"{leftover_names(paths)} (a part file plays or reads as it is: rename it to "
-            "keep it; --clean removes them)")
+    """One line naming what killed runs left, and what to do with each kind of it: a part
+    file, a part folder (a folder output's), an export's staging folder."""
+    folders = [p for p in paths if p.is_dir()]
+    parts = [p for p in folders if not p.name.startswith(".export-")]
+    advice = []
+    if len(folders) < len(paths):
+        advice.append("a part file plays or reads as it is: rename it to keep it")
+    if parts:
+        advice.append("a part folder's files are each whole: rename the folder to keep them")
+    return f"{leftover_names(paths)} ({'; '.join([*advice, '--clean removes them'])})"
 
 
 def leftover_names(paths: list[Path]) -> str:

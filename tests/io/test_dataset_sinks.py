@@ -250,6 +250,20 @@ def test_a_killed_runs_part_folder_is_named_and_a_running_ones_is_not(tmp_path):
     assert not running.exists()
 
 
+def test_the_warning_for_a_killed_runs_part_folder_speaks_of_a_folder(tmp_path):
+    """A part folder is no file that plays or reads: the warning says to rename the folder
+    (before: "a part file plays or reads as it is" for a folder alone)."""
+    from drivevision.io.claims import leftover_warning, leftovers
+
+    (tmp_path / ".ds.part.99999" / "labels").mkdir(parents=True)
+    folder_only = leftover_warning(leftovers([tmp_path]))
+    assert "part file" not in folder_only
+    assert "rename the folder to keep them; --clean removes them)" in folder_only
+    (tmp_path / ".out.part.99999.mp4").write_bytes(b"killed")
+    both = leftover_warning(leftovers([tmp_path]))
+    assert "a part file plays or reads as it is: rename it to keep it; a part folder" in both
+
+
 def test_a_file_that_failed_is_not_moved_in_when_the_folder_is_finished(tmp_path):
     """A caller that goes on after a failed file (an eval report closes its folder
     whatever happened) finishes the folder with the files that were written."""
