@@ -226,11 +226,21 @@ def describe_output(path: Path, out_dir: Path) -> dict:
 
 
 def remove_stale(targets) -> None:
-    """Once ``targets`` are complete: the ``.partial`` files failed runs left for them and
-    the hidden part files killed runs left (those no running process holds)."""
+    """Once ``targets`` are complete: the ``.partial`` files failed runs left for them
+    (``NAME.partial.EXT``, ``NAME.partial2.EXT``, ...: each name ``keep_beside`` gives, and
+    no other) and the hidden part files killed runs left (those no running process holds)."""
+    from drivevision.io.claims import partial_name
+
     targets = list(targets)
     for target in targets:
-        target.with_name(f"{target.stem}.partial{target.suffix}").unlink(missing_ok=True)
+        try:
+            names = set(os.listdir(target.parent))
+        except OSError:
+            continue
+        for n in range(1, 1000):
+            kept = partial_name(target, n)
+            if kept.name in names and kept.is_file():
+                kept.unlink(missing_ok=True)
     remove_killed_parts(targets)
 
 
