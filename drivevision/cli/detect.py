@@ -229,6 +229,7 @@ def _check_args(args: argparse.Namespace) -> contextlib.ExitStack:
     with claims:
         if kind == "folder":
             _check_folder(args.input, Path(args.output), claims, replace=bool(args.output_opt))
+            _make_holder(args, claims)
         _check_dataset_folders(args, claims)
         return claims.pop_all()
 
@@ -304,6 +305,15 @@ def _check_folder(input_path: str, folder: Path, claims: contextlib.ExitStack, *
                          f"{counted(len(earlier), 'image')} "
                          "of an earlier run: the two runs would mix; to replace them on "
                          f"purpose give -o {folder}, or choose a new folder")
+
+
+def _make_holder(args: argparse.Namespace, claims: contextlib.ExitStack) -> None:
+    """Make a new -o folder now where --yolo or --crops go into it, as the run would."""
+    folder = Path(args.output).resolve()
+    if not folder.exists() and folder in (Path(p).resolve().parent for p in
+                                          (args.yolo, args.crops) if p):
+        folder.mkdir()  # their checks need it; gone again at the end if still empty
+        claims.callback(lambda: folder.is_dir() and not any(folder.iterdir()) and folder.rmdir())
 
 
 def _check_dataset_folders(args: argparse.Namespace, claims: contextlib.ExitStack) -> None:

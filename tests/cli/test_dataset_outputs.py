@@ -109,6 +109,8 @@ def _under_a_file(t: Path, option: str, name: str) -> list:
     (lambda t, clip: ["-o", t / "d/", "--yolo", t / "d"], "-o and --yolo are both "),
     (lambda t, clip: ["--yolo", "-"], "--yolo writes a folder"),
     (lambda t, clip: ["--crops", t / "no" / "such"], "does not exist"),
+    (lambda t, clip: ["-o", t / "d/", "--yolo", t / "d" / "ds", "--crops", clip],
+     "--crops {clip} is a file"),  # the d/ made for --yolo goes again
     (lambda t, clip: _under_a_file(t, "--crops", "crops"), "notes is a file, not a folder"),
     (lambda t, clip: _under_a_file(t, "--jsonl", "d.jsonl"), "notes is a file, not a folder"),
     (lambda t, clip: ["--yolo", t / "d", "--no-save"], "--no-save writes nothing"),
@@ -122,6 +124,19 @@ def test_dataset_folders_that_do_not_fit_fail_in_one_line_before_any_work(
     assert len(err.splitlines()) == 1, err
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
     assert not (tmp_path / "d").exists()
+
+
+def test_a_dataset_folder_inside_a_new_output_folder_is_made_with_it(tmp_path, capsys,
+                                                                     clip_path):
+    """-o out/ makes out; --yolo out/ds in it works as well (before: "Output folder out
+    does not exist" unless out was made first)."""
+    out = tmp_path / "out"
+    code, _, err = run(capsys, clip_path, "-o", f"{out}/", "--yolo", out / "ds", "-q",
+                       "--weights", DEMO)
+    assert code == 0, err
+    assert len(list(out.glob("frame_*.png"))) == 12
+    assert (out / "ds" / "data.yaml").is_file() and list((out / "ds" / "labels").iterdir())
+    assert not [p for p in out.iterdir() if p.name.startswith(".ds")]  # no lock or part left
 
 
 def test_the_input_folder_is_never_a_dataset_folder(tmp_path, capsys):
