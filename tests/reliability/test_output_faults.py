@@ -180,6 +180,29 @@ def leftover_part_files(clean: bool) -> Callable[[Ctx], int]:
     return action
 
 
+def killed_yolo_lock(clean: bool) -> Callable[[Ctx], int]:
+    """A ``--yolo ds`` run killed (SIGKILL) once it holds ds: its lock file ``.ds.lock``
+    stays; the next run into the folder names it (or removes it with --clean). Lock files
+    of another program (a live pid, or other text) are never named nor removed."""
+    def action(ctx: Ctx) -> int:
+        run = subprocess.Popen(ctx.cmd("detect", ctx.clip, "--yolo", str(ctx.tmp / "ds")),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        lock = ctx.tmp / ".ds.lock"
+        try:
+            wait_for(lambda: lock.exists() and lock.read_text().strip(), 60, ".ds.lock")
+        finally:
+            run.kill()
+            run.wait()
+        for name, text in OTHERS_LOCKS.items():
+            (ctx.tmp / name).write_text(text)
+        return ctx.run("detect", ctx.clip, "--jsonl", str(ctx.tmp / "out.jsonl"),
+                       *(["--clean"] if clean else []))
+    return action
+
+
+OTHERS_LOCKS = {".tool.lock": f"{os.getpid()}\n", ".notes.lock": "do not touch\n"}
+
+
 def killed_export_staging(clean: bool) -> Callable[[Ctx], int]:
     """A killed export's staging folder, and one a running export holds, in ``engines/``."""
     def action(ctx: Ctx) -> int:
@@ -378,6 +401,13 @@ CASES = [
          r".*\.out\.part\.99999\.mp4\n",
          absent=(".out.part.99999.mp4", ".export-abc"), exist=USERS_OWN,
          lines={"out.jsonl": 12}),
+    Case("lock file of a killed --yolo run", killed_yolo_lock(clean=False), 0,
+         r"1 lock file left by a killed run: .*/\.ds\.lock \(a lock file holds nothing; "
+         r"--clean removes them\)", exist=(".ds.lock", *OTHERS_LOCKS), lines={"out.jsonl": 12},
+         slow=True),
+    Case("--clean, lock file of a killed --yolo run", killed_yolo_lock(clean=True), 0,
+         r"removed 1 lock file left by a killed run: .*/\.ds\.lock\n", absent=(".ds.lock",),
+         exist=tuple(OTHERS_LOCKS), lines={"out.jsonl": 12}, slow=True),
     Case("export: staging folder of a killed export", killed_export_staging(clean=False), 0,
          r"1 unfinished output left by a killed run: .*engines/\.export-old \(.*"
          r"--clean removes them", exist=("engines/.export-old", "engines/.export-live",
@@ -435,8 +465,9 @@ def test_output_fault(case: Case, tmp_path, clip_path, tiny_checkpoint):
         assert len(lines) == count if case.exact_lines else len(lines) >= count
         frames = [x["frame"] for x in lines if "frame" in x]
         assert frames == sorted(set(frames))  # in order, none twice (live runs drop some)
-    if code == 0 and case.name != "part files of a killed run":
+    if code == 0 and case.name not in ("part files of a killed run",
+                                       "lock file of a killed --yolo run"):
         assert not [p for p in tmp_path.rglob(".*") if (".part." in p.name or
-                    p.name.endswith(".lock")) and p.name not in USERS_OWN]
+                    p.name.endswith(".lock")) and p.name not in (*USERS_OWN, *OTHERS_LOCKS)]
     if case.stdout_lines is not None:  # JSONL alone: no summary or progress mixed in
         assert len([json.loads(line) for line in ctx.stdout.splitlines()]) == case.stdout_lines
