@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -237,11 +238,17 @@ def remove_stale(targets) -> None:
             names = set(os.listdir(target.parent))
         except OSError:
             continue
-        for n in range(1, 1000):
-            kept = partial_name(target, n)
-            if kept.name in names and kept.is_file():
-                kept.unlink(missing_ok=True)
+        for name in names:
+            n = _partial_number(name, target.suffix)
+            if n and partial_name(target, n).name == name and (target.parent / name).is_file():
+                (target.parent / name).unlink(missing_ok=True)
     remove_killed_parts(targets)
+
+
+def _partial_number(name: str, suffix: str) -> int | None:
+    """N of a name ending ``.partialN`` + ``suffix`` (1 for ``.partial``), else None."""
+    match = re.search(r"\.partial(\d*)" + re.escape(suffix) + "$", name)
+    return match and (int(match.group(1)) if match.group(1) else 1)
 
 
 def remove_killed_parts(targets) -> None:
