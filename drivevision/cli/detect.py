@@ -243,9 +243,9 @@ def _check_not_in_dataset(files: list[tuple[str, str]], folders: list[tuple[str,
             continue
         top = Path(holder).resolve()
         for other, path in files + folders:
-            inside = Path(path).resolve().parents
-            if other != option and top in inside and (other, path) not in files or \
-                    top in inside[1:]:
+            parents = Path(path).resolve().parents  # a file may sit at the top, no deeper
+            depth = 1 if (other, path) in files else 0
+            if other != option and top in parents[depth:]:
                 raise ValueError(f"{other} {path} is inside {option} {holder}, whose subfolders "
                                  "hold only its own files: give it a place beside it")
 
