@@ -59,7 +59,7 @@ drivevision bench --engines auto --precision auto  # what auto picks here, why""
 def cmd_bench(args: argparse.Namespace) -> int:
     from drivevision.cli.bench_tables import format_tables
     from drivevision.cli.timing import BenchSpec, run_bench
-    from drivevision.engines.export import parse_size
+    from drivevision.engines.sizes import parse_size
 
     spec = BenchSpec(model=args.model, weights=args.weights, engines=csv_list(args.engines),
                      precisions=csv_list(args.precision), batches=args.batch,

@@ -61,7 +61,8 @@ drivevision export --precision int8 --calib my_drive.mp4  # Q/DQ ONNX, calibrate
 
 def cmd_export(args: argparse.Namespace) -> int:
     _check_output_dir(args.output_dir)  # at once, before torch loads
-    from drivevision.engines.export import ExportSpec, export_onnx, parse_size
+    from drivevision.engines.export import ExportSpec, export_onnx
+    from drivevision.engines.sizes import parse_size
     from drivevision.model import load_model
 
     int8 = args.precision == "int8"

@@ -30,8 +30,8 @@ import torch
 from drivevision.cli import exits
 from drivevision.config import CALIB_FRAMES, DEFAULT_MODEL, ENGINES, PRECISIONS
 from drivevision.detector import STAGES, Detector, resolve_device
-from drivevision.engines.export import check_padded_size
 from drivevision.engines.hardware import cpu_features
+from drivevision.engines.sizes import check_padded_size
 from drivevision.labels import COCO_NAMES, counted
 from drivevision.model import COCO_WEIGHTS, LoadedModel, build_model, load_model
 from drivevision.pipeline import signals

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from drivevision import __version__
+from drivevision.engines.sizes import check_padded_size
 from drivevision.model import LoadedModel
 
 PIECES = ("dense_a", "dense_b")
@@ -56,29 +57,6 @@ class ExportSpec:
             raise ValueError(f"Expected input size >= 32x32 and batch >= 1, but got {h}x{w}, "
                              f"batch {self.batch}")
         check_padded_size((h, w))
-
-
-def check_padded_size(size: tuple[int, int]) -> None:
-    """ValueError unless (H, W) are multiples of 32, the size the detector pads frames to;
-    the message names the nearest such sizes below and above."""
-    h, w = size
-    if h % 32 or w % 32:
-        up = f"{-(-h // 32) * 32}x{-(-w // 32) * 32}"
-        down = f"{max(h // 32, 1) * 32}x{max(w // 32, 1) * 32}"
-        nearest = up if down == up else f"{down} or {up}"
-        raise ValueError(f"Expected an input size in multiples of 32 (the detector pads "
-                         f"frames to them), but got {h}x{w}; the nearest: {nearest}")
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'384x640' -> (384, 640), height first."""
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ValueError(f"Expected an input size HxW such as 800x1344, but got {text!r}") from None
-    if h < 32 or w < 32:
-        raise ValueError(f"Expected an input size of at least 32x32, but got {text!r}")
-    return h, w
 
 
 class _DenseA(nn.Module):

@@ -22,9 +22,9 @@ from drivevision.engines.export import (
     ExportSpec,
     cached_onnx,
     export_onnx,
-    parse_size,
     read_metadata,
 )
+from drivevision.engines.sizes import parse_size
 from drivevision.engines.torch import DenseModules
 
 FIXTURE = Path(__file__).parents[2] / "assets" / "tiny-fpn-synthetic.pt"
