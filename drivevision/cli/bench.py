@@ -11,9 +11,11 @@ from drivevision.cli.exits import EXIT_INTERRUPTED, EXIT_OK
 from drivevision.cli.help import add_command
 from drivevision.cli.options import (
     add_alias,
+    at_least,
     calib_frames_arg,
     check_cache,
     csv_list,
+    input_size,
     int_list,
     model_args,
 )
@@ -46,11 +48,13 @@ drivevision bench --engines auto --precision auto  # what auto picks here, why""
     calib_frames_arg(g)
     g.add_argument("--batch", type=int_list, default="1",
                    help="comma list of batch sizes")
-    g.add_argument("--input-size", default="800x1344", metavar="HxW",
+    g.add_argument("--input-size", type=input_size, default="800x1344", metavar="HxW",
                    help="size of the generated test images, multiples of 32 (the size the "
                         "detector pads to; as export)")
-    g.add_argument("--iters", type=int, default=10, metavar="N", help="timed calls per setting")
-    g.add_argument("--warmup", type=int, default=2, metavar="N", help="untimed calls first")
+    g.add_argument("--iters", type=at_least(1), default=10, metavar="N",
+                   help="timed calls per setting")
+    g.add_argument("--warmup", type=at_least(0), default=2, metavar="N",
+                   help="untimed calls first")
     g.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N")
     g.add_argument("--json", action="store_true", help="print JSON instead of tables")
     bench.set_defaults(func=cmd_bench)
@@ -59,11 +63,10 @@ drivevision bench --engines auto --precision auto  # what auto picks here, why""
 def cmd_bench(args: argparse.Namespace) -> int:
     from drivevision.cli.bench_tables import format_tables
     from drivevision.cli.timing import BenchSpec, run_bench
-    from drivevision.engines.sizes import parse_size
 
     spec = BenchSpec(model=args.model, weights=args.weights, engines=csv_list(args.engines),
                      precisions=csv_list(args.precision), batches=args.batch,
-                     input_size=parse_size(args.input_size), iters=args.iters,
+                     input_size=args.input_size, iters=args.iters,
                      warmup=args.warmup, device=args.device, calib=args.calib,
                      calib_frames=args.calib_frames)
     _check_runnable(spec)

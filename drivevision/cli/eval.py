@@ -15,6 +15,7 @@ from drivevision.cli.exits import EXIT_INPUT_DAMAGED, EXIT_INTERRUPTED, EXIT_OK
 from drivevision.cli.help import add_command
 from drivevision.cli.options import (
     add_detector_args,
+    at_least,
     check_cache,
     check_detector_args,
     csv_list,
@@ -83,7 +84,7 @@ drivevision eval --gt dataset/ dataset/images/ --weights demo.pt  # YOLO""")
                           "into DIR (one folder per engine and precision with INPUT); an "
                           "earlier run's report there is replaced, a folder holding report "
                           "files no run wrote is refused")
-    out.add_argument("--warmup", type=int, default=2, metavar="N",
+    out.add_argument("--warmup", type=at_least(0), default=2, metavar="N",
                      help="untimed detector calls on the first frame before timing (INPUT)")
     add_detector_args(p, conf=EVAL_CONF, several=True)
     tracking = add_track_args(p)

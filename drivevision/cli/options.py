@@ -325,13 +325,46 @@ def csv_list(text: str) -> list[str]:
 
 
 def int_list(text: str) -> list[int]:
-    """An argparse ``type`` for a comma list of whole numbers (``--batch 1,2,4``), so a bad
-    one is refused naming the option, as argparse's own types are."""
+    """An argparse ``type`` for a comma list of whole numbers of 1 or more (``--batch
+    1,2,4``), so a bad one is refused naming the option, as argparse's own types are."""
     try:
-        return [int(v) for v in csv_list(text)]
+        values = [int(v) for v in csv_list(text)]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas "
-                                         f"(1,2,4), but got {text!r}") from None
+        values = []
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected whole numbers >= 1 separated by commas "
+                                         f"(1,2,4), but got {text!r}")
+    return values
+
+
+def at_least(minimum: int):
+    """An argparse ``type`` for a whole number of ``minimum`` or more (``--iters``), so a
+    smaller one is refused as it is parsed, naming the option, before anything loads."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, but got "
+                                             f"{text!r}")
+        return value
+    parse.__name__ = f"whole number >= {minimum}"  # argparse names the type in some errors
+    return parse
+
+
+def input_size(text: str) -> tuple[int, int]:
+    """An argparse ``type`` for ``--input-size HxW``: (H, W), each at least 32 and a multiple
+    of 32 (the size the detector pads frames to; another would run padded to the next)."""
+    from drivevision.engines.sizes import check_padded_size, parse_size
+
+    try:
+        size = parse_size(text)
+        check_padded_size(size)
+    except ValueError as e:
+        message = str(e)
+        raise argparse.ArgumentTypeError(message[0].lower() + message[1:]) from None
+    return size
 
 
 def quiet_opencv() -> None:

@@ -31,7 +31,7 @@ from drivevision.cli import exits
 from drivevision.config import CALIB_FRAMES, DEFAULT_MODEL, ENGINES, PRECISIONS
 from drivevision.detector import STAGES, Detector, resolve_device
 from drivevision.engines.hardware import cpu_features
-from drivevision.engines.sizes import check_padded_size
+from drivevision.engines.sizes import PAD, check_padded_size
 from drivevision.labels import COCO_NAMES, counted
 from drivevision.model import COCO_WEIGHTS, LoadedModel, build_model, load_model
 from drivevision.pipeline import signals
@@ -52,10 +52,18 @@ class BenchSpec:
     calib_frames: int = CALIB_FRAMES  # of calib
 
     def __post_init__(self) -> None:
-        if self.iters < 1 or self.warmup < 0 or not self.batches or min(self.batches) < 1:
-            raise ValueError(f"Expected iters >= 1, warmup >= 0 and batch sizes >= 1, but got "
-                             f"iters={self.iters}, warmup={self.warmup}, batch={self.batches}")
-        check_padded_size(self.input_size)  # another would time the padded size, not it
+        for name, least in (("iters", 1), ("warmup", 0)):
+            if getattr(self, name) < least:
+                raise ValueError(f"Expected {name} >= {least}, but got "
+                                 f"{name}={getattr(self, name)!r}")
+        if not self.batches or min(self.batches) < 1:
+            raise ValueError(f"Expected batches of sizes >= 1 (at least one), but got "
+                             f"batches={self.batches!r}")
+        if min(self.input_size) < PAD:
+            raise ValueError(f"Expected input_size (H, W) of at least {PAD}x{PAD}, but got "
+                             f"input_size={self.input_size!r}")
+        # another would time the padded size, not it
+        check_padded_size(self.input_size, "input_size (H, W)")
         for what, values, known in (("engine", self.engines, ENGINES),
                                     ("precision", self.precisions, PRECISIONS)):
             wrong = [v for v in values if v not in known] or ([] if values else ["none"])

@@ -235,6 +235,17 @@ def test_a_missing_input_is_refused_before_the_model_loads(files, capsys):
     assert err == ["drivevision: error: No such file or directory: missing.mp4"]
 
 
+def test_a_negative_warmup_is_refused_as_parsed_naming_the_option(files, capsys):
+    """Was taken as no warm-up at all, silently."""
+    gt, _ = files
+    with pytest.raises(SystemExit) as usage:
+        main(["eval", "--gt", str(gt), "missing.mp4", "--warmup", "-1"])
+    assert usage.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "drivevision eval: error: argument --warmup: expected a whole number >= 0, but got "
+        "'-1' (drivevision eval --help lists the options)"]
+
+
 
 def _folder_of_videos(tmp_path):
     (tmp_path / "footage").mkdir()
