@@ -81,7 +81,7 @@ def _check_runnable(spec) -> None:
     on torch): a setting that cannot run is skipped with its reason, but a run with none
     left would measure nothing; and an engine cache the pairs that run would build in but
     cannot (``check_cache``)."""
-    from drivevision.engines import check_int8_engine
+    from drivevision.cli.settings import why_not_here
     from drivevision.engines.hardware import check_precision, device_kind
 
     kind = device_kind(spec.device)
@@ -94,24 +94,8 @@ def _check_runnable(spec) -> None:
     if len(problems) == len(spec.precisions):
         raise problems[0]
     settings = [(engine, precision) for engine in spec.engines for precision in spec.precisions]
-    reasons = [_why_not(*setting, kind, check_int8_engine) for setting in settings]
+    reasons = [why_not_here(*setting, kind) for setting in settings]
     if all(reasons):
         raise ValueError(f"Expected an engine and precision that run here, but none can, so "
                          f"nothing would be measured ({'; '.join(dict.fromkeys(reasons))})")
     check_cache([s for s, why in zip(settings, reasons) if why is None], kind)
-
-
-def _why_not(engine: str, precision: str, kind: str, check_int8_engine) -> str | None:
-    """Why ``engine`` in ``precision`` cannot run on a device of ``kind`` (None: it may)."""
-    from drivevision.engines.hardware import check_precision
-
-    try:
-        check_precision(precision, kind)
-        if precision == "int8":
-            check_int8_engine(engine)
-    except ValueError as e:
-        return f"{engine} {precision}: {str(e).splitlines()[0]}"
-    if engine == "tensorrt" and kind != "cuda":  # TensorRT runs on CUDA only
-        return (f"{engine} {precision}: Expected a CUDA device for the tensorrt engine, but "
-                f"got {kind}")
-    return None

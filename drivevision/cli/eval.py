@@ -180,12 +180,15 @@ def _check_settings(args: argparse.Namespace) -> None:
 
 
 def _check_cache(args: argparse.Namespace) -> None:
-    """Refuse, before the model loads, an engine cache the engines and precisions would
-    build in but cannot use (``check_cache``)."""
+    """Refuse, before the model loads, an engine cache the engines and precisions that run
+    here would build in but cannot use (``check_cache``); those skipped (fp16 on a CPU)
+    build nothing, so they ask nothing of it."""
+    from drivevision.cli.settings import runnable
     from drivevision.engines.hardware import device_kind
 
-    check_cache([(e, p) for e in csv_list(args.engines) for p in csv_list(args.precision)],
-                device_kind(args.device))
+    kind = device_kind(args.device)
+    settings = [(e, p) for e in csv_list(args.engines) for p in csv_list(args.precision)]
+    check_cache(runnable(settings, kind), kind)
 
 
 def _check_tracking(args: argparse.Namespace) -> None:

@@ -245,6 +245,42 @@ def test_ground_truth_past_the_end_of_the_input_is_refused_not_scored_as_missed(
         "ground truth of the frames the input has")
 
 
+@pytest.mark.parametrize("engines, precisions, refused", [
+    ("torch,onnx", "fp16", False),  # fp16 needs CUDA: only the torch fp32 reference runs
+    ("torch,compiled", "fp16", False),
+    ("torch,onnx", "bf16", False),  # onnx runs no bf16; torch bf16 runs, building nothing
+    ("torch,onnx", "fp32,fp16", True),  # onnx fp32 runs and would build there
+])
+def test_the_engine_cache_is_checked_only_for_the_settings_that_run(
+        tmp_path, capsys, monkeypatch, engines, precisions, refused):
+    """DRIVEVISION_CACHE under a file: refused (exit 2, one line, nothing run) when a
+    setting that runs would build in it; not when every setting that would is skipped here
+    (was: refused for the skipped ones too, though only torch, which keeps nothing there,
+    would run)."""
+    video, gt = tmp_path / "clip.mp4", tmp_path / "gt.jsonl"
+    write_eval_clip(video, gt, seeds=(101,), frames_per_seed=1)
+    blocker = tmp_path / "engines.tar"
+    blocker.write_bytes(b"an archive")
+    monkeypatch.setenv("DRIVEVISION_CACHE", str(blocker / "cache"))
+    code = main(["eval", "--gt", str(gt), str(video), "--weights", WEIGHTS, "--device", "cpu",
+                 "--warmup", "0", "--engines", engines, "--precision", precisions, "--json"])
+    captured = capsys.readouterr()
+    assert blocker.read_bytes() == b"an archive"
+    if refused:
+        assert code == 2 and captured.out == ""
+        assert captured.err.splitlines() == [
+            f"drivevision: error: Expected DRIVEVISION_CACHE to be a folder (made if "
+            f"missing), but {blocker} is not a folder"]
+        return
+    assert code == 0, captured.err
+    table = json.loads(captured.out)
+    ran = [(r["engine"], r["precision"]) for r in table["results"]]
+    assert ran[0] == ("torch", "fp32") and all(e == "torch" for e, _ in ran)
+    skipped = {f"{s['engine']} {s['precision']}" for s in table["skipped"]}
+    asked = {f"{e} {p}" for e in engines.split(",") for p in precisions.split(",")}
+    assert asked <= skipped | {f"{e} {p}" for e, p in ran}  # each either ran or was skipped
+
+
 @pytest.mark.parametrize("mapping, expected", [
     ("car=tractor", "--class-map: Unknown class 'tractor'; expected one of the model's "
                     "classes: person (1), car (2), truck (3), bus (4), traffic light (5)"),
