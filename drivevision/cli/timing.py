@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from drivevision.cli import exits
+from drivevision.cli.settings import runnable
 from drivevision.config import CALIB_FRAMES, DEFAULT_MODEL, ENGINES, PRECISIONS
 from drivevision.detector import STAGES, Detector, resolve_device
 from drivevision.engines.hardware import cpu_features
@@ -193,7 +194,7 @@ def _run_bench(spec: BenchSpec, log, stop: threading.Event, out: dict) -> dict:
     log(f"{loaded.name}: {weights_text(weights)}")
     frames = frames_for(spec, max(spec.batches))
     calib = None
-    if "int8" in spec.precisions:
+    if "int8" in spec.precisions and runnable([(e, "int8") for e in spec.engines], device.type):
         calib, calibration = bench_calibration(spec)
         log(f"int8 calibrated on {calibration}")
     out.update({"model": loaded.name, "weights": weights, "device": _device_name(device),

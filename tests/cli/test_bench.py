@@ -172,10 +172,21 @@ def test_bench_with_no_engine_for_the_precision_fails_before_timing_eager(capsys
 
 
 def test_bench_json_names_the_weights_file_and_calibration_without_a_prefix(capsys,
-                                                                          tiny_checkpoint):
-    """Values a script reads as they are: the weights path, what int8 calibrated on."""
+                                                                          tiny_checkpoint,
+                                                                          monkeypatch):
+    """Values a script reads as they are: the weights path, what int8 calibrated on (onnx
+    int8 stands in for an engine that takes int8, and fails to load: nothing is built)."""
+    from drivevision.cli import timing
+
+    def detector(loaded, *, engine, **kwargs):
+        if engine == "onnx":
+            raise ImportError("no ONNX Runtime in this test")
+        return real(loaded, engine=engine, **kwargs)
+
+    real = timing.Detector
+    monkeypatch.setattr(timing, "Detector", detector)
     code = main(["bench", "--weights", tiny_checkpoint, "--model", "tiny-fpn",
-                 "--engines", "torch", "--precision", "fp32,int8", "--batch", "1",
+                 "--engines", "torch,onnx", "--precision", "fp32,int8", "--batch", "1",
                  "--input-size", "96x160", "--iters", "1", "--warmup", "0", "--device", "cpu",
                  "--json"])
     captured = capsys.readouterr()
@@ -184,6 +195,23 @@ def test_bench_json_names_the_weights_file_and_calibration_without_a_prefix(caps
     assert out["calibration"] == "4 generated scenes (no --calib; timings only)"
     assert f"tiny-fpn: weights {tiny_checkpoint}" in captured.err
     assert "int8 calibrated on 4 generated scenes" in captured.err
+
+
+def test_int8_footage_is_not_read_when_no_engine_asked_for_runs_int8(capsys, tmp_path):
+    """torch int8 is skipped: --calib is neither read nor named as what int8 calibrated on
+    (it was hashed, and the header said 'int8 calibrated on 16 frames of clip.mp4')."""
+    from drivevision.synthetic import write_clip
+
+    clip = tmp_path / "clip.mp4"
+    write_clip(clip, 2, width=64, height=64)
+    code = main(["bench", "--model", "tiny-fpn", "--engines", "torch", "--precision",
+                 "fp32,int8", "--calib", str(clip), "--input-size", "64x64", "--iters", "1",
+                 "--warmup", "0", "--device", "cpu", "--json"])
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert code == 0 and [r["precision"] for r in out["results"]] == ["fp32"]
+    assert out["skipped"][0]["precision"] == "int8"
+    assert "calibration" not in out and "calibrated" not in captured.err
 
 
 @pytest.mark.parametrize("after_ms, warned", [(42.8, True), (500.0, False)])
