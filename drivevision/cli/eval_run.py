@@ -218,7 +218,7 @@ def detect_all(detector: Detector, uri: str, truth: Annotations, warmup: int, *,
     notes = list(source.notes)
     if not truth.match_files:  # a dataset's images: matched by name (_check_files)
         held = max(source.frame_count or 0, max(frames) + 1)  # what the container says
-        _check_end(uri, held, truth, stride)
+        _check_end(uri, held, truth, stride, stored=source.frame_count is not None)
         notes += _missed_note(uri, held, truth, stride, frames)
     classes = tuple(dict.fromkeys(n for f in frames.values() for n in f.labels))
     return (Annotations(uri, frames, classes, file_names=files), float(np.median(samples)),
@@ -273,18 +273,27 @@ def _unlabelled(uri: str, index: int, truth: Annotations) -> str:
             "the frames it lacks out")
 
 
-def _check_end(uri: str, held: int, truth: Annotations, stride: int) -> None:
-    """Labelled frames (of those the stride keeps) past the frames the input holds (as its
-    container counts them, else up to the last decoded) would count as missed: the ground
-    truth is another, longer video's, or the video was cut."""
+def _check_end(uri: str, held: int, truth: Annotations, stride: int, *,
+               stored: bool = True) -> None:
+    """Labelled frames (of those the stride keeps) past the frames the input holds would
+    count as missed: the ground truth is another, longer video's, or the video was cut.
+    ``stored``: ``held`` is what the container stores (MP4: a cut file keeps its count, its
+    lost frames are missed, not past the end), else the frames up to the last that decoded
+    (MPEG-TS, MKV store no count), where a file cut short ends early with no other sign."""
     past = sorted(f for f in truth.frames if f >= held and f % stride == 0)
     if not past:
         return
     which = str(past[0]) if len(past) == 1 else f"{past[0]}-{past[-1]}"
-    raise ValueError(f"{uri} ends at frame {held - 1}, but {truth.path} labels "
+    end = f"frame {held - 1}," if stored else \
+        f"frame {held - 1}, the last that decodes (it stores no frame count),"
+    why = ("the ground truth of a longer video? Give the ground truth of the frames the input "
+           "has" if stored else
+           f"is {uri} cut short (a copy or recording that did not finish), or is this the "
+           "ground truth of a longer video? Give the whole video, or the ground truth of the "
+           "frames it has")
+    raise ValueError(f"{uri} ends at {end} but {truth.path} labels "
                      f"{counted(len(past), 'frame')} after it ({which}), whose objects would "
-                     "count as missed: the ground truth of a longer video? Give the ground "
-                     "truth of the frames the input has")
+                     f"count as missed: {why}")
 
 
 def _missed_note(uri: str, held: int, truth: Annotations, stride: int,

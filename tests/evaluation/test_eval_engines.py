@@ -281,6 +281,52 @@ def test_the_engine_cache_is_checked_only_for_the_settings_that_run(
     assert asked <= skipped | {f"{e} {p}" for e, p in ran}  # each either ran or was skipped
 
 
+def _remuxed(mp4: Path, path: Path, muxer: str) -> Path:
+    """``mp4``'s packets as they are, in another container: MPEG-TS and MKV store no frame
+    count, so where a cut file of theirs ends is known only by decoding it."""
+    import av
+
+    with av.open(str(mp4)) as src, av.open(str(path), "w", format=muxer) as out:
+        stream = out.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is not None:  # not the flush packet
+                packet.stream = stream
+                out.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("muxer, suffix", [("mpegts", ".ts"), ("matroska", ".mkv")])
+def test_a_cut_video_without_a_frame_count_is_named_as_maybe_cut_not_scored_as_missed(
+        tmp_path, capsys, muxer, suffix):
+    """The last 40% of an MPEG-TS or MKV lost (a copy that did not finish): it just ends
+    early, with no count to tell, so its labelled frames past the last decoded one would
+    count as missed. Refused in one line (exit 2) naming the last frame, the labelled ones
+    after it, and that the file may be cut (was: only 'the ground truth of a longer
+    video?')."""
+    from drivevision.io.sources import open_source
+
+    video, gt = tmp_path / "clip.mp4", tmp_path / "gt.jsonl"
+    write_eval_clip(video, gt, seeds=(101,), frames_per_seed=12)
+    full = _remuxed(video, tmp_path / f"full{suffix}", muxer)
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size * 6 // 10])
+    with open_source(str(cut)) as source:
+        last = max(frame.index for frame in source)
+        assert source.frame_count is None and last < 11  # no count, and it ends early
+    code = main(["eval", "--gt", str(gt), str(cut), "--weights", WEIGHTS, "--device", "cpu",
+                 "--warmup", "0"])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    after = "1 frame after it (11)" if last == 10 else \
+        f"{11 - last} frames after it ({last + 1}-11)"
+    assert captured.err.splitlines()[-1] == (
+        f"drivevision: error: {cut} ends at frame {last}, the last that decodes (it stores no "
+        f"frame count), but {gt} labels {after}, whose objects would count as missed: is "
+        f"{cut} cut short (a copy or recording that did not finish), or is this the ground "
+        "truth of a longer video? Give the whole video, or the ground truth of the frames it "
+        "has")
+
+
 @pytest.mark.parametrize("mapping, expected", [
     ("car=tractor", "--class-map: Unknown class 'tractor'; expected one of the model's "
                     "classes: person (1), car (2), truck (3), bus (4), traffic light (5)"),
