@@ -136,7 +136,8 @@ def _open_input(uri: str) -> None:
 
 def _run_and_score(args: argparse.Namespace, truth, class_map: dict) -> int:
     _open_input(args.input)  # before eval_run imports torch
-    from drivevision.cli.eval_run import format_table, run_engines, write_reports
+    from drivevision.cli.eval_run import run_engines
+    from drivevision.cli.eval_tables import format_table, write_reports
 
     result = run_engines(args, truth, class_map,
                          log=lambda m: print(f"drivevision: {m}", file=sys.stderr, flush=True))

@@ -1,6 +1,7 @@
 """What ``drivevision eval INPUT`` does: run the detector with each engine and precision on
 the labelled input, time it, score it, and table the results (MMDeploy's style: AP, AP50,
-AP75, ms/frame and the AP difference to torch fp32, all from one run on one machine).
+AP75, ms/frame and the AP difference to torch fp32, all from one run on one machine; the
+tables are printed by ``eval_tables``).
 
 ms/frame is the median wall time of one ``Detector`` call on a decoded frame (preprocess,
 engine and postprocess; decoding not included), after ``warmup`` untimed calls on the first
@@ -17,7 +18,6 @@ frames.
 from __future__ import annotations
 
 import argparse
-import textwrap
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -29,10 +29,9 @@ import torch
 from drivevision.cli import exits
 from drivevision.cli.options import csv_list, detector_config, score_threshold
 from drivevision.detector import Detector
-from drivevision.engines.hardware import cpu_features, feature_list
+from drivevision.engines.hardware import cpu_features
 from drivevision.evaluation import Annotations, Evaluation, FrameBoxes, evaluate
 from drivevision.evaluation.coverage import SHOWN
-from drivevision.evaluation.report import write_report
 from drivevision.evaluation.yolo import image_stem
 from drivevision.labels import ClassNames, counted
 from drivevision.pipeline import signals
@@ -322,48 +321,6 @@ def _check_size(index: int | None, shape: tuple, truth: Annotations) -> None:
                      f"truth's is {size[0]}x{size[1]}: not the labelled video?")
 
 
-def format_table(result: RunResult) -> str:
-    """AP in COCO points (x100), as MMDeploy and papers print them; with a tracker, its
-    HOTA, MOTA, IDF1, ID switches and recall in a second table (each fits 80 columns)."""
-    t = result.table
-    tracked = "track" in t
-    lines = _wrapped(f"{t['input']} against {t['gt']} on {t.get('device', '?')}, "
-                     f"{counted(t['threads'], 'thread')}, torch {t['torch']}, score threshold "
-                     f"{t['conf']}")
-    lines += [f"CPU features: {feature_list(t.get('cpu_features', []))}",
-              "AP in points (x100); ms/frame: median detector call; dAP: AP - torch fp32 AP"]
-    if tracked:
-        k = t["frame_stride"]
-        seen = "every frame" if k == 1 else f"frames 0, {k}, {2 * k}, ..."
-        lines += _wrapped(f"tracker {t['track']} on {seen}; HOTA, MOTA, IDF1 and recall "
-                          "(share of ground-truth boxes a track shows) in points; IDsw: ID "
-                          "switches")
-    lines += ["", f"{'engine':<10}{'precision':<11}{'AP':>7}{'AP50':>7}{'AP75':>7}{'ms/frame':>10}"
-              f"{'dAP':>8}"]
-    for r in t["results"]:
-        diff = "-" if r["AP_diff"] is None else f"{100 * r['AP_diff']:+.2f}"
-        lines.append(f"{r['engine']:<10}{r['precision']:<11}{_pts(r['AP'])}{_pts(r['AP50'])}"
-                     f"{_pts(r['AP75'])}{r['ms_per_frame']:>10.1f}{diff:>8}")
-    if tracked:
-        lines += ["", f"{'engine':<10}{'precision':<11}" + "".join(f"{c:>7}"
-                                                                 for c in _TRACK_COLUMNS)]
-        lines += [f"{r['engine']:<10}{r['precision']:<11}" + "".join(
-            _pts(r.get(key)) if key != "id_switches" else f"{r.get(key, '-'):>7}"
-            for key in _TRACK_COLUMNS.values()) for r in t["results"]]
-    lines += [f"skipped {s['engine']} {s['precision']}: {s['reason']}" for s in t["skipped"]]
-    if t.get("not_scored"):
-        lines.append(f"interrupted: not scored: {', '.join(t['not_scored'])}")
-    lines += [f"note: {note}" for note in t["notes"]]
-    return "\n".join(lines)
-
-
-def _wrapped(text: str) -> list[str]:
-    """``text`` in lines of at most 80 columns, a terminal's, those after the first indented
-    (a path longer than that kept whole)."""
-    return textwrap.wrap(text, 80, subsequent_indent="  ", break_long_words=False,
-                         break_on_hyphens=False)
-
-
 def run_notes(result: RunResult) -> list[str]:
     """The runs' notes (what scoring left out, and why), each once, after the runs that
     have it: "torch fp32, torch bf16: left out ..."."""
@@ -372,25 +329,3 @@ def run_notes(result: RunResult) -> list[str]:
         for note in r.evaluation.notes:
             runs.setdefault(note, []).append(f"{r.engine} {r.precision}")
     return [f"{', '.join(names)}: {note}" for note, names in runs.items()]
-
-
-_TRACK_COLUMNS = {"HOTA": "HOTA", "MOTA": "MOTA", "IDF1": "IDF1", "IDsw": "id_switches",
-                  "recall": "recall"}
-
-
-def _pts(value) -> str:
-    return f"{'-':>7}" if value is None else f"{100 * value:>7.2f}"
-
-
-def write_reports(out, result: RunResult) -> None:
-    """One report per engine and precision, each in a subfolder named for them (with its
-    own ``summary.md``), and the table as ``summary.md``, linking to theirs, through ``out``
-    (``report.write_report``)."""
-    for r in result.runs:
-        write_report(out, r.evaluation, title=f"{r.engine} {r.precision} on "
-                     f"{result.info['input']}", under=f"{r.engine}-{r.precision}")
-    links = [f"- [{r.engine} {r.precision}]({r.engine}-{r.precision}/summary.md)"
-             for r in result.runs]
-    text = ("```\n" + format_table(result) + "\n```\n\nEach run's metrics, precision, "
-            "recall and AP per class, and confusion matrix:\n\n" + "\n".join(links) + "\n")
-    out.put_with("summary.md", lambda path: path.write_text(text))
