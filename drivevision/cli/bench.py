@@ -94,7 +94,8 @@ def _check_runnable(spec) -> None:
     if len(problems) == len(spec.precisions):
         raise problems[0]
     settings = [(engine, precision) for engine in spec.engines for precision in spec.precisions]
-    reasons = [why_not_here(*setting, kind) for setting in settings]
+    reasons = [(why := why_not_here(engine, precision, kind)) and f"{engine} {precision}: {why}"
+               for engine, precision in settings]
     if all(reasons):
         raise ValueError(f"Expected an engine and precision that run here, but none can, so "
                          f"nothing would be measured ({'; '.join(dict.fromkeys(reasons))})")

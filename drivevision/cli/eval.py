@@ -109,6 +109,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         _check_settings(args)
         check_detector_args(args, precision=False)
         _check_cache(args)
+        _check_calib(args)
         _check_tracking(args)
         if not os.path.exists(args.input) and "://" not in args.input:
             raise ValueError(f"No such file or directory: {args.input}")
@@ -190,6 +191,24 @@ def _check_cache(args: argparse.Namespace) -> None:
     kind = device_kind(args.device)
     settings = [(e, p) for e in csv_list(args.engines) for p in csv_list(args.precision)]
     check_cache(runnable(settings, kind), kind)
+
+
+def _check_calib(args: argparse.Namespace) -> None:
+    """Refuse, before the model loads, int8 that runs here without ``--calib`` footage that
+    can be read: found only once torch fp32 (the reference) had run, it stopped the run
+    with nothing printed. int8 that cannot run here (on torch) is skipped, and asks none."""
+    from drivevision.cli.settings import runnable
+    from drivevision.config import NEED_CALIB
+    from drivevision.engines.hardware import device_kind
+
+    if "int8" not in csv_list(args.precision) or not runnable(
+            [(e, "int8") for e in csv_list(args.engines)], device_kind(args.device)):
+        return
+    if not args.calib:
+        raise ValueError(NEED_CALIB)
+    from drivevision.io.calibration import check_calibration
+
+    check_calibration(args.calib)
 
 
 def _check_tracking(args: argparse.Namespace) -> None:

@@ -118,20 +118,25 @@ def run_engines(args: argparse.Namespace, truth: Annotations, class_map: dict,
 
 def _run_one(args: argparse.Namespace, truth: Annotations, class_map: dict, engine: str,
              precision: str, result: RunResult, log, stop: threading.Event) -> None:
-    """Load, run and score one engine and precision into ``result``; KeyboardInterrupt as
-    soon as ``stop`` is set."""
+    """Load, run and score one engine and precision into ``result`` (or skip it, saying
+    why: first what can never run here, such as int8 on torch, before its options are
+    checked); KeyboardInterrupt as soon as ``stop`` is set."""
+    from drivevision.cli.settings import why_not_here
     from drivevision.cli.timing import _device_name
+    from drivevision.engines.hardware import device_kind
 
     if stop.is_set():  # came as the setting before was skipped
         raise KeyboardInterrupt
-    config = detector_config(argparse.Namespace(**{**vars(args), "engine": engine,
-                                                   "precision": precision}))
+    reason = why_not_here(engine, precision, device_kind(args.device))
     try:
-        detector = Detector.from_config(config, progress=True)
+        if reason is None:
+            detector = Detector.from_config(detector_config(argparse.Namespace(
+                **{**vars(args), "engine": engine, "precision": precision})), progress=True)
     except (ValueError, ImportError) as e:
         reason = str(e).strip().splitlines()[0]
         if (engine, precision) == REFERENCE:
             raise
+    if reason is not None:
         result.skipped.append({"engine": engine, "precision": precision, "reason": reason})
         log(f"skipped {engine} {precision}: {reason}")
         return

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 def why_not_here(engine: str, precision: str, kind: str) -> str | None:
     """Why ``engine`` in ``precision`` cannot run on a device of ``kind`` ("cpu" or
-    "cuda"), in one line that names them ("onnx fp16: Expected ..."); None: it may (the
-    engine itself can still fail once built, an ``auto`` precision is settled then)."""
+    "cuda"), in one line; None: it may (the engine itself can still fail once built, an
+    ``auto`` precision is settled then)."""
     from drivevision.engines import check_int8_engine
     from drivevision.engines.hardware import check_precision
 
@@ -21,10 +21,9 @@ def why_not_here(engine: str, precision: str, kind: str) -> str | None:
 
             check_onnx(precision, kind)
     except ValueError as e:
-        return f"{engine} {precision}: {str(e).splitlines()[0]}"
+        return str(e).splitlines()[0]
     if engine == "tensorrt" and kind != "cuda":  # TensorRT runs on CUDA only
-        return (f"{engine} {precision}: Expected a CUDA device for the tensorrt engine, but "
-                f"got {kind}")
+        return f"Expected a CUDA device for the tensorrt engine, but got {kind}"
     return None
 
 

@@ -281,6 +281,48 @@ def test_the_engine_cache_is_checked_only_for_the_settings_that_run(
     assert asked <= skipped | {f"{e} {p}" for e, p in ran}  # each either ran or was skipped
 
 
+def test_int8_on_an_engine_without_it_is_skipped_and_asks_for_no_calibration(tmp_path,
+                                                                              capsys):
+    """torch int8 never runs: skipped saying why, the reference scored (was: the run
+    stopped after torch fp32 ran, asking for --calib, with nothing printed)."""
+    video, gt = tmp_path / "clip.mp4", tmp_path / "gt.jsonl"
+    write_eval_clip(video, gt, seeds=(101,), frames_per_seed=1)
+    code = main(["eval", "--gt", str(gt), str(video), "--weights", WEIGHTS, "--device", "cpu",
+                 "--warmup", "0", "--engines", "torch", "--precision", "fp32,int8", "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    table = json.loads(captured.out)
+    assert [(r["engine"], r["precision"]) for r in table["results"]] == [("torch", "fp32")]
+    (skipped,) = table["skipped"]
+    assert (skipped["engine"], skipped["precision"]) == ("torch", "int8")
+    assert skipped["reason"].startswith("Expected --engine onnx or compiled (or auto) for "
+                                        "int8, but got torch")
+
+
+@pytest.mark.parametrize("calib, expected", [
+    (None, "int8 needs frames to calibrate on: pass --calib CLIP_OR_FOLDER"),
+    ("missing.mp4", "Expected --calib to be a video file or a folder of images from your own "
+                    "cameras, but missing.mp4 does not exist"),
+])
+def test_int8_that_runs_here_without_footage_is_refused_before_the_reference_runs(
+        tmp_path, capsys, monkeypatch, calib, expected):
+    """onnx int8 on a CPU needs --calib: said in one line before any model loads (was: once
+    torch fp32 had run, its scores thrown away)."""
+    from drivevision.cli import eval_run
+
+    monkeypatch.setattr(eval_run.Detector, "from_config",
+                        lambda *a, **k: pytest.fail("a model loaded"))
+    video, gt = tmp_path / "clip.mp4", tmp_path / "gt.jsonl"
+    write_eval_clip(video, gt, seeds=(101,), frames_per_seed=1)
+    code = main(["eval", "--gt", str(gt), str(video), "--weights", WEIGHTS, "--device", "cpu",
+                 "--engines", "torch,onnx", "--precision", "int8",
+                 *(["--calib", calib] if calib else [])])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    (line,) = captured.err.splitlines()
+    assert line.startswith(f"drivevision: error: {expected}")
+
+
 def _remuxed(mp4: Path, path: Path, muxer: str) -> Path:
     """``mp4``'s packets as they are, in another container: MPEG-TS and MKV store no frame
     count, so where a cut file of theirs ends is known only by decoding it."""
