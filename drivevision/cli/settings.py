@@ -16,6 +16,10 @@ def why_not_here(engine: str, precision: str, kind: str) -> str | None:
         check_precision(precision, kind, engine)
         if precision == "int8":
             check_int8_engine(engine)
+            if kind != "cpu":  # onnx and compiled (auto picks one) run int8 on the CPU only
+                raise ValueError(f"Expected the CPU for int8, but got {kind}; on CUDA use fp16, "
+                                 "or a TensorRT int8 engine: drivevision export --format "
+                                 "tensorrt --precision int8 --calib CLIP_OR_FOLDER")
         if engine == "onnx" and precision != "auto":
             from drivevision.engines.onnx import check_precision as check_onnx
 

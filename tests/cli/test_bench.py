@@ -214,6 +214,30 @@ def test_int8_footage_is_not_read_when_no_engine_asked_for_runs_int8(capsys, tmp
     assert "calibration" not in out and "calibrated" not in captured.err
 
 
+@pytest.mark.parametrize("engine, precision, kind, reason", [
+    ("onnx", "int8", "cpu", None),
+    ("compiled", "int8", "cpu", None),
+    ("auto", "int8", "cpu", None),
+    ("compiled", "int8", "cuda", "Expected the CPU for int8, but got cuda; on CUDA use fp16"),
+    ("auto", "int8", "cuda", "Expected the CPU for int8, but got cuda; on CUDA use fp16"),
+    ("torch", "int8", "cuda", "Expected --engine onnx or compiled (or auto) for int8"),
+    ("onnx", "bf16", "cpu", "Expected fp32 (CPU or CUDA), fp16 (CUDA) or int8 (CPU) for the "
+                            "onnx engine, but got bf16 on cpu"),
+    ("compiled", "fp16", "cpu", "Expected fp16 on a CUDA device"),
+    ("tensorrt", "fp32", "cpu", "Expected a CUDA device for the tensorrt engine, but got cpu"),
+    ("tensorrt", "fp16", "cuda", None),
+])
+def test_what_bench_and_eval_skip_before_loading_is_what_the_engines_refuse(engine, precision,
+                                                                          kind, reason):
+    """The settings that cannot run are known before the model loads, so nothing is checked
+    or built for them (the engine cache, int8's footage); compiled int8 refuses CUDA once
+    built, so on CUDA int8 runs nowhere."""
+    from drivevision.cli.settings import why_not_here
+
+    why = why_not_here(engine, precision, kind)
+    assert why == reason if reason is None else why.startswith(reason)
+
+
 @pytest.mark.parametrize("after_ms, warned", [(42.8, True), (500.0, False)])
 def test_bench_warns_when_the_baseline_drifted_during_the_run(capsys, monkeypatch, after_ms,
                                                               warned):
