@@ -21,7 +21,7 @@ from drivevision.io.sinks import Sink
 
 @dataclass
 class Result:
-    """One frame's outcome; ``timings`` holds ms per stage (decode ... encode) for it.
+    """One frame's outcome; ``timings`` holds ms per stage (decode ... write) for it.
 
     ``rendered_at`` is ``time.monotonic()`` when the frame was rendered (or passed the render
     stage undrawn): its capture-to-render latency is ``rendered_at - frame.captured_at``.
@@ -102,7 +102,7 @@ def write_result(result: Result, sinks: Sequence[Sink]) -> None:
         start = time.perf_counter()
         for sink in sinks:
             sink.write(result.frame, result.detections, result.annotated)
-        result.timings["encode"] = (time.perf_counter() - start) * 1000.0
+        result.timings["write"] = (time.perf_counter() - start) * 1000.0
 
 
 def _group(ms: dict[str, float]) -> dict[str, float]:

@@ -17,9 +17,10 @@ from drivevision.labels import counted, name_of, ordinal
 from drivevision.pipeline.rates import ArrivalRate, RateMeter
 
 # "wait": a live source's read waiting for its next frame (a camera's or stream's decode in
-# it, which OpenCV does in the same call); no work of ours, but where a frame's time went
+# it, which OpenCV does in the same call); no work of ours, but where a frame's time went.
+# "write": every output's writing (the video's H.264 encode, images, detection files)
 PIPELINE_STAGES = ("wait", "decode", "preprocess", "inference", "postprocess", "render",
-                   "encode")
+                   "write")
 
 
 class StageStats:

@@ -38,7 +38,7 @@ def test_real_decode_detect_encode_keeps_every_frame_in_order(tmp_path, clip_pat
     assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (160, 96)
     assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(10.0, rel=0.01)
     assert set(summary.stages.stages()) >= {"decode", "preprocess", "inference",
-                                            "postprocess", "render", "encode"}
+                                            "postprocess", "render", "write"}
 
 
 @pytest.mark.parametrize("batch", [1, 4])
