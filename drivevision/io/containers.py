@@ -14,7 +14,7 @@ from pathlib import Path
 import av
 
 from drivevision.errors import SourceError, SourcePermissionError
-from drivevision.io.images import reason_line
+from drivevision.io.image_reading import reason_line
 
 # FFmpeg's demuxers of raw elementary video streams: no container, no frame times
 RAW_FORMATS = {"h264", "hevc", "vvc", "m4v", "mpegvideo", "mjpeg", "cavsvideo", "avs2", "avs3",
