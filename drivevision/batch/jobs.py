@@ -3,8 +3,9 @@
 An input is a video file or a folder of images (one sequence). Folders given are searched
 recursively; each input's outputs go under the output folder at its path relative to the
 root it was found under (``footage/2026-11-28/front_0001.mp4`` found under ``footage/``:
-``OUT/2026-11-28/front_0001.jsonl``). Hidden files and folders, and the output folder
-itself, are never inputs.
+``OUT/2026-11-28/front_0001.jsonl``). Hidden files and folders, the folders a NAS or the
+system keeps (``drivevision.io.images.METADATA_FOLDERS``: thumbnails, recycle bins) and the
+output folder itself are never inputs.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from drivevision.io.files import VIDEO_SUFFIXES
-from drivevision.io.images import IMAGE_SUFFIXES, natural_key
+from drivevision.io.images import IMAGE_SUFFIXES, metadata_folder, natural_key
 
 # a folder search takes files with VIDEO_SUFFIXES as video; a file named on the command line
 # is tried whatever its suffix, unless plainly not footage (NOT_MEDIA_SUFFIXES)
@@ -53,42 +54,58 @@ class Job:
 
 
 def find_jobs(inputs: list[str], out_dir: Path, list_file: str | None = None,
-              skip: Iterable[Path] = (), passed: list[str] | None = None) -> list[Job]:
+              skip: Iterable[Path] = (), passed: list[str] | None = None,
+              metadata: list[Path] | None = None) -> list[Job]:
     """The jobs for ``inputs`` (files, folders, globs) and the lines of ``list_file`` (one
     path per line; relative paths are relative to the list file's folder; blank lines and
     ``#`` comments skipped), in the order given, each input once. A folder search passes
     over ``out_dir`` and the folders in ``skip`` (the batch's datasets). What a glob matches
     that is plainly not footage (``NOT_MEDIA_SUFFIXES``: ``notes.txt`` in ``footage/*``)
-    or a link to nothing is passed over, and appended to ``passed`` with why.
+    or a link to nothing is passed over, and appended to ``passed`` with why. A NAS's or
+    the system's folders (``metadata_folder``) under a folder searched or a glob's start
+    are passed over, and appended to ``metadata`` (absolute paths), each once.
 
     Raises ValueError, in one line, for a name that matches nothing (or nothing but what is
     passed over), no input at all, or two inputs whose outputs would have the same name.
     """
     skipped = frozenset({out_dir.resolve(), *(Path(p).resolve() for p in skip)})
     passed = [] if passed is None else passed
+    found: list[Path] = []
     jobs: list[Job] = []
     for pattern in inputs:
-        jobs.extend(_expand(pattern, skipped, passed))
+        jobs.extend(_expand(pattern, skipped, passed, found))
     if list_file is not None:
-        jobs.extend(_listed(Path(list_file), skipped))
+        jobs.extend(_listed(Path(list_file), skipped, found))
+    if metadata is not None:
+        metadata.extend(dict.fromkeys(found))
     jobs = list({job.source: job for job in reversed(jobs)}.values())[::-1]  # first wins
     if not jobs:
+        kept = (f" (passed over the folders a NAS or the system keeps: "
+                f"{', '.join(map(str, dict.fromkeys(found)))})" if found else "")
         raise ValueError("No inputs: expected video files, folders with videos or images, "
-                         "globs or --list FILE")
+                         f"globs or --list FILE{kept}")
     _check_unique(jobs)
     return jobs
 
 
-def _expand(pattern: str, skipped: frozenset[Path], passed: list[str]) -> list[Job]:
+def _expand(pattern: str, skipped: frozenset[Path], passed: list[str],
+            metadata: list[Path]) -> list[Job]:
     if not _GLOB_CHARS & set(pattern):
         path = Path(pattern)
         if not path.exists():
             raise ValueError(_missing(path, pattern))
         _check_media(path, pattern)
-        return _jobs_at(path.resolve(), None, skipped)
+        return _jobs_at(path.resolve(), None, skipped, metadata)
     matches = sorted(glob.glob(pattern, recursive=True), key=lambda p: natural_key(Path(p)))
     if not matches:
         raise ValueError(f"Nothing matches {pattern}")
+    root = _glob_root(pattern)
+    inside = {m: _metadata_part(Path(m).resolve(), root) for m in matches}
+    metadata.extend(folder for folder in inside.values() if folder)
+    matches = [m for m in matches if not inside[m]]
+    if not matches:
+        raise ValueError(f"Nothing but folders a NAS or the system keeps (thumbnails, recycle "
+                         f"bins) and what is in them matches {pattern}")
     not_footage = {m: _not_footage(Path(m)) for m in matches}
     matches = [m for m in matches if not not_footage[m]]
     passed_here = [f"{m} ({why})" for m, why in not_footage.items() if why]
@@ -96,11 +113,23 @@ def _expand(pattern: str, skipped: frozenset[Path], passed: list[str]) -> list[J
         raise ValueError(f"Nothing but what is not footage matches {pattern}: "
                          f"{', '.join(passed_here[:5])}{', ...' if len(passed_here) > 5 else ''}")
     passed.extend(passed_here)
-    root = _glob_root(pattern)
     jobs = []
     for match in matches:
-        jobs.extend(_jobs_at(Path(match).resolve(), root, skipped))
+        jobs.extend(_jobs_at(Path(match).resolve(), root, skipped, metadata))
     return jobs
+
+
+def _metadata_part(path: Path, root: Path) -> Path | None:
+    """The NAS's or system's folder (``metadata_folder``) that ``path`` is or lies in,
+    below ``root``, or None."""
+    if not path.is_relative_to(root):
+        return None
+    folder = root
+    for part in path.relative_to(root).parts:
+        folder = folder / part
+        if metadata_folder(part):
+            return folder
+    return None
 
 
 def _missing(path: Path, name: str) -> str:
@@ -139,7 +168,7 @@ def _glob_root(pattern: str) -> Path:
     return Path(*fixed).resolve() if fixed else Path.cwd()
 
 
-def _listed(list_file: Path, skipped: frozenset[Path]) -> list[Job]:
+def _listed(list_file: Path, skipped: frozenset[Path], metadata: list[Path]) -> list[Job]:
     try:
         lines = list_file.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
@@ -155,26 +184,31 @@ def _listed(list_file: Path, skipped: frozenset[Path]) -> list[Job]:
     root = Path(os.path.commonpath([p.parent for p in paths]))
     jobs = []
     for path in paths:
-        jobs.extend(_jobs_at(path, root, skipped))
+        jobs.extend(_jobs_at(path, root, skipped, metadata))
     return jobs
 
 
-def _jobs_at(path: Path, root: Path | None, skipped: frozenset[Path]) -> list[Job]:
+def _jobs_at(path: Path, root: Path | None, skipped: frozenset[Path],
+             metadata: list[Path]) -> list[Job]:
     """The jobs at ``path`` (a file: itself; a folder: searched), named relative to
     ``root`` (None: a file's own folder, or the folder searched)."""
     if path.is_dir():
-        return _search(path, root or path, skipped)
+        return _search(path, root or path, skipped, metadata)
     if _is_image(path):  # a lone image: a sequence of one
         return [_job(path, root or path.parent, "images")]
     return [_job(path, root or path.parent, "video")]
 
 
-def _search(folder: Path, root: Path, skipped: frozenset[Path]) -> list[Job]:
-    """Videos anywhere under ``folder``, and each folder holding images as one input."""
+def _search(folder: Path, root: Path, skipped: frozenset[Path],
+            metadata: list[Path]) -> list[Job]:
+    """Videos anywhere under ``folder``, and each folder holding images as one input; the
+    NAS's or system's folders passed over are appended to ``metadata``."""
     jobs = []
     for here, dirs, files in os.walk(folder):
         here_path = Path(here)
-        dirs[:] = sorted((d for d in dirs if not d.startswith(".")
+        metadata.extend(here_path / d for d in sorted(dirs, key=_natural)
+                        if metadata_folder(d))
+        dirs[:] = sorted((d for d in dirs if not d.startswith(".") and not metadata_folder(d)
                           and (here_path / d).resolve() not in skipped), key=_natural)
         names = sorted((f for f in files if not f.startswith(".")), key=_natural)
         if any(_is_image(here_path / f) for f in names):

@@ -95,10 +95,17 @@ def cmd_batch(args: argparse.Namespace) -> int:
     out_dir = _out_dir(args.out)
     datasets = [Path(p) for p in (settings.yolo, settings.crops) if p]
     passed: list[str] = []
-    jobs = find_jobs(args.inputs, out_dir, args.list_file, skip=datasets, passed=passed)
+    metadata: list[Path] = []
+    jobs = find_jobs(args.inputs, out_dir, args.list_file, skip=datasets, passed=passed,
+                     metadata=metadata)
     if passed:
         print("drivevision: warning: passed over what a glob matched that is not footage: "
               f"{', '.join(passed[:5])}{', ...' if len(passed) > 5 else ''}", file=sys.stderr)
+    if metadata:
+        print(f"drivevision: note: passed over {counted(len(metadata), 'folder')} a NAS or the "
+              "system keeps (thumbnails, recycle bins): "
+              f"{', '.join(map(_shown, metadata[:5]))}{', ...' if len(metadata) > 5 else ''}",
+              file=sys.stderr)
     check_datasets(settings, out_dir, jobs)
     image_fps(args, any(job.kind == "images" for job in jobs))  # warns if nothing takes it
     workers = _workers(args, settings, out_dir)
@@ -106,6 +113,13 @@ def cmd_batch(args: argparse.Namespace) -> int:
     with claim_out_dir(out_dir), claim_datasets(settings):
         plan = plan_batch(jobs, out_dir, settings, force=args.force)
         return _run(args, plan, workers)
+
+
+
+def _shown(path: Path) -> str:
+    """``path`` as a message names it: relative to the working folder when inside it."""
+    here = Path.cwd()
+    return str(path.relative_to(here)) if path.is_relative_to(here) else str(path)
 
 
 def _settings(args: argparse.Namespace):

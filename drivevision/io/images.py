@@ -29,6 +29,19 @@ from drivevision.io.image_reading import (
 )
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+# the folders NAS boxes and operating systems keep beside a share's or a drive's files, which
+# hold no footage of the user's own: thumbnails (Synology's @eaDir/IMG_0001.jpg/
+# SYNOFILE_THUMB_M.jpg), recycle bins, snapshots, indexes. Hidden ones (QNAP's .@__thumb,
+# macOS's .Trashes and .Spotlight-V100) are passed over for their dot.
+METADATA_FOLDERS = frozenset({"@eadir", "@tmp", "@sharebin", "#recycle", "#snapshot",
+                              "@recycle", "@recently-snapshot", "$recycle.bin", "recycler",
+                              "system volume information"})
+
+
+def metadata_folder(name: str) -> bool:
+    """Whether a folder of this name is a NAS's or an operating system's own
+    (``METADATA_FOLDERS``, in any case, as Windows and SMB shares match names)."""
+    return name.casefold() in METADATA_FOLDERS
 
 
 def natural_key(path: Path) -> list:

@@ -17,7 +17,13 @@ from drivevision.io import limits, streams
 from drivevision.io.containers import streams_read
 from drivevision.io.files import VIDEO_SUFFIXES, VideoFileSource
 from drivevision.io.frames import Source
-from drivevision.io.images import IMAGE_SUFFIXES, ImageSource, folder_images, read_image
+from drivevision.io.images import (
+    IMAGE_SUFFIXES,
+    ImageSource,
+    folder_images,
+    metadata_folder,
+    read_image,
+)
 from drivevision.io.uri import parse_uri
 from drivevision.labels import counted
 
@@ -112,8 +118,11 @@ def _open_path(uri: str, fps: float, max_pixels: int) -> Source:
 
 def _held_instead(folder: Path, uri: str) -> str:
     """What a folder with no images holds instead, as the end of a sentence: its subfolders
-    and the suffixes of its other files (hidden ones left out), and where they can go."""
+    and the suffixes of its other files (hidden ones and NAS or system folders left out),
+    and where they can go."""
     entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    metadata = sorted(p.name for p in entries if p.is_dir() and metadata_folder(p.name))
+    entries = [p for p in entries if p.name not in metadata]
     folders = sum(p.is_dir() for p in entries)
     suffixes = sorted({p.suffix.lower() or "no suffix" for p in entries if p.is_file()})
     files = sum(p.is_file() for p in entries)
@@ -121,6 +130,8 @@ def _held_instead(folder: Path, uri: str) -> str:
     if files:
         held.append(f"{counted(files, 'other file')} ({', '.join(suffixes[:6])}"
                     f"{', ...' if len(suffixes) > 6 else ''})")
+    if not held and metadata:
+        return f": it holds only folders a NAS or the system keeps ({', '.join(metadata)})"
     if not held:
         return ": it is empty"
     videos = VIDEO_SUFFIXES.intersection(suffixes)

@@ -389,3 +389,23 @@ def test_workers_beyond_the_inputs_left_are_not_started_nor_given_the_cores(
     code, _, err = batch(capsys, footage, "--out", out, "--workers", "2")
     assert code == 0
     assert "3 inputs: 1 to run on 1 worker (4 CPU threads), 2 done before" in err.splitlines()
+
+
+def test_the_folders_a_nas_keeps_are_no_inputs_and_one_line_names_them(tmp_path, capsys):
+    import cv2
+    import numpy as np
+
+    day = tmp_path / "share" / "2026-11-28"
+    thumbs = day / "@eaDir" / "f0.png"  # Synology's thumbnails of f0.png
+    thumbs.mkdir(parents=True)
+    cv2.imwrite(str(day / "f0.png"), np.full((96, 160, 3), 90, np.uint8))
+    cv2.imwrite(str(thumbs / "SYNOFILE_THUMB_M.png"), np.full((24, 40, 3), 90, np.uint8))
+    (tmp_path / "share" / "#recycle").mkdir()
+    code, stdout, err = batch(capsys, tmp_path / "share", "--out", tmp_path / "det", "-q")
+    assert code == 0
+    # before: 2 inputs, the thumbnails' folder one of them
+    assert statuses(tmp_path / "det") == {"2026-11-28": "done"}
+    notes = [line for line in err.splitlines() if "NAS" in line]
+    assert notes == [f"drivevision: note: passed over 2 folders a NAS or the system keeps "
+                     f"(thumbnails, recycle bins): {tmp_path / 'share' / '#recycle'}, "
+                     f"{day / '@eaDir'}"]

@@ -190,3 +190,53 @@ def test_a_glob_matching_only_what_is_not_footage_and_a_link_to_nothing_are_one_
         find_jobs([str(tmp_path / "clip.mp4")], tmp_path / "out")
     assert str(refused.value) == (f"{tmp_path / 'clip.mp4'} is a link to "
                                   f"{tmp_path / 'deleted.mp4'}, which does not exist")
+
+
+@pytest.fixture
+def share(tmp_path):
+    """A dashcam export on a NAS share or a card: each day's folder with the NAS's
+    thumbnails of its photos beside them, recycle bins and the system's own folders."""
+    root = tmp_path / "share"
+    for day in ("2026-11-28", "2026-11-29"):
+        touch(root / day / "IMG_0001.jpg")
+        for size in ("M", "S"):  # Synology: a folder named as the photo, its thumbnails in it
+            touch(root / day / "@eaDir" / "IMG_0001.jpg" / f"SYNOFILE_THUMB_{size}.jpg")
+        touch(root / day / ".@__thumb" / "s100IMG_0001.jpg")  # QNAP's
+    for bin_ in ("#recycle", "@Recycle", "$RECYCLE.BIN", "System Volume Information",
+                 ".Trashes"):
+        touch(root / bin_ / "old" / "front_0001.mp4")
+    return root
+
+
+def test_the_folders_a_nas_or_the_system_keeps_are_passed_over_and_named(share, tmp_path):
+    metadata: list[Path] = []
+    jobs = find_jobs([str(share)], tmp_path / "out", metadata=metadata)
+    # before: also each @eaDir/IMG_0001.jpg (its thumbnails) and every recycle bin's video
+    assert [(j.rel, j.kind) for j in jobs] == [("2026-11-28", "images"),
+                                              ("2026-11-29", "images")]
+    assert metadata == [share / n for n in ("#recycle", "$RECYCLE.BIN", "@Recycle",
+                                            "System Volume Information",
+                                            "2026-11-28/@eaDir", "2026-11-29/@eaDir")]
+
+
+def test_a_glob_passes_over_what_lies_in_a_nas_s_folders(share, tmp_path):
+    metadata: list[Path] = []
+    jobs = find_jobs([str(share / "**" / "*.jpg")], tmp_path / "out", metadata=metadata)
+    assert [j.rel for j in jobs] == ["2026-11-28/IMG_0001", "2026-11-29/IMG_0001"]
+    assert metadata == [share / "2026-11-28" / "@eaDir", share / "2026-11-29" / "@eaDir"]
+    with pytest.raises(ValueError, match="^Nothing but folders a NAS or the system keeps "):
+        find_jobs([str(share / "*" / "@eaDir" / "*")], tmp_path / "out")
+    named = find_jobs([str(share / "2026-11-28" / "@eaDir")], tmp_path / "out")
+    assert [j.rel for j in named] == ["IMG_0001.jpg"]  # named itself: searched as asked
+
+
+def test_a_folder_holding_only_a_nas_s_folders_is_no_input_and_says_why(tmp_path):
+    card = tmp_path / "card"
+    touch(card / "@eaDir" / "IMG_0001.jpg" / "SYNOFILE_THUMB_M.jpg")
+    touch(card / "System Volume Information" / "IndexerVolumeGuid")
+    with pytest.raises(ValueError) as refused:
+        find_jobs([str(card)], tmp_path / "out")
+    assert str(refused.value) == (
+        "No inputs: expected video files, folders with videos or images, globs or --list "
+        f"FILE (passed over the folders a NAS or the system keeps: {card / '@eaDir'}, "
+        f"{card / 'System Volume Information'})")

@@ -352,3 +352,14 @@ def test_a_cut_tiff_or_bmp_is_one_line_naming_it_without_opencv_s_errors(tmp_pat
     assert last == (f"drivevision.errors.SourceError: Cannot decode image {path} (damaged or "
                     "not an image)")
     assert "ERROR" not in done.stderr and "TIFF" not in done.stderr, done.stderr  # OpenCV's
+
+
+def test_a_folder_holding_only_a_nas_s_folders_says_so(tmp_path):
+    (tmp_path / "@eaDir" / "IMG_0001.jpg").mkdir(parents=True)
+    (tmp_path / "#recycle").mkdir()
+    with pytest.raises(SourceError) as refused:
+        open_source(tmp_path)
+    # before: "it holds 2 subfolders; drivevision batch ... takes the videos and folders of
+    # images in it and under it", which finds none either
+    assert str(refused.value) == NO_IMAGES.format(tmp_path) + (
+        ": it holds only folders a NAS or the system keeps (#recycle, @eaDir)")
