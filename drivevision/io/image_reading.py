@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import os
 import re
+import sys
+import tempfile
+import threading
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -28,6 +33,13 @@ DEPTHS = {"I;16": "16-bit", "I": "32-bit integer", "F": "32-bit float"}
 # decoded by Pillow: OpenCV prints errors of its own (naming no file) for a cut TIFF or BMP,
 # and does not decode a TIFF whose orientation turns it (5-8)
 PILLOW_FORMATS = {"TIFF", "BMP"}
+JPEG_FORMATS = {"JPEG", "MPO"}  # MPO: a phone's JPEG with a depth map or a second view
+# libjpeg's warnings on data it decoded past, the picture grey or garbled from there on (not
+# a bad ICC profile's, which leaves the picture whole)
+JPEG_DAMAGE = re.compile(rb"Corrupt JPEG data: (?!bad ICC marker)|Premature end of JPEG file"
+                         rb"|Inconsistent progression sequence")
+_STDERR = threading.Lock()  # one decode at a time takes the process's stderr
+T = TypeVar("T")
 
 # Sizes come from Pillow's header readers (installed with torchvision), and we bound them
 # ourselves: its bomb warning would only repeat our note.
@@ -88,8 +100,21 @@ def read_image(path: Path, max_pixels: int | None = None,
     An image whose header announces more than ``max_pixels`` (default: ``limits.max_pixels``)
     is refused before it is decoded (``ImageRefused``), as is one ``check`` refuses (given
     width and height, it returns why, or None). ``ImageUnreadable`` when the file cannot be
-    opened, SourceError when it cannot be decoded.
+    opened, SourceError when it cannot be decoded. A JPEG that decodes only in part is
+    returned as it decodes, and the decoder's line on it is printed to stderr after the
+    file's name (``decode_image`` returns the line instead).
     """
+    image, damage = decode_image(path, max_pixels, check)
+    if damage:
+        print(f"{path}: {damage}", file=sys.stderr)
+    return image
+
+
+def decode_image(path: Path, max_pixels: int | None = None,
+                 check: FrameCheck | None = None) -> tuple[np.ndarray, str | None]:
+    """``read_image``'s picture, and why a JPEG decoded only in part, or None: libjpeg's
+    line on the damage it decoded past (``Premature end of JPEG file``, ``Corrupt JPEG
+    data: bad Huffman code``), which it would print naming no file (``_jpeg_decode``)."""
     limit = limits.max_pixels() if max_pixels is None else max_pixels
     try:
         with open(path, "rb"):
@@ -107,26 +132,78 @@ def read_image(path: Path, max_pixels: int | None = None,
     problem = size and (limits.pixel_problem(*size, limit) or (check and check(*size)))
     if problem:
         raise ImageRefused(f"{path.name}: {problem}")
+    damage = None
     if header and header[1] in PILLOW_FORMATS:
         image = _pillow_decode(path)  # OpenCV would print errors of its own on a cut file
     elif header is None and _tiff_cut_before_directory(path):
         image = None  # OpenCV's TIFF reader would print libtiff's errors, naming no file
     else:
-        try:
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        except cv2.error as e:  # a header Pillow cannot read that asks for too much memory
-            raise ImageRefused(f"{path.name}: OpenCV refused to decode it "
-                               f"({reason_line(e)})") from e
-        if image is None and header:  # Pillow read the header: it may decode it too
-            image = _pillow_decode(path)
-        if image is None and header is None:  # a depth Pillow does not read: float RGB
-            image = _opencv_any_depth(path)
+        image, damage = _opencv_decode(path, header)
     if image is None:
         raise SourceError(f"Cannot decode image {path} (damaged or not an image)")
     problem = size is None and check and check(image.shape[1], image.shape[0])
     if problem:
         raise ImageRefused(f"{path.name}: {problem}")
-    return image
+    return image, damage
+
+
+def _opencv_decode(path: Path, header: tuple | None) -> tuple[np.ndarray | None, str | None]:
+    """``path`` decoded by OpenCV (a JPEG by ``_jpeg_decode``), else by Pillow where Pillow
+    read its header, else at its own depth; (None, None) when none decodes it."""
+    try:
+        if header and header[1] in JPEG_FORMATS:
+            image, damage = _jpeg_decode(path)
+        else:
+            image, damage = cv2.imread(str(path), cv2.IMREAD_COLOR), None
+    except cv2.error as e:  # a header Pillow cannot read that asks for too much memory
+        raise ImageRefused(f"{path.name}: OpenCV refused to decode it "
+                           f"({reason_line(e)})") from e
+    if image is None and header:  # Pillow read the header: it may decode it too
+        return _pillow_decode(path), None
+    if image is None:  # a depth Pillow does not read: float RGB
+        return _opencv_any_depth(path), None
+    return image, damage
+
+
+def _jpeg_decode(path: Path) -> tuple[np.ndarray | None, str | None]:
+    """OpenCV's decode of a JPEG, and libjpeg's line on damage it decoded past
+    (``JPEG_DAMAGE``), or None.
+
+    libjpeg decodes a truncated or corrupt JPEG as far as it can, the rest grey or garbled,
+    and prints one warning to the process's stderr (file descriptor 2), naming no file.
+    During the decode that descriptor writes to a file of ours (one decode at a time);
+    what else came there meanwhile (another thread's lines, libjpeg's other warnings) is
+    passed on to stderr.
+    """
+    image, said = _stderr_of(lambda: cv2.imread(str(path), cv2.IMREAD_COLOR))
+    lines = said.splitlines(keepends=True)
+    damage = [line for line in lines if JPEG_DAMAGE.match(line)]
+    rest = b"".join(line for line in lines if not JPEG_DAMAGE.match(line))
+    if rest:
+        os.write(2, rest)
+    return image, damage[0].decode(errors="replace").strip() if damage else None
+
+
+def _stderr_of(call: Callable[[], T]) -> tuple[T, bytes]:
+    """``call()``'s result and what was written to file descriptor 2 while it ran (the call
+    alone, and nothing said, where there is no descriptor 2 to take)."""
+    with _STDERR, tempfile.TemporaryFile() as caught:
+        if sys.stderr is not None:
+            sys.stderr.flush()  # what Python holds goes out first, to stderr itself
+        try:
+            saved = os.dup(2)
+        except OSError:
+            return call(), b""
+        try:
+            os.dup2(caught.fileno(), 2)
+            try:
+                result = call()
+            finally:
+                os.dup2(saved, 2)
+        finally:
+            os.close(saved)
+        caught.seek(0)
+        return result, caught.read()
 
 
 def _pillow_decode(path: Path) -> np.ndarray | None:
@@ -196,28 +273,6 @@ def _tiff_cut_before_directory(path: Path) -> bool:
         return False
     offset = int.from_bytes(head[4:8], "little" if head[:2] == b"II" else "big")
     return offset + 2 > path.stat().st_size
-
-
-def jpeg_damage(path: Path) -> str | None:
-    """Why a JPEG does not decode whole (Pillow's words), or None: also for other formats.
-
-    OpenCV decodes a truncated or corrupt JPEG as far as it can, the rest grey or garbled,
-    and says nothing (libjpeg prints a line naming no file). Pillow decodes it again at 1/8
-    scale, which libjpeg does in the DCT (a fifth of the time of a full decode), and raises.
-    """
-    try:
-        image = Image.open(path)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        return None
-    with image:
-        if image.format not in ("JPEG", "MPO"):  # MPO: a phone's JPEG with a depth map, ...
-            return None
-        image.draft("RGB", (max(image.width // 8, 1), max(image.height // 8, 1)))
-        try:
-            image.load()
-        except (OSError, SyntaxError, ValueError) as e:
-            return str(e)
-    return None
 
 
 def reason_line(error: BaseException) -> str:

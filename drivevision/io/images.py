@@ -23,9 +23,9 @@ from drivevision.io.frames import Frame, Source
 from drivevision.io.image_reading import (
     ImageRefused,
     ImageUnreadable,
+    decode_image,
     image_size,
-    jpeg_damage,
-    read_image,
+    read_image,  # noqa: F401 (the viewer's, from here)
 )
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -72,18 +72,19 @@ class ImageSource(Source):
     An image that cannot be decoded, or is refused for its size (over ``max_pixels``, read
     from its header before decoding, or refused by ``frame_check``), is skipped with a note
     (its index and time stay unused, so every frame keeps its place in the folder);
-    SourceError if none is kept. A JPEG that decodes only in part (``jpeg_damage``) is kept
-    as it decodes, with a note. With ``frame_stride`` K only images 0, K, 2K, ... (by place
-    in the folder) are read; the others are not opened. A time range (``keep_range``) keeps
-    the images whose time, ``index / fps``, lies in it. ``decoded``: a single image's
-    picture, already read (``read_image``) to fail before the run, is not decoded again
-    (a damaged JPEG's decoder line is printed once).
+    SourceError if none is kept. A JPEG that decodes only in part (``decode_image``) is
+    kept as it decodes, with a note naming it. With ``frame_stride`` K only images 0, K,
+    2K, ... (by place in the folder) are read; the others are not opened. A time range
+    (``keep_range``) keeps the images whose time, ``index / fps``, lies in it. ``decoded``:
+    a single image's picture and damage, already decoded (``decode_image``) to fail before
+    the run, is not decoded again.
     """
 
     can_stride = True
 
     def __init__(self, uri: str, paths: list[Path], fps: float = 10.0,
-                 max_pixels: int | None = None, decoded: np.ndarray | None = None):
+                 max_pixels: int | None = None,
+                 decoded: tuple[np.ndarray, str | None] | None = None):
         super().__init__(uri, fps=fps, frame_count=len(paths))
         self.paths = paths
         self.max_pixels = limits.max_pixels() if max_pixels is None else max_pixels
@@ -120,7 +121,7 @@ class ImageSource(Source):
                     self.passed += 1
                     continue
                 try:
-                    image = self._read(path)
+                    image, damage = self._read(path)
                 except ImageRefused as e:
                     refused.append(str(e))
                     continue
@@ -130,7 +131,6 @@ class ImageSource(Source):
                 except SourceError:
                     damaged.append(path)
                     continue
-                damage = jpeg_damage(path)
                 if damage:
                     partial.append(f"{name} ({damage})")
                 yield Frame(i, frame_time_ms(i, self.fps), image, time.monotonic(), file=name)
@@ -148,14 +148,15 @@ class ImageSource(Source):
                     f"none of the {tried} images {read}could")
             raise SourceError(f"{self.uri}: {what} be {why}")
 
-    def _read(self, path: Path) -> np.ndarray:
+    def _read(self, path: Path) -> tuple[np.ndarray, str | None]:
         if self.decoded is None:
-            return read_image(path, self.max_pixels, self.frame_check)
-        image = self.decoded.copy()  # each pass's frame is its own: sinks may draw on it
+            return decode_image(path, self.max_pixels, self.frame_check)
+        image, damage = self.decoded
+        image = image.copy()  # each pass's frame is its own: sinks may draw on it
         problem = self.frame_check and self.frame_check(image.shape[1], image.shape[0])
         if problem:
             raise ImageRefused(f"{path.name}: {problem}")
-        return image
+        return image, damage
 
     def _note_skipped(self, damaged: list[Path], refused: list[str], partial: list[str],
                       unreadable: list[str]) -> None:

@@ -20,9 +20,9 @@ from drivevision.io.frames import Source
 from drivevision.io.images import (
     IMAGE_SUFFIXES,
     ImageSource,
+    decode_image,
     folder_images,
     metadata_folder,
-    read_image,
 )
 from drivevision.io.uri import parse_uri
 from drivevision.labels import counted
@@ -111,8 +111,8 @@ def _open_path(uri: str, fps: float, max_pixels: int) -> Source:
     if path.stat().st_size == 0:
         raise SourceError(f"{uri} is empty (0 bytes)")
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        image = read_image(path, max_pixels)  # fail now, not in the capture thread
-        return ImageSource(str(uri), [path], fps, max_pixels, decoded=image)
+        decoded = decode_image(path, max_pixels)  # fail now, not in the capture thread
+        return ImageSource(str(uri), [path], fps, max_pixels, decoded=decoded)
     return VideoFileSource(str(uri), path, max_pixels)
 
 

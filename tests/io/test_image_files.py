@@ -4,6 +4,7 @@ the images, damaged JPEGs, EXIF orientation."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -71,20 +72,22 @@ def test_a_truncated_jpeg_is_detected_as_it_decodes_with_a_note_naming_it(
     notes = [line for line in err.splitlines() if line.startswith("drivevision: warning:")]
     assert len(notes) == 1, err
     assert "1 of 3 images decoded only in part" in notes[0]
-    assert ": b.jpg (image file is truncated" in notes[0]
+    assert notes[0].endswith(": b.jpg (Premature end of JPEG file)")
 
 
 def test_a_whole_jpeg_png_or_webp_has_no_damage_to_report(tmp_path):
-    from drivevision.io.images import jpeg_damage
+    from drivevision.io.image_reading import decode_image
 
     photo(tmp_path / "a.jpg")
     grey_png(tmp_path / "b.png", 40)
     cv2.imwrite(str(tmp_path / "c.webp"), np.full((8, 8, 3), 9, np.uint8))
     cut = (tmp_path / "b.png").read_bytes()
-    (tmp_path / "d.png").write_bytes(cut[:len(cut) // 2])  # OpenCV refuses it: not partial
+    (tmp_path / "d.png").write_bytes(cut[:len(cut) // 2])
     cv2.imwrite(str(tmp_path / "e.jpg"), np.full((1, 1, 3), 9, np.uint8))
-    assert [jpeg_damage(tmp_path / n) for n in ("a.jpg", "b.png", "c.webp", "d.png", "e.jpg")
-            ] == [None] * 5
+    assert [decode_image(tmp_path / n)[1] for n in ("a.jpg", "b.png", "c.webp", "e.jpg")
+            ] == [None] * 4
+    with pytest.raises(SourceError, match="d.png"):  # OpenCV refuses it: not partial
+        decode_image(tmp_path / "d.png")
 
 
 def upright_scene() -> np.ndarray:
@@ -323,16 +326,74 @@ def run_quietly(code: str, path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=60)
 
 
-def test_a_single_truncated_jpeg_is_decoded_once(tmp_path):
+def test_a_single_truncated_jpeg_is_decoded_once_and_named_in_its_note_alone(tmp_path):
     whole = photo(tmp_path / "cut.jpg")
     (tmp_path / "cut.jpg").write_bytes(whole[:len(whole) // 2])
     done = run_quietly("s = open_source(Path(sys.argv[1])); print(len(list(s)), s.notes)",
                        tmp_path / "cut.jpg")
     assert done.stdout.startswith("1 ['"), done.stderr
-    assert "decoded only in part" in done.stdout and "cut.jpg (image file is truncated" in (
+    assert "decoded only in part" in done.stdout and "cut.jpg (Premature end of JPEG file)" in (
         done.stdout)
-    # libjpeg's own line, naming no file: before, twice (the check at open, then the run)
-    assert done.stderr.count("Premature end of JPEG file") == 1, done.stderr
+    # libjpeg's own line, naming no file: before, once (twice before that)
+    assert done.stderr == ""
+
+
+def scrambled(path, seed: int = 0) -> None:
+    """A JPEG of full length whose entropy-coded data is overwritten part way: a bit error
+    on a card, a bad sector of a share."""
+    data = bytearray(photo(path, seed, size=(240, 320)))
+    rng = np.random.default_rng(seed)
+    middle = (data.index(b"\xff\xda") + len(data)) // 2  # half way through the scan
+    data[middle:middle + 2000] = rng.integers(0, 255, 2000, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+
+
+def test_a_jpeg_scrambled_inside_is_one_warning_naming_it_not_libjpeg_s_bare_line(
+        tmp_path, tiny_checkpoint):
+    folder = tmp_path / "card"
+    folder.mkdir()
+    photo(folder / "IMG_0001.jpg", 1)
+    scrambled(folder / "IMG_0002.jpg")
+    photo(folder / "IMG_0003.jpg", 3)
+    jsonl = tmp_path / "d.jsonl"
+    done = subprocess.run([sys.executable, "-m", "drivevision", "detect", str(folder),
+                           "--jsonl", str(jsonl), "--weights", tiny_checkpoint, "-q"],
+                          capture_output=True, text=True, timeout=120)
+    # before: exit 0, and only libjpeg's "Corrupt JPEG data: 1998 extraneous bytes before
+    # marker 0xd9", naming no file
+    assert done.returncode == EXIT_INPUT_DAMAGED, done.stderr
+    assert done.stderr.count("Corrupt JPEG data") == 1, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"drivevision: warning: {folder}: 1 of 3 images decoded only in "
+                           "part (a damaged or truncated JPEG")
+    assert re.search(r": IMG_0002.jpg \(Corrupt JPEG data: [^)]*\)$", line), line
+    assert [json.loads(x)["file"] for x in jsonl.read_text().splitlines()] == [
+        "IMG_0001.jpg", "IMG_0002.jpg", "IMG_0003.jpg"]  # the run went on
+
+
+def test_what_else_reaches_stderr_while_a_jpeg_decodes_is_passed_on(tmp_path):
+    scrambled(tmp_path / "a.jpg")
+    code = ("import os, sys, cv2; from pathlib import Path\n"
+            "from drivevision.io import image_reading\n"
+            "imread = cv2.imread\n"
+            "def noisy(*args):  # another thread's line, and a warning that is no damage\n"
+            "    os.write(2, b'a line of another thread\\n')\n"
+            "    image = imread(*args)\n"
+            "    os.write(2, b'Warning: unknown JFIF revision number 1.09\\n')\n"
+            "    return image\n"
+            "cv2.imread = noisy\n"
+            "image, damage = image_reading.decode_image(Path(sys.argv[1]))\n"
+            "print(image.shape, damage)\n"
+            "image_reading.read_image(Path(sys.argv[1]))\n")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "a.jpg")],
+                          capture_output=True, text=True, timeout=60)
+    assert re.fullmatch(r"\(240, 320, 3\) Corrupt JPEG data: .*\n", done.stdout), done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[:2] == ["a line of another thread", "Warning: unknown JFIF revision number 1.09"]
+    # read_image, which returns no damage, names the file in libjpeg's line
+    assert re.fullmatch(rf"{re.escape(str(tmp_path / 'a.jpg'))}: Corrupt JPEG data: .*",
+                        lines[-1]), done.stderr
+    assert len(lines) == 5, done.stderr
 
 
 @pytest.mark.parametrize("name", ["pillow.tif", "opencv.tif", "scan.bmp"])
