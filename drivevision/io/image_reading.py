@@ -7,6 +7,7 @@ Folders of images, and images as a source, are in ``drivevision.io.images``.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
@@ -209,24 +210,42 @@ def _stderr_of(call: Callable[[], T]) -> tuple[T, bytes]:
 def _pillow_decode(path: Path) -> np.ndarray | None:
     """``path`` decoded by Pillow, upright by its EXIF orientation (all eight, as photo
     viewers turn and mirror them), as BGR; other depths (16- and 32-bit integer, 32-bit
-    float) scaled to 8 bits by ``to_8bit``. None when Pillow cannot decode it; SourceError
-    saying why for a TIFF of such a depth turned on its side (Pillow 13 leaves it as stored).
-    For TIFF and BMP, and for files OpenCV fails on."""
+    float) scaled to 8 bits by ``to_8bit``; CIELab (a scanner's TIFF) as sRGB. None when
+    Pillow cannot decode it; SourceError saying why for a TIFF of such a depth turned on its
+    side (Pillow 13 leaves it as stored). For TIFF and BMP, and for files OpenCV fails on."""
     try:
         with Image.open(path) as image:
-            if image.mode not in PILLOW_MODES and image.format == "TIFF" and (
+            if image.mode not in PILLOW_MODES | {"LAB"} and image.format == "TIFF" and (
                     image.getexif().get(0x0112) in TURNED):
                 depth = DEPTHS.get(image.mode[:4], image.mode)
                 raise SourceError(f"Cannot decode image {path} (a {depth} TIFF turned on its "
                                   "side by its orientation tag: neither OpenCV nor Pillow "
                                   "reads one upright; save it as 8-bit or upright)")
             upright = ImageOps.exif_transpose(image)
+            if upright.mode == "LAB":  # its samples are L*, a*, b*: as BGR, wrong colours
+                upright = _lab_to_rgb(upright, path)
             if upright.mode in PILLOW_MODES:
                 return np.ascontiguousarray(np.asarray(upright.convert("RGB"))[..., ::-1])
             samples = np.asarray(upright)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         return None
     return _bgr(to_8bit(samples)) if samples.dtype.kind in "uif" else None
+
+
+def _lab_to_rgb(image: Image.Image, path: Path) -> Image.Image:
+    """A CIELab image (D50, as TIFF stores it) as sRGB, by LittleCMS (Pillow's ImageCms,
+    in its wheels); Pillow's own ``convert`` has no Lab to RGB. SourceError without it."""
+    try:
+        from PIL import ImageCms
+    except ImportError as e:
+        raise SourceError(f"Cannot decode image {path} (a CIELab image, which needs Pillow "
+                          f"with LittleCMS: {e})") from None
+    return ImageCms.applyTransform(image, _lab_transform(ImageCms))
+
+
+@functools.cache
+def _lab_transform(cms):
+    return cms.buildTransform(cms.createProfile("LAB"), cms.createProfile("sRGB"), "LAB", "RGB")
 
 
 def _opencv_any_depth(path: Path) -> np.ndarray | None:

@@ -424,3 +424,20 @@ def test_a_folder_holding_only_a_nas_s_folders_says_so(tmp_path):
     # images in it and under it", which finds none either
     assert str(refused.value) == NO_IMAGES.format(tmp_path) + (
         ": it holds only folders a NAS or the system keeps (#recycle, @eaDir)")
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_a_cielab_tiff_is_read_in_its_colours(tmp_path, orientation):
+    upright = upright_scene()
+    picture = Image.fromarray(upright[..., ::-1]).convert("LAB")  # a scanner's colours
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    if STORED[orientation] is not None:
+        picture = picture.transpose(STORED[orientation])
+    picture.save(tmp_path / "scan.tif", exif=exif)
+    with open_source(tmp_path / "scan.tif") as source:
+        (frame,) = list(source)
+    # before: L*, a* and b* read as blue, green and red (the red edge came out pale blue)
+    assert frame.image.shape == upright.shape
+    error = np.abs(frame.image.astype(int) - upright)
+    assert error.mean() < 2 and error.max() <= 10  # 8-bit Lab's steps in saturated red
