@@ -7,6 +7,7 @@ Folders of images, and images as a source, are in ``drivevision.io.images``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -14,9 +15,8 @@ import sys
 import tempfile
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -34,13 +34,20 @@ DEPTHS = {"I;16": "16-bit", "I": "32-bit integer", "F": "32-bit float"}
 # decoded by Pillow: OpenCV prints errors of its own (naming no file) for a cut TIFF or BMP,
 # and does not decode a TIFF whose orientation turns it (5-8)
 PILLOW_FORMATS = {"TIFF", "BMP"}
-JPEG_FORMATS = {"JPEG", "MPO"}  # MPO: a phone's JPEG with a depth map or a second view
 # libjpeg's warnings on data it decoded past, the picture grey or garbled from there on (not
 # a bad ICC profile's, which leaves the picture whole)
 JPEG_DAMAGE = re.compile(rb"Corrupt JPEG data: (?!bad ICC marker)|Premature end of JPEG file"
                          rb"|Inconsistent progression sequence")
+# the lines the decoders print to stderr, naming no file: libjpeg's other warnings, libpng's
+# errors and warnings (OpenCV's), libtiff's (Pillow's, which names every file tempfile.tif),
+# OpenCV's own log
+DECODER_LINE = re.compile(
+    rb"Corrupt JPEG data: |Premature end of JPEG file|Inconsistent progression sequence"
+    rb"|Warning: unknown JFIF revision|Invalid SOS parameters|Invalid restart interval"
+    rb"|Unknown Adobe color transform|Unrecognized component IDs|Application transferred"
+    rb"|libpng (error|warning): |tempfile\.tif: |(TIFF|LZW|ZIP|Fax3|PackBits|OJPEG)\w*: "
+    rb"|\[ ?(WARN|ERROR|INFO|DEBUG):\d")
 _STDERR = threading.Lock()  # one decode at a time takes the process's stderr
-T = TypeVar("T")
 
 # Sizes come from Pillow's header readers (installed with torchvision), and we bound them
 # ourselves: its bomb warning would only repeat our note.
@@ -115,7 +122,7 @@ def decode_image(path: Path, max_pixels: int | None = None,
                  check: FrameCheck | None = None) -> tuple[np.ndarray, str | None]:
     """``read_image``'s picture, and why a JPEG decoded only in part, or None: libjpeg's
     line on the damage it decoded past (``Premature end of JPEG file``, ``Corrupt JPEG
-    data: bad Huffman code``), which it would print naming no file (``_jpeg_decode``)."""
+    data: bad Huffman code``), which it would print naming no file (``_quietly``)."""
     limit = limits.max_pixels() if max_pixels is None else max_pixels
     try:
         with open(path, "rb"):
@@ -133,13 +140,7 @@ def decode_image(path: Path, max_pixels: int | None = None,
     problem = size and (limits.pixel_problem(*size, limit) or (check and check(*size)))
     if problem:
         raise ImageRefused(f"{path.name}: {problem}")
-    damage = None
-    if header and header[1] in PILLOW_FORMATS:
-        image = _pillow_decode(path)  # OpenCV would print errors of its own on a cut file
-    elif header is None and _tiff_cut_before_directory(path):
-        image = None  # OpenCV's TIFF reader would print libtiff's errors, naming no file
-    else:
-        image, damage = _opencv_decode(path, header)
+    image, damage = _quietly(lambda: _decode(path, header))
     if image is None:
         raise SourceError(f"Cannot decode image {path} (damaged or not an image)")
     problem = size is None and check and check(image.shape[1], image.shape[0])
@@ -148,63 +149,70 @@ def decode_image(path: Path, max_pixels: int | None = None,
     return image, damage
 
 
-def _opencv_decode(path: Path, header: tuple | None) -> tuple[np.ndarray | None, str | None]:
-    """``path`` decoded by OpenCV (a JPEG by ``_jpeg_decode``), else by Pillow where Pillow
-    read its header, else at its own depth; (None, None) when none decodes it."""
+def _decode(path: Path, header: tuple | None) -> np.ndarray | None:
+    """``path`` decoded by Pillow (TIFF, BMP) or OpenCV, else by Pillow where Pillow read
+    its header, else by OpenCV at its own depth; None when none decodes it."""
+    if header and header[1] in PILLOW_FORMATS:
+        return _pillow_decode(path)  # OpenCV would print errors of its own on a cut file
+    if header is None and _tiff_cut_before_directory(path):
+        return None  # OpenCV's TIFF reader would print libtiff's errors, naming no file
     try:
-        if header and header[1] in JPEG_FORMATS:
-            image, damage = _jpeg_decode(path)
-        else:
-            image, damage = cv2.imread(str(path), cv2.IMREAD_COLOR), None
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     except cv2.error as e:  # a header Pillow cannot read that asks for too much memory
         raise ImageRefused(f"{path.name}: OpenCV refused to decode it "
                            f"({reason_line(e)})") from e
     if image is None and header:  # Pillow read the header: it may decode it too
-        return _pillow_decode(path), None
+        return _pillow_decode(path)
     if image is None:  # a depth Pillow does not read: float RGB
-        return _opencv_any_depth(path), None
-    return image, damage
+        return _opencv_any_depth(path)
+    return image
 
 
-def _jpeg_decode(path: Path) -> tuple[np.ndarray | None, str | None]:
-    """OpenCV's decode of a JPEG, and libjpeg's line on damage it decoded past
-    (``JPEG_DAMAGE``), or None.
+def _quietly(decode: Callable[[], np.ndarray | None]) -> tuple[np.ndarray | None, str | None]:
+    """``decode()``, and libjpeg's line on damage it decoded past (``JPEG_DAMAGE``), or None.
 
-    libjpeg decodes a truncated or corrupt JPEG as far as it can, the rest grey or garbled,
-    and prints one warning to the process's stderr (file descriptor 2), naming no file.
-    During the decode that descriptor writes to a file of ours (one decode at a time);
-    what else came there meanwhile (another thread's lines, libjpeg's other warnings) is
-    passed on to stderr.
+    The decoders print to the process's stderr (file descriptor 2), naming no file:
+    libjpeg one warning for a truncated or corrupt JPEG, which it decodes as far as it can,
+    the rest grey or garbled; libpng and libtiff their errors. During the decode that
+    descriptor writes to a file of ours (one decode at a time). The decoders' lines
+    (``DECODER_LINE``) are dropped, as our own lines name the file; anything else written
+    there meanwhile (another thread's lines) is passed on to stderr.
     """
-    image, said = _stderr_of(lambda: cv2.imread(str(path), cv2.IMREAD_COLOR))
-    lines = said.splitlines(keepends=True)
+    caught: list[bytes] = []
+    try:
+        with _stderr_to(caught):
+            image = decode()
+    finally:
+        lines = b"".join(caught).splitlines(keepends=True)
+        rest = b"".join(line for line in lines if not DECODER_LINE.match(line))
+        if rest:
+            os.write(2, rest)
     damage = [line for line in lines if JPEG_DAMAGE.match(line)]
-    rest = b"".join(line for line in lines if not JPEG_DAMAGE.match(line))
-    if rest:
-        os.write(2, rest)
     return image, damage[0].decode(errors="replace").strip() if damage else None
 
 
-def _stderr_of(call: Callable[[], T]) -> tuple[T, bytes]:
-    """``call()``'s result and what was written to file descriptor 2 while it ran (the call
-    alone, and nothing said, where there is no descriptor 2 to take)."""
-    with _STDERR, tempfile.TemporaryFile() as caught:
+@contextlib.contextmanager
+def _stderr_to(caught: list[bytes]) -> Iterator[None]:
+    """Within the block, what is written to file descriptor 2 is appended to ``caught``
+    instead, one block at a time (nothing is caught where there is no descriptor 2)."""
+    with _STDERR, tempfile.TemporaryFile() as file:
         if sys.stderr is not None:
             sys.stderr.flush()  # what Python holds goes out first, to stderr itself
         try:
             saved = os.dup(2)
         except OSError:
-            return call(), b""
+            yield
+            return
         try:
-            os.dup2(caught.fileno(), 2)
+            os.dup2(file.fileno(), 2)
             try:
-                result = call()
+                yield
             finally:
                 os.dup2(saved, 2)
         finally:
             os.close(saved)
-        caught.seek(0)
-        return result, caught.read()
+            file.seek(0)
+            caught.append(file.read())
 
 
 def _pillow_decode(path: Path) -> np.ndarray | None:
