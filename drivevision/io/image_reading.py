@@ -196,7 +196,7 @@ def _stderr_to(caught: list[bytes]) -> Iterator[None]:
     """Within the block, what is written to file descriptor 2 is appended to ``caught``
     instead, one block at a time (nothing is caught where there is no descriptor 2)."""
     with _STDERR, tempfile.TemporaryFile() as file:
-        if sys.stderr is not None:
+        with contextlib.suppress(AttributeError, ValueError, OSError):  # none, or closed
             sys.stderr.flush()  # what Python holds goes out first, to stderr itself
         try:
             saved = os.dup(2)

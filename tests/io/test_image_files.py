@@ -465,3 +465,11 @@ def test_a_damaged_png_or_tiff_is_one_line_naming_it_without_the_decoder_s(tmp_p
     assert [line for line in done.stderr.splitlines() if not line.startswith(" ")] == [
         "Traceback (most recent call last):",
         f"drivevision.errors.SourceError: Cannot decode image {path} (damaged or not an image)"]
+
+
+def test_images_decode_with_python_s_stderr_closed_or_none(tmp_path):
+    scrambled(tmp_path / "a.jpg")
+    for setup in ("sys.stderr.close()", "sys.stderr = None"):
+        done = run_quietly(f"{setup}; s = open_source(Path(sys.argv[1])); print(len(list(s)))",
+                           tmp_path / "a.jpg")
+        assert done.stdout == "1\n", done.stderr  # before: ValueError (closed file)
