@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np
 from PyQt6.QtCore import QSettings, QTimer
 from PyQt6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QImage
-from PyQt6.QtWidgets import QMainWindow, QMessageBox
+from PyQt6.QtWidgets import QMainWindow
 
 from drivevision.config import MODELS, DetectorConfig
 from drivevision.labels import counted, resolve_classes
 from gui import actions, layout
 from gui.hud import Hud
+from gui.messages import Messages
 from gui.overlay import OverlaySettings, draw, to_qimage, visible
 from gui.packets import MediaInfo, Packet
 from gui.settings import ViewerSettings
@@ -52,9 +53,9 @@ class MainWindow(QMainWindow):
         self.is_playing = False
         self.highlight: int | None = None
         self.selected_track: int | None = None
-        self._dialog_open = False
         self._play_on_open = False
         layout.build(self, self.config)
+        self.messages = Messages(self)
         self._recording_since: float | None = None
         self._recording_clock = QTimer(self)
         self._recording_clock.timeout.connect(self._show_recording_time)
@@ -94,14 +95,14 @@ class MainWindow(QMainWindow):
         w.frame_ready.connect(self._frame_ready)
         w.opened.connect(self._opened)
         w.playing.connect(self._playing)
-        w.ended.connect(lambda: self.statusBar().showMessage("end of input", 5000))
+        w.ended.connect(self.messages.ended)
         w.failed.connect(self.show_error)
-        w.status.connect(lambda text: self.statusBar().showMessage(text, 10000))
+        w.status.connect(self.messages.tell)
         w.busy.connect(self.progress.setVisible)
         w.detector_ready.connect(self._detector_ready)
         w.load_failed.connect(self._load_failed)
         w.recording.connect(self._recording_changed)
-        w.recorded.connect(self._recorded)
+        w.recorded.connect(lambda text: self.messages.tell(text, 15000))
 
     # -- commands (also used by menus, shortcuts and tests) --------------------------------
 
@@ -114,7 +115,7 @@ class MainWindow(QMainWindow):
         if not uri:
             return
         self._play_on_open = play
-        self.statusBar().showMessage(f"opening {uri} ...")
+        self.messages.opening(uri)
         self.worker.send("open", uri)
 
     def load_detector(self, config: DetectorConfig) -> None:
@@ -160,13 +161,13 @@ class MainWindow(QMainWindow):
         """Save the current frame with its overlay at the frame's own resolution."""
         image = self.rendered_frame()
         if image.isNull():
-            self.statusBar().showMessage("no frame to save yet", 5000)
+            self.messages.tell("no frame to save yet", 5000)
             return False
         if not image.save(str(path)):
             self.show_error(f"Cannot save a screenshot to {path} (expected a writable .png "
                             "or .jpg path)")
             return False
-        self.statusBar().showMessage(f"saved {path}", 10000)
+        self.messages.tell(f"saved {path}")
         return True
 
     def rendered_frame(self) -> QImage:
@@ -175,14 +176,7 @@ class MainWindow(QMainWindow):
 
     def show_error(self, message: str) -> None:
         """Status bar and a dialog; while one dialog is open, later errors go to the bar."""
-        self.statusBar().showMessage(f"error: {message}")
-        if self._dialog_open:
-            return
-        self._dialog_open = True
-        try:
-            QMessageBox.critical(self, "DriveVision", message)
-        finally:
-            self._dialog_open = False
+        self.messages.error(message)
 
     # -- worker results --------------------------------------------------------------------
 
@@ -290,11 +284,7 @@ class MainWindow(QMainWindow):
         self.settings.add_recent(info.uri)
         actions.refresh_recent(self)
         self.hud.watch(lambda: self.worker.media, info.uri, info.live)
-        # a stream's own figure is often wrong (OpenCV says 25 fps for any MJPEG stream):
-        # a live source's rate is the one measured, on the HUD
-        frames = counted(info.frame_count, "frame") if info.frame_count else "? frames"
-        kind = "live" if info.live else f"{frames}, {info.fps or 0:.1f} fps"
-        self.statusBar().showMessage(f"opened {info.uri} ({kind})", 10000)
+        self.messages.opened(info)
         play, self._play_on_open = self._play_on_open or not info.seekable, False
         if play:
             self.play()
@@ -326,9 +316,6 @@ class MainWindow(QMainWindow):
         if self.loaded is not None and not self._loads:
             self.config = self.loaded
             layout.show_detector(self, self.loaded)
-
-    def _recorded(self, message: str) -> None:
-        self.statusBar().showMessage(message, 15000)
 
     def _recording_changed(self, on: bool) -> None:
         self._recording_since = time.monotonic() if on else None
@@ -390,5 +377,5 @@ class MainWindow(QMainWindow):
         if self.worker.stop(self.close_timeout_s):
             event.accept()
             return
-        self.statusBar().showMessage("still finishing a detector call; close again in a moment")
+        self.messages.tell("still finishing a detector call; close again in a moment", 0)
         event.ignore()
