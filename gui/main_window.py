@@ -98,6 +98,7 @@ class MainWindow(QMainWindow):
         w.ended.connect(self.messages.ended)
         w.failed.connect(self.show_error)
         w.status.connect(self.messages.tell)
+        w.warned.connect(self.messages.warn)
         w.busy.connect(self.progress.setVisible)
         w.detector_ready.connect(self._detector_ready)
         w.load_failed.connect(self._load_failed)

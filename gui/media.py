@@ -77,13 +77,25 @@ class SeekableSource(Source):
 
 
 class SeekableVideo(SeekableSource):
-    """A video file through OpenCV's FFmpeg backend; seeks with ``CAP_PROP_POS_FRAMES``."""
+    """A video file through OpenCV's FFmpeg backend; seeks with ``CAP_PROP_POS_FRAMES``.
+
+    A file that stops decoding before the frame count its container holds (cut short,
+    damaged) gets a line in ``notes`` once reading finds it, as ``drivevision detect`` warns.
+    """
 
     def __init__(self, uri: str):
         self._cap, fps, count = open_video_file(uri)
         super().__init__(uri, fps=fps, frame_count=count)
         self._next = 0
         self._lock = threading.Lock()  # a frame may be read by the pipeline or the worker
+        self._told_cut = False
+
+    def found_end(self, index: int) -> None:
+        super().found_end(index)
+        if self.frame_count and self.end < self.frame_count and not self._told_cut:
+            self._told_cut = True
+            self.notes.append(f"{self.uri}: decoding stopped after {self.end} of "
+                              f"{self.frame_count} frames; the file looks truncated or damaged")
 
     def read(self, index: int) -> Frame:
         """Frame ``index``; IndexError past the end (or where the file stops decoding)."""

@@ -34,6 +34,11 @@ class Messages:
     def ended(self) -> None:
         self.bar.showMessage("end of input", 5000)
 
+    def warn(self, text: str) -> None:
+        """Something went wrong with the media while it played on (an image skipped, a video
+        that stops decoding early): it stays until the next message, not for a moment."""
+        self.bar.showMessage(text)
+
     def error(self, message: str) -> None:
         """Status bar and a dialog; while one dialog is open, later errors go to the bar."""
         self.bar.showMessage(f"error: {message}")

@@ -36,6 +36,8 @@ class Worker(CommandThread):
 
     Signals: ``frame_ready`` (take the packet with ``take()``), ``opened(MediaInfo)``,
     ``playing(bool)``, ``ended``, ``failed(str)`` (one line), ``status(str)``,
+    ``warned(str)`` (what went wrong with the media without stopping it: an image skipped, a
+    video that stops decoding before its end),
     ``busy(bool)`` (detector loading), ``detector_ready(names, model)`` (the loaded
     architecture), ``load_failed`` (the detector before runs on; ``failed`` says why),
     ``recording(bool)`` (files open / finished), ``recorded(str)`` (what was saved).
@@ -51,6 +53,7 @@ class Worker(CommandThread):
     playing = pyqtSignal(bool)
     ended = pyqtSignal()
     status = pyqtSignal(str)
+    warned = pyqtSignal(str)
     busy = pyqtSignal(bool)
     detector_ready = pyqtSignal(object, str)
     load_failed = pyqtSignal()
@@ -293,10 +296,10 @@ class Worker(CommandThread):
 
     def _tell_notes(self, since: int | None = None) -> None:
         """The media's notes (images skipped ...) not told yet, or all from number ``since``,
-        in the status bar."""
+        as ``warned``."""
         notes = self.media.notes if self.media is not None else []
         new = notes[self._notes_told if since is None else since:]
         self._notes_told = len(notes)
         if new:
             more = f" (and {len(new) - 1} more)" if len(new) > 1 else ""
-            self.status.emit(new[-1] + more)
+            self.warned.emit(new[-1] + more)

@@ -8,6 +8,7 @@ import re
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 # before any Qt import: no display needed; a 1920x1080 screen (offscreen's own is 800x800,
 # too small to restore a desktop-sized window into)
@@ -801,6 +802,23 @@ def test_a_damaged_last_image_is_told_when_playing_ends_on_it(qtbot, make_window
     qtbot.waitUntil(lambda: "a2.png" in window.statusBar().currentMessage(), timeout=5000)
     assert window.statusBar().currentMessage().startswith("skipped: Cannot decode image")
     assert window.packet.frame.file == "a1.png" and errors == []
+
+
+def test_a_video_that_stops_decoding_early_says_so_and_it_stays_said(qtbot, make_window,
+                                                                      errors, clip_path,
+                                                                      tmp_path):
+    cut = tmp_path / "cut.mp4"  # cut at 90%: its container still counts 12 frames, 7 decode
+    data = Path(clip_path).read_bytes()
+    cut.write_bytes(data[:len(data) * 9 // 10])
+    window = make_window(FixedDetector(detections=two_boxes()))
+    window.open_source(str(cut))
+    wait_for_frame(qtbot, window, 0)
+    play_to_the_end(qtbot, window)
+    told = f"{cut}: decoding stopped after 7 of 12 frames; the file looks truncated or damaged"
+    qtbot.waitUntil(lambda: window.statusBar().currentMessage() == told, timeout=5000)
+    qtbot.wait(10500)  # longer than passing messages last
+    assert window.statusBar().currentMessage() == told
+    assert window.packet.frame.index == 6 and errors == []
 
 
 def test_play_at_the_last_image_that_can_be_read_plays_the_folder_again(qtbot, make_window,
