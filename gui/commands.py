@@ -55,6 +55,12 @@ class CommandThread(QObject):
             if name in self.interrupting:
                 self._interrupt_locked()
 
+    def _send_first(self, name: str, *args) -> None:
+        """Queue a command ahead of those waiting; from the thread, for what a command that
+        failed leaves to do (a command sent after it still interrupts it)."""
+        with self._cond:
+            self._pending.appendleft((name, args))
+
     def _interrupt(self) -> None:
         with self._cond:
             self._interrupt_locked()

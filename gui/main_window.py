@@ -108,7 +108,8 @@ class MainWindow(QMainWindow):
     # -- commands (also used by menus, shortcuts and tests) --------------------------------
 
     def open_source(self, uri: str, *, play: bool = False) -> None:
-        """Open a file, folder, camera index or stream URL (the worker reports errors).
+        """Open a file, folder, camera index or stream URL (the worker reports errors; what
+        was playing plays on when it cannot be opened).
 
         Live sources start playing once open; files and folders too when ``play``.
         """
@@ -117,7 +118,7 @@ class MainWindow(QMainWindow):
             return
         self._play_on_open = play
         self.messages.opening(uri)
-        self.worker.send("open", uri)
+        self.worker.send("open", uri, self._playback() if self.is_playing else None)
 
     def load_detector(self, config: DetectorConfig) -> None:
         """Load ``config``'s detector; the frame on show (a file's first, when none could be

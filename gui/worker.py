@@ -133,8 +133,16 @@ class Worker(CommandThread):
         detector = self.detector
         self.status.emit(f"detector ready: {detector.loaded.name}, {detector.describe()}")
 
-    def _do_open(self, uri: str) -> None:
-        media = open_media(uri)  # a failure leaves the open source (and any recording) as is
+    def _do_open(self, uri: str, resume: tuple[float, bool] | None = None) -> None:
+        """Open ``uri`` in place of the media open now. When it cannot be opened, that media
+        stays (and any recording), and plays on as ``resume`` (speed, every frame) says when
+        it was playing: the open interrupted it."""
+        try:
+            media = open_media(uri)
+        except Exception:
+            if resume is not None and self.media is not None:
+                self._send_first("play", *resume)  # before any command sent after the open
+            raise
         self._close_recorder()
         if self.media is not None:
             self.media.close()

@@ -294,6 +294,25 @@ def test_a_failed_open_keeps_the_clip_that_was_open(qtbot, make_window, errors, 
     assert len(errors) == 1, errors
 
 
+def test_a_failed_open_while_a_stream_plays_leaves_it_playing(qtbot, make_window, errors,
+                                                              tmp_path):
+    window = make_window(FixedDetector(0.02, detections=two_boxes()))
+    missing = tmp_path / "missing.mp4"
+    with MjpegTestServer(fps=30) as server:
+        window.open_source(server.url)  # live: plays at once
+        qtbot.waitUntil(lambda: window.packet is not None and window.is_playing, timeout=10000)
+        window.open_source(str(missing))
+        qtbot.waitUntil(lambda: len(errors) == 1, timeout=10000)
+        failed_at = stream_seq(window)
+        qtbot.waitUntil(lambda: stream_seq(window) > failed_at + 5, timeout=10000)
+        assert window.is_playing and window.windowTitle() == f"DriveVision - {server.url}"
+        assert window.statusBar().currentMessage() == \
+            f"error: No such file or directory: {missing}"
+        window.pause()
+        qtbot.waitUntil(lambda: not window.is_playing, timeout=5000)
+    assert errors == [f"No such file or directory: {missing}"]
+
+
 def test_replaying_from_the_end_shows_rates_of_the_new_pass(qtbot, make_window, clip_path):
     window = make_window(FixedDetector(0.02, detections=two_boxes()))
     window.open_source(clip_path)
