@@ -4,28 +4,31 @@ object count, the rates and latency, or, while a live source is lost, that it is
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from PyQt6.QtCore import QObject, QTimer
-from PyQt6.QtWidgets import QStatusBar
 
 from drivevision.io.frames import Source
 from gui.packets import Packet
 from gui.panel import rate
 from gui.video_view import VideoView
 
+if TYPE_CHECKING:
+    from gui.messages import Messages
+
 
 class Hud:
-    """The HUD's lines on ``view``; a lost live source also in ``status`` and told to
-    ``on_outage`` (its state, "" once it is back).
+    """The HUD's lines on ``view``; a lost live source also in the status bar (``messages``)
+    and told to ``on_outage`` (its state, "" once it is back).
 
     No frame comes while a stream is lost, so nothing would change the picture's lines: while
     a live source plays, its ``outage`` (``drivevision.io.frames.Source``) is asked every half
     second, as ``drivevision live``'s status line shows it.
     """
 
-    def __init__(self, view: VideoView, status: QStatusBar, parent: QObject,
+    def __init__(self, view: VideoView, messages: Messages, parent: QObject,
                  on_outage: Callable[[str], None] = lambda state: None):
-        self.view, self.status, self.on_outage = view, status, on_outage
+        self.view, self.messages, self.on_outage = view, messages, on_outage
         self.lines: list[str] = []
         self.outage = ""  # what the HUD says of the source's outage ("": none)
         self._source: Callable[[], Source | None] = lambda: None
@@ -61,10 +64,10 @@ class Hud:
             return
         if state:
             self.view.set_hud([state, *self.lines[:1]])  # the last frame stays on show
-            self.status.showMessage(f"{self._uri}: {state}")
+            self.messages.tell(f"{self._uri}: {state}", 0)
         elif self.outage:
             self.view.set_hud(self.lines)
-            self.status.showMessage(f"{self._uri}: reconnected", 10000)
+            self.messages.tell(f"{self._uri}: reconnected")
         self.outage = state
         self.on_outage(state)
 

@@ -59,7 +59,7 @@ class MainWindow(QMainWindow):
         self._recording_since: float | None = None
         self._recording_clock = QTimer(self)
         self._recording_clock.timeout.connect(self._show_recording_time)
-        self.hud = Hud(self.view, self.statusBar(), self, on_outage=self.panel.show_outage)
+        self.hud = Hud(self.view, self.messages, self, on_outage=self.panel.show_outage)
         actions.install(self)
         self._connect_controls()
         self.worker = Worker(detector, tracking=tracking)

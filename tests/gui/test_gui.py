@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import threading
 import time
 from collections import Counter
@@ -38,6 +39,7 @@ from drivevision.labels import COCO_NAMES, colour_for, track_colour  # noqa: E40
 from drivevision.model import LoadedModel, build_model  # noqa: E402
 from drivevision.pipeline.runner import detect_video  # noqa: E402
 from gui.main_window import MainWindow  # noqa: E402
+from gui.messages import short_uri  # noqa: E402
 from gui.overlay import visible  # noqa: E402
 from gui.recording import Recording  # noqa: E402
 
@@ -307,10 +309,27 @@ def test_a_failed_open_while_a_stream_plays_leaves_it_playing(qtbot, make_window
         qtbot.waitUntil(lambda: stream_seq(window) > failed_at + 5, timeout=10000)
         assert window.is_playing and window.windowTitle() == f"DriveVision - {server.url}"
         assert window.statusBar().currentMessage() == \
-            f"error: No such file or directory: {missing}"
+            f"error: No such file or directory: {short_uri(str(missing))}"
         window.pause()
         qtbot.waitUntil(lambda: not window.is_playing, timeout=5000)
     assert errors == [f"No such file or directory: {missing}"]
+
+
+def test_a_long_stream_url_that_cannot_be_opened_is_named_short_beside_why(qtbot, make_window,
+                                                                          errors):
+    window = make_window(FixedDetector(detections=two_boxes()))
+    with socket.socket() as closed:  # bound, not listening: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        stream = f"http://127.0.0.1:{closed.getsockname()[1]}/live/front-camera/index.m3u8"
+        window.open_source(f"{stream}?token={'x' * 200}")  # a token in the URL, as CDNs sign
+        qtbot.waitUntil(lambda: len(errors) == 1, timeout=20000)
+    why = errors[0].partition("?token=")[2].lstrip("x")
+    assert errors[0] == f"Cannot open {stream}?token={'x' * 200}{why}"  # the dialog: whole
+    assert why.startswith(": no stream there")
+    message = window.statusBar().currentMessage()
+    assert message == f"error: Cannot open {stream}?\u2026{why}"
+    bar = window.statusBar()
+    assert bar.fontMetrics().horizontalAdvance(message) < bar.width()  # why: in the bar
 
 
 def test_replaying_from_the_end_shows_rates_of_the_new_pass(qtbot, make_window, clip_path):
