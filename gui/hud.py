@@ -23,7 +23,9 @@ class Hud:
 
     No frame comes while a stream is lost, so nothing would change the picture's lines: while
     a live source plays, its ``outage`` (``drivevision.io.frames.Source``) is asked every half
-    second, as ``drivevision live``'s status line shows it.
+    second, as ``drivevision live``'s status line shows it. An outage ends when a frame comes
+    again (reconnected), or when the playing stops (``stopped``): stopping a stream ends its
+    outage too, so the source alone cannot tell the two apart.
     """
 
     def __init__(self, view: VideoView, messages: Messages, parent: QObject,
@@ -49,7 +51,18 @@ class Hud:
             _frame_line(packet, shown),
             f"in {rate(stats['input_fps'])}  det {rate(stats['detector_fps'])}",
             f"latency {latency_ms:.0f} ms  dropped {int(stats['dropped'])}"]
+        if self.outage and self._lost():  # a frame from before the outage, shown late
+            self.view.set_hud([self.outage, *self.lines[:1]])
+            return
+        if self.outage:
+            self._end_outage(f"{self._uri}: reconnected", 10000)
         self.view.set_hud(self.lines)
+
+    def stopped(self) -> None:
+        """The playing stopped: a source lost until then is no longer reconnecting."""
+        if self.outage:
+            self._end_outage(f"{self._uri}: stopped while lost (Play tries to connect again)")
+            self.view.set_hud(self.lines)
 
     def recount(self, packet: Packet, shown) -> None:
         """The object count of what the picture now draws (the overlay changed)."""
@@ -57,19 +70,23 @@ class Hud:
             self.lines[0] = _frame_line(packet, shown)
             self.view.set_hud(self.lines)
 
-    def _poll(self) -> None:
+    def _lost(self) -> str:
         source = self._source()
-        state = source.outage if source is not None and source.live else ""
-        if state == self.outage:
+        return source.outage if source is not None and source.live else ""
+
+    def _poll(self) -> None:
+        state = self._lost()
+        if not state or state == self.outage:  # its end: a frame comes, or the playing stops
             return
-        if state:
-            self.view.set_hud([state, *self.lines[:1]])  # the last frame stays on show
-            self.messages.tell(f"{self._uri}: {state}", 0)
-        elif self.outage:
-            self.view.set_hud(self.lines)
-            self.messages.tell(f"{self._uri}: reconnected")
+        self.view.set_hud([state, *self.lines[:1]])  # the last frame stays on show
+        self.messages.tell(f"{self._uri}: {state}", 0)
         self.outage = state
         self.on_outage(state)
+
+    def _end_outage(self, message: str, ms: int = 0) -> None:
+        self.messages.tell(message, ms)
+        self.outage = ""
+        self.on_outage("")
 
 
 FILE_CHARS = 32  # a longer image name is cut in its middle, keeping its end and extension

@@ -294,6 +294,8 @@ class MainWindow(QMainWindow):
     def _playing(self, playing: bool) -> None:
         self.is_playing = playing
         self.transport.set_playing(playing)
+        if not playing:
+            self.hud.stopped()
 
     def _detector_ready(self, names, model: str | None = None) -> None:
         self.names = tuple(names)

@@ -255,11 +255,15 @@ class SidePanel(QWidget):
             f"\nms: {stages or '-'}")
 
     def show_outage(self, state: str) -> None:
-        """A live source lost (``state``, e.g. "LOST 8 s, reconnecting") or back (""): while
-        it is lost no frame comes, so the last rates would stand; they read "-" instead."""
-        if not state or self._last_stats is None:
+        """A live source lost (``state``, e.g. "LOST 8 s, reconnecting") or no longer (""):
+        while it is lost no frame comes, so the last rates would stand; they read "-"
+        instead."""
+        if self._last_stats is None:
             return
         stats, timings, latency_ms = self._last_stats
+        if not state:  # back (its frame's own figures follow) or stopped: the last ones
+            self.show_stats(stats, timings, latency_ms)
+            return
         self.show_stats(dict(stats, input_fps=None, detector_fps=None), timings, latency_ms)
         self.stats.setText(f"{state}\n{self.stats.text()}")
 

@@ -782,6 +782,25 @@ def test_a_lost_stream_says_so_until_it_comes_back(qtbot, make_window):
     window.pause()
 
 
+@pytest.mark.timeout(90)
+def test_a_lost_stream_stopped_says_so_not_that_it_reconnected(qtbot, make_window):
+    window = make_window(FixedDetector(0.02, detections=two_boxes()))
+    messages: list[str] = []
+    window.statusBar().messageChanged.connect(messages.append)
+    with MjpegTestServer(fps=30) as server:
+        window.open_source(server.url)  # live: plays at once
+        qtbot.waitUntil(lambda: window.packet is not None, timeout=20000)
+    qtbot.waitUntil(lambda: window.view._hud[0].startswith("LOST"), timeout=20000)
+    window.pause()  # Space while it reconnects
+    qtbot.waitUntil(lambda: not window.is_playing, timeout=5000)
+    qtbot.wait(1200)  # the stream's state is asked every half second
+    assert window.statusBar().currentMessage() == \
+        f"{server.url}: stopped while lost (Play tries to connect again)"
+    assert not [m for m in messages if "reconnected" in m]
+    assert window.view._hud[0].startswith("frame")
+    assert not window.panel.stats.text().startswith("LOST")
+
+
 def record_to_the_end(qtbot, window, video) -> tuple[float, list[dict], object]:
     """Record ``video`` (and ``rec.jsonl`` beside it) while the open source plays to its end;
     returns the seconds it played, the JSONL records and the video's path."""
