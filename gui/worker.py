@@ -243,13 +243,12 @@ class Worker(CommandThread):
             self.playing.emit(False)
 
     def _reopen_spent_live(self) -> None:
-        """Stopping a pipeline interrupts and releases a live source for good; open it anew."""
+        """Stopping a pipeline interrupts and releases a live source for good; open it anew.
+        When it cannot be opened, the spent one stays, so that Play tries it again."""
         if self._played_live:
-            uri, self._played_live = self.media.uri, False
-            self.media.close()
-            self.media = None
-            self.media = open_media(uri)
-            self._notes_told = 0
+            self.media.close()  # released already; a camera may be opened only once at a time
+            self.media = open_media(self.media.uri)
+            self._played_live, self._notes_told = False, 0
 
     def _consume(self, pipeline: Pipeline, interrupted: threading.Event, *,
                  source_time: bool) -> None:

@@ -801,6 +801,23 @@ def test_a_lost_stream_stopped_says_so_not_that_it_reconnected(qtbot, make_windo
     assert not window.panel.stats.text().startswith("LOST")
 
 
+@pytest.mark.timeout(90)
+def test_play_on_a_stopped_stream_that_is_gone_names_it_each_time(qtbot, make_window, errors):
+    window = make_window(FixedDetector(0.02, detections=two_boxes()))
+    with MjpegTestServer(fps=30) as server:
+        window.open_source(server.url)  # live: plays at once
+        qtbot.waitUntil(lambda: window.packet is not None and window.is_playing, timeout=20000)
+        window.pause()
+        qtbot.waitUntil(lambda: not window.is_playing, timeout=5000)
+    window.play()  # Space, and Space again: the stream is tried each time
+    qtbot.waitUntil(lambda: len(errors) == 1, timeout=20000)
+    window.play()
+    qtbot.waitUntil(lambda: len(errors) == 2, timeout=20000)
+    assert [e.partition(": no stream there")[0] for e in errors] == \
+        [f"Cannot open {server.url}"] * 2
+    assert window.windowTitle() == f"DriveVision - {server.url}"
+
+
 def record_to_the_end(qtbot, window, video) -> tuple[float, list[dict], object]:
     """Record ``video`` (and ``rec.jsonl`` beside it) while the open source plays to its end;
     returns the seconds it played, the JSONL records and the video's path."""
