@@ -95,7 +95,7 @@ class MainWindow(QMainWindow):
         w.frame_ready.connect(self._frame_ready)
         w.opened.connect(self._opened)
         w.playing.connect(self._playing)
-        w.ended.connect(self.messages.ended)
+        w.ended.connect(lambda: self.messages.ended(self.media))
         w.failed.connect(self.show_error)
         w.status.connect(self.messages.tell)
         w.warned.connect(self.messages.warn)

@@ -45,8 +45,9 @@ class Messages:
         kind = "live" if info.live else f"{frames}, {info.fps or 0:.1f} fps"
         self.tell(f"opened {info.uri} ({kind})")
 
-    def ended(self) -> None:
-        self.bar.showMessage("end of input", 5000)
+    def ended(self, info: MediaInfo | None) -> None:
+        """The media ``info`` tells of played to its end."""
+        self.tell(f"end of {info.uri if info is not None else 'input'}", 5000)
 
     def warn(self, text: str) -> None:
         """Something went wrong with the media while it played on (an image skipped, a video

@@ -264,7 +264,7 @@ class Worker(CommandThread):
                     self._execute(*command)
         if not interrupted.is_set():
             self.ended.emit()
-            self._tell_notes(since=told)  # after "end of input": what the playing skipped
+            self._tell_notes(since=told)  # after "end of ...": what the playing skipped
 
     def _reset_run(self) -> None:
         self._tally.reset()

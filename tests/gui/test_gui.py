@@ -332,6 +332,15 @@ def test_a_long_stream_url_that_cannot_be_opened_is_named_short_beside_why(qtbot
     assert bar.fontMetrics().horizontalAdvance(message) < bar.width()  # why: in the bar
 
 
+def test_the_end_of_a_file_is_told_naming_it(qtbot, make_window, clip_path):
+    window = make_window(FixedDetector(detections=two_boxes()))
+    window.open_source(clip_path)
+    wait_for_frame(qtbot, window, 0)
+    play_to_the_end(qtbot, window)
+    qtbot.waitUntil(lambda: window.statusBar().currentMessage() != "", timeout=5000)
+    assert window.statusBar().currentMessage() == f"end of {short_uri(clip_path)}"
+
+
 def test_replaying_from_the_end_shows_rates_of_the_new_pass(qtbot, make_window, clip_path):
     window = make_window(FixedDetector(0.02, detections=two_boxes()))
     window.open_source(clip_path)
