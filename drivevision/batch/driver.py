@@ -163,9 +163,11 @@ def _record(plan: Plan, event: Event, tried: _Try | None, datasets: Datasets) ->
                outputs=[o["path"] for o in result.outputs.values()])
     if result.status == "done":
         datasets.done(result)  # data.yaml before the manifest counts the input as done
+        plan.manifest.remove_kept(result.rel)
         plan.manifest.add(result, plan.key)
     else:
         datasets.drop(result.rel)
+        plan.manifest.keep(result)
 
 
 def _remove_superseded(plan: Plan, result) -> list[str]:

@@ -6,6 +6,9 @@ completes, so a batch killed at any moment keeps every input finished before; a 
 line is ignored, and a later line for an input wins over an earlier one. An input counts as
 done on a rerun when its size, mtime and the settings are those recorded and its outputs
 are still the files recorded (bytes and mtime, or else their sha256).
+A try at an input that did not finish but kept what it wrote as ``.partial`` files gets a line
+``{"rel": ..., "kept": [files]}``: the batch removes those files (still as recorded) once the
+input is done, and no other file of such a name (a user's, another input's output).
 ``batch.json`` and ``batch.csv`` list every input of the last run; each is written whole
 under a temporary name and moved into place.
 """
@@ -35,6 +38,7 @@ class Manifest:
         self.path = out_dir / MANIFEST
         self.out_dir = out_dir
         self.records: dict[str, dict] = {}
+        self.kept: dict[str, list[dict]] = {}  # rel -> .partial files its tries kept
         self._lines = 0  # lines in the file: more than records means old ones to drop
         self._file = None
 
@@ -47,8 +51,12 @@ class Manifest:
         for line in lines:
             try:
                 record = json.loads(line)
-                self.records[record["rel"]] = record
-            except (ValueError, KeyError, TypeError):
+                if "settings" in record:
+                    self.records[record["rel"]] = record
+                    self.kept.pop(record["rel"], None)  # removed as it was done
+                else:
+                    self.kept.setdefault(record["rel"], []).extend(record["kept"])
+            except (ValueError, KeyError, TypeError, AttributeError):
                 continue  # a line cut short by a crash, or not ours
         return self
 
@@ -94,7 +102,25 @@ class Manifest:
     def add(self, result: JobResult, settings_key: dict) -> None:
         """Record a completed input, on disk before this returns."""
         record = {**asdict(result), "settings": settings_key}
+        del record["kept"]
         self.records[result.rel] = record
+        self.kept.pop(result.rel, None)
+        self._append(record)
+
+    def keep(self, result: JobResult) -> None:
+        """Record the ``.partial`` files a try at an input that did not finish kept."""
+        if result.kept:
+            self.kept.setdefault(result.rel, []).extend(result.kept)
+            self._append({"rel": result.rel, "kept": result.kept})
+
+    def remove_kept(self, rel: str) -> None:
+        """Remove the ``.partial`` files tries at input ``rel`` kept that are still as they
+        were (a file changed since, or replaced, is no longer the batch's)."""
+        for kept in self.kept.get(rel, ()):
+            if self._intact(kept):
+                (self.out_dir / kept["path"]).unlink(missing_ok=True)
+
+    def _append(self, record: dict) -> None:
         if self._file is None:
             self._file = self.path.open("a", encoding="utf-8")
         self._file.write(json.dumps(record) + "\n")
@@ -108,8 +134,10 @@ class Manifest:
         if self._file is not None:
             self._file.close()
             self._file = None
-        if self.records and self._lines != len(self.records):
-            write_whole(self.path, "".join(json.dumps(r) + "\n" for r in self.records.values()))
+        kept = [{"rel": rel, "kept": files} for rel, files in self.kept.items()]
+        if self.records and self._lines != len(self.records) + len(kept):
+            write_whole(self.path, "".join(json.dumps(r) + "\n"
+                                           for r in [*self.records.values(), *kept]))
 
 
 def write_reports(out_dir: Path, rows: Iterable[dict], summary: dict) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -94,7 +93,9 @@ class JobResult:
     bytes and newest time); ``outputs`` maps an output kind to its path relative to the
     output folder, bytes, mtime and sha256; ``seconds`` is wall time; ``dataset``: how many
     files it has in each dataset folder, by kind ("yolo", "crops"), and ``classes`` the
-    YOLO dataset's class names."""
+    YOLO dataset's class names; ``kept``: the ``.partial`` files a try that did not
+    finish kept of its outputs (described as ``outputs`` are), which the batch removes
+    once the input is done."""
 
     rel: str
     source: str
@@ -110,6 +111,7 @@ class JobResult:
     worker: str = ""
     dataset: dict[str, int] = field(default_factory=dict)
     classes: list[str] = field(default_factory=list)
+    kept: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -156,15 +158,17 @@ def run_job(detector, job: Job, settings: BatchSettings, out_dir: Path,
         summary = _detect(detector, job, settings, paths, on_frame)
     except Exception as e:  # noqa: BLE001 -- whatever one input does, the batch goes on
         result.error = one_line(input_failure(e) or e)
+        result.kept = kept_files(getattr(e, "placed", {}), out_dir)
         result.seconds = time.perf_counter() - start
         return result
     result.status = "interrupted" if summary.interrupted else "done"
     result.frames = summary.frames
     result.detections = sum(summary.class_counts.values())
     result.notes = list(summary.notes)
+    result.kept = kept_files(summary.placed, out_dir)
     if result.status == "done":
         result.outputs = {k: describe_output(p, out_dir) for k, p in paths.items()}
-        remove_stale(paths.values())
+        remove_killed_parts(paths.values())
         _describe_dataset(result, detector, settings)
     result.seconds = time.perf_counter() - start
     return result
@@ -226,29 +230,17 @@ def describe_output(path: Path, out_dir: Path) -> dict:
             "mtime_ns": st.st_mtime_ns, "sha256": file_sha256(path)}
 
 
-def remove_stale(targets) -> None:
-    """Once ``targets`` are complete: the ``.partial`` files failed runs left for them
-    (``NAME.partial.EXT``, ``NAME.partial2.EXT``, ...: each name ``keep_beside`` gives, and
-    no other) and the hidden part files killed runs left (those no running process holds)."""
-    from drivevision.io.claims import partial_name
-
-    targets = list(targets)
-    for target in targets:
+def kept_files(placed: dict, out_dir: Path) -> list[dict]:
+    """The files a run's outputs went to instead of their names (``placed``: its
+    ``.partial`` files), as ``describe_output`` describes them: the batch's own to remove
+    once the input is done, while they stay as they were."""
+    kept = []
+    for path in map(Path, placed.values()):
         try:
-            names = set(os.listdir(target.parent))
-        except OSError:
+            kept.append(describe_output(path, out_dir))
+        except (OSError, ValueError):  # gone, or outside the output folder
             continue
-        for name in names:
-            n = _partial_number(name, target.suffix)
-            if n and partial_name(target, n).name == name and (target.parent / name).is_file():
-                (target.parent / name).unlink(missing_ok=True)
-    remove_killed_parts(targets)
-
-
-def _partial_number(name: str, suffix: str) -> int | None:
-    """N of a name ending ``.partialN`` + ``suffix`` (1 for ``.partial``), else None."""
-    match = re.search(r"\.partial(\d*)" + re.escape(suffix) + "$", name)
-    return match and (int(match.group(1)) if match.group(1) else 1)
+    return kept
 
 
 def remove_killed_parts(targets) -> None:

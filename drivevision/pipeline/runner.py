@@ -121,17 +121,23 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
                          for n in getattr(stage, "notes", ()))  # a tracker's gaps
     summary.notes.extend(n for s in sinks for n in s.notes)
     summary.interrupted = summary.interrupted or bool(held)
-    summary.placed = {s.path: s.final_path for s in sinks if s.path is not None
-                      and s.final_path is not None and s.final_path != (s.target or s.path)}
+    summary.placed = _placed(sinks)
     return summary
 
 
 def _tell_outputs(error: BaseException | None, sinks: list[Sink]) -> bool:
     """On a failed run, what became of its outputs (their notes: ``.partial`` files kept)
-    goes with the error, as ``output_notes``, for the caller to tell."""
+    goes with the error, as ``output_notes``, for the caller to tell, and as ``placed``
+    (output -> where what was written of it went), as a summary has it."""
     if error is not None:  # (an output's own failure is the error, not a note beside it)
         error.output_notes = [n for s in sinks for n in s.notes if n != str(error)]
+        error.placed = _placed(sinks)
     return False
+
+
+def _placed(sinks: list[Sink]) -> dict:
+    return {s.path: s.final_path for s in sinks if s.path is not None
+            and s.final_path is not None and s.final_path != (s.target or s.path)}
 
 
 def _add_input(summary: RunSummary, src: Source, last: int) -> None:

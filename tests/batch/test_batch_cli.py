@@ -334,25 +334,6 @@ def test_a_batch_of_one_input_says_input_not_inputs(tmp_path, capsys, clip_path)
     assert "1 input: 1 done; 12 frames" in stdout and "this run: 1 input, 12 frames" in stdout
 
 
-@pytest.mark.slow
-@pytest.mark.slow
-def test_a_done_input_removes_every_partial_file_failed_runs_left_and_no_other(
-        tmp_path, capsys, clip_path):
-    """Two failed runs left clip.partial.jsonl and clip.partial2.jsonl (the second could not
-    take the first's name): once the input is done both go (before: .partial2 stayed for
-    good); names the batch never gives are a user's and stay."""
-    out = tmp_path / "det"
-    out.mkdir()
-    stale = ("clip.partial.jsonl", "clip.partial2.jsonl", "clip.partial3.jsonl")
-    users = ("clip.partial-notes.jsonl", "clip.partial2.txt", "clip.partialx.jsonl")
-    for name in stale + users:
-        (out / name).write_text('{"frame": 0}\n')
-    code, _, err = batch(capsys, clip_path, "--out", out)
-    assert code == 0, err
-    assert (out / "clip.jsonl").is_file()
-    assert sorted(p.name for p in out.glob("clip.partial*")) == sorted(users)
-
-
 def test_eval_of_an_output_without_low_scores_says_to_rerun_the_batch(tmp_path, capsys):
     """eval warns that a file written at the default --conf understates AP and says how to
     write it again: for a batch's output, by rerunning the batch at eval's --conf, since a
