@@ -161,7 +161,7 @@ def test_one_is_counted_in_the_singular():
     from pathlib import Path
 
     from drivevision.io import limits
-    from drivevision.io.claims import leftover_names
+    from drivevision.io.leftovers import leftover_names
 
     assert leftover_names([Path("a.mp4.part")]) == ("1 unfinished output left by a killed "
                                                     "run: a.mp4.part")

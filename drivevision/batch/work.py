@@ -246,7 +246,8 @@ def kept_files(placed: dict, out_dir: Path) -> list[dict]:
 def remove_killed_parts(targets) -> None:
     """The hidden part files killed runs left for ``targets`` (those no running process
     holds): also where an input is skipped, as one killed while redone (``--force``)."""
-    from drivevision.io.claims import hidden_name, leftovers
+    from drivevision.io.claims import hidden_name
+    from drivevision.io.leftovers import leftovers
 
     for target in targets:
         prefix = hidden_name(target, "part.").name.removesuffix(target.suffix)

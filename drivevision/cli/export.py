@@ -19,7 +19,8 @@ from drivevision.cli.options import (
     warn_unused_calib,
 )
 from drivevision.cli.outputs import clean_or_warn
-from drivevision.io.claims import hold_folder, leftovers
+from drivevision.io.claims import hold_folder
+from drivevision.io.leftovers import leftovers
 from drivevision.pipeline import signals
 
 

@@ -24,10 +24,10 @@ def check_outputs(inputs: list[str], outputs: list[str], videos: list[str], *,
         Claim,
         check_distinct,
         is_stream,
-        leftovers,
         missing_folder,
         target_of,
     )
+    from drivevision.io.leftovers import leftovers
     from drivevision.io.video_sink import check_video_name
 
     check_distinct(outputs, options)
@@ -56,9 +56,9 @@ def check_outputs(inputs: list[str], outputs: list[str], videos: list[str], *,
 
 
 def clean_or_warn(found: list[Path], clean: bool) -> None:
-    """What killed runs left (``claims.leftovers``): removed with ``--clean``, saying what,
+    """What killed runs left (``leftovers.leftovers``): removed with ``--clean``, saying what,
     else named in a warning."""
-    from drivevision.io.claims import leftover_names, leftover_warning, remove_leftovers
+    from drivevision.io.leftovers import leftover_names, leftover_warning, remove_leftovers
 
     if found and clean:
         remove_leftovers(found)

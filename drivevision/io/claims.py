@@ -6,7 +6,8 @@ naming the same output is refused at start and a killed run never blocks the nex
 the run lasts the output is written under a hidden name unique to the process,
 ``.NAME.part.PID.EXT`` (the final name keeps its last complete version until the run ends);
 the part file is locked too, so a later run can tell the part files that killed runs left
-(unlocked) from those of runs still going (locked), and report them.
+(unlocked) from those of runs still going (locked), and report them
+(``drivevision.io.leftovers``).
 
 What a run that did not finish wrote is kept beside its output as ``NAME.partial.EXT``
 (``keep_beside``; never over a file), a text file cut after its last whole line.
@@ -22,13 +23,11 @@ import contextlib
 import hashlib
 import os
 import re
-import shutil
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 from drivevision.errors import SinkError
-from drivevision.labels import counted
 
 try:
     import fcntl
@@ -41,7 +40,7 @@ NAME_MAX = 255
 _DEVICE_ROOTS = ("/dev/", "/proc/")
 # what ``part_name`` makes: .STEM.part.PID.EXT, .STEM.part.PID.copy.EXT (never a user's
 # .notes.part.txt, which --clean must leave alone)
-_PART = re.compile(r"\..+\.part\.\d+(\.copy)?(\.[^.]+)?")
+PART = re.compile(r"\..+\.part\.\d+(\.copy)?(\.[^.]+)?")
 
 
 def is_stream(path: str | os.PathLike) -> bool:
@@ -217,114 +216,6 @@ def hold_folder(path: Path) -> int | None:
     fd = os.open(path, os.O_RDONLY)
     fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     return fd
-
-
-def _in_use(path: Path) -> bool:
-    if fcntl is None:
-        return False
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return True  # gone, or not ours to judge
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
-
-
-def leftovers(folders) -> list[Path]:
-    """Hidden part files (``.NAME.part.PID.EXT``, as ``part_name`` makes them), part
-    folders (a folder output written aside, ``.NAME.part.PID``), export staging folders
-    (``.export-*``) and claims' lock files (``.NAME.lock``) in ``folders`` that no running
-    process holds: what killed runs left."""
-    found = []
-    for folder in sorted({Path(f).absolute() for f in folders}):
-        with contextlib.suppress(OSError):
-            for entry in sorted(folder.iterdir()):
-                name = entry.name
-                part = _PART.fullmatch(name) is not None  # a file, or a folder output's
-                staging = name.startswith(".export-") and entry.is_dir()
-                if (part or staging or _stale_lock(entry)) and not _in_use(entry):
-                    found.append(entry)
-    return found
-
-
-def _stale_lock(path: Path) -> bool:
-    """Whether ``path`` is the lock file of a claim whose process is gone: ``.NAME.lock``
-    holding the pid ``_take`` wrote, of no running process (another program's lock file of
-    that shape names a live one)."""
-    if not (path.name.startswith(".") and path.name.endswith(".lock")) or not path.is_file():
-        return False
-    try:
-        text = path.read_text(encoding="ascii")
-    except (OSError, UnicodeError):
-        return False
-    if not re.fullmatch(r"\d{1,9}\n", text):
-        return False
-    try:
-        os.kill(int(text), 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        pass
-    return False
-
-
-def _is_lock(path: Path) -> bool:
-    return path.name.endswith(".lock") and not _PART.fullmatch(path.name) and not path.is_dir()
-
-
-def remove_leftovers(paths: list[Path]) -> None:
-    for path in paths:
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        elif _is_lock(path):
-            _remove_lock(path)
-        else:
-            path.unlink(missing_ok=True)
-
-
-def _remove_lock(path: Path) -> None:
-    """Remove a lock file no process holds, holding it meanwhile (as ``Claim.release``
-    does), so that a run taking it at this moment never holds a lock that is gone."""
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            if fcntl is not None:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            if os.fstat(fd).st_ino == os.stat(path).st_ino:
-                path.unlink()
-        finally:
-            os.close(fd)
-
-
-def leftover_warning(paths: list[Path]) -> str:
-    """One line naming what killed runs left, and what to do with each kind of it: a part
-    file, a part folder (a folder output's), an export's staging folder, a lock file."""
-    folders = [p for p in paths if p.is_dir()]
-    parts = [p for p in folders if not p.name.startswith(".export-")]
-    locks = [p for p in paths if _is_lock(p)]
-    advice = []
-    if len(folders) + len(locks) < len(paths):
-        advice.append("a part file plays or reads as it is: rename it to keep it")
-    if parts:
-        advice.append("a part folder's files are each whole: rename the folder to keep them")
-    if locks:
-        advice.append("a lock file holds nothing")
-    return f"{leftover_names(paths)} ({'; '.join([*advice, '--clean removes them'])})"
-
-
-def leftover_names(paths: list[Path]) -> str:
-    """How many outputs (and lock files) killed runs left, and the first few."""
-    names = ", ".join(str(p) for p in paths[:4]) + (f" and {len(paths) - 4} more"
-                                                   if len(paths) > 4 else "")
-    locks = sum(map(_is_lock, paths))
-    kinds = [counted(n, what) for n, what in ((len(paths) - locks, "unfinished output"),
-                                              (locks, "lock file")) if n]
-    return f"{' and '.join(kinds)} left by a killed run: {names}"
 
 
 def whole_lines(path: Path) -> None:

@@ -238,7 +238,7 @@ def test_ctrl_c_keeps_an_earlier_runs_folder_and_puts_its_own_beside(tmp_path, k
 def test_a_killed_runs_part_folder_is_named_and_a_running_ones_is_not(tmp_path):
     """A run into an earlier run's folder writes into .NAME.part.PID beside it, locked while
     it runs: one a killed run left is what --clean removes; the running one is left alone."""
-    from drivevision.io.claims import leftovers
+    from drivevision.io.leftovers import leftovers
 
     detect_video(ArraySource(2), detector=FixedDetector(detections=BOXES), yolo=tmp_path / "ds")
     killed = tmp_path / ".ds.part.99999"
@@ -253,7 +253,7 @@ def test_a_killed_runs_part_folder_is_named_and_a_running_ones_is_not(tmp_path):
 def test_the_warning_for_a_killed_runs_part_folder_speaks_of_a_folder(tmp_path):
     """A part folder is no file that plays or reads: the warning says to rename the folder
     (before: "a part file plays or reads as it is" for a folder alone)."""
-    from drivevision.io.claims import leftover_warning, leftovers
+    from drivevision.io.leftovers import leftover_warning, leftovers
 
     (tmp_path / ".ds.part.99999" / "labels").mkdir(parents=True)
     folder_only = leftover_warning(leftovers([tmp_path]))
