@@ -173,14 +173,12 @@ def claim_folder(folder: str | os.PathLike) -> Claim:
 
 def _take(lock: Path, target: Path) -> int | None:
     """Lock ``lock`` for good (a lock file unlinked by its last holder before we locked it
-    is no lock: then try the new one)."""
+    is no lock: then try the new one; one no run holds that this user may not write, a
+    killed run's of another user, is replaced)."""
     if fcntl is None:
         return None
     while True:
-        try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as e:
-            raise SinkError(f"Cannot write {target}: {e.strerror or e}") from e
+        fd, writable = _open_lock(lock, target)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -192,11 +190,42 @@ def _take(lock: Path, target: Path) -> int | None:
             same = os.fstat(fd).st_ino == os.stat(lock).st_ino
         except FileNotFoundError:
             same = False
-        if same:
+        if same and writable:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             return fd
-        os.close(fd)
+        try:
+            if same:  # held by us now, as Claim.release holds it while it removes it
+                lock.unlink()
+        except OSError as e:
+            raise SinkError(f"Cannot write {target}: its lock file {lock}, which no run holds, "
+                            f"cannot be replaced ({e.strerror or e}): remove it") from e
+        finally:
+            os.close(fd)
+
+
+def _open_lock(lock: Path, target: Path) -> tuple[int, bool]:
+    """(fd, writable) of ``lock``, made if missing; read-only where this user may not write
+    it (a read-only fd takes a lock as well). SinkError, naming the lock file, where there
+    is none to open: a folder or a link in its place (never followed: the file it points
+    to would be emptied), a file this user may not read, a folder that takes no file."""
+    try:
+        return os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644), True
+    except OSError as e:
+        error = e
+    if isinstance(error, PermissionError) and not lock.is_symlink() and lock.is_file():
+        with contextlib.suppress(OSError):
+            return os.open(lock, os.O_RDONLY | os.O_NOFOLLOW), False
+    why = error.strerror or str(error)
+    if lock.is_symlink() or lock.is_dir():
+        kind = "link" if lock.is_symlink() else "folder"
+        why = f"its lock file {lock} is a {kind}, which no run makes: move it away"
+    elif lock.exists():
+        why = (f"its lock file {lock} cannot be opened ({why}): remove it if no run is "
+               f"writing {target.name}")
+    elif lock.parent.is_dir():
+        why = f"no file can be made in {lock.parent} ({why})"
+    raise SinkError(f"Cannot write {target}: {why}") from error
 
 
 def hold_part(path: Path) -> int | None:
