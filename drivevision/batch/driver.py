@@ -57,7 +57,7 @@ def claim_out_dir(out_dir: Path):
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:  # a read-only file system, a file where a folder should be, ...
         raise SinkError(f"Cannot make --out folder {out_dir}: {e.strerror or e}") from None
-    return Claim(out_dir / REPORT_JSON)
+    return Claim(out_dir / REPORT_JSON, what=f"--out {out_dir}")
 
 
 def plan_batch(jobs: list[Job], out_dir: Path, settings: BatchSettings, *,

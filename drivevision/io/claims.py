@@ -124,12 +124,13 @@ class Claim:
     """This process's exclusive claim on one output; ``release()`` (or ``with``) ends it.
 
     Claims are counted per path within a process, so the command and its sinks may claim
-    the same output. ``lock``: the lock file, if not the hidden one beside ``target``."""
+    the same output. ``lock``: the lock file, if not the hidden one beside ``target``;
+    ``what``: how messages name the output (default: ``target``)."""
 
     _held: dict[Path, list] = {}  # lock path -> [fd, count]
     _mutex = threading.Lock()
 
-    def __init__(self, target: Path, lock: Path | None = None):
+    def __init__(self, target: Path, lock: Path | None = None, *, what: str | None = None):
         self.lock = lock.absolute() if lock else lock_name(target.absolute())
         self.target = target
         self._released = False
@@ -138,7 +139,7 @@ class Claim:
             if held is not None:
                 held[1] += 1
                 return
-            self._held[self.lock] = [_take(self.lock, target), 1]
+            self._held[self.lock] = [_take(self.lock, what or str(target)), 1]
 
     def release(self) -> None:
         if self._released:
@@ -171,7 +172,7 @@ def claim_folder(folder: str | os.PathLike) -> Claim:
     return Claim(folder)
 
 
-def _take(lock: Path, target: Path) -> int | None:
+def _take(lock: Path, target: str) -> int | None:
     """Lock ``lock`` for good (a lock file unlinked by its last holder before we locked it
     is no lock: then try the new one; one no run holds that this user may not write, a
     killed run's of another user, is replaced)."""
@@ -204,7 +205,7 @@ def _take(lock: Path, target: Path) -> int | None:
             os.close(fd)
 
 
-def _open_lock(lock: Path, target: Path) -> tuple[int, bool]:
+def _open_lock(lock: Path, target: str) -> tuple[int, bool]:
     """(fd, writable) of ``lock``, made if missing; read-only where this user may not write
     it (a read-only fd takes a lock as well). SinkError, naming the lock file, where there
     is none to open: a folder or a link in its place (never followed: the file it points
@@ -222,7 +223,7 @@ def _open_lock(lock: Path, target: Path) -> tuple[int, bool]:
         why = f"its lock file {lock} is a {kind}, which no run makes: move it away"
     elif lock.exists():
         why = (f"its lock file {lock} cannot be opened ({why}): remove it if no run is "
-               f"writing {target.name}")
+               f"writing {target}")
     elif lock.parent.is_dir():
         why = f"no file can be made in {lock.parent} ({why})"
     raise SinkError(f"Cannot write {target}: {why}") from error

@@ -99,7 +99,7 @@ def test_a_lock_file_that_cannot_be_opened_or_made_is_named(tmp_path):
     refused = _claim_elsewhere(target, modes=True)  # before: 'Cannot write ...: Permission denied'
     assert refused.stderr == (f"Cannot write {target}: its lock file {lock} cannot be opened "
                               f"(Permission denied): remove it if no run is writing "
-                              f"{target.name}\n")
+                              f"{target}\n")
     lock.unlink()
     tmp_path.chmod(0o555)
     try:
