@@ -19,7 +19,7 @@ from drivevision.cli.options import (
     warn_unused_calib,
 )
 from drivevision.cli.outputs import clean_or_warn
-from drivevision.io.claims import hold_folder
+from drivevision.io.claims import PART_MARK, hold_folder
 from drivevision.io.leftovers import leftovers
 from drivevision.pipeline import signals
 
@@ -93,7 +93,8 @@ def cmd_export(args: argparse.Namespace) -> int:
             else:
                 _export_tensorrt(loaded, staging, spec, calib)
         with signals.held() as caught:  # moved in whole: Ctrl-C waits for the last file
-            for path in sorted(p for p in staging.rglob("*") if p.is_file()):
+            for path in sorted(p for p in staging.rglob("*")
+                               if p.is_file() and p.name != PART_MARK):
                 target = out / path.relative_to(staging)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(path, target)

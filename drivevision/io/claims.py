@@ -36,6 +36,9 @@ except ImportError:  # Windows: no locks; names unique per process still keep fi
 
 STDOUT = "-"
 FOLDER_LOCK = ".drivevision-images.lock"
+# the empty file that marks a part or staging folder as a run's (``hold_folder``): only a
+# folder holding it is a killed run's leftover, never a user's hidden folder of that name
+PART_MARK = ".drivevision-part"
 NAME_MAX = 255
 _DEVICE_ROOTS = ("/dev/", "/proc/")
 # what ``part_name`` makes: .STEM.part.PID.EXT, .STEM.part.PID.copy.EXT (never a user's
@@ -239,8 +242,10 @@ def hold_part(path: Path) -> int | None:
 
 
 def hold_folder(path: Path) -> int | None:
-    """Hold a shared lock on the folder ``path`` until the returned fd is closed (or the
-    process ends): a locked staging folder belongs to a run still going."""
+    """Mark the folder ``path``, just made, as this run's (``PART_MARK``) and hold a shared
+    lock on it until the returned fd is closed (or the process ends): a locked staging
+    folder belongs to a run still going; a marked one no run holds, to a killed run."""
+    (path / PART_MARK).touch()
     if fcntl is None:
         return None
     fd = os.open(path, os.O_RDONLY)

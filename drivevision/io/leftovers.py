@@ -10,7 +10,7 @@ import re
 import shutil
 from pathlib import Path
 
-from drivevision.io.claims import PART
+from drivevision.io.claims import PART, PART_MARK
 from drivevision.labels import counted
 
 try:
@@ -37,9 +37,9 @@ def _in_use(path: Path) -> bool:
 
 def leftovers(folders) -> list[Path]:
     """Hidden part files (``.NAME.part.PID.EXT``, as ``part_name`` makes them), part
-    folders (a folder output written aside, ``.NAME.part.PID``), export staging folders
-    (``.export-*``) and claims' lock files (``.NAME.lock``) in ``folders`` that no running
-    process holds: what killed runs left."""
+    folders (a folder output written aside, ``.NAME.part.PID``) and export staging folders
+    (``.export-*``), each marked as a run's (``PART_MARK``), and claims' lock files
+    (``.NAME.lock``) in ``folders`` that no running process holds: what killed runs left."""
     found = []
     for folder in sorted({Path(f).absolute() for f in folders}):
         with contextlib.suppress(OSError):
@@ -47,6 +47,8 @@ def leftovers(folders) -> list[Path]:
                 name = entry.name
                 part = PART.fullmatch(name) is not None  # a file, or a folder output's
                 staging = name.startswith(".export-") and entry.is_dir()
+                if entry.is_dir() and not (entry / PART_MARK).is_file():
+                    part = staging = False  # a user's folder of such a name
                 if (part or staging or _stale_lock(entry)) and not _in_use(entry):
                     found.append(entry)
     return found

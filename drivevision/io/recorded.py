@@ -29,7 +29,14 @@ from pathlib import Path
 from typing import TextIO
 
 from drivevision.errors import SinkError, WriteError, unwritable
-from drivevision.io.claims import STDOUT, claim_folder, hidden_name, hold_folder, missing_folder
+from drivevision.io.claims import (
+    PART_MARK,
+    STDOUT,
+    claim_folder,
+    hidden_name,
+    hold_folder,
+    missing_folder,
+)
 from drivevision.io.sinks import Sink
 from drivevision.labels import counted
 
@@ -316,6 +323,7 @@ class RecordedTree(_Writer):
             free = self.path.with_name(f"{self.path.name}.partial{n if n > 1 else ''}")
             if not free.exists():
                 os.rename(self.root, free)
+                (free / PART_MARK).unlink(missing_ok=True)  # no longer a part folder
                 kept = free
                 break
         self.kept = kept

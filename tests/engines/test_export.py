@@ -227,6 +227,7 @@ def test_export_command_writes_onnx_with_metadata(tmp_path, capsys):
     assert code == 0
     assert read_metadata(tmp_path / "dense_a.onnx")["input_size"] == "224x384"
     assert "wrote" in capsys.readouterr().out
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no mark
 
 
 def test_export_says_calib_without_int8_is_not_used(tmp_path, capsys):

@@ -236,16 +236,24 @@ def test_ctrl_c_keeps_an_earlier_runs_folder_and_puts_its_own_beside(tmp_path, k
 
 
 def test_a_killed_runs_part_folder_is_named_and_a_running_ones_is_not(tmp_path):
-    """A run into an earlier run's folder writes into .NAME.part.PID beside it, locked while
-    it runs: one a killed run left is what --clean removes; the running one is left alone."""
+    """A run into an earlier run's folder writes into .NAME.part.PID beside it, marked as a
+    run's and locked while it runs: one a killed run left is what --clean removes; the
+    running one is left alone, and so is a user's hidden folder of such a name (before:
+    named, and removed whole by --clean)."""
+    from drivevision.io.claims import PART_MARK
     from drivevision.io.leftovers import leftovers
 
     detect_video(ArraySource(2), detector=FixedDetector(detections=BOXES), yolo=tmp_path / "ds")
     killed = tmp_path / ".ds.part.99999"
     (killed / "labels").mkdir(parents=True)
+    (killed / PART_MARK).touch()  # as the killed run marked it
+    for users in (".photos.part.3", ".export-2026"):
+        (tmp_path / users).mkdir()
+        (tmp_path / users / "a.jpg").write_bytes(b"precious")
     with YoloSink(tmp_path / "ds", COCO_NAMES, None) as sink:
         running = sink.tree.root
         assert running.parent == tmp_path and running.name.startswith(".ds.part.")
+        assert (running / PART_MARK).is_file()
         assert leftovers([tmp_path]) == [killed]
     assert not running.exists()
 
@@ -253,9 +261,11 @@ def test_a_killed_runs_part_folder_is_named_and_a_running_ones_is_not(tmp_path):
 def test_the_warning_for_a_killed_runs_part_folder_speaks_of_a_folder(tmp_path):
     """A part folder is no file that plays or reads: the warning says to rename the folder
     (before: "a part file plays or reads as it is" for a folder alone)."""
+    from drivevision.io.claims import PART_MARK
     from drivevision.io.leftovers import leftover_warning, leftovers
 
     (tmp_path / ".ds.part.99999" / "labels").mkdir(parents=True)
+    (tmp_path / ".ds.part.99999" / PART_MARK).touch()
     folder_only = leftover_warning(leftovers([tmp_path]))
     assert "part file" not in folder_only
     assert "rename the folder to keep them; --clean removes them)" in folder_only

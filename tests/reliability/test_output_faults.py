@@ -29,6 +29,7 @@ import pytest
 from faults import Ctx, wait_for
 from mjpeg_server import start_process
 
+from drivevision.io.claims import PART_MARK
 from drivevision.synthetic import write_clip
 
 
@@ -166,14 +167,19 @@ def long_output_name(ctx: Ctx) -> int:
 
 
 USERS_OWN = (".thesis.part.txt", ".video.part.final.mp4", ".notes.part.7b.md")
+USERS_FOLDERS = (".photos.part.3", ".export-2026")  # hidden folders that only look like ours
 
 
 def leftover_part_files(clean: bool) -> Callable[[Ctx], int]:
     def action(ctx: Ctx) -> int:
         (ctx.tmp / ".out.part.99999.mp4").write_bytes(b"killed")
         (ctx.tmp / ".export-abc").mkdir()
+        (ctx.tmp / ".export-abc" / PART_MARK).touch()  # as the killed export marked it
         for name in USERS_OWN:  # hidden files that only look like part files
             (ctx.tmp / name).write_text("precious")
+        for name in USERS_FOLDERS:
+            (ctx.tmp / name).mkdir()
+            (ctx.tmp / name / "a.jpg").write_text("precious")
         code = ctx.run("detect", ctx.clip, "--jsonl", str(ctx.tmp / "out.jsonl"),
                        *(["--clean"] if clean else []))
         return code
@@ -210,6 +216,8 @@ def killed_export_staging(clean: bool) -> Callable[[Ctx], int]:
         (engines / ".export-old").mkdir(parents=True)
         (engines / ".export-old" / "dense_a.onnx").write_bytes(b"half")
         (engines / ".export-live").mkdir()
+        for staging in (".export-old", ".export-live"):  # as each export marked its own
+            (engines / staging / PART_MARK).touch()
         holder = subprocess.Popen(
             [sys.executable, "-c", "import fcntl, os, sys, time; "  # as export holds its own
              "fcntl.flock(os.open(sys.argv[1], os.O_RDONLY), fcntl.LOCK_SH); "
@@ -399,7 +407,7 @@ CASES = [
     Case("--clean", leftover_part_files(clean=True), 0,
          r"removed 2 unfinished outputs left by a killed run: .*\.export-abc, "
          r".*\.out\.part\.99999\.mp4\n",
-         absent=(".out.part.99999.mp4", ".export-abc"), exist=USERS_OWN,
+         absent=(".out.part.99999.mp4", ".export-abc"), exist=USERS_OWN + USERS_FOLDERS,
          lines={"out.jsonl": 12}),
     Case("lock file of a killed --yolo run", killed_yolo_lock(clean=False), 0,
          r"1 lock file left by a killed run: .*/\.ds\.lock \(a lock file holds nothing; "
@@ -467,7 +475,8 @@ def test_output_fault(case: Case, tmp_path, clip_path, tiny_checkpoint):
         assert frames == sorted(set(frames))  # in order, none twice (live runs drop some)
     if code == 0 and case.name not in ("part files of a killed run",
                                        "lock file of a killed --yolo run"):
+        others = (*USERS_OWN, *USERS_FOLDERS, *OTHERS_LOCKS)
         assert not [p for p in tmp_path.rglob(".*") if (".part." in p.name or
-                    p.name.endswith(".lock")) and p.name not in (*USERS_OWN, *OTHERS_LOCKS)]
+                    p.name.endswith(".lock")) and p.name not in others]
     if case.stdout_lines is not None:  # JSONL alone: no summary or progress mixed in
         assert len([json.loads(line) for line in ctx.stdout.splitlines()]) == case.stdout_lines
