@@ -134,7 +134,7 @@ class Claim:
     _mutex = threading.Lock()
 
     def __init__(self, target: Path, lock: Path | None = None, *, what: str | None = None):
-        self.lock = lock.absolute() if lock else lock_name(target.absolute())
+        self.lock = _one_spelling(lock) if lock else lock_name(_one_spelling(target))
         self.target = target
         self._released = False
         with self._mutex:
@@ -163,6 +163,14 @@ class Claim:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def _one_spelling(path: Path) -> Path:
+    """``path`` with its folder as the real path (``..`` and links resolved), so that
+    every way of naming one output (``../x.jsonl`` from a subfolder, or through a linked
+    folder) claims the same lock, which this process then holds once."""
+    path = path.absolute()
+    return path.parent.resolve() / path.name
 
 
 def claim_folder(folder: str | os.PathLike) -> Claim:

@@ -109,3 +109,21 @@ def test_a_lock_file_that_cannot_be_opened_or_made_is_named(tmp_path):
     assert refused.stderr == (f"Cannot write {target}: no file can be made in {tmp_path} "
                               "(Permission denied)\n")
     assert sorted(tmp_path.iterdir()) == []
+
+
+def test_one_output_named_two_ways_is_one_claim_of_this_process(tmp_path):
+    """detect --jsonl ../x.jsonl, run from a subfolder, claims x.jsonl as the command and
+    again as its sink, in two spellings: both are this run's (it refused itself, naming
+    its own pid), as are a linked folder's; the lock goes with the last release."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path)
+    plain = Claim(tmp_path / "x.jsonl")
+    up = Claim(tmp_path / "sub" / ".." / "x.jsonl")
+    linked = Claim(tmp_path / "link" / "x.jsonl")
+    lock = lock_name(tmp_path / "x.jsonl")
+    assert up.lock == linked.lock == plain.lock == lock
+    for claim in (plain, up):
+        claim.release()
+        assert lock.exists()
+    linked.release()
+    assert not lock.exists()
