@@ -212,6 +212,20 @@ class VideoFileSource(Source):
         elif count and read < count:
             self.notes.append(f"{self.uri}: decoding stopped after {read} of {count} "
                               "frames; the file looks truncated or damaged")
+        elif count is None and self.end_s is None:
+            self._check_length(r)
+
+    def _check_length(self, r: Reading) -> None:
+        """A file that stores no frame count (MKV, WebM) but a length: a note when its
+        frames stop well before that length, as a copy or recording cut short does."""
+        stated, last = self.duration_s, r.last_ms
+        if not stated or last is None:
+            return
+        reached = (last + r.period_ms) / 1000
+        if reached < stated - max(3 * r.period_ms / 1000, 0.02 * stated):
+            self.notes.append(f"{self.uri}: decoding stopped at {reached:.1f} s of the "
+                              f"{stated:.1f} s the file states; the file looks truncated "
+                              "or damaged")
 
     def close(self) -> None:
         self._container.close()

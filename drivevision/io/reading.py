@@ -90,6 +90,11 @@ class Reading:
         """The index of the frame placed last (-1: none yet)."""
         return self._index
 
+    @property
+    def last_ms(self) -> float | None:
+        """The timestamp of the frame placed last (None: none yet)."""
+        return self._last_ms
+
     def note_size(self, index: int, size: tuple[int, int]) -> None:
         if self._size is not None and size != self._size:
             self._sizes.append((index, size))

@@ -224,6 +224,31 @@ def test_a_video_cut_before_its_first_keyframe_says_how_many_frames_did_not_deco
                             f"the first frame read is frame {first}"]
 
 
+@pytest.mark.parametrize("muxer", ["matroska", "webm"])
+def test_a_video_cut_short_that_stores_no_frame_count_says_where_it_stopped(
+        clip_path, tmp_path, muxer):
+    """MKV and WebM store their length, not their frame count: a copy cut short reads to
+    where its data ends, and says so instead of ending as if complete."""
+    whole = tmp_path / f"whole.{muxer}"
+    codec = "libx264" if muxer == "matroska" else "libvpx-vp9"
+    with open_source(clip_path) as source, av.open(str(whole), "w", format=muxer) as out:
+        stream = out.add_stream(codec, rate=10)
+        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
+        for frame in source:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame.image, format="bgr24")))
+        out.mux(stream.encode())
+    data = whole.read_bytes()
+    cut = tmp_path / f"cut.{muxer}"
+    cut.write_bytes(data[:len(data) // 2])
+    with open_source(str(whole)) as source:
+        assert len(list(source)) == 12 and source.notes == []
+    with open_source(str(cut)) as source:
+        read = len(list(source))
+    assert 0 < read < 12
+    assert source.notes == [f"{cut}: decoding stopped at {read / 10:.1f} s of the 1.2 s the "
+                            "file states; the file looks truncated or damaged"]
+
+
 def test_a_video_read_again_after_a_peek_or_to_its_end_starts_from_its_first_frame(clip_path):
     with open_source(clip_path) as source:
         peeked = next(iter(source))  # e.g. for the frame size, before a pipeline reads it
