@@ -23,10 +23,10 @@ from drivevision.cli.options import (
     video_preset_arg,
 )
 from drivevision.cli.outputs import check_outputs, writes_stdout
-from drivevision.cli.times import time_point
+from drivevision.cli.times import add_range_args, refuse_range, time_range
 from drivevision.cli.tracking import add_track_args, check_track_args, track_stages
 from drivevision.io import limits
-from drivevision.labels import clock, counted
+from drivevision.labels import counted
 
 RUNS = Path("runs") / "detect"
 
@@ -83,13 +83,7 @@ drivevision detect assets/sample.mp4 --weights assets/tiny-fpn-synthetic.pt  # o
                           "are read past, not converted or detected): the outputs keep each "
                           "frame's index and time, the annotated video its length at 1/K of "
                           "the frame rate (default: 1, every frame)")
-    run.add_argument("--start", metavar="TIME",
-                     help="detect from this time in the video (or folder: image i is at i/fps "
-                          "s): 90, 90.5, 2m, 1:30 or 01:02:03.5; a video seeks to the keyframe "
-                          "before it; the outputs keep each frame's index and time in the input")
-    run.add_argument("--end", metavar="TIME",
-                     help="stop before this time (exclusive; as --start takes it); the rest is "
-                          "not read")
+    add_range_args(run)
     run.add_argument("--fps", type=float,
                      help="frame rate given to image inputs, 0.01 to 1000 (default: 10); a "
                           "video keeps its own")
@@ -177,9 +171,7 @@ def _refuse_stride_or_range(args: argparse.Namespace) -> None:
     if args.frame_stride > 1:
         raise ValueError(f"--frame-stride takes a video file or a folder of images, but "
                          f"{args.input} is a live source, which drops frames by itself")
-    if args.start is not None or args.end is not None:
-        raise ValueError(f"--start/--end take a video file or a folder of images, but "
-                         f"{args.input} is a live source, which has no times to seek to")
+    refuse_range(args, args.input)
 
 
 def _check_args(args: argparse.Namespace) -> contextlib.ExitStack:
@@ -197,10 +189,7 @@ def _check_args(args: argparse.Namespace) -> contextlib.ExitStack:
         raise ValueError(f"Expected --batch >= 1, but got {args.batch}")
     if args.frame_stride < 1:
         raise ValueError(f"Expected --frame-stride >= 1 frames, but got {args.frame_stride}")
-    args.start, args.end = _time_arg("--start", args.start), _time_arg("--end", args.end)
-    if args.start is not None and args.end is not None and args.end <= args.start:
-        raise ValueError(f"Expected --end after --start, but got --start {clock(args.start)} "
-                         f"and --end {clock(args.end)}")
+    time_range(args)
     draw_style(args)
     args.fps = image_fps(args, Path(args.input).is_dir() or _is_image(args.input))
     score_threshold(args)
@@ -256,14 +245,6 @@ def _refuse_positional_file(output: str) -> None:
     raise ValueError(f"Refusing to overwrite {output}, which exists: detect takes one input "
                      "(for many use drivevision batch) and its second name is the output; to "
                      f"replace {output} on purpose give -o {output}")
-
-
-def _time_arg(option: str, text: str | None) -> float | None:
-    """``--start``/``--end`` in seconds (``times.time_point``), refused in one line."""
-    try:
-        return None if text is None else time_point(text)
-    except argparse.ArgumentTypeError as e:
-        raise ValueError(f"{option}: {e}") from None
 
 
 def _to_detect(source) -> int | None:

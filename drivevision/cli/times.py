@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 
+from drivevision.labels import clock
+
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 
 
@@ -49,3 +51,42 @@ def time_point(text: str) -> float:
             f"expected a clock time as [H:]MM:SS[.s] (minutes and seconds below 60), such "
             f"as 1:30 or 01:02:03.5, but got {text!r}")
     return sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
+
+
+def add_range_args(group) -> None:
+    """``--start`` and ``--end``, a time range of a video file or a folder of images (read
+    with ``time_range``)."""
+    group.add_argument("--start", metavar="TIME",
+                       help="detect from this time in the video (or folder: image i is at "
+                            "i/fps s): 90, 90.5, 2m, 1:30 or 01:02:03.5; a video seeks to the "
+                            "keyframe before it; the outputs keep each frame's index and time "
+                            "in the input")
+    group.add_argument("--end", metavar="TIME",
+                       help="stop before this time (exclusive; as --start takes it); the rest "
+                            "is not read")
+
+
+def time_range(args: argparse.Namespace) -> None:
+    """``args.start`` and ``args.end`` turned into seconds (None where not given); ValueError,
+    naming the option, for a time ``time_point`` does not take or an end not after the
+    start."""
+    args.start, args.end = _time_arg("--start", args.start), _time_arg("--end", args.end)
+    if args.start is not None and args.end is not None and args.end <= args.start:
+        raise ValueError(f"Expected --end after --start, but got --start {clock(args.start)} "
+                         f"and --end {clock(args.end)}")
+
+
+def refuse_range(args: argparse.Namespace, uri: str) -> None:
+    """ValueError for ``--start``/``--end`` given with ``uri``, a live source (a camera or
+    a stream), which has no times to seek to."""
+    if args.start is not None or args.end is not None:
+        raise ValueError(f"--start/--end take a video file or a folder of images, but "
+                         f"{uri} is a live source, which has no times to seek to")
+
+
+def _time_arg(option: str, text: str | None) -> float | None:
+    """``--start``/``--end`` in seconds (``time_point``), refused in one line."""
+    try:
+        return None if text is None else time_point(text)
+    except argparse.ArgumentTypeError as e:
+        raise ValueError(f"{option}: {e}") from None
