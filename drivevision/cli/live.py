@@ -30,7 +30,7 @@ from drivevision.cli.options import (
 )
 from drivevision.cli.outputs import check_outputs, writes_stdout
 from drivevision.cli.status import StatusLine, snapshot
-from drivevision.cli.times import seconds
+from drivevision.cli.times import add_range_args, refuse_range, seconds, time_range
 from drivevision.cli.tracking import add_track_args, check_track_args, track_stages
 from drivevision.config import DEFAULT_VIDEO_PRESET
 from drivevision.io.uri import TRANSPORTS, URI_HELP
@@ -47,7 +47,8 @@ def add_parser(commands) -> None:
         examples="""
 drivevision live 0                                  # the first camera; Ctrl-C to stop
 drivevision live rtsp://cam.local:8554/front -o front.mp4 --jsonl front.jsonl --serve
-drivevision live assets/sample.mp4 --realtime --duration 10s  # a file paced like a camera""")
+drivevision live assets/sample.mp4 --realtime --duration 10s  # a file paced like a camera
+drivevision live dashcam.mp4 --realtime --start 12:25  # a recording from 12:25 on""")
     p.add_argument("sources", nargs="+", metavar="SOURCE", help="what to read (see above)")
     out = p.add_argument_group("outputs")
     out.add_argument("-o", "--output", metavar="VIDEO",
@@ -70,6 +71,7 @@ drivevision live assets/sample.mp4 --realtime --duration 10s  # a file paced lik
     src = p.add_argument_group("sources")
     src.add_argument("--realtime", action="store_true",
                      help="pace files and folders at their frame rate, with live drops")
+    add_range_args(src)
     src.add_argument("--stall-timeout", type=seconds, default=5.0, metavar="TIME",
                      help="reconnect a stream that gives no frame for this long (default 5s)")
     src.add_argument("--max-reconnects", type=int, metavar="N",
@@ -139,12 +141,17 @@ def _check_args(args: argparse.Namespace) -> None:
     once (``check_detector_args``, which does, comes after them)."""
     from drivevision.io import limits
     from drivevision.io.images import IMAGE_SUFFIXES
+    from drivevision.io.uri import parse_uri
 
     _check_camera_args(args)
     if args.frame_stride is not None:
         raise ValueError("live drops the frames it has no time for by itself (it detects the "
                          "newest one); --frame-stride is for detect, batch and eval, which "
                          "read every frame of a file")
+    time_range(args)
+    for uri in args.sources:
+        if parse_uri(uri).kind not in ("path", "http"):  # (http may serve a recording)
+            refuse_range(args, uri)  # now: a stream may take seconds to answer
     draw_style(args)
     reconnect_policy(args)
     args.fps = image_fps(args, any(Path(uri).is_dir() or Path(uri).suffix.lower()
@@ -186,16 +193,25 @@ def _check_camera_args(args: argparse.Namespace) -> None:
 
 
 def open_sources(args: argparse.Namespace) -> Iterator:
-    """Every SOURCE, opened one by one (an unopenable one fails before the model loads; a
-    generator, so the caller can close those opened before it)."""
+    """Every SOURCE, opened one by one, keeping only ``--start``/``--end`` of a file (an
+    unopenable one, or a range it cannot keep, fails before the model loads; a generator, so
+    the caller can close those opened before it)."""
     from drivevision.io.sources import open_source
 
     policy = reconnect_policy(args)
     for uri in args.sources:
-        yield open_source(uri, fps=args.fps, width=args.input_width, height=args.input_height,
-                          input_fps=args.input_fps, transport=args.rtsp_transport,
-                          reconnect=policy, realtime=args.realtime,
-                          max_pixels=args.max_pixels)
+        source = open_source(uri, fps=args.fps, width=args.input_width,
+                             height=args.input_height, input_fps=args.input_fps,
+                             transport=args.rtsp_transport, reconnect=policy,
+                             realtime=args.realtime, max_pixels=args.max_pixels)
+        try:
+            if source.can_lose_input:  # a live stream (an http:// one, found when opened)
+                refuse_range(args, uri)
+            source.keep_range(args.start, args.end)
+        except BaseException:
+            source.close()
+            raise
+        yield source
 
 
 def make_sinks(sources: list, names, video: str | None, jsonl: str | None,

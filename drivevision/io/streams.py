@@ -351,6 +351,12 @@ class RealtimeSource(Source):
     def _frames(self) -> Iterable[Frame]:
         return self.inner
 
+    def keep_range(self, start: float | None = None, end: float | None = None) -> None:
+        """Keep a time range of the file or folder (``Source.keep_range``; a stride is
+        refused, a paced file drops frames by itself): paced from its first frame in it."""
+        self.inner.keep_range(start, end)
+        self.start_s, self.end_s = self.inner.start_s, self.inner.end_s
+
     def interrupt(self) -> None:
         self._interrupt.set()
 
