@@ -20,6 +20,7 @@ from drivevision.cli.options import (
     image_fps,
     quiet_opencv,
     score_threshold,
+    takes_fps,
     video_preset_arg,
 )
 from drivevision.cli.outputs import check_outputs, writes_stdout
@@ -85,8 +86,9 @@ drivevision detect assets/sample.mp4 --weights assets/tiny-fpn-synthetic.pt  # o
                           "the frame rate (default: 1, every frame)")
     add_range_args(run)
     run.add_argument("--fps", type=float,
-                     help="frame rate given to image inputs, 0.01 to 1000 (default: 10); a "
-                          "video keeps its own")
+                     help="frame rate given to image inputs, 0.01 to 1000 (default: 10), and "
+                          "to a raw .h264/.h265 stream, which has no frame times (default: the "
+                          "rate it states, else 25); a video in a container keeps its own")
     run.add_argument("--max-pixels", metavar="N",
                      help="largest image or frame to decode, e.g. 50000000 or 50M; larger "
                           "ones are skipped unread (default: $DRIVEVISION_MAX_PIXELS, else 50M)")
@@ -113,7 +115,8 @@ def _detect(args: argparse.Namespace) -> int:
             _refuse_stride_or_range(args)
         check_detector_args(args)
     quiet_opencv()
-    source = open_source(args.input, fps=args.fps, max_pixels=args.max_pixels)
+    source = open_source(args.input, fps=args.fps, max_pixels=args.max_pixels,
+                         raw_fps=args.raw_fps)
     if not source.can_stride:  # refused before the model loads
         try:
             _refuse_stride_or_range(args)
@@ -191,7 +194,8 @@ def _check_args(args: argparse.Namespace) -> contextlib.ExitStack:
         raise ValueError(f"Expected --frame-stride >= 1 frames, but got {args.frame_stride}")
     time_range(args)
     draw_style(args)
-    args.fps = image_fps(args, Path(args.input).is_dir() or _is_image(args.input))
+    args.raw_fps = args.fps  # None when not given: a raw stream's own rate
+    args.fps = image_fps(args, takes_fps(args.input), raw=True)
     score_threshold(args)
     check_track_args(args)
     args.max_pixels = limits.max_pixels(args.max_pixels)

@@ -26,6 +26,7 @@ from drivevision.cli.options import (
     image_fps,
     quiet_opencv,
     score_threshold,
+    takes_fps,
     video_preset_arg,
 )
 from drivevision.cli.outputs import check_outputs, writes_stdout
@@ -84,8 +85,9 @@ drivevision live dashcam.mp4 --realtime --start 12:25  # a recording from 12:25 
                      help="ask the camera for this height")
     src.add_argument("--input-fps", type=float, metavar="FPS", help="ask the camera for this rate")
     src.add_argument("--fps", type=float,
-                     help="frame rate of image folders (default: 10); videos, cameras and "
-                          "streams keep their own")
+                     help="frame rate of image folders (default: 10) and of raw .h264/.h265 "
+                          "streams, which have no frame times (default: the rate they state, "
+                          "else 25); other videos, cameras and streams keep their own")
     src.add_argument("--max-pixels", metavar="N",
                      help="largest frame a source may send, e.g. 50000000 or 50M; a stream or "
                           "camera whose frames are larger is refused when it opens (default: "
@@ -140,7 +142,6 @@ def _check_args(args: argparse.Namespace) -> None:
     """Refuse bad values; none of these checks imports torch (seconds), so they answer at
     once (``check_detector_args``, which does, comes after them)."""
     from drivevision.io import limits
-    from drivevision.io.images import IMAGE_SUFFIXES
     from drivevision.io.uri import parse_uri
 
     _check_camera_args(args)
@@ -154,8 +155,8 @@ def _check_args(args: argparse.Namespace) -> None:
             refuse_range(args, uri)  # now: a stream may take seconds to answer
     draw_style(args)
     reconnect_policy(args)
-    args.fps = image_fps(args, any(Path(uri).is_dir() or Path(uri).suffix.lower()
-                                   in IMAGE_SUFFIXES for uri in args.sources))
+    args.raw_fps = args.fps  # None when not given: a raw stream's own rate
+    args.fps = image_fps(args, any(takes_fps(uri) for uri in args.sources), raw=True)
     score_threshold(args)
     check_track_args(args)
     args.max_pixels = limits.max_pixels(args.max_pixels)
@@ -203,7 +204,8 @@ def open_sources(args: argparse.Namespace) -> Iterator:
         source = open_source(uri, fps=args.fps, width=args.input_width,
                              height=args.input_height, input_fps=args.input_fps,
                              transport=args.rtsp_transport, reconnect=policy,
-                             realtime=args.realtime, max_pixels=args.max_pixels)
+                             realtime=args.realtime, max_pixels=args.max_pixels,
+                             raw_fps=args.raw_fps)
         try:
             if source.can_lose_input:  # a live stream (an http:// one, found when opened)
                 refuse_range(args, uri)

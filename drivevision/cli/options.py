@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from drivevision.config import (
     CALIB_FRAMES,
@@ -136,19 +137,31 @@ def score_threshold(args: argparse.Namespace) -> float:
 IMAGE_FPS = 10.0
 
 
-def image_fps(args: argparse.Namespace, images: bool) -> float:
+def image_fps(args: argparse.Namespace, images: bool, raw: bool = False) -> float:
     """``--fps`` (ValueError for a rate images cannot be spaced by), else ``IMAGE_FPS``; one
-    warning line when it is given but no input is an image or a folder of images (``images``),
-    the only inputs it applies to."""
+    warning line when it is given but no input takes it (``images``): an image or a folder
+    of images, and with ``raw`` (a command that times raw streams by it, ``takes_fps``) a raw
+    video stream."""
     from drivevision.io import limits
 
     if args.fps is None:
         return IMAGE_FPS
     limits.check_fps(args.fps)
     if not images:
-        print("drivevision: warning: --fps applies to image inputs only; a video or stream "
+        takes = "image inputs and raw video streams (.h264, .h265)" if raw else "image inputs"
+        print(f"drivevision: warning: --fps applies to {takes} only; a video or stream "
               "keeps its own frame rate", file=sys.stderr)
     return args.fps
+
+
+def takes_fps(uri: str) -> bool:
+    """Whether ``uri`` takes ``--fps`` in detect and live: a folder, an image, or a raw video
+    stream by its name (``.h264``: no frame times of its own)."""
+    from drivevision.io.containers import RAW_SUFFIXES
+    from drivevision.io.images import IMAGE_SUFFIXES
+
+    suffix = Path(uri).suffix.lower()
+    return Path(uri).is_dir() or suffix in IMAGE_SUFFIXES or suffix in RAW_SUFFIXES
 
 
 def check_detector_cost(detector, batch: int, what: str | None = None) -> None:

@@ -3,8 +3,9 @@ streams is read, and at which frame rate.
 
 A raw elementary stream (``.h264``, ``.h265``, ``.mjpeg``: no container) has no frame times;
 FFmpeg's raw readers time it at 25 fps whatever it is. Its frames are timed at the rate the
-stream itself states where it does (H.264 and H.265 in their SPS's VUI timing, as x264 and
-cameras write it), else at FFmpeg's 25 fps; either way the user is told once.
+caller gives (the user knows the camera's: ``--fps``), else at the rate the stream itself
+states where it does (H.264 and H.265 in their SPS's VUI timing, as x264 and cameras write
+it), else at FFmpeg's 25 fps; either way the user is told once.
 """
 
 from __future__ import annotations
@@ -19,15 +20,20 @@ from drivevision.io.image_reading import reason_line
 # FFmpeg's demuxers of raw elementary video streams: no container, no frame times
 RAW_FORMATS = {"h264", "hevc", "vvc", "m4v", "mpegvideo", "mjpeg", "cavsvideo", "avs2", "avs3",
                "vc1", "obu", "dirac"}
+# the names such streams usually go by (a command can tell from them, before opening a file,
+# that a rate given for it applies)
+RAW_SUFFIXES = frozenset({".h264", ".264", ".avc", ".h265", ".265", ".hevc", ".vvc", ".266",
+                          ".mjpeg", ".mjpg"})
 CODEC_NAMES = {"h264": "H.264", "hevc": "H.265", "vvc": "H.266"}
 
 
-def open_video(path: str | Path) -> tuple[av.container.InputContainer, av.VideoStream, float,
-                                           list[str]]:
+def open_video(path: str | Path, raw_fps: float | None = None) -> tuple[
+        av.container.InputContainer, av.VideoStream, float, list[str]]:
     """The opened file, its first video stream (decoded on threads), its frame rate (30 if
-    it has none that makes sense; a raw stream's, see the module doc) and what to tell the
-    user about these choices: a line naming the stream read when the file holds several
-    (players show the first too), one saying where a raw stream's rate comes from."""
+    it has none that makes sense; a raw stream's, see the module doc: ``raw_fps`` where
+    given) and what to tell the user about these choices: a line naming the stream read when
+    the file holds several (players show the first too), one saying where a raw stream's rate
+    comes from."""
     try:
         container = av.open(str(path))
     except (av.FFmpegError, OSError) as e:
@@ -43,26 +49,29 @@ def open_video(path: str | Path) -> tuple[av.container.InputContainer, av.VideoS
     rate = stream.average_rate or stream.guessed_rate
     about = streams_read(container)
     if container.format.name in RAW_FORMATS:
-        rate, line = raw_rate(path, stream)
+        rate, line = raw_rate(path, stream, raw_fps)
         about.append(line)
     fps = float(rate) if rate else 0.0
     return container, stream, (fps if 0 < fps < 1000 else 30.0), about
 
 
-def raw_rate(path: str | Path, stream: av.VideoStream):
-    """A raw stream's frame rate, and a line saying where it comes from (see module doc)."""
+def raw_rate(path: str | Path, stream: av.VideoStream, given: float | None = None):
+    """A raw stream's frame rate (``given``, else its own), and a line saying where it comes
+    from (see module doc)."""
     context = stream.codec_context
     codec = CODEC_NAMES.get(context.name, context.name.upper())
-    stated = context.framerate
-    if stated and 0 < stated < 1000:
+    stated = context.framerate if context.framerate and 0 < context.framerate < 1000 else None
+    if given is not None:
+        own = (f"the stream states {float(stated):g}" if stated else "it states none")
+        return given, (f"a raw {codec} stream (no container, no frame times): timed at "
+                       f"{given:g} fps, the rate given with --fps ({own})")
+    if stated:
         return stated, (f"a raw {codec} stream (no container, no frame times): timed at "
                         f"{float(stated):g} fps, the rate the stream states")
     assumed = stream.average_rate or 25
-    name = Path(str(path)).name
     return assumed, (f"a raw {codec} stream (no container, no frame times, no rate in it): "
-                     f"timed at {float(assumed):g} fps, FFmpeg's default; for another rate put "
-                     f"it in a container, e.g. ffmpeg -framerate 30 -i {name} -c copy "
-                     f"{Path(name).stem}.mp4")
+                     f"timed at {float(assumed):g} fps, FFmpeg's default; give the camera's "
+                     f"rate with --fps (e.g. --fps 30)")
 
 
 def streams_read(container: av.container.InputContainer) -> list[str]:

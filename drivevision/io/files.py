@@ -68,14 +68,16 @@ class VideoFileSource(Source):
     A time range (``keep_range``) seeks to the keyframe at or before its start (the frames
     from there to the start are decoded, not converted: ``lead_in``; the first one's index is
     its time at the frame rate, see ``Reading``) and stops reading at its end. Every pass
-    (``iter``) reads from the start again, also after one that stopped early.
+    (``iter``) reads from the start again, also after one that stopped early. A raw stream
+    (no container, no frame times: ``containers``) is timed at ``raw_fps`` where given.
     """
 
     can_stride = True
 
-    def __init__(self, uri: str, path: str | Path, max_pixels: int | None = None):
+    def __init__(self, uri: str, path: str | Path, max_pixels: int | None = None,
+                 raw_fps: float | None = None):
         self.max_pixels = limits.max_pixels() if max_pixels is None else max_pixels
-        self._container, self._stream, fps, about = open_video(path)
+        self._container, self._stream, fps, about = open_video(path, raw_fps)
         super().__init__(uri, fps=fps, frame_count=self._stream.frames or None)
         self.about.extend(about)
         problem = limits.pixel_problem(self._stream.codec_context.width,

@@ -31,8 +31,8 @@ from drivevision.labels import counted
 def open_source(uri: str | Path, *, fps: float = 10.0, width: int | None = None,
                 height: int | None = None, input_fps: float | None = None,
                 transport: str | None = None, reconnect: streams.Reconnect | None = None,
-                realtime: bool = False,
-                max_pixels: int | None = None) -> Source:
+                realtime: bool = False, max_pixels: int | None = None,
+                raw_fps: float | None = None) -> Source:
     """The source for ``uri`` (forms in ``drivevision.io.uri``), opened now so that a source
     that cannot be opened fails here with one clear message.
 
@@ -46,8 +46,12 @@ def open_source(uri: str | Path, *, fps: float = 10.0, width: int | None = None,
         max_pixels: the most pixels an image or video frame may have (default:
             ``limits.max_pixels()``); larger ones are refused before they are decoded (a
             stream or camera by the frame size it announces when it opens).
+        raw_fps: the frame rate of a raw video stream (``.h264``: no container, no frame
+            times; see ``drivevision.io.containers``), instead of the one it states.
     """
     limits.check_fps(fps)
+    if raw_fps is not None:
+        limits.check_fps(raw_fps)
     max_pixels = limits.max_pixels() if max_pixels is None else max_pixels
     spec = parse_uri(str(uri), transport=transport)
     asked = {k: v for k, v in (("width", width), ("height", height), ("input_fps", input_fps))
@@ -56,7 +60,7 @@ def open_source(uri: str | Path, *, fps: float = 10.0, width: int | None = None,
         raise ValueError(f"Expected {', '.join(asked)} only for a camera (0, /dev/videoN, "
                          f"csi://N), but the source is {uri}")
     if spec.kind == "path":
-        source = _open_path(spec.target, fps, max_pixels)
+        source = _open_path(spec.target, fps, max_pixels, raw_fps)
         return streams.RealtimeSource(source) if realtime else source
     policy = reconnect or streams.Reconnect()
     recorded, about = _probe(spec.target, policy.stall_timeout) if spec.kind == "http" else (
@@ -64,7 +68,7 @@ def open_source(uri: str | Path, *, fps: float = 10.0, width: int | None = None,
     if recorded:
         # a video file or a finished playlist served over HTTP: read once, every frame, as
         # a file (a live stream's end is an outage, which would replay it from the start)
-        source = VideoFileSource(str(uri), spec.target, max_pixels)
+        source = VideoFileSource(str(uri), spec.target, max_pixels, raw_fps)
         return streams.RealtimeSource(source) if realtime else source
 
     def opener():
@@ -93,7 +97,7 @@ def _probe(url: str, timeout_s: float) -> tuple[bool, list[str]]:
         return False, []  # opened again as a stream, which says what is wrong
 
 
-def _open_path(uri: str, fps: float, max_pixels: int) -> Source:
+def _open_path(uri: str, fps: float, max_pixels: int, raw_fps: float | None) -> Source:
     """A video file, an image file or a folder of images."""
     path = Path(uri)
     if not path.exists():
@@ -113,7 +117,7 @@ def _open_path(uri: str, fps: float, max_pixels: int) -> Source:
     if path.suffix.lower() in IMAGE_SUFFIXES:
         decoded = decode_image(path, max_pixels)  # fail now, not in the capture thread
         return ImageSource(str(uri), [path], fps, max_pixels, decoded=decoded)
-    return VideoFileSource(str(uri), path, max_pixels)
+    return VideoFileSource(str(uri), path, max_pixels, raw_fps)
 
 
 def _held_instead(folder: Path, uri: str) -> str:

@@ -323,7 +323,7 @@ def test_an_output_that_is_a_folder_or_in_a_read_only_one_says_which(
                                       "read-only\n"), err
 
 
-FPS_IGNORED = "drivevision: warning: --fps applies to image inputs only"
+FPS_IGNORED = "drivevision: warning: --fps applies to image inputs and raw video streams"
 
 
 def test_fps_given_for_a_video_says_it_is_ignored_and_an_image_folder_takes_it(

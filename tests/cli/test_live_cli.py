@@ -200,8 +200,8 @@ def test_fps_with_no_image_source_says_it_is_ignored(clip_path, tiny_checkpoint,
                  "--min-size", "96"])
     warnings = [line for line in capsys.readouterr().err.splitlines() if "--fps" in line]
     assert code == 0
-    assert warnings == ["drivevision: warning: --fps applies to image inputs only; a video or "
-                        "stream keeps its own frame rate"]
+    assert warnings == ["drivevision: warning: --fps applies to image inputs and raw video "
+                        "streams (.h264, .h265) only; a video or stream keeps its own frame rate"]
 
 
 @pytest.mark.slow

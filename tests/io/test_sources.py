@@ -520,8 +520,8 @@ def test_a_raw_stream_with_no_rate_in_it_says_the_rate_is_assumed_and_how_to_set
         assert [f.timestamp_ms for f in source] == [0.0, 40.0, 80.0]
     assert source.fps == 25 and not source.notes
     assert source.about == ["a raw MJPEG stream (no container, no frame times, no rate in it): "
-                            "timed at 25 fps, FFmpeg's default; for another rate put it in a "
-                            "container, e.g. ffmpeg -framerate 30 -i cam.mjpeg -c copy cam.mp4"]
+                            "timed at 25 fps, FFmpeg's default; give the camera's rate with "
+                            "--fps (e.g. --fps 30)"]
 
 
 def test_an_existing_all_digit_folder_is_a_folder_not_a_camera(clip_path, tmp_path,
