@@ -234,12 +234,16 @@ def _source_sinks(i: int, source, names, video: str | None, jsonl: str | None,
                   server, segment: float | None, preset: str) -> Iterator:
     import functools
 
-    from drivevision.io.live_sinks import GapJsonlSink, LiveVideoSink, Segmented
+    from drivevision.io.live_sinks import (
+        GapJsonlSink,
+        LiveVideoSink,
+        RecordedVideoSink,
+        Segmented,
+    )
     from drivevision.io.serve import ServeSink
-    from drivevision.io.video_sink import VideoSink
 
     if video:
-        make = functools.partial(VideoSink, fps=source.fps or 30.0, preset=preset)
+        make = functools.partial(RecordedVideoSink, fps=source.fps or 30.0, preset=preset)
         if source.live:
             make = functools.partial(LiveVideoSink, fps=source.fps or 30.0, preset=preset,
                                      stream_time=source.stream_clock)

@@ -14,7 +14,7 @@ from drivevision.config import DEFAULT_VIDEO_PRESET
 from drivevision.detections import Detections
 from drivevision.io.frames import Frame
 from drivevision.io.sinks import JsonlSink, Sink
-from drivevision.io.video_sink import VideoSink
+from drivevision.io.video_sink import EACH_FRAME, VideoSink
 
 _MS = Fraction(1, 1000)
 # AVI from a live source: its one frame rate is measured on the first frames kept, held in
@@ -36,13 +36,18 @@ class LiveVideoSink(VideoSink):
     a run whose detector speed changes, or that lost its stream, plays at another speed than
     it happened (frame count and order stay true; the JSONL keeps the capture times).
 
-    x264 runs with zero latency (no lookahead, no B-frames): each frame reaches the part file
-    as it is made, so a killed run loses only the fragment it was in (about a second); with
-    its usual lookahead x264 held 11 frames back, many seconds at a CPU detector's rate. The
-    cost: files about 40% larger (the sample, 10 fps, keyframes every 10 frames).
+    Written so that a killed run loses as little as can be (``RecordedVideoSink`` too): x264
+    runs with zero latency (no lookahead, no B-frames), so each frame's packet comes out as
+    the frame goes in (with its usual lookahead x264 held 11 frames back, many seconds at a
+    CPU detector's rate), and an MP4 or MOV has a fragment per frame, so the muxer writes
+    each frame to the part file as the next one comes: a killed run's video lacks only the
+    last frame it wrote (a fragment per keyframe lost up to a second of frames). Matroska
+    does the same by itself. The cost: files about 40% larger (the sample, 10 fps, keyframes
+    every 10 frames), and about 200 bytes a frame in the part file.
     """
 
     X264_TUNE = {"tune": "zerolatency"}
+    MOVFLAGS = EACH_FRAME
 
     def __init__(self, path: str | os.PathLike, fps: float = 30.0,
                  preset: str = DEFAULT_VIDEO_PRESET, *, stream_time: bool = False):
@@ -97,6 +102,16 @@ class LiveVideoSink(VideoSink):
         if self._t0 is None:
             self._t0 = self._time(frame)
         return (self._time(frame) - self._t0) * 1000.0
+
+
+class RecordedVideoSink(VideoSink):
+    """The annotated video of a file ``live`` reads whole (not paced: every frame, at the
+    file's own times, as ``VideoSink``), written as a live video is (see ``LiveVideoSink``),
+    so a killed run loses as little (as ``VideoSink`` it lost a quarter of the frames of a
+    run killed after 40, held in x264's lookahead and the open fragment)."""
+
+    X264_TUNE = LiveVideoSink.X264_TUNE
+    MOVFLAGS = EACH_FRAME
 
 
 class GapJsonlSink(JsonlSink):

@@ -1,8 +1,9 @@
 """The annotated video output, ``VideoSink``, and its MP4 helpers.
 
 The video is fragmented MP4 (a fragment closes at each keyframe, at least one a second), so
-a process killed by SIGKILL or a power cut loses only about its last second; a finished file
-is copied into an ordinary MP4 (``_defragment``), and one that failed is cut after its last
+a process killed by SIGKILL or a power cut loses only about its last second (a live run's
+video has a fragment per frame, ``EACH_FRAME``: killed, it loses its last frame); a finished
+file is copied into an ordinary MP4 (``_defragment``), and one that failed is cut after its last
 whole fragment (``trim_fragments``). Part files, claims and ``.partial`` names work as for
 every ``drivevision.io.sinks.Sink``.
 """
@@ -27,6 +28,9 @@ from drivevision.io.sinks import Sink
 from drivevision.render import letterbox
 
 _FRAGMENTED = {".mp4": "mp4", ".mov": "mov"}  # suffix -> FFmpeg muxer of the finished file
+# A fragment per frame: the muxer writes each frame out as the next one comes (it holds only
+# the last one); about 200 bytes a frame more in the part file, none in the finished one.
+EACH_FRAME = "frag_every_frame+empty_moov+default_base_moof"
 
 
 class VideoSink(Sink):
@@ -57,6 +61,9 @@ class VideoSink(Sink):
     needs_annotated = True
     keeps_empty = False  # no frame, no video: a file that does not play helps nobody
     X264_TUNE: dict[str, str] = {}  # more x264 options (a live video's zero latency)
+    # MP4/MOV fragments: one from each keyframe (the muxer writes it out when the next
+    # begins), or a live video's, ``EACH_FRAME``
+    MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
     SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
 
     def __init__(self, path: str | os.PathLike, fps: float, codec: str = "libx264",
@@ -92,7 +99,7 @@ class VideoSink(Sink):
                 "not in browsers")
         options = {"flush_packets": "1"}
         if self._fragmented:
-            options["movflags"] = "frag_keyframe+empty_moov+default_base_moof"
+            options["movflags"] = self.MOVFLAGS
         try:
             self._container = av.open(str(self.tmp), "w", options=options)
             stream = self._container.add_stream(codec, rate=self.fps)
