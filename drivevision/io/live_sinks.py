@@ -14,7 +14,7 @@ from drivevision.config import DEFAULT_VIDEO_PRESET
 from drivevision.detections import Detections
 from drivevision.io.frames import Frame
 from drivevision.io.sinks import JsonlSink, Sink
-from drivevision.io.video_sink import EACH_FRAME, VideoSink
+from drivevision.io.video_sink import VideoSink
 
 _MS = Fraction(1, 1000)
 # AVI from a live source: its one frame rate is measured on the first frames kept, held in
@@ -39,15 +39,15 @@ class LiveVideoSink(VideoSink):
     Written so that a killed run loses as little as can be (``RecordedVideoSink`` too): x264
     runs with zero latency (no lookahead, no B-frames), so each frame's packet comes out as
     the frame goes in (with its usual lookahead x264 held 11 frames back, many seconds at a
-    CPU detector's rate), and an MP4 or MOV has a fragment per frame, so the muxer writes
-    each frame to the part file as the next one comes: a killed run's video lacks only the
-    last frame it wrote (a fragment per keyframe lost up to a second of frames). Matroska
-    does the same by itself. The cost: files about 40% larger (the sample, 10 fps, keyframes
-    every 10 frames), and about 200 bytes a frame in the part file.
+    CPU detector's rate), and an MP4 or MOV has a fragment per frame (Matroska a cluster),
+    so the muxer writes each frame to the part file as the next one comes: a killed run's
+    video lacks only the last frame it wrote (a fragment or cluster per keyframe lost up to a
+    second of frames). The cost: files about 40% larger (the sample, 10 fps, keyframes every
+    10 frames), and about 200 bytes a frame in an MP4's part file.
     """
 
     X264_TUNE = {"tune": "zerolatency"}
-    MOVFLAGS = EACH_FRAME
+    WRITE_EACH_FRAME = True
 
     def __init__(self, path: str | os.PathLike, fps: float = 30.0,
                  preset: str = DEFAULT_VIDEO_PRESET, *, stream_time: bool = False):
@@ -111,7 +111,7 @@ class RecordedVideoSink(VideoSink):
     run killed after 40, held in x264's lookahead and the open fragment)."""
 
     X264_TUNE = LiveVideoSink.X264_TUNE
-    MOVFLAGS = EACH_FRAME
+    WRITE_EACH_FRAME = True
 
 
 class GapJsonlSink(JsonlSink):

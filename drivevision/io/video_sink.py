@@ -28,8 +28,11 @@ from drivevision.io.sinks import Sink
 from drivevision.render import letterbox
 
 _FRAGMENTED = {".mp4": "mp4", ".mov": "mov"}  # suffix -> FFmpeg muxer of the finished file
+BY_KEYFRAME = "frag_keyframe+empty_moov+default_base_moof"  # the muxer writes a fragment out
+# when the next begins: a kill loses the frames since the last keyframe (a second at most)
 # A fragment per frame: the muxer writes each frame out as the next one comes (it holds only
 # the last one); about 200 bytes a frame more in the part file, none in the finished one.
+# Matroska holds a cluster (a keyframe's frames, up to 5 s) the same way: one per frame.
 EACH_FRAME = "frag_every_frame+empty_moov+default_base_moof"
 
 
@@ -61,9 +64,9 @@ class VideoSink(Sink):
     needs_annotated = True
     keeps_empty = False  # no frame, no video: a file that does not play helps nobody
     X264_TUNE: dict[str, str] = {}  # more x264 options (a live video's zero latency)
-    # MP4/MOV fragments: one from each keyframe (the muxer writes it out when the next
-    # begins), or a live video's, ``EACH_FRAME``
-    MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
+    # each frame out to the part file as the next one comes (a live video's), not a
+    # fragment (MP4, MOV) or cluster (Matroska) at a time: see ``EACH_FRAME``
+    WRITE_EACH_FRAME = False
     SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
 
     def __init__(self, path: str | os.PathLike, fps: float, codec: str = "libx264",
@@ -99,7 +102,9 @@ class VideoSink(Sink):
                 "not in browsers")
         options = {"flush_packets": "1"}
         if self._fragmented:
-            options["movflags"] = self.MOVFLAGS
+            options["movflags"] = EACH_FRAME if self.WRITE_EACH_FRAME else BY_KEYFRAME
+        elif self.WRITE_EACH_FRAME and self.path.suffix.lower() == ".mkv":
+            options["cluster_size_limit"] = "0"  # a cluster per frame, as EACH_FRAME
         try:
             self._container = av.open(str(self.tmp), "w", options=options)
             stream = self._container.add_stream(codec, rate=self.fps)
