@@ -18,10 +18,10 @@ import numpy as np
 
 from drivevision.errors import SourceError
 from drivevision.io import limits
-from drivevision.io.containers import open_video
+from drivevision.io.containers import RAW_FORMATS, open_video
 from drivevision.io.frames import Frame, Source, range_text, stride_miss
 from drivevision.io.reading import Reading
-from drivevision.labels import counted
+from drivevision.labels import clock, counted
 
 # the suffixes of video files: what a folder search (``batch``) takes as video
 VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".mov", ".avi", ".m4v", ".webm", ".ts", ".mts",
@@ -77,7 +77,9 @@ class VideoFileSource(Source):
     def __init__(self, uri: str, path: str | Path, max_pixels: int | None = None,
                  raw_fps: float | None = None):
         self.max_pixels = limits.max_pixels() if max_pixels is None else max_pixels
+        self._path, self._raw_fps = path, raw_fps
         self._container, self._stream, fps, about = open_video(path, raw_fps)
+        self._raw = self._container.format.name in RAW_FORMATS  # no frame times to seek by
         super().__init__(uri, fps=fps, frame_count=self._stream.frames or None)
         self.about.extend(about)
         problem = limits.pixel_problem(self._stream.codec_context.width,
@@ -113,7 +115,14 @@ class VideoFileSource(Source):
 
     def _reading(self, *, seek: bool, rewind: bool = False) -> Reading:
         """A new pass over the file: from the keyframe at or before ``start_s`` (``seek``),
-        from the first frame (``rewind``, after an earlier pass), or from where it stands."""
+        from the first frame (``rewind``, after an earlier pass), or from where it stands.
+        A raw stream cannot seek (FFmpeg tries by reading it to its end): it is read from its
+        first frame, past those before the start, and opened again to rewind."""
+        if self._raw:
+            if rewind:
+                self._container.close()
+                self._container, self._stream, _, _ = open_video(self._path, self._raw_fps)
+            return Reading(self.fps, self._stream, seeked=False)
         if seek or rewind:
             # a rewind aims a second before the first frame: MPEG-TS, its clock inexact,
             # can land past the first keyframe when asked for the first frame's time
@@ -192,6 +201,10 @@ class VideoFileSource(Source):
         if r.decoded == 0 and self.ranged and span and not (r.failed or r.cut) and \
                 -(-span[0] // stride) * stride > span[1]:  # no frame in the range to keep
             raise SourceError(stride_miss(self.uri, self.start_s or 0, self.end_s, span, stride))
+        if r.decoded == 0 and span is None and self.lead_in and not (r.failed or r.cut):
+            # every frame before the start: a raw stream, whose length is known only now
+            raise SourceError(f"The start, {clock(self.start_s)}, is at or past the end of "
+                              f"{self.uri}, which lasts {clock(self.lead_in / self.fps)}")
         if r.decoded == 0:
             why = r.refused[0][1] if r.refused else "damaged or empty video"
             where = (f" in {range_text(self.start_s or 0, self.end_s)}" if self.ranged else "")

@@ -1,5 +1,6 @@
 """``--fps`` on a raw ``.h264`` stream (no container: no frame times): the user who knows
-the camera's rate gives it, and the detections' times and the recorded video follow it."""
+the camera's rate gives it, and the detections' times and the recorded video follow it;
+``--start`` finds its time at that rate (the stream cannot seek: it is read up to it)."""
 
 import json
 from fractions import Fraction
@@ -75,3 +76,23 @@ def test_without_fps_a_raw_stream_that_states_no_rate_says_how_to_give_it(tmp_pa
     assert "timed at 25 fps, FFmpeg's default; give the camera's rate with --fps (e.g. --fps " \
            "30)" in err
 
+
+
+@pytest.mark.parametrize("command", ["detect", "live"])
+def test_a_raw_stream_starts_at_the_start_time_at_the_rate_given(tmp_path, capsys,
+                                                                 tiny_checkpoint, command):
+    path = tmp_path / "cam.h264"
+    write_untimed_h264(path)  # 12 frames: 0.4 s at 30 fps
+    jsonl = tmp_path / "d.jsonl"
+    code = main([command, str(path), "--fps", "30", "--start", "0.2", "--jsonl", str(jsonl),
+                 "--weights", tiny_checkpoint, "--model", "tiny-fpn", "--min-size", "96", "-q"])
+    assert code == 0, capsys.readouterr().err  # was: no frame could be decoded, exit 3
+    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert [x["frame"] for x in lines] == list(range(6, 12))
+    assert lines[0]["timestamp_ms"] == 200.0
+    code = main([command, str(path), "--fps", "30", "--start", "5", "--jsonl",
+                 str(tmp_path / "e.jsonl"), "--weights", tiny_checkpoint, "--model",
+                 "tiny-fpn", "--min-size", "96", "-q"])
+    assert code != 0 and capsys.readouterr().err.splitlines() == [
+        f"drivevision: error: The start, 0:05, is at or past the end of {path}, which lasts "
+        "0:00.4"]
