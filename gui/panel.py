@@ -291,8 +291,10 @@ class SidePanel(QWidget):
 
 
 def rate(fps: float | None) -> str:
-    """A frame rate as the panel and the HUD print it: "-" where there is none to tell."""
-    return "- fps" if fps is None else f"{fps:.1f} fps"
+    """A frame rate as the panel and the HUD print it: "-" where there is none to tell: not
+    known yet (None), or 0, which the meters say once frames stopped coming (a folder's last
+    frames detected after its reading ended, a lost stream) or before a second one came."""
+    return f"{fps:.1f} fps" if fps else "- fps"
 
 
 def _boxed(title: str, widget: QWidget) -> QGroupBox:

@@ -873,6 +873,27 @@ def test_a_folder_with_damaged_images_shows_and_plays_the_others(qtbot, make_win
     assert errors == []
 
 
+def test_the_rates_read_dash_not_zero_where_frames_stopped_coming(qtbot, make_window, tmp_path):
+    # every frame, a slow detector: the folder's last frames are detected seconds after its
+    # reading ended, when no input rate is left to tell (the meter says 0)
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    for i in range(14):
+        cv2.imwrite(str(folder / f"a{i:02d}.png"), np.full((48, 64, 3), 10 * i, np.uint8))
+    window = make_window(FixedDetector(0.35, detections=two_boxes()))
+    window.transport.every_frame.setChecked(True)
+    window.open_source(str(folder))
+    wait_for_frame(qtbot, window, 0)
+    huds: list[str] = []
+    set_hud = window.view.set_hud
+    window.view.set_hud = lambda lines: (huds.append(lines[1]), set_hud(lines))
+    play_to_the_end(qtbot, window)
+    assert window.packet.frame.index == 13 and window.packet.stats["input_fps"] == 0.0
+    assert huds[-1].startswith("in - fps  det ") and "10.0 fps" in " ".join(huds), huds
+    assert not [line for line in huds if "0.0 fps" in line.replace("10.0", "")], huds
+    assert window.panel.stats.text().startswith("input - fps, detector ")
+
+
 def test_a_damaged_last_image_is_told_when_playing_ends_on_it(qtbot, make_window, errors,
                                                               tmp_path):
     # a2.png is read only by the playing, then it ends
