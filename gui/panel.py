@@ -246,7 +246,8 @@ class SidePanel(QWidget):
     def show_stats(self, stats: dict, timings: dict, latency_ms: float) -> None:
         """A frame's statistics; rates of None (a single frame shown, not played) read "-"."""
         self._last_stats = (stats, timings, latency_ms)
-        stages = "  ".join(f"{s} {timings[s]:.0f}" for s in PIPELINE_STAGES
+        # a non-breaking space: a narrow panel wraps between stages, never inside one
+        stages = "  ".join(f"{s}\u00a0{timings[s]:.0f}" for s in PIPELINE_STAGES
                            if s in timings and s != "wait")
         wait = f"\nwaiting for frames {timings['wait']:.0f} ms" if "wait" in timings else ""
         self.stats.setText(

@@ -716,7 +716,39 @@ def test_the_statistics_tell_waiting_for_frames_from_decoding_them(qtbot, make_w
     lines = window.panel.stats.text().splitlines()
     waiting = next(line for line in lines if line.startswith("waiting for frames"))
     assert 50 < float(waiting.split()[3]) < 150  # ms, the pace of 10 fps
-    assert lines[-1].startswith("ms: decode ") and "wait" not in lines[-1]
+    assert lines[-1].startswith("ms: decode\u00a0") and "wait" not in lines[-1]
+
+
+def wrapped_lines(label) -> list[str]:
+    """The lines ``label`` (word-wrapped plain text) shows at its width, as Qt breaks them."""
+    from PyQt6.QtGui import QTextLayout, QTextOption
+
+    text = label.text().replace("\n", "\u2028")  # a line separator: a break Qt keeps
+    layout = QTextLayout(text, label.font())
+    layout.setTextOption(QTextOption())
+    layout.textOption().setWrapMode(QTextOption.WrapMode.WordWrap)
+    lines = []
+    layout.beginLayout()
+    while (line := layout.createLine()).isValid():
+        line.setLineWidth(label.contentsRect().width())
+        lines.append(text[line.textStart():line.textStart() + line.textLength()].strip())
+    layout.endLayout()
+    return lines
+
+
+def test_the_statistics_keep_each_stage_beside_its_milliseconds(qtbot, make_window):
+    window = make_window(FixedDetector())
+    timings = {"wait": 3, "decode": 4, "preprocess": 12, "inference": 1320, "postprocess": 3,
+               "render": 2}
+    window.panel.show_stats({"input_fps": 9.8, "detector_fps": 0.7, "dropped": 12}, timings,
+                            1400)
+    stages = [s for s in timings if s != "wait"]
+    for width in range(260, 420, 4):  # the panel's narrowest, and wider
+        window.panel.stats.setFixedWidth(width)
+        lines = wrapped_lines(window.panel.stats)
+        assert " ".join(lines).endswith("render\u00a02"), lines
+        # a line ends with a number, never with a stage's name, whose number is below
+        assert not [line for line in lines if line.split()[-1] in stages], (width, lines)
 
 
 def test_a_live_stream_shows_the_rate_its_frames_arrive_at(qtbot, make_window):
