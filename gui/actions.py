@@ -54,7 +54,9 @@ def install(window) -> None:
     file.addSeparator()
     file.addAction(_action(window, "&Quit", window.close, "Ctrl+Q"))
     play = menu.addMenu("&Playback")
-    play.addAction(_action(window, "Play / pause", window.toggle_play, "Space"))
+    window.play_action = _action(window, "Play / pause", window.toggle_play, "Space")
+    play.addAction(window.play_action)
+    set_playable(window, False)
     play.addAction(_action(window, "Step forward", partial(window.step, 1), "Right"))
     play.addAction(_action(window, "Step back", partial(window.step, -1), "Left"))
     play.addAction(_action(window, "Faster", partial(window.transport.change_speed, 1),
@@ -75,6 +77,16 @@ def install(window) -> None:
     bar.setObjectName("main-toolbar")
     for action in file.actions()[:3]:
         bar.addAction(action)
+
+
+def set_playable(window, playable: bool) -> None:
+    """Play (its menu entry, Space, the transport bar's button) is greyed out, its tooltip
+    saying why, while nothing is open to play."""
+    tip = ("Play / pause (Space)" if playable
+           else "Nothing to play yet: open a file, folder, camera or stream first")
+    for control in (window.play_action, window.transport.play):
+        control.setEnabled(playable)
+        control.setToolTip(tip)
 
 
 def refresh_recent(window) -> None:

@@ -282,6 +282,7 @@ class MainWindow(QMainWindow):
         self.transport.back.setEnabled(info.seekable)
         self.transport.forward.setEnabled(info.seekable)
         self.transport.set_live(info.live)
+        actions.set_playable(self, True)
         self.setWindowTitle(f"DriveVision - {info.uri}")
         self.settings.add_recent(info.uri)
         actions.refresh_recent(self)

@@ -332,6 +332,26 @@ def test_a_long_stream_url_that_cannot_be_opened_is_named_short_beside_why(qtbot
     assert bar.fontMetrics().horizontalAdvance(message) < bar.width()  # why: in the bar
 
 
+def test_play_is_greyed_out_saying_why_until_something_is_open(qtbot, make_window, errors,
+                                                                clip_path):
+    window = make_window(FixedDetector(detections=two_boxes()))
+    qtbot.waitExposed(window)
+    button = window.transport.play
+    assert not button.isEnabled() and not window.play_action.isEnabled()
+    assert button.toolTip() == \
+        "Nothing to play yet: open a file, folder, camera or stream first"
+    window.play_action.trigger()  # what Space and the menu do: nothing, no error dialog
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    qtbot.wait(300)
+    assert errors == [] and not window.is_playing
+    window.open_source(clip_path)
+    wait_for_frame(qtbot, window, 0)
+    assert button.isEnabled() and button.toolTip() == "Play / pause (Space)"
+    with qtbot.waitSignal(window.worker.ended, timeout=20000):
+        window.play_action.trigger()
+    assert errors == []
+
+
 def test_the_end_of_a_file_is_told_naming_it(qtbot, make_window, clip_path):
     window = make_window(FixedDetector(detections=two_boxes()))
     window.open_source(clip_path)
