@@ -4,7 +4,8 @@
 #
 #   scripts/gui_screenshot.sh [OUT.png] [extra viewer options ...]
 #
-# Environment: SOURCE (default assets/sample.mp4, generated if missing), WEIGHTS (default the
+# Environment: SOURCE (default assets/sample.mp4; a file missing is generated, a stream URL
+# such as http://... or rtsp://... is passed on as it is), WEIGHTS (default the
 # trained demo model assets/tiny-fpn-synthetic.pt; with none, torchvision's COCO weights
 # for --model r50-fpn-v2 are used and must be cached), DELAY seconds of playing before the
 # grab (default 3), PYTHON (default python), SIZE of the virtual screen (default 1440x900).
@@ -33,9 +34,10 @@ if [ -n "$missing" ]; then
   $SUDO apt-get install -y --no-install-recommends $missing
 fi
 
-if [ ! -f "$SOURCE" ]; then
-  "$PYTHON" scripts/make_sample.py --out "$SOURCE"
-fi
+case "$SOURCE" in
+  *://*) ;;  # a stream (http://, rtsp://, ...): the viewer's to open, nothing to generate
+  *) [ -e "$SOURCE" ] || "$PYTHON" scripts/make_sample.py --out "$SOURCE" ;;
+esac
 DETECTOR=(--device cpu --conf 0.5)
 if [ -f "$WEIGHTS" ]; then
   DETECTOR+=(--model tiny-fpn --weights "$WEIGHTS")
