@@ -23,7 +23,7 @@ from gui.messages import Messages
 from gui.overlay import OverlaySettings, draw, to_qimage, visible
 from gui.packets import MediaInfo, Packet
 from gui.settings import ViewerSettings
-from gui.worker import Worker
+from gui.worker import Worker, readable_count
 
 
 class MainWindow(QMainWindow):
@@ -95,7 +95,7 @@ class MainWindow(QMainWindow):
         w.frame_ready.connect(self._frame_ready)
         w.opened.connect(self._opened)
         w.playing.connect(self._playing)
-        w.ended.connect(lambda: self.messages.ended(self.media))
+        w.ended.connect(self._ended)
         w.failed.connect(self.show_error)
         w.status.connect(self.messages.tell)
         w.warned.connect(self.messages.warn)
@@ -202,7 +202,8 @@ class MainWindow(QMainWindow):
         shown = visible(packet.detections, self.overlay_settings())
         count = int(stats.get("frame_count", 0))
         fps = self.media.fps if self.media else None
-        self.transport.set_position(frame.index, count, frame.timestamp_ms, fps)
+        self.transport.set_position(frame.index, count, frame.timestamp_ms, fps,
+                                    int(stats.get("readable_count", 0)))
         self.panel.show_stats(stats, packet.timings, latency)
         self.panel.show_counts(shown, packet.run_counts, self.names)
         self.panel.show_detections(shown, self.names)
@@ -291,6 +292,11 @@ class MainWindow(QMainWindow):
         play, self._play_on_open = self._play_on_open or not info.seekable, False
         if play:
             self.play()
+
+    def _ended(self) -> None:
+        """Played to the end, which may be found only now: where a video stops decoding."""
+        self.messages.ended(self.media)
+        self.transport.limit(readable_count(self.worker.media))
 
     def _playing(self, playing: bool) -> None:
         self.is_playing = playing

@@ -97,6 +97,13 @@ class SeekableVideo(SeekableSource):
             self.notes.append(f"{self.uri}: decoding stopped after {self.end} of "
                               f"{self.frame_count} frames; the file looks truncated or damaged")
 
+    def read_near(self, index: int, step: int = 1) -> Frame:
+        """Frame ``index``; going back (``step`` -1) from past where the file was found to
+        stop decoding, its last frame that decodes."""
+        if step < 0 and self.end:
+            index = min(index, self.end - 1)
+        return self.read(index)
+
     def read(self, index: int) -> Frame:
         """Frame ``index``; IndexError past the end (or where the file stops decoding)."""
         if index < 0:

@@ -21,7 +21,9 @@ class Packet:
     ``frame.image`` is an (H, W, 3) uint8 BGR copy; ``detections`` are all the detector kept
     (xyxy in original pixels), ``shown`` those the overlay showed when it was drawn into
     ``image`` (RGB888 QImage that owns its pixels) with ``overlay``. ``stats``: input_fps,
-    detector_fps (None for a frame shown on a seek or step), dropped, frame_count;
+    detector_fps (None for a frame shown on a seek or step), dropped, frame_count,
+    readable_count (the frames up to where the media was found to end before its
+    frame_count, a video cut short; else 0);
     ``run_counts``: shown detections per class id over the frames seen since opening, each
     frame counted once.
     """

@@ -123,17 +123,28 @@ class TransportBar(QWidget):
         return self.every_frame.isChecked() if self.every_frame.isEnabled() \
             else self._every_frame_wanted
 
-    def set_position(self, index: int, count: int, ms: float, fps: float | None) -> None:
-        """Move the slider without emitting seeks, and update the time and frame labels."""
+    def set_position(self, index: int, count: int, ms: float, fps: float | None,
+                     readable: int = 0) -> None:
+        """Move the slider without emitting seeks, and update the time and frame labels.
+        ``readable``: where the media was found to end before its ``count`` frames (a video
+        cut short), the frames the slider reaches."""
         self.seek.blockSignals(True)
         if count > 0:
-            self.seek.setRange(0, count - 1)
+            self.seek.setRange(0, (readable or count) - 1)
         if count > 0 and not self.seek.isSliderDown():  # live (no count): the handle stays
             self.seek.setValue(index)
         self.seek.blockSignals(False)
         self._count, self._fps = count, fps
         if not self.seek.isSliderDown():  # while dragging, the labels tell the handle's place
             self._show_labels(index, ms)
+
+    def limit(self, readable: int) -> None:
+        """The media was found to end after ``readable`` frames (0: not before its count):
+        the slider reaches no further. Emits nothing."""
+        if 0 < readable <= self.seek.maximum():
+            self.seek.blockSignals(True)
+            self.seek.setMaximum(readable - 1)
+            self.seek.blockSignals(False)
 
     def _dragged(self, index: int) -> None:
         """The handle dragged to ``index``: the labels follow it (the frame shows on release)."""

@@ -198,8 +198,9 @@ class Worker(CommandThread):
         self._need_detector()
         if not isinstance(self.media, SeekableSource):
             raise RuntimeError("Open a file or folder to seek; live sources only play")
-        if self.media.frame_count:
-            index = min(index, self.media.frame_count - 1)
+        asked, readable = index, self.media.readable_count()
+        if readable:  # the frame count, or fewer where reading found the file ends early
+            index = min(index, readable - 1)
         frame = self.media.read_closest(index, -1 if index < self.position else 1)
         if self.tracking and self.position >= 0 and frame.index != self.position + 1:
             self._reset_tracks(f"frame {frame.index + 1} does not follow frame "
@@ -210,6 +211,10 @@ class Worker(CommandThread):
             result = stage(result)
         self._publish(result, None)
         self._recording.write(result, self.overlay, self.detector.names)
+        cut = readable_count(self.media)
+        if cut and asked >= cut:  # a seek or step past where the media was found to end
+            self.warned.emit(f"{self.media.uri}: frame {asked + 1} cannot be shown, none from "
+                             f"{cut + 1} on decodes; showing frame {frame.index + 1}")
 
     def _do_play(self, speed: float = 1.0, every_frame: bool = False) -> None:
         self._need_detector()
@@ -294,7 +299,8 @@ class Worker(CommandThread):
         stats = {"input_fps": snapshot.input_fps if snapshot else None,  # no rate to tell
                  "detector_fps": snapshot.detector_fps if snapshot else None,
                  "dropped": (snapshot.dropped if snapshot else 0) + self._mailbox.drops,
-                 "frame_count": (self.media.frame_count if self.media else None) or 0}
+                 "frame_count": (self.media.frame_count if self.media else None) or 0,
+                 "readable_count": readable_count(self.media)}
         frame = replace(result.frame, image=image)  # every other field kept (file, ...)
         if self._mailbox.post(Packet(frame, result.detections, shown, qimage,
                                      dict(result.timings), stats, overlay,
@@ -310,3 +316,11 @@ class Worker(CommandThread):
         if new:
             more = f" (and {len(new) - 1} more)" if len(new) > 1 else ""
             self.warned.emit(new[-1] + more)
+
+
+def readable_count(media: Source | None) -> int:
+    """The frames of ``media`` up to the last that can be read, where reading found fewer than
+    its frame count (``SeekableSource.readable_count``: a video that stops decoding early,
+    damaged last images); else 0."""
+    count = media.readable_count() if isinstance(media, SeekableSource) else None
+    return count if count and count != media.frame_count else 0

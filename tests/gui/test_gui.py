@@ -977,6 +977,50 @@ def test_a_video_that_stops_decoding_early_says_so_and_it_stays_said(qtbot, make
     assert window.packet.frame.index == 6 and errors == []
 
 
+def test_the_seek_slider_of_a_video_that_stops_decoding_early_ends_where_it_does(
+        qtbot, make_window, errors, clip_path, tmp_path):
+    cut = tmp_path / "cut.mp4"  # its container still counts 12 frames, 7 decode
+    data = Path(clip_path).read_bytes()
+    cut.write_bytes(data[:len(data) * 9 // 10])
+    window = make_window(FixedDetector(detections=two_boxes()))
+    slider = window.transport.seek
+    window.open_source(str(cut))
+    wait_for_frame(qtbot, window, 0)
+    assert slider.maximum() == 11  # what the file claims, until reading finds less
+    play_to_the_end(qtbot, window)
+    assert window.packet.frame.index == 6 and slider.maximum() == 6
+    window.step(1)  # Right on the last frame that decodes: it stays, saying why
+    told = f"{cut}: frame 8 cannot be shown, none from 8 on decodes; showing frame 7"
+    qtbot.waitUntil(lambda: window.statusBar().currentMessage() == told, timeout=5000)
+    window.seek(3)
+    wait_for_frame(qtbot, window, 3)
+    window.seek(11)  # a seek past it (the slider no longer goes there) shows the last frame
+    wait_for_frame(qtbot, window, 6)
+    told = f"{cut}: frame 12 cannot be shown, none from 8 on decodes; showing frame 7"
+    qtbot.waitUntil(lambda: window.statusBar().currentMessage() == told, timeout=5000)
+    assert slider.value() == 6 and slider.maximum() == 6 and errors == []
+
+
+def test_a_step_past_where_a_video_stops_decoding_shows_its_last_frame(qtbot, make_window,
+                                                                       errors, clip_path,
+                                                                       tmp_path):
+    cut = tmp_path / "cut.mp4"
+    data = Path(clip_path).read_bytes()
+    cut.write_bytes(data[:len(data) * 9 // 10])
+    window = make_window(FixedDetector(detections=two_boxes()))
+    window.open_source(str(cut))
+    wait_for_frame(qtbot, window, 0)
+    window.seek(6)
+    wait_for_frame(qtbot, window, 6)
+    window.step(1)  # frame 8 is found not to decode only now
+    qtbot.waitUntil(lambda: "cannot be shown" in window.statusBar().currentMessage(),
+                    timeout=5000)
+    assert window.statusBar().currentMessage() == \
+        f"{cut}: frame 8 cannot be shown, none from 8 on decodes; showing frame 7"
+    assert window.packet.frame.index == 6 and window.transport.seek.maximum() == 6
+    assert errors == []
+
+
 def test_play_at_the_last_image_that_can_be_read_plays_the_folder_again(qtbot, make_window,
                                                                          errors, tmp_path):
     folder = pics(tmp_path, good=(0, 1), damaged=(2,))
