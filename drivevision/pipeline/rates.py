@@ -48,7 +48,9 @@ class ArrivalRate(RateMeter):
     half the window the rate is None, not known: a status line shows a settled rate, never
     thousands of fps read off a burst. Once settled it stays known: when frames stop (an
     outage, the run's end) the last rate holds until, after ``window_s`` seconds and twice
-    its interval, it falls to 0. Where each arrival comes with the frame's own time (``tick``'s
+    its interval, it falls to 0; when they come again, an interval over ``window_s`` among
+    shorter ones is that outage, not the flow, and the last rate holds until the new
+    frames tell theirs. Where each arrival comes with the frame's own time (``tick``'s
     ``stamp_s``), the intervals are those times' (HLS hands over a segment at once). Thread-safe.
     """
 
@@ -77,8 +79,12 @@ class ArrivalRate(RateMeter):
             stamps = list(self._stamps)
         if times.size == 0:
             return None
-        steps = _after_backlog(np.diff(np.array(stamps, dtype=np.float64))
-                               if None not in stamps else np.diff(times))
+        steps = np.diff(np.array(stamps, dtype=np.float64)) if None not in stamps else (
+            np.diff(times))
+        gaps = steps > self.window_s
+        if gaps.any() and not gaps.all():  # an outage between frames: no interval of the flow
+            steps = steps[~gaps]
+        steps = _after_backlog(steps)
         if steps.size >= self.min_events - 1 and steps.sum() >= self.window_s / 2:
             self._settled = float(np.median(steps))
         interval = self._settled or 0.0

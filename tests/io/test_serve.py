@@ -241,6 +241,22 @@ def test_a_settled_input_rate_stays_known_through_an_outage_until_it_falls_to_ze
     assert all(rate == 0.0 for t, rate in polls if t > 2.0), polls
 
 
+def test_a_stream_back_after_an_outage_shows_its_rate_not_one_read_across_the_gap():
+    """A 10 fps stream lost for 5 s, then back at 10 fps: as each frame comes the rate is
+    10 (the last known, then the new frames'), never the gap's 0.4 fps (it was, for about a
+    second after the stream came back)."""
+    meter = ArrivalRate(window_s=2.0)
+    for i in range(40):
+        meter.tick(100.0 + i * 0.1)
+        meter.rate(100.0 + i * 0.1)  # the status line asks every frame
+    back = 100.0 + 3.9 + 5.0
+    rates = []
+    for i in range(30):
+        meter.tick(back + i * 0.1)
+        rates.append((i, meter.rate(back + i * 0.1)))
+    assert all(rate == pytest.approx(10.0) for _, rate in rates), rates
+
+
 def test_an_unknown_input_rate_reads_as_a_dash():
     """Before the rate settles the status line says "-" where the rate goes, as latency
     does before the first result, and ``print(stats)`` too."""
