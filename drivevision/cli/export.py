@@ -14,7 +14,9 @@ from pathlib import Path
 from drivevision.cli.exits import EXIT_INTERRUPTED, undo_on_quit
 from drivevision.cli.help import add_command
 from drivevision.cli.options import (
+    at_least,
     calib_frames_arg,
+    input_size,
     model_args,
     warn_unused_calib,
 )
@@ -47,9 +49,9 @@ drivevision export --precision int8 --calib my_drive.mp4  # Q/DQ ONNX, calibrate
                    help="int8: a video or folder of images from your own cameras to calibrate "
                         "on (evenly spaced frames; the calibration is cached)")
     calib_frames_arg(g)
-    g.add_argument("--input-size", default="800x1344", metavar="HxW",
-                   help="padded input size (multiples of 32)")
-    g.add_argument("--batch", type=int, default=1, metavar="N",
+    g.add_argument("--input-size", type=input_size, default=(800, 1344), metavar="HxW",
+                   help="padded input size (multiples of 32; default: 800x1344)")
+    g.add_argument("--batch", type=at_least(1), default=1, metavar="N",
                    help="most frames per engine call (TensorRT: engines take 1..N)")
     g.add_argument("--exporter", choices=("dynamo", "legacy"), default="dynamo",
                    help="torch.onnx exporter (legacy: TorchScript, faster to export)")
@@ -63,12 +65,11 @@ drivevision export --precision int8 --calib my_drive.mp4  # Q/DQ ONNX, calibrate
 def cmd_export(args: argparse.Namespace) -> int:
     _check_output_dir(args.output_dir)  # at once, before torch loads
     from drivevision.engines.export import ExportSpec, export_onnx
-    from drivevision.engines.sizes import parse_size
     from drivevision.model import load_model
 
     int8 = args.precision == "int8"
     spec = ExportSpec(precision="fp32" if int8 else args.precision,
-                      input_size=parse_size(args.input_size), batch=args.batch,
+                      input_size=args.input_size, batch=args.batch,
                       exporter=args.exporter)
     _check_cost(args, spec.input_size)
     warn_unused_calib(args)
@@ -126,10 +127,8 @@ def _check_cost(args: argparse.Namespace, size: tuple[int, int]) -> None:
     an example input of that size) would not fit in memory."""
     from drivevision.io import limits
 
-    if args.batch < 1:
-        raise ValueError(f"Expected --batch >= 1, but got {args.batch}")
     per_pixel = limits.BYTES_PER_INPUT_PIXEL.get(args.model or "", 600)
-    limits.check_detector_call(args.batch, size, per_pixel, f"--input-size {args.input_size}",
+    limits.check_detector_call(args.batch, size, per_pixel, "--input-size {}x{}".format(*size),
                                smaller="give a smaller --input-size")
 
 

@@ -76,10 +76,21 @@ def test_export_leaves_the_callers_model_where_it_is(loaded, tmp_path, precision
     assert {p.dtype for p in module.parameters()} == {torch.float64}
 
 
-def test_export_sizes_the_detector_cannot_feed_are_refused_with_a_suggestion(capsys):
-    code = main(["export", "--model", "tiny-fpn", "--input-size", "225x385", "-o", "unused"])
-    assert code == 2
-    assert "multiples of 32" in capsys.readouterr().err.strip().splitlines()[-1]
+@pytest.mark.parametrize("option, value, says", [
+    ("--input-size", "225x385", "an input size in multiples of 32 (the detector pads frames "
+                                "to them), but got 225x385; the nearest: 224x384 or 256x416"),
+    ("--input-size", "big", "an input size HxW such as 800x1344, but got 'big'"),
+    ("--batch", "0", "a whole number >= 1, but got '0'"),
+])
+def test_export_settings_the_detector_cannot_take_are_refused_naming_the_option(
+        capsys, option, value, says):
+    """As argparse refuses a bad value: at once (before the model loads), naming the option
+    (a bad --input-size was refused after torch loaded, --batch 0 in the library's words)."""
+    with pytest.raises(SystemExit) as exited:
+        main(["export", "--model", "tiny-fpn", option, value, "-o", "unused"])
+    assert exited.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"drivevision export: error: argument {option}: expected {says}")
     assert not Path("unused").exists()
 
 
