@@ -23,7 +23,7 @@ from drivevision.cli.options import (
     takes_fps,
     video_preset_arg,
 )
-from drivevision.cli.outputs import check_outputs, writes_stdout
+from drivevision.cli.outputs import check_outputs, new_folder, writes_stdout
 from drivevision.cli.times import add_range_args, refuse_range, time_range
 from drivevision.cli.tracking import add_track_args, check_track_args, track_stages
 from drivevision.io import limits
@@ -338,7 +338,7 @@ def _default_outputs(args: argparse.Namespace) -> list[Path]:
     path = Path(args.input)
     stem = path.stem if path.exists() else "stream"
     parents = [p for p in (RUNS, RUNS.parent) if not p.is_dir()]
-    folder = _new_folder(RUNS, stem)
+    folder = new_folder(RUNS, stem)
     if path.is_dir():
         args.output = str(folder)
     elif _is_image(args.input):
@@ -347,33 +347,6 @@ def _default_outputs(args: argparse.Namespace) -> list[Path]:
         args.output = str(folder / f"{stem}.mp4")
     args.jsonl = str(folder / f"{stem}.jsonl")
     return [folder, *parents]
-
-
-def _new_folder(parent: Path, stem: str) -> Path:
-    """A new folder ``parent/STEM`` (``STEM2``, ... where that exists); ValueError in one
-    line where it cannot be made (``runs`` a file, a read-only folder)."""
-    for n in range(1, 10_000):
-        folder = parent / (stem if n == 1 else f"{stem}{n}")
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-            folder.mkdir()
-        except (FileExistsError, NotADirectoryError):
-            if folder.is_dir():
-                continue
-            raise ValueError(f"Cannot make {folder} for the results: {_blocker(folder)} is "
-                             "a file, not a folder; give the outputs (-o, --jsonl) or run "
-                             "elsewhere") from None
-        except OSError as e:
-            raise ValueError(f"Cannot make {folder} for the results: {e.strerror or e}; give "
-                             "the outputs (-o, --jsonl) or run elsewhere") from None
-        return folder
-    raise ValueError(f"No free folder name for {stem} in {parent}; clean it up")
-
-
-def _blocker(path: Path) -> Path:
-    """The first of ``path`` and its parents that exists and is not a folder."""
-    return next((p for p in reversed([path, *path.parents]) if p.exists() and not p.is_dir()),
-                path)
 
 
 def _report_outputs(args: argparse.Namespace, report, placed: dict) -> None:

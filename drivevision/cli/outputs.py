@@ -1,5 +1,6 @@
 """What the commands that write files share: checks of their outputs before the model loads
-(overwrites, folders, streams, claims), what killed runs left beside them, stdout."""
+(overwrites, folders, streams, claims), what killed runs left beside them, stdout, a new
+folder for the results of a run given no output."""
 
 from __future__ import annotations
 
@@ -87,3 +88,30 @@ def writes_stdout(outputs: list[str | None]) -> bool:
     """True when an output goes to stdout: then reports must go to stderr."""
     return any(p is not None and (p == "-" or os.path.realpath(p) == os.path.realpath(
         "/dev/stdout")) for p in outputs)
+
+
+def new_folder(parent: Path, stem: str) -> Path:
+    """A new folder ``parent/STEM`` (``STEM2``, ... where that exists); ValueError in one
+    line where it cannot be made (``runs`` a file, a read-only folder)."""
+    for n in range(1, 10_000):
+        folder = parent / (stem if n == 1 else f"{stem}{n}")
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            folder.mkdir()
+        except (FileExistsError, NotADirectoryError):
+            if folder.is_dir():
+                continue
+            raise ValueError(f"Cannot make {folder} for the results: {_blocker(folder)} is "
+                             "a file, not a folder; give the outputs (-o, --jsonl) or run "
+                             "elsewhere") from None
+        except OSError as e:
+            raise ValueError(f"Cannot make {folder} for the results: {e.strerror or e}; give "
+                             "the outputs (-o, --jsonl) or run elsewhere") from None
+        return folder
+    raise ValueError(f"No free folder name for {stem} in {parent}; clean it up")
+
+
+def _blocker(path: Path) -> Path:
+    """The first of ``path`` and its parents that exists and is not a folder."""
+    return next((p for p in reversed([path, *path.parents]) if p.exists() and not p.is_dir()),
+                path)
