@@ -27,6 +27,7 @@ from drivevision.cli.outputs import check_outputs, new_folder, writes_stdout
 from drivevision.cli.times import add_range_args, refuse_range, time_range
 from drivevision.cli.tracking import add_track_args, check_track_args, track_stages
 from drivevision.io import limits
+from drivevision.io.uri import display_uri
 from drivevision.labels import counted
 
 RUNS = Path("runs") / "detect"
@@ -139,12 +140,12 @@ def _detect(args: argparse.Namespace) -> int:
     try:
         with source, Progress(_to_detect(source), quiet=args.quiet) as progress:
             for line in source.about:
-                progress.status(f"{args.input}: {line}")
+                progress.status(f"{source.name}: {line}")
             progress.status(f"loading {config.weights_label}")
             detector = Detector.from_config(config, progress=not args.quiet)
             _check_cost(args, detector, source.frame_count)
             source.frame_check = detector.size_problem
-            progress.status(f"{args.input}: {detector.describe()}")
+            progress.status(f"{source.name}: {detector.describe()}")
             summary = detect_video(source, args.output, jsonl=args.jsonl, csv=args.csv,
                                    detector=detector, batch=args.batch,
                                    on_result=progress.update, stages=track_stages(args),
@@ -173,7 +174,8 @@ def _refuse_stride_or_range(args: argparse.Namespace) -> None:
     """ValueError for ``--frame-stride`` or ``--start``/``--end`` given with a live input."""
     if args.frame_stride > 1:
         raise ValueError(f"--frame-stride takes a video file or a folder of images, but "
-                         f"{args.input} is a live source, which drops frames by itself")
+                         f"{display_uri(args.input)} is a live source, which drops frames by "
+                         "itself")
     refuse_range(args, args.input)
 
 

@@ -34,7 +34,7 @@ from drivevision.cli.status import StatusLine, snapshot
 from drivevision.cli.times import add_range_args, refuse_range, seconds, time_range
 from drivevision.cli.tracking import add_track_args, check_track_args, track_stages
 from drivevision.config import DEFAULT_VIDEO_PRESET
-from drivevision.io.uri import TRANSPORTS, URI_HELP
+from drivevision.io.uri import TRANSPORTS, URI_HELP, display_uri
 from drivevision.labels import counted
 
 
@@ -115,7 +115,7 @@ def serve_address(text: str) -> str:
         if "/" not in text and not Path(text).suffix:
             raise argparse.ArgumentTypeError(str(e)) from None
         raise argparse.ArgumentTypeError(
-            f"expected HOST:PORT, but got {text!r}, a SOURCE: put the sources first "
+            f"expected HOST:PORT, but got {display_uri(text)!r}, a SOURCE: put the sources first "
             f"(live SOURCE --serve) or give --serve its HOST:PORT") from None
     return text
 
@@ -190,7 +190,8 @@ def _check_camera_args(args: argparse.Namespace) -> None:
     for uri in args.sources if asked else ():
         if parse_uri(uri).kind not in ("camera", "csi"):
             raise ValueError(f"Expected {', '.join(asked)} only for a camera (0, /dev/videoN, "
-                             f"csi://N), but {uri} is not one: it has its own size and rate")
+                             f"csi://N), but {display_uri(uri)} is not one: it has its own size "
+                             "and rate")
 
 
 def open_sources(args: argparse.Namespace) -> Iterator:
@@ -277,7 +278,7 @@ def cmd_live(args: argparse.Namespace) -> int:
         sources = [stack.enter_context(s) for s in open_sources(args)]
         for source in sources:
             for line in source.about:
-                _say(args, f"{source.uri}: {line}")
+                _say(args, f"{source.name}: {line}")
         if not (args.output or args.jsonl or args.serve):  # (a source that fails says only that)
             _say(args, "nothing is saved: add -o VIDEO, --jsonl FILE or --serve to keep or "
                        "watch the detections")
@@ -322,7 +323,7 @@ def _report(args: argparse.Namespace, sources: list, pipeline) -> int:
             latency = "-" if p50 is None else f"{p50:.0f}/{p95:.0f} ms"
             lost = (f", {counted(s.reconnects, 'reconnect')} ({s.lost_s:.1f} s lost)"
                     if source.can_lose_input else "")
-            print(f"[{i}] {source.uri}: {counted(s.processed, 'frame')} detected of "
+            print(f"[{i}] {source.name}: {counted(s.processed, 'frame')} detected of "
                   f"{s.captured} captured ({s.dropped_pct:.0f}% dropped), latency p50/p95 "
                   f"{latency}{lost}",
                   file=out)
@@ -334,7 +335,7 @@ def _report(args: argparse.Namespace, sources: list, pipeline) -> int:
             elif _wrote(sink):
                 print(f"wrote {sink.path}", file=out)
     notes = [n for s in sources for n in s.notes]
-    notes += [f"{source.uri}: {n}" for source, chain in zip(sources, pipeline.stages)
+    notes += [f"{source.name}: {n}" for source, chain in zip(sources, pipeline.stages)
               for stage in chain for n in getattr(stage, "notes", ())]
     notes += [n for sinks in pipeline.sinks for sink in sinks for n in sink.notes]
     notes += _unwritten(sources, pipeline)
@@ -356,7 +357,7 @@ def _unwritten(sources: list, pipeline) -> list[str]:
     frame is not kept, see ``VideoSink.keeps_empty``)."""
     notes = []
     for source, stats, sinks in zip(sources, pipeline.stats, pipeline.sinks):
-        why = (f"no frame came from {source.uri}" if stats.snapshot().captured == 0
+        why = (f"no frame came from {source.name}" if stats.snapshot().captured == 0
                else "no frame was detected")
         notes += [f"{sink.path} was not written: {why}" for sink in sinks
                   if getattr(sink, "path", None) is not None and not sink.segments

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 
+from drivevision.io.uri import display_uri
 from drivevision.labels import clock
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
@@ -81,7 +82,8 @@ def refuse_range(args: argparse.Namespace, uri: str) -> None:
     a stream), which has no times to seek to."""
     if args.start is not None or args.end is not None:
         raise ValueError(f"--start/--end take a video file or a folder of images, but "
-                         f"{uri} is a live source, which has no times to seek to")
+                         f"{display_uri(uri)} is a live source, which has no times to seek "
+                         "to")
 
 
 def _time_arg(option: str, text: str | None) -> float | None:

@@ -16,6 +16,7 @@ import numpy as np
 
 from drivevision.errors import SourceError
 from drivevision.hashing import file_sha256
+from drivevision.io.uri import display_uri
 
 WHAT = "a video file or a folder of images from your own cameras"
 
@@ -24,7 +25,8 @@ def calibration_path(uri: str) -> Path:
     """``uri`` as a local file or folder, or SourceError saying what ``--calib`` expects."""
     path = Path(uri)
     if "://" in uri or uri.isdigit() or uri.startswith("/dev/"):
-        raise SourceError(f"Expected --calib to be {WHAT}, but got the stream or camera {uri}")
+        raise SourceError(f"Expected --calib to be {WHAT}, but got the stream or camera "
+                          f"{display_uri(uri)}")
     if not path.exists():
         raise SourceError(f"Expected --calib to be {WHAT}, but {uri} does not exist")
     if not (path.is_file() or path.is_dir()):

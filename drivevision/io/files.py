@@ -86,7 +86,7 @@ class VideoFileSource(Source):
                                        self._stream.codec_context.height, self.max_pixels)
         if problem:
             self.close()
-            raise SourceError(f"{uri}: its frames are too large to decode: {problem}")
+            raise SourceError(f"{self.name}: its frames are too large to decode: {problem}")
         self._read_before = False  # a pass began: the next one rewinds to the first frame
 
     def __iter__(self) -> Iterator[Frame]:
@@ -192,23 +192,23 @@ class VideoFileSource(Source):
         return Frame(index, timestamp, to_bgr(frame), time.monotonic())
 
     def _check_complete(self, r: Reading) -> None:
-        self.notes.extend(r.irregularities(self.uri))
+        self.notes.extend(r.irregularities(self.name))
         if r.refused:
             index, problem = r.refused[0]
-            self.notes.append(f"{self.uri}: skipped {counted(len(r.refused), 'frame')} for "
+            self.notes.append(f"{self.name}: skipped {counted(len(r.refused), 'frame')} for "
                               f"their size, from frame {index}: {problem}")
         span, stride = self.span, self.frame_stride
         if r.decoded == 0 and self.ranged and span and not (r.failed or r.cut) and \
                 -(-span[0] // stride) * stride > span[1]:  # no frame in the range to keep
-            raise SourceError(stride_miss(self.uri, self.start_s or 0, self.end_s, span, stride))
+            raise SourceError(stride_miss(self.name, self.start_s or 0, self.end_s, span, stride))
         if r.decoded == 0 and span is None and self.lead_in and not (r.failed or r.cut):
             # every frame before the start: a raw stream, whose length is known only now
             raise SourceError(f"The start, {clock(self.start_s)}, is at or past the end of "
-                              f"{self.uri}, which lasts {clock(self.lead_in / self.fps)}")
+                              f"{self.name}, which lasts {clock(self.lead_in / self.fps)}")
         if r.decoded == 0:
             why = r.refused[0][1] if r.refused else "damaged or empty video"
             where = (f" in {range_text(self.start_s or 0, self.end_s)}" if self.ranged else "")
-            raise SourceError(f"{self.uri}: no frame{where} could be decoded ({why})")
+            raise SourceError(f"{self.name}: no frame{where} could be decoded ({why})")
         count, read = self.frame_count, r.head + r.decoded + len(r.refused) + self.passed
         if self.ranged and (self.end_s is not None or r.failed or r.cut):
             count = None  # how many frames the range holds is not stored
@@ -217,15 +217,15 @@ class VideoFileSource(Source):
         if count and read >= count:
             return  # every frame came, whatever hiccups the decoder had on the way
         if (r.failed or r.cut) and count:
-            self.notes.append(f"{self.uri}: decoded {read} of {count} frames; {count - read} "
+            self.notes.append(f"{self.name}: decoded {read} of {count} frames; {count - read} "
                               f"could not be decoded and {'was' if count - read == 1 else 'were'}"
                               " skipped (the file looks damaged or truncated)")
         elif r.failed or r.cut:
-            self.notes.append(f"{self.uri}: decoded {counted(read, 'frame')}; skipped "
+            self.notes.append(f"{self.name}: decoded {counted(read, 'frame')}; skipped "
                               f"{counted(r.failed, 'packet')} that could not be decoded (the "
                               "file looks damaged)")
         elif count and read < count:
-            self.notes.append(f"{self.uri}: decoding stopped after {read} of {count} "
+            self.notes.append(f"{self.name}: decoding stopped after {read} of {count} "
                               "frames; the file looks truncated or damaged")
         elif count is None and self.end_s is None:
             self._check_length(r)
@@ -238,7 +238,7 @@ class VideoFileSource(Source):
             return
         reached = (last + r.period_ms) / 1000
         if reached < stated - max(3 * r.period_ms / 1000, 0.02 * stated):
-            self.notes.append(f"{self.uri}: decoding stopped at {reached:.1f} s of the "
+            self.notes.append(f"{self.name}: decoding stopped at {reached:.1f} s of the "
                               f"{stated:.1f} s the file states; the file looks truncated "
                               "or damaged")
 

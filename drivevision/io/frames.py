@@ -15,6 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from drivevision.io.uri import display_uri
 from drivevision.labels import clock
 
 # A frame is in a time range when its time is at or after the start, less this (milliseconds):
@@ -73,6 +74,10 @@ class Gap:
 @dataclass
 class Source:
     """Base of every source: iterate for frames, ``close()`` when done (or use ``with``).
+
+    ``uri`` is what was opened, as given (a camera's URL with its password); ``name`` is
+    what to show, log or write of it (``uri.display_uri``: the password and secret query
+    values masked).
 
     ``notes`` collects what the user should hear at the end (e.g. a truncated file);
     ``about``, what to say once, when it opens, that is no fault of the input (which of its
@@ -140,6 +145,11 @@ class Source:
     lead_in: int = field(default=0, init=False, repr=False)
 
     @property
+    def name(self) -> str:
+        """``uri`` as it may be shown or written: a URL's password and tokens masked."""
+        return display_uri(self.uri)
+
+    @property
     def outage(self) -> str:
         """The input's state for a status line: "" while frames come (always for files),
         "LOST 8 s, reconnecting" during an outage, "gave up" once it is lost for good."""
@@ -162,8 +172,8 @@ class Source:
             raise ValueError(f"Expected a frame stride >= 1 (an int), but got {stride!r}")
         if stride > 1 and not self.can_stride:
             raise ValueError(f"A frame stride takes a video file or a folder of images, but "
-                             f"{self.uri} is read live (a camera, a stream or a file paced in real "
-                             "time), which drops frames by itself")
+                             f"{self.name} is read live (a camera, a stream or a file paced in "
+                             "real time), which drops frames by itself")
         self.frame_stride = stride
 
     def keep_range(self, start: float | None = None, end: float | None = None) -> None:
@@ -182,22 +192,22 @@ class Source:
                              f"and end {clock(end)}")
         if (start is not None or end is not None) and not self.can_stride:
             raise ValueError(f"A time range takes a video file or a folder of images, but "
-                             f"{self.uri} is read live (a camera, a stream or a file paced in "
+                             f"{self.name} is read live (a camera, a stream or a file paced in "
                              "real time)")
         length = self.duration_s
         if start is not None and length is not None and start >= length:
-            raise ValueError(f"The start, {clock(start)}, is at or past the end of {self.uri}, "
+            raise ValueError(f"The start, {clock(start)}, is at or past the end of {self.name}, "
                              f"which lasts {clock(length)}")
         self.start_s, self.end_s = start or None, end
         first, stop = self.range_indices()
         if stop is not None and first >= stop:
             self.start_s = self.end_s = None
-            raise ValueError(f"No frame of {self.uri} lies in {range_text(start or 0, end)}: "
+            raise ValueError(f"No frame of {self.name} lies in {range_text(start or 0, end)}: "
                              f"it has a frame every {1 / self.fps:g} s")
         stride = self.frame_stride
         if stop is not None and -(-first // stride) * stride >= stop:
             self.start_s = self.end_s = None
-            raise ValueError(stride_miss(self.uri, start or 0, end, (first, stop - 1), stride))
+            raise ValueError(stride_miss(self.name, start or 0, end, (first, stop - 1), stride))
 
     @property
     def duration_s(self) -> float | None:

@@ -24,7 +24,7 @@ from drivevision.io.images import (
     folder_images,
     metadata_folder,
 )
-from drivevision.io.uri import parse_uri
+from drivevision.io.uri import display_uri, parse_uri
 from drivevision.labels import counted
 
 
@@ -58,7 +58,7 @@ def open_source(uri: str | Path, *, fps: float = 10.0, width: int | None = None,
              if v is not None}
     if asked and spec.kind not in ("camera", "csi"):
         raise ValueError(f"Expected {', '.join(asked)} only for a camera (0, /dev/videoN, "
-                         f"csi://N), but the source is {uri}")
+                         f"csi://N), but the source is {display_uri(str(uri))}")
     if spec.kind == "path":
         source = _open_path(spec.target, fps, max_pixels, raw_fps)
         return streams.RealtimeSource(source) if realtime else source

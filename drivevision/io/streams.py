@@ -28,7 +28,7 @@ from drivevision.errors import SourceError
 from drivevision.io import limits
 from drivevision.io.frames import Frame, Gap, Source
 from drivevision.io.stream_times import Replays, StreamClock
-from drivevision.io.uri import SourceURI, csi_pipeline, ffmpeg_capture_options
+from drivevision.io.uri import SourceURI, csi_pipeline, display_uri, ffmpeg_capture_options
 from drivevision.labels import counted
 
 _RATE_FRAMES = 31  # the newest frame times a stream's rate is measured over
@@ -89,7 +89,7 @@ def open_capture(spec: SourceURI, *, width: int | None = None, height: int | Non
                     os.environ[_ENV] = saved
     if not cap.isOpened():
         cap.release()
-        raise SourceError(f"Cannot open {spec.uri}: {_why(spec)}")
+        raise SourceError(f"Cannot open {display_uri(spec.uri)}: {_why(spec)}")
     return cap
 
 
@@ -101,7 +101,7 @@ def within_limit(cap: cv2.VideoCapture, uri: str, max_pixels: int) -> cv2.VideoC
     problem = limits.pixel_problem(width, height, max_pixels)
     if problem:
         cap.release()
-        raise SourceError(f"Cannot read {uri}: frame size {problem}")
+        raise SourceError(f"Cannot read {display_uri(uri)}: frame size {problem}")
     return cap
 
 
@@ -116,7 +116,7 @@ def _why(spec: SourceURI) -> str:
 
 def _open_camera(spec: SourceURI, width, height, fps) -> cv2.VideoCapture:
     if isinstance(spec.target, str) and not Path(spec.target).exists():
-        raise SourceError(f"Cannot open {spec.uri}: no such device")
+        raise SourceError(f"Cannot open {display_uri(spec.uri)}: no such device")
     api = cv2.CAP_V4L2 if sys.platform.startswith("linux") else cv2.CAP_ANY
     cap = cv2.VideoCapture(spec.target, api)
     if cap.isOpened():
@@ -130,8 +130,9 @@ def _open_camera(spec: SourceURI, width, height, fps) -> cv2.VideoCapture:
 
 def _open_gstreamer(spec: SourceURI, width, height, fps) -> cv2.VideoCapture:
     if not cv2.videoio_registry.hasBackend(cv2.CAP_GSTREAMER):
-        raise SourceError(f"Cannot open {spec.uri}: this OpenCV ({cv2.__version__}) was built "
-                          "without GStreamer; on a Jetson use JetPack's OpenCV")
+        raise SourceError(f"Cannot open {display_uri(spec.uri)}: this OpenCV "
+                          f"({cv2.__version__}) was built without GStreamer; on a Jetson use "
+                          "JetPack's OpenCV")
     pipeline = spec.target if spec.kind == "gst" else csi_pipeline(
         int(spec.target), width=width or 1280, height=height or 720, fps=fps or 30.0)
     return cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER)
@@ -265,7 +266,7 @@ class StreamSource(Source):
     def _note_never_delivered(self) -> None:
         if self.gaps and not self.delivered:
             self.notes.append(
-                f"{self.uri}: opened, but no frame was ever decoded "
+                f"{self.name}: opened, but no frame was ever decoded "
                 f"({counted(self.gaps[-1].attempts, 'reconnect attempt')} in "
                 f"{self.lost_seconds:.0f} s): a codec this OpenCV's FFmpeg cannot decode, or "
                 "a stream that sends nothing")
@@ -296,7 +297,7 @@ class StreamSource(Source):
         self.gaps.append(Gap(index - 1, None, outage[0], clock.ms_at(time.monotonic()),
                              outage[1], self._attempts))
         self.gave_up = True
-        self.notes.append(f"{self.uri}: {outage[1]}; gave up after "
+        self.notes.append(f"{self.name}: {outage[1]}; gave up after "
                           f"{counted(self._attempts, 'reconnect attempt')} "
                           f"(--max-reconnects {limit})")
         return False

@@ -25,6 +25,20 @@ URI_HELP = ("a file, a folder, a camera index (0), /dev/videoN, rtsp://..., http
             "csi://N or gst:PIPELINE")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _DEV_VIDEO = re.compile(r"^/dev/video\d+$")
+MASK = "***"
+# scheme://user:password@ anywhere in the text (a gst: pipeline may hold a URL): the password
+# runs to the last @ before the host, as FFmpeg reads an unescaped @ in it
+_USERINFO = re.compile(r"(?<![A-Za-z0-9+.-])([A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*):"
+                       r"[^/?#\s]*@")
+# the same with /, ? or # left unescaped in the password (not a port: digits up to them),
+# which FFmpeg cannot read either: masked to the last @
+_RAW_PASSWORD = re.compile(r"(?<![A-Za-z0-9+.-])([A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s\[\]]*):"
+                           r"(?!\d*(?:[/?#\s]|$))\S*@")
+# key=value in a URL's query or fragment, the key one that names a secret (api_key, X-Amz-
+# Signature, auth_token, ... too)
+_SECRET_ITEM = re.compile(r"([?&;#](?:[^=&;#]*[_.-])?(?:password|passwd|pwd|pass|token|key|"
+                          r"secret|auth|sig|signature|access_token|apikey|credential))="
+                          r"[^&;#]*", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -84,22 +98,48 @@ def parse_uri(uri: str, *, transport: str | None = None) -> SourceURI:
         return SourceURI(text, "csi", int(rest))
     if scheme == "file":
         return SourceURI(text, "path", _file_path(text))
-    raise ValueError(f"Unknown source scheme {scheme + '://'!r} in {text!r}; expected "
-                     f"{URI_HELP}")
+    raise ValueError(f"Unknown source scheme {scheme + '://'!r} in {display_uri(text)!r}; "
+                     f"expected {URI_HELP}")
+
+
+def display_uri(uri: str) -> str:
+    """``uri`` as it may be shown, logged or written into an output: a URL's password and
+    the values of its query items that name a secret (``token``, ``password``, ``key``,
+    ``sig``, ``api_key``, ... in any case) replaced by ``***``; its scheme, user name, host,
+    port and path kept. ``rtsp://admin:s3cret@cam:554/live?token=abc&channel=1`` is shown
+    as ``rtsp://admin:***@cam:554/live?token=***&channel=1``. Paths, cameras and URLs
+    without secrets come back unchanged; a malformed URL is masked all the same. What is
+    opened is always ``uri`` itself.
+    """
+    text = str(uri)
+    userinfo = _USERINFO if _USERINFO.search(text) else _RAW_PASSWORD
+    text = userinfo.sub(rf"\1:{MASK}@", text)
+    match = _SCHEME.match(text)
+    if match is None or match.group(1).lower() == "file":  # a path's "?" is part of a name
+        return text
+    start = text.find("?")
+    if start < 0:
+        return text
+    return text[:start] + _SECRET_ITEM.sub(rf"\1={MASK}", text[start:])
 
 
 def _check_url(text: str, scheme: str) -> None:
-    """ValueError naming ``text`` for a network URL whose host or port cannot be read."""
+    """ValueError naming ``text`` (its password masked) for a network URL whose host or port
+    cannot be read."""
+    if not _USERINFO.search(text) and _RAW_PASSWORD.search(text):
+        raise ValueError(f"Expected {scheme}://USER:PASSWORD@HOST:PORT/PATH, but got "
+                         f"{display_uri(text)!r}: a password that holds /, ? or # must be "
+                         "written percent-encoded (%2F, %3F, %23)")
     try:
         parts = urlsplit(text)
         port = parts.port  # a port out of range or not a number raises here
     except ValueError as e:
         raise ValueError(f"Expected {scheme}://HOST:PORT/PATH (a port from 1 to 65535, an IPv6 "
-                         f"host in brackets), but got {text!r}: {e}") from None
+                         f"host in brackets), but got {display_uri(text)!r}: {e}") from None
     if not parts.hostname or port == 0:
-        raise ValueError(f"Expected a host in {text!r} (like {scheme}://HOST:PORT/PATH)"
-                         if not parts.hostname else
-                         f"Expected a port from 1 to 65535 in {text!r}, but got 0")
+        raise ValueError(f"Expected a host in {display_uri(text)!r} (like "
+                         f"{scheme}://HOST:PORT/PATH)" if not parts.hostname else
+                         f"Expected a port from 1 to 65535 in {display_uri(text)!r}, but got 0")
 
 
 def _file_path(text: str) -> str:
@@ -128,7 +168,7 @@ def _pop_transport(url: str) -> tuple[str, str | None]:
 def _check_gst(pipeline: str) -> str:
     if "appsink" not in pipeline:
         raise ValueError("Expected a GStreamer pipeline that ends in appsink (e.g. gst:videotestsrc"
-                         f" ! videoconvert ! appsink), but got {pipeline!r}")
+                         f" ! videoconvert ! appsink), but got {display_uri(pipeline)!r}")
     return pipeline
 
 
