@@ -10,6 +10,8 @@ from PyQt6.QtCore import QStandardPaths, Qt
 from PyQt6.QtGui import QAction, QKeySequence
 from PyQt6.QtWidgets import QFileDialog, QInputDialog, QMainWindow
 
+from drivevision.io.uri import display_uri
+
 VIDEO_FILTER = ("Video and images (*.mp4 *.mkv *.avi *.mov *.webm *.m4v *.jpg *.jpeg *.png "
                 "*.bmp *.tif *.tiff *.webp);;All files (*)")
 
@@ -93,7 +95,7 @@ def refresh_recent(window) -> None:
     window.recent_menu.clear()
     recent = window.settings.recent()
     for uri in recent:
-        action = window.recent_menu.addAction(uri)
+        action = window.recent_menu.addAction(display_uri(uri))  # opens the URL as given
         action.triggered.connect(partial(window.open_source, uri))
     window.recent_menu.setEnabled(bool(recent))
 

@@ -16,6 +16,7 @@ from PyQt6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QImage
 from PyQt6.QtWidgets import QMainWindow
 
 from drivevision.config import MODELS, DetectorConfig
+from drivevision.io.uri import display_uri
 from drivevision.labels import counted, resolve_classes
 from gui import actions, layout
 from gui.hud import Hud
@@ -284,7 +285,7 @@ class MainWindow(QMainWindow):
         self.transport.forward.setEnabled(info.seekable)
         self.transport.set_live(info.live)
         actions.set_playable(self, True)
-        self.setWindowTitle(f"DriveVision - {info.uri}")
+        self.setWindowTitle(f"DriveVision - {display_uri(info.uri)}")
         self.settings.add_recent(info.uri)
         actions.refresh_recent(self)
         self.hud.watch(lambda: self.worker.media, info.uri, info.live)

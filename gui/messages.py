@@ -3,13 +3,15 @@ reports, and of failures (which also come in a dialog).
 
 The bar holds one line: a long source name (a stream URL with its token) would push what
 happened past its end, so the sources opened are named short there (``short_uri``); the
-dialog and the window's title keep them whole.
+dialog and the window's title keep them whole. Everywhere a URL's password and tokens are
+masked (``display_uri``): a camera's URL is opened with them, never shown with them.
 """
 
 from __future__ import annotations
 
 from PyQt6.QtWidgets import QMainWindow, QMessageBox
 
+from drivevision.io.uri import display_uri
 from drivevision.labels import counted
 from gui.hud import elide
 from gui.packets import MediaInfo
@@ -28,11 +30,16 @@ class Messages:
 
     def tell(self, text: str, ms: int = 10000) -> None:
         """``text`` for ``ms`` milliseconds (0: until the next message), the sources opened
-        named short."""
+        named short, their passwords masked."""
+        self.bar.showMessage(self._named(text, short_uri), ms)
+
+    def _named(self, text: str, shorten=lambda uri: uri) -> str:
+        """``text`` with the sources opened named as shown (masked, then ``shorten``)."""
         # the longest first, so that a name inside another is not taken out of it
         for uri in sorted(self._uris, key=len, reverse=True):
-            text = text.replace(uri, short_uri(uri))
-        self.bar.showMessage(text, ms)
+            shown = display_uri(uri)
+            text = text.replace(uri, shorten(shown)).replace(shown, shorten(shown))
+        return text
 
     def opening(self, uri: str) -> None:
         self._uris = [*(u for u in self._uris[-7:] if u != uri), uri]
@@ -61,7 +68,7 @@ class Messages:
             return
         self._dialog_open = True
         try:
-            QMessageBox.critical(self.window, "DriveVision", message)
+            QMessageBox.critical(self.window, "DriveVision", self._named(message))
         finally:
             self._dialog_open = False
 
