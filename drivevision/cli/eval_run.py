@@ -33,6 +33,7 @@ from drivevision.engines.hardware import cpu_features
 from drivevision.evaluation import Annotations, Evaluation, FrameBoxes, evaluate
 from drivevision.evaluation.coverage import SHOWN
 from drivevision.evaluation.yolo import image_stem
+from drivevision.io.uri import display_uri
 from drivevision.labels import ClassNames, counted
 from drivevision.pipeline import signals
 
@@ -88,7 +89,8 @@ def run_engines(args: argparse.Namespace, truth: Annotations, class_map: dict,
     A Ctrl-C once an engine is scored stops after the frame or model load in progress: the
     engines scored are kept, the others listed in ``not_scored``; before that, or a second
     one, quits at once."""
-    result = RunResult({"input": args.input, "gt": args.gt, "conf": score_threshold(args),
+    result = RunResult({"input": display_uri(args.input), "gt": args.gt,
+                        "conf": score_threshold(args),
                         "torch": torch.__version__, "threads": torch.get_num_threads(),
                         "cpu_features": cpu_features().names()})
     if args.track is not None:
@@ -204,7 +206,7 @@ def detect_all(detector: Detector, uri: str, truth: Annotations, warmup: int, *,
             if stop is not None and stop.is_set():
                 raise KeyboardInterrupt
             if not (allow_unlabelled or truth.match_files or frame.index in truth.frames):
-                raise ValueError(_unlabelled(uri, frame.index, truth))
+                raise ValueError(_unlabelled(source.name, frame.index, truth))
             _check_size(frame_of(frame), frame.image.shape, truth)
             if not samples and frame.index == next(iter(truth.frames), 0):
                 for _ in range(warmup):
@@ -218,12 +220,12 @@ def detect_all(detector: Detector, uri: str, truth: Annotations, warmup: int, *,
             if frame.file is not None:
                 files[frame.index] = frame.file
     if not samples:
-        raise ValueError(f"{uri}: no frame to detect in")
+        raise ValueError(f"{source.name}: no frame to detect in")
     notes = list(source.notes)
     if not truth.match_files:  # a dataset's images: matched by name (_check_files)
         held = max(source.frame_count or 0, max(frames) + 1)  # what the container says
-        _check_end(uri, held, truth, stride, stored=source.frame_count is not None)
-        notes += _missed_note(uri, held, truth, stride, frames)
+        _check_end(source.name, held, truth, stride, stored=source.frame_count is not None)
+        notes += _missed_note(source.name, held, truth, stride, frames)
     classes = tuple(dict.fromkeys(n for f in frames.values() for n in f.labels))
     return (Annotations(uri, frames, classes, file_names=files), float(np.median(samples)),
             notes)
@@ -255,7 +257,7 @@ def _check_files(source, truth: Annotations) -> None:
         have = {p.stem for p in paths}
         lacking = [n for n in truth.file_names.values() if Path(n).stem not in have]
         if lacking:
-            raise ValueError(f"{source.uri} lacks {counted(len(lacking), 'image')} of "
+            raise ValueError(f"{source.name} lacks {counted(len(lacking), 'image')} of "
                              f"{truth.path} ({', '.join(lacking[:3])}"
                              f"{', ...' if len(lacking) > 3 else ''}): give its images/ folder")
         return
@@ -263,7 +265,7 @@ def _check_files(source, truth: Annotations) -> None:
     theirs = [truth.file_names[f] for f in sorted(truth.file_names)]
     if mine != theirs:
         missing = sorted(set(theirs) - set(mine))[:3] or sorted(set(mine) - set(theirs))[:3]
-        raise ValueError(f"{source.uri} does not hold exactly the images of the ground truth "
+        raise ValueError(f"{source.name} does not hold exactly the images of the ground truth "
                          f"({len(mine)} here, {len(theirs)} there; e.g. {', '.join(missing)})")
 
 
