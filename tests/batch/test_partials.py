@@ -3,6 +3,7 @@ tries kept, as recorded in the manifest: a user's file of such a name, or anothe
 output (``clip.partial.mp4`` is a name footage may have), stays."""
 
 import os
+import time
 
 from drivevision.batch import BatchSettings, Event, find_jobs, plan_batch, run_batch
 from drivevision.batch.work import run_job
@@ -29,6 +30,23 @@ class _Here:
             yield Event("result", job, worker=1, result=result)
 
 
+class _FailsOnceWritten(_Detector):
+    """Fails on its third call, once the two frames before it are written: the writer has a
+    thread of its own, and a failure that came first would leave the try nothing to keep."""
+
+    def __init__(self, out):
+        super().__init__(fail_on_call=3)
+        self.out = out
+
+    def infer_timed(self, frames):
+        if self.calls + 1 == self.fail_on_call:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not any(
+                    p.read_bytes().count(b"\n") >= 2 for p in self.out.glob(".*part*.jsonl")):
+                time.sleep(0.01)
+        return super().infer_timed(frames)
+
+
 def _run(inputs, out, detector):
     settings = BatchSettings(DetectorConfig(weights=WEIGHTS))
     plan = plan_batch(find_jobs([str(i) for i in inputs], out), out, settings)
@@ -45,10 +63,10 @@ def test_a_done_input_removes_the_partial_files_its_failed_tries_kept_and_no_oth
              "clip.partial-notes.jsonl": b"notes\n", "clip.partial2.txt": b"text\n"}
     for name, data in users.items():
         (out / name).write_bytes(data)
-    _, outcome = _run([clip], out, _Detector(fail_on_call=3))
+    _, outcome = _run([clip], out, _FailsOnceWritten(out))
     assert outcome.failed == 1
     assert (out / "clip.partial2.jsonl").read_text().count("\n") == 2  # the try's, kept
-    _, outcome = _run([clip], out, _Detector(fail_on_call=3))
+    _, outcome = _run([clip], out, _FailsOnceWritten(out))
     assert (out / "clip.partial4.jsonl").is_file()  # a second failed try's
     _, outcome = _run([clip], out, _Detector())
     assert outcome.summary["done"] == 1
