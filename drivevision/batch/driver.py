@@ -11,7 +11,7 @@ from pathlib import Path
 
 from drivevision.batch.datasets import Datasets, part_counts
 from drivevision.batch.jobs import Job
-from drivevision.batch.manifest import REPORT_JSON, Manifest, write_reports
+from drivevision.batch.manifest import MANIFEST, REPORT_CSV, REPORT_JSON, Manifest, write_reports
 from drivevision.batch.work import BatchSettings, Event, remove_killed_parts
 from drivevision.pipeline import signals
 
@@ -63,7 +63,9 @@ def claim_out_dir(out_dir: Path):
 def plan_batch(jobs: list[Job], out_dir: Path, settings: BatchSettings, *,
                force: bool = False) -> Plan:
     """Skip the inputs the manifest in ``out_dir`` has done with these settings (all of
-    them run again with ``force``), removing the part files killed runs left for them."""
+    them run again with ``force``), removing the part files killed runs left for them and
+    for the manifest and reports (a batch killed while writing one)."""
+    remove_killed_parts(out_dir / name for name in (MANIFEST, REPORT_JSON, REPORT_CSV))
     key = settings.key()
     manifest = Manifest(out_dir).load()
     plan = Plan(out_dir, settings, key, manifest, {})

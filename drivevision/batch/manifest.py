@@ -9,21 +9,26 @@ are still the files recorded (bytes and mtime, or else their sha256).
 A try at an input that did not finish but kept what it wrote as ``.partial`` files gets a line
 ``{"rel": ..., "kept": [files]}``: the batch removes those files (still as recorded) once the
 input is done, and no other file of such a name (a user's, another input's output).
-``batch.json`` and ``batch.csv`` list every input of the last run; each is written whole
-under a temporary name and moved into place.
+``batch.json`` and ``batch.csv`` list every input of the last run; each (and the manifest
+when rewritten) is written whole under the run's hidden part name (``claims.part_name``,
+held while written as every part file is) and moved into place: a batch killed meanwhile
+leaves a part file that the next run removes (``drivevision.io.leftovers`` names it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from pathlib import Path
+from typing import TextIO
 
 from drivevision.batch.work import JobResult, input_stat
 from drivevision.hashing import file_sha256
+from drivevision.io.claims import hold_part, part_name
 
 MANIFEST = "batch-manifest.jsonl"
 REPORT_JSON = "batch.json"
@@ -146,24 +151,34 @@ def write_reports(out_dir: Path, rows: Iterable[dict], summary: dict) -> None:
     rows = list(rows)
     write_whole(out_dir / REPORT_JSON,
                 json.dumps({"summary": summary, "inputs": rows}, indent=1) + "\n")
-    tmp = _tmp_name(out_dir / REPORT_CSV)
-    with tmp.open("w", newline="", encoding="utf-8") as f:
+    with _written(out_dir / REPORT_CSV, newline="") as f:
         writer = csv.DictWriter(f, CSV_FIELDS, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
             writer.writerow({**row, "outputs": "; ".join(row.get("outputs", []))})
-    os.replace(tmp, out_dir / REPORT_CSV)
 
 
 def write_whole(path: Path, text: str) -> None:
-    """``text`` into ``path`` all at once: written beside it, fsynced, moved into place."""
-    tmp = _tmp_name(path)
-    with tmp.open("w", encoding="utf-8") as f:
+    """``text`` into ``path`` all at once (``_written``)."""
+    with _written(path) as f:
         f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+@contextlib.contextmanager
+def _written(path: Path, newline: str | None = None) -> Iterator[TextIO]:
+    """A text file to write ``path`` through: this run's part file beside it, held while
+    written (``hold_part``: a live run's is no leftover), fsynced and moved into place when
+    the block ends; removed when the block or the write fails (a full disk)."""
+    tmp = part_name(path)
+    fd = hold_part(tmp)
+    try:
+        with open(fd, "w", encoding="utf-8", newline=newline, closefd=False) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        os.close(fd)
