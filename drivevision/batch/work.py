@@ -22,7 +22,9 @@ class BatchSettings:
     """Everything that decides a batch's outputs besides the inputs: the detector, which
     outputs (``video``: annotated .mp4, encoded with x264's ``video_preset``, ``csv``,
     ``track``: a tracker name, which also writes MOT text), frames per detector call, the
-    frame rate given to image folders, the largest frame in pixels (None:
+    frame rate given to image folders, the one given to raw video streams (``raw_fps``:
+    ``.h264``, no frame times; None: each its own, ``io.containers``), the largest frame in
+    pixels (None:
     ``limits.max_pixels()``), the tracker's settings, the frame stride (only frames 0, K,
     2K, ... of each input detected), how the video draws the boxes (``style``) and the
     dataset folders all inputs write into (``yolo``, ``crops``: absolute paths, or None;
@@ -38,6 +40,7 @@ class BatchSettings:
     match_thresh: float = 0.8
     batch: int = 1
     fps: float = 10.0
+    raw_fps: float | None = None
     max_pixels: int | None = None
     frame_stride: int = 1
     style: DrawStyle = field(default_factory=DrawStyle)
@@ -53,6 +56,8 @@ class BatchSettings:
         key = asdict(self)
         if self.frame_stride == 1:  # as manifests written before the option record it
             del key["frame_stride"]
+        if self.raw_fps is None:  # likewise
+            del key["raw_fps"]
         if not self.video or self.style == DrawStyle():  # drawn only in the video
             del key["style"]
         if not self.config.agnostic_nms:  # nor these options
@@ -184,7 +189,8 @@ def _detect(detector, job: Job, settings: BatchSettings, paths: dict[str, Path],
     stages = () if settings.track is None else track_stages(
         settings.track, track_thresh=settings.track_thresh, track_buffer=settings.track_buffer,
         match_thresh=settings.match_thresh, low_thresh=min(0.1, settings.track_thresh))
-    source = open_source(job.source, fps=settings.fps, max_pixels=settings.max_pixels)
+    source = open_source(job.source, fps=settings.fps, max_pixels=settings.max_pixels,
+                         raw_fps=settings.raw_fps)
     with source:
         source.frame_check = detector.size_problem
         return detect_video(source, paths.get("video"), jsonl=paths["jsonl"],

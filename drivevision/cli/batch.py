@@ -19,6 +19,7 @@ from drivevision.cli.options import (
     image_fps,
     quiet_opencv,
     score_threshold,
+    takes_fps,
     video_preset_arg,
 )
 from drivevision.cli.tracking import add_track_args, check_track_args, track_options
@@ -76,8 +77,9 @@ drivevision batch assets/ --out det/ --weights assets/tiny-fpn-synthetic.pt  # o
                      help="detect only frames 0, K, 2K, ... of each input, as detect does "
                           "(default: 1, every frame); another K redoes the inputs done before")
     run.add_argument("--fps", type=float,
-                     help="frame rate given to folders of images, 0.01 to 1000 (default: 10); "
-                          "videos keep their own")
+                     help="frame rate given to folders of images, 0.01 to 1000 (default: 10), "
+                          "and to raw .h264/.h265 streams, which have no frame times (default: "
+                          "the rate each states, else 25); videos in a container keep their own")
     run.add_argument("--max-pixels", metavar="N",
                      help="largest frame to decode, e.g. 50M (default: $DRIVEVISION_MAX_PIXELS, "
                           "else 50M)")
@@ -107,7 +109,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
               f"{', '.join(map(_shown, metadata[:5]))}{', ...' if len(metadata) > 5 else ''}",
               file=sys.stderr)
     check_datasets(settings, out_dir, jobs)
-    image_fps(args, any(job.kind == "images" for job in jobs))  # warns if nothing takes it
+    takers = any(job.kind == "images" or takes_fps(job.source) for job in jobs)
+    image_fps(args, takers, raw=True)  # warns if no input takes it
     workers = _workers(args, settings, out_dir)
     quiet_opencv()
     with claim_out_dir(out_dir), claim_datasets(settings):
@@ -146,7 +149,7 @@ def _settings(args: argparse.Namespace):
     return BatchSettings(detector_config(args), video=args.video,
                          video_preset=args.video_preset, csv=args.csv,
                          track=args.track, **track_options(args),
-                         batch=args.batch, fps=image_fps(args, images=True),
+                         batch=args.batch, fps=image_fps(args, images=True), raw_fps=args.fps,
                          max_pixels=limits.max_pixels(args.max_pixels),
                          frame_stride=args.frame_stride, style=draw_style(args),
                          yolo=_folder(args.yolo), crops=_folder(args.crops))
