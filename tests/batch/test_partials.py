@@ -42,7 +42,7 @@ class _FailsOnceWritten(_Detector):
         if self.calls + 1 == self.fail_on_call:
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline and not any(
-                    p.read_bytes().count(b"\n") >= 2 for p in self.out.glob(".*part*.jsonl")):
+                    p.read_bytes().count(b"\n") >= 2 for p in self.out.glob(".clip*part*.jsonl")):
                 time.sleep(0.01)
         return super().infer_timed(frames)
 
