@@ -10,8 +10,61 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 
 from PyQt6.QtCore import QObject, pyqtSignal
+
+
+class Ahead:
+    """A command's slow part (opening a source) run on a thread of its own, so that what
+    runs now runs on meanwhile. ``on_done(self)`` is called on that thread once ``job()``
+    has returned (``value``) or raised (``error``); ``start()`` starts it. A value no one
+    takes (``drop()``) goes to ``close``."""
+
+    def __init__(self, job: Callable[[], object], *, on_done: Callable[[Ahead], None],
+                 close: Callable[[object], None] = lambda value: None, name: str):
+        self.value, self.error = None, None
+        self._job, self._on_done, self._close = job, on_done, close
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._dropped = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            value = self._job()
+        except Exception as e:  # noqa: BLE001 - raised again by ``result()``
+            self.error = e
+        else:
+            with self._lock:
+                if self._dropped:
+                    self._close(value)
+                else:
+                    self.value = value
+        self._done.set()
+        self._on_done(self)
+
+    def result(self, quit: threading.Event):
+        """The value, once there; None when ``quit`` is set first (the value is dropped);
+        raises the job's error."""
+        while not self._done.wait(0.1):
+            if quit.is_set():
+                self.drop()
+                return None
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+    def drop(self) -> None:
+        """No one takes the value: close it, now or once it is there."""
+        with self._lock:
+            self._dropped = True
+            value, self.value = self.value, None
+        if value is not None:
+            self._close(value)
 
 
 class CommandThread(QObject):
@@ -49,17 +102,24 @@ class CommandThread(QObject):
 
     def send(self, name: str, *args) -> None:
         """Queue a command; one in ``interrupting`` also interrupts what is running."""
+        self._queue((name, args), interrupt=name in self.interrupting)
+
+    def _queue(self, command: tuple[str, tuple], *, interrupt: bool) -> None:
+        """Queue ``(name, args)``; with ``interrupt``, interrupt what is running now."""
         with self._cond:
-            self._pending.append((name, args))
+            self._pending.append(command)
             self._cond.notify_all()
-            if name in self.interrupting:
+            if interrupt:
                 self._interrupt_locked()
 
-    def _send_first(self, name: str, *args) -> None:
-        """Queue a command ahead of those waiting; from the thread, for what a command that
-        failed leaves to do (a command sent after it still interrupts it)."""
+    def _withdraw(self, command: tuple[str, tuple]) -> bool:
+        """Take a queued ``(name, args)`` back (from any thread); False when the thread has
+        taken it to run already."""
         with self._cond:
-            self._pending.appendleft((name, args))
+            if not any(c is command for c in self._pending):
+                return False
+            self._pending = deque(c for c in self._pending if c is not command)
+            return True
 
     def _interrupt(self) -> None:
         with self._cond:
@@ -102,5 +162,9 @@ class CommandThread(QObject):
         try:
             getattr(self, f"_do_{name}")(*args)
         except Exception as e:  # noqa: BLE001 - every failure goes to the user as one line
-            lines = str(e).strip().splitlines()
-            self.failed.emit(lines[0] if lines else type(e).__name__)
+            self._fail(e)
+
+    def _fail(self, error: Exception) -> None:
+        """Tell ``error`` as ``failed``, in one line."""
+        lines = str(error).strip().splitlines()
+        self.failed.emit(lines[0] if lines else type(error).__name__)

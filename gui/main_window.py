@@ -119,7 +119,7 @@ class MainWindow(QMainWindow):
             return
         self._play_on_open = play
         self.messages.opening(uri)
-        self.worker.send("open", uri, self._playback() if self.is_playing else None)
+        self.worker.open(uri)
 
     def load_detector(self, config: DetectorConfig) -> None:
         """Load ``config``'s detector; the frame on show (a file's first, when none could be

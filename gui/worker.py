@@ -4,15 +4,15 @@ The GUI thread only sends commands (``open``, ``play``, ``seek`` ...; ``gui.comm
 paints what comes back. Results cross threads as ``Packet`` objects holding copies (a numpy
 frame and a QImage that owns its pixels); only the newest packet is kept (``Mailbox``), so
 repaints never pile up. Commands that change what plays interrupt the running pipeline
-through its abort event; ``stop()`` ends the thread with an event and waits for it (no
-thread is ever killed).
+through its abort event (a source to open only once it is open: ``Worker.open``); ``stop()``
+ends the thread with an event and waits for it (no thread is ever killed).
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import replace
 
 from PyQt6.QtCore import QObject, pyqtSignal
@@ -21,7 +21,7 @@ from drivevision.config import DetectorConfig, PipelineConfig
 from drivevision.io.frames import Source
 from drivevision.pipeline import Pipeline, Result
 from drivevision.pipeline.stats import Snapshot
-from gui.commands import CommandThread
+from gui.commands import Ahead, CommandThread
 from gui.media import Paced, SeekableSource, open_media
 from gui.overlay import OverlaySettings, draw, internal_config, to_qimage, visible
 from gui.packets import Mailbox, MediaInfo, Packet
@@ -99,6 +99,25 @@ class Worker(CommandThread):
         """The newest packet, or None when it was already taken."""
         return self._mailbox.take()
 
+    def open(self, uri: str) -> None:
+        """Open ``uri`` in place of the media open now. It is opened on a thread of its own
+        first, and what plays plays on until it is; when it cannot be opened, that media
+        stays as it was (a lost stream reconnecting) and ``failed`` says why."""
+        opening = Ahead(lambda: open_media(uri), on_done=lambda _: self._done_ahead(command),
+                        close=lambda media: media.close(), name="drivevision-viewer-open")
+        command = ("open", (uri, opening))
+        self._queue(command, interrupt=False)
+        opening.start()
+
+    def _done_ahead(self, command: tuple[str, tuple]) -> None:
+        """On the thread of the command's ``Ahead`` (its last argument), done: it stops what
+        runs, for the queued command to run; one that failed is taken back from the queue
+        and run here, only to raise its error (nothing was stopped)."""
+        if command[1][-1].error is None:
+            self._interrupt()
+        elif self._withdraw(command):  # else the thread took it: it raises the error
+            self._execute(*command)
+
     def _interrupt_locked(self) -> None:
         if self._pace_stop is not None:
             self._pace_stop.set()
@@ -108,6 +127,11 @@ class Worker(CommandThread):
     # -- worker thread ---------------------------------------------------------------------
 
     def _finish(self) -> None:
+        with self._cond:
+            left, self._pending = list(self._pending), deque()
+        for _, args in left:
+            if args and isinstance(args[-1], Ahead):
+                args[-1].drop()
         self._close_recorder()
         if self.media is not None:
             self.media.close()
@@ -133,16 +157,12 @@ class Worker(CommandThread):
         detector = self.detector
         self.status.emit(f"detector ready: {detector.loaded.name}, {detector.describe()}")
 
-    def _do_open(self, uri: str, resume: tuple[float, bool] | None = None) -> None:
-        """Open ``uri`` in place of the media open now. When it cannot be opened, that media
-        stays (and any recording), and plays on as ``resume`` (speed, every frame) says when
-        it was playing: the open interrupted it."""
-        try:
-            media = open_media(uri)
-        except Exception:
-            if resume is not None and self.media is not None:
-                self._send_first("play", *resume)  # before any command sent after the open
-            raise
+    def _do_open(self, uri: str, opening: Ahead) -> None:
+        """Put the media ``opening`` opened (``uri``) in place of the media open now (a
+        recording of it ends); raise why it could not be opened (then nothing was stopped)."""
+        media = opening.result(self._quit)
+        if media is None:  # the viewer is closing
+            return
         self._close_recorder()
         if self.media is not None:
             self.media.close()

@@ -863,6 +863,44 @@ def test_a_lost_stream_stopped_says_so_not_that_it_reconnected(qtbot, make_windo
     assert not window.panel.stats.text().startswith("LOST")
 
 
+def closed_port_url() -> str:
+    """A stream URL on 127.0.0.1 where nothing listens."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/stream"
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("new", ["missing file", "closed port"])
+def test_a_failed_open_while_a_stream_is_lost_leaves_it_reconnecting(qtbot, make_window, errors,
+                                                                     tmp_path, new):
+    window = make_window(FixedDetector(0.02, detections=two_boxes()))
+    with MjpegTestServer(fps=30) as server:
+        port = server.server_address[1]
+        window.open_source(server.url)  # live: plays at once
+        qtbot.waitUntil(lambda: window.packet is not None, timeout=20000)
+    qtbot.waitUntil(lambda: window.view._hud[0].startswith("LOST"), timeout=20000)
+    uri = str(tmp_path / "missing.mp4") if new == "missing file" else closed_port_url()
+    window.open_source(uri)
+    qtbot.waitUntil(lambda: bool(errors), timeout=20000)
+    message = window.statusBar().currentMessage()  # the new source's error, not the stream's
+    assert message.startswith("error: ") and f":{port}/" not in message, message
+    assert errors[0].startswith(f"No such file or directory: {uri}" if new == "missing file"
+                                else f"Cannot open {uri}"), errors
+    qtbot.wait(2500)  # no second error naming the stream: it carries on reconnecting
+    assert len(errors) == 1, errors
+    assert window.is_playing and window.view._hud[0].startswith("LOST")
+    assert window.windowTitle() == f"DriveVision - {server.url}"
+    seen = stream_seq(window)
+    with MjpegTestServer(port, fps=30):  # back on the same address: the viewer reconnects
+        qtbot.waitUntil(lambda: stream_seq(window) > seen, timeout=30000)
+        qtbot.waitUntil(lambda: "reconnected" in window.statusBar().currentMessage(),
+                        timeout=5000)
+    window.pause()
+    assert len(errors) == 1, errors
+
+
 @pytest.mark.timeout(90)
 def test_play_on_a_stopped_stream_that_is_gone_names_it_each_time(qtbot, make_window, errors):
     window = make_window(FixedDetector(0.02, detections=two_boxes()))
