@@ -16,10 +16,10 @@ from PyQt6.QtCore import QObject, pyqtSignal
 
 
 class Ahead:
-    """A command's slow part (opening a source) run on a thread of its own, so that what
-    runs now runs on meanwhile. ``on_done(self)`` is called on that thread once ``job()``
-    has returned (``value``) or raised (``error``); ``start()`` starts it. A value no one
-    takes (``drop()``) goes to ``close``."""
+    """A command's slow part (opening a source, loading a detector) run on a thread of its
+    own, so that what runs now runs on meanwhile. ``on_done(self)`` is called on that
+    thread once ``job()`` has returned (``value``) or raised (``error``); ``start()`` starts
+    it. A value no one takes (``drop()``) goes to ``close``."""
 
     def __init__(self, job: Callable[[], object], *, on_done: Callable[[Ahead], None],
                  close: Callable[[object], None] = lambda value: None, name: str):

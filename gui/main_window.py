@@ -127,11 +127,10 @@ class MainWindow(QMainWindow):
         self.config = config
         play = self._playback() if self.is_playing else None
         self._loads.append(config)
-        self.worker.send("load", config)
+        seek = None
         if self.media is not None and self.media.seekable:
-            self.worker.send("seek", 0 if self.packet is None else self.packet.frame.index, play)
-        elif play is not None:
-            self.worker.send("play", *play)
+            seek = 0 if self.packet is None else self.packet.frame.index
+        self.worker.load(config, seek=seek, play=play)
 
     def toggle_play(self) -> None:
         self.pause() if self.is_playing else self.play()

@@ -76,7 +76,7 @@ class Worker(CommandThread):
         self._notes_told = 0  # of the media's notes, those already in the status bar
         self._played_live = False  # a live source is spent once a pipeline has stopped it
         self._recording = Recording()
-        self.loading = False  # a detector is being loaded (read from the GUI thread)
+        self.loading = 0  # detectors being loaded (read from the GUI thread)
         self._reset_run()
 
     # -- GUI thread ------------------------------------------------------------------------
@@ -88,7 +88,7 @@ class Worker(CommandThread):
 
     def nothing_to_finish(self) -> bool:
         """True while a detector loads and nothing is recorded: quitting loses nothing."""
-        return self.loading and not self._recording.active
+        return self.loading > 0 and not self._recording.active
 
     def track_span(self, track_id: int) -> tuple[int, int, int] | None:
         """First and last frame index of a track and the frames it was seen in, or None
@@ -108,6 +108,31 @@ class Worker(CommandThread):
         command = ("open", (uri, opening))
         self._queue(command, interrupt=False)
         opening.start()
+
+    def load(self, config: DetectorConfig, *, seek: int | None = None,
+             play: tuple[float, bool] | None = None) -> None:
+        """Load ``config``'s detector on a thread of its own (importing torch and reading the
+        weights take seconds): what plays plays on with the detector before until it is
+        loaded; then frame ``seek`` is detected again with it, and the playing goes on as
+        ``play`` (speed, every frame) says. When it cannot load, nothing was stopped:
+        ``load_failed``, and ``failed`` says why."""
+        with self._cond:
+            self.loading += 1
+        self.busy.emit(True)
+        self.status.emit(f"loading {config.weights_label} on "
+                         f"{config.engine}/{config.device}/{config.precision} ...")
+
+        def done(_: Ahead) -> None:
+            with self._cond:
+                self.loading -= 1
+            self.busy.emit(self.loading > 0)
+            self._done_ahead(command)
+
+        loading = Ahead(lambda: build_detector(config), on_done=done,
+                        name="drivevision-viewer-load")
+        command = ("load", (config, seek, play, loading))
+        self._queue(command, interrupt=False)
+        loading.start()
 
     def _done_ahead(self, command: tuple[str, tuple]) -> None:
         """On the thread of the command's ``Ahead`` (its last argument), done: it stops what
@@ -136,26 +161,24 @@ class Worker(CommandThread):
         if self.media is not None:
             self.media.close()
 
-    def _do_load(self, config: DetectorConfig) -> None:
-        self.loading = True  # importing torch and reading the weights take seconds
-        self.busy.emit(True)
-        self.status.emit(f"loading {config.weights_label} on "
-                         f"{config.engine}/{config.device}/{config.precision} ...")
+    def _do_load(self, config: DetectorConfig, seek: int | None,
+                 play: tuple[float, bool] | None, loading: Ahead) -> None:
+        """Run the detector ``loading`` loaded (``Worker.load``); raise why it did not load."""
         try:
-            from drivevision.detector import Detector
-
-            # the overlay applies conf, classes and agnostic NMS, so a slider redraws at once
-            self.detector = Detector.from_config(internal_config(config), progress=False)
+            detector = loading.result(self._quit)
         except Exception:
             self.load_failed.emit()
             raise
-        finally:
-            self.loading = False
-            self.busy.emit(False)
+        if detector is None:  # the viewer is closing
+            return
+        self.detector = detector
         self._reset_run()
-        self.detector_ready.emit(self.detector.names, self.detector.loaded.name)
-        detector = self.detector
+        self.detector_ready.emit(detector.names, detector.loaded.name)
         self.status.emit(f"detector ready: {detector.loaded.name}, {detector.describe()}")
+        if seek is not None:
+            self._do_seek(seek, play)
+        elif play is not None:
+            self._do_play(*play)
 
     def _do_open(self, uri: str, opening: Ahead) -> None:
         """Put the media ``opening`` opened (``uri``) in place of the media open now (a
@@ -336,6 +359,14 @@ class Worker(CommandThread):
         if new:
             more = f" (and {len(new) - 1} more)" if len(new) > 1 else ""
             self.warned.emit(new[-1] + more)
+
+
+def build_detector(config: DetectorConfig):
+    """The detector ``config`` asks for; the overlay applies conf, classes and agnostic NMS,
+    so a slider redraws at once."""
+    from drivevision.detector import Detector
+
+    return Detector.from_config(internal_config(config), progress=False)
 
 
 def readable_count(media: Source | None) -> int:

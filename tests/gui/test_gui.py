@@ -902,6 +902,30 @@ def test_a_failed_open_while_a_stream_is_lost_leaves_it_reconnecting(qtbot, make
 
 
 @pytest.mark.timeout(90)
+def test_a_failed_apply_while_a_stream_is_lost_leaves_it_reconnecting(qtbot, make_window,
+                                                                      errors):
+    window = make_window(FixedDetector(0.02, detections=two_boxes()))
+    with MjpegTestServer(fps=30) as server:
+        port = server.server_address[1]
+        window.open_source(server.url)  # live: plays at once
+        qtbot.waitUntil(lambda: window.packet is not None, timeout=20000)
+    qtbot.waitUntil(lambda: window.view._hud[0].startswith("LOST"), timeout=20000)
+    window.panel.detector.weights.setText("nope.pt")
+    window.panel.detector.apply.click()
+    qtbot.waitUntil(lambda: bool(errors), timeout=20000)
+    assert "nope.pt" in errors[0], errors
+    qtbot.wait(2500)  # no second error naming the stream: it carries on reconnecting
+    assert len(errors) == 1, errors
+    assert window.is_playing and window.view._hud[0].startswith("LOST")
+    seen = stream_seq(window)
+    with MjpegTestServer(port, fps=30):  # back: the detector that ran before runs on
+        qtbot.waitUntil(lambda: stream_seq(window) > seen, timeout=30000)
+        assert len(window.packet.detections) == 2
+    window.pause()
+    assert len(errors) == 1, errors
+
+
+@pytest.mark.timeout(90)
 def test_play_on_a_stopped_stream_that_is_gone_names_it_each_time(qtbot, make_window, errors):
     window = make_window(FixedDetector(0.02, detections=two_boxes()))
     with MjpegTestServer(fps=30) as server:
