@@ -170,6 +170,19 @@ def open_media(uri: str, *, fps: float = 10.0) -> Source:
     return source
 
 
+def checked(media: Source) -> Source:
+    """``media``, its first frame read where it is a file or folder: one that opens but has
+    no frame that can be read (a video whose frames are damaged) fails here, closed, before
+    it takes the place of what is open."""
+    if isinstance(media, SeekableSource):
+        try:
+            media.read_near(0)
+        except Exception:
+            media.close()
+            raise
+    return media
+
+
 class Paced(RealtimeSource):
     """Frames of ``media`` from ``start``, released no faster than ``speed`` x real time.
 

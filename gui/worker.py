@@ -22,7 +22,7 @@ from drivevision.io.frames import Source
 from drivevision.pipeline import Pipeline, Result
 from drivevision.pipeline.stats import Snapshot
 from gui.commands import Ahead, CommandThread
-from gui.media import Paced, SeekableSource, open_media
+from gui.media import Paced, SeekableSource, checked, open_media
 from gui.overlay import OverlaySettings, draw, internal_config, to_qimage, visible
 from gui.packets import Mailbox, MediaInfo, Packet
 from gui.recording import Recording
@@ -103,7 +103,8 @@ class Worker(CommandThread):
         """Open ``uri`` in place of the media open now. It is opened on a thread of its own
         first, and what plays plays on until it is; when it cannot be opened, that media
         stays as it was (a lost stream reconnecting) and ``failed`` says why."""
-        opening = Ahead(lambda: open_media(uri), on_done=lambda _: self._done_ahead(command),
+        opening = Ahead(lambda: checked(open_media(uri)),
+                        on_done=lambda _: self._done_ahead(command),
                         close=lambda media: media.close(), name="drivevision-viewer-open")
         command = ("open", (uri, opening))
         self._queue(command, interrupt=False)

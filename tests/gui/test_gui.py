@@ -901,6 +901,36 @@ def test_a_failed_open_while_a_stream_is_lost_leaves_it_reconnecting(qtbot, make
     assert len(errors) == 1, errors
 
 
+def undecodable_video(clip_path, tmp_path):
+    """``clip_path`` with its frames' data zeroed: it opens (its header is whole), but no
+    frame decodes."""
+    data = bytearray(Path(clip_path).read_bytes())
+    moov, mdat = data.find(b"moov"), data.find(b"mdat")
+    assert 0 <= moov < mdat, "expected the header before the frames"
+    data[mdat + 4:] = bytes(len(data) - mdat - 4)
+    bad = tmp_path / "zeroed.mp4"
+    bad.write_bytes(bytes(data))
+    return bad
+
+
+def test_a_video_that_opens_but_shows_no_frame_leaves_the_stream_playing(
+        qtbot, make_window, errors, clip_path, tmp_path):
+    window = make_window(FixedDetector(0.02, detections=two_boxes()))
+    bad = undecodable_video(clip_path, tmp_path)
+    with MjpegTestServer(fps=30) as server:
+        window.open_source(server.url)  # live: plays at once
+        qtbot.waitUntil(lambda: window.packet is not None and window.is_playing, timeout=10000)
+        window.open_source(str(bad))
+        qtbot.waitUntil(lambda: bool(errors), timeout=10000)
+        assert window.windowTitle() == f"DriveVision - {server.url}"
+        failed_at = stream_seq(window)
+        qtbot.waitUntil(lambda: stream_seq(window) > failed_at + 5, timeout=10000)
+        assert window.is_playing
+        window.pause()
+        qtbot.waitUntil(lambda: not window.is_playing, timeout=5000)
+    assert errors == [f"{bad}: no frame could be decoded (damaged or empty video)"]
+
+
 @pytest.mark.timeout(90)
 def test_a_failed_apply_while_a_stream_is_lost_leaves_it_reconnecting(qtbot, make_window,
                                                                       errors):
