@@ -243,9 +243,10 @@ def test_a_video_cut_short_that_stores_no_frame_count_says_where_it_stopped(
     with open_source(str(whole)) as source:
         assert len(list(source)) == 12 and source.notes == []
     with open_source(str(cut)) as source:
-        read = len(list(source))
-    assert 0 < read < 12
-    assert source.notes == [f"{cut}: decoding stopped at {read / 10:.1f} s of the 1.2 s the "
+        frames = list(source)
+    assert 0 < len(frames) < 12
+    reached = (frames[-1].timestamp_ms + 100) / 1000  # the end of the last frame read
+    assert source.notes == [f"{cut}: decoding stopped at {reached:.1f} s of the 1.2 s the "
                             "file states; the file looks truncated or damaged"]
 
 
