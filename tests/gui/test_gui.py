@@ -823,14 +823,21 @@ def test_gui_command_with_play_starts_a_live_stream_once(qtbot, monkeypatch, set
     assert not windows[0].worker.is_running()
 
 
-@pytest.mark.timeout(90)
-def test_a_lost_stream_says_so_until_it_comes_back(qtbot, make_window):
-    window = make_window(FixedDetector(0.02, detections=two_boxes()))
+def lose_a_stream(qtbot, window) -> tuple[str, int]:
+    """Open an MJPEG stream in ``window``, play it, then stop its server: once the viewer says
+    LOST, the stream's URL and port (a server started on that port again brings it back)."""
     with MjpegTestServer(fps=30) as server:
         port = server.server_address[1]
         window.open_source(server.url)  # live: plays at once
         qtbot.waitUntil(lambda: window.packet is not None, timeout=20000)
     qtbot.waitUntil(lambda: window.view._hud[0].startswith("LOST"), timeout=20000)
+    return server.url, port
+
+
+@pytest.mark.timeout(90)
+def test_a_lost_stream_says_so_until_it_comes_back(qtbot, make_window):
+    window = make_window(FixedDetector(0.02, detections=two_boxes()))
+    _, port = lose_a_stream(qtbot, window)
     assert window.view._hud[0].endswith("s, reconnecting")
     assert "reconnecting" in window.statusBar().currentMessage()
     stats = window.panel.stats.text().splitlines()  # the panel says so too, without old rates
@@ -849,15 +856,12 @@ def test_a_lost_stream_stopped_says_so_not_that_it_reconnected(qtbot, make_windo
     window = make_window(FixedDetector(0.02, detections=two_boxes()))
     messages: list[str] = []
     window.statusBar().messageChanged.connect(messages.append)
-    with MjpegTestServer(fps=30) as server:
-        window.open_source(server.url)  # live: plays at once
-        qtbot.waitUntil(lambda: window.packet is not None, timeout=20000)
-    qtbot.waitUntil(lambda: window.view._hud[0].startswith("LOST"), timeout=20000)
+    url, _ = lose_a_stream(qtbot, window)
     window.pause()  # Space while it reconnects
     qtbot.waitUntil(lambda: not window.is_playing, timeout=5000)
     qtbot.wait(1200)  # the stream's state is asked every half second
     assert window.statusBar().currentMessage() == \
-        f"{server.url}: stopped while lost (Play tries to connect again)"
+        f"{url}: stopped while lost (Play tries to connect again)"
     assert not [m for m in messages if "reconnected" in m]
     assert window.view._hud[0].startswith("frame")
     assert not window.panel.stats.text().startswith("LOST")
@@ -876,11 +880,7 @@ def closed_port_url() -> str:
 def test_a_failed_open_while_a_stream_is_lost_leaves_it_reconnecting(qtbot, make_window, errors,
                                                                      tmp_path, new):
     window = make_window(FixedDetector(0.02, detections=two_boxes()))
-    with MjpegTestServer(fps=30) as server:
-        port = server.server_address[1]
-        window.open_source(server.url)  # live: plays at once
-        qtbot.waitUntil(lambda: window.packet is not None, timeout=20000)
-    qtbot.waitUntil(lambda: window.view._hud[0].startswith("LOST"), timeout=20000)
+    url, port = lose_a_stream(qtbot, window)
     uri = str(tmp_path / "missing.mp4") if new == "missing file" else closed_port_url()
     window.open_source(uri)
     qtbot.waitUntil(lambda: bool(errors), timeout=20000)
@@ -891,7 +891,7 @@ def test_a_failed_open_while_a_stream_is_lost_leaves_it_reconnecting(qtbot, make
     qtbot.wait(2500)  # no second error naming the stream: it carries on reconnecting
     assert len(errors) == 1, errors
     assert window.is_playing and window.view._hud[0].startswith("LOST")
-    assert window.windowTitle() == f"DriveVision - {server.url}"
+    assert window.windowTitle() == f"DriveVision - {url}"
     seen = stream_seq(window)
     with MjpegTestServer(port, fps=30):  # back on the same address: the viewer reconnects
         qtbot.waitUntil(lambda: stream_seq(window) > seen, timeout=30000)
@@ -935,11 +935,7 @@ def test_a_video_that_opens_but_shows_no_frame_leaves_the_stream_playing(
 def test_a_failed_apply_while_a_stream_is_lost_leaves_it_reconnecting(qtbot, make_window,
                                                                       errors):
     window = make_window(FixedDetector(0.02, detections=two_boxes()))
-    with MjpegTestServer(fps=30) as server:
-        port = server.server_address[1]
-        window.open_source(server.url)  # live: plays at once
-        qtbot.waitUntil(lambda: window.packet is not None, timeout=20000)
-    qtbot.waitUntil(lambda: window.view._hud[0].startswith("LOST"), timeout=20000)
+    _, port = lose_a_stream(qtbot, window)
     window.panel.detector.weights.setText("nope.pt")
     window.panel.detector.apply.click()
     qtbot.waitUntil(lambda: bool(errors), timeout=20000)
