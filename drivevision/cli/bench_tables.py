@@ -3,14 +3,11 @@ one table per engine and precision, stage rows, median and p95 columns per batch
 
 from __future__ import annotations
 
-import textwrap
-
+from drivevision.cli.help import wrapped_lines
 from drivevision.cli.timing import interrupted_line, weights_text
 from drivevision.detector import STAGES
 from drivevision.engines.hardware import feature_list
 from drivevision.labels import counted
-
-WIDTH = 80  # a terminal's: the tables fit it up to two batch sizes, prose is wrapped to it
 
 
 def format_tables(result: dict) -> str:
@@ -36,10 +33,10 @@ def format_tables(result: dict) -> str:
     features = result.get("cpu_features")
     if features is not None:
         header.append(f"CPU features: {feature_list(features)}")
-    lines = [part for line in header for part in _wrapped(line)]
+    lines = [part for line in header for part in wrapped_lines(line)]
     for entry in result["results"]:
         batches = list(entry["batches"])
-        lines += ["", *_wrapped(f"{entry['engine']} {entry['precision']}"
+        lines += ["", *wrapped_lines(f"{entry['engine']} {entry['precision']}"
                                 + (f" (chosen by {entry['auto']})" if entry.get("auto") else "")),
                   f"{'stage':<22}" + "".join(f"{'b' + b + ' median':>14}{'p95':>9}"
                                              for b in batches)]
@@ -60,14 +57,7 @@ def format_tables(result: dict) -> str:
         lines.append(f"{'speedup, fastest calls':<22}" + "".join(
             f"{entry['batches'][b]['speedup_fastest']:>13.2f}x{'':>9}" for b in batches))
     for s in result["skipped"]:
-        lines += _wrapped(f"skipped {s['engine']} {s['precision']}: {s['reason']}")
+        lines += wrapped_lines(f"skipped {s['engine']} {s['precision']}: {s['reason']}")
     if result.get("interrupted"):
-        lines += _wrapped(interrupted_line(result))
+        lines += wrapped_lines(interrupted_line(result))
     return "\n".join(lines)
-
-
-def _wrapped(text: str) -> list[str]:
-    """``text`` as lines of at most ``WIDTH`` columns, the ones after the first indented; a
-    word longer than that (a path) is kept whole on its own line."""
-    return textwrap.wrap(text, WIDTH, subsequent_indent="  ", break_long_words=False,
-                         break_on_hyphens=False)

@@ -4,9 +4,8 @@ second table of its figures, and the report folder's top-level ``summary.md``.""
 
 from __future__ import annotations
 
-import textwrap
-
 from drivevision.cli.eval_run import RunResult
+from drivevision.cli.help import wrapped_lines
 from drivevision.engines.hardware import feature_list
 from drivevision.evaluation.report import write_report
 from drivevision.labels import counted
@@ -17,7 +16,7 @@ def format_table(result: RunResult) -> str:
     HOTA, MOTA, IDF1, ID switches and recall in a second table (each fits 80 columns)."""
     t = result.table
     tracked = "track" in t
-    lines = _wrapped(f"{t['input']} against {t['gt']} on {t.get('device', '?')}, "
+    lines = wrapped_lines(f"{t['input']} against {t['gt']} on {t.get('device', '?')}, "
                      f"{counted(t['threads'], 'thread')}, torch {t['torch']}, score threshold "
                      f"{t['conf']}")
     lines += [f"CPU features: {feature_list(t.get('cpu_features', []))}",
@@ -25,7 +24,7 @@ def format_table(result: RunResult) -> str:
     if tracked:
         k = t["frame_stride"]
         seen = "every frame" if k == 1 else f"frames 0, {k}, {2 * k}, ..."
-        lines += _wrapped(f"tracker {t['track']} on {seen}; HOTA, MOTA, IDF1 and recall "
+        lines += wrapped_lines(f"tracker {t['track']} on {seen}; HOTA, MOTA, IDF1 and recall "
                           "(share of ground-truth boxes a track shows) in points; IDsw: ID "
                           "switches")
     lines += ["", f"{'engine':<10}{'precision':<11}{'AP':>7}{'AP50':>7}{'AP75':>7}{'ms/frame':>10}"
@@ -45,13 +44,6 @@ def format_table(result: RunResult) -> str:
         lines.append(f"interrupted: not scored: {', '.join(t['not_scored'])}")
     lines += [f"note: {note}" for note in t["notes"]]
     return "\n".join(lines)
-
-
-def _wrapped(text: str) -> list[str]:
-    """``text`` in lines of at most 80 columns, a terminal's, those after the first indented
-    (a path longer than that kept whole)."""
-    return textwrap.wrap(text, 80, subsequent_indent="  ", break_long_words=False,
-                         break_on_hyphens=False)
 
 
 _TRACK_COLUMNS = {"HOTA": "HOTA", "MOTA": "MOTA", "IDF1": "IDF1", "IDsw": "id_switches",

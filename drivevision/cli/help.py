@@ -91,3 +91,11 @@ def wrap(text: str, width: int | None = None) -> str:
     wraps the options' help (88 at most), its own line breaks kept."""
     width = width or min(88, shutil.get_terminal_size().columns - 2)
     return "\n".join(textwrap.fill(line, width) for line in text.splitlines())
+
+
+def wrapped_lines(text: str, width: int = 80) -> list[str]:
+    """``text`` as lines of at most ``width`` columns (80: a terminal's, what the tables of
+    bench and eval fit), those after the first indented; a word longer than that (a path)
+    kept whole on its own line."""
+    return textwrap.wrap(text, width, subsequent_indent="  ", break_long_words=False,
+                         break_on_hyphens=False)
