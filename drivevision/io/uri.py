@@ -27,13 +27,15 @@ _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _DEV_VIDEO = re.compile(r"^/dev/video\d+$")
 MASK = "***"
 # scheme://user:password@ anywhere in the text (a gst: pipeline may hold a URL): the password
-# runs to the last @ before the host, as FFmpeg reads an unescaped @ in it
-_USERINFO = re.compile(r"(?<![A-Za-z0-9+.-])([A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*):"
+# runs to the last @ before the host, as FFmpeg reads an unescaped @ in it; the user name may
+# hold an @ too (an e-mail address), as the password starts at the first ":"
+_USERINFO = re.compile(r"(?<![A-Za-z0-9+.-])([A-Za-z][A-Za-z0-9+.-]*://[^:/?#\s]*):"
                        r"[^/?#\s]*@")
-# the same with /, ? or # left unescaped in the password (not a port: digits up to them),
-# which FFmpeg cannot read either: masked to the last @
-_RAW_PASSWORD = re.compile(r"(?<![A-Za-z0-9+.-])([A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s\[\]]*):"
-                           r"(?!\d*(?:[/?#\s]|$))\S*@")
+# the same with /, ? or # left unescaped in the password, which FFmpeg cannot read either:
+# masked to the last @. Digits before them read as a port (admin:12#x@cam is host admin,
+# port 12), so host:PORT/path@x is this shape too: only an escaped @ (%40) tells them apart
+_RAW_PASSWORD = re.compile(r"(?<![A-Za-z0-9+.-])([A-Za-z][A-Za-z0-9+.-]*://[^:/?#\s\[\]]*):"
+                           r"\S*@")
 # key=value in a URL's query or fragment, the key one that names a secret (api_key, X-Amz-
 # Signature, auth_token, ... too)
 _SECRET_ITEM = re.compile(r"([?&;#](?:[^=&;#]*[_.-])?(?:password|passwd|pwd|pass|token|key|"
@@ -111,9 +113,7 @@ def display_uri(uri: str) -> str:
     without secrets come back unchanged; a malformed URL is masked all the same. What is
     opened is always ``uri`` itself.
     """
-    text = str(uri)
-    userinfo = _USERINFO if _USERINFO.search(text) else _RAW_PASSWORD
-    text = userinfo.sub(rf"\1:{MASK}@", text)
+    text = re.sub(r"\S+", _mask_password, str(uri))  # each URL of a gst: pipeline alone
     match = _SCHEME.match(text)
     if match is None or match.group(1).lower() == "file":  # a path's "?" is part of a name
         return text
@@ -123,13 +123,22 @@ def display_uri(uri: str) -> str:
     return text[:start] + _SECRET_ITEM.sub(rf"\1={MASK}", text[start:])
 
 
+def _mask_password(word: re.Match) -> str:
+    userinfo = _USERINFO if _USERINFO.search(word.group()) else _RAW_PASSWORD
+    return userinfo.sub(rf"\1:{MASK}@", word.group())
+
+
 def _check_url(text: str, scheme: str) -> None:
     """ValueError naming ``text`` (its password masked) for a network URL whose host or port
-    cannot be read."""
+    cannot be read, or whose password could be read as its host, port or path."""
+    if re.search(r"\s", text):  # not shown: where a password with a space ends is unknown
+        raise ValueError("Expected a URL without spaces, tabs or line breaks (write a space in "
+                         f"a password or path as %20), but got a {scheme}:// URL with them")
     if not _USERINFO.search(text) and _RAW_PASSWORD.search(text):
         raise ValueError(f"Expected {scheme}://USER:PASSWORD@HOST:PORT/PATH, but got "
-                         f"{display_uri(text)!r}: a password that holds /, ? or # must be "
-                         "written percent-encoded (%2F, %3F, %23)")
+                         f"{display_uri(text)!r}: a /, ? or # in a password must be written "
+                         "percent-encoded (%2F, %3F, %23), else what comes before it reads as "
+                         "the host and port; an @ in a path or query, as %40")
     try:
         parts = urlsplit(text)
         port = parts.port  # a port out of range or not a number raises here

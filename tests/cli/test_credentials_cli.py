@@ -99,3 +99,20 @@ def test_a_credentialed_url_that_cannot_be_opened_is_one_line_without_the_passwo
                             "(connection refused or timed out, or an answer this OpenCV's "
                             "FFmpeg cannot decode)\n")
     assert not list(Path.cwd().iterdir())  # no runs/ folder left by detect
+
+
+@pytest.mark.parametrize("command, options", [("live", ["--duration", "5"]), ("detect", [])])
+def test_a_password_of_digits_then_a_bare_hash_is_refused_not_shown_nor_opened(
+        command, options, capsys, tiny_checkpoint):
+    with socket.socket() as closed:  # bound, not listening: what the user part reads as
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        code = main([command, f"rtsp://127.0.0.1:{port}#s3cret@cam/live", "--weights",
+                     tiny_checkpoint, "--model", "tiny-fpn", *options])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    assert captured.err.startswith(  # was: Cannot open rtsp://127.0.0.1:PORT#s3cret@cam/live
+        "drivevision: error: Expected rtsp://USER:PASSWORD@HOST:PORT/PATH, but got "
+        "'rtsp://127.0.0.1:***@cam/live': a /, ? or # in a password must be written "
+        "percent-encoded (%2F, %3F, %23)")
+    assert "s3cret" not in captured.err and not list(Path.cwd().iterdir())

@@ -23,7 +23,20 @@ from drivevision.io.uri import display_uri, parse_uri
     ("rtsp://admin:pa/ss@cam/live", "rtsp://admin:***@cam/live"),  # / unescaped: no port
     ("rtsp://user:s3cret@[fe80::1]:554/s", "rtsp://user:***@[fe80::1]:554/s"),
     ("http://[::1]:8080/cam@front/live", "http://[::1]:8080/cam@front/live"),
-    ("http://cam:8080/a@b/live", "http://cam:8080/a@b/live"),  # an @ in the path
+    ("http://cam:8080/a%40b/live", "http://cam:8080/a%40b/live"),  # an @ in the path
+    # digits, then a bare # ? or /: host admin, port 12 to FFmpeg, so masked to the last @
+    ("rtsp://admin:12#x@cam/live", "rtsp://admin:***@cam/live"),
+    ("rtsp://admin:12?x@cam/live", "rtsp://admin:***@cam/live"),
+    ("rtsp://admin:12/x@cam/live", "rtsp://admin:***@cam/live"),
+    ("rtsp://admin:#x@cam/live", "rtsp://admin:***@cam/live"),
+    ("rtsp://admin:12#x@y@cam:554/live", "rtsp://admin:***@cam:554/live"),
+    ("http://cam:8080/a@b/live", "http://cam:***@b/live"),  # the same shape: masked too
+    ("rtsp://me@mail.com:s3cret@cam/live", "rtsp://me@mail.com:***@cam/live"),  # @ in the user
+    ("rtsp://me@mail.com:12#x@cam/live", "rtsp://me@mail.com:***@cam/live"),
+    ("gst:rtspsrc location=rtsp://a:s3cret@cam ! c. rtspsrc location=rtsp://b:12#x@cam2 ! c. "
+     "compositor name=c ! appsink",
+     "gst:rtspsrc location=rtsp://a:***@cam ! c. rtspsrc location=rtsp://b:***@cam2 ! c. "
+     "compositor name=c ! appsink"),  # each URL of a pipeline
     ("https://cdn/live/index.m3u8?token=abc123&channel=2",
      "https://cdn/live/index.m3u8?token=***&channel=2"),
     ("http://cam/video?user=admin&PassWord=s3cret&pwd=x&passwd=y&pass=z",
@@ -52,12 +65,39 @@ def test_display_uri_masks_passwords_and_secret_query_values(uri, shown):
     "http://admin:s3cret@[::1/x",  # unclosed IPv6 bracket
     "rtsp://admin:s3cret@/x",  # no host
     "rtsp://admin:s3/cret@cam/x",  # a / left unescaped in the password
+    "rtsp://admin:12#s3cret@cam/x",  # digits then a bare #: read as host admin, port 12
+    "rtsp://admin:12?s3cret@cam/x",
+    "rtsp://admin:12/s3cret@cam/x",
+    "http://admin:#s3cret@cam/x",
+    "rtsp://admin:12#s3@x@cam/x",
     "ftp://admin:s3cret@host/x",  # unknown scheme
 ])
 def test_a_malformed_url_is_refused_without_its_password(uri):
     with pytest.raises(ValueError) as info:
         parse_uri(uri)
     assert "s3" not in str(info.value) and "admin:***@" in str(info.value)
+
+
+def test_a_bare_hash_after_digits_is_refused_saying_how_to_write_it():
+    with pytest.raises(ValueError) as info:
+        parse_uri("rtsp://admin:12#s3cret@cam/live")
+    assert str(info.value) == (
+        "Expected rtsp://USER:PASSWORD@HOST:PORT/PATH, but got 'rtsp://admin:***@cam/live': a "
+        "/, ? or # in a password must be written percent-encoded (%2F, %3F, %23), else what "
+        "comes before it reads as the host and port; an @ in a path or query, as %40")
+    assert parse_uri("rtsp://admin:12%23s3cret@cam/live").target == \
+        "rtsp://admin:12%23s3cret@cam/live"  # percent-encoded: opened as written
+
+
+@pytest.mark.parametrize("uri", [
+    "rtsp://admin:s3 cret@cam/live",
+    "http://admin:s3cret@cam/my live?token=s3",
+    "rtsp://admin:s3\tcret@cam/live",  # a tab would be dropped from the password unseen
+])
+def test_a_url_with_a_space_is_refused_without_showing_it(uri):
+    with pytest.raises(ValueError) as info:
+        parse_uri(uri)
+    assert "s3" not in str(info.value) and "%20" in str(info.value)
 
 
 def test_a_stream_that_cannot_be_opened_is_named_without_its_password():
