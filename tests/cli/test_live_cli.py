@@ -184,7 +184,7 @@ def test_live_on_a_truncated_file_warns_and_exits_3(tmp_path, tiny_checkpoint, c
 
 
 def test_live_says_once_which_of_two_video_streams_it_reads(tmp_path, tiny_checkpoint, capsys):
-    from tests.io.test_sources import write_two_streams
+    from tests.io.written_media import write_two_streams
 
     write_two_streams(tmp_path / "two.mkv")
     code = main(["live", str(tmp_path / "two.mkv"), "--weights", tiny_checkpoint, "--model",

@@ -11,7 +11,7 @@ import pytest
 
 from drivevision.cli import main
 from drivevision.io.sources import open_source
-from tests.io.test_sources import write_raw
+from tests.io.written_media import write_raw
 
 
 def write_untimed_h264(path, frames: int = 12) -> None:
