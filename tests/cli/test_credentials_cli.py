@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
+from live_process import Lines, kill
 from mjpeg_server import start_process
-from test_live_cli import Lines, kill
 
 from drivevision.cli import main
 

@@ -1,63 +1,21 @@
-"""``drivevision live`` as a user runs it: a real stream, --serve, a server restart, Ctrl-C."""
+"""``drivevision live`` as a user runs it: a real stream, --serve, a server restart, Ctrl-C;
+a file in real time; what it says of its inputs and outputs."""
 
 from __future__ import annotations
 
 import contextlib
-import io
 import json
-import re
 import signal
-import subprocess
-import sys
-import threading
 import time
-import types
 import urllib.request
 
 import cv2
 import pytest
+from live_process import kill, start_live
 from mjpeg_server import read_parts, start_process
 
 from drivevision.cli import main
 from tests.standins import x264_options
-
-
-class Lines:
-    """Collects a pipe's lines on a thread; ``wait_for`` polls them."""
-
-    def __init__(self, pipe):
-        self.lines: list[str] = []
-        self._thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
-        self._thread.start()
-
-    def _read(self, pipe) -> None:
-        for line in pipe:
-            self.lines.append(line.rstrip())
-
-    def wait_for(self, pattern: str, timeout: float) -> re.Match:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if match := re.search(pattern, line):
-                    return match
-            time.sleep(0.1)
-        raise AssertionError(f"no line matching {pattern!r} in {timeout} s: {self.lines[-5:]}")
-
-
-def start_live(port: int, checkpoint: str, *options: str):
-    """``drivevision live`` on the test stream at ``port`` with the tiny model, as a user runs
-    it; returns the process and its stderr and stdout lines."""
-    cmd = [sys.executable, "-m", "drivevision", "live", f"http://127.0.0.1:{port}/stream",
-           "--weights", checkpoint, "--model", "tiny-fpn", "--min-size", "96",
-           "--max-size", "128", "--stall-timeout", "2", "--duration", "60", *options]
-    run = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    return run, Lines(run.stderr), Lines(run.stdout)
-
-
-def kill(*processes) -> None:
-    for process in processes:
-        process.kill()
-        process.wait()
 
 
 def written_frames(path) -> int:
@@ -108,47 +66,6 @@ def test_live_command_serves_reconnects_and_finishes_on_ctrl_c(tmp_path, tiny_ch
     while cap.read()[0]:
         count += 1
     assert count == len(detected)
-
-
-@pytest.mark.parametrize("args, message", [
-    (["ftp://host/x.mp4"], "Unknown source scheme 'ftp://'"),
-    (["/dev/video63"], "Cannot open /dev/video63: no such device"),
-    (["http://127.0.0.1:9/stream"], "Cannot open http://127.0.0.1:9/stream"),
-    (["clip.mp4", "--stall-timeout", "0"], "Expected --stall-timeout > 0"),
-    (["clip.mp4", "--max-reconnects", "-1"], "Expected --max-reconnects >= 0"),
-    (["clip.mp4", "-o", "out.webm"], "Expected a video file name ending in .mp4, .mkv"),
-    (["http://127.0.0.1:9/x", "--input-width", "320", "--input-fps", "5"],
-     "Expected --input-width, --input-fps only for a camera (0, /dev/videoN, csi://N), but "
-     "http://127.0.0.1:9/x is not one"),
-])
-def test_live_command_fails_fast_with_one_line(args, message, capsys, tiny_checkpoint):
-    # a long stall timeout (args may override it): waiting for it or retrying would take far
-    # longer than the bound below, which leaves a loaded machine room to load the model
-    start = time.monotonic()
-    code = main(["live", "--stall-timeout", "60", *args, "--weights", tiny_checkpoint,
-                 "--model", "tiny-fpn", "-q"])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and message in err[0]
-    assert time.monotonic() - start < 20.0
-
-
-@pytest.mark.parametrize("args, message", [
-    # `live --serve SOURCE` took the source for HOST:PORT, and argparse then said only that
-    # SOURCE was missing
-    (["--serve", "rtsp://cam.local:8554/front"], "expected HOST:PORT, but got "
-     "'rtsp://cam.local:8554/front', a SOURCE: put the sources first (live SOURCE --serve)"),
-    (["--serve", "/dev/video0", "-o", "out.mp4"], "expected HOST:PORT, but got '/dev/video0', "
-     "a SOURCE"),
-    (["--serve", "clip.mp4"], "expected HOST:PORT, but got 'clip.mp4', a SOURCE"),
-    (["clip.mp4", "--serve", "here"], "Expected HOST:PORT for --serve (e.g. 127.0.0.1:8090), "
-     "but got 'here'"),
-])
-def test_a_bad_serve_address_is_refused_as_it_is_parsed(args, message, capsys):
-    with pytest.raises(SystemExit) as usage:
-        main(["live", *args])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert usage.value.code == 2 and len(err) == 1
-    assert f"argument --serve: {message}" in err[0]
 
 
 @pytest.mark.timeout(60)
@@ -226,36 +143,6 @@ def test_outage_going_on_at_ctrl_c_is_in_the_summary_and_jsonl(tmp_path, tiny_ch
     assert 1.4 < lost == pytest.approx(gap["seconds"], abs=0.1)
 
 
-def test_busy_serve_port_fails_before_the_model_loads(clip_path, tiny_checkpoint, capsys,
-                                                      monkeypatch):
-    import socket
-
-    from drivevision.detector import Detector
-
-    loads = []
-    monkeypatch.setattr(Detector, "from_config", lambda *a, **k: loads.append(a) or 1 / 0)
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        port = busy.getsockname()[1]
-        code = main(["live", clip_path, "--serve", f"127.0.0.1:{port}", "--weights",
-                     tiny_checkpoint, "--model", "tiny-fpn"])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and loads == []
-    assert len(err) == 1 and f"Cannot serve on 127.0.0.1:{port}" in err[0]
-
-
-@pytest.mark.parametrize("source, message", [
-    ("http://127.0.0.1:9/stream", "Cannot open http://127.0.0.1:9/stream"),
-    ("missing.mp4", "No such file or directory: missing.mp4"),
-])
-def test_a_source_that_fails_without_outputs_says_only_that(source, message, tiny_checkpoint,
-                                                            capsys):
-    code = main(["live", source, "--weights", tiny_checkpoint, "--model", "tiny-fpn"])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and message in err[0]
-
-
 def test_live_without_outputs_says_nothing_is_saved(tmp_path, clip_path, tiny_checkpoint,
                                                      capsys):
     detector = ["--weights", tiny_checkpoint, "--model", "tiny-fpn", "--min-size", "96"]
@@ -308,120 +195,6 @@ def test_stream_that_opens_but_never_gives_a_frame_says_so(tmp_path, tiny_checkp
     assert f"{uri}: opened, but no frame was ever decoded" in captured.err
     assert any(s.startswith("OPENED, no frame decoded in") for s in states)
     assert not any("LOST" in s for s in states)
-
-
-@pytest.mark.parametrize("option, refusal", [
-    (("--conf", "2"), "Expected --conf in [0, 1], but got 2"),
-    (("--iou", "0"), "Expected --iou in (0, 1], but got 0.0"),
-    (("--max-det", "0"), "Expected --max-det >= 1, but got 0"),
-    (("--duration", "0"), "Expected --duration > 0, but got 0.0 s"),
-    (("--stall-timeout", "0"), "Expected --stall-timeout > 0 s, but got 0.0"),
-    (("-o", "out.txt"), "Expected a video file name ending in .mp4, .mkv, .mov, .avi, but got "
-                        "out.txt"),
-])
-def test_a_bad_value_is_refused_before_torch_loads(option, refusal, tmp_path):
-    """torch takes seconds to import: live refused --conf 2 only after it, as it does a
-    device or class list, which need it. (An RTSP source: nothing is connected to first.)"""
-    code = ("import sys; from drivevision.cli import main; code = main(sys.argv[1:]); "
-            "print(code, sorted(m for m in ('torch', 'torchvision') if m in sys.modules))")
-    run = subprocess.run([sys.executable, "-c", code, "live", "rtsp://127.0.0.1:9/front",
-                          *option], capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert run.stderr.splitlines() == [f"drivevision: error: {refusal}"]
-    assert run.stdout.split() == ["2", "[]"]
-
-
-class _Terminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-def _screen(text: str, width: int) -> list[str]:
-    """The rows a terminal ``width`` columns wide shows after ``text`` (printable characters
-    wrapping at the last column, CR, LF, and the ANSI cursor up / erase line / erase below)."""
-    rows, r, c = [[]], 0, 0
-    for token in re.findall(r"\x1b\[(\d*)([AKJ])|(.)", text, re.DOTALL):
-        count, code, char = token
-        if code == "A":
-            r = max(0, r - int(count or 1))
-        elif code in "KJ" and code:
-            del rows[r][c:]
-            if code == "J":
-                del rows[r + 1:]
-        elif char == "\r":
-            c = 0
-        elif char == "\n":
-            r, c = r + 1, 0
-        else:
-            if c >= width:
-                r, c = r + 1, 0
-            while len(rows) <= r:
-                rows.append([])
-            rows[r][c:c + 1] = [char] if c < len(rows[r]) else [" "] * (c - len(rows[r])) + [char]
-            c += 1
-        while len(rows) <= r:
-            rows.append([])
-    return ["".join(row).rstrip() for row in rows]
-
-
-def test_status_line_in_a_file_is_a_line_of_its_own_each_time():
-    from drivevision.cli.status import StatusLine
-    from drivevision.io.frames import Source
-    from drivevision.pipeline.stats import SourceStats
-
-    pipeline = types.SimpleNamespace(sources=[Source("cam")], stats=[SourceStats()])
-    status = StatusLine(pipeline, stream=io.StringIO())
-    status.show()
-    status.show()
-    line = status.line()  # a log file or pipe: whole lines, no trailing blanks
-    assert status.stream.getvalue() == f"{line}\n{line}\n" and line == line.rstrip()
-
-
-@pytest.mark.parametrize("duration", [0.04, 1.3])
-def test_duration_stops_the_run_at_its_end_not_at_the_next_status_line(duration):
-    # the end was looked at only with the line, once a second: --duration 40ms ran 1 s
-    from drivevision.cli.status import StatusLine
-    from drivevision.io.frames import Source
-    from drivevision.pipeline.stats import SourceStats
-
-    stopped, shown = [], []
-    out = io.StringIO()
-    pipeline = types.SimpleNamespace(sources=[Source("cam", live=True)], stats=[SourceStats()],
-                                     stop=lambda: stopped.append(time.monotonic()) or shown.append(
-                                         out.getvalue().count("\n")))
-    start = time.monotonic()
-    with StatusLine(pipeline, duration=duration, stream=out):
-        deadline = start + duration + 0.6  # the next line was 1 s after the start, or 2 s
-        while not stopped and time.monotonic() < deadline:
-            time.sleep(0.01)
-    assert stopped, f"not stopped {duration + 0.6} s after the start"
-    assert stopped[0] - start >= duration and len(stopped) == 1
-    assert shown == [int(duration)]  # the line still came once a second before it
-
-
-@pytest.mark.parametrize("sources, width", [(1, 80), (3, 80), (3, 120), (2, 400)])
-def test_status_line_is_rewritten_in_place_on_a_terminal_of_any_width(sources, width,
-                                                                       monkeypatch):
-    # an 80-column terminal wrapped a longer line, and each refresh left a copy above it
-    from drivevision.cli.status import StatusLine
-    from drivevision.pipeline.stats import SourceStats
-
-    monkeypatch.setenv("COLUMNS", str(width))
-    down = [types.SimpleNamespace(reconnects=2, lost_seconds=7.6,
-                                  outage="LOST 6 s, reconnecting") for _ in range(sources)]
-    pipeline = types.SimpleNamespace(sources=down, stats=[SourceStats() for _ in down])
-    status = StatusLine(pipeline, stream=_Terminal())
-    for refresh in range(4):
-        for source in down[:1] if refresh == 3 else ():  # back: the line gets shorter
-            source.reconnects, source.lost_seconds, source.outage = 3, 9.1, ""
-        status.show()
-    screen = [row for row in _screen(status.stream.getvalue(), width) if row]
-    wide = len(status.line()) >= width  # then a row (or more) per source
-    shown = " ".join(status.parts()) if wide else status.line()
-    assert all(len(row) < width for row in screen)
-    assert " ".join(" ".join(screen).split()) == " ".join(shown.split())  # the last, once
-    if sources > 1:
-        starts = [row.split()[0] for row in screen if row.startswith("[")]
-        assert starts == ([f"[{i}]" for i in range(sources)] if wide else ["[0]"])
 
 
 @pytest.mark.timeout(90)
