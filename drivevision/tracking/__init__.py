@@ -30,10 +30,10 @@ class Tracker(Protocol):
     def update(self, detections: Detections, frame: np.ndarray | None = None,
                frame_index: int | None = None) -> Detections:
         """One frame's detections (boxes in ``frame``'s pixels) -> the detections of the
-        tracks seen in it, with ``track_ids`` (unique in a run, never reused). ``frame`` is
-        uint8 (H, W, 3) BGR, optional; ``frame_index``, the frame's index in its stream,
-        tells the tracker how many frames went by unseen (dropped); None: one. Frames must
-        come in order."""
+        tracks seen in it, with ``track_ids`` (unique in a run, never reused: 1, 2, 3, ... in
+        the order the tracks are first shown). ``frame`` is uint8 (H, W, 3) BGR, optional;
+        ``frame_index``, the frame's index in its stream, tells the tracker how many frames
+        went by unseen (dropped); None: one. Frames must come in order."""
 
     def reset(self) -> None:
         """Forget every track (a new video)."""

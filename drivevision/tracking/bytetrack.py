@@ -8,7 +8,8 @@ the camera's motion; match high-score detections to the confirmed tracks, tracke
 unmatched that were seen in the previous update (IoU >= 0.5), which keeps objects through
 blur and partial occlusion; match what is left of the high-score detections to tracks born
 in the previous update (IoU >= 0.3, of boxes grown by 0.3 of their size per frame dropped
-in between), which confirms them. High-score detections left over
+in between), which confirms them and gives them their ids (1, 2, 3, ... in the order
+confirmed, so a box seen once takes none). High-score detections left over
 start tracks; tracks unseen for more than ``track_buffer`` frames end. Matches happen only
 within a class; a track's class is the most frequent one among its matched detections.
 """
@@ -170,6 +171,8 @@ class ByteTracker:
         self._mean[t], self._cov[t] = kalman.update(self._mean[t], self._cov[t],
                                                     kalman.xyah(dets.xyxy[d]))
         self._last[t] = self._frame
+        fresh = np.sort(t[~self._confirmed[t]])  # confirmed now: their ids, in birth order
+        self._ids[fresh] = self._new_ids(len(fresh))
         self._confirmed[t] = True
         self._votes[t, classes[d]] += 1
 
@@ -182,8 +185,8 @@ class ByteTracker:
         if not len(d):
             return []
         mean, cov = kalman.initiate(kalman.xyah(dets.xyxy[d]))
-        ids = np.arange(self._next_id, self._next_id + len(d))
-        self._next_id += len(d)
+        # an id only for a track that is shown (confirmed): one-off boxes leave no gaps
+        ids = self._new_ids(len(d)) if self._frame == 1 else np.zeros(len(d), np.int64)
         votes = np.zeros((len(d), self._votes.shape[1]), np.int64)
         votes[np.arange(len(d)), classes[d]] = 1
         self._mean, self._cov = np.concatenate([self._mean, mean]), np.concatenate([self._cov, cov])
@@ -192,6 +195,11 @@ class ByteTracker:
         self._confirmed = np.concatenate([self._confirmed, np.full(len(d), self._frame == 1)])
         self._votes = np.concatenate([self._votes, votes])
         return list(zip(d.tolist(), ids.tolist()))
+
+    def _new_ids(self, n: int) -> np.ndarray:
+        ids = np.arange(self._next_id, self._next_id + n, dtype=np.int64)
+        self._next_id += n
+        return ids
 
     def _expire(self) -> None:
         """Before matching: drop the tracks unseen for more than ``track_buffer`` frames by

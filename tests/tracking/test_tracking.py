@@ -110,6 +110,21 @@ def test_classes_never_share_a_track_and_ids_are_never_reused():
     assert tracker.update(one(box_at(0))).track_ids.tolist() == [1]  # a new run
 
 
+def test_ids_count_the_tracks_shown_without_gaps_for_one_off_boxes():
+    """A box seen once (a false detection, a flicker) never becomes a track and takes no id:
+    the ids shown run 1, 2, 3 ..., as many as the tracks the summary counts."""
+    tracker = create_tracker("bytetrack")
+    assert tracker.update(one(box_at(0))).track_ids.tolist() == [1]  # first frame: at once
+    for f in range(1, 4):  # a one-off box far from the car every frame: none confirmed
+        flash = one([400.0 + 60 * f, 300.0, 430.0 + 60 * f, 340.0], cls=1)
+        both = Detections(np.concatenate([one(box_at(f)).xyxy, flash.xyxy]), [0.9, 0.9], [3, 1])
+        assert tracker.update(both).track_ids.tolist() == [1]
+    person = [300.0, 40.0, 330.0, 120.0]
+    assert len(tracker.update(Detections([box_at(4), person], [0.9, 0.9], [3, 1]))) == 1
+    out = tracker.update(Detections([box_at(5), person], [0.9, 0.9], [3, 1]))
+    assert out.track_ids.tolist() == [1, 2]  # the second track shown is #2, not #5
+
+
 def test_output_keeps_the_input_order_boxes_and_scores():
     dets = Detections([[0, 0, 10, 10], [50, 50, 70, 90], [200, 0, 230, 20]], [0.9, 0.8, 0.7],
                       [3, 1, 3])
