@@ -57,9 +57,13 @@ drivevision live dashcam.mp4 --realtime --start 12:25  # a recording from 12:25 
                           "NAME.1.mp4")
     out.add_argument("--jsonl", metavar="FILE",
                      help="detections per processed frame, and gaps ('-': stdout)")
+    out.add_argument("--mot", metavar="FILE",
+                     help="tracked boxes as MOTChallenge text, as detect writes it (needs "
+                          "--track; '-': stdout)")
     out.add_argument("--segment", type=seconds, metavar="TIME",
                      help="record in pieces this long by capture time, like a dashcam: "
-                          "NAME_0001.mp4, NAME_0002.mp4, ... each with its own JSONL")
+                          "NAME_0001.mp4, NAME_0002.mp4, ... each with its own JSONL "
+                          "and MOT text")
     video_preset_arg(out)
     add_style_args(out)
     out.add_argument("--clean", action="store_true",
@@ -168,7 +172,9 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"Expected --duration > 0, but got {args.duration} s")
     if args.segment is not None and not args.segment > 0:
         raise ValueError(f"Expected --segment > 0, but got {args.segment} s")
-    if args.segment is not None and "-" in (args.output, args.jsonl):
+    if args.mot and not args.track:
+        raise ValueError("Expected --track with --mot: a MOT file holds track ids")
+    if args.segment is not None and "-" in (args.output, args.jsonl, args.mot):
         raise ValueError("--segment writes files; it cannot split stdout ('-')")
 
 
@@ -176,8 +182,10 @@ def _claim_outputs(args: argparse.Namespace):
     """``check_outputs`` for every output of the run (held for the run)."""
     videos = [p for p in output_paths(args.output, len(args.sources)) if p]
     jsonls = [p for p in output_paths(args.jsonl, len(args.sources)) if p]
-    return check_outputs(args.sources, videos + jsonls, videos, clean=args.clean,
-                         options=["-o"] * len(videos) + ["--jsonl"] * len(jsonls))
+    mots = [p for p in output_paths(args.mot, len(args.sources)) if p]
+    return check_outputs(args.sources, videos + jsonls + mots, videos, clean=args.clean,
+                         options=["-o"] * len(videos) + ["--jsonl"] * len(jsonls)
+                         + ["--mot"] * len(mots))
 
 
 def _check_camera_args(args: argparse.Namespace) -> None:
@@ -219,20 +227,21 @@ def open_sources(args: argparse.Namespace) -> Iterator:
 
 def make_sinks(sources: list, names, video: str | None, jsonl: str | None,
                server=None, segment: float | None = None,
-               preset: str = DEFAULT_VIDEO_PRESET) -> list[Iterator]:
+               preset: str = DEFAULT_VIDEO_PRESET, mot: str | None = None) -> list[Iterator]:
     """Per source: its video (capture clock for live sources; x264 ``preset``), JSONL with
-    gaps, served stream.
+    gaps, MOT text, served stream.
 
     Each source's sinks come from a generator, so the caller enters each before the next is
     made and none is left open if a later one fails.
     """
     videos, jsonls = output_paths(video, len(sources)), output_paths(jsonl, len(sources))
-    return [_source_sinks(i, source, names, videos[i], jsonls[i], server, segment, preset)
-            for i, source in enumerate(sources)]
+    mots = output_paths(mot, len(sources))
+    return [_source_sinks(i, source, names, videos[i], jsonls[i], server, segment, preset,
+                          mots[i]) for i, source in enumerate(sources)]
 
 
 def _source_sinks(i: int, source, names, video: str | None, jsonl: str | None,
-                  server, segment: float | None, preset: str) -> Iterator:
+                  server, segment: float | None, preset: str, mot: str | None) -> Iterator:
     import functools
 
     from drivevision.io.live_sinks import (
@@ -252,6 +261,10 @@ def _source_sinks(i: int, source, names, video: str | None, jsonl: str | None,
     if jsonl:
         make = functools.partial(GapJsonlSink, names=names, gaps=source.gaps)
         yield make(jsonl) if segment is None else Segmented(jsonl, make, segment)
+    if mot:
+        from drivevision.io.mot import MotSink
+
+        yield MotSink(mot) if segment is None else Segmented(mot, MotSink, segment)
     if server is not None:
         yield ServeSink(server, i)
 
@@ -279,7 +292,8 @@ def cmd_live(args: argparse.Namespace) -> int:
         for source in sources:
             for line in source.about:
                 _say(args, f"{source.name}: {line}")
-        if not (args.output or args.jsonl or args.serve):  # (a source that fails says only that)
+        # (a source that fails says only that)
+        if not (args.output or args.jsonl or args.mot or args.serve):
             _say(args, "nothing is saved: add -o VIDEO, --jsonl FILE or --serve to keep or "
                        "watch the detections")
         config = detector_config(args)
@@ -295,7 +309,7 @@ def cmd_live(args: argparse.Namespace) -> int:
             _say(args, "serving " + ", ".join(server.url(i) for i in range(len(sources))))
         sinks = [[stack.enter_context(s) for s in ss]
                  for ss in make_sinks(sources, detector.names, args.output, args.jsonl, server,
-                                      args.segment, args.video_preset)]
+                                      args.segment, args.video_preset, args.mot)]
         pipeline = Pipeline(sources, detector, sinks,
                             config=PipelineConfig(batch_timeout=args.batch_timeout),
                             stages=track_stages(args),
@@ -315,7 +329,7 @@ def _say(args: argparse.Namespace, message: str) -> None:
 
 
 def _report(args: argparse.Namespace, sources: list, pipeline) -> int:
-    out = sys.stderr if writes_stdout([args.output, args.jsonl]) else sys.stdout
+    out = sys.stderr if writes_stdout([args.output, args.jsonl, args.mot]) else sys.stdout
     if not args.quiet:
         for i, source in enumerate(sources):
             s, stats = snapshot(pipeline, i), pipeline.stats[i]

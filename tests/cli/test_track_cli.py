@@ -118,9 +118,28 @@ def test_track_without_conf_keeps_the_weak_boxes_its_second_round_matches(tmp_pa
     assert min(scores(tmp_path / "c.jsonl")) >= 0.5  # an explicit --conf wins
 
 
-def test_mot_without_track_is_refused_before_the_model_loads(tmp_path, capsys, clip_path):
-    code, _, err = run(capsys, clip_path, "--mot", tmp_path / "m.txt", "--weights", "missing.pt")
+@pytest.mark.parametrize("command", ["detect", "live"])
+def test_mot_without_track_is_refused_before_the_model_loads(tmp_path, capsys, clip_path,
+                                                             command):
+    code = main([command, str(clip_path), "--mot", str(tmp_path / "m.txt"), "--weights",
+                 "missing.pt"])
+    err = capsys.readouterr().err
     assert code == EXIT_USAGE and "--track" in err and not (tmp_path / "m.txt").exists()
+
+
+def test_live_writes_the_tracks_as_mot_text_as_detect_does(tmp_path, capsys, drive):
+    """A camera's tracks for MOT evaluation tools: live --mot (refused as unknown before)
+    writes the lines of its JSONL's tracked boxes, frames from 1."""
+    common = ["--weights", DEMO_MODEL, "--device", "cpu", "--track", "-q"]
+    code = main(["live", drive, *map(str, common), "--jsonl", str(tmp_path / "l.jsonl"),
+                 "--mot", str(tmp_path / "l.txt")])
+    assert code == 0, capsys.readouterr().err
+    lines = [line.split(",") for line in (tmp_path / "l.txt").read_text().splitlines()]
+    records = [json.loads(line) for line in (tmp_path / "l.jsonl").read_text().splitlines()]
+    expected = [[str(r["frame"] + 1), str(d["track_id"])] for r in records if "frame" in r
+                for d in r["detections"]]
+    assert lines and [line[:2] for line in lines] == expected
+    assert all(line[7:] == ["-1", "-1", "-1"] for line in lines)
 
 
 @pytest.mark.parametrize("command", ["detect", "live", "batch", "view"])

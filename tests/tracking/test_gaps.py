@@ -155,7 +155,8 @@ def test_live_warns_when_the_gaps_between_detected_frames_outlast_the_track_buff
     source, stage = DroppingSource(indices), TrackStage(create_tracker("bytetrack"))
     pipeline = Pipeline(source, CarDetector(), stages=[stage])
     ids = [r.detections.track_ids.tolist() for r in pipeline.results()]
-    assert _report(Namespace(output=None, jsonl=None, quiet=True), [source], pipeline) == 0
+    args = Namespace(output=None, jsonl=None, mot=None, quiet=True)
+    assert _report(args, [source], pipeline) == 0
     warnings = capsys.readouterr().err.splitlines()
     if not ended:
         assert ids == [[1]] * len(indices) and warnings == []
