@@ -7,10 +7,12 @@ folders of images in ``drivevision.io.images``; cameras and network streams in
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
 import av
+import numpy as np
 
 from drivevision.errors import SourceError, SourceNotFoundError
 from drivevision.io import limits, streams
@@ -24,7 +26,7 @@ from drivevision.io.images import (
     folder_images,
     metadata_folder,
 )
-from drivevision.io.uri import display_uri, parse_uri
+from drivevision.io.uri import URI_HELP, display_uri, parse_uri
 from drivevision.labels import counted
 
 
@@ -49,6 +51,7 @@ def open_source(uri: str | Path, *, fps: float = 10.0, width: int | None = None,
         raw_fps: the frame rate of a raw video stream (``.h264``: no container, no frame
             times; see ``drivevision.io.containers``), instead of the one it states.
     """
+    check_uri(uri)
     limits.check_fps(fps)
     if raw_fps is not None:
         limits.check_fps(raw_fps)
@@ -79,6 +82,24 @@ def open_source(uri: str | Path, *, fps: float = 10.0, width: int | None = None,
     source = streams.StreamSource(str(uri), opener, policy, stream_clock=spec.network)
     source.about.extend(about)
     return source
+
+
+def check_uri(uri) -> None:
+    """TypeError, saying what came, for what is not a path or URI (a str, a path object, or
+    an int camera index): a frame in memory, a list of inputs, None."""
+    if isinstance(uri, (str, os.PathLike)) or (isinstance(uri, int)
+                                               and not isinstance(uri, bool)):
+        return
+    if hasattr(uri, "shape"):  # a numpy array or tensor: frames, which the detector takes
+        kind = "numpy array" if isinstance(uri, np.ndarray) else type(uri).__name__
+        found = (f"a {kind} of shape {tuple(uri.shape)}; for frames in memory use "
+                 "detector(frame) or detector.infer(frames)")
+    elif isinstance(uri, (list, tuple)):
+        found = (f"a {type(uri).__name__} of {len(uri)}; open_source opens one input: open "
+                 "each, and a Pipeline takes the list of them (or run drivevision batch)")
+    else:
+        found = "None" if uri is None else type(uri).__name__
+    raise TypeError(f"Expected a path or URI ({URI_HELP}), but found {found}")
 
 
 def _probe(url: str, timeout_s: float) -> tuple[bool, list[str]]:

@@ -18,7 +18,7 @@ from drivevision.io.images import ImageSource
 from drivevision.io.live_sinks import GapJsonlSink
 from drivevision.io.mot import MotSink
 from drivevision.io.sinks import CsvSink, JsonlSink, Sink
-from drivevision.io.sources import open_source
+from drivevision.io.sources import check_uri, open_source
 from drivevision.labels import name_of
 from drivevision.pipeline import signals
 from drivevision.pipeline.checks import check_detector, check_stages
@@ -87,6 +87,8 @@ def detect_video(source: PathLike | Source, output: PathLike | None = None, *,
     source cannot keep (a live one), a start at or past the input's length, and stages that
     are not ``Stage`` callables (TypeError: a tracker's name, a tracker itself).
     """
+    if not isinstance(source, Source):
+        check_uri(source)  # a frame or a list of inputs: said before anything else
     _check_outputs(source, [output, jsonl, csv, mot, yolo, crops])
     if not callable(stages):
         check_stages(stages)  # before the model loads

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import av
 import cv2
+import numpy as np
 import pytest
 from mjpeg_server import MjpegTestServer
 
@@ -104,3 +105,16 @@ def test_a_video_ffmpeg_may_not_read_is_a_permission_error_with_the_same_message
     assert isinstance(info.value, SourceError)
     assert str(info.value) == (f"Cannot open {locked} as a video (not a video file, or "
                                "damaged: Permission denied)")
+
+
+@pytest.mark.parametrize("given, found", [
+    (np.zeros((4, 6, 3), np.uint8), r"a numpy array of shape \(4, 6, 3\); for frames in "
+                                    r"memory use detector\(frame\) or detector.infer\(frames\)"),
+    (["a.mp4", "b.mp4"], r"a list of 2; open_source opens one input"),
+    (None, r"None$"),
+])
+def test_what_is_not_a_path_or_uri_is_a_type_error_saying_what_came(given, found):
+    # (a frame once became a file name thousands of characters long: "File name too long")
+    with pytest.raises(TypeError, match=r"^Expected a path or URI \(a file, a folder, .*\), "
+                                        r"but found " + found):
+        open_source(given)

@@ -452,3 +452,11 @@ def test_a_mot_file_without_a_tracker_is_refused_before_the_model_loads(tmp_path
     summary = detect_video(clip_path, mot=tmp_path / "m.txt", detector=FixedDetector(),
                            stages=track_stages("bytetrack"))
     assert summary.frames == 12 and (tmp_path / "m.txt").exists()
+
+
+def test_detect_video_refuses_a_frame_for_its_source_before_anything_runs(tmp_path):
+    frame = np.zeros((4, 6, 3), np.uint8)
+    with pytest.raises(TypeError, match=r"found a numpy array of shape \(4, 6, 3\); for "
+                                        r"frames in memory use detector\(frame\)"):
+        detect_video(frame, tmp_path / "out.mp4", detector=FixedDetector())
+    assert list(tmp_path.iterdir()) == []
