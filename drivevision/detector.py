@@ -71,8 +71,10 @@ class Detector:
     """Finds objects in BGR frames.
 
     Args:
-        loaded: the model and its class names (``drivevision.model.load_model``). The
-            detector runs a copy of ``loaded.module``; the caller's is not moved or changed.
+        loaded: the model and its class names (``drivevision.model.load_model``, or a
+            ``LoadedModel`` of one's own); a path or config is a TypeError that says to use
+            ``from_config``. The detector runs a copy of ``loaded.module``; the caller's is
+            not moved or changed.
         engine: name of the engine that runs the dense pieces ("torch", ...).
         device: "auto", "cpu", "cuda" or "cuda:N".
         precision: "fp32", "fp16" (CUDA), "bf16", "int8" (CPU, onnx or compiled engine,
@@ -105,6 +107,7 @@ class Detector:
                  proposals: int | None = None, iou: float | None = None,
                  max_det: int | None = None, agnostic_nms: bool = False,
                  progress: bool = False, calib: str | os.PathLike | CalibrationSet | None = None):
+        check_loaded(loaded)
         self.device = resolve_device(device)
         self.precision_reason = None
         if precision == "auto":
@@ -314,6 +317,26 @@ class Detector:
             keep &= np.isin(det.class_ids, class_ids)
         det = det[keep]
         return det.with_nms(AGNOSTIC_IOU) if self.agnostic_nms else det
+
+
+def check_loaded(loaded) -> None:
+    """TypeError, saying how to make a detector of it, for what is not a ``LoadedModel``: a
+    checkpoint's path (as Ultralytics' ``YOLO("yolov8n.pt")``), a config, a bare module."""
+    if isinstance(loaded, LoadedModel):
+        return
+    if isinstance(loaded, (str, os.PathLike)):
+        found = (f"a path ({str(loaded)!r}); to load a checkpoint use "
+                 "Detector.from_config(DetectorConfig(weights=path))")
+    elif isinstance(loaded, DetectorConfig):
+        found = "a DetectorConfig; build from it with Detector.from_config(config)"
+    elif isinstance(loaded, torch.nn.Module):
+        found = (f"a {type(loaded).__name__} (a torch module); wrap it with its class names: "
+                 "Detector(LoadedModel(model, NAME, class_names, WEIGHTS_ID)) "
+                 "(drivevision.model.LoadedModel)")
+    else:
+        found = type(loaded).__name__
+    raise TypeError("Expected a LoadedModel (drivevision.load_model(name, weights)), but "
+                    f"found {found}")
 
 
 def _resize(transform, image: Tensor) -> Tensor:

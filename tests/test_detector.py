@@ -14,7 +14,7 @@ from torch._subclasses.fake_tensor import DynamicOutputShapeException, FakeTenso
 from torch.utils._python_dispatch import TorchDispatchMode
 from torchvision.ops import box_iou
 
-from drivevision.config import AGNOSTIC_IOU
+from drivevision.config import AGNOSTIC_IOU, DetectorConfig
 from drivevision.detections import Detections
 from drivevision.detector import STAGES, Detector, as_bgr
 from drivevision.labels import COCO_NAMES
@@ -204,6 +204,25 @@ def test_a_channels_first_frame_is_refused_saying_how_to_put_channels_last(tiny_
 def test_a_frame_of_a_likely_wrong_kind_is_refused_with_the_fix(tiny_loaded, frame, fix):
     with pytest.raises(TypeError, match=fix):
         Detector(tiny_loaded, device="cpu")(frame)
+
+
+@pytest.mark.parametrize("given, fix", [
+    (str(FIXTURE), r"a path \('.*tiny-fpn-synthetic.pt'\); to load a checkpoint use "
+                   r"Detector.from_config\(DetectorConfig\(weights=path\)\)$"),
+    (DetectorConfig(), r"a DetectorConfig; build from it with "
+                       r"Detector.from_config\(config\)$"),
+    ("module", r"a FasterRCNN \(a torch module\); wrap it with its class names: "
+               r"Detector\(LoadedModel\(model, NAME, class_names, WEIGHTS_ID\)\) "
+               r"\(drivevision.model.LoadedModel\)$"),
+], ids=["path", "config", "module"])
+def test_a_detector_made_from_a_path_a_config_or_a_bare_model_says_how_to_make_it(
+        tiny_loaded, given, fix):
+    """As Ultralytics' ``YOLO("yolov8n.pt")``: the path was taken for the model and failed
+    later, with an AttributeError naming ``module``."""
+    given = tiny_loaded.module if given == "module" else given
+    with pytest.raises(TypeError, match=r"^Expected a LoadedModel \(drivevision.load_model"
+                                        r"\(name, weights\)\), but found " + fix):
+        Detector(given, device="cpu")
 
 
 def test_one_frame_given_as_a_batch_is_refused_not_read_row_by_row(tiny_loaded):
