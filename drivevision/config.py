@@ -35,8 +35,8 @@ class DetectorConfig:
     checkpoint. ``model`` None means the checkpoint's own architecture, or r50-fpn-v2 (COCO
     weights, or a checkpoint that names none); a checkpoint's architecture wins over a
     ``model`` given too, with a warning. ``classes`` is "driving", "all", a comma list of
-    names or ids, or a tuple; None is the driving subset for a model with COCO's class
-    names and every class for a model with its own.
+    names or ids, a tuple of them or one id; None is the driving subset for a model with
+    COCO's class names and every class for a model with its own.
     ``min_size``/``max_size`` None keep the model's own resize rule (800/1333 for COCO);
     ``proposals`` None keeps its RPN proposals per image (1000), fewer is faster on CPUs.
     ``iou``/``max_det`` None keep the box head's NMS threshold (0.5) and detections per
@@ -52,7 +52,7 @@ class DetectorConfig:
     device: str = "auto"
     precision: str = "auto"
     conf: float = 0.5
-    classes: str | tuple[str, ...] | None = None
+    classes: str | int | tuple[str | int, ...] | None = None
     min_size: int | None = None
     max_size: int | None = None
     proposals: int | None = None

@@ -83,8 +83,9 @@ class Detector:
             (``engines.hardware.pick_precision``; the reason is kept in ``precision_reason``).
             Boxes are always decoded in fp32.
         conf: keep detections scoring at least this.
-        classes: "driving", "all", comma list of names or ids; None: driving for a model with
-            COCO's class names, all for one with its own (see ``labels.resolve_classes``).
+        classes: "driving", "all", comma list or sequence of names or ids, or one id; None:
+            driving for a model with COCO's class names, all for one with its own (see
+            ``labels.resolve_classes``).
         proposals: RPN proposals kept per frame (torchvision's ``rpn_post_nms_top_n_test``);
             None keeps the model's (1000).
         iou: the box head's NMS threshold within a class (torchvision's ``box_nms_thresh``,
@@ -103,7 +104,7 @@ class Detector:
 
     def __init__(self, loaded: LoadedModel, *, engine: str = "torch", device: str = "auto",
                  precision: str = "fp32", conf: float = 0.5,
-                 classes: str | Sequence[str | int] | None = None,
+                 classes: str | int | Sequence[str | int] | None = None,
                  proposals: int | None = None, iou: float | None = None,
                  max_det: int | None = None, agnostic_nms: bool = False,
                  progress: bool = False, calib: str | os.PathLike | CalibrationSet | None = None):
@@ -186,7 +187,7 @@ class Detector:
                 "be less than one pixel high")
 
     def __call__(self, frame: np.ndarray, *, conf: float | None = None,
-                 classes: str | Sequence[str | int] | None = None) -> Detections:
+                 classes: str | int | Sequence[str | int] | None = None) -> Detections:
         """Detections in one frame: uint8 (H, W, 3) in BGR order, as OpenCV reads it (an RGB
         frame must be converted first: ``cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)``); (H, W)
         grayscale and (H, W, 4) BGRA are taken too. Boxes are xyxy in the frame's pixels.
@@ -198,14 +199,14 @@ class Detector:
         return self.infer([frame], conf=conf, classes=classes)[0]
 
     def infer(self, frames: Iterable[np.ndarray], *, conf: float | None = None,
-              classes: str | Sequence[str | int] | None = None) -> list[Detections]:
+              classes: str | int | Sequence[str | int] | None = None) -> list[Detections]:
         """Detections for each of ``frames`` (a list, tuple, generator or other iterable of
         frames, or a uint8 (N, H, W, 3) array), in order, in one model call: frames as for
         ``__call__`` (BGR), of any sizes, boxes in each frame's own pixels."""
         return self.infer_timed(frames, conf=conf, classes=classes)[0]
 
     def kept(self, conf: float | None = None,
-             classes: str | Sequence[str | int] | None = None) -> tuple[float, tuple | None]:
+             classes: str | int | Sequence[str | int] | None = None) -> tuple[float, tuple | None]:
         """The score threshold and class ids (None: all) a call keeps: the detector's, or
         ``conf``/``classes`` given as to the constructor, for that call only. They filter
         the model's output on the host: the engine and its cached builds never see them."""
@@ -217,7 +218,7 @@ class Detector:
     @torch.inference_mode()
     def infer_timed(self, frames: Iterable[np.ndarray], *, sync: bool = False,
                     conf: float | None = None,
-                    classes: str | Sequence[str | int] | None = None
+                    classes: str | int | Sequence[str | int] | None = None
                     ) -> tuple[list[Detections], dict]:
         """Like ``infer``, plus milliseconds spent in each of ``STAGES`` for the whole batch.
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import difflib
 import logging
-from collections.abc import Sequence
+import numbers
+from collections.abc import Iterable, Sequence
 
 # torchvision's 91-entry COCO category list (index == label id its detectors emit), written
 # out so that drawing and writing detections never import torch; a test checks it against
@@ -91,11 +92,12 @@ def _driving_ids(names: Sequence[str], *, warn: bool = False) -> tuple[int, ...]
 _UNUSED = ("N/A", "__background__")  # COCO's empty slots and the background: never a class
 
 
-def resolve_classes(spec: str | Sequence[str] | None,
+def resolve_classes(spec: str | int | Sequence[str | int] | None,
                     names: Sequence[str]) -> tuple[int, ...] | None:
     """Turn a class selection into label ids of ``names``; None means keep every class.
 
-    ``spec`` is "all", "driving", a comma list of names or ids, or a sequence. Names match
+    ``spec`` is "all", "driving", a comma list of names or ids, a sequence of them, or one
+    id alone (as Ultralytics' ``classes=2``); anything else is a TypeError. Names match
     whatever their case ("Car" is "car"), otherwise exactly; an unknown name is a ValueError
     that suggests close ones. None, the default, is "driving" for a model with COCO's class
     names and "all" for a model with its own. "all" leaves out COCO's unused "N/A" slots.
@@ -104,6 +106,11 @@ def resolve_classes(spec: str | Sequence[str] | None,
     """
     if spec is None:
         return _driving_ids(names) if tuple(names) == COCO_NAMES else None
+    if isinstance(spec, numbers.Integral) and not isinstance(spec, bool):
+        spec = [int(spec)]
+    elif isinstance(spec, bool) or not isinstance(spec, (str, Iterable)):
+        raise TypeError("Expected classes as 'driving', 'all', a class name or id, or a comma "
+                        f"list or sequence of them, but got {spec!r} ({type(spec).__name__})")
     if isinstance(spec, str) and spec.strip().lower() in ("all", "driving"):
         spec = spec.strip().lower()
     if spec == "all":

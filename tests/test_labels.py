@@ -167,3 +167,18 @@ def test_one_is_counted_in_the_singular():
                                                     "run: a.mp4.part")
     with pytest.raises(ValueError, match="1 frame of up to 800x800 per detector call needs"):
         limits.check_detector_call(1, (800, 800), 1000, "--min-size 800", available=10**6)
+
+
+@pytest.mark.parametrize("spec", [3, np.int64(3), [np.int64(3)], "3", "car"])
+def test_one_class_id_may_be_given_alone_as_ultralytics_takes_it(spec):
+    # (classes=3 was "TypeError: 'int' object is not iterable")
+    assert resolve_classes(spec, COCO_NAMES) == (3,)
+
+
+@pytest.mark.parametrize("spec, found", [(True, r"True \(bool\)$"), (2.0, r"2.0 \(float\)$"),
+                                         (object(), r"<object .*> \(object\)$")])
+def test_classes_of_another_kind_are_a_type_error_saying_what_is_taken(spec, found):
+    with pytest.raises(TypeError, match=r"^Expected classes as 'driving', 'all', a class name or "
+                                        r"id, or a comma list or sequence of them, but got "
+                                        + found):
+        resolve_classes(spec, COCO_NAMES)
