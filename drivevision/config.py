@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,20 @@ def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
         raise ValueError(f"Expected {what} to be one of {', '.join(choices)}, but got {value!r}")
 
 
+def device_name(device) -> str:
+    """``device`` as the str a detector is configured with: a ``torch.device`` as its name
+    ("cuda:1"), an int as that GPU ("cuda:N", as ``torch.device(N)`` is); TypeError for
+    anything else that is not a str. (torch stays unimported: only the type is read.)"""
+    if isinstance(device, str):
+        return device
+    if isinstance(device, numbers.Integral) and not isinstance(device, bool):
+        return f"cuda:{int(device)}"
+    if (type(device).__module__, type(device).__name__) == ("torch", "device"):
+        return str(device)
+    raise TypeError(f"Expected device as a str ({', '.join(DEVICES)}, cuda:N), a torch.device "
+                    f"or a GPU index, but got {device!r} ({type(device).__name__})")
+
+
 @dataclass(frozen=True)
 class DetectorConfig:
     """What to detect with.
@@ -49,7 +64,7 @@ class DetectorConfig:
     model: str | None = None
     weights: str | None = None
     engine: str = "torch"
-    device: str = "auto"
+    device: str = "auto"  # a torch.device or GPU index is kept as its name
     precision: str = "auto"
     conf: float = 0.5
     classes: str | int | tuple[str | int, ...] | None = None
@@ -71,6 +86,7 @@ class DetectorConfig:
         if self.model is not None:
             _check_choice("model", self.model, MODELS)
         _check_choice("engine", self.engine, ENGINES)
+        object.__setattr__(self, "device", device_name(self.device))
         _check_choice("device", self.device, DEVICES)
         _check_choice("precision", self.precision, PRECISIONS)
         if not 0.0 <= self.conf <= 1.0:

@@ -25,6 +25,7 @@ from drivevision.config import (
     NEED_CALIB,
     DetectorConfig,
     check_calib_frames,
+    device_name,
 )
 from drivevision.detections import Detections
 from drivevision.engines import Engine, create_engine, hardware
@@ -41,10 +42,12 @@ _log = logging.getLogger(__name__)
 STAGES = ("preprocess", "dense_a", "proposals", "dense_b", "postprocess")
 
 
-def resolve_device(device: str) -> torch.device:
+def resolve_device(device: str | int | torch.device) -> torch.device:
     """"auto" picks CUDA when torch sees a GPU, else the CPU; ValueError for a GPU torch
     does not see (``engines.hardware.device_kind``). Other torch devices ("meta", "xpu")
-    are torch's to check."""
+    are torch's to check. A ``torch.device`` or GPU index is taken as its name
+    (``config.device_name``)."""
+    device = device_name(device)
     if device.partition(":")[0] not in ("auto", "cpu", "cuda"):
         return torch.device(device)
     kind = hardware.device_kind(device)
@@ -76,7 +79,8 @@ class Detector:
             ``from_config``. The detector runs a copy of ``loaded.module``; the caller's is
             not moved or changed.
         engine: name of the engine that runs the dense pieces ("torch", ...).
-        device: "auto", "cpu", "cuda" or "cuda:N".
+        device: "auto", "cpu", "cuda" or "cuda:N"; a ``torch.device`` or a GPU index N
+            ("cuda:N") too.
         precision: "fp32", "fp16" (CUDA), "bf16", "int8" (CPU, onnx or compiled engine,
             calibrated on ``calib``), or "auto": fp16 on CUDA, bf16 on a CPU with bf16
             hardware, else fp32
@@ -102,7 +106,8 @@ class Detector:
             user's own footage), or an ``engines.int8.CalibrationSet``.
     """
 
-    def __init__(self, loaded: LoadedModel, *, engine: str = "torch", device: str = "auto",
+    def __init__(self, loaded: LoadedModel, *, engine: str = "torch",
+                 device: str | int | torch.device = "auto",
                  precision: str = "fp32", conf: float = 0.5,
                  classes: str | int | Sequence[str | int] | None = None,
                  proposals: int | None = None, iou: float | None = None,

@@ -679,3 +679,27 @@ def test_a_bad_conf_or_class_for_one_call_says_what_was_expected(tiny_loaded, op
         detector(scene(96, 160, seed=0), **options)
     with pytest.raises(ValueError, match=message):
         detector.infer([scene(96, 160, seed=0)], **options)
+
+
+@pytest.mark.parametrize("given, name", [(torch.device("cpu"), "cpu"),
+                                         (torch.device("cuda", 1), "cuda:1"), (0, "cuda:0"),
+                                         (np.int64(2), "cuda:2"), ("cuda:1", "cuda:1")])
+def test_a_torch_device_or_a_gpu_index_is_taken_as_its_name(given, name):
+    # (was: AttributeError, 'torch.device' object has no attribute 'startswith')
+    assert DetectorConfig(device=given).device == name
+
+
+def test_a_detector_runs_on_the_torch_device_it_is_given(tiny_loaded):
+    assert Detector(tiny_loaded, device=torch.device("cpu")).device == torch.device("cpu")
+
+
+@pytest.mark.parametrize("given, found", [(1.5, r"1.5 \(float\)"), (True, r"True \(bool\)"),
+                                          (None, r"None \(NoneType\)")])
+def test_a_device_of_another_kind_is_a_type_error_saying_what_is_taken(tiny_loaded, given,
+                                                                       found):
+    expected = (r"^Expected device as a str \(auto, cpu, cuda, cuda:N\), a torch.device or a "
+                r"GPU index, but got " + found + "$")
+    with pytest.raises(TypeError, match=expected):
+        DetectorConfig(device=given)
+    with pytest.raises(TypeError, match=expected):
+        Detector(tiny_loaded, device=given)
