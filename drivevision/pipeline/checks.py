@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 
+from drivevision.config import DetectorConfig
 from drivevision.io.frames import Source
 
 
@@ -33,7 +34,26 @@ def check_detector(detector, expected: str = "a Detector") -> None:
     if isinstance(detector, (str, os.PathLike)):
         found = (f"a path ({str(detector)!r}); for a checkpoint build one with "
                  "Detector.from_config(DetectorConfig(weights=path))")
+    elif isinstance(detector, DetectorConfig):
+        found = "a DetectorConfig; build one with Detector.from_config(config)"
     raise TypeError(f"Expected {expected}, but found {found}")
+
+
+def check_sinks(chain: Sequence) -> None:
+    """TypeError, saying how to make one, for anything in ``chain`` (one source's sinks)
+    that is not a sink (``write`` and ``needs_annotated``, as ``io.sinks.Sink`` has): an
+    output's path, which ``detect_video`` takes but a ``Pipeline`` does not."""
+    for sink in chain:
+        if hasattr(sink, "write") and hasattr(sink, "needs_annotated"):
+            continue
+        found = type(sink).__name__
+        if isinstance(sink, (str, os.PathLike)):
+            found = (f"a path ({str(sink)!r}); detect_video(source, output, jsonl=...) takes "
+                     "paths")
+        raise TypeError("Expected a sink, an opened output (JsonlSink(path, detector.names), "
+                        "CsvSink(path, detector.names) in drivevision.io.sinks, VideoSink(path, "
+                        f"fps) in drivevision.io.video_sink; each in a with block), but found "
+                        f"{found}")
 
 
 def check_stages(chain) -> None:

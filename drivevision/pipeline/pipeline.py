@@ -28,7 +28,13 @@ import numpy as np
 
 from drivevision.config import PipelineConfig
 from drivevision.io.frames import Source
-from drivevision.pipeline.checks import check_detector, check_sources, check_stages, per_source
+from drivevision.pipeline.checks import (
+    check_detector,
+    check_sinks,
+    check_sources,
+    check_stages,
+    per_source,
+)
 from drivevision.pipeline.result import (
     Result,
     Stage,
@@ -79,6 +85,8 @@ class Pipeline(StageThreads):
         n = len(sources)
         self.sources, self.detector, self.config = sources, detector, config
         self.sinks = per_source("sinks", sinks, n, single)
+        for chain in self.sinks:
+            check_sinks(chain)
         self.stages = ([list(stages(i)) for i in range(n)] if callable(stages)
                        else per_source("stages", stages, n, single))
         for chain in self.stages:

@@ -329,6 +329,29 @@ def test_a_pipeline_without_a_detector_is_refused():
         Pipeline(ArraySource(3), None)
 
 
+def test_a_pipeline_given_a_config_for_its_detector_says_how_to_build_one():
+    with pytest.raises(TypeError, match=r"^Expected a Detector, but found a DetectorConfig; "
+                                        r"build one with Detector.from_config\(config\)$"):
+        Pipeline(ArraySource(3), DetectorConfig())
+
+
+@pytest.mark.parametrize("sinks, found", [
+    ("out.mp4", r"a path \('out.mp4'\)"),
+    ([Path("d.jsonl")], r"a path \('d.jsonl'\)"),
+    ([print], "builtin_function_or_method"),
+])
+def test_sinks_that_are_not_sinks_are_refused_saying_how_to_make_one(sinks, found):
+    # (was: AttributeError, 'str' object has no attribute 'needs_annotated')
+    message = (r"^Expected a sink, an opened output \(JsonlSink\(path, detector.names\), "
+               r"CsvSink\(path, detector.names\) in drivevision.io.sinks, VideoSink\(path, "
+               r"fps\) in drivevision.io.video_sink; each in a with block\), but found "
+               + found)
+    with pytest.raises(TypeError, match=message):
+        Pipeline(ArraySource(3), FixedDetector(), sinks)
+    with pytest.raises(TypeError, match=message):
+        Pipeline([ArraySource(3), ArraySource(3)], FixedDetector(), [[], sinks])
+
+
 @pytest.mark.parametrize("stages, message", [
     ("botsort", r"found a str \('botsort'\); for a tracker: stages=track_stages\('botsort'\)"),
     (["bytetrack"], r"found a str \('bytetrack'\); .*track_stages\('bytetrack'\)"),
