@@ -17,6 +17,7 @@ from drivevision.detections import Detections
 from drivevision.errors import StageError
 from drivevision.io.frames import Frame, Source
 from drivevision.io.sinks import Sink
+from drivevision.labels import counted
 
 
 @dataclass
@@ -26,7 +27,8 @@ class Result:
     ``rendered_at`` is ``time.monotonic()`` when the frame was rendered (or passed the render
     stage undrawn): its capture-to-render latency is ``rendered_at - frame.captured_at``.
     ``trails`` (track id -> float (K, 2) centres, ``drivevision.render.Trails``) is set by a
-    tracking stage and drawn with the boxes.
+    tracking stage and drawn with the boxes. Printed, it shows the trails as their count and
+    leaves the annotated copy out.
     """
 
     frame: Frame
@@ -35,6 +37,11 @@ class Result:
     annotated: np.ndarray | None = field(default=None, repr=False)  # pixels: not printed
     rendered_at: float | None = None
     trails: dict[int, np.ndarray] | None = None
+
+    def __repr__(self) -> str:  # the pixels and the trails' points left out, as in Frame's
+        trails = None if self.trails is None else f"<{counted(len(self.trails), 'track')}>"
+        return (f"Result(frame={self.frame!r}, detections={self.detections!r}, "
+                f"timings={self.timings!r}, rendered_at={self.rendered_at!r}, trails={trails})")
 
     @property
     def latency_ms(self) -> float | None:

@@ -464,6 +464,19 @@ def test_a_printed_result_shows_the_frame_image_as_its_shape_not_its_pixels(clip
     assert "annotated" not in text and len(text) < 600
 
 
+def test_a_printed_tracked_result_shows_its_trails_as_a_count_not_their_points():
+    from drivevision.detections import Detections
+    from drivevision.io.frames import Frame
+    from drivevision.pipeline import Result
+
+    frame = Frame(0, 0.0, np.zeros((96, 160, 3), np.uint8), 0.0)
+    trails = {t: np.full((30, 2), 5.0 * t, np.float32) for t in range(1, 13)}
+    result = Result(frame, Detections.empty(), trails=trails)
+    text = repr(result)
+    assert text.endswith(", trails=<12 tracks>)") and "\n" not in text and len(text) < 400
+    assert repr(Result(frame, Detections.empty())).endswith(", trails=None)")
+
+
 def test_a_mot_file_without_a_tracker_is_refused_before_the_model_loads(tmp_path, clip_path):
     from drivevision.config import DetectorConfig
     from drivevision.pipeline.track_stage import track_stages
