@@ -100,6 +100,12 @@ def frame_kind(frame) -> str:
     if isinstance(frame, np.ndarray):
         if frame.dtype.kind == "f":
             return f"{frame.dtype}; scale it to 0..255 and convert it with .astype(np.uint8)"
+        if frame.dtype == np.uint16:
+            return ("uint16 (16 bits a channel, as cv2.imread(path, cv2.IMREAD_UNCHANGED) reads "
+                    "a 16-bit PNG); take its 8 high bits: (frame >> 8).astype(np.uint8)")
+        if frame.dtype.kind in "iu":
+            return (f"{frame.dtype}; scale it to 0..255 and convert it with "
+                    "np.clip(frame, 0, 255).astype(np.uint8)")
         return str(frame.dtype)
     if any(f"{c.__module__}.{c.__name__}" == "torch.Tensor" for c in type(frame).__mro__):
         return ("Tensor; give it as a numpy (H, W, 3) uint8 array in BGR order: "

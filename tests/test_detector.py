@@ -193,6 +193,11 @@ def test_a_channels_first_frame_is_refused_saying_how_to_put_channels_last(tiny_
     (Path("frame.jpg"), r"a path \('frame.jpg'\)"),
     (None, r"found None \(cv2.imread gives None for a file it cannot read: check the path\)$"),
     (np.zeros((10, 10, 3), np.float32), r"float32; scale it to 0..255 .*astype\(np.uint8\)"),
+    (np.zeros((10, 10, 3), np.uint16), r"found uint16 \(16 bits a channel, as cv2.imread"
+     r"\(path, cv2.IMREAD_UNCHANGED\) reads a 16-bit PNG\); take its 8 high bits: "
+     r"\(frame >> 8\).astype\(np.uint8\)$"),
+    (np.zeros((10, 10, 3), np.int64), r"found int64; scale it to 0..255 and convert it with "
+     r"np.clip\(frame, 0, 255\).astype\(np.uint8\)$"),
     ([np.zeros((10, 10, 3), np.uint8)] * 2, r"a batch \(a list of 2\); .*detector.infer"),
     (np.zeros((2, 10, 10, 3), np.uint8), r"a batch \(an array of shape \(2, 10, 10, 3\)\)"),
     (torch.zeros((10, 10, 3), dtype=torch.uint8),
