@@ -367,6 +367,12 @@ def _frame_list(frames: Iterable[np.ndarray]) -> Sequence[np.ndarray]:
     if isinstance(frames, (str, os.PathLike)) or not isinstance(frames, Iterable):
         raise TypeError(f"Expected a list (or any iterable) of frames, but found "
                         f"{frame_kind(frames)}")
+    if any(f"{c.__module__}.{c.__name__}" == "drivevision.io.frames.Source"
+           for c in type(frames).__mro__):  # (io is above this layer: named, not imported)
+        raise TypeError(f"Expected a list (or any iterable) of frames, but found a "
+                        f"{type(frames).__name__}: a source's frames are detected as they are "
+                        "read, not all at once: for frame in source: detector(frame.image), or "
+                        "a Pipeline")
     return frames if isinstance(frames, Sequence) else list(frames)
 
 

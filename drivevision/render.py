@@ -110,6 +110,8 @@ def frame_kind(frame) -> str:
     if any(f"{c.__module__}.{c.__name__}" == "torch.Tensor" for c in type(frame).__mro__):
         return ("Tensor; give it as a numpy (H, W, 3) uint8 array in BGR order: "
                 "frame.cpu().numpy() (after .permute(1, 2, 0) for a (3, H, W) tensor)")
+    if isinstance(getattr(frame, "image", None), np.ndarray):  # a source's Frame
+        return f"{type(frame).__name__}; give its image: frame.image"
     if type(frame).__module__.startswith("PIL."):
         return ("Image (PIL); convert it with "
                 "cv2.cvtColor(np.asarray(img.convert('RGB')), cv2.COLOR_RGB2BGR)")

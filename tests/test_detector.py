@@ -230,6 +230,24 @@ def test_a_detector_made_from_a_path_a_config_or_a_bare_model_says_how_to_make_i
         Detector(given, device="cpu")
 
 
+def test_a_frame_from_a_source_is_refused_saying_to_give_its_image(tiny_loaded, clip_path):
+    from drivevision.io.sources import open_source
+    from drivevision.render import annotate
+
+    detector = Detector(tiny_loaded, device="cpu")
+    with open_source(clip_path) as source:
+        frame = next(iter(source))
+        with pytest.raises(TypeError, match=r"found Frame; give its image: frame.image$"):
+            detector(frame)
+        with pytest.raises(TypeError, match=r"found Frame; give its image: frame.image$"):
+            annotate(frame, Detections.empty(), detector.names)
+        # (was: every frame of the video read into memory first, then "found Frame")
+        with pytest.raises(TypeError, match=r"a list \(or any iterable\) of frames, but found "
+                                            r"a VideoFileSource: .*for frame in source: "
+                                            r"detector\(frame.image\)"):
+            detector.infer(source)
+
+
 def test_one_frame_given_as_a_batch_is_refused_not_read_row_by_row(tiny_loaded):
     """An (H, W, 3) array is a sequence of H rows, each of which passed for a grayscale
     image: H detector runs on 1-pixel-high strips, silently."""
