@@ -30,13 +30,14 @@ from drivevision.config import (
 from drivevision.detections import Detections
 from drivevision.engines import Engine, create_engine, hardware
 from drivevision.engines.int8 import CalibrationSet
+from drivevision.inputs import as_bgr, batch_kind, frame_list
+from drivevision.io.frames import Source
 from drivevision.labels import ClassNames, classes_text, resolve_classes
 from drivevision.model import LoadedModel, copy_with_proposals, load_model, set_box_nms
 from drivevision.ops.boxes import to_device
 from drivevision.ops.clock import StageClock
 from drivevision.ops.postprocess import fixed_detections
 from drivevision.proposals import MiddleStage, RoIs
-from drivevision.render import channels_first_hint, frame_kind
 
 _log = logging.getLogger(__name__)
 STAGES = ("preprocess", "dense_a", "proposals", "dense_b", "postprocess")
@@ -52,22 +53,6 @@ def resolve_device(device: str | int | torch.device) -> torch.device:
         return torch.device(device)
     kind = hardware.device_kind(device)
     return torch.device(kind if device == "auto" else device)
-
-
-def as_bgr(frame: np.ndarray) -> np.ndarray:
-    """A frame as (H, W, 3) uint8 BGR: grayscale is repeated, BGRA drops its alpha."""
-    if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8:
-        raise TypeError(f"Expected a uint8 numpy image (H, W[, C]), but found "
-                        f"{frame_kind(frame)}")
-    if frame.ndim in (2, 3) and (frame.shape[0] < 1 or frame.shape[1] < 1):
-        raise ValueError(f"Expected an image with height and width >= 1, but found shape "
-                         f"{frame.shape}")
-    if frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 1):
-        return np.repeat(frame.reshape(frame.shape[0], frame.shape[1], 1), 3, axis=2)
-    if frame.ndim == 3 and frame.shape[2] in (3, 4):
-        return frame[:, :, :3]
-    raise ValueError(f"Expected an image of shape (H, W), (H, W, 3) or (H, W, 4), "
-                     f"but found shape {frame.shape}{channels_first_hint(frame.shape)}")
 
 
 class Detector:
@@ -199,7 +184,7 @@ class Detector:
         ``conf``, ``classes``: this call's, as ``kept`` says. For several frames use ``infer``."""
         if isinstance(frame, (list, tuple)) or (isinstance(frame, np.ndarray)
                                                 and frame.ndim == 4):
-            raise TypeError(f"Expected one frame, but found a batch ({_batch_kind(frame)}); "
+            raise TypeError(f"Expected one frame, but found a batch ({batch_kind(frame)}); "
                             "for several frames use detector.infer(frames)")
         return self.infer([frame], conf=conf, classes=classes)[0]
 
@@ -249,7 +234,12 @@ class Detector:
     def preprocess(self, frames: Iterable[np.ndarray]) -> tuple[ImageList, list]:
         """BGR uint8 frames -> the model's normalized, resized, padded RGB batch, and each
         frame's (height, width)."""
-        frames = _frame_list(frames)
+        if isinstance(frames, Source):
+            raise TypeError(f"Expected a list (or any iterable) of frames, but found a "
+                            f"{type(frames).__name__}: a source's frames are detected as they "
+                            "are read, not all at once: for frame in source: "
+                            "detector(frame.image), or a Pipeline")
+        frames = frame_list(frames)
         if len(frames) == 0:
             raise ValueError("Expected at least one frame")
         frames = [as_bgr(frame) for frame in frames]
@@ -353,33 +343,6 @@ def _resize(transform, image: Tensor) -> Tensor:
     if scale == 1.0 and getattr(transform, "fixed_size", None) is None:
         return image
     return transform.resize(image, None)[0]
-
-
-def _frame_list(frames: Iterable[np.ndarray]) -> Sequence[np.ndarray]:
-    """``frames`` as a sequence (a generator's frames taken in); TypeError or ValueError for
-    what is not a batch of frames (one frame, a path)."""
-    if isinstance(frames, np.ndarray):
-        if frames.ndim != 4:
-            raise ValueError(f"Expected a list of frames or an (N, H, W, 3) array, but found "
-                             f"an array of shape {frames.shape}; for one frame use "
-                             "detector(frame)")
-        return frames
-    if isinstance(frames, (str, os.PathLike)) or not isinstance(frames, Iterable):
-        raise TypeError(f"Expected a list (or any iterable) of frames, but found "
-                        f"{frame_kind(frames)}")
-    if any(f"{c.__module__}.{c.__name__}" == "drivevision.io.frames.Source"
-           for c in type(frames).__mro__):  # (io is above this layer: named, not imported)
-        raise TypeError(f"Expected a list (or any iterable) of frames, but found a "
-                        f"{type(frames).__name__}: a source's frames are detected as they are "
-                        "read, not all at once: for frame in source: detector(frame.image), or "
-                        "a Pipeline")
-    return frames if isinstance(frames, Sequence) else list(frames)
-
-
-def _batch_kind(frames) -> str:
-    if isinstance(frames, np.ndarray):
-        return f"an array of shape {frames.shape}"
-    return f"a {type(frames).__name__} of {len(frames)}"
 
 
 def calibration_set(calib, frames: int = CALIB_FRAMES) -> CalibrationSet:

@@ -22,8 +22,9 @@ from standins import ArraySource, FixedDetector
 from drivevision.cli import main
 from drivevision.cli.exits import EXIT_INPUT_DAMAGED
 from drivevision.detections import Detections
-from drivevision.detector import Detector, as_bgr
+from drivevision.detector import Detector
 from drivevision.errors import SourceError, StageError
+from drivevision.inputs import as_bgr
 from drivevision.io import sinks, video_sink
 from drivevision.io.frames import Frame
 from drivevision.io.sources import open_source
