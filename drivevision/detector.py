@@ -242,15 +242,25 @@ class Detector:
         frames = frame_list(frames)
         if len(frames) == 0:
             raise ValueError("Expected at least one frame")
-        frames = [as_bgr(frame) for frame in frames]
-        for frame in frames:
-            problem = self.size_problem(frame.shape[1], frame.shape[0])
-            if problem is not None:
-                raise ValueError(f"Expected a frame the model can take, but {problem}")
+        frames = [self._usable(frame, i, len(frames)) for i, frame in enumerate(frames)]
         # writable too: torch warns of a read-only array (np.frombuffer of a ROS message)
         uploaded = [torch.from_numpy(np.require(frame, requirements="CW"))  # no GPU wait
                     .to(self.device, non_blocking=True) for frame in frames]
         return self.batch(uploaded), [tuple(frame.shape[:2]) for frame in frames]
+
+    def _usable(self, frame: np.ndarray, i: int, n: int) -> np.ndarray:
+        """``frame`` as (H, W, 3) BGR (``as_bgr``), of a size the model can take; the error
+        names its position when it is one of ``n`` > 1 (a batch of files, one unreadable)."""
+        try:
+            frame = as_bgr(frame)
+            problem = self.size_problem(frame.shape[1], frame.shape[0])
+            if problem is not None:
+                raise ValueError(f"Expected a frame the model can take, but {problem}")
+            return frame
+        except (TypeError, ValueError) as e:
+            if n == 1:
+                raise
+            raise type(e)(f"{e} (frames[{i}], of the {n} given)") from None
 
     def batch(self, frames: Sequence[Tensor]) -> ImageList:
         """(H, W, 3) uint8 BGR frames on the device -> the model's batch: what its

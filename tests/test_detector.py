@@ -249,6 +249,22 @@ def test_a_frame_from_a_source_is_refused_saying_to_give_its_image(tiny_loaded, 
             detector.infer(source)
 
 
+@pytest.mark.parametrize("bad, error, found", [
+    (None, TypeError, r"found None \(cv2.imread gives None for a file it cannot read: check "
+                      r"the path\)"),
+    (np.zeros((3, 5000, 3), np.uint8), ValueError, r"5000x3 is too thin"),
+])
+def test_a_bad_frame_in_a_batch_is_named_by_its_position(tiny_loaded, bad, error, found):
+    """``[cv2.imread(p) for p in paths]`` with one file unreadable: the error said what was
+    wrong, not with which of the frames."""
+    good = scene(48, 64, seed=0)
+    with pytest.raises(error, match=found + r".* \(frames\[2\], of the 4 given\)$"):
+        Detector(tiny_loaded, device="cpu").infer([good, good, bad, good])
+    with pytest.raises(error, match=found) as single:
+        Detector(tiny_loaded, device="cpu")(bad)
+    assert "given)" not in str(single.value)  # one frame: no position to name
+
+
 def test_one_frame_given_as_a_batch_is_refused_not_read_row_by_row(tiny_loaded):
     """An (H, W, 3) array is a sequence of H rows, each of which passed for a grayscale
     image: H detector runs on 1-pixel-high strips, silently."""
