@@ -28,6 +28,16 @@ def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
         raise ValueError(f"Expected {what} to be one of {', '.join(choices)}, but got {value!r}")
 
 
+def check_conf(conf) -> None:
+    """ValueError unless 0 <= ``conf`` <= 1 (a score threshold, not a percentage); TypeError
+    for what is not a number."""
+    if isinstance(conf, bool) or not isinstance(conf, numbers.Real):
+        raise TypeError(f"Expected conf as a number in [0, 1], but got {conf!r} "
+                        f"({type(conf).__name__})")
+    if not 0.0 <= conf <= 1.0:
+        raise ValueError(f"Expected conf in [0, 1], but got {conf}")
+
+
 def device_name(device) -> str:
     """``device`` as the str a detector is configured with: a ``torch.device`` as its name
     ("cuda:1"), an int as that GPU ("cuda:N", as ``torch.device(N)`` is); TypeError for
@@ -89,8 +99,7 @@ class DetectorConfig:
         object.__setattr__(self, "device", device_name(self.device))
         _check_choice("device", self.device, DEVICES)
         _check_choice("precision", self.precision, PRECISIONS)
-        if not 0.0 <= self.conf <= 1.0:
-            raise ValueError(f"Expected conf in [0, 1], but got {self.conf}")
+        check_conf(self.conf)
         for name in ("min_size", "max_size"):
             value = getattr(self, name)
             if value is not None and value < 32:

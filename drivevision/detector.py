@@ -25,6 +25,7 @@ from drivevision.config import (
     NEED_CALIB,
     DetectorConfig,
     check_calib_frames,
+    check_conf,
     device_name,
 )
 from drivevision.detections import Detections
@@ -71,7 +72,7 @@ class Detector:
             hardware, else fp32
             (``engines.hardware.pick_precision``; the reason is kept in ``precision_reason``).
             Boxes are always decoded in fp32.
-        conf: keep detections scoring at least this.
+        conf: keep detections scoring at least this, in [0, 1].
         classes: "driving", "all", comma list or sequence of names or ids, or one id; None:
             driving for a model with COCO's class names, all for one with its own (see
             ``labels.resolve_classes``).
@@ -99,6 +100,7 @@ class Detector:
                  max_det: int | None = None, agnostic_nms: bool = False,
                  progress: bool = False, calib: str | os.PathLike | CalibrationSet | None = None):
         check_loaded(loaded)
+        check_conf(conf)  # before the model is copied or an engine built
         self.device = resolve_device(device)
         self.precision_reason = None
         if precision == "auto":
@@ -200,8 +202,8 @@ class Detector:
         """The score threshold and class ids (None: all) a call keeps: the detector's, or
         ``conf``/``classes`` given as to the constructor, for that call only. They filter
         the model's output on the host: the engine and its cached builds never see them."""
-        if conf is not None and not 0.0 <= conf <= 1.0:
-            raise ValueError(f"Expected conf in [0, 1], but got {conf}")
+        if conf is not None:
+            check_conf(conf)
         ids = self.class_ids if classes is None else resolve_classes(classes, self.names)
         return (self.conf if conf is None else conf), ids
 

@@ -743,3 +743,19 @@ def test_a_device_of_another_kind_is_a_type_error_saying_what_is_taken(tiny_load
         DetectorConfig(device=given)
     with pytest.raises(TypeError, match=expected):
         Detector(tiny_loaded, device=given)
+
+
+@pytest.mark.parametrize("conf, error, message", [
+    (50, ValueError, r"^Expected conf in \[0, 1\], but got 50$"),
+    (-0.1, ValueError, r"^Expected conf in \[0, 1\], but got -0.1$"),
+    ("0.5", TypeError, r"^Expected conf as a number in \[0, 1\], but got '0.5' \(str\)$"),
+])
+def test_a_conf_outside_0_to_1_is_refused_by_the_constructor_as_by_the_config(tiny_loaded, conf,
+                                                                            error, message):
+    # (was: Detector(loaded, conf=50), a percentage, built and found nothing, silently)
+    with pytest.raises(error, match=message):
+        Detector(tiny_loaded, device="cpu", conf=conf)
+    with pytest.raises(error, match=message):
+        DetectorConfig(conf=conf)
+    with pytest.raises(error, match=message):
+        Detector(tiny_loaded, device="cpu")(scene(48, 64, seed=0), conf=conf)
