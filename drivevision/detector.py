@@ -31,12 +31,12 @@ from drivevision.config import (
 from drivevision.detections import Detections
 from drivevision.engines import Engine, create_engine, hardware
 from drivevision.engines.int8 import CalibrationSet
-from drivevision.inputs import as_bgr, batch_kind, frame_list
 from drivevision.io.frames import Source
 from drivevision.labels import ClassNames, classes_text, resolve_classes
 from drivevision.model import LoadedModel, copy_with_proposals, load_model, set_box_nms
 from drivevision.ops.boxes import to_device
 from drivevision.ops.clock import StageClock
+from drivevision.ops.frames import as_bgr, batch_kind, frame_list
 from drivevision.ops.postprocess import fixed_detections
 from drivevision.proposals import MiddleStage, RoIs
 

@@ -11,7 +11,6 @@ around it, always inside the frame (``label_layout``).
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
@@ -22,6 +21,7 @@ import numpy as np
 from drivevision.config import DrawStyle
 from drivevision.detections import Detections
 from drivevision.labels import colour_for, name_of, track_colour
+from drivevision.ops.frames import channels_first_hint, frame_kind
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _PAD = 2  # pixels of label background around the text
@@ -88,41 +88,6 @@ def _bgr_copy(frame: np.ndarray) -> np.ndarray:
     if channels == 4:
         return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
     return frame.copy()
-
-
-def frame_kind(frame) -> str:
-    """What a frame that is not a uint8 array is, with the likely fix (torch and PIL stay
-    unimported: only the type's module is read)."""
-    if frame is None:
-        return "None (cv2.imread gives None for a file it cannot read: check the path)"
-    if isinstance(frame, (str, os.PathLike)):
-        return f"a path ({str(frame)!r}); read the image first, e.g. with cv2.imread"
-    if isinstance(frame, np.ndarray):
-        if frame.dtype.kind == "f":
-            return f"{frame.dtype}; scale it to 0..255 and convert it with .astype(np.uint8)"
-        if frame.dtype == np.uint16:
-            return ("uint16 (16 bits a channel, as cv2.imread(path, cv2.IMREAD_UNCHANGED) reads "
-                    "a 16-bit PNG); take its 8 high bits: (frame >> 8).astype(np.uint8)")
-        if frame.dtype.kind in "iu":
-            return (f"{frame.dtype}; scale it to 0..255 and convert it with "
-                    "np.clip(frame, 0, 255).astype(np.uint8)")
-        return str(frame.dtype)
-    if any(f"{c.__module__}.{c.__name__}" == "torch.Tensor" for c in type(frame).__mro__):
-        return ("Tensor; give it as a numpy (H, W, 3) uint8 array in BGR order: "
-                "frame.cpu().numpy() (after .permute(1, 2, 0) for a (3, H, W) tensor)")
-    if isinstance(getattr(frame, "image", None), np.ndarray):  # a source's Frame
-        return f"{type(frame).__name__}; give its image: frame.image"
-    if type(frame).__module__.startswith("PIL."):
-        return ("Image (PIL); convert it with "
-                "cv2.cvtColor(np.asarray(img.convert('RGB')), cv2.COLOR_RGB2BGR)")
-    return type(frame).__name__
-
-
-def channels_first_hint(shape: tuple[int, ...]) -> str:
-    """The fix for a (C, H, W) image, as torch and PIL-to-tensor code holds them, or ""."""
-    if len(shape) == 3 and shape[0] in (1, 3, 4) and shape[2] not in (1, 3, 4):
-        return "; for a channels-first (C, H, W) array give frame.transpose(1, 2, 0)"
-    return ""
 
 
 def box_colours(detections: Detections, names: Sequence[str]) -> list[tuple[int, int, int]]:

@@ -17,9 +17,9 @@ from torchvision.ops import box_iou
 from drivevision.config import AGNOSTIC_IOU, DetectorConfig
 from drivevision.detections import Detections
 from drivevision.detector import STAGES, Detector
-from drivevision.inputs import as_bgr
 from drivevision.labels import COCO_NAMES
 from drivevision.model import LoadedModel, build_model, load_model
+from drivevision.ops.frames import as_bgr
 
 FIXTURE = Path(__file__).parents[1] / "assets" / "tiny-fpn-synthetic.pt"
 

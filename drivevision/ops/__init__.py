@@ -2,5 +2,5 @@
 fixed shapes, so that a CUDA run never waits for the GPU before the detections' copy to the
 host: box decoding and clipping (``boxes``), multi-scale RoIAlign as a gather
 (``roi_align``), greedy NMS over fixed-size groups (``nms``, its GPU kernel in
-``nms_kernel``), the detections of the box head (``postprocess``), and the stage clock that
-times a call (``clock``)."""
+``nms_kernel``), the detections of the box head (``postprocess``), the stage clock that
+times a call (``clock``), and the frames every caller may give, checked (``frames``)."""

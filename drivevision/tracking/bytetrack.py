@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from drivevision.detections import Detections
-from drivevision.render import frame_kind
+from drivevision.ops.frames import frame_kind
 from drivevision.tracking import kalman
 from drivevision.tracking.matching import assign_pairs, overlapping
 from drivevision.tracking.motion import CameraMotion

@@ -24,11 +24,11 @@ from drivevision.cli.exits import EXIT_INPUT_DAMAGED
 from drivevision.detections import Detections
 from drivevision.detector import Detector
 from drivevision.errors import SourceError, StageError
-from drivevision.inputs import as_bgr
 from drivevision.io import sinks, video_sink
 from drivevision.io.frames import Frame
 from drivevision.io.sources import open_source
 from drivevision.io.streams import Reconnect
+from drivevision.ops.frames import as_bgr
 from drivevision.pipeline.runner import detect_video
 from drivevision.synthetic import write_clip
 
