@@ -273,11 +273,37 @@ def test_an_interrupted_strided_run_counts_the_input_read_up_to_its_last_frame(t
     assert f"{last + 1} frames read, every 4th detected" in summary.format()
 
 
+class _FailsOnceWritten(ArraySource):
+    """Fails at frame ``fail_at`` only once the sink ``written`` reports a frame written (at
+    most 10 s later), so that the failed run has something to keep."""
+
+    def __init__(self, n: int, fail_at: int, written: threading.Event):
+        super().__init__(n)
+        self.fail_at_, self.written = fail_at, written
+
+    def __iter__(self):
+        for frame in super().__iter__():
+            if frame.index == self.fail_at_:
+                self.written.wait(10.0)
+                raise OSError("camera unplugged")
+            yield frame
+
+
+class _SignallingVideoSink(VideoSink):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.written = threading.Event()
+
+    def write(self, frame, detections, annotated):
+        super().write(frame, detections, annotated)
+        self.written.set()
+
+
 def test_failed_run_keeps_partial_outputs_under_a_partial_name(tmp_path):
     out = tmp_path / "out.mp4"
     out.write_bytes(b"precious")
-    source = ArraySource(40, fail_at=20)
-    with pytest.raises(StageError), VideoSink(out, 10.0) as video:
+    with pytest.raises(StageError), _SignallingVideoSink(out, 10.0) as video:
+        source = _FailsOnceWritten(40, fail_at=20, written=video.written)
         Pipeline(source, FixedDetector(), [video]).run()
     assert out.read_bytes() == b"precious"  # what the user had is not lost
     partial = tmp_path / "out.partial.mp4"
