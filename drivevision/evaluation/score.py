@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -65,11 +66,12 @@ def evaluate(truth: Annotations, preds: Annotations, *, class_map: dict[str, str
     (``coverage.covered_truth``; a ValueError when ``preds`` covers no frame of ``truth``).
     A predicted frame missing from ``truth`` is a ValueError unless ``allow_unlabelled``,
     when it is left out. Ground truth with ``match_files`` (a YOLO dataset) takes the
-    predicted frames by file name first (``yolo.match_files``).
+    predicted frames by file name first (``yolo.match_files``), and so does ground truth
+    naming the image of every frame (COCO) when ``preds`` does too (a folder's detections).
     """
     _check_kinds(truth, preds)
     notes: list[str] = []
-    if truth.match_files:
+    if truth.match_files or _named_alike(truth, preds):
         preds = match_files(truth, preds, allow_unlabelled, notes)
     if covered_only:
         truth, note = covered_truth(truth, preds)
@@ -91,6 +93,16 @@ def evaluate(truth: Annotations, preds: Annotations, *, class_map: dict[str, str
             notes.append(HOTA_INSTALL)
     return Evaluation(metrics, curves, notes, confusion,
                       (*classes, *unlabelled.classes, "background"))
+
+
+def _named_alike(truth: Annotations, preds: Annotations) -> bool:
+    """Both name the image of each of their frames (COCO ground truth of a folder, ``detect``
+    run on a folder), uniquely: frames are then matched by those names, as frame numbers of
+    a folder count its images, and a folder holding more images than were labelled, or other
+    ones, numbers them otherwise."""
+    names = [truth.file_names.get(f) for f in truth.frames]
+    return bool(preds.frames) and all(preds.file_names.get(f) for f in preds.frames) \
+        and all(names) and len({Path(n).stem for n in names}) == len(names)
 
 
 def _check_kinds(truth: Annotations, preds: Annotations) -> None:

@@ -187,7 +187,8 @@ def match_files(truth: Annotations, preds: Annotations, allow_unlabelled: bool,
     (the stem, so ``a.png`` predicted matches a dataset's ``a.jpg``). A predicted frame that
     names no file (a video's) is matched by its number to ``frame_000123``, the name
     ``detect --yolo`` gives a video's frame. Predicted images the dataset lacks are a
-    ValueError, or with ``allow_unlabelled`` left out with a note."""
+    ValueError, or with ``allow_unlabelled`` left out with a note. Also for COCO ground truth
+    and predictions that both name their images (``score.evaluate``)."""
     frame_of = {Path(name).stem: f for f, name in truth.file_names.items()}
     frames, names, extra = {}, {}, []
     for f, fb in preds.frames.items():
@@ -201,9 +202,11 @@ def match_files(truth: Annotations, preds: Annotations, allow_unlabelled: bool,
         else:
             frames[target], names[target] = fb, name
     if not frames:
+        holder, whose = ("the dataset", "a dataset's") if truth.match_files else \
+            ("the ground truth", "its")
         raise ValueError(f"{preds.path} has no image of {truth.path} (it names {_some(extra)}, "
-                         f"the dataset holds {_some(truth.file_names.values())}): predictions "
-                         "are matched to a dataset's images by file name")
+                         f"{holder} holds {_some(truth.file_names.values())}): predictions "
+                         f"are matched to {whose} images by file name")
     if extra and not allow_unlabelled:
         raise ValueError(f"{preds.path} has {counted(len(extra), 'image')} that {truth.path} "
                          f"does not label ({_some(extra)}); pass --allow-unlabelled to leave "

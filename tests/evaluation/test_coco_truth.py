@@ -1,0 +1,78 @@
+"""COCO ground truth of a folder of images, scored against ``detect --jsonl`` of a folder:
+its lines name their images (``"file"``), and the frames are matched by those names."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from drivevision.cli import main
+from tests.evaluation.helpers import CAR, PERSON
+
+
+def coco(path, labelled: dict[str, tuple[str, list]]):
+    """A COCO file labelling one box in each named image of a 320x240 folder."""
+    cats = {"car": 1, "person": 2}
+    images = [{"id": 50 + i, "file_name": f"images/{name}", "width": 320, "height": 240}
+              for i, name in enumerate(labelled)]
+    anns = [{"id": i, "image_id": 50 + i, "category_id": cats[label], "iscrowd": 0,
+             "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]]}
+            for i, (label, b) in enumerate(labelled.values())]
+    path.write_text(json.dumps({"images": images, "annotations": anns, "categories": [
+        {"id": i, "name": n} for n, i in cats.items()]}))
+    return path
+
+
+def folder_run(path, found: dict[str, list]):
+    """``detect FOLDER --jsonl`` of a folder: a line per image in natural order, each
+    naming its image."""
+    with open(path, "w") as f:
+        for frame, (name, dets) in enumerate(found.items()):
+            f.write(json.dumps({"frame": frame, "file": name, "detections": [
+                {"class_id": 0, "class_name": n, "score": 0.9, "box": b} for n, b in dets]})
+                + "\n")
+    return path
+
+
+def score(capsys, gt, pred, *options):
+    code = main(["eval", "--gt", str(gt), "--pred", str(pred), "--json", *options])
+    out, err = capsys.readouterr()
+    return code, json.loads(out) if code == 0 else None, err
+
+
+@pytest.fixture
+def subset(tmp_path):
+    """Ground truth of b.png and d.png only, and a run on the whole folder a-d, which found
+    both objects exactly (and a person in c.png, which is not labelled)."""
+    gt = coco(tmp_path / "gt.json", {"b.png": ("car", CAR), "d.png": ("person", PERSON)})
+    pred = folder_run(tmp_path / "det.jsonl", {"a.png": [], "b.png": [("car", CAR)],
+                                               "c.png": [("person", PERSON)],
+                                               "d.png": [("person", PERSON)]})
+    return gt, pred
+
+
+def test_a_folder_run_is_scored_against_the_images_of_the_same_name(subset, capsys):
+    gt, pred = subset
+    code, metrics, err = score(capsys, *subset, "--allow-unlabelled")
+    assert code == 0, err
+    assert metrics["AP"] == pytest.approx(1.0) and metrics["frames"] == 2
+    assert metrics["per_class"] == pytest.approx({"car": 1.0, "person": 1.0})
+    assert "left out 2 predicted images without ground truth (a.png, c.png)" in err
+
+
+def test_the_images_the_ground_truth_lacks_are_named(subset, capsys):
+    gt, pred = subset
+    code, _, err = score(capsys, gt, pred)
+    assert code == 2 and err.strip().endswith(
+        f"{pred} has 2 images that {gt} does not label (a.png, c.png); pass "
+        "--allow-unlabelled to leave them out")
+
+
+def test_a_run_on_another_folder_is_refused(tmp_path, capsys):
+    gt = coco(tmp_path / "gt.json", {"b.png": ("car", CAR)})
+    pred = folder_run(tmp_path / "det.jsonl", {"x.png": [("car", CAR)]})
+    code, _, err = score(capsys, gt, pred, "--allow-unlabelled")
+    assert code == 2 and err.strip().endswith(
+        f"{pred} has no image of {gt} (it names x.png, the ground truth holds b.png): "
+        "predictions are matched to its images by file name")
