@@ -25,15 +25,31 @@ MOT_CLASS = "object"  # the one class of a MOTChallenge file, which names none
 
 def read_truth(path: str | Path) -> Annotations:
     """Ground truth from a COCO ``.json``, a MOTChallenge ``.txt``, a JSONL file or a YOLO
-    dataset folder."""
+    dataset folder; a ValueError when it has no object to find (no box that is not
+    ignored), as nothing could be scored."""
     if is_dataset(path):
-        return read_yolo(path)
-    suffix = Path(path).suffix.lower()
-    if suffix == ".json":
-        return read_coco(path)
-    if suffix == ".txt":
-        return read_mot(path)
-    return read_truth_jsonl(path)
+        truth = read_yolo(path)
+    else:
+        suffix = Path(path).suffix.lower()
+        reader = {".json": read_coco, ".txt": read_mot}.get(suffix, read_truth_jsonl)
+        truth = reader(path)
+    _check_objects(truth)
+    return truth
+
+
+def _check_objects(truth: Annotations) -> None:
+    """ValueError for ground truth without an object to find (no box, or only ignored
+    ones): AP, precision and recall would all be undefined."""
+    counted_boxes = [(~fb.ignore).sum() if fb.ignore is not None else len(fb)
+                     for fb in truth.frames.values()]
+    if sum(counted_boxes):
+        return
+    ignored = any(len(fb) for fb in truth.frames.values())
+    what = counted(len(truth.frames), "image" if truth.file_names else "frame")
+    raise ValueError(f"{truth.path} labels no object ({what}, none with a box"
+                     f"{' that is not ignored' if ignored else ''}): AP, precision and recall "
+                     "measure the objects found, so there is nothing to score: the wrong "
+                     "file, or one exported before any box was drawn?")
 
 
 TRUTH_FILES = ("ground truth: JSONL (one frame a line), COCO .json, MOTChallenge .txt or a YOLO "

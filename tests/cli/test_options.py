@@ -288,7 +288,7 @@ def test_bench_and_eval_refuse_an_unusable_cache_before_timing_or_scoring_the_re
         capsys, clip_path, nothing_loads, unusable_cache, monkeypatch, command, cache):
     """Not only after torchvision eager (bench) or torch fp32 (eval) ran, as the engine that
     needs it is skipped."""
-    Path("gt.jsonl").write_text('{"frame": 0, "boxes": [], "labels": []}\n')
+    Path("gt.jsonl").write_text('{"frame": 0, "boxes": [[10, 10, 40, 40]], "labels": ["car"]}\n')
     root, message = unusable_cache[cache]
     monkeypatch.setenv("DRIVEVISION_CACHE", str(root))
     code = main([clip_path if a == "CLIP" else a for a in command])
@@ -349,7 +349,7 @@ def test_fp16_without_cuda_is_refused_before_the_model_loads(capsys, clip_path, 
 
 def test_eval_and_bench_skip_fp16_beside_a_precision_that_runs(clip_path, nothing_loads):
     """Each setting a device cannot run is skipped with its reason; torch fp32 still runs."""
-    Path("gt.jsonl").write_text('{"frame": 0, "boxes": [], "labels": []}\n')
+    Path("gt.jsonl").write_text('{"frame": 0, "boxes": [[10, 10, 40, 40]], "labels": ["car"]}\n')
     with pytest.raises(AssertionError, match="the model loaded"):
         main(["eval", clip_path, "--gt", "gt.jsonl", "--precision", "fp16"])
     with pytest.raises(AssertionError, match="the model loaded"):

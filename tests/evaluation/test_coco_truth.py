@@ -76,3 +76,41 @@ def test_a_run_on_another_folder_is_refused(tmp_path, capsys):
     assert code == 2 and err.strip().endswith(
         f"{pred} has no image of {gt} (it names x.png, the ground truth holds b.png): "
         "predictions are matched to its images by file name")
+
+
+def _no_boxes_jsonl(tmp_path):
+    path = tmp_path / "gt.jsonl"
+    path.write_text("".join(json.dumps({"frame": f, "boxes": [], "labels": []}) + "\n"
+                            for f in range(3)))
+    return path, "3 frames, none with a box"
+
+
+def _coco_changed(tmp_path, change):
+    path = coco(tmp_path / "gt.json", {"b.png": ("car", CAR)})
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+    return path
+
+
+def _no_annotations_coco(tmp_path):
+    return _coco_changed(tmp_path, lambda d: d.update(annotations=[])), \
+        "1 image, none with a box"
+
+
+def _only_crowd_coco(tmp_path):
+    return _coco_changed(tmp_path, lambda d: d["annotations"][0].update(iscrowd=1)), \
+        "1 image, none with a box that is not ignored"
+
+
+@pytest.mark.parametrize("make", [_no_boxes_jsonl, _no_annotations_coco, _only_crowd_coco])
+def test_ground_truth_without_objects_is_refused_in_one_line(tmp_path, capsys, make):
+    # nothing to find: AP, P and R are undefined (was: every metric "-" and the detections
+    # in no row of the confusion matrix, or an error asking for a --class-map)
+    gt, counts = make(tmp_path)
+    pred = folder_run(tmp_path / "det.jsonl", {"b.png": [("car", CAR)]})
+    code, _, err = score(capsys, gt, pred, "--allow-unlabelled")
+    assert code == 2 and err.strip().splitlines() == [
+        f"drivevision: error: {gt} labels no object ({counts}): AP, precision and recall "
+        "measure the objects found, so there is nothing to score: the wrong file, or one "
+        "exported before any box was drawn?"]
