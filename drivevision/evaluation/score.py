@@ -4,12 +4,14 @@ matched, then COCO box metrics and, when both sides carry track ids, tracking sc
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from drivevision.evaluation.annotations import Annotations, FrameBoxes
+from drivevision.evaluation.classes import confusion_matrix
 from drivevision.evaluation.coco import coco_metrics
 from drivevision.evaluation.coverage import covered_truth
 from drivevision.evaluation.yolo import match_files
@@ -82,6 +84,9 @@ def evaluate(truth: Annotations, preds: Annotations, *, class_map: dict[str, str
     classes = truth.classes
     coco = coco_metrics(truth, preds, classes, unlabelled)
     curves, confusion = coco.pop("curves"), coco.pop("confusion")
+    labels = (*classes, *unlabelled.classes, "background")
+    if note := _class_map_hint(truth, unlabelled, coco["classes"]):
+        notes.append(note)
     metrics = {**coco, "frames": len(truth.frames),
                "gt_boxes": sum(len(f) for f in truth.frames.values()),
                "detections": sum(len(f) for f in preds.frames.values())}
@@ -91,8 +96,7 @@ def evaluate(truth: Annotations, preds: Annotations, *, class_map: dict[str, str
         metrics.update(track_metrics(truth, preds))
         if metrics["HOTA"] is None:
             notes.append(HOTA_INSTALL)
-    return Evaluation(metrics, curves, notes, confusion,
-                      (*classes, *unlabelled.classes, "background"))
+    return Evaluation(metrics, curves, notes, confusion, labels)
 
 
 def _named_alike(truth: Annotations, preds: Annotations) -> bool:
@@ -175,6 +179,45 @@ def _matched_classes(truth: Annotations, preds: Annotations, class_map: dict[str
     return (Annotations(preds.path, kept, tuple(dict.fromkeys(
                 rename[n] for n in preds.classes if n not in dropped))),
             Annotations(preds.path, other, tuple(dropped)))
+
+
+def _class_map_hint(truth: Annotations, unlabelled: Annotations,
+                    rows: dict[str, dict]) -> str | None:
+    """A note for ground-truth classes no prediction is named as (``rows``: name -> counts;
+    AP 0, as if never found), naming the predicted class of ``unlabelled`` (those the ground
+    truth lacks) that is likely theirs: the one whose boxes, of any score, find most of their
+    objects at IoU 0.5, else a name alike (``traffic light`` for ``traffic_light``), and the
+    ``--class-map`` that scores them; None when there is none."""
+    labels = (*truth.classes, *unlabelled.classes)
+    index = {name: i for i, name in enumerate(labels)}
+    confusion = confusion_matrix(truth, Annotations(unlabelled.path, {}, ()), truth.classes,
+                                 0.0, set(), unlabelled)  # [predicted, true]
+    spare = list(unlabelled.classes)
+    pairs, why = [], []
+    for gt in (n for n, r in rows.items() if r["gt_boxes"] and not r["detections"]):
+        found = {p: int(confusion[index[p], index[gt]]) for p in spare}
+        model = max(found, key=found.get, default=None)
+        if model is not None and found[model]:
+            why.append(f"{model} boxes find {found[model]} of the {rows[gt]['gt_boxes']} "
+                       f"{gt} objects")
+        else:
+            model = next((p for p in spare if _alike(p, gt)), None)
+            if model is None:
+                continue
+            why.append(f"{model} is {gt} written otherwise")
+        spare.remove(model)
+        pairs.append((gt, model))
+    if not pairs:
+        return None
+    named = " or ".join(gt for gt, _ in pairs)
+    their = "their AP is" if len(pairs) > 1 else "its AP is"
+    return (f"no prediction is named {named}, so {their} 0, but {', and '.join(why)}: to "
+            f"score them as those, --class-map \"{','.join(f'{g}={m}' for g, m in pairs)}\"")
+
+
+def _alike(a: str, b: str) -> bool:
+    """The same name but for case, spaces, ``_`` and ``-`` (``traffic_light``)."""
+    return re.sub(r"[\s_-]+", "", a) == re.sub(r"[\s_-]+", "", b)
 
 
 def _picked(fb: FrameBoxes, rename: dict[str, str], wanted) -> FrameBoxes:

@@ -123,3 +123,28 @@ def test_a_box_of_a_class_the_ground_truth_lacks_still_shows_what_it_was_taken_f
     summary = summary_markdown(ev, "bus")
     assert "| predicted / true | car | bus | background |" in summary
     assert "| bus | 1 | 0 | 1 |" in summary
+
+
+def test_a_ground_truth_class_no_prediction_is_named_gets_the_class_map_that_scores_it(
+        tmp_path, capsys):
+    # the ground truth says pedestrian where the model says person, traffic_light where it
+    # says traffic light: both score AP 0 unless mapped (the traffic light box is on nothing,
+    # so only its name tells), and the note gives the --class-map that scores them
+    truth = [[("car", A), ("pedestrian", P), ("pedestrian", Q), ("traffic_light", EMPTY)]]
+    preds = {0: [("car", 0.9, A), ("person", 0.8, P), ("person", 0.7, Q),
+                 ("traffic light", 0.6, EMPTY2)]}
+    ev = score(tmp_path, truth, preds)
+    assert ev.metrics["per_class"] == pytest.approx(
+        {"car": 1.0, "pedestrian": 0.0, "traffic_light": 0.0})
+    assert ev.notes[1:] == [
+        "no prediction is named pedestrian or traffic_light, so their AP is 0, but person "
+        "boxes find 2 of the 2 pedestrian objects, and traffic light is traffic_light written "
+        "otherwise: to score them as those, --class-map "
+        "\"pedestrian=person,traffic_light=traffic light\""]
+    gt, pred = tmp_path / "gt.jsonl", write_preds(tmp_path / "pred.jsonl", preds)
+    assert main(["eval", "--gt", str(gt), "--pred", str(pred), "--json", "--class-map",
+                 "pedestrian=person,traffic_light=traffic light"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["per_class"] == pytest.approx({"car": 1.0, "pedestrian": 1.0,
+                                              "traffic_light": 0.0})
+    assert not [n for n in out["notes"] if "no prediction is named" in n]

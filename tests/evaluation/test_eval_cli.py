@@ -570,7 +570,10 @@ def test_a_class_map_naming_a_class_the_file_never_has_is_noted_with_the_close_o
     model = mapping.split("=")[1]
     assert metrics["notes"][0] == (f"--class-map {mapping}: no prediction in {pred} is a "
                                    f"{model} ({hint}), so no box is scored as vehicle by it")
-    assert len(metrics["notes"]) == 2  # and truck, unmapped, is left out of AP
+    assert len(metrics["notes"]) == 3  # and truck, unmapped, is left out of AP, but finds
+    assert metrics["notes"][2].endswith(  # the vehicle: the map that scores it
+        "but truck boxes find 1 of the 1 vehicle objects: to score them as those, "
+        "--class-map \"vehicle=truck\"")
 
 
 def test_a_class_map_naming_a_class_the_file_has_needs_no_note(tmp_path, capsys):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from drivevision.cli import main
-from tests.evaluation.helpers import CAR, PERSON, write_preds, write_truth
+from tests.evaluation.helpers import CAR, write_preds, write_truth
 
 WEIGHTS = str(Path(__file__).parents[2] / "assets" / "tiny-fpn-synthetic.pt")
 
@@ -150,7 +150,7 @@ NOTE = ("left out of AP, P and R (the confusion matrix counts them) predictions 
 def test_a_pred_note_is_printed_once_on_stdout_or_beside_json_and_in_it_and_the_summary(
         files, tmp_path, capsys, json_out, report):
     gt, pred = files
-    write_preds(pred, {0: [("car", 0.9, CAR), ("dog", 0.8, PERSON)], 1: []})
+    write_preds(pred, {0: [("car", 0.9, CAR), ("dog", 0.8, [250, 150, 300, 200])], 1: []})
     folder = tmp_path / "rep"
     assert main(["eval", "--gt", str(gt), "--pred", str(pred),
                  *(["--json"] if json_out else []),
