@@ -15,8 +15,10 @@ from drivevision.evaluation.coco import RECALLS
 from drivevision.evaluation.score import Evaluation
 from drivevision.labels import counted
 
-_ROWS = (("AP", "AP@[.5:.95]"), ("AP50", "AP@.5"), ("AP75", "AP@.75"), ("APs", "AP small"),
-         ("APm", "AP medium"), ("APl", "AP large"), ("AR100", "AR@100"), ("HOTA", "HOTA"),
+# COCO's object sizes, by the ground-truth box's area (w * h) in the frame's pixels
+_ROWS = (("AP", "AP@[.5:.95]"), ("AP50", "AP@.5"), ("AP75", "AP@.75"),
+         ("APs", "AP small (area < 32x32 px)"), ("APm", "AP medium (32x32 to 96x96 px)"),
+         ("APl", "AP large (area > 96x96 px)"), ("AR100", "AR@100"), ("HOTA", "HOTA"),
          ("DetA", "DetA"), ("AssA", "AssA"), ("MOTA", "MOTA"), ("IDF1", "IDF1"),
          ("id_switches", "ID switches"), ("recall", "recall (tracks)"))
 _log = logging.getLogger(__name__)

@@ -193,3 +193,14 @@ def test_a_note_several_runs_share_is_listed_once_naming_them():
     result = RunResult({}, [run("torch", "fp32", ["a"]), run("torch", "bf16", ["a", "b"]),
                             run("onnx", "fp32", [])])
     assert run_notes(result) == ["torch fp32, torch bf16: a", "torch bf16: b"]
+
+
+def test_the_summary_says_what_small_medium_and_large_objects_are(files, capsys):
+    # COCO's size ranges, by the ground-truth box's area: the car of the files, 100x100, is
+    # large and found; the person, 40x100, medium and missed; no object is small
+    gt, pred = files
+    assert main(["eval", "--gt", str(gt), "--pred", str(pred)]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if "| AP " in line]
+    assert rows == ["| AP small (area < 32x32 px) | - |",
+                    "| AP medium (32x32 to 96x96 px) | 0.000 |",
+                    "| AP large (area > 96x96 px) | 1.000 |"]
