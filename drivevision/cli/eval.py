@@ -64,7 +64,8 @@ drivevision eval --gt dataset/ dataset/images/ --weights demo.pt  # YOLO""")
                    help="ground truth: this project's JSONL (one frame a line), COCO .json "
                         "(images are frames by frame_index, else by file name in natural "
                         "order; a --pred of a folder is matched to them by file name), "
-                        "MOTChallenge gt.txt (one class), or a YOLO dataset folder "
+                        "MOTChallenge gt.txt (one class), KITTI tracking labels (.txt; "
+                        "DontCare ignored), or a YOLO dataset folder "
                         "(data.yaml or classes.txt, images/, labels/; predictions matched to "
                         "its images by file name)")
     g.add_argument("--pred", metavar="FILE",

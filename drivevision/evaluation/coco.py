@@ -2,7 +2,8 @@
 
 Frames become COCO images (id = frame + 1), class names categories (id = position + 1),
 boxes ``[x, y, w, h]`` annotations with ``area = w * h`` (there are no masks), ignored ground
-truth ``iscrowd`` regions: a detection inside one is neither a hit nor a false positive.
+truth ``iscrowd`` regions: a detection inside one is neither a hit nor a false positive; an
+ignored box whose label is no class of the file (KITTI's DontCare) is one of every class.
 """
 
 from __future__ import annotations
@@ -43,8 +44,10 @@ def coco_dicts(truth: Annotations, preds: Annotations,
         ignore = fb.ignore if fb.ignore is not None else np.zeros(len(fb), bool)
         for box, label, crowd in zip(fb.boxes, fb.labels, ignore):
             xywh = _xywh(box)
-            anns.append({"id": len(anns) + 1, "image_id": f + 1, "category_id": cat[label],
-                         "bbox": xywh, "area": xywh[2] * xywh[3], "iscrowd": int(crowd)})
+            # an ignored region of no class of the file (KITTI's DontCare): of every class
+            for c in [cat[label]] if label in cat or not crowd else cat.values():
+                anns.append({"id": len(anns) + 1, "image_id": f + 1, "category_id": c,
+                             "bbox": xywh, "area": xywh[2] * xywh[3], "iscrowd": int(crowd)})
     results = [{"image_id": f + 1, "category_id": cat[label], "bbox": _xywh(box),
                 "score": float(score)}
                for f, fb in preds.frames.items()

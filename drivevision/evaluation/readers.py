@@ -1,10 +1,11 @@
 """Ground truth and predictions from files, checked line by line.
 
-Ground truth is read by suffix: ``.json`` a COCO file, ``.txt`` MOTChallenge ``gt.txt``,
-anything else this project's JSONL (one frame a line); a folder with ``data.yaml`` or
-``classes.txt`` is a YOLO dataset (``yolo.read_yolo``). Predictions are the JSONL that
-``drivevision detect`` writes. A file that cannot be read as what it claims to be raises
-ValueError naming the file, the line (or COCO entry) and what was expected.
+Ground truth is read by suffix: ``.json`` a COCO file, ``.txt`` MOTChallenge ``gt.txt`` or
+KITTI tracking labels (``kitti``), anything else this project's JSONL (one frame a line); a
+folder with ``data.yaml`` or ``classes.txt`` is a YOLO dataset (``yolo.read_yolo``).
+Predictions are the JSONL that ``drivevision detect`` writes. A file that cannot be read as
+what it claims to be raises ValueError naming the file, the line (or COCO entry) and what
+was expected.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from drivevision.evaluation.annotations import Annotations, FrameBoxes
+from drivevision.evaluation.kitti import is_kitti_line, read_kitti
 from drivevision.evaluation.yolo import is_dataset, read_yolo
 from drivevision.labels import counted
 
@@ -31,7 +33,7 @@ def read_truth(path: str | Path) -> Annotations:
         truth = read_yolo(path)
     else:
         suffix = Path(path).suffix.lower()
-        reader = {".json": read_coco, ".txt": read_mot}.get(suffix, read_truth_jsonl)
+        reader = {".json": read_coco, ".txt": _read_text}.get(suffix, read_truth_jsonl)
         truth = reader(path)
     _check_objects(truth)
     return truth
@@ -52,8 +54,9 @@ def _check_objects(truth: Annotations) -> None:
                      "file, or one exported before any box was drawn?")
 
 
-TRUTH_FILES = ("ground truth: JSONL (one frame a line), COCO .json, MOTChallenge .txt or a YOLO "
-               "dataset folder (data.yaml or classes.txt, images/, labels/)")
+TRUTH_FILES = ("ground truth: JSONL (one frame a line), COCO .json, MOTChallenge or KITTI "
+               "tracking .txt or a YOLO dataset folder (data.yaml or classes.txt, images/, "
+               "labels/)")
 PREDICTION_FILES = ("detections as JSONL, as drivevision detect --jsonl writes them (a video "
                     "or folder to run the detector on is the INPUT, without --pred)")
 
@@ -296,6 +299,15 @@ def _coco_frame(anns: list) -> FrameBoxes:
                       tuple(a[1] for a in anns), None,
                       np.array(tracks, np.int64) if tracked else None,
                       np.array([a[2] for a in anns], bool))
+
+
+def _read_text(path: str | Path) -> Annotations:
+    """A ``.txt`` file: KITTI tracking labels (space-separated, a class name in the third
+    column), else MOTChallenge."""
+    lines = _lines(path)
+    if is_kitti_line(lines[0][1]):
+        return read_kitti(path, lines)
+    return read_mot(path)
 
 
 def read_mot(path: str | Path) -> Annotations:
