@@ -23,6 +23,7 @@ from drivevision.evaluation.yolo import is_dataset, read_yolo
 from drivevision.labels import counted
 
 MOT_CLASS = "object"  # the one class of a MOTChallenge file, which names none
+EDGE_SLACK = 1.0  # pixels a labelled box may reach past its image (an export's rounding)
 
 
 def read_truth(path: str | Path) -> Annotations:
@@ -269,11 +270,23 @@ def read_coco(path: str | Path) -> Annotations:
                 isinstance(v, (int, float)) for v in bbox):
             bbox = [bbox[0], bbox[1], bbox[0] + bbox[2], bbox[1] + bbox[3]]
         box = _box(bbox, f"{where} bbox [x, y, w, h]")
-        per_frame[frame_of[ann["image_id"]]].append(
+        frame = frame_of[ann["image_id"]]
+        _check_inside(box, sizes[frame], f"{where}: bbox {json.dumps(ann['bbox'])}",
+                      f"image {files[frame]}")
+        per_frame[frame].append(
             (box, names[ann["category_id"]], bool(ann.get("iscrowd", 0)), ann.get("track_id")))
     frames = {f: _coco_frame(anns) for f, anns in per_frame.items()}
     return Annotations(str(path), frames, tuple(dict.fromkeys(names.values())), sizes,
                        file_names=files)
+
+
+def _check_inside(box: list[float], size: tuple[int, int], where: str, image: str) -> None:
+    """ValueError for a COCO box reaching past its image (more than ``EDGE_SLACK``): its bbox
+    was written as corners [x1, y1, x2, y2], not as COCO's [x, y, width, height]."""
+    (w, h), x2, y2 = size, box[2], box[3]
+    if x2 > w + EDGE_SLACK or y2 > h + EDGE_SLACK:
+        raise ValueError(f"{where} reaches ({x2:g}, {y2:g}), past the {w}x{h} {image}: is it "
+                         "[x1, y1, x2, y2]? COCO's bbox is [x, y, width, height]")
 
 
 def _coco_frames(images: list[dict]) -> tuple[dict, dict]:

@@ -114,3 +114,23 @@ def test_ground_truth_without_objects_is_refused_in_one_line(tmp_path, capsys, m
         f"drivevision: error: {gt} labels no object ({counts}): AP, precision and recall "
         "measure the objects found, so there is nothing to score: the wrong file, or one "
         "exported before any box was drawn?"]
+
+
+def test_a_coco_bbox_written_as_corners_is_refused_naming_the_annotation(tmp_path, capsys):
+    # [x1, y1, x2, y2] where COCO has [x, y, width, height]: read as COCO's, the box of the
+    # car at 200-300 reaches x 500, past the 320 px image (was: scored, AP near 0)
+    gt = _coco_changed(tmp_path, lambda d: d["annotations"][0].update(bbox=[200, 20, 300, 120]))
+    pred = folder_run(tmp_path / "det.jsonl", {"b.png": [("car", [200, 20, 300, 120])]})
+    code, _, err = score(capsys, gt, pred)
+    assert code == 2 and err.strip().splitlines() == [
+        f"drivevision: error: {gt} annotation 0: bbox [200, 20, 300, 120] reaches (500, 140), "
+        "past the 320x240 image b.png: is it [x1, y1, x2, y2]? COCO's bbox is [x, y, "
+        "width, height]"]
+
+
+def test_a_box_a_pixel_past_the_image_is_read(tmp_path, capsys):
+    # exports round: a box ending at 320.6 in a 320 px image is the image's edge
+    gt = _coco_changed(tmp_path, lambda d: d["annotations"][0].update(bbox=[220, 20, 100.6, 100]))
+    pred = folder_run(tmp_path / "det.jsonl", {"b.png": [("car", [220, 20, 320, 120])]})
+    code, metrics, err = score(capsys, gt, pred)
+    assert code == 0 and metrics["AP"] == pytest.approx(1.0), err
