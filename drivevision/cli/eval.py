@@ -71,7 +71,8 @@ drivevision eval --gt dataset/ dataset/images/ --weights demo.pt  # YOLO""")
     g.add_argument("--pred", metavar="FILE",
                    help="detections as JSONL, as detect --jsonl writes, scored as the file "
                         "holds them, on the frames it has a line for (detect --frame-stride K "
-                        "writes every K-th): the detector options (--engines, --precision, "
+                        "writes every K-th), or COCO results .json against a COCO --gt: the "
+                        "detector options (--engines, --precision, "
                         "--conf, --classes, ...) apply only to INPUT and are refused with --pred")
     g.add_argument("--class-map", metavar="GT=MODEL,...",
                    help="ground-truth class = model class pairs, for names that differ "
@@ -226,9 +227,11 @@ def _check_tracking(args: argparse.Namespace) -> None:
 
 def _score_file(args: argparse.Namespace, truth, class_map: dict) -> int:
     from drivevision.evaluation import evaluate, read_predictions
+    from drivevision.evaluation.coco_results import is_coco_results, read_coco_results
     from drivevision.evaluation.report import summary_markdown, write_report
 
-    predictions = read_predictions(args.pred)
+    predictions = read_coco_results(args.pred, args.gt) if is_coco_results(args.pred) \
+        else read_predictions(args.pred)
     result = evaluate(truth, predictions, class_map=class_map,
                       allow_unlabelled=args.allow_unlabelled, covered_only=True)
     _warn_if_thresholded(args.pred, predictions)  # once the file scored: not before an error

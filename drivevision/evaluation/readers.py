@@ -239,25 +239,7 @@ def read_coco(path: str | Path) -> Annotations:
     """A COCO detection file. Images become frames by an integer ``frame_index`` on every
     image (a video's frames), else by their ``file_name`` in natural order, the order in
     which ``detect`` reads a folder of those images. ``iscrowd`` boxes are ignored regions."""
-    try:
-        data = json.loads(_text(path, TRUTH_FILES))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not JSON ({e.msg}, line {e.lineno})") from None
-    if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in
-                                             ("images", "annotations", "categories")):
-        raise ValueError(f"{path}: expected a COCO object with lists \"images\", "
-                         "\"annotations\" and \"categories\"")
-    if not data["images"]:
-        raise ValueError(f"{path}: a COCO file with no images")
-    try:
-        names = {c["id"]: str(c["name"]).strip().lower() for c in data["categories"]}
-        frame_of, sizes = _coco_frames(data["images"])
-        files = {frame_of[im["id"]]: Path(str(im.get("file_name", ""))).name
-                 for im in data["images"]}
-    except (KeyError, TypeError) as e:
-        raise ValueError(f"{path}: expected categories with \"id\" and \"name\" and images "
-                         f"with \"id\", \"file_name\", \"width\" and \"height\" (missing {e})"
-                         ) from None
+    data, names, frame_of, sizes, files = _coco_index(path)
     per_frame: dict[int, list] = {f: [] for f in frame_of.values()}
     for k, ann in enumerate(data["annotations"]):
         where = f"{path} annotation {ann.get('id', k) if isinstance(ann, dict) else k}"
@@ -278,6 +260,38 @@ def read_coco(path: str | Path) -> Annotations:
     frames = {f: _coco_frame(anns) for f, anns in per_frame.items()}
     return Annotations(str(path), frames, tuple(dict.fromkeys(names.values())), sizes,
                        file_names=files)
+
+
+def coco_ids(path: str | Path) -> tuple[dict, dict[int, str]]:
+    """The COCO file's image id -> frame (as ``read_coco`` numbers them) and category id ->
+    class name (lower case): what COCO results refer to."""
+    _, names, frame_of, _, _ = _coco_index(path)
+    return frame_of, names
+
+
+def _coco_index(path: str | Path) -> tuple[dict, dict, dict, dict, dict]:
+    """The COCO file's data, category id -> name, image id -> frame, frame -> (width,
+    height) and frame -> file name; ValueError for a file that is not COCO."""
+    try:
+        data = json.loads(_text(path, TRUTH_FILES))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not JSON ({e.msg}, line {e.lineno})") from None
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in
+                                             ("images", "annotations", "categories")):
+        raise ValueError(f"{path}: expected a COCO object with lists \"images\", "
+                         "\"annotations\" and \"categories\"")
+    if not data["images"]:
+        raise ValueError(f"{path}: a COCO file with no images")
+    try:
+        names = {c["id"]: str(c["name"]).strip().lower() for c in data["categories"]}
+        frame_of, sizes = _coco_frames(data["images"])
+        files = {frame_of[im["id"]]: Path(str(im.get("file_name", ""))).name
+                 for im in data["images"]}
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"{path}: expected categories with \"id\" and \"name\" and images "
+                         f"with \"id\", \"file_name\", \"width\" and \"height\" (missing {e})"
+                         ) from None
+    return data, names, frame_of, sizes, files
 
 
 def _check_inside(box: list[float], size: tuple[int, int], where: str, image: str) -> None:

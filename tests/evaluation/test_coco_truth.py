@@ -16,8 +16,9 @@ def coco(path, labelled: dict[str, tuple[str, list]]):
     cats = {"car": 1, "person": 2}
     images = [{"id": 50 + i, "file_name": f"images/{name}", "width": 320, "height": 240}
               for i, name in enumerate(labelled)]
-    anns = [{"id": i, "image_id": 50 + i, "category_id": cats[label], "iscrowd": 0,
-             "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]]}
+    anns = [{"id": i + 1, "image_id": 50 + i, "category_id": cats[label], "iscrowd": 0,
+             "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
+             "area": (b[2] - b[0]) * (b[3] - b[1])}
             for i, (label, b) in enumerate(labelled.values())]
     path.write_text(json.dumps({"images": images, "annotations": anns, "categories": [
         {"id": i, "name": n} for n, i in cats.items()]}))
@@ -123,7 +124,7 @@ def test_a_coco_bbox_written_as_corners_is_refused_naming_the_annotation(tmp_pat
     pred = folder_run(tmp_path / "det.jsonl", {"b.png": [("car", [200, 20, 300, 120])]})
     code, _, err = score(capsys, gt, pred)
     assert code == 2 and err.strip().splitlines() == [
-        f"drivevision: error: {gt} annotation 0: bbox [200, 20, 300, 120] reaches (500, 140), "
+        f"drivevision: error: {gt} annotation 1: bbox [200, 20, 300, 120] reaches (500, 140), "
         "past the 320x240 image b.png: is it [x1, y1, x2, y2]? COCO's bbox is [x, y, "
         "width, height]"]
 
@@ -134,3 +135,40 @@ def test_a_box_a_pixel_past_the_image_is_read(tmp_path, capsys):
     pred = folder_run(tmp_path / "det.jsonl", {"b.png": [("car", [220, 20, 320, 120])]})
     code, metrics, err = score(capsys, gt, pred)
     assert code == 0 and metrics["AP"] == pytest.approx(1.0), err
+
+
+def test_coco_results_are_scored_against_the_coco_file_whose_ids_they_name(tmp_path, capsys):
+    # as pycocotools scores them (loadRes): the car found, the person's image without a
+    # result, so a miss; category ids and image ids are the ground truth's
+    gt = coco(tmp_path / "gt.json", {"b.png": ("car", CAR), "d.png": ("person", PERSON)})
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps([{"image_id": 50, "category_id": 1, "score": 0.9,
+                                    "bbox": [CAR[0], CAR[1], CAR[2] - CAR[0], CAR[3] - CAR[1]]}]))
+    code, metrics, err = score(capsys, gt, results)
+    assert code == 0, err
+    assert metrics["per_class"] == pytest.approx({"car": 1.0, "person": 0.0})
+    assert metrics["frames"] == 2 and metrics["notes"] == []
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    truth = COCO(str(gt))
+    ev = COCOeval(truth, truth.loadRes(str(results)), "bbox")
+    ev.evaluate()
+    ev.accumulate()
+    ev.summarize()
+    assert metrics["AP"] == pytest.approx(ev.stats[0])
+
+
+def test_coco_results_against_other_ground_truth_are_refused(tmp_path, capsys, subset):
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps([{"image_id": 1, "category_id": 1, "score": 0.9,
+                                    "bbox": [1, 1, 5, 5]}]))
+    jsonl = tmp_path / "gt.jsonl"
+    jsonl.write_text('{"frame": 0, "boxes": [[1, 1, 6, 6]], "labels": ["car"]}\n')
+    code, _, err = score(capsys, jsonl, results)
+    assert code == 2 and err.strip().endswith(
+        f"{results} holds COCO results (a list of image_id, category_id, bbox [x, y, w, h] "
+        f"and score), whose ids are those of a COCO ground truth: give that .json as --gt "
+        f"(not {jsonl})")
+    code, _, err = score(capsys, subset[0], results)
+    assert code == 2 and "result 0: expected an \"image_id\" of an image" in err
