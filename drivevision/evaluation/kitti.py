@@ -23,7 +23,8 @@ def is_kitti_line(line: str) -> bool:
     """A KITTI tracking label line: space-separated, a class name in its third column (a
     MOTChallenge line is commas and numbers only)."""
     fields = line.split()
-    return len(fields) >= 10 and not _number(fields[2]) and _number(fields[0])
+    return "," not in line and len(fields) >= 10 and not _number(fields[2]) \
+        and _number(fields[0])
 
 
 def read_kitti(path, lines: list[tuple[int, str]]) -> Annotations:

@@ -62,3 +62,12 @@ def test_a_kitti_line_short_of_columns_is_refused_in_one_line(labels, tmp_path, 
         f"drivevision: error: {labels} line 6: expected a KITTI tracking label of 17 values, "
         "frame track_id type truncated occluded alpha left top right bottom h w l x y z "
         "rotation_y (frame >= 0), but got 3 0 Car 0 0 -1.57 10 10 110"]
+
+
+def test_a_motchallenge_file_spaced_after_its_commas_is_still_read_as_one(tmp_path, capsys):
+    # ten columns, as MOT16 writes them: "1, 1, 10, ..." split at spaces is no KITTI line
+    gt = tmp_path / "gt.txt"
+    gt.write_text("1, 1, 10, 10, 100, 100, 1, -1, -1, -1\n")
+    pred = tracked(tmp_path / "det.jsonl", {0: [("person", 0.9, CAR, 1)]})
+    assert main(["eval", "--gt", str(gt), "--pred", str(pred), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["AP"] == pytest.approx(1.0)
