@@ -198,14 +198,15 @@ def detect_all(detector: Detector, uri: str, truth: Annotations, warmup: int, *,
     from drivevision.pipeline.result import Result
 
     frames, files, samples = {}, {}, []
-    frame_of = _truth_frames(truth)
     with open_source(uri) as source:
-        _check_files(source, truth)
+        by_name = _by_name(source, truth)
+        frame_of = _truth_frames(truth, by_name)
+        _check_files(source, truth, by_name)
         source.keep_every(stride)
         for frame in source:
             if stop is not None and stop.is_set():
                 raise KeyboardInterrupt
-            if not (allow_unlabelled or truth.match_files or frame.index in truth.frames):
+            if not (allow_unlabelled or by_name or frame.index in truth.frames):
                 raise ValueError(_unlabelled(source.name, frame.index, truth))
             _check_size(frame_of(frame), frame.image.shape, truth)
             if not samples and frame.index == next(iter(truth.frames), 0):
@@ -222,7 +223,7 @@ def detect_all(detector: Detector, uri: str, truth: Annotations, warmup: int, *,
     if not samples:
         raise ValueError(f"{source.name}: no frame to detect in")
     notes = list(source.notes)
-    if not truth.match_files:  # a dataset's images: matched by name (_check_files)
+    if not by_name:  # images matched by name (_check_files): their indices tell nothing
         held = max(source.frame_count or 0, max(frames) + 1)  # what the container says
         _check_end(source.name, held, truth, stride, stored=source.frame_count is not None)
         notes += _missed_note(source.name, held, truth, stride, frames)
@@ -231,10 +232,17 @@ def detect_all(detector: Detector, uri: str, truth: Annotations, warmup: int, *,
             notes)
 
 
-def _truth_frames(truth: Annotations):
-    """Frame -> the ground truth's frame for it: the same index, or for a dataset the image
-    of the same name, as ``evaluate`` matches them (None: not labelled)."""
-    if not truth.match_files:
+def _by_name(source, truth: Annotations) -> bool:
+    """The input's frames are matched to the ground truth's by image name, as ``evaluate``
+    matches them: a dataset's always, a COCO file's that names them when the input is a
+    folder of images."""
+    return truth.match_files or (getattr(source, "paths", None) is not None and truth.named)
+
+
+def _truth_frames(truth: Annotations, by_name: bool):
+    """Frame -> the ground truth's frame for it: the same index, or the image of the same
+    name (None: not labelled)."""
+    if not by_name:
         return lambda frame: frame.index
     stems = {Path(n).stem: f for f, n in truth.file_names.items()}
     return lambda frame: stems.get(image_stem(frame.index, frame.file))
@@ -247,19 +255,21 @@ def _frame_boxes(dets, names: list[str]) -> FrameBoxes:
                       dets.scores.astype(np.float64), ids)
 
 
-def _check_files(source, truth: Annotations) -> None:
-    """A folder against COCO file names: the same images, or frame numbers mean nothing;
-    against a dataset's (matched by name): every image of it, and more if it likes."""
+def _check_files(source, truth: Annotations, by_name: bool) -> None:
+    """A folder matched by name: every image of the ground truth, and more if it likes;
+    against COCO file names that name no image uniquely: the same images, or frame numbers
+    mean nothing."""
     paths = getattr(source, "paths", None)
     if paths is None or not truth.file_names:
         return
-    if truth.match_files:
+    if by_name:
         have = {p.stem for p in paths}
         lacking = [n for n in truth.file_names.values() if Path(n).stem not in have]
+        give = "its images/ folder" if truth.match_files else "the folder of its images"
         if lacking:
             raise ValueError(f"{source.name} lacks {counted(len(lacking), 'image')} of "
                              f"{truth.path} ({', '.join(lacking[:3])}"
-                             f"{', ...' if len(lacking) > 3 else ''}): give its images/ folder")
+                             f"{', ...' if len(lacking) > 3 else ''}): give {give}")
         return
     mine = [p.name for p in paths]
     theirs = [truth.file_names[f] for f in sorted(truth.file_names)]

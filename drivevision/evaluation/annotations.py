@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -61,6 +62,13 @@ class Annotations:
     one_class: bool = False
     file_names: dict[int, str] = field(default_factory=dict)
     match_files: bool = False
+
+    @property
+    def named(self) -> bool:
+        """Every frame names its image, each by a stem of its own (a COCO file of a folder,
+        a YOLO dataset): frames can be matched to images by name."""
+        names = [self.file_names.get(f) for f in self.frames]
+        return all(names) and len({Path(n).stem for n in names}) == len(names)
 
     @property
     def has_tracks(self) -> bool:

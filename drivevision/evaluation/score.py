@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -104,9 +103,8 @@ def _named_alike(truth: Annotations, preds: Annotations) -> bool:
     run on a folder), uniquely: frames are then matched by those names, as frame numbers of
     a folder count its images, and a folder holding more images than were labelled, or other
     ones, numbers them otherwise."""
-    names = [truth.file_names.get(f) for f in truth.frames]
     return bool(preds.frames) and all(preds.file_names.get(f) for f in preds.frames) \
-        and all(names) and len({Path(n).stem for n in names}) == len(names)
+        and truth.named
 
 
 def _check_kinds(truth: Annotations, preds: Annotations) -> None:

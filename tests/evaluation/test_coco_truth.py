@@ -4,11 +4,14 @@ its lines name their images (``"file"``), and the frames are matched by those na
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from drivevision.cli import main
 from tests.evaluation.helpers import CAR, PERSON
+
+DEMO = str(Path(__file__).parents[2] / "assets" / "tiny-fpn-synthetic.pt")
 
 
 def coco(path, labelled: dict[str, tuple[str, list]]):
@@ -172,3 +175,32 @@ def test_coco_results_against_other_ground_truth_are_refused(tmp_path, capsys, s
         f"(not {jsonl})")
     code, _, err = score(capsys, subset[0], results)
     assert code == 2 and "result 0: expected an \"image_id\" of an image" in err
+
+
+def test_an_input_folder_holding_more_images_than_were_labelled_scores_those(
+        tmp_path, capsys):
+    # as a --pred run on that folder scores: by name, the others left out with a note (was:
+    # refused, the folder had to hold exactly the images of the ground truth)
+    import cv2
+    import numpy as np
+
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        cv2.imwrite(str(folder / name), np.full((240, 320, 3), 90, np.uint8))
+    gt = coco(tmp_path / "gt.json", {"b.png": ("car", CAR)})
+    run = ["eval", "--gt", str(gt), str(folder), "--weights", DEMO, "--device", "cpu",
+           "--engines", "torch", "--precision", "fp32", "--warmup", "0", "--json"]
+    assert main(run) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "has 2 images that " + str(gt) + " does not label (a.png, c.png); pass "
+        "--allow-unlabelled to leave them out")
+    assert main([*run, "--allow-unlabelled"]) == 0
+    out, err = capsys.readouterr()
+    [row] = json.loads(out)["results"]
+    assert row["frames"] == 1 and row["gt_boxes"] == 1
+    assert "left out 2 predicted images without ground truth (a.png, c.png)" in err
+    (folder / "b.png").unlink()
+    assert main(run) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        f"{folder} lacks 1 image of {gt} (b.png): give the folder of its images")
