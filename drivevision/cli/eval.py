@@ -63,7 +63,7 @@ drivevision eval --gt dataset/ dataset/images/ --weights demo.pt  # YOLO""")
     g.add_argument("--gt", required=True, metavar="PATH",
                    help="ground truth: this project's JSONL (one frame a line), COCO .json "
                         "(images are frames by frame_index, else by file name in natural "
-                        "order; a --pred of a folder is matched to them by file name), "
+                        "order; a folder, as INPUT or --pred, is matched to them by file name), "
                         "MOTChallenge gt.txt (one class), KITTI tracking labels (.txt; "
                         "DontCare ignored), or a YOLO dataset folder "
                         "(data.yaml or classes.txt, images/, labels/; predictions matched to "

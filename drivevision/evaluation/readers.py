@@ -27,8 +27,8 @@ EDGE_SLACK = 1.0  # pixels a labelled box may reach past its image (an export's 
 
 
 def read_truth(path: str | Path) -> Annotations:
-    """Ground truth from a COCO ``.json``, a MOTChallenge ``.txt``, a JSONL file or a YOLO
-    dataset folder; a ValueError when it has no object to find (no box that is not
+    """Ground truth from a COCO ``.json``, a MOTChallenge or KITTI tracking ``.txt``, a JSONL
+    file or a YOLO dataset folder; a ValueError when it has no object to find (no box that is not
     ignored), as nothing could be scored."""
     if is_dataset(path):
         truth = read_yolo(path)
