@@ -58,7 +58,11 @@ def find_jobs(inputs: list[str], out_dir: Path, list_file: str | None = None,
               metadata: list[Path] | None = None) -> list[Job]:
     """The jobs for ``inputs`` (files, folders, globs) and the lines of ``list_file`` (one
     path per line; relative paths are relative to the list file's folder; blank lines and
-    ``#`` comments skipped), in the order given, each input once. A folder search passes
+    ``#`` comments skipped), in the order given, each input once. One input is named relative
+    to itself (a folder, a glob's fixed part) or its folder (a file); several are named
+    relative to the folder holding them all (``day1/ day2/``: ``day1/clip``, ``day2/clip``),
+    as the lines of a list are, so that an unquoted glob the shell expanded names them as
+    the quoted one does. A folder search passes
     over ``out_dir`` and the folders in ``skip`` (the batch's datasets). What a glob matches
     that is plainly not footage (``NOT_MEDIA_SUFFIXES``: ``notes.txt`` in ``footage/*``)
     or a link to nothing is passed over, and appended to ``passed`` with why. A NAS's or
@@ -72,8 +76,9 @@ def find_jobs(inputs: list[str], out_dir: Path, list_file: str | None = None,
     passed = [] if passed is None else passed
     found: list[Path] = []
     jobs: list[Job] = []
+    shared = _shared_root(inputs) if len(inputs) > 1 else None
     for pattern in inputs:
-        jobs.extend(_expand(pattern, skipped, passed, found))
+        jobs.extend(_expand(pattern, skipped, passed, found, shared))
     if list_file is not None:
         jobs.extend(_listed(Path(list_file), skipped, found))
     if metadata is not None:
@@ -88,14 +93,34 @@ def find_jobs(inputs: list[str], out_dir: Path, list_file: str | None = None,
     return jobs
 
 
+def _shared_root(inputs: list[str]) -> Path | None:
+    """The folder holding every input given: the deepest one above each folder, glob (its
+    fixed part) and file; None where there is none (another drive) or an input is missing
+    (``_expand`` says so)."""
+    roots = []
+    for pattern in inputs:
+        if _GLOB_CHARS & set(pattern):
+            roots.append(_glob_root(pattern))
+            continue
+        path = Path(pattern)
+        if not path.exists():
+            return None
+        path = path.resolve()
+        roots.append(path if path.is_dir() else path.parent)
+    try:
+        return Path(os.path.commonpath(roots))
+    except ValueError:
+        return None
+
+
 def _expand(pattern: str, skipped: frozenset[Path], passed: list[str],
-            metadata: list[Path]) -> list[Job]:
+            metadata: list[Path], shared: Path | None = None) -> list[Job]:
     if not _GLOB_CHARS & set(pattern):
         path = Path(pattern)
         if not path.exists():
             raise ValueError(_missing(path, pattern))
         _check_media(path, pattern)
-        return _jobs_at(path.resolve(), None, skipped, metadata)
+        return _jobs_at(path.resolve(), shared, skipped, metadata)
     matches = sorted(glob.glob(pattern, recursive=True), key=lambda p: natural_key(Path(p)))
     if not matches:
         raise ValueError(f"Nothing matches {pattern}")
@@ -115,7 +140,7 @@ def _expand(pattern: str, skipped: frozenset[Path], passed: list[str],
     passed.extend(passed_here)
     jobs = []
     for match in matches:
-        jobs.extend(_jobs_at(Path(match).resolve(), root, skipped, metadata))
+        jobs.extend(_jobs_at(Path(match).resolve(), shared or root, skipped, metadata))
     return jobs
 
 

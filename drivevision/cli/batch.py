@@ -34,7 +34,8 @@ def add_parser(commands) -> None:
         commands, "batch", summary="detect in many files: resumable, local workers or Ray",
         description="Detect objects in many video files and image folders, the model loaded "
                     "once per worker. Each input's outputs go under DIR at its path relative "
-                    "to the folder it was found in. A rerun skips the inputs already done with "
+                    "to the folder it was found in (with several inputs, the folder holding "
+                    "them all). A rerun skips the inputs already done with "
                     "the same settings (DIR/batch-manifest.jsonl), so a killed batch resumes "
                     "where it stopped; DIR/batch.json and DIR/batch.csv list every input. "
                     "Exit code 3 when some inputs failed.",

@@ -84,13 +84,27 @@ def test_a_folder_named_like_a_text_file_and_a_video_of_any_suffix_stay_inputs(t
     folder = touch(tmp_path / "takes.txt" / "clip.mp4").parent
     odd = touch(tmp_path / "drive.dat")  # named on the command line: tried as a video
     jobs = find_jobs([str(folder), str(odd)], tmp_path / "out")
-    assert [(j.rel, j.kind) for j in jobs] == [("clip", "video"), ("drive", "video")]
+    assert [(j.rel, j.kind) for j in jobs] == [("takes.txt/clip", "video"), ("drive", "video")]
+
+
+def test_several_inputs_are_named_relative_to_the_folder_holding_them_all(tmp_path):
+    for day in ("2026-11-28", "2026-11-29"):  # a dashcam numbers each day's clips afresh
+        touch(tmp_path / "footage" / day / "FILE0001.MP4")
+        touch(tmp_path / "footage" / day / "cam" / "frame1.jpg")
+    days = [str(tmp_path / "footage" / day) for day in ("2026-11-28", "2026-11-29")]
+    assert [j.rel for j in find_jobs(days, tmp_path / "out")] == [
+        "2026-11-28/FILE0001", "2026-11-28/cam", "2026-11-29/FILE0001", "2026-11-29/cam"]
+    clips = sorted(str(p) for p in (tmp_path / "footage").glob("*/FILE0001.MP4"))
+    quoted = find_jobs([str(tmp_path / "footage" / "*" / "FILE0001.MP4")], tmp_path / "out")
+    assert [j.rel for j in find_jobs(clips, tmp_path / "out")] == [j.rel for j in quoted] == [
+        "2026-11-28/FILE0001", "2026-11-29/FILE0001"]  # the shell's expansion, or the glob's
 
 
 def test_two_inputs_with_the_same_output_name_are_refused(tmp_path):
-    a, b = touch(tmp_path / "a" / "clip.mp4"), touch(tmp_path / "b" / "clip.mp4")
+    touch(tmp_path / "a" / "clip.mp4")
+    touch(tmp_path / "a" / "clip.MOV")
     with pytest.raises(ValueError, match="would write the same outputs"):
-        find_jobs([str(a), str(b)], tmp_path / "out")
+        find_jobs([str(tmp_path / "a")], tmp_path / "out")
     with pytest.raises(ValueError, match="batch's own report"):
         find_jobs([str(touch(tmp_path / "batch.mp4"))], tmp_path / "out")
 
