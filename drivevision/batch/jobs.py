@@ -257,6 +257,23 @@ def _job(path: Path, root: Path, kind: str) -> Job:
     return Job(str(path), "/".join(parts), kind)
 
 
+def check_outputs_spare_inputs(jobs: list[Job], out_dir: Path, *, video: bool, csv: bool,
+                               mot: bool) -> None:
+    """Refuse, before any work, outputs that would take an input's place: ``--out`` the
+    footage's own folder with ``--video`` (``clip.mp4``'s annotated video is ``clip.mp4``;
+    ``CLIP.MP4``'s, ``CLIP.mp4``, is the same file where names ignore case, and an input of
+    the next run where they do not). One line, naming the first and how many."""
+    inputs = {job.source.casefold(): job.source for job in jobs}
+    taken = [(path, inputs[str(path).casefold()]) for job in jobs
+             for path in job.outputs(out_dir, video=video, csv=csv, mot=mot).values()
+             if str(path).casefold() in inputs]
+    if taken:
+        path, source = taken[0]
+        more = f" (and {len(taken) - 1} more)" if len(taken) > 1 else ""
+        raise ValueError(f"--out {out_dir} would write {path} over the input {source}{more}: "
+                         "give --out a folder apart from the footage")
+
+
 def _check_unique(jobs: list[Job]) -> None:
     seen: dict[str, Job] = {}
     for job in jobs:

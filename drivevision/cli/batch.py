@@ -93,6 +93,7 @@ drivevision batch assets/ --out det/ --weights assets/tiny-fpn-synthetic.pt  # o
 def cmd_batch(args: argparse.Namespace) -> int:
     from drivevision.batch import claim_out_dir, find_jobs, plan_batch
     from drivevision.batch.datasets import check_datasets, claim_datasets
+    from drivevision.batch.jobs import check_outputs_spare_inputs
 
     settings = _settings(args)
     out_dir = _out_dir(args.out)
@@ -109,6 +110,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
               "system keeps (thumbnails, recycle bins): "
               f"{', '.join(map(_shown, metadata[:5]))}{', ...' if len(metadata) > 5 else ''}",
               file=sys.stderr)
+    check_outputs_spare_inputs(jobs, out_dir, video=settings.video, csv=settings.csv,
+                               mot=settings.track is not None)
     check_datasets(settings, out_dir, jobs)
     takers = any(job.kind == "images" or takes_fps(job.source) for job in jobs)
     image_fps(args, takers, raw=True)  # warns if no input takes it

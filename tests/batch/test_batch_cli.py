@@ -250,6 +250,20 @@ def test_an_out_folder_that_cannot_be_made_is_refused_in_one_line(tmp_path, caps
     assert (tmp_path / "afile").read_text() == "mine\n"
 
 
+def test_video_into_the_footage_folder_is_refused_before_any_work(tmp_path, capsys):
+    folder = tmp_path / "footage"  # --out the footage itself: each clip's annotated video
+    folder.mkdir()                 # is named as the clip (CLIP.MP4's where case is ignored)
+    for name in ("front.mp4", "REAR.MP4"):
+        (folder / name).write_bytes(b"a clip of mine")
+    code, stdout, err = batch(capsys, folder, "--out", folder, "--video", "-q")
+    assert code == EXIT_USAGE  # was 3 after the model loaded, every such input failed
+    assert err.splitlines() == [f"drivevision: error: --out {folder} would write "
+                                f"{folder / 'front.mp4'} over the input {folder / 'front.mp4'} "
+                                "(and 1 more): give --out a folder apart from the footage"]
+    assert sorted(p.name for p in folder.iterdir()) == ["REAR.MP4", "front.mp4"]
+    assert (folder / "front.mp4").read_bytes() == b"a clip of mine"
+
+
 def test_quiet_still_names_a_failed_input(tmp_path, capsys):
     cam = tmp_path / "footage" / "cam"
     cam.mkdir(parents=True)
