@@ -227,20 +227,39 @@ def _jobs_at(path: Path, root: Path | None, skipped: frozenset[Path],
 def _search(folder: Path, root: Path, skipped: frozenset[Path],
             metadata: list[Path]) -> list[Job]:
     """Videos anywhere under ``folder``, and each folder holding images as one input; the
-    NAS's or system's folders passed over are appended to ``metadata``."""
+    NAS's or system's folders passed over are appended to ``metadata``. A link to a folder
+    outside ``folder`` is searched as a folder is (``footage/card -> /media/sd/DCIM``), each
+    once however many links lead to it; one to a folder inside is passed over (the folder is
+    searched under its own name), as is one to a folder above."""
     jobs = []
-    for here, dirs, files in os.walk(folder):
+    seen = {folder.resolve()}
+    inside = folder.resolve()
+    for here, dirs, files in os.walk(folder, followlinks=True):
         here_path = Path(here)
         metadata.extend(here_path / d for d in sorted(dirs, key=_natural)
                         if metadata_folder(d))
-        dirs[:] = sorted((d for d in dirs if not d.startswith(".") and not metadata_folder(d)
-                          and (here_path / d).resolve() not in skipped), key=_natural)
+        dirs[:] = [d for d in sorted(dirs, key=_natural)
+                   if not d.startswith(".") and not metadata_folder(d)
+                   and _first_visit(here_path / d, inside, seen, skipped)]
         names = sorted((f for f in files if not f.startswith(".")), key=_natural)
         if any(_is_image(here_path / f) for f in names):
             jobs.append(_job(here_path, root, "images"))
         jobs.extend(_job(here_path / f, root, "video") for f in names
                     if Path(f).suffix.lower() in VIDEO_SUFFIXES)
     return jobs
+
+
+def _first_visit(folder: Path, inside: Path, seen: set[Path],
+                 skipped: frozenset[Path]) -> bool:
+    """Whether a search under ``inside`` goes into ``folder``: not skipped, not a link to a
+    folder inside ``inside`` or above it, and not seen before (then marked seen)."""
+    target = folder.resolve()
+    if target in skipped or target in seen:
+        return False
+    if folder.is_symlink() and (target.is_relative_to(inside) or inside.is_relative_to(target)):
+        return False
+    seen.add(target)
+    return True
 
 
 def _job(path: Path, root: Path, kind: str) -> Job:

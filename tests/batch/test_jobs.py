@@ -254,3 +254,14 @@ def test_a_folder_holding_only_a_nas_s_folders_is_no_input_and_says_why(tmp_path
         "No inputs: expected video files, folders with videos or images, globs or --list "
         f"FILE (passed over the folders a NAS or the system keeps: {card / '@eaDir'}, "
         f"{card / 'System Volume Information'})")
+
+
+def test_a_link_to_a_folder_outside_is_searched_once_and_a_loop_ends(tmp_path):
+    card = touch(tmp_path / "sd" / "DCIM" / "FILE0001.MP4").parent
+    touch(tmp_path / "footage" / "2026-11-28" / "front.mp4")
+    (tmp_path / "footage" / "card").symlink_to(card)  # an SD card's folder linked in
+    (tmp_path / "footage" / "same-card").symlink_to(card)  # a second way to the same one
+    (tmp_path / "footage" / "2026-11-28" / "up").symlink_to(tmp_path / "footage")  # a loop
+    (tmp_path / "footage" / "0-latest").symlink_to(tmp_path / "footage" / "2026-11-28")
+    jobs = find_jobs([str(tmp_path / "footage")], tmp_path / "out")
+    assert [j.rel for j in jobs] == ["2026-11-28/front", "card/FILE0001"]  # was: no card
