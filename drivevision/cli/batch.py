@@ -230,8 +230,11 @@ def _summary(outcome, out_dir: Path) -> str:
     for kind, dataset in s.get("datasets", {}).items():
         lines.append(f"{kind}: {dataset['path']} ({counted(dataset['files'], 'file')})")
     if s["with_notes"]:
+        warned = [row["input"] for row in outcome.rows
+                  if row["notes"] and row["status"] in ("done", "failed", "interrupted")]
+        more = f" and {len(warned) - 4} more" if len(warned) > 4 else ""
         lines.append(f"{counted(s['with_notes'], 'input')} with warnings (damaged frames, "
-                     "...): see their notes in batch.json")
+                     f"...): {', '.join(warned[:4])}{more}; see their notes in batch.json")
     lines.append(f"report: {out_dir / 'batch.json'}, {out_dir / 'batch.csv'}")
     left = s["interrupted"] + s["pending"]
     if left:  # what was done stays done: a rerun skips it

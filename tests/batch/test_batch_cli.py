@@ -404,3 +404,25 @@ def test_the_folders_a_nas_keeps_are_no_inputs_and_one_line_names_them(tmp_path,
     assert notes == [f"drivevision: note: passed over 2 folders a NAS or the system keeps "
                      f"(thumbnails, recycle bins): {tmp_path / 'share' / '#recycle'}, "
                      f"{day / '@eaDir'}"]
+
+
+def test_the_summary_names_the_inputs_that_ran_with_warnings(tmp_path):
+    from types import SimpleNamespace
+
+    from drivevision.batch.driver import _outcome, _row
+    from drivevision.batch.jobs import Job
+    from drivevision.cli.batch import _summary
+
+    rows = {}
+    for i in range(6):  # the last clip of each drive, cut when the power went
+        source = str(tmp_path / f"2026-11-2{i}" / "FILE0007.MP4")
+        rows[f"r{i}"] = _row(Job(source, f"r{i}", "video"), "done")
+        rows[f"r{i}"]["notes"] = [f"{source}: decoding stopped after 5 of 40 frames"]
+    rows["old"] = _row(Job(str(tmp_path / "old.mp4"), "old", "video"), "skipped")
+    rows["old"]["notes"] = ["done before, with notes of its own"]
+    outcome = _outcome(SimpleNamespace(rows=rows, out_dir=tmp_path / "det"), 1.0)
+    outcome.summary.update(notes=[], datasets={})
+    [line] = [ln for ln in _summary(outcome, tmp_path / "det").splitlines() if "warnings" in ln]
+    named = ", ".join(str(tmp_path / f"2026-11-2{i}" / "FILE0007.MP4") for i in range(4))
+    assert line == (f"6 inputs with warnings (damaged frames, ...): {named} and 2 more; see "
+                    "their notes in batch.json")  # was: no name, batch.json to search
