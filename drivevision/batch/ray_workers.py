@@ -75,7 +75,10 @@ class RayWorkers:
 
     def run(self, jobs: list[Job], stopping: Callable[[], bool]) -> Iterator[Event]:
         """As ``LocalWorkers.run``: events until every job has a result, or killed actors
-        and "interrupted" results when ``stopping()`` turns true."""
+        and "interrupted" results when ``stopping()`` turns true. Nothing to run starts
+        nothing: no Ray instance, no actor holding a GPU while its detector loads."""
+        if not jobs:
+            return
         ray = self._ray
         started = not ray.is_initialized()
         if started:

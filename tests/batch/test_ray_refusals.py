@@ -1,5 +1,6 @@
 """``drivevision batch --ray`` refused in one line, before any work: Ray not installed, an
-address nothing answers at, ``auto`` with no cluster running."""
+address nothing answers at, ``auto`` with no cluster running; and Ray left alone when there
+is nothing to run."""
 
 import pytest
 
@@ -58,3 +59,16 @@ def test_ray_auto_with_no_cluster_running_says_how_to_start_one(tmp_path, capsys
         "drivevision: error: --ray auto found no running Ray cluster: start one with `ray "
         "start --head` (or set RAY_ADDRESS), give its address, or use --ray alone for a Ray "
         "instance here")
+
+
+def test_a_rerun_with_nothing_left_to_run_starts_no_ray(tmp_path, monkeypatch):
+    from drivevision.batch import BatchSettings
+    from drivevision.batch.ray_workers import RayWorkers
+
+    ray = pytest.importorskip("ray")
+    started = []  # was: a local Ray instance (some 10 s) and an actor loading the model
+    monkeypatch.setattr(ray, "init", lambda *args, **kwargs: started.append("init"))
+    monkeypatch.setattr(ray, "is_initialized", lambda: bool(started))
+    workers = RayWorkers(BatchSettings(), tmp_path / "det", None, None)
+    assert list(workers.run([], lambda: False)) == []
+    assert started == []
