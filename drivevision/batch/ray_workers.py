@@ -61,14 +61,19 @@ class RayWorkers:
     """The batch's workers as Ray actors. ``address``: None starts a local Ray instance,
     ``auto`` joins the cluster this machine belongs to, else a cluster address
     (``ray.init(address=...)``; a Ray already initialized in this process is used as it
-    is). ``count``: actors (default: one per GPU, or one per node of a CPU-only cluster)."""
+    is). ``count``: actors (default: one per GPU, or one per node of a CPU-only cluster).
+    A cluster named (``auto``, an address) is joined here, so that one not there stops the
+    command before any output is written; a local instance starts only when there is work."""
 
     def __init__(self, settings: BatchSettings, out_dir: Path, address: str | None,
                  count: int | None):
         self.settings, self.out_dir, self.address, self.count = settings, out_dir, address, count
         self._ray = import_ray()
+        self._started = False  # whether this object started (and so shuts down) Ray
         if not self._ray.is_initialized():
             _check_reachable(address)
+            if address is not None:
+                self._init()
         self._actor_class = None
         self._threads = 1
         self._gpu = False
@@ -77,13 +82,12 @@ class RayWorkers:
         """As ``LocalWorkers.run``: events until every job has a result, or killed actors
         and "interrupted" results when ``stopping()`` turns true. Nothing to run starts
         nothing: no Ray instance, no actor holding a GPU while its detector loads."""
-        if not jobs:
-            return
         ray = self._ray
-        started = not ray.is_initialized()
-        if started:
-            with _signals_kept():
-                _init(ray, self.address)
+        if not jobs:
+            self._shutdown()
+            return
+        if not ray.is_initialized():
+            self._init()
         actors: list = []
         try:
             count = self._size(len(jobs))
@@ -93,8 +97,17 @@ class RayWorkers:
         finally:
             for actor in actors:
                 ray.kill(actor)
-            if started:
-                ray.shutdown()
+            self._shutdown()
+
+    def _init(self) -> None:
+        with _signals_kept():
+            _init(self._ray, self.address)
+        self._started = True
+
+    def _shutdown(self) -> None:
+        if self._started:
+            self._ray.shutdown()
+            self._started = False
 
     def _size(self, jobs: int) -> int:
         """Actors to start (at most one per job), and each one's resources."""

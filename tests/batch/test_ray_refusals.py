@@ -59,6 +59,7 @@ def test_ray_auto_with_no_cluster_running_says_how_to_start_one(tmp_path, capsys
         "drivevision: error: --ray auto found no running Ray cluster: start one with `ray "
         "start --head` (or set RAY_ADDRESS), give its address, or use --ray alone for a Ray "
         "instance here")
+    assert not (tmp_path / "det").exists()  # was: made, a report of every input pending
 
 
 def test_a_rerun_with_nothing_left_to_run_starts_no_ray(tmp_path, monkeypatch):
@@ -72,3 +73,21 @@ def test_a_rerun_with_nothing_left_to_run_starts_no_ray(tmp_path, monkeypatch):
     workers = RayWorkers(BatchSettings(), tmp_path / "det", None, None)
     assert list(workers.run([], lambda: False)) == []
     assert started == []
+
+
+def test_a_cluster_named_but_not_there_leaves_no_output_folder(tmp_path, capsys, footage,
+                                                               monkeypatch):
+    ray = pytest.importorskip("ray")
+
+    def no_cluster(*args, **kwargs):  # what ray.init says where no cluster runs
+        raise ConnectionError("Could not find any running Ray instance. Please specify the "
+                              "one to connect to by setting `--address` flag")
+
+    monkeypatch.setattr(ray, "init", no_cluster)
+    code, stdout, err = batch(capsys, footage, "--out", tmp_path / "det", "--ray", "auto")
+    assert code == EXIT_USAGE
+    assert err.strip().splitlines() == [  # was: "N inputs: N to run on Ray" before it
+        "drivevision: error: --ray auto found no running Ray cluster: start one with `ray "
+        "start --head` (or set RAY_ADDRESS), give its address, or use --ray alone for a Ray "
+        "instance here"]
+    assert not (tmp_path / "det").exists()  # was: made, a report of every input pending
