@@ -120,6 +120,8 @@ def _expand(pattern: str, skipped: frozenset[Path], passed: list[str],
         if not path.exists():
             raise ValueError(_missing(path, pattern))
         _check_media(path, pattern)
+        if path.is_dir() and _within(path.resolve(), skipped):
+            return []  # the output folder or a dataset's, an unquoted glob's match
         return _jobs_at(path.resolve(), shared, skipped, metadata)
     matches = sorted(glob.glob(pattern, recursive=True), key=lambda p: natural_key(Path(p)))
     if not matches:
@@ -131,6 +133,9 @@ def _expand(pattern: str, skipped: frozenset[Path], passed: list[str],
     if not matches:
         raise ValueError(f"Nothing but folders a NAS or the system keeps (thumbnails, recycle "
                          f"bins) and what is in them matches {pattern}")
+    matches = [m for m in matches if not _within(Path(m).resolve(), skipped)]
+    if not matches:
+        raise ValueError(f"Nothing but the output folder and what is in it matches {pattern}")
     not_footage = {m: _not_footage(Path(m)) for m in matches}
     matches = [m for m in matches if not not_footage[m]]
     passed_here = [f"{m} ({why})" for m, why in not_footage.items() if why]
@@ -142,6 +147,11 @@ def _expand(pattern: str, skipped: frozenset[Path], passed: list[str],
     for match in matches:
         jobs.extend(_jobs_at(Path(match).resolve(), shared or root, skipped, metadata))
     return jobs
+
+
+def _within(path: Path, folders: frozenset[Path]) -> bool:
+    """Whether ``path`` (resolved) is one of ``folders`` or lies in one."""
+    return any(path.is_relative_to(folder) for folder in folders)
 
 
 def _metadata_part(path: Path, root: Path) -> Path | None:

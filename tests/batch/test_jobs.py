@@ -26,6 +26,17 @@ def tree(tmp_path):
     return root
 
 
+def test_the_output_folder_is_no_input_when_a_glob_matches_it(tree):
+    out = tree / "det"  # footage/* with --out footage/det: an earlier run's annotated video
+    touch(out / "2026-11-28" / "front_0001.mp4")
+    expanded = sorted(str(p) for p in tree.glob("[!.]*"))  # as the shell gives footage/*
+    for inputs in ([str(tree / "*")], expanded):
+        assert [j.rel for j in find_jobs(inputs, out)] == [  # was: + det/2026-11-28/front_0001
+            "2026-11-28/front_0001", "2026-11-28/front_0002", "cam"]
+    with pytest.raises(ValueError, match="Nothing but the output folder"):
+        find_jobs([str(tree / "d*")], out)
+
+
 def test_a_folder_is_searched_for_videos_and_folders_of_images(tree, tmp_path):
     jobs = find_jobs([str(tree)], tmp_path / "out")
     assert [(j.rel, j.kind) for j in jobs] == [("2026-11-28/front_0001", "video"),
