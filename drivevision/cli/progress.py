@@ -49,9 +49,9 @@ class Progress:
 
 class BatchProgress:
     """A batch's progress on stderr: files done/total, frames/s and ETA on a bar (a TTY),
-    else one line per finished input; failures and retries are lines above the bar. ``quiet``
-    keeps only the failures: an exit code 3 with nothing said would leave the user to dig
-    through batch.json."""
+    else one line per finished input, with the ETA; failures and retries are lines above
+    the bar. ``quiet`` keeps only the failures: an exit code 3 with nothing said would leave
+    the user to dig through batch.json."""
 
     def __init__(self, total: int, *, quiet: bool = False):
         self.quiet, self.total, self.done = quiet, total, 0
@@ -90,9 +90,18 @@ class BatchProgress:
         if result.status == "failed":  # numbered as the others where there is no bar
             count = "" if self.enabled else f"[{self.done}/{self.total}] "
             self.status(count + failed_line(result.source, result.error), always=True)
-        elif not self.enabled:
+        elif not self.enabled:  # a log file: the ETA the bar would show, on each line
             self.status(f"[{self.done}/{self.total}] {result.status} {result.source} "
-                        f"({counted(result.frames, 'frame')}, {result.seconds:.1f} s)")
+                        f"({counted(result.frames, 'frame')}, {result.seconds:.1f} s)"
+                        f"{self._eta()}")
+
+    def _eta(self) -> str:
+        """``, ETA 05:12``: the inputs left at the pace so far; nothing after the last."""
+        left = self.total - self.done
+        if left <= 0 or self.done <= 0:
+            return ""
+        pace = (time.monotonic() - self._start) / self.done
+        return f", ETA {tqdm.format_interval(pace * left)}"
 
     def _fps(self) -> float:
         elapsed = time.monotonic() - self._start
