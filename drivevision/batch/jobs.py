@@ -120,8 +120,9 @@ def _expand(pattern: str, skipped: frozenset[Path], passed: list[str],
         if not path.exists():
             raise ValueError(_missing(path, pattern))
         _check_media(path, pattern)
-        if path.is_dir() and _within(path.resolve(), skipped):
-            return []  # the output folder or a dataset's, an unquoted glob's match
+        if shared is not None and path.is_dir() and path.resolve() != shared \
+                and _within(path.resolve(), skipped):
+            return []  # the output folder or a dataset's among others: footage/* unquoted
         return _jobs_at(path.resolve(), shared, skipped, metadata)
     matches = sorted(glob.glob(pattern, recursive=True), key=lambda p: natural_key(Path(p)))
     if not matches:

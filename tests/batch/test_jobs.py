@@ -35,6 +35,8 @@ def test_the_output_folder_is_no_input_when_a_glob_matches_it(tree):
             "2026-11-28/front_0001", "2026-11-28/front_0002", "cam"]
     with pytest.raises(ValueError, match="Nothing but the output folder"):
         find_jobs([str(tree / "d*")], out)
+    assert [j.rel for j in find_jobs([str(tree)], tree)] == [  # --out the footage itself
+        "2026-11-28/front_0001", "2026-11-28/front_0002", "cam", "det/2026-11-28/front_0001"]
 
 
 def test_a_folder_is_searched_for_videos_and_folders_of_images(tree, tmp_path):
