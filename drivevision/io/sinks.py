@@ -284,7 +284,9 @@ def detection_records(detections: Detections, names: Sequence[str]) -> list[dict
 
 class JsonlSink(Sink):
     """One JSON object per input frame, in order, also for frames with no detections; a
-    frame of an image input also names its image (``"file"``, from ``Frame.file``)."""
+    frame of an image input also names its image (``"file"``, from ``Frame.file``). Each
+    line states the frame's ``"width"`` and ``"height"`` in pixels, the size its boxes are
+    in, so a file scored later against ground truth of another size is told apart."""
 
     lines = True
 
@@ -302,6 +304,8 @@ class JsonlSink(Sink):
         if frame.file is not None:
             line["file"] = frame.file
         line["timestamp_ms"] = round(frame.timestamp_ms, 3)
+        height, width = frame.image.shape[:2]
+        line["width"], line["height"] = int(width), int(height)
         line["detections"] = detection_records(detections, self.names)
         if frame.source_id:
             line["source"] = frame.source_id

@@ -261,7 +261,8 @@ def test_console_script_runs_as_a_user_would(tmp_path, clip_path, tiny_checkpoin
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == ""  # -q: no summary
     first = json.loads(jsonl.read_text().splitlines()[0])
-    assert set(first) == {"frame", "timestamp_ms", "detections"}
+    assert set(first) == {"frame", "timestamp_ms", "width", "height", "detections"}
+    assert (first["width"], first["height"]) == (160, 96)  # the clip's frames
 
 
 def test_variable_frame_rate_file_is_not_called_truncated(tmp_path, capsys, tiny_checkpoint):
