@@ -190,8 +190,9 @@ def read_predictions(path: str | Path) -> Annotations:
     """Detections as ``drivevision detect --jsonl`` writes them: ``{"frame": 0,
     "detections": [{"class_name": "car", "score": 0.98, "box": [x1, y1, x2, y2]}, ...]}``
     a line, ``"track_id"`` on each detection when tracked, ``"file"`` naming the frame's
-    image for a folder of images."""
-    frames, lines_of, classes, files = {}, {}, {}, {}
+    image for a folder of images, ``"width"`` and ``"height"`` the frame's size (lines
+    written before detect stated it have none)."""
+    frames, lines_of, classes, files, sizes = {}, {}, {}, {}, {}
     for n, line in _lines(path, PREDICTION_FILES):
         record, where = _json_line(path, n, line, PREDICTION_FILES), f"{path} line {n}"
         dets = record.get("detections")
@@ -204,7 +205,9 @@ def read_predictions(path: str | Path) -> Annotations:
         _add_frame(frames, lines_of, record["frame"], entry, path, n)
         if isinstance(record.get("file"), str):
             files[record["frame"]] = record["file"]
-    return Annotations(str(path), frames, tuple(classes), file_names=files)
+        if (size := _size(record, where)) is not None:
+            sizes[record["frame"]] = size
+    return Annotations(str(path), frames, tuple(classes), sizes, file_names=files)
 
 
 def _swapped(record: dict, key: str, option: str) -> str:

@@ -74,6 +74,7 @@ def evaluate(truth: Annotations, preds: Annotations, *, class_map: dict[str, str
     notes: list[str] = []
     if truth.match_files or _named_alike(truth, preds):
         preds = match_files(truth, preds, allow_unlabelled, notes)
+    _check_stated_sizes(truth, preds)
     if covered_only:
         truth, note = covered_truth(truth, preds)
         notes += [note] if note else []
@@ -135,6 +136,21 @@ def _labelled_frames(truth: Annotations, preds: Annotations, allow: bool,
                  f"({shown})")
     kept = {f: fb for f, fb in preds.frames.items() if f in truth.frames}
     return Annotations(preds.path, kept, preds.classes)
+
+
+def _check_stated_sizes(truth: Annotations, preds: Annotations) -> None:
+    """ValueError when both files state a frame's size and they differ: the boxes are in
+    pixels of another size (detections of a resized copy), and would all score as misses,
+    AP 0, though each may lie inside the labelled frame. Files without sizes pass."""
+    for f in sorted(set(truth.sizes) & set(preds.sizes)):
+        if truth.sizes[f] == preds.sizes[f]:
+            continue
+        (tw, th), (pw, ph) = truth.sizes[f], preds.sizes[f]
+        which = f"image {truth.file_names[f]}" if f in truth.file_names else f"frame {f}"
+        raise ValueError(f"{preds.path} was detected on {pw}x{ph} frames, but {truth.path} "
+                         f"labels {tw}x{th} ones ({which}): boxes of one size cannot be "
+                         "scored against the other; run drivevision detect on the "
+                         f"{tw}x{th} frames the ground truth was labelled on")
 
 
 def _check_sizes(truth: Annotations, preds: Annotations) -> None:

@@ -190,7 +190,7 @@ def match_files(truth: Annotations, preds: Annotations, allow_unlabelled: bool,
     ValueError, or with ``allow_unlabelled`` left out with a note. Also for COCO ground truth
     and predictions that both name their images (``score.evaluate``)."""
     frame_of = {Path(name).stem: f for f, name in truth.file_names.items()}
-    frames, names, extra = {}, {}, []
+    frames, names, sizes, extra = {}, {}, {}, []
     for f, fb in preds.frames.items():
         name = preds.file_names.get(f) or image_stem(f, None)
         target = frame_of.get(image_stem(f, name))
@@ -201,6 +201,8 @@ def match_files(truth: Annotations, preds: Annotations, allow_unlabelled: bool,
                              f"{truth.file_names[target]} of {truth.path}")
         else:
             frames[target], names[target] = fb, name
+            if f in preds.sizes:
+                sizes[target] = preds.sizes[f]
     if not frames:
         holder, whose = ("the dataset", "a dataset's") if truth.match_files else \
             ("the ground truth", "its")
@@ -214,7 +216,7 @@ def match_files(truth: Annotations, preds: Annotations, allow_unlabelled: bool,
     if extra:
         notes.append(f"left out {counted(len(extra), 'predicted image')} without ground truth "
                      f"({_some(extra)})")
-    return Annotations(preds.path, dict(sorted(frames.items())), preds.classes,
+    return Annotations(preds.path, dict(sorted(frames.items())), preds.classes, sizes,
                        file_names=names)
 
 
