@@ -191,9 +191,12 @@ def read_predictions(path: str | Path) -> Annotations:
     "detections": [{"class_name": "car", "score": 0.98, "box": [x1, y1, x2, y2]}, ...]}``
     a line, ``"track_id"`` on each detection when tracked, ``"file"`` naming the frame's
     image for a folder of images, ``"width"`` and ``"height"`` the frame's size (lines
-    written before detect stated it have none)."""
+    written before detect stated it have none). The outage lines of ``live --jsonl``
+    (``{"gap": {...}}``) are passed over."""
     frames, lines_of, classes, files, sizes = {}, {}, {}, {}, {}
     for n, line in _lines(path, PREDICTION_FILES):
+        if _outage(line):
+            continue  # a live run's record of a stream outage: no frame of its own
         record, where = _json_line(path, n, line, PREDICTION_FILES), f"{path} line {n}"
         dets = record.get("detections")
         if not isinstance(dets, list) or not all(isinstance(d, dict) for d in dets):
@@ -208,6 +211,18 @@ def read_predictions(path: str | Path) -> Annotations:
         if (size := _size(record, where)) is not None:
             sizes[record["frame"]] = size
     return Annotations(str(path), frames, tuple(classes), sizes, file_names=files)
+
+
+def _outage(line: str) -> bool:
+    """Whether ``line`` is ``{"gap": {...}}``, which ``drivevision live --jsonl`` writes for
+    a time the stream was down."""
+    if not line.lstrip().startswith('{"gap"'):
+        return False
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return False
+    return isinstance(record, dict) and list(record) == ["gap"]
 
 
 def _swapped(record: dict, key: str, option: str) -> str:
