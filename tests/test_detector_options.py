@@ -1,0 +1,134 @@
+"""The detector's options as a user gives them: conf, classes, iou, max_det and device,
+for the detector or for one call, what a printed detector shows, and the type hints of the
+public API."""
+
+import numpy as np
+import pytest
+import torch
+from detector_scenes import scene
+
+from drivevision.config import DetectorConfig
+from drivevision.detector import Detector
+from drivevision.labels import COCO_NAMES
+
+
+def test_a_printed_detector_shows_what_it_runs_on_one_line(tiny_loaded):
+    plain = repr(Detector(tiny_loaded, device="cpu"))
+    assert plain == ("Detector(model='tiny-fpn', engine='torch', precision='fp32', device='cpu', "
+                     "conf=0.5, classes='driving', proposals=100)")  # the fixture's 100
+    tuned = Detector(tiny_loaded, device="cpu", conf=0.25, classes="Car, person", iou=0.6,
+                     max_det=20, proposals=1000, agnostic_nms=True)
+    assert repr(tuned) == str(tuned) == (
+        "Detector(model='tiny-fpn', engine='torch', precision='fp32', device='cpu', conf=0.25, "
+        "classes='person,car', agnostic_nms=True, iou=0.6, max_det=20)")
+    assert "\n" not in repr(tuned)
+
+
+def public_functions():
+    """(name, function) for each function and public method among ``drivevision``'s names."""
+    import inspect
+
+    import drivevision
+
+    for name in drivevision.__all__:
+        public = getattr(drivevision, name)
+        if inspect.isfunction(public):
+            yield name, public
+        elif inspect.isclass(public):
+            for attr, function in {**vars(public), "__init__": public.__init__}.items():
+                if inspect.isfunction(function) and (attr == "__init__" or attr[0] != "_"):
+                    yield f"{name}.{attr}", function
+
+
+def test_every_argument_of_the_public_api_has_a_type_hint():
+    import inspect
+    import typing
+
+    for name, function in public_functions():
+        hints = typing.get_type_hints(function)  # also: every hint names a real type
+        bare = [p for p in inspect.signature(function).parameters
+                if p not in ("self", "cls") and p not in hints]
+        assert not bare, f"{name}: no type hint for {', '.join(bare)}"
+
+
+@pytest.mark.parametrize("kwargs, message", [({"iou": 0.0}, r"iou in \(0, 1\], but got 0.0"),
+                                             ({"max_det": 0}, "max_det to be an int >= 1")])
+def test_an_iou_or_max_det_out_of_range_is_refused(tiny_loaded, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Detector(tiny_loaded, device="cpu", **kwargs)
+
+
+def test_names_index_of_a_class_the_model_lacks_names_the_close_ones(tiny_loaded):
+    names = Detector(tiny_loaded, device="cpu").names
+    assert names.index("car") == 3 and names == COCO_NAMES and repr(names) == repr(COCO_NAMES)
+    with pytest.raises(ValueError, match=r"^Unknown class 'cars'; did you mean car or "):
+        names.index("cars")
+    with pytest.raises(ValueError, match=r"^Unknown class 'zzz'; expected one of the model's "
+                                         r"classes: person \(1\), bicycle \(2\), car \(3\)"):
+        names.index("zzz")
+
+
+def test_a_calls_conf_and_classes_replace_the_detectors_for_that_call_only(tiny_loaded):
+    frame = scene(120, 200, seed=1)
+    detector = Detector(tiny_loaded, device="cpu")  # 0.5, driving: random weights score ~0.01
+    wide = detector.infer([frame], conf=0.0, classes="all")[0]
+    conf, classes = float(np.median(wide.scores)), ["car", "truck", 1]  # 1: person
+    some = detector(frame, conf=conf, classes=classes)
+    assert some == Detector(tiny_loaded, device="cpu", conf=conf, classes=classes)(frame)
+    assert 0 < len(some) < len(wide) and set(some.class_ids) <= {1, 3, 8}
+    assert len(detector(frame)) == 0  # its own conf, 0.5, untouched
+    detector.middle.fixed = True  # the sync-free path a CUDA run takes, here on the CPU
+    assert detector(frame, conf=conf, classes=classes) == some
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(conf=1.5), r"Expected conf in \[0, 1\], but got 1.5"),
+    (dict(conf=-0.1), r"Expected conf in \[0, 1\]"),
+    (dict(classes="unicorn"), "Unknown class 'unicorn'"),
+])
+def test_a_bad_conf_or_class_for_one_call_says_what_was_expected(tiny_loaded, options, message):
+    detector = Detector(tiny_loaded, device="cpu")
+    with pytest.raises(ValueError, match=message):
+        detector(scene(96, 160, seed=0), **options)
+    with pytest.raises(ValueError, match=message):
+        detector.infer([scene(96, 160, seed=0)], **options)
+
+
+@pytest.mark.parametrize("given, name", [(torch.device("cpu"), "cpu"),
+                                         (torch.device("cuda", 1), "cuda:1"), (0, "cuda:0"),
+                                         (np.int64(2), "cuda:2"), ("cuda:1", "cuda:1")])
+def test_a_torch_device_or_a_gpu_index_is_taken_as_its_name(given, name):
+    # (was: AttributeError, 'torch.device' object has no attribute 'startswith')
+    assert DetectorConfig(device=given).device == name
+
+
+def test_a_detector_runs_on_the_torch_device_it_is_given(tiny_loaded):
+    assert Detector(tiny_loaded, device=torch.device("cpu")).device == torch.device("cpu")
+
+
+@pytest.mark.parametrize("given, found", [(1.5, r"1.5 \(float\)"), (True, r"True \(bool\)"),
+                                          (None, r"None \(NoneType\)")])
+def test_a_device_of_another_kind_is_a_type_error_saying_what_is_taken(tiny_loaded, given,
+                                                                       found):
+    expected = (r"^Expected device as a str \(auto, cpu, cuda, cuda:N\), a torch.device or a "
+                r"GPU index, but got " + found + "$")
+    with pytest.raises(TypeError, match=expected):
+        DetectorConfig(device=given)
+    with pytest.raises(TypeError, match=expected):
+        Detector(tiny_loaded, device=given)
+
+
+@pytest.mark.parametrize("conf, error, message", [
+    (50, ValueError, r"^Expected conf in \[0, 1\], but got 50$"),
+    (-0.1, ValueError, r"^Expected conf in \[0, 1\], but got -0.1$"),
+    ("0.5", TypeError, r"^Expected conf as a number in \[0, 1\], but got '0.5' \(str\)$"),
+])
+def test_a_conf_outside_0_to_1_is_refused_by_the_constructor_as_by_the_config(tiny_loaded, conf,
+                                                                            error, message):
+    # (was: Detector(loaded, conf=50), a percentage, built and found nothing, silently)
+    with pytest.raises(error, match=message):
+        Detector(tiny_loaded, device="cpu", conf=conf)
+    with pytest.raises(error, match=message):
+        DetectorConfig(conf=conf)
+    with pytest.raises(error, match=message):
+        Detector(tiny_loaded, device="cpu")(scene(48, 64, seed=0), conf=conf)
