@@ -9,7 +9,11 @@ import socket
 import pytest
 from mjpeg_server import MjpegTestServer
 from standins import FixedDetector
-from test_gui import errors, make_window, settings, stream_seq, two_boxes  # noqa: F401
+
+pytest.importorskip("PyQt6.QtWidgets")
+pytest.importorskip("pytestqt")
+
+from viewer_steps import stream_seq, two_boxes  # noqa: E402
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -23,7 +27,7 @@ def credentialed(url: str) -> tuple[str, str]:
 
 
 def test_a_credentialed_stream_is_shown_masked_and_reopens_from_recent_sources(
-        qtbot, make_window, clip_path):  # noqa: F811 - fixtures from test_gui
+        qtbot, make_window, clip_path):
     window = make_window(FixedDetector(0.02, detections=two_boxes()))
     said: list[str] = []
     window.statusBar().messageChanged.connect(said.append)
@@ -53,7 +57,7 @@ def test_a_credentialed_stream_is_shown_masked_and_reopens_from_recent_sources(
 
 
 def test_a_credentialed_stream_that_cannot_be_opened_is_named_masked(
-        qtbot, make_window, errors):  # noqa: F811 - fixtures from test_gui
+        qtbot, make_window, errors):
     window = make_window(FixedDetector(detections=two_boxes()))
     with socket.socket() as closed:  # bound, not listening: connections are refused
         closed.bind(("127.0.0.1", 0))
