@@ -1,7 +1,8 @@
 """The batch on a Ray cluster: one actor per GPU (``num_gpus=1``), or per CPU worker, each
-holding a loaded detector; each input is one actor call (a task). When an actor or its node
-dies, its input goes to another actor (a new one replaces the dead), and an input whose
-actor died twice is recorded as failed. The driver keeps the progress and the manifest;
+holding a loaded detector; each input is one actor call (a task), and the driver asks each
+busy actor for its frames done while it works (the progress's frames/s). When an actor or
+its node dies, its input goes to another actor (a new one replaces the dead), and an input
+whose actor died twice is recorded as failed. The driver keeps the progress and the manifest;
 inputs and the output folder must be on storage every node sees, at the same path.
 
 Ray is optional (``pip install 'drivevision[ray]'``) and imported only here.
@@ -25,6 +26,7 @@ from drivevision.errors import DriveVisionError
 
 INSTALL = "pip install 'drivevision[ray]'"
 POLL_SECONDS = 0.25  # the driver looks at its stop request at least this often
+PROGRESS_SECONDS = 0.5  # the driver asks each busy actor for its frames done this often
 START_SECONDS = 600.0  # the longest wait for a first actor (a cluster scaling up, a model load)
 REACH_SECONDS = 10.0  # the longest wait for a cluster address to answer at all
 ATTEMPTS = 2  # an input whose actor died this many times is recorded as failed
@@ -48,13 +50,32 @@ class DetectorActor:
         _quiet_decoders()
         self.detector = load_detector(settings, threads=threads)
         self.settings, self.out_dir = settings, Path(out_dir)
+        self.counter: _Counter | None = None
 
     def ready(self) -> str:
         """What runs where (``Detector.describe``), once the detector is loaded."""
         return self.detector.describe()
 
     def run(self, job: Job) -> JobResult:
-        return run_job(self.detector, job, self.settings, self.out_dir)
+        counter = _Counter(job.rel)
+        self.counter = counter
+        return run_job(self.detector, job, self.settings, self.out_dir, counter)
+
+    def progress(self) -> tuple[str, int] | None:
+        """(the input it runs, or ran last, and its frames done so far; None before the
+        first): called while ``run`` works, as the actor runs two calls at a time."""
+        counter = self.counter
+        return None if counter is None else (counter.rel, counter.frames)
+
+
+class _Counter:
+    """Frames done of one input, read by ``DetectorActor.progress`` from another thread."""
+
+    def __init__(self, rel: str):
+        self.rel, self.frames = rel, 0
+
+    def __call__(self, _result) -> None:
+        self.frames += 1
 
 
 class RayWorkers:
@@ -129,6 +150,7 @@ class RayWorkers:
             self._actor_class = ray.remote(DetectorActor)
         resources = {"num_gpus": 1, "num_cpus": 1} if self._gpu else {"num_cpus": self._threads}
         actor = self._actor_class.options(max_restarts=0, max_task_retries=0,
+                                          max_concurrency=2,  # ``progress`` while ``run``
                                           **resources).remote(self.settings,
                                                               os.fspath(self.out_dir),
                                                               self._threads)
@@ -145,6 +167,8 @@ class _Dispatch:
         self.since = time.monotonic()  # when the last actor became ready, or the start
         self.idle: deque = deque()
         self.running: dict = {}  # run ref -> (actor, job)
+        self.asking: dict = {}  # progress ref -> run ref it asks about
+        self.asked: dict = {}  # run ref -> (when last asked, frames reported)
         self.deaths: dict[Job, int] = {}
         self.load_failures = 0
 
@@ -164,9 +188,40 @@ class _Dispatch:
                     and time.monotonic() - self.since > START_SECONDS:
                 raise DriveVisionError(f"No Ray worker started within {START_SECONDS:.0f} s: "
                                        "the cluster lacks the CPUs or GPUs asked for")
-            done, _ = self.ray.wait(refs, num_returns=1, timeout=POLL_SECONDS)
+            self._ask()
+            done, _ = self.ray.wait([*refs, *self.asking], num_returns=1,
+                                    timeout=POLL_SECONDS)
             for ref in done:
-                yield from self._finished(ref)
+                if ref in self.asking:
+                    yield from self._progress(ref)
+                else:
+                    yield from self._finished(ref)
+
+    def _ask(self) -> None:
+        """Ask each busy actor, not asked within PROGRESS_SECONDS, for its frames done
+        (as local workers send theirs); an actor that dies answers with an error."""
+        now, waiting = time.monotonic(), set(self.asking.values())
+        for ref, (actor, _) in self.running.items():
+            when, frames = self.asked.get(ref, (0.0, 0))
+            if ref not in waiting and now - when >= PROGRESS_SECONDS:
+                self.asking[actor.progress.remote()] = ref
+                self.asked[ref] = now, frames
+
+    def _progress(self, ref) -> Iterator[Event]:
+        """A "frames" event for the frames an actor did since it last said."""
+        run = self.asking.pop(ref)
+        try:
+            answer = self.ray.get(ref)
+        except self.ray.exceptions.RayError:
+            return  # its actor died: the run's own ref says so
+        if run not in self.running or answer is None:
+            return  # its input finished meanwhile
+        actor, job = self.running[run]
+        when, reported = self.asked[run]
+        rel, frames = answer
+        if rel == job.rel and frames > reported:
+            self.asked[run] = when, frames
+            yield Event("frames", job, worker=actor, frames=frames - reported)
 
     def _finished(self, ref) -> Iterator[Event]:
         errors = self.ray.exceptions
@@ -185,6 +240,7 @@ class _Dispatch:
             yield Event("ready", None, worker=actor, detail=detail)
             return
         actor, job = self.running.pop(ref)
+        self.asked.pop(ref, None)
         try:
             result = self.ray.get(ref)
         except errors.RayActorError as e:

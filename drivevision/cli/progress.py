@@ -84,7 +84,7 @@ class BatchProgress:
         self._bar.set_postfix_str(f"{self._fps():.1f} frames/s", refresh=False)
 
     def _finished(self, result) -> None:
-        self._frames[result.rel] = result.frames  # Ray reports frames only at the end
+        self._frames[result.rel] = result.frames  # its total, whatever was reported
         self.done += 1
         self._bar.update(1)
         if result.status == "failed":  # numbered as the others where there is no bar

@@ -16,6 +16,7 @@ from tests.batch.helpers import (
     assert_dataset_is_the_jsonl,
     assert_same_detections,
     hidden_or_partial,
+    make_footage,
     new_plan,
     outputs_of,
 )
@@ -89,7 +90,6 @@ def test_an_actor_killed_mid_file_has_its_file_retried_on_another(cluster, local
     assert hidden_or_partial(out) == []
 
 
-
 def test_ray_actors_write_one_dataset_as_local_workers_do(cluster, footage, tmp_path, capsys):
     args = ["batch", str(footage), "--out", str(tmp_path / "det"), "--yolo",
             str(tmp_path / "ds"), "--crops", str(tmp_path / "crops"), "--weights", WEIGHTS,
@@ -98,3 +98,26 @@ def test_ray_actors_write_one_dataset_as_local_workers_do(cluster, footage, tmp_
     assert_dataset_is_the_jsonl(tmp_path, [c.removesuffix(".mp4") for c in CLIPS])
     assert main(args) == 0
     assert "3 skipped" in capsys.readouterr().out  # the actors' records read as one
+
+
+def test_ray_actors_report_progress_while_working(cluster, tmp_path):
+    """Frames come in while an input runs (the progress's frames/s; an input stopped
+    mid-file says how far it got), as on local workers: not only with its result."""
+    from drivevision.batch.ray_workers import RayWorkers
+
+    footage = make_footage(tmp_path / "footage", frames=80)
+    out = tmp_path / "det"
+    plan = new_plan(footage, out)
+    reported = []
+
+    def stop_at_first_progress(event):
+        if event.kind == "frames" and not reported:
+            reported.append(event.frames)
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: the batch's stop request
+
+    outcome = run_batch(plan, RayWorkers(plan.settings, out, None, 1),
+                        on_event=stop_at_first_progress)
+    assert reported, "no actor reported progress before its input was done"
+    [stopped] = [r for r in outcome.rows if r["status"] == "interrupted"]
+    assert stopped["frames"] >= reported[0] > 0 and stopped["seconds"] > 0
+    assert stopped["outputs"] == [] and not (out / f"{stopped['rel']}.jsonl").exists()
