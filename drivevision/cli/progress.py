@@ -80,11 +80,15 @@ class BatchProgress:
         elif event.kind == "retry":
             self.status(f"retrying {event.job.source}: {reason(event.job.source, event.error)}")
         elif event.kind == "result":
+            self._frames[rel] = event.result.frames  # its total, whatever was reported
+        # frames reported redraw the bar (workers report every half second), so frames/s
+        # moves while an input runs, and a finished input's bar shows its own frames
+        self._bar.set_postfix_str(f"{self._fps():.1f} frames/s",
+                                  refresh=event.kind == "frames")
+        if event.kind == "result":
             self._finished(event.result)
-        self._bar.set_postfix_str(f"{self._fps():.1f} frames/s", refresh=False)
 
     def _finished(self, result) -> None:
-        self._frames[result.rel] = result.frames  # its total, whatever was reported
         self.done += 1
         self._bar.update(1)
         if result.status == "failed":  # numbered as the others where there is no bar
