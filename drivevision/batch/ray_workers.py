@@ -11,6 +11,7 @@ Ray is optional (``pip install 'drivevision[ray]'``) and imported only here.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -30,6 +31,10 @@ PROGRESS_SECONDS = 0.5  # the driver asks each busy actor for its frames done th
 START_SECONDS = 600.0  # the longest wait for a first actor (a cluster scaling up, a model load)
 REACH_SECONDS = 10.0  # the longest wait for a cluster address to answer at all
 ATTEMPTS = 2  # an input whose actor died this many times is recorded as failed
+# A notice, as a warning, that a local instance has token authentication on (Ray's default);
+# the warning that it is off (anyone who reaches the cluster can run code on it) stays.
+TOKEN_LOGGER = "ray._private.authentication.authentication_token_setup"
+TOKEN_NOTICE = "Token authentication is enabled for this Ray cluster"
 
 
 def import_ray():
@@ -272,9 +277,12 @@ class _Dispatch:
 
 def _init(ray, address: str | None) -> None:
     """``ray.init``, with Ray's "no running instance" (which names Ray's own ``--address``
-    flag) said in this command's terms."""
+    flag) said in this command's terms. Ray's notices (``Started a local Ray instance``,
+    that token authentication is on by default) stay off the batch's stderr; its warnings
+    and errors, and every line in Ray's own logs (``/tmp/ray/session_latest/logs``), stay."""
     try:
-        ray.init(address=address or None, log_to_driver=False)
+        with _notice_dropped(TOKEN_LOGGER, TOKEN_NOTICE):
+            ray.init(address=address or None, log_to_driver=False, logging_level=logging.WARNING)
     except ConnectionError as e:
         if "Could not find any running Ray instance" not in str(e):
             raise
@@ -282,6 +290,21 @@ def _init(ray, address: str | None) -> None:
             f"--ray {address} found no running Ray cluster: start one with `ray start --head` "
             "(or set RAY_ADDRESS), give its address, or use --ray alone for a Ray instance "
             "here") from None
+
+
+@contextlib.contextmanager
+def _notice_dropped(name: str, start: str):
+    """Logger ``name`` leaves out the records whose message begins with ``start``."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(start)
+
+    logger = logging.getLogger(name)
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
 
 
 def _check_reachable(address: str | None) -> None:

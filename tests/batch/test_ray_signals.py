@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_sigterm_during_a_ray_batch_is_the_batch_s_stop_request(footage, tmp_path,
-                                                                monkeypatch):
+                                                                monkeypatch, caplog):
     """While the batch runs, SIGTERM belongs to the batch (stop, write the reports), not to
     the handler ``ray.init`` installs; afterwards the process's handlers are as before."""
     from drivevision.batch import run_batch
@@ -33,6 +33,7 @@ def test_sigterm_during_a_ray_batch_is_the_batch_s_stop_request(footage, tmp_pat
         if event.kind == "ready":
             during.append(signal.getsignal(signal.SIGTERM))
 
+    caplog.set_level("INFO")
     previous = signals.install(lambda s: None)  # as the drivevision program does first
     try:
         outcome = run_batch(plan, RayWorkers(plan.settings, out, None, 1), on_event=look)
@@ -43,3 +44,6 @@ def test_sigterm_during_a_ray_batch_is_the_batch_s_stop_request(footage, tmp_pat
     assert all(getattr(h, "__module__", "") == "drivevision.pipeline.signals" for h in during)
     assert not ray.is_initialized()
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+    said = "\n".join(caplog.messages)  # Ray's notices are kept off the batch's stderr
+    assert "Started a local Ray instance" not in said
+    assert "Token authentication is enabled" not in said
