@@ -144,7 +144,7 @@ class VideoFileSource(Source):
                 try:
                     frames = packet.decode()
                 except av.FFmpegError:
-                    reading.failed += 1
+                    reading.lose_packet()
                     continue
                 for frame in frames:
                     index, timestamp = reading.place(frame)

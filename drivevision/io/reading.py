@@ -20,6 +20,11 @@ class Reading:
     the first time of the clock's run starts a new run (a reset clock, joined files), whose
     frames count on after the packets of the runs before.
 
+    AVI stores no presentation times: its packets' decode times count the frames (FFmpeg
+    makes up presentation times a frame later for H.264), and a decoder that reorders
+    (B-frames) hands its frames on with the times of other packets. There, the n-th frame a
+    reading decodes takes the n-th packet's decode time.
+
     A reading that starts after a seek (``seeked``: at a keyframe, not at the first packet)
     has not seen the packets before: its first frame's index is its time at ``fps`` (exact
     for a constant frame rate, an estimate for a variable one), and the frames after count
@@ -47,19 +52,34 @@ class Reading:
         self._first: tuple[int, int] | None = None
         self._size: tuple[int, int] | None = None
         self._sizes: list[tuple[int, tuple[int, int]]] = []
+        self._decode_order: list[int] | None = (  # the packets' times, where frames have none
+            [] if stream.container.format.name == "avi" else None)
+        self._placed = 0
 
     def add_packet(self, packet: av.Packet) -> None:
         pts = packet.pts if packet.pts is not None else packet.dts
         if pts is None or not packet.size:
             return
+        if self._decode_order is not None:
+            pts = packet.dts if packet.dts is not None else pts
+            self._decode_order.append(pts)
         before, times = self._runs[-1]
         if len(times) >= 4 and pts <= times[0]:  # reordering never goes back to the start
             self._runs.append((before + len(times), []))
         bisect.insort(self._runs[-1][1], pts)
 
+    def lose_packet(self) -> None:
+        """The packet added last failed to decode: its frame will not come."""
+        self.failed += 1
+        if self._decode_order:
+            self._decode_order.pop()
+
     def place(self, frame: av.VideoFrame) -> tuple[int, float]:
         """(index in the input, timestamp in ms, never going back) of a decoded frame."""
         pts = frame.pts
+        if self._decode_order is not None:
+            order, self._placed = self._decode_order, self._placed + 1
+            pts = order[self._placed - 1] if self._placed <= len(order) else None
         if pts is None:
             index = self._index + 1
             ms = index * self.period_ms
