@@ -248,7 +248,12 @@ def test_jsonl_of_a_single_image_names_it_and_of_a_video_names_none(tmp_path, cl
     detect_video(clip_path, jsonl=tmp_path / "v.jsonl", detector=FixedDetector())
     lines = [json.loads(line) for line in (tmp_path / "v.jsonl").read_text().splitlines()]
     assert len(lines) == 12
-    assert all(list(line) == ["frame", "timestamp_ms", "detections"] for line in lines)
+    capture = cv2.VideoCapture(str(clip_path))
+    size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    capture.release()
+    assert all(list(line) == ["frame", "timestamp_ms", "width", "height", "detections"]
+               for line in lines)  # no "file": a video's frames are named by their index
+    assert {(line["width"], line["height"]) for line in lines} == {size}
 
 
 def test_folder_of_only_undecodable_images_fails(tmp_path):
