@@ -106,7 +106,7 @@ def _images(root: Path) -> list[Path]:
     if not folder.is_dir() or not (root / "labels").is_dir():
         raise ValueError(f"{root}: expected images/ and labels/ beside its "
                          f"{' or '.join(NAMES_FILES)} (a YOLO dataset)")
-    entries = sorted(folder.iterdir(), key=lambda p: _natural(p.name))
+    entries = sorted(folder.iterdir(), key=lambda p: natural_key(p.name))
     if any(p.is_dir() and not p.name.startswith(".") for p in entries):
         raise ValueError(f"{folder} holds folders: expected the images themselves (a "
                          "batch's dataset, one folder an input, is not read as one)")
@@ -123,7 +123,9 @@ def _images(root: Path) -> list[Path]:
     return images
 
 
-def _natural(name: str) -> list:
+def natural_key(name: str) -> list:
+    """Sort key that puts frame2.png before frame10.png, the order ``detect`` reads a folder
+    in (its images are frames 0, 1, ... in it)."""
     return [int(t) if t.isdecimal() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
