@@ -161,7 +161,8 @@ def _label(text):
      "Cannot read the size of"),
     (lambda root: (root / "data.yaml").unlink(),
      "is a folder: expected ground truth: JSONL (one frame a line), COCO .json, MOTChallenge "
-     "or KITTI tracking .txt or a YOLO dataset folder"),
+     "or KITTI tracking .txt, a KITTI object label folder (label_2/) or a YOLO dataset "
+     "folder"),
 ])
 def test_a_malformed_dataset_is_refused_in_one_line(three, tmp_path, capsys, spoil, expected):
     spoil(three)
