@@ -66,8 +66,8 @@ drivevision eval --gt dataset/ dataset/images/ --weights demo.pt  # YOLO""")
                         "order; a folder, as INPUT or --pred, is matched to them by file name), "
                         "MOTChallenge gt.txt (one class), KITTI tracking labels (.txt; "
                         "DontCare ignored), KITTI object labels (a label_2/ folder, a .txt an "
-                        "image; matched to images by file name as COCO's), or a YOLO dataset "
-                        "folder "
+                        "image) and BDD100K labels (.json, a list of frames), matched to "
+                        "images by file name as COCO's, or a YOLO dataset folder "
                         "(data.yaml or classes.txt, images/, labels/; predictions matched to "
                         "its images by file name)")
     g.add_argument("--pred", metavar="FILE",

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from drivevision.evaluation.annotations import Annotations, FrameBoxes
+from drivevision.evaluation.bdd import is_bdd
 from drivevision.evaluation.readers import _box, coco_ids
 
 RESULTS = "COCO results (a list of image_id, category_id, bbox [x, y, w, h] and score)"
@@ -31,7 +32,8 @@ def is_coco_results(path: str | Path) -> bool:
 def read_coco_results(path: str | Path, truth_path: str | Path) -> Annotations:
     """The results of ``path`` as predictions on the frames of the COCO ground truth
     ``truth_path`` (``readers.read_coco``'s numbering), class names from its categories."""
-    if Path(truth_path).suffix.lower() != ".json" or Path(truth_path).is_dir():
+    if Path(truth_path).suffix.lower() != ".json" or Path(truth_path).is_dir() \
+            or is_bdd(truth_path):  # BDD100K labels name images, not COCO ids
         raise ValueError(f"{path} holds {RESULTS}, whose ids are those of a COCO ground "
                          f"truth: give that .json as --gt (not {truth_path})")
     frame_of, names = coco_ids(truth_path)

@@ -3,7 +3,7 @@
 Ground truth is read by suffix: ``.json`` a COCO file, ``.txt`` MOTChallenge ``gt.txt`` or
 KITTI tracking labels (``kitti``), anything else this project's JSONL (one frame a line); a
 folder with ``data.yaml`` or ``classes.txt`` is a YOLO dataset (``yolo.read_yolo``), a folder of
-KITTI object labels (``kitti_object``).
+KITTI object labels (``kitti_object``) and a ``.json`` opening a list BDD100K labels (``bdd``).
 Predictions are the JSONL that ``drivevision detect`` writes. A file that cannot be read as
 what it claims to be raises ValueError naming the file, the line (or COCO entry) and what
 was expected.
@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from drivevision.evaluation.annotations import Annotations, FrameBoxes
+from drivevision.evaluation.bdd import is_bdd, read_bdd
 from drivevision.evaluation.kitti import is_kitti_line, read_kitti
 from drivevision.evaluation.kitti_object import is_label_folder, read_kitti_objects
 from drivevision.evaluation.yolo import is_dataset, read_yolo
@@ -29,13 +30,15 @@ EDGE_SLACK = 1.0  # pixels a labelled box may reach past its image (an export's 
 
 
 def read_truth(path: str | Path) -> Annotations:
-    """Ground truth from a COCO ``.json``, a MOTChallenge or KITTI tracking ``.txt``, a JSONL
-    file, a YOLO dataset or a KITTI object label folder; a ValueError when it has no
+    """Ground truth from a COCO or BDD100K ``.json``, a MOTChallenge or KITTI tracking ``.txt``,
+    a JSONL file, a YOLO dataset or a KITTI object label folder; a ValueError when it has no
     object to find (no box that is not ignored), as nothing could be scored."""
     if is_dataset(path):
         truth = read_yolo(path)
     elif is_label_folder(path):
         truth = read_kitti_objects(path)
+    elif is_bdd(path):
+        truth = read_bdd(path)
     else:
         suffix = Path(path).suffix.lower()
         reader = {".json": read_coco, ".txt": _read_text}.get(suffix, read_truth_jsonl)
@@ -59,8 +62,8 @@ def _check_objects(truth: Annotations) -> None:
                      "file, or one exported before any box was drawn?")
 
 
-TRUTH_FILES = ("ground truth: JSONL (one frame a line), COCO .json, MOTChallenge or KITTI "
-               "tracking .txt, a KITTI object label folder (label_2/) or a YOLO dataset "
+TRUTH_FILES = ("ground truth: JSONL (one frame a line), COCO or BDD100K .json, MOTChallenge or "
+               "KITTI tracking .txt, a KITTI object label folder (label_2/) or a YOLO dataset "
                "folder (data.yaml or classes.txt, images/, labels/)")
 PREDICTION_FILES = ("detections as JSONL, as drivevision detect --jsonl writes them (a video "
                     "or folder to run the detector on is the INPUT, without --pred)")

@@ -78,10 +78,10 @@ def _csv_as_pred(tmp_path, gt, pred):
     (_video_as_pred, "clip.mp4 is not a text file: expected detections as JSONL, as drivevision "
                      "detect --jsonl writes them (a video or folder to run the detector on is "
                      "the INPUT, without --pred)"),
-    (_folder_as_gt, "is a folder: expected ground truth: JSONL (one frame a line), COCO .json, "
-                    "MOTChallenge or KITTI tracking .txt, a KITTI object label folder "
-                    "(label_2/) or a YOLO dataset folder (data.yaml or classes.txt, images/, "
-                    "labels/)"),
+    (_folder_as_gt, "is a folder: expected ground truth: JSONL (one frame a line), COCO or "
+                    "BDD100K .json, MOTChallenge or KITTI tracking .txt, a KITTI object label "
+                    "folder (label_2/) or a YOLO dataset folder (data.yaml or classes.txt, "
+                    "images/, labels/)"),
     (_swapped, 'pred.jsonl line 1: expected "boxes", a list of [x1, y1, x2, y2]; this looks '
                "like a --pred file: are --gt and --pred swapped?"),
     (_bad_line, "pred.jsonl line 3: not JSON"),

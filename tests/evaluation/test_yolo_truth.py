@@ -160,9 +160,9 @@ def _label(text):
     (lambda root: (root / "images" / "tall.jpg").write_bytes(b"not an image"),
      "Cannot read the size of"),
     (lambda root: (root / "data.yaml").unlink(),
-     "is a folder: expected ground truth: JSONL (one frame a line), COCO .json, MOTChallenge "
-     "or KITTI tracking .txt, a KITTI object label folder (label_2/) or a YOLO dataset "
-     "folder"),
+     "is a folder: expected ground truth: JSONL (one frame a line), COCO or BDD100K .json, "
+     "MOTChallenge or KITTI tracking .txt, a KITTI object label folder (label_2/) or a YOLO "
+     "dataset folder"),
 ])
 def test_a_malformed_dataset_is_refused_in_one_line(three, tmp_path, capsys, spoil, expected):
     spoil(three)
