@@ -45,14 +45,15 @@ STAGES = ("preprocess", "dense_a", "proposals", "dense_b", "postprocess")
 
 
 def resolve_device(device: str | int | torch.device) -> torch.device:
-    """"auto" picks CUDA when torch sees a GPU, else the CPU; ValueError for a GPU torch
-    does not see (``engines.hardware.device_kind``). Other torch devices ("meta", "xpu")
+    """"auto" picks CUDA when torch sees a GPU, else the CPU; ValueError, naming the
+    ``device`` keyword, for a GPU torch does not see (``engines.hardware.device_kind``;
+    commands check their ``--device`` before this). Other torch devices ("meta", "xpu")
     are torch's to check. A ``torch.device`` or GPU index is taken as its name
     (``config.device_name``)."""
     device = device_name(device)
     if device.partition(":")[0] not in ("auto", "cpu", "cuda"):
         return torch.device(device)
-    kind = hardware.device_kind(device)
+    kind = hardware.device_kind(device, option="device")
     return torch.device(kind if device == "auto" else device)
 
 

@@ -132,3 +132,29 @@ def test_a_conf_outside_0_to_1_is_refused_by_the_constructor_as_by_the_config(ti
         DetectorConfig(conf=conf)
     with pytest.raises(error, match=message):
         Detector(tiny_loaded, device="cpu")(scene(48, 64, seed=0), conf=conf)
+
+
+NO_CUDA = "Expected a CUDA GPU for device='cuda', but torch sees none; use device='cpu'"
+
+
+@pytest.mark.parametrize("device, gpus, message", [
+    ("cuda", 0, NO_CUDA),
+    (torch.device("cuda", 0), 0, NO_CUDA),
+    (1, 1, "Expected device cuda:N with N below 1 (torch sees 1 GPU), but got cuda:1"),
+    ("cuda:x", 1, "Expected device auto, cpu, cuda or cuda:N, but got 'cuda:x'"),
+])
+def test_a_device_this_machine_cannot_run_is_refused_naming_the_keyword_not_the_option(
+        monkeypatch, tiny_loaded, tiny_checkpoint, clip_path, device, gpus, message):
+    """A Python caller has no --device: the refusal names the keyword it gave, as conf's
+    does (the commands name --device, tests/cli/test_options.py)."""
+    from drivevision import detect_video
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    config = DetectorConfig(weights=tiny_checkpoint, device=device)
+    for build in (lambda: Detector(tiny_loaded, device=device),
+                  lambda: Detector.from_config(config, progress=False),
+                  lambda: detect_video(clip_path, detector=config)):
+        with pytest.raises(ValueError) as refused:
+            build()
+        assert str(refused.value) == message

@@ -165,29 +165,36 @@ def pick_precision(device, features: CpuFeatures | None = None,
     return "fp32", "no bf16 hardware (AMX or AVX512-BF16): emulated bf16 is slower than fp32"
 
 
-NO_CUDA = "Expected a CUDA GPU for --device cuda, but torch sees none; use --device cpu"
 FP16_NEEDS_CUDA = "Expected fp16 on a CUDA device; on the CPU use bf16 or fp32"
 
 
-def device_kind(device: str) -> str:
+def device_kind(device: str, *, option: str = "--device") -> str:
     """"cpu" or "cuda": where ``device`` ("auto", "cpu", "cuda" or "cuda:N") runs here,
-    "auto" being CUDA when torch sees a GPU; ValueError, naming --device, for a malformed
-    one or a GPU torch does not see. Cheap: nothing is built, so commands ask it before the
-    model loads."""
+    "auto" being CUDA when torch sees a GPU; ValueError for a malformed one or a GPU torch
+    does not see, naming ``option``, the setting it came from: the command's ``--device``,
+    or the Python API's ``device`` keyword (then worded ``device='cpu'``, as it is typed).
+    Cheap: nothing is built, so commands ask it before the model loads."""
     import torch
 
     kind, colon, index = device.partition(":")
     if kind not in ("auto", "cpu", "cuda") or (colon and (kind != "cuda" or not index.isdigit())):
-        raise ValueError(f"Expected --device auto, cpu, cuda or cuda:N, but got {device!r}")
+        raise ValueError(f"Expected {option} auto, cpu, cuda or cuda:N, but got {device!r}")
     if kind == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if kind == "cuda" and not torch.cuda.is_available():
-        raise ValueError(NO_CUDA)
+        raise ValueError(f"Expected a CUDA GPU for {_setting(option, 'cuda')}, but torch sees "
+                         f"none; use {_setting(option, 'cpu')}")
     if colon and int(index) >= torch.cuda.device_count():
         count = torch.cuda.device_count()
-        raise ValueError(f"Expected --device cuda:N with N below {count} (torch sees "
+        raise ValueError(f"Expected {option} cuda:N with N below {count} (torch sees "
                          f"{counted(count, 'GPU')}), but got {device}")
     return kind
+
+
+def _setting(option: str, value: str) -> str:
+    """``option`` set to ``value`` as a user writes it: ``--device cpu`` on the command
+    line, ``device='cpu'`` in Python."""
+    return f"{option} {value}" if option.startswith("--") else f"{option}={value!r}"
 
 
 FP16_INSTEAD = {  # what to run on the CPU instead, where an engine has not bf16 and fp32
