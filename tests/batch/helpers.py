@@ -1,7 +1,9 @@
 """Batch test helpers: a small tree of generated clips, the demo model, what a run left,
-a dataset checked against the JSONL."""
+a dataset checked against the JSONL, a batch stopped at its first progress report."""
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -33,6 +35,31 @@ def new_plan(footage: Path, out: Path, **config):
     plan = plan_batch(find_jobs([str(footage)], out), out, settings)
     out.mkdir()
     return plan
+
+
+def stop_at_first_progress(tmp_path: Path, workers) -> tuple:
+    """Run a batch over clips long enough (80 frames) that a worker reports frames before
+    its input is done, stopped as Ctrl-C stops it at that first report; ``workers(settings,
+    out)`` makes the workers (local or Ray). Checks that the stopped input's row says how far
+    it got (at least the frames reported, its seconds) and that it kept no output; returns
+    (the outcome, that row)."""
+    from drivevision.batch import run_batch
+
+    out = tmp_path / "det"
+    plan = new_plan(make_footage(tmp_path / "footage", frames=80), out)
+    reported = []
+
+    def stop_at_first(event):
+        if event.kind == "frames" and not reported:
+            reported.append(event.frames)
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: the batch's stop request
+
+    outcome = run_batch(plan, workers(plan.settings, out), on_event=stop_at_first)
+    assert reported, "no worker reported progress before its input was done"
+    [stopped] = [r for r in outcome.rows if r["status"] == "interrupted"]
+    assert stopped["frames"] >= reported[0] > 0 and stopped["seconds"] > 0
+    assert stopped["outputs"] == [] and not (out / f"{stopped['rel']}.jsonl").exists()
+    return outcome, stopped
 
 
 def outputs_of(out: Path) -> dict[str, bytes]:

@@ -30,6 +30,7 @@ from tests.batch.helpers import (
     make_footage,
     new_plan,
     outputs_of,
+    stop_at_first_progress,
 )
 
 
@@ -60,21 +61,8 @@ def test_a_worker_killed_mid_file_costs_only_that_file_which_is_retried(tmp_path
 
 @pytest.mark.slow
 def test_an_input_stopped_mid_file_reports_the_frames_and_seconds_it_had_done(tmp_path):
-    footage = make_footage(tmp_path / "footage", frames=80)
-    out = tmp_path / "det"
-    plan = new_plan(footage, out)
-    reported = []
-
-    def stop_at_first_progress(event):
-        if event.kind == "frames" and not reported:
-            reported.append(event.frames)
-            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: the batch's stop request
-
-    outcome = run_batch(plan, local_workers(plan.settings, out, 1), on_event=stop_at_first_progress)
-    assert reported, "the worker never reported progress"
-    [stopped] = [r for r in outcome.rows if r["status"] == "interrupted"]
-    assert stopped["frames"] >= reported[0] > 0 and stopped["seconds"] > 0
-    assert stopped["outputs"] == [] and not (out / f"{stopped['rel']}.jsonl").exists()
+    outcome, stopped = stop_at_first_progress(
+        tmp_path, lambda settings, out: local_workers(settings, out, 1))
     assert outcome.summary["this_run"]["frames"] == stopped["frames"]
 
 

@@ -16,9 +16,9 @@ from tests.batch.helpers import (
     assert_dataset_is_the_jsonl,
     assert_same_detections,
     hidden_or_partial,
-    make_footage,
     new_plan,
     outputs_of,
+    stop_at_first_progress,
 )
 
 ray = pytest.importorskip("ray")
@@ -105,19 +105,4 @@ def test_ray_actors_report_progress_while_working(cluster, tmp_path):
     mid-file says how far it got), as on local workers: not only with its result."""
     from drivevision.batch.ray_workers import RayWorkers
 
-    footage = make_footage(tmp_path / "footage", frames=80)
-    out = tmp_path / "det"
-    plan = new_plan(footage, out)
-    reported = []
-
-    def stop_at_first_progress(event):
-        if event.kind == "frames" and not reported:
-            reported.append(event.frames)
-            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: the batch's stop request
-
-    outcome = run_batch(plan, RayWorkers(plan.settings, out, None, 1),
-                        on_event=stop_at_first_progress)
-    assert reported, "no actor reported progress before its input was done"
-    [stopped] = [r for r in outcome.rows if r["status"] == "interrupted"]
-    assert stopped["frames"] >= reported[0] > 0 and stopped["seconds"] > 0
-    assert stopped["outputs"] == [] and not (out / f"{stopped['rel']}.jsonl").exists()
+    stop_at_first_progress(tmp_path, lambda settings, out: RayWorkers(settings, out, None, 1))
