@@ -30,13 +30,17 @@ def check_detector(detector, expected: str = "a Detector") -> None:
     ``infer_timed``); ``expected`` says what the caller takes, for the message."""
     if hasattr(detector, "infer_timed") and hasattr(detector, "names"):
         return
-    found = type(detector).__name__
-    if isinstance(detector, (str, os.PathLike)):
-        found = (f"a path ({str(detector)!r}); for a checkpoint build one with "
-                 "Detector.from_config(DetectorConfig(weights=path))")
-    elif isinstance(detector, DetectorConfig):
+    if isinstance(detector, DetectorConfig):
         found = "a DetectorConfig; build one with Detector.from_config(config)"
+    else:
+        found = _found(detector, "for a checkpoint build one with "
+                                 "Detector.from_config(DetectorConfig(weights=path))")
     raise TypeError(f"Expected {expected}, but found {found}")
+
+
+SINK = ("a sink, an opened output (JsonlSink(path, detector.names), CsvSink(path, "
+        "detector.names) in drivevision.io.sinks, VideoSink(path, fps) in "
+        "drivevision.io.video_sink; each in a with block)")
 
 
 def check_sinks(chain: Sequence) -> None:
@@ -44,16 +48,18 @@ def check_sinks(chain: Sequence) -> None:
     that is not a sink (``write`` and ``needs_annotated``, as ``io.sinks.Sink`` has): an
     output's path, which ``detect_video`` takes but a ``Pipeline`` does not."""
     for sink in chain:
-        if hasattr(sink, "write") and hasattr(sink, "needs_annotated"):
-            continue
-        found = type(sink).__name__
-        if isinstance(sink, (str, os.PathLike)):
-            found = (f"a path ({str(sink)!r}); detect_video(source, output, jsonl=...) takes "
-                     "paths")
-        raise TypeError("Expected a sink, an opened output (JsonlSink(path, detector.names), "
-                        "CsvSink(path, detector.names) in drivevision.io.sinks, VideoSink(path, "
-                        f"fps) in drivevision.io.video_sink; each in a with block), but found "
-                        f"{found}")
+        if not (hasattr(sink, "write") and hasattr(sink, "needs_annotated")):
+            found = _found(sink, "detect_video(source, output, jsonl=...) takes paths")
+            raise TypeError(f"Expected {SINK}, but found {found}")
+
+
+def _found(given, for_a_path: str) -> str:
+    """What ``given`` is, for a refusal's "but found ...": its type's name, or for a path
+    (given where what is opened or built from one belongs) the path and ``for_a_path``,
+    what to do with it instead."""
+    if isinstance(given, (str, os.PathLike)):
+        return f"a path ({str(given)!r}); {for_a_path}"
+    return type(given).__name__
 
 
 def check_stages(chain) -> None:
