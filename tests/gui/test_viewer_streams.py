@@ -89,19 +89,39 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{port}/stream"
 
 
+def open_a_missing_file(window, tmp_path) -> str:
+    """Open a file that is not there; returns how its error starts."""
+    uri = str(tmp_path / "missing.mp4")
+    window.open_source(uri)
+    return f"No such file or directory: {uri}"
+
+
+def open_a_closed_port(window, tmp_path) -> str:
+    """Open a stream where nothing listens; returns how its error starts."""
+    uri = closed_port_url()
+    window.open_source(uri)
+    return f"Cannot open {uri}"
+
+
+def apply_missing_weights(window, tmp_path) -> str:
+    """Apply a detector whose checkpoint is not there; returns how its error starts."""
+    window.panel.detector.weights.setText("nope.pt")
+    window.panel.detector.apply.click()
+    return "No such checkpoint: nope.pt"
+
+
 @pytest.mark.timeout(90)
-@pytest.mark.parametrize("new", ["missing file", "closed port"])
-def test_a_failed_open_while_a_stream_is_lost_leaves_it_reconnecting(qtbot, make_window, errors,
-                                                                     tmp_path, new):
+@pytest.mark.parametrize("fail", [open_a_missing_file, open_a_closed_port,
+                                  apply_missing_weights])
+def test_a_failure_while_a_stream_is_lost_leaves_it_reconnecting(qtbot, make_window, errors,
+                                                                 tmp_path, fail):
     window = make_window(FixedDetector(0.02, detections=two_boxes()))
     url, port = lose_a_stream(qtbot, window)
-    uri = str(tmp_path / "missing.mp4") if new == "missing file" else closed_port_url()
-    window.open_source(uri)
+    expected = fail(window, tmp_path)
     qtbot.waitUntil(lambda: bool(errors), timeout=20000)
-    message = window.statusBar().currentMessage()  # the new source's error, not the stream's
+    message = window.statusBar().currentMessage()  # the failure's error, not the stream's
     assert message.startswith("error: ") and f":{port}/" not in message, message
-    assert errors[0].startswith(f"No such file or directory: {uri}" if new == "missing file"
-                                else f"Cannot open {uri}"), errors
+    assert errors[0].startswith(expected), errors
     qtbot.wait(2500)  # no second error naming the stream: it carries on reconnecting
     assert len(errors) == 1, errors
     assert window.is_playing and window.view._hud[0].startswith("LOST")
@@ -109,6 +129,7 @@ def test_a_failed_open_while_a_stream_is_lost_leaves_it_reconnecting(qtbot, make
     seen = stream_seq(window)
     with MjpegTestServer(port, fps=30):  # back on the same address: the viewer reconnects
         qtbot.waitUntil(lambda: stream_seq(window) > seen, timeout=30000)
+        assert len(window.packet.detections) == 2  # with the detector that ran before
         qtbot.waitUntil(lambda: "reconnected" in window.statusBar().currentMessage(),
                         timeout=5000)
     window.pause()
@@ -143,26 +164,6 @@ def test_a_video_that_opens_but_shows_no_frame_leaves_the_stream_playing(
         window.pause()
         qtbot.waitUntil(lambda: not window.is_playing, timeout=5000)
     assert errors == [f"{bad}: no frame could be decoded (damaged or empty video)"]
-
-
-@pytest.mark.timeout(90)
-def test_a_failed_apply_while_a_stream_is_lost_leaves_it_reconnecting(qtbot, make_window,
-                                                                      errors):
-    window = make_window(FixedDetector(0.02, detections=two_boxes()))
-    _, port = lose_a_stream(qtbot, window)
-    window.panel.detector.weights.setText("nope.pt")
-    window.panel.detector.apply.click()
-    qtbot.waitUntil(lambda: bool(errors), timeout=20000)
-    assert "nope.pt" in errors[0], errors
-    qtbot.wait(2500)  # no second error naming the stream: it carries on reconnecting
-    assert len(errors) == 1, errors
-    assert window.is_playing and window.view._hud[0].startswith("LOST")
-    seen = stream_seq(window)
-    with MjpegTestServer(port, fps=30):  # back: the detector that ran before runs on
-        qtbot.waitUntil(lambda: stream_seq(window) > seen, timeout=30000)
-        assert len(window.packet.detections) == 2
-    window.pause()
-    assert len(errors) == 1, errors
 
 
 @pytest.mark.timeout(90)
