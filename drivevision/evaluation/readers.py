@@ -1,9 +1,10 @@
 """Ground truth and predictions from files, checked line by line.
 
-Ground truth is read by suffix: ``.json`` a COCO file, ``.txt`` MOTChallenge ``gt.txt`` or
-KITTI tracking labels (``kitti``), anything else this project's JSONL (one frame a line); a
-folder with ``data.yaml`` or ``classes.txt`` is a YOLO dataset (``yolo.read_yolo``), a folder of
-KITTI object labels (``kitti_object``) and a ``.json`` opening a list BDD100K labels (``bdd``).
+Ground truth is read by suffix: ``.json`` a COCO file, ``.txt`` MOTChallenge ``gt.txt``
+(``mot``) or KITTI tracking labels (``kitti``), anything else this project's JSONL (one frame
+a line); a folder with ``data.yaml`` or ``classes.txt`` is a YOLO dataset
+(``yolo.read_yolo``), a folder of KITTI object labels (``kitti_object``) and a ``.json``
+opening a list BDD100K labels (``bdd``).
 Predictions are the JSONL that ``drivevision detect`` writes. A file that cannot be read as
 what it claims to be raises ValueError naming the file, the line (or COCO entry) and what
 was expected.
@@ -22,10 +23,10 @@ from drivevision.evaluation.annotations import Annotations, FrameBoxes
 from drivevision.evaluation.bdd import is_bdd, read_bdd
 from drivevision.evaluation.kitti import is_kitti_line, read_kitti
 from drivevision.evaluation.kitti_object import is_label_folder, read_kitti_objects
+from drivevision.evaluation.mot import read_mot
 from drivevision.evaluation.yolo import is_dataset, read_yolo
 from drivevision.labels import counted
 
-MOT_CLASS = "object"  # the one class of a MOTChallenge file, which names none
 EDGE_SLACK = 1.0  # pixels a labelled box may reach past its image (an export's rounding)
 
 
@@ -359,32 +360,4 @@ def _read_text(path: str | Path) -> Annotations:
     lines = _lines(path)
     if is_kitti_line(lines[0][1]):
         return read_kitti(path, lines)
-    return read_mot(path)
-
-
-def read_mot(path: str | Path) -> Annotations:
-    """MOTChallenge ``gt.txt``: ``frame,id,x,y,w,h[,flag[,class[,visibility]]]`` with frames
-    from 1 (frame 1 is our frame 0). A flag of 0 marks a box to ignore; the class column, if
-    any, is not read: every box is of one class, which every prediction is scored against."""
-    rows: dict[int, list] = {}
-    for n, line in _lines(path):
-        where = f"{path} line {n}"
-        try:
-            values = [float(v) for v in line.replace(" ", "").split(",")]
-        except ValueError:
-            values = []
-        if len(values) < 6 or values[0] < 1 or values[0] != int(values[0]) \
-                or values[1] != int(values[1]):
-            raise ValueError(f"{where}: expected frame,id,x,y,w,h[,flag,class,visibility] "
-                             f"with integer frame >= 1 and id, but got {line.strip()[:80]}")
-        x, y, w, h = values[2:6]
-        box = _box([x, y, x + w, y + h], f"{where} box x,y,w,h")
-        flag = values[6] if len(values) > 6 else 1
-        rows.setdefault(int(values[0]) - 1, []).append((box, int(values[1]), flag == 0))
-    frames = {f: FrameBoxes(np.array([r[0] for r in rs]), (MOT_CLASS,) * len(rs), None,
-                            np.array([r[1] for r in rs], np.int64),
-                            np.array([r[2] for r in rs], bool))
-              for f, rs in rows.items()}
-    for f in range(max(frames) + 1):  # frames with nothing in them have no line
-        frames.setdefault(f, FrameBoxes(np.zeros((0, 4)), (), None, np.zeros(0, np.int64)))
-    return Annotations(str(path), dict(sorted(frames.items())), (MOT_CLASS,), one_class=True)
+    return read_mot(path, lines)
