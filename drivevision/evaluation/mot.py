@@ -1,40 +1,91 @@
-"""MOTChallenge ground truth: a sequence's ``gt/gt.txt``.
+"""MOTChallenge ground truth: a sequence's ``gt/gt.txt``, scored as MOTChallenge's own
+evaluation (TrackEval's ``MotChallenge2DBox``) scores it.
 
 A line is ``frame,id,x,y,w,h[,flag,class,visibility]``, frames from 1 (frame 1 is our frame
 0), the box its top-left corner, width and height in the image's pixels. A flag of 0 marks a
-box to ignore; the class column, if any, is not read: every box is of one class
-(``MOT_CLASS``), which every prediction is scored against.
+box to ignore. Every box scored is of one class (``MOT_CLASS``), which every prediction is
+scored against.
+
+The class column of MOT16, MOT17 and MOT20 (``CLASSES``) says which boxes are: pedestrians
+(1); distractors (``DISTRACTORS``: persons on a vehicle, static persons, distractors,
+reflections; in MOT20 also non-motorized vehicles) are ignored regions whatever their flag,
+a detection on one neither a hit nor a false positive, as TrackEval removes the detections
+matched to them; the other classes (vehicles, occluders, crowds) are left out of the ground
+truth, as TrackEval removes them, so a detection on one is a false positive. A file whose
+8th column holds no such class (MOT15's, a 3D coordinate, -1 in its 2D files; what ``detect
+--mot`` writes) and one of fewer columns have every box scored, flag 0 aside.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 
 from drivevision.evaluation.annotations import Annotations, FrameBoxes
 
 MOT_CLASS = "object"  # the one class of a MOTChallenge file, which names none
+PEDESTRIAN = 1
+CLASSES = frozenset(range(1, 14))  # 1 pedestrian, 2 person on vehicle, ..., 13 crowd (MOT20)
+DISTRACTORS = frozenset({2, 7, 8, 12})  # person on vehicle, static person, distractor, reflection
+MOT20_DISTRACTORS = DISTRACTORS | {6}  # and non-motorized vehicles, in MOT20
 
 
 def read_mot(path, lines: list[tuple[int, str]]) -> Annotations:
     """The numbered non-blank ``lines`` of the MOTChallenge file ``path`` as ground truth:
     frames 0 up to the last labelled one (a frame without a line has no objects)."""
-    rows: dict[int, list] = {}
-    for n, line in lines:
-        frame, track, box, flag = _row(path, n, line)
-        rows.setdefault(frame, []).append((box, track, flag == 0))
-    frames = {f: FrameBoxes(np.array([r[0] for r in rs]), (MOT_CLASS,) * len(rs), None,
-                            np.array([r[1] for r in rs], np.int64),
-                            np.array([r[2] for r in rs], bool))
-              for f, rs in rows.items()}
-    for f in range(max(frames) + 1):  # frames with nothing in them have no line
-        frames.setdefault(f, FrameBoxes(np.zeros((0, 4)), (), None, np.zeros(0, np.int64)))
-    return Annotations(str(path), dict(sorted(frames.items())), (MOT_CLASS,), one_class=True)
+    rows = [_row(path, n, line) for n, line in lines]
+    rows_of: dict[int, list] = {}
+    for (frame, track, box, _, _), ignored in zip(rows, _scoring(path, lines, rows)):
+        if ignored is not None:
+            rows_of.setdefault(frame, []).append((box, track, ignored))
+    frames = {f: _frame(rows_of.get(f, [])) for f in range(max(r[0] for r in rows) + 1)}
+    return Annotations(str(path), frames, (MOT_CLASS,), one_class=True)
 
 
-def _row(path, n: int, line: str) -> tuple[int, int, list[float], float]:
-    """Line ``n``'s frame (from 0), track id, xyxy box and flag (1 when the line has none)."""
+def _frame(rows: list[tuple]) -> FrameBoxes:
+    """A frame of (box, track id, ignored) rows; one without is a frame with nothing in it."""
+    if not rows:
+        return FrameBoxes(np.zeros((0, 4)), (), None, np.zeros(0, np.int64))
+    return FrameBoxes(np.array([r[0] for r in rows], np.float64), (MOT_CLASS,) * len(rows),
+                      None, np.array([r[1] for r in rows], np.int64),
+                      np.array([r[2] for r in rows], bool))
+
+
+def _scoring(path, lines: list[tuple[int, str]], rows: list[tuple]) -> list[bool | None]:
+    """Each row's part: False scored, True ignored, None left out (see the module's note).
+    ValueError for a file whose class column holds a class on some lines only."""
+    first = next((i for i, row in enumerate(rows) if row[4] in CLASSES), None)
+    if first is None:  # no class column (MOT15, fewer columns): every box, flag 0 ignored
+        return [flag == 0 for _, _, _, flag, _ in rows]
+    for (n, line), row in zip(lines, rows):
+        if row[4] not in CLASSES:
+            raise ValueError(f"{path} line {n}: expected a MOTChallenge class 1-13 in the 8th "
+                             f"column, as line {lines[first][0]} has ({rows[first][4]:g}), but "
+                             f"got {line.strip()[:80]}")
+    distractors = MOT20_DISTRACTORS if _mot20(path) else DISTRACTORS
+    return [True if cls in distractors else flag == 0 if cls == PEDESTRIAN else None
+            for _, _, _, flag, cls in rows]
+
+
+def _mot20(path) -> bool:
+    """Whether ``path`` is the ``gt/gt.txt`` of a MOT20 sequence (``MOT20-01/gt/gt.txt``)."""
+    folder = _sequence_folder(path)
+    return folder is not None and folder.name.upper().startswith("MOT20")
+
+
+def _sequence_folder(path) -> Path | None:
+    """The sequence's folder, ``SEQ`` of ``SEQ/gt/gt.txt``; None for a file not in ``gt/``."""
+    folder = Path(path).parent
+    if folder.name.lower() != "gt":
+        folder = folder.resolve()  # "gt.txt", given in gt/ itself
+    return folder.parent if folder.name.lower() == "gt" else None
+
+
+def _row(path, n: int, line: str) -> tuple[int, int, list[float], float, float | None]:
+    """Line ``n``'s frame (from 0), track id, xyxy box, flag (1 when the line has none) and
+    class (None when it has none)."""
     where = f"{path} line {n}"
     try:
         values = [float(v) for v in line.replace(" ", "").split(",")]
@@ -49,4 +100,5 @@ def _row(path, n: int, line: str) -> tuple[int, int, list[float], float]:
         raise ValueError(f"{where}: expected a box width and height >= 0, but got "
                          f"{w:g} and {h:g}")
     flag = values[6] if len(values) > 6 else 1
-    return int(values[0]) - 1, int(values[1]), [x, y, x + w, y + h], flag
+    cls = values[7] if len(values) > 7 else None
+    return int(values[0]) - 1, int(values[1]), [x, y, x + w, y + h], flag, cls
