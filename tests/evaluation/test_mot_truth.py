@@ -113,3 +113,65 @@ def test_files_without_a_class_column_score_every_box_as_before(tmp_path, capsys
     row = metrics["classes"]["object"]
     assert (metrics["frames"], row["gt_boxes"], row["precision"], row["recall"]) == (
         2, 3, 1.0, pytest.approx(1 / 3))
+
+
+def seqinfo(gt, width=640, height=480, length=4, text: str | None = None):
+    """``seqinfo.ini`` beside ``gt``'s ``gt/`` folder, as MOTChallenge writes it (or ``text``)."""
+    ini = gt.parent.parent / "seqinfo.ini"
+    ini.write_text(text if text is not None else (
+        f"[Sequence]\nname={gt.parent.parent.name}\nimDir=img1\nframeRate=30\n"
+        f"seqLength={length}\nimWidth={width}\nimHeight={height}\nimExt=.jpg\n"))
+    return ini
+
+
+def test_predictions_of_another_frame_size_than_seqinfo_states_are_refused(tmp_path, capsys):
+    gt = sequence(tmp_path, [mot_line(f, 1, 0, 1, 1, 1) for f in (1, 2)])
+    seqinfo(gt, 640, 480, 2)
+    found = {f: [("person", 0.9, 0, 1)] for f in (0, 1)}
+    code, metrics, err = score(capsys, gt, tracked(tmp_path / "same.jsonl", found, (640, 480)))
+    assert code == 0 and metrics["AP50"] == 1.0, err
+    code, _, err = score(capsys, gt, tracked(tmp_path / "half.jsonl", found, (320, 240)))
+    errors = [line for line in err.splitlines() if line.startswith("drivevision: error:")]
+    assert code == 2 and len(errors) == 1 and "Traceback" not in err
+    assert "320x240 frames" in errors[0] and "labels 640x480" in errors[0]
+
+
+def test_seqlength_makes_the_frames_after_the_last_labelled_one_frames_with_nothing(
+        tmp_path, capsys):
+    gt = sequence(tmp_path, [mot_line(f, 1, 0, 1, 1, 1) for f in (1, 2)])
+    seqinfo(gt, length=4)
+    # frames 2 and 3 are the sequence's too: a box there is a false positive
+    pred = tracked(tmp_path / "det.jsonl", {0: [("person", 0.9, 0, 1)],
+                                           1: [("person", 0.9, 0, 1)], 2: [],
+                                           3: [("person", 0.95, 2, 5)]})
+    code, metrics, err = score(capsys, gt, pred)
+    assert code == 0, err
+    row = metrics["classes"]["object"]
+    assert (metrics["frames"], row["gt_boxes"], metrics["false_positives"]) == (4, 2, 1)
+    assert metrics["AP50"] == pytest.approx(2 / 3)  # the false positive ranked first
+
+
+def test_ground_truth_past_seqlength_is_refused_in_one_line(tmp_path, capsys):
+    gt = sequence(tmp_path, [mot_line(f, 1, 0, 1, 1, 1) for f in (1, 5, 2)])
+    ini = seqinfo(gt, length=4)
+    code, _, err = score(capsys, gt, tracked(tmp_path / "det.jsonl", {0: []}))
+    assert code == 2 and err.strip().splitlines() == [
+        f"drivevision: error: {gt} line 2 labels frame 5, past the 4 frames (seqLength) of "
+        f"{ini}: the seqinfo.ini of another sequence?"]
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("imWidth=640\nimHeight=480\nseqLength=4\n", "it is not INI text (line 1)"),
+    ("[Sequence]\nimWidth=640\nimHeight=480\n", "it has no seqLength"),
+    ("[Sequence]\nimWidth=640\nimHeight=4 80\nseqLength=4\n", "it has imHeight = '4 80'"),
+    ("[Sequence]\nimWidth=0\nimHeight=480\nseqLength=4\n", "it has imWidth = '0'"),
+    ("[Info]\nimWidth=640\n", "it has no [Sequence] section"),
+], ids=["no section header", "no seqLength", "a height not a number", "a width of 0",
+       "another section"])
+def test_a_malformed_seqinfo_is_refused_in_one_line(tmp_path, capsys, text, problem):
+    gt = sequence(tmp_path, [mot_line(1, 1, 0, 1, 1, 1)])
+    ini = seqinfo(gt, text=text)
+    code, _, err = score(capsys, gt, tracked(tmp_path / "det.jsonl", {0: []}))
+    assert code == 2 and err.strip().splitlines() == [
+        f"drivevision: error: {ini}: expected MOTChallenge's seqinfo.ini, a "
+        f"[Sequence] section with integers imWidth, imHeight and seqLength > 0, but {problem}"]
