@@ -24,7 +24,7 @@ from drivevision.evaluation.bdd import is_bdd, read_bdd
 from drivevision.evaluation.kitti import is_kitti_line, read_kitti
 from drivevision.evaluation.kitti_object import is_label_folder, read_kitti_objects
 from drivevision.evaluation.mot import read_mot
-from drivevision.evaluation.yolo import is_dataset, read_yolo
+from drivevision.evaluation.yolo import is_dataset, natural_key, read_yolo
 from drivevision.labels import counted
 
 EDGE_SLACK = 1.0  # pixels a labelled box may reach past its image (an export's rounding)
@@ -254,11 +254,6 @@ def _detections(dets: list[dict], where: str) -> FrameBoxes:
     tracked = bool(tracks) and all(isinstance(t, int) for t in tracks)
     return FrameBoxes(np.array(boxes, np.float64).reshape(-1, 4), tuple(labels),
                       np.array(scores, np.float64), np.array(tracks, np.int64) if tracked else None)
-
-
-def natural_key(name: str) -> list:
-    """Sort key that puts frame2.png before frame10.png (as ``detect`` orders a folder)."""
-    return [int(t) if t.isdecimal() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
 def read_coco(path: str | Path) -> Annotations:
