@@ -19,8 +19,8 @@ def format_table(result: RunResult) -> str:
     lines = wrapped_lines(f"{t['input']} against {t['gt']} on {t.get('device', '?')}, "
                      f"{counted(t['threads'], 'thread')}, torch {t['torch']}, score threshold "
                      f"{t['conf']}")
-    lines += [f"CPU features: {feature_list(t.get('cpu_features', []))}",
-              "AP in points (x100); ms/frame: median detector call; dAP: AP - torch fp32 AP"]
+    lines += wrapped_lines(f"CPU features: {feature_list(t.get('cpu_features', []))}")
+    lines.append("AP in points (x100); ms/frame: median detector call; dAP: AP - torch fp32 AP")
     if tracked:
         k = t["frame_stride"]
         seen = "every frame" if k == 1 else f"frames 0, {k}, {2 * k}, ..."

@@ -9,7 +9,8 @@ from pathlib import Path
 import cv2
 import pytest
 
-from drivevision.cli import main
+from drivevision.cli import eval_run, main
+from drivevision.engines.hardware import FEATURES, CpuFeatures
 from drivevision.synthetic import write_eval_clip, write_ground_truth
 from drivevision.synthetic.evalset import eval_scenes
 
@@ -87,7 +88,10 @@ def test_tracks_are_scored_on_every_frame_or_on_every_kth_with_frame_stride(tmp_
     assert all_frames["detections"] > kth["detections"]
 
 
-def test_the_table_shows_the_tracker_and_its_scores(tmp_path, capsys):
+def test_the_table_shows_the_tracker_and_its_scores(tmp_path, capsys, monkeypatch):
+    # a CPU with every feature looked for: the longest features line there is
+    every = CpuFeatures("Xeon", frozenset(FEATURES))
+    monkeypatch.setattr(eval_run, "cpu_features", lambda: every)
     video, gt = tmp_path / "clip.mp4", tmp_path / "gt.jsonl"
     write_eval_clip(video, gt, seeds=(101,), frames_per_seed=3)
     assert main(["eval", "--gt", str(gt), str(video), "--weights", WEIGHTS, "--device", "cpu",
