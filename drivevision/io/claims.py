@@ -131,7 +131,7 @@ class Claim:
     ``what``: how messages name the output (default: ``target``)."""
 
     _held: dict[Path, list] = {}  # lock path -> [fd, count]
-    _mutex = threading.Lock()
+    _mutex = threading.RLock()  # reentrant: see ``sinks._Syncer``
 
     def __init__(self, target: Path, lock: Path | None = None, *, what: str | None = None):
         self.lock = _one_spelling(lock) if lock else lock_name(_one_spelling(target))

@@ -184,6 +184,14 @@ class YoloSink(_TreeSink):
                  class_ids: Sequence[int] | None, files: Sequence[str] | None = None,
                  part: str | None = None):
         super().__init__(path, files, part)
+        try:
+            self._begin(names, class_ids, part)
+        except BaseException:  # the caller gets no sink to close: closed here
+            self.close(complete=False)
+            raise
+
+    def _begin(self, names: Sequence[str], class_ids: Sequence[int] | None,
+               part: str | None) -> None:
         self.class_names = dataset_classes(names, class_ids)
         self.index = {c: i for i, c in enumerate(kept_classes(names, class_ids))}
         self._earlier_images = {r.removeprefix("images/").rsplit(".", 1)[0]: r

@@ -162,7 +162,7 @@ class Segmented(Sink):
     ``t0 + (k-1)*seconds`` up to ``t0 + k*seconds`` (``t0``: the first frame's capture
     time); a piece with no frame (a long outage) is skipped, so numbers tell the time.
     ``make(path)`` builds each piece's sink; a JSONL piece holds the gap records before
-    its own frames.
+    its own frames. Never closed, it leaves its open piece to that sink, which finishes it.
     """
 
     def __init__(self, path: str | os.PathLike, make: Callable[[Path], Sink], seconds: float):
@@ -206,7 +206,7 @@ class Segmented(Sink):
             if sink.final_path is not None:
                 self.segments.append(sink.final_path)
 
-    def close(self, complete: bool = True) -> None:
+    def _close(self, complete: bool) -> None:
         if self._sink is not None:
             self._sink.last_segment = True
             self._close_piece(complete)

@@ -373,15 +373,14 @@ class RecordedSink(Sink):
                      else SharedPart(path, part, self.layout))
         self.path = self.final_path = self.tree.path
         self.notes = self.tree.notes
+        self._watch()
 
-    def close(self, complete: bool = True) -> None:
+    def _close(self, complete: bool) -> None:
         """Remove the earlier run's files this run did not write again and rewrite the
         record, or, stopped or failed, keep the earlier run's (see ``RecordedTree.close``)."""
-        if not self._closed:
-            self._closed = True
-            if isinstance(self.tree, RecordedTree):
-                self.tree.close(finished=complete and not self.interrupted,
-                                why="failed" if not complete else "was interrupted")
-                self.final_path = getattr(self.tree, "kept", self.tree.path)
-            else:
-                self.tree.close()
+        if isinstance(self.tree, RecordedTree):
+            self.tree.close(finished=complete and not self.interrupted,
+                            why="failed" if not complete else "was interrupted")
+            self.final_path = getattr(self.tree, "kept", self.tree.path)
+        else:
+            self.tree.close()

@@ -11,7 +11,9 @@ leaves what it wrote as ``<name>.partial<suffix>``; one stopped part way (Ctrl-C
 is the user's and stays, and the run's output goes beside it as ``<name>.partial<suffix>``
 (never over an earlier ``.partial`` either: ``<name>.partial2<suffix>``, ...). Outputs that
 are not regular files (``-``, ``/dev/null``, a FIFO) are written straight
-through. The annotated video is in ``drivevision.io.video_sink``.
+through. A sink never closed (dropped, or still open at exit) is finished as a stopped
+run's output is, with a ``ResourceWarning`` (``drivevision.io.unclosed``). The annotated
+video is in ``drivevision.io.video_sink``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import numpy as np
 
 from drivevision.detections import Detections
 from drivevision.errors import SinkError, WriteError, unwritable
+from drivevision.io import unclosed
 from drivevision.io.claims import (
     Claim,
     hold_part,
@@ -51,7 +54,9 @@ class _Syncer:
 
     def __init__(self):
         self._fds: set[int] = set()
-        self._mutex = threading.Lock()
+        # reentrant, as every lock a sink takes to close: a sink dropped in a reference cycle
+        # is finished (``unclosed``) by a collection that may start in any thread holding it
+        self._mutex = threading.RLock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -76,7 +81,7 @@ class _Syncer:
     def _loop(self) -> None:
         while not self._wake.wait(SYNC_SECONDS):
             with self._mutex:
-                for fd in self._fds:
+                for fd in tuple(self._fds):  # one finished meanwhile: see _mutex
                     with suppress(OSError):
                         os.fsync(fd)
         with self._mutex:
@@ -88,6 +93,7 @@ class _Syncer:
 
 
 _SYNCER = _Syncer()
+_CLOSING = threading.RLock()  # one close per sink, whichever thread (or finalizer) asks
 
 
 class Sink:
@@ -100,6 +106,11 @@ class Sink:
     writing the same output. ``frames`` counts the frames written; ``notes`` collects what
     the user should hear at the end; ``segments`` lists the finished pieces of an output
     recorded in pieces (``live_sinks.Segmented``), empty for one file.
+
+    Close it (``close()``, or leave its ``with``) to put the output in place, from any
+    thread. One never closed, collected or still open at exit, is finished as a run stopped
+    part way (``interrupted``): it takes its name, or goes beside a file of that name as
+    ``NAME.partial.EXT``, with a ``ResourceWarning`` saying where (``unclosed``).
     """
 
     needs_annotated = False
@@ -113,6 +124,7 @@ class Sink:
         self.final_path: Path | None = None
         self.frames = 0
         self._closed = False
+        self._finalizer = None  # finishes the output of a sink never closed (_watch)
         self._claim: Claim | None = None
         self._hold: int | None = None
         self._failure: SinkError | None = None
@@ -124,6 +136,7 @@ class Sink:
         self.stream = is_stream(path)
         if self.stream:
             self.target = self.tmp = self.path
+            self._watch()
             return
         self.target = target_of(path)
         if self.target.is_dir():
@@ -138,6 +151,7 @@ class Sink:
             self._claim.release()
             raise SinkError(f"Cannot write {path}: {e.strerror or e}") from e
         _SYNCER.add(self._hold)
+        self._watch()
 
     def write(self, frame: Frame, detections: Detections, annotated: np.ndarray | None) -> None:
         """Write one frame's result (``annotated`` is the drawn frame, or None); a failure
@@ -174,10 +188,24 @@ class Sink:
         (e.g. a full disk) still keeps what was written as ``.partial``, with a note; that
         error is raised only when ``complete`` is True: an incomplete close follows an error
         that is already on its way to the caller, and a second one would only bury it.
+        Only the first call closes, from whichever thread it comes.
         """
-        if self._closed:
-            return
-        self._closed = True
+        with _CLOSING:
+            if self._closed:
+                return
+            self._closed = True
+        self._unwatch()
+        self._close(complete)
+
+    def _watch(self) -> None:
+        """Have the output finished should the sink never be closed (``unclosed``)."""
+        self._finalizer = unclosed.watch(self)
+
+    def _unwatch(self) -> None:
+        if self._finalizer is not None:
+            self._finalizer.detach()
+
+    def _close(self, complete: bool) -> None:
         try:
             self._finish()
             if complete and not self.stream:
@@ -194,6 +222,7 @@ class Sink:
         self._release(complete)
 
     def _release(self, complete: bool) -> None:
+        self._unwatch()  # closed, or never made whole (a text output that cannot open)
         try:
             if not self.stream:
                 self._move(complete)
