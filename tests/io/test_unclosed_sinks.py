@@ -245,3 +245,17 @@ def test_a_sink_in_a_reference_cycle_is_finished_by_a_collection_under_any_lock_
     assert done.stdout == "collected\n", done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["claims.jsonl", "closing.jsonl",
                                                           "fsync.jsonl"]
+
+
+def test_a_dataset_sink_that_fails_as_it_starts_is_closed_and_never_said_unclosed(tmp_path):
+    """The caller of a sink that raised while starting has no sink to close: it closes
+    itself, so neither a warning nor the run's lock file is left."""
+    ds = tmp_path / "ds"
+    (ds / "data.yaml").mkdir(parents=True)  # in the way of the dataset's own file
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(OSError, match="data.yaml"):
+            YoloSink(ds, COCO_NAMES, None)
+        gc.collect()
+    assert unclosed_warnings(caught) == []
+    assert hidden(tmp_path) == []
