@@ -178,6 +178,12 @@ def _matched_classes(truth: Annotations, preds: Annotations, class_map: dict[str
     if truth.one_class and not class_map:
         [only] = truth.classes
         class_map = {name: only for name in preds.classes}
+        if len(preds.classes) > 1:
+            names = sorted(preds.classes)
+            notes.append(f"{os.path.basename(truth.path)} names no class: every predicted "
+                         f"class ({', '.join(names)}) counts as its one, {only}, "
+                         f"a {names[0]} box as much as a {names[1]} box; "
+                         f"--class-map {only}=NAME scores NAME's boxes alone")
     rename = {name: class_map.get(name, name) for name in preds.classes}
     dropped = sorted(n for n, to in rename.items() if to not in truth.classes)
     if preds.classes and len(dropped) == len(preds.classes):

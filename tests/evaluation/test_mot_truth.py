@@ -75,10 +75,14 @@ def test_other_classes_are_not_scored_so_a_box_on_one_is_a_false_positive(tmp_pa
     assert (row["gt_boxes"], row["recall"], row["precision"]) == (1, 1.0, 0.5)
     assert metrics["AP50"] == pytest.approx(0.5)  # the car box, ranked first, a false positive
     assert (metrics["false_positives"], metrics["misses"]) == (1, 0)
+    # a note says why the car box counts, and how to score the person boxes alone
+    [why] = [n for n in metrics["notes"] if "names no class" in n]
+    assert "(car, person)" in why and "--class-map object=NAME" in why
     # the model's person boxes alone, as docs/eval.md says to score them
     code, metrics, err = score(capsys, gt, pred, "--class-map", "object=person")
     assert code == 0 and metrics["AP50"] == pytest.approx(1.0), err
     assert metrics["false_positives"] == 0
+    assert not [n for n in metrics["notes"] if "names no class" in n]
 
 
 def test_non_motorized_vehicles_are_distractors_in_mot20_only(tmp_path, capsys):
