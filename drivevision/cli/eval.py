@@ -79,6 +79,12 @@ drivevision eval --gt dataset/ dataset/images/ --weights demo.pt  # YOLO""")
     g.add_argument("--class-map", metavar="GT=MODEL,...",
                    help="ground-truth class = model class pairs, for names that differ "
                         "(names match in any case without it)")
+    g.add_argument("--kitti-difficulty", choices=("easy", "moderate", "hard", "all"),
+                   help="with KITTI object labels: ignore, as KITTI's benchmark does, the "
+                        "objects its level leaves out (too short, occluded or truncated; Van "
+                        "for Car, Person_sitting for Pedestrian): neither missed nor false "
+                        "positives when found (default: moderate, the level KITTI ranks by; "
+                        "all: every object counts). AP stays COCO's, not KITTI's")
     g.add_argument("--allow-unlabelled", action="store_true",
                    help="leave out predicted frames the ground truth lacks (default: an error)")
     out = p.add_argument_group("output")
@@ -120,7 +126,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             raise ValueError(f"No such file or directory: {args.input}")
     with check_report(args):  # the run's claim on --report, until it is written
         class_map = parse_class_map(args.class_map)
-        truth = read_truth(args.gt)
+        truth = read_truth(args.gt, kitti_difficulty=args.kitti_difficulty)
         if truth.match_files and args.frame_stride > 1:
             raise ValueError(f"--frame-stride picks frames of a video by index; {args.gt} is "
                              "a dataset, whose images are matched by name: leave it out")

@@ -52,7 +52,8 @@ class Annotations:
     predictions of a folder of images); ``one_class`` marks ground truth without class names
     (MOTChallenge), which every predicted class is scored against; ``match_files`` ground
     truth whose frames predictions are matched to by file name, not by frame index (a YOLO
-    dataset: ``yolo.match_files``).
+    dataset: ``yolo.match_files``); ``notes`` what reading it left out and why (KITTI's
+    difficulty level), for the user to read with the scores.
     """
 
     path: str
@@ -62,6 +63,7 @@ class Annotations:
     one_class: bool = False
     file_names: dict[int, str] = field(default_factory=dict)
     match_files: bool = False
+    notes: tuple[str, ...] = ()
 
     @property
     def named(self) -> bool:

@@ -30,20 +30,27 @@ from drivevision.labels import counted
 EDGE_SLACK = 1.0  # pixels a labelled box may reach past its image (an export's rounding)
 
 
-def read_truth(path: str | Path) -> Annotations:
+def read_truth(path: str | Path, *, kitti_difficulty: str | None = None) -> Annotations:
     """Ground truth from a COCO or BDD100K ``.json``, a MOTChallenge or KITTI tracking ``.txt``,
-    a JSONL file, a YOLO dataset or a KITTI object label folder; a ValueError when it has no
-    object to find (no box that is not ignored), as nothing could be scored."""
+    a JSONL file, a YOLO dataset or a KITTI object label folder, that at ``kitti_difficulty``
+    (``kitti_object.DIFFICULTIES``; None: its default, and a ValueError for other ground
+    truth, which has no such levels); a ValueError when it has no object to find (no box
+    that is not ignored), as nothing could be scored."""
     if is_dataset(path):
         truth = read_yolo(path)
     elif is_label_folder(path):
-        truth = read_kitti_objects(path)
+        truth = read_kitti_objects(path, kitti_difficulty)
+        kitti_difficulty = None
     elif is_bdd(path):
         truth = read_bdd(path)
     else:
         suffix = Path(path).suffix.lower()
         reader = {".json": read_coco, ".txt": _read_text}.get(suffix, read_truth_jsonl)
         truth = reader(path)
+    if kitti_difficulty is not None:
+        raise ValueError(f"--kitti-difficulty applies to KITTI object labels (a label_2/ "
+                         f"folder, a .txt an image), but {path} is other ground truth: "
+                         "leave it out")
     _check_objects(truth)
     return truth
 

@@ -71,7 +71,7 @@ def evaluate(truth: Annotations, preds: Annotations, *, class_map: dict[str, str
     naming the image of every frame (COCO) when ``preds`` does too (a folder's detections).
     """
     _check_kinds(truth, preds)
-    notes: list[str] = []
+    notes: list[str] = list(truth.notes)
     if truth.match_files or _named_alike(truth, preds):
         preds = match_files(truth, preds, allow_unlabelled, notes)
     _check_stated_sizes(truth, preds)
