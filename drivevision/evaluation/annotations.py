@@ -53,7 +53,9 @@ class Annotations:
     (MOTChallenge), which every predicted class is scored against; ``match_files`` ground
     truth whose frames predictions are matched to by file name, not by frame index (a YOLO
     dataset: ``yolo.match_files``); ``notes`` what reading it left out and why (KITTI's
-    difficulty level), for the user to read with the scores.
+    difficulty level), for the user to read with the scores; ``stand_ins`` maps a frame to
+    how many of its boxes, the last ones, are a second, ignored box of an object of its
+    boxes under another class (KITTI's Van for car), which counts of boxes leave out.
     """
 
     path: str
@@ -64,6 +66,7 @@ class Annotations:
     file_names: dict[int, str] = field(default_factory=dict)
     match_files: bool = False
     notes: tuple[str, ...] = ()
+    stand_ins: dict[int, int] = field(default_factory=dict)
 
     @property
     def named(self) -> bool:

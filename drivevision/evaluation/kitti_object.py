@@ -74,13 +74,14 @@ def read_kitti_objects(path: str | Path, difficulty: str | None = None) -> Annot
     classes = tuple(dict.fromkeys(r[0] for rs in rows for r in rs if r[0] != DONT_CARE))
     level = LEVELS.get(difficulty)
     neutral = {} if level is None else {k: v for k, v in NEUTRAL.items() if v in classes}
-    frames, left_out = {}, 0
+    frames, left_out, stand_ins = {}, 0, {}
     for f, frame_rows in enumerate(rows):
         boxes = [(name, box, name == DONT_CARE or _outside(level, box, trunc, occl))
                  for name, box, trunc, occl in frame_rows]
         left_out += sum(ignored for name, _, ignored in boxes if name != DONT_CARE)
         boxes += [(neutral[name], box, True) for name, box, _, _ in frame_rows
                   if name in neutral]
+        stand_ins[f] = len(boxes) - len(frame_rows)
         frames[f] = FrameBoxes(np.array([b for _, b, _ in boxes], np.float64).reshape(-1, 4),
                                tuple(n for n, _, _ in boxes), None, None,
                                np.array([i for _, _, i in boxes], bool))
@@ -90,7 +91,7 @@ def read_kitti_objects(path: str | Path, difficulty: str | None = None) -> Annot
                          f"KITTI difficulty {difficulty} (too short, occluded or truncated), "
                          "so there is nothing to score: --kitti-difficulty all counts them")
     files = {f: label.stem + IMAGE_SUFFIX for f, label in enumerate(labels)}
-    return Annotations(str(path), frames, classes, file_names=files,
+    return Annotations(str(path), frames, classes, file_names=files, stand_ins=stand_ins,
                        notes=(_level_note(difficulty, left_out, objects, neutral),))
 
 

@@ -88,7 +88,8 @@ def evaluate(truth: Annotations, preds: Annotations, *, class_map: dict[str, str
     if note := _class_map_hint(truth, unlabelled, coco["classes"]):
         notes.append(note)
     metrics = {**coco, "frames": len(truth.frames),
-               "gt_boxes": sum(len(f) for f in truth.frames.values()),
+               "gt_boxes": sum(len(fb) - truth.stand_ins.get(f, 0)
+                               for f, fb in truth.frames.items()),
                "detections": sum(len(f) for f in preds.frames.values())}
     if truth.has_tracks and preds.has_tracks:
         from drivevision.evaluation.tracks import HOTA_INSTALL, track_metrics

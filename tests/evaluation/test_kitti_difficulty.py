@@ -97,6 +97,7 @@ def test_a_detection_on_the_neighbouring_class_is_no_false_positive(tmp_path, ca
     metrics, notes = score(capsys, gt, pred)
     row = metrics["classes"][model]
     assert (row["gt_boxes"], row["precision"], row["recall"]) == (1, 1.0, 1.0)
+    assert metrics["gt_boxes"] == 2  # the neighbour once, though it is ignored for both
     assert metrics["per_class"][model] == pytest.approx(1.0)
     assert f"a {model} detection on a {neighbour.lower()} is neither hit nor false " \
         "positive" in notes[0]
