@@ -108,7 +108,8 @@ def _level_note(difficulty: str, left_out: int, objects: int, neutral: dict) -> 
     """Which level the labels were scored at, and what it ignored."""
     if difficulty == "all":
         return ("KITTI difficulty all: every labelled object counts, whatever its height, "
-                "occlusion or truncation (--kitti-difficulty moderate scores KITTI's level)")
+                "occlusion or truncation (--kitti-difficulty moderate ignores those KITTI's "
+                "leaderboard leaves out)")
     height, occlusion, truncation = LEVELS[difficulty]
     also = "; ".join(f"a {c} detection on a {v} is neither hit nor false positive"
                      for v, c in neutral.items())
