@@ -30,6 +30,26 @@ def write_preds(path: Path, frames: dict[int, list[tuple]]) -> Path:
     return path
 
 
+def folder_run(path: Path, found: dict[str, list]) -> Path:
+    """``detect FOLDER --jsonl``: a line per image, naming it, in the folder's order;
+    ``found[name]``: (label, score, [x1, y1, x2, y2]) triples of that image."""
+    with open(path, "w") as f:
+        for frame, (name, dets) in enumerate(found.items()):
+            f.write(json.dumps({"frame": frame, "file": name, "detections": [
+                {"class_name": n, "score": s, "box": b} for n, s, b in dets]}) + "\n")
+    return path
+
+
+def score(capsys, gt, pred, *options) -> tuple[int, dict | None, str]:
+    """``drivevision eval --gt GT --pred PRED --json``: (exit code, the metrics when it
+    succeeded, stderr)."""
+    from drivevision.cli import main
+
+    code = main(["eval", "--gt", str(gt), "--pred", str(pred), "--json", *options])
+    out, err = capsys.readouterr()
+    return code, json.loads(out) if code == 0 else None, err
+
+
 def pycocotools_stats(truth: list[list[tuple]], preds: dict[int, list[tuple]]):
     """COCOeval's 12 stats and per-class precision arrays for the same boxes."""
     from pycocotools.coco import COCO

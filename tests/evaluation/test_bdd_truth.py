@@ -12,7 +12,7 @@ import pytest
 
 from drivevision.cli import main
 from drivevision.evaluation import read_truth
-from tests.evaluation.helpers import CAR, PERSON
+from tests.evaluation.helpers import CAR, PERSON, folder_run, score
 
 TRAILER = [200, 150, 300, 230]
 
@@ -79,21 +79,6 @@ def test_a_scalabel_dataset_of_frames_is_read_the_same(labels, tmp_path):
     assert ours.file_names == theirs.file_names and ours.classes == theirs.classes
     for f, fb in ours.frames.items():
         np.testing.assert_array_equal(fb.boxes, theirs.frames[f].boxes)
-
-
-def folder_run(path: Path, found: dict[str, list]) -> Path:
-    """``detect FOLDER --jsonl``: a line per image, naming it, in the folder's order."""
-    with open(path, "w") as f:
-        for frame, (name, dets) in enumerate(found.items()):
-            f.write(json.dumps({"frame": frame, "file": name, "detections": [
-                {"class_name": n, "score": s, "box": b} for n, s, b in dets]}) + "\n")
-    return path
-
-
-def score(capsys, gt, pred, *options) -> tuple[int, dict | None, str]:
-    code = main(["eval", "--gt", str(gt), "--pred", str(pred), "--json", *options])
-    out, err = capsys.readouterr()
-    return code, json.loads(out) if code == 0 else None, err
 
 
 def test_a_folder_run_is_scored_against_the_frames_of_its_images(labels, tmp_path, capsys):

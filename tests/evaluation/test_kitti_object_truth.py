@@ -12,7 +12,7 @@ import pytest
 
 from drivevision.cli import main
 from drivevision.evaluation import read_truth
-from tests.evaluation.helpers import CAR, PERSON
+from tests.evaluation.helpers import CAR, PERSON, folder_run, score
 
 DEMO = str(Path(__file__).parents[2] / "assets" / "tiny-fpn-synthetic.pt")
 DONT_CARE = [250, 150, 300, 200]
@@ -58,21 +58,6 @@ def test_label_files_are_frames_in_the_order_detect_reads_their_images(tmp_path)
     for stem in ("10", "9", "a.b"):
         (folder / f"{stem}.txt").write_text(kitti_line("Car", CAR))
     assert list(read_truth(folder).file_names.values()) == ["9.png", "10.png", "a.b.png"]
-
-
-def folder_run(path: Path, found: dict[str, list]) -> Path:
-    """``detect FOLDER --jsonl``: a line per image, naming it, in the folder's order."""
-    with open(path, "w") as f:
-        for frame, (name, dets) in enumerate(found.items()):
-            f.write(json.dumps({"frame": frame, "file": name, "detections": [
-                {"class_name": n, "score": s, "box": b} for n, s, b in dets]}) + "\n")
-    return path
-
-
-def score(capsys, gt, pred, *options) -> tuple[int, dict | None, str]:
-    code = main(["eval", "--gt", str(gt), "--pred", str(pred), "--json", *options])
-    out, err = capsys.readouterr()
-    return code, json.loads(out) if code == 0 else None, err
 
 
 def test_a_folder_run_is_scored_against_the_labels_of_its_images_by_name(labels, tmp_path,

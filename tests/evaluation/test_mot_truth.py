@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from drivevision.cli import main
+from tests.evaluation.helpers import score
 
 
 def box(slot: int) -> list[float]:
@@ -40,12 +40,6 @@ def tracked(path, frames: dict[int, list[tuple]], size: tuple[int, int] | None =
                 {"class_name": n, "score": s, "box": box(slot), "track_id": t}
                 for n, s, slot, t in dets]}) + "\n")
     return path
-
-
-def score(capsys, gt, pred, *options):
-    code = main(["eval", "--gt", str(gt), "--pred", str(pred), "--json", *options])
-    out, err = capsys.readouterr()
-    return code, json.loads(out) if code == 0 else None, err
 
 
 @pytest.mark.parametrize("distractor", [2, 7, 8, 12])  # on vehicle, static, distractor, reflection
