@@ -18,9 +18,27 @@ MAX_CALIB_FRAMES = 256  # each is held in memory (twice over while a video is sp
 # default NMS IoU); one vehicle's car and truck boxes overlap by far more, and two vehicles
 # side by side, even one partly hidden behind the other, mostly by less.
 AGNOSTIC_IOU = 0.7
-NEED_CALIB = ("int8 needs frames to calibrate on: pass --calib CLIP_OR_FOLDER, a video or a "
-              f"folder of images from your own cameras ({CALIB_FRAMES} frames are used, "
-              "--calib-frames N for more; the result is cached)")
+
+
+def setting(option: str, value: str, quote: bool = True) -> str:
+    """``option`` set to ``value`` as a user writes it: ``--device cpu`` on the command
+    line, ``device='cpu'`` in Python (``quote`` False for a placeholder: ``calib=PATH``)."""
+    if option.startswith("--"):
+        return f"{option} {value}"
+    return f"{option}={value!r}" if quote else f"{option}={value}"
+
+
+def need_calib(option: str = "--calib", frames: str | None = "--calib-frames") -> str:
+    """Why int8 without calibration frames is refused, naming the setting that gives them:
+    the commands' ``--calib``, or the Python API's ``calib`` keyword; ``frames`` names the
+    setting for more of them (None where the caller has none)."""
+    more = f", {setting(frames, 'N', quote=False)} for more" if frames else ""
+    return (f"int8 needs frames to calibrate on: pass {setting(option, 'CLIP_OR_FOLDER', False)}"
+            ", a video or a folder of images from your own cameras "
+            f"({CALIB_FRAMES} frames are used{more}; the result is cached)")
+
+
+NEED_CALIB = need_calib()
 
 
 def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
@@ -110,9 +128,7 @@ class DetectorConfig:
             raise ValueError(f"Expected iou in (0, 1], but got {self.iou}")
         if self.max_det is not None and self.max_det < 1:
             raise ValueError(f"Expected max_det >= 1, but got {self.max_det}")
-        check_calib_frames(self.calib_frames)
-        if self.precision == "int8" and not self.calib:
-            raise ValueError(NEED_CALIB)
+        check_int8_calib(self.precision, self.calib, self.calib_frames, "calib", "calib_frames")
 
 
 EXPORTED = (".onnx", ".engine")  # what ``drivevision export`` writes: pieces, not a model
@@ -135,11 +151,22 @@ def weights_problem(path: str | os.PathLike) -> str | None:
     return None
 
 
-def check_calib_frames(count: int) -> None:
-    """ValueError unless 1 <= ``count`` <= ``MAX_CALIB_FRAMES``."""
+def check_calib_frames(count: int, option: str = "--calib-frames") -> None:
+    """ValueError unless 1 <= ``count`` <= ``MAX_CALIB_FRAMES``, naming ``option``: the
+    commands' ``--calib-frames`` or the Python API's ``calib_frames``."""
     if not 1 <= count <= MAX_CALIB_FRAMES:
-        raise ValueError(f"Expected --calib-frames between 1 and {MAX_CALIB_FRAMES} (each "
+        raise ValueError(f"Expected {option} between 1 and {MAX_CALIB_FRAMES} (each "
                          f"frame is held in memory while calibrating), but got {count}")
+
+
+def check_int8_calib(precision: str, calib, frames: int, option: str = "--calib",
+                     frames_option: str = "--calib-frames") -> None:
+    """ValueError for a ``frames`` count out of range, or int8 without ``calib`` frames,
+    naming the settings: the commands' ``--calib`` and ``--calib-frames``, or DetectorConfig's
+    ``calib`` and ``calib_frames``."""
+    check_calib_frames(frames, frames_option)
+    if precision == "int8" and not calib:
+        raise ValueError(need_calib(option, frames_option))
 
 
 FRAME_POLICIES = ("auto", "all", "newest")

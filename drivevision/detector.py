@@ -27,9 +27,10 @@ from drivevision.config import (
     check_calib_frames,
     check_conf,
     device_name,
+    need_calib,
 )
 from drivevision.detections import Detections
-from drivevision.engines import Engine, create_engine, hardware
+from drivevision.engines import Engine, check_int8_engine, create_engine, hardware
 from drivevision.engines.int8 import CalibrationSet
 from drivevision.io.frames import Source
 from drivevision.labels import ClassNames, classes_text, resolve_classes
@@ -107,7 +108,12 @@ class Detector:
         if precision == "auto":
             precision, self.precision_reason = hardware.pick_precision(self.device,
                                                                        engine=engine)
-        hardware.check_precision(precision, self.device.type, engine)
+        hardware.check_precision(precision, self.device.type, engine, engine_option="engine",
+                                 calib_option="calib")
+        if precision == "int8":  # refused before the model is copied, naming the keywords
+            if calib is None:
+                raise ValueError(need_calib("calib", None))  # calib_frames: DetectorConfig's
+            check_int8_engine(engine, "engine")
         if precision == "bf16" and self.device.type == "cpu" and not hardware.cpu_features().bf16:
             _log.warning("this CPU has no bf16 instructions (AVX512-BF16 or AMX): bf16 is "
                          "emulated and slower than fp32 here")

@@ -158,3 +158,54 @@ def test_a_device_this_machine_cannot_run_is_refused_naming_the_keyword_not_the_
         with pytest.raises(ValueError) as refused:
             build()
         assert str(refused.value) == message
+
+
+NO_CALIB = ("int8 needs frames to calibrate on: pass calib=CLIP_OR_FOLDER, a video or a folder "
+            "of images from your own cameras (16 frames are used{}; the result is cached)")
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(precision="int8"), NO_CALIB.format(", calib_frames=N for more")),
+    (dict(precision="int8", calib="clip.mp4", calib_frames=0),
+     "Expected calib_frames between 1 and 256 (each frame is held in memory while "
+     "calibrating), but got 0"),
+])
+def test_int8_settings_a_config_refuses_name_its_keywords_not_the_options(settings, message):
+    """The commands name --calib and --calib-frames (tests/engines/test_int8.py)."""
+    with pytest.raises(ValueError) as refused:
+        DetectorConfig(engine="onnx", **settings)
+    assert str(refused.value) == message
+
+
+def test_int8_without_calib_is_refused_by_the_constructor_naming_calib(tiny_loaded):
+    with pytest.raises(ValueError) as refused:
+        Detector(tiny_loaded, engine="onnx", device="cpu", precision="int8")
+    assert str(refused.value) == NO_CALIB.format("")  # calib_frames is not Detector's
+
+
+@pytest.mark.parametrize("engine, precision, message", [
+    ("onnx", "fp16", "Expected fp16 on a CUDA device; on the CPU the onnx engine runs fp32, "
+                     "or int8 with calib="),
+    ("tensorrt", "fp16", "Expected fp16 on a CUDA device, as the tensorrt engine runs on CUDA "
+                         "only; on the CPU use engine='onnx' or 'compiled'"),
+    ("torch", "int8", "Expected engine='onnx' or 'compiled' (or 'auto') for int8, but got "
+                      "'torch'; a TensorRT int8 engine: drivevision export --format tensorrt "
+                      "--precision int8 --calib CLIP_OR_FOLDER"),
+])
+def test_an_engine_that_cannot_run_a_precision_is_refused_naming_the_keywords(
+        tiny_loaded, tiny_checkpoint, clip_path, engine, precision, message):
+    """What to run instead is said in keywords, as typed in Python (the commands name
+    --engine and --calib, tests/cli/test_options.py); the one command left is the export
+    that makes a TensorRT int8 engine."""
+    from drivevision import detect_video
+
+    calib = clip_path if precision == "int8" else None
+    config = DetectorConfig(weights=tiny_checkpoint, engine=engine, device="cpu",
+                            precision=precision, calib=calib)
+    for build in (lambda: Detector(tiny_loaded, engine=engine, device="cpu",
+                                   precision=precision, calib=calib),
+                  lambda: Detector.from_config(config, progress=False),
+                  lambda: detect_video(clip_path, detector=config)):
+        with pytest.raises(ValueError) as refused:
+            build()
+        assert str(refused.value) == message

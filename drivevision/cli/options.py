@@ -20,6 +20,7 @@ from drivevision.config import (
     VIDEO_PRESETS,
     DetectorConfig,
     DrawStyle,
+    check_int8_calib,
 )
 
 # With --track and no --conf the detector keeps boxes down to this score: ByteTrack's second
@@ -264,14 +265,17 @@ def check_classes(spec: str | None, weights: str | None) -> None:
 
 
 def detector_config(args: argparse.Namespace) -> DetectorConfig:
+    """The command's detector settings; ValueError naming the option (``--conf``,
+    ``--calib``, ``--calib-frames``) where DetectorConfig would name its keyword."""
     engine = args.engine or ("auto" if args.precision == "int8" else "torch")
+    conf = score_threshold(args)
+    calib, calib_frames = getattr(args, "calib", None), getattr(args, "calib_frames", CALIB_FRAMES)
+    check_int8_calib(args.precision, calib, calib_frames)
     return DetectorConfig(model=args.model, weights=args.weights, engine=engine,
-                          device=args.device, precision=args.precision, conf=score_threshold(args),
+                          device=args.device, precision=args.precision, conf=conf,
                           classes=args.classes, min_size=args.min_size, max_size=args.max_size,
                           proposals=args.proposals, iou=args.iou, max_det=args.max_det,
-                          agnostic_nms=args.agnostic_nms,
-                          calib=getattr(args, "calib", None),
-                          calib_frames=getattr(args, "calib_frames", CALIB_FRAMES))
+                          agnostic_nms=args.agnostic_nms, calib=calib, calib_frames=calib_frames)
 
 
 def warn_unused_calib(args: argparse.Namespace) -> None:

@@ -82,13 +82,18 @@ def _create_int8(name: str, loaded: LoadedModel, *, device, progress: bool, cali
     return engine
 
 
-def check_int8_engine(name: str) -> None:
-    """ValueError, saying where TensorRT int8 comes from, unless engine ``name`` runs int8
-    (cheap: commands ask it before the model loads)."""
+def check_int8_engine(name: str, option: str = "--engine") -> None:
+    """ValueError, saying where TensorRT int8 comes from, unless engine ``name`` runs int8,
+    naming ``option``: the commands' ``--engine``, or the Python API's ``engine`` keyword
+    (then worded as typed, ``engine='onnx'``). Cheap: commands ask it before the model
+    loads."""
     if name not in ("auto", *INT8_ENGINES):
-        raise ValueError(f"Expected --engine {' or '.join(INT8_ENGINES)} (or auto) for int8, "
-                         f"but got {name}; a TensorRT int8 engine: drivevision export "
-                         "--format tensorrt --precision int8 --calib CLIP_OR_FOLDER")
+        cli = option.startswith("--")
+        names = [n if cli else repr(n) for n in (*INT8_ENGINES, "auto", name)]
+        raise ValueError(f"Expected {option}{' ' if cli else '='}{' or '.join(names[:-2])} "
+                         f"(or {names[-2]}) for int8, but got {names[-1]}; a TensorRT int8 "
+                         "engine: drivevision export --format tensorrt --precision int8 --calib "
+                         "CLIP_OR_FOLDER")
 
 
 def pick_engine(name: str, device, precision: str) -> tuple[str, str | None]:

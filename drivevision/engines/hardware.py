@@ -16,6 +16,7 @@ import platform
 from dataclasses import dataclass
 from pathlib import Path
 
+from drivevision.config import setting
 from drivevision.labels import counted
 
 # cpuinfo flag -> the name users know, in the order they are printed (fastest first).
@@ -182,8 +183,8 @@ def device_kind(device: str, *, option: str = "--device") -> str:
     if kind == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if kind == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"Expected a CUDA GPU for {_setting(option, 'cuda')}, but torch sees "
-                         f"none; use {_setting(option, 'cpu')}")
+        raise ValueError(f"Expected a CUDA GPU for {setting(option, 'cuda')}, but torch sees "
+                         f"none; use {setting(option, 'cpu')}")
     if colon and int(index) >= torch.cuda.device_count():
         count = torch.cuda.device_count()
         raise ValueError(f"Expected {option} cuda:N with N below {count} (torch sees "
@@ -191,21 +192,25 @@ def device_kind(device: str, *, option: str = "--device") -> str:
     return kind
 
 
-def _setting(option: str, value: str) -> str:
-    """``option`` set to ``value`` as a user writes it: ``--device cpu`` on the command
-    line, ``device='cpu'`` in Python."""
-    return f"{option} {value}" if option.startswith("--") else f"{option}={value!r}"
+def fp16_instead(engine: str, engine_option: str = "--engine",
+                 calib_option: str = "--calib") -> str:
+    """Why fp16 is refused on the CPU and what to run there instead, where ``engine`` has
+    not bf16 and fp32, naming the settings: the commands' ``--engine`` and ``--calib``, or
+    the Python API's ``engine`` and ``calib`` keywords (``engine='onnx'``, ``calib=``)."""
+    if engine == "onnx":
+        calib = calib_option if calib_option.startswith("--") else f"{calib_option}="
+        return ("Expected fp16 on a CUDA device; on the CPU the onnx engine runs fp32, or int8 "
+                f"with {calib}")
+    if engine == "tensorrt":
+        compiled = "compiled" if engine_option.startswith("--") else repr("compiled")
+        return ("Expected fp16 on a CUDA device, as the tensorrt engine runs on CUDA only; on "
+                f"the CPU use {setting(engine_option, 'onnx')} or {compiled}")
+    return FP16_NEEDS_CUDA
 
 
-FP16_INSTEAD = {  # what to run on the CPU instead, where an engine has not bf16 and fp32
-    "onnx": "Expected fp16 on a CUDA device; on the CPU the onnx engine runs fp32, or int8 "
-            "with --calib",
-    "tensorrt": "Expected fp16 on a CUDA device, as the tensorrt engine runs on CUDA only; on "
-                "the CPU use --engine onnx or compiled"}
-
-
-def check_precision(precision: str, kind: str, engine: str = "auto") -> None:
+def check_precision(precision: str, kind: str, engine: str = "auto", *,
+                    engine_option: str = "--engine", calib_option: str = "--calib") -> None:
     """ValueError for a ``precision`` the device ``kind`` ("cpu" or "cuda") cannot run,
-    saying what ``engine`` runs there instead."""
+    saying what ``engine`` runs there instead (``fp16_instead``, naming the settings)."""
     if precision == "fp16" and kind != "cuda":
-        raise ValueError(FP16_INSTEAD.get(engine, FP16_NEEDS_CUDA))
+        raise ValueError(fp16_instead(engine, engine_option, calib_option))
