@@ -131,7 +131,7 @@ class Detector:
         self.agnostic_nms = agnostic_nms
         self.engine: Engine = create_engine(
             engine, self.loaded, device=self.device, precision=precision, progress=progress,
-            calib=calibration_set(calib) if precision == "int8" else None)
+            calib=calibration_set(calib, option="calib") if precision == "int8" else None)
 
     @classmethod
     def from_config(cls, config: DetectorConfig, *, progress: bool = True) -> Detector:
@@ -143,7 +143,7 @@ class Detector:
                    proposals=config.proposals, iou=config.iou, max_det=config.max_det,
                    agnostic_nms=config.agnostic_nms,
                    progress=progress,
-                   calib=calibration_set(config.calib, config.calib_frames)
+                   calib=calibration_set(config.calib, config.calib_frames, "calib")
                    if config.precision == "int8" else config.calib)
 
     def describe(self) -> str:
@@ -364,9 +364,11 @@ def _resize(transform, image: Tensor) -> Tensor:
     return transform.resize(image, None)[0]
 
 
-def calibration_set(calib, frames: int = CALIB_FRAMES) -> CalibrationSet:
+def calibration_set(calib, frames: int = CALIB_FRAMES, option: str = "--calib") -> CalibrationSet:
     """``calib`` (a video file or folder of images, or a ``CalibrationSet``) as the set int8
-    calibrates on: ``frames`` evenly spaced frames. ValueError when None."""
+    calibrates on: ``frames`` evenly spaced frames. ValueError when None; SourceError for
+    footage that cannot be read, naming ``option`` (the commands' ``--calib``, or the
+    ``calib`` keyword)."""
     from drivevision.io.calibration import calibration_digest, calibration_frames
 
     if calib is None:
@@ -375,5 +377,5 @@ def calibration_set(calib, frames: int = CALIB_FRAMES) -> CalibrationSet:
         return calib
     check_calib_frames(frames)
     text = str(calib)
-    return CalibrationSet(Path(text).name or text, calibration_digest(text, frames),
-                          lambda: calibration_frames(text, frames))
+    return CalibrationSet(Path(text).name or text, calibration_digest(text, frames, option),
+                          lambda: calibration_frames(text, frames, option))

@@ -209,3 +209,28 @@ def test_an_engine_that_cannot_run_a_precision_is_refused_naming_the_keywords(
         with pytest.raises(ValueError) as refused:
             build()
         assert str(refused.value) == message
+
+
+@pytest.mark.parametrize("footage, says", [
+    ("missing.mp4", "{} does not exist"),
+    ("empty", "folder {} has no images"),
+])
+def test_calib_footage_that_cannot_be_read_is_refused_naming_calib(
+        tiny_loaded, tiny_checkpoint, clip_path, tmp_path, footage, says):
+    """As --calib is by the commands (tests/engines/test_int8.py), before any model runs."""
+    from drivevision import detect_video
+    from drivevision.errors import SourceError
+
+    (tmp_path / "empty").mkdir()
+    calib = str(tmp_path / footage)
+    message = ("Expected calib to be a video file or a folder of images from your own cameras, "
+               f"but {says.format(calib)}")
+    config = DetectorConfig(weights=tiny_checkpoint, engine="onnx", device="cpu",
+                            precision="int8", calib=calib)
+    for build in (lambda: Detector(tiny_loaded, engine="onnx", device="cpu", precision="int8",
+                                   calib=calib),
+                  lambda: Detector.from_config(config, progress=False),
+                  lambda: detect_video(clip_path, detector=config)):
+        with pytest.raises(SourceError) as refused:
+            build()
+        assert str(refused.value) == message
