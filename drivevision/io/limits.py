@@ -65,11 +65,12 @@ def over_limit(pixels: int, limit: int) -> str:
             f"{MAX_PIXELS_ENV} raise it)")
 
 
-def check_fps(fps: float) -> None:
-    """ValueError unless ``fps`` is a frame rate images can be spaced by."""
+def check_fps(fps: float, option: str = "--fps") -> None:
+    """ValueError unless ``fps`` is a frame rate images can be spaced by, naming ``option``:
+    the commands' ``--fps``, or the Python API's ``fps`` or ``raw_fps`` keyword."""
     low, high = FPS_RANGE
     if not low <= fps <= high:  # also NaN
-        raise ValueError(f"Expected --fps between {low:g} and {high:g}, but got {fps:g}")
+        raise ValueError(f"Expected {option} between {low:g} and {high:g}, but got {fps:g}")
 
 
 def available_memory() -> int | None:

@@ -52,9 +52,9 @@ def open_source(uri: str | Path, *, fps: float = 10.0, width: int | None = None,
             times; see ``drivevision.io.containers``), instead of the one it states.
     """
     check_uri(uri)
-    limits.check_fps(fps)
+    limits.check_fps(fps, "fps")  # the commands check their --fps before
     if raw_fps is not None:
-        limits.check_fps(raw_fps)
+        limits.check_fps(raw_fps, "raw_fps")
     max_pixels = limits.max_pixels() if max_pixels is None else max_pixels
     spec = parse_uri(str(uri), transport=transport)
     asked = {k: v for k, v in (("width", width), ("height", height), ("input_fps", input_fps))

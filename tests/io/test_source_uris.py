@@ -120,3 +120,14 @@ def test_file_uris_are_percent_decoded(clip_path, tmp_path):
     assert parse_uri("file://localhost/tmp/a%20b.mp4").target == "/tmp/a b.mp4"
     with open_source(uri) as source:
         assert len(list(source)) == 12
+
+
+@pytest.mark.parametrize("rates, message", [
+    (dict(fps=0), "Expected fps between 0.01 and 1000, but got 0"),
+    (dict(raw_fps=5000), "Expected raw_fps between 0.01 and 1000, but got 5000"),
+])
+def test_a_frame_rate_out_of_range_is_refused_naming_the_keyword(clip_path, rates, message):
+    """A Python caller has no --fps (the commands name it, tests/cli/test_cli.py)."""
+    with pytest.raises(ValueError) as refused:
+        open_source(clip_path, **rates)
+    assert str(refused.value) == message
