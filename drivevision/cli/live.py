@@ -139,6 +139,10 @@ def reconnect_policy(args: argparse.Namespace):
     naming the option, for a bad value)."""
     from drivevision.io.streams import Reconnect
 
+    if args.stall_timeout <= 0:  # Reconnect names its keywords, a command its options
+        raise ValueError(f"Expected --stall-timeout > 0 s, but got {args.stall_timeout}")
+    if args.max_reconnects is not None and args.max_reconnects < 0:
+        raise ValueError(f"Expected --max-reconnects >= 0, but got {args.max_reconnects}")
     return Reconnect(stall_timeout=args.stall_timeout, max_reconnects=args.max_reconnects)
 
 

@@ -42,8 +42,8 @@ class Reconnect:
     """When and how often a live source is reopened.
 
     ``max_reconnects`` None retries forever; 0 never reopens. Delays double from
-    ``backoff_initial`` up to ``backoff_max`` seconds. The one check of these values: errors
-    name the ``drivevision live`` options that set them.
+    ``backoff_initial`` up to ``backoff_max`` seconds. Errors name the keywords
+    (``drivevision live`` checks its ``--stall-timeout`` and ``--max-reconnects`` before).
     """
 
     stall_timeout: float = 5.0
@@ -53,9 +53,9 @@ class Reconnect:
 
     def __post_init__(self) -> None:
         if self.stall_timeout <= 0:
-            raise ValueError(f"Expected --stall-timeout > 0 s, but got {self.stall_timeout}")
+            raise ValueError(f"Expected stall_timeout > 0 s, but got {self.stall_timeout}")
         if self.max_reconnects is not None and self.max_reconnects < 0:
-            raise ValueError(f"Expected --max-reconnects >= 0, but got {self.max_reconnects}")
+            raise ValueError(f"Expected max_reconnects >= 0, but got {self.max_reconnects}")
         if not 0 < self.backoff_initial <= self.backoff_max:
             raise ValueError(f"Expected 0 < backoff_initial <= backoff_max, but got "
                              f"{self.backoff_initial} and {self.backoff_max}")

@@ -143,3 +143,15 @@ def test_a_stream_with_its_own_timestamps_is_timed_by_them_not_by_their_bursts(m
     monkeypatch.setattr(streams, "time", stream.clock)
     arrival = StreamSource("http://cam/stream", stream.opener, policy)  # MJPEG: no clock
     assert [f.timestamp_ms for f in arrival] == pytest.approx(range(1, 10), abs=1e-6)
+
+
+@pytest.mark.parametrize("policy, message", [
+    (dict(stall_timeout=0), "Expected stall_timeout > 0 s, but got 0"),
+    (dict(max_reconnects=-1), "Expected max_reconnects >= 0, but got -1"),
+])
+def test_a_reconnect_policy_out_of_range_is_refused_naming_the_keyword(policy, message):
+    """As its backoff keywords are; drivevision live names its --stall-timeout and
+    --max-reconnects (tests/cli/test_live_refusals.py)."""
+    with pytest.raises(ValueError) as refused:
+        Reconnect(**policy)
+    assert str(refused.value) == message
