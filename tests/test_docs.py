@@ -188,6 +188,27 @@ def sample_output(page: Path) -> list[str]:
                 if lines and re.match(r"\d+ frames in ", lines[0]))
 
 
+def class_counts(line: str) -> dict[str, int]:
+    """``340 detections: 96 bus, 94 person`` -> {"all": 340, "bus": 96, "person": 94}."""
+    total, _, per_class = line.partition(" detections: ")
+    pairs = (item.split(" ", 1) for item in per_class.split(", "))
+    return {"all": int(total), **{name: int(n) for n, name in pairs}}
+
+
+def near(found: dict[str, int], shown: dict[str, int]) -> bool:
+    """The same classes, each count within 2 of the README's: bf16 sums round in the order
+    the CPU's kernels add them (AMX and AVX512-BF16 differ), which moves a box or two across
+    the score threshold; a changed model or threshold moves far more."""
+    return found.keys() == shown.keys() and all(abs(found[k] - shown[k]) <= 2 for k in shown)
+
+
+def test_counts_a_box_or_two_apart_are_near_and_others_not():
+    shown = class_counts("340 detections: 96 bus, 94 person, 93 truck, 57 car")
+    assert near(class_counts("341 detections: 96 bus, 94 person, 94 truck, 57 car"), shown)
+    assert not near(class_counts("343 detections: 96 bus, 94 person, 96 truck, 57 car"), shown)
+    assert not near(class_counts("340 detections: 96 bus, 94 person, 150 car"), shown)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_the_readme_quick_start_prints_what_the_readme_shows(tmp_path, precision):
@@ -213,6 +234,7 @@ def test_the_readme_quick_start_prints_what_the_readme_shows(tmp_path, precision
 
     assert shape(printed) == shape(shown)
     if precision == "bf16":  # what the block shows; fp32's counts are in the text below it
-        assert counts in shown
+        [expected] = [line for line in shown if " detections: " in line]
+        assert near(class_counts(counts), class_counts(expected)), (counts, expected)
     else:
         assert f"fp32, which finds `{counts}`" in " ".join(readme.read_text().split())
