@@ -55,7 +55,10 @@ class Annotations:
     dataset: ``yolo.match_files``); ``notes`` what reading it left out and why (KITTI's
     difficulty level), for the user to read with the scores; ``stand_ins`` maps a frame to
     how many of its boxes, the last ones, are a second, ignored box of an object of its
-    boxes under another class (KITTI's Van for car), which counts of boxes leave out.
+    boxes under another class (KITTI's Van for car), which counts of boxes leave out;
+    ``min_height`` the height in pixels (y2 - y1) below which a detection that finds no
+    object is ignored, neither a hit nor a false positive, as COCO ignores one outside the
+    area range it scores (KITTI's difficulty level; 0: every detection counts).
     """
 
     path: str
@@ -67,6 +70,7 @@ class Annotations:
     match_files: bool = False
     notes: tuple[str, ...] = ()
     stand_ins: dict[int, int] = field(default_factory=dict)
+    min_height: float = 0.0
 
     @property
     def named(self) -> bool:

@@ -11,12 +11,14 @@ COCOeval matches only within a class: per frame, every detection scoring at leas
 threshold against every ground-truth box of any class, pairs with IoU >= 0.5 taken greedily
 by IoU, highest first, each box in one pair at most (IoU by ``pycocotools.mask.iou``). Ignored
 ground truth (crowd regions) and the detections COCOeval ignored for overlapping one are left
-out. Rows are the predicted class, columns the true class; the last row and column are the
-background: a missed object, a detection of nothing. A box of the wrong class on an object
-counts once, in its own row and the object's column (a truck box on a car: row truck,
-column car), never as a detection of nothing plus a missed object; so do predictions of a
-class the ground truth does not label (rows after its classes, their columns empty), which
-AP leaves out.
+out, and so are those it ignored as shorter than the ground truth's ``min_height`` and
+matching no object of their class (KITTI's difficulty), and the predictions of a class the
+ground truth lacks (which match none) shorter than it. Rows are the predicted class, columns
+the true class; the last row and column are the background: a missed object, a detection
+of nothing. A box of the wrong class on an object counts once, in its own row and the
+object's column (a truck box on a car: row truck, column car), never as a detection of
+nothing plus a missed object; so do predictions of a class the ground truth does not label
+(rows after its classes, their columns empty), which AP leaves out.
 """
 
 from __future__ import annotations
@@ -87,11 +89,13 @@ def precision_recall(matches: dict[str, dict], threshold: float | None) -> dict[
 
 def confusion_matrix(truth: Annotations, preds: Annotations, classes: tuple[str, ...],
                      threshold: float | None, ignored: set[tuple[int, int]],
-                     unlabelled: Annotations | None = None) -> np.ndarray:
+                     unlabelled: Annotations | None = None,
+                     min_height: float = 0.0) -> np.ndarray:
     """int64 (K+1, K+1): [predicted, true] counts over ``classes``, then the classes of
     ``unlabelled`` (predictions of classes the ground truth lacks), and the background
     (last), for detections scoring ``threshold`` and up (none if None), leaving out ignored
-    ground truth and the detections ``ignored`` names as (frame, index in ``preds``' frame)."""
+    ground truth, the detections ``ignored`` names as (frame, index in ``preds``' frame)
+    and those of ``unlabelled`` shorter than ``min_height`` px."""
     from pycocotools import mask
 
     extra = () if unlabelled is None else unlabelled.classes
@@ -105,9 +109,10 @@ def confusion_matrix(truth: Annotations, preds: Annotations, classes: tuple[str,
         keep = ~fb.ignore if fb.ignore is not None else np.ones(len(fb), bool)
         gt_cls = [index[n] for n, k in zip(fb.labels, keep) if k]
         gt_box = _xywh(fb.boxes[keep])
+        other = unlabelled.frames.get(f) if unlabelled else None
         found = [] if threshold is None else (
             _scoring(preds.frames.get(f), threshold, skipped.get(f, set()))
-            + _scoring(unlabelled.frames.get(f) if unlabelled else None, threshold, set()))
+            + _scoring(other, threshold, _short(other, min_height)))
         dt_cls = [index[name] for name, _ in found]
         dt_box = _xywh(np.array([box for _, box in found])) if found else np.zeros((0, 4))
         pairs = _greedy(mask.iou(dt_box, gt_box, [0] * len(gt_box)) if found and gt_cls
@@ -128,6 +133,13 @@ def _scoring(fb, threshold: float, skip: set[int]) -> list[tuple[str, np.ndarray
         return []
     return [(fb.labels[i], fb.boxes[i]) for i in range(len(fb))
             if fb.scores[i] >= threshold and i not in skip]
+
+
+def _short(fb, height: float) -> set[int]:
+    """The indices of the boxes of ``fb`` (None: no line) shorter than ``height`` px."""
+    if fb is None or not height:
+        return set()
+    return set(np.flatnonzero(fb.boxes[:, 3] - fb.boxes[:, 1] < height).tolist())
 
 
 def _greedy(iou: np.ndarray) -> list[tuple[int, int]]:

@@ -4,6 +4,8 @@ Frames become COCO images (id = frame + 1), class names categories (id = positio
 boxes ``[x, y, w, h]`` annotations with ``area = w * h`` (there are no masks), ignored ground
 truth ``iscrowd`` regions: a detection inside one is neither a hit nor a false positive; an
 ignored box whose label is no class of the file (KITTI's DontCare) is one of every class.
+A detection shorter than the ground truth's ``min_height`` that matches nothing is ignored
+too, as ``COCOeval`` ignores one outside the area range it scores (``_ignore_short``).
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ def coco_metrics(truth: Annotations, preds: Annotations, classes: tuple[str, ...
             for i, r in enumerate(results, 1)]})
         ev = COCOeval(gt, dt, iouType="bbox")
         ev.evaluate()
+        _ignore_short(ev, truth.min_height)
         ev.accumulate()
         ev.summarize()
     out = {k: _defined(ev.stats[i]) for k, i in STATS.items()}
@@ -87,6 +90,22 @@ def coco_metrics(truth: Annotations, preds: Annotations, classes: tuple[str, ...
                             "iou75": precision[5, :, k, 0, -1].tolist()}
                      for k, name in enumerate(classes)}
     return out
+
+
+def _ignore_short(ev, height: float) -> None:
+    """Marks the detections of ``ev.evalImgs`` shorter than ``height`` px that match no
+    ground truth at an IoU threshold as ignored there, in every area range, before
+    ``accumulate`` reads them: AP, and P, R and the confusion matrix, which read the same
+    matches (``classes.matches_at_50``), leave them out. KITTI's devkit does so for a
+    difficulty level's height (``clean_data``), as ``COCOeval`` itself does for a detection
+    outside the area range (``dtm == 0`` and outside ``aRng``)."""
+    if not height:
+        return
+    for e in ev.evalImgs:
+        if e is None or not len(e["dtIds"]):
+            continue
+        short = np.array([ev.cocoDt.anns[d]["bbox"][3] < height for d in e["dtIds"]])
+        e["dtIgnore"] = np.logical_or(e["dtIgnore"], (e["dtMatches"] == 0) & short)
 
 
 def _per_class_rows(ev, truth: Annotations, preds: Annotations, classes: tuple[str, ...],
@@ -106,7 +125,7 @@ def _per_class_rows(ev, truth: Annotations, preds: Annotations, classes: tuple[s
             for k, (name, m) in enumerate(matches.items())}
     return {"conf_best_f1": threshold, "classes": rows,
             "confusion": confusion_matrix(truth, preds, classes, threshold, ignored,
-                                          unlabelled)}
+                                          unlabelled, truth.min_height)}
 
 
 def _coco(cls, dataset: dict):

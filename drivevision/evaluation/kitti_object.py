@@ -14,8 +14,8 @@ KITTI's benchmark scores each class at a difficulty level (``LEVELS``, its devki
 occluded or truncated than it allows, is ignored (neither missed nor a false positive when
 found), and so are a ``Van`` for ``Car`` and a ``Person_sitting`` for ``Pedestrian``
 (``NEUTRAL``). ``read_kitti_objects`` marks them as ignored boxes at the level asked for;
-``all`` ignores none of them. The devkit also ignores detections shorter than the level's
-height: the scorer has no such thing, so those still count.
+``all`` ignores none of them. The devkit also ignores a detection shorter than the level's
+height that finds no object (``Annotations.min_height``): no false positive either.
 
 The images are frames in natural order, named by their stems, so predictions and an INPUT
 folder are matched to them by file name as to a COCO file's images (``yolo.match_files``).
@@ -92,7 +92,8 @@ def read_kitti_objects(path: str | Path, difficulty: str | None = None) -> Annot
                          "so there is nothing to score: --kitti-difficulty all counts them")
     files = {f: label.stem + IMAGE_SUFFIX for f, label in enumerate(labels)}
     return Annotations(str(path), frames, classes, file_names=files, stand_ins=stand_ins,
-                       notes=(_level_note(difficulty, left_out, objects, neutral),))
+                       notes=(_level_note(difficulty, left_out, objects, neutral),),
+                       min_height=0.0 if level is None else level[0])
 
 
 def _outside(level: tuple | None, box: list[float], truncated: float, occluded: float) -> bool:
@@ -111,12 +112,13 @@ def _level_note(difficulty: str, left_out: int, objects: int, neutral: dict) -> 
                 "occlusion or truncation (--kitti-difficulty moderate ignores those KITTI's "
                 "leaderboard leaves out)")
     height, occlusion, truncation = LEVELS[difficulty]
-    also = "; ".join(f"a {c} detection on a {v} is neither hit nor false positive"
-                     for v, c in neutral.items())
+    also = "".join(f"; a {c} detection on a {v} is neither hit nor false positive"
+                   for v, c in neutral.items())
     return (f"KITTI difficulty {difficulty}: {left_out} of {counted(objects, 'object')} "
             f"ignored (neither missed nor false positives when found): {height} px tall or "
-            f"less, {OCCLUDED[occlusion]} or truncated more than {truncation:.0%}"
-            f"{'; ' + also if also else ''}; --kitti-difficulty all counts every object")
+            f"less, {OCCLUDED[occlusion]} or truncated more than {truncation:.0%}{also}; "
+            f"a detection shorter than {height} px that finds no object is no false "
+            "positive; --kitti-difficulty all counts every object and detection")
 
 
 def _label_files(path: str | Path) -> list[Path]:

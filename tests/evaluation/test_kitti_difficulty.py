@@ -134,3 +134,30 @@ def test_labels_whose_objects_the_level_all_ignores_are_refused(tmp_path, capsys
         "--kitti-difficulty all counts them"]
     metrics, _ = score(capsys, gt, pred, "--kitti-difficulty", "all")
     assert metrics["classes"]["car"]["gt_boxes"] == 2
+
+
+@pytest.mark.parametrize("level, height, counted", [
+    ("moderate", 20, False), ("all", 20, True), ("moderate", 30, True),
+    ("hard", 24.9, False), ("hard", 25, True), ("easy", 30, False), ("easy", 40, True),
+])
+def test_a_false_detection_shorter_than_the_level_costs_nothing(tmp_path, capsys, level,
+                                                                 height, counted):
+    # KITTI's devkit ignores a detection shorter than the level's height that finds
+    # nothing: here it scores above the car found, so counted it halves P and lowers AP;
+    # the bus box beside it (a class the labels lack) is left out of the matrix as well
+    from drivevision.evaluation import evaluate, read_predictions, read_truth
+
+    gt = labels_of(tmp_path, label("Car", CAR))
+    short = [200, 150, 230, 150 + height]
+    pred = detections(tmp_path, ("car", 0.95, short), ("car", 0.9, CAR),
+                      ("bus", 0.99, [240, 150, 270, 150 + height]))
+    metrics, _ = score(capsys, gt, pred, "--kitti-difficulty", level)
+    car = metrics["classes"]["car"]
+    assert (car["precision"], car["recall"]) == ((0.5 if counted else 1.0), 1.0)
+    assert (metrics["per_class"]["car"] < 0.7) == counted
+    assert (metrics["AP50"] == pytest.approx(1.0)) != counted
+    result = evaluate(read_truth(gt, kitti_difficulty=level), read_predictions(pred))
+    background = result.confusion_labels.index("background")
+    for name in ("car", "bus"):  # a box of it on nothing
+        assert result.confusion[result.confusion_labels.index(name), background] == counted
+
