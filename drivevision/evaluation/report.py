@@ -33,8 +33,10 @@ def fmt(value) -> str:
 
 def summary_markdown(result: Evaluation, title: str) -> str:
     m = result.metrics
+    ignored = m.get("ignored_boxes")
+    aside = f" (and {counted(ignored, 'ignored box', 'ignored boxes')})" if ignored else ""
     lines = [f"# {title}", "", f"{counted(m['frames'], 'frame')}, "
-             f"{counted(m['gt_boxes'], 'ground-truth box', 'ground-truth boxes')}, "
+             f"{counted(m['gt_boxes'], 'ground-truth box', 'ground-truth boxes')}{aside}, "
              f"{counted(m['detections'], 'detection')} scored.", "", "| metric | value |",
              "|---|---:|"]
     lines += [f"| {label} | {fmt(m[key])} |" for key, label in _ROWS if key in m]

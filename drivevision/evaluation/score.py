@@ -60,7 +60,8 @@ def evaluate(truth: Annotations, preds: Annotations, *, class_map: dict[str, str
     ``metrics`` holds AP, AP50, AP75, APs, APm, APl, AR100 (0..1, None where undefined),
     ``per_class`` (name -> AP), ``conf_best_f1`` and ``classes`` (name -> counts, precision,
     recall at that threshold, AP50, AP: ``evaluation.classes``), ``frames`` (scored),
-    ``gt_boxes``, ``detections``, and with tracks MOTA, IDF1, id_switches and their
+    ``gt_boxes`` (those scored), ``ignored_boxes`` (the ignored ground truth: ``_box_counts``),
+    ``detections``, and with tracks MOTA, IDF1, id_switches and their
     counts. A frame of ``truth`` missing from ``preds`` counts as one with no detections,
     or, with ``covered_only`` (a file ``detect`` wrote, a line per frame it detected in),
     is left out with a note saying which and why
@@ -87,9 +88,9 @@ def evaluate(truth: Annotations, preds: Annotations, *, class_map: dict[str, str
     labels = (*classes, *unlabelled.classes, "background")
     if note := _class_map_hint(truth, unlabelled, coco["classes"]):
         notes.append(note)
-    metrics = {**coco, "frames": len(truth.frames),
-               "gt_boxes": sum(len(fb) - truth.stand_ins.get(f, 0)
-                               for f, fb in truth.frames.items()),
+    scored, ignored = _box_counts(truth)
+    metrics = {**coco, "frames": len(truth.frames), "gt_boxes": scored,
+               "ignored_boxes": ignored,
                "detections": sum(len(f) for f in preds.frames.values())}
     if truth.has_tracks and preds.has_tracks:
         from drivevision.evaluation.tracks import HOTA_INSTALL, track_metrics
@@ -98,6 +99,16 @@ def evaluate(truth: Annotations, preds: Annotations, *, class_map: dict[str, str
         if metrics["HOTA"] is None:
             notes.append(HOTA_INSTALL)
     return Evaluation(metrics, curves, notes, confusion, labels)
+
+
+def _box_counts(truth: Annotations) -> tuple[int, int]:
+    """The ground-truth boxes scored (the sum of each class's) and those ignored (DontCare,
+    crowd and flag-0 regions, distractors, objects outside a KITTI level), each object once:
+    a second box standing in for one under another class (``stand_ins``) is not counted."""
+    scored = sum(len(fb) if fb.ignore is None else int((~fb.ignore).sum())
+                 for fb in truth.frames.values())
+    boxes = sum(len(fb) - truth.stand_ins.get(f, 0) for f, fb in truth.frames.items())
+    return scored, boxes - scored
 
 
 def _named_alike(truth: Annotations, preds: Annotations) -> bool:

@@ -56,6 +56,7 @@ def test_an_occluded_or_small_object_missed_costs_nothing_at_moderate(tmp_path, 
     metrics, notes = score(capsys, gt, pred, *options)
     car = metrics["classes"]["car"]
     assert (car["gt_boxes"], car["recall"], car["precision"]) == (1, 1.0, 1.0)
+    assert (metrics["gt_boxes"], metrics["ignored_boxes"]) == (1, 2)
     assert metrics["per_class"]["car"] == pytest.approx(1.0)
     assert notes[0].startswith("KITTI difficulty moderate: 2 of 3 objects ignored (neither "
                                "missed nor false positives when found): 25 px tall or less, "
@@ -63,6 +64,7 @@ def test_an_occluded_or_small_object_missed_costs_nothing_at_moderate(tmp_path, 
     metrics, notes = score(capsys, gt, pred, "--kitti-difficulty", "all")
     car = metrics["classes"]["car"]
     assert (car["gt_boxes"], car["recall"]) == (3, pytest.approx(2 / 3))
+    assert (metrics["gt_boxes"], metrics["ignored_boxes"]) == (3, 0)
     assert metrics["per_class"]["car"] < 0.7
     assert notes[0].startswith("KITTI difficulty all: every labelled object counts")
 
@@ -97,7 +99,8 @@ def test_a_detection_on_the_neighbouring_class_is_no_false_positive(tmp_path, ca
     metrics, notes = score(capsys, gt, pred)
     row = metrics["classes"][model]
     assert (row["gt_boxes"], row["precision"], row["recall"]) == (1, 1.0, 1.0)
-    assert metrics["gt_boxes"] == 2  # the neighbour once, though it is ignored for both
+    # the neighbour once: scored as itself, not again as the other class's ignored box
+    assert (metrics["gt_boxes"], metrics["ignored_boxes"]) == (2, 0)
     assert metrics["per_class"][model] == pytest.approx(1.0)
     assert f"a {model} detection on a {neighbour.lower()} is neither hit nor false " \
         "positive" in notes[0]
