@@ -83,8 +83,9 @@ drivevision eval --gt dataset/ dataset/images/ --weights demo.pt  # YOLO""")
                    help="with KITTI object labels: ignore, as KITTI's benchmark does, the "
                         "objects its level leaves out (too short, occluded or truncated; Van "
                         "for Car, Person_sitting for Pedestrian): neither missed nor false "
-                        "positives when found (default: moderate, the level KITTI ranks by; "
-                        "all: every object counts). AP stays COCO's, not KITTI's")
+                        "positives when found, and detections shorter than its height that "
+                        "find nothing (default: moderate, the level KITTI ranks by; all: "
+                        "every object and detection counts). AP stays COCO's, not KITTI's")
     g.add_argument("--allow-unlabelled", action="store_true",
                    help="leave out predicted frames the ground truth lacks (default: an error)")
     out = p.add_argument_group("output")
