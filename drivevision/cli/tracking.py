@@ -91,7 +91,8 @@ def track_stages(args: argparse.Namespace):
     check_track_args(args)
     if args.track is None:
         return ()
-    from drivevision.pipeline.track_stage import track_stages as stages
+    from drivevision.pipeline.track_stage import stages_naming
 
     options = track_options(args)
-    return stages(args.track, **options, low_thresh=min(TRACK_CONF, options["track_thresh"]))
+    return stages_naming("--track-buffer", args.track,
+                         {**options, "low_thresh": min(TRACK_CONF, options["track_thresh"])})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from drivevision.config import setting
 from drivevision.labels import counted
 from drivevision.pipeline.result import Result
 from drivevision.render import Trails
@@ -15,12 +16,16 @@ class TrackStage:
     """Runs one ``Tracker`` over one source's results, in frame order, and keeps their
     ``Trails`` (by the frames' timestamps) for drawing; its time is reported as "track". The
     frame goes to the tracker too (camera-motion compensation), and its index, so that frames
-    a live source dropped count as time gone by."""
+    a live source dropped count as time gone by. Its notes name ``option``, the setting of
+    the tracker's ``track_buffer``: the keyword (``track_stages("bytetrack",
+    track_buffer=45)``), or a command's ``--track-buffer``."""
 
     name = "track"
 
-    def __init__(self, tracker: Tracker, trails: Trails | None = None):
+    def __init__(self, tracker: Tracker, trails: Trails | None = None, *,
+                 option: str = "track_buffer"):
         self.tracker = tracker
+        self.option = option
         self.trails = trails if trails is not None else Trails()
         self._index: int | None = None  # the previous frame's index
         self._gaps: list[int] = []  # frames between updates that outlasted the buffer
@@ -37,10 +42,10 @@ class TrackStage:
         if not self._gaps:
             return []
         return [f"{counted(len(self._gaps), 'gap')} between detected frames outlasted "
-                f"--track-buffer {buffer} (up to {max(self._gaps)} frames unseen): at each, "
+                f"{self._setting(buffer)} (up to {max(self._gaps)} frames unseen): at each, "
                 "every track ended, and its object got a new id and no box until its next "
-                "detection (none at all while the gaps stay that long); --track-buffer "
-                f"{max(self._gaps)} or more keeps them"]
+                "detection (none at all while the gaps stay that long); "
+                f"{self._setting(max(self._gaps))} or more keeps them"]
 
     @property
     def status(self) -> str:
@@ -49,7 +54,11 @@ class TrackStage:
         if not self._outlasted:
             return ""
         buffer = getattr(self.tracker, "track_buffer", None)
-        return f"tracks end: {self._gaps[-1]} frames between detections > --track-buffer {buffer}"
+        return (f"tracks end: {self._gaps[-1]} frames between detections > "
+                f"{self._setting(buffer)}")
+
+    def _setting(self, frames) -> str:
+        return setting(self.option, str(frames), quote=False)
 
     def __call__(self, result: Result) -> Result:
         self._count_gap(result.frame.index)
@@ -80,5 +89,11 @@ def track_stages(name: str, **options):
     if isinstance(name, int) and not options:  # the pipeline calling track_stages itself
         raise TypeError(f"Expected a tracker name, but got the source position {name}: pass "
                         "stages=track_stages('botsort') (what it returns), not the function")
+    return stages_naming("track_buffer", name, options)
+
+
+def stages_naming(option: str, name: str, options: dict):
+    """``track_stages(name, **options)`` whose notes name ``option`` for the track buffer
+    (a command's ``--track-buffer``)."""
     create_tracker(name, **options)  # bad options fail here, not on a pipeline thread
-    return lambda _source: [TrackStage(create_tracker(name, **options))]
+    return lambda _source: [TrackStage(create_tracker(name, **options), option=option)]
