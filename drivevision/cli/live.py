@@ -143,7 +143,11 @@ def reconnect_policy(args: argparse.Namespace):
         raise ValueError(f"Expected --stall-timeout > 0 s, but got {args.stall_timeout}")
     if args.max_reconnects is not None and args.max_reconnects < 0:
         raise ValueError(f"Expected --max-reconnects >= 0, but got {args.max_reconnects}")
-    return Reconnect(stall_timeout=args.stall_timeout, max_reconnects=args.max_reconnects)
+
+    class CommandReconnect(Reconnect):
+        option = "--max-reconnects"  # a stream given up names the option, not the keyword
+
+    return CommandReconnect(stall_timeout=args.stall_timeout, max_reconnects=args.max_reconnects)
 
 
 def _check_args(args: argparse.Namespace) -> None:

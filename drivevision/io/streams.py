@@ -21,9 +21,11 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import ClassVar
 
 import cv2
 
+from drivevision.config import setting
 from drivevision.errors import SourceError
 from drivevision.io import limits
 from drivevision.io.frames import Frame, Gap, Source
@@ -43,8 +45,11 @@ class Reconnect:
 
     ``max_reconnects`` None retries forever; 0 never reopens. Delays double from
     ``backoff_initial`` up to ``backoff_max`` seconds. Errors name the keywords
-    (``drivevision live`` checks its ``--stall-timeout`` and ``--max-reconnects`` before).
+    (``drivevision live`` checks its ``--stall-timeout`` and ``--max-reconnects`` before),
+    as does the note of a stream given up (``option``; the command's policy names its own).
     """
+
+    option: ClassVar[str] = "max_reconnects"  # the setting a stream given up names
 
     stall_timeout: float = 5.0
     max_reconnects: int | None = None
@@ -299,7 +304,7 @@ class StreamSource(Source):
         self.gave_up = True
         self.notes.append(f"{self.name}: {outage[1]}; gave up after "
                           f"{counted(self._attempts, 'reconnect attempt')} "
-                          f"(--max-reconnects {limit})")
+                          f"({setting(self.policy.option, str(limit), quote=False)})")
         return False
 
     def _release(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 from mjpeg_server import MjpegTestServer
@@ -31,8 +32,22 @@ def test_frozen_stream_is_reopened_after_the_stall_timeout():
     assert gap.next_index - gap.last_index > 5  # 30 fps: the frames of 0.5 s and more lost
 
 
-def test_stream_gone_for_good_ends_after_max_reconnects():
-    policy = Reconnect(stall_timeout=1.0, max_reconnects=2, backoff_initial=0.05)
+def command_policy(**settings) -> Reconnect:
+    """The policy ``drivevision live --stall-timeout S --max-reconnects N`` runs."""
+    from argparse import Namespace
+
+    from drivevision.cli.live import reconnect_policy
+
+    return replace(reconnect_policy(Namespace(**settings)), backoff_initial=0.05)
+
+
+@pytest.mark.parametrize("make, named", [
+    (lambda: Reconnect(stall_timeout=1.0, max_reconnects=2, backoff_initial=0.05),
+     "max_reconnects=2"),  # the keyword as typed: a Python caller has no --max-reconnects
+    (lambda: command_policy(stall_timeout=1.0, max_reconnects=2), "--max-reconnects 2"),
+])
+def test_stream_gone_for_good_ends_after_max_reconnects(make, named):
+    policy = make()
     server = MjpegTestServer(fps=30).__enter__()
     source = open_source(server.url, reconnect=policy)
     frames = []
@@ -46,7 +61,7 @@ def test_stream_gone_for_good_ends_after_max_reconnects():
     assert source.gave_up and source.reconnects == 0
     last = source.gaps[-1]
     assert last.next_index is None and last.attempts == 2
-    assert "gave up after 2 reconnect attempts" in source.notes[-1]
+    assert source.notes[-1].endswith(f"; gave up after 2 reconnect attempts ({named})")
 
 
 def test_interrupt_ends_a_waiting_stream():
