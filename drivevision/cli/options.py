@@ -186,6 +186,7 @@ def check_detector_args(args: argparse.Namespace, *, precision: bool = True) -> 
     without it, a ``--calib`` that is not there; ``precision`` False for a command that
     skips such a setting and runs the others), ``--classes`` the model lacks, and
     ``--iou``/``--max-det`` out of range."""
+    from drivevision.cli.checkpoint import check_classes
     from drivevision.engines import hardware
 
     if args.iou is not None and not 0.0 < args.iou <= 1.0:
@@ -197,7 +198,7 @@ def check_detector_args(args: argparse.Namespace, *, precision: bool = True) -> 
     if precision:
         hardware.check_precision(args.precision, kind, detector_config(args).engine)
         _check_engine(args, kind)
-    check_classes(args.classes, args.weights)
+    check_classes(args.classes, args.weights)  # the model's names, read without building it
 
 
 def _check_engine(args: argparse.Namespace, kind: str) -> None:
@@ -237,31 +238,6 @@ def check_cache(settings, kind: str) -> None:
         from drivevision.engines.cache import check_usable
 
         check_usable(list(dict.fromkeys(kinds)))
-
-
-def check_classes(spec: str | None, weights: str | None) -> None:
-    """ValueError, naming the unknown class and a close one, for a ``--classes`` list of
-    names the model does not have: COCO's for torchvision's weights, else the checkpoint's
-    own (read without building the model). Ids in the list are named in a note on stderr:
-    torchvision counts COCO from 1 (person), Ultralytics from 0, so ``2`` is bicycle here
-    and car there."""
-    from drivevision.labels import COCO_NAMES, resolve_classes
-
-    if spec is None or spec.strip().lower() in ("all", "driving"):
-        return  # every model takes these ("driving" warns what a model lacks, once loaded)
-    if weights is None:
-        names = COCO_NAMES
-    else:
-        from drivevision.model import checkpoint_class_names
-
-        names = checkpoint_class_names(weights)
-    resolve_classes(spec, names)
-    ids = [int(item) for item in spec.split(",") if item.strip().isdigit()]
-    if ids:
-        coco = " (torchvision's COCO ids, from 1 = person; Ultralytics' count from 0)" \
-            if tuple(names) == COCO_NAMES else ""
-        named = ", ".join(f"{i} {names[i]}" for i in ids)
-        print(f"drivevision: note: --classes by id: {named}{coco}", file=sys.stderr)
 
 
 def detector_config(args: argparse.Namespace) -> DetectorConfig:

@@ -403,7 +403,7 @@ def test_a_comma_list_where_one_engine_runs_names_the_commands_that_compare_seve
 
 
 def test_classes_given_by_id_are_named_in_a_note_since_ultralytics_counts_coco_from_0(capsys):
-    from drivevision.cli.options import check_classes
+    from drivevision.cli.checkpoint import check_classes
 
     check_classes("2, 8,car", None)  # Ultralytics' 2 and 8 are car and boat
     assert capsys.readouterr().err == (
@@ -414,7 +414,7 @@ def test_classes_given_by_id_are_named_in_a_note_since_ultralytics_counts_coco_f
 
 
 def test_a_checkpoints_own_class_ids_are_named_without_the_coco_remark(capsys):
-    from drivevision.cli.options import check_classes
+    from drivevision.cli.checkpoint import check_classes
 
     demo = Path(__file__).parents[2] / "assets" / "tiny-fpn-synthetic.pt"  # its own 5 classes
     check_classes("2,4", str(demo))
