@@ -134,16 +134,22 @@ class DetectorConfig:
 EXPORTED = (".onnx", ".engine")  # what ``drivevision export`` writes: pieces, not a model
 
 
-def weights_problem(path: str | os.PathLike) -> str | None:
+def weights_problem(path: str | os.PathLike, option: str = "--weights",
+                    engine_option: str = "--engine") -> str | None:
     """Why ``path`` cannot be a checkpoint to load (nothing there, a folder, a piece
-    ``export`` wrote), or None."""
+    ``export`` wrote), or None; naming the settings that take a checkpoint and an engine:
+    the commands' ``--weights`` and ``--engine``, or the Python API's ``weights`` and
+    ``engine`` keywords (``weights=``, ``engine='onnx'``)."""
     path = Path(path)
     exported = path.is_file() and path.suffix in EXPORTED or path.is_dir() and any(
         (path / f"dense_a{suffix}").is_file() for suffix in EXPORTED)
     if exported:
+        cli = option.startswith("--")
+        weights, tensorrt = (option, "tensorrt") if cli else (f"{option}=", "'tensorrt'")
         return (f"{path} is what drivevision export writes, for deployment elsewhere; "
-                "--weights takes the .pt checkpoint it was exported from, and --engine onnx "
-                "or tensorrt runs that checkpoint as those engines (built once, cached)")
+                f"{weights} takes the .pt checkpoint it was exported from, and "
+                f"{setting(engine_option, 'onnx')} or {tensorrt} runs that checkpoint as "
+                "those engines (built once, cached)")
     if path.is_dir():
         return f"{path} is a folder, not a checkpoint (a .pt/.pth file saved by torch.save)"
     if not path.is_file():

@@ -34,7 +34,7 @@ from drivevision.engines import Engine, check_int8_engine, create_engine, hardwa
 from drivevision.engines.int8 import CalibrationSet
 from drivevision.io.frames import Source
 from drivevision.labels import ClassNames, classes_text, resolve_classes
-from drivevision.model import LoadedModel, copy_with_proposals, load_model, set_box_nms
+from drivevision.model import LoadedModel, copy_with_proposals, load_named, set_box_nms
 from drivevision.ops.boxes import to_device
 from drivevision.ops.clock import StageClock
 from drivevision.ops.frames import as_bgr, batch_kind, frame_list
@@ -136,7 +136,7 @@ class Detector:
     @classmethod
     def from_config(cls, config: DetectorConfig, *, progress: bool = True) -> Detector:
         """The one place that turns settings into a detector (weights resolved here)."""
-        loaded = load_model(config.model, config.weights, progress=progress,
+        loaded = load_named(config.model, config.weights, progress=progress,
                             min_size=config.min_size, max_size=config.max_size)
         return cls(loaded, engine=config.engine, device=config.device,
                    precision=config.precision, conf=config.conf, classes=config.classes,

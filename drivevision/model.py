@@ -33,7 +33,7 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHe
 from torchvision.models.detection.rpn import RegionProposalNetwork
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
-from drivevision.config import DEFAULT_MODEL, weights_problem
+from drivevision.config import DEFAULT_MODEL, setting, weights_problem
 from drivevision.errors import WeightsError
 from drivevision.hashing import file_sha256
 from drivevision.labels import COCO_NAMES, counted
@@ -170,9 +170,18 @@ def load_model(name: str | None, weights: str | os.PathLike | None = None, *,
     A checkpoint's ``arch`` wins over ``name`` (a warning says so when they differ); ``name``
     None means that architecture, or r50-fpn-v2 when the checkpoint names none.
     """
+    return load_named(name, weights, progress=progress, min_size=min_size,
+                      max_size=max_size, option="name")
+
+
+def load_named(name: str | None, weights: str | os.PathLike | None = None, *,
+               progress: bool = True, min_size: int | None = None,
+               max_size: int | None = None, option: str = "model") -> LoadedModel:
+    """``load_model``, its warning of a checkpoint that wins over ``name`` naming ``option``:
+    ``load_model``'s ``name``, or DetectorConfig's ``model`` (``Detector.from_config``)."""
     if weights is None:
         return _load_coco(name or DEFAULT_MODEL, progress, min_size, max_size)
-    return _load_checkpoint(name, Path(weights), min_size, max_size)
+    return _load_checkpoint(name, Path(weights), min_size, max_size, option)
 
 
 # The commands' spelling and the Python API's: this error reaches users of both.
@@ -224,10 +233,21 @@ def checkpoint_class_names(path: str | os.PathLike) -> tuple[str, ...]:
     return _class_names(path, ckpt, int(state[_CLS_KEY].shape[0]))
 
 
+def checkpoint_architecture(path: str | os.PathLike, asked: str | None, *,
+                            option: str = "--model") -> str | None:
+    """The architecture ``load_model(asked, path)`` builds (the checkpoint's own where it
+    names one, else ``asked``), read without building the model, with its warning naming
+    ``option`` when they differ: commands say it with ``--model`` before the slow load.
+    WeightsError as ``load_model`` for a file it refuses."""
+    ckpt, _state = _read_checkpoint(Path(path), mmap=True)
+    return _architecture(Path(path), ckpt.get("arch"), asked, option) if asked else ckpt.get(
+        "arch")
+
+
 def _load_checkpoint(name: str | None, path: Path, min_size: int | None,
-                     max_size: int | None) -> LoadedModel:
+                     max_size: int | None, option: str) -> LoadedModel:
     ckpt, state = _read_checkpoint(path)
-    arch = _architecture(path, ckpt.get("arch"), name)
+    arch = _architecture(path, ckpt.get("arch"), name, option)
     num_classes = int(state[_CLS_KEY].shape[0])
     names = _class_names(path, ckpt, num_classes)
     model = build_model(arch, num_classes=num_classes, min_size=min_size or ckpt.get("min_size"),
@@ -244,8 +264,8 @@ def _read_checkpoint(path: Path, *, mmap: bool = False) -> tuple[dict, dict]:
     """The checkpoint at ``path`` and its state dict (the checkpoint itself when it is a
     bare one). ``mmap``: tensors stay on disk until read (a zip checkpoint, torch.save's
     format; an older one is read whole), for a look at its metadata only."""
-    if weights_problem(path):
-        raise WeightsError(weights_problem(path))
+    if weights_problem(path):  # the commands check their --weights before
+        raise WeightsError(weights_problem(path, "weights", "engine"))
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True,
                           mmap=mmap and zipfile.is_zipfile(path))
@@ -290,11 +310,14 @@ def _unreadable(path: Path, reason: str) -> str:
     return f"Cannot read checkpoint {path}: damaged, or not a PyTorch checkpoint ({reason})"
 
 
-def _architecture(path: Path, saved: str | None, asked: str | None) -> str:
-    """The checkpoint's own architecture if it names one, else the one asked for."""
+def _architecture(path: Path, saved: str | None, asked: str | None, option: str) -> str:
+    """The checkpoint's own architecture if it names one, else the one asked for; a
+    warning naming ``option`` (a command's ``--model``, a keyword as typed: ``model='...'``)
+    when they differ."""
     if saved and asked and saved != asked:
+        named = option if option.startswith("--") else setting(option, asked)
         _log.warning(f"{path.name} holds a {saved} model, not {asked}: using {saved} (a "
-                     f"checkpoint's own architecture wins over --model)")
+                     f"checkpoint's own architecture wins over {named})")
     return saved or asked or DEFAULT_MODEL
 
 

@@ -234,3 +234,22 @@ def test_calib_footage_that_cannot_be_read_is_refused_naming_calib(
         with pytest.raises(SourceError) as refused:
             build()
         assert str(refused.value) == message
+
+
+def test_a_checkpoint_of_another_model_warns_naming_the_keyword_not_the_option(
+        tiny_checkpoint, caplog):
+    """Its own architecture wins, as with the commands' --model (tests/cli/test_cli.py)."""
+    import logging
+
+    from drivevision.model import load_model
+
+    said = ("tiny.pt holds a tiny-fpn model, not r50-fpn: using tiny-fpn (a checkpoint's own "
+            "architecture wins over {})")
+    for load, keyword in ((lambda: load_model("r50-fpn", tiny_checkpoint), "name='r50-fpn'"),
+                          (lambda: Detector.from_config(DetectorConfig(
+                              model="r50-fpn", weights=tiny_checkpoint, device="cpu")).loaded,
+                           "model='r50-fpn'")):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="drivevision"):
+            assert load().name == "tiny-fpn"
+        assert [r.getMessage() for r in caplog.records] == [said.format(keyword)]

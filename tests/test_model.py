@@ -113,11 +113,11 @@ def write(path, data: bytes):
      r"m\.json is not a PyTorch checkpoint \(a \.pt/\.pth file saved by torch\.save\)$"),
     (lambda t: t, r"is a folder, not a checkpoint \(a \.pt/\.pth file saved by torch\.save\)$"),
     (lambda t: t / "nowhere.pt", r"^No such checkpoint: .*nowhere\.pt$"),
-    (lambda t: write(t / "dense_a.onnx", b"\x08\x08"),
-     r"dense_a\.onnx is what drivevision export writes, for deployment elsewhere; --weights "
-     r"takes the \.pt checkpoint it was exported from, and --engine onnx or tensorrt runs"),
+    (lambda t: write(t / "dense_a.onnx", b"\x08\x08"),  # keywords: the commands name options
+     r"dense_a\.onnx is what drivevision export writes, for deployment elsewhere; weights= "
+     r"takes the \.pt checkpoint it was exported from, and engine='onnx' or 'tensorrt' runs"),
     (lambda t: write(t / "dense_a.engine", b"ftrt") and t,
-     r"is what drivevision export writes, for deployment elsewhere; --weights takes the \.pt"),
+     r"is what drivevision export writes, for deployment elsewhere; weights= takes the \.pt"),
     (lambda t: torch.save({"model": Unsafe()}, t / "m.pt") or t / "m.pt",
      r"Refusing checkpoint .*m\.pt: it holds Python objects other than tensors \(a reference "
      r"to [\w.]*Unsafe\), which loading could run as code"),

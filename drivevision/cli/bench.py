@@ -62,8 +62,10 @@ drivevision bench --engines auto --precision auto  # what auto picks here, why""
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from drivevision.cli.bench_tables import format_tables
+    from drivevision.cli.checkpoint import check_weights
     from drivevision.cli.timing import BenchSpec, run_bench
 
+    check_weights(args)  # said with the options; load_model names its keywords
     spec = BenchSpec(model=args.model, weights=args.weights, engines=csv_list(args.engines),
                      precisions=csv_list(args.precision), batches=args.batch,
                      input_size=args.input_size, iters=args.iters,

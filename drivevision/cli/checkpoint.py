@@ -1,9 +1,30 @@
-"""What a command checks of ``--weights`` before the model loads: the checkpoint's class
-names against ``--classes``, read without building the model."""
+"""What a command checks of ``--weights`` before the model loads: a file that is no
+checkpoint, its architecture against ``--model``, its class names against ``--classes``,
+read without building the model and said with the options (the Python API names its
+keywords)."""
 
 from __future__ import annotations
 
+import argparse
 import sys
+
+
+def check_weights(args: argparse.Namespace) -> None:
+    """WeightsError, naming ``--weights`` and ``--engine``, for a ``--weights`` that is no
+    checkpoint (nothing there, a folder, what ``export`` wrote); a warning naming ``--model``
+    when it differs from the checkpoint's own architecture, which then takes its place in
+    ``args`` (so the load, which would name the keyword, has nothing to warn of)."""
+    from drivevision.config import weights_problem
+    from drivevision.errors import WeightsError
+
+    if not args.weights:
+        return
+    if weights_problem(args.weights):
+        raise WeightsError(weights_problem(args.weights))
+    if args.model:  # else the checkpoint's own, or the default: nothing to warn of
+        from drivevision.model import checkpoint_architecture
+
+        args.model = checkpoint_architecture(args.weights, args.model)
 
 
 def check_classes(spec: str | None, weights: str | None) -> None:

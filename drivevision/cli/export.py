@@ -64,6 +64,7 @@ drivevision export --precision int8 --calib my_drive.mp4  # Q/DQ ONNX, calibrate
 
 def cmd_export(args: argparse.Namespace) -> int:
     _check_output_dir(args.output_dir)  # at once, before torch loads
+    from drivevision.cli.checkpoint import check_weights
     from drivevision.engines.export import ExportSpec, export_onnx
     from drivevision.model import load_model
 
@@ -76,6 +77,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.format == "tensorrt":
         _builder()
     calib = _calibration(args) if int8 else None
+    check_weights(args)  # said with the options; load_model names its keywords
     loaded = load_model(args.model, args.weights)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -186,7 +186,7 @@ def check_detector_args(args: argparse.Namespace, *, precision: bool = True) -> 
     without it, a ``--calib`` that is not there; ``precision`` False for a command that
     skips such a setting and runs the others), ``--classes`` the model lacks, and
     ``--iou``/``--max-det`` out of range."""
-    from drivevision.cli.checkpoint import check_classes
+    from drivevision.cli.checkpoint import check_classes, check_weights
     from drivevision.engines import hardware
 
     if args.iou is not None and not 0.0 < args.iou <= 1.0:
@@ -198,6 +198,7 @@ def check_detector_args(args: argparse.Namespace, *, precision: bool = True) -> 
     if precision:
         hardware.check_precision(args.precision, kind, detector_config(args).engine)
         _check_engine(args, kind)
+    check_weights(args)  # what load_model would refuse or warn of, said with the options
     check_classes(args.classes, args.weights)  # the model's names, read without building it
 
 

@@ -127,7 +127,8 @@ def test_model_given_with_a_checkpoint_of_another_architecture_warns_that_the_ch
                        "--model", "r50-fpn")
     assert code == 0, err
     [warning] = warnings_in(caplog)
-    assert "custom.pt holds a tiny-fpn model, not r50-fpn: using tiny-fpn" in warning
+    assert warning.endswith("custom.pt holds a tiny-fpn model, not r50-fpn: using tiny-fpn (a "
+                            "checkpoint's own architecture wins over --model)")
 
 
 def found_names(jsonl) -> set[str]:
@@ -231,6 +232,10 @@ def other_arch(path, tiny_checkpoint):
      2, "is a folder, not a checkpoint"),
     ("missing checkpoint", lambda t, w: ["IMG", "--weights", t / "nowhere.pt"],
      2, "No such checkpoint"),
+    ("an exported piece as checkpoint",
+     lambda t, w: ["IMG", "--weights", (t / "dense_a.onnx").write_bytes(b"\x08") and t],
+     2, "is what drivevision export writes, for deployment elsewhere; --weights takes the .pt "
+        "checkpoint it was exported from, and --engine onnx or tensorrt runs that checkpoint"),
     ("checkpoint of another architecture",
      lambda t, w: ["IMG", "--weights", other_arch(t / "w.pt", w), "--model", "r50-fpn"],
      2, "does not fit model r50-fpn"),
