@@ -253,3 +253,20 @@ def test_a_checkpoint_of_another_model_warns_naming_the_keyword_not_the_option(
         with caplog.at_level(logging.WARNING, logger="drivevision"):
             assert load().name == "tiny-fpn"
         assert [r.getMessage() for r in caplog.records] == [said.format(keyword)]
+
+
+def test_compiled_int8_without_torchao_is_refused_naming_the_keyword(
+        tiny_loaded, tiny_checkpoint, clip_path, monkeypatch):
+    """The commands name --engine (tests/engines/test_int8.py)."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torchao", None)  # as where it is not installed
+    config = DetectorConfig(weights=tiny_checkpoint, engine="compiled", device="cpu",
+                            precision="int8", calib=clip_path)
+    for build in (lambda: Detector(tiny_loaded, engine="compiled", device="cpu",
+                                   precision="int8", calib=clip_path),
+                  lambda: Detector.from_config(config, progress=False)):
+        with pytest.raises(ImportError) as refused:
+            build()
+        assert str(refused.value) == ("Expected torchao for int8 on the compiled engine (pip "
+                                      "install 'drivevision[int8]'), or use engine='onnx'")

@@ -214,6 +214,10 @@ def _check_engine(args: argparse.Namespace, kind: str) -> None:
 
         check_int8_engine(engine)
         check_calibration(args.calib)  # present: DetectorConfig refused int8 without it
+        if engine == "compiled":  # the engine would name the keyword
+            from drivevision.engines.pt2e import check_torchao
+
+            check_torchao("--engine")
     if engine == "tensorrt" and kind != "cuda":
         raise ValueError(f"Expected a CUDA device for the tensorrt engine, but got {kind}")
     if engine == "onnx" and args.precision != "auto":

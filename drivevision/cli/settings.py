@@ -24,7 +24,11 @@ def why_not_here(engine: str, precision: str, kind: str) -> str | None:
             from drivevision.engines.onnx import check_precision as check_onnx
 
             check_onnx(precision, kind)
-    except ValueError as e:
+        if (engine, precision, kind) == ("compiled", "int8", "cpu"):  # said with the option
+            from drivevision.engines.pt2e import check_torchao
+
+            check_torchao("--engine")
+    except (ValueError, ImportError) as e:
         return str(e).splitlines()[0]
     if engine == "tensorrt" and kind != "cuda":  # TensorRT runs on CUDA only
         return f"Expected a CUDA device for the tensorrt engine, but got {kind}"

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from drivevision.config import NEED_CALIB
+from drivevision.config import NEED_CALIB, setting
 from drivevision.engines import cache as engine_cache
 from drivevision.engines.base import quiet_pytree_log
 from drivevision.engines.int8 import CalibrationSet, calibration_inputs
@@ -59,12 +59,19 @@ def check_can_quantize(calib: CalibrationSet | None) -> None:
     to do."""
     if calib is None:
         raise ValueError(NEED_CALIB)
+    check_torchao()
+
+
+def check_torchao(option: str = "engine") -> None:
+    """ImportError without torchao, saying what to run instead, in ``option``: the Python
+    API's ``engine`` keyword (``engine='onnx'``), or a command's ``--engine`` (commands ask
+    before the model loads)."""
     try:
         with quiet_pytree_log():
             import torchao  # noqa: F401
     except ImportError as e:
         raise ImportError("Expected torchao for int8 on the compiled engine (pip install "
-                          "'drivevision[int8]'), or use --engine onnx") from e
+                          f"'drivevision[int8]'), or use {setting(option, 'onnx')}") from e
 
 
 class PerLevelHead(nn.Module):

@@ -215,3 +215,23 @@ def test_tensorrt_builds_the_qdq_pieces_as_an_int8_engine(loaded):
                          {"pooled": ((1, 64, 7, 7), (1000, 64, 7, 7), (1000, 64, 7, 7))},
                          "int8", compute_capability="SM89")
     assert len(a) > 100_000 and len(b) > 100_000
+
+
+NO_TORCHAO = ("Expected torchao for int8 on the compiled engine (pip install "
+              "'drivevision[int8]'), or use {}")
+
+
+def test_compiled_int8_without_torchao_is_refused_by_the_commands_naming_the_option(
+        tmp_path, capsys, monkeypatch):
+    """Before the model loads (detect), or skipped with its reason (eval, bench); the Python
+    API names the keyword (tests/test_detector_options.py)."""
+    import sys
+
+    from drivevision.cli.settings import why_not_here
+
+    monkeypatch.setitem(sys.modules, "torchao", None)  # as where it is not installed
+    code = main(["detect", str(SAMPLE), "--no-save", "--weights", str(FIXTURE), "--device",
+                 "cpu", "--engine", "compiled", "--precision", "int8", "--calib", str(SAMPLE)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and err == [f"drivevision: error: {NO_TORCHAO.format('--engine onnx')}"]
+    assert why_not_here("compiled", "int8", "cpu") == NO_TORCHAO.format("--engine onnx")
