@@ -220,6 +220,12 @@ def _check_engine(args: argparse.Namespace, kind: str) -> None:
             check_torchao("--engine")
     if engine == "tensorrt" and kind != "cuda":
         raise ValueError(f"Expected a CUDA device for the tensorrt engine, but got {kind}")
+    if engine == "tensorrt":  # the engine would name the keyword
+        from drivevision.engines.trt_build import gpu_problem
+
+        problem = gpu_problem("cuda" if args.device == "auto" else args.device)
+        if problem:
+            raise ValueError(problem)
     if engine == "onnx" and args.precision != "auto":
         from drivevision.engines.onnx import check_precision
 

@@ -32,6 +32,10 @@ def why_not_here(engine: str, precision: str, kind: str) -> str | None:
         return str(e).splitlines()[0]
     if engine == "tensorrt" and kind != "cuda":  # TensorRT runs on CUDA only
         return f"Expected a CUDA device for the tensorrt engine, but got {kind}"
+    if engine == "tensorrt":  # said with the option: the engine would name the keyword
+        from drivevision.engines.trt_build import gpu_problem
+
+        return gpu_problem("cuda")
     return None
 
 

@@ -118,7 +118,7 @@ class TensorRTEngine(Engine):
             raise ValueError(f"Expected fp32 or fp16 for the tensorrt engine, got {precision!r}")
         self.trt = import_tensorrt()
         why = unsupported_gpu(self.trt, torch.cuda.get_device_capability(device),
-                              gpu_name(device))
+                              gpu_name(device), "engine")  # commands check --engine before
         if why:
             raise ValueError(why)
         self.loaded, self.device, self.precision = loaded, device, precision

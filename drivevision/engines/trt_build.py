@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from drivevision.config import setting
 from drivevision.engines import cache as engine_cache
 from drivevision.engines.export import cached_onnx
 from drivevision.model import LoadedModel
@@ -37,8 +38,11 @@ def import_tensorrt():
                       "NVIDIA's wheels) or tensorrt_rtx (pip install tensorrt-rtx)")
 
 
-def unsupported_gpu(trt, capability: tuple[int, int], gpu: str) -> str | None:
-    """Why ``trt`` cannot build for a GPU of compute ``capability`` (major, minor), or None.
+def unsupported_gpu(trt, capability: tuple[int, int], gpu: str,
+                    option: str = "--engine") -> str | None:
+    """Why ``trt`` cannot build for a GPU of compute ``capability`` (major, minor), or None;
+    what to run instead named in ``option``: a command's ``--engine``, or the Python API's
+    ``engine`` keyword (``engine='compiled'``).
 
     TensorRT for RTX targets the compute capabilities its ``ComputeCapability`` enum names
     (RTX desktop GPUs: 7.5, 8.6, 8.9, 12.0, ...), not datacenter GPUs such as the H100 (9.0)
@@ -48,7 +52,22 @@ def unsupported_gpu(trt, capability: tuple[int, int], gpu: str) -> str | None:
     if trt.__name__ != "tensorrt_rtx" or hasattr(trt.ComputeCapability, f"SM{major}{minor}"):
         return None
     return (f"TensorRT for RTX {trt.__version__} does not support {gpu} (compute capability "
-            f"{major}.{minor}); install TensorRT, or use --engine compiled")
+            f"{major}.{minor}); install TensorRT, or use {setting(option, 'compiled')}")
+
+
+def gpu_problem(device: str | torch.device, option: str = "--engine") -> str | None:
+    """``unsupported_gpu`` for the TensorRT installed and CUDA ``device``; None also where
+    none is installed, or torch sees no GPU (the engine, the device check, say so). Commands
+    ask before the model loads."""
+    if not torch.cuda.is_available():
+        return None
+    try:
+        trt = import_tensorrt()
+    except ImportError:
+        return None
+    device = torch.device(device)
+    return unsupported_gpu(trt, torch.cuda.get_device_capability(device), gpu_name(device),
+                           option)
 
 
 def onnx_precision(trt, precision: str) -> str:
