@@ -57,9 +57,9 @@ def _main(argv: list[str] | None, prog: str) -> int:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
     try:  # before the window: once it is open a class the model lacks is only a dialog
-        config = detector_config(args)
         tracking = track_stages(args)
-        check_detector_args(args)
+        check_detector_args(args)  # before the config: --model may give way to the checkpoint's
+        config = detector_config(args)
     except (ValueError, DriveVisionError) as e:  # one line, as the commands say it
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -119,7 +119,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         _refuse_run_options(args)
     else:  # a precision the device lacks is skipped with its reason, as torch fp32 runs
         _check_settings(args)
-        check_detector_args(args, precision=False)
+        check_detector_args(args, precision=False, weights=False)  # --weights: as it loads
         _check_cache(args)
         _check_calib(args)
         _check_tracking(args)
@@ -149,7 +149,10 @@ def _open_input(uri: str) -> None:
 
 def _run_and_score(args: argparse.Namespace, truth, class_map: dict) -> int:
     _open_input(args.input)  # before eval_run imports torch
+    from drivevision.cli.checkpoint import check_weights
     from drivevision.cli.eval_run import run_engines
+
+    check_weights(args)  # said with the options; load_model names its keywords
     from drivevision.cli.eval_tables import format_table, write_reports
 
     result = run_engines(args, truth, class_map,

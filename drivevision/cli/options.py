@@ -179,13 +179,15 @@ def check_detector_cost(detector, batch: int, what: str | None = None) -> None:
                                what or f"--min-size {min_size} --max-size {max_size}")
 
 
-def check_detector_args(args: argparse.Namespace, *, precision: bool = True) -> None:
+def check_detector_args(args: argparse.Namespace, *, precision: bool = True,
+                        weights: bool = True) -> None:
     """Refuse, before the model loads, what the detector would refuse only once built: a
     device this machine lacks (``--device cuda`` without a GPU), ``--precision`` the device
     or ``--engine`` cannot run (fp16 on a CPU, tensorrt without CUDA, int8 on an engine
     without it, a ``--calib`` that is not there; ``precision`` False for a command that
     skips such a setting and runs the others), ``--classes`` the model lacks, and
-    ``--iou``/``--max-det`` out of range."""
+    ``--iou``/``--max-det`` out of range; ``weights`` False leaves ``check_weights`` to the
+    command, to call before the load."""
     from drivevision.cli.checkpoint import check_classes, check_weights
     from drivevision.engines import hardware
 
@@ -198,7 +200,8 @@ def check_detector_args(args: argparse.Namespace, *, precision: bool = True) -> 
     if precision:
         hardware.check_precision(args.precision, kind, detector_config(args).engine)
         _check_engine(args, kind)
-    check_weights(args)  # what load_model would refuse or warn of, said with the options
+    if weights:  # what load_model would refuse or warn of, said with the options
+        check_weights(args)
     check_classes(args.classes, args.weights)  # the model's names, read without building it
 
 
