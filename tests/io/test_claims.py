@@ -76,16 +76,15 @@ def test_a_read_only_lock_file_a_killed_run_left_is_replaced_and_a_held_one_name
     assert claimed.stdout == "claimed True\n", claimed.stderr
     lock.write_text("999999\n")
     lock.chmod(0o444)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import fcntl, os, sys, time; fd = os.open(sys.argv[1], "
-         "os.O_RDONLY); fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); "
-         "time.sleep(60)", str(lock)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline() == "held\n"
-        refused = _claim_elsewhere(target, modes=True)
-    finally:
-        holder.kill()
-        holder.wait()
+    with subprocess.Popen(  # its pipe closed on leaving
+            [sys.executable, "-c", "import fcntl, os, sys, time; fd = os.open(sys.argv[1], "
+             "os.O_RDONLY); fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); "
+             "time.sleep(60)", str(lock)], stdout=subprocess.PIPE, text=True) as holder:
+        try:
+            assert holder.stdout.readline() == "held\n"
+            refused = _claim_elsewhere(target, modes=True)
+        finally:
+            holder.kill()
     assert refused.stderr == (f"{target} is being written by another run (pid 999999); wait "
                               "for it to end or choose another name\n")
 
